@@ -1,0 +1,213 @@
+# cython: language_level=3
+"""State layout and constants of the compiled order-book core.
+
+Every constant the project uses is declared here once, as a ``cpdef enum`` (visible to C
+and, as an ``IntEnum``, to Python); ``rltrader.constants`` re-exports them. The structs
+below are mirrored by numpy dtypes in ``rltrader.messages``; ``Books`` checks at import that
+sizes and offsets agree.
+"""
+
+from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t
+
+
+# ---------------------------------------------------------------------------------------
+# Vocabulary
+# ---------------------------------------------------------------------------------------
+
+cpdef enum Side:
+    BUY = 1
+    SELL = -1
+
+cpdef enum Op:
+    LIMIT = 1
+    MARKET = 2
+    CANCEL = 3
+    REDUCE = 4        # remove qty lots, keeping queue priority
+    REPLACE = 5       # cancel + new order: loses priority, may trade at once
+    STOP = 6          # stop-market: waits off the book for the trigger price
+    STOP_LIMIT = 7
+    EXECUTE = 8       # a trade against a resting order from outside (ITCH E/C, LOBSTER 4)
+
+cpdef enum TimeInForce:
+    GTC = 0
+    IOC = 1
+    FOK = 2
+    POST_ONLY = 3     # GTC that is rejected if it would cross
+
+cpdef enum SelfTradePrevention:
+    NONE = 0
+    CANCEL_TAKER = 1
+    CANCEL_MAKER = 2
+    CANCEL_BOTH = 3
+
+cpdef enum EventKind:
+    ACCEPTED = 1
+    REJECTED = 2
+    FILL = 3
+    CANCELLED = 4
+    TRIGGERED = 5
+    REDUCED = 6
+
+cpdef enum Reason:
+    NO_REASON = 0
+    # rejects
+    BAD_BOOK = 1
+    BAD_OP = 2
+    BAD_OWNER = 3
+    BAD_ORDER_ID = 4
+    BAD_SIDE = 5
+    BAD_TIF = 6
+    BAD_QTY = 7
+    BAD_PRICE = 8
+    DUPLICATE_ORDER_ID = 9
+    UNKNOWN_ORDER = 10
+    NOT_RESTING = 11
+    POST_ONLY_WOULD_CROSS = 12
+    CAPACITY = 13
+    # cancels
+    CANCEL_REQUESTED = 20
+    IOC_REMAINDER = 21
+    FOK_UNFILLABLE = 22
+    SELF_TRADE = 23
+    REPLACED = 24
+
+cpdef enum Limits:
+    NO_OWNER = -1
+    MAX_PRICE = 1099511627775       # 2**40 - 1 ticks
+    MAX_QTY = 1099511627775         # 2**40 - 1 lots
+    EMPTY_BID = 0                   # best_bid of a book without bids
+    EMPTY_ASK = 1099511627776       # best_ask of a book without asks (MAX_PRICE + 1)
+    NO_SLOT = -1                    # end of an intrusive list
+
+cpdef enum OrderState:
+    FREE = 0          # slot on the free list
+    RESTING = 1       # in a dense level FIFO or on an overflow list
+    STOP_PENDING = 2  # on the book's stop list, off the book
+
+cpdef enum Status:
+    # kernel return codes; Books turns them into growth, early return or exceptions
+    OK = 0
+    ARENA_FULL = 1    # a new order needs a slot: grow, then resume at the same message
+    EVENTS_FULL = 2   # the event buffer may not hold the next message's events
+
+
+# ---------------------------------------------------------------------------------------
+# Records (mirrored by MESSAGE_DTYPE / EVENT_DTYPE in rltrader.messages)
+# ---------------------------------------------------------------------------------------
+
+cdef struct Message:
+    int64_t timestamp       # caller's clock, ns
+    int64_t order_id        # > 0, unique among the book's live orders
+    int64_t new_order_id    # REPLACE: id of the new order (0 keeps order_id)
+    int64_t price           # limit price, ticks
+    int64_t stop_price      # trigger price, ticks (STOP, STOP_LIMIT)
+    int64_t qty             # lots (REDUCE: lots removed; EXECUTE: lots traded)
+    int32_t book            # [0, n_books)
+    int32_t owner           # [0, n_owners) or NO_OWNER
+    int8_t op               # Op
+    int8_t side             # Side
+    int8_t tif              # TimeInForce
+
+cdef struct Event:
+    int64_t timestamp       # the causing message's timestamp
+    int64_t order_id        # subject order (the taker, for a fill)
+    int64_t maker_order_id  # fill: resting order
+    int64_t price           # ticks (see docs/semantics.md per kind)
+    int64_t qty             # lots (see docs/semantics.md per kind)
+    int64_t leaves_qty      # subject order's open lots after the event
+    int64_t maker_leaves_qty  # fill: maker's open lots after the fill
+    int32_t book
+    int32_t owner           # subject order's owner
+    int32_t maker_owner     # fill: maker's owner, else NO_OWNER
+    int32_t message_index   # index of the causing message in the call's batch
+    int8_t kind             # EventKind
+    int8_t reason           # Reason
+    int8_t side             # subject order's side
+
+
+# ---------------------------------------------------------------------------------------
+# Core state (struct-of-arrays per concern; every array is a numpy array owned by Books)
+# ---------------------------------------------------------------------------------------
+
+cdef union OrderClock:
+    int64_t timestamp       # resting order: when it joined its level (ns)
+    int64_t stop_price      # pending stop: trigger price (ticks); it has no queue time yet
+
+cdef struct Order:
+    int64_t order_id        # external id (unique among the book's live orders)
+    int64_t price           # limit price, ticks (0 for a pending stop-market)
+    int64_t qty             # leaves, lots
+    OrderClock clock
+    int32_t next            # FIFO / overflow / stop / free list link, NO_SLOT at the end
+    int32_t prev            # FIFO / overflow / stop list link, NO_SLOT at the start
+    int32_t owner           # account index or NO_OWNER
+    int32_t book            # book index
+    int8_t side             # Side
+    int8_t op               # LIMIT, STOP or STOP_LIMIT (what it becomes when triggered)
+    int8_t tif              # TimeInForce
+    int8_t state            # OrderState
+
+cdef struct Level:
+    int64_t qty             # sum of leaves of its resting orders, lots
+    int32_t count           # number of resting orders
+    int32_t head            # oldest order slot (first to match), NO_SLOT when empty
+    int32_t tail            # newest order slot
+
+cdef struct BookState:
+    int64_t base            # price of dense level 0, ticks
+    int64_t best_bid        # ticks, EMPTY_BID when no bids
+    int64_t best_ask        # ticks, EMPTY_ASK when no asks
+    int64_t last_price      # last trade price, ticks (0 before the first trade)
+    int64_t volume          # lots traded
+    int64_t trade_count     # number of fills
+    int64_t maker_fee_ppm   # fee per million of notional charged to makers (< 0: rebate)
+    int64_t taker_fee_ppm
+    int32_t overflow_head[2]  # per side (0 bid, 1 ask): best-first list of out-of-window orders
+    int32_t overflow_tail[2]
+    int32_t n_resting[2]    # resting orders per side
+    int32_t stop_head       # pending stops in submission order
+    int32_t stop_tail
+    int32_t n_stops
+    int32_t stp             # SelfTradePrevention
+
+cdef struct Account:
+    int64_t position        # lots, buys positive
+    int64_t cash            # ticks x lots, fees included
+    int64_t volume          # lots traded
+    int64_t fees            # ticks x lots paid (< 0: rebates earned)
+
+
+cdef class Books:
+    # sizes
+    cdef readonly int n_books
+    cdef readonly int n_owners
+    cdef readonly int window          # dense levels per book (multiple of 64)
+    cdef readonly int capacity        # order slots in the arena
+    cdef readonly int max_orders      # the arena never grows past this
+    cdef int words                    # bitmap words per side = window / 64
+    cdef int summary_words            # summary words per side = ceil(words / 64)
+    cdef uint64_t hash_mask
+
+    # numpy arrays that own the memory (exposed read-only for inspection)
+    cdef readonly object book_array
+    cdef readonly object level_array
+    cdef readonly object bitmap_array
+    cdef readonly object summary_array
+    cdef readonly object order_array
+    cdef readonly object hash_array
+    cdef readonly object account_array
+
+    # raw pointers into them, bound once (rebound only when the arena grows)
+    cdef BookState* bk
+    cdef Level* lv
+    cdef uint64_t* bits
+    cdef uint64_t* summary
+    cdef Order* orders
+    cdef uint32_t* table
+    cdef Account* accounts
+    cdef int32_t free_head
+    cdef int32_t n_live               # orders resting or pending, all books
+
+    # ---- commands -----------------------------------------------------------------
+    cdef int _process(self, const Message* msgs, int64_t n, Event* out, int64_t out_cap,
+                      int64_t* consumed, int64_t* written, int index_offset) noexcept nogil
