@@ -177,18 +177,30 @@ cdef struct Account:
     int64_t fees            # ticks x lots paid (< 0: rebates earned)
 
 
-cdef class Books:
+cdef struct Core:
     # sizes
-    cdef readonly int n_books
-    cdef readonly int n_owners
-    cdef readonly int window          # dense levels per book (multiple of 64)
-    cdef readonly int capacity        # order slots in the arena
-    cdef readonly int max_orders      # the arena never grows past this
-    cdef int words                    # bitmap words per side = window / 64
-    cdef int summary_words            # summary words per side = ceil(words / 64)
-    cdef uint64_t hash_mask
+    int32_t n_books
+    int32_t n_owners
+    int32_t window          # dense levels per book (multiple of 64)
+    int32_t words           # bitmap words per book side = window / 64
+    int32_t summary_words   # summary words per book side = ceil(words / 64)
+    int32_t capacity        # order slots in the arena
+    int32_t max_orders      # the arena never grows past this
+    int32_t free_head       # free slot list through Order.next
+    int32_t n_live          # orders resting or pending, all books
+    uint64_t hash_mask      # hash table size - 1 (a power of two >= 2 x capacity)
+    # raw views of the numpy arrays owned by Books
+    BookState* bk           # [n_books]
+    Level* lv               # [n_books, window]; a price has one level, owned by one side
+    uint64_t* bits          # [n_books, 2, words]: bit set = level non-empty on that side
+    uint64_t* summary       # [n_books, 2, summary_words]: bit set = bits word non-zero
+    Order* orders           # [capacity]
+    uint32_t* table         # [hash_mask + 1]: slot + 1 of a live order, 0 = empty
+    Account* accounts       # [n_books, n_owners]
 
-    # numpy arrays that own the memory (exposed read-only for inspection)
+
+cdef class Books:
+    cdef Core core
     cdef readonly object book_array
     cdef readonly object level_array
     cdef readonly object bitmap_array
@@ -197,17 +209,7 @@ cdef class Books:
     cdef readonly object hash_array
     cdef readonly object account_array
 
-    # raw pointers into them, bound once (rebound only when the arena grows)
-    cdef BookState* bk
-    cdef Level* lv
-    cdef uint64_t* bits
-    cdef uint64_t* summary
-    cdef Order* orders
-    cdef uint32_t* table
-    cdef Account* accounts
-    cdef int32_t free_head
-    cdef int32_t n_live               # orders resting or pending, all books
-
-    # ---- commands -----------------------------------------------------------------
-    cdef int _process(self, const Message* msgs, int64_t n, Event* out, int64_t out_cap,
-                      int64_t* consumed, int64_t* written, int index_offset) noexcept nogil
+    cdef int _run(self, const Message* msgs, int64_t n, int64_t index_offset, Event* out,
+                  int64_t out_cap, int64_t* consumed, int64_t* written) except -1
+    cdef _grow(self)
+    cdef _bind(self)
