@@ -39,6 +39,21 @@ cdef extern from *:
     #endif
     """
     const bint RLTRADER_DEBUG_BUILD
+
+cdef extern from *:
+    """
+    #if defined(__x86_64__) || defined(__i386__)
+    #include <x86intrin.h>
+    static inline unsigned long long rltrader_ticks(void) { return __rdtsc(); }
+    #else
+    #include <time.h>
+    static inline unsigned long long rltrader_ticks(void) {
+        struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (unsigned long long)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+    }
+    #endif
+    """
+    unsigned long long rltrader_ticks() nogil
     int __builtin_clzll(unsigned long long) nogil
     int __builtin_ctzll(unsigned long long) nogil
 
@@ -764,8 +779,11 @@ cdef inline bint valid_price(int64_t p) noexcept nogil:
     return 1 <= p <= MAX_PRICE
 
 
-cdef int validate(const Core* c, const Message* m) noexcept nogil:
-    """The reject reason for a message, NO_REASON when it is valid (docs/semantics.md)."""
+cdef int validate(const Core* c, const Message* m, int32_t* found) noexcept nogil:
+    """The reject reason for a message, NO_REASON when it is valid (docs/semantics.md).
+
+    For operations on an existing order, `found` receives its slot.
+    """
     cdef int32_t slot
     cdef int op = m.op
     if m.book < 0 or m.book >= c.n_books:
@@ -794,6 +812,7 @@ cdef int validate(const Core* c, const Message* m) noexcept nogil:
             return CAPACITY         # Books grows the arena first while it may
         return NO_REASON
     slot = find_order(c, m.book, m.order_id)
+    found[0] = slot
     if slot == NO_SLOT:
         return UNKNOWN_ORDER
     if op == REDUCE:
@@ -831,8 +850,8 @@ cdef void cancel_order(Core* c, Ctx* x, int32_t b, int32_t slot, int reason) noe
 
 
 cdef void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
-    cdef int reason = validate(c, m)
-    cdef int32_t b = m.book, slot
+    cdef int32_t b = m.book, slot = NO_SLOT
+    cdef int reason = validate(c, m, &slot)
     cdef BookState* bs
     cdef Order t
     cdef Order* o
@@ -893,9 +912,8 @@ cdef void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
         if bs.trade_count > 0:
             run_stops(c, x, b)
     elif m.op == CANCEL:
-        cancel_order(c, x, b, find_order(c, b, m.order_id), CANCEL_REQUESTED)
+        cancel_order(c, x, b, slot, CANCEL_REQUESTED)
     elif m.op == REDUCE:
-        slot = find_order(c, b, m.order_id)
         o = &c.orders[slot]
         if m.qty >= o.qty:
             cancel_order(c, x, b, slot, CANCEL_REQUESTED)
@@ -903,14 +921,12 @@ cdef void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
             reduce_resting(c, b, slot, m.qty)
             emit_order(x, REDUCED, NO_REASON, b, o, o.price, m.qty, o.qty)
     elif m.op == EXECUTE:
-        slot = find_order(c, b, m.order_id)
         t.order_id = 0
         t.owner = NO_OWNER
         t.side = -c.orders[slot].side
         t.qty = m.qty
         fill(c, x, b, &t, slot)
     else:   # REPLACE
-        slot = find_order(c, b, m.order_id)
         o = &c.orders[slot]
         t.order_id = m.new_order_id if m.new_order_id != 0 else m.order_id
         t.side = o.side
@@ -964,6 +980,45 @@ cdef int process_kernel(Core* c, const Message* msgs, int64_t n, int64_t index_o
         handle(c, &x, m)
     consumed[0] = i if status != OK else n
     written[0] = x.w
+    return status
+
+
+cdef int profile_kernel(Core* c, const Message* msgs, int64_t n, Event* out, int64_t out_cap,
+                        int64_t* consumed, uint64_t* ticks, int64_t* counts) noexcept nogil:
+    """process_kernel, timing every message with the cycle counter.
+
+    Bins are ``op * 3 + outcome`` (outcome 0: no trade, 1: traded, 2: rejected); ops out of
+    range go to bin 0. The event buffer is reused from the start for every message.
+    """
+    cdef Ctx x
+    cdef int64_t i, trades
+    cdef const Message* m
+    cdef uint64_t t0, t1
+    cdef int bin_, status = OK
+    x.out = out
+    for i in range(n):
+        m = &msgs[i]
+        if max_events(c, m) > out_cap:
+            status = EVENTS_FULL
+            break
+        if c.free_head == NO_SLOT and c.capacity < c.max_orders and may_wait(m):
+            status = ARENA_FULL
+            break
+        x.w = 0
+        x.timestamp = m.timestamp
+        x.message_index = <int32_t>i
+        trades = c.bk[m.book].trade_count if 0 <= m.book < c.n_books else 0
+        t0 = rltrader_ticks()
+        handle(c, &x, m)
+        t1 = rltrader_ticks()
+        bin_ = m.op * 3 if LIMIT <= m.op <= EXECUTE else 0
+        if x.out[0].kind == REJECTED:
+            bin_ += 2
+        elif c.bk[m.book].trade_count != trades:
+            bin_ += 1
+        ticks[bin_] += t1 - t0
+        counts[bin_] += 1
+    consumed[0] = i if status != OK else n
     return status
 
 
@@ -1099,7 +1154,12 @@ cdef class Books:
         cdef int status
         while done < n:
             step_n = 1 if RLTRADER_DEBUG_BUILD else n - done
-            with nogil:
+            if step_n >= 64:    # releasing the GIL costs more than a few messages
+                with nogil:
+                    status = process_kernel(&self.core, msgs + done, step_n,
+                                            index_offset + done, out + w, out_cap - w,
+                                            &c_done, &c_written)
+            else:
                 status = process_kernel(&self.core, msgs + done, step_n, index_offset + done,
                                         out + w, out_cap - w, &c_done, &c_written)
             done += c_done
@@ -1158,6 +1218,36 @@ cdef class Books:
             done += c_done
             total += w
         return events[:total].copy()
+
+    def profile(self, messages):
+        """Process messages one at a time under the cycle counter (slower than ``process``).
+
+        Returns ``(ticks, counts)``: int64 arrays of shape ``(EXECUTE + 1, 3)`` indexed by
+        op and outcome (0: no trade, 1: traded, 2: rejected). Convert ticks to seconds with
+        ``ticks_per_second()``. Events are not kept.
+        """
+        _as_records(messages, MESSAGE_DTYPE, "messages")
+        cdef int64_t n = messages.shape[0], done = 0, c_done, cap = 1024
+        cdef const Message* msgs = <const Message*>cnp.PyArray_DATA(messages)
+        ticks = np.zeros((EXECUTE + 1, 3), dtype=np.uint64)
+        counts = np.zeros((EXECUTE + 1, 3), dtype=np.int64)
+        events = np.empty(cap, dtype=EVENT_DTYPE)
+        cdef uint64_t* tk = <uint64_t*>cnp.PyArray_DATA(ticks)
+        cdef int64_t* ct = <int64_t*>cnp.PyArray_DATA(counts)
+        cdef int status
+        cdef Event* ev
+        while done < n:
+            ev = <Event*>cnp.PyArray_DATA(events)
+            with nogil:
+                status = profile_kernel(&self.core, msgs + done, n - done, ev, cap, &c_done,
+                                        tk, ct)
+            done += c_done
+            if status == ARENA_FULL:
+                self._grow()
+            elif status == EVENTS_FULL:
+                cap = max(2 * cap, max_events(&self.core, msgs + done))
+                events = np.empty(cap, dtype=EVENT_DTYPE)
+        return ticks.astype(np.int64), counts
 
     # ---- configuration ----------------------------------------------------------------
 
@@ -1308,6 +1398,27 @@ cdef class Books:
         """Verify every invariant of docs/semantics.md; raise AssertionError on the first
         violation, naming the book and what is wrong."""
         _check_integrity(self)
+
+
+def ticks_per_second(double seconds=0.05):
+    """Rate of the cycle counter behind ``Books.profile``, measured over ``seconds``."""
+    import time
+    cdef unsigned long long t0 = rltrader_ticks()
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        pass
+    return (rltrader_ticks() - t0) / (time.perf_counter() - start)
+
+
+def timer_overhead_ticks(int repeats=1001):
+    """Median cycle-counter ticks of an empty timed region (subtracted by profilers)."""
+    cdef int i
+    cdef unsigned long long t0
+    samples = np.empty(repeats, dtype=np.int64)
+    for i in range(repeats):
+        t0 = rltrader_ticks()
+        samples[i] = rltrader_ticks() - t0
+    return float(np.median(samples))
 
 
 cdef object _out_array(object a, tuple shape, object dtype, str name):

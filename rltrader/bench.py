@@ -1,0 +1,201 @@
+"""The benchmark suite behind ``rltrader bench``: fixed workloads, warm-up, repeats, medians.
+
+Every workload is a message array from ``rltrader.workloads``; each repeat runs it on a
+fresh ``Books`` so that repeats are identical. Figures are wall-clock medians on one core.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from rltrader import workloads
+from rltrader._book import Books, OrderBook
+from rltrader.constants import CANCEL, LIMIT
+from rltrader.messages import EVENT_DTYPE
+
+BATCH = 1024
+
+
+@dataclass
+class Result:
+    """One benchmark row: the workload, its size and the median time per message."""
+
+    name: str
+    workload: str
+    messages: int
+    books: int
+    median_ns: float
+    min_ns: float
+    repeats: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def messages_per_second(self) -> float:
+        return 1e9 / self.median_ns
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "messages_per_second": self.messages_per_second}
+
+
+def _median_ns(run: Callable[[], float], n: int, repeats: int, warmup: int) -> tuple[float, float]:
+    for _ in range(warmup):
+        run()
+    seconds = [run() for _ in range(repeats)]
+    return float(np.median(seconds)) / n * 1e9, min(seconds) / n * 1e9
+
+
+def time_batched(messages: np.ndarray, n_books: int, *, batch: int = BATCH, repeats: int = 7,
+                 warmup: int = 1, window: int = 4096) -> tuple[float, float]:
+    """Median and best ns/message of ``Books.process`` in batches of ``batch`` messages."""
+    events = np.empty(max(64 * batch, 4 * batch), dtype=EVENT_DTYPE)
+    chunks = [messages[i:i + batch] for i in range(0, len(messages), batch)]
+
+    def run() -> float:
+        books = Books(n_books, window=window, capacity=1 << 16)
+        process = books.process
+        start = time.perf_counter()
+        for chunk in chunks:
+            done, _ = process(chunk, events)
+            if done != len(chunk):
+                raise RuntimeError("benchmark event buffer too small")
+        return time.perf_counter() - start
+
+    return _median_ns(run, len(messages), repeats, warmup)
+
+
+def time_per_call(messages: np.ndarray, *, repeats: int = 5, warmup: int = 1) -> tuple[float, float]:
+    """Median and best ns/message of one ``OrderBook.limit``/``cancel`` call per message."""
+    if not np.isin(messages["op"], (LIMIT, CANCEL)).all():
+        raise ValueError("the per-call benchmark takes limit and cancel messages only")
+    rows = list(zip(messages["op"].tolist(), messages["side"].tolist(),
+                    messages["price"].tolist(), messages["qty"].tolist(),
+                    messages["order_id"].tolist(), strict=True))
+
+    def run() -> float:
+        book = OrderBook(capacity=1 << 16)
+        limit, cancel = book.limit, book.cancel
+        start = time.perf_counter()
+        for op, side, price, qty, order_id in rows:
+            if op == LIMIT:
+                limit(side, price, qty, order_id)
+            else:
+                cancel(order_id)
+        return time.perf_counter() - start
+
+    return _median_ns(run, len(messages), repeats, warmup)
+
+
+def machine() -> dict:
+    """Where the figures were taken: CPU, cores, Python, numpy and the git commit."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+            cwd=os.path.dirname(os.path.abspath(__file__)), timeout=5,
+        ).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+        "numpy": np.__version__, "commit": commit,
+    }
+
+
+def memory_figures() -> dict:
+    """Bytes per resting order (arena + id hash) and per dense price level."""
+    return Books(1, window=4096, capacity=1 << 16).memory_bytes()
+
+
+def suite(quick: bool = False) -> list[tuple[str, Callable[[], Result]]]:
+    """The benchmark rows as (label, thunk) pairs, in report order."""
+    scale = 0.1 if quick else 1.0
+    repeats = 3 if quick else 7
+    n1 = int(1_000_000 * scale)
+
+    def w1_batched() -> Result:
+        msgs = workloads.limit_cancel(n1, seed=1)
+        med, best = time_batched(msgs, 1, repeats=repeats)
+        return Result("W1 batched", "limit+cancel, 1 book, 1024/call", len(msgs), 1, med,
+                      best, repeats)
+
+    def w1_per_call() -> Result:
+        msgs = workloads.limit_cancel(n1 // 4, seed=1)
+        med, best = time_per_call(msgs, repeats=max(3, repeats // 2))
+        return Result("W1 per call", "limit+cancel, 1 book, 1 call/msg", len(msgs), 1, med,
+                      best, max(3, repeats // 2))
+
+    def w2() -> Result:
+        msgs = workloads.crossing_inserts(n1, seed=2)
+        med, best = time_batched(msgs, 1, repeats=repeats)
+        return Result("W2 crossing inserts", "alternating inserts, ~half cross", len(msgs), 1,
+                      med, best, repeats)
+
+    def w3_one() -> Result:
+        msgs = workloads.lobster_aapl()
+        med, best = time_batched(msgs, 1, repeats=repeats)
+        return Result("W3 LOBSTER AAPL", "real adds/deletes/executions, 1 book", len(msgs), 1,
+                      med, best, repeats)
+
+    def w3_many() -> Result:
+        n_books = 512
+        msgs = workloads.interleave(workloads.lobster_aapl(), n_books,
+                                    max_messages=int(2_000_000 * scale))
+        med, best = time_batched(msgs, n_books, repeats=max(3, repeats // 2))
+        return Result("W3 x 512 books", "AAPL flow interleaved over 512 books", len(msgs),
+                      n_books, med, best, max(3, repeats // 2))
+
+    return [("W1 batched", w1_batched), ("W1 per call", w1_per_call), ("W2", w2),
+            ("W3 one book", w3_one), ("W3 512 books", w3_many)]
+
+
+def run(quick: bool = False, progress: bool = True) -> dict:
+    """Run the suite; returns ``{"machine", "memory", "results"}``."""
+    rows = suite(quick)
+    results = []
+    try:
+        from tqdm import tqdm
+        bar = tqdm(rows, desc="bench", unit="workload", disable=not progress, leave=False)
+    except ImportError:   # pragma: no cover - tqdm is a dependency
+        bar = rows
+    for label, thunk in bar:
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(label)
+        results.append(thunk())
+    return {"machine": machine(), "memory": memory_figures(),
+            "results": [r.as_dict() for r in results]}
+
+
+def format_report(report: dict) -> str:
+    """The report as a Markdown table plus machine and memory lines."""
+    m = report["machine"]
+    lines = [
+        f"machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}; "
+        f"commit {m['commit']}",
+        "",
+        "| workload | what | messages | books | median ns/msg | best ns/msg | msgs/s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['name']} | {r['workload']} | {r['messages']:,} | {r['books']} | "
+            f"{r['median_ns']:.1f} | {r['min_ns']:.1f} | {r['messages_per_second'] / 1e6:.1f} M |"
+        )
+    mem = report["memory"]
+    lines += ["", f"memory: {mem['per_order_slot']:.0f} bytes per order slot (arena + id hash), "
+                  f"{mem['per_price_level']:.2f} bytes per dense price level"]
+    return "\n".join(lines)

@@ -1,0 +1,106 @@
+"""The ``rltrader`` command: demo, bench, profile, replay."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from rltrader import demo
+
+    return demo.main(out_dir=args.out, plot=not args.no_plot, data_dir=args.data)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from rltrader import bench
+
+    report = bench.run(quick=args.quick, progress=not args.json)
+    if args.json:
+        text = json.dumps(report, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            with open(args.json, "w") as f:
+                f.write(text + "\n")
+            print(bench.format_report(report))
+            print(f"\nwrote {args.json}")
+    else:
+        print(bench.format_report(report))
+    return 0
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from rltrader import profiling
+
+    for title, messages, n_books in profiling.workloads_to_profile(args.workload, args.quick):
+        rows = profiling.profile_messages(messages, n_books)
+        print(profiling.format_rows(title, rows))
+        print()
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from rltrader import replay
+
+    return replay.main(args.format, args.path, symbol=args.symbol, levels=args.levels,
+                       dump_l2=args.dump_l2, tick_size=args.tick_size)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rltrader",
+        description="A compiled limit-order-book market simulator for multi-agent RL.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="replay real order flow, trade against it, show the book",
+                       description="The main job: rebuild a real NASDAQ book from LOBSTER "
+                       "data (or a generated flow when the data is not found), run the "
+                       "matching benchmarks briefly, and write a plot.")
+    p.add_argument("--out", default="rltrader-demo", help="folder for the report (default: "
+                   "%(default)s)")
+    p.add_argument("--data", default=None, help="folder holding the shared market-data "
+                   "samples (default: $RLTRADER_DATA or ../shared/data)")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("bench", help="run the matching benchmark suite (medians)",
+                       description="W1 limit+cancel (batched and one call per message), W2 "
+                       "crossing inserts, W3 real LOBSTER AAPL flow on 1 and 512 books; "
+                       "memory per order and per level.")
+    p.add_argument("--quick", action="store_true", help="smaller workloads, fewer repeats")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                   help="machine-readable output (to stdout, or to PATH)")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("profile", help="where matching time goes, per operation type",
+                       description="Time every message with the CPU cycle counter and report "
+                       "ns/message and share of time per operation and outcome.")
+    p.add_argument("--workload", choices=("W1", "W2", "W3", "all"), default="all")
+    p.add_argument("--quick", action="store_true", help="smaller workloads")
+    p.set_defaults(func=_cmd_profile)
+
+    p = sub.add_parser("replay", help="rebuild books from recorded market data",
+                       description="Rebuild the book from a recorded feed; report messages/s "
+                       "and the final top of book.")
+    p.add_argument("format", choices=("lobster",), help="data format")
+    p.add_argument("path", help="message file (.csv or .csv.gz)")
+    p.add_argument("--symbol", default=None, help="symbol to select (multi-symbol formats)")
+    p.add_argument("--levels", type=int, default=5, help="levels to show / dump (default 5)")
+    p.add_argument("--dump-l2", default=None, metavar="OUT",
+                   help="write the top-N book after every message (LOBSTER orderbook CSV)")
+    p.add_argument("--tick-size", type=int, default=100,
+                   help="price units per tick (LOBSTER: 1/10000 dollars; default 100)")
+    p.set_defaults(func=_cmd_replay)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
