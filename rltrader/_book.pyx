@@ -954,6 +954,12 @@ cdef int64_t max_events(const Core* c, const Message* m) noexcept nogil:
     cdef const BookState* bs = &c.bk[m.book]
     if m.op == CANCEL or m.op == REDUCE:
         return 1
+    if bs.n_stops == 0:
+        # one taker: its fills and maker cancels each remove an opposite order but one
+        if m.op == EXECUTE:
+            return 1
+        if (m.op == LIMIT or m.op == MARKET) and (m.side == BUY or m.side == SELL):
+            return 6 + bs.n_resting[side_index(-m.side)]
     return 6 + bs.n_resting[0] + bs.n_resting[1] + 6 * <int64_t>bs.n_stops
 
 
@@ -1207,7 +1213,7 @@ cdef class Books:
         _as_records(messages, MESSAGE_DTYPE, "messages")
         cdef int64_t n = messages.shape[0], total = 0, done = 0, c_done, w
         cdef const Message* msgs = <const Message*>cnp.PyArray_DATA(messages)
-        events = np.empty(max(64, 2 * n), dtype=EVENT_DTYPE)
+        events = np.empty(n + 1024, dtype=EVENT_DTYPE)
         while done < n:
             need = total + max_events(&self.core, msgs + done)
             if need > events.shape[0]:
