@@ -2,6 +2,12 @@ from enum import IntEnum
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
+
+from rltrader.messages import ACCOUNT_DTYPE as ACCOUNT_DTYPE
+from rltrader.messages import EVENT_DTYPE as EVENT_DTYPE
+from rltrader.messages import MESSAGE_DTYPE as MESSAGE_DTYPE
+from rltrader.messages import QUEUE_DTYPE as QUEUE_DTYPE
 
 class Side(IntEnum):
     BUY = 1
@@ -76,6 +82,15 @@ class Status(IntEnum):
     ARENA_FULL = 1
     EVENTS_FULL = 2
 
+DEBUG_BUILD: bool
+ORDER_DTYPE: np.dtype
+LEVEL_DTYPE: np.dtype
+BOOK_DTYPE: np.dtype
+
+def ticks_per_second(seconds: float = 0.05) -> float: ...
+def timer_overhead_ticks(repeats: int = 1001) -> float: ...
+
+@disjoint_base
 class Books:
     n_books: int
     n_owners: int
@@ -103,6 +118,8 @@ class Books:
     ) -> None: ...
     def process(self, messages: np.ndarray, events: np.ndarray) -> tuple[int, int]: ...
     def process_all(self, messages: np.ndarray) -> np.ndarray: ...
+    def profile(self, messages: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def _resize_arena(self, capacity: int) -> None: ...
     def set_self_trade_prevention(self, mode: int, book: int | None = None) -> None: ...
     def set_fees(self, maker_fee_ppm: int, taker_fee_ppm: int, book: int | None = None) -> None: ...
     def best_bid(self, book: int = 0) -> int: ...
@@ -127,6 +144,7 @@ class Books:
     def memory_bytes(self) -> dict[str, int]: ...
     def check_integrity(self) -> None: ...
 
+@disjoint_base
 class OrderBook:
     books: Books
     def __init__(

@@ -797,8 +797,10 @@ cdef int validate(const Core* c, const Message* m, int32_t* found) noexcept nogi
     if is_new_order(op):
         if m.side != BUY and m.side != SELL:
             return BAD_SIDE
-        if m.tif < GTC or m.tif > POST_ONLY or (m.tif == POST_ONLY and
-                                                 (op == MARKET or op == STOP)):
+        if op == MARKET or op == STOP:
+            if m.tif == POST_ONLY:
+                return BAD_TIF      # any other tif means IOC, FOK means FOK
+        elif m.tif < GTC or m.tif > POST_ONLY:
             return BAD_TIF
         if m.qty < 1 or m.qty > MAX_QTY:
             return BAD_QTY
@@ -1046,6 +1048,13 @@ cdef object _as_records(object array, object dtype, str name):
     return array
 
 
+cdef int _check_stp(int mode) except -1:
+    if mode < NONE or mode > CANCEL_BOTH:
+        raise ValueError(f"self_trade_prevention must be a SelfTradePrevention (0-3), "
+                         f"got {mode}")
+    return 0
+
+
 cdef int _check_book(Books books, object book) except -1:
     if not 0 <= book < books.core.n_books:
         raise IndexError(f"book {book} out of range [0, {books.core.n_books})")
@@ -1076,7 +1085,7 @@ cdef class Books:
     """
 
     def __init__(self, int n_books=1, *, int window=4096, int capacity=1024,
-                 int max_orders=1 << 30, int n_owners=0, int self_trade_prevention=NONE,
+                 int max_orders=1 << 30, int n_owners=0, int self_trade_prevention=0,
                  int64_t maker_fee_ppm=0, int64_t taker_fee_ppm=0):
         if n_books < 1:
             raise ValueError(f"n_books must be >= 1, got {n_books}")
@@ -1088,7 +1097,7 @@ cdef class Books:
             raise ValueError(f"max_orders must be in [capacity, 2**30], got {max_orders}")
         if n_owners < 0:
             raise ValueError(f"n_owners must be >= 0, got {n_owners}")
-        SelfTradePrevention(self_trade_prevention)
+        _check_stp(self_trade_prevention)
         cdef Core* c = &self.core
         c.n_books = n_books
         c.n_owners = n_owners
@@ -1259,7 +1268,7 @@ cdef class Books:
 
     def set_self_trade_prevention(self, int mode, book=None):
         """Set the self-trade prevention mode of one book (or of all when ``book=None``)."""
-        SelfTradePrevention(mode)
+        _check_stp(mode)
         if book is not None:
             _check_book(self, book)
         self.book_array["stp"][slice(None) if book is None else book] = mode
@@ -1349,7 +1358,8 @@ cdef class Books:
     def level_queue(self, int book, int side, int64_t price, out=None):
         """The FIFO queue of one level (L3 view) as QUEUE_DTYPE records, oldest first."""
         _check_book(self, book)
-        Side(side)
+        if side != BUY and side != SELL:
+            raise ValueError(f"side must be BUY (1) or SELL (-1), got {side}")
         cdef Core* c = &self.core
         cdef int32_t slot = level_head(c, book, side, price), s
         cdef int64_t n = 0, i = 0
@@ -1644,7 +1654,7 @@ cdef class OrderBook:
     cdef int64_t next_id
 
     def __init__(self, *, int window=4096, int capacity=1024, int max_orders=1 << 30,
-                 int n_owners=0, int self_trade_prevention=NONE, int64_t maker_fee_ppm=0,
+                 int n_owners=0, int self_trade_prevention=0, int64_t maker_fee_ppm=0,
                  int64_t taker_fee_ppm=0):
         self.books = Books(1, window=window, capacity=capacity, max_orders=max_orders,
                            n_owners=n_owners, self_trade_prevention=self_trade_prevention,
@@ -1684,22 +1694,22 @@ cdef class OrderBook:
         return order_id
 
     def limit(self, int side, int64_t price, int64_t qty, int64_t order_id=0,
-              int owner=NO_OWNER, int tif=GTC, int64_t timestamp=0):
+              int owner=-1, int tif=0, int64_t timestamp=0):
         """Submit a limit order; returns its id."""
         return self._send(LIMIT, side, price, 0, qty, order_id, 0, owner, tif, timestamp)
 
-    def market(self, int side, int64_t qty, int64_t order_id=0, int owner=NO_OWNER,
-               int tif=IOC, int64_t timestamp=0):
+    def market(self, int side, int64_t qty, int64_t order_id=0, int owner=-1,
+               int tif=1, int64_t timestamp=0):
         """Submit a market order (IOC, or FOK with ``tif=FOK``); returns its id."""
         return self._send(MARKET, side, 0, 0, qty, order_id, 0, owner, tif, timestamp)
 
     def stop(self, int side, int64_t stop_price, int64_t qty, int64_t order_id=0,
-             int owner=NO_OWNER, int tif=IOC, int64_t timestamp=0):
+             int owner=-1, int tif=1, int64_t timestamp=0):
         """Submit a stop-market order; returns its id."""
         return self._send(STOP, side, 0, stop_price, qty, order_id, 0, owner, tif, timestamp)
 
     def stop_limit(self, int side, int64_t stop_price, int64_t price, int64_t qty,
-                   int64_t order_id=0, int owner=NO_OWNER, int tif=GTC, int64_t timestamp=0):
+                   int64_t order_id=0, int owner=-1, int tif=0, int64_t timestamp=0):
         """Submit a stop-limit order; returns its id."""
         return self._send(STOP_LIMIT, side, price, stop_price, qty, order_id, 0, owner, tif,
                           timestamp)
@@ -1715,7 +1725,7 @@ cdef class OrderBook:
         return self.ev[0].kind != REJECTED
 
     def replace(self, int64_t order_id, int64_t price, int64_t qty, int64_t new_order_id=0,
-                int tif=GTC, int64_t timestamp=0):
+                int tif=0, int64_t timestamp=0):
         """Cancel an order and submit a new one (loses priority); returns the new id."""
         self._send(REPLACE, 0, price, 0, qty, order_id, new_order_id, NO_OWNER, tif,
                    timestamp)
