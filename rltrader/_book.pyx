@@ -153,6 +153,7 @@ cdef inline int64_t shown_price(const Order* o) noexcept nogil:
 cdef inline Event* emit(Ctx* x, int kind, int reason, int32_t book) noexcept nogil:
     cdef Event* e = &x.out[x.w]
     x.w += 1
+    memset(e, 0, sizeof(Event))     # padding too: event logs compare bit for bit
     e.timestamp = x.timestamp
     e.maker_order_id = 0
     e.maker_leaves_qty = 0

@@ -1,0 +1,184 @@
+"""Capacity: the order arena doubles up to ``max_orders``; a full event buffer makes
+``Books.process`` return early and resume where it stopped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _scenario import (
+    accepted,
+    as_dicts,
+    assert_events,
+    book_depth,
+    cancelled,
+    fill,
+    messages,
+    msg,
+    rejected,
+)
+
+from rltrader import (
+    BUY,
+    CANCEL,
+    EVENT_DTYPE,
+    FOK,
+    IOC,
+    LIMIT,
+    MARKET,
+    POST_ONLY,
+    REPLACE,
+    SELL,
+    STOP,
+    STOP_LIMIT,
+    Books,
+    OrderBook,
+    Reason,
+)
+
+
+def test_arena_doubles_without_losing_orders() -> None:
+    books = Books(capacity=2)
+    stream = [msg(LIMIT, i, BUY if i % 2 else SELL, 100 - i if i % 2 else 200 + i, i)
+              for i in range(1, 11)]
+    events = books.process_all(messages(*stream))
+    assert [int(k) for k in events["kind"]] == [1] * 10
+    assert books.capacity == 16          # 2 -> 4 -> 8 -> 16
+    assert books.live_orders() == 10
+    for i in range(1, 11):
+        info = books.order(0, i)
+        assert info is not None and info["qty"] == i
+    bids, asks = book_depth(books, 0)
+    assert bids == [(100 - i, i, 1) for i in (1, 3, 5, 7, 9)]
+    assert asks == [(200 + i, i, 1) for i in (2, 4, 6, 8, 10)]
+    books.check_integrity()
+
+
+def test_arena_growth_keeps_pending_stops_and_queue_order() -> None:
+    ob = OrderBook(capacity=1)
+    for i in range(1, 6):
+        ob.limit(SELL, 100, 1, order_id=i)
+    ob.stop(BUY, 100, 2, order_id=6)
+    assert ob.books.capacity == 8
+    assert [int(i) for i in ob.queue(SELL, 100)["order_id"]] == [1, 2, 3, 4, 5]
+    ob.market(BUY, 1, order_id=7)
+    assert [int(m) for m in ob.events["maker_order_id"]] == [0, 1, 0, 2, 3]
+    ob.check_integrity()
+
+
+def _full() -> Books:
+    """max_orders = 3, all taken: asks 101 x1 (1), 102 x1 (2), bid 99 x1 (3)."""
+    books = Books(capacity=2, max_orders=3)
+    books.process_all(messages(msg(LIMIT, 1, SELL, 101, 1), msg(LIMIT, 2, SELL, 102, 1),
+                               msg(LIMIT, 3, BUY, 99, 1)))
+    assert books.capacity == 3 and books.live_orders() == 3
+    return books
+
+
+@pytest.mark.parametrize("record", [
+    msg(LIMIT, 10, BUY, 98, 1),
+    msg(LIMIT, 10, BUY, 101, 1),        # would fill at once, but GTC needs a slot first
+    msg(LIMIT, 10, SELL, 103, 1, tif=POST_ONLY),
+    msg(STOP, 10, BUY, qty=1, stop_price=150),
+    msg(STOP_LIMIT, 10, SELL, 90, 1, stop_price=95),
+])
+def test_at_max_orders_orders_that_may_rest_are_rejected(record: tuple[int, ...]) -> None:
+    books = _full()
+    m = messages(record)
+    events = books.process_all(m)
+    assert_events(events, [rejected(10, int(m["side"][0]), int(m["price"][0]), 1,
+                                    Reason.CAPACITY)])
+    assert books.live_orders() == 3 and books.capacity == 3
+    books.check_integrity()
+
+
+def test_at_max_orders_ioc_fok_market_and_replace_still_work() -> None:
+    books = _full()
+    events = books.process_all(messages(
+        msg(LIMIT, 10, BUY, 101, 2, tif=IOC),
+        msg(REPLACE, 3, price=98, qty=4),
+        msg(LIMIT, 11, SELL, 98, 1, tif=FOK),
+        msg(MARKET, 12, BUY, qty=1),
+    ))
+    assert_events(events, [
+        accepted(10, BUY, 101, 2, index=0),
+        fill(10, BUY, maker=1, price=101, qty=1, leaves=1, maker_leaves=0, index=0),
+        cancelled(10, BUY, 101, 1, Reason.IOC_REMAINDER, index=0),
+        cancelled(3, BUY, 99, 1, Reason.REPLACED, index=1),
+        accepted(3, BUY, 98, 4, index=1),
+        accepted(11, SELL, 98, 1, index=2),
+        fill(11, SELL, maker=3, price=98, qty=1, leaves=0, maker_leaves=3, index=2),
+        accepted(12, BUY, 0, 1, index=3),
+        fill(12, BUY, maker=2, price=102, qty=1, leaves=0, maker_leaves=0, index=3),
+    ])
+    assert book_depth(books, 0) == ([(98, 3, 1)], [])
+    books.check_integrity()
+
+
+def test_a_freed_slot_is_reused_at_max_orders() -> None:
+    books = _full()
+    events = books.process_all(messages(
+        msg(LIMIT, 10, BUY, 98, 1),
+        msg(CANCEL, 2),
+        msg(LIMIT, 10, BUY, 98, 1),
+    ))
+    assert [(int(e["kind"]), int(e["reason"])) for e in events] == [
+        (2, Reason.CAPACITY), (4, Reason.CANCEL_REQUESTED), (1, 0)]
+    assert books.live_orders() == 3
+    books.check_integrity()
+
+
+def _stream(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(1, n + 1):
+        side = BUY if rng.random() < 0.5 else SELL
+        if i % 7 == 0:
+            out.append(msg(MARKET, i, side, qty=int(rng.integers(1, 30)), timestamp=i))
+        elif i % 11 == 0:
+            out.append(msg(STOP, i, side, qty=2, stop_price=int(rng.integers(95, 106)),
+                           timestamp=i))
+        else:
+            out.append(msg(LIMIT, i, side, int(rng.integers(95, 106)),
+                           int(rng.integers(1, 6)), timestamp=i))
+    return messages(*out)
+
+
+def test_small_event_buffer_returns_early_and_resumes_identically() -> None:
+    stream = _stream(300, seed=3)
+    whole = Books(capacity=4).process_all(stream)
+    books = Books(capacity=4)
+    events = np.zeros(40, dtype=EVENT_DTYPE)
+    got: list[dict[str, int]] = []
+    done = calls = 0
+    while done < len(stream):
+        consumed, written = books.process(stream[done:], events)
+        assert 0 < consumed and 0 < written <= len(events)
+        if done + consumed < len(stream):
+            calls += 1          # returned early
+        for e in as_dicts(events[:written]):
+            e["message_index"] += done
+            got.append(e)
+        done += consumed
+    assert calls > 0
+    assert got == as_dicts(whole)
+    books.check_integrity()
+
+
+def test_buffer_that_cannot_hold_one_message_raises() -> None:
+    books = Books()
+    books.process_all(messages(*[msg(LIMIT, i, SELL, 100 + i, 1) for i in range(1, 6)]))
+    before = books.live_orders()
+    buy = messages(msg(LIMIT, 10, BUY, 200, 10))
+    with pytest.raises(ValueError, match="cannot hold"):
+        books.process(buy, np.zeros(3, dtype=EVENT_DTYPE))
+    with pytest.raises(ValueError, match="cannot hold"):
+        books.process(buy, np.zeros(0, dtype=EVENT_DTYPE))
+    assert books.live_orders() == before
+    consumed, written = books.process(buy, np.zeros(64, dtype=EVENT_DTYPE))
+    assert (consumed, written) == (1, 6)     # ACCEPTED and five fills; 5 lots rest
+
+
+def test_empty_batch() -> None:
+    books = Books()
+    assert books.process(messages(), np.zeros(0, dtype=EVENT_DTYPE)) == (0, 0)
+    assert books.process_all(messages()).shape == (0,)
