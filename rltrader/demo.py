@@ -21,7 +21,7 @@ import numpy as np
 
 from rltrader import workloads
 from rltrader._book import Books
-from rltrader.constants import BUY, EMPTY_ASK, EMPTY_BID, FILL, MARKET
+from rltrader.constants import BUY, EMPTY_ASK, EMPTY_BID, FILL, MARKET, REJECTED
 from rltrader.messages import empty_events, empty_messages
 
 AAPL_FILE = "lobster/AAPL_2012-06-21_34200000_37800000_message_50.csv.gz"
@@ -62,15 +62,17 @@ def replay(books: Books, messages: np.ndarray, chunk: int, progress: bool
     bid = np.zeros(n_chunks, dtype=np.int64)
     ask = np.zeros(n_chunks, dtype=np.int64)
     t = np.zeros(n_chunks, dtype=np.int64)
+    rejected = 0
     for k in tqdm(range(n_chunks), desc="replay", unit="chunk", disable=not progress,
                   leave=False):
         part = messages[k * chunk:(k + 1) * chunk]
         done = 0
         while done < len(part):
-            consumed, _ = books.process(part[done:], events)
+            consumed, written = books.process(part[done:], events)
+            rejected += int(np.count_nonzero(events["kind"][:written] == REJECTED))
             done += consumed
         bid[k], ask[k], t[k] = books.best_bid(0), books.best_ask(0), part["timestamp"][-1]
-    return {"bid": bid, "ask": ask, "time": t}
+    return {"bid": bid, "ask": ask, "time": t, "rejected": np.array([rejected])}
 
 
 def agent_impact(books: Books, qty: int, owner: int) -> dict:
@@ -99,8 +101,8 @@ def throughput(messages: np.ndarray, n_books: int, repeats: int = 3) -> float:
     return time_batched(msgs, n_books, repeats=repeats)[0]
 
 
-def plot_report(path: Path, sampled: dict, cut: int, impacts: list[dict], depth: tuple,
-         title: str) -> None:
+def plot_report(path: Path, sampled: dict, cut: int, impact: dict, before: tuple,
+                after: tuple, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,15 +122,19 @@ def plot_report(path: Path, sampled: dict, cut: int, impacts: list[dict], depth:
     ax.plot(hours[ok], (ask[ok] - bid[ok]), lw=0.6, color="tab:purple")
     ax.set(title="spread", xlabel="hours after midnight", ylabel="ticks")
     ax = axes[2]
-    prices, qtys = depth
-    for side, colour, label in ((0, "tab:green", "bids"), (1, "tab:red", "asks")):
-        keep = qtys[0, side] > 0
-        ax.bar(prices[0, side][keep] * TICK, qtys[0, side][keep], width=TICK * 0.9,
-               color=colour, label=label)
-    for imp in impacts:
-        ax.axvline(imp["ask_after"] * TICK, ls="--", lw=0.8, color="k")
-    ax.set(title="book after the agents' market buys", xlabel="$", ylabel="lots")
-    ax.legend()
+    for (prices, qtys), alpha, when in ((before, 0.3, "before"), (after, 1.0, "after")):
+        for side, colour, name in ((0, "tab:green", "bids"), (1, "tab:red", "asks")):
+            keep = qtys[0, side] > 0
+            ax.bar(prices[0, side][keep] * TICK, qtys[0, side][keep], width=TICK * 0.9,
+                   color=colour, alpha=alpha, label=f"{name} {when}")
+    ax.axvline(impact["avg_price"] * TICK, ls="--", lw=0.8, color="k",
+               label="agent's average price")
+    lo = (before[0][0, 0, 0] - 150) * TICK        # $1.50 below the best bid before
+    hi = (after[0][0, 1, 0] + 100) * TICK         # $1 above the best ask after
+    ax.set_xlim(lo, hi)
+    ax.set(title=f"the book before and after a {impact['qty']:,}-lot market buy",
+           xlabel="$", ylabel="lots")
+    ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -151,6 +157,7 @@ def main(out_dir: str = "rltrader-demo", plot: bool = True, data_dir: str | None
           f"({books.live_orders(0):,} resting orders)")
 
     impacts = []
+    before = books.top_levels(40)[:2]
     for owner, qty in ((0, 100), (1, 20_000)):
         imp = agent_impact(books, qty, owner)
         impacts.append(imp)
@@ -159,11 +166,15 @@ def main(out_dir: str = "rltrader-demo", plot: bool = True, data_dir: str | None
               f"{imp['levels']} levels at avg {imp['avg_price'] * TICK:.4f}; best ask "
               f"{imp['ask_before'] * TICK:.2f} -> {imp['ask_after'] * TICK:.2f}")
 
+    after = books.top_levels(40)[:2]
     # the historical flow goes on; references to liquidity the agents took are rejected
     # (UNKNOWN_ORDER / BAD_QTY) until hybrid replay trims them (see the issues)
     second = replay(books, messages[cut:], 256, progress)
+    print(f"after the agents' trades the history went on: {int(second['rejected'][0]):,} "
+          "historical cancels/executions referred to orders the agents had taken and were "
+          "rejected, the rest of the book rebuilt")
     elapsed = time.perf_counter() - start
-    sampled = {k: np.concatenate([first[k], second[k]]) for k in first}
+    sampled = {k: np.concatenate([first[k], second[k]]) for k in ("bid", "ask", "time")}
     books.check_integrity()
     prices, qtys, _ = books.top_levels(5)
     print(f"replayed {len(messages):,} messages in {elapsed:.3f} s with sampling and "
@@ -180,7 +191,6 @@ def main(out_dir: str = "rltrader-demo", plot: bool = True, data_dir: str | None
 
     if plot:
         png = out / "demo.png"
-        depth = books.top_levels(30)
-        plot_report(png, sampled, len(first["bid"]), impacts, depth[:2], title)
+        plot_report(png, sampled, len(first["bid"]), impacts[1], before, after, title)
         print(f"wrote {png}")
     return 0
