@@ -2,7 +2,8 @@
 
 Compiler directives live here and only here. Environment switches:
 
-- ``RLTRADER_DEBUG=1``: bounds and wraparound checks on, ``-O0 -g``, ``CYTHON_DEBUG`` asserts.
+- ``RLTRADER_DEBUG=1``: bounds and wraparound checks on, ``-O0 -g``, the ``RLTRADER_DEBUG`` macro
+  defined (the core then checks every invariant after every message).
 - ``RLTRADER_ANNOTATE=1``: write Cython's annotated HTML next to each ``.pyx``.
 """
 
@@ -25,6 +26,8 @@ directives = {
 }
 compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
 macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+if DEBUG:
+    macros += [("RLTRADER_DEBUG", "1")]
 
 extensions = [
     Extension(
