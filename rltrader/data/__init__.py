@@ -1,0 +1,28 @@
+"""Readers that turn recorded market data into the core's message array.
+
+- :mod:`rltrader.data.lobster`: LOBSTER message and orderbook files (NASDAQ, L3 by order id).
+"""
+
+from rltrader.data.lobster import (
+    RAW_DTYPE,
+    SNAPSHOT_ID_BASE,
+    LobsterDepth,
+    LobsterMessages,
+    read_messages,
+    read_orderbook,
+    read_raw,
+    replay_depth,
+    to_messages,
+)
+
+__all__ = [
+    "RAW_DTYPE",
+    "SNAPSHOT_ID_BASE",
+    "LobsterDepth",
+    "LobsterMessages",
+    "read_messages",
+    "read_orderbook",
+    "read_raw",
+    "replay_depth",
+    "to_messages",
+]
