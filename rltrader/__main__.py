@@ -1,0 +1,7 @@
+"""``python -m rltrader``: the same as the ``rltrader`` command."""
+
+import sys
+
+from rltrader.cli import main
+
+sys.exit(main())
