@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 rltrader = pytest.importorskip("rltrader")
+from test_data_lobster import MESSAGE_92K, MESSAGE_999, ORDERBOOK_999  # noqa: E402
+
 from rltrader import CANCEL, EXECUTE, LIMIT, REDUCE, REJECTED, Books  # noqa: E402
 from rltrader.data import lobster, lobster_exact  # noqa: E402
 from rltrader.data.lobster_exact import (  # noqa: E402
@@ -21,7 +23,6 @@ from rltrader.data.lobster_exact import (  # noqa: E402
     aggregate_id,
     exact_messages,
 )
-from test_data_lobster import MESSAGE_92K, MESSAGE_999, ORDERBOOK_999  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -237,7 +237,8 @@ def exact_messages(raw: np.ndarray, depth: LobsterDepth, *, tick_size: int = 100
         for si, sign in ((0, 1), (1, -1)):
             if not reveal[i, si]:
                 continue
-            row = {p: q for p, q in zip(prices[i, si].tolist(), qtys[i, si].tolist()) if q}
+            shown = zip(prices[i, si].tolist(), qtys[i, si].tolist(), strict=True)
+            row = {p: q for p, q in shown if q}
             if kind <= 4 and side == sign:  # undo the message: the book just before it
                 row[price] = row.get(price, 0) - (size if kind == 1 else -size)
             lo, hi = bound[i, si], previous[i, si]
