@@ -34,6 +34,7 @@ import numpy as np
 
 from rltrader._book import Books
 from rltrader.constants import (
+    CANCEL,
     CANCELLED,
     EXECUTE,
     FILL,
@@ -51,7 +52,7 @@ from rltrader.messages import MESSAGE_DTYPE, empty_events, empty_messages
 #: Agent order ids start here (historical ids and LOBSTER aggregate ids stay below).
 AGENT_ID_BASE = 1 << 60
 
-_AGENT_OPS = (LIMIT, MARKET, REDUCE, REPLACE, STOP, STOP_LIMIT, 3)  # 3: CANCEL
+_AGENT_OPS = (LIMIT, MARKET, CANCEL, REDUCE, REPLACE, STOP, STOP_LIMIT)
 _TAKING_OPS = (LIMIT, MARKET, REPLACE, STOP, STOP_LIMIT)
 
 
@@ -184,14 +185,13 @@ class HybridReplay:
         if (until_ts is None) == (n_messages is None):
             raise ValueError("pass exactly one of until_ts and n_messages")
         ts = self._history["timestamp"]
-        if n_messages is not None:
-            if n_messages < 0:
+        if until_ts is None:
+            if n_messages is None or n_messages < 0:
                 raise ValueError(f"n_messages must be >= 0, got {n_messages}")
             hi = min(self._cursor + n_messages, ts.shape[0])
             until_ts = int(ts[hi - 1]) if hi > self._cursor else self.timestamp
         else:
             hi = int(np.searchsorted(ts, until_ts, side="right"))
-        assert until_ts is not None
         agents = self._agent_batch(agent_messages, until_ts)
         merged, from_history = self._merge(self._history[self._cursor:hi], agents)
         self.stats.historical_messages += hi - self._cursor
