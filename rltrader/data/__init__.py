@@ -1,6 +1,10 @@
 """Readers that turn recorded market data into the core's message array.
 
 - :mod:`rltrader.data.lobster`: LOBSTER message and orderbook files (NASDAQ, L3 by order id).
+- :mod:`rltrader.data.lobster_exact`: every orderbook row rebuilt exactly from both files.
+- :mod:`rltrader.data.lobster_writer`: a simulated book's events as LOBSTER files.
+- :mod:`rltrader.data.hybrid`: recorded flow and agent orders in the same queues
+  (``docs/hybrid.md``).
 """
 
 from rltrader.data.lobster import (
