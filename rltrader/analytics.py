@@ -34,6 +34,10 @@ NS_PER_S = 1_000_000_000
 DEFAULT_HORIZONS_S = (1.0, 10.0, 60.0, 300.0)
 #: A horizon's moments are reported only with at least this many non-overlapping returns.
 MIN_RETURNS = 50
+#: Share of the largest |r| behind the Hill estimate.
+TAIL_FRACTION = 0.02
+#: With fewer trades the order-sign facts are not measured.
+MIN_TRADES = 100
 
 
 # ---------------------------------------------------------------------------------------
@@ -637,7 +641,7 @@ class StylizedFacts:
         head = ("fact", "value", "typical", "check", "detail")
         if markdown:
             lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            lines += ["| " + " | ".join(c) + " |" for c in cells]
+            lines += ["| " + " | ".join(x.replace("|", "\\|") for x in c) + " |" for c in cells]
             return "\n".join(lines)
         widths = [max(len(c[i]) for c in [head, *cells]) for i in range(4)]
         return "\n".join("  ".join(c[i].ljust(widths[i]) for i in range(4)) + "  " + c[4]
@@ -686,10 +690,6 @@ def _verdict(passed: bool | None) -> str:
 
 def _json_float(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
-
-
-TAIL_FRACTION = 0.02   # share of the largest |r| behind the Hill estimate
-MIN_TRADES = 100       # fewer trades: the order-sign facts are not measured
 
 
 def stylized_facts(market: Market, *, horizons_s: tuple[float, ...] = DEFAULT_HORIZONS_S,

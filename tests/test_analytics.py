@@ -8,28 +8,17 @@ Synthetic known answers: iid Gaussian returns (no tails, no memory), Student-t(3
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _synthetic import fgn, lobster_file, parents, quotes_from_returns, trades_of
 
 from rltrader import analytics as an
 from rltrader.constants import EMPTY_ASK
 
-INTERVAL_NS = 100_000_000   # a 100 ms clock
-
-
-def _quotes_from_returns(r: np.ndarray, level: float = 1e6) -> an.Quotes:
-    """A clocked top of book whose mid follows exp(cumsum(r)) (ticks, spread of 2)."""
-    mid = np.rint(level * np.exp(np.concatenate([[0.0], np.cumsum(r)]))).astype(np.int64)
-    n = mid.size
-    return an.Quotes(np.arange(n, dtype=np.int64) * INTERVAL_NS, mid - 1, mid + 1,
-                     np.full(n, 5), np.full(n, 7))
-
 
 def _facts(r: np.ndarray, **kwargs) -> an.StylizedFacts:
-    return an.stylized_facts(an.Market(_quotes_from_returns(r)), horizons_s=(0.1, 1.0, 10.0),
+    return an.stylized_facts(an.Market(quotes_from_returns(r)), horizons_s=(0.1, 1.0, 10.0),
                              **kwargs)
 
 
@@ -158,27 +147,13 @@ def test_garch_returns_cluster_in_volatility():
     assert facts.returns[0].excess_kurtosis > 0.5
 
 
-def _fgn(n: int, hurst: float, rng: np.random.Generator) -> np.ndarray:
-    """Fractional Gaussian noise by circulant embedding (Davies-Harte), exact."""
-    k = np.arange(n + 1, dtype=np.float64)
-    cov = 0.5 * ((k + 1) ** (2 * hurst) - 2 * k ** (2 * hurst) + np.abs(k - 1) ** (2 * hurst))
-    eig = np.fft.fft(np.r_[cov, cov[-2:0:-1]]).real
-    w = rng.normal(size=2 * n) + 1j * rng.normal(size=2 * n)
-    return np.fft.fft(np.sqrt(np.maximum(eig, 0) / (2 * n)) * w)[:n].real
-
-
-def _trades_of(signs: np.ndarray) -> an.Trades:
-    n = signs.size
-    return an.Trades(np.arange(n), np.full(n, 100), np.ones(n, np.int64), signs)
-
-
 def test_long_memory_signs_give_the_decay_exponent():
     # sign(fGn) has ACF (2/pi) arcsin(rho(k)), rho(k) ~ H(2H-1) k^(2H-2): gamma = 2 - 2H
     hurst = 0.75
-    signs = np.sign(_fgn(1 << 17, hurst, np.random.default_rng(5))).astype(np.int8)
-    trades = _trades_of(signs)
+    signs = np.sign(fgn(1 << 17, hurst, np.random.default_rng(5))).astype(np.int8)
+    trades = trades_of(signs)
     r = np.random.default_rng(6).normal(0, 1e-3, 1000)
-    facts = an.stylized_facts(an.Market(_quotes_from_returns(r), trades), horizons_s=(0.1,))
+    facts = an.stylized_facts(an.Market(quotes_from_returns(r), trades), horizons_s=(0.1,))
     fit = facts.sign_decay
     assert fit.decades >= 2
     assert fit.exponent == pytest.approx(2 - 2 * hurst, abs=0.1)
@@ -191,28 +166,14 @@ def test_long_memory_signs_give_the_decay_exponent():
 
 def test_independent_signs_have_no_memory():
     signs = np.random.default_rng(7).choice(np.array([-1, 1], dtype=np.int8), 50_000)
-    trades = _trades_of(signs)
+    trades = trades_of(signs)
     r = np.random.default_rng(8).normal(0, 1e-3, 1000)
-    facts = an.stylized_facts(an.Market(_quotes_from_returns(r), trades), horizons_s=(0.1,))
+    facts = an.stylized_facts(an.Market(quotes_from_returns(r), trades), horizons_s=(0.1,))
     assert _row(facts, "order-sign persistence").passed is False
 
 
-def _parents(delta: float, n: int, seed: int, noise: float = 0.5) -> an.ParentOrders:
-    rng = np.random.default_rng(seed)
-    volume = np.full(n, 1e7)
-    sigma = np.full(n, 0.02)
-    q = np.rint(volume * 10 ** rng.uniform(-4, -1, n)).astype(np.int64)
-    side = rng.choice(np.array([-1, 1], dtype=np.int8), n)
-    impact = sigma * (0.8 * (q / volume) ** delta + noise * (q / volume) ** 0.5
-                      * rng.normal(size=n))
-    arrival = np.full(n, 10_000.0)
-    end = arrival * (1 + side * impact)
-    return an.ParentOrders(side, q, np.zeros(n, np.int64), np.ones(n, np.int64), arrival, end,
-                           0.5 * (arrival + end), volume, sigma)
-
-
 def test_square_root_impact_is_recovered_within_its_interval():
-    fit = an.impact_fit(_parents(0.5, 2000, seed=9))
+    fit = an.impact_fit(parents(0.5, 2000, seed=9))
     assert fit.delta_ci[0] <= 0.5 <= fit.delta_ci[1]
     assert fit.delta_ci[1] - fit.delta_ci[0] < 0.2
     assert fit.prefactor == pytest.approx(0.8, rel=0.3)
@@ -220,17 +181,17 @@ def test_square_root_impact_is_recovered_within_its_interval():
 
 
 def test_linear_impact_is_told_apart_from_the_square_root():
-    fit = an.impact_fit(_parents(1.0, 2000, seed=10, noise=0.05))
+    fit = an.impact_fit(parents(1.0, 2000, seed=10, noise=0.05))
     assert fit.delta_ci[0] > 0.8
-    quotes = _quotes_from_returns(np.random.default_rng(0).normal(0, 1e-3, 1000))
-    facts = an.stylized_facts(an.Market(quotes, parents=_parents(1.0, 2000, seed=10)),
+    quotes = quotes_from_returns(np.random.default_rng(0).normal(0, 1e-3, 1000))
+    facts = an.stylized_facts(an.Market(quotes, parents=parents(1.0, 2000, seed=10)),
                               horizons_s=(0.1,))
     assert _row(facts, "square-root impact").passed is False
 
 
 def test_the_vwap_measure_is_half_the_end_move_here():
-    parents = _parents(0.5, 100, seed=11)
-    np.testing.assert_allclose(parents.impact("vwap"), 0.5 * parents.impact("end_mid"))
+    orders = parents(0.5, 100, seed=11)
+    np.testing.assert_allclose(orders.impact("vwap"), 0.5 * orders.impact("end_mid"))
 
 
 def test_too_little_data_is_not_graded():
@@ -261,7 +222,7 @@ def test_bad_records_raise_clearly():
     with pytest.raises(ValueError, match="decreases at row 2"):
         an.Trades(np.array([0, 5, 4, 6]), ones, ones, ones)
     with pytest.raises(ValueError, match="daily_volatility must be > 0"):
-        p = _parents(0.5, 4, seed=0)
+        p = parents(0.5, 4, seed=0)
         an.ParentOrders(p.side, p.qty, p.start_ns, p.end_ns, p.arrival_mid, p.end_mid, p.vwap,
                         p.daily_volume, np.zeros(4))
     quotes = an.Quotes(t, ones, ones + 1, ones, ones)
@@ -273,7 +234,7 @@ def test_bad_records_raise_clearly():
 
 def test_samples_without_a_quote_are_counted_not_used():
     r = np.random.default_rng(13).normal(0, 1e-3, 200)
-    q = _quotes_from_returns(r)
+    q = quotes_from_returns(r)
     ask = q.ask.copy()
     ask[50] = EMPTY_ASK
     facts = an.stylized_facts(an.Market(an.Quotes(q.t_ns, q.bid, ask, q.bid_qty, q.ask_qty)),
@@ -288,19 +249,9 @@ def test_samples_without_a_quote_are_counted_not_used():
 # ---------------------------------------------------------------------------------------
 
 
-def _lobster_file() -> Path:
-    env = os.environ.get("RLTRADER_DATA")
-    name = "AAPL_2012-06-21_34200000_37800000_message_50.csv.gz"
-    for folder in (*([Path(env) / "lobster"] if env else []),
-                   *(p / "shared" / "data" / "lobster" for p in Path(__file__).resolve().parents)):
-        if (folder / name).is_file():
-            return folder / name
-    pytest.skip("LOBSTER samples not found (set RLTRADER_DATA)")
-
-
 @pytest.fixture(scope="module")
 def aapl() -> tuple[an.Market, an.StylizedFacts]:
-    market = an.lobster_market(_lobster_file())
+    market = an.lobster_market(lobster_file())
     return market, an.stylized_facts(market)
 
 
