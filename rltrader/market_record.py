@@ -32,10 +32,21 @@ def _array(name: str, values: np.ndarray, dtype: type, ndim: int = 1) -> np.ndar
     return np.ascontiguousarray(a, dtype=dtype)
 
 
-def _same_length(record: str, **arrays: np.ndarray) -> None:
-    lengths = {name: a.shape[0] for name, a in arrays.items()}
+def _coerce(record: object, kinds: dict[str, type]) -> None:
+    """Convert the named 1-D fields of a frozen dataclass in place; check equal lengths."""
+    cls = type(record).__name__
+    for name, kind in kinds.items():
+        object.__setattr__(record, name, _array(f"{cls}.{name}", getattr(record, name), kind))
+    lengths = {name: getattr(record, name).shape[0] for name in kinds}
     if len(set(lengths.values())) > 1:
-        raise ValueError(f"{record}: fields differ in length {lengths}")
+        raise ValueError(f"{cls}: fields differ in length {lengths}")
+
+
+def _require(record: object, name: str, ok: np.ndarray, what: str) -> None:
+    bad = np.flatnonzero(~ok)
+    if bad.size:
+        raise ValueError(f"{type(record).__name__}.{name} must be {what}, got "
+                         f"{getattr(record, name)[bad[0]]} at row {bad[0]}")
 
 
 @dataclass(frozen=True)
@@ -64,11 +75,7 @@ class Quotes:
     depth: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        for name in ("t_ns", "bid", "ask", "bid_qty", "ask_qty"):
-            object.__setattr__(self, name, _array(f"Quotes.{name}", getattr(self, name),
-                                                  np.int64))
-        _same_length("Quotes", t_ns=self.t_ns, bid=self.bid, ask=self.ask,
-                     bid_qty=self.bid_qty, ask_qty=self.ask_qty)
+        _coerce(self, dict.fromkeys(("t_ns", "bid", "ask", "bid_qty", "ask_qty"), np.int64))
         if self.t_ns.size < 2:
             raise ValueError(f"Quotes needs at least 2 samples, got {self.t_ns.size}")
         steps = np.diff(self.t_ns)
@@ -127,15 +134,9 @@ class Trades:
     sign: np.ndarray
 
     def __post_init__(self) -> None:
-        for name in ("t_ns", "price", "qty"):
-            object.__setattr__(self, name, _array(f"Trades.{name}", getattr(self, name),
-                                                  np.int64))
-        object.__setattr__(self, "sign", _array("Trades.sign", self.sign, np.int8))
-        _same_length("Trades", t_ns=self.t_ns, price=self.price, qty=self.qty, sign=self.sign)
-        bad = np.flatnonzero(np.abs(self.sign) != 1)
-        if bad.size:
-            raise ValueError(f"Trades.sign must be +1 or -1, got {self.sign[bad[0]]} at row "
-                             f"{bad[0]}")
+        _coerce(self, {"t_ns": np.int64, "price": np.int64, "qty": np.int64, "sign": np.int8})
+        _require(self, "qty", self.qty > 0, "> 0")
+        _require(self, "sign", np.abs(self.sign) == 1, "+1 or -1")
         if np.any(np.diff(self.t_ns) < 0):
             row = int(np.flatnonzero(np.diff(self.t_ns) < 0)[0]) + 1
             raise ValueError(f"Trades.t_ns decreases at row {row}")
@@ -178,19 +179,10 @@ class ParentOrders:
         kinds = {"side": np.int8, "qty": np.int64, "start_ns": np.int64, "end_ns": np.int64,
                  "arrival_mid": np.float64, "end_mid": np.float64, "vwap": np.float64,
                  "daily_volume": np.float64, "daily_volatility": np.float64}
-        for name, kind in kinds.items():
-            object.__setattr__(self, name, _array(f"ParentOrders.{name}", getattr(self, name),
-                                                  kind))
-        _same_length("ParentOrders", **{name: getattr(self, name) for name in kinds})
+        _coerce(self, kinds)
         for name in ("qty", "arrival_mid", "end_mid", "daily_volume", "daily_volatility"):
-            bad = np.flatnonzero(~(getattr(self, name) > 0))
-            if bad.size:
-                raise ValueError(f"ParentOrders.{name} must be > 0, got "
-                                 f"{getattr(self, name)[bad[0]]} at row {bad[0]}")
-        bad = np.flatnonzero(np.abs(self.side) != 1)
-        if bad.size:
-            raise ValueError(f"ParentOrders.side must be +1 or -1, got {self.side[bad[0]]} "
-                             f"at row {bad[0]}")
+            _require(self, name, getattr(self, name) > 0, "> 0")
+        _require(self, "side", np.abs(self.side) == 1, "+1 or -1")
 
     def participation(self) -> np.ndarray:
         """Q / V per order (dimensionless)."""
@@ -259,13 +251,10 @@ def merge_fills(t_ns: np.ndarray, price: np.ndarray, qty: np.ndarray, sign: np.n
     sign statistics count it once. The merged price is the volume-weighted price, rounded to
     the nearest tick.
     """
-    t_ns = _array("t_ns", t_ns, np.int64)
-    price = _array("price", price, np.int64)
-    qty = _array("qty", qty, np.int64)
-    sign = _array("sign", sign, np.int8)
-    _same_length("fills", t_ns=t_ns, price=price, qty=qty, sign=sign)
-    if t_ns.size == 0:
-        return Trades(t_ns, price, qty, sign)
+    fills = Trades(t_ns, price, qty, sign)
+    if fills.t_ns.size == 0:
+        return fills
+    t_ns, price, qty, sign = fills.t_ns, fills.price, fills.qty, fills.sign
     starts = np.flatnonzero(np.r_[True, (np.diff(t_ns) != 0) | (np.diff(sign) != 0)])
     total = np.add.reduceat(qty, starts)
     notional = np.add.reduceat(price * qty, starts)

@@ -129,12 +129,19 @@ def plot_returns(market: Market, facts: StylizedFacts, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _loglog_fit(ax, fit: PowerLawFit | None, label: str) -> None:
-    if fit is None:
-        return
-    x = np.logspace(math.log10(fit.x_min), math.log10(fit.x_max), 50)
-    ax.plot(x, fit.prefactor * x**-fit.exponent, color="k", ls="--", lw=1.2,
-            label=f"{label} = {fit.exponent:.2f} +/- {fit.stderr:.2f}")
+def _loglog_acf(ax, acf: np.ndarray, n: int, fit: PowerLawFit | None, label: str,
+                fit_label: str, colour: str) -> None:
+    """The positive lags of ``acf`` on log-log, the noise level ``2/sqrt(n)``, the fit."""
+    lags = np.arange(1, acf.size)
+    positive = acf[1:] > 0
+    ax.loglog(lags[positive], acf[1:][positive], ".", ms=3, color=colour, label=label)
+    ax.axhline(2 / math.sqrt(n), color="0.5", ls=":", label="2/sqrt(n)")
+    if fit is not None:
+        x = np.logspace(math.log10(fit.x_min), math.log10(fit.x_max), 50)
+        ax.plot(x, fit.prefactor * x**-fit.exponent, color="k", ls="--", lw=1.2,
+                label=f"{fit_label} = {fit.exponent:.2f} +/- {fit.stderr:.2f}")
+    ax.set(xlabel="lag", ylabel="autocorrelation")
+    ax.legend(loc="lower left")
 
 
 def plot_acf(facts: StylizedFacts, path: Path) -> Path:
@@ -150,30 +157,19 @@ def plot_acf(facts: StylizedFacts, path: Path) -> Path:
     left.set(title=f"ACF of {facts.acf_horizon_s:g} s returns", xlabel="lag (returns)",
              ylabel="autocorrelation")
     left.legend(loc="upper right")
-    all_lags = np.arange(1, facts.abs_return_acf.size)
-    positive = facts.abs_return_acf[1:] > 0
-    right.loglog(all_lags[positive], facts.abs_return_acf[1:][positive], ".", ms=3,
-                 color="tab:orange", label="|returns|")
-    right.axhline(noise, color="0.5", ls=":", label="2/sqrt(n)")
-    _loglog_fit(right, facts.abs_return_decay, "decay exponent")
-    right.set(title="ACF of |returns|, log-log", xlabel="lag", ylabel="autocorrelation")
-    right.legend(loc="lower left")
+    _loglog_acf(right, facts.abs_return_acf, facts.acf_n, facts.abs_return_decay,
+                "|returns|", "decay exponent", "tab:orange")
+    right.set(title="ACF of |returns|, log-log")
     return _save(fig, path)
 
 
 def plot_sign_acf(facts: StylizedFacts, path: Path) -> Path:
     """Order-sign ACF on log-log with its fitted power law."""
     plt = _pyplot()
-    acf = facts.sign_acf
-    lags = np.arange(1, acf.size)
-    positive = acf[1:] > 0
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.loglog(lags[positive], acf[1:][positive], ".", ms=4, label="trade signs")
-    ax.axhline(2 / math.sqrt(facts.trades), color="0.5", ls=":", label="2/sqrt(n)")
-    _loglog_fit(ax, facts.sign_decay, "gamma")
-    ax.set(title=f"order-sign ACF ({facts.trades:,} trades)", xlabel="lag (trades)",
-           ylabel="autocorrelation")
-    ax.legend(loc="lower left")
+    _loglog_acf(ax, facts.sign_acf, facts.trades, facts.sign_decay, "trade signs", "gamma",
+                "tab:blue")
+    ax.set(title=f"order-sign ACF ({facts.trades:,} trades)", xlabel="lag (trades)")
     return _save(fig, path)
 
 

@@ -219,6 +219,8 @@ def test_bad_records_raise_clearly():
         an.Quotes(t, ones, ones + 1, ones, ones, depth=np.zeros((4, 3, 2), np.int64))
     with pytest.raises(ValueError, match="sign must be"):
         an.Trades(t, ones, ones, np.array([1, 0, 1, -1]))
+    with pytest.raises(ValueError, match=r"Trades.qty must be > 0, got 0 at row 1"):
+        an.merge_fills(t, ones, np.array([1, 0, 1, 1]), ones)
     with pytest.raises(ValueError, match="decreases at row 2"):
         an.Trades(np.array([0, 5, 4, 6]), ones, ones, ones)
     with pytest.raises(ValueError, match="daily_volatility must be > 0"):
