@@ -473,10 +473,12 @@ def stylized_facts(market: Market, *, horizons_s: tuple[float, ...] = DEFAULT_HO
     spread = q.spread
     values, counts = np.unique(spread, return_counts=True)
     depth = None if q.depth is None else q.depth[q.has_mid].mean(axis=0)
-    sign_acf = sign_decay = None
-    trades = 0 if market.trades is None else market.trades.sign.size
+    sign_acf: np.ndarray | None = None
+    sign_decay: PowerLawFit | None = None
+    signs = np.zeros(0) if market.trades is None else market.trades.sign
+    trades = int(signs.size)
     if trades >= MIN_TRADES:
-        sign_acf = acf(market.trades.sign, min(max_lag, trades // 10))
+        sign_acf = acf(signs, min(max_lag, trades // 10))
         sign_decay = fit_power_law_decay(sign_acf, 2.0 / math.sqrt(trades))
     return StylizedFacts(
         name=market.name,

@@ -176,9 +176,10 @@ class ParentOrders:
     daily_volatility: np.ndarray
 
     def __post_init__(self) -> None:
-        kinds = {"side": np.int8, "qty": np.int64, "start_ns": np.int64, "end_ns": np.int64,
-                 "arrival_mid": np.float64, "end_mid": np.float64, "vwap": np.float64,
-                 "daily_volume": np.float64, "daily_volatility": np.float64}
+        kinds: dict[str, type] = {
+            "side": np.int8, "qty": np.int64, "start_ns": np.int64, "end_ns": np.int64,
+            "arrival_mid": np.float64, "end_mid": np.float64, "vwap": np.float64,
+            "daily_volume": np.float64, "daily_volatility": np.float64}
         _coerce(self, kinds)
         for name in ("qty", "arrival_mid", "end_mid", "daily_volume", "daily_volatility"):
             _require(self, name, getattr(self, name) > 0, "> 0")

@@ -20,7 +20,9 @@ import numpy as np
 from rltrader.analytics import (
     MIN_RETURNS,
     NS_PER_S,
+    ImpactFit,
     Market,
+    ParentOrders,
     PowerLawFit,
     StylizedFacts,
     log_returns,
@@ -88,10 +90,12 @@ def plot_spread(market: Market, facts: StylizedFacts, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_depth(facts: StylizedFacts, path: Path) -> Path:
-    """Mean quantity at the k-th best level of each side (bids left, asks right)."""
+def plot_depth(profile: np.ndarray, path: Path) -> Path:
+    """Mean quantity at the k-th best level of each side (bids left, asks right).
+
+    ``profile``: (2, L) mean lots, bids then asks (``StylizedFacts.depth_profile``).
+    """
     plt = _pyplot()
-    profile = facts.depth_profile
     levels = np.arange(1, profile.shape[1] + 1)
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.bar(-levels, profile[0], color=BID_COLOUR, label="bids")
@@ -163,20 +167,19 @@ def plot_acf(facts: StylizedFacts, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_sign_acf(facts: StylizedFacts, path: Path) -> Path:
-    """Order-sign ACF on log-log with its fitted power law."""
+def plot_sign_acf(sign_acf: np.ndarray, trades: int, fit: PowerLawFit | None, path: Path
+                  ) -> Path:
+    """Order-sign ACF (lags 0..K) of ``trades`` trades on log-log with its fitted power law."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    _loglog_acf(ax, facts.sign_acf, facts.trades, facts.sign_decay, "trade signs", "gamma",
-                "tab:blue")
-    ax.set(title=f"order-sign ACF ({facts.trades:,} trades)", xlabel="lag (trades)")
+    _loglog_acf(ax, sign_acf, trades, fit, "trade signs", "gamma", "tab:blue")
+    ax.set(title=f"order-sign ACF ({trades:,} trades)", xlabel="lag (trades)")
     return _save(fig, path)
 
 
-def plot_impact(market: Market, facts: StylizedFacts, path: Path) -> Path:
+def plot_impact(parents: ParentOrders, fit: ImpactFit, path: Path) -> Path:
     """Impact / sigma against Q / V per parent order and per bin, with the fitted law."""
     plt = _pyplot()
-    fit, parents = facts.impact, market.parents
     x, y = parents.participation(), parents.impact()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.loglog(x[y > 0], y[y > 0], ".", ms=2, color="0.6", alpha=0.5,
@@ -212,17 +215,19 @@ def write_report(out_dir: str | Path, market: Market, facts: StylizedFacts) -> P
                ("spread", plot_spread(market, facts, out / "spread.png"))]
     missing = []
     if facts.depth_profile is not None:
-        figures.append(("depth profile", plot_depth(facts, out / "depth.png")))
+        figures.append(("depth profile", plot_depth(facts.depth_profile, out / "depth.png")))
     else:
         missing.append("depth (no depth recorded)")
     figures.append(("return distributions", plot_returns(market, facts, out / "returns.png")))
     figures.append(("autocorrelations", plot_acf(facts, out / "acf.png")))
     if facts.sign_acf is not None:
-        figures.append(("order signs", plot_sign_acf(facts, out / "sign_acf.png")))
+        figures.append(("order signs", plot_sign_acf(facts.sign_acf, facts.trades,
+                                                     facts.sign_decay, out / "sign_acf.png")))
     else:
         missing.append(f"order signs ({facts.trades} trades)")
-    if facts.impact is not None:
-        figures.append(("impact", plot_impact(market, facts, out / "impact.png")))
+    if facts.impact is not None and market.parents is not None:
+        figures.append(("impact", plot_impact(market.parents, facts.impact,
+                                              out / "impact.png")))
     else:
         missing.append("impact (no parent orders, or too few)")
     (out / "facts.json").write_text(json.dumps(facts.to_dict(), indent=2) + "\n")
