@@ -1,4 +1,4 @@
-"""The ``rltrader`` command: demo, bench, profile, replay."""
+"""The ``rltrader`` command: demo, bench, profile, replay, facts."""
 
 from __future__ import annotations
 
@@ -48,6 +48,20 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                        dump_l2=args.dump_l2, tick_size=args.tick_size)
 
 
+def _cmd_facts(args: argparse.Namespace) -> int:
+    from rltrader import analytics
+
+    market = analytics.lobster_market(args.path, interval_ms=args.interval_ms,
+                                      levels=args.levels, tick_size=args.tick_size)
+    facts = analytics.stylized_facts(market)
+    print(facts.format_table())
+    if args.out:
+        from rltrader.report import write_report
+
+        print(f"wrote {write_report(args.out, market, facts)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rltrader",
@@ -94,6 +108,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tick-size", type=int, default=100,
                    help="price units per tick (LOBSTER: 1/10000 dollars; default 100)")
     p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("facts", help="stylized facts of a LOBSTER message file",
+                       description="Rebuild the book from a LOBSTER message file, sample it "
+                       "on a clock and print the stylized facts (returns, tails, memory, "
+                       "spread, depth, order signs) against their typical ranges.")
+    p.add_argument("path", help="LOBSTER message file (.csv or .csv.gz)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="also write the figures, report.md and facts.json to DIR")
+    p.add_argument("--interval-ms", type=int, default=100,
+                   help="sampling clock, ms (default %(default)s)")
+    p.add_argument("--levels", type=int, default=10,
+                   help="depth levels per side to record (default %(default)s)")
+    p.add_argument("--tick-size", type=int, default=100,
+                   help="price units per tick (LOBSTER: 1/10000 dollars; default 100)")
+    p.set_defaults(func=_cmd_facts)
     return parser
 
 
