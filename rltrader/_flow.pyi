@@ -23,6 +23,9 @@ class Flow:
     progress_array: np.ndarray
     pending_array: np.ndarray
     pending_n: np.ndarray
+    group_start: np.ndarray
+    group_n: np.ndarray
+    order_scratch: np.ndarray
     batch_array: np.ndarray
     events_array: np.ndarray
     counter_array: np.ndarray

@@ -5,9 +5,10 @@ One ``Flow.run(n_steps)`` call advances every book by ``n_steps`` steps of ``dt`
 step, for every book: the latent fundamental value moves (Ornstein-Uhlenbeck with
 compound-Poisson jumps), every population draws its wake-ups, the woken traders decide and
 write their messages into a delay line (``latency`` steps per population), and the
-messages that arrive this step are shuffled (Fisher-Yates with the book's own generator) and
-handed, for all books at once, to the core (``Books._run``). Traders see fills through the
-core's per-owner accounts (position), never through Python objects.
+decisions that arrive this step are put in a random order (Fisher-Yates with the book's own
+generator; each decision's messages stay together and in order) and handed, for all books
+at once, to the core (``Books._run``). Traders see fills through the core's per-owner
+accounts (position), never through Python objects.
 
 Each book has its own xoshiro256** generator, seeded by the caller (``SeedSequence.spawn``).
 Nothing here allocates while stepping, except the optional message/event logs, which grow
@@ -236,6 +237,9 @@ cdef struct State:
     ParentState* progress   # [n_books, n_parents]
     Message* pending        # [delay, n_books, bucket_cap]
     int32_t* pending_n      # [delay, n_books]
+    int32_t* group_start    # [delay, n_books, bucket_cap] first message of each decision
+    int32_t* group_n        # [delay, n_books] decisions in the bucket
+    int32_t* order          # [bucket_cap] scratch: the shuffled order of the decisions
     Message* batch          # [n_books * bucket_cap]
     int64_t* counters       # [N_COUNTERS]
     const Core* core
@@ -252,6 +256,15 @@ cdef inline double mid_of(const BookState* bs, double fallback) noexcept nogil:
     if bs.last_price > 0:
         return <double>bs.last_price
     return fallback
+
+
+cdef inline void begin(State* f, int32_t b, int32_t latency) noexcept nogil:
+    """Start a decision: its messages stay together and in order when a step's arrivals
+    are shuffled (a trader's cancel always reaches the book before its new quote)."""
+    cdef int64_t at = ((f.step + latency) % f.delay) * f.n_books + b
+    if f.group_n[at] < f.bucket_cap:
+        f.group_start[at * f.bucket_cap + f.group_n[at]] = f.pending_n[at]
+        f.group_n[at] += 1
 
 
 cdef inline Message* push(State* f, int32_t b, int32_t latency) noexcept nogil:
@@ -327,6 +340,7 @@ cdef void noise_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
     cdef int64_t* ids = ring_of(f, b, trader)
     cdef int32_t* pos = &f.ring_pos[<int64_t>b * f.n_traders + trader]
     cdef int64_t base, depth, j
+    begin(f, b, p.latency)
     if u < p.p_market:
         send(f, b, trader, p.latency, MARKET, side, 0, qty, IOC)
         return
@@ -360,6 +374,7 @@ cdef void value_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
     cdef int64_t* ids = ring_of(f, b, trader)
     cdef int64_t price
     cdef int side
+    begin(f, b, p.latency)
     cancel_all(f, b, trader, p.latency, 1)
     if bs.best_ask != EMPTY_ASK and estimate - bs.best_ask > p.threshold:
         side, price = BUY, bs.best_ask
@@ -385,6 +400,7 @@ cdef void momentum_trader(State* f, int32_t b, int32_t trader,
     cdef uint64_t* rng = &f.rng[4 * b]
     cdef double trend = f.ema[2 * b] - f.ema[2 * b + 1]
     cdef int64_t qty = pareto_lots(rng, &p.size, f.size_class[<int64_t>b * f.n_traders + trader])
+    begin(f, b, p.latency)
     if trend > p.threshold and bs.best_ask != EMPTY_ASK:
         send(f, b, trader, p.latency, LIMIT, BUY, bs.best_ask, qty, IOC)
     elif trend < -p.threshold and bs.best_bid != EMPTY_BID:
@@ -404,6 +420,7 @@ cdef void market_maker(State* f, int32_t b, int32_t k, double mid) noexcept nogi
     cdef double offset
     if qty < 1:
         qty = 1
+    begin(f, b, p.latency)
     cancel_all(f, b, trader, p.latency, 2 * p.levels)
     f.maker_mid[<int64_t>b * p.count + k] = mid
     for i in range(p.levels):
@@ -443,6 +460,7 @@ cdef void execution(State* f, int32_t b, const BookState* bs, double mid) noexce
             target = p.qty
         f.counters[C_WAKE_EXECUTION] += 1
         if target > s.sent:
+            begin(f, b, p.latency)
             send(f, b, p.owner, p.latency, MARKET, p.side, 0, target - s.sent, IOC)
             s.sent = target
 
@@ -500,28 +518,37 @@ cdef void decide_book(State* f, int32_t b) noexcept nogil:
 
 
 cdef int64_t gather(State* f) noexcept nogil:
-    """Move this step's arrivals of every book into the batch, each book's shuffled."""
-    cdef int64_t slot = f.step % f.delay, total = 0, i, j
-    cdef int32_t b, n
-    cdef Message* src
-    cdef Message tmp
-    cdef uint64_t* rng
+    """Move this step's arrivals of every book into the batch: each book's decisions in a
+    random order (Fisher-Yates with the book's generator), each decision's messages in
+    the order its trader sent them."""
+    cdef int64_t slot = f.step % f.delay, total = 0, at
+    cdef int32_t b, n, g, i, j, tmp, first, stop
+    cdef const Message* src
+    cdef const int32_t* starts
     for b in range(f.n_books):
-        n = f.pending_n[slot * f.n_books + b]
+        at = slot * f.n_books + b
+        n = f.pending_n[at]
+        g = f.group_n[at]
+        f.pending_n[at] = 0
+        f.group_n[at] = 0
         if n == 0:
             continue
-        src = &f.pending[(slot * f.n_books + b) * f.bucket_cap]
-        rng = &f.rng[4 * b]
-        i = n - 1
-        while i > 0:                  # Fisher-Yates
-            j = below(rng, i + 1)
-            tmp = src[i]
-            src[i] = src[j]
-            src[j] = tmp
+        src = &f.pending[at * f.bucket_cap]
+        starts = &f.group_start[at * f.bucket_cap]
+        for i in range(g):
+            f.order[i] = i
+        i = g - 1
+        while i > 0:
+            j = <int32_t>below(&f.rng[4 * b], i + 1)
+            tmp = f.order[i]
+            f.order[i] = f.order[j]
+            f.order[j] = tmp
             i -= 1
-        memcpy(&f.batch[total], src, n * sizeof(Message))
-        total += n
-        f.pending_n[slot * f.n_books + b] = 0
+        for i in range(g):
+            first = starts[f.order[i]]
+            stop = starts[f.order[i] + 1] if f.order[i] + 1 < g else n
+            memcpy(&f.batch[total], &src[first], (stop - first) * sizeof(Message))
+            total += stop - first
     return total
 
 
@@ -601,6 +628,9 @@ cdef class Flow:
     cdef readonly object progress_array
     cdef readonly object pending_array
     cdef readonly object pending_n
+    cdef readonly object group_start
+    cdef readonly object group_n
+    cdef readonly object order_scratch
     cdef readonly object batch_array
     cdef readonly object events_array
     cdef readonly object counter_array
@@ -663,6 +693,9 @@ cdef class Flow:
             ps[j].end_mid = np.nan
         self.pending_array = np.zeros(f.delay * n_books * bucket_cap, dtype=MESSAGE_DTYPE)
         self.pending_n = np.zeros((f.delay, n_books), dtype=np.int32)
+        self.group_start = np.zeros((f.delay, n_books, bucket_cap), dtype=np.int32)
+        self.group_n = np.zeros((f.delay, n_books), dtype=np.int32)
+        self.order_scratch = np.zeros(bucket_cap, dtype=np.int32)
         self.batch_array = np.zeros(n_books * bucket_cap, dtype=MESSAGE_DTYPE)
         self.events_array = np.zeros(max(4096, 4 * n_books * bucket_cap), dtype=EVENT_DTYPE)
         self.counter_array = np.zeros(N_COUNTERS, dtype=np.int64)
@@ -683,6 +716,9 @@ cdef class Flow:
         f.progress = ps
         f.pending = <Message*>cnp.PyArray_DATA(self.pending_array)
         f.pending_n = <int32_t*>cnp.PyArray_DATA(self.pending_n)
+        f.group_start = <int32_t*>cnp.PyArray_DATA(self.group_start)
+        f.group_n = <int32_t*>cnp.PyArray_DATA(self.group_n)
+        f.order = <int32_t*>cnp.PyArray_DATA(self.order_scratch)
         f.batch = <Message*>cnp.PyArray_DATA(self.batch_array)
         f.counters = <int64_t*>cnp.PyArray_DATA(self.counter_array)
         f.core = &books.core
