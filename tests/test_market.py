@@ -206,3 +206,16 @@ def test_the_order_arena_grows_while_stepping() -> None:
     assert market.books.capacity > start
     market.books.check_integrity()
     assert market.flow.counters["rejects"] == 0
+
+
+def test_simulate_command_records_a_day(tmp_path: Path, capsys) -> None:
+    from rltrader.cli import main
+
+    out = tmp_path / "run" / "day"
+    assert main(["simulate", "small", "--copies", "1", "--no-progress", "--out",
+                 str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "small: 1 book(s) x 65 traders" in text and "messages/s" in text
+    recording = load_npz(out.with_suffix(".npz"))
+    assert recording.samples.t_ns.shape == (1801,)
+    assert (tmp_path / "run" / "day_book0_message.csv").stat().st_size > 0
