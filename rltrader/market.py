@@ -6,6 +6,11 @@ book ``n`` steps of ``config.dt_ns``, ``run()`` the rest of the day. The same se
 bit-identical messages and events; each book's generator comes from
 ``SeedSequence(seed).spawn(n_books)``.
 
+Time: step ``k`` starts at ``open + k * dt_ns``. A decision taken in step ``k`` by a
+population with latency ``L`` steps (``latency_ns`` rounded up) is processed in step
+``k + L``, and its messages carry that step's start as ``timestamp``; within a step the
+arriving decisions of a book are processed in a random order.
+
 Owners (accounts) per book: the background traders ``[0, n_traders)`` in the order noise,
 value, momentum, market makers, execution parents (:attr:`Market.owners`), then
 ``config.extra_owners`` free accounts (for learning agents) from ``n_traders`` on.
@@ -35,6 +40,7 @@ from rltrader.market_config import (
     NoiseConfig,
     OrderSize,
     ParentOrderConfig,
+    Population,
     RecordConfig,
     SizeClassConfig,
     ValueConfig,
@@ -48,7 +54,7 @@ from rltrader.record import PARENT_DTYPE, Recording, Sampler
 __all__ = [
     "Market", "MarketConfig", "FundamentalConfig", "NoiseConfig", "ValueConfig",
     "MomentumConfig", "MakerConfig", "ParentOrderConfig", "OrderSize", "SizeClassConfig",
-    "RecordConfig", "config_from_dict", "load_config", "preset", "preset_names",
+    "RecordConfig", "Population", "config_from_dict", "load_config", "preset", "preset_names",
 ]
 
 POPULATIONS = ("noise", "value", "momentum", "makers", "parents")
@@ -72,8 +78,7 @@ def flow_params(config: MarketConfig, first: dict[str, int]) -> dict:
     dt_s = config.dt_ns / NS_PER_S
     c = config
 
-    def common(name: str, pop: NoiseConfig | ValueConfig | MomentumConfig | MakerConfig
-               ) -> dict:
+    def common(name: str, pop: Population) -> dict:
         return {"first": first[name], "count": pop.count, "rate": pop.rate_per_s * dt_s,
                 "latency": _latency_steps(c, pop.latency_ns)}
 

@@ -63,25 +63,37 @@ class OrderSize:
 
 
 @dataclass(frozen=True)
-class NoiseConfig:
+class Population:
+    """What every population has: ``count`` traders per book, each waking at
+    ``rate_per_s`` (Poisson), whose orders reach the book ``latency_ns`` after the decision
+    (rounded up to whole steps)."""
+
+    count: int = 0
+    rate_per_s: float = 0.0
+    latency_ns: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("count", "rate_per_s", "latency_ns"):
+            _at_least(self, name, 0)
+
+
+@dataclass(frozen=True)
+class NoiseConfig(Population):
     """Zero-intelligence traders: each wake-up sends a market order (``p_market``), cancels
     one of its resting orders (``p_cancel``) or places a limit order ``d`` ticks behind its
     side's touch, ``P(d >= k) = (k + 1)^-depth_alpha``, capped at ``depth_max``. A trader
     keeps at most ``ring`` resting orders (the oldest is cancelled to make room)."""
 
-    count: int = 0
-    rate_per_s: float = 0.0
     p_market: float = 0.1
     p_cancel: float = 0.2
     ring: int = 4
     depth_alpha: float = 1.0
     depth_max: int = 100
     size: OrderSize = field(default_factory=OrderSize)
-    latency_ns: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("count", "rate_per_s", "depth_max", "latency_ns"):
-            _at_least(self, name, 0)
+        super().__post_init__()
+        _at_least(self, "depth_max", 0)
         _share(self, "p_market")
         _share(self, "p_cancel")
         if self.p_market + self.p_cancel > 1.0:
@@ -91,55 +103,47 @@ class NoiseConfig:
 
 
 @dataclass(frozen=True)
-class ValueConfig:
+class ValueConfig(Population):
     """Fundamental traders: each wake-up cancels its order, looks at the latent value with
     noise ``obs_sd`` (ticks), takes the touch when the value is beyond it by ``threshold``
     ticks, and otherwise rests a limit order ``passive_offset`` ticks from its estimate."""
 
-    count: int = 0
-    rate_per_s: float = 0.0
     obs_sd: float = 10.0
     threshold: float = 5.0
     passive_offset: float = 2.0
     size: OrderSize = field(default_factory=OrderSize)
-    latency_ns: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("count", "rate_per_s", "obs_sd", "threshold", "passive_offset",
-                     "latency_ns"):
+        super().__post_init__()
+        for name in ("obs_sd", "threshold", "passive_offset"):
             _at_least(self, name, 0)
 
 
 @dataclass(frozen=True)
-class MomentumConfig:
+class MomentumConfig(Population):
     """Trend followers: exponential averages of the mid over ``short_s`` and ``long_s``
     seconds; a wake-up sends a marketable IOC limit in the trend's direction when they
     differ by more than ``threshold`` ticks."""
 
-    count: int = 0
-    rate_per_s: float = 0.0
     short_s: float = 20.0
     long_s: float = 50.0
     threshold: float = 1.0
     size: OrderSize = field(default_factory=OrderSize)
-    latency_ns: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("count", "rate_per_s", "threshold", "latency_ns"):
-            _at_least(self, name, 0)
+        super().__post_init__()
+        _at_least(self, "threshold", 0)
         _at_least(self, "short_s", 0.0, strict=True)
         _at_least(self, "long_s", self.short_s)
 
 
 @dataclass(frozen=True)
-class MakerConfig:
+class MakerConfig(Population):
     """Market makers: a re-quote cancels the old quotes and places ``levels`` per side,
     ``half_spread + i * spacing`` ticks around ``mid - skew * position`` (skewed against the
     inventory), one side only when ``|position| >= max_inventory``. Re-quotes happen at
     ``rate_per_s`` and whenever the mid moved ``requote_ticks`` (0: never) since the last."""
 
-    count: int = 0
-    rate_per_s: float = 0.0
     levels: int = 1
     spacing: int = 1
     half_spread: float = 1.0
@@ -147,11 +151,10 @@ class MakerConfig:
     skew: float = 0.0
     max_inventory: int = 1_000_000
     requote_ticks: int = 0
-    latency_ns: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("count", "rate_per_s", "half_spread", "skew", "requote_ticks",
-                     "latency_ns"):
+        super().__post_init__()
+        for name in ("half_spread", "skew", "requote_ticks"):
             _at_least(self, name, 0)
         for name in ("levels", "spacing", "qty", "max_inventory"):
             _at_least(self, name, 1)
