@@ -1,4 +1,4 @@
-"""The ``rltrader`` command: demo, bench, profile, replay, facts."""
+"""The ``rltrader`` command: demo, bench, profile, replay, simulate, facts."""
 
 from __future__ import annotations
 
@@ -62,6 +62,13 @@ def _cmd_facts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from rltrader import simulate
+
+    return simulate.main(args.preset, config_path=args.config, seed=args.seed,
+                         copies=args.copies, out=args.out, progress=not args.no_progress)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rltrader",
@@ -123,6 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tick-size", type=int, default=100,
                    help="price units per tick (LOBSTER: 1/10000 dollars; default 100)")
     p.set_defaults(func=_cmd_facts)
+
+    p = sub.add_parser("simulate", help="run a simulated market day with background traders",
+                       description="Run a preset (rmsc04, small, wide) or a TOML market "
+                       "configuration for a day and print messages/s, wake-ups/s and counts.")
+    p.add_argument("preset", nargs="?", default="rmsc04", help="preset (default: %(default)s)")
+    p.add_argument("--config", default=None, metavar="TOML", help="a market config file "
+                   "instead of a preset")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--copies", type=int, default=None, help="independent copies per symbol")
+    p.add_argument("--out", default=None, help="record the day to OUT.npz and book 0 to "
+                   "OUT_book0_message.csv (LOBSTER)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_simulate)
     return parser
 
 
