@@ -306,30 +306,8 @@ cdef bint cursor_next(const Core* c, LevelCursor* k) noexcept nogil:
 
 # ---------------------------------------------------------------------------------------
 # the order-id hash table: open addressing, linear probing, backward-shift deletion
+# (id_hash and find_order are inline in _book.pxd)
 # ---------------------------------------------------------------------------------------
-
-cdef inline uint64_t id_hash(int64_t order_id, int32_t book) noexcept nogil:
-    cdef uint64_t x = <uint64_t>order_id * 0x9E3779B97F4A7C15ULL
-    x ^= <uint64_t>book * 0xC2B2AE3D27D4EB4FULL
-    x ^= x >> 31
-    x *= 0xD6E8FEB86659FD93ULL
-    x ^= x >> 32
-    return x
-
-
-cdef inline int32_t find_order(const Core* c, int32_t b, int64_t order_id) noexcept nogil:
-    cdef uint64_t h = id_hash(order_id, b) & c.hash_mask
-    cdef uint32_t entry
-    cdef const Order* o
-    while True:
-        entry = c.table[h]
-        if entry == 0:
-            return NO_SLOT
-        o = &c.orders[entry - 1]
-        if o.order_id == order_id and o.book == b:
-            return <int32_t>(entry - 1)
-        h = (h + 1) & c.hash_mask
-
 
 cdef inline void hash_insert(Core* c, int32_t slot) noexcept nogil:
     cdef uint64_t h = id_hash(c.orders[slot].order_id, c.orders[slot].book) & c.hash_mask

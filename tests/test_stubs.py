@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("mypy.stubtest")
 pytest.importorskip("rltrader._book")
 pytest.importorskip("rltrader._flow")
+pytest.importorskip("rltrader._env")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +28,10 @@ ALLOWLIST = [
     r"rltrader\._flow\.__reduce_cython__",
     r"rltrader\._flow\.__setstate_cython__",
     r"rltrader\._flow\.Flow\.__init__",
+    r"rltrader\._env\.__test__",
+    r"rltrader\._env\.__reduce_cython__",
+    r"rltrader\._env\.__setstate_cython__",
+    r"rltrader\._env\.EnvKernel\.__init__",
 ]
 
 
@@ -37,6 +42,7 @@ def test_stub_matches_the_compiled_module(tmp_path: Path) -> None:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run(
         [sys.executable, "-m", "mypy.stubtest", "--concise", "--ignore-unused-allowlist",
-         "--allowlist", str(allowlist), "rltrader._book", "rltrader._flow"],
+         "--allowlist", str(allowlist), "rltrader._book", "rltrader._flow",
+         "rltrader._env"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr

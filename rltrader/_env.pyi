@@ -1,0 +1,60 @@
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+from typing_extensions import disjoint_base
+
+from rltrader._book import Books
+from rltrader.messages import EVENT_DTYPE as EVENT_DTYPE
+from rltrader.messages import MESSAGE_DTYPE as MESSAGE_DTYPE
+
+class ActionMode(IntEnum):
+    DISCRETE = 0
+    MARKET_MAKING = 1
+
+class RewardKind(IntEnum):
+    PNL = 0
+    PNL_INVENTORY = 1
+    DIFFERENTIAL_SHARPE = 2
+
+class Layout(IntEnum):
+    MAX_OFFSETS = 8
+    MARKET_EXTRA = 4
+    AGENT_FEATURES = 7
+    MESSAGES_PER_AGENT_EXTRA = 2
+
+@disjoint_base
+class EnvKernel:
+    books: Books
+    buffers: dict[str, np.ndarray]
+    messages: np.ndarray
+    events: np.ndarray
+    agent_arrays: dict[str, np.ndarray]
+    book_arrays: dict[str, np.ndarray]
+    def __init__(
+        self,
+        books: Books,
+        params: dict[str, Any],
+        order_qty: np.ndarray,
+        position_limit: np.ndarray,
+        capital: np.ndarray,
+        size_class: np.ndarray,
+        actions: np.ndarray,
+        obs: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        final_obs: np.ndarray,
+    ) -> None: ...
+    def rebind(self, books: Books) -> None: ...
+    @property
+    def obs_dim(self) -> int: ...
+    def act(self, timestamp: int) -> int: ...
+    def advance(self) -> None: ...
+    def settle(self, timestamp: int) -> int: ...
+    def observe(self, truncate: bool = False) -> int: ...
+    def cancel_orders(self, timestamp: int, every: bool = False) -> int: ...
+    def begin(self, every: bool = False) -> None: ...
+    def submit(self, n: int) -> None: ...
+    def step(self, timestamp: int, flow: object) -> int: ...
+    def reset(self, timestamp: int) -> None: ...

@@ -1,0 +1,860 @@
+# cython: language_level=3
+"""Compiled kernel of the batched RL environment (:mod:`rltrader.envs.batched`).
+
+``EnvKernel`` drives ``n_agents`` learning agents in each of ``n_envs`` books of one
+``Books``: the agents of book ``e`` are owners ``first_owner .. first_owner + n_agents - 1``
+of that book. Buffers (actions, observations, rewards, terminated, truncated, final
+observations, the agents' message batch) are bound once at construction; every phase below
+reads and writes them in place, inside ``nogil`` loops, with no Python object per agent.
+
+A step, as :meth:`EnvKernel.step` runs it for a simulated market (a hybrid replay runs the
+same phases from Python, with the replay in place of the core call and the flow):
+
+1. ``act``: every agent's action becomes core messages (limit, market, replace, cancel).
+2. the messages go through the core (``Books._run``); the background flow advances one step.
+3. ``advance``: per book, the mid history and the trade-flow imbalance are updated and the
+   episode clock ticks; books whose episode reaches the horizon are *ending*.
+4. ``settle`` (``liquidate`` only): the agents of ending books cancel their orders and
+   flatten their episode position with market orders, which go through the core.
+5. ``observe``: observations, rewards and done flags of every agent; the rows of ending
+   books are also copied to the final observations.
+6. ``begin``: ending books start a new episode at once (same-step auto-reset): the agents'
+   resting orders are cancelled, their PnL baseline is reset, and their rows of the
+   observation buffer are overwritten with the new episode's first observation.
+
+Order liveness comes from the core's order-id hash (``find_order``, once per order; then
+the remembered arena slot is checked, as slots never move while an order lives), the queue
+ahead of an
+agent's best order from the level FIFO (``Order.prev`` links), positions and cash from the
+core's per-owner accounts (fees included).
+"""
+
+cimport numpy as cnp
+from libc.math cimport floor, ceil, log, sqrt
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libc.string cimport memcpy, memset
+
+from rltrader._book cimport (
+    Account, BookState, Books, Core, Event, Level, Message, Order, find_order,
+    BUY, SELL, LIMIT, MARKET, CANCEL, REPLACE, GTC, IOC, EMPTY_BID, EMPTY_ASK, NO_SLOT,
+    MAX_PRICE, RESTING,
+)
+
+import numpy as np
+
+from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
+
+cnp.import_array()
+
+
+cpdef enum ActionMode:
+    DISCRETE = 0          # one Discrete action: hold, limit at offsets, market, cancel all
+    MARKET_MAKING = 1     # MultiDiscrete (bid offset, ask offset, size): one quote per side
+
+cpdef enum RewardKind:
+    PNL = 0                   # change of the marked-to-market PnL
+    PNL_INVENTORY = 1         # PnL change minus a penalty on |position|
+    DIFFERENTIAL_SHARPE = 2   # Moody & Saffell's differential Sharpe ratio of PnL changes
+
+cpdef enum Layout:
+    MAX_OFFSETS = 8       # limit offsets, quote offsets and quote sizes (each)
+    MARKET_EXTRA = 4      # after the 4 x depth level features: spread, 2 returns, imbalance
+    AGENT_FEATURES = 7    # inventory, cash, pnl, orders, queue ahead, time left, size class
+    MESSAGES_PER_AGENT_EXTRA = 2   # per agent per phase: n_slots cancels + 2 messages
+
+
+cdef struct Params:
+    int32_t n_envs
+    int32_t n_agents
+    int32_t first_owner       # owner of agent 0 in every book
+    int32_t depth             # price levels per side in the observation
+    int32_t n_slots           # resting orders an agent may keep
+    int32_t action_mode       # ActionMode
+    int32_t reward_kind       # RewardKind
+    int32_t liquidate         # 1: flatten at the episode end, 0: mark at the mid
+    int32_t n_offsets         # limit offsets (DISCRETE)
+    int32_t n_quotes          # quote offsets (MARKET_MAKING); index n_quotes = no quote
+    int32_t n_sizes           # quote sizes (MARKET_MAKING)
+    int32_t return_lag        # steps of the long return
+    int32_t scan_ticks        # ticks beyond the touch searched for the top levels
+    int32_t queue_hops        # orders walked to measure the queue ahead (cap)
+    int32_t obs_dim
+    int64_t horizon           # steps per episode
+    int64_t id_base           # agent order ids are id_base + a per-book counter
+    int64_t limit_offsets[8]  # ticks behind the own-side touch (< 0: inside the spread)
+    int64_t quote_offsets[8]
+    double quote_sizes[8]     # multiples of the agent's order size
+    double qty_scale          # lots: level sizes and the queue ahead are divided by it
+    double inventory_penalty  # reward per step per order size of |position|
+    double sharpe_eta         # adaptation rate of the differential Sharpe ratio
+    double flow_alpha         # EMA weight of the trade-flow imbalance per step
+
+
+cdef struct State:
+    Params p
+    const Core* core
+    # bound buffers
+    const int64_t* actions    # [N, action_dims]
+    float* obs                # [N, obs_dim]
+    float* rewards            # [N]
+    uint8_t* terminated       # [N]
+    uint8_t* truncated        # [N]
+    float* final_obs          # [N, obs_dim]
+    Message* messages         # [N * (n_slots + 2)]
+    # per agent (N = n_envs * n_agents, agent a = env * n_agents + i)
+    int64_t* order_qty        # lots per order
+    int64_t* position_limit   # lots, |episode position| bound
+    double* capital           # ticks x lots: cash and PnL are divided by it
+    double* log_size          # log of the size class
+    int64_t* slot_id          # [N, n_slots] live order ids (0: free)
+    int32_t* slot_arena       # [N, n_slots] the order's arena slot once found (-1: not yet)
+    int64_t* slot_price       # [N, n_slots] ticks (valid while slot_id != 0)
+    int64_t* slot_leaves      # [N, n_slots] lots
+    int8_t* slot_side         # [N, n_slots]
+    int32_t* slot_next        # [N] next slot to reuse when all are taken
+    int64_t* base_position    # [N] account position at the episode start, lots
+    int64_t* base_cash        # [N] account cash at the episode start, ticks x lots
+    double* prev_pnl          # [N] episode PnL at the last observation, ticks x lots
+    double* sharpe_a          # [N] EMA of the reward's PnL change
+    double* sharpe_b          # [N] EMA of its square
+    int64_t* resting          # [N, 2] resting lots per side (0 buy, 1 sell)
+    int32_t* n_live           # [N] live orders
+    double* queue_ahead       # [N] lots ahead of the best order (-1: none)
+    # per book
+    int64_t* next_id          # [n_envs]
+    int64_t* episode_step     # [n_envs]
+    uint8_t* ending           # [n_envs]
+    double* mid               # [n_envs] ticks (the last defined mid when a side is empty)
+    double* mid_hist          # [n_envs, return_lag + 1] ring of mids
+    int64_t* prev_volume      # [n_envs] lots
+    double* flow_signed       # [n_envs] EMA of signed traded lots (tick rule vs the mid)
+    double* flow_total        # [n_envs] EMA of traded lots
+    float* market             # [n_envs, 4 * depth + MARKET_EXTRA]
+    int64_t n_updates         # advance() calls (mid history ring position)
+
+
+# ---------------------------------------------------------------------------------------
+# Book queries
+# ---------------------------------------------------------------------------------------
+
+cdef inline int64_t own_touch(const State* s, int32_t e, int side) noexcept nogil:
+    """The best price of ``side`` (the opposite best -/+ 1, or the mid, when empty)."""
+    cdef const BookState* bs = &s.core.bk[e]
+    if side == BUY:
+        if bs.best_bid != EMPTY_BID:
+            return bs.best_bid
+        if bs.best_ask != EMPTY_ASK:
+            return bs.best_ask - 1
+        return <int64_t>floor(s.mid[e])
+    if bs.best_ask != EMPTY_ASK:
+        return bs.best_ask
+    if bs.best_bid != EMPTY_BID:
+        return bs.best_bid + 1
+    return <int64_t>ceil(s.mid[e])
+
+
+cdef inline int64_t passive_price(const State* s, int32_t e, int side,
+                                  int64_t offset) noexcept nogil:
+    """``offset`` ticks behind the own-side touch, never crossing the opposite best."""
+    cdef const BookState* bs = &s.core.bk[e]
+    cdef int64_t price = own_touch(s, e, side) - side * offset
+    if side == BUY and bs.best_ask != EMPTY_ASK and price >= bs.best_ask:
+        price = bs.best_ask - 1
+    elif side == SELL and bs.best_bid != EMPTY_BID and price <= bs.best_bid:
+        price = bs.best_bid + 1
+    if price < 1:
+        return 1
+    return price if price <= MAX_PRICE else MAX_PRICE
+
+
+cdef inline Account* account(const State* s, int32_t e, int32_t i) noexcept nogil:
+    return &s.core.accounts[<int64_t>e * s.core.n_owners + s.p.first_owner + i]
+
+
+cdef void refresh(State* s, int32_t e) noexcept nogil:
+    """Drop finished orders from the agents' slots of book ``e``; per agent: resting lots
+    per side, live orders, and the lots queued ahead of the order nearest its touch."""
+    cdef const Core* c = s.core
+    cdef const BookState* bs = &c.bk[e]
+    cdef int64_t a, k, distance, best_distance, ahead
+    cdef int32_t i, j, slot, best, hops
+    cdef const Order* o
+    for i in range(s.p.n_agents):
+        a = <int64_t>e * s.p.n_agents + i
+        s.resting[2 * a] = 0
+        s.resting[2 * a + 1] = 0
+        s.n_live[a] = 0
+        best = NO_SLOT
+        best_distance = MAX_PRICE
+        for j in range(s.p.n_slots):
+            k = a * s.p.n_slots + j
+            if s.slot_id[k] == 0:
+                continue
+            slot = s.slot_arena[k]
+            if slot == NO_SLOT:
+                slot = find_order(c, e, s.slot_id[k])
+                s.slot_arena[k] = slot
+            elif c.orders[slot].order_id != s.slot_id[k] or c.orders[slot].book != e:
+                slot = NO_SLOT                  # finished; the arena slot was reused
+            if slot == NO_SLOT or c.orders[slot].state != RESTING:
+                s.slot_id[k] = 0
+                continue
+            o = &c.orders[slot]
+            s.slot_price[k] = o.price
+            s.slot_leaves[k] = o.qty
+            s.slot_side[k] = o.side
+            s.resting[2 * a + (o.side == SELL)] += o.qty
+            s.n_live[a] += 1
+            distance = (bs.best_bid - o.price) if o.side == BUY else (o.price - bs.best_ask)
+            if distance < best_distance:
+                best_distance = distance
+                best = slot
+        if best == NO_SLOT:
+            s.queue_ahead[a] = -1.0
+            continue
+        ahead = 0
+        hops = 0
+        slot = c.orders[best].prev
+        while slot != NO_SLOT and c.orders[slot].price == c.orders[best].price and \
+                hops < s.p.queue_hops:
+            ahead += c.orders[slot].qty
+            slot = c.orders[slot].prev
+            hops += 1
+        s.queue_ahead[a] = <double>ahead
+
+
+# ---------------------------------------------------------------------------------------
+# Actions -> messages
+# ---------------------------------------------------------------------------------------
+
+cdef inline Message* new_message(State* s, int64_t* n, int32_t e, int32_t i, int op,
+                                 int64_t timestamp) noexcept nogil:
+    cdef Message* m = &s.messages[n[0]]
+    n[0] += 1
+    m.timestamp = timestamp
+    m.order_id = 0
+    m.new_order_id = 0
+    m.price = 0
+    m.stop_price = 0
+    m.qty = 0
+    m.book = e
+    m.owner = s.p.first_owner + i
+    m.op = op
+    m.side = 0
+    m.tif = GTC
+    return m
+
+
+cdef inline void cancel_slot(State* s, int64_t* n, int32_t e, int32_t i, int64_t k,
+                             int64_t timestamp) noexcept nogil:
+    cdef Message* m
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i
+    if s.slot_id[k] == 0:
+        return
+    m = new_message(s, n, e, i, CANCEL, timestamp)
+    m.order_id = s.slot_id[k]
+    s.resting[2 * a + (s.slot_side[k] == SELL)] -= s.slot_leaves[k]
+    s.slot_id[k] = 0
+
+
+cdef inline int64_t allowed(const State* s, int32_t e, int32_t i, int side) noexcept nogil:
+    """Lots the agent may still buy (side BUY) or sell within its position limit, counting
+    its resting orders of that side."""
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i
+    cdef int64_t position = account(s, e, i).position - s.base_position[a]
+    return s.position_limit[a] - side * position - s.resting[2 * a + (side == SELL)]
+
+
+cdef inline int64_t capped(int64_t want, int64_t room) noexcept nogil:
+    return want if want < room else room
+
+
+cdef void act_discrete(State* s, int64_t* n, int32_t e, int32_t i, int64_t action,
+                       int64_t timestamp) noexcept nogil:
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i
+    cdef int32_t n_off = s.p.n_offsets, j
+    cdef int64_t k, qty
+    cdef int side
+    cdef Message* m
+    if action == 0:
+        return
+    if action <= 2 * n_off:                                   # limit order
+        side = BUY if action <= n_off else SELL
+        k = a * s.p.n_slots
+        for j in range(s.p.n_slots):                          # a free slot, else the next
+            if s.slot_id[a * s.p.n_slots + j] == 0:
+                k = a * s.p.n_slots + j
+                break
+        else:
+            k = a * s.p.n_slots + s.slot_next[a]
+            s.slot_next[a] = (s.slot_next[a] + 1) % s.p.n_slots
+        qty = s.order_qty[a]
+        if s.slot_id[k] != 0 and s.slot_side[k] == side:
+            qty = capped(qty, allowed(s, e, i, side) + s.slot_leaves[k])
+        else:
+            qty = capped(qty, allowed(s, e, i, side))
+        if qty <= 0:
+            return
+        cancel_slot(s, n, e, i, k, timestamp)
+        m = new_message(s, n, e, i, LIMIT, timestamp)
+        m.order_id = s.p.id_base + s.next_id[e]
+        s.next_id[e] += 1
+        m.side = side
+        m.price = passive_price(s, e, side, s.p.limit_offsets[(action - 1) % n_off])
+        m.qty = qty
+        s.slot_id[k] = m.order_id
+        s.slot_arena[k] = NO_SLOT
+        s.slot_side[k] = side
+        s.slot_price[k] = m.price
+        s.slot_leaves[k] = qty
+        s.resting[2 * a + (side == SELL)] += qty
+    elif action <= 2 * n_off + 2:                             # market order
+        side = BUY if action == 2 * n_off + 1 else SELL
+        qty = capped(s.order_qty[a], allowed(s, e, i, side))
+        if qty <= 0:
+            return
+        m = new_message(s, n, e, i, MARKET, timestamp)
+        m.order_id = s.p.id_base + s.next_id[e]
+        s.next_id[e] += 1
+        m.side = side
+        m.qty = qty
+        m.tif = IOC
+    else:                                                     # cancel all
+        for j in range(s.p.n_slots):
+            cancel_slot(s, n, e, i, a * s.p.n_slots + j, timestamp)
+
+
+cdef void quote(State* s, int64_t* n, int32_t e, int32_t i, int side, int64_t index,
+                int64_t size, int64_t timestamp) noexcept nogil:
+    """Keep, move (REPLACE) or withdraw the agent's quote of one side (slot 0 bid, 1 ask)."""
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i
+    cdef int64_t k = a * s.p.n_slots + (side == SELL)
+    cdef int64_t qty, price, new_id, held = s.slot_leaves[k] if s.slot_id[k] != 0 else 0
+    cdef Message* m
+    if index == s.p.n_quotes:
+        cancel_slot(s, n, e, i, k, timestamp)
+        return
+    qty = capped(size, allowed(s, e, i, side) + held)
+    if qty <= 0:
+        cancel_slot(s, n, e, i, k, timestamp)
+        return
+    price = passive_price(s, e, side, s.p.quote_offsets[index])
+    if s.slot_id[k] != 0 and s.slot_price[k] == price and held <= qty:
+        return                                                # keeps its queue position
+    new_id = s.p.id_base + s.next_id[e]
+    s.next_id[e] += 1
+    if s.slot_id[k] != 0:                                     # cancel + new order
+        m = new_message(s, n, e, i, REPLACE, timestamp)
+        m.order_id = s.slot_id[k]
+        m.new_order_id = new_id
+    else:
+        m = new_message(s, n, e, i, LIMIT, timestamp)
+        m.order_id = new_id
+    m.side = side
+    m.price = price
+    m.qty = qty
+    s.slot_id[k] = new_id
+    s.slot_arena[k] = NO_SLOT
+    s.slot_side[k] = side
+    s.slot_price[k] = price
+    s.resting[2 * a + (side == SELL)] += qty - held
+    s.slot_leaves[k] = qty
+
+
+cdef int64_t act_all(State* s, int64_t timestamp) noexcept nogil:
+    cdef int64_t n = 0, a, size
+    cdef const int64_t* act
+    cdef int32_t e, i
+    for e in range(s.p.n_envs):                 # slots are as the last observe left them
+        for i in range(s.p.n_agents):
+            a = <int64_t>e * s.p.n_agents + i
+            if s.p.action_mode == DISCRETE:
+                act_discrete(s, &n, e, i, s.actions[a], timestamp)
+            else:
+                act = &s.actions[3 * a]
+                size = <int64_t>floor(s.p.quote_sizes[act[2]] * s.order_qty[a] + 0.5)
+                size = size if size > 1 else 1
+                quote(s, &n, e, i, BUY, act[0], size, timestamp)
+                quote(s, &n, e, i, SELL, act[1], size, timestamp)
+    return n
+
+
+cdef int64_t close_positions(State* s, int64_t timestamp) noexcept nogil:
+    """Ending books: every agent cancels its orders and sends a market order for its
+    episode position."""
+    cdef int64_t n = 0, a, position
+    cdef int32_t e, i, j
+    cdef Message* m
+    for e in range(s.p.n_envs):
+        if not s.ending[e]:
+            continue
+        refresh(s, e)
+        for i in range(s.p.n_agents):
+            a = <int64_t>e * s.p.n_agents + i
+            for j in range(s.p.n_slots):
+                cancel_slot(s, &n, e, i, a * s.p.n_slots + j, timestamp)
+            position = account(s, e, i).position - s.base_position[a]
+            if position == 0:
+                continue
+            m = new_message(s, &n, e, i, MARKET, timestamp)
+            m.order_id = s.p.id_base + s.next_id[e]
+            s.next_id[e] += 1
+            m.side = SELL if position > 0 else BUY
+            m.qty = position if position > 0 else -position
+            m.tif = IOC
+    return n
+
+
+cdef int64_t cancel_ending(State* s, int64_t timestamp, bint every) noexcept nogil:
+    """Cancel every order of the agents of ending books (all books if ``every``)."""
+    cdef int64_t n = 0, a
+    cdef int32_t e, i, j
+    for e in range(s.p.n_envs):
+        if not (every or s.ending[e]):
+            continue
+        refresh(s, e)
+        for i in range(s.p.n_agents):
+            a = <int64_t>e * s.p.n_agents + i
+            for j in range(s.p.n_slots):
+                cancel_slot(s, &n, e, i, a * s.p.n_slots + j, timestamp)
+    return n
+
+
+# ---------------------------------------------------------------------------------------
+# Market features, observations, rewards
+# ---------------------------------------------------------------------------------------
+
+cdef inline double book_mid(const State* s, int32_t e) noexcept nogil:
+    cdef const BookState* bs = &s.core.bk[e]
+    if bs.best_bid != EMPTY_BID and bs.best_ask != EMPTY_ASK:
+        return 0.5 * (bs.best_bid + bs.best_ask)
+    if s.mid[e] == s.mid[e]:                  # not NaN: keep the last defined mid
+        return s.mid[e]
+    return <double>bs.last_price
+
+
+cdef void advance(State* s) noexcept nogil:
+    """Once per step after the market moved: mid history, trade-flow imbalance, clock."""
+    cdef int32_t e
+    cdef int64_t lag = s.p.return_lag + 1, dv
+    cdef double mid, sign
+    cdef const BookState* bs
+    s.n_updates += 1
+    for e in range(s.p.n_envs):
+        bs = &s.core.bk[e]
+        mid = book_mid(s, e)
+        dv = bs.volume - s.prev_volume[e]
+        sign = 0.0
+        if dv > 0 and s.mid[e] == s.mid[e]:
+            sign = 1.0 if bs.last_price > s.mid[e] else (-1.0 if bs.last_price < s.mid[e] else 0.0)
+        s.flow_signed[e] += s.p.flow_alpha * (sign * dv - s.flow_signed[e])
+        s.flow_total[e] += s.p.flow_alpha * (dv - s.flow_total[e])
+        s.prev_volume[e] = bs.volume
+        s.mid[e] = mid
+        s.mid_hist[e * lag + s.n_updates % lag] = mid
+        s.episode_step[e] += 1
+        s.ending[e] = s.episode_step[e] >= s.p.horizon
+
+
+cdef void market_features(State* s, int32_t e) noexcept nogil:
+    """The book's part of the observation: top levels, spread, returns, imbalance."""
+    cdef const Core* c = s.core
+    cdef const BookState* bs = &c.bk[e]
+    cdef const Level* lv = &c.lv[<int64_t>e * c.window]
+    cdef int32_t K = s.p.depth, found, side_i
+    cdef int64_t lag = s.p.return_lag + 1, price, idx, ticks, start
+    cdef double mid = book_mid(s, e)
+    cdef float* out = &s.market[<int64_t>e * (4 * K + MARKET_EXTRA)]
+    cdef int side
+    s.mid[e] = mid
+    memset(out, 0, (4 * K + MARKET_EXTRA) * sizeof(float))
+    for side_i in range(2):
+        side = BUY if side_i == 0 else SELL
+        start = bs.best_bid if side == BUY else bs.best_ask
+        if start == EMPTY_BID or start == EMPTY_ASK:
+            continue
+        found = 0
+        ticks = 0
+        price = start
+        while found < K and ticks <= s.p.scan_ticks and price >= 1:
+            idx = price - bs.base
+            if idx < 0 or idx >= c.window:
+                break
+            if lv[idx].count > 0:
+                out[2 * K * side_i + found] = <float>(price - mid)
+                out[2 * K * side_i + K + found] = <float>(lv[idx].qty / s.p.qty_scale)
+                found += 1
+            price -= side
+            ticks += 1
+    if bs.best_bid != EMPTY_BID and bs.best_ask != EMPTY_ASK:
+        out[4 * K] = <float>(bs.best_ask - bs.best_bid)
+    if s.n_updates >= 1:
+        out[4 * K + 1] = <float>(mid - s.mid_hist[e * lag + (s.n_updates - 1) % lag])
+    if s.n_updates >= lag - 1:
+        out[4 * K + 2] = <float>(mid - s.mid_hist[e * lag + (s.n_updates + 1) % lag])
+    if s.flow_total[e] > 0.0:
+        out[4 * K + 3] = <float>(s.flow_signed[e] / s.flow_total[e])
+
+
+cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept nogil:
+    """Observation rows of book ``e``'s agents into ``obs``; rewards when ``reward``."""
+    cdef int32_t K = s.p.depth, i, mlen = 4 * K + MARKET_EXTRA
+    cdef int64_t a, position
+    cdef double pnl, delta, r, da, db, var
+    cdef const Account* acc
+    cdef float* row
+    cdef double mark = s.mid[e]
+    for i in range(s.p.n_agents):
+        a = <int64_t>e * s.p.n_agents + i
+        acc = account(s, e, i)
+        position = acc.position - s.base_position[a]
+        pnl = <double>(acc.cash - s.base_cash[a]) + position * mark
+        row = &obs[a * s.p.obs_dim]
+        memcpy(row, &s.market[<int64_t>e * mlen], mlen * sizeof(float))
+        row[mlen] = <float>(<double>position / s.position_limit[a])
+        row[mlen + 1] = <float>(1.0 + (acc.cash - s.base_cash[a]) / s.capital[a])
+        row[mlen + 2] = <float>(pnl / s.capital[a])
+        row[mlen + 3] = <float>(<double>s.n_live[a] / s.p.n_slots)
+        row[mlen + 4] = <float>(s.queue_ahead[a] / s.p.qty_scale if s.queue_ahead[a] >= 0
+                                else -1.0)
+        row[mlen + 5] = <float>(<double>(s.p.horizon - s.episode_step[e]) / s.p.horizon)
+        row[mlen + 6] = <float>s.log_size[a]
+        if not reward:
+            s.prev_pnl[a] = pnl
+            continue
+        delta = (pnl - s.prev_pnl[a]) / s.order_qty[a]
+        s.prev_pnl[a] = pnl
+        if s.p.reward_kind == PNL:
+            r = delta
+        elif s.p.reward_kind == PNL_INVENTORY:
+            r = delta - s.p.inventory_penalty * (position if position >= 0 else -position) \
+                / s.order_qty[a]
+        else:
+            da = delta - s.sharpe_a[a]
+            db = delta * delta - s.sharpe_b[a]
+            var = s.sharpe_b[a] - s.sharpe_a[a] * s.sharpe_a[a]
+            r = (s.sharpe_b[a] * da - 0.5 * s.sharpe_a[a] * db) / (var * sqrt(var)) \
+                if var > 1e-12 else 0.0
+            s.sharpe_a[a] += s.p.sharpe_eta * da
+            s.sharpe_b[a] += s.p.sharpe_eta * db
+        s.rewards[a] = <float>r
+
+
+cdef int32_t observe_all(State* s, bint truncate) noexcept nogil:
+    """Observations, rewards and done flags of every agent; ending books' rows also go to
+    the final observations. ``truncate`` ends every book (the data ran out). Returns the
+    number of ending books."""
+    cdef int32_t e, ended = 0
+    cdef int64_t first, rows
+    for e in range(s.p.n_envs):
+        if truncate:
+            s.ending[e] = 1
+        refresh(s, e)
+        market_features(s, e)
+        observe_book(s, e, s.obs, True)
+        first = <int64_t>e * s.p.n_agents
+        rows = s.p.n_agents
+        memset(&s.terminated[first], s.ending[e] and not truncate, rows)
+        memset(&s.truncated[first], truncate, rows)
+        if s.ending[e]:
+            ended += 1
+            memcpy(&s.final_obs[first * s.p.obs_dim], &s.obs[first * s.p.obs_dim],
+                   rows * s.p.obs_dim * sizeof(float))
+    return ended
+
+
+cdef void begin_episodes(State* s, bint every) noexcept nogil:
+    """New episodes for ending books (all if ``every``), after their orders were
+    cancelled: baselines from the accounts, fresh first observations."""
+    cdef int32_t e, i
+    cdef int64_t a
+    cdef const Account* acc
+    for e in range(s.p.n_envs):
+        if not (every or s.ending[e]):
+            continue
+        s.episode_step[e] = 0
+        s.ending[e] = 0
+        for i in range(s.p.n_agents):
+            a = <int64_t>e * s.p.n_agents + i
+            acc = account(s, e, i)
+            s.base_position[a] = acc.position
+            s.base_cash[a] = acc.cash
+            s.sharpe_a[a] = 0.0
+            s.sharpe_b[a] = 0.0
+            s.slot_next[a] = 0
+        refresh(s, e)
+        market_features(s, e)
+        observe_book(s, e, s.obs, False)
+
+
+# ---------------------------------------------------------------------------------------
+# Python-facing class
+# ---------------------------------------------------------------------------------------
+
+cdef object _bound(object a, object dtype, tuple shape, str name):
+    if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape \
+            or not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous {np.dtype(dtype)} array "
+                         f"of shape {shape}")
+    return a
+
+
+cdef object _copy(object a, object dtype, int64_t n, str name):
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if a.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {a.shape}")
+    return a.copy()
+
+
+cdef class EnvKernel:
+    """The per-step phases of the batched environment over one ``Books`` (module docstring).
+
+    Built by :class:`rltrader.envs.batched.BatchedMarketEnv`, which validates the
+    configuration and owns the buffers.
+
+    Parameters
+    ----------
+    books : Books
+        The core; books ``[0, n_envs)``, agents are owners ``first_owner + i``.
+    params : dict
+        The scalar fields of ``Params`` (see the ``.pyx``) plus ``limit_offsets``,
+        ``quote_offsets`` (ticks) and ``quote_sizes`` (sequences of at most 8).
+    order_qty, position_limit : int64 arrays, shape (n_envs * n_agents,)
+        Lots per order and the bound on |episode position|, per agent.
+    capital, size_class : float64 arrays, shape (n_envs * n_agents,)
+    actions : int64 array (N,) (DISCRETE) or (N, 3) (MARKET_MAKING)
+    obs, final_obs : float32 arrays (N, obs_dim)
+    rewards : float32 array (N,)
+    terminated, truncated : bool arrays (N,)
+    """
+
+    cdef State s
+    cdef readonly Books books
+    cdef readonly object buffers
+    cdef readonly object messages
+    cdef readonly object events
+    cdef readonly object agent_arrays
+    cdef readonly object book_arrays
+
+    def __init__(self, Books books, dict params, order_qty, position_limit, capital,
+                 size_class, actions, obs, rewards, terminated, truncated, final_obs):
+        cdef Params* p = &self.s.p
+        cdef int64_t n, j
+        p.n_envs = params["n_envs"]
+        p.n_agents = params["n_agents"]
+        p.first_owner = params["first_owner"]
+        p.depth = params["depth"]
+        p.n_slots = params["n_slots"]
+        p.action_mode = params["action_mode"]
+        p.reward_kind = params["reward_kind"]
+        p.liquidate = params["liquidate"]
+        p.return_lag = params["return_lag"]
+        p.scan_ticks = params["scan_ticks"]
+        p.queue_hops = params["queue_hops"]
+        p.horizon = params["horizon"]
+        p.id_base = params["id_base"]
+        p.qty_scale = params["qty_scale"]
+        p.inventory_penalty = params["inventory_penalty"]
+        p.sharpe_eta = params["sharpe_eta"]
+        p.flow_alpha = params["flow_alpha"]
+        p.obs_dim = 4 * p.depth + MARKET_EXTRA + AGENT_FEATURES
+        if p.n_envs > books.core.n_books:
+            raise ValueError(f"books has {books.core.n_books} books, fewer than n_envs="
+                             f"{p.n_envs}")
+        if p.first_owner + p.n_agents > books.core.n_owners:
+            raise ValueError(f"books has {books.core.n_owners} owners per book; agents need "
+                             f"[{p.first_owner}, {p.first_owner + p.n_agents})")
+        if p.n_slots < 2 or p.depth < 1 or p.horizon < 1 or p.return_lag < 1:
+            raise ValueError("n_slots >= 2, depth >= 1, horizon >= 1, return_lag >= 1 needed")
+        for name, count in (("limit_offsets", "n_offsets"), ("quote_offsets", "n_quotes"),
+                            ("quote_sizes", "n_sizes")):
+            if not 1 <= len(params[name]) <= MAX_OFFSETS:
+                raise ValueError(f"{name} must hold 1 to {MAX_OFFSETS} values")
+        p.n_offsets = len(params["limit_offsets"])
+        p.n_quotes = len(params["quote_offsets"])
+        p.n_sizes = len(params["quote_sizes"])
+        for j in range(p.n_offsets):
+            p.limit_offsets[j] = params["limit_offsets"][j]
+        for j in range(p.n_quotes):
+            p.quote_offsets[j] = params["quote_offsets"][j]
+        for j in range(p.n_sizes):
+            p.quote_sizes[j] = params["quote_sizes"][j]
+        n = <int64_t>p.n_envs * p.n_agents
+        a_shape = (int(n),) if p.action_mode == DISCRETE else (int(n), 3)
+        self.buffers = dict(
+            actions=_bound(actions, np.int64, a_shape, "actions"),
+            obs=_bound(obs, np.float32, (n, p.obs_dim), "obs"),
+            rewards=_bound(rewards, np.float32, (n,), "rewards"),
+            terminated=_bound(terminated, np.bool_, (n,), "terminated"),
+            truncated=_bound(truncated, np.bool_, (n,), "truncated"),
+            final_obs=_bound(final_obs, np.float32, (n, p.obs_dim), "final_obs"),
+        )
+        self.agent_arrays = dict(
+            order_qty=_copy(order_qty, np.int64, n, "order_qty"),
+            position_limit=_copy(position_limit, np.int64, n, "position_limit"),
+            capital=_copy(capital, np.float64, n, "capital"),
+            log_size=np.log(_copy(size_class, np.float64, n, "size_class")),
+            slot_id=np.zeros((n, p.n_slots), dtype=np.int64),
+            slot_arena=np.full((n, p.n_slots), NO_SLOT, dtype=np.int32),
+            slot_price=np.zeros((n, p.n_slots), dtype=np.int64),
+            slot_leaves=np.zeros((n, p.n_slots), dtype=np.int64),
+            slot_side=np.zeros((n, p.n_slots), dtype=np.int8),
+            slot_next=np.zeros(n, dtype=np.int32),
+            base_position=np.zeros(n, dtype=np.int64),
+            base_cash=np.zeros(n, dtype=np.int64),
+            prev_pnl=np.zeros(n),
+            sharpe_a=np.zeros(n),
+            sharpe_b=np.zeros(n),
+            resting=np.zeros((n, 2), dtype=np.int64),
+            n_live=np.zeros(n, dtype=np.int32),
+            queue_ahead=np.zeros(n),
+        )
+        ag = self.agent_arrays
+        if np.any(ag["order_qty"] < 1) or np.any(ag["position_limit"] < 1) \
+                or not np.all(ag["capital"] > 0) or not np.all(np.isfinite(ag["log_size"])):
+            raise ValueError("order_qty, position_limit >= 1 and capital, size_class > 0 needed")
+        self.book_arrays = dict(
+            next_id=np.zeros(p.n_envs, dtype=np.int64),
+            episode_step=np.zeros(p.n_envs, dtype=np.int64),
+            ending=np.zeros(p.n_envs, dtype=np.uint8),
+            mid=np.full(p.n_envs, np.nan),
+            mid_hist=np.zeros((p.n_envs, p.return_lag + 1)),
+            prev_volume=np.zeros(p.n_envs, dtype=np.int64),
+            flow_signed=np.zeros(p.n_envs),
+            flow_total=np.zeros(p.n_envs),
+            market=np.zeros((p.n_envs, 4 * p.depth + MARKET_EXTRA), dtype=np.float32),
+        )
+        self.messages = np.zeros(n * (p.n_slots + MESSAGES_PER_AGENT_EXTRA) + 1,
+                                 dtype=MESSAGE_DTYPE)
+        self.events = np.zeros(max(4096, 4 * self.messages.shape[0]), dtype=EVENT_DTYPE)
+        self._bind(books)
+
+    cdef _bind(self, Books books):
+        cdef State* s = &self.s
+        b, ag, bk = self.buffers, self.agent_arrays, self.book_arrays
+        self.books = books
+        s.core = &books.core
+        s.actions = <const int64_t*>cnp.PyArray_DATA(b["actions"])
+        s.obs = <float*>cnp.PyArray_DATA(b["obs"])
+        s.rewards = <float*>cnp.PyArray_DATA(b["rewards"])
+        s.terminated = <uint8_t*>cnp.PyArray_DATA(b["terminated"])
+        s.truncated = <uint8_t*>cnp.PyArray_DATA(b["truncated"])
+        s.final_obs = <float*>cnp.PyArray_DATA(b["final_obs"])
+        s.messages = <Message*>cnp.PyArray_DATA(self.messages)
+        s.order_qty = <int64_t*>cnp.PyArray_DATA(ag["order_qty"])
+        s.position_limit = <int64_t*>cnp.PyArray_DATA(ag["position_limit"])
+        s.capital = <double*>cnp.PyArray_DATA(ag["capital"])
+        s.log_size = <double*>cnp.PyArray_DATA(ag["log_size"])
+        s.slot_id = <int64_t*>cnp.PyArray_DATA(ag["slot_id"])
+        s.slot_arena = <int32_t*>cnp.PyArray_DATA(ag["slot_arena"])
+        s.slot_price = <int64_t*>cnp.PyArray_DATA(ag["slot_price"])
+        s.slot_leaves = <int64_t*>cnp.PyArray_DATA(ag["slot_leaves"])
+        s.slot_side = <int8_t*>cnp.PyArray_DATA(ag["slot_side"])
+        s.slot_next = <int32_t*>cnp.PyArray_DATA(ag["slot_next"])
+        s.base_position = <int64_t*>cnp.PyArray_DATA(ag["base_position"])
+        s.base_cash = <int64_t*>cnp.PyArray_DATA(ag["base_cash"])
+        s.prev_pnl = <double*>cnp.PyArray_DATA(ag["prev_pnl"])
+        s.sharpe_a = <double*>cnp.PyArray_DATA(ag["sharpe_a"])
+        s.sharpe_b = <double*>cnp.PyArray_DATA(ag["sharpe_b"])
+        s.resting = <int64_t*>cnp.PyArray_DATA(ag["resting"])
+        s.n_live = <int32_t*>cnp.PyArray_DATA(ag["n_live"])
+        s.queue_ahead = <double*>cnp.PyArray_DATA(ag["queue_ahead"])
+        s.next_id = <int64_t*>cnp.PyArray_DATA(bk["next_id"])
+        s.episode_step = <int64_t*>cnp.PyArray_DATA(bk["episode_step"])
+        s.ending = <uint8_t*>cnp.PyArray_DATA(bk["ending"])
+        s.mid = <double*>cnp.PyArray_DATA(bk["mid"])
+        s.mid_hist = <double*>cnp.PyArray_DATA(bk["mid_hist"])
+        s.prev_volume = <int64_t*>cnp.PyArray_DATA(bk["prev_volume"])
+        s.flow_signed = <double*>cnp.PyArray_DATA(bk["flow_signed"])
+        s.flow_total = <double*>cnp.PyArray_DATA(bk["flow_total"])
+        s.market = <float*>cnp.PyArray_DATA(bk["market"])
+
+    def rebind(self, Books books):
+        """Use a fresh ``Books`` (a data source that rebuilt its book): every agent order
+        is forgotten, the mid history and flow statistics start over."""
+        self._bind(books)
+        self.agent_arrays["slot_id"][:] = 0
+        for name in ("prev_volume", "flow_signed", "flow_total", "mid_hist"):
+            self.book_arrays[name][:] = 0
+        self.book_arrays["mid"][:] = np.nan
+        self.s.n_updates = 0
+
+    @property
+    def obs_dim(self):
+        return self.s.p.obs_dim
+
+    # ---- phases (a data source that is not a Books runs them from Python) -------------
+
+    def act(self, int64_t timestamp):
+        """Turn the bound actions into messages (``self.messages[:n]``); returns ``n``."""
+        cdef int64_t n
+        with nogil:
+            n = act_all(&self.s, timestamp)
+        return n
+
+    def advance(self):
+        """After the market moved one step: mid history, flow imbalance, episode clock."""
+        advance(&self.s)
+
+    def settle(self, int64_t timestamp):
+        """Liquidation messages of ending books (``liquidate`` only); returns ``n``."""
+        if not self.s.p.liquidate:
+            return 0
+        return close_positions(&self.s, timestamp)
+
+    def observe(self, bint truncate=False):
+        """Observations, rewards, terminated/truncated and final observations; returns the
+        number of ending books."""
+        cdef int32_t n
+        with nogil:
+            n = observe_all(&self.s, truncate)
+        return n
+
+    def cancel_orders(self, int64_t timestamp, bint every=False):
+        """Cancels of every agent order of ending books (all books if ``every``)."""
+        return cancel_ending(&self.s, timestamp, every)
+
+    def begin(self, bint every=False):
+        """Start new episodes for ending books (all if ``every``) after their cancels were
+        processed; writes their first observations into ``obs``."""
+        begin_episodes(&self.s, every)
+
+    def submit(self, int64_t n):
+        """Run ``self.messages[:n]`` through the core."""
+        self._submit(n)
+
+    cdef _submit(self, int64_t n):
+        cdef int64_t done = 0, consumed, written
+        cdef Message* msgs = self.s.messages
+        while done < n:
+            self.books._run(msgs + done, n - done, done,
+                            <Event*>cnp.PyArray_DATA(self.events), self.events.shape[0],
+                            &consumed, &written)
+            if consumed == 0 and written == 0:
+                self.events = np.zeros(2 * self.events.shape[0], dtype=EVENT_DTYPE)
+            done += consumed
+
+    # ---- the whole step over a simulated market -------------------------------------
+
+    def step(self, int64_t timestamp, flow):
+        """One step: act, submit, advance the background ``flow`` (``Flow`` or None) one
+        step, settle, observe, auto-reset ending books. Returns the number of ending
+        books."""
+        cdef int32_t ended
+        self._submit(self.act(timestamp))
+        if flow is not None:
+            flow.run(1)
+        advance(&self.s)
+        if self.s.p.liquidate:
+            self._submit(close_positions(&self.s, timestamp))
+        with nogil:
+            ended = observe_all(&self.s, False)
+        if ended:
+            self._submit(cancel_ending(&self.s, timestamp, False))
+            begin_episodes(&self.s, False)
+        return ended
+
+    def reset(self, int64_t timestamp):
+        """Cancel every agent order and start a new episode in every book."""
+        self._submit(cancel_ending(&self.s, timestamp, True))
+        begin_episodes(&self.s, True)

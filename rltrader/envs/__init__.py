@@ -1,0 +1,24 @@
+"""Reinforcement-learning environments over the compiled market (docs/envs.md).
+
+- :class:`BatchedMarketEnv`: ``n_envs`` markets x ``n_agents`` learners, one compiled call
+  per step, caller-visible numpy buffers (the fast path).
+- :class:`SB3VecEnv` (``rltrader.envs.sb3``, needs the ``rl`` extra): a Stable-Baselines3
+  ``VecEnv`` where every agent is a sub-env sharing one policy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rltrader.envs.batched import BatchedMarketEnv
+from rltrader.envs.config import EnvConfig, observation_names
+
+__all__ = ["BatchedMarketEnv", "EnvConfig", "SB3VecEnv", "observation_names"]
+
+
+def __getattr__(name: str) -> Any:
+    """Adapters whose libraries are optional are imported on first use."""
+    if name == "SB3VecEnv":
+        from rltrader.envs.sb3 import SB3VecEnv
+        return SB3VecEnv
+    raise AttributeError(f"module 'rltrader.envs' has no attribute {name!r}")

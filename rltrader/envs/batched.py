@@ -1,0 +1,298 @@
+"""The batched market environment: ``n_envs`` markets x ``n_agents`` learners, one call.
+
+Description
+-----------
+Every env is one book with background traders (a :class:`rltrader.market.Market`
+population, preset ``"light"`` by default) or, as the data source, a hybrid replay of real
+LOBSTER flow (:class:`rltrader.data.hybrid.HybridReplay`, ``n_envs=1``). ``n_agents``
+learning agents trade in each book through the core's accounts (cash with fees,
+position). Agent ``i`` of env ``e`` is row ``e * n_agents + i`` of every array.
+
+Action space
+------------
+``action_mode="discrete"``: ``Discrete(2 * len(limit_offsets) + 4)``: 0 hold; then a limit
+buy at each offset, a limit sell at each offset; market buy; market sell; cancel all.
+``action_mode="market_making"``: ``MultiDiscrete([n_quotes + 1, n_quotes + 1, n_sizes])``:
+bid offset, ask offset (index ``n_quotes``: no quote on that side), size. Sizes scale with
+the agent's size class; orders beyond the position limit are cut to fit.
+
+Observation space
+-----------------
+``Box(-inf, inf, (4 * depth + 11,), float32)``; the table is in docs/envs.md
+(:func:`rltrader.envs.config.observation_names` gives the column names).
+
+Rewards
+-------
+``pnl``: change of the episode's marked-to-market PnL (cash incl. fees + position x mid),
+per lot of the agent's order size (ticks). ``pnl_inventory``: that minus
+``inventory_penalty * |position| / order size``. ``sharpe``: the differential Sharpe
+ratio (Moody & Saffell 2001) of the PnL changes.
+
+Episode end
+-----------
+After ``horizon`` steps every agent of the env is ``terminated`` (time left is part of the
+observation); with a replay that runs out of data every agent is ``truncated``. Auto-reset
+happens in the same step: the returned observation of an ended env is the first one of its
+next episode, and the last one of the ended episode is in :attr:`final_observations` (rows
+where ``terminated | truncated``). The market itself runs on; a new episode starts the
+agents' PnL, position and clock at zero (``end_of_episode="mark"``: the inventory is valued
+at the mid and left behind; ``"liquidate"``: it is sold or bought back first).
+
+Arguments
+---------
+``BatchedMarketEnv(config=None, *, n_envs=1, n_agents=1, seed=0, source=None)``.
+
+Version history
+---------------
+v0: first version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from rltrader._env import ActionMode, EnvKernel, Layout
+from rltrader.data.hybrid import AGENT_ID_BASE
+from rltrader.envs.config import ACTION_MODES, REWARDS, EnvConfig
+from rltrader.market import Market
+
+
+def size_classes(config: EnvConfig, n_envs: int, n_agents: int,
+                 seed: np.random.SeedSequence) -> np.ndarray:
+    """Per-agent size class, shape ``(n_envs * n_agents,)``: heavy-tailed multipliers
+    ``min(size_max, U^(-1 / size_alpha))`` (Pareto, minimum 1), or ``config.size_classes``."""
+    if config.size_classes is not None:
+        if len(config.size_classes) != n_agents:
+            raise ValueError(f"EnvConfig.size_classes has {len(config.size_classes)} values "
+                             f"for n_agents={n_agents}")
+        return np.tile(np.asarray(config.size_classes, dtype=np.float64), n_envs)
+    u = np.random.default_rng(seed).random(n_envs * n_agents)
+    return np.minimum(config.size_max, (1.0 - u) ** (-1.0 / config.size_alpha))
+
+
+class BatchedMarketEnv:
+    """``n_envs`` markets x ``n_agents`` learning agents stepped by one compiled call
+    (module docstring: spaces, rewards, episodes).
+
+    Parameters
+    ----------
+    config : EnvConfig, optional
+        Defaults to ``EnvConfig()``.
+    n_envs, n_agents : int
+        Markets and learning agents per market.
+    seed : int
+        Root seed: ``SeedSequence(seed).spawn(2)`` seeds the market and the size classes.
+    source : HybridReplay, optional
+        Real order flow as the background instead of simulated populations (``n_envs``
+        must be 1, ``source.n_agents >= n_agents``).
+
+    The arrays returned by :meth:`reset` and :meth:`step` are the environment's own
+    buffers, overwritten by the next call: copy what you keep.
+    """
+
+    def __init__(self, config: EnvConfig | None = None, *, n_envs: int = 1, n_agents: int = 1,
+                 seed: int = 0, source: Any = None) -> None:
+        self.config = EnvConfig() if config is None else config
+        if not isinstance(self.config, EnvConfig):
+            raise TypeError(f"config must be an EnvConfig, got {type(self.config).__name__}")
+        for name, value in (("n_envs", n_envs), ("n_agents", n_agents)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if source is not None and (n_envs != 1 or source.n_agents < n_agents):
+            raise ValueError("a replay source needs n_envs=1 and source.n_agents >= n_agents")
+        self.n_envs, self.n_agents = int(n_envs), int(n_agents)
+        self.num_agents_total = self.n_envs * self.n_agents
+        self.source = source
+        c = self.config
+        self.mode = ACTION_MODES[c.action_mode]
+        n_quotes, n_sizes = len(c.quote_offsets) + 1, len(c.quote_sizes)
+        if self.mode == ActionMode.DISCRETE:
+            self.single_action_space: spaces.Space = spaces.Discrete(2 * len(c.limit_offsets) + 4)
+            self._action_high = np.array([2 * len(c.limit_offsets) + 4])
+        else:
+            self.single_action_space = spaces.MultiDiscrete([n_quotes, n_quotes, n_sizes])
+            self._action_high = np.array([n_quotes, n_quotes, n_sizes])
+        self.obs_dim = 4 * c.depth + int(Layout.MARKET_EXTRA) + int(Layout.AGENT_FEATURES)
+        self.single_observation_space = spaces.Box(-np.inf, np.inf, (self.obs_dim,), np.float32)
+        n = self.num_agents_total
+        shape = (n,) if self.mode == ActionMode.DISCRETE else (n, 3)
+        self.actions = np.zeros(shape, dtype=np.int64)
+        self.observations = np.zeros((n, self.obs_dim), dtype=np.float32)
+        self.rewards = np.zeros(n, dtype=np.float32)
+        self.terminated = np.zeros(n, dtype=bool)
+        self.truncated = np.zeros(n, dtype=bool)
+        self.final_observations = np.zeros((n, self.obs_dim), dtype=np.float32)
+        self.seed = seed
+        self._build(seed)
+
+    # ---- construction -----------------------------------------------------------------
+
+    def _build(self, seed: int) -> None:
+        """A fresh market (or a rewound replay) and kernel, warmed up, episodes begun."""
+        c = self.config
+        market_seed, size_seed = np.random.SeedSequence(seed).spawn(2)
+        if self.source is None:
+            mc = c.market_config()
+            mc = mc.replace(copies=self.n_envs, symbols=mc.symbols[:1],
+                            extra_owners=self.n_agents)
+            self.market: Market | None = Market(mc, seed=int(market_seed.generate_state(1)[0]))
+            self.market.books.set_fees(c.maker_fee_ppm, c.taker_fee_ppm)
+            books, first_owner = self.market.books, self.market.n_traders
+        else:
+            self.market = None
+            self.source.reset(seed=seed)
+            books, first_owner = self.source.books, 0
+        for buffer in (self.observations, self.rewards, self.terminated, self.truncated,
+                       self.final_observations):
+            buffer[...] = 0
+        sizes = size_classes(c, self.n_envs, self.n_agents, size_seed)
+        qty = np.maximum(1, np.rint(sizes * c.base_qty)).astype(np.int64)
+        limit = np.maximum(qty, np.rint(sizes * c.base_position_limit).astype(np.int64))
+        params = dict(
+            n_envs=self.n_envs, n_agents=self.n_agents, first_owner=first_owner,
+            depth=c.depth, n_slots=c.max_orders, action_mode=int(self.mode),
+            reward_kind=int(REWARDS[c.reward]), liquidate=int(c.end_of_episode == "liquidate"),
+            return_lag=c.return_lag, scan_ticks=c.scan_ticks, queue_hops=c.queue_hops,
+            horizon=c.horizon, id_base=AGENT_ID_BASE, qty_scale=c.qty_scale,
+            inventory_penalty=c.inventory_penalty, sharpe_eta=c.sharpe_eta,
+            flow_alpha=c.flow_alpha, limit_offsets=c.limit_offsets,
+            quote_offsets=c.quote_offsets, quote_sizes=c.quote_sizes)
+        self.kernel = EnvKernel(books, params, qty, limit, sizes * c.base_capital, sizes,
+                                self.actions, self.observations, self.rewards,
+                                self.terminated, self.truncated, self.final_observations)
+        #: per agent: size class, lots per order, position limit (lots)
+        self.size_class, self.order_qty, self.position_limit = sizes, qty, limit
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Background-only steps; the last ones also fill the mid history (returns)."""
+        warmup = self.config.warmup_steps
+        tracked = min(warmup, self.config.return_lag + 1)
+        self._background(warmup - tracked)
+        for _ in range(tracked):
+            self._background(1)
+            self.kernel.advance()
+        self._begin_all()
+
+    def _background(self, n_steps: int) -> None:
+        if self.market is not None:
+            self.market.flow.run(n_steps)
+        elif n_steps:
+            self.source.step(until_ts=self.source.timestamp + n_steps * self.config.replay_step_ns)
+
+    def _begin_all(self) -> None:
+        self._submit(self.kernel.cancel_orders(self._timestamp(), True))
+        self.kernel.begin(True)
+        self.terminated[:] = False
+        self.truncated[:] = False
+        self.rewards[:] = 0.0
+
+    # ---- the market clock and the data source ----------------------------------------
+
+    def _timestamp(self) -> int:
+        if self.market is not None:
+            return self.market.config.open_ns + self.market.flow.step * self.market.config.dt_ns
+        return int(self.source.timestamp)
+
+    def _submit(self, n: int) -> None:
+        if not n:
+            return
+        if self.market is not None:
+            self.kernel.submit(n)
+        else:
+            self.source.step(n_messages=0, agent_messages=self.kernel.messages[:n])
+
+    def _replay_step(self) -> None:
+        """The step's phases with the replay in place of the core call and the flow."""
+        k, ts = self.kernel, self._timestamp()
+        n = k.act(ts)
+        self.source.step(until_ts=ts + self.config.replay_step_ns,
+                         agent_messages=k.messages[:n].copy())
+        k.advance()
+        self._submit(k.settle(self._timestamp()))
+        if self.source.done:
+            k.observe(True)
+            self.source.reset()
+            k.rebind(self.source.books)
+            self._warm_up()
+        elif k.observe(False):
+            self._submit(k.cancel_orders(self._timestamp()))
+            k.begin()
+
+    # ---- public API -------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start new episodes everywhere; ``seed`` rebuilds the market from that seed
+        (bit-identical runs), ``None`` keeps the market running. Returns the observations
+        ``(num_agents_total, obs_dim)`` (the env's buffer)."""
+        if seed is not None:
+            self.seed = seed
+            self._build(seed)
+        else:
+            self._begin_all()
+        return self.observations
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Advance every market one step.
+
+        Parameters
+        ----------
+        actions : array of int
+            ``(num_agents_total,)`` or ``(n_envs, n_agents)`` (discrete);
+            ``(num_agents_total, 3)`` or ``(n_envs, n_agents, 3)`` (market making).
+
+        Returns
+        -------
+        observations, rewards, terminated, truncated
+            The env's buffers (float32, float32, bool, bool); ended envs were reset in
+            this step and their final observations are in :attr:`final_observations`.
+        """
+        self._check_actions(actions)
+        if self.market is not None:
+            self.kernel.step(self._timestamp(), self.market.flow)
+        else:
+            self._replay_step()
+        return self.observations, self.rewards, self.terminated, self.truncated
+
+    def _check_actions(self, actions: Any) -> None:
+        """Validate (vectorised) and copy into the bound action buffer."""
+        a = np.asarray(actions)
+        if a.dtype.kind not in "iuf" and a.dtype != np.bool_:
+            raise TypeError(f"actions must be integers, got dtype {a.dtype}")
+        shape = self.actions.shape
+        if a.shape != shape:
+            a = a.reshape(shape) if a.size == self.actions.size and a.shape in (
+                (self.n_envs, self.n_agents) + shape[1:],) else None
+            if a is None:
+                raise ValueError(f"actions must have shape {shape} or "
+                                 f"{(self.n_envs, self.n_agents) + shape[1:]}, got "
+                                 f"{np.shape(actions)}")
+        if a.dtype.kind == "f":
+            bad = np.flatnonzero(~np.isfinite(a).reshape(len(a), -1).all(axis=1))
+            if bad.size:
+                raise ValueError(f"actions of agent {bad[0]} are NaN or infinite: {a[bad[0]]}")
+            bad = np.flatnonzero((a != np.floor(a)).reshape(len(a), -1).any(axis=1))
+            if bad.size:
+                raise ValueError(f"actions of agent {bad[0]} are not whole numbers: "
+                                 f"{a[bad[0]]}")
+        wide = a.reshape(len(a), -1)
+        bad = np.flatnonzero(((wide < 0) | (wide >= self._action_high)).any(axis=1))
+        if bad.size:
+            raise ValueError(f"action of agent {bad[0]} is {a[bad[0]]}, outside "
+                             f"{self.single_action_space}")
+        np.copyto(self.actions, a, casting="unsafe")
+
+    @property
+    def episode_step(self) -> np.ndarray:
+        """Steps into the current episode, per env."""
+        return self.kernel.book_arrays["episode_step"]
+
+    def accounts(self) -> np.ndarray:
+        """The agents' core accounts (position, cash, volume, fees since the market was
+        built), shape ``(n_envs, n_agents)`` of ACCOUNT_DTYPE (a copy)."""
+        books = self.kernel.books
+        first = self.market.n_traders if self.market is not None else 0
+        return books.account_array[: self.n_envs, first: first + self.n_agents].copy()

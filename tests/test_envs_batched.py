@@ -1,0 +1,299 @@
+"""BatchedMarketEnv: spaces, layout, actions, rewards, episodes, determinism, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rltrader.envs import BatchedMarketEnv, EnvConfig, observation_names
+
+CONFIG = EnvConfig(horizon=50, warmup_steps=50)
+
+
+def column(env: BatchedMarketEnv, name: str) -> int:
+    return observation_names(env.config.depth).index(name)
+
+
+def act(env: BatchedMarketEnv, name: str, offset: int = 0) -> int:
+    """The discrete action index of ``name`` (docs/envs.md)."""
+    n_off = len(env.config.limit_offsets)
+    return {"hold": 0, "buy": 1 + offset, "sell": 1 + n_off + offset, "market_buy": 2 * n_off + 1,
+            "market_sell": 2 * n_off + 2, "cancel": 2 * n_off + 3}[name]
+
+
+def rollout(env: BatchedMarketEnv, steps: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(steps):
+        actions = rng.integers(0, env.single_action_space.n, env.num_agents_total)
+        obs, rewards, terminated, truncated = env.step(actions)
+        out += [obs.copy(), rewards.copy(), terminated.copy(), env.final_observations.copy()]
+    return out
+
+
+def identical(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+# ---- spaces and the first observation ---------------------------------------------------
+
+def test_spaces_and_first_observation() -> None:
+    env = BatchedMarketEnv(CONFIG, n_envs=3, n_agents=2, seed=1)
+    assert env.num_agents_total == 6
+    assert env.single_action_space.n == 2 * 4 + 4
+    assert env.single_observation_space.shape == (4 * 5 + 11,)
+    assert len(observation_names(5)) == env.obs_dim
+    obs = env.reset()
+    assert obs.shape == (6, env.obs_dim) and obs.dtype == np.float32
+    assert env.single_observation_space.contains(obs[0])
+    for name, value in (("time_left", 1.0), ("inventory", 0.0), ("pnl", 0.0), ("cash", 1.0),
+                        ("orders", 0.0), ("queue_ahead", -1.0)):
+        assert np.all(obs[:, column(env, name)] == value), name
+    # a two-sided book after warm-up: bids below the mid, asks above
+    assert np.all(obs[:, column(env, "bid_price_0")] < 0)
+    assert np.all(obs[:, column(env, "ask_price_0")] > 0)
+    spread = obs[:, column(env, "ask_price_0")] - obs[:, column(env, "bid_price_0")]
+    np.testing.assert_allclose(spread, obs[:, column(env, "spread")])
+
+
+def test_market_features_match_the_book() -> None:
+    env = BatchedMarketEnv(CONFIG, n_envs=2, n_agents=1, seed=3)
+    rollout(env, 20)
+    obs = env.observations
+    books = env.kernel.books
+    prices, qtys, _ = books.top_levels(env.config.depth)
+    for e in range(2):
+        bid, ask = books.best_bid(e), books.best_ask(e)
+        mid = 0.5 * (bid + ask)
+        for k in range(env.config.depth):
+            # top_levels: [book, side (0 bid, 1 ask), level]
+            assert obs[e, column(env, f"bid_price_{k}")] == prices[e, 0, k] - mid
+            assert obs[e, column(env, f"bid_qty_{k}")] == np.float32(qtys[e, 0, k] / 10.0)
+            assert obs[e, column(env, f"ask_price_{k}")] == prices[e, 1, k] - mid
+            assert obs[e, column(env, f"ask_qty_{k}")] == np.float32(qtys[e, 1, k] / 10.0)
+
+
+# ---- actions ------------------------------------------------------------------------------
+
+def test_limit_order_rests_at_the_touch_with_its_queue_position() -> None:
+    env = BatchedMarketEnv(CONFIG, n_envs=1, n_agents=2, seed=2)
+    books = env.kernel.books
+    bid = books.best_bid(0)
+    obs, *_ = env.step([act(env, "buy", offset=1), act(env, "hold")])  # limit_offsets[1] = 0
+    ids = [int(i) for i in env.kernel.agent_arrays["slot_id"][0] if i]
+    assert len(ids) == 1
+    order = books.order(0, ids[0])
+    assert order["price"] == bid == books.best_bid(0) and order["qty"] == env.order_qty[0]
+    queue = books.level_queue(0, 1, bid)
+    position = list(queue["order_id"]).index(ids[0])
+    assert position == len(queue) - 1 > 0                  # joined the tail of the queue
+    assert obs[0, column(env, "queue_ahead")] == np.float32(queue["qty"][:position].sum() / 10)
+    assert obs[0, column(env, "orders")] == 1 / env.config.max_orders
+    assert obs[1, column(env, "orders")] == 0 and obs[1, column(env, "queue_ahead")] == -1
+
+
+def test_cancel_all_and_the_order_cap() -> None:
+    config = CONFIG.replace(limit_offsets=(5, 6, 7, 8))   # deep: never filled here
+    env = BatchedMarketEnv(config, n_envs=1, n_agents=1, seed=4)
+    for k in range(6):
+        obs, *_ = env.step([act(env, "buy", offset=k % 4)])
+    assert obs[0, column(env, "orders")] == 1.0          # max_orders = 4, oldest replaced
+    ids = [int(i) for i in env.kernel.agent_arrays["slot_id"][0]]
+    assert all(env.kernel.books.order(0, i) is not None for i in ids)
+    obs, *_ = env.step([act(env, "cancel")])
+    assert obs[0, column(env, "orders")] == 0.0
+    assert all(env.kernel.books.order(0, i) is None for i in ids)
+
+
+def test_market_orders_respect_the_position_limit_and_pay_fees() -> None:
+    config = CONFIG.replace(size_classes=(3.0,), horizon=200)
+    env = BatchedMarketEnv(config, n_envs=2, n_agents=1, seed=5)
+    assert env.order_qty.tolist() == [3, 3] and env.position_limit.tolist() == [60, 60]
+    start = env.accounts()
+    for _ in range(30):
+        obs, *_ = env.step([act(env, "market_buy")] * 2)
+    acc = env.accounts()
+    bought = acc["position"] - start["position"]
+    assert np.all(bought <= 60) and np.all(bought >= 57)
+    np.testing.assert_allclose(obs[:, column(env, "inventory")], bought.ravel() / 60)
+    assert np.all(acc["fees"] > start["fees"])           # 100 ppm of ~10,000 ticks per lot
+
+
+def test_reward_is_the_marked_pnl_change_per_lot_of_order_size() -> None:
+    config = CONFIG.replace(size_classes=(2.0,), horizon=200)
+    env = BatchedMarketEnv(config, n_envs=1, n_agents=1, seed=6)
+    books = env.kernel.books
+    start = env.accounts()[0, 0]
+    previous = 0.0
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        _, rewards, *_ = env.step([rng.choice([act(env, "market_buy"), act(env, "sell"),
+                                               act(env, "hold")])])
+        acc = env.accounts()[0, 0]
+        mid = 0.5 * (books.best_bid(0) + books.best_ask(0))
+        pnl = (acc["cash"] - start["cash"]) + (acc["position"] - start["position"]) * mid
+        assert rewards[0] == pytest.approx((pnl - previous) / 2, rel=1e-6, abs=1e-6)
+        previous = pnl
+
+
+def test_inventory_penalty_is_exactly_the_difference_of_rewards() -> None:
+    plain = BatchedMarketEnv(CONFIG.replace(size_classes=(1.0, 4.0)), n_envs=2, n_agents=2,
+                             seed=8)
+    penal = BatchedMarketEnv(CONFIG.replace(size_classes=(1.0, 4.0), reward="pnl_inventory",
+                                            inventory_penalty=0.5), n_envs=2, n_agents=2, seed=8)
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        actions = rng.integers(0, plain.single_action_space.n, 4)
+        obs, r_plain, *_ = plain.step(actions)
+        _, r_penal, *_ = penal.step(actions)
+        position = np.rint(obs[:, column(plain, "inventory")] * plain.position_limit)
+        np.testing.assert_allclose(r_plain - r_penal, 0.5 * np.abs(position) / plain.order_qty,
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_differential_sharpe_reward_is_finite_and_signed_like_pnl() -> None:
+    env = BatchedMarketEnv(CONFIG.replace(reward="sharpe"), n_envs=2, n_agents=2, seed=9)
+    out = rollout(env, 40)
+    rewards = np.array(out[1::4])
+    assert np.all(np.isfinite(rewards)) and np.any(rewards != 0)
+
+
+def test_market_making_quotes_keep_priority_and_withdraw() -> None:
+    env = BatchedMarketEnv(CONFIG.replace(action_mode="market_making"), n_envs=1, n_agents=1,
+                           seed=10)
+    assert env.single_action_space.nvec.tolist() == [5, 5, 3]
+    env.step([[3, 3, 0]])                               # 4 ticks behind each touch
+    ids = env.kernel.agent_arrays["slot_id"][0, :2].copy()
+    assert np.all(ids > 0)
+    books = env.kernel.books
+    touch = books.best_bid(0), books.best_ask(0)
+    assert [books.order(0, int(i))["price"] for i in ids] == [touch[0] - 4, touch[1] + 4]
+    env.step([[3, 3, 0]])                               # same prices: quotes stay in place
+    assert (books.best_bid(0), books.best_ask(0)) == touch
+    assert env.kernel.agent_arrays["slot_id"][0, :2].tolist() == ids.tolist()
+    env.step([[0, 0, 1]])                               # at the touch, twice the size
+    moved = env.kernel.agent_arrays["slot_id"][0, :2]
+    assert np.all(moved != ids) and all(books.order(0, int(i)) is None for i in ids)
+    assert [books.order(0, int(i))["qty"] for i in moved] == [2 * env.order_qty[0]] * 2
+    ids = moved.copy()
+    obs, *_ = env.step([[4, 4, 0]])                     # index n_quotes: no quote
+    assert obs[0, column(env, "orders")] == 0.0
+    assert all(books.order(0, int(i)) is None for i in ids)
+
+
+# ---- market share ---------------------------------------------------------------------------
+
+def test_size_classes_are_heavy_tailed_and_scale_orders() -> None:
+    env = BatchedMarketEnv(CONFIG.replace(size_alpha=1.2, size_max=1000.0), n_envs=64,
+                           n_agents=32, seed=11)
+    s = env.size_class
+    assert s.min() >= 1.0 and np.median(s) < 2.0 and s.max() > 50.0
+    np.testing.assert_array_equal(env.order_qty, np.maximum(1, np.rint(s)))
+    assert np.all(env.position_limit >= env.order_qty)
+    np.testing.assert_allclose(env.observations[:, -1], np.log(s), rtol=1e-6)
+
+
+def test_larger_agents_move_prices_more() -> None:
+    moves = {}
+    for size in (1.0, 25.0):
+        config = CONFIG.replace(size_classes=(size,), horizon=500)
+        env = BatchedMarketEnv(config, n_envs=16, n_agents=1, seed=12)
+        books = env.kernel.books
+        before = np.array([books.best_bid(e) + books.best_ask(e) for e in range(16)]) / 2
+        for _ in range(5):
+            env.step([act(env, "market_buy")] * 16)
+        after = np.array([books.best_bid(e) + books.best_ask(e) for e in range(16)]) / 2
+        moves[size] = float(np.mean(after - before))
+    assert moves[25.0] > moves[1.0] + 1.0
+
+
+# ---- episodes ---------------------------------------------------------------------------------
+
+def test_horizon_terminates_and_resets_in_the_same_step() -> None:
+    env = BatchedMarketEnv(CONFIG.replace(horizon=10), n_envs=2, n_agents=2, seed=13)
+    for step in range(1, 11):
+        obs, _, terminated, truncated = env.step([act(env, "market_buy")] * 4)
+        assert terminated.all() == (step == 10) and not truncated.any()
+    final = env.final_observations
+    assert np.all(final[:, column(env, "time_left")] == 0.0)
+    assert np.all(final[:, column(env, "inventory")] > 0)
+    assert np.all(obs[:, column(env, "time_left")] == 1.0)
+    assert np.all(obs[:, column(env, "inventory")] == 0.0)
+    assert np.all(obs[:, column(env, "pnl")] == 0.0)
+    assert env.episode_step.tolist() == [0, 0]
+
+
+def test_liquidation_flattens_the_position_at_the_end() -> None:
+    env = BatchedMarketEnv(CONFIG.replace(horizon=5, end_of_episode="liquidate"), n_envs=2,
+                           n_agents=2, seed=14)
+    start = env.accounts()["position"]
+    for _ in range(5):
+        env.step([act(env, "market_buy")] * 4)
+    np.testing.assert_array_equal(env.accounts()["position"], start)
+    assert np.all(env.final_observations[:, column(env, "inventory")] == 0.0)
+
+
+def test_same_seed_is_bit_identical_and_reset_seed_replays() -> None:
+    config = CONFIG.replace(horizon=30, reward="sharpe", end_of_episode="liquidate")
+    a = BatchedMarketEnv(config, n_envs=3, n_agents=4, seed=21)
+    b = BatchedMarketEnv(config, n_envs=3, n_agents=4, seed=21)
+    first = rollout(a, 70)
+    assert identical(first, rollout(b, 70))
+    a.reset(seed=21)
+    assert identical(first, rollout(a, 70))
+    c = BatchedMarketEnv(config, n_envs=3, n_agents=4, seed=22)
+    assert not identical(first, rollout(c, 70))
+
+
+def test_books_stay_consistent() -> None:
+    env = BatchedMarketEnv(CONFIG.replace(horizon=25, end_of_episode="liquidate"), n_envs=4,
+                           n_agents=8, seed=15)
+    rollout(env, 60)
+    books = env.kernel.books
+    books.check_integrity()
+    assert np.all(books.account_array["position"][:4].sum(axis=1) == 0)
+
+
+# ---- bad input ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("actions, error, match", [
+    (np.full(4, 12), ValueError, "agent 0 is 12, outside Discrete"),
+    (np.array([0, 0, -1, 0]), ValueError, "agent 2"),
+    (np.array([0.0, np.nan, 0.0, 0.0]), ValueError, "agent 1 are NaN"),
+    (np.array([0.0, 0.5, 0.0, 0.0]), ValueError, "not whole numbers"),
+    (np.zeros(5, dtype=np.int64), ValueError, "shape"),
+    (np.array(["a"] * 4), TypeError, "integers"),
+])
+def test_bad_actions_raise(actions: np.ndarray, error: type, match: str) -> None:
+    env = BatchedMarketEnv(CONFIG, n_envs=2, n_agents=2, seed=0)
+    with pytest.raises(error, match=match):
+        env.step(actions)
+
+
+def test_bad_market_making_actions_raise() -> None:
+    env = BatchedMarketEnv(CONFIG.replace(action_mode="market_making"), n_envs=1, n_agents=2)
+    with pytest.raises(ValueError, match="agent 1"):
+        env.step([[0, 0, 0], [0, 5, 0]])
+    with pytest.raises(ValueError, match="shape"):
+        env.step([0, 0])
+    env.step(np.zeros((1, 2, 3), dtype=np.int32))       # (n_envs, n_agents, 3) is fine
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(horizon=0), "horizon"), (dict(action_mode="x"), "action_mode"),
+    (dict(reward="x"), "reward"), (dict(max_orders=1), "max_orders"),
+    (dict(quote_sizes=(1.0, float("nan"))), "quote_sizes"),
+    (dict(limit_offsets=tuple(range(9))), "limit_offsets"), (dict(end_of_episode="x"), "end"),
+])
+def test_bad_config_raises(change: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        EnvConfig(**change)
+
+
+def test_bad_arguments_raise() -> None:
+    with pytest.raises(ValueError, match="n_agents"):
+        BatchedMarketEnv(CONFIG, n_envs=1, n_agents=0)
+    with pytest.raises(TypeError, match="EnvConfig"):
+        BatchedMarketEnv({"horizon": 5})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="size_classes"):
+        BatchedMarketEnv(CONFIG.replace(size_classes=(1.0, 2.0)), n_agents=3)
