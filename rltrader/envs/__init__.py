@@ -4,6 +4,9 @@
   per step, caller-visible numpy buffers (the fast path).
 - :class:`SB3VecEnv` (``rltrader.envs.sb3``, needs the ``rl`` extra): a Stable-Baselines3
   ``VecEnv`` where every agent is a sub-env sharing one policy.
+- :class:`MarketParallelEnv`: PettingZoo ``ParallelEnv`` (one market).
+- :class:`MarketEnv`: Gymnasium single-agent env, registered as ``rltrader/Market-v0``.
+- :class:`MarketVectorEnv`: Gymnasium ``VectorEnv`` over the batched env.
 """
 
 from __future__ import annotations
@@ -12,8 +15,13 @@ from typing import Any
 
 from rltrader.envs.batched import BatchedMarketEnv
 from rltrader.envs.config import EnvConfig, observation_names
+from rltrader.envs.gym import MarketEnv, MarketVectorEnv, register
+from rltrader.envs.pettingzoo import MarketParallelEnv
 
-__all__ = ["BatchedMarketEnv", "EnvConfig", "SB3VecEnv", "observation_names"]
+__all__ = ["BatchedMarketEnv", "EnvConfig", "MarketEnv", "MarketParallelEnv",
+           "MarketVectorEnv", "SB3VecEnv", "observation_names"]
+
+register()
 
 
 def __getattr__(name: str) -> Any:

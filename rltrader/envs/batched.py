@@ -18,7 +18,7 @@ the agent's size class; orders beyond the position limit are cut to fit.
 
 Observation space
 -----------------
-``Box(-inf, inf, (4 * depth + 11,), float32)``; the table is in docs/envs.md
+``Box(-f32max, f32max, (4 * depth + 11,), float32)``; the table is in docs/envs.md
 (:func:`rltrader.envs.config.observation_names` gives the column names).
 
 Rewards
@@ -116,7 +116,8 @@ class BatchedMarketEnv:
             self.single_action_space = spaces.MultiDiscrete([n_quotes, n_quotes, n_sizes])
             self._action_high = np.array([n_quotes, n_quotes, n_sizes])
         self.obs_dim = 4 * c.depth + int(Layout.MARKET_EXTRA) + int(Layout.AGENT_FEATURES)
-        self.single_observation_space = spaces.Box(-np.inf, np.inf, (self.obs_dim,), np.float32)
+        big = np.finfo(np.float32).max       # finite bounds: every float32 value fits
+        self.single_observation_space = spaces.Box(-big, big, (self.obs_dim,), np.float32)
         n = self.num_agents_total
         shape = (n,) if self.mode == ActionMode.DISCRETE else (n, 3)
         self.actions = np.zeros(shape, dtype=np.int64)

@@ -1,0 +1,117 @@
+"""Gymnasium environments: one learner among background traders and other agents
+(:class:`MarketEnv`, registered as ``rltrader/Market-v0``), and a vector env whose
+sub-envs are all the agents of a batched env (:class:`MarketVectorEnv`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from rltrader.envs.batched import BatchedMarketEnv
+from rltrader.envs.config import EnvConfig
+
+#: Others' policy: their observations ``(n_others, obs_dim)`` -> actions.
+OthersPolicy = Callable[[np.ndarray], np.ndarray]
+
+
+class MarketEnv(gym.Env):
+    """One learning agent (row 0) in a simulated market with ``n_others`` other agents
+    that act at random (``others=None``) or by a frozen policy, and the background
+    traders. The spaces, observation table and rewards are the batched env's
+    (docs/envs.md). The episode ends (``terminated``) after ``config.horizon`` steps;
+    the step returns that episode's final observation and ``reset()`` starts the next
+    episode in the same running market (``reset(seed=s)`` rebuilds it from ``s``).
+
+    Parameters
+    ----------
+    config : EnvConfig, optional
+    n_others : int
+        Other agents in the market.
+    others : callable, optional
+        Frozen policy of the others; default: uniform random actions drawn from
+        ``self.np_random``.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, config: EnvConfig | None = None, n_others: int = 0,
+                 others: OthersPolicy | None = None, render_mode: str | None = None) -> None:
+        if render_mode is not None:
+            raise ValueError("MarketEnv has no render modes")
+        if n_others < 0:
+            raise ValueError(f"n_others must be >= 0, got {n_others}")
+        self.batched = BatchedMarketEnv(config, n_envs=1, n_agents=1 + n_others, seed=0)
+        self.observation_space = self.batched.single_observation_space
+        self.action_space = self.batched.single_action_space
+        self.others = others
+        self.n_others = n_others
+        self._actions = np.zeros_like(self.batched.actions)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        obs = self.batched.reset(seed=seed)
+        return obs[0].copy(), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self._actions[0] = action
+        if self.n_others:
+            rest = self.batched.observations[1:]
+            self._actions[1:] = (self.others(rest) if self.others is not None else
+                                 self.np_random.integers(0, self.batched._action_high,
+                                                         size=self._actions[1:].shape))
+        obs, rewards, terminated, truncated = self.batched.step(self._actions)
+        done = bool(terminated[0] or truncated[0])
+        row = (self.batched.final_observations if done else obs)[0].copy()
+        return row, float(rewards[0]), bool(terminated[0]), bool(truncated[0]), {}
+
+
+class MarketVectorEnv(VectorEnv):
+    """Gymnasium ``VectorEnv`` whose ``num_envs`` sub-envs are the ``n_envs x n_agents``
+    agents of a :class:`BatchedMarketEnv` (one shared market per group of ``n_agents``).
+
+    Autoreset is ``AutoresetMode.SAME_STEP``: an ended agent's step returns the first
+    observation of its next episode, with the final one in ``infos["final_obs"]`` (object
+    array, mask ``infos["_final_obs"]``). Arrays returned are copies.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, batched_env: BatchedMarketEnv) -> None:
+        self.batched = batched_env
+        self.num_envs = batched_env.num_agents_total
+        self.single_observation_space = batched_env.single_observation_space
+        self.single_action_space = batched_env.single_action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+
+    def reset(self, *, seed: int | list[int | None] | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        if isinstance(seed, list):
+            seed = seed[0]      # one market seed for all sub-envs
+        if seed is not None:
+            self._np_random_seed = seed
+        return self.batched.reset(seed=seed).copy(), {}
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                          dict[str, Any]]:
+        obs, rewards, terminated, truncated = self.batched.step(actions)
+        done = terminated | truncated
+        infos: dict[str, Any] = {}
+        if done.any():
+            final = np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(done).tolist():
+                final[i] = self.batched.final_observations[i].copy()
+            infos = {"final_obs": final, "_final_obs": done.copy()}
+        return obs.copy(), rewards.copy(), terminated.copy(), truncated.copy(), infos
+
+
+def register() -> None:
+    """Register ``rltrader/Market-v0`` with Gymnasium (idempotent)."""
+    if "rltrader/Market-v0" not in gym.registry:
+        gym.register(id="rltrader/Market-v0", entry_point="rltrader.envs.gym:MarketEnv")

@@ -1,0 +1,91 @@
+"""PettingZoo ``ParallelEnv`` over one market of the batched env (``n_envs=1``).
+
+Agents are ``"trader_0" .. "trader_{n-1}"``; spaces are cached (one object each, shared by
+all agents). Per step the adapter builds five dicts of ``n_agents`` entries (observations
+are row views copied once, rewards and flags Python scalars): about 0.3-0.5 us per agent on
+top of the batched step (``benchmarks/test_bench_env.py``). At the horizon every agent is
+terminated with its final observation and ``agents`` becomes empty; ``reset()`` starts the
+next episode in the running market, ``reset(seed=s)`` rebuilds it from ``s``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from rltrader.envs.batched import BatchedMarketEnv
+from rltrader.envs.config import EnvConfig
+
+
+class MarketParallelEnv(ParallelEnv):
+    """``n_agents`` learners in one simulated market (PettingZoo parallel API).
+
+    Parameters
+    ----------
+    config : EnvConfig, optional
+    n_agents : int
+    seed : int
+        Seed of the market built now; ``reset(seed=...)`` rebuilds it.
+    """
+
+    metadata = {"render_modes": [], "name": "rltrader_market_v0", "is_parallelizable": True}
+    render_mode = None
+
+    def __init__(self, config: EnvConfig | None = None, *, n_agents: int = 2,
+                 seed: int = 0) -> None:
+        self.batched = BatchedMarketEnv(config, n_envs=1, n_agents=n_agents, seed=seed)
+        self.possible_agents = [f"trader_{i}" for i in range(n_agents)]
+        self.agents: list[str] = []
+        self._index = {name: i for i, name in enumerate(self.possible_agents)}
+        self._observation_space = self.batched.single_observation_space
+        self._action_space = self.batched.single_action_space
+        self._actions = np.zeros_like(self.batched.actions)
+        self.observation_spaces = dict.fromkeys(self.possible_agents, self._observation_space)
+        self.action_spaces = dict.fromkeys(self.possible_agents, self._action_space)
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self._observation_space
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return self._action_space
+
+    def reset(self, seed: int | None = None, options: dict | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+        obs = self.batched.reset(seed=seed)
+        self.agents = list(self.possible_agents)
+        rows = obs.copy()
+        return ({a: rows[i] for i, a in enumerate(self.agents)},
+                {a: {} for a in self.agents})
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        if not self.agents:
+            raise RuntimeError("step() after the episode ended: call reset()")
+        missing = [a for a in self.agents if a not in actions]
+        unknown = [a for a in actions if a not in self._index]
+        if missing or unknown:
+            raise ValueError(f"actions needed for every live agent; missing {missing}, "
+                             f"unknown {unknown}")
+        for agent, action in actions.items():
+            self._actions[self._index[agent]] = action
+        obs, rewards, terminated, truncated = self.batched.step(self._actions)
+        done = bool(terminated[0] or truncated[0])
+        rows = (self.batched.final_observations if done else obs).copy()
+        names = self.agents
+        out = ({a: rows[i] for i, a in enumerate(names)},
+               dict(zip(names, rewards.tolist(), strict=True)),
+               dict(zip(names, terminated.tolist(), strict=True)),
+               dict(zip(names, truncated.tolist(), strict=True)),
+               {a: {} for a in names})
+        if done:
+            self.agents = []
+        return out
+
+    def state(self) -> np.ndarray:
+        """Every agent's observation, stacked ``(n_agents, obs_dim)``."""
+        return self.batched.observations.copy()
+
+    def close(self) -> None:
+        """Nothing to release."""
