@@ -187,9 +187,6 @@ class BatchedMarketEnv:
     def _begin_all(self) -> None:
         self._submit(self.kernel.cancel_orders(self._timestamp(), True))
         self.kernel.begin(True)
-        self.terminated[:] = False
-        self.truncated[:] = False
-        self.rewards[:] = 0.0
 
     # ---- the market clock and the data source ----------------------------------------
 
@@ -234,6 +231,9 @@ class BatchedMarketEnv:
             self._build(seed)
         else:
             self._begin_all()
+        self.terminated[:] = False
+        self.truncated[:] = False
+        self.rewards[:] = 0.0
         return self.observations
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

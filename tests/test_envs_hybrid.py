@@ -1,0 +1,73 @@
+"""The batched env on real LOBSTER flow (a HybridReplay as the data source): agents trade
+on top of the AAPL record; the env truncates and starts over when the record ends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rltrader._env")
+from test_data_lobster import MESSAGE_999, ORDERBOOK_999  # noqa: E402
+
+from rltrader.data import lobster  # noqa: E402
+from rltrader.data.hybrid import HybridReplay  # noqa: E402
+from rltrader.data.lobster_exact import exact_messages  # noqa: E402
+from rltrader.envs import BatchedMarketEnv, EnvConfig, observation_names  # noqa: E402
+
+# 999 messages over 49 s: 100 ms steps, 1 s of warm-up
+CONFIG = EnvConfig(horizon=100, warmup_steps=10, replay_step_ns=100_000_000)
+NAMES = observation_names(CONFIG.depth)
+
+
+@pytest.fixture(scope="module")
+def feed():
+    return exact_messages(lobster.read_raw(MESSAGE_999), lobster.read_orderbook(ORDERBOOK_999))
+
+
+def make(feed, **changes) -> BatchedMarketEnv:
+    return BatchedMarketEnv(CONFIG.replace(**changes), n_envs=1, n_agents=2, seed=0,
+                            source=HybridReplay(feed, n_agents=2, taker_fee_ppm=100))
+
+
+def test_agents_trade_on_the_real_book(feed) -> None:
+    env = make(feed)
+    replay = env.source
+    start = replay.timestamp
+    obs = env.reset()
+    bid, ask = replay.top_of_book()
+    mid = (bid + ask) / 2
+    assert obs[0, NAMES.index("bid_price_0")] == bid - mid
+    assert obs[0, NAMES.index("ask_price_0")] == ask - mid
+    buy, rest = 2 * 4 + 1, 2                            # market buy; limit buy at the touch
+    for _ in range(20):
+        obs, rewards, terminated, truncated = env.step([buy, rest])
+    assert replay.timestamp >= start + 20 * CONFIG.replay_step_ns
+    acc = env.accounts()[0]
+    assert acc["position"][0] == min(20 * env.order_qty[0], env.position_limit[0])
+    assert acc["cash"][0] < 0 and acc["fees"][0] > 0     # paid the real asks and the fee
+    assert obs[0, NAMES.index("inventory")] > 0
+    assert replay.stats.agent_messages > 20
+    bid, ask = replay.top_of_book()
+    assert obs[1, NAMES.index("spread")] == ask - bid
+    replay.books.check_integrity()
+
+
+def test_record_end_truncates_and_starts_over(feed) -> None:
+    env = make(feed, horizon=10_000)
+    steps = 0
+    while True:
+        steps += 1
+        obs, _, terminated, truncated = env.step([0, 2])
+        if truncated.any():
+            break
+        assert steps < 1000
+    assert truncated.all() and not terminated.any()
+    assert 400 < steps < 500                              # ~48 s of record in 100 ms steps
+    assert np.all(env.final_observations[:, NAMES.index("time_left")] < 1.0)
+    assert np.all(obs[:, NAMES.index("time_left")] == 1.0)
+    assert not env.source.done and env.source.stats.historical_messages < 999
+
+
+def test_replay_source_needs_one_env(feed) -> None:
+    with pytest.raises(ValueError, match="n_envs=1"):
+        BatchedMarketEnv(CONFIG, n_envs=2, n_agents=1, source=HybridReplay(feed, n_agents=1))
