@@ -24,9 +24,8 @@ same phases from Python, with the replay in place of the core call and the flow)
 
 Order liveness comes from the core's order-id hash (``find_order``, once per order; then
 the remembered arena slot is checked, as slots never move while an order lives), the queue
-ahead of an
-agent's best order from the level FIFO (``Order.prev`` links), positions and cash from the
-core's per-owner accounts (fees included).
+ahead of an agent's best order from one walk of its level's FIFO per step, positions and
+cash from the core's per-owner accounts (fees included).
 """
 
 cimport numpy as cnp
@@ -77,7 +76,6 @@ cdef struct Params:
     int32_t n_sizes           # quote sizes (MARKET_MAKING)
     int32_t return_lag        # steps of the long return
     int32_t scan_ticks        # ticks beyond the touch searched for the top levels
-    int32_t queue_hops        # orders walked to measure the queue ahead (cap)
     int32_t obs_dim
     int64_t horizon           # steps per episode
     int64_t id_base           # agent order ids are id_base + a per-book counter
@@ -120,6 +118,7 @@ cdef struct State:
     int64_t* resting          # [N, 2] resting lots per side (0 buy, 1 sell)
     int32_t* n_live           # [N] live orders
     double* queue_ahead       # [N] lots ahead of the best order (-1: none)
+    int32_t* best_slot        # [N] arena slot of the order nearest its touch (NO_SLOT: none)
     # per book
     int64_t* next_id          # [n_envs]
     int64_t* episode_step     # [n_envs]
@@ -171,19 +170,42 @@ cdef inline Account* account(const State* s, int32_t e, int32_t i) noexcept nogi
     return &s.core.accounts[<int64_t>e * s.core.n_owners + s.p.first_owner + i]
 
 
+cdef void queue_level(State* s, int32_t e, int32_t target) noexcept nogil:
+    """Walk the level of arena slot ``target`` once from its head, giving every agent of
+    book ``e`` whose nearest order rests there the lots queued ahead of it."""
+    cdef const Core* c = s.core
+    cdef int64_t price = c.orders[target].price, idx = price - c.bk[e].base, ahead = 0, a
+    cdef int32_t slot = target, owner, lo = s.p.first_owner
+    if 0 <= idx < c.window:
+        slot = c.lv[<int64_t>e * c.window + idx].head
+    else:                                   # out of the window: back along its list
+        while c.orders[slot].prev != NO_SLOT and c.orders[c.orders[slot].prev].price == price:
+            slot = c.orders[slot].prev
+    while slot != NO_SLOT and c.orders[slot].price == price:
+        owner = c.orders[slot].owner
+        if lo <= owner < lo + s.p.n_agents:
+            a = <int64_t>e * s.p.n_agents + owner - lo
+            if s.best_slot[a] == slot:
+                s.queue_ahead[a] = <double>ahead
+        ahead += c.orders[slot].qty
+        slot = c.orders[slot].next
+
+
 cdef void refresh(State* s, int32_t e) noexcept nogil:
     """Drop finished orders from the agents' slots of book ``e``; per agent: resting lots
-    per side, live orders, and the lots queued ahead of the order nearest its touch."""
+    per side, live orders, and the lots queued ahead of the order nearest its touch (each
+    level holding such an order is walked once, whatever the number of agents in it)."""
     cdef const Core* c = s.core
     cdef const BookState* bs = &c.bk[e]
-    cdef int64_t a, k, distance, best_distance, ahead
-    cdef int32_t i, j, slot, best, hops
+    cdef int64_t a, k, distance, best_distance
+    cdef int32_t i, j, slot, best
     cdef const Order* o
     for i in range(s.p.n_agents):
         a = <int64_t>e * s.p.n_agents + i
         s.resting[2 * a] = 0
         s.resting[2 * a + 1] = 0
         s.n_live[a] = 0
+        s.queue_ahead[a] = -1.0
         best = NO_SLOT
         best_distance = MAX_PRICE
         for j in range(s.p.n_slots):
@@ -209,18 +231,11 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
             if distance < best_distance:
                 best_distance = distance
                 best = slot
-        if best == NO_SLOT:
-            s.queue_ahead[a] = -1.0
-            continue
-        ahead = 0
-        hops = 0
-        slot = c.orders[best].prev
-        while slot != NO_SLOT and c.orders[slot].price == c.orders[best].price and \
-                hops < s.p.queue_hops:
-            ahead += c.orders[slot].qty
-            slot = c.orders[slot].prev
-            hops += 1
-        s.queue_ahead[a] = <double>ahead
+        s.best_slot[a] = best
+    for i in range(s.p.n_agents):
+        a = <int64_t>e * s.p.n_agents + i
+        if s.best_slot[a] != NO_SLOT and s.queue_ahead[a] < 0.0:
+            queue_level(s, e, s.best_slot[a])
 
 
 # ---------------------------------------------------------------------------------------
@@ -650,7 +665,6 @@ cdef class EnvKernel:
         p.liquidate = params["liquidate"]
         p.return_lag = params["return_lag"]
         p.scan_ticks = params["scan_ticks"]
-        p.queue_hops = params["queue_hops"]
         p.horizon = params["horizon"]
         p.id_base = params["id_base"]
         p.qty_scale = params["qty_scale"]
@@ -708,6 +722,7 @@ cdef class EnvKernel:
             resting=np.zeros((n, 2), dtype=np.int64),
             n_live=np.zeros(n, dtype=np.int32),
             queue_ahead=np.zeros(n),
+            best_slot=np.zeros(n, dtype=np.int32),
         )
         ag = self.agent_arrays
         if np.any(ag["order_qty"] < 1) or np.any(ag["position_limit"] < 1) \
@@ -759,6 +774,7 @@ cdef class EnvKernel:
         s.resting = <int64_t*>cnp.PyArray_DATA(ag["resting"])
         s.n_live = <int32_t*>cnp.PyArray_DATA(ag["n_live"])
         s.queue_ahead = <double*>cnp.PyArray_DATA(ag["queue_ahead"])
+        s.best_slot = <int32_t*>cnp.PyArray_DATA(ag["best_slot"])
         s.next_id = <int64_t*>cnp.PyArray_DATA(bk["next_id"])
         s.episode_step = <int64_t*>cnp.PyArray_DATA(bk["episode_step"])
         s.ending = <uint8_t*>cnp.PyArray_DATA(bk["ending"])

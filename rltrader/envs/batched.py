@@ -156,7 +156,7 @@ class BatchedMarketEnv:
             n_envs=self.n_envs, n_agents=self.n_agents, first_owner=first_owner,
             depth=c.depth, n_slots=c.max_orders, action_mode=int(self.mode),
             reward_kind=int(REWARDS[c.reward]), liquidate=int(c.end_of_episode == "liquidate"),
-            return_lag=c.return_lag, scan_ticks=c.scan_ticks, queue_hops=c.queue_hops,
+            return_lag=c.return_lag, scan_ticks=c.scan_ticks,
             horizon=c.horizon, id_base=AGENT_ID_BASE, qty_scale=c.qty_scale,
             inventory_penalty=c.inventory_penalty, sharpe_eta=c.sharpe_eta,
             flow_alpha=c.flow_alpha, limit_offsets=c.limit_offsets,
