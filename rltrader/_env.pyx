@@ -45,6 +45,16 @@ from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
 
 cnp.import_array()
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define rltrader_prefetch(p) __builtin_prefetch(p)
+    #else
+    #define rltrader_prefetch(p) ((void)0)
+    #endif
+    """
+    void rltrader_prefetch(const void* p) noexcept nogil
+
 
 cpdef enum ActionMode:
     DISCRETE = 0          # one Discrete action: hold, limit at offsets, market, cancel all
@@ -191,6 +201,21 @@ cdef void queue_level(State* s, int32_t e, int32_t target) noexcept nogil:
         slot = c.orders[slot].next
 
 
+cdef enum:
+    PREFETCH_AHEAD = 8      # agents: arena lines are requested this far ahead of their use
+
+
+cdef inline void prefetch_orders(const State* s, int64_t a) noexcept nogil:
+    """Start loading the arena lines of agent ``a``'s orders (global index; none past the
+    last agent), so that the misses of several agents overlap."""
+    cdef int64_t k
+    if a >= <int64_t>s.p.n_envs * s.p.n_agents:
+        return
+    for k in range(a * s.p.n_slots, (a + 1) * s.p.n_slots):
+        if s.slot_id[k] != 0 and s.slot_arena[k] != NO_SLOT:
+            rltrader_prefetch(&s.core.orders[s.slot_arena[k]])
+
+
 cdef void refresh(State* s, int32_t e) noexcept nogil:
     """Drop finished orders from the agents' slots of book ``e``; per agent: resting lots
     per side, live orders, and the lots queued ahead of the order nearest its touch (each
@@ -200,8 +225,12 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
     cdef int64_t a, k, distance, best_distance
     cdef int32_t i, j, slot, best
     cdef const Order* o
+    if e == 0:
+        for a in range(PREFETCH_AHEAD):
+            prefetch_orders(s, a)
     for i in range(s.p.n_agents):
         a = <int64_t>e * s.p.n_agents + i
+        prefetch_orders(s, a + PREFETCH_AHEAD)
         s.resting[2 * a] = 0
         s.resting[2 * a + 1] = 0
         s.n_live[a] = 0
@@ -234,8 +263,9 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
         s.best_slot[a] = best
     for i in range(s.p.n_agents):
         a = <int64_t>e * s.p.n_agents + i
-        if s.best_slot[a] != NO_SLOT and s.queue_ahead[a] < 0.0:
-            queue_level(s, e, s.best_slot[a])
+        if s.best_slot[a] == NO_SLOT or s.queue_ahead[a] >= 0.0:
+            continue
+        queue_level(s, e, s.best_slot[a])
 
 
 # ---------------------------------------------------------------------------------------
