@@ -73,6 +73,37 @@ def size_classes(config: EnvConfig, n_envs: int, n_agents: int,
     return np.minimum(config.size_max, (1.0 - u) ** (-1.0 / config.size_alpha))
 
 
+def write_actions(actions: Any, out: np.ndarray, high: np.ndarray, n_envs: int,
+                  n_agents: int) -> None:
+    """Validate ``actions`` (vectorised) and copy them into ``out``.
+
+    ``out`` has shape ``(N,)`` (discrete) or ``(N, 3)``; ``actions`` may also be shaped
+    ``(n_envs, n_agents[, 3])``. Values must be whole numbers in ``[0, high)`` per column:
+    a float array is accepted only when every value is finite and whole.
+    """
+    a = np.asarray(actions)
+    if a.dtype.kind not in "iuf" and a.dtype != np.bool_:
+        raise TypeError(f"actions must be integers, got dtype {a.dtype}")
+    shape, grouped = out.shape, (n_envs, n_agents) + out.shape[1:]
+    if a.shape != shape:
+        if a.shape != grouped:
+            raise ValueError(f"actions must have shape {shape} or {grouped}, got {a.shape}")
+        a = a.reshape(shape)
+    wide = a.reshape(len(a), -1)
+    if a.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(wide).all(axis=1))
+        if bad.size:
+            raise ValueError(f"actions of agent {bad[0]} are NaN or infinite: {a[bad[0]]}")
+        bad = np.flatnonzero((wide != np.floor(wide)).any(axis=1))
+        if bad.size:
+            raise ValueError(f"actions of agent {bad[0]} are not whole numbers: {a[bad[0]]}")
+    if wide.min() < 0 or np.any(wide.max(axis=0) >= high):
+        bad = np.flatnonzero(((wide < 0) | (wide >= high)).any(axis=1))
+        space = f"Discrete({high[0]})" if len(high) == 1 else f"MultiDiscrete({high.tolist()})"
+        raise ValueError(f"action of agent {bad[0]} is {a[bad[0]]}, outside {space}")
+    np.copyto(out, a, casting="unsafe")
+
+
 class BatchedMarketEnv:
     """``n_envs`` markets x ``n_agents`` learning agents stepped by one compiled call
     (module docstring: spaces, rewards, episodes).
@@ -111,10 +142,11 @@ class BatchedMarketEnv:
         n_quotes, n_sizes = len(c.quote_offsets) + 1, len(c.quote_sizes)
         if self.mode == ActionMode.DISCRETE:
             self.single_action_space: spaces.Space = spaces.Discrete(2 * len(c.limit_offsets) + 4)
-            self._action_high = np.array([2 * len(c.limit_offsets) + 4])
+            #: per action column, the exclusive upper bound
+            self.action_high = np.array([2 * len(c.limit_offsets) + 4])
         else:
             self.single_action_space = spaces.MultiDiscrete([n_quotes, n_quotes, n_sizes])
-            self._action_high = np.array([n_quotes, n_quotes, n_sizes])
+            self.action_high = np.array([n_quotes, n_quotes, n_sizes])
         self.obs_dim = 4 * c.depth + int(Layout.MARKET_EXTRA) + int(Layout.AGENT_FEATURES)
         big = np.finfo(np.float32).max       # finite bounds: every float32 value fits
         self.single_observation_space = spaces.Box(-big, big, (self.obs_dim,), np.float32)
@@ -251,40 +283,12 @@ class BatchedMarketEnv:
             The env's buffers (float32, float32, bool, bool); ended envs were reset in
             this step and their final observations are in :attr:`final_observations`.
         """
-        self._check_actions(actions)
+        write_actions(actions, self.actions, self.action_high, self.n_envs, self.n_agents)
         if self.market is not None:
             self.kernel.step(self._timestamp(), self.market.flow)
         else:
             self._replay_step()
         return self.observations, self.rewards, self.terminated, self.truncated
-
-    def _check_actions(self, actions: Any) -> None:
-        """Validate (vectorised) and copy into the bound action buffer."""
-        a = np.asarray(actions)
-        if a.dtype.kind not in "iuf" and a.dtype != np.bool_:
-            raise TypeError(f"actions must be integers, got dtype {a.dtype}")
-        shape = self.actions.shape
-        if a.shape != shape:
-            a = a.reshape(shape) if a.size == self.actions.size and a.shape in (
-                (self.n_envs, self.n_agents) + shape[1:],) else None
-            if a is None:
-                raise ValueError(f"actions must have shape {shape} or "
-                                 f"{(self.n_envs, self.n_agents) + shape[1:]}, got "
-                                 f"{np.shape(actions)}")
-        if a.dtype.kind == "f":
-            bad = np.flatnonzero(~np.isfinite(a).reshape(len(a), -1).all(axis=1))
-            if bad.size:
-                raise ValueError(f"actions of agent {bad[0]} are NaN or infinite: {a[bad[0]]}")
-            bad = np.flatnonzero((a != np.floor(a)).reshape(len(a), -1).any(axis=1))
-            if bad.size:
-                raise ValueError(f"actions of agent {bad[0]} are not whole numbers: "
-                                 f"{a[bad[0]]}")
-        wide = a.reshape(len(a), -1)
-        bad = np.flatnonzero(((wide < 0) | (wide >= self._action_high)).any(axis=1))
-        if bad.size:
-            raise ValueError(f"action of agent {bad[0]} is {a[bad[0]]}, outside "
-                             f"{self.single_action_space}")
-        np.copyto(self.actions, a, casting="unsafe")
 
     @property
     def episode_step(self) -> np.ndarray:
