@@ -6,6 +6,9 @@ arrays, cycled), after 100 untimed steps. Each round times ``STEPS`` calls of ``
 (action validation, one compiled call: agents' messages, core, background flow,
 observations and rewards). ``extra_info["agent_steps_per_second"]`` is at the median.
 
+``test_sharded_*`` runs the 1,024-market workload over worker processes
+(:class:`rltrader.envs.shards.ShardedMarketEnv`); every other benchmark uses one core.
+
 The PettingZoo benchmark times ``MarketParallelEnv.step`` with a dict of actions and
 reports, per agent-step, its overhead above the batched env's own step measured in the
 same test (``adapter_overhead_us``).
@@ -95,3 +98,31 @@ def test_pettingzoo_overhead_1024_agents(benchmark: Any) -> None:
         n_agents=n, batched_us_per_step=round(base / STEPS * 1e6, 1),
         pettingzoo_us_per_step=round(median / STEPS * 1e6, 1),
         adapter_overhead_us=round((median - base) / STEPS / n * 1e6, 3))
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_sharded_1024_markets_4_agents(benchmark: Any, n_workers: int) -> None:
+    """The same workload split over worker processes (shared-memory buffers): the one
+    multi-core benchmark; compare with ``test_batched_1024_markets_4_agents``."""
+    from rltrader.envs.shards import ShardedMarketEnv
+
+    with ShardedMarketEnv(n_envs=1024, n_agents=4, seed=0, n_workers=n_workers) as env:
+        rng = np.random.default_rng(0)
+        actions = [rng.integers(0, env.single_action_space.n, env.num_agents_total)
+                   for _ in range(16)]
+        for t in range(100):
+            env.step(actions[t % 16])
+        counter = [0]
+
+        def run() -> None:
+            for _ in range(STEPS):
+                env.step(actions[counter[0] % 16])
+                counter[0] += 1
+
+        benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
+        if benchmark.stats is None:
+            return
+        median = benchmark.stats.stats.median
+        benchmark.extra_info.update(
+            n_workers=n_workers, us_per_step=round(median / STEPS * 1e6, 1),
+            agent_steps_per_second=round(STEPS * env.num_agents_total / median))
