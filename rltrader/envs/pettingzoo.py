@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
+from pettingzoo import ParallelEnv  # type: ignore[import-untyped]
 
 from rltrader.envs.batched import BatchedMarketEnv
 from rltrader.envs.config import EnvConfig
@@ -75,11 +75,12 @@ class MarketParallelEnv(ParallelEnv):
         done = bool(terminated[0] or truncated[0])
         rows = (self.batched.final_observations if done else obs).copy()
         names = self.agents
-        out = (dict(zip(names, rows, strict=True)),
-               dict(zip(names, rewards.tolist(), strict=True)),
-               dict(zip(names, terminated.tolist(), strict=True)),
-               dict(zip(names, truncated.tolist(), strict=True)),
-               {a: {} for a in names})
+        out: tuple[dict, dict, dict, dict, dict] = (
+            dict(zip(names, rows, strict=True)),
+            dict(zip(names, rewards.tolist(), strict=True)),
+            dict(zip(names, terminated.tolist(), strict=True)),
+            dict(zip(names, truncated.tolist(), strict=True)),
+            {a: {} for a in names})
         if done:
             self.agents = []
         return out

@@ -59,15 +59,18 @@ def _worker(conn: Connection, config: EnvConfig, n_envs: int, n_agents: int, see
         conn.send(None)                         # ready: the first observations are out
         while True:
             command, argument = conn.recv()
-            if command == "step":
-                env.step(view["actions"])
-                publish()
-            elif command == "reset":
-                env.reset(seed=argument)
-                publish()
-            elif command == "close":
+            if command == "close":
                 break
-            conn.send(None)
+            try:
+                if command == "step":
+                    env.step(view["actions"])
+                else:
+                    env.reset(seed=argument)
+                publish()
+            except Exception as error:          # report it; the main process raises
+                conn.send(f"{type(error).__name__}: {error}")
+            else:
+                conn.send(None)
     finally:
         view.clear()                            # no array may export the buffers now
         for shm in shms:
@@ -106,10 +109,15 @@ class ShardedMarketEnv:
         self.action_high = probe.action_high
         layout = _layout(probe, self.num_agents_total)
         self._shm: dict[str, SharedMemory] = {}
+        arrays = {}
         for k, (shape, dtype) in layout.items():
             size = max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)
             self._shm[k] = SharedMemory(create=True, size=size)
-            setattr(self, k, np.ndarray(shape, dtype=dtype, buffer=self._shm[k].buf))
+            arrays[k] = np.ndarray(shape, dtype=dtype, buffer=self._shm[k].buf)
+        self.actions, self.observations = arrays["actions"], arrays["observations"]
+        self.rewards, self.final_observations = arrays["rewards"], arrays["final_observations"]
+        self.terminated, self.truncated = arrays["terminated"], arrays["truncated"]
+        del arrays
         names = {k: shm.name for k, shm in self._shm.items()}
         sizes = [len(part) for part in np.array_split(np.arange(n_envs), n_workers)]
         seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(
@@ -128,14 +136,19 @@ class ShardedMarketEnv:
             self._conns.append(parent)
             self._procs.append(proc)
             first += size
-        for conn in self._conns:
-            conn.recv()
+        self._collect()
 
     def _call(self, command: str, argument: Any = None) -> None:
         for conn in self._conns:
             conn.send((command, argument))
-        for conn in self._conns:
-            conn.recv()
+        self._collect()
+
+    def _collect(self) -> None:
+        """Wait for every worker; raise the first error one of them reported."""
+        errors = [(w, conn.recv()) for w, conn in enumerate(self._conns)]
+        for w, error in errors:
+            if error is not None:
+                raise RuntimeError(f"worker {w} failed: {error}")
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """New episodes everywhere (``seed`` rebuilds every shard from it)."""
@@ -145,8 +158,7 @@ class ShardedMarketEnv:
             seeds = np.random.SeedSequence(seed).spawn(self.n_workers)
             for conn, s in zip(self._conns, seeds, strict=True):
                 conn.send(("reset", int(s.generate_state(1)[0])))
-            for conn in self._conns:
-                conn.recv()
+            self._collect()
         return self.observations
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -167,10 +179,15 @@ class ShardedMarketEnv:
         for conn in self._conns:
             conn.close()
         self._conns, self._procs = [], []
-        for k in list(self._shm):
-            delattr(self, k)
-            self._shm[k].close()
-            self._shm[k].unlink()
+        for k in _FIELDS:
+            setattr(self, k, np.empty((0,) + getattr(self, k).shape[1:],
+                                      getattr(self, k).dtype))
+        for shm in self._shm.values():
+            try:
+                shm.close()
+            except BufferError:     # the caller still holds a view: the mapping stays
+                pass
+            shm.unlink()
         self._shm = {}
 
     def __enter__(self) -> ShardedMarketEnv:
