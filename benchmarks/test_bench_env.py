@@ -29,15 +29,14 @@ from rltrader.envs import BatchedMarketEnv, MarketParallelEnv  # noqa: E402
 STEPS = 20
 
 
-def _actions(env: BatchedMarketEnv) -> list[np.ndarray]:
+def _actions(env: Any) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     return [rng.integers(0, env.single_action_space.n, env.num_agents_total)
             for _ in range(16)]
 
 
-def _bench_batched(benchmark: Any, n_envs: int, n_agents: int) -> None:
-    env = BatchedMarketEnv(n_envs=n_envs, n_agents=n_agents, seed=0)
-    actions = _actions(env)
+def _time_steps(benchmark: Any, env: Any, actions: list[np.ndarray]) -> float | None:
+    """Median seconds of ``STEPS`` steps after 100 untimed ones (None when not timed)."""
     for t in range(100):
         env.step(actions[t % 16])
     counter = [0]
@@ -48,9 +47,15 @@ def _bench_batched(benchmark: Any, n_envs: int, n_agents: int) -> None:
             counter[0] += 1
 
     benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
-    if benchmark.stats is None:
+    return None if benchmark.stats is None else benchmark.stats.stats.median
+
+
+def _bench_batched(benchmark: Any, n_envs: int, n_agents: int) -> None:
+    env = BatchedMarketEnv(n_envs=n_envs, n_agents=n_agents, seed=0)
+    actions = _actions(env)
+    median = _time_steps(benchmark, env, actions)
+    if median is None:
         return
-    median = benchmark.stats.stats.median
     benchmark.extra_info.update(
         n_envs=n_envs, n_agents=n_agents, steps_per_round=STEPS,
         us_per_step=round(median / STEPS * 1e6, 1),
@@ -107,22 +112,9 @@ def test_sharded_1024_markets_4_agents(benchmark: Any, n_workers: int) -> None:
     from rltrader.envs.shards import ShardedMarketEnv
 
     with ShardedMarketEnv(n_envs=1024, n_agents=4, seed=0, n_workers=n_workers) as env:
-        rng = np.random.default_rng(0)
-        actions = [rng.integers(0, env.single_action_space.n, env.num_agents_total)
-                   for _ in range(16)]
-        for t in range(100):
-            env.step(actions[t % 16])
-        counter = [0]
-
-        def run() -> None:
-            for _ in range(STEPS):
-                env.step(actions[counter[0] % 16])
-                counter[0] += 1
-
-        benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
-        if benchmark.stats is None:
+        median = _time_steps(benchmark, env, _actions(env))
+        if median is None:
             return
-        median = benchmark.stats.stats.median
         benchmark.extra_info.update(
             n_workers=n_workers, us_per_step=round(median / STEPS * 1e6, 1),
             agent_steps_per_second=round(STEPS * env.num_agents_total / median))

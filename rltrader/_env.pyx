@@ -302,6 +302,27 @@ cdef inline void cancel_slot(State* s, int64_t* n, int32_t e, int32_t i, int64_t
     s.slot_id[k] = 0
 
 
+cdef inline void cancel_all(State* s, int64_t* n, int32_t e, int32_t i,
+                            int64_t timestamp) noexcept nogil:
+    cdef int64_t k, first = (<int64_t>e * s.p.n_agents + i) * s.p.n_slots
+    for k in range(first, first + s.p.n_slots):
+        cancel_slot(s, n, e, i, k, timestamp)
+
+
+cdef inline void market_order(State* s, int64_t* n, int32_t e, int32_t i, int side,
+                              int64_t qty, int64_t timestamp) noexcept nogil:
+    """An IOC market order of ``qty`` lots (nothing when ``qty <= 0``)."""
+    cdef Message* m
+    if qty <= 0:
+        return
+    m = new_message(s, n, e, i, MARKET, timestamp)
+    m.order_id = s.p.id_base + s.next_id[e]
+    s.next_id[e] += 1
+    m.side = side
+    m.qty = qty
+    m.tif = IOC
+
+
 cdef inline int64_t allowed(const State* s, int32_t e, int32_t i, int side) noexcept nogil:
     """Lots the agent may still buy (side BUY) or sell within its position limit, counting
     its resting orders of that side."""
@@ -355,18 +376,10 @@ cdef void act_discrete(State* s, int64_t* n, int32_t e, int32_t i, int64_t actio
         s.resting[2 * a + (side == SELL)] += qty
     elif action <= 2 * n_off + 2:                             # market order
         side = BUY if action == 2 * n_off + 1 else SELL
-        qty = capped(s.order_qty[a], allowed(s, e, i, side))
-        if qty <= 0:
-            return
-        m = new_message(s, n, e, i, MARKET, timestamp)
-        m.order_id = s.p.id_base + s.next_id[e]
-        s.next_id[e] += 1
-        m.side = side
-        m.qty = qty
-        m.tif = IOC
-    else:                                                     # cancel all
-        for j in range(s.p.n_slots):
-            cancel_slot(s, n, e, i, a * s.p.n_slots + j, timestamp)
+        market_order(s, n, e, i, side, capped(s.order_qty[a], allowed(s, e, i, side)),
+                     timestamp)
+    else:
+        cancel_all(s, n, e, i, timestamp)
 
 
 cdef void quote(State* s, int64_t* n, int32_t e, int32_t i, int side, int64_t index,
@@ -424,44 +437,31 @@ cdef int64_t act_all(State* s, int64_t timestamp) noexcept nogil:
     return n
 
 
-cdef int64_t close_positions(State* s, int64_t timestamp) noexcept nogil:
-    """Ending books: every agent cancels its orders and sends a market order for its
-    episode position."""
-    cdef int64_t n = 0, a, position
-    cdef int32_t e, i, j
-    cdef Message* m
+cdef int64_t cancel_ending(State* s, int64_t timestamp, bint every) noexcept nogil:
+    """Cancel every order of the agents of ending books (all books if ``every``)."""
+    cdef int64_t n = 0
+    cdef int32_t e, i
     for e in range(s.p.n_envs):
-        if not s.ending[e]:
-            continue
-        refresh(s, e)
-        for i in range(s.p.n_agents):
-            a = <int64_t>e * s.p.n_agents + i
-            for j in range(s.p.n_slots):
-                cancel_slot(s, &n, e, i, a * s.p.n_slots + j, timestamp)
-            position = account(s, e, i).position - s.base_position[a]
-            if position == 0:
-                continue
-            m = new_message(s, &n, e, i, MARKET, timestamp)
-            m.order_id = s.p.id_base + s.next_id[e]
-            s.next_id[e] += 1
-            m.side = SELL if position > 0 else BUY
-            m.qty = position if position > 0 else -position
-            m.tif = IOC
+        if every or s.ending[e]:
+            refresh(s, e)
+            for i in range(s.p.n_agents):
+                cancel_all(s, &n, e, i, timestamp)
     return n
 
 
-cdef int64_t cancel_ending(State* s, int64_t timestamp, bint every) noexcept nogil:
-    """Cancel every order of the agents of ending books (all books if ``every``)."""
-    cdef int64_t n = 0, a
-    cdef int32_t e, i, j
+cdef int64_t close_positions(State* s, int64_t timestamp) noexcept nogil:
+    """Ending books: every agent cancels its orders and sends a market order for its
+    episode position."""
+    cdef int64_t n = cancel_ending(s, timestamp, False), position, a
+    cdef int32_t e, i
     for e in range(s.p.n_envs):
-        if not (every or s.ending[e]):
+        if not s.ending[e]:
             continue
-        refresh(s, e)
         for i in range(s.p.n_agents):
             a = <int64_t>e * s.p.n_agents + i
-            for j in range(s.p.n_slots):
-                cancel_slot(s, &n, e, i, a * s.p.n_slots + j, timestamp)
+            position = account(s, e, i).position - s.base_position[a]
+            market_order(s, &n, e, i, SELL if position > 0 else BUY,
+                         position if position > 0 else -position, timestamp)
     return n
 
 
