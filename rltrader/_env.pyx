@@ -129,6 +129,7 @@ cdef struct State:
     int32_t* n_live           # [N] live orders
     double* queue_ahead       # [N] lots ahead of the best order (-1: none)
     int32_t* best_slot        # [N] arena slot of the order nearest its touch (NO_SLOT: none)
+    int64_t* seen_volume      # [N] the account's volume at the last refresh, lots
     # per book
     int64_t* next_id          # [n_envs]
     int64_t* episode_step     # [n_envs]
@@ -203,27 +204,55 @@ cdef void queue_level(State* s, int32_t e, int32_t target) noexcept nogil:
 
 cdef enum:
     PREFETCH_AHEAD = 8      # agents: arena lines are requested this far ahead of their use
+    BACKWARD_HOPS = 16      # orders walked back from an agent's order before walking its
+                            # whole level instead (which serves every agent queued there)
+
+
+cdef inline bint unchanged(const State* s, int32_t e, int64_t a) noexcept nogil:
+    """No order of agent ``a`` can have traded since its last refresh: its account's
+    volume did not move (and no self-trade prevention could have cancelled one)."""
+    return account(s, e, <int32_t>(a - <int64_t>e * s.p.n_agents)).volume \
+        == s.seen_volume[a] and s.core.bk[e].stp == 0
 
 
 cdef inline void prefetch_orders(const State* s, int64_t a) noexcept nogil:
-    """Start loading the arena lines of agent ``a``'s orders (global index; none past the
-    last agent), so that the misses of several agents overlap."""
+    """Start loading the arena lines that the refresh of agent ``a`` (global index) will
+    read, so that the misses of several agents overlap."""
     cdef int64_t k
-    if a >= <int64_t>s.p.n_envs * s.p.n_agents:
+    cdef int32_t e = <int32_t>(a // s.p.n_agents)
+    if a >= <int64_t>s.p.n_envs * s.p.n_agents or unchanged(s, e, a):
         return
     for k in range(a * s.p.n_slots, (a + 1) * s.p.n_slots):
         if s.slot_id[k] != 0 and s.slot_arena[k] != NO_SLOT:
             rltrader_prefetch(&s.core.orders[s.slot_arena[k]])
 
 
+cdef void queue_of(State* s, int32_t e, int64_t a) noexcept nogil:
+    """Lots queued ahead of agent ``a``'s nearest order: a short walk back from it, or,
+    deep in a queue, one walk of the whole level."""
+    cdef const Core* c = s.core
+    cdef int32_t target = s.best_slot[a], slot = c.orders[target].prev, hops = 0
+    cdef int64_t price = c.orders[target].price, ahead = 0
+    while slot != NO_SLOT and c.orders[slot].price == price:
+        if hops == BACKWARD_HOPS:
+            queue_level(s, e, target)
+            return
+        ahead += c.orders[slot].qty
+        slot = c.orders[slot].prev
+        hops += 1
+    s.queue_ahead[a] = <double>ahead
+
+
 cdef void refresh(State* s, int32_t e) noexcept nogil:
-    """Drop finished orders from the agents' slots of book ``e``; per agent: resting lots
-    per side, live orders, and the lots queued ahead of the order nearest its touch (each
-    level holding such an order is walked once, whatever the number of agents in it)."""
+    """Bring the agents' slots of book ``e`` up to date (finished orders dropped, leaves
+    read) and compute per agent: resting lots per side, live orders, and the lots queued
+    ahead of the order nearest its touch. The arena is read only for new orders and for
+    agents whose account traded since the last refresh; the rest is cached."""
     cdef const Core* c = s.core
     cdef const BookState* bs = &c.bk[e]
     cdef int64_t a, k, distance, best_distance
     cdef int32_t i, j, slot, best
+    cdef bint trust
     cdef const Order* o
     if e == 0:
         for a in range(PREFETCH_AHEAD):
@@ -231,6 +260,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
     for i in range(s.p.n_agents):
         a = <int64_t>e * s.p.n_agents + i
         prefetch_orders(s, a + PREFETCH_AHEAD)
+        trust = unchanged(s, e, a)
         s.resting[2 * a] = 0
         s.resting[2 * a + 1] = 0
         s.n_live[a] = 0
@@ -242,30 +272,32 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
             if s.slot_id[k] == 0:
                 continue
             slot = s.slot_arena[k]
-            if slot == NO_SLOT:
-                slot = find_order(c, e, s.slot_id[k])
-                s.slot_arena[k] = slot
-            elif c.orders[slot].order_id != s.slot_id[k] or c.orders[slot].book != e:
-                slot = NO_SLOT                  # finished; the arena slot was reused
-            if slot == NO_SLOT or c.orders[slot].state != RESTING:
-                s.slot_id[k] = 0
-                continue
-            o = &c.orders[slot]
-            s.slot_price[k] = o.price
-            s.slot_leaves[k] = o.qty
-            s.slot_side[k] = o.side
-            s.resting[2 * a + (o.side == SELL)] += o.qty
+            if slot == NO_SLOT or not trust:
+                if slot == NO_SLOT:
+                    slot = find_order(c, e, s.slot_id[k])
+                    s.slot_arena[k] = slot
+                elif c.orders[slot].order_id != s.slot_id[k] or c.orders[slot].book != e:
+                    slot = NO_SLOT              # finished; the arena slot was reused
+                if slot == NO_SLOT or c.orders[slot].state != RESTING:
+                    s.slot_id[k] = 0
+                    continue
+                o = &c.orders[slot]
+                s.slot_price[k] = o.price
+                s.slot_leaves[k] = o.qty
+                s.slot_side[k] = o.side
+            s.resting[2 * a + (s.slot_side[k] == SELL)] += s.slot_leaves[k]
             s.n_live[a] += 1
-            distance = (bs.best_bid - o.price) if o.side == BUY else (o.price - bs.best_ask)
+            distance = (bs.best_bid - s.slot_price[k]) if s.slot_side[k] == BUY \
+                else (s.slot_price[k] - bs.best_ask)
             if distance < best_distance:
                 best_distance = distance
                 best = slot
         s.best_slot[a] = best
+        s.seen_volume[a] = account(s, e, i).volume
     for i in range(s.p.n_agents):
         a = <int64_t>e * s.p.n_agents + i
-        if s.best_slot[a] == NO_SLOT or s.queue_ahead[a] >= 0.0:
-            continue
-        queue_level(s, e, s.best_slot[a])
+        if s.best_slot[a] != NO_SLOT and s.queue_ahead[a] < 0.0:
+            queue_of(s, e, a)
 
 
 # ---------------------------------------------------------------------------------------
@@ -753,6 +785,7 @@ cdef class EnvKernel:
             n_live=np.zeros(n, dtype=np.int32),
             queue_ahead=np.zeros(n),
             best_slot=np.zeros(n, dtype=np.int32),
+            seen_volume=np.zeros(n, dtype=np.int64),
         )
         ag = self.agent_arrays
         if np.any(ag["order_qty"] < 1) or np.any(ag["position_limit"] < 1) \
@@ -805,6 +838,7 @@ cdef class EnvKernel:
         s.n_live = <int32_t*>cnp.PyArray_DATA(ag["n_live"])
         s.queue_ahead = <double*>cnp.PyArray_DATA(ag["queue_ahead"])
         s.best_slot = <int32_t*>cnp.PyArray_DATA(ag["best_slot"])
+        s.seen_volume = <int64_t*>cnp.PyArray_DATA(ag["seen_volume"])
         s.next_id = <int64_t*>cnp.PyArray_DATA(bk["next_id"])
         s.episode_step = <int64_t*>cnp.PyArray_DATA(bk["episode_step"])
         s.ending = <uint8_t*>cnp.PyArray_DATA(bk["ending"])

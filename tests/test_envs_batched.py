@@ -297,3 +297,33 @@ def test_bad_arguments_raise() -> None:
         BatchedMarketEnv({"horizon": 5})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="size_classes"):
         BatchedMarketEnv(CONFIG.replace(size_classes=(1.0, 2.0)), n_agents=3)
+
+
+def test_order_observations_match_the_arena_every_step() -> None:
+    """The kernel caches slots between trades: its counts and queue positions must equal
+    a recomputation from the core's order arena after every step."""
+    env = BatchedMarketEnv(CONFIG.replace(horizon=25, limit_offsets=(-1, 0, 0, 1)),
+                           n_envs=2, n_agents=6, seed=16)
+    books, first = env.kernel.books, env.market.n_traders
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        obs, *_ = env.step(rng.choice([1, 2, 3, 5, 6, 7, 9, 10, 11, 0, 0], size=12))
+        arena = books.order_array
+        for e in range(2):
+            bid, ask = books.best_bid(e), books.best_ask(e)
+            for i in range(6):
+                mine = arena[(arena["state"] == 1) & (arena["book"] == e)
+                             & (arena["owner"] == first + i)]
+                row = obs[e * 6 + i]
+                assert row[column(env, "orders")] == len(mine) / env.config.max_orders
+                if not len(mine):
+                    assert row[column(env, "queue_ahead")] == -1
+                    continue
+                distance = np.where(mine["side"] == 1, bid - mine["price"], mine["price"] - ask)
+                aheads = []                               # of every order at the least distance
+                for order in mine[distance == distance.min()]:
+                    queue = books.level_queue(e, int(order["side"]), int(order["price"]))
+                    ids = list(queue["order_id"])
+                    aheads.append(np.float32(queue["qty"][: ids.index(order["order_id"])].sum()
+                                             / 10))
+                assert row[column(env, "queue_ahead")] in aheads
