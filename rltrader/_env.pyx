@@ -45,16 +45,6 @@ from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
 
 cnp.import_array()
 
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define rltrader_prefetch(p) __builtin_prefetch(p)
-    #else
-    #define rltrader_prefetch(p) ((void)0)
-    #endif
-    """
-    void rltrader_prefetch(const void* p) noexcept nogil
-
 
 cpdef enum ActionMode:
     DISCRETE = 0          # one Discrete action: hold, limit at offsets, market, cancel all
@@ -203,7 +193,6 @@ cdef void queue_level(State* s, int32_t e, int32_t target) noexcept nogil:
 
 
 cdef enum:
-    PREFETCH_AHEAD = 8      # agents: arena lines are requested this far ahead of their use
     BACKWARD_HOPS = 16      # orders walked back from an agent's order before walking its
                             # whole level instead (which serves every agent queued there)
 
@@ -213,18 +202,6 @@ cdef inline bint unchanged(const State* s, int32_t e, int64_t a) noexcept nogil:
     volume did not move (and no self-trade prevention could have cancelled one)."""
     return account(s, e, <int32_t>(a - <int64_t>e * s.p.n_agents)).volume \
         == s.seen_volume[a] and s.core.bk[e].stp == 0
-
-
-cdef inline void prefetch_orders(const State* s, int64_t a) noexcept nogil:
-    """Start loading the arena lines that the refresh of agent ``a`` (global index) will
-    read, so that the misses of several agents overlap."""
-    cdef int64_t k
-    cdef int32_t e = <int32_t>(a // s.p.n_agents)
-    if a >= <int64_t>s.p.n_envs * s.p.n_agents or unchanged(s, e, a):
-        return
-    for k in range(a * s.p.n_slots, (a + 1) * s.p.n_slots):
-        if s.slot_id[k] != 0 and s.slot_arena[k] != NO_SLOT:
-            rltrader_prefetch(&s.core.orders[s.slot_arena[k]])
 
 
 cdef void queue_of(State* s, int32_t e, int64_t a) noexcept nogil:
@@ -254,12 +231,8 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
     cdef int32_t i, j, slot, best
     cdef bint trust
     cdef const Order* o
-    if e == 0:
-        for a in range(PREFETCH_AHEAD):
-            prefetch_orders(s, a)
     for i in range(s.p.n_agents):
         a = <int64_t>e * s.p.n_agents + i
-        prefetch_orders(s, a + PREFETCH_AHEAD)
         trust = unchanged(s, e, a)
         s.resting[2 * a] = 0
         s.resting[2 * a + 1] = 0
