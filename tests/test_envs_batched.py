@@ -151,11 +151,29 @@ def test_inventory_penalty_is_exactly_the_difference_of_rewards() -> None:
                                    rtol=1e-5, atol=1e-5)
 
 
-def test_differential_sharpe_reward_is_finite_and_signed_like_pnl() -> None:
-    env = BatchedMarketEnv(CONFIG.replace(reward="sharpe"), n_envs=2, n_agents=2, seed=9)
-    out = rollout(env, 40)
-    rewards = np.array(out[1::4])
-    assert np.all(np.isfinite(rewards)) and np.any(rewards != 0)
+def test_differential_sharpe_reward_follows_moody_and_saffell() -> None:
+    """D_t = (B dA - A dB / 2) / (B - A^2)^(3/2) over the PnL rewards R_t, with A, B the
+    EMAs (rate eta) of R and R^2 before the update; 0 while the variance is 0."""
+    eta = 0.1
+    plain = BatchedMarketEnv(CONFIG.replace(horizon=500), n_envs=2, n_agents=2, seed=9)
+    sharpe = BatchedMarketEnv(CONFIG.replace(horizon=500, reward="sharpe", sharpe_eta=eta),
+                              n_envs=2, n_agents=2, seed=9)
+    rng = np.random.default_rng(2)
+    a = np.zeros(4)
+    b = np.zeros(4)
+    nonzero = 0
+    for _ in range(60):
+        actions = rng.integers(0, plain.single_action_space.n, 4)
+        _, r, *_ = plain.step(actions)
+        _, d, *_ = sharpe.step(actions)
+        r = r.astype(np.float64)
+        da, db, var = r - a, r * r - b, b - a * a
+        with np.errstate(divide="ignore", invalid="ignore"):
+            expected = np.where(var > 1e-12, (b * da - 0.5 * a * db) / var ** 1.5, 0.0)
+        np.testing.assert_allclose(d, expected, rtol=2e-3, atol=1e-4)
+        nonzero += int(np.count_nonzero(d))
+        a, b = a + eta * da, b + eta * db
+    assert nonzero > 20
 
 
 def test_market_making_quotes_keep_priority_and_withdraw() -> None:
