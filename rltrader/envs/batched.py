@@ -57,7 +57,7 @@ from gymnasium import spaces
 from rltrader._env import ActionMode, EnvKernel, Layout
 from rltrader.data.hybrid import AGENT_ID_BASE
 from rltrader.envs.config import ACTION_MODES, REWARDS, EnvConfig
-from rltrader.market import Market
+from rltrader.market import Market, RecordConfig
 
 
 def size_classes(config: EnvConfig, n_envs: int, n_agents: int,
@@ -170,7 +170,7 @@ class BatchedMarketEnv:
         if self.source is None:
             mc = c.market_config()
             mc = mc.replace(copies=self.n_envs, symbols=mc.symbols[:1],
-                            extra_owners=self.n_agents)
+                            extra_owners=self.n_agents, record=RecordConfig())
             self.market: Market | None = Market(mc, seed=int(market_seed.generate_state(1)[0]))
             self.market.books.set_fees(c.maker_fee_ppm, c.taker_fee_ppm)
             books, first_owner = self.market.books, self.market.n_traders

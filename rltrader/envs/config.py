@@ -31,8 +31,9 @@ class EnvConfig:
     ----------
     market : str or MarketConfig
         Background populations: a preset name (default ``"light"``: 20 noise, 4 value
-        traders and one market maker per book, cheap to step) or a config; its ``copies``
-        and ``extra_owners`` are set by the environment (one book per env).
+        traders and one market maker per book, cheap to step) or a config. The environment
+        keeps its first symbol and sets ``copies`` (one book per env), ``extra_owners``
+        (the agents' accounts) and turns recording off.
     horizon : int
         Steps per episode.
     warmup_steps : int
