@@ -4,7 +4,7 @@ Description
 -----------
 Every env is one book with background traders (a :class:`rltrader.market.Market`
 population, preset ``"light"`` by default) or, as the data source, a hybrid replay of real
-LOBSTER flow (:class:`rltrader.data.hybrid.HybridReplay`, ``n_envs=1``). ``n_agents``
+LOBSTER flow (:class:`rltrader.data.hybrid.HybridReplay`, one per env). ``n_agents``
 learning agents trade in each book through the core's accounts (cash with fees,
 position). Agent ``i`` of env ``e`` is row ``e * n_agents + i`` of every array.
 
