@@ -22,14 +22,15 @@ same phases from Python, with the replay in place of the core call and the flow)
    resting orders are cancelled, their PnL baseline is reset, and their rows of the
    observation buffer are overwritten with the new episode's first observation.
 
-Order liveness comes from the core's order-id hash (``find_order``, once per order; then
-the remembered arena slot is checked, as slots never move while an order lives), the queue
-ahead of an agent's best order from one walk of its level's FIFO per step, positions and
-cash from the core's per-owner accounts (fees included).
+Agents' orders are cached per slot: a new order is located once through the core's
+order-id hash (``find_order``; arena slots never move while an order lives), and the arena
+is read again only for agents whose account volume moved (a fill). The queue ahead of an
+agent's nearest order comes from its level's FIFO, positions and cash from the core's
+per-owner accounts (fees included).
 """
 
 cimport numpy as cnp
-from libc.math cimport floor, ceil, log, sqrt
+from libc.math cimport ceil, floor, sqrt
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from libc.string cimport memcpy, memset
 
