@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--copies", type=int, default=None, help="independent copies per symbol")
     p.add_argument("--out", default=None, help="record the day to OUT.npz and book 0 to "
-                   "OUT_book0_message.csv (LOBSTER)")
+                   "OUT_book0_message.csv + OUT_book0_orderbook_10.csv (LOBSTER)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_simulate)
     return parser

@@ -5,10 +5,10 @@
 - :class:`Trades`: one row per aggressive order (fills of one taker at one instant merged,
   see :func:`merge_fills`), with the aggressor's sign;
 - :class:`ParentOrders`: an execution agent's parent (meta-)orders with their normalisers;
-- :class:`Market`: the three for one book.
+- :class:`MarketData`: the three for one book.
 
 :func:`sample_on_clock` turns event-time data into clocked samples; :func:`lobster_market`
-builds a :class:`Market` from a LOBSTER message file by rebuilding the book with the core.
+builds a :class:`MarketData` from a LOBSTER message file by rebuilding the book with the core.
 Constructors validate shapes, dtypes and values and raise ``ValueError``/``TypeError``
 naming the field and row.
 """
@@ -203,7 +203,7 @@ class ParentOrders:
 
 
 @dataclass(frozen=True)
-class Market:
+class MarketData:
     """What was recorded for one book; ``trades`` and ``parents`` may be absent."""
 
     quotes: Quotes
@@ -264,8 +264,8 @@ def merge_fills(t_ns: np.ndarray, price: np.ndarray, qty: np.ndarray, sign: np.n
 
 
 def lobster_market(path: str | os.PathLike[str], *, interval_ms: int = 100, levels: int = 10,
-                   tick_size: int = 100) -> Market:
-    """A :class:`Market` from a LOBSTER message file, its book rebuilt by the core.
+                   tick_size: int = 100) -> MarketData:
+    """A :class:`MarketData` from a LOBSTER message file, its book rebuilt by the core.
 
     The book after every row (``rltrader.data.lobster.replay_depth``) is sampled every
     ``interval_ms`` from the first row. Trades are the visible and hidden executions (types
@@ -285,12 +285,12 @@ def lobster_market(path: str | os.PathLike[str], *, interval_ms: int = 100, leve
     ex = raw[executed]
     trades = merge_fills(ex["timestamp"], ex["price"] // tick_size, ex["size"],
                          -ex["direction"])
-    return Market(quotes, trades, None, name=os.path.basename(os.fspath(path)),
+    return MarketData(quotes, trades, None, name=os.path.basename(os.fspath(path)),
                   tick_size=tick_size / 10_000)
 
 
 __all__ = [
-    "Market",
+    "MarketData",
     "ParentOrders",
     "Quotes",
     "Trades",
