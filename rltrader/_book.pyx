@@ -1243,7 +1243,8 @@ cdef class Books:
         return done, w
 
     def process_all(self, messages):
-        """Process every message and return all their events (allocates the result)."""
+        """Process every message and return all their events (allocates the result: a view
+        of a buffer at most twice its size, else a copy)."""
         _as_records(messages, MESSAGE_DTYPE, "messages")
         cdef int64_t n = messages.shape[0], total = 0, done = 0, c_done, w
         cdef const Message* msgs = <const Message*>cnp.PyArray_DATA(messages)
@@ -1257,7 +1258,7 @@ cdef class Books:
                       &c_done, &w)
             done += c_done
             total += w
-        return events[:total].copy()
+        return events[:total] if 2 * total >= events.shape[0] else events[:total].copy()
 
     def profile(self, messages):
         """Process messages one at a time under the cycle counter (slower than ``process``).
