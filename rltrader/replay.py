@@ -94,7 +94,7 @@ def _replay_itch(path: str, *, symbol: str | None, levels: int, dump_l2: str | N
     n_messages = sum(chunk.messages.shape[0] for chunk in reader)
     parse_s = time.perf_counter() - start
     books, stats = itch.rebuild_books(itch.ItchReader(path, symbols, tick_size=tick_size),
-                                      n_books=reader.n_books, capacity=1 << 16)
+                                      n_books=reader.n_books)
     counts = ", ".join(f"{k}={v:,}" for k, v in sorted(reader.type_counts.items()))
     print(f"{path}: {reader.nbytes:,} bytes, records {counts}")
     print(f"{stats.messages:,} book messages and {stats.trades:,} trades on "

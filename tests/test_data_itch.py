@@ -194,13 +194,13 @@ def test_gzip_gives_the_same_records(flow, tmp_path):
 
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(chunk_bytes=st.integers(64, 7000))
-def test_chunk_boundaries_change_nothing(flow, chunk_bytes):
-    reader = itch.ItchReader(FLOW, tick_size=1, chunk_bytes=chunk_bytes)
-    chunks = list(reader)
-    assert sum(c.nbytes for c in chunks) == 6381
-    assert all(c.nbytes <= chunk_bytes + 46 for c in chunks)  # read + a carried partial
-    assert np.array_equal(np.concatenate([c.messages for c in chunks]), flow.messages)
+@given(chunk_bytes=st.integers(64, 7000), reuse=st.booleans())
+def test_chunk_boundaries_change_nothing(flow, chunk_bytes, reuse):
+    reader = itch.ItchReader(FLOW, tick_size=1, chunk_bytes=chunk_bytes, reuse_buffers=reuse)
+    chunks = [(c.nbytes, c.messages.copy()) for c in reader]
+    assert sum(nbytes for nbytes, _ in chunks) == 6381
+    assert all(nbytes <= chunk_bytes + 46 for nbytes, _ in chunks)  # read + a carried partial
+    assert np.array_equal(np.concatenate([m for _, m in chunks]), flow.messages)
     assert reader.book_symbols == flow.book_symbols
 
 

@@ -113,7 +113,7 @@ if TYPE_CHECKING:
 PathLike = str | os.PathLike[str]
 
 #: Default bytes read per chunk.
-CHUNK_BYTES = 1 << 23
+CHUNK_BYTES = 1 << 20
 
 #: Largest record: a u16 length prefix plus up to 65,535 message bytes.
 _MAX_RECORD = 2 + 0xFFFF
@@ -240,6 +240,10 @@ class ItchReader:
         Bytes read per chunk (memory is a few times this).
     on_unknown : {"raise", "skip"}
         Unknown message types: raise :class:`ItchFormatError`, or count and skip.
+    reuse_buffers : bool
+        Decode every chunk into the same output arrays, allocated once: faster (no fresh
+        pages per chunk), but a chunk's arrays are overwritten by the next one, so copy
+        what you keep. Off by default: each chunk gets its own arrays.
 
     After (or during) iteration, :attr:`book_symbols`, :attr:`book_locates`,
     :attr:`type_counts` and :attr:`counters` describe what was read so far.
@@ -247,7 +251,7 @@ class ItchReader:
 
     def __init__(self, path: PathLike, symbols: Sequence[str] | None = None, *,
                  tick_size: int = 100, chunk_bytes: int = CHUNK_BYTES,
-                 on_unknown: str = "raise") -> None:
+                 on_unknown: str = "raise", reuse_buffers: bool = False) -> None:
         if on_unknown not in ("raise", "skip"):
             raise ValueError(f"on_unknown must be 'raise' or 'skip', got {on_unknown!r}")
         if chunk_bytes < 64:
@@ -258,6 +262,8 @@ class ItchReader:
         self._parser = _itch.Parser(selected, tick_size=tick_size,
                                     skip_unknown=on_unknown == "skip")
         self.nbytes = 0
+        self.reuse_buffers = reuse_buffers
+        self._outputs: tuple[np.ndarray, ...] | None = None
 
     @property
     def n_books(self) -> int:
@@ -290,12 +296,22 @@ class ItchReader:
             problem = f"{value}: {problem}"
         return ItchFormatError(self.path, offset, f"{what}: {problem}")
 
-    def _decode(self, data: memoryview, base: int) -> tuple[int, int, ItchChunk]:
-        n = len(data)
+    def _buffers(self, n: int) -> tuple[np.ndarray, ...]:
+        """Output arrays that can hold the records of ``n`` bytes (sizes: ``Parser.parse``)."""
+        if self.reuse_buffers and self._outputs is not None:
+            return self._outputs
+        if self.reuse_buffers:
+            n = self.chunk_bytes + _MAX_RECORD
         out = (np.empty(n // 21 + 2, MESSAGE_DTYPE), np.empty(n // 21 + 2, TRADE_DTYPE),
-               np.empty(n // 41 + 1, DIRECTORY_DTYPE), np.empty(n // 27 + 1,
-                                                                TRADING_ACTION_DTYPE),
+               np.empty(n // 41 + 1, DIRECTORY_DTYPE),
+               np.empty(n // 27 + 1, TRADING_ACTION_DTYPE),
                np.empty(n // 14 + 1, SYSTEM_EVENT_DTYPE))
+        if self.reuse_buffers:
+            self._outputs = out
+        return out
+
+    def _decode(self, data: memoryview, base: int) -> tuple[int, int, ItchChunk]:
+        out = self._buffers(len(data))
         status, consumed, *counts = self._parser.parse(data, base, *out)
         if status > ParseStatus.END_OF_SESSION:
             raise self._error(status)
@@ -402,19 +418,22 @@ class RebuildStats:
     seconds: float = 0.0
 
 
-#: Events buffer of :func:`rebuild_books` (reused for every call to ``Books.process``).
-_EVENTS = 1 << 20
+#: Default events buffer of :func:`rebuild_books` (records; reused for every call).
+REBUILD_EVENTS = 1 << 16
 
 
-def rebuild_books(reader: ItchReader, books: Books | None = None, **book_kwargs: int
+def rebuild_books(reader: ItchReader, books: Books | None = None, *,
+                  events: np.ndarray | None = None, **book_kwargs: int
                   ) -> tuple[Books, RebuildStats]:
     """Stream ``reader`` into ``books`` (default: a new ``Books`` with one book per symbol
     of the reader's selection, or ``book_kwargs["n_books"]``), one ``Books.process`` call
     per chunk (more when the events buffer fills). Events are counted, not kept.
 
-    With ``symbols=None`` the number of books is only known after reading: count it first
-    with a parse-only pass (``ItchReader(...).n_books`` after iterating) and pass
-    ``n_books``. A message on a book the ``Books`` does not have raises ``ValueError``.
+    ``events`` is the ``EVENT_DTYPE`` buffer reused for every call (default: a new one of
+    ``REBUILD_EVENTS`` records). With ``symbols=None`` the number of books is only known
+    after reading: count it first with a parse-only pass (``ItchReader(...).n_books``
+    after iterating) and pass ``n_books``. A message on a book the ``Books`` does not
+    have raises ``ValueError``.
     """
     from rltrader._book import Books as _Books
     from rltrader.constants import REJECTED, Reason
@@ -422,7 +441,8 @@ def rebuild_books(reader: ItchReader, books: Books | None = None, **book_kwargs:
     if books is None:
         n_books = book_kwargs.pop("n_books", reader.n_books)
         books = _Books(max(int(n_books), 1), **book_kwargs)
-    events = np.empty(_EVENTS, EVENT_DTYPE)
+    if events is None:
+        events = np.empty(REBUILD_EVENTS, EVENT_DTYPE)
     reasons = np.zeros(256, dtype=np.int64)
     stats = RebuildStats()
     start = time.perf_counter()
@@ -634,14 +654,12 @@ def _udp_payload(frame: bytes, path: str, offset: int) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------
-# The 1 GB streaming check: python -m rltrader.data.itch bigfile
+# The large-file check: python -m rltrader.data.itch bigfile
 # ---------------------------------------------------------------------------------------
 
 
-def _big_file_check(path: str, target_bytes: int, chunk_bytes: int) -> None:
-    """Write ~``target_bytes`` of W1 limit/cancel flow, stream it back, print time and RSS."""
-    import resource
-
+def _write_big_file(path: str, target_bytes: int) -> None:
+    """Write ~``target_bytes`` of W1 limit/cancel flow (copies with shifted ids)."""
     from rltrader.workloads import limit_cancel
 
     msgs = limit_cancel(1 << 20, seed=1)
@@ -656,34 +674,66 @@ def _big_file_check(path: str, target_bytes: int, chunk_bytes: int) -> None:
             part["timestamp"] += copy * time_span
             writer.write(part)
             copy += 1
-    print(f"wrote {writer.nbytes / 1e9:.2f} GB ({writer.messages_written:,} messages) in "
-          f"{time.perf_counter() - start:.1f} s", flush=True)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    n = 0
-    for chunk in iter_messages(path, chunk_bytes=chunk_bytes):
-        n += chunk.shape[0]
-    elapsed = time.perf_counter() - start
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"streamed {n:,} messages in {elapsed:.1f} s = {n / elapsed / 1e6:.1f} M/s "
-          f"(chunk_bytes={chunk_bytes:,}); peak RSS {rss_before / 1024:.0f} MiB before "
-          f"streaming, {rss_after / 1024:.0f} MiB after")
+    print(f"wrote {path}: {writer.nbytes / 1e9:.2f} GB, {writer.messages_written:,} messages "
+          f"in {time.perf_counter() - start:.1f} s", flush=True)
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident set (``VmHWM``; unlike ``ru_maxrss`` it is not carried
+    over from the parent across ``exec``)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _stream(path: str, chunk_bytes: int, rebuild: bool) -> None:
+    """Stream ``path`` (parse only, or parse + rebuild); print rate and this process's peak
+    RSS."""
+    reader = ItchReader(path, chunk_bytes=chunk_bytes, reuse_buffers=True)
+    start, cpu = time.perf_counter(), time.process_time()
+    if rebuild:
+        books, stats = rebuild_books(reader, n_books=1)
+        n, what = stats.messages, f"parse + rebuild ({books.live_orders():,} orders left)"
+    else:
+        n, what = sum(chunk.messages.shape[0] for chunk in reader), "parse only"
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    rss = _peak_rss_mib()
+    print(f"{what}: {n:,} messages in {elapsed:.2f} s = {n / elapsed / 1e6:.1f} M/s "
+          f"({cpu:.2f} s CPU = {n / cpu / 1e6:.1f} M/s); "
+          f"chunk_bytes={chunk_bytes:,}; peak RSS {rss:.0f} MiB", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m rltrader.data.itch bigfile [PATH] [--gb G] [--chunk-mb M] [--keep]``."""
+    """``python -m rltrader.data.itch bigfile [PATH] [--gb G] [--chunk-mb M] [--keep]``:
+    write a ~G GB ITCH file of synthetic flow, then stream it in fresh processes (parse
+    only, then parse + rebuild), each reporting its messages/s and peak RSS, and delete
+    the file (unless ``--keep``). ``stream PATH [--rebuild]`` runs one streaming pass."""
     import argparse
+    import subprocess
 
     parser = argparse.ArgumentParser(prog="python -m rltrader.data.itch")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("bigfile", help="stream a large written ITCH file; report peak RSS")
+    p = sub.add_parser("bigfile", help="write a large ITCH file, stream it, report peak RSS")
     p.add_argument("path", nargs="?", default="/tmp/rltrader_big.itch50")
     p.add_argument("--gb", type=float, default=1.0)
     p.add_argument("--chunk-mb", type=float, default=CHUNK_BYTES / (1 << 20))
     p.add_argument("--keep", action="store_true", help="keep the file afterwards")
+    p = sub.add_parser("stream", help="stream one ITCH file; report messages/s and peak RSS")
+    p.add_argument("path")
+    p.add_argument("--chunk-mb", type=float, default=CHUNK_BYTES / (1 << 20))
+    p.add_argument("--rebuild", action="store_true", help="rebuild the books too")
     args = parser.parse_args(argv)
+    chunk_bytes = int(args.chunk_mb * (1 << 20))
+    if args.command == "stream":
+        _stream(args.path, chunk_bytes, args.rebuild)
+        return 0
     try:
-        _big_file_check(args.path, int(args.gb * 1e9), int(args.chunk_mb * (1 << 20)))
+        _write_big_file(args.path, int(args.gb * 1e9))
+        for extra in ([], ["--rebuild"]):
+            subprocess.run([sys.executable, "-m", "rltrader.data.itch", "stream", args.path,
+                            "--chunk-mb", str(args.chunk_mb), *extra], check=True)
     finally:
         if not args.keep and os.path.exists(args.path):
             os.remove(args.path)
@@ -701,6 +751,7 @@ __all__ = [
     "ItchFormatError",
     "ItchReader",
     "ItchWriter",
+    "REBUILD_EVENTS",
     "RebuildStats",
     "iter_messages",
     "pcap_to_binaryfile",
