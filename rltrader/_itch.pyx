@@ -641,6 +641,8 @@ cdef int write_records(const Message* msgs, int64_t n, const Trade* trades, int6
                     or tr.order_ref < 0 or tr.message_index - index_offset < i):
                 return BAD_TRADE
             locate = <uint16_t>tr.locate if tr.book < 0 else locate_of_book[tr.book]
+            if exec_price != NULL:  # a C row is the last trade before its EXECUTE
+                return BAD_TRADE
             if tr.kind == b'C':
                 if (i == n or msgs[i].op != EXECUTE or msgs[i].order_id != tr.order_ref
                         or msgs[i].qty != tr.shares or exec_price != NULL):
@@ -764,7 +766,8 @@ def encode(messages, trades, int64_t index_offset, locate_of_book, symbols,
     trades : ndarray of TRADE_DTYPE
         Sorted by ``message_index``; each is written before ``messages[message_index -
         index_offset]`` (after the last message when that index is ``len(messages)``). A
-        ``C`` row turns the ``EXECUTE`` it names into a ``C`` record.
+        ``C`` row turns the ``EXECUTE`` it names into a ``C`` record; it must be the last
+        row of its index (as the parser emits it).
     index_offset : int
         Index of ``messages[0]`` in the whole log.
     locate_of_book : ndarray of uint16

@@ -453,6 +453,7 @@ def message_logs(draw):
                              or any(t[0] == b"C" and t[1] == index for t in trades)):
             continue
         trades.append((kind, index))
+    trades.sort(key=lambda t: (t[1], t[0] == b"C"))  # a C row comes right before its EXECUTE
     out = np.zeros(len(trades), itch.TRADE_DTYPE)
     for row, (kind, index) in zip(out, trades, strict=True):
         row["kind"], row["message_index"] = kind, index
@@ -580,3 +581,17 @@ def test_cli_replay_itch_reports_bad_input():
 
     with pytest.raises(SystemExit, match="byte 5476: .*tick_size=1"):
         cli.main(["replay", "itch", str(FLOW)])
+
+
+def test_writer_rejects_a_c_row_that_is_not_last_before_its_execute(tmp_path):
+    msgs = empty_messages(2)
+    msgs[0] = (0, 5, 0, 10, 0, 9, 0, -1, LIMIT, 1, GTC)
+    msgs[1] = (1, 5, 0, 0, 0, 4, 0, -1, EXECUTE, 0, GTC)
+    trades = np.zeros(2, itch.TRADE_DTYPE)
+    trades["message_index"] = 1
+    trades["kind"] = [b"C", b"B"]
+    trades["order_ref"][0], trades["shares"][0], trades["printable"][0] = 5, 4, b"Y"
+    with pytest.raises(ValueError, match="trade 1: .*not the last row"):
+        itch.write_itch(tmp_path / "x.itch50", msgs, ["A"], trades=trades)
+    itch.write_itch(tmp_path / "x.itch50", msgs, ["A"], trades=trades[::-1].copy())
+    assert np.array_equal(itch.read_messages(tmp_path / "x.itch50").trades, trades[::-1])

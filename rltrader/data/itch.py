@@ -139,7 +139,8 @@ _WRITE_PROBLEMS = {
     WriteStatus.BAD_BOOK: "book has no symbol in the directory",
     WriteStatus.BAD_TIMESTAMP: "timestamp must be in [0, 2**48) ns",
     WriteStatus.BAD_TRADE: "trade row is malformed (kind, field range, message_index order, "
-                           "or a C row not on an EXECUTE of the same ref and shares)",
+                           "or a C row not on an EXECUTE of the same ref and shares, or "
+                           "not the last row of its message_index)",
     WriteStatus.WRITE_FULL: "output buffer too small (a bug in rltrader)",
 }
 
