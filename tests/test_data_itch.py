@@ -588,7 +588,7 @@ def test_writer_rejects_a_c_row_that_is_not_last_before_its_execute(tmp_path):
     msgs[0] = (0, 5, 0, 10, 0, 9, 0, -1, LIMIT, 1, GTC)
     msgs[1] = (1, 5, 0, 0, 0, 4, 0, -1, EXECUTE, 0, GTC)
     trades = np.zeros(2, itch.TRADE_DTYPE)
-    trades["message_index"] = 1
+    trades["message_index"], trades["locate"], trades["timestamp"] = 1, 1, 1
     trades["kind"] = [b"C", b"B"]
     trades["order_ref"][0], trades["shares"][0], trades["printable"][0] = 5, 4, b"Y"
     with pytest.raises(ValueError, match="trade 1: .*not the last row"):

@@ -495,8 +495,9 @@ class ItchWriter:
     Messages map back as :func:`read_messages` maps them: ``LIMIT`` GTC -> ``A``,
     ``EXECUTE`` -> ``E`` (or ``C`` when a ``C`` trade row names it), ``REDUCE`` -> ``X``,
     ``CANCEL`` -> ``D``, ``REPLACE`` with a new id -> ``U``; trade rows -> ``P``/``Q``/``B``
-    before the message they index. ``E`` records get match numbers 1, 2, ...; tracking
-    numbers are 0; header timestamps are 0. Fields ITCH has no place for (``owner``,
+    before the message they index (a trade row's ``locate`` is its book's when ``book >= 0``;
+    a ``C`` row takes its ``EXECUTE``'s timestamp). ``E`` records get match numbers 1, 2,
+    ...; tracking numbers are 0; header timestamps are 0. Fields ITCH has no place for (``owner``,
     ``stop_price``, the ``qty`` of a ``CANCEL``, the ``side`` of anything but a ``LIMIT``)
     are not written, so :func:`read_messages` gives them back as 0 / -1. A message ITCH
     cannot carry raises ``ValueError`` naming it.
