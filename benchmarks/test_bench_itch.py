@@ -1,15 +1,15 @@
 """ITCH 5.0 reading throughput: parse only, and parse + book rebuild, from a file.
 
-=============================  ==========================================================
-benchmark                      what is timed
-=============================  ==========================================================
-test_itch_parse_w1             W1 (131,072 limit/cancel messages) written as ITCH
-                               (``A``/``D``), read back in 1 MiB chunks, parse only
-test_itch_rebuild_w1           the same file: parse + ``Books.process`` per chunk
-test_itch_parse_w3             W3 (LOBSTER AAPL, 89,712 messages: ``A``/``D``/``E``/``X``)
-                               written as ITCH, parse only
-test_itch_rebuild_w3           the same file: parse + rebuild
-=============================  ==========================================================
+===================================  ====================================================
+benchmark                            what is timed
+===================================  ====================================================
+test_itch[W1-parse]                  W1 (131,072 limit/cancel messages) written as ITCH
+                                     (``A``/``D``), read back in 1 MiB chunks, parse only
+test_itch[W1-parse+rebuild]          the same file: parse + ``Books.process`` per chunk
+test_itch[W3-parse]                  W3 (LOBSTER AAPL, 89,712 messages: ``A``/``D``/``E``/
+                                     ``X``) written as ITCH, parse only
+test_itch[W3-parse+rebuild]          the same file: parse + rebuild
+===================================  ====================================================
 
 The files are written once per session by ``rltrader.data.itch.write_itch`` into a
 temporary folder (the page cache holds them, so the disk is not timed). Every rebuild round
@@ -22,7 +22,6 @@ message.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -56,47 +55,30 @@ def _file(itch_files: dict[str, tuple[Path, np.ndarray]], name: str) -> tuple[Pa
 
 
 def _parse(path: Path) -> int:
-    return sum(chunk.messages.shape[0] for chunk in itch.ItchReader(path))
+    reader = itch.ItchReader(path, reuse_buffers=True)
+    return sum(chunk.messages.shape[0] for chunk in reader)
 
 
 _EVENTS = np.empty(itch.REBUILD_EVENTS, EVENT_DTYPE)
 
 
 def _rebuild(path: Path) -> int:
-    _, stats = itch.rebuild_books(itch.ItchReader(path), n_books=1, events=_EVENTS)
+    reader = itch.ItchReader(path, reuse_buffers=True)
+    _, stats = itch.rebuild_books(reader, n_books=1, events=_EVENTS)
     return stats.messages
 
 
-def _run(benchmark: Any, record_messages: Any, target: Any, path: Path, msgs: np.ndarray,
-         **info: Any) -> None:
-    counted = benchmark.pedantic(target, args=(path,), rounds=15, iterations=1,
+_TARGETS = {"parse": _parse, "parse+rebuild": _rebuild}
+_GROUPS = {"W1": "ITCH W1 limit+cancel", "W3": "ITCH W3 LOBSTER AAPL"}
+
+
+@pytest.mark.parametrize("timed", list(_TARGETS))
+@pytest.mark.parametrize("workload", list(_GROUPS))
+def test_itch(benchmark, record_messages, itch_files, workload, timed):
+    path, msgs = _file(itch_files, workload)
+    benchmark.group = _GROUPS[workload]
+    counted = benchmark.pedantic(_TARGETS[timed], args=(path,), rounds=15, iterations=1,
                                  warmup_rounds=1)
     assert counted == msgs.shape[0]
     record_messages(benchmark, msgs, bytes=path.stat().st_size,
-                    chunk_bytes=itch.CHUNK_BYTES, **info)
-
-
-@pytest.mark.benchmark(group="ITCH W1 limit+cancel")
-def test_itch_parse_w1(benchmark, record_messages, itch_files):
-    path, msgs = _file(itch_files, "W1")
-    _run(benchmark, record_messages, _parse, path, msgs, workload="W1", timed="parse")
-
-
-@pytest.mark.benchmark(group="ITCH W1 limit+cancel")
-def test_itch_rebuild_w1(benchmark, record_messages, itch_files):
-    path, msgs = _file(itch_files, "W1")
-    _run(benchmark, record_messages, _rebuild, path, msgs, workload="W1",
-         timed="parse+rebuild")
-
-
-@pytest.mark.benchmark(group="ITCH W3 LOBSTER AAPL")
-def test_itch_parse_w3(benchmark, record_messages, itch_files):
-    path, msgs = _file(itch_files, "W3")
-    _run(benchmark, record_messages, _parse, path, msgs, workload="W3", timed="parse")
-
-
-@pytest.mark.benchmark(group="ITCH W3 LOBSTER AAPL")
-def test_itch_rebuild_w3(benchmark, record_messages, itch_files):
-    path, msgs = _file(itch_files, "W3")
-    _run(benchmark, record_messages, _rebuild, path, msgs, workload="W3",
-         timed="parse+rebuild")
+                    chunk_bytes=itch.CHUNK_BYTES, workload=workload, timed=timed)

@@ -264,6 +264,12 @@ cdef inline int32_t resolve(ParserState* st, uint16_t locate, const uint8_t* sto
     return b
 
 
+cdef inline bint to_ticks(int64_t price, int64_t tick_size, int64_t* ticks) noexcept nogil:
+    """Price(4) ``price`` in ticks; false when it is not a whole number of them."""
+    ticks[0] = price // tick_size
+    return ticks[0] * tick_size == price
+
+
 cdef inline bint skipped(ParserState* st, int32_t b) noexcept nogil:
     if b >= 0:
         return False
@@ -328,30 +334,10 @@ cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t b
         locate = <uint16_t>be16(m + 1)
         ts = <int64_t>be48(m + 5)
         msg = out.msgs + out.n_msgs
-        if kind == b'A' or kind == b'F':
-            b = resolve(st, locate, m + 24)
-            if skipped(st, b):
-                pos += 2 + length
-                continue
-            ref = be64(m + 11)
-            if ref == 0 or ref > MAX_REF:
-                status = fail(st, BAD_ORDER_REF, base + pos, m, length, <int64_t>ref)
-                break
-            if m[19] != b'B' and m[19] != b'S':
-                status = fail(st, BAD_SIDE, base + pos, m, length, m[19])
-                break
-            price = <int64_t>be32(m + 32)
-            if price % st.tick_size:
-                status = fail(st, BAD_TICK, base + pos, m, length, price)
-                break
-            msg.op = LIMIT
-            msg.side = 1 if m[19] == b'B' else -1
-            msg.order_id = <int64_t>ref
-            msg.new_order_id = 0
-            msg.price = price // st.tick_size
-            msg.qty = <int64_t>be32(m + 20)
-        elif kind == b'E' or kind == b'C' or kind == b'X' or kind == b'D' or kind == b'U':
-            b = resolve(st, locate, NULL)
+        if (kind == b'A' or kind == b'F' or kind == b'E' or kind == b'C' or kind == b'X'
+                or kind == b'D' or kind == b'U'):
+            # order messages: only adds name the stock
+            b = resolve(st, locate, m + 24 if kind == b'A' or kind == b'F' else NULL)
             if skipped(st, b):
                 pos += 2 + length
                 continue
@@ -363,7 +349,18 @@ cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t b
             msg.new_order_id = 0
             msg.price = 0
             msg.side = 0
-            if kind == b'D':
+            if kind == b'A' or kind == b'F':
+                if m[19] != b'B' and m[19] != b'S':
+                    status = fail(st, BAD_SIDE, base + pos, m, length, m[19])
+                    break
+                price = <int64_t>be32(m + 32)
+                if not to_ticks(price, st.tick_size, &msg.price):
+                    status = fail(st, BAD_TICK, base + pos, m, length, price)
+                    break
+                msg.op = LIMIT
+                msg.side = 1 if m[19] == b'B' else -1
+                msg.qty = <int64_t>be32(m + 20)
+            elif kind == b'D':
                 msg.op = CANCEL
                 msg.qty = 0
             elif kind == b'X':
@@ -375,12 +372,11 @@ cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t b
                     status = fail(st, BAD_ORDER_REF, base + pos, m, length, <int64_t>new_ref)
                     break
                 price = <int64_t>be32(m + 31)
-                if price % st.tick_size:
+                if not to_ticks(price, st.tick_size, &msg.price):
                     status = fail(st, BAD_TICK, base + pos, m, length, price)
                     break
                 msg.op = REPLACE
                 msg.new_order_id = <int64_t>new_ref
-                msg.price = price // st.tick_size
                 msg.qty = <int64_t>be32(m + 27)
             else:
                 msg.op = EXECUTE
@@ -610,6 +606,16 @@ cdef inline uint8_t* header(uint8_t* p, int32_t length, char kind, uint16_t loca
     return p + 2
 
 
+cdef inline void put_symbol(uint8_t* p, const char* symbols, int32_t book) noexcept nogil:
+    """Write book ``book``'s symbol as an 8-byte Alpha (all spaces when ``book < 0``)."""
+    cdef int j
+    memset(p, 32, 8)
+    if book >= 0:
+        for j in range(8):
+            if symbols[8 * book + j] != 0:
+                p[j] = <uint8_t>symbols[8 * book + j]
+
+
 cdef inline bint bad_price(int64_t price, int64_t tick_size) noexcept nogil:
     return price < 0 or price > MAX_U32 // tick_size
 
@@ -621,13 +627,12 @@ cdef int write_records(const Message* msgs, int64_t n, const Trade* trades, int6
                        int64_t* written, int64_t* bad_index) noexcept nogil:
     """Encode ``msgs`` with the ``trades`` whose ``message_index - index_offset`` lies in
     ``[0, n]`` placed before the message they name (after all of them when it is ``n``)."""
-    cdef int64_t i, t = 0, pos = 0, k
+    cdef int64_t i, t = 0, pos = 0
     cdef const Message* msg
     cdef const Trade* tr
     cdef const Trade* exec_price
     cdef uint8_t* m
     cdef uint16_t locate
-    cdef int32_t j
     for i in range(n + 1):
         exec_price = NULL
         while t < n_trades and trades[t].message_index - index_offset <= i:
@@ -645,7 +650,7 @@ cdef int write_records(const Message* msgs, int64_t n, const Trade* trades, int6
                 return BAD_TRADE
             if tr.kind == b'C':
                 if (i == n or msgs[i].op != EXECUTE or msgs[i].order_id != tr.order_ref
-                        or msgs[i].qty != tr.shares or exec_price != NULL):
+                        or msgs[i].qty != tr.shares):
                     return BAD_TRADE
                 exec_price = tr
             elif tr.kind == b'P':
@@ -655,22 +660,14 @@ cdef int write_records(const Message* msgs, int64_t n, const Trade* trades, int6
                 put64(m + 11, <uint64_t>tr.order_ref)
                 m[19] = b'B' if tr.side == 1 else b'S'
                 put32(m + 20, <uint64_t>tr.shares)
-                memset(m + 24, 32, 8)
-                if tr.book >= 0:
-                    for j in range(8):
-                        if symbols[8 * tr.book + j] != 0:
-                            m[24 + j] = <uint8_t>symbols[8 * tr.book + j]
+                put_symbol(m + 24, symbols, tr.book)
                 put32(m + 32, <uint64_t>tr.price_e4)
                 put64(m + 36, <uint64_t>tr.match_number)
                 pos += 46
             elif tr.kind == b'Q':
                 m = header(out + pos, 40, b'Q', locate, tr.timestamp)
                 put64(m + 11, <uint64_t>tr.shares)
-                memset(m + 19, 32, 8)
-                if tr.book >= 0:
-                    for j in range(8):
-                        if symbols[8 * tr.book + j] != 0:
-                            m[19 + j] = <uint8_t>symbols[8 * tr.book + j]
+                put_symbol(m + 19, symbols, tr.book)
                 put32(m + 27, <uint64_t>tr.price_e4)
                 put64(m + 31, <uint64_t>tr.match_number)
                 m[39] = <uint8_t>tr.cross_type
@@ -708,9 +705,7 @@ cdef int write_records(const Message* msgs, int64_t n, const Trade* trades, int6
             put64(m + 11, <uint64_t>msg.order_id)
             m[19] = b'B' if msg.side == 1 else b'S'
             put32(m + 20, <uint64_t>msg.qty)
-            for j in range(8):
-                k = symbols[8 * msg.book + j]
-                m[24 + j] = <uint8_t>k if k != 0 else 32
+            put_symbol(m + 24, symbols, msg.book)
             put32(m + 32, <uint64_t>(msg.price * tick_size))
             pos += 38
         elif msg.op == EXECUTE:

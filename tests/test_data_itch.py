@@ -10,12 +10,12 @@ file (directory spin), and the order-flow slice as a UDP pcap.
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _data import data_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,20 +36,7 @@ from rltrader import (  # noqa: E402
 )
 from rltrader.data import itch  # noqa: E402
 
-
-def _data_dir() -> Path:
-    env = os.environ.get("RLTRADER_DATA")
-    here = Path(__file__).resolve()
-    for candidate in (
-        *([Path(env) / "itch50"] if env else []),
-        *(p / "shared" / "data" / "itch50" for p in here.parents),
-    ):
-        if (candidate / "keelan_200msg_orderflow.itch50").is_file():
-            return candidate
-    pytest.skip("ITCH samples not found (set RLTRADER_DATA)", allow_module_level=True)
-
-
-DATA = _data_dir()
+DATA = data_dir("itch50", "keelan_200msg_orderflow.itch50")
 FLOW = DATA / "keelan_200msg_orderflow.itch50"
 FLOW_PCAP = DATA / "keelan_200msg_orderflow_udp.pcap"
 DIRECTORY = DATA / "bbekele_first1000_directory.itch50"
