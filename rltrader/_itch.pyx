@@ -286,6 +286,123 @@ cdef inline int fail(ParserState* st, int status, int64_t offset, const uint8_t*
     return status
 
 
+cdef inline bint is_order(uint8_t kind) noexcept nogil:
+    return (kind == b'A' or kind == b'F' or kind == b'E' or kind == b'C' or kind == b'X'
+            or kind == b'D' or kind == b'U')
+
+
+cdef inline bint bad_ref(uint64_t ref) noexcept nogil:
+    """Ref 0 is the core's "keep the id" in a REPLACE; ids are int64."""
+    return ref == 0 or ref > MAX_REF
+
+
+cdef int decode_order(ParserState* st, const uint8_t* m, int32_t b, Outputs* out,
+                      int64_t* bad) noexcept nogil:
+    """A/F/E/C/X/D/U -> the next message (and a trade row for C); timestamp, book, owner
+    and tif are the caller's."""
+    cdef Message* msg = out.msgs + out.n_msgs
+    cdef uint64_t ref = be64(m + 11), new_ref
+    cdef uint8_t kind = m[0]
+    cdef Trade* tr
+    bad[0] = <int64_t>ref
+    if bad_ref(ref):
+        return BAD_ORDER_REF
+    msg.order_id = <int64_t>ref
+    msg.new_order_id = 0
+    msg.price = 0
+    msg.side = 0
+    if kind == b'A' or kind == b'F':
+        bad[0] = m[19]
+        if m[19] != b'B' and m[19] != b'S':
+            return BAD_SIDE
+        bad[0] = <int64_t>be32(m + 32)
+        if not to_ticks(bad[0], st.tick_size, &msg.price):
+            return BAD_TICK
+        msg.op = LIMIT
+        msg.side = 1 if m[19] == b'B' else -1
+        msg.qty = <int64_t>be32(m + 20)
+    elif kind == b'D':
+        msg.op = CANCEL
+        msg.qty = 0
+    elif kind == b'X':
+        msg.op = REDUCE
+        msg.qty = <int64_t>be32(m + 19)
+    elif kind == b'U':
+        new_ref = be64(m + 19)
+        bad[0] = <int64_t>new_ref
+        if bad_ref(new_ref):
+            return BAD_ORDER_REF
+        bad[0] = <int64_t>be32(m + 31)
+        if not to_ticks(bad[0], st.tick_size, &msg.price):
+            return BAD_TICK
+        msg.op = REPLACE
+        msg.new_order_id = <int64_t>new_ref
+        msg.qty = <int64_t>be32(m + 27)
+    else:
+        msg.op = EXECUTE
+        msg.qty = <int64_t>be32(m + 19)
+        if st.book_state[b] == b'H' or st.book_state[b] == b'P':
+            st.counters[<int>EXECUTIONS_WHILE_HALTED] += 1
+        if kind == b'C':
+            tr = out.trades + out.n_trades
+            out.n_trades += 1
+            memset(tr, 0, sizeof(Trade))
+            tr.kind = b'C'
+            tr.shares = msg.qty
+            tr.price_e4 = <int64_t>be32(m + 32)
+            tr.match_number = <int64_t>be64(m + 23)
+            tr.order_ref = <int64_t>ref
+            tr.printable = <char>m[31]
+    return PARSED
+
+
+cdef int decode_trade(Trade* tr, const uint8_t* m, int64_t* bad) noexcept nogil:
+    """P/Q/B -> the kind-specific fields of a zeroed trade row."""
+    cdef uint8_t kind = m[0]
+    tr.kind = <char>kind
+    if kind == b'P':
+        bad[0] = m[19]
+        if m[19] != b'B' and m[19] != b'S':
+            return BAD_SIDE
+        bad[0] = <int64_t>be64(m + 11)
+        if be64(m + 11) > MAX_REF:
+            return BAD_ORDER_REF
+        tr.order_ref = bad[0]
+        tr.side = 1 if m[19] == b'B' else -1
+        tr.shares = <int64_t>be32(m + 20)
+        tr.price_e4 = <int64_t>be32(m + 32)
+        tr.match_number = <int64_t>be64(m + 36)
+    elif kind == b'Q':
+        bad[0] = <int64_t>be64(m + 11)
+        if be64(m + 11) > MAX_REF:
+            return BAD_SHARES
+        tr.shares = bad[0]
+        tr.price_e4 = <int64_t>be32(m + 27)
+        tr.match_number = <int64_t>be64(m + 31)
+        tr.cross_type = <char>m[39]
+    else:
+        tr.match_number = <int64_t>be64(m + 11)
+    return PARSED
+
+
+cdef void decode_directory(DirectoryEntry* de, const uint8_t* m) noexcept nogil:
+    """R -> the body fields of a directory row."""
+    copy_alpha(de.symbol, m + 11, 8)
+    de.market_category = <char>m[19]
+    de.financial_status = <char>m[20]
+    de.round_lot_size = <uint32_t>be32(m + 21)
+    de.round_lots_only = <char>m[25]
+    de.issue_classification = <char>m[26]
+    copy_alpha(de.issue_sub_type, m + 27, 2)
+    de.authenticity = <char>m[29]
+    de.short_sale_threshold = <char>m[30]
+    de.ipo_flag = <char>m[31]
+    de.luld_ref_price_tier = <char>m[32]
+    de.etp_flag = <char>m[33]
+    de.etp_leverage_factor = <uint32_t>be32(m + 34)
+    de.inverse_indicator = <char>m[38]
+
+
 cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t base,
                        Outputs* out, int64_t* consumed) noexcept nogil:
     """Decode the complete records of ``buf[:n]`` (``base``: file offset of ``buf[0]``).
@@ -293,8 +410,7 @@ cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t b
     Stops before a record that is not complete in ``buf`` (``consumed`` tells where), after
     a zero-length end-of-session record, or at the first malformed record.
     """
-    cdef int64_t pos = 0, ts, price, qty
-    cdef uint64_t ref, new_ref
+    cdef int64_t pos = 0, ts, bad = 0
     cdef int32_t length, b
     cdef uint16_t locate
     cdef uint8_t kind
@@ -333,155 +449,68 @@ cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t b
         st.type_counts[kind] += 1
         locate = <uint16_t>be16(m + 1)
         ts = <int64_t>be48(m + 5)
-        msg = out.msgs + out.n_msgs
-        if (kind == b'A' or kind == b'F' or kind == b'E' or kind == b'C' or kind == b'X'
-                or kind == b'D' or kind == b'U'):
-            # order messages: only adds name the stock
+        if is_order(kind):
+            # only adds name the stock
             b = resolve(st, locate, m + 24 if kind == b'A' or kind == b'F' else NULL)
-            if skipped(st, b):
-                pos += 2 + length
-                continue
-            ref = be64(m + 11)
-            if ref == 0 or ref > MAX_REF:
-                status = fail(st, BAD_ORDER_REF, base + pos, m, length, <int64_t>ref)
-                break
-            msg.order_id = <int64_t>ref
-            msg.new_order_id = 0
-            msg.price = 0
-            msg.side = 0
-            if kind == b'A' or kind == b'F':
-                if m[19] != b'B' and m[19] != b'S':
-                    status = fail(st, BAD_SIDE, base + pos, m, length, m[19])
+            if not skipped(st, b):
+                tr = out.trades + out.n_trades  # filled by a C
+                status = decode_order(st, m, b, out, &bad)
+                if status != PARSED:
+                    status = fail(st, status, base + pos, m, length, bad)
                     break
-                price = <int64_t>be32(m + 32)
-                if not to_ticks(price, st.tick_size, &msg.price):
-                    status = fail(st, BAD_TICK, base + pos, m, length, price)
-                    break
-                msg.op = LIMIT
-                msg.side = 1 if m[19] == b'B' else -1
-                msg.qty = <int64_t>be32(m + 20)
-            elif kind == b'D':
-                msg.op = CANCEL
-                msg.qty = 0
-            elif kind == b'X':
-                msg.op = REDUCE
-                msg.qty = <int64_t>be32(m + 19)
-            elif kind == b'U':
-                new_ref = be64(m + 19)
-                if new_ref == 0 or new_ref > MAX_REF:
-                    status = fail(st, BAD_ORDER_REF, base + pos, m, length, <int64_t>new_ref)
-                    break
-                price = <int64_t>be32(m + 31)
-                if not to_ticks(price, st.tick_size, &msg.price):
-                    status = fail(st, BAD_TICK, base + pos, m, length, price)
-                    break
-                msg.op = REPLACE
-                msg.new_order_id = <int64_t>new_ref
-                msg.qty = <int64_t>be32(m + 27)
-            else:
-                msg.op = EXECUTE
-                msg.qty = <int64_t>be32(m + 19)
-                if st.book_state[b] == b'H' or st.book_state[b] == b'P':
-                    st.counters[<int>EXECUTIONS_WHILE_HALTED] += 1
                 if kind == b'C':
-                    tr = out.trades + out.n_trades
-                    out.n_trades += 1
                     tr.timestamp = ts
-                    tr.shares = msg.qty
-                    tr.price_e4 = <int64_t>be32(m + 32)
-                    tr.match_number = <int64_t>be64(m + 23)
-                    tr.order_ref = <int64_t>ref
                     tr.message_index = out.n_msgs
                     tr.book = b
                     tr.locate = locate
-                    tr.side = 0
-                    tr.kind = b'C'
-                    tr.cross_type = 0
-                    tr.printable = <char>m[31]
-        else:
-            if kind == b'P' or kind == b'Q' or kind == b'B':
-                b = resolve(st, locate, m + 24 if kind == b'P' else
-                            (m + 19 if kind == b'Q' else NULL))
-                if b == SKIP_BOOK:
-                    st.counters[<int>NOT_SELECTED] += 1
-                    pos += 2 + length
-                    continue
+                msg = out.msgs + out.n_msgs
+                out.n_msgs += 1
+                msg.timestamp = ts
+                msg.stop_price = 0
+                msg.book = b
+                msg.owner = -1
+                msg.tif = GTC
+        elif kind == b'P' or kind == b'Q' or kind == b'B':
+            b = resolve(st, locate, m + 24 if kind == b'P' else
+                        (m + 19 if kind == b'Q' else NULL))
+            if b == SKIP_BOOK:
+                st.counters[<int>NOT_SELECTED] += 1
+            else:
                 tr = out.trades + out.n_trades
                 memset(tr, 0, sizeof(Trade))
+                status = decode_trade(tr, m, &bad)
+                if status != PARSED:
+                    status = fail(st, status, base + pos, m, length, bad)
+                    break
+                out.n_trades += 1
                 tr.timestamp = ts
                 tr.message_index = out.n_msgs
                 tr.book = b if b >= 0 else -1
                 tr.locate = locate
-                tr.kind = <char>kind
-                if kind == b'P':
-                    if m[19] != b'B' and m[19] != b'S':
-                        status = fail(st, BAD_SIDE, base + pos, m, length, m[19])
-                        break
-                    tr.order_ref = <int64_t>be64(m + 11)
-                    if be64(m + 11) > MAX_REF:
-                        status = fail(st, BAD_ORDER_REF, base + pos, m, length, tr.order_ref)
-                        break
-                    tr.side = 1 if m[19] == b'B' else -1
-                    tr.shares = <int64_t>be32(m + 20)
-                    tr.price_e4 = <int64_t>be32(m + 32)
-                    tr.match_number = <int64_t>be64(m + 36)
-                elif kind == b'Q':
-                    if be64(m + 11) > MAX_REF:
-                        status = fail(st, BAD_SHARES, base + pos, m, length,
-                                      <int64_t>be64(m + 11))
-                        break
-                    tr.shares = <int64_t>be64(m + 11)
-                    tr.price_e4 = <int64_t>be32(m + 27)
-                    tr.match_number = <int64_t>be64(m + 31)
-                    tr.cross_type = <char>m[39]
-                else:
-                    tr.match_number = <int64_t>be64(m + 11)
-                out.n_trades += 1
-            elif kind == b'R':
-                b = resolve(st, locate, m + 11)
-                de = out.directory + out.n_directory
-                out.n_directory += 1
-                de.timestamp = ts
-                de.locate = locate
-                de.book = b if b >= 0 else -1
-                copy_alpha(de.symbol, m + 11, 8)
-                de.market_category = <char>m[19]
-                de.financial_status = <char>m[20]
-                de.round_lot_size = <uint32_t>be32(m + 21)
-                de.round_lots_only = <char>m[25]
-                de.issue_classification = <char>m[26]
-                copy_alpha(de.issue_sub_type, m + 27, 2)
-                de.authenticity = <char>m[29]
-                de.short_sale_threshold = <char>m[30]
-                de.ipo_flag = <char>m[31]
-                de.luld_ref_price_tier = <char>m[32]
-                de.etp_flag = <char>m[33]
-                de.etp_leverage_factor = <uint32_t>be32(m + 34)
-                de.inverse_indicator = <char>m[38]
-            elif kind == b'H':
-                b = resolve(st, locate, m + 11)
-                if b >= 0:
-                    st.book_state[b] = <char>m[19]
-                ta = out.actions + out.n_actions
-                out.n_actions += 1
-                ta.timestamp = ts
-                ta.locate = locate
-                ta.book = b if b >= 0 else -1
-                copy_alpha(ta.symbol, m + 11, 8)
-                ta.state = <char>m[19]
-                copy_alpha(ta.reason, m + 21, 4)
-            elif kind == b'S':
-                out.system[out.n_system].timestamp = ts
-                out.system[out.n_system].code = <char>m[11]
-                out.n_system += 1
-            pos += 2 + length
-            continue
-        msg.timestamp = ts
-        msg.stop_price = 0
-        msg.book = b
-        msg.owner = -1
-        msg.tif = GTC
-        out.n_msgs += 1
+        elif kind == b'R':
+            b = resolve(st, locate, m + 11)
+            de = out.directory + out.n_directory
+            out.n_directory += 1
+            decode_directory(de, m)
+            de.timestamp = ts
+            de.locate = locate
+            de.book = b if b >= 0 else -1
+        elif kind == b'H':
+            b = resolve(st, locate, m + 11)
+            if b >= 0:
+                st.book_state[b] = <char>m[19]
+            ta = out.actions + out.n_actions
+            out.n_actions += 1
+            ta.timestamp = ts
+            ta.locate = locate
+            ta.book = b if b >= 0 else -1
+            copy_alpha(ta.symbol, m + 11, 8)
+            ta.state = <char>m[19]
+            copy_alpha(ta.reason, m + 21, 4)
+        elif kind == b'S':
+            out.system[out.n_system].timestamp = ts
+            out.system[out.n_system].code = <char>m[11]
+            out.n_system += 1
         pos += 2 + length
     consumed[0] = pos
     return status
@@ -620,18 +649,107 @@ cdef inline bint bad_price(int64_t price, int64_t tick_size) noexcept nogil:
     return price < 0 or price > MAX_U32 // tick_size
 
 
+cdef int64_t encode_trade(uint8_t* p, const Trade* tr, uint16_t locate, const char* symbols
+                          ) noexcept nogil:
+    """A P/Q/B row as a record at ``p``: the bytes written, or ``-BAD_TRADE``."""
+    cdef uint8_t* m
+    if tr.kind == b'P':
+        if tr.shares > MAX_U32 or (tr.side != 1 and tr.side != -1):
+            return -BAD_TRADE
+        m = header(p, 44, b'P', locate, tr.timestamp)
+        put64(m + 11, <uint64_t>tr.order_ref)
+        m[19] = b'B' if tr.side == 1 else b'S'
+        put32(m + 20, <uint64_t>tr.shares)
+        put_symbol(m + 24, symbols, tr.book)
+        put32(m + 32, <uint64_t>tr.price_e4)
+        put64(m + 36, <uint64_t>tr.match_number)
+        return 46
+    if tr.kind == b'Q':
+        m = header(p, 40, b'Q', locate, tr.timestamp)
+        put64(m + 11, <uint64_t>tr.shares)
+        put_symbol(m + 19, symbols, tr.book)
+        put32(m + 27, <uint64_t>tr.price_e4)
+        put64(m + 31, <uint64_t>tr.match_number)
+        m[39] = <uint8_t>tr.cross_type
+        return 42
+    if tr.kind == b'B':
+        m = header(p, 19, b'B', locate, tr.timestamp)
+        put64(m + 11, <uint64_t>tr.match_number)
+        return 21
+    return -BAD_TRADE
+
+
+cdef int64_t encode_message(uint8_t* p, const Message* msg, const Trade* exec_price,
+                            uint16_t locate, const char* symbols, int64_t tick_size,
+                            int64_t* match_number) noexcept nogil:
+    """A message as a record at ``p`` (an ``EXECUTE`` with ``exec_price`` as ``C``): the
+    bytes written, or ``-status``. The caller checked book, timestamp, id and qty."""
+    cdef uint8_t* m
+    if msg.op == LIMIT or msg.op == REPLACE:
+        if msg.tif != GTC:
+            return -BAD_TIF
+        if bad_price(msg.price, tick_size):
+            return -BAD_PRICE
+    if msg.op == LIMIT:
+        if msg.side != 1 and msg.side != -1:
+            return -BAD_MESSAGE_SIDE
+        m = header(p, 36, b'A', locate, msg.timestamp)
+        put64(m + 11, <uint64_t>msg.order_id)
+        m[19] = b'B' if msg.side == 1 else b'S'
+        put32(m + 20, <uint64_t>msg.qty)
+        put_symbol(m + 24, symbols, msg.book)
+        put32(m + 32, <uint64_t>(msg.price * tick_size))
+        return 38
+    if msg.op == EXECUTE:
+        if exec_price != NULL:
+            m = header(p, 36, b'C', locate, msg.timestamp)
+            put64(m + 23, <uint64_t>exec_price.match_number)
+            m[31] = <uint8_t>exec_price.printable
+            put32(m + 32, <uint64_t>exec_price.price_e4)
+        else:
+            m = header(p, 31, b'E', locate, msg.timestamp)
+            match_number[0] += 1
+            put64(m + 23, <uint64_t>match_number[0])
+        put64(m + 11, <uint64_t>msg.order_id)
+        put32(m + 19, <uint64_t>msg.qty)
+        return 38 if exec_price != NULL else 33
+    if msg.op == REDUCE:
+        m = header(p, 23, b'X', locate, msg.timestamp)
+        put64(m + 11, <uint64_t>msg.order_id)
+        put32(m + 19, <uint64_t>msg.qty)
+        return 25
+    if msg.op == CANCEL:
+        m = header(p, 19, b'D', locate, msg.timestamp)
+        put64(m + 11, <uint64_t>msg.order_id)
+        return 21
+    if msg.op == REPLACE:
+        if msg.new_order_id <= 0 or msg.new_order_id == msg.order_id:
+            return -BAD_ID
+        m = header(p, 35, b'U', locate, msg.timestamp)
+        put64(m + 11, <uint64_t>msg.order_id)
+        put64(m + 19, <uint64_t>msg.new_order_id)
+        put32(m + 27, <uint64_t>msg.qty)
+        put32(m + 31, <uint64_t>(msg.price * tick_size))
+        return 37
+    return -BAD_OP
+
+
+cdef inline bint bad_timestamp(int64_t ts) noexcept nogil:
+    return ts < 0 or ts >= (<int64_t>1 << 48)
+
+
 cdef int write_records(const Message* msgs, int64_t n, const Trade* trades, int64_t n_trades,
                        int64_t index_offset, const uint16_t* locate_of_book,
                        const char* symbols, int32_t n_books, int64_t tick_size,
                        int64_t* match_number, uint8_t* out, int64_t cap,
                        int64_t* written, int64_t* bad_index) noexcept nogil:
     """Encode ``msgs`` with the ``trades`` whose ``message_index - index_offset`` lies in
-    ``[0, n]`` placed before the message they name (after all of them when it is ``n``)."""
-    cdef int64_t i, t = 0, pos = 0
+    ``[0, n]`` placed before the message they name (after all of them when it is ``n``).
+    Every record takes at most 46 bytes."""
+    cdef int64_t i, t = 0, pos = 0, k
     cdef const Message* msg
     cdef const Trade* tr
     cdef const Trade* exec_price
-    cdef uint8_t* m
     cdef uint16_t locate
     for i in range(n + 1):
         exec_price = NULL
@@ -640,44 +758,23 @@ cdef int write_records(const Message* msgs, int64_t n, const Trade* trades, int6
             bad_index[0] = t
             if pos + 46 > cap:
                 return WRITE_FULL
-            if (tr.timestamp < 0 or tr.timestamp >= (<int64_t>1 << 48)
-                    or tr.book < -1 or tr.book >= n_books or tr.shares < 0
-                    or tr.price_e4 < 0 or tr.price_e4 > MAX_U32 or tr.match_number < 0
-                    or tr.order_ref < 0 or tr.message_index - index_offset < i):
-                return BAD_TRADE
-            locate = <uint16_t>tr.locate if tr.book < 0 else locate_of_book[tr.book]
-            if exec_price != NULL:  # a C row is the last trade before its EXECUTE
+            if (bad_timestamp(tr.timestamp) or tr.book < -1 or tr.book >= n_books
+                    or tr.shares < 0 or tr.price_e4 < 0 or tr.price_e4 > MAX_U32
+                    or tr.match_number < 0 or tr.order_ref < 0
+                    or tr.message_index - index_offset < i
+                    or exec_price != NULL):  # a C row is the last trade before its EXECUTE
                 return BAD_TRADE
             if tr.kind == b'C':
                 if (i == n or msgs[i].op != EXECUTE or msgs[i].order_id != tr.order_ref
                         or msgs[i].qty != tr.shares):
                     return BAD_TRADE
                 exec_price = tr
-            elif tr.kind == b'P':
-                if tr.shares > MAX_U32 or (tr.side != 1 and tr.side != -1):
-                    return BAD_TRADE
-                m = header(out + pos, 44, b'P', locate, tr.timestamp)
-                put64(m + 11, <uint64_t>tr.order_ref)
-                m[19] = b'B' if tr.side == 1 else b'S'
-                put32(m + 20, <uint64_t>tr.shares)
-                put_symbol(m + 24, symbols, tr.book)
-                put32(m + 32, <uint64_t>tr.price_e4)
-                put64(m + 36, <uint64_t>tr.match_number)
-                pos += 46
-            elif tr.kind == b'Q':
-                m = header(out + pos, 40, b'Q', locate, tr.timestamp)
-                put64(m + 11, <uint64_t>tr.shares)
-                put_symbol(m + 19, symbols, tr.book)
-                put32(m + 27, <uint64_t>tr.price_e4)
-                put64(m + 31, <uint64_t>tr.match_number)
-                m[39] = <uint8_t>tr.cross_type
-                pos += 42
-            elif tr.kind == b'B':
-                m = header(out + pos, 19, b'B', locate, tr.timestamp)
-                put64(m + 11, <uint64_t>tr.match_number)
-                pos += 21
             else:
-                return BAD_TRADE
+                locate = <uint16_t>tr.locate if tr.book < 0 else locate_of_book[tr.book]
+                k = encode_trade(out + pos, tr, locate, symbols)
+                if k < 0:
+                    return <int>-k
+                pos += k
             t += 1
         if i == n:
             break
@@ -687,65 +784,17 @@ cdef int write_records(const Message* msgs, int64_t n, const Trade* trades, int6
             return WRITE_FULL
         if msg.book < 0 or msg.book >= n_books:
             return BAD_BOOK
-        if msg.timestamp < 0 or msg.timestamp >= (<int64_t>1 << 48):
+        if bad_timestamp(msg.timestamp):
             return BAD_TIMESTAMP
         if msg.order_id <= 0:
             return BAD_ID
         if msg.qty < 0 or msg.qty > MAX_U32:
             return BAD_QTY
-        locate = locate_of_book[msg.book]
-        if msg.op == LIMIT:
-            if msg.tif != GTC:
-                return BAD_TIF
-            if msg.side != 1 and msg.side != -1:
-                return BAD_MESSAGE_SIDE
-            if bad_price(msg.price, tick_size):
-                return BAD_PRICE
-            m = header(out + pos, 36, b'A', locate, msg.timestamp)
-            put64(m + 11, <uint64_t>msg.order_id)
-            m[19] = b'B' if msg.side == 1 else b'S'
-            put32(m + 20, <uint64_t>msg.qty)
-            put_symbol(m + 24, symbols, msg.book)
-            put32(m + 32, <uint64_t>(msg.price * tick_size))
-            pos += 38
-        elif msg.op == EXECUTE:
-            if exec_price != NULL:
-                m = header(out + pos, 36, b'C', locate, msg.timestamp)
-                put64(m + 23, <uint64_t>exec_price.match_number)
-                m[31] = <uint8_t>exec_price.printable
-                put32(m + 32, <uint64_t>exec_price.price_e4)
-                pos += 38
-            else:
-                m = header(out + pos, 31, b'E', locate, msg.timestamp)
-                match_number[0] += 1
-                put64(m + 23, <uint64_t>match_number[0])
-                pos += 33
-            put64(m + 11, <uint64_t>msg.order_id)
-            put32(m + 19, <uint64_t>msg.qty)
-        elif msg.op == REDUCE:
-            m = header(out + pos, 23, b'X', locate, msg.timestamp)
-            put64(m + 11, <uint64_t>msg.order_id)
-            put32(m + 19, <uint64_t>msg.qty)
-            pos += 25
-        elif msg.op == CANCEL:
-            m = header(out + pos, 19, b'D', locate, msg.timestamp)
-            put64(m + 11, <uint64_t>msg.order_id)
-            pos += 21
-        elif msg.op == REPLACE:
-            if msg.tif != GTC:
-                return BAD_TIF
-            if msg.new_order_id <= 0 or msg.new_order_id == msg.order_id:
-                return BAD_ID
-            if bad_price(msg.price, tick_size):
-                return BAD_PRICE
-            m = header(out + pos, 35, b'U', locate, msg.timestamp)
-            put64(m + 11, <uint64_t>msg.order_id)
-            put64(m + 19, <uint64_t>msg.new_order_id)
-            put32(m + 27, <uint64_t>msg.qty)
-            put32(m + 31, <uint64_t>(msg.price * tick_size))
-            pos += 37
-        else:
-            return BAD_OP
+        k = encode_message(out + pos, msg, exec_price, locate_of_book[msg.book], symbols,
+                           tick_size, match_number)
+        if k < 0:
+            return <int>-k
+        pos += k
     written[0] = pos
     bad_index[0] = -1
     return WRITTEN

@@ -34,7 +34,7 @@ from rltrader import (  # noqa: E402
     Books,
     empty_messages,
 )
-from rltrader.data import itch  # noqa: E402
+from rltrader.data import itch, pcap  # noqa: E402
 
 DATA = data_dir("itch50", "keelan_200msg_orderflow.itch50")
 FLOW = DATA / "keelan_200msg_orderflow.itch50"
@@ -166,10 +166,35 @@ def test_every_record_matches_the_struct_decoder(flow):
 
 
 def test_pcap_gives_the_same_records(flow):
-    assert itch.pcap_to_binaryfile(FLOW_PCAP) == FLOW.read_bytes()
+    assert pcap.pcap_to_binaryfile(FLOW_PCAP) == FLOW.read_bytes()
     feed = itch.read_messages(FLOW_PCAP, tick_size=1)
     assert np.array_equal(feed.messages, flow.messages)
     assert np.array_equal(feed.trades, flow.trades)
+
+
+def udp_frame(payload: bytes) -> bytes:
+    """A pcap packet record: Ethernet / IPv4 (20-byte header) / UDP around ``payload``."""
+    udp = struct.pack(">HHHH", 1234, 5678, 8 + len(payload), 0) + payload
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, bytes(4),
+                     bytes(4))
+    frame = bytes(12) + b"\x08\x00" + ip + udp
+    return struct.pack("<IIII", 0, 0, len(frame), len(frame)) + frame
+
+
+def test_pcap_with_moldudp64_packets(flow, tmp_path):
+    found = records(FLOW_BYTES)
+    packets = [b"SESSION001" + struct.pack(">QH", 1, 0)]  # a heartbeat
+    for start in range(0, len(found), 7):
+        group = found[start:start + 7]
+        packets.append(b"SESSION001" + struct.pack(">QH", start + 1, len(group)) + b"".join(
+            struct.pack(">H", len(m)) + m for _, m in group))
+    path = tmp_path / "mold.pcap"
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    path.write_bytes(header + b"".join(udp_frame(p) for p in packets))
+    assert np.array_equal(itch.read_messages(path, tick_size=1).messages, flow.messages)
+    path.write_bytes(header + udp_frame(b"\x00\x05abc"))
+    with pytest.raises(itch.ItchFormatError, match="byte 24: .*neither MoldUDP64"):
+        itch.read_messages(path)
 
 
 def test_gzip_gives_the_same_records(flow, tmp_path):

@@ -1,6 +1,8 @@
 """Readers that turn recorded market data into the core's message array.
 
 - :mod:`rltrader.data.lobster`: LOBSTER message and orderbook files (NASDAQ, L3 by order id).
+- :mod:`rltrader.data.itch`: NASDAQ TotalView-ITCH 5.0 BinaryFILE files (plain, gzip, or a
+  UDP pcap via :mod:`rltrader.data.pcap`), streamed in chunks; and a writer.
 """
 
 from rltrader.data.lobster import (

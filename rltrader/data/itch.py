@@ -77,9 +77,10 @@ the end-of-session record.
 
 Streaming. :class:`ItchReader` reads ``chunk_bytes`` at a time (plain or gzip, detected
 from the content) into one reused buffer; a record that straddles two reads is carried to
-the next. Memory is bounded by a few times ``chunk_bytes`` whatever the file size. Classic
-libpcap captures (Ethernet/IPv4/UDP, one BinaryFILE record or one MoldUDP64 packet per
-datagram) are unwrapped whole in memory first: meant for small captures.
+the next. Memory is bounded by a few times ``chunk_bytes`` whatever the file size
+(``benchmarks/itch_bigfile.py`` checks it on a 1 GB file). Classic libpcap captures
+(Ethernet/IPv4/UDP, bare records or MoldUDP64 per datagram) are unwrapped whole in memory
+first by :mod:`rltrader.data.pcap`: meant for small captures.
 """
 
 from __future__ import annotations
@@ -87,7 +88,6 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -208,10 +208,12 @@ def _open(path: PathLike) -> BinaryIO:
         head = f.read(4)
     if head[:2] == b"\x1f\x8b":
         return gzip.open(path, "rb")  # type: ignore[return-value]
-    if head in _PCAP_MAGIC:
+    from rltrader.data import pcap
+
+    if head in pcap.PCAP_MAGIC:
         import io
 
-        return io.BytesIO(pcap_to_binaryfile(path))
+        return io.BytesIO(pcap.pcap_to_binaryfile(path))
     return open(path, "rb", buffering=0)
 
 
@@ -578,170 +580,6 @@ def write_itch(path: PathLike, messages: np.ndarray, symbols: Sequence[str], *,
     return writer.nbytes
 
 
-# ---------------------------------------------------------------------------------------
-# pcap
-# ---------------------------------------------------------------------------------------
-
-_PCAP_MAGIC = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",
-               b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
-
-
-def _records_span(payload: bytes, start: int, count: int | None) -> bool:
-    """Whether ``payload[start:]`` is exactly ``count`` (any, if None) length-prefixed
-    records."""
-    pos, seen = start, 0
-    while pos + 2 <= len(payload) and (count is None or seen < count):
-        pos += 2 + int.from_bytes(payload[pos:pos + 2], "big")
-        seen += 1
-    return pos == len(payload) and (count is None or seen == count)
-
-
-def _udp_records(payload: bytes, packet: int, path: str) -> bytes:
-    """BinaryFILE records of one UDP payload: a MoldUDP64 packet or bare records."""
-    if len(payload) >= 20 and payload[:10].isascii() and payload[:10].strip().isalnum():
-        count = int.from_bytes(payload[18:20], "big")
-        if count in (0, 0xFFFF) and len(payload) == 20:
-            return b""  # heartbeat / end of session
-        if _records_span(payload, 20, count):
-            return payload[20:]
-    if _records_span(payload, 0, None):
-        return payload
-    raise ItchFormatError(path, packet, "pcap packet: UDP payload is neither MoldUDP64 nor "
-                          "length-prefixed ITCH records (offset = packet number)")
-
-
-def pcap_to_binaryfile(path: PathLike) -> bytes:
-    """The ITCH records of a classic libpcap capture, concatenated as a BinaryFILE.
-
-    Each frame must be Ethernet (optionally one 802.1Q tag) / IPv4 / UDP; each UDP payload
-    a MoldUDP64 packet or bare ``u16 length + message`` records. Reads the capture whole.
-    """
-    name = os.fspath(path)
-    with open(path, "rb") as f:
-        data = f.read()
-    endian = _PCAP_MAGIC.get(data[:4])
-    if endian is None or len(data) < 24:
-        raise ItchFormatError(name, 0, "not a classic libpcap file")
-    if struct.unpack(endian + "I", data[20:24])[0] != 1:
-        raise ItchFormatError(name, 20, "pcap link type is not Ethernet")
-    out = []
-    pos, packet = 24, 0
-    while pos < len(data):
-        if pos + 16 > len(data):
-            raise ItchFormatError(name, pos, "truncated pcap packet header")
-        incl = struct.unpack(endian + "I", data[pos + 8:pos + 12])[0]
-        frame = data[pos + 16:pos + 16 + incl]
-        if len(frame) < incl:
-            raise ItchFormatError(name, pos, "truncated pcap packet")
-        out.append(_udp_records(_udp_payload(frame, name, pos), packet, name))
-        pos += 16 + incl
-        packet += 1
-    return b"".join(out)
-
-
-def _udp_payload(frame: bytes, path: str, offset: int) -> bytes:
-    eth = 14
-    ethertype = int.from_bytes(frame[12:14], "big")
-    if ethertype == 0x8100:
-        ethertype = int.from_bytes(frame[16:18], "big")
-        eth = 18
-    if ethertype != 0x0800 or len(frame) < eth + 20:
-        raise ItchFormatError(path, offset, "pcap frame is not IPv4")
-    ihl = (frame[eth] & 0x0F) * 4
-    if frame[eth + 9] != 17:
-        raise ItchFormatError(path, offset, "pcap frame is not UDP")
-    udp = eth + ihl
-    length = int.from_bytes(frame[udp + 4:udp + 6], "big")
-    return frame[udp + 8:udp + length]
-
-
-# ---------------------------------------------------------------------------------------
-# The large-file check: python -m rltrader.data.itch bigfile
-# ---------------------------------------------------------------------------------------
-
-
-def _write_big_file(path: str, target_bytes: int) -> None:
-    """Write ~``target_bytes`` of W1 limit/cancel flow (copies with shifted ids)."""
-    from rltrader.workloads import limit_cancel
-
-    msgs = limit_cancel(1 << 20, seed=1)
-    id_span = int(msgs["order_id"].max())
-    time_span = int(msgs["timestamp"][-1]) + 1000
-    start = time.perf_counter()
-    with ItchWriter(path, ["SYNTH"]) as writer:
-        copy = 0
-        while writer.nbytes < target_bytes:
-            part = msgs.copy()
-            part["order_id"] += copy * id_span
-            part["timestamp"] += copy * time_span
-            writer.write(part)
-            copy += 1
-    print(f"wrote {path}: {writer.nbytes / 1e9:.2f} GB, {writer.messages_written:,} messages "
-          f"in {time.perf_counter() - start:.1f} s", flush=True)
-
-
-def _peak_rss_mib() -> float:
-    """This process's peak resident set (``VmHWM``; unlike ``ru_maxrss`` it is not carried
-    over from the parent across ``exec``)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _stream(path: str, chunk_bytes: int, rebuild: bool) -> None:
-    """Stream ``path`` (parse only, or parse + rebuild); print rate and this process's peak
-    RSS."""
-    reader = ItchReader(path, chunk_bytes=chunk_bytes, reuse_buffers=True)
-    start, cpu = time.perf_counter(), time.process_time()
-    if rebuild:
-        books, stats = rebuild_books(reader, n_books=1)
-        n, what = stats.messages, f"parse + rebuild ({books.live_orders():,} orders left)"
-    else:
-        n, what = sum(chunk.messages.shape[0] for chunk in reader), "parse only"
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    rss = _peak_rss_mib()
-    print(f"{what}: {n:,} messages in {elapsed:.2f} s = {n / elapsed / 1e6:.1f} M/s "
-          f"({cpu:.2f} s CPU = {n / cpu / 1e6:.1f} M/s); "
-          f"chunk_bytes={chunk_bytes:,}; peak RSS {rss:.0f} MiB", flush=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m rltrader.data.itch bigfile [PATH] [--gb G] [--chunk-mb M] [--keep]``:
-    write a ~G GB ITCH file of synthetic flow, then stream it in fresh processes (parse
-    only, then parse + rebuild), each reporting its messages/s and peak RSS, and delete
-    the file (unless ``--keep``). ``stream PATH [--rebuild]`` runs one streaming pass."""
-    import argparse
-    import subprocess
-
-    parser = argparse.ArgumentParser(prog="python -m rltrader.data.itch")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("bigfile", help="write a large ITCH file, stream it, report peak RSS")
-    p.add_argument("path", nargs="?", default="/tmp/rltrader_big.itch50")
-    p.add_argument("--gb", type=float, default=1.0)
-    p.add_argument("--chunk-mb", type=float, default=CHUNK_BYTES / (1 << 20))
-    p.add_argument("--keep", action="store_true", help="keep the file afterwards")
-    p = sub.add_parser("stream", help="stream one ITCH file; report messages/s and peak RSS")
-    p.add_argument("path")
-    p.add_argument("--chunk-mb", type=float, default=CHUNK_BYTES / (1 << 20))
-    p.add_argument("--rebuild", action="store_true", help="rebuild the books too")
-    args = parser.parse_args(argv)
-    chunk_bytes = int(args.chunk_mb * (1 << 20))
-    if args.command == "stream":
-        _stream(args.path, chunk_bytes, args.rebuild)
-        return 0
-    try:
-        _write_big_file(args.path, int(args.gb * 1e9))
-        for extra in ([], ["--rebuild"]):
-            subprocess.run([sys.executable, "-m", "rltrader.data.itch", "stream", args.path,
-                            "--chunk-mb", str(args.chunk_mb), *extra], check=True)
-    finally:
-        if not args.keep and os.path.exists(args.path):
-            os.remove(args.path)
-    return 0
-
-
 __all__ = [
     "CHUNK_BYTES",
     "DIRECTORY_DTYPE",
@@ -756,12 +594,8 @@ __all__ = [
     "REBUILD_EVENTS",
     "RebuildStats",
     "iter_messages",
-    "pcap_to_binaryfile",
     "read_directory",
     "read_messages",
     "rebuild_books",
     "write_itch",
 ]
-
-if __name__ == "__main__":
-    sys.exit(main())
