@@ -607,3 +607,22 @@ def test_writer_rejects_a_c_row_that_is_not_last_before_its_execute(tmp_path):
         itch.write_itch(tmp_path / "x.itch50", msgs, ["A"], trades=trades)
     itch.write_itch(tmp_path / "x.itch50", msgs, ["A"], trades=trades[::-1].copy())
     assert np.array_equal(itch.read_messages(tmp_path / "x.itch50").trades, trades[::-1])
+
+
+def test_writer_names_the_bad_message_by_its_index_in_the_whole_log(tmp_path):
+    msgs = empty_messages(4)
+    msgs["op"], msgs["side"], msgs["price"], msgs["qty"] = LIMIT, 1, 10, 1
+    msgs["order_id"] = [1, 2, 3, 4]
+    msgs["op"][3] = MARKET
+    with pytest.raises(ValueError, match="message 3: op has no ITCH record"):
+        with itch.ItchWriter(tmp_path / "x.itch50", ["A"]) as writer:
+            writer.write(msgs[:2])
+            writer.write(msgs[2:])
+
+
+def test_a_reader_iterates_once():
+    reader = itch.ItchReader(FLOW, tick_size=1)
+    assert sum(c.messages.size for c in reader) == 198
+    assert reader.nbytes == 6381
+    with pytest.raises(RuntimeError, match="iterates once"):
+        list(reader)

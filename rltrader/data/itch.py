@@ -248,8 +248,9 @@ class ItchReader:
         pages per chunk), but a chunk's arrays are overwritten by the next one, so copy
         what you keep. Off by default: each chunk gets its own arrays.
 
-    After (or during) iteration, :attr:`book_symbols`, :attr:`book_locates`,
-    :attr:`type_counts` and :attr:`counters` describe what was read so far.
+    A reader iterates once (its book numbering and counts carry across chunks). After (or
+    during) iteration, :attr:`book_symbols`, :attr:`book_locates`, :attr:`type_counts`,
+    :attr:`counters` and :attr:`nbytes` describe what was read so far.
     """
 
     def __init__(self, path: PathLike, symbols: Sequence[str] | None = None, *,
@@ -264,9 +265,10 @@ class ItchReader:
         selected = None if symbols is None else [_symbol_bytes(s) for s in symbols]
         self._parser = _itch.Parser(selected, tick_size=tick_size,
                                     skip_unknown=on_unknown == "skip")
-        self.nbytes = 0
+        self.nbytes = 0             # bytes decoded so far
         self.reuse_buffers = reuse_buffers
         self._outputs: tuple[np.ndarray, ...] | None = None
+        self._started = False
 
     @property
     def n_books(self) -> int:
@@ -322,6 +324,9 @@ class ItchReader:
         return status, consumed, ItchChunk(*arrays, offset=base, nbytes=consumed)
 
     def __iter__(self) -> Iterator[ItchChunk]:
+        if self._started:
+            raise RuntimeError("an ItchReader iterates once; make a new one to read again")
+        self._started = True
         buf = bytearray(self.chunk_bytes + _MAX_RECORD)
         view = memoryview(buf)
         held = 0       # bytes at the front of buf not decoded yet (a partial record)
@@ -332,6 +337,7 @@ class ItchReader:
                 filled = held + got
                 status, consumed, chunk = self._decode(view[:filled], base)
                 if consumed:
+                    self.nbytes = base + consumed
                     yield chunk
                 if status == ParseStatus.END_OF_SESSION:
                     self._check_end(f, filled - consumed, base + consumed)
@@ -402,7 +408,8 @@ def read_directory(path: PathLike, *, full: bool = False,
     ``book`` numbers the stocks in directory order (as ``read_messages(symbols=None)``).
     """
     parts = []
-    for chunk in ItchReader(path, chunk_bytes=chunk_bytes, on_unknown="skip"):
+    # tick_size=1: prices never fail here
+    for chunk in ItchReader(path, tick_size=1, chunk_bytes=chunk_bytes, on_unknown="skip"):
         parts.append(chunk.directory)
         if chunk.messages.size and not full:
             break
@@ -499,10 +506,10 @@ class ItchWriter:
     ``CANCEL`` -> ``D``, ``REPLACE`` with a new id -> ``U``; trade rows -> ``P``/``Q``/``B``
     before the message they index (a trade row's ``locate`` is its book's when ``book >= 0``;
     a ``C`` row takes its ``EXECUTE``'s timestamp). ``E`` records get match numbers 1, 2,
-    ...; tracking numbers are 0; header timestamps are 0. Fields ITCH has no place for (``owner``,
-    ``stop_price``, the ``qty`` of a ``CANCEL``, the ``side`` of anything but a ``LIMIT``)
-    are not written, so :func:`read_messages` gives them back as 0 / -1. A message ITCH
-    cannot carry raises ``ValueError`` naming it.
+    ...; tracking numbers are 0; the ``S`` and ``R`` records have timestamp 0. Fields ITCH
+    has no place for (``owner``, ``stop_price``, the ``qty`` of a ``CANCEL``, the ``side``
+    of anything but a ``LIMIT``) are not written, so :func:`read_messages` gives them back
+    as 0 / -1. A message ITCH cannot carry raises ``ValueError`` naming it.
     """
 
     def __init__(self, path: PathLike, symbols: Sequence[str], *, tick_size: int = 100,
@@ -563,10 +570,9 @@ class ItchWriter:
                 messages[start:stop], trades[lo:hi], start, self._locates, self._names,
                 self.tick_size, self._match_number)
             if status != WriteStatus.WRITTEN:
-                what = "trade" if status == WriteStatus.BAD_TRADE else "message"
-                where = (lo + bad if what == "trade" else start + bad) + (
-                    0 if what == "trade" else self.messages_written)
-                raise ValueError(f"{what} {where}: {_WRITE_PROBLEMS[WriteStatus(status)]}")
+                where = (f"trade {lo + bad}" if status == WriteStatus.BAD_TRADE
+                         else f"message {self.messages_written + start + bad}")
+                raise ValueError(f"{where}: {_WRITE_PROBLEMS[WriteStatus(status)]}")
             self._put(data)
         self.messages_written += n
 
