@@ -89,12 +89,13 @@ def _replay_itch(path: str, *, symbol: str | None, levels: int, dump_l2: str | N
     from rltrader.data import itch
 
     symbols = None if symbol is None else [symbol]
-    reader = itch.ItchReader(path, symbols, tick_size=tick_size)
+    reader = itch.ItchReader(path, symbols, tick_size=tick_size, reuse_buffers=True)
     start = time.perf_counter()
     n_messages = sum(chunk.messages.shape[0] for chunk in reader)
     parse_s = time.perf_counter() - start
-    books, stats = itch.rebuild_books(itch.ItchReader(path, symbols, tick_size=tick_size),
-                                      n_books=reader.n_books)
+    books, stats = itch.rebuild_books(
+        itch.ItchReader(path, symbols, tick_size=tick_size, reuse_buffers=True),
+        n_books=reader.n_books)
     counts = ", ".join(f"{k}={v:,}" for k, v in sorted(reader.type_counts.items()))
     print(f"{path}: {reader.nbytes:,} bytes, records {counts}")
     print(f"{stats.messages:,} book messages and {stats.trades:,} trades on "
