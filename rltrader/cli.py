@@ -106,14 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="rebuild books from recorded market data",
                        description="Rebuild the book from a recorded feed; report messages/s "
                        "and the final top of book.")
-    p.add_argument("format", choices=("lobster",), help="data format")
-    p.add_argument("path", help="message file (.csv or .csv.gz)")
+    p.add_argument("format", choices=("lobster", "itch"), help="data format (itch: NASDAQ "
+                   "TotalView-ITCH 5.0 BinaryFILE, plain, .gz or .pcap)")
+    p.add_argument("path", help="message file (.csv or .csv.gz; ITCH file)")
     p.add_argument("--symbol", default=None, help="symbol to select (multi-symbol formats)")
     p.add_argument("--levels", type=int, default=5, help="levels to show / dump (default 5)")
     p.add_argument("--dump-l2", default=None, metavar="OUT",
                    help="write the top-N book after every message (LOBSTER orderbook CSV)")
     p.add_argument("--tick-size", type=int, default=100,
-                   help="price units per tick (LOBSTER: 1/10000 dollars; default 100)")
+                   help="price units per tick (LOBSTER and ITCH: 1/10000 dollars; default "
+                   "100; ITCH files with stocks under $1 need 1)")
     p.set_defaults(func=_cmd_replay)
 
     p = sub.add_parser("facts", help="stylized facts of a LOBSTER message file",

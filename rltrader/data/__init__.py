@@ -5,6 +5,8 @@
 - :mod:`rltrader.data.lobster_writer`: a simulated book's events as LOBSTER files.
 - :mod:`rltrader.data.hybrid`: recorded flow and agent orders in the same queues
   (``docs/hybrid.md``).
+- :mod:`rltrader.data.itch`: NASDAQ TotalView-ITCH 5.0 BinaryFILE files (plain, gzip, or a
+  UDP pcap via :mod:`rltrader.data.pcap`), streamed in chunks; and a writer.
 """
 
 from rltrader.data.lobster import (
