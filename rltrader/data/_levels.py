@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rltrader.constants import BUY, CANCEL, FILL, LIMIT, REDUCE, REJECTED, REPLACE, SELL
-from rltrader.messages import empty_messages
+from rltrader.messages import empty_events, empty_messages
 
 #: Synthetic level orders have ids at or above this, so that other orders (an agent's) can
 #: use any id below it.
@@ -116,40 +116,51 @@ class LevelBook:
         return msgs, np.ascontiguousarray(table[:, 6])
 
 
-def check_replay(events: np.ndarray, tags: np.ndarray, what: str = "update") -> None:
-    """Raise when replaying L2 messages made the core reject a message or trade.
+def check_replay(events: np.ndarray, tags: np.ndarray, *, allow_trades: bool = False) -> None:
+    """Raise when a replay made the core reject a message, or trade (unless allowed).
 
-    Either means the feed did something an L2 book cannot (a crossed book, a level the
-    reader lost track of); ``ValueError`` names the first such message's tag.
+    Either means the feed did something its book cannot (an L2 book that crossed, a level
+    or order the reader lost track of); ``ValueError`` names the first such message's tag
+    (``tags[i]`` belongs to message ``i`` of the replayed batch).
     """
-    bad = np.flatnonzero((events["kind"] == REJECTED) | (events["kind"] == FILL))
+    bad = events["kind"] == REJECTED
+    if not allow_trades:
+        bad |= events["kind"] == FILL
+    bad = np.flatnonzero(bad)
     if bad.size:
         event = events[bad[0]]
         kind = "rejected" if event["kind"] == REJECTED else "traded (the book crossed)"
-        raise ValueError(f"{what} {tags[event['message_index']]}: the core {kind}: "
+        raise ValueError(f"message tagged {tags[event['message_index']]}: the core {kind}: "
                          f"{event}")
 
 
-def top_of_book_at(messages: np.ndarray, tags: np.ndarray, at: np.ndarray,
-                   **book_kwargs: int) -> np.ndarray:
-    """Best ``(bid price, bid lots, ask price, ask lots)`` after the messages tagged ``<= t``
-    for each ``t`` of ``at`` (ascending), replaying ``messages`` (tags ascending) on a fresh
-    one-book ``Books``; shape ``(len(at), 4)``, zeros for an empty side. Raises like
-    :func:`check_replay` if the replay rejects or trades.
+def depth_after(messages: np.ndarray, tags: np.ndarray, at: np.ndarray, levels: int = 1, *,
+                allow_trades: bool = False, **book_kwargs: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``levels`` of the book after the messages tagged ``<= t``, for each ``t`` of
+    ``at``, replaying ``messages`` (tags ascending, ``at`` ascending) on a fresh one-book
+    ``Books``.
+
+    Returns ``(prices, qtys)`` of shape ``(len(at), 2, levels)`` in the layout of
+    ``Books.top_levels`` (side 0 bids, 1 asks, best first, missing levels 0). Raises like
+    :func:`check_replay` if the core rejects a message, or trades unless ``allow_trades``
+    (an L3 feed's ``EXECUTE`` messages trade; an L2 book never should).
     """
     from rltrader import Books
 
     books = Books(1, **book_kwargs)
-    prices = np.zeros((1, 2, 1), dtype=np.int64)
-    qtys = np.zeros((1, 2, 1), dtype=np.int64)
-    counts = np.zeros((1, 2, 1), dtype=np.int32)
-    out = np.zeros((at.shape[0], 4), dtype=np.int64)
+    prices = np.zeros((at.shape[0], 2, levels), dtype=np.int64)
+    qtys = np.zeros((at.shape[0], 2, levels), dtype=np.int64)
+    counts = np.zeros((1, 2, levels), dtype=np.int32)
+    # The core wants room for a message's worst case (a sweep of the opposite side) before
+    # it runs it; one buffer larger than the whole replay can hold is allocated once, since
+    # process_all would allocate that much on every call.
+    events = empty_events(messages.shape[0] + 1024)
     done = 0
     for k, end in enumerate(np.searchsorted(tags, at, side="right")):
-        if end > done:
-            events = books.process_all(messages[done:end])
-            check_replay(events, tags[done:end])
-            done = end
-        books.top_levels(1, prices, qtys, counts)
-        out[k] = prices[0, 0, 0], qtys[0, 0, 0], prices[0, 1, 0], qtys[0, 1, 0]
-    return out
+        while done < end:
+            consumed, written = books.process(messages[done:end], events)
+            check_replay(events[:written], tags[done:end], allow_trades=allow_trades)
+            done += consumed
+        books.top_levels(levels, prices[k:k + 1], qtys[k:k + 1], counts)
+    return prices, qtys

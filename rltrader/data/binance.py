@@ -43,7 +43,7 @@ import numpy as np
 from rltrader.constants import BUY, MAX_PRICE, MAX_QTY, SELL
 from rltrader.data._decimal import DecimalGrid, infer_step
 from rltrader.data._io import PathLike, Record, iter_records, read_json
-from rltrader.data._levels import LevelBook, top_of_book_at
+from rltrader.data._levels import LevelBook, depth_after
 
 #: One ``trade`` event: time, Binance trade id, price (ticks), size (lots), aggressor side.
 TRADE_DTYPE = np.dtype([("timestamp", np.int64), ("trade_id", np.int64), ("price", np.int64),
@@ -334,12 +334,12 @@ def compare_tickers(feed: BinanceFeed, **book_kwargs: int) -> TickerCheck:
     defined = np.union1d(feed.diff_update_ids, [feed.snapshot_update_id])
     tickers = np.sort(feed.tickers[np.isin(feed.tickers["update_id"], defined)],
                       order="update_id")
-    top = top_of_book_at(feed.messages, feed.update_id, tickers["update_id"], **book_kwargs)
+    prices, qtys = depth_after(feed.messages, feed.update_id, tickers["update_id"], 1,
+                               **book_kwargs)
     rebuilt = np.zeros(tickers.shape[0], dtype=TICKER_DTYPE)
     rebuilt["update_id"] = tickers["update_id"]
-    for name, column in zip(("bid_price", "bid_qty", "ask_price", "ask_qty"), top.T,
-                            strict=True):
-        rebuilt[name] = column
+    rebuilt["bid_price"], rebuilt["ask_price"] = prices[:, 0, 0], prices[:, 1, 0]
+    rebuilt["bid_qty"], rebuilt["ask_qty"] = qtys[:, 0, 0], qtys[:, 1, 0]
     differ = rebuilt != tickers
     return TickerCheck(checked=int(tickers.shape[0]), mismatched=tickers[differ],
                        rebuilt=rebuilt[differ])
