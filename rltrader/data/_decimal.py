@@ -68,6 +68,11 @@ class DecimalGrid:
         self._cache[text] = units
         return units
 
+    def units_list(self, texts: Iterable[str]) -> list[int]:
+        """:meth:`units` of each string (the cached common case without a call per value)."""
+        cache = self._cache
+        return [cache[t] if t in cache else self.units(t) for t in texts]
+
     def text(self, units: int) -> str:
         """``units * step`` as a decimal string (for reports and dumps)."""
         scaled = str(units * self._mantissa).rjust(self._decimals + 1, "0")

@@ -60,6 +60,7 @@ def iter_records(path: PathLike) -> Iterator[Record]:
         for i, obj in enumerate(array):
             yield Record(obj, f"{name}: element {i}", None)
         return
+    numbers, stamps, texts = [], [], []
     for number, line in enumerate(data.splitlines(), start=1):
         text = line.strip()
         if not text:
@@ -72,8 +73,27 @@ def iter_records(path: PathLike) -> Iterator[Record]:
             except ValueError:
                 raise ValueError(f"{name}: line {number}: bad receive time {stamp[:40]!r}"
                                  ) from None
+        numbers.append(number)
+        stamps.append(local_ns)
+        texts.append(text)
+    for number, local_ns, obj in zip(numbers, stamps, _parse_lines(name, numbers, texts),
+                                     strict=True):
+        yield Record(obj, f"{name}: line {number}", local_ns)
+
+
+def _parse_lines(name: str, numbers: list[int], texts: list[bytes]) -> list[Any]:
+    """The JSON value of each line: one parse of them all as an array (fast), or, when that
+    fails or splits differently, line by line to name the bad line."""
+    try:
+        values = json.loads(b"[" + b",".join(texts) + b"]")
+        if len(values) == len(texts):
+            return values
+    except ValueError:
+        pass
+    values = []
+    for number, text in zip(numbers, texts, strict=True):
         try:
-            obj = json.loads(text)
+            values.append(json.loads(text))
         except ValueError as exc:
             raise ValueError(f"{name}: line {number}: bad JSON ({exc})") from None
-        yield Record(obj, f"{name}: line {number}", local_ns)
+    return values

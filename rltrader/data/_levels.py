@@ -44,6 +44,10 @@ from rltrader.messages import empty_events, empty_messages
 LEVEL_ID_BASE = 1 << 52
 
 
+_BUY, _SELL = int(BUY), int(SELL)
+_LIMIT, _CANCEL, _REDUCE, _REPLACE = int(LIMIT), int(CANCEL), int(REDUCE), int(REPLACE)
+
+
 def level_order_id(side: int, price: int) -> int:
     """Id of the synthetic order that holds the level at ``price`` ticks on ``side``."""
     return LEVEL_ID_BASE + 2 * price + (side < 0)
@@ -62,49 +66,39 @@ class LevelBook:
     columns: list[tuple[int, int, int, int, int, int, int]] = field(default_factory=list)
     unchanged: int = 0
 
-    def _side(self, side: int) -> dict[int, int]:
-        return self.bids if side > 0 else self.asks
-
     def update(self, changes: list[tuple[int, int, int]], timestamp: int, tag: int) -> None:
         """Apply one event: ``(side, price ticks, lots)`` per level, ``lots == 0`` deletes."""
-        latest = {(side, price): lots for side, price, lots in changes}
-        rising = []
-        for (side, price), lots in latest.items():
-            if lots > self._side(side).get(price, 0):
-                rising.append((side, price, lots))
+        bids, asks = self.bids, self.asks
+        falling, rising = [], []
+        for (side, price), lots in {(s, p): q for s, p, q in changes}.items():
+            old = (bids if side > 0 else asks).get(price, 0)
+            (rising if lots > old else falling).append((side, price, lots))
+        emit = self.columns.append
+        for side, price, lots in falling + rising:
+            levels = bids if side > 0 else asks
+            old = levels.get(price, 0)
+            if lots == old:
+                self.unchanged += 1
+                continue
+            if lots == 0:
+                op, qty = _CANCEL, old
+                del levels[price]
+            elif old == 0:
+                op, qty = _LIMIT, lots
+            elif lots < old:
+                op, qty = _REDUCE, old - lots
             else:
-                self._set(side, price, lots, timestamp, tag)
-        for side, price, lots in rising:
-            self._set(side, price, lots, timestamp, tag)
+                op, qty = _REPLACE, lots
+            if lots:
+                levels[price] = lots
+            emit((timestamp, op, LEVEL_ID_BASE + 2 * price + (side < 0), side, price, qty, tag))
 
     def reset(self, changes: list[tuple[int, int, int]], timestamp: int, tag: int) -> None:
         """Make the book exactly ``changes`` (a full snapshot): absent levels are deleted."""
         listed = {(side, price) for side, price, _ in changes}
-        gone = [(side, price, 0) for side, levels in ((int(BUY), self.bids), (int(SELL), self.asks))
+        gone = [(side, price, 0) for side, levels in ((_BUY, self.bids), (_SELL, self.asks))
                 for price in levels if (side, price) not in listed]
         self.update(gone + changes, timestamp, tag)
-
-    def _set(self, side: int, price: int, lots: int, timestamp: int, tag: int) -> None:
-        levels = self._side(side)
-        old = levels.get(price, 0)
-        if lots == old:
-            self.unchanged += 1
-            return
-        if lots == 0:
-            op, qty = CANCEL, old
-            del levels[price]
-        else:
-            op, qty = (LIMIT if old == 0 else REDUCE if lots < old else REPLACE), lots
-            if op == REDUCE:
-                qty = old - lots
-            levels[price] = lots
-        self.columns.append((timestamp, op, level_order_id(side, price), side, price, qty, tag))
-
-    def best(self) -> tuple[int, int, int, int]:
-        """``(bid price, bid lots, ask price, ask lots)``, zeros for an empty side (O(levels))."""
-        bid = max(self.bids, default=0)
-        ask = min(self.asks, default=0)
-        return bid, self.bids.get(bid, 0), ask, self.asks.get(ask, 0)
 
     def to_array(self, book: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """``(messages, tags)``: the messages so far as MESSAGE_DTYPE, and their tags."""

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,8 @@ from rltrader.constants import BUY, MAX_PRICE, MAX_QTY, SELL
 from rltrader.data._decimal import DecimalGrid, infer_step
 from rltrader.data._io import PathLike, Record, iter_records, read_json
 from rltrader.data._levels import LevelBook, depth_after
+
+_first, _second = itemgetter(0), itemgetter(1)
 
 #: One ``trade`` event: time, Binance trade id, price (ticks), size (lots), aggressor side.
 TRADE_DTYPE = np.dtype([("timestamp", np.int64), ("trade_id", np.int64), ("price", np.int64),
@@ -120,7 +124,9 @@ class _Capture:
             return
         if "result" in data and "id" in data:  # a subscription reply
             return
-        kind = data.get("e", "bookTicker" if {"u", "b", "a"} <= data.keys() else None)
+        kind = data.get("e")
+        if kind is None and "u" in data and "b" in data and "a" in data:
+            kind = "bookTicker"  # spot book tickers have no event type
         if kind not in ("depthUpdate", "trade", "bookTicker"):
             raise ValueError(f"{record.where}: unsupported event {str(data)[:80]}")
         product = data.get("s")
@@ -134,29 +140,19 @@ class _Capture:
         target = {"depthUpdate": self.diffs, "trade": self.trades, "bookTicker": self.tickers}
         target[kind].append(Record(data, record.where, record.local_ns))
 
-    def prices(self) -> Iterable[str]:
+    def values(self, column: int) -> set[str]:
+        """Every distinct price (``column`` 0) or size (1) string of the capture."""
         assert self.snapshot is not None
-        for side in ("bids", "asks"):
-            yield from (p for p, _ in self.snapshot.obj[side])
+        pick = _first if column == 0 else _second
+        seen: set[str] = set()
+        for levels in (self.snapshot.obj["bids"], self.snapshot.obj["asks"]):
+            seen.update(map(pick, levels))
         for r in self.diffs:
-            for side in ("b", "a"):
-                yield from (p for p, _ in r.obj[side])
-        yield from (r.obj["p"] for r in self.trades)
-        for r in self.tickers:
-            yield r.obj["b"]
-            yield r.obj["a"]
-
-    def sizes(self) -> Iterable[str]:
-        assert self.snapshot is not None
-        for side in ("bids", "asks"):
-            yield from (q for _, q in self.snapshot.obj[side])
-        for r in self.diffs:
-            for side in ("b", "a"):
-                yield from (q for _, q in r.obj[side])
-        yield from (r.obj["q"] for r in self.trades)
-        for r in self.tickers:
-            yield r.obj["B"]
-            yield r.obj["A"]
+            seen.update(map(pick, r.obj["b"]))
+            seen.update(map(pick, r.obj["a"]))
+        seen.update(r.obj["pq"[column]] for r in self.trades)
+        seen.update(r.obj[key] for r in self.tickers for key in ("ba", "BA")[column])
+        return seen
 
 
 def _read_capture(paths: Sequence[PathLike], snapshot: PathLike | None,
@@ -179,7 +175,9 @@ def _read_capture(paths: Sequence[PathLike], snapshot: PathLike | None,
 
 def _levels(pairs: Any, side: int, prices: DecimalGrid, sizes: DecimalGrid
             ) -> list[tuple[int, int, int]]:
-    return [(side, prices.units(p), sizes.units(q)) for p, q in pairs]
+    """``[[price, qty], ...]`` strings as ``(side, ticks, lots)``."""
+    return list(zip(repeat(side), prices.units_list(map(_first, pairs)),
+                    sizes.units_list(map(_second, pairs)), strict=False))
 
 
 class _Sequencer:
@@ -248,8 +246,8 @@ def read_feed(
     snap = capture.snapshot
     assert snap is not None
     try:
-        prices = DecimalGrid(tick_size or infer_step(capture.prices()), "price", MAX_PRICE)
-        sizes = DecimalGrid(lot_size or infer_step(capture.sizes()), "size", MAX_QTY)
+        prices = DecimalGrid(tick_size or infer_step(capture.values(0)), "price", MAX_PRICE)
+        sizes = DecimalGrid(lot_size or infer_step(capture.values(1)), "size", MAX_QTY)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed price or size in the input ({exc})") from None
     futures = any("pu" in r.obj for r in capture.diffs)
