@@ -5,11 +5,18 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 PathLike = str | os.PathLike[str]
+
+
+def as_paths(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
+    """One path or a sequence of them, as a list."""
+    if isinstance(paths, (str, os.PathLike)):
+        return [paths]
+    return list(paths)
 
 
 def read_bytes(path: PathLike) -> bytes:

@@ -69,7 +69,8 @@ class LevelBook:
     def update(self, changes: list[tuple[int, int, int]], timestamp: int, tag: int) -> None:
         """Apply one event: ``(side, price ticks, lots)`` per level, ``lots == 0`` deletes."""
         bids, asks = self.bids, self.asks
-        falling, rising = [], []
+        falling: list[tuple[int, int, int]] = []
+        rising: list[tuple[int, int, int]] = []
         for (side, price), lots in {(s, p): q for s, p, q in changes}.items():
             old = (bids if side > 0 else asks).get(price, 0)
             (rising if lots > old else falling).append((side, price, lots))

@@ -34,7 +34,7 @@ strings); when not given, each is the coarsest grid every price (size) of the in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
@@ -44,7 +44,7 @@ import numpy as np
 
 from rltrader.constants import BUY, MAX_PRICE, MAX_QTY, SELL
 from rltrader.data._decimal import DecimalGrid, infer_step
-from rltrader.data._io import PathLike, Record, iter_records, read_json
+from rltrader.data._io import PathLike, Record, as_paths, iter_records, read_json
 from rltrader.data._levels import LevelBook, depth_after
 
 _first, _second = itemgetter(0), itemgetter(1)
@@ -240,9 +240,7 @@ def read_feed(
         Naming the file and line: bad JSON, a missing field, an update-id gap, a value off
         the tick/lot grid, no snapshot or two of them.
     """
-    if isinstance(paths, (str, bytes)) or not isinstance(paths, Iterable):
-        paths = [paths]
-    capture = _read_capture(list(paths), snapshot, symbol)
+    capture = _read_capture(as_paths(paths), snapshot, symbol)
     snap = capture.snapshot
     assert snap is not None
     try:
@@ -322,18 +320,19 @@ class TickerCheck:
     rebuilt: np.ndarray  # TICKER_DTYPE: the rebuilt book at each mismatched update id
 
 
-def compare_tickers(feed: BinanceFeed, **book_kwargs: int) -> TickerCheck:
+def compare_tickers(feed: BinanceFeed, window: int = 4096) -> TickerCheck:
     """Replay ``feed`` and compare the best bid/ask with every checkable ``bookTicker``.
 
     The rebuilt book is defined at the snapshot's ``lastUpdateId`` and at each applied
     diff's ``u``; a ticker with one of those update ids must show exactly the rebuilt best
-    bid and ask (price and size). Tickers between those ids are not checkable.
+    bid and ask (price and size). Tickers between those ids are not checkable. ``window``
+    is the replay book's dense price window in ticks (speed only, never the result).
     """
     defined = np.union1d(feed.diff_update_ids, [feed.snapshot_update_id])
     tickers = np.sort(feed.tickers[np.isin(feed.tickers["update_id"], defined)],
                       order="update_id")
     prices, qtys = depth_after(feed.messages, feed.update_id, tickers["update_id"], 1,
-                               **book_kwargs)
+                               window=window)
     rebuilt = np.zeros(tickers.shape[0], dtype=TICKER_DTYPE)
     rebuilt["update_id"] = tickers["update_id"]
     rebuilt["bid_price"], rebuilt["ask_price"] = prices[:, 0, 0], prices[:, 1, 0]

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import calendar
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -76,7 +76,7 @@ from rltrader.constants import (
     SELL,
 )
 from rltrader.data._decimal import DecimalGrid
-from rltrader.data._io import PathLike, iter_records, read_json
+from rltrader.data._io import PathLike, as_paths, iter_records, read_json
 from rltrader.messages import empty_messages
 
 #: BTC-USD's grid: prices in cents, sizes in satoshis (1e-8 BTC).
@@ -317,15 +317,13 @@ def read_feed(
         inconsistent with the book.
     """
     snap = snapshot if isinstance(snapshot, L3Snapshot) else read_snapshot(snapshot)
-    if isinstance(paths, (str, bytes)) or not isinstance(paths, Iterable):
-        paths = [paths]
     builder = _Builder(DecimalGrid(tick_size, "price", MAX_PRICE),
                        DecimalGrid(lot_size, "size", MAX_QTY), product_id,
                        strict_product=product_id is None)
     builder.snapshot(snap, 0)
     n_seeds = len(builder.columns)
     last, stale = snap.sequence, 0
-    for path in paths:
+    for path in as_paths(paths):
         for record in iter_records(path):
             last, stale = _apply_record(builder, record.obj, record.where, last, stale,
                                         snap.sequence)
@@ -377,9 +375,9 @@ def compare_snapshot(books: Any, feed: CoinbaseFeed, snapshot: L3Snapshot, book:
     prices, sizes = feed.tick_size, feed.lot_size
     for side, orders in ((int(BUY), snapshot.bids), (int(SELL), snapshot.asks)):
         levels: dict[int, list[tuple[int, int]]] = {}
-        for price, size, uuid in orders:
-            want = (feed.order_ids.get(uuid, -1), sizes.units(size))
-            levels.setdefault(prices.units(price), []).append(want)
+        for price_text, size, uuid in orders:
+            order = (feed.order_ids.get(uuid, -1), sizes.units(size))
+            levels.setdefault(prices.units(price_text), []).append(order)
         for price, want in levels.items():
             queue = books.level_queue(book, side, price)
             got = list(zip(queue["order_id"].tolist(), queue["qty"].tolist(), strict=True))

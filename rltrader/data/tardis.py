@@ -35,7 +35,7 @@ import numpy as np
 
 from rltrader.constants import BUY, MAX_PRICE, MAX_QTY, SELL
 from rltrader.data._decimal import DecimalGrid, infer_step
-from rltrader.data._io import PathLike, read_bytes
+from rltrader.data._io import PathLike, as_paths, read_bytes
 from rltrader.data._levels import LevelBook
 
 INCREMENTAL_COLUMNS = ("exchange", "symbol", "timestamp", "local_timestamp", "is_snapshot",
@@ -236,9 +236,7 @@ def read_feed(
         Naming the file and line: wrong column count, a bad flag/side/number, a value off
         the tick/lot grid, a second symbol.
     """
-    if isinstance(paths, (str, bytes)) or not isinstance(paths, Iterable):
-        paths = [paths]
-    table = _read_table(list(paths), symbol)
+    table = _read_table(as_paths(paths), symbol)
     levels = LevelBook()
     if "is_snapshot" in table.header:
         price_at, amount_at = table.column("price"), table.column("amount")
