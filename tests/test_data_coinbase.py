@@ -247,6 +247,9 @@ def test_bad_snapshot(tmp_path):
     snap, path = _write(tmp_path, [], snapshot={**SNAPSHOT, "bids": [["10.001", "1", "x"]]})
     with pytest.raises(ValueError, match=r"snapshot bids\[0\]: price 10.001 is not a multiple"):
         coinbase.read_feed(snap, path)
+    snap, path = _write(tmp_path, [], snapshot={**SNAPSHOT, "asks": [["10.01", "1", "b1"]]})
+    with pytest.raises(ValueError, match=r"snapshot asks: order b1 is listed twice"):
+        coinbase.read_feed(snap, path)
     (tmp_path / "bad.json").write_text('{"bids": []}')
     with pytest.raises(ValueError, match="not a level-3 snapshot"):
         coinbase.read_snapshot(tmp_path / "bad.json")

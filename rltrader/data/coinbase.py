@@ -60,7 +60,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -84,6 +84,7 @@ DEFAULT_TICK_SIZE = "0.01"
 DEFAULT_LOT_SIZE = "0.00000001"
 
 _SIDE = {"buy": int(BUY), "sell": int(SELL)}
+_LIMIT = int(LIMIT)
 _NO_BOOK_EFFECT = ("received", "activate")
 _UNSEQUENCED = ("subscriptions", "heartbeat", "error")
 
@@ -203,14 +204,29 @@ class _Builder:
         self._emit(LIMIT, order_id, side, price, lots, ts, seq)
 
     def snapshot(self, snap: L3Snapshot, ts: int) -> None:
-        for side, orders in ((int(BUY), snap.bids), (int(SELL), snap.asks)):
-            for i, (price, size, uuid) in enumerate(orders):
-                try:
-                    self.rest(uuid, side, self.prices.units(price), self.sizes.units(size), ts,
-                              snap.sequence)
-                except ValueError as exc:
-                    name = "bids" if side == BUY else "asks"
-                    raise ValueError(f"snapshot {name}[{i}]: {exc}") from None
+        """Rest every snapshot order, bids then asks, in the snapshot's order."""
+        for side, name, orders in ((int(BUY), "bids", snap.bids), (int(SELL), "asks", snap.asks)):
+            try:
+                prices = self.prices.units_list([price for price, _, _ in orders])
+                sizes = self.sizes.units_list([size for _, size, _ in orders])
+            except ValueError:
+                self._locate_bad_value(name, orders)
+            for (_, _, uuid), price, lots in zip(orders, prices, sizes, strict=True):
+                if uuid in self.resting:
+                    raise ValueError(f"snapshot {name}: order {uuid} is listed twice")
+                order_id = self.ids[uuid] = len(self.ids) + 1
+                self.resting[uuid] = [order_id, side, price, lots]
+                self.columns.append((ts, _LIMIT, order_id, side, price, lots, snap.sequence))
+
+    def _locate_bad_value(self, name: str, orders: list[tuple[str, str, str]]) -> NoReturn:
+        """Raise the conversion error of the first bad snapshot entry, naming it."""
+        for i, (price, size, _) in enumerate(orders):
+            try:
+                self.prices.units(price)
+                self.sizes.units(size)
+            except ValueError as exc:
+                raise ValueError(f"snapshot {name}[{i}]: {exc}") from None
+        raise ValueError(f"snapshot {name}: a price or size does not convert")
 
     def apply(self, msg: dict[str, Any], ts: int, seq: int) -> None:
         kind = msg["type"]
