@@ -85,16 +85,16 @@ def test_first_messages_by_hand(spot):
                                        SELL)
 
 
-def test_final_book_equals_the_level_dicts(futures):
+def test_final_book_equals_the_level_dicts(spot):
     books = Books(1, window=WINDOW)
-    events = books.process_all(futures.messages)
+    events = books.process_all(spot.messages)
     assert not (events["kind"] == REJECTED).any()
     books.check_integrity()
     # rebuild the levels independently, in plain Python, from the raw JSON; the first
     # applicable diffs arrived before the snapshot, so diffs are buffered
     levels = {BUY: {}, SELL: {}}
     diffs = []
-    for line in gzip.open(FUTURES, "rt"):
+    for line in gzip.open(SPOT, "rt"):
         obj = json.loads(line.split(" ", 1)[1])
         data = obj.get("data", obj)
         if "lastUpdateId" in data:
@@ -104,7 +104,7 @@ def test_final_book_equals_the_level_dicts(futures):
         elif data.get("e") == "depthUpdate":
             diffs.append(data)
     for data in diffs:
-        if data["u"] < snapshot_id:
+        if data["u"] <= snapshot_id:
             continue
         for side, key in ((BUY, "b"), (SELL, "a")):
             for p, q in data[key]:
@@ -112,11 +112,12 @@ def test_final_book_equals_the_level_dicts(futures):
                     levels[side].pop(Decimal(p), None)
                 else:
                     levels[side][Decimal(p)] = Decimal(q)
-    assert snapshot_id == futures.snapshot_update_id
+    assert snapshot_id == spot.snapshot_update_id
+    tick, lot = Decimal(spot.tick_size.step), Decimal(spot.lot_size.step)
     n = max(len(levels[BUY]), len(levels[SELL]))
     prices, qtys, _ = books.top_levels(n)
     for si, side in enumerate((BUY, SELL)):
-        want = sorted(((int(p * 10), int(q * 1000)) for p, q in levels[side].items()),
+        want = sorted(((int(p / tick), int(q / lot)) for p, q in levels[side].items()),
                       reverse=side == BUY)
         got = [(p, q) for p, q in zip(prices[0, si].tolist(), qtys[0, si].tolist(),
                                       strict=True) if q]

@@ -40,6 +40,11 @@ def feed() -> coinbase.CoinbaseFeed:
 
 
 @pytest.fixture(scope="module")
+def end() -> coinbase.L3Snapshot:
+    return coinbase.read_snapshot(END)
+
+
+@pytest.fixture(scope="module")
 def replayed(feed) -> tuple[Books, np.ndarray]:
     books = Books(1, window=WINDOW, capacity=1 << 17)
     return books, books.process_all(feed.messages)
@@ -77,26 +82,28 @@ def test_first_messages_by_hand(feed):
     assert (feed.messages["timestamp"][:66811] == msg["timestamp"]).all()
 
 
-def test_replay_reproduces_end_snapshot_exactly(feed, replayed):
+def test_replay_reproduces_end_snapshot_exactly(feed, replayed, end):
     books, events = replayed
     assert not (events["kind"] == REJECTED).any()
     assert int((events["kind"] == FILL).sum()) == 501
-    end = coinbase.read_snapshot(END)
     assert end.sequence == feed.last_sequence
     assert books.live_orders(0) == len(end) == 66833
     assert coinbase.compare_snapshot(books, feed, end) == []
 
 
-def test_compare_detects_a_difference(feed, replayed):
+def test_compare_detects_a_difference(feed, replayed, end):
     books, _ = replayed
-    end = coinbase.read_snapshot(END)
     price, size, uuid = end.asks[0]
-    swapped = coinbase.L3Snapshot(end.sequence, end.bids,
+    resized = coinbase.L3Snapshot(end.sequence, end.bids,
                                   [(price, "0.00000001", uuid), *end.asks[1:]])
-    problems = coinbase.compare_snapshot(books, feed, swapped)
+    problems = coinbase.compare_snapshot(books, feed, resized)
     assert len(problems) == 1 and "6185.51" in problems[0]
-    begin = coinbase.read_snapshot(BEGIN)
-    assert coinbase.compare_snapshot(books, feed, begin)
+    reordered = coinbase.L3Snapshot(end.sequence, [end.bids[1], end.bids[0], *end.bids[2:]],
+                                    end.asks)
+    assert len(coinbase.compare_snapshot(books, feed, reordered, limit=1)) == 1
+    fewer = coinbase.L3Snapshot(end.sequence, end.bids[:-1], end.asks)
+    problems = coinbase.compare_snapshot(books, feed, fewer)
+    assert len(problems) == 2 and problems[1] == "66833 live orders, snapshot has 66832"
 
 
 # ---------------------------------------------------------------------------------------

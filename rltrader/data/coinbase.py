@@ -397,9 +397,11 @@ def compare_snapshot(books: Any, feed: CoinbaseFeed, snapshot: L3Snapshot, book:
         for price, want in levels.items():
             queue = books.level_queue(book, side, price)
             got = list(zip(queue["order_id"].tolist(), queue["qty"].tolist(), strict=True))
-            if got != want and len(problems) < limit:
+            if got != want:
                 problems.append(f"side {side:+d} price {prices.text(price)}: queue "
                                 f"(id, lots) {got[:4]}... != snapshot {want[:4]}...")
+                if len(problems) == limit:
+                    return problems
     live = books.live_orders(book)
     if live != len(snapshot) and len(problems) < limit:
         problems.append(f"{live} live orders, snapshot has {len(snapshot)}")
