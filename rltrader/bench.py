@@ -70,7 +70,8 @@ def time_batched(messages: np.ndarray, n_books: int, *, batch: int = BATCH, repe
     return _median_ns(run, len(messages), repeats, warmup)
 
 
-def time_per_call(messages: np.ndarray, *, repeats: int = 5, warmup: int = 1) -> tuple[float, float]:
+def time_per_call(messages: np.ndarray, *, repeats: int = 5,
+                  warmup: int = 1) -> tuple[float, float]:
     """Median and best ns/message of one ``OrderBook.limit``/``cancel`` call per message."""
     if not np.isin(messages["op"], (LIMIT, CANCEL)).all():
         raise ValueError("the per-call benchmark takes limit and cancel messages only")

@@ -1,4 +1,4 @@
-"""The ``rltrader`` command: demo, bench, profile, replay."""
+"""The ``rltrader`` command: demo, bench, profile, replay, simulate, facts."""
 
 from __future__ import annotations
 
@@ -55,6 +55,27 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                          "--lot-size and --window do not apply")
     return replay.main(args.format, args.path[0], symbol=args.symbol, levels=args.levels,
                        dump_l2=args.dump_l2, tick_size=int(args.tick_size or 100))
+
+
+def _cmd_facts(args: argparse.Namespace) -> int:
+    from rltrader import analytics
+
+    market = analytics.lobster_market(args.path, interval_ms=args.interval_ms,
+                                      levels=args.levels, tick_size=args.tick_size)
+    facts = analytics.stylized_facts(market)
+    print(facts.format_table())
+    if args.out:
+        from rltrader.report import write_report
+
+        print(f"wrote {write_report(args.out, market, facts)}")
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from rltrader import simulate
+
+    return simulate.main(args.preset, config_path=args.config, seed=args.seed,
+                         copies=args.copies, out=args.out, progress=not args.no_progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +150,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=None,
                    help="crypto: the core's dense price window in ticks (default 262144)")
     p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("facts", help="stylized facts of a LOBSTER message file",
+                       description="Rebuild the book from a LOBSTER message file, sample it "
+                       "on a clock and print the stylized facts (returns, tails, memory, "
+                       "spread, depth, order signs) against their typical ranges.")
+    p.add_argument("path", help="LOBSTER message file (.csv or .csv.gz)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="also write the figures, report.md and facts.json to DIR")
+    p.add_argument("--interval-ms", type=int, default=100,
+                   help="sampling clock, ms (default %(default)s)")
+    p.add_argument("--levels", type=int, default=10,
+                   help="depth levels per side to record (default %(default)s)")
+    p.add_argument("--tick-size", type=int, default=100,
+                   help="price units per tick (LOBSTER: 1/10000 dollars; default 100)")
+    p.set_defaults(func=_cmd_facts)
+
+    p = sub.add_parser("simulate", help="run a simulated market day with background traders",
+                       description="Run a preset (rmsc04, small, wide) or a TOML market "
+                       "configuration for a day and print messages/s, wake-ups/s and counts.")
+    p.add_argument("preset", nargs="?", default="rmsc04", help="preset (default: %(default)s)")
+    p.add_argument("--config", default=None, metavar="TOML", help="a market config file "
+                   "instead of a preset")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--copies", type=int, default=None, help="independent copies per symbol")
+    p.add_argument("--out", default=None, help="record the day to OUT.npz and book 0 to "
+                   "OUT_book0_message.csv + OUT_book0_orderbook_10.csv (LOBSTER)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_simulate)
     return parser
 
 

@@ -84,7 +84,8 @@ def agent_impact(books: Books, qty: int, owner: int) -> dict:
     fills = events[events["kind"] == FILL]
     after = (books.best_bid(0), books.best_ask(0))
     return {
-        "qty": qty, "filled": int(fills["qty"].sum()), "levels": int(np.unique(fills["price"]).size),
+        "qty": qty, "filled": int(fills["qty"].sum()),
+        "levels": int(np.unique(fills["price"]).size),
         "avg_price": float((fills["price"] * fills["qty"]).sum() / max(fills["qty"].sum(), 1)),
         "ask_before": before[1], "ask_after": after[1], "bid_after": after[0],
         "position": int(books.accounts[0, owner]["position"]),

@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("mypy.stubtest")
 pytest.importorskip("rltrader._book")
+pytest.importorskip("rltrader._flow")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +23,10 @@ ALLOWLIST = [
     r"rltrader\._book\.__setstate_cython__",
     # a cdef class's __init__ is a slot wrapper, (self, /, *args, **kwargs) at runtime
     r"rltrader\._book\.OrderBook\.__init__",
+    r"rltrader\._flow\.__test__",
+    r"rltrader\._flow\.__reduce_cython__",
+    r"rltrader\._flow\.__setstate_cython__",
+    r"rltrader\._flow\.Flow\.__init__",
 ]
 
 
@@ -32,6 +37,6 @@ def test_stub_matches_the_compiled_module(tmp_path: Path) -> None:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run(
         [sys.executable, "-m", "mypy.stubtest", "--concise", "--ignore-unused-allowlist",
-         "--allowlist", str(allowlist), "rltrader._book"],
+         "--allowlist", str(allowlist), "rltrader._book", "rltrader._flow"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr

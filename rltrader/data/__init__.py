@@ -1,6 +1,10 @@
 """Readers that turn recorded market data into the core's message array.
 
 - :mod:`rltrader.data.lobster`: LOBSTER message and orderbook files (NASDAQ, L3 by order id).
+- :mod:`rltrader.data.lobster_exact`: every orderbook row rebuilt exactly from both files.
+- :mod:`rltrader.data.lobster_writer`: a simulated book's events as LOBSTER files.
+- :mod:`rltrader.data.hybrid`: recorded flow and agent orders in the same queues
+  (``docs/hybrid.md``).
 - :mod:`rltrader.data.coinbase`: Coinbase level-3 snapshot + ``full`` channel (L3 by order id).
 - :mod:`rltrader.data.binance`: Binance depth snapshot + diff stream (L2), trades, book tickers.
 - :mod:`rltrader.data.tardis`: tardis.dev ``incremental_book_L2``, ``book_snapshot_N`` and

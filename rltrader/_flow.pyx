@@ -1,0 +1,824 @@
+# cython: language_level=3
+"""Background order flow: compiled trader populations over a batch of books.
+
+One ``Flow.run(n_steps)`` call advances every book by ``n_steps`` steps of ``dt`` ns. Each
+step, for every book: the latent fundamental value moves (Ornstein-Uhlenbeck with
+compound-Poisson jumps), every population draws its wake-ups, the woken traders decide and
+write their messages into a delay line (``latency`` steps per population), and the
+decisions that arrive this step are put in a random order (Fisher-Yates with the book's own
+generator; each decision's messages stay together and in order) and handed, for all books
+at once, to the core (``Books._run``). Traders see fills through the core's per-owner
+accounts (position), never through Python objects.
+
+Each book has its own xoshiro256** generator, seeded by the caller (``SeedSequence.spawn``).
+Nothing here allocates while stepping, except the optional message/event logs, which grow
+outside the kernels.
+"""
+
+cimport numpy as cnp
+from libc.math cimport ceil, cos, exp, floor, fabs, log, pow, sqrt
+from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
+from libc.string cimport memcpy
+
+from rltrader._book cimport (
+    Account, BookState, Books, Core, Event, Message,
+    BUY, SELL, LIMIT, MARKET, CANCEL, GTC, IOC, FILL, REJECTED, UNKNOWN_ORDER,
+    EMPTY_BID, EMPTY_ASK, MAX_PRICE,
+)
+
+import numpy as np
+
+from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
+
+cnp.import_array()
+
+cdef double TWO_PI = 6.283185307179586
+
+
+# ---------------------------------------------------------------------------------------
+# Per-book random numbers: xoshiro256** (Blackman & Vigna), 4 x uint64 of state per book
+# ---------------------------------------------------------------------------------------
+
+cdef inline uint64_t rotl(uint64_t x, int k) noexcept nogil:
+    return (x << k) | (x >> (64 - k))
+
+
+cdef inline uint64_t next_u64(uint64_t* s) noexcept nogil:
+    cdef uint64_t result = rotl(s[1] * 5, 7) * 9
+    cdef uint64_t t = s[1] << 17
+    s[2] ^= s[0]
+    s[3] ^= s[1]
+    s[1] ^= s[2]
+    s[0] ^= s[3]
+    s[2] ^= t
+    s[3] = rotl(s[3], 45)
+    return result
+
+
+cdef inline double uniform(uint64_t* s) noexcept nogil:
+    """Uniform on the open interval (0, 1)."""
+    return ((next_u64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+cdef inline int64_t below(uint64_t* s, int64_t n) noexcept nogil:
+    """Uniform integer in [0, n), n >= 1."""
+    return <int64_t>(uniform(s) * n)
+
+
+cdef inline double normal(uint64_t* s) noexcept nogil:
+    """Standard normal (Box-Muller, one of the pair)."""
+    return sqrt(-2.0 * log(uniform(s))) * cos(TWO_PI * uniform(s))
+
+
+cdef int64_t poisson(uint64_t* s, double lam) noexcept nogil:
+    """Poisson(lam): inversion by multiplication below 30, rounded normal above."""
+    cdef double limit, p = 1.0
+    cdef int64_t k = 0
+    if lam <= 0.0:
+        return 0
+    if lam >= 30.0:
+        k = <int64_t>floor(lam + sqrt(lam) * normal(s) + 0.5)
+        return k if k > 0 else 0
+    limit = exp(-lam)
+    while True:
+        p *= uniform(s)
+        if p <= limit:
+            return k
+        k += 1
+
+
+cdef inline int64_t pareto_lots(uint64_t* s, const Sizes* z, double scale) noexcept nogil:
+    """Heavy-tailed order size: floor(scale * min * U^(-1/alpha)) in [1, max] lots."""
+    cdef double x = scale * z.min_lots * pow(uniform(s), -1.0 / z.alpha)
+    if x > z.max_lots:
+        x = z.max_lots
+    return <int64_t>x if x >= 1.0 else 1
+
+
+cdef inline int64_t power_depth(uint64_t* s, double alpha, int64_t max_depth) noexcept nogil:
+    """Ticks from the touch, P(depth >= d) = (d + 1)^-alpha, capped at max_depth."""
+    cdef double d = floor(pow(uniform(s), -1.0 / alpha)) - 1.0
+    return <int64_t>d if d < max_depth else max_depth
+
+
+cdef inline int64_t clamp_price(double p) noexcept nogil:
+    if p < 1.0:
+        return 1
+    if p > <double>MAX_PRICE:
+        return MAX_PRICE
+    return <int64_t>p
+
+
+# ---------------------------------------------------------------------------------------
+# Parameters (filled from dicts by rltrader.market; rates and times are per step)
+# ---------------------------------------------------------------------------------------
+
+cdef struct Sizes:
+    double min_lots         # scale of the Pareto size distribution, lots
+    double alpha            # tail exponent (smaller: heavier tail)
+    double max_lots         # cap, lots
+
+cdef struct Noise:
+    int32_t first           # owner of the first noise trader
+    int32_t count
+    int32_t latency         # steps between decision and arrival
+    double rate             # wake-ups per trader per step
+    double p_market         # share of wake-ups that send a market order
+    double p_cancel         # share that cancel one of their resting orders
+    int32_t ring            # resting orders a trader keeps (oldest cancelled when full)
+    double depth_alpha      # limit price: ticks behind the touch, power law
+    int64_t depth_max       # ticks
+    Sizes size
+
+cdef struct Value:
+    int32_t first
+    int32_t count
+    int32_t latency
+    double rate
+    double obs_sd           # noise of a trader's view of the fundamental, ticks
+    double threshold        # mispricing (ticks) beyond the touch that makes it take
+    double passive_offset   # ticks from its estimate where it rests otherwise
+    Sizes size
+
+cdef struct Momentum:
+    int32_t first
+    int32_t count
+    int32_t latency
+    double rate
+    double alpha_short      # EMA weight per step of the short average of the mid
+    double alpha_long
+    double threshold        # ticks: |short - long| that counts as a trend
+    Sizes size
+
+cdef struct Maker:
+    int32_t first
+    int32_t count
+    int32_t latency
+    double rate             # scheduled re-quotes per maker per step
+    int32_t levels          # quotes per side
+    int64_t spacing         # ticks between a maker's levels
+    double half_spread      # ticks from the centre to its first level
+    double qty              # lots per quote (times the size class)
+    double skew             # ticks the centre moves per lot of inventory (against it)
+    int64_t max_inventory   # lots: at |position| >= this it quotes one side only
+    int64_t requote_ticks   # re-quote when the mid moved this far (0: schedule only)
+
+cdef struct Fundamental:
+    double kappa            # mean reversion per step
+    double sigma            # ticks per step (standard deviation)
+    double jump_rate        # jumps per step
+    double jump_mean        # ticks (sign random)
+    double jump_sd          # ticks
+
+cdef struct Parent:
+    int32_t owner
+    int32_t side
+    int32_t pov             # 0: TWAP, 1: percentage of volume
+    int32_t latency
+    int64_t qty             # lots
+    int64_t start           # step of the first child order
+    int64_t end             # step after the last child order
+    int64_t interval        # steps between child orders
+    double participation    # POV: target share of the book's volume since start
+
+cdef struct ParentState:
+    double arrival_mid      # ticks, mid at the start step
+    double end_mid          # ticks, mid at the end step (nan until then)
+    int64_t volume0         # the book's volume at the start step, lots
+    int64_t sent            # lots sent so far
+
+# Counter indices (Flow.counters)
+cdef enum:
+    C_STEPS = 0
+    C_MESSAGES = 1
+    C_EVENTS = 2
+    C_FILLS = 3
+    C_STALE_CANCELS = 4     # cancels of orders that had already filled (UNKNOWN_ORDER)
+    C_REJECTS = 5           # every other reject
+    C_OVERFLOW = 6          # decisions dropped because a delay-line bucket was full
+    C_WAKE_NOISE = 7
+    C_WAKE_VALUE = 8
+    C_WAKE_MOMENTUM = 9
+    C_WAKE_MAKER = 10
+    C_WAKE_EXECUTION = 11
+    N_COUNTERS = 12
+
+COUNTER_NAMES = ("steps", "messages", "events", "fills", "stale_cancels", "rejects",
+                 "overflow", "wakeups_noise", "wakeups_value", "wakeups_momentum",
+                 "wakeups_maker", "wakeups_execution")
+
+
+cdef struct State:
+    int32_t n_books
+    int32_t n_traders       # background traders per book (owners [0, n_traders))
+    int32_t n_owners        # accounts per book in the core
+    int32_t ring            # live-order slots per trader
+    int32_t n_parents
+    int32_t delay           # buckets in the delay line (max latency + 1)
+    int32_t bucket_cap      # messages per book per bucket
+    int64_t t0              # ns of step 0
+    int64_t dt              # ns per step
+    int64_t step            # next step to run
+    Noise noise
+    Value value
+    Momentum momentum
+    Maker maker
+    Fundamental fund
+    uint64_t* rng           # [n_books, 4]
+    int64_t* next_id        # [n_books] next order id
+    double* fundamental     # [n_books] ticks
+    double* r_bar           # [n_books] ticks, long-run mean of the fundamental
+    double* ema             # [n_books, 2] short and long EMA of the mid, ticks
+    double* size_class      # [n_books, n_traders] order-size multiplier
+    int64_t* live           # [n_books, n_traders, ring] ids of resting orders (0: none)
+    int32_t* ring_pos       # [n_books, n_traders] next ring slot
+    double* maker_mid       # [n_books, maker.count] mid at the last quote
+    Parent* parents         # [n_parents]
+    ParentState* progress   # [n_books, n_parents]
+    Message* pending        # [delay, n_books, bucket_cap]
+    int32_t* pending_n      # [delay, n_books]
+    int32_t* group_start    # [delay, n_books, bucket_cap] first message of each decision
+    int32_t* group_n        # [delay, n_books] decisions in the bucket
+    int32_t* order          # [bucket_cap] scratch: the shuffled order of the decisions
+    Message* batch          # [n_books * bucket_cap]
+    int64_t* counters       # [N_COUNTERS]
+    const Core* core
+
+
+# ---------------------------------------------------------------------------------------
+# Kernels
+# ---------------------------------------------------------------------------------------
+
+cdef inline double mid_of(const BookState* bs, double fallback) noexcept nogil:
+    """Mid in ticks; the last trade, then ``fallback``, when a side is empty."""
+    if bs.best_bid != EMPTY_BID and bs.best_ask != EMPTY_ASK:
+        return 0.5 * (bs.best_bid + bs.best_ask)
+    if bs.last_price > 0:
+        return <double>bs.last_price
+    return fallback
+
+
+cdef inline void begin(State* f, int32_t b, int32_t latency) noexcept nogil:
+    """Start a decision: its messages stay together and in order when a step's arrivals
+    are shuffled (a trader's cancel always reaches the book before its new quote)."""
+    cdef int64_t at = ((f.step + latency) % f.delay) * f.n_books + b
+    if f.group_n[at] < f.bucket_cap:
+        f.group_start[at * f.bucket_cap + f.group_n[at]] = f.pending_n[at]
+        f.group_n[at] += 1
+
+
+cdef inline Message* push(State* f, int32_t b, int32_t latency) noexcept nogil:
+    """A free message of book ``b`` arriving ``latency`` steps from now, or NULL if full."""
+    cdef int64_t slot = (f.step + latency) % f.delay
+    cdef int32_t* n = &f.pending_n[slot * f.n_books + b]
+    cdef Message* m
+    if n[0] >= f.bucket_cap:
+        f.counters[C_OVERFLOW] += 1
+        return NULL
+    m = &f.pending[(slot * f.n_books + b) * f.bucket_cap + n[0]]
+    n[0] += 1
+    m.timestamp = f.t0 + (f.step + latency) * f.dt
+    m.book = b
+    m.new_order_id = 0
+    m.stop_price = 0
+    m.price = 0
+    m.tif = GTC
+    m.side = 0
+    return m
+
+
+cdef inline int64_t send(State* f, int32_t b, int32_t owner, int32_t latency, int op,
+                         int side, int64_t price, int64_t qty, int tif) noexcept nogil:
+    """Queue a new order; returns its id (0 when the bucket was full)."""
+    cdef Message* m = push(f, b, latency)
+    if m == NULL:
+        return 0
+    m.op = op
+    m.side = side
+    m.price = price
+    m.qty = qty
+    m.tif = tif
+    m.owner = owner
+    m.order_id = f.next_id[b]
+    f.next_id[b] += 1
+    return m.order_id
+
+
+cdef inline void cancel(State* f, int32_t b, int32_t owner, int32_t latency,
+                        int64_t order_id) noexcept nogil:
+    cdef Message* m = push(f, b, latency)
+    if m == NULL:
+        return
+    m.op = CANCEL
+    m.qty = 0
+    m.owner = owner
+    m.order_id = order_id
+
+
+cdef inline int64_t* ring_of(State* f, int32_t b, int32_t trader) noexcept nogil:
+    return &f.live[(<int64_t>b * f.n_traders + trader) * f.ring]
+
+
+cdef inline void cancel_all(State* f, int32_t b, int32_t trader, int32_t latency,
+                            int32_t slots) noexcept nogil:
+    cdef int64_t* ids = ring_of(f, b, trader)
+    cdef int32_t j
+    for j in range(slots):
+        if ids[j] != 0:
+            cancel(f, b, trader, latency, ids[j])
+            ids[j] = 0
+
+
+cdef void noise_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
+                       double mid) noexcept nogil:
+    """Zero intelligence: a market, cancel or limit order around the touch."""
+    cdef const Noise* p = &f.noise
+    cdef uint64_t* rng = &f.rng[4 * b]
+    cdef double u = uniform(rng)
+    cdef int side = BUY if uniform(rng) < 0.5 else SELL
+    cdef int64_t qty = pareto_lots(rng, &p.size, f.size_class[<int64_t>b * f.n_traders + trader])
+    cdef int64_t* ids = ring_of(f, b, trader)
+    cdef int32_t* pos = &f.ring_pos[<int64_t>b * f.n_traders + trader]
+    cdef int64_t base, depth, j
+    begin(f, b, p.latency)
+    if u < p.p_market:
+        send(f, b, trader, p.latency, MARKET, side, 0, qty, IOC)
+        return
+    if u < p.p_market + p.p_cancel:
+        j = below(rng, p.ring)
+        if ids[j] != 0:
+            cancel(f, b, trader, p.latency, ids[j])
+            ids[j] = 0
+        return
+    if side == BUY:
+        base = bs.best_bid if bs.best_bid != EMPTY_BID else (
+            bs.best_ask - 1 if bs.best_ask != EMPTY_ASK else <int64_t>floor(mid) - 1)
+    else:
+        base = bs.best_ask if bs.best_ask != EMPTY_ASK else (
+            bs.best_bid + 1 if bs.best_bid != EMPTY_BID else <int64_t>ceil(mid) + 1)
+    depth = power_depth(rng, p.depth_alpha, p.depth_max)
+    if ids[pos[0]] != 0:
+        cancel(f, b, trader, p.latency, ids[pos[0]])   # keep at most `ring` resting orders
+    ids[pos[0]] = send(f, b, trader, p.latency, LIMIT, side,
+                       clamp_price(<double>(base - side * depth)), qty, GTC)
+    pos[0] = (pos[0] + 1) % p.ring
+
+
+cdef void value_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
+                       double mid) noexcept nogil:
+    """Trade toward a noisy view of the fundamental: take beyond a threshold, else rest."""
+    cdef const Value* p = &f.value
+    cdef uint64_t* rng = &f.rng[4 * b]
+    cdef double estimate = f.fundamental[b] + p.obs_sd * normal(rng)
+    cdef int64_t qty = pareto_lots(rng, &p.size, f.size_class[<int64_t>b * f.n_traders + trader])
+    cdef int64_t* ids = ring_of(f, b, trader)
+    cdef int64_t price
+    cdef int side
+    begin(f, b, p.latency)
+    cancel_all(f, b, trader, p.latency, 1)
+    if bs.best_ask != EMPTY_ASK and estimate - bs.best_ask > p.threshold:
+        side, price = BUY, bs.best_ask
+    elif bs.best_bid != EMPTY_BID and bs.best_bid - estimate > p.threshold:
+        side, price = SELL, bs.best_bid
+    elif estimate >= mid:
+        side = BUY
+        price = clamp_price(floor(estimate - p.passive_offset))
+        if bs.best_ask != EMPTY_ASK and price >= bs.best_ask:
+            price = bs.best_ask - 1
+    else:
+        side = SELL
+        price = clamp_price(ceil(estimate + p.passive_offset))
+        if bs.best_bid != EMPTY_BID and price <= bs.best_bid:
+            price = bs.best_bid + 1
+    ids[0] = send(f, b, trader, p.latency, LIMIT, side, clamp_price(<double>price), qty, GTC)
+
+
+cdef void momentum_trader(State* f, int32_t b, int32_t trader,
+                          const BookState* bs) noexcept nogil:
+    """Follow the trend: a marketable IOC limit at the touch when the EMAs diverge."""
+    cdef const Momentum* p = &f.momentum
+    cdef uint64_t* rng = &f.rng[4 * b]
+    cdef double trend = f.ema[2 * b] - f.ema[2 * b + 1]
+    cdef int64_t qty = pareto_lots(rng, &p.size, f.size_class[<int64_t>b * f.n_traders + trader])
+    begin(f, b, p.latency)
+    if trend > p.threshold and bs.best_ask != EMPTY_ASK:
+        send(f, b, trader, p.latency, LIMIT, BUY, bs.best_ask, qty, IOC)
+    elif trend < -p.threshold and bs.best_bid != EMPTY_BID:
+        send(f, b, trader, p.latency, LIMIT, SELL, bs.best_bid, qty, IOC)
+
+
+cdef void market_maker(State* f, int32_t b, int32_t k, double mid) noexcept nogil:
+    """Cancel the old quotes and quote ``levels`` per side around the mid, skewed against
+    the inventory; one side only beyond ``max_inventory``."""
+    cdef const Maker* p = &f.maker
+    cdef int32_t trader = p.first + k, i
+    cdef int64_t position = f.core.accounts[<int64_t>b * f.core.n_owners + trader].position
+    cdef int64_t* ids = ring_of(f, b, trader)
+    cdef double centre = mid - p.skew * position
+    cdef double scale = f.size_class[<int64_t>b * f.n_traders + trader]
+    cdef int64_t qty = <int64_t>floor(p.qty * scale + 0.5)
+    cdef double offset
+    if qty < 1:
+        qty = 1
+    begin(f, b, p.latency)
+    cancel_all(f, b, trader, p.latency, 2 * p.levels)
+    f.maker_mid[<int64_t>b * p.count + k] = mid
+    for i in range(p.levels):
+        offset = p.half_spread + i * p.spacing
+        if position < p.max_inventory:
+            ids[2 * i] = send(f, b, trader, p.latency, LIMIT, BUY,
+                              clamp_price(floor(centre - offset)), qty, GTC)
+        if position > -p.max_inventory:
+            ids[2 * i + 1] = send(f, b, trader, p.latency, LIMIT, SELL,
+                                  clamp_price(ceil(centre + offset)), qty, GTC)
+
+
+cdef void execution(State* f, int32_t b, const BookState* bs, double mid) noexcept nogil:
+    """Work each parent order: market child orders on a TWAP or POV schedule."""
+    cdef const Parent* p
+    cdef ParentState* s
+    cdef int32_t j
+    cdef int64_t elapsed, target
+    for j in range(f.n_parents):
+        p = &f.parents[j]
+        s = &f.progress[<int64_t>b * f.n_parents + j]
+        if f.step == p.start:
+            s.arrival_mid = mid
+            s.volume0 = bs.volume
+        if f.step == p.end:
+            s.end_mid = mid
+        if f.step < p.start or f.step >= p.end or (f.step - p.start) % p.interval != 0:
+            continue
+        elapsed = f.step - p.start + p.interval
+        if p.pov:
+            target = <int64_t>floor(p.participation * (bs.volume - s.volume0))
+        elif elapsed >= p.end - p.start:
+            target = p.qty
+        else:
+            target = p.qty * elapsed // (p.end - p.start)
+        if target > p.qty:
+            target = p.qty
+        f.counters[C_WAKE_EXECUTION] += 1
+        if target > s.sent:
+            begin(f, b, p.latency)
+            send(f, b, p.owner, p.latency, MARKET, p.side, 0, target - s.sent, IOC)
+            s.sent = target
+
+
+cdef void move_fundamental(State* f, int32_t b) noexcept nogil:
+    """One step of Ornstein-Uhlenbeck plus compound-Poisson jumps of random sign."""
+    cdef const Fundamental* p = &f.fund
+    cdef uint64_t* rng = &f.rng[4 * b]
+    cdef double v = f.fundamental[b]
+    cdef int64_t jumps
+    v += p.kappa * (f.r_bar[b] - v)
+    if p.sigma > 0.0:
+        v += p.sigma * normal(rng)
+    if p.jump_rate > 0.0:
+        jumps = poisson(rng, p.jump_rate)
+        while jumps > 0:
+            v += (1.0 if uniform(rng) < 0.5 else -1.0) * (p.jump_mean + p.jump_sd * normal(rng))
+            jumps -= 1
+    f.fundamental[b] = v if v >= 1.0 else 1.0
+
+
+cdef inline int32_t wakers(State* f, uint64_t* rng, int32_t count, double rate,
+                           int counter) noexcept nogil:
+    cdef int64_t k = poisson(rng, count * rate) if count > 0 else 0
+    f.counters[counter] += k
+    return <int32_t>k
+
+
+cdef void decide_book(State* f, int32_t b) noexcept nogil:
+    """Every population of book ``b`` decides for the current step."""
+    cdef const BookState* bs = &f.core.bk[b]
+    cdef uint64_t* rng = &f.rng[4 * b]
+    cdef double mid
+    cdef int32_t k, n
+    move_fundamental(f, b)
+    mid = mid_of(bs, f.fundamental[b])
+    f.ema[2 * b] += f.momentum.alpha_short * (mid - f.ema[2 * b])
+    f.ema[2 * b + 1] += f.momentum.alpha_long * (mid - f.ema[2 * b + 1])
+    n = wakers(f, rng, f.noise.count, f.noise.rate, C_WAKE_NOISE)
+    for k in range(n):
+        noise_trader(f, b, f.noise.first + <int32_t>below(rng, f.noise.count), bs, mid)
+    n = wakers(f, rng, f.value.count, f.value.rate, C_WAKE_VALUE)
+    for k in range(n):
+        value_trader(f, b, f.value.first + <int32_t>below(rng, f.value.count), bs, mid)
+    n = wakers(f, rng, f.momentum.count, f.momentum.rate, C_WAKE_MOMENTUM)
+    for k in range(n):
+        momentum_trader(f, b, f.momentum.first + <int32_t>below(rng, f.momentum.count), bs)
+    for k in range(f.maker.count):
+        if (uniform(rng) < f.maker.rate or (f.maker.requote_ticks > 0 and fabs(
+                mid - f.maker_mid[<int64_t>b * f.maker.count + k]) >= f.maker.requote_ticks)):
+            f.counters[C_WAKE_MAKER] += 1
+            market_maker(f, b, k, mid)
+    if f.n_parents > 0:
+        execution(f, b, bs, mid)
+
+
+cdef int64_t gather(State* f) noexcept nogil:
+    """Move this step's arrivals of every book into the batch: each book's decisions in a
+    random order (Fisher-Yates with the book's generator), each decision's messages in
+    the order its trader sent them."""
+    cdef int64_t slot = f.step % f.delay, total = 0, at
+    cdef int32_t b, n, g, i, j, tmp, first, stop
+    cdef const Message* src
+    cdef const int32_t* starts
+    for b in range(f.n_books):
+        at = slot * f.n_books + b
+        n = f.pending_n[at]
+        g = f.group_n[at]
+        f.pending_n[at] = 0
+        f.group_n[at] = 0
+        if n == 0:
+            continue
+        src = &f.pending[at * f.bucket_cap]
+        starts = &f.group_start[at * f.bucket_cap]
+        for i in range(g):
+            f.order[i] = i
+        i = g - 1
+        while i > 0:
+            j = <int32_t>below(&f.rng[4 * b], i + 1)
+            tmp = f.order[i]
+            f.order[i] = f.order[j]
+            f.order[j] = tmp
+            i -= 1
+        for i in range(g):
+            first = starts[f.order[i]]
+            stop = starts[f.order[i] + 1] if f.order[i] + 1 < g else n
+            memcpy(&f.batch[total], &src[first], (stop - first) * sizeof(Message))
+            total += stop - first
+    return total
+
+
+cdef int64_t decide_all(State* f) noexcept nogil:
+    cdef int32_t b
+    for b in range(f.n_books):
+        decide_book(f, b)
+    return gather(f)
+
+
+cdef void tally(State* f, const Event* events, int64_t n) noexcept nogil:
+    cdef int64_t i
+    for i in range(n):
+        if events[i].kind == FILL:
+            f.counters[C_FILLS] += 1
+        elif events[i].kind == REJECTED:
+            if events[i].reason == UNKNOWN_ORDER:
+                f.counters[C_STALE_CANCELS] += 1
+            else:
+                f.counters[C_REJECTS] += 1
+    f.counters[C_EVENTS] += n
+
+
+# ---------------------------------------------------------------------------------------
+# Python-facing class
+# ---------------------------------------------------------------------------------------
+
+cdef object _array(object a, object dtype, tuple shape, str name):
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+    return a.copy()
+
+
+cdef class Flow:
+    """Background trader populations driving the books of a ``Books``.
+
+    Built by :class:`rltrader.market.Market`, which turns its typed configuration into the
+    per-step parameters below. Owners ``[0, n_traders)`` of every book are the background
+    traders, in the order noise, value, momentum, market makers, execution parents.
+
+    Parameters
+    ----------
+    books : Books
+        The core; its ``n_owners`` must be at least ``n_traders``.
+    params : dict
+        ``noise``, ``value``, ``momentum``, ``maker``, ``fundamental`` (dicts with the
+        fields of the C structs, rates per step) and ``parents`` (a list of dicts).
+    n_traders : int
+        Background traders per book.
+    seeds : ndarray of uint64, shape (n_books, 4)
+        Initial xoshiro256** state of each book (from ``SeedSequence.spawn``; not all zero).
+    r_bar : ndarray of float64, shape (n_books,)
+        Long-run mean (and start) of each book's fundamental, ticks.
+    size_class : ndarray of float64, shape (n_books, n_traders)
+        Order-size multiplier of each trader.
+    t0_ns, dt_ns : int
+        Time of step 0 and step length, ns.
+    bucket_cap : int
+        Messages one book may receive per step and per delay bucket.
+    record : bool
+        Keep every message and event (``message_log``, ``event_log``).
+    """
+
+    cdef State s
+    cdef readonly Books books
+    cdef readonly object rng_state
+    cdef readonly object next_id
+    cdef readonly object fundamental
+    cdef readonly object r_bar
+    cdef readonly object ema
+    cdef readonly object size_class
+    cdef readonly object live
+    cdef readonly object ring_pos
+    cdef readonly object maker_mid
+    cdef readonly object parent_array
+    cdef readonly object progress_array
+    cdef readonly object pending_array
+    cdef readonly object pending_n
+    cdef readonly object group_start
+    cdef readonly object group_n
+    cdef readonly object order_scratch
+    cdef readonly object batch_array
+    cdef readonly object events_array
+    cdef readonly object counter_array
+    cdef readonly bint record
+    cdef object _messages
+    cdef object _events
+    cdef int64_t _n_messages
+    cdef int64_t _n_events
+
+    def __init__(self, Books books, dict params, int n_traders, seeds, r_bar, size_class,
+                 int64_t t0_ns, int64_t dt_ns, int bucket_cap, bint record=False):
+        cdef int32_t n_books = books.core.n_books
+        if n_traders > books.core.n_owners:
+            raise ValueError(f"books has {books.core.n_owners} owners per book, fewer than "
+                             f"the {n_traders} background traders")
+        if dt_ns < 1:
+            raise ValueError(f"dt_ns must be >= 1, got {dt_ns}")
+        if bucket_cap < 1:
+            raise ValueError(f"bucket_cap must be >= 1, got {bucket_cap}")
+        self.books = books
+        self.record = record
+        cdef State* f = &self.s
+        f.noise = params["noise"]
+        f.value = params["value"]
+        f.momentum = params["momentum"]
+        f.maker = params["maker"]
+        f.fund = params["fundamental"]
+        parents = params["parents"]
+        f.n_books = n_books
+        f.n_traders = n_traders
+        f.n_owners = books.core.n_owners
+        f.n_parents = len(parents)
+        f.ring = max(1, f.noise.ring, 2 * f.maker.levels)
+        f.delay = 1 + max(f.noise.latency, f.value.latency, f.momentum.latency,
+                          f.maker.latency, max([p["latency"] for p in parents], default=0))
+        f.bucket_cap = bucket_cap
+        f.t0 = t0_ns
+        f.dt = dt_ns
+        f.step = 0
+        self.rng_state = _array(seeds, np.uint64, (n_books, 4), "seeds")
+        if np.any(~self.rng_state.any(axis=1)):
+            raise ValueError("a book's seed state is all zero (xoshiro256** needs one bit)")
+        self.r_bar = _array(r_bar, np.float64, (n_books,), "r_bar")
+        self.size_class = _array(size_class, np.float64, (n_books, n_traders), "size_class")
+        self.fundamental = self.r_bar.copy()
+        self.ema = np.repeat(self.r_bar, 2).reshape(n_books, 2)
+        self.next_id = np.ones(n_books, dtype=np.int64)
+        self.live = np.zeros((n_books, n_traders, f.ring), dtype=np.int64)
+        self.ring_pos = np.zeros((n_books, n_traders), dtype=np.int32)
+        self.maker_mid = np.full((n_books, max(f.maker.count, 1)), np.nan)
+        self.parent_array = np.zeros(max(f.n_parents, 1) * sizeof(Parent), dtype=np.uint8)
+        cdef Parent* pa = <Parent*>cnp.PyArray_DATA(self.parent_array)
+        for j, p in enumerate(parents):
+            pa[j] = p
+        self.progress_array = np.zeros(max(f.n_parents, 1) * n_books * sizeof(ParentState),
+                                       dtype=np.uint8)
+        cdef ParentState* ps = <ParentState*>cnp.PyArray_DATA(self.progress_array)
+        for j in range(f.n_parents * n_books):
+            ps[j].arrival_mid = np.nan
+            ps[j].end_mid = np.nan
+        self.pending_array = np.zeros(f.delay * n_books * bucket_cap, dtype=MESSAGE_DTYPE)
+        self.pending_n = np.zeros((f.delay, n_books), dtype=np.int32)
+        self.group_start = np.zeros((f.delay, n_books, bucket_cap), dtype=np.int32)
+        self.group_n = np.zeros((f.delay, n_books), dtype=np.int32)
+        self.order_scratch = np.zeros(bucket_cap, dtype=np.int32)
+        self.batch_array = np.zeros(n_books * bucket_cap, dtype=MESSAGE_DTYPE)
+        self.events_array = np.zeros(max(4096, 4 * n_books * bucket_cap), dtype=EVENT_DTYPE)
+        self.counter_array = np.zeros(N_COUNTERS, dtype=np.int64)
+        self._messages = np.zeros(0, dtype=MESSAGE_DTYPE)
+        self._events = np.zeros(0, dtype=EVENT_DTYPE)
+        self._n_messages = 0
+        self._n_events = 0
+        f.rng = <uint64_t*>cnp.PyArray_DATA(self.rng_state)
+        f.next_id = <int64_t*>cnp.PyArray_DATA(self.next_id)
+        f.fundamental = <double*>cnp.PyArray_DATA(self.fundamental)
+        f.r_bar = <double*>cnp.PyArray_DATA(self.r_bar)
+        f.ema = <double*>cnp.PyArray_DATA(self.ema)
+        f.size_class = <double*>cnp.PyArray_DATA(self.size_class)
+        f.live = <int64_t*>cnp.PyArray_DATA(self.live)
+        f.ring_pos = <int32_t*>cnp.PyArray_DATA(self.ring_pos)
+        f.maker_mid = <double*>cnp.PyArray_DATA(self.maker_mid)
+        f.parents = pa
+        f.progress = ps
+        f.pending = <Message*>cnp.PyArray_DATA(self.pending_array)
+        f.pending_n = <int32_t*>cnp.PyArray_DATA(self.pending_n)
+        f.group_start = <int32_t*>cnp.PyArray_DATA(self.group_start)
+        f.group_n = <int32_t*>cnp.PyArray_DATA(self.group_n)
+        f.order = <int32_t*>cnp.PyArray_DATA(self.order_scratch)
+        f.batch = <Message*>cnp.PyArray_DATA(self.batch_array)
+        f.counters = <int64_t*>cnp.PyArray_DATA(self.counter_array)
+        f.core = &books.core
+
+    @property
+    def step(self):
+        """The next step to run (steps run so far)."""
+        return self.s.step
+
+    @property
+    def n_traders(self):
+        return self.s.n_traders
+
+    @property
+    def counters(self):
+        """Counts so far as a dict: steps, messages, events, fills, stale cancels (cancels
+        of orders already filled), other rejects, decisions dropped for a full delay
+        bucket (``overflow``) and wake-ups per population."""
+        return dict(zip(COUNTER_NAMES, self.counter_array.tolist()))
+
+    @property
+    def parent_progress(self):
+        """Per (book, parent) ``arrival_mid``, ``end_mid`` (ticks), ``volume0``, ``sent``."""
+        dtype = np.dtype([("arrival_mid", np.float64), ("end_mid", np.float64),
+                          ("volume0", np.int64), ("sent", np.int64)])
+        n = self.s.n_parents * self.s.n_books
+        return np.frombuffer(self.progress_array, dtype=dtype, count=n).reshape(
+            self.s.n_books, self.s.n_parents).copy()
+
+    @property
+    def message_log(self):
+        """Every message sent so far, in processing order (``record=True``)."""
+        return self._messages[:self._n_messages]
+
+    @property
+    def event_log(self):
+        """Every event so far; ``message_index`` indexes ``message_log``."""
+        return self._events[:self._n_events]
+
+    def run(self, int64_t n_steps):
+        """Advance every book by ``n_steps`` steps (one decision round and one core batch
+        per step)."""
+        if n_steps < 0:
+            raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+        cdef State* f = &self.s
+        cdef int64_t i, n
+        cdef bint release = f.n_books >= 32
+        for i in range(n_steps):
+            if release:
+                with nogil:
+                    n = decide_all(f)
+            else:
+                n = decide_all(f)
+            self._process(n)
+            f.step += 1
+            f.counters[C_STEPS] += 1
+
+    cdef _process(self, int64_t n):
+        cdef State* f = &self.s
+        cdef int64_t done = 0, consumed, written, offset = 0
+        cdef Event* events = <Event*>cnp.PyArray_DATA(self.events_array)
+        cdef int64_t cap = self.events_array.shape[0]
+        if n == 0:
+            return
+        f.counters[C_MESSAGES] += n
+        if self.record:
+            offset = self._append_messages(n)
+        while done < n:
+            self.books._run(f.batch + done, n - done, offset + done, events, cap,
+                            &consumed, &written)
+            if consumed == 0 and written == 0:
+                cap = 2 * cap
+                self.events_array = np.zeros(cap, dtype=EVENT_DTYPE)
+                events = <Event*>cnp.PyArray_DATA(self.events_array)
+                continue
+            tally(f, events, written)
+            if self.record:
+                self._append_events(written)
+            done += consumed
+
+    cdef int64_t _append_messages(self, int64_t n) except -1:
+        cdef int64_t start = self._n_messages
+        if start + n > 2**31 - 1:
+            raise OverflowError("the message log passed 2**31 messages; record less")
+        if start + n > self._messages.shape[0]:
+            grown = np.zeros(max(2 * self._messages.shape[0], start + n, 4096),
+                             dtype=MESSAGE_DTYPE)
+            grown[:start] = self._messages[:start]
+            self._messages = grown
+        memcpy(<Message*>cnp.PyArray_DATA(self._messages) + start, self.s.batch,
+               n * sizeof(Message))
+        self._n_messages = start + n
+        return start
+
+    cdef _append_events(self, int64_t n):
+        cdef int64_t start = self._n_events
+        if start + n > self._events.shape[0]:
+            grown = np.zeros(max(2 * self._events.shape[0], start + n, 4096), dtype=EVENT_DTYPE)
+            grown[:start] = self._events[:start]
+            self._events = grown
+        memcpy(<Event*>cnp.PyArray_DATA(self._events) + start,
+               <Event*>cnp.PyArray_DATA(self.events_array), n * sizeof(Event))
+        self._n_events = start + n

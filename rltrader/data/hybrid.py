@@ -1,0 +1,415 @@
+"""Hybrid replay: recorded order flow drives a book while agent orders trade in its queues.
+
+Semantics (docs/hybrid.md has the full page):
+
+- Historical flow is owned by ``history_owner = n_agents`` (a reserved account); agents are
+  owners ``0 .. n_agents - 1``. Agent order ids must be ``>= AGENT_ID_BASE``.
+- Historical adds join the queue at their arrival position (the tail of their level, in
+  timestamp order with agent orders; on equal timestamps history goes first). One that
+  crosses a resting agent order trades with it.
+- A historical execution of order ``X`` (``s`` lots at ``X``'s price ``p``) is the trade of
+  an aggressor that, in history, hit ``X``. Here it first fills the agent orders *ahead of X*
+  in price-time priority (agent orders on ``X``'s side at a better price, then those queued
+  before ``X`` at ``p``), each up to its size, and executes ``X`` for what is left, up to
+  ``X``'s leaves. The lots ``X`` keeps are traded later, or not at all. With no agent order
+  ahead this is exactly the recorded execution, so with no agents the replay is the record.
+- Historical cancels, reductions and executions of liquidity that agents already took are
+  trimmed to what is left (a cancel of a gone order, a reduction that removes the rest, an
+  execution beyond the leaves) and counted in :attr:`HybridReplay.stats`, never raised.
+- Trading halts (LOBSTER type 7: price -1 halt, 1 trading resumes): agent messages stamped
+  inside a halt are held and submitted, in order, at the resume time.
+
+The driver is batched: each ``step`` merges the historical messages up to its end with the
+agent messages by timestamp and runs them through ``Books.process`` in one call, split only
+at *interaction points*: historical executions that an agent order may be ahead of (an agent
+order rests on that side at the price or better) or whose order an agent may have traded
+with. Only there does Python look at the queue. With no agent orders a step is one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rltrader._book import Books
+from rltrader.constants import (
+    CANCEL,
+    CANCELLED,
+    EXECUTE,
+    FILL,
+    LIMIT,
+    MARKET,
+    REDUCE,
+    REJECTED,
+    REPLACE,
+    STOP,
+    STOP_LIMIT,
+)
+from rltrader.data.lobster import LobsterMessages
+from rltrader.messages import MESSAGE_DTYPE, empty_events, empty_messages
+
+#: Agent order ids start here (historical ids and LOBSTER aggregate ids stay below).
+AGENT_ID_BASE = 1 << 60
+
+_AGENT_OPS = (LIMIT, MARKET, CANCEL, REDUCE, REPLACE, STOP, STOP_LIMIT)
+_TAKING_OPS = (LIMIT, MARKET, REPLACE, STOP, STOP_LIMIT)
+
+
+@dataclass
+class HybridStats:
+    """Counters of one episode (since ``reset``)."""
+
+    historical_messages: int = 0
+    agent_messages: int = 0
+    core_calls: int = 0
+    interaction_points: int = 0
+    trimmed_messages: int = 0   # historical messages that found less than history said
+    trimmed_lots: int = 0       # lots of historical executions that found nothing to trade
+    agent_lots_hit: int = 0     # lots of historical executions that filled agent orders
+    held_for_halt: int = 0      # agent messages deferred to a trading resume
+    trimmed_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def _halts(raw: np.ndarray | None) -> np.ndarray:
+    """``(k, 2)`` int64 [halt, resume) timestamps from LOBSTER type-7 rows."""
+    if raw is None:
+        return np.zeros((0, 2), dtype=np.int64)
+    rows = raw[raw["type"] == 7]
+    starts = rows["timestamp"][rows["price"] == -1]
+    ends = rows["timestamp"][rows["price"] == 1]
+    out = []
+    for start in starts.tolist():
+        later = ends[ends >= start]
+        out.append((start, int(later[0]) if later.size else np.iinfo(np.int64).max))
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+
+class HybridReplay:
+    """Recorded LOBSTER flow and agent orders in one book (see the module docstring).
+
+    Parameters
+    ----------
+    feed : LobsterMessages, ExactFeed or ndarray of MESSAGE_DTYPE
+        The historical flow, in time order (an ``ExactFeed`` rebuilds the visible book
+        exactly; a plain ``LobsterMessages`` starts from an empty book).
+    n_agents : int
+        Agent accounts ``0 .. n_agents - 1``; the history's account is ``n_agents``.
+    window, capacity : int
+        Passed to :class:`rltrader.Books`.
+    maker_fee_ppm, taker_fee_ppm : int
+        Fees of the book (ppm of notional; negative is a rebate).
+
+    The protocol an environment relies on: :meth:`reset`, :meth:`step`,
+    :meth:`top_of_book`, :attr:`accounts`, :attr:`timestamp`, :attr:`done`.
+    """
+
+    def __init__(self, feed: object, n_agents: int = 1, *, window: int = 4096,
+                 capacity: int = 1 << 16, maker_fee_ppm: int = 0, taker_fee_ppm: int = 0
+                 ) -> None:
+        inner = getattr(feed, "feed", feed)
+        if isinstance(inner, LobsterMessages):
+            messages, raw = inner.messages, inner.raw
+        elif isinstance(inner, np.ndarray) and inner.dtype == MESSAGE_DTYPE:
+            messages, raw = inner, None
+        else:
+            raise TypeError("feed must be LobsterMessages, ExactFeed or a MESSAGE_DTYPE array")
+        if n_agents < 1:
+            raise ValueError(f"n_agents must be >= 1, got {n_agents}")
+        if messages.shape[0] and np.any(np.diff(messages["timestamp"]) < 0):
+            raise ValueError("the historical messages' timestamps decrease")
+        if messages.shape[0] and messages["order_id"].max() >= AGENT_ID_BASE:
+            raise ValueError(f"historical order ids must stay below AGENT_ID_BASE={AGENT_ID_BASE}")
+        self.n_agents = n_agents
+        self.history_owner = n_agents
+        self._history = np.ascontiguousarray(messages).copy()
+        self._history["book"] = 0
+        self._history["owner"] = self.history_owner
+        self._halts = _halts(raw)
+        self._book_args = dict(window=window, capacity=capacity, n_owners=n_agents + 1,
+                               maker_fee_ppm=maker_fee_ppm, taker_fee_ppm=taker_fee_ppm)
+        self.reset()
+
+    # ---- protocol -------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> None:
+        """Start over on an empty book at the first historical message.
+
+        The replay has no randomness; ``seed`` is accepted so that environments can reset
+        every data source alike.
+        """
+        del seed
+        self.books = Books(1, **self._book_args)
+        self._events = empty_events(1 << 14)
+        self._cursor = 0
+        self._pending = empty_messages(0)
+        self._touched = np.zeros(0, dtype=np.int64)
+        self._agent_ids: set[int] = set()  # agent orders that may still be live
+        self.timestamp = int(self._history["timestamp"][0]) if self._history.size else 0
+        self.stats = HybridStats()
+
+    @property
+    def done(self) -> bool:
+        """True once every historical message has been replayed."""
+        return self._cursor >= self._history.shape[0]
+
+    def top_of_book(self) -> tuple[int, int]:
+        """``(best bid, best ask)`` in ticks (``EMPTY_BID`` / ``EMPTY_ASK`` when empty)."""
+        return self.books.best_bid(0), self.books.best_ask(0)
+
+    @property
+    def accounts(self) -> np.ndarray:
+        """Agent accounts, shape ``(n_agents,)`` of ACCOUNT_DTYPE (a view)."""
+        return self.books.accounts[0, : self.n_agents]
+
+    def step(self, until_ts: int | None = None, agent_messages: np.ndarray | None = None, *,
+             n_messages: int | None = None) -> np.ndarray:
+        """Advance the market and return the step's events (EVENT_DTYPE).
+
+        Parameters
+        ----------
+        until_ts : int, optional
+            Replay historical messages with ``timestamp <= until_ts`` (ns).
+        agent_messages : ndarray of MESSAGE_DTYPE, optional
+            Agent orders, timestamps in ``[self.timestamp, end of step]``, owners in
+            ``[0, n_agents)``, ids ``>= AGENT_ID_BASE``; ``book`` is set to 0.
+        n_messages : int, optional
+            Instead of ``until_ts``: replay the next ``n_messages`` historical messages.
+
+        Returns
+        -------
+        ndarray of EVENT_DTYPE
+            Every event of the step in processing order; ``message_index`` counts the
+            step's merged messages (history and agents by timestamp).
+        """
+        if (until_ts is None) == (n_messages is None):
+            raise ValueError("pass exactly one of until_ts and n_messages")
+        ts = self._history["timestamp"]
+        if until_ts is None:
+            if n_messages is None or n_messages < 0:
+                raise ValueError(f"n_messages must be >= 0, got {n_messages}")
+            hi = min(self._cursor + n_messages, ts.shape[0])
+            until_ts = int(ts[hi - 1]) if hi > self._cursor else self.timestamp
+        else:
+            hi = int(np.searchsorted(ts, until_ts, side="right"))
+        agents = self._agent_batch(agent_messages, until_ts)
+        merged, from_history = self._merge(self._history[self._cursor:hi], agents)
+        self.stats.historical_messages += hi - self._cursor
+        self.stats.agent_messages += int(agents.shape[0])
+        self._cursor = max(hi, self._cursor)
+        self.timestamp = max(self.timestamp, int(until_ts))
+        return self._run_merged(merged, from_history)
+
+    # ---- merging --------------------------------------------------------------------
+
+    def _agent_batch(self, agent_messages: np.ndarray | None, until_ts: int) -> np.ndarray:
+        new = empty_messages(0) if agent_messages is None else agent_messages
+        if new.dtype != MESSAGE_DTYPE or new.ndim != 1:
+            raise TypeError("agent_messages must be a 1-D array of MESSAGE_DTYPE")
+        new = new.copy()
+        new["book"] = 0
+        if new.size:
+            self._check_agents(new, until_ts)
+            held = self._hold_for_halts(new)
+            self.stats.held_for_halt += int(held)
+        queue = np.concatenate([self._pending, new])
+        queue = queue[np.argsort(queue["timestamp"], kind="stable")]
+        now = queue["timestamp"] <= until_ts
+        self._pending = queue[~now]
+        return queue[now]
+
+    def _check_agents(self, m: np.ndarray, until_ts: int) -> None:
+        bad = np.flatnonzero((m["owner"] < 0) | (m["owner"] >= self.n_agents))
+        if bad.size:
+            raise ValueError(f"agent message {bad[0]}: owner {m['owner'][bad[0]]} not in "
+                             f"[0, {self.n_agents})")
+        bad = np.flatnonzero(~np.isin(m["op"], _AGENT_OPS))
+        if bad.size:
+            raise ValueError(f"agent message {bad[0]}: op {m['op'][bad[0]]} is not open to "
+                             "agents (EXECUTE is the record's)")
+        bad = np.flatnonzero((m["order_id"] < AGENT_ID_BASE) | (
+            (m["op"] == REPLACE) & (m["new_order_id"] != 0) & (m["new_order_id"] < AGENT_ID_BASE)))
+        if bad.size:
+            raise ValueError(f"agent message {bad[0]}: order id below "
+                             f"AGENT_ID_BASE={AGENT_ID_BASE}")
+        bad = np.flatnonzero((m["timestamp"] < self.timestamp) | (m["timestamp"] > until_ts))
+        if bad.size:
+            raise ValueError(f"agent message {bad[0]}: timestamp {m['timestamp'][bad[0]]} "
+                             f"outside this step [{self.timestamp}, {until_ts}]")
+
+    def _hold_for_halts(self, m: np.ndarray) -> int:
+        if not self._halts.size:
+            return 0
+        k = np.searchsorted(self._halts[:, 0], m["timestamp"], side="right") - 1
+        inside = (k >= 0) & (m["timestamp"] < self._halts[np.maximum(k, 0), 1])
+        m["timestamp"][inside] = self._halts[k[inside], 1]
+        return int(inside.sum())
+
+    def _merge(self, history: np.ndarray, agents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not agents.size:
+            return history, np.ones(history.shape[0], dtype=bool)
+        new = np.isin(agents["op"], (LIMIT, STOP_LIMIT))
+        self._agent_ids.update(agents["order_id"][new].tolist())
+        replaced = agents[agents["op"] == REPLACE]
+        self._agent_ids.update(np.where(replaced["new_order_id"] != 0, replaced["new_order_id"],
+                                        replaced["order_id"]).tolist())
+        merged = np.concatenate([history, agents])
+        order = np.argsort(merged["timestamp"], kind="stable")  # history first on ties
+        return merged[order], order < history.shape[0]
+
+    # ---- running --------------------------------------------------------------------
+
+    def _interaction_points(self, merged: np.ndarray, from_history: np.ndarray) -> np.ndarray:
+        """Indices of historical executions that may meet agent liquidity: an agent order
+        may rest on the executed side at the price or better, or the executed order may
+        have traded with an agent (before or during this step). Conservative: a flagged
+        execution with no agent ahead runs as the record's."""
+        if not (self._agent_ids or self._touched.size or not from_history.all()):
+            return np.zeros(0, dtype=np.int64)  # no agent liquidity anywhere
+        op, side, price = merged["op"], merged["side"], merged["price"]
+        execs = np.flatnonzero(from_history & (op == EXECUTE))
+        if not execs.size:
+            return execs
+        live = self._agent_orders()
+        agent = np.flatnonzero(~from_history)
+        resting = agent[np.isin(op[agent], (LIMIT, REPLACE, STOP_LIMIT))]
+        # agent prices that may rest, per side: the step's own orders count from arrival
+        flag = np.isin(merged["order_id"][execs], self._touched)
+        for s in (1, -1):
+            on = side[execs] == s
+            at = np.concatenate([live["price"][live["side"] == s],
+                                 price[resting][side[resting] == s]])
+            if at.size:
+                bound = (s * at).max()
+                flag |= on & (s * price[execs] <= bound)
+                # historical adds on the other side that may cross those agent orders
+                adds = from_history & (op == LIMIT) & (side == -s) & (s * price <= bound)
+                flag |= np.isin(merged["order_id"][execs], merged["order_id"][adds])
+        for a in agent[np.isin(op[agent], _TAKING_OPS)].tolist():  # takers of this step
+            m = merged[a]
+            crosses = (m["op"] in (MARKET, STOP)) | (m["side"] * (m["price"] - price[execs]) >= 0)
+            flag |= (execs > a) & (side[execs] == -m["side"]) & crosses
+        return execs[flag]
+
+    def _agent_orders(self) -> np.ndarray:
+        """Live agent orders that may rest (not plain stops): ``side``, ``price`` arrays."""
+        out = np.zeros(len(self._agent_ids), dtype=[("side", np.int8), ("price", np.int64)])
+        n = 0
+        for order_id in list(self._agent_ids):
+            info = self.books.order(0, order_id)
+            if info is None:
+                self._agent_ids.discard(order_id)
+            elif info["op"] != STOP:
+                out[n] = (info["side"], info["price"])
+                n += 1
+        return out[:n]
+
+    def _run_merged(self, merged: np.ndarray, from_history: np.ndarray) -> np.ndarray:
+        points = self._interaction_points(merged, from_history)
+        self.stats.interaction_points += int(points.size)
+        out: list[np.ndarray] = []
+        start = 0
+        for k in points.tolist():
+            out.append(self._process(merged[start:k], start))
+            out.append(self._process(self._historical_execution(merged[k]), k, same_index=True))
+            start = k + 1
+        out.append(self._process(merged[start:], start))
+        events = np.concatenate(out) if out else empty_events(0)
+        self._count_trims(events, merged, from_history)
+        return events
+
+    def _process(self, msgs: np.ndarray, offset: int, same_index: bool = False) -> np.ndarray:
+        """One ``Books.process`` call (more only if the events buffer fills); events'
+        ``message_index`` shifted by ``offset`` (or all set to it)."""
+        if not msgs.size:
+            return empty_events(0)
+        parts = []
+        done = 0
+        while done < msgs.shape[0]:
+            self.stats.core_calls += 1
+            try:
+                consumed, written = self.books.process(msgs[done:], self._events)
+            except ValueError:  # one message may emit more than the buffer holds
+                self._events = empty_events(2 * self._events.shape[0])
+                continue
+            ev = self._events[:written].copy()
+            ev["message_index"] = offset if same_index else ev["message_index"] + offset + done
+            parts.append(ev)
+            done += consumed
+        events = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if self.stats.agent_messages:
+            self._note_touched(events)
+        return events
+
+    def _note_touched(self, ev: np.ndarray) -> None:
+        """Remember historical orders that traded with an agent: their leaves now differ
+        from the record's."""
+        fills = ev[ev["kind"] == FILL]
+        agent_taker = (fills["owner"] >= 0) & (fills["owner"] < self.n_agents)
+        agent_maker = (fills["maker_owner"] >= 0) & (fills["maker_owner"] < self.n_agents)
+        hist = self.history_owner
+        ids = np.concatenate([
+            fills["maker_order_id"][agent_taker & (fills["maker_owner"] == hist)],
+            fills["order_id"][agent_maker & (fills["owner"] == hist)],
+        ])
+        if ids.size:
+            self._touched = np.union1d(self._touched, ids)
+
+    def _historical_execution(self, m: np.void) -> np.ndarray:
+        """The record's execution of order ``X = m['order_id']``: agent orders ahead of
+        ``X`` first (better prices, then earlier at ``X``'s price), then ``X`` up to its
+        leaves; what finds nothing is trimmed (see the module docstring)."""
+        side, target_id, left = int(m["side"]), int(m["order_id"]), int(m["qty"])
+        target = self.books.order(0, target_id)
+        price = int(target["price"]) if target is not None else int(m["price"])
+        live = self._agent_orders()
+        better = np.unique(live["price"][(live["side"] == side)
+                                         & (side * (live["price"] - price) > 0)]).tolist()
+        levels = sorted(better, key=lambda p: -side * p)
+        if target is not None:  # a gone X has no queue position: only better prices count
+            levels.append(price)
+        fills: list[tuple[int, int]] = []
+        for level in levels:
+            for order_id, qty, _, owner in self.books.level_queue(0, side, level).tolist():
+                if order_id == target_id or not left:
+                    break
+                if 0 <= owner < self.n_agents:
+                    q = min(left, qty)
+                    fills.append((order_id, q))
+                    left -= q
+                    self.stats.agent_lots_hit += q
+        if target is not None and left:
+            q = min(left, int(target["qty"]))
+            fills.append((target_id, q))
+            left -= q
+        if left:
+            self.stats.trimmed_messages += 1
+            self.stats.trimmed_lots += left
+            kinds = self.stats.trimmed_by_kind
+            kinds["EXECUTE"] = kinds.get("EXECUTE", 0) + 1
+        out = empty_messages(len(fills))
+        out["timestamp"] = m["timestamp"]
+        out["op"] = EXECUTE
+        out["book"] = 0
+        if fills:
+            out["order_id"], out["qty"] = np.array(fills, dtype=np.int64).T
+        return out
+
+    def _count_trims(self, events: np.ndarray, merged: np.ndarray, from_history: np.ndarray
+                     ) -> None:
+        kind = events["kind"]
+        if not (np.any(kind == REJECTED) or np.any(kind == CANCELLED)):
+            return
+        hist_event = from_history[events["message_index"]]
+        op = merged["op"][events["message_index"]]
+        kinds = self.stats.trimmed_by_kind
+        rejected = hist_event & (events["kind"] == REJECTED)
+        cut = hist_event & (op == REDUCE) & (events["kind"] == CANCELLED)
+        for name, mask in (("rejected", rejected), ("REDUCE", cut)):
+            n = int(mask.sum())
+            if n:
+                kinds[name] = kinds.get(name, 0) + n
+                self.stats.trimmed_messages += n
+
+
+__all__ = ["AGENT_ID_BASE", "HybridReplay", "HybridStats"]

@@ -1,0 +1,273 @@
+"""A simulated market day: background trader populations on a batch of books.
+
+``Market(config, seed)`` builds one core (:class:`rltrader.Books`) with ``config.n_books``
+books and the compiled populations of :mod:`rltrader._flow`; ``step(n)`` advances every
+book ``n`` steps of ``config.dt_ns``, ``run()`` the rest of the day. The same seed gives
+bit-identical messages and events; each book's generator comes from
+``SeedSequence(seed).spawn(n_books)``.
+
+Time: step ``k`` starts at ``open + k * dt_ns``. A decision taken in step ``k`` by a
+population with latency ``L`` steps (``latency_ns`` rounded up) is processed in step
+``k + L``, and its messages carry that step's start as ``timestamp``; within a step the
+arriving decisions of a book are processed in a random order.
+
+Owners (accounts) per book: the background traders ``[0, n_traders)`` in the order noise,
+value, momentum, market makers, execution parents (:attr:`Market.owners`), then
+``config.extra_owners`` free accounts (for learning agents) from ``n_traders`` on.
+
+Example::
+
+    market = Market(preset("small"), seed=1)
+    summary = market.run()
+    market.recording.mid()          # (samples, books) float64 mid in ticks
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from rltrader._book import Books
+from rltrader._flow import Flow
+from rltrader.market_config import (
+    NS_PER_S,
+    FundamentalConfig,
+    MakerConfig,
+    MarketConfig,
+    MomentumConfig,
+    NoiseConfig,
+    OrderSize,
+    ParentOrderConfig,
+    Population,
+    RecordConfig,
+    SizeClassConfig,
+    ValueConfig,
+    config_from_dict,
+    load_config,
+    preset,
+    preset_names,
+)
+from rltrader.record import PARENT_DTYPE, Recording, Sampler
+
+__all__ = [
+    "Market", "MarketConfig", "FundamentalConfig", "NoiseConfig", "ValueConfig",
+    "MomentumConfig", "MakerConfig", "ParentOrderConfig", "OrderSize", "SizeClassConfig",
+    "RecordConfig", "Population", "config_from_dict", "load_config", "preset", "preset_names",
+]
+
+POPULATIONS = ("noise", "value", "momentum", "makers", "parents")
+
+
+def _steps(config: MarketConfig, seconds: float) -> int:
+    return int(round(seconds * NS_PER_S / config.dt_ns))
+
+
+def _latency_steps(config: MarketConfig, latency_ns: int) -> int:
+    """Latency rounds up to whole steps: an order never arrives before its latency."""
+    return -(-latency_ns // config.dt_ns)
+
+
+def _sizes(size: OrderSize) -> dict[str, float]:
+    return {"min_lots": size.min_lots, "alpha": size.alpha, "max_lots": size.max_lots}
+
+
+def flow_params(config: MarketConfig, first: dict[str, int]) -> dict:
+    """The per-step parameter dicts of :class:`rltrader._flow.Flow` (rates per step)."""
+    dt_s = config.dt_ns / NS_PER_S
+    c = config
+
+    def common(name: str, pop: Population) -> dict:
+        return {"first": first[name], "count": pop.count, "rate": pop.rate_per_s * dt_s,
+                "latency": _latency_steps(c, pop.latency_ns)}
+
+    return {
+        "noise": {**common("noise", c.noise), "p_market": c.noise.p_market,
+                  "p_cancel": c.noise.p_cancel, "ring": c.noise.ring,
+                  "depth_alpha": c.noise.depth_alpha, "depth_max": c.noise.depth_max,
+                  "size": _sizes(c.noise.size)},
+        "value": {**common("value", c.value), "obs_sd": c.value.obs_sd,
+                  "threshold": c.value.threshold, "passive_offset": c.value.passive_offset,
+                  "size": _sizes(c.value.size)},
+        "momentum": {**common("momentum", c.momentum),
+                     "alpha_short": min(1.0, dt_s / c.momentum.short_s),
+                     "alpha_long": min(1.0, dt_s / c.momentum.long_s),
+                     "threshold": c.momentum.threshold, "size": _sizes(c.momentum.size)},
+        "maker": {**common("makers", c.makers), "levels": c.makers.levels,
+                  "spacing": c.makers.spacing, "half_spread": c.makers.half_spread,
+                  "qty": c.makers.qty, "skew": c.makers.skew,
+                  "max_inventory": c.makers.max_inventory,
+                  "requote_ticks": c.makers.requote_ticks},
+        "fundamental": {"kappa": c.fundamental.kappa_per_s * dt_s,
+                        "sigma": c.fundamental.sigma * np.sqrt(dt_s),
+                        "jump_rate": c.fundamental.jump_rate_per_s * dt_s,
+                        "jump_mean": c.fundamental.jump_mean,
+                        "jump_sd": c.fundamental.jump_sd},
+        "parents": [
+            {"owner": first["parents"] + j, "side": 1 if p.side == "buy" else -1,
+             "pov": int(p.strategy == "pov"), "latency": _latency_steps(c, p.latency_ns),
+             "qty": p.qty, "start": _steps(c, p.start_s), "end": _steps(c, p.end_s),
+             "interval": max(1, _steps(c, p.interval_s)), "participation": p.participation}
+            for j, p in enumerate(c.parents)],
+    }
+
+
+def bucket_capacity(config: MarketConfig) -> int:
+    """Messages one book may receive in one step: per population the wake-ups' Poisson
+    mean plus 8 standard deviations plus 8, times its messages per wake-up (a cancel and a
+    new order; a maker's ``4 * levels``), summed over populations."""
+    dt_s = config.dt_ns / NS_PER_S
+    total = 4 * config.makers.levels * config.makers.count + len(config.parents)
+    for pop, per_wake in ((config.noise, 2), (config.value, 2), (config.momentum, 1)):
+        lam = pop.count * pop.rate_per_s * dt_s
+        if pop.count:
+            total += per_wake * int(lam + 8 * np.sqrt(lam) + 8)
+    return max(total, 16)
+
+
+class Market:
+    """``config.n_books`` books driven by background traders over one market day.
+
+    Parameters
+    ----------
+    config : MarketConfig
+        Symbols, copies, clock, populations and what to record.
+    seed : int
+        Root seed; books draw from ``SeedSequence(seed).spawn(n_books)``.
+    """
+
+    def __init__(self, config: MarketConfig, seed: int = 0) -> None:
+        if not isinstance(config, MarketConfig):
+            raise TypeError(f"config must be a MarketConfig, got {type(config).__name__}")
+        self.config = config
+        self.seed = seed
+        counts = {"noise": config.noise.count, "value": config.value.count,
+                  "momentum": config.momentum.count, "makers": config.makers.count,
+                  "parents": len(config.parents)}
+        first, n = {}, 0
+        for name in POPULATIONS:
+            first[name] = n
+            n += counts[name]
+        #: owner range ``(first, stop)`` of each population in every book
+        self.owners: dict[str, tuple[int, int]] = {
+            name: (first[name], first[name] + counts[name]) for name in POPULATIONS}
+        self.n_traders = n
+        n_books = config.n_books
+        streams = [child.spawn(2) for child in np.random.SeedSequence(seed).spawn(n_books)]
+        seeds = np.array([s[0].generate_state(4, np.uint64) for s in streams])
+        self.books = Books(n_books, window=config.window, n_owners=n + config.extra_owners,
+                           capacity=max(1024, 8 * n_books))
+        self.flow = Flow(self.books, flow_params(config, first), n, seeds, self._r_bar(),
+                         self._size_classes(streams), config.open_ns, config.dt_ns,
+                         bucket_capacity(config), record=config.record.messages)
+        every = config.record.sample_every
+        self.sampler = Sampler(n_books, config.n_steps // every + 1) if every else None
+        self.elapsed_s = 0.0
+
+    def _r_bar(self) -> np.ndarray:
+        return np.full(self.config.n_books, self.config.fundamental.r_bar)
+
+    def _size_classes(self, streams: list) -> np.ndarray:
+        alpha, cap = self.config.size_class.alpha, self.config.size_class.max
+        if alpha == 0:
+            return np.ones((len(streams), self.n_traders))
+        uniforms = np.array([np.random.default_rng(s[1]).random(self.n_traders)
+                             for s in streams])
+        return np.minimum(cap, (1.0 - uniforms) ** (-1.0 / alpha))
+
+    # ---- clock ------------------------------------------------------------------------
+
+    @property
+    def n_steps(self) -> int:
+        """Steps in the day."""
+        return self.config.n_steps
+
+    @property
+    def steps_done(self) -> int:
+        return self.flow.step
+
+    @property
+    def time_ns(self) -> int:
+        """The clock (ns after midnight) of the next step."""
+        return self.config.open_ns + self.flow.step * self.config.dt_ns
+
+    def step(self, n: int = 1) -> None:
+        """Advance every book ``n`` steps (at most to the close)."""
+        if not 0 <= n <= self.n_steps - self.steps_done:
+            raise ValueError(f"n must be in [0, {self.n_steps - self.steps_done}] (steps "
+                             f"left in the day), got {n}")
+        start = time.perf_counter()
+        every = self.config.record.sample_every
+        while n > 0:
+            chunk = n if not every else min(n, every - self.steps_done % every)
+            if every and self.steps_done % every == 0:
+                self.sampler.sample(self.books, self.time_ns)
+            self.flow.run(chunk)
+            n -= chunk
+        if every and self.steps_done == self.n_steps and self.n_steps % every == 0:
+            self.sampler.sample(self.books, self.time_ns)   # the close, on the grid
+        self.elapsed_s += time.perf_counter() - start
+
+    def run(self, progress: Callable[[int], None] | None = None, chunk: int = 10_000) -> dict:
+        """Run the rest of the day; ``progress(steps)`` is called after each chunk."""
+        while self.steps_done < self.n_steps:
+            n = min(chunk, self.n_steps - self.steps_done)
+            self.step(n)
+            if progress is not None:
+                progress(n)
+        return self.summary()
+
+    # ---- results ----------------------------------------------------------------------
+
+    def summary(self) -> dict:
+        """Counters so far, with throughput over the time spent in ``step``."""
+        out = self.flow.counters
+        wakeups = sum(v for k, v in out.items() if k.startswith("wakeups_"))
+        seconds = max(self.elapsed_s, 1e-12)
+        out.update(books=self.config.n_books, traders_per_book=self.n_traders,
+                   seconds=self.elapsed_s, messages_per_s=out["messages"] / seconds,
+                   wakeups_per_s=wakeups / seconds,
+                   book_steps_per_s=out["steps"] * self.config.n_books / seconds)
+        return out
+
+    def parent_records(self) -> np.ndarray:
+        """One ``PARENT_DTYPE`` record per (book, parent order); executed lots and VWAP come
+        from the parent's account (it trades for nothing else)."""
+        n_books, parents = self.config.n_books, self.config.parents
+        out = np.zeros(n_books * len(parents), dtype=PARENT_DTYPE)
+        if not parents:
+            return out
+        progress = self.flow.parent_progress
+        lo, hi = self.owners["parents"]
+        accounts = self.books.account_array[:, lo:hi]
+        position = accounts["position"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vwap = -(accounts["cash"] + accounts["fees"]) / position
+        out["book"] = np.repeat(np.arange(n_books), len(parents))
+        out["parent"] = np.tile(np.arange(len(parents)), n_books)
+        out["side"] = np.tile([1 if p.side == "buy" else -1 for p in parents], n_books)
+        out["qty"] = np.tile([p.qty for p in parents], n_books)
+        out["executed"] = np.abs(position).ravel()
+        out["arrival_mid"] = progress["arrival_mid"].ravel()
+        out["end_mid"] = progress["end_mid"].ravel()
+        out["vwap"] = np.where(position != 0, vwap, np.nan).ravel()
+        open_ns = self.config.open_ns
+        out["start_ns"] = np.tile([open_ns + int(p.start_s * NS_PER_S) for p in parents],
+                                  n_books)
+        out["end_ns"] = np.tile([open_ns + int(p.end_s * NS_PER_S) for p in parents], n_books)
+        return out
+
+    @property
+    def recording(self) -> Recording:
+        """What was kept so far (samples, messages and events if configured, parents)."""
+        empty = self.sampler is None
+        return Recording(
+            tick_size=self.config.tick_size,
+            symbols=self.config.symbols,
+            copies=self.config.copies,
+            samples=None if empty else self.sampler.samples(),
+            messages=self.flow.message_log.copy(),
+            events=self.flow.event_log.copy(),
+            parents=self.parent_records(),
+        )

@@ -1,0 +1,366 @@
+"""Typed configuration of a simulated market, with validation and TOML loading.
+
+A market is ``len(symbols)`` symbols x ``copies`` independent copies of each: ``n_books =
+len(symbols) * copies`` books in one core, book ``symbol * copies + copy``. Every book runs
+the same background populations (its own instances of them, with its own random stream).
+
+Units: prices and price distances in ticks, sizes in lots, times in seconds after the open
+(``*_s``) or nanoseconds (``*_ns``), rates per trader per second. Every field is checked when
+the dataclass is built; a bad value raises ``ValueError`` naming ``Class.field``.
+
+Presets live in ``rltrader/presets/*.toml`` (:func:`preset`); :func:`load_config` reads any
+TOML file with the same layout (a table per population, ``[[parents]]`` for parent orders).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+NS_PER_S = 1_000_000_000
+
+
+def _fail(obj: object, name: str, rule: str, value: object) -> None:
+    raise ValueError(f"{type(obj).__name__}.{name} must be {rule}, got {value!r}")
+
+
+def _at_least(obj: object, name: str, low: float, *, strict: bool = False) -> None:
+    value = getattr(obj, name)
+    if (isinstance(value, float) and not math.isfinite(value)) or (
+            value <= low if strict else value < low):
+        _fail(obj, name, f"{'>' if strict else '>='} {low}", value)
+
+
+def _share(obj: object, name: str) -> None:
+    value = getattr(obj, name)
+    if not 0.0 <= value <= 1.0:
+        _fail(obj, name, "in [0, 1]", value)
+
+
+@dataclass(frozen=True)
+class OrderSize:
+    """Heavy-tailed order sizes: ``floor(size_class * min_lots * U^(-1/alpha))`` lots,
+    capped at ``max_lots`` (a discrete Pareto; smaller ``alpha``, heavier tail)."""
+
+    min_lots: float = 1.0
+    alpha: float = 1.5
+    max_lots: float = 1000.0
+
+    def __post_init__(self) -> None:
+        _at_least(self, "min_lots", 1.0)
+        _at_least(self, "alpha", 0.0, strict=True)
+        _at_least(self, "max_lots", self.min_lots)
+
+
+@dataclass(frozen=True)
+class Population:
+    """What every population has: ``count`` traders per book, each waking at
+    ``rate_per_s`` (Poisson), whose orders reach the book ``latency_ns`` after the decision
+    (rounded up to whole steps)."""
+
+    count: int = 0
+    rate_per_s: float = 0.0
+    latency_ns: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("count", "rate_per_s", "latency_ns"):
+            _at_least(self, name, 0)
+
+
+@dataclass(frozen=True)
+class NoiseConfig(Population):
+    """Zero-intelligence traders: each wake-up sends a market order (``p_market``), cancels
+    one of its resting orders (``p_cancel``) or places a limit order ``d`` ticks behind its
+    side's touch, ``P(d >= k) = (k + 1)^-depth_alpha``, capped at ``depth_max``. A trader
+    keeps at most ``ring`` resting orders (the oldest is cancelled to make room)."""
+
+    p_market: float = 0.1
+    p_cancel: float = 0.2
+    ring: int = 4
+    depth_alpha: float = 1.0
+    depth_max: int = 100
+    size: OrderSize = field(default_factory=OrderSize)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _at_least(self, "depth_max", 0)
+        _share(self, "p_market")
+        _share(self, "p_cancel")
+        if self.p_market + self.p_cancel > 1.0:
+            _fail(self, "p_cancel", "<= 1 - p_market", self.p_cancel)
+        _at_least(self, "ring", 1)
+        _at_least(self, "depth_alpha", 0.0, strict=True)
+
+
+@dataclass(frozen=True)
+class ValueConfig(Population):
+    """Fundamental traders: each wake-up cancels its order, looks at the latent value with
+    noise ``obs_sd`` (ticks), takes the touch when the value is beyond it by ``threshold``
+    ticks, and otherwise rests a limit order ``passive_offset`` ticks from its estimate."""
+
+    obs_sd: float = 10.0
+    threshold: float = 5.0
+    passive_offset: float = 2.0
+    size: OrderSize = field(default_factory=OrderSize)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("obs_sd", "threshold", "passive_offset"):
+            _at_least(self, name, 0)
+
+
+@dataclass(frozen=True)
+class MomentumConfig(Population):
+    """Trend followers: exponential averages of the mid over ``short_s`` and ``long_s``
+    seconds; a wake-up sends a marketable IOC limit in the trend's direction when they
+    differ by more than ``threshold`` ticks."""
+
+    short_s: float = 20.0
+    long_s: float = 50.0
+    threshold: float = 1.0
+    size: OrderSize = field(default_factory=OrderSize)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _at_least(self, "threshold", 0)
+        _at_least(self, "short_s", 0.0, strict=True)
+        _at_least(self, "long_s", self.short_s)
+
+
+@dataclass(frozen=True)
+class MakerConfig(Population):
+    """Market makers: a re-quote cancels the old quotes and places ``levels`` per side,
+    ``half_spread + i * spacing`` ticks around ``mid - skew * position`` (skewed against the
+    inventory), one side only when ``|position| >= max_inventory``. Re-quotes happen at
+    ``rate_per_s`` and whenever the mid moved ``requote_ticks`` (0: never) since the last."""
+
+    levels: int = 1
+    spacing: int = 1
+    half_spread: float = 1.0
+    qty: float = 10.0
+    skew: float = 0.0
+    max_inventory: int = 1_000_000
+    requote_ticks: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("half_spread", "skew", "requote_ticks"):
+            _at_least(self, name, 0)
+        for name in ("levels", "spacing", "qty", "max_inventory"):
+            _at_least(self, name, 1)
+
+
+@dataclass(frozen=True)
+class FundamentalConfig:
+    """Latent value per book: ``dv = kappa (r_bar - v) dt + sigma dW`` plus jumps at
+    ``jump_rate_per_s`` of size ``+-(jump_mean + jump_sd N(0, 1))`` ticks. ``r_bar`` is in
+    ticks; ``sigma`` in ticks per sqrt(second)."""
+
+    r_bar: float = 100_000.0
+    kappa_per_s: float = 0.0
+    sigma: float = 0.0
+    jump_rate_per_s: float = 0.0
+    jump_mean: float = 0.0
+    jump_sd: float = 0.0
+
+    def __post_init__(self) -> None:
+        _at_least(self, "r_bar", 1.0)
+        for name in ("kappa_per_s", "sigma", "jump_rate_per_s", "jump_mean", "jump_sd"):
+            _at_least(self, name, 0)
+
+
+@dataclass(frozen=True)
+class ParentOrderConfig:
+    """One execution agent working a parent order of ``qty`` lots from ``start_s`` to
+    ``end_s`` (seconds after the open) with market child orders every ``interval_s``:
+    ``twap`` sends the time-proportional quantity, ``pov`` keeps its volume at
+    ``participation`` of the book's volume since the start (its own included)."""
+
+    side: str = "buy"
+    qty: int = 100
+    start_s: float = 0.0
+    end_s: float = 60.0
+    strategy: str = "twap"
+    participation: float = 0.1
+    interval_s: float = 1.0
+    latency_ns: int = 0
+
+    def __post_init__(self) -> None:
+        if self.side not in ("buy", "sell"):
+            _fail(self, "side", "'buy' or 'sell'", self.side)
+        if self.strategy not in ("twap", "pov"):
+            _fail(self, "strategy", "'twap' or 'pov'", self.strategy)
+        _at_least(self, "qty", 1)
+        _at_least(self, "start_s", 0)
+        _at_least(self, "end_s", self.start_s, strict=True)
+        _at_least(self, "interval_s", 0.0, strict=True)
+        _at_least(self, "latency_ns", 0)
+        _share(self, "participation")
+
+
+@dataclass(frozen=True)
+class SizeClassConfig:
+    """Each trader's order sizes are scaled by its size class ``min(max, U^(-1/alpha))``
+    (Pareto, drawn once per trader and book); ``alpha = 0`` gives everyone 1."""
+
+    alpha: float = 0.0
+    max: float = 100.0
+
+    def __post_init__(self) -> None:
+        _at_least(self, "alpha", 0)
+        _at_least(self, "max", 1.0)
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """What :class:`rltrader.market.Market` keeps: every message and event (``messages``)
+    and the top of book of every book every ``sample_every`` steps (0: none)."""
+
+    messages: bool = False
+    sample_every: int = 0
+
+    def __post_init__(self) -> None:
+        _at_least(self, "sample_every", 0)
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """A market day: ``symbols`` x ``copies`` books, ``open``-``close`` (``HH:MM[:SS]``) in
+    steps of ``dt_ns``, prices in ticks of ``tick_size`` dollars, and the populations."""
+
+    name: str = "market"
+    symbols: tuple[str, ...] = ("ABM",)
+    copies: int = 1
+    open: str = "09:30"
+    close: str = "16:00"
+    dt_ns: int = 100_000_000
+    tick_size: float = 0.01
+    window: int = 4096
+    extra_owners: int = 0
+    fundamental: FundamentalConfig = field(default_factory=FundamentalConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    value: ValueConfig = field(default_factory=ValueConfig)
+    momentum: MomentumConfig = field(default_factory=MomentumConfig)
+    makers: MakerConfig = field(default_factory=MakerConfig)
+    parents: tuple[ParentOrderConfig, ...] = ()
+    size_class: SizeClassConfig = field(default_factory=SizeClassConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+
+    def __post_init__(self) -> None:
+        if not self.symbols or len(set(self.symbols)) != len(self.symbols):
+            _fail(self, "symbols", "a non-empty list of distinct names", self.symbols)
+        _at_least(self, "copies", 1)
+        _at_least(self, "dt_ns", 1)
+        _at_least(self, "tick_size", 0.0, strict=True)
+        _at_least(self, "extra_owners", 0)
+        if self.window < 64 or self.window % 64:
+            _fail(self, "window", "a positive multiple of 64", self.window)
+        if self.close_ns <= self.open_ns:
+            _fail(self, "close", f"after open ({self.open})", self.close)
+        for parent in self.parents:
+            if parent.end_s > (self.close_ns - self.open_ns) / NS_PER_S:
+                _fail(self, "parents", "orders that end by the close", parent)
+        dt_s = self.dt_ns / NS_PER_S
+        for name in ("noise", "value", "momentum", "makers"):
+            if getattr(self, name).rate_per_s * dt_s > 1.0:
+                _fail(self, f"{name}.rate_per_s", f"<= 1 / dt ({1 / dt_s:g} per s)",
+                      getattr(self, name).rate_per_s)
+
+    @property
+    def open_ns(self) -> int:
+        """The open, ns after midnight."""
+        return _clock_ns(self, "open")
+
+    @property
+    def close_ns(self) -> int:
+        return _clock_ns(self, "close")
+
+    @property
+    def n_steps(self) -> int:
+        """Steps in the day (``ceil((close - open) / dt_ns)``)."""
+        return -(-(self.close_ns - self.open_ns) // self.dt_ns)
+
+    @property
+    def n_books(self) -> int:
+        return len(self.symbols) * self.copies
+
+    def replace(self, **changes: Any) -> MarketConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _clock_ns(config: MarketConfig, name: str) -> int:
+    text = getattr(config, name)
+    parts = text.split(":") if isinstance(text, str) else []
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        h, m, s = (int(p) for p in (parts + ["0"])[:3])
+        if not (0 <= h < 24 and 0 <= m < 60 and 0 <= s < 60):
+            raise ValueError
+    except ValueError:
+        _fail(config, name, "a time HH:MM or HH:MM:SS", text)
+    return ((h * 60 + m) * 60 + s) * NS_PER_S
+
+
+_NESTED: dict[type, dict[str, type]] = {
+    NoiseConfig: {"size": OrderSize},
+    ValueConfig: {"size": OrderSize},
+    MomentumConfig: {"size": OrderSize},
+    MarketConfig: {"fundamental": FundamentalConfig, "noise": NoiseConfig,
+                   "value": ValueConfig, "momentum": MomentumConfig, "makers": MakerConfig,
+                   "size_class": SizeClassConfig, "record": RecordConfig},
+}
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown field(s) {unknown} in [{where}] ({cls.__name__} has "
+                         f"{sorted(names)})")
+    values = dict(data)
+    for name, sub in _NESTED.get(cls, {}).items():
+        if name in values:
+            values[name] = _build(sub, values[name], f"{where}.{name}".lstrip("."))
+    if cls is MarketConfig:
+        if "symbols" in values:
+            values["symbols"] = tuple(values["symbols"])
+        values["parents"] = tuple(_build(ParentOrderConfig, p, "parents")
+                                  for p in values.get("parents", ()))
+    return cls(**values)
+
+
+def config_from_dict(data: dict[str, Any]) -> MarketConfig:
+    """Build a :class:`MarketConfig` from nested dicts (the TOML layout)."""
+    return _build(MarketConfig, data, "")
+
+
+def load_config(path: str | Path) -> MarketConfig:
+    """Read a market configuration from a TOML file."""
+    with open(path, "rb") as f:
+        return config_from_dict(tomllib.load(f))
+
+
+def preset_names() -> list[str]:
+    """Names of the shipped presets."""
+    folder = resources.files("rltrader") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def preset(name: str) -> MarketConfig:
+    """A shipped preset (``rmsc04``, ``small`` ...)."""
+    if name not in preset_names():
+        raise ValueError(f"unknown preset {name!r}; choose from {preset_names()}")
+    text = (resources.files("rltrader") / "presets" / f"{name}.toml").read_text()
+    return config_from_dict(tomllib.loads(text))

@@ -1,0 +1,56 @@
+"""``rltrader simulate``: run a market preset (or a TOML config) for a day and summarise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rltrader.market import Market, RecordConfig, load_config, preset
+
+
+def main(name: str, *, config_path: str | None = None, seed: int = 0,
+         copies: int | None = None, out: str | None = None, progress: bool = True) -> int:
+    """Run the day; with ``out``, record it (messages, events, top of book every second) to
+    ``OUT.npz`` and book 0 as ``OUT_book0_message.csv`` (LOBSTER layout)."""
+    config = load_config(config_path) if config_path else preset(name)
+    if copies is not None:
+        config = config.replace(copies=copies)
+    if out:
+        every = max(1, 1_000_000_000 // config.dt_ns)
+        config = config.replace(record=RecordConfig(messages=True, sample_every=every))
+    market = Market(config, seed=seed)
+    with tqdm(total=market.n_steps, unit="step", disable=not progress,
+              desc=config.name) as bar:
+        summary = market.run(progress=bar.update)
+    print(format_summary(market, summary))
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        recording = market.recording
+        recording.save_npz(Path(out).with_suffix(".npz"))
+        stem = Path(out).with_name(Path(out).stem + "_book0")
+        message, orderbook = f"{stem}_message.csv", f"{stem}_orderbook_10.csv"
+        rows = recording.to_lobster(0, message, orderbook)
+        print(f"wrote {Path(out).with_suffix('.npz')}, {message} and {orderbook} ({rows} rows)")
+    return 0
+
+
+def format_summary(market: Market, s: dict) -> str:
+    config = market.config
+    books = market.books
+    lines = [
+        f"{config.name}: {config.n_books} book(s) x {market.n_traders} traders, "
+        f"{config.open}-{config.close} in {market.n_steps} steps of "
+        f"{config.dt_ns / 1e6:g} ms",
+        f"  {s['seconds']:.3f} s wall: {s['messages_per_s']:,.0f} messages/s, "
+        f"{s['wakeups_per_s']:,.0f} wake-ups/s, {s['book_steps_per_s']:,.0f} book-steps/s",
+        f"  messages {s['messages']:,}  events {s['events']:,}  fills {s['fills']:,}  "
+        f"stale cancels {s['stale_cancels']:,}  rejects {s['rejects']:,}  "
+        f"dropped decisions {s['overflow']:,}",
+        "  wake-ups: " + "  ".join(f"{k[8:]} {v:,}" for k, v in s.items()
+                                   if k.startswith("wakeups_") and k != "wakeups_per_s"),
+        f"  book 0 at the close: bid {books.best_bid(0)} ask {books.best_ask(0)} "
+        f"last {books.last_price(0)} (ticks of ${config.tick_size}), volume "
+        f"{books.volume(0):,} lots, fundamental {market.flow.fundamental[0]:.1f}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""The ``rltrader`` command end to end, through ``main(argv)`` as the console script runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rltrader.cli import build_parser, main
+from rltrader.data import lobster
+from rltrader.replay import lobster_rows
+
+LOBSTER_DIR = next(
+    (p / "shared" / "data" / "lobster" for p in Path(__file__).resolve().parents
+     if (p / "shared" / "data" / "lobster").is_dir()),
+    None,
+)
+needs_data = pytest.mark.skipif(LOBSTER_DIR is None, reason="shared/data not found")
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert {"demo", "bench", "profile", "replay"} <= set(commands)
+    for name in commands:
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0
+        assert "usage: rltrader" in capsys.readouterr().out
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["frobnicate"])
+    assert exit_.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_bench_quick_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    expected = ["W1 batched", "W1 per call", "W2 crossing inserts"]
+    if LOBSTER_DIR is not None:
+        expected += ["W3 LOBSTER AAPL", "W3 x 512 books"]
+    assert [r["name"] for r in report["results"]] == expected
+    for row in report["results"]:
+        assert row["median_ns"] > 0 and row["messages"] > 0
+        assert row["messages_per_second"] == pytest.approx(1e9 / row["median_ns"])
+    assert report["memory"]["per_order_slot"] == 64.0
+    assert report["machine"]["cores"] >= 1
+    table = capsys.readouterr().out
+    assert "W1 batched" in table and "ns/msg" in table
+
+
+def test_profile_quick_reports_every_operation(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "--quick", "--workload", "W1"]) == 0
+    text = capsys.readouterr().out
+    assert "| LIMIT |" in text and "| CANCEL |" in text and "| all |" in text
+
+
+@needs_data
+def test_replay_lobster_dump_matches_the_core(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert LOBSTER_DIR is not None
+    path = LOBSTER_DIR / "AAPL_2012-06-21_34200000_57600000_message_10_first999.csv"
+    dump = tmp_path / "l2.csv"
+    assert main(["replay", "lobster", str(path), "--levels", "3", "--dump-l2", str(dump)]) == 0
+    text = capsys.readouterr().out
+    assert "M messages/s" in text and "0 rejected" in text
+    rows = np.loadtxt(dump, delimiter=",", dtype=np.int64)
+    prices, qtys = lobster.replay_depth(lobster.read_messages(path), 3)
+    assert np.array_equal(rows, lobster_rows(prices, qtys, tick_size=100))
+    # known answer: LOBSTER's own book after the last row, at the touch
+    real = np.loadtxt(str(path).replace("message", "orderbook"), delimiter=",", dtype=np.int64)
+    assert rows.shape == (len(real), 12)
+    assert np.array_equal(rows[-1, :4], real[-1, :4])
+
+
+def test_replay_rejects_a_missing_file() -> None:
+    with pytest.raises((FileNotFoundError, SystemExit)):
+        main(["replay", "lobster", "/nonexistent/messages.csv"])
+
+
+def test_demo_writes_its_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    png = out / "demo.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = capsys.readouterr().out
+    assert "batched core:" in text and "ns/message" in text
