@@ -23,6 +23,7 @@ Semantics and the exact event order are specified in ``docs/semantics.md``.
 cimport numpy as cnp
 from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
+from libc.stdlib cimport abort
 
 import numpy as np
 
@@ -958,12 +959,18 @@ cdef int64_t max_events(const Core* c, const Message* m) noexcept nogil:
     cdef const BookState* bs = &c.bk[m.book]
     if m.op == CANCEL or m.op == REDUCE:
         return 1
+    cdef int64_t makers
     if bs.n_stops == 0:
-        # one taker: its fills and maker cancels each remove an opposite order but one
+        # one taker: its fills and maker cancels each remove an opposite order but one;
+        # each fill takes at least one lot, and only self-trade prevention cancels makers
+        # without filling, so without it a taker of q lots fills at most q makers
         if m.op == EXECUTE:
             return 1
         if (m.op == LIMIT or m.op == MARKET) and (m.side == BUY or m.side == SELL):
-            return 6 + bs.n_resting[side_index(-m.side)]
+            makers = bs.n_resting[side_index(-m.side)]
+            if (bs.stp == NONE or m.owner < 0) and 0 < m.qty < makers:
+                makers = m.qty
+            return 6 + makers
     return 6 + bs.n_resting[0] + bs.n_resting[1] + 6 * <int64_t>bs.n_stops
 
 
@@ -993,7 +1000,7 @@ cdef int process_kernel(Core* c, const Message* msgs, int64_t n, int64_t index_o
                         Event* out, int64_t out_cap, int64_t* consumed,
                         int64_t* written) noexcept nogil:
     cdef Ctx x
-    cdef int64_t i
+    cdef int64_t i, bound, w0
     cdef const Message* m
     cdef int status = OK
     x.out = out
@@ -1001,7 +1008,8 @@ cdef int process_kernel(Core* c, const Message* msgs, int64_t n, int64_t index_o
     for i in range(n):
         m = &msgs[i]
         prefetch_ahead(c, msgs, i, n)
-        if x.w + max_events(c, m) > out_cap:
+        bound = max_events(c, m)
+        if x.w + bound > out_cap:
             status = EVENTS_FULL
             break
         if (c.free_head == NO_SLOT and c.capacity < c.max_orders
@@ -1010,7 +1018,10 @@ cdef int process_kernel(Core* c, const Message* msgs, int64_t n, int64_t index_o
             break
         x.timestamp = m.timestamp
         x.message_index = <int32_t>(i + index_offset)
+        w0 = x.w
         handle(c, &x, m)
+        if RLTRADER_DEBUG_BUILD and x.w - w0 > bound:
+            abort()         # the event bound is wrong: the caller's buffer may overflow
     consumed[0] = i if status != OK else n
     written[0] = x.w
     return status
