@@ -13,7 +13,8 @@ arriving decisions of a book are processed in a random order.
 
 Owners (accounts) per book: the background traders ``[0, n_traders)`` in the order noise,
 value, momentum, market makers, liquidity providers, splitters, execution parents
-(:attr:`Market.owners`), then ``config.extra_owners`` free accounts (for learning agents) from ``n_traders`` on.
+(:attr:`Market.owners`), then ``config.extra_owners`` free accounts (for learning agents)
+from ``n_traders`` on.
 
 Example::
 
@@ -56,7 +57,8 @@ from rltrader.record import PARENT_DTYPE, Recording, Sampler
 __all__ = [
     "Market", "MarketConfig", "FundamentalConfig", "NoiseConfig", "ValueConfig",
     "MomentumConfig", "MakerConfig", "LiquidityConfig", "SplitterConfig", "ParentOrderConfig",
-    "OrderSize", "SizeClassConfig", "RecordConfig", "Population", "config_from_dict", "load_config", "preset", "preset_names",
+    "OrderSize", "SizeClassConfig", "RecordConfig", "Population", "config_from_dict",
+    "load_config", "preset", "preset_names",
 ]
 
 POPULATIONS = ("noise", "value", "momentum", "makers", "liquidity", "splitters", "parents")
