@@ -122,6 +122,14 @@ def test_both_runs_draw_the_same_random_numbers() -> None:
     assert not np.array_equal(treated.recording.mid(), control.recording.mid())
 
 
+def test_a_book_runs_the_same_alone_or_with_others() -> None:
+    """demo_day measures book 0 run alone as book 0 of the experiment's control."""
+    config = realistic(1, close="09:40", warmup_s=60.0, record=RecordConfig(sample_every=10))
+    alone = run_day(config, SEED).recording.mid()[:, 0]
+    among = run_day(config.replace(copies=3), SEED).recording.mid()[:, 0]
+    assert np.array_equal(alone, among, equal_nan=True)
+
+
 def test_check_pair_rejects_runs_that_do_not_pair() -> None:
     config = realistic(1, close="09:35", warmup_s=0.0, record=RecordConfig(sample_every=10))
     control = run_day(config, SEED)
