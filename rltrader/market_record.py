@@ -163,6 +163,11 @@ class ParentOrders:
     daily_volatility : float64 (p,)
         Normaliser sigma: the standard deviation of daily (session) log returns, a fraction
         (> 0), e.g. 0.02 for 2 %.
+    control_arrival_mid, control_end_mid : float64 (p,), optional
+        Mid at the same two instants in a counterfactual run without the parent orders (the
+        same seed, :func:`rltrader.realism.impact_experiment`), ticks (> 0). When given,
+        :meth:`impact` is the paired difference, which removes the price move the market
+        would have made anyway.
     """
 
     side: np.ndarray
@@ -174,14 +179,23 @@ class ParentOrders:
     vwap: np.ndarray
     daily_volume: np.ndarray
     daily_volatility: np.ndarray
+    control_arrival_mid: np.ndarray | None = None
+    control_end_mid: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         kinds: dict[str, type] = {
             "side": np.int8, "qty": np.int64, "start_ns": np.int64, "end_ns": np.int64,
             "arrival_mid": np.float64, "end_mid": np.float64, "vwap": np.float64,
             "daily_volume": np.float64, "daily_volatility": np.float64}
+        positive = ["qty", "arrival_mid", "end_mid", "daily_volume", "daily_volatility"]
+        if (self.control_arrival_mid is None) != (self.control_end_mid is None):
+            raise ValueError("ParentOrders: give both control_arrival_mid and control_end_mid "
+                             "or neither")
+        if self.control_arrival_mid is not None:
+            kinds.update(control_arrival_mid=np.float64, control_end_mid=np.float64)
+            positive += ["control_arrival_mid", "control_end_mid"]
         _coerce(self, kinds)
-        for name in ("qty", "arrival_mid", "end_mid", "daily_volume", "daily_volatility"):
+        for name in positive:
             _require(self, name, getattr(self, name) > 0, "> 0")
         _require(self, "side", np.abs(self.side) == 1, "+1 or -1")
 
@@ -194,12 +208,21 @@ class ParentOrders:
 
         ``measure="end_mid"``: side * (end_mid - arrival_mid) / arrival_mid (peak impact, as
         Tóth et al. 2011); ``"vwap"``: side * (vwap - arrival_mid) / arrival_mid (the
-        implementation shortfall).
+        implementation shortfall). With a control run (:attr:`paired`) the control's move
+        over the same interval, ``control_end_mid - control_arrival_mid``, is subtracted.
         """
         if measure not in ("end_mid", "vwap"):
             raise ValueError(f"measure must be 'end_mid' or 'vwap', got {measure!r}")
         price = self.end_mid if measure == "end_mid" else self.vwap
-        return self.side * (price - self.arrival_mid) / self.arrival_mid / self.daily_volatility
+        move = price - self.arrival_mid
+        if self.control_arrival_mid is not None and self.control_end_mid is not None:
+            move = move - (self.control_end_mid - self.control_arrival_mid)
+        return self.side * move / self.arrival_mid / self.daily_volatility
+
+    @property
+    def paired(self) -> bool:
+        """Whether the orders carry a counterfactual (control) run's mids."""
+        return self.control_arrival_mid is not None
 
 
 @dataclass(frozen=True)
