@@ -121,6 +121,8 @@ cdef struct State:
     double* queue_ahead       # [N] lots ahead of the best order (-1: none)
     int32_t* best_slot        # [N] arena slot of the order nearest its touch (NO_SLOT: none)
     int64_t* seen_volume      # [N] the account's volume at the last refresh, lots
+    int64_t* new_slots        # [2 N] slots given a new order by the last act
+    int64_t n_new
     # per book
     int64_t* next_id          # [n_envs]
     int64_t* episode_step     # [n_envs]
@@ -376,6 +378,8 @@ cdef void act_discrete(State* s, int64_t* n, int32_t e, int32_t i, int64_t actio
         m.qty = qty
         s.slot_id[k] = m.order_id
         s.slot_arena[k] = NO_SLOT
+        s.new_slots[s.n_new] = k
+        s.n_new += 1
         s.slot_side[k] = side
         s.slot_price[k] = m.price
         s.slot_leaves[k] = qty
@@ -419,6 +423,8 @@ cdef void quote(State* s, int64_t* n, int32_t e, int32_t i, int side, int64_t in
     m.qty = qty
     s.slot_id[k] = new_id
     s.slot_arena[k] = NO_SLOT
+    s.new_slots[s.n_new] = k
+    s.n_new += 1
     s.slot_side[k] = side
     s.slot_price[k] = price
     s.resting[2 * a + (side == SELL)] += qty - held
@@ -429,6 +435,7 @@ cdef int64_t act_all(State* s, int64_t timestamp) noexcept nogil:
     cdef int64_t n = 0, a, size
     cdef const int64_t* act
     cdef int32_t e, i
+    s.n_new = 0
     for e in range(s.p.n_envs):                 # slots are as the last observe left them
         for i in range(s.p.n_agents):
             a = <int64_t>e * s.p.n_agents + i
@@ -441,6 +448,23 @@ cdef int64_t act_all(State* s, int64_t timestamp) noexcept nogil:
                 quote(s, &n, e, i, BUY, act[0], size, timestamp)
                 quote(s, &n, e, i, SELL, act[1], size, timestamp)
     return n
+
+
+cdef void locate(State* s) noexcept nogil:
+    """Find the arena slots of the last act's new orders right after the core processed
+    them, while their hash entries and arena lines are still in cache (an order that did
+    not rest frees its slot)."""
+    cdef int64_t j, k
+    cdef int32_t e
+    for j in range(s.n_new):
+        k = s.new_slots[j]
+        if s.slot_id[k] == 0 or s.slot_arena[k] != NO_SLOT:
+            continue
+        e = <int32_t>(k // (<int64_t>s.p.n_agents * s.p.n_slots))
+        s.slot_arena[k] = find_order(s.core, e, s.slot_id[k])
+        if s.slot_arena[k] == NO_SLOT:
+            s.slot_id[k] = 0
+    s.n_new = 0
 
 
 cdef int64_t cancel_ending(State* s, int64_t timestamp, bint every) noexcept nogil:
@@ -760,6 +784,7 @@ cdef class EnvKernel:
             queue_ahead=np.zeros(n),
             best_slot=np.zeros(n, dtype=np.int32),
             seen_volume=np.zeros(n, dtype=np.int64),
+            new_slots=np.zeros(2 * n, dtype=np.int64),
         )
         ag = self.agent_arrays
         if np.any(ag["order_qty"] < 1) or np.any(ag["position_limit"] < 1) \
@@ -813,6 +838,8 @@ cdef class EnvKernel:
         s.queue_ahead = <double*>cnp.PyArray_DATA(ag["queue_ahead"])
         s.best_slot = <int32_t*>cnp.PyArray_DATA(ag["best_slot"])
         s.seen_volume = <int64_t*>cnp.PyArray_DATA(ag["seen_volume"])
+        s.new_slots = <int64_t*>cnp.PyArray_DATA(ag["new_slots"])
+        s.n_new = 0
         s.next_id = <int64_t*>cnp.PyArray_DATA(bk["next_id"])
         s.episode_step = <int64_t*>cnp.PyArray_DATA(bk["episode_step"])
         s.ending = <uint8_t*>cnp.PyArray_DATA(bk["ending"])
@@ -896,6 +923,7 @@ cdef class EnvKernel:
         books."""
         cdef int32_t ended
         self._submit(self.act(timestamp))
+        locate(&self.s)
         if flow is not None:
             flow.run(1)
         advance(&self.s)
