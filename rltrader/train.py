@@ -41,13 +41,14 @@ class PPOSettings:
     """Stable-Baselines3 PPO hyperparameters (their SB3 names)."""
 
     n_steps: int = 32                  #: batched steps per rollout (x num_envs samples)
-    batch_size: int = 8192             #: minibatch, agent-steps (capped at a rollout)
+    batch_size: int = 32_768           #: minibatch, agent-steps (capped at a rollout)
     n_epochs: int = 4
-    learning_rate: float = 3e-4
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
+    learning_rate: float = 1e-3        #: at the start; see ``anneal_lr``
+    anneal_lr: bool = False            #: decay the learning rate linearly to 0
+    gamma: float = 0.95
+    gae_lambda: float = 0.9
     clip_range: float = 0.2
-    ent_coef: float = 0.01
+    ent_coef: float = 0.0
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     net_arch: tuple[int, ...] = (64, 64)
@@ -145,11 +146,18 @@ def compare(policies: dict[str, Policy], config: TrainConfig) -> dict[str, Evalu
 
 
 def baselines(config: TrainConfig) -> dict[str, Policy]:
-    """The random policy and the fixed-spread market maker for ``config``'s env."""
+    """The random policy and the fixed-spread market maker for ``config``'s env.
+
+    The maker joins the touch (offset 0) with the largest quote size and withdraws a side
+    at half the position limit: the best of a grid over offsets 0/1/2, sizes 1/2/4 and
+    limits 0.25/0.5/1 on the training seed, up to its standard error (docs/training.md).
+    """
     n = config.n_envs * config.n_agents
     probe = BatchedMarketEnv(config.env, n_envs=1, n_agents=1, seed=config.seed)
     return {"random": RandomPolicy(probe.single_action_space, n, seed=config.eval_seed),
-            "fixed_spread_mm": FixedSpreadMaker(config.env, n)}
+            "fixed_spread_mm": FixedSpreadMaker(config.env, n, offset=0,
+                                                size=max(config.env.quote_sizes),
+                                                max_inventory=0.5)}
 
 
 def train(config: TrainConfig, out_dir: Path | str, *, progress: bool = True,
@@ -159,6 +167,7 @@ def train(config: TrainConfig, out_dir: Path | str, *, progress: bool = True,
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.utils import LinearSchedule
 
     from rltrader.train_callbacks import LearningCurve, TqdmProgress
 
@@ -170,7 +179,9 @@ def train(config: TrainConfig, out_dir: Path | str, *, progress: bool = True,
     p = config.ppo
     batch_size = min(p.batch_size, p.n_steps * venv.num_envs)
     model = PPO("MlpPolicy", venv, n_steps=p.n_steps, batch_size=batch_size,
-                n_epochs=p.n_epochs, learning_rate=p.learning_rate, gamma=p.gamma,
+                n_epochs=p.n_epochs, gamma=p.gamma,
+                learning_rate=(LinearSchedule(p.learning_rate, 0.0, 1.0) if p.anneal_lr
+                               else p.learning_rate),
                 gae_lambda=p.gae_lambda, clip_range=p.clip_range, ent_coef=p.ent_coef,
                 vf_coef=p.vf_coef, max_grad_norm=p.max_grad_norm,
                 policy_kwargs={"net_arch": list(p.net_arch)}, seed=config.seed, device="cpu")
@@ -245,7 +256,13 @@ def plot_curve(points: list, evaluation: dict, path: Path) -> Path:
     top.set_ylabel("episode return (ticks per lot)")
     top.legend(fontsize=8, loc="best")
     top.grid(alpha=0.3)
-    bottom.plot(steps, reward, color="tab:blue", lw=1)
+    bottom.plot(steps, reward, color="tab:blue", lw=0.6, alpha=0.4, label="per rollout")
+    window = min(20, len(reward))
+    if window > 1:
+        smooth = np.convolve(reward, np.ones(window) / window, mode="valid")
+        bottom.plot(steps[window - 1:], smooth, color="tab:blue", lw=1.8,
+                    label=f"mean of {window} rollouts")
+        bottom.legend(fontsize=8, loc="best")
     bottom.set_ylabel("reward per agent-step")
     bottom.set_xlabel("agent-steps (millions)")
     bottom.grid(alpha=0.3)
