@@ -23,6 +23,7 @@ Semantics and the exact event order are specified in ``docs/semantics.md``.
 cimport numpy as cnp
 from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
+from libc.stdlib cimport abort
 
 import numpy as np
 
@@ -936,12 +937,18 @@ cdef int64_t max_events(const Core* c, const Message* m) noexcept nogil:
     cdef const BookState* bs = &c.bk[m.book]
     if m.op == CANCEL or m.op == REDUCE:
         return 1
+    cdef int64_t makers
     if bs.n_stops == 0:
-        # one taker: its fills and maker cancels each remove an opposite order but one
+        # one taker: its fills and maker cancels each remove an opposite order but one;
+        # each fill takes at least one lot, and only self-trade prevention cancels makers
+        # without filling, so without it a taker of q lots fills at most q makers
         if m.op == EXECUTE:
             return 1
         if (m.op == LIMIT or m.op == MARKET) and (m.side == BUY or m.side == SELL):
-            return 6 + bs.n_resting[side_index(-m.side)]
+            makers = bs.n_resting[side_index(-m.side)]
+            if (bs.stp == NONE or m.owner < 0) and 0 < m.qty < makers:
+                makers = m.qty
+            return 6 + makers
     return 6 + bs.n_resting[0] + bs.n_resting[1] + 6 * <int64_t>bs.n_stops
 
 
@@ -971,7 +978,7 @@ cdef int process_kernel(Core* c, const Message* msgs, int64_t n, int64_t index_o
                         Event* out, int64_t out_cap, int64_t* consumed,
                         int64_t* written) noexcept nogil:
     cdef Ctx x
-    cdef int64_t i
+    cdef int64_t i, bound, w0
     cdef const Message* m
     cdef int status = OK
     x.out = out
@@ -979,7 +986,8 @@ cdef int process_kernel(Core* c, const Message* msgs, int64_t n, int64_t index_o
     for i in range(n):
         m = &msgs[i]
         prefetch_ahead(c, msgs, i, n)
-        if x.w + max_events(c, m) > out_cap:
+        bound = max_events(c, m)
+        if x.w + bound > out_cap:
             status = EVENTS_FULL
             break
         if (c.free_head == NO_SLOT and c.capacity < c.max_orders
@@ -988,7 +996,10 @@ cdef int process_kernel(Core* c, const Message* msgs, int64_t n, int64_t index_o
             break
         x.timestamp = m.timestamp
         x.message_index = <int32_t>(i + index_offset)
+        w0 = x.w
         handle(c, &x, m)
+        if RLTRADER_DEBUG_BUILD and x.w - w0 > bound:
+            abort()         # the event bound is wrong: the caller's buffer may overflow
     consumed[0] = i if status != OK else n
     written[0] = x.w
     return status
@@ -1221,7 +1232,8 @@ cdef class Books:
         return done, w
 
     def process_all(self, messages):
-        """Process every message and return all their events (allocates the result)."""
+        """Process every message and return all their events (allocates the result: a view
+        of a buffer at most twice its size, else a copy)."""
         _as_records(messages, MESSAGE_DTYPE, "messages")
         cdef int64_t n = messages.shape[0], total = 0, done = 0, c_done, w
         cdef const Message* msgs = <const Message*>cnp.PyArray_DATA(messages)
@@ -1235,7 +1247,7 @@ cdef class Books:
                       &c_done, &w)
             done += c_done
             total += w
-        return events[:total].copy()
+        return events[:total] if 2 * total >= events.shape[0] else events[:total].copy()
 
     def profile(self, messages):
         """Process messages one at a time under the cycle counter (slower than ``process``).

@@ -22,15 +22,15 @@ same phases from Python, with the replay in place of the core call and the flow)
    resting orders are cancelled, their PnL baseline is reset, and their rows of the
    observation buffer are overwritten with the new episode's first observation.
 
-Order liveness comes from the core's order-id hash (``find_order``, once per order; then
-the remembered arena slot is checked, as slots never move while an order lives), the queue
-ahead of an
-agent's best order from the level FIFO (``Order.prev`` links), positions and cash from the
-core's per-owner accounts (fees included).
+Agents' orders are cached per slot: a new order is located once through the core's
+order-id hash (``find_order``; arena slots never move while an order lives), and the arena
+is read again only for agents whose account volume moved (a fill). The queue ahead of an
+agent's nearest order comes from its level's FIFO, positions and cash from the core's
+per-owner accounts (fees included).
 """
 
 cimport numpy as cnp
-from libc.math cimport floor, ceil, log, sqrt
+from libc.math cimport ceil, floor, sqrt
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from libc.string cimport memcpy, memset
 
@@ -77,7 +77,6 @@ cdef struct Params:
     int32_t n_sizes           # quote sizes (MARKET_MAKING)
     int32_t return_lag        # steps of the long return
     int32_t scan_ticks        # ticks beyond the touch searched for the top levels
-    int32_t queue_hops        # orders walked to measure the queue ahead (cap)
     int32_t obs_dim
     int64_t horizon           # steps per episode
     int64_t id_base           # agent order ids are id_base + a per-book counter
@@ -120,6 +119,10 @@ cdef struct State:
     int64_t* resting          # [N, 2] resting lots per side (0 buy, 1 sell)
     int32_t* n_live           # [N] live orders
     double* queue_ahead       # [N] lots ahead of the best order (-1: none)
+    int32_t* best_slot        # [N] arena slot of the order nearest its touch (NO_SLOT: none)
+    int64_t* seen_volume      # [N] the account's volume at the last refresh, lots
+    int64_t* new_slots        # [2 N] slots given a new order by the last act
+    int64_t n_new
     # per book
     int64_t* next_id          # [n_envs]
     int64_t* episode_step     # [n_envs]
@@ -171,19 +174,73 @@ cdef inline Account* account(const State* s, int32_t e, int32_t i) noexcept nogi
     return &s.core.accounts[<int64_t>e * s.core.n_owners + s.p.first_owner + i]
 
 
+cdef void queue_level(State* s, int32_t e, int32_t target) noexcept nogil:
+    """Walk the level of arena slot ``target`` once from its head, giving every agent of
+    book ``e`` whose nearest order rests there the lots queued ahead of it."""
+    cdef const Core* c = s.core
+    cdef int64_t price = c.orders[target].price, idx = price - c.bk[e].base, ahead = 0, a
+    cdef int32_t slot = target, owner, lo = s.p.first_owner
+    if 0 <= idx < c.window:
+        slot = c.lv[<int64_t>e * c.window + idx].head
+    else:                                   # out of the window: back along its list
+        while c.orders[slot].prev != NO_SLOT and c.orders[c.orders[slot].prev].price == price:
+            slot = c.orders[slot].prev
+    while slot != NO_SLOT and c.orders[slot].price == price:
+        owner = c.orders[slot].owner
+        if lo <= owner < lo + s.p.n_agents:
+            a = <int64_t>e * s.p.n_agents + owner - lo
+            if s.best_slot[a] == slot:
+                s.queue_ahead[a] = <double>ahead
+        ahead += c.orders[slot].qty
+        slot = c.orders[slot].next
+
+
+cdef enum:
+    BACKWARD_HOPS = 16      # orders walked back from an agent's order before walking its
+                            # whole level instead (which serves every agent queued there)
+
+
+cdef inline bint unchanged(const State* s, int32_t e, int64_t a) noexcept nogil:
+    """No order of agent ``a`` can have traded since its last refresh: its account's
+    volume did not move (and no self-trade prevention could have cancelled one)."""
+    return account(s, e, <int32_t>(a - <int64_t>e * s.p.n_agents)).volume \
+        == s.seen_volume[a] and s.core.bk[e].stp == 0
+
+
+cdef void queue_of(State* s, int32_t e, int64_t a) noexcept nogil:
+    """Lots queued ahead of agent ``a``'s nearest order: a short walk back from it, or,
+    deep in a queue, one walk of the whole level."""
+    cdef const Core* c = s.core
+    cdef int32_t target = s.best_slot[a], slot = c.orders[target].prev, hops = 0
+    cdef int64_t price = c.orders[target].price, ahead = 0
+    while slot != NO_SLOT and c.orders[slot].price == price:
+        if hops == BACKWARD_HOPS:
+            queue_level(s, e, target)
+            return
+        ahead += c.orders[slot].qty
+        slot = c.orders[slot].prev
+        hops += 1
+    s.queue_ahead[a] = <double>ahead
+
+
 cdef void refresh(State* s, int32_t e) noexcept nogil:
-    """Drop finished orders from the agents' slots of book ``e``; per agent: resting lots
-    per side, live orders, and the lots queued ahead of the order nearest its touch."""
+    """Bring the agents' slots of book ``e`` up to date (finished orders dropped, leaves
+    read) and compute per agent: resting lots per side, live orders, and the lots queued
+    ahead of the order nearest its touch. The arena is read only for new orders and for
+    agents whose account traded since the last refresh; the rest is cached."""
     cdef const Core* c = s.core
     cdef const BookState* bs = &c.bk[e]
-    cdef int64_t a, k, distance, best_distance, ahead
-    cdef int32_t i, j, slot, best, hops
+    cdef int64_t a, k, distance, best_distance
+    cdef int32_t i, j, slot, best
+    cdef bint trust
     cdef const Order* o
     for i in range(s.p.n_agents):
         a = <int64_t>e * s.p.n_agents + i
+        trust = unchanged(s, e, a)
         s.resting[2 * a] = 0
         s.resting[2 * a + 1] = 0
         s.n_live[a] = 0
+        s.queue_ahead[a] = -1.0
         best = NO_SLOT
         best_distance = MAX_PRICE
         for j in range(s.p.n_slots):
@@ -191,36 +248,32 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
             if s.slot_id[k] == 0:
                 continue
             slot = s.slot_arena[k]
-            if slot == NO_SLOT:
-                slot = find_order(c, e, s.slot_id[k])
-                s.slot_arena[k] = slot
-            elif c.orders[slot].order_id != s.slot_id[k] or c.orders[slot].book != e:
-                slot = NO_SLOT                  # finished; the arena slot was reused
-            if slot == NO_SLOT or c.orders[slot].state != RESTING:
-                s.slot_id[k] = 0
-                continue
-            o = &c.orders[slot]
-            s.slot_price[k] = o.price
-            s.slot_leaves[k] = o.qty
-            s.slot_side[k] = o.side
-            s.resting[2 * a + (o.side == SELL)] += o.qty
+            if slot == NO_SLOT or not trust:
+                if slot == NO_SLOT:
+                    slot = find_order(c, e, s.slot_id[k])
+                    s.slot_arena[k] = slot
+                elif c.orders[slot].order_id != s.slot_id[k] or c.orders[slot].book != e:
+                    slot = NO_SLOT              # finished; the arena slot was reused
+                if slot == NO_SLOT or c.orders[slot].state != RESTING:
+                    s.slot_id[k] = 0
+                    continue
+                o = &c.orders[slot]
+                s.slot_price[k] = o.price
+                s.slot_leaves[k] = o.qty
+                s.slot_side[k] = o.side
+            s.resting[2 * a + (s.slot_side[k] == SELL)] += s.slot_leaves[k]
             s.n_live[a] += 1
-            distance = (bs.best_bid - o.price) if o.side == BUY else (o.price - bs.best_ask)
+            distance = (bs.best_bid - s.slot_price[k]) if s.slot_side[k] == BUY \
+                else (s.slot_price[k] - bs.best_ask)
             if distance < best_distance:
                 best_distance = distance
                 best = slot
-        if best == NO_SLOT:
-            s.queue_ahead[a] = -1.0
-            continue
-        ahead = 0
-        hops = 0
-        slot = c.orders[best].prev
-        while slot != NO_SLOT and c.orders[slot].price == c.orders[best].price and \
-                hops < s.p.queue_hops:
-            ahead += c.orders[slot].qty
-            slot = c.orders[slot].prev
-            hops += 1
-        s.queue_ahead[a] = <double>ahead
+        s.best_slot[a] = best
+        s.seen_volume[a] = account(s, e, i).volume
+    for i in range(s.p.n_agents):
+        a = <int64_t>e * s.p.n_agents + i
+        if s.best_slot[a] != NO_SLOT and s.queue_ahead[a] < 0.0:
+            queue_of(s, e, a)
 
 
 # ---------------------------------------------------------------------------------------
@@ -255,6 +308,27 @@ cdef inline void cancel_slot(State* s, int64_t* n, int32_t e, int32_t i, int64_t
     m.order_id = s.slot_id[k]
     s.resting[2 * a + (s.slot_side[k] == SELL)] -= s.slot_leaves[k]
     s.slot_id[k] = 0
+
+
+cdef inline void cancel_all(State* s, int64_t* n, int32_t e, int32_t i,
+                            int64_t timestamp) noexcept nogil:
+    cdef int64_t k, first = (<int64_t>e * s.p.n_agents + i) * s.p.n_slots
+    for k in range(first, first + s.p.n_slots):
+        cancel_slot(s, n, e, i, k, timestamp)
+
+
+cdef inline void market_order(State* s, int64_t* n, int32_t e, int32_t i, int side,
+                              int64_t qty, int64_t timestamp) noexcept nogil:
+    """An IOC market order of ``qty`` lots (nothing when ``qty <= 0``)."""
+    cdef Message* m
+    if qty <= 0:
+        return
+    m = new_message(s, n, e, i, MARKET, timestamp)
+    m.order_id = s.p.id_base + s.next_id[e]
+    s.next_id[e] += 1
+    m.side = side
+    m.qty = qty
+    m.tif = IOC
 
 
 cdef inline int64_t allowed(const State* s, int32_t e, int32_t i, int side) noexcept nogil:
@@ -304,24 +378,18 @@ cdef void act_discrete(State* s, int64_t* n, int32_t e, int32_t i, int64_t actio
         m.qty = qty
         s.slot_id[k] = m.order_id
         s.slot_arena[k] = NO_SLOT
+        s.new_slots[s.n_new] = k
+        s.n_new += 1
         s.slot_side[k] = side
         s.slot_price[k] = m.price
         s.slot_leaves[k] = qty
         s.resting[2 * a + (side == SELL)] += qty
     elif action <= 2 * n_off + 2:                             # market order
         side = BUY if action == 2 * n_off + 1 else SELL
-        qty = capped(s.order_qty[a], allowed(s, e, i, side))
-        if qty <= 0:
-            return
-        m = new_message(s, n, e, i, MARKET, timestamp)
-        m.order_id = s.p.id_base + s.next_id[e]
-        s.next_id[e] += 1
-        m.side = side
-        m.qty = qty
-        m.tif = IOC
-    else:                                                     # cancel all
-        for j in range(s.p.n_slots):
-            cancel_slot(s, n, e, i, a * s.p.n_slots + j, timestamp)
+        market_order(s, n, e, i, side, capped(s.order_qty[a], allowed(s, e, i, side)),
+                     timestamp)
+    else:
+        cancel_all(s, n, e, i, timestamp)
 
 
 cdef void quote(State* s, int64_t* n, int32_t e, int32_t i, int side, int64_t index,
@@ -355,6 +423,8 @@ cdef void quote(State* s, int64_t* n, int32_t e, int32_t i, int side, int64_t in
     m.qty = qty
     s.slot_id[k] = new_id
     s.slot_arena[k] = NO_SLOT
+    s.new_slots[s.n_new] = k
+    s.n_new += 1
     s.slot_side[k] = side
     s.slot_price[k] = price
     s.resting[2 * a + (side == SELL)] += qty - held
@@ -365,6 +435,7 @@ cdef int64_t act_all(State* s, int64_t timestamp) noexcept nogil:
     cdef int64_t n = 0, a, size
     cdef const int64_t* act
     cdef int32_t e, i
+    s.n_new = 0
     for e in range(s.p.n_envs):                 # slots are as the last observe left them
         for i in range(s.p.n_agents):
             a = <int64_t>e * s.p.n_agents + i
@@ -379,44 +450,48 @@ cdef int64_t act_all(State* s, int64_t timestamp) noexcept nogil:
     return n
 
 
-cdef int64_t close_positions(State* s, int64_t timestamp) noexcept nogil:
-    """Ending books: every agent cancels its orders and sends a market order for its
-    episode position."""
-    cdef int64_t n = 0, a, position
-    cdef int32_t e, i, j
-    cdef Message* m
-    for e in range(s.p.n_envs):
-        if not s.ending[e]:
+cdef void locate(State* s) noexcept nogil:
+    """Find the arena slots of the last act's new orders right after the core processed
+    them, while their hash entries and arena lines are still in cache (an order that did
+    not rest frees its slot)."""
+    cdef int64_t j, k
+    cdef int32_t e
+    for j in range(s.n_new):
+        k = s.new_slots[j]
+        if s.slot_id[k] == 0 or s.slot_arena[k] != NO_SLOT:
             continue
-        refresh(s, e)
-        for i in range(s.p.n_agents):
-            a = <int64_t>e * s.p.n_agents + i
-            for j in range(s.p.n_slots):
-                cancel_slot(s, &n, e, i, a * s.p.n_slots + j, timestamp)
-            position = account(s, e, i).position - s.base_position[a]
-            if position == 0:
-                continue
-            m = new_message(s, &n, e, i, MARKET, timestamp)
-            m.order_id = s.p.id_base + s.next_id[e]
-            s.next_id[e] += 1
-            m.side = SELL if position > 0 else BUY
-            m.qty = position if position > 0 else -position
-            m.tif = IOC
-    return n
+        e = <int32_t>(k // (<int64_t>s.p.n_agents * s.p.n_slots))
+        s.slot_arena[k] = find_order(s.core, e, s.slot_id[k])
+        if s.slot_arena[k] == NO_SLOT:
+            s.slot_id[k] = 0
+    s.n_new = 0
 
 
 cdef int64_t cancel_ending(State* s, int64_t timestamp, bint every) noexcept nogil:
     """Cancel every order of the agents of ending books (all books if ``every``)."""
-    cdef int64_t n = 0, a
-    cdef int32_t e, i, j
+    cdef int64_t n = 0
+    cdef int32_t e, i
     for e in range(s.p.n_envs):
-        if not (every or s.ending[e]):
+        if every or s.ending[e]:
+            refresh(s, e)
+            for i in range(s.p.n_agents):
+                cancel_all(s, &n, e, i, timestamp)
+    return n
+
+
+cdef int64_t close_positions(State* s, int64_t timestamp) noexcept nogil:
+    """Ending books: every agent cancels its orders and sends a market order for its
+    episode position."""
+    cdef int64_t n = cancel_ending(s, timestamp, False), position, a
+    cdef int32_t e, i
+    for e in range(s.p.n_envs):
+        if not s.ending[e]:
             continue
-        refresh(s, e)
         for i in range(s.p.n_agents):
             a = <int64_t>e * s.p.n_agents + i
-            for j in range(s.p.n_slots):
-                cancel_slot(s, &n, e, i, a * s.p.n_slots + j, timestamp)
+            position = account(s, e, i).position - s.base_position[a]
+            market_order(s, &n, e, i, SELL if position > 0 else BUY,
+                         position if position > 0 else -position, timestamp)
     return n
 
 
@@ -650,7 +725,6 @@ cdef class EnvKernel:
         p.liquidate = params["liquidate"]
         p.return_lag = params["return_lag"]
         p.scan_ticks = params["scan_ticks"]
-        p.queue_hops = params["queue_hops"]
         p.horizon = params["horizon"]
         p.id_base = params["id_base"]
         p.qty_scale = params["qty_scale"]
@@ -708,6 +782,9 @@ cdef class EnvKernel:
             resting=np.zeros((n, 2), dtype=np.int64),
             n_live=np.zeros(n, dtype=np.int32),
             queue_ahead=np.zeros(n),
+            best_slot=np.zeros(n, dtype=np.int32),
+            seen_volume=np.zeros(n, dtype=np.int64),
+            new_slots=np.zeros(2 * n, dtype=np.int64),
         )
         ag = self.agent_arrays
         if np.any(ag["order_qty"] < 1) or np.any(ag["position_limit"] < 1) \
@@ -759,6 +836,10 @@ cdef class EnvKernel:
         s.resting = <int64_t*>cnp.PyArray_DATA(ag["resting"])
         s.n_live = <int32_t*>cnp.PyArray_DATA(ag["n_live"])
         s.queue_ahead = <double*>cnp.PyArray_DATA(ag["queue_ahead"])
+        s.best_slot = <int32_t*>cnp.PyArray_DATA(ag["best_slot"])
+        s.seen_volume = <int64_t*>cnp.PyArray_DATA(ag["seen_volume"])
+        s.new_slots = <int64_t*>cnp.PyArray_DATA(ag["new_slots"])
+        s.n_new = 0
         s.next_id = <int64_t*>cnp.PyArray_DATA(bk["next_id"])
         s.episode_step = <int64_t*>cnp.PyArray_DATA(bk["episode_step"])
         s.ending = <uint8_t*>cnp.PyArray_DATA(bk["ending"])
@@ -842,6 +923,7 @@ cdef class EnvKernel:
         books."""
         cdef int32_t ended
         self._submit(self.act(timestamp))
+        locate(&self.s)
         if flow is not None:
             flow.run(1)
         advance(&self.s)

@@ -11,6 +11,9 @@ COUNTER_NAMES: tuple[str, ...]
 class Flow:
     books: Books
     rng_state: np.ndarray
+    shuffle_state: np.ndarray
+    meta_left: np.ndarray
+    meta_side: np.ndarray
     next_id: np.ndarray
     fundamental: np.ndarray
     r_bar: np.ndarray

@@ -10,7 +10,11 @@ generator; each decision's messages stay together and in order) and handed, for 
 at once, to the core (``Books._run``). Traders see fills through the core's per-owner
 accounts (position), never through Python objects.
 
-Each book has its own xoshiro256** generator, seeded by the caller (``SeedSequence.spawn``).
+Each book has its own xoshiro256** generator, seeded by the caller (``SeedSequence.spawn``),
+and a second stream (the first jumped by 2^128) for the arrival order. Every wake-up draws
+the same count of numbers whatever the state of the book, so two runs from one seed that
+differ only by an execution agent's orders see the same fundamental, wake-ups and trader
+draws (common random numbers: the paired impact measurement relies on it).
 Nothing here allocates while stepping, except the optional message/event logs, which grow
 outside the kernels.
 """
@@ -53,6 +57,23 @@ cdef inline uint64_t next_u64(uint64_t* s) noexcept nogil:
     s[2] ^= t
     s[3] = rotl(s[3], 45)
     return result
+
+
+cdef void jump(uint64_t* s) noexcept nogil:
+    """Advance ``s`` by 2^128 draws (the generator's jump polynomial): a second stream from
+    the same seed that never overlaps the first."""
+    cdef uint64_t[4] poly = [0x180ec6d33cfd0aba, 0xd5a61266f0c9392c,
+                             0xa9582618e03fc9aa, 0x39abdc4529b1661c]
+    cdef uint64_t[4] acc = [0, 0, 0, 0]
+    cdef int i, bit, j
+    for i in range(4):
+        for bit in range(64):
+            if poly[i] & ((<uint64_t>1) << bit):
+                for j in range(4):
+                    acc[j] ^= s[j]
+            next_u64(s)
+    for j in range(4):
+        s[j] = acc[j]
 
 
 cdef inline double uniform(uint64_t* s) noexcept nogil:
@@ -163,6 +184,26 @@ cdef struct Maker:
     int64_t max_inventory   # lots: at |position| >= this it quotes one side only
     int64_t requote_ticks   # re-quote when the mid moved this far (0: schedule only)
 
+cdef struct Liquidity:
+    int32_t first
+    int32_t count
+    int32_t latency
+    double rate
+    double depth            # ticks: distance x from the anchor, density 2x / depth^2
+    double price_weight     # anchor = (1 - w) fundamental + w EMA(mid)
+    double alpha_anchor     # EMA weight per step of the anchor's average of the mid
+    int32_t ring            # resting orders a trader keeps (oldest cancelled when full)
+    Sizes size
+
+cdef struct Splitter:
+    int32_t first
+    int32_t count
+    int32_t latency
+    double rate             # child orders per trader per step
+    double alpha            # metaorder length tail: P(children >= n) = n^-alpha
+    double max_children     # cap on a metaorder's length, child orders
+    Sizes size              # child order size
+
 cdef struct Fundamental:
     double kappa            # mean reversion per step
     double sigma            # ticks per step (standard deviation)
@@ -201,11 +242,14 @@ cdef enum:
     C_WAKE_MOMENTUM = 9
     C_WAKE_MAKER = 10
     C_WAKE_EXECUTION = 11
-    N_COUNTERS = 12
+    C_WAKE_LIQUIDITY = 12
+    C_WAKE_SPLITTER = 13
+    N_COUNTERS = 14
 
 COUNTER_NAMES = ("steps", "messages", "events", "fills", "stale_cancels", "rejects",
                  "overflow", "wakeups_noise", "wakeups_value", "wakeups_momentum",
-                 "wakeups_maker", "wakeups_execution")
+                 "wakeups_maker", "wakeups_execution",
+                 "wakeups_liquidity", "wakeups_splitters")
 
 
 cdef struct State:
@@ -223,12 +267,18 @@ cdef struct State:
     Value value
     Momentum momentum
     Maker maker
+    Liquidity liquidity
+    Splitter splitter
     Fundamental fund
-    uint64_t* rng           # [n_books, 4]
+    uint64_t* rng           # [n_books, 4] every decision's draws
+    uint64_t* shuffle_rng   # [n_books, 4] the arrival order (a separate stream, so that the
+                            # decisions draw the same numbers whatever the book does)
     int64_t* next_id        # [n_books] next order id
     double* fundamental     # [n_books] ticks
     double* r_bar           # [n_books] ticks, long-run mean of the fundamental
-    double* ema             # [n_books, 2] short and long EMA of the mid, ticks
+    double* ema             # [n_books, 3] short, long (momentum) and anchor EMA of the mid
+    int64_t* meta_left      # [n_books, splitter.count] child orders left in the metaorder
+    int32_t* meta_side      # [n_books, splitter.count] its side
     double* size_class      # [n_books, n_traders] order-size multiplier
     int64_t* live           # [n_books, n_traders, ring] ids of resting orders (0: none)
     int32_t* ring_pos       # [n_books, n_traders] next ring slot
@@ -398,7 +448,7 @@ cdef void momentum_trader(State* f, int32_t b, int32_t trader,
     """Follow the trend: a marketable IOC limit at the touch when the EMAs diverge."""
     cdef const Momentum* p = &f.momentum
     cdef uint64_t* rng = &f.rng[4 * b]
-    cdef double trend = f.ema[2 * b] - f.ema[2 * b + 1]
+    cdef double trend = f.ema[3 * b] - f.ema[3 * b + 1]
     cdef int64_t qty = pareto_lots(rng, &p.size, f.size_class[<int64_t>b * f.n_traders + trader])
     begin(f, b, p.latency)
     if trend > p.threshold and bs.best_ask != EMPTY_ASK:
@@ -431,6 +481,47 @@ cdef void market_maker(State* f, int32_t b, int32_t k, double mid) noexcept nogi
         if position > -p.max_inventory:
             ids[2 * i + 1] = send(f, b, trader, p.latency, LIMIT, SELL,
                                   clamp_price(ceil(centre + offset)), qty, GTC)
+
+
+cdef void liquidity_trader(State* f, int32_t b, int32_t trader) noexcept nogil:
+    """Latent liquidity: a limit order ``x`` ticks on its side of the anchor, with x drawn
+    with density ``2x / depth^2`` on [0, depth], so that the resting book grows linearly away
+    from the anchor (Toth et al. 2011). An order beyond the opposite touch trades at once
+    (a buyer whose price is above the ask buys), which pulls the price back to the anchor."""
+    cdef const Liquidity* p = &f.liquidity
+    cdef uint64_t* rng = &f.rng[4 * b]
+    cdef double anchor = ((1.0 - p.price_weight) * f.fundamental[b]
+                          + p.price_weight * f.ema[3 * b + 2])
+    cdef int side = BUY if uniform(rng) < 0.5 else SELL
+    cdef double x = p.depth * sqrt(uniform(rng))
+    cdef int64_t qty = pareto_lots(rng, &p.size, f.size_class[<int64_t>b * f.n_traders + trader])
+    cdef int64_t* ids = ring_of(f, b, trader)
+    cdef int32_t* pos = &f.ring_pos[<int64_t>b * f.n_traders + trader]
+    cdef double price = floor(anchor - x) if side == BUY else ceil(anchor + x)
+    begin(f, b, p.latency)
+    if ids[pos[0]] != 0:
+        cancel(f, b, trader, p.latency, ids[pos[0]])
+    ids[pos[0]] = send(f, b, trader, p.latency, LIMIT, side, clamp_price(price), qty, GTC)
+    pos[0] = (pos[0] + 1) % p.ring
+
+
+cdef void splitter(State* f, int32_t b, int32_t k) noexcept nogil:
+    """Order splitting (Lillo, Mike, Farmer 2005): work a metaorder of a Pareto number of
+    child market orders, one per wake-up, then draw the next (side at random). The order
+    signs then have ACF ~ lag^-(alpha - 1). Every wake-up draws the same numbers."""
+    cdef const Splitter* p = &f.splitter
+    cdef uint64_t* rng = &f.rng[4 * b]
+    cdef int64_t at = <int64_t>b * p.count + k
+    cdef int32_t trader = p.first + k
+    cdef double u_side = uniform(rng)
+    cdef double children = floor(pow(uniform(rng), -1.0 / p.alpha))
+    cdef int64_t qty = pareto_lots(rng, &p.size, f.size_class[<int64_t>b * f.n_traders + trader])
+    if f.meta_left[at] <= 0:
+        f.meta_side[at] = BUY if u_side < 0.5 else SELL
+        f.meta_left[at] = <int64_t>(children if children < p.max_children else p.max_children)
+    begin(f, b, p.latency)
+    send(f, b, trader, p.latency, MARKET, f.meta_side[at], 0, qty, IOC)
+    f.meta_left[at] -= 1
 
 
 cdef void execution(State* f, int32_t b, const BookState* bs, double mid) noexcept nogil:
@@ -497,8 +588,9 @@ cdef void decide_book(State* f, int32_t b) noexcept nogil:
     cdef int32_t k, n
     move_fundamental(f, b)
     mid = mid_of(bs, f.fundamental[b])
-    f.ema[2 * b] += f.momentum.alpha_short * (mid - f.ema[2 * b])
-    f.ema[2 * b + 1] += f.momentum.alpha_long * (mid - f.ema[2 * b + 1])
+    f.ema[3 * b] += f.momentum.alpha_short * (mid - f.ema[3 * b])
+    f.ema[3 * b + 1] += f.momentum.alpha_long * (mid - f.ema[3 * b + 1])
+    f.ema[3 * b + 2] += f.liquidity.alpha_anchor * (mid - f.ema[3 * b + 2])
     n = wakers(f, rng, f.noise.count, f.noise.rate, C_WAKE_NOISE)
     for k in range(n):
         noise_trader(f, b, f.noise.first + <int32_t>below(rng, f.noise.count), bs, mid)
@@ -513,6 +605,12 @@ cdef void decide_book(State* f, int32_t b) noexcept nogil:
                 mid - f.maker_mid[<int64_t>b * f.maker.count + k]) >= f.maker.requote_ticks)):
             f.counters[C_WAKE_MAKER] += 1
             market_maker(f, b, k, mid)
+    n = wakers(f, rng, f.liquidity.count, f.liquidity.rate, C_WAKE_LIQUIDITY)
+    for k in range(n):
+        liquidity_trader(f, b, f.liquidity.first + <int32_t>below(rng, f.liquidity.count))
+    n = wakers(f, rng, f.splitter.count, f.splitter.rate, C_WAKE_SPLITTER)
+    for k in range(n):
+        splitter(f, b, <int32_t>below(rng, f.splitter.count))
     if f.n_parents > 0:
         execution(f, b, bs, mid)
 
@@ -539,7 +637,7 @@ cdef int64_t gather(State* f) noexcept nogil:
             f.order[i] = i
         i = g - 1
         while i > 0:
-            j = <int32_t>below(&f.rng[4 * b], i + 1)
+            j = <int32_t>below(&f.shuffle_rng[4 * b], i + 1)
             tmp = f.order[i]
             f.order[i] = f.order[j]
             f.order[j] = tmp
@@ -588,14 +686,16 @@ cdef class Flow:
 
     Built by :class:`rltrader.market.Market`, which turns its typed configuration into the
     per-step parameters below. Owners ``[0, n_traders)`` of every book are the background
-    traders, in the order noise, value, momentum, market makers, execution parents.
+    traders, in the order noise, value, momentum, market makers, liquidity providers,
+    splitters, execution parents.
 
     Parameters
     ----------
     books : Books
         The core; its ``n_owners`` must be at least ``n_traders``.
     params : dict
-        ``noise``, ``value``, ``momentum``, ``maker``, ``fundamental`` (dicts with the
+        ``noise``, ``value``, ``momentum``, ``maker``, ``liquidity``, ``splitter``,
+        ``fundamental`` (dicts with the
         fields of the C structs, rates per step) and ``parents`` (a list of dicts).
     n_traders : int
         Background traders per book.
@@ -616,6 +716,9 @@ cdef class Flow:
     cdef State s
     cdef readonly Books books
     cdef readonly object rng_state
+    cdef readonly object shuffle_state
+    cdef readonly object meta_left
+    cdef readonly object meta_side
     cdef readonly object next_id
     cdef readonly object fundamental
     cdef readonly object r_bar
@@ -657,15 +760,19 @@ cdef class Flow:
         f.value = params["value"]
         f.momentum = params["momentum"]
         f.maker = params["maker"]
+        f.liquidity = params["liquidity"]
+        f.splitter = params["splitter"]
         f.fund = params["fundamental"]
         parents = params["parents"]
         f.n_books = n_books
         f.n_traders = n_traders
         f.n_owners = books.core.n_owners
         f.n_parents = len(parents)
-        f.ring = max(1, f.noise.ring, 2 * f.maker.levels)
+        f.ring = max(1, f.noise.ring, 2 * f.maker.levels,
+                     f.liquidity.ring if f.liquidity.count else 1)
         f.delay = 1 + max(f.noise.latency, f.value.latency, f.momentum.latency,
-                          f.maker.latency, max([p["latency"] for p in parents], default=0))
+                          f.maker.latency, f.liquidity.latency, f.splitter.latency,
+                          max([p["latency"] for p in parents], default=0))
         f.bucket_cap = bucket_cap
         f.t0 = t0_ns
         f.dt = dt_ns
@@ -673,10 +780,16 @@ cdef class Flow:
         self.rng_state = _array(seeds, np.uint64, (n_books, 4), "seeds")
         if np.any(~self.rng_state.any(axis=1)):
             raise ValueError("a book's seed state is all zero (xoshiro256** needs one bit)")
+        self.shuffle_state = self.rng_state.copy()
+        cdef uint64_t* sh = <uint64_t*>cnp.PyArray_DATA(self.shuffle_state)
+        for j in range(n_books):
+            jump(&sh[4 * j])
         self.r_bar = _array(r_bar, np.float64, (n_books,), "r_bar")
         self.size_class = _array(size_class, np.float64, (n_books, n_traders), "size_class")
         self.fundamental = self.r_bar.copy()
-        self.ema = np.repeat(self.r_bar, 2).reshape(n_books, 2)
+        self.ema = np.repeat(self.r_bar, 3).reshape(n_books, 3)
+        self.meta_left = np.zeros((n_books, max(f.splitter.count, 1)), dtype=np.int64)
+        self.meta_side = np.zeros((n_books, max(f.splitter.count, 1)), dtype=np.int32)
         self.next_id = np.ones(n_books, dtype=np.int64)
         self.live = np.zeros((n_books, n_traders, f.ring), dtype=np.int64)
         self.ring_pos = np.zeros((n_books, n_traders), dtype=np.int32)
@@ -704,6 +817,9 @@ cdef class Flow:
         self._n_messages = 0
         self._n_events = 0
         f.rng = <uint64_t*>cnp.PyArray_DATA(self.rng_state)
+        f.shuffle_rng = sh
+        f.meta_left = <int64_t*>cnp.PyArray_DATA(self.meta_left)
+        f.meta_side = <int32_t*>cnp.PyArray_DATA(self.meta_side)
         f.next_id = <int64_t*>cnp.PyArray_DATA(self.next_id)
         f.fundamental = <double*>cnp.PyArray_DATA(self.fundamental)
         f.r_bar = <double*>cnp.PyArray_DATA(self.r_bar)

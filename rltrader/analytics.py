@@ -1,6 +1,6 @@
 """Stylized facts of a market, computed from plain numpy arrays.
 
-The input is a :class:`~rltrader.market_record.Market` (clocked quotes, trades, parent
+The input is a :class:`~rltrader.market_record.MarketData` (clocked quotes, trades, parent
 orders; units in :mod:`rltrader.market_record`, whose names are re-exported here).
 :func:`stylized_facts` measures it and returns :class:`StylizedFacts`, whose ``table()``
 gives one row per fact: value, the typical range reported in the literature
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rltrader.market_record import (
-    Market,
+    MarketData,
     ParentOrders,
     Quotes,
     Trades,
@@ -258,7 +258,7 @@ def _check(value: float, lo: float, hi: float) -> bool | None:
 
 @dataclass(frozen=True)
 class StylizedFacts:
-    """Everything measured on one :class:`Market`; :meth:`table` grades it."""
+    """Everything measured on one :class:`MarketData`; :meth:`table` grades it."""
 
     name: str
     interval_s: float
@@ -434,13 +434,13 @@ def _json_float(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def stylized_facts(market: Market, *, horizons_s: tuple[float, ...] = DEFAULT_HORIZONS_S,
+def stylized_facts(market: MarketData, *, horizons_s: tuple[float, ...] = DEFAULT_HORIZONS_S,
                    max_lag: int = 1000, seed: int = 0) -> StylizedFacts:
     """Measure the stylized facts of ``market`` (see the module docstring).
 
     Parameters
     ----------
-    market : Market
+    market : MarketData
     horizons_s : tuple of float
         Return horizons, seconds; each must be a whole number of clock steps (others raise),
         horizons shorter than one step are skipped.
@@ -508,7 +508,7 @@ __all__ = [
     "DEFAULT_HORIZONS_S",
     "FactRow",
     "ImpactFit",
-    "Market",
+    "MarketData",
     "ParentOrders",
     "PowerLawFit",
     "Quotes",

@@ -42,10 +42,19 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from rltrader import replay
+    from rltrader import replay, replay_crypto
 
-    return replay.main(args.format, args.path, symbol=args.symbol, levels=args.levels,
-                       dump_l2=args.dump_l2, tick_size=args.tick_size)
+    if args.format in replay_crypto.CRYPTO_FORMATS:
+        return replay_crypto.main(
+            args.format, args.path, symbol=args.symbol, levels=args.levels,
+            dump_l2=args.dump_l2, tick_size=args.tick_size, lot_size=args.lot_size,
+            snapshot=args.snapshot, end_snapshot=args.end_snapshot,
+            window=args.window or replay_crypto.WINDOW)
+    if len(args.path) != 1 or args.snapshot or args.end_snapshot or args.lot_size or args.window:
+        raise SystemExit(f"replay {args.format}: one file; --snapshot, --end-snapshot, "
+                         "--lot-size and --window do not apply")
+    return replay.main(args.format, args.path[0], symbol=args.symbol, levels=args.levels,
+                       dump_l2=args.dump_l2, tick_size=int(args.tick_size or 100))
 
 
 def _cmd_facts(args: argparse.Namespace) -> int:
@@ -113,16 +122,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_profile)
 
     p = sub.add_parser("replay", help="rebuild books from recorded market data",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Rebuild the book from a recorded feed; report messages/s "
-                       "and the final top of book.")
-    p.add_argument("format", choices=("lobster",), help="data format")
-    p.add_argument("path", help="message file (.csv or .csv.gz)")
+                       "and the final top of book.\n\n"
+                       "  lobster   PATH: one LOBSTER message file\n"
+                       "  itch      PATH: one NASDAQ TotalView-ITCH 5.0 BinaryFILE (plain,\n"
+                       "            .gz or a MoldUDP64 .pcap); --symbol selects a stock\n"
+                       "  coinbase  PATH...: full-channel files, --snapshot SNAP required,\n"
+                       "            --end-snapshot END checks the book order by order\n"
+                       "  binance   PATH...: websocket captures (depth diffs, trades,\n"
+                       "            bookTicker; the REST snapshot inside or --snapshot);\n"
+                       "            checks the best bid/ask against bookTicker\n"
+                       "  tardis    PATH...: tardis.dev incremental_book_L2, book_snapshot_N\n"
+                       "            or quotes CSV\n\n"
+                       "Several PATHs (e.g. a shell glob) are read in the order given. A "
+                       "failed check exits with status 1.")
+    p.add_argument("format", choices=("lobster", "itch", "coinbase", "binance", "tardis"),
+                   help="data format")
+    p.add_argument("path", nargs="+", help="feed file(s), plain or gzip, in stream order")
     p.add_argument("--symbol", default=None, help="symbol to select (multi-symbol formats)")
     p.add_argument("--levels", type=int, default=5, help="levels to show / dump (default 5)")
     p.add_argument("--dump-l2", default=None, metavar="OUT",
-                   help="write the top-N book after every message (LOBSTER orderbook CSV)")
-    p.add_argument("--tick-size", type=int, default=100,
-                   help="price units per tick (LOBSTER: 1/10000 dollars; default 100)")
+                   help="write the top-N book after every message (lobster: LOBSTER "
+                   "orderbook CSV; crypto: tag,timestamp,ask_price_1,ask_size_1,... in ticks "
+                   "and lots, one row per feed event)")
+    p.add_argument("--tick-size", default=None,
+                   help="LOBSTER and ITCH: price units ($0.0001) per tick (default 100; ITCH files "
+                   "with stocks under $1 need 1); crypto: the "
+                   "tick as a decimal string, e.g. 0.01 (default: Coinbase BTC-USD's 0.01, "
+                   "else the coarsest grid the file's prices lie on)")
+    p.add_argument("--lot-size", default=None,
+                   help="crypto: the lot as a decimal string, e.g. 0.00000001 (default: "
+                   "Coinbase BTC-USD's 1e-8, else inferred like --tick-size)")
+    p.add_argument("--snapshot", default=None, metavar="FILE",
+                   help="coinbase: REST level-3 snapshot; binance: REST depth snapshot when "
+                   "not inside the capture")
+    p.add_argument("--end-snapshot", default=None, metavar="FILE",
+                   help="coinbase: a later level-3 snapshot to compare the rebuilt book with")
+    p.add_argument("--window", type=int, default=None,
+                   help="crypto: the core's dense price window in ticks (default 262144)")
     p.set_defaults(func=_cmd_replay)
 
     p = sub.add_parser("facts", help="stylized facts of a LOBSTER message file",
@@ -149,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--copies", type=int, default=None, help="independent copies per symbol")
     p.add_argument("--out", default=None, help="record the day to OUT.npz and book 0 to "
-                   "OUT_book0_message.csv (LOBSTER)")
+                   "OUT_book0_message.csv + OUT_book0_orderbook_10.csv (LOBSTER)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_simulate)
 

@@ -1,197 +1,222 @@
-"""``rltrader demo``: rebuild a real NASDAQ book, trade on top of it, measure, plot.
+"""``rltrader demo``: the main job, end to end, with no arguments.
 
-1. Replays the LOBSTER AAPL 2012-06-21 09:30-10:30 message file (92k real adds, deletes and
-   executions) into a compiled book, sampling the top of book as it goes.
-2. At mid-session, an agent sends a market buy of a size that a small trader could not
-   move the price with and one a large trader would: the book shows the impact.
-3. Times the batched core on the same flow over 1 and 512 books.
-4. Writes ``demo.png`` (price path, spread, the agent's impact, final depth) and prints a
-   summary.
-
-Without the data samples it runs the same steps on a generated flow.
+1. **Real flow, agents on top** (when the LOBSTER samples are found): the AAPL 10-level pair
+   is rebuilt exactly (all 999 orderbook rows); then the 09:30-10:30 hour is replayed twice
+   through :class:`rltrader.data.hybrid.HybridReplay`, once as recorded and once with a
+   small and a large agent sending market buys at 10:00 into the same queues. The record
+   cannot react, so the large buy's footprint and the trimmed historical messages show what
+   an agent's trade changes. Writes ``real_flow.png``.
+2. **A simulated market day** (:func:`rltrader.realism.demo_day`): background populations
+   on 8 books for 09:30-16:00, a paired parent-order impact experiment, and the stylized
+   facts of the day against the literature's ranges. Writes ``market/report.md`` and its
+   figures.
+3. **Speed**: the batched core on the real flow (or a generated one) over 1 and 512 books.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from rltrader import workloads
-from rltrader._book import Books
-from rltrader.constants import BUY, EMPTY_ASK, EMPTY_BID, FILL, MARKET, REJECTED
-from rltrader.messages import empty_events, empty_messages
+from rltrader.constants import BUY, EMPTY_ASK, EMPTY_BID, FILL, MARKET
+from rltrader.messages import empty_messages
 
-AAPL_FILE = "lobster/AAPL_2012-06-21_34200000_37800000_message_50.csv.gz"
-TICK = 0.01   # dollars per tick (LOBSTER prices / 100)
+AAPL_HOUR = "lobster/AAPL_2012-06-21_34200000_37800000_message_50.csv.gz"
+AAPL_PAIR = "lobster/AAPL_2012-06-21_34200000_57600000_{}_10_first999.csv"
+TICK = 0.01          # dollars per tick (LOBSTER prices / 100)
+NS = 1_000_000_000
+BUY_AT = 10 * 3600 * NS                      # 10:00:00
+AGENTS = ((0, 100, "small"), (1, 20_000, "large"))   # (owner, lots, name)
 
 
 def find_data_dir(explicit: str | None = None) -> Path | None:
-    """The shared market-data folder: explicit, $RLTRADER_DATA, or ../shared/data nearby."""
-    candidates = [explicit, os.environ.get("RLTRADER_DATA")]
-    for start in (Path.cwd(), Path(__file__).resolve().parent):
-        for parent in (start, *start.parents[:3]):
-            candidates.append(str(parent / "shared" / "data"))
-            candidates.append(str(parent.parent / "shared" / "data"))
-    for c in candidates:
-        if c and (Path(c) / AAPL_FILE).exists():
-            return Path(c)
-    if explicit:
-        raise FileNotFoundError(f"{explicit} does not hold {AAPL_FILE}")
-    return None
+    """The shared market-data folder: ``explicit``, else as the workloads find it
+    (``$RLTRADER_DATA``, or ``shared/data`` above the package or the working directory)."""
+    if explicit is not None:
+        if not (Path(explicit) / AAPL_HOUR).is_file():
+            raise FileNotFoundError(f"{explicit} does not hold {AAPL_HOUR}")
+        return Path(explicit)
+    try:
+        return workloads._find_lobster_dir().parent
+    except FileNotFoundError:
+        return None
 
 
-def load_flow(data_dir: Path | None) -> tuple[np.ndarray, str]:
-    if data_dir is not None:
-        from rltrader.data import lobster
+# ---------------------------------------------------------------------------------------
+# 1. real flow with agents on top
+# ---------------------------------------------------------------------------------------
 
-        feed = lobster.read_messages(data_dir / AAPL_FILE)
-        return feed.messages, "LOBSTER AAPL 2012-06-21 09:30-10:30 (real NASDAQ flow)"
-    return workloads.limit_cancel(100_000, seed=7), "generated limit+cancel flow (no data found)"
+def exact_rebuild(data: Path) -> tuple[int, int]:
+    """Rows of the 10-level AAPL pair rebuilt exactly, and rows in all."""
+    from rltrader.data import lobster
+    from rltrader.data.lobster_exact import exact_messages
+
+    raw = lobster.read_raw(data / AAPL_PAIR.format("message"))
+    depth = lobster.read_orderbook(data / AAPL_PAIR.format("orderbook"))
+    prices, qtys = lobster.replay_depth(exact_messages(raw, depth).feed, levels=10)
+    want_prices, want_qtys = depth.in_ticks()
+    same = ((prices == want_prices) & (qtys == want_qtys)).all(axis=(1, 2))
+    return int(same.sum()), len(same)
 
 
-def replay(books: Books, messages: np.ndarray, chunk: int, progress: bool
-           ) -> dict[str, np.ndarray]:
-    """Process ``messages`` in chunks, sampling best bid/ask after each chunk."""
+def agent_buys() -> np.ndarray:
+    """The agents' market buys at 10:00 (ids above the history's)."""
+    from rltrader.data.hybrid import AGENT_ID_BASE
+
+    buys = empty_messages(len(AGENTS))
+    for k, (owner, qty, _) in enumerate(AGENTS):
+        buys[k] = (BUY_AT, AGENT_ID_BASE + k, 0, 0, 0, qty, 0, owner, MARKET, BUY, 0)
+    return buys
+
+
+def hybrid_hour(feed, grid: np.ndarray, agents: np.ndarray | None, progress: bool) -> dict:
+    """Replay ``feed`` on ``grid`` (ns), sending ``agents`` at their time; sample the touch
+    after every grid time and the top 40 levels around the buy."""
     from tqdm import tqdm
 
-    events = empty_events(64 * chunk)
-    n_chunks = (len(messages) + chunk - 1) // chunk
-    bid = np.zeros(n_chunks, dtype=np.int64)
-    ask = np.zeros(n_chunks, dtype=np.int64)
-    t = np.zeros(n_chunks, dtype=np.int64)
-    rejected = 0
-    for k in tqdm(range(n_chunks), desc="replay", unit="chunk", disable=not progress,
-                  leave=False):
-        part = messages[k * chunk:(k + 1) * chunk]
-        done = 0
-        while done < len(part):
-            consumed, written = books.process(part[done:], events)
-            rejected += int(np.count_nonzero(events["kind"][:written] == REJECTED))
-            done += consumed
-        bid[k], ask[k], t[k] = books.best_bid(0), books.best_ask(0), part["timestamp"][-1]
-    return {"bid": bid, "ask": ask, "time": t, "rejected": np.array([rejected])}
+    from rltrader.data.hybrid import HybridReplay
+
+    replay = HybridReplay(feed, n_agents=len(AGENTS))
+    bid = np.zeros(grid.size, dtype=np.int64)
+    ask = np.zeros(grid.size, dtype=np.int64)
+    fills, depth = [], {}
+    pending = agents
+    name = "with agents" if agents is not None else "as recorded"
+    for i, t in enumerate(tqdm(grid.tolist(), desc=f"hybrid replay, {name}", unit="s",
+                               disable=not progress, leave=False)):
+        batch = None
+        if pending is not None and pending["timestamp"][0] <= t:
+            depth["before"] = replay.books.top_levels(40)[:2]
+            batch, pending = pending, None
+        events = replay.step(until_ts=t, agent_messages=batch)
+        if batch is not None:
+            fills.append(events[(events["kind"] == FILL) & (events["owner"] < len(AGENTS))])
+            depth["after"] = replay.books.top_levels(40)[:2]
+        bid[i], ask[i] = replay.top_of_book()
+    replay.books.check_integrity()
+    return {"bid": bid, "ask": ask, "fills": np.concatenate(fills) if fills else None,
+            "depth": depth, "replay": replay}
 
 
-def agent_impact(books: Books, qty: int, owner: int) -> dict:
-    """Send a market buy of ``qty`` lots for ``owner``; report fills and the mid move."""
-    before = (books.best_bid(0), books.best_ask(0))
-    msg = empty_messages(1)
-    msg[0] = (0, 9_000_000_000 + owner, 0, 0, 0, qty, 0, owner, MARKET, BUY, 0)
-    events = books.process_all(msg)
-    fills = events[events["kind"] == FILL]
-    after = (books.best_bid(0), books.best_ask(0))
-    return {
-        "qty": qty, "filled": int(fills["qty"].sum()),
-        "levels": int(np.unique(fills["price"]).size),
-        "avg_price": float((fills["price"] * fills["qty"]).sum() / max(fills["qty"].sum(), 1)),
-        "ask_before": before[1], "ask_after": after[1], "bid_after": after[0],
-        "position": int(books.accounts[0, owner]["position"]),
-        "cash": int(books.accounts[0, owner]["cash"]),
-    }
+def mid_of(run: dict) -> np.ndarray:
+    ok = (run["bid"] != EMPTY_BID) & (run["ask"] != EMPTY_ASK)
+    return np.where(ok, (run["bid"] + run["ask"]) / 2, np.nan)
 
 
-def throughput(messages: np.ndarray, n_books: int, repeats: int = 3) -> float:
-    """Median ns/message of the batched core on ``messages`` spread over ``n_books``."""
-    from rltrader.bench import time_batched
+def real_flow(data: Path, out: Path, plot: bool, progress: bool) -> None:
+    from rltrader.data import lobster
 
-    msgs = messages if n_books == 1 else workloads.interleave(messages, n_books,
-                                                              max_messages=1_000_000)
-    return time_batched(msgs, n_books, repeats=repeats)[0]
+    same, rows = exact_rebuild(data)
+    print(f"LOBSTER AAPL 2012-06-21, 10-level pair: {same} of {rows} orderbook rows rebuilt "
+          "exactly (all 10 levels, both sides)")
+    feed = lobster.read_messages(data / AAPL_HOUR)
+    ts = feed.messages["timestamp"]
+    grid = np.arange(ts[0] // NS * NS + NS, ts[-1] + NS, NS)
+    print(f"LOBSTER AAPL 09:30-10:30: {len(feed.messages):,} real messages; agents buy at "
+          "10:00 in the same queues")
+    record = hybrid_hour(feed, grid, None, progress)
+    hybrid = hybrid_hour(feed, grid, agent_buys(), progress)
+    fills = hybrid["fills"]
+    for owner, qty, name in AGENTS:
+        mine = fills[fills["owner"] == owner]
+        avg = (mine["price"] * mine["qty"]).sum() / max(mine["qty"].sum(), 1)
+        print(f"  {name} agent market buy {qty:>6,} lots: filled {mine['qty'].sum():,} over "
+              f"{np.unique(mine['price']).size} price levels at avg ${avg * TICK:.4f}")
+    at = int(np.searchsorted(grid, BUY_AT))
+    gap = (mid_of(hybrid) - mid_of(record)) * TICK
+    print(f"  mid at 10:00:01: record ${mid_of(record)[at] * TICK:.3f}, with agents "
+          f"${mid_of(hybrid)[at] * TICK:.3f}; the hybrid mid stays above the record for "
+          f"{np.count_nonzero(gap[at:] > 0)} of the {grid.size - at} seconds after the buy")
+    stats = hybrid["replay"].stats
+    trims = ", ".join(f"{n} {kind}" for kind, n in stats.trimmed_by_kind.items())
+    print(f"  the record went on: {stats.trimmed_messages} historical messages about liquidity "
+          f"the agents had taken were trimmed ({trims}); every invariant holds")
+    if plot:
+        png = out / "real_flow.png"
+        plot_real_flow(png, grid, record, hybrid)
+        print(f"  wrote {png}")
 
 
-def plot_report(path: Path, sampled: dict, cut: int, impact: dict, before: tuple,
-                after: tuple, title: str) -> None:
+def plot_real_flow(path: Path, grid: np.ndarray, record: dict, hybrid: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bid, ask = sampled["bid"].astype(float), sampled["ask"].astype(float)
-    ok = (sampled["bid"] != EMPTY_BID) & (sampled["ask"] != EMPTY_ASK)
-    hours = sampled["time"] / 3.6e12
+    minutes = (grid - BUY_AT) / NS / 60
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    ax = axes[0]
-    ax.plot(hours[ok], bid[ok] * TICK, lw=0.7, label="best bid")
-    ax.plot(hours[ok], ask[ok] * TICK, lw=0.7, label="best ask")
-    ax.axvline(hours[min(cut, len(hours) - 1)], color="k", ls=":", lw=0.8)
-    ax.set(title="price path", xlabel="hours after midnight", ylabel="$")
-    ax.legend()
-    ax = axes[1]
-    ax.plot(hours[ok], (ask[ok] - bid[ok]), lw=0.6, color="tab:purple")
-    ax.set(title="spread", xlabel="hours after midnight", ylabel="ticks")
+    for ax, near, scale, title, unit in (
+            (axes[0], np.ones(grid.size, bool), 1, "mid price, 09:30-10:30", "minutes"),
+            (axes[1], np.abs(minutes) <= 0.5, 60, "mid price, 30 s around the buy", "seconds")):
+        ax.step(minutes[near] * scale, mid_of(hybrid)[near] * TICK, where="post", lw=1.2,
+                color="C3", label="with the agents")
+        ax.step(minutes[near] * scale, mid_of(record)[near] * TICK, where="post", lw=0.8,
+                color="k", ls="--", label="record")
+        ax.axvline(0, color="C0", ls=":", lw=0.8)
+        ax.set(title=title, xlabel=f"{unit} from the buy at 10:00", ylabel="$")
+        ax.legend()
     ax = axes[2]
-    for (prices, qtys), alpha, when in ((before, 0.3, "before"), (after, 1.0, "after")):
+    for when, alpha in (("before", 0.3), ("after", 1.0)):
+        prices, qtys = hybrid["depth"][when]
         for side, colour, name in ((0, "tab:green", "bids"), (1, "tab:red", "asks")):
             keep = qtys[0, side] > 0
             ax.bar(prices[0, side][keep] * TICK, qtys[0, side][keep], width=TICK * 0.9,
                    color=colour, alpha=alpha, label=f"{name} {when}")
-    ax.axvline(impact["avg_price"] * TICK, ls="--", lw=0.8, color="k",
-               label="agent's average price")
-    lo = (before[0][0, 0, 0] - 150) * TICK        # $1.50 below the best bid before
-    hi = (after[0][0, 1, 0] + 100) * TICK         # $1 above the best ask after
-    ax.set_xlim(lo, hi)
-    ax.set(title=f"the book before and after a {impact['qty']:,}-lot market buy",
+    before, after = hybrid["depth"]["before"], hybrid["depth"]["after"]
+    ax.set_xlim((before[0][0, 0, 0] - 100) * TICK, (after[0][0, 1, 0] + 100) * TICK)
+    ax.set(title=f"the book before and after {AGENTS[1][1]:,} + {AGENTS[0][1]} lots bought",
            xlabel="$", ylabel="lots")
     ax.legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle("LOBSTER AAPL 2012-06-21: real flow with agents trading in the same queues "
+                 "(hybrid replay)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------
+# 2. a simulated day, 3. speed
+# ---------------------------------------------------------------------------------------
+
+def market_day(out: Path, progress: bool) -> None:
+    from rltrader.realism import demo_day
+
+    print("\nsimulated market day ('realistic' preset: noise, market makers, latent "
+          "liquidity, metaorder splitters; 8 books, 09:30-16:00):")
+    facts = demo_day(out, seed=1, progress=progress)
+    print(facts.format_table())
+    print(f"wrote {out / 'report.md'} and its figures")
+
+
+def speed(data: Path | None) -> None:
+    from rltrader.bench import time_batched
+
+    if data is not None:
+        messages, what = workloads.lobster_aapl(data / AAPL_HOUR), "the AAPL flow"
+    else:
+        messages, what = workloads.limit_cancel(100_000, seed=7), "a generated limit+cancel flow"
+    one = time_batched(messages, 1, repeats=3)[0]
+    many_msgs = workloads.interleave(messages, 512, max_messages=1_000_000)
+    many = time_batched(many_msgs, 512, repeats=1)[0]
+    print(f"\nbatched core on {what}: {one:.1f} ns/message on 1 book ({1e3 / one:.1f} M "
+          f"messages/s), {many:.1f} ns/message over 512 books (rltrader bench for the suite)")
 
 
 def main(out_dir: str = "rltrader-demo", plot: bool = True, data_dir: str | None = None,
          progress: bool = True) -> int:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    messages, title = load_flow(find_data_dir(data_dir))
-    print(f"flow: {title}: {len(messages):,} messages")
-
-    books = Books(1, n_owners=2, capacity=1 << 14)
-    cut = len(messages) // 2
     start = time.perf_counter()
-    first = replay(books, messages[:cut], 256, progress)
-    mid_bid, mid_ask = books.best_bid(0), books.best_ask(0)
-    print(f"book at mid-session: bid {mid_bid * TICK:.2f}  ask {mid_ask * TICK:.2f}  "
-          f"({books.live_orders(0):,} resting orders)")
-
-    impacts = []
-    before = books.top_levels(40)[:2]
-    for owner, qty in ((0, 100), (1, 20_000)):
-        imp = agent_impact(books, qty, owner)
-        impacts.append(imp)
-        who = "small" if owner == 0 else "large"
-        print(f"{who} agent market buy {qty:>6,} lots: filled {imp['filled']:,} over "
-              f"{imp['levels']} levels at avg {imp['avg_price'] * TICK:.4f}; best ask "
-              f"{imp['ask_before'] * TICK:.2f} -> {imp['ask_after'] * TICK:.2f}")
-
-    after = books.top_levels(40)[:2]
-    # the historical flow goes on; references to liquidity the agents took are rejected
-    # (UNKNOWN_ORDER / BAD_QTY) until hybrid replay trims them (see the issues)
-    second = replay(books, messages[cut:], 256, progress)
-    print(f"after the agents' trades the history went on: {int(second['rejected'][0]):,} "
-          "historical cancels/executions referred to orders the agents had taken and were "
-          "rejected, the rest of the book rebuilt")
-    elapsed = time.perf_counter() - start
-    sampled = {k: np.concatenate([first[k], second[k]]) for k in ("bid", "ask", "time")}
-    books.check_integrity()
-    prices, qtys, _ = books.top_levels(5)
-    print(f"replayed {len(messages):,} messages in {elapsed:.3f} s with sampling and "
-          "Python chunking; the final book:")
-    print("      bid  size  |  ask  size")
-    for k in range(5):
-        print(f"  {prices[0, 0, k] * TICK:8.2f} {qtys[0, 0, k]:5d}  | "
-              f"{prices[0, 1, k] * TICK:7.2f} {qtys[0, 1, k]:5d}")
-
-    one = throughput(messages, 1)
-    many = throughput(messages, 512, repeats=1)
-    print(f"batched core: {one:.1f} ns/message on 1 book ({1e3 / one:.1f} M msg/s), "
-          f"{many:.1f} ns/message over 512 books")
-
-    if plot:
-        png = out / "demo.png"
-        plot_report(png, sampled, len(first["bid"]), impacts[1], before, after, title)
-        print(f"wrote {png}")
+    data = find_data_dir(data_dir)
+    if data is not None:
+        real_flow(data, out, plot, progress)
+    else:
+        print("LOBSTER samples not found (set RLTRADER_DATA to shared/data): skipping the "
+              "real-flow part")
+    market_day(out / "market", progress)
+    speed(data)
+    print(f"\ndemo done in {time.perf_counter() - start:.1f} s; results in {out}/")
     return 0

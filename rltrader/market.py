@@ -12,8 +12,9 @@ population with latency ``L`` steps (``latency_ns`` rounded up) is processed in 
 arriving decisions of a book are processed in a random order.
 
 Owners (accounts) per book: the background traders ``[0, n_traders)`` in the order noise,
-value, momentum, market makers, execution parents (:attr:`Market.owners`), then
-``config.extra_owners`` free accounts (for learning agents) from ``n_traders`` on.
+value, momentum, market makers, liquidity providers, splitters, execution parents
+(:attr:`Market.owners`), then ``config.extra_owners`` free accounts (for learning agents)
+from ``n_traders`` on.
 
 Example::
 
@@ -34,6 +35,7 @@ from rltrader._flow import Flow
 from rltrader.market_config import (
     NS_PER_S,
     FundamentalConfig,
+    LiquidityConfig,
     MakerConfig,
     MarketConfig,
     MomentumConfig,
@@ -43,6 +45,7 @@ from rltrader.market_config import (
     Population,
     RecordConfig,
     SizeClassConfig,
+    SplitterConfig,
     ValueConfig,
     config_from_dict,
     load_config,
@@ -53,11 +56,12 @@ from rltrader.record import PARENT_DTYPE, Recording, Sampler
 
 __all__ = [
     "Market", "MarketConfig", "FundamentalConfig", "NoiseConfig", "ValueConfig",
-    "MomentumConfig", "MakerConfig", "ParentOrderConfig", "OrderSize", "SizeClassConfig",
-    "RecordConfig", "Population", "config_from_dict", "load_config", "preset", "preset_names",
+    "MomentumConfig", "MakerConfig", "LiquidityConfig", "SplitterConfig", "ParentOrderConfig",
+    "OrderSize", "SizeClassConfig", "RecordConfig", "Population", "config_from_dict",
+    "load_config", "preset", "preset_names",
 ]
 
-POPULATIONS = ("noise", "value", "momentum", "makers", "parents")
+POPULATIONS = ("noise", "value", "momentum", "makers", "liquidity", "splitters", "parents")
 
 
 def _steps(config: MarketConfig, seconds: float) -> int:
@@ -99,6 +103,13 @@ def flow_params(config: MarketConfig, first: dict[str, int]) -> dict:
                   "qty": c.makers.qty, "skew": c.makers.skew,
                   "max_inventory": c.makers.max_inventory,
                   "requote_ticks": c.makers.requote_ticks},
+        "liquidity": {**common("liquidity", c.liquidity), "depth": c.liquidity.depth,
+                      "price_weight": c.liquidity.price_weight,
+                      "alpha_anchor": min(1.0, dt_s / c.liquidity.anchor_s),
+                      "ring": c.liquidity.ring, "size": _sizes(c.liquidity.size)},
+        "splitter": {**common("splitters", c.splitters), "alpha": c.splitters.alpha,
+                     "max_children": float(c.splitters.max_children),
+                     "size": _sizes(c.splitters.size)},
         "fundamental": {"kappa": c.fundamental.kappa_per_s * dt_s,
                         "sigma": c.fundamental.sigma * np.sqrt(dt_s),
                         "jump_rate": c.fundamental.jump_rate_per_s * dt_s,
@@ -107,7 +118,8 @@ def flow_params(config: MarketConfig, first: dict[str, int]) -> dict:
         "parents": [
             {"owner": first["parents"] + j, "side": 1 if p.side == "buy" else -1,
              "pov": int(p.strategy == "pov"), "latency": _latency_steps(c, p.latency_ns),
-             "qty": p.qty, "start": _steps(c, p.start_s), "end": _steps(c, p.end_s),
+             "qty": p.qty, "start": c.warmup_steps + _steps(c, p.start_s),
+             "end": c.warmup_steps + _steps(c, p.end_s),
              "interval": max(1, _steps(c, p.interval_s)), "participation": p.participation}
             for j, p in enumerate(c.parents)],
     }
@@ -119,7 +131,8 @@ def bucket_capacity(config: MarketConfig) -> int:
     new order; a maker's ``4 * levels``), summed over populations."""
     dt_s = config.dt_ns / NS_PER_S
     total = 4 * config.makers.levels * config.makers.count + len(config.parents)
-    for pop, per_wake in ((config.noise, 2), (config.value, 2), (config.momentum, 1)):
+    for pop, per_wake in ((config.noise, 2), (config.value, 2), (config.momentum, 1),
+                          (config.liquidity, 2), (config.splitters, 1)):
         lam = pop.count * pop.rate_per_s * dt_s
         if pop.count:
             total += per_wake * int(lam + 8 * np.sqrt(lam) + 8)
@@ -144,6 +157,7 @@ class Market:
         self.seed = seed
         counts = {"noise": config.noise.count, "value": config.value.count,
                   "momentum": config.momentum.count, "makers": config.makers.count,
+                  "liquidity": config.liquidity.count, "splitters": config.splitters.count,
                   "parents": len(config.parents)}
         first, n = {}, 0
         for name in POPULATIONS:
@@ -159,11 +173,14 @@ class Market:
         self.books = Books(n_books, window=config.window, n_owners=n + config.extra_owners,
                            capacity=max(1024, 8 * n_books))
         self.flow = Flow(self.books, flow_params(config, first), n, seeds, self._r_bar(),
-                         self._size_classes(streams), config.open_ns, config.dt_ns,
+                         self._size_classes(streams),
+                         config.open_ns - config.warmup_steps * config.dt_ns, config.dt_ns,
                          bucket_capacity(config), record=config.record.messages)
+        start = time.perf_counter()
+        self.flow.run(config.warmup_steps)
         every = config.record.sample_every
         self.sampler = Sampler(n_books, config.n_steps // every + 1) if every else None
-        self.elapsed_s = 0.0
+        self.elapsed_s = time.perf_counter() - start   # the warm-up's steps are counted too
 
     def _r_bar(self) -> np.ndarray:
         return np.full(self.config.n_books, self.config.fundamental.r_bar)
@@ -185,12 +202,13 @@ class Market:
 
     @property
     def steps_done(self) -> int:
-        return self.flow.step
+        """Steps since the open (the warm-up is not counted)."""
+        return self.flow.step - self.config.warmup_steps
 
     @property
     def time_ns(self) -> int:
         """The clock (ns after midnight) of the next step."""
-        return self.config.open_ns + self.flow.step * self.config.dt_ns
+        return self.config.open_ns + self.steps_done * self.config.dt_ns
 
     def step(self, n: int = 1) -> None:
         """Advance every book ``n`` steps (at most to the close)."""

@@ -161,6 +161,47 @@ class MakerConfig(Population):
 
 
 @dataclass(frozen=True)
+class LiquidityConfig(Population):
+    """Latent liquidity providers: each wake-up places a limit order ``x`` ticks on its
+    side of an anchor, ``x = depth * sqrt(U)`` (density ``2x / depth^2`` on [0, depth]), and
+    cancels its oldest when it holds ``ring``. The resting book then grows linearly away
+    from the anchor, the locally linear latent book behind the square-root impact law
+    (Toth et al. 2011); an order beyond the opposite touch trades at once. The anchor is
+    ``(1 - price_weight) * fundamental + price_weight * EMA(mid)`` over ``anchor_s`` seconds:
+    prices pushed away are pulled back, slowly when the weight is large."""
+
+    depth: float = 50.0
+    price_weight: float = 0.0
+    anchor_s: float = 1800.0
+    ring: int = 8
+    size: OrderSize = field(default_factory=OrderSize)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _at_least(self, "depth", 0.0, strict=True)
+        _share(self, "price_weight")
+        _at_least(self, "anchor_s", 0.0, strict=True)
+        _at_least(self, "ring", 1)
+
+
+@dataclass(frozen=True)
+class SplitterConfig(Population):
+    """Order splitting: each trader works a metaorder of ``n`` child market orders, one
+    per wake-up, ``P(n >= k) = k^-alpha`` (capped at ``max_children``), then starts the next
+    on a random side. Its order signs then have an ACF decaying as ``lag^-(alpha - 1)``
+    (Lillo, Mike, Farmer 2005). ``size`` is the child order size."""
+
+    alpha: float = 1.5
+    max_children: int = 100_000
+    size: OrderSize = field(default_factory=OrderSize)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _at_least(self, "alpha", 0.0, strict=True)
+        _at_least(self, "max_children", 1)
+
+
+@dataclass(frozen=True)
 class FundamentalConfig:
     """Latent value per book: ``dv = kappa (r_bar - v) dt + sigma dW`` plus jumps at
     ``jump_rate_per_s`` of size ``+-(jump_mean + jump_sd N(0, 1))`` ticks. ``r_bar`` is in
@@ -236,7 +277,10 @@ class RecordConfig:
 @dataclass(frozen=True)
 class MarketConfig:
     """A market day: ``symbols`` x ``copies`` books, ``open``-``close`` (``HH:MM[:SS]``) in
-    steps of ``dt_ns``, prices in ticks of ``tick_size`` dollars, and the populations."""
+    steps of ``dt_ns``, prices in ticks of ``tick_size`` dollars, and the populations.
+    With ``warmup_s`` the populations trade that long before the open (a pre-open session,
+    its messages stamped before the open, nothing sampled), so the day opens on a filled
+    book instead of an empty one."""
 
     name: str = "market"
     symbols: tuple[str, ...] = ("ABM",)
@@ -247,11 +291,14 @@ class MarketConfig:
     tick_size: float = 0.01
     window: int = 4096
     extra_owners: int = 0
+    warmup_s: float = 0.0
     fundamental: FundamentalConfig = field(default_factory=FundamentalConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     value: ValueConfig = field(default_factory=ValueConfig)
     momentum: MomentumConfig = field(default_factory=MomentumConfig)
     makers: MakerConfig = field(default_factory=MakerConfig)
+    liquidity: LiquidityConfig = field(default_factory=LiquidityConfig)
+    splitters: SplitterConfig = field(default_factory=SplitterConfig)
     parents: tuple[ParentOrderConfig, ...] = ()
     size_class: SizeClassConfig = field(default_factory=SizeClassConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
@@ -263,6 +310,9 @@ class MarketConfig:
         _at_least(self, "dt_ns", 1)
         _at_least(self, "tick_size", 0.0, strict=True)
         _at_least(self, "extra_owners", 0)
+        _at_least(self, "warmup_s", 0)
+        if self.open_ns < self.warmup_steps * self.dt_ns:
+            _fail(self, "warmup_s", "at most the time from midnight to the open", self.warmup_s)
         if self.window < 64 or self.window % 64:
             _fail(self, "window", "a positive multiple of 64", self.window)
         if self.close_ns <= self.open_ns:
@@ -271,7 +321,7 @@ class MarketConfig:
             if parent.end_s > (self.close_ns - self.open_ns) / NS_PER_S:
                 _fail(self, "parents", "orders that end by the close", parent)
         dt_s = self.dt_ns / NS_PER_S
-        for name in ("noise", "value", "momentum", "makers"):
+        for name in ("noise", "value", "momentum", "makers", "liquidity", "splitters"):
             if getattr(self, name).rate_per_s * dt_s > 1.0:
                 _fail(self, f"{name}.rate_per_s", f"<= 1 / dt ({1 / dt_s:g} per s)",
                       getattr(self, name).rate_per_s)
@@ -289,6 +339,11 @@ class MarketConfig:
     def n_steps(self) -> int:
         """Steps in the day (``ceil((close - open) / dt_ns)``)."""
         return -(-(self.close_ns - self.open_ns) // self.dt_ns)
+
+    @property
+    def warmup_steps(self) -> int:
+        """Steps before the open (``warmup_s`` rounded to whole steps)."""
+        return int(round(self.warmup_s * NS_PER_S / self.dt_ns))
 
     @property
     def n_books(self) -> int:
@@ -317,8 +372,11 @@ _NESTED: dict[type, dict[str, type]] = {
     NoiseConfig: {"size": OrderSize},
     ValueConfig: {"size": OrderSize},
     MomentumConfig: {"size": OrderSize},
+    LiquidityConfig: {"size": OrderSize},
+    SplitterConfig: {"size": OrderSize},
     MarketConfig: {"fundamental": FundamentalConfig, "noise": NoiseConfig,
                    "value": ValueConfig, "momentum": MomentumConfig, "makers": MakerConfig,
+                   "liquidity": LiquidityConfig, "splitters": SplitterConfig,
                    "size_class": SizeClassConfig, "record": RecordConfig},
 }
 

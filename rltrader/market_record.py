@@ -5,10 +5,10 @@
 - :class:`Trades`: one row per aggressive order (fills of one taker at one instant merged,
   see :func:`merge_fills`), with the aggressor's sign;
 - :class:`ParentOrders`: an execution agent's parent (meta-)orders with their normalisers;
-- :class:`Market`: the three for one book.
+- :class:`MarketData`: the three for one book.
 
 :func:`sample_on_clock` turns event-time data into clocked samples; :func:`lobster_market`
-builds a :class:`Market` from a LOBSTER message file by rebuilding the book with the core.
+builds a :class:`MarketData` from a LOBSTER message file by rebuilding the book with the core.
 Constructors validate shapes, dtypes and values and raise ``ValueError``/``TypeError``
 naming the field and row.
 """
@@ -163,6 +163,11 @@ class ParentOrders:
     daily_volatility : float64 (p,)
         Normaliser sigma: the standard deviation of daily (session) log returns, a fraction
         (> 0), e.g. 0.02 for 2 %.
+    control_arrival_mid, control_end_mid : float64 (p,), optional
+        Mid at the same two instants in a counterfactual run without the parent orders (the
+        same seed, :func:`rltrader.realism.impact_experiment`), ticks (> 0). When given,
+        :meth:`impact` is the paired difference, which removes the price move the market
+        would have made anyway.
     """
 
     side: np.ndarray
@@ -174,14 +179,23 @@ class ParentOrders:
     vwap: np.ndarray
     daily_volume: np.ndarray
     daily_volatility: np.ndarray
+    control_arrival_mid: np.ndarray | None = None
+    control_end_mid: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         kinds: dict[str, type] = {
             "side": np.int8, "qty": np.int64, "start_ns": np.int64, "end_ns": np.int64,
             "arrival_mid": np.float64, "end_mid": np.float64, "vwap": np.float64,
             "daily_volume": np.float64, "daily_volatility": np.float64}
+        positive = ["qty", "arrival_mid", "end_mid", "daily_volume", "daily_volatility"]
+        if (self.control_arrival_mid is None) != (self.control_end_mid is None):
+            raise ValueError("ParentOrders: give both control_arrival_mid and control_end_mid "
+                             "or neither")
+        if self.control_arrival_mid is not None:
+            kinds.update(control_arrival_mid=np.float64, control_end_mid=np.float64)
+            positive += ["control_arrival_mid", "control_end_mid"]
         _coerce(self, kinds)
-        for name in ("qty", "arrival_mid", "end_mid", "daily_volume", "daily_volatility"):
+        for name in positive:
             _require(self, name, getattr(self, name) > 0, "> 0")
         _require(self, "side", np.abs(self.side) == 1, "+1 or -1")
 
@@ -194,16 +208,25 @@ class ParentOrders:
 
         ``measure="end_mid"``: side * (end_mid - arrival_mid) / arrival_mid (peak impact, as
         Tóth et al. 2011); ``"vwap"``: side * (vwap - arrival_mid) / arrival_mid (the
-        implementation shortfall).
+        implementation shortfall). With a control run (:attr:`paired`) the control's move
+        over the same interval, ``control_end_mid - control_arrival_mid``, is subtracted.
         """
         if measure not in ("end_mid", "vwap"):
             raise ValueError(f"measure must be 'end_mid' or 'vwap', got {measure!r}")
         price = self.end_mid if measure == "end_mid" else self.vwap
-        return self.side * (price - self.arrival_mid) / self.arrival_mid / self.daily_volatility
+        move = price - self.arrival_mid
+        if self.control_arrival_mid is not None and self.control_end_mid is not None:
+            move = move - (self.control_end_mid - self.control_arrival_mid)
+        return self.side * move / self.arrival_mid / self.daily_volatility
+
+    @property
+    def paired(self) -> bool:
+        """Whether the orders carry a counterfactual (control) run's mids."""
+        return self.control_arrival_mid is not None
 
 
 @dataclass(frozen=True)
-class Market:
+class MarketData:
     """What was recorded for one book; ``trades`` and ``parents`` may be absent."""
 
     quotes: Quotes
@@ -264,8 +287,8 @@ def merge_fills(t_ns: np.ndarray, price: np.ndarray, qty: np.ndarray, sign: np.n
 
 
 def lobster_market(path: str | os.PathLike[str], *, interval_ms: int = 100, levels: int = 10,
-                   tick_size: int = 100) -> Market:
-    """A :class:`Market` from a LOBSTER message file, its book rebuilt by the core.
+                   tick_size: int = 100) -> MarketData:
+    """A :class:`MarketData` from a LOBSTER message file, its book rebuilt by the core.
 
     The book after every row (``rltrader.data.lobster.replay_depth``) is sampled every
     ``interval_ms`` from the first row. Trades are the visible and hidden executions (types
@@ -285,12 +308,12 @@ def lobster_market(path: str | os.PathLike[str], *, interval_ms: int = 100, leve
     ex = raw[executed]
     trades = merge_fills(ex["timestamp"], ex["price"] // tick_size, ex["size"],
                          -ex["direction"])
-    return Market(quotes, trades, None, name=os.path.basename(os.fspath(path)),
+    return MarketData(quotes, trades, None, name=os.path.basename(os.fspath(path)),
                   tick_size=tick_size / 10_000)
 
 
 __all__ = [
-    "Market",
+    "MarketData",
     "ParentOrders",
     "Quotes",
     "Trades",

@@ -15,7 +15,8 @@
 Derived series for analytics (:meth:`Recording.mid`, :meth:`Recording.spread`,
 :meth:`Recording.depth`, :meth:`Recording.trades`) are float64 in ticks; multiply by
 ``tick_size`` for dollars. :meth:`Recording.save_npz` / :func:`load_npz` round-trip all of
-it; :meth:`Recording.to_lobster` writes one book's messages as a LOBSTER message file.
+it; :meth:`Recording.to_lobster` writes one book as LOBSTER message + orderbook files and
+:meth:`Recording.market_data` hands one book to :mod:`rltrader.analytics`.
 """
 
 from __future__ import annotations
@@ -26,15 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from rltrader.constants import (
-    ACCEPTED,
-    CANCELLED,
+    EMPTY_ASK,
+    EMPTY_BID,
     FILL,
-    GTC,
-    LIMIT,
-    POST_ONLY,
-    REDUCED,
-    Reason,
 )
+from rltrader.data.lobster_writer import write_lobster
+from rltrader.market_record import MarketData, ParentOrders, Quotes, Trades
 from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
 
 #: One parent order of an execution agent in one book.
@@ -154,66 +152,53 @@ class Recording:
             arrays.update({name: getattr(self.samples, name) for name in SAMPLE_FIELDS})
         np.savez_compressed(path, **arrays)
 
-    def to_lobster(self, book: int, path: str | Path) -> int:
-        """Write ``book``'s visible order flow as a LOBSTER message file; returns rows.
+    def to_lobster(self, book: int, message_path: str | Path, orderbook_path: str | Path,
+                   levels: int = 10) -> int:
+        """Write ``book``'s visible order flow as a LOBSTER message file and orderbook file
+        (:func:`rltrader.data.lobster_writer.write_lobster`); returns the number of rows.
+        Needs the event log (``record.messages``)."""
+        if self.events.size == 0:
+            raise ValueError("no event log: build the market with record.messages = true")
+        return write_lobster(message_path, orderbook_path, self.events, book=book,
+                             levels=levels, tick_size=round(self.tick_size * 10_000))
 
-        Columns: time (s after midnight), type (1 new order resting, 2 partial cancel,
-        3 deletion, 4 execution of a resting order), order id, size (lots), price
-        ($ x 10000, from ``tick_size``) and direction (the resting order's side). A
-        marketable limit order shows as its executions, then a type 1 row for the part
-        that rests. Needs the message log (``record.messages``).
-        """
-        rows = lobster_rows(self.messages, self.events, book)
-        scale = self.tick_size * 10_000
-        with open(path, "w") as f:
-            for t_ns, kind, order_id, qty, price, side in rows:
-                f.write(f"{t_ns // 1_000_000_000}.{t_ns % 1_000_000_000:09d},{kind},"
-                        f"{order_id},{qty},{round(price * scale)},{side}\n")
-        return len(rows)
+    def market_data(self, book: int, parent_books: range | None = None) -> MarketData:
+        """``book``'s record as :class:`rltrader.analytics.MarketData` for the stylized facts:
+        the sampled quotes, one trade per aggressive message (its fills merged, at their
+        VWAP, signed by the taker's side) and the parent orders of ``parent_books`` (default:
+        ``book`` alone), each normalised by its own book's session volume and volatility."""
+        s = self._need_samples()
+        quotes = Quotes(s.t_ns, np.where(s.bid[:, book] > 0, s.bid[:, book], EMPTY_BID),
+                        np.where(s.ask[:, book] > 0, s.ask[:, book], EMPTY_ASK),
+                        s.bid_qty[:, book], s.ask_qty[:, book])
+        trades = None
+        fills = self.events[(self.events["kind"] == FILL) & (self.events["book"] == book)]
+        if fills.size:
+            starts = np.flatnonzero(np.r_[True, np.diff(fills["message_index"]) != 0])
+            qty = np.add.reduceat(fills["qty"], starts)
+            notional = np.add.reduceat(fills["price"] * fills["qty"], starts)
+            trades = Trades(fills["timestamp"][starts], np.rint(notional / qty).astype(np.int64),
+                            qty, fills["side"][starts])
+        books = range(book, book + 1) if parent_books is None else parent_books
+        return MarketData(quotes, trades, self._parent_orders(books),
+                          name=f"{self.symbols[book // self.copies]} copy {book % self.copies}",
+                          tick_size=self.tick_size)
 
-
-def lobster_rows(messages: np.ndarray, events: np.ndarray,
-                 book: int) -> list[tuple[int, int, int, int, int, int]]:
-    """``(t_ns, type, order_id, qty, price_ticks, direction)`` LOBSTER rows of one book."""
-    rows: list[tuple[int, int, int, int, int, int]] = []
-    resting: set[int] = set()
-    entering: dict[int, list[int]] = {}    # order id -> [t_ns, leaves, price, side]
-
-    def flush() -> None:
-        for order_id, (t_ns, leaves, price, side) in entering.items():
-            if leaves > 0:
-                rows.append((t_ns, 1, order_id, leaves, price, side))
-                resting.add(order_id)
-        entering.clear()
-
-    deletions = (Reason.CANCEL_REQUESTED, Reason.REPLACED, Reason.SELF_TRADE)
-    current = -1
-    for e in events[events["book"] == book]:
-        if e["message_index"] != current:
-            flush()
-            current = e["message_index"]
-        kind, order_id = int(e["kind"]), int(e["order_id"])
-        t_ns, price, qty = int(e["timestamp"]), int(e["price"]), int(e["qty"])
-        if kind == ACCEPTED:
-            m = messages[current]
-            if m["op"] == LIMIT and m["tif"] in (GTC, POST_ONLY):
-                entering[order_id] = [t_ns, qty, price, int(e["side"])]
-        elif kind == FILL:
-            maker = int(e["maker_order_id"])
-            rows.append((t_ns, 4, maker, qty, price, -int(e["side"])))
-            if int(e["maker_leaves_qty"]) == 0:
-                resting.discard(maker)
-            if order_id in entering:
-                entering[order_id][1] = int(e["leaves_qty"])
-        elif kind == CANCELLED:
-            entering.pop(order_id, None)
-            if e["reason"] in deletions and order_id in resting:
-                rows.append((t_ns, 3, order_id, qty, price, int(e["side"])))
-                resting.discard(order_id)
-        elif kind == REDUCED and order_id in resting:
-            rows.append((t_ns, 2, order_id, qty, price, int(e["side"])))
-    flush()
-    return rows
+    def _parent_orders(self, books: range) -> ParentOrders | None:
+        done = self.parents[np.isin(self.parents["book"], books) & (self.parents["executed"] > 0)
+                            & np.isfinite(self.parents["arrival_mid"])
+                            & np.isfinite(self.parents["end_mid"])]
+        if done.size == 0:
+            return None
+        s = self._need_samples()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            log_mid = np.log(self.mid())
+        session_vol = np.sqrt(np.nansum(np.diff(log_mid, axis=0) ** 2, axis=0))
+        session_volume = s.volume[-1].astype(np.float64)
+        b = done["book"]
+        return ParentOrders(done["side"], done["executed"], done["start_ns"], done["end_ns"],
+                            done["arrival_mid"], done["end_mid"], done["vwap"],
+                            session_volume[b], session_vol[b])
 
 
 def load_npz(path: str | Path) -> Recording:

@@ -21,7 +21,7 @@ from rltrader.analytics import (
     MIN_RETURNS,
     NS_PER_S,
     ImpactFit,
-    Market,
+    MarketData,
     ParentOrders,
     PowerLawFit,
     StylizedFacts,
@@ -40,7 +40,7 @@ def _pyplot():
     return plt
 
 
-def _minutes(market: Market) -> np.ndarray:
+def _minutes(market: MarketData) -> np.ndarray:
     t = market.quotes.t_ns
     return (t - t[0]) / (60 * NS_PER_S)
 
@@ -52,7 +52,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_price(market: Market, path: Path) -> Path:
+def plot_price(market: MarketData, path: Path) -> Path:
     """Mid price with the bid/ask band, in currency units, against minutes."""
     plt = _pyplot()
     q, minutes = market.quotes, _minutes(market)
@@ -67,7 +67,7 @@ def plot_price(market: Market, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_spread(market: Market, facts: StylizedFacts, path: Path) -> Path:
+def plot_spread(market: MarketData, facts: StylizedFacts, path: Path) -> Path:
     """Spread against time (samples and a one-minute mean) and its histogram, in ticks."""
     plt = _pyplot()
     q, minutes = market.quotes, _minutes(market)
@@ -107,7 +107,7 @@ def plot_depth(profile: np.ndarray, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_returns(market: Market, facts: StylizedFacts, path: Path) -> Path:
+def plot_returns(market: MarketData, facts: StylizedFacts, path: Path) -> Path:
     """Histograms of standardised log returns per horizon on a log density axis vs N(0, 1)."""
     plt = _pyplot()
     usable = [s for s in facts.returns if s.n >= MIN_RETURNS]
@@ -204,7 +204,7 @@ def _returns_table(facts: StylizedFacts) -> str:
     return "\n".join(lines)
 
 
-def write_report(out_dir: str | Path, market: Market, facts: StylizedFacts) -> Path:
+def write_report(out_dir: str | Path, market: MarketData, facts: StylizedFacts) -> Path:
     """Write the figures, ``report.md`` and ``facts.json`` for ``market`` into ``out_dir``.
 
     Returns the path of ``report.md``.

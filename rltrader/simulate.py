@@ -28,9 +28,10 @@ def main(name: str, *, config_path: str | None = None, seed: int = 0,
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         recording = market.recording
         recording.save_npz(Path(out).with_suffix(".npz"))
-        lobster = Path(out).with_name(Path(out).stem + "_book0_message.csv")
-        rows = recording.to_lobster(0, lobster)
-        print(f"wrote {Path(out).with_suffix('.npz')} and {lobster} ({rows} rows)")
+        stem = Path(out).with_name(Path(out).stem + "_book0")
+        message, orderbook = f"{stem}_message.csv", f"{stem}_orderbook_10.csv"
+        rows = recording.to_lobster(0, message, orderbook)
+        print(f"wrote {Path(out).with_suffix('.npz')}, {message} and {orderbook} ({rows} rows)")
     return 0
 
 

@@ -18,7 +18,7 @@ from rltrader.constants import EMPTY_ASK
 
 
 def _facts(r: np.ndarray, **kwargs) -> an.StylizedFacts:
-    return an.stylized_facts(an.Market(quotes_from_returns(r)), horizons_s=(0.1, 1.0, 10.0),
+    return an.stylized_facts(an.MarketData(quotes_from_returns(r)), horizons_s=(0.1, 1.0, 10.0),
                              **kwargs)
 
 
@@ -153,7 +153,7 @@ def test_long_memory_signs_give_the_decay_exponent():
     signs = np.sign(fgn(1 << 17, hurst, np.random.default_rng(5))).astype(np.int8)
     trades = trades_of(signs)
     r = np.random.default_rng(6).normal(0, 1e-3, 1000)
-    facts = an.stylized_facts(an.Market(quotes_from_returns(r), trades), horizons_s=(0.1,))
+    facts = an.stylized_facts(an.MarketData(quotes_from_returns(r), trades), horizons_s=(0.1,))
     fit = facts.sign_decay
     assert fit.decades >= 2
     assert fit.exponent == pytest.approx(2 - 2 * hurst, abs=0.1)
@@ -168,7 +168,7 @@ def test_independent_signs_have_no_memory():
     signs = np.random.default_rng(7).choice(np.array([-1, 1], dtype=np.int8), 50_000)
     trades = trades_of(signs)
     r = np.random.default_rng(8).normal(0, 1e-3, 1000)
-    facts = an.stylized_facts(an.Market(quotes_from_returns(r), trades), horizons_s=(0.1,))
+    facts = an.stylized_facts(an.MarketData(quotes_from_returns(r), trades), horizons_s=(0.1,))
     assert _row(facts, "order-sign persistence").passed is False
 
 
@@ -184,7 +184,7 @@ def test_linear_impact_is_told_apart_from_the_square_root():
     fit = an.impact_fit(parents(1.0, 2000, seed=10, noise=0.05))
     assert fit.delta_ci[0] > 0.8
     quotes = quotes_from_returns(np.random.default_rng(0).normal(0, 1e-3, 1000))
-    facts = an.stylized_facts(an.Market(quotes, parents=parents(1.0, 2000, seed=10)),
+    facts = an.stylized_facts(an.MarketData(quotes, parents=parents(1.0, 2000, seed=10)),
                               horizons_s=(0.1,))
     assert _row(facts, "square-root impact").passed is False
 
@@ -229,7 +229,7 @@ def test_bad_records_raise_clearly():
                         p.daily_volume, np.zeros(4))
     quotes = an.Quotes(t, ones, ones + 1, ones, ones)
     with pytest.raises(ValueError, match="whole number of clock steps"):
-        an.stylized_facts(an.Market(quotes), horizons_s=(1.5e-8,))
+        an.stylized_facts(an.MarketData(quotes), horizons_s=(1.5e-8,))
     with pytest.raises(ValueError, match="constant"):
         an.acf(np.ones(5), 2)
 
@@ -239,7 +239,7 @@ def test_samples_without_a_quote_are_counted_not_used():
     q = quotes_from_returns(r)
     ask = q.ask.copy()
     ask[50] = EMPTY_ASK
-    facts = an.stylized_facts(an.Market(an.Quotes(q.t_ns, q.bid, ask, q.bid_qty, q.ask_qty)),
+    facts = an.stylized_facts(an.MarketData(an.Quotes(q.t_ns, q.bid, ask, q.bid_qty, q.ask_qty)),
                               horizons_s=(0.1,))
     assert facts.quotes_without_mid == 1
     assert facts.returns[0].n == 198
@@ -252,7 +252,7 @@ def test_samples_without_a_quote_are_counted_not_used():
 
 
 @pytest.fixture(scope="module")
-def aapl() -> tuple[an.Market, an.StylizedFacts]:
+def aapl() -> tuple[an.MarketData, an.StylizedFacts]:
     market = an.lobster_market(lobster_file())
     return market, an.stylized_facts(market)
 

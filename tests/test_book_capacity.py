@@ -182,3 +182,24 @@ def test_empty_batch() -> None:
     books = Books()
     assert books.process(messages(), np.zeros(0, dtype=EVENT_DTYPE)) == (0, 0)
     assert books.process_all(messages()).shape == (0,)
+
+
+def test_event_bound_of_a_taker_is_its_quantity_without_self_trade_prevention() -> None:
+    """A taker of q lots fills at most q makers, so a buffer of 6 + q events is enough
+    however deep the opposite side is; with self-trade prevention on, makers may be
+    cancelled without filling and the bound is the whole opposite side again."""
+    resting = messages(*[msg(LIMIT, i, SELL, 100 + i % 7, 1, owner=0) for i in range(1, 201)])
+    taker = messages(msg(LIMIT, 1000, BUY, 200, 3, owner=1))
+    books = Books(n_owners=2)
+    books.process_all(resting)
+    with pytest.raises(ValueError, match="cannot hold"):
+        books.process(taker, np.zeros(8, dtype=EVENT_DTYPE))
+    assert books.process(taker, np.zeros(9, dtype=EVENT_DTYPE)) == (1, 4)  # ACCEPTED, 3 fills
+    books.check_integrity()
+
+    stp = Books(n_owners=2)
+    stp.set_self_trade_prevention(1)
+    stp.process_all(resting)
+    with pytest.raises(ValueError, match="cannot hold"):
+        stp.process(taker, np.zeros(9, dtype=EVENT_DTYPE))
+    assert stp.process(taker, np.zeros(206, dtype=EVENT_DTYPE)) == (1, 4)

@@ -84,10 +84,18 @@ def test_replay_rejects_a_missing_file() -> None:
         main(["replay", "lobster", "/nonexistent/messages.csv"])
 
 
-def test_demo_writes_its_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_runs_every_part_and_writes_its_reports(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
-    png = out / "demo.png"
-    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = capsys.readouterr().out
-    assert "batched core:" in text and "ns/message" in text
+    pngs = ["market/price.png", "market/impact.png", "market/sign_acf.png"]
+    if LOBSTER_DIR is not None:
+        pngs.append("real_flow.png")
+        assert "999 of 999 orderbook rows rebuilt exactly" in text
+        assert "trimmed" in text
+    for name in pngs:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert (out / "market" / "report.md").is_file()
+    assert "square-root impact exponent delta" in text
+    assert "batched core on" in text and "ns/message" in text

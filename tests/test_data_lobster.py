@@ -10,30 +10,16 @@ check that every mismatch at the touch comes from such a missing add.
 from __future__ import annotations
 
 import gzip
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _data import data_dir
 
 rltrader = pytest.importorskip("rltrader")
 from rltrader import CANCEL, EXECUTE, FILL, LIMIT, REDUCE, REJECTED, Books, OrderBook  # noqa: E402
 from rltrader.data import lobster  # noqa: E402
 
-
-def _data_dir() -> Path:
-    env = os.environ.get("RLTRADER_DATA")
-    here = Path(__file__).resolve()
-    for candidate in (
-        *([Path(env) / "lobster"] if env else []),
-        *(p / "shared" / "data" / "lobster" for p in here.parents),
-    ):
-        if (candidate / "AAPL_2012-06-21_34200000_57600000_message_10_first999.csv").is_file():
-            return candidate
-    pytest.skip("LOBSTER samples not found (set RLTRADER_DATA)", allow_module_level=True)
-
-
-DATA = _data_dir()
+DATA = data_dir("lobster", "AAPL_2012-06-21_34200000_57600000_message_10_first999.csv")
 MESSAGE_999 = DATA / "AAPL_2012-06-21_34200000_57600000_message_10_first999.csv"
 ORDERBOOK_999 = DATA / "AAPL_2012-06-21_34200000_57600000_orderbook_10_first999.csv"
 MESSAGE_92K = DATA / "AAPL_2012-06-21_34200000_37800000_message_50.csv.gz"

@@ -151,11 +151,29 @@ def test_inventory_penalty_is_exactly_the_difference_of_rewards() -> None:
                                    rtol=1e-5, atol=1e-5)
 
 
-def test_differential_sharpe_reward_is_finite_and_signed_like_pnl() -> None:
-    env = BatchedMarketEnv(CONFIG.replace(reward="sharpe"), n_envs=2, n_agents=2, seed=9)
-    out = rollout(env, 40)
-    rewards = np.array(out[1::4])
-    assert np.all(np.isfinite(rewards)) and np.any(rewards != 0)
+def test_differential_sharpe_reward_follows_moody_and_saffell() -> None:
+    """D_t = (B dA - A dB / 2) / (B - A^2)^(3/2) over the PnL rewards R_t, with A, B the
+    EMAs (rate eta) of R and R^2 before the update; 0 while the variance is 0."""
+    eta = 0.1
+    plain = BatchedMarketEnv(CONFIG.replace(horizon=500), n_envs=2, n_agents=2, seed=9)
+    sharpe = BatchedMarketEnv(CONFIG.replace(horizon=500, reward="sharpe", sharpe_eta=eta),
+                              n_envs=2, n_agents=2, seed=9)
+    rng = np.random.default_rng(2)
+    a = np.zeros(4)
+    b = np.zeros(4)
+    nonzero = 0
+    for _ in range(60):
+        actions = rng.integers(0, plain.single_action_space.n, 4)
+        _, r, *_ = plain.step(actions)
+        _, d, *_ = sharpe.step(actions)
+        r = r.astype(np.float64)
+        da, db, var = r - a, r * r - b, b - a * a
+        with np.errstate(divide="ignore", invalid="ignore"):
+            expected = np.where(var > 1e-12, (b * da - 0.5 * a * db) / var ** 1.5, 0.0)
+        np.testing.assert_allclose(d, expected, rtol=2e-3, atol=1e-4)
+        nonzero += int(np.count_nonzero(d))
+        a, b = a + eta * da, b + eta * db
+    assert nonzero > 20
 
 
 def test_market_making_quotes_keep_priority_and_withdraw() -> None:
@@ -297,3 +315,33 @@ def test_bad_arguments_raise() -> None:
         BatchedMarketEnv({"horizon": 5})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="size_classes"):
         BatchedMarketEnv(CONFIG.replace(size_classes=(1.0, 2.0)), n_agents=3)
+
+
+def test_order_observations_match_the_arena_every_step() -> None:
+    """The kernel caches slots between trades: its counts and queue positions must equal
+    a recomputation from the core's order arena after every step."""
+    env = BatchedMarketEnv(CONFIG.replace(horizon=25, limit_offsets=(-1, 0, 0, 1)),
+                           n_envs=2, n_agents=6, seed=16)
+    books, first = env.kernel.books, env.market.n_traders
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        obs, *_ = env.step(rng.choice([1, 2, 3, 5, 6, 7, 9, 10, 11, 0, 0], size=12))
+        arena = books.order_array
+        for e in range(2):
+            bid, ask = books.best_bid(e), books.best_ask(e)
+            for i in range(6):
+                mine = arena[(arena["state"] == 1) & (arena["book"] == e)
+                             & (arena["owner"] == first + i)]
+                row = obs[e * 6 + i]
+                assert row[column(env, "orders")] == len(mine) / env.config.max_orders
+                if not len(mine):
+                    assert row[column(env, "queue_ahead")] == -1
+                    continue
+                distance = np.where(mine["side"] == 1, bid - mine["price"], mine["price"] - ask)
+                aheads = []                               # of every order at the least distance
+                for order in mine[distance == distance.min()]:
+                    queue = books.level_queue(e, int(order["side"]), int(order["price"]))
+                    ids = list(queue["order_id"])
+                    aheads.append(np.float32(queue["qty"][: ids.index(order["order_id"])].sum()
+                                             / 10))
+                assert row[column(env, "queue_ahead")] in aheads

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from rltrader.envs import BatchedMarketEnv, EnvConfig, MarketEnv, MarketVectorEnv
 
@@ -21,6 +22,12 @@ def test_check_env_and_registration() -> None:
     check_env(env.unwrapped)
     obs, info = env.reset(seed=1)
     assert obs.shape == env.observation_space.shape and info == {}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("mode", ["discrete", "market_making"])
+def test_stable_baselines3_env_checker(mode: str) -> None:
+    sb3_check_env(MarketEnv(CONFIG.replace(action_mode=mode), n_others=1))
 
 
 def test_single_agent_episode_and_frozen_others() -> None:

@@ -68,6 +68,27 @@ def test_record_end_truncates_and_starts_over(feed) -> None:
     assert not env.source.done and env.source.stats.historical_messages < 999
 
 
-def test_replay_source_needs_one_env(feed) -> None:
-    with pytest.raises(ValueError, match="n_envs=1"):
-        BatchedMarketEnv(CONFIG, n_envs=2, n_agents=1, source=HybridReplay(feed, n_agents=1))
+def test_several_copies_of_the_record_are_independent(feed) -> None:
+    replays = [HybridReplay(feed, n_agents=2) for _ in range(2)]
+    env = BatchedMarketEnv(CONFIG, n_envs=2, n_agents=2, seed=0, source=replays)
+    alone = make(feed)                                  # one copy, agents holding
+    buy = 2 * 4 + 1
+    for _ in range(20):
+        obs, *_ = env.step([buy, buy, 0, 0])
+        lone, *_ = alone.step([0, 0])
+    # copy 1 never saw copy 0's buys (its size classes differ: the last column)
+    np.testing.assert_array_equal(obs[2:, :-1], lone[:, :-1])
+    acc = env.accounts()
+    assert np.all(acc["position"][0] > 0) and np.all(acc["position"][1] == 0)
+    assert replays[1].stats.agent_messages == 0 < replays[0].stats.agent_messages
+    assert env.episode_step.tolist() == [20, 20]
+
+
+def test_replay_sources_must_match_the_envs(feed) -> None:
+    replay = HybridReplay(feed, n_agents=1)
+    with pytest.raises(ValueError, match="one distinct replay per env"):
+        BatchedMarketEnv(CONFIG, n_envs=2, n_agents=1, source=replay)
+    with pytest.raises(ValueError, match="one distinct replay per env"):
+        BatchedMarketEnv(CONFIG, n_envs=2, n_agents=1, source=[replay, replay])
+    with pytest.raises(ValueError, match="n_agents >= 2"):
+        BatchedMarketEnv(CONFIG, n_envs=1, n_agents=2, source=replay)

@@ -14,8 +14,10 @@ CONFIG = EnvConfig(horizon=30, warmup_steps=30)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_parallel_api() -> None:
-    parallel_api_test(MarketParallelEnv(CONFIG, n_agents=3), num_cycles=100)
+@pytest.mark.parametrize("mode", ["discrete", "market_making"])
+def test_parallel_api(mode: str) -> None:
+    config = CONFIG.replace(action_mode=mode)
+    parallel_api_test(MarketParallelEnv(config, n_agents=3), num_cycles=100)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

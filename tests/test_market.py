@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rltrader import Books
-from rltrader.data.lobster import read_messages
+from rltrader.data.lobster import read_messages, read_orderbook
 from rltrader.market import (
     MakerConfig,
     Market,
@@ -168,9 +168,11 @@ def test_npz_round_trip(day: Market, tmp_path: Path) -> None:
 
 def test_lobster_export_rebuilds_the_book(day: Market, tmp_path: Path) -> None:
     path = tmp_path / "book2_message.csv"
-    rows = day.recording.to_lobster(2, path)
+    rows = day.recording.to_lobster(2, path, tmp_path / "book2_orderbook_10.csv")
     assert rows > 1000
     feed = read_messages(path, tick_size=100)      # $0.01 ticks in $0.0001 units
+    depth = read_orderbook(tmp_path / "book2_orderbook_10.csv")
+    assert len(depth) == rows
     assert len(feed.unknown_row) == 0
     replayed = Books(1)
     replayed.process_all(feed.messages)

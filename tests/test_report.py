@@ -17,13 +17,13 @@ EVERY_FIGURE = {"price.png", "spread.png", "depth.png", "returns.png", "acf.png"
                 "sign_acf.png", "impact.png"}
 
 
-def _full_market() -> an.Market:
+def _full_market() -> an.MarketData:
     rng = np.random.default_rng(0)
     q = quotes_from_returns(1e-3 * rng.standard_t(4, 20_000))
     depth = rng.integers(1, 100, size=(q.t_ns.size, 2, 5))
     quotes = an.Quotes(q.t_ns, q.bid, q.ask, q.bid_qty, q.ask_qty, depth)
     signs = np.sign(fgn(1 << 12, 0.75, rng)).astype(np.int8)
-    return an.Market(quotes, trades_of(signs), parents(0.5, 300, seed=1), name="synthetic",
+    return an.MarketData(quotes, trades_of(signs), parents(0.5, 300, seed=1), name="synthetic",
                      tick_size=0.01)
 
 
@@ -45,7 +45,7 @@ def test_full_report(tmp_path):
 
 
 def test_report_without_depth_trades_orparents(tmp_path):
-    market = an.Market(quotes_from_returns(np.random.default_rng(1).normal(0, 1e-3, 2000)))
+    market = an.MarketData(quotes_from_returns(np.random.default_rng(1).normal(0, 1e-3, 2000)))
     report = write_report(tmp_path, market, an.stylized_facts(market, horizons_s=(0.1, 1.0)))
     written = {p.name for p in tmp_path.iterdir()}
     assert written == {"price.png", "spread.png", "returns.png", "acf.png", "report.md",

@@ -5,6 +5,16 @@
 - :mod:`rltrader.data.lobster_writer`: a simulated book's events as LOBSTER files.
 - :mod:`rltrader.data.hybrid`: recorded flow and agent orders in the same queues
   (``docs/hybrid.md``).
+- :mod:`rltrader.data.itch`: NASDAQ TotalView-ITCH 5.0 BinaryFILE files (plain, gzip, or a
+  UDP pcap via :mod:`rltrader.data.pcap`), streamed in chunks; and a writer.
+- :mod:`rltrader.data.coinbase`: Coinbase level-3 snapshot + ``full`` channel (L3 by order id).
+- :mod:`rltrader.data.binance`: Binance depth snapshot + diff stream (L2), trades, book tickers.
+- :mod:`rltrader.data.tardis`: tardis.dev ``incremental_book_L2``, ``book_snapshot_N`` and
+  ``quotes`` CSV files (L2).
+
+The crypto readers are imported as modules (``from rltrader.data import coinbase``); each has
+a ``read_feed`` function. Their L2 books hold one synthetic order per price level
+(:mod:`rltrader.data._levels`).
 """
 
 from rltrader.data.lobster import (

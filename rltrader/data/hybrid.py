@@ -45,6 +45,7 @@ from rltrader.constants import (
     REPLACE,
     STOP,
     STOP_LIMIT,
+    Op,
 )
 from rltrader.data.lobster import LobsterMessages
 from rltrader.messages import MESSAGE_DTYPE, empty_events, empty_messages
@@ -386,7 +387,7 @@ class HybridReplay:
             self.stats.trimmed_messages += 1
             self.stats.trimmed_lots += left
             kinds = self.stats.trimmed_by_kind
-            kinds["EXECUTE"] = kinds.get("EXECUTE", 0) + 1
+            kinds["EXECUTE beyond what is left"] = kinds.get("EXECUTE beyond what is left", 0) + 1
         out = empty_messages(len(fills))
         out["timestamp"] = m["timestamp"]
         out["op"] = EXECUTE
@@ -403,10 +404,12 @@ class HybridReplay:
         hist_event = from_history[events["message_index"]]
         op = merged["op"][events["message_index"]]
         kinds = self.stats.trimmed_by_kind
-        rejected = hist_event & (events["kind"] == REJECTED)
+        gone = hist_event & (events["kind"] == REJECTED)    # UNKNOWN_ORDER: agents took it
         cut = hist_event & (op == REDUCE) & (events["kind"] == CANCELLED)
-        for name, mask in (("rejected", rejected), ("REDUCE", cut)):
-            n = int(mask.sum())
+        names, counts = np.unique(op[gone], return_counts=True)
+        trims = [(f"{Op(o).name} of a taken order", int(n))
+                 for o, n in zip(names, counts, strict=True)]
+        for name, n in (*trims, ("REDUCE cut to a cancel", int(cut.sum()))):
             if n:
                 kinds[name] = kinds.get(name, 0) + n
                 self.stats.trimmed_messages += n

@@ -379,7 +379,9 @@ def replay_depth(feed: LobsterMessages, levels: int = 10, **book_kwargs: int
     for i in range(n_rows):
         lo, hi = bounds[i], bounds[i + 1]
         if hi > lo:
-            books.process(msgs[lo:hi], events)
+            done, _ = books.process(msgs[lo:hi], events)
+            if done < hi - lo:      # the buffer cannot hold the bound of a deep sweep
+                books.process_all(msgs[lo + done:hi])
             books.top_levels(levels, prices[i:i + 1], qtys[i:i + 1], counts)
         elif i:
             prices[i] = prices[i - 1]

@@ -4,7 +4,7 @@ Description
 -----------
 Every env is one book with background traders (a :class:`rltrader.market.Market`
 population, preset ``"light"`` by default) or, as the data source, a hybrid replay of real
-LOBSTER flow (:class:`rltrader.data.hybrid.HybridReplay`, ``n_envs=1``). ``n_agents``
+LOBSTER flow (:class:`rltrader.data.hybrid.HybridReplay`, one per env). ``n_agents``
 learning agents trade in each book through the core's accounts (cash with fees,
 position). Agent ``i`` of env ``e`` is row ``e * n_agents + i`` of every array.
 
@@ -40,7 +40,8 @@ at the mid and left behind; ``"liquidate"``: it is sold or bought back first).
 
 Arguments
 ---------
-``BatchedMarketEnv(config=None, *, n_envs=1, n_agents=1, seed=0, source=None)``.
+``BatchedMarketEnv(config=None, *, n_envs=1, n_agents=1, seed=0, source=None)``; ``source``
+is a ``HybridReplay`` (``n_envs=1``) or one distinct replay per env.
 
 Version history
 ---------------
@@ -57,7 +58,7 @@ from gymnasium import spaces
 from rltrader._env import ActionMode, EnvKernel, Layout
 from rltrader.data.hybrid import AGENT_ID_BASE
 from rltrader.envs.config import ACTION_MODES, REWARDS, EnvConfig
-from rltrader.market import Market
+from rltrader.market import Market, RecordConfig
 
 
 def size_classes(config: EnvConfig, n_envs: int, n_agents: int,
@@ -73,6 +74,37 @@ def size_classes(config: EnvConfig, n_envs: int, n_agents: int,
     return np.minimum(config.size_max, (1.0 - u) ** (-1.0 / config.size_alpha))
 
 
+def write_actions(actions: Any, out: np.ndarray, high: np.ndarray, n_envs: int,
+                  n_agents: int) -> None:
+    """Validate ``actions`` (vectorised) and copy them into ``out``.
+
+    ``out`` has shape ``(N,)`` (discrete) or ``(N, 3)``; ``actions`` may also be shaped
+    ``(n_envs, n_agents[, 3])``. Values must be whole numbers in ``[0, high)`` per column:
+    a float array is accepted only when every value is finite and whole.
+    """
+    a = np.asarray(actions)
+    if a.dtype.kind not in "iuf" and a.dtype != np.bool_:
+        raise TypeError(f"actions must be integers, got dtype {a.dtype}")
+    shape, grouped = out.shape, (n_envs, n_agents) + out.shape[1:]
+    if a.shape != shape:
+        if a.shape != grouped:
+            raise ValueError(f"actions must have shape {shape} or {grouped}, got {a.shape}")
+        a = a.reshape(shape)
+    wide = a.reshape(len(a), -1)
+    if a.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(wide).all(axis=1))
+        if bad.size:
+            raise ValueError(f"actions of agent {bad[0]} are NaN or infinite: {a[bad[0]]}")
+        bad = np.flatnonzero((wide != np.floor(wide)).any(axis=1))
+        if bad.size:
+            raise ValueError(f"actions of agent {bad[0]} are not whole numbers: {a[bad[0]]}")
+    if wide.min() < 0 or np.any(wide.max(axis=0) >= high):
+        bad = np.flatnonzero(((wide < 0) | (wide >= high)).any(axis=1))
+        space = f"Discrete({high[0]})" if len(high) == 1 else f"MultiDiscrete({high.tolist()})"
+        raise ValueError(f"action of agent {bad[0]} is {a[bad[0]]}, outside {space}")
+    np.copyto(out, a, casting="unsafe")
+
+
 class BatchedMarketEnv:
     """``n_envs`` markets x ``n_agents`` learning agents stepped by one compiled call
     (module docstring: spaces, rewards, episodes).
@@ -85,9 +117,10 @@ class BatchedMarketEnv:
         Markets and learning agents per market.
     seed : int
         Root seed: ``SeedSequence(seed).spawn(2)`` seeds the market and the size classes.
-    source : HybridReplay, optional
-        Real order flow as the background instead of simulated populations (``n_envs``
-        must be 1, ``source.n_agents >= n_agents``).
+    source : HybridReplay or sequence of them, optional
+        Real order flow as the background instead of simulated populations: one distinct
+        replay per env (``n_envs`` copies of a record, or different records), each with
+        ``n_agents`` or more agent accounts.
 
     The arrays returned by :meth:`reset` and :meth:`step` are the environment's own
     buffers, overwritten by the next call: copy what you keep.
@@ -101,20 +134,25 @@ class BatchedMarketEnv:
         for name, value in (("n_envs", n_envs), ("n_agents", n_agents)):
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if source is not None and (n_envs != 1 or source.n_agents < n_agents):
-            raise ValueError("a replay source needs n_envs=1 and source.n_agents >= n_agents")
+        self.sources: list[Any] = ([] if source is None else list(source)
+                                   if isinstance(source, (list, tuple)) else [source])
+        if self.sources and (len(self.sources) != n_envs
+                             or len({id(x) for x in self.sources}) != n_envs
+                             or any(x.n_agents < n_agents for x in self.sources)):
+            raise ValueError("replay sources: one distinct replay per env (n_envs="
+                             f"{n_envs}), each with n_agents >= {n_agents}")
         self.n_envs, self.n_agents = int(n_envs), int(n_agents)
         self.num_agents_total = self.n_envs * self.n_agents
-        self.source = source
         c = self.config
         self.mode = ACTION_MODES[c.action_mode]
         n_quotes, n_sizes = len(c.quote_offsets) + 1, len(c.quote_sizes)
         if self.mode == ActionMode.DISCRETE:
             self.single_action_space: spaces.Space = spaces.Discrete(2 * len(c.limit_offsets) + 4)
-            self._action_high = np.array([2 * len(c.limit_offsets) + 4])
+            #: per action column, the exclusive upper bound
+            self.action_high = np.array([2 * len(c.limit_offsets) + 4])
         else:
             self.single_action_space = spaces.MultiDiscrete([n_quotes, n_quotes, n_sizes])
-            self._action_high = np.array([n_quotes, n_quotes, n_sizes])
+            self.action_high = np.array([n_quotes, n_quotes, n_sizes])
         self.obs_dim = 4 * c.depth + int(Layout.MARKET_EXTRA) + int(Layout.AGENT_FEATURES)
         big = np.finfo(np.float32).max       # finite bounds: every float32 value fits
         self.single_observation_space = spaces.Box(-big, big, (self.obs_dim,), np.float32)
@@ -129,95 +167,114 @@ class BatchedMarketEnv:
         self.seed = seed
         self._build(seed)
 
+    @property
+    def source(self) -> Any:
+        """The first replay source (None for a simulated market)."""
+        return self.sources[0] if self.sources else None
+
     # ---- construction -----------------------------------------------------------------
 
     def _build(self, seed: int) -> None:
-        """A fresh market (or a rewound replay) and kernel, warmed up, episodes begun."""
+        """Fresh markets (or rewound replays) and kernels, warmed up, episodes begun: one
+        kernel over the simulated market's books, or one per replay (its rows of the
+        buffers)."""
         c = self.config
         market_seed, size_seed = np.random.SeedSequence(seed).spawn(2)
-        if self.source is None:
-            mc = c.market_config()
-            mc = mc.replace(copies=self.n_envs, symbols=mc.symbols[:1],
-                            extra_owners=self.n_agents)
-            self.market: Market | None = Market(mc, seed=int(market_seed.generate_state(1)[0]))
-            self.market.books.set_fees(c.maker_fee_ppm, c.taker_fee_ppm)
-            books, first_owner = self.market.books, self.market.n_traders
-        else:
-            self.market = None
-            self.source.reset(seed=seed)
-            books, first_owner = self.source.books, 0
         for buffer in (self.observations, self.rewards, self.terminated, self.truncated,
                        self.final_observations):
             buffer[...] = 0
         sizes = size_classes(c, self.n_envs, self.n_agents, size_seed)
         qty = np.maximum(1, np.rint(sizes * c.base_qty)).astype(np.int64)
         limit = np.maximum(qty, np.rint(sizes * c.base_position_limit).astype(np.int64))
+        #: per agent: size class, lots per order, position limit (lots)
+        self.size_class, self.order_qty, self.position_limit = sizes, qty, limit
         params = dict(
-            n_envs=self.n_envs, n_agents=self.n_agents, first_owner=first_owner,
+            n_envs=self.n_envs, n_agents=self.n_agents, first_owner=0,
             depth=c.depth, n_slots=c.max_orders, action_mode=int(self.mode),
             reward_kind=int(REWARDS[c.reward]), liquidate=int(c.end_of_episode == "liquidate"),
-            return_lag=c.return_lag, scan_ticks=c.scan_ticks, queue_hops=c.queue_hops,
+            return_lag=c.return_lag, scan_ticks=c.scan_ticks,
             horizon=c.horizon, id_base=AGENT_ID_BASE, qty_scale=c.qty_scale,
             inventory_penalty=c.inventory_penalty, sharpe_eta=c.sharpe_eta,
             flow_alpha=c.flow_alpha, limit_offsets=c.limit_offsets,
             quote_offsets=c.quote_offsets, quote_sizes=c.quote_sizes)
-        self.kernel = EnvKernel(books, params, qty, limit, sizes * c.base_capital, sizes,
-                                self.actions, self.observations, self.rewards,
-                                self.terminated, self.truncated, self.final_observations)
-        #: per agent: size class, lots per order, position limit (lots)
-        self.size_class, self.order_qty, self.position_limit = sizes, qty, limit
-        self._warm_up()
+        self.market: Market | None = None
+        if not self.sources:
+            mc = c.market_config()
+            mc = mc.replace(copies=self.n_envs, symbols=mc.symbols[:1],
+                            extra_owners=self.n_agents, record=RecordConfig())
+            self.market = Market(mc, seed=int(market_seed.generate_state(1)[0]))
+            self.market.books.set_fees(c.maker_fee_ppm, c.taker_fee_ppm)
+            params["first_owner"] = self.market.n_traders
+            lanes = [(self.market.books, slice(None))]
+        else:
+            params["n_envs"] = 1
+            for replay in self.sources:
+                replay.reset(seed=seed)
+            lanes = [(replay.books, slice(j * self.n_agents, (j + 1) * self.n_agents))
+                     for j, replay in enumerate(self.sources)]
+        self.kernels = [EnvKernel(
+            books, params, qty[rows], limit[rows], sizes[rows] * c.base_capital, sizes[rows],
+            self.actions[rows], self.observations[rows], self.rewards[rows],
+            self.terminated[rows], self.truncated[rows], self.final_observations[rows])
+            for books, rows in lanes]
+        #: the kernel of the simulated market (of the first replay)
+        self.kernel = self.kernels[0]
+        for j in range(len(self.kernels)):
+            self._warm_up(j)
 
-    def _warm_up(self) -> None:
-        """Background-only steps; the last ones also fill the mid history (returns)."""
+    def _warm_up(self, j: int) -> None:
+        """Background-only steps of lane ``j``; the last ones also fill the mid history
+        (returns); then new episodes begin."""
         warmup = self.config.warmup_steps
         tracked = min(warmup, self.config.return_lag + 1)
-        self._background(warmup - tracked)
+        self._background(j, warmup - tracked)
         for _ in range(tracked):
-            self._background(1)
-            self.kernel.advance()
-        self._begin_all()
+            self._background(j, 1)
+            self.kernels[j].advance()
+        self._begin(j)
 
-    def _background(self, n_steps: int) -> None:
+    def _background(self, j: int, n_steps: int) -> None:
         if self.market is not None:
             self.market.flow.run(n_steps)
         elif n_steps:
-            self.source.step(until_ts=self.source.timestamp + n_steps * self.config.replay_step_ns)
+            replay = self.sources[j]
+            replay.step(until_ts=replay.timestamp + n_steps * self.config.replay_step_ns)
 
-    def _begin_all(self) -> None:
-        self._submit(self.kernel.cancel_orders(self._timestamp(), True))
-        self.kernel.begin(True)
+    def _begin(self, j: int) -> None:
+        self._submit(j, self.kernels[j].cancel_orders(self._timestamp(j), True))
+        self.kernels[j].begin(True)
 
     # ---- the market clock and the data source ----------------------------------------
 
-    def _timestamp(self) -> int:
+    def _timestamp(self, j: int = 0) -> int:
         if self.market is not None:
             return self.market.config.open_ns + self.market.flow.step * self.market.config.dt_ns
-        return int(self.source.timestamp)
+        return int(self.sources[j].timestamp)
 
-    def _submit(self, n: int) -> None:
+    def _submit(self, j: int, n: int) -> None:
         if not n:
             return
         if self.market is not None:
-            self.kernel.submit(n)
+            self.kernels[j].submit(n)
         else:
-            self.source.step(n_messages=0, agent_messages=self.kernel.messages[:n])
+            self.sources[j].step(n_messages=0,
+                                 agent_messages=self.kernels[j].messages[:n].copy())
 
-    def _replay_step(self) -> None:
-        """The step's phases with the replay in place of the core call and the flow."""
-        k, ts = self.kernel, self._timestamp()
+    def _replay_step(self, j: int) -> None:
+        """The step's phases with replay ``j`` in place of the core call and the flow."""
+        k, replay, ts = self.kernels[j], self.sources[j], self._timestamp(j)
         n = k.act(ts)
-        self.source.step(until_ts=ts + self.config.replay_step_ns,
-                         agent_messages=k.messages[:n].copy())
+        replay.step(until_ts=ts + self.config.replay_step_ns,
+                    agent_messages=k.messages[:n].copy())
         k.advance()
-        self._submit(k.settle(self._timestamp()))
-        if self.source.done:
+        self._submit(j, k.settle(self._timestamp(j)))
+        if replay.done:
             k.observe(True)
-            self.source.reset()
-            k.rebind(self.source.books)
-            self._warm_up()
+            replay.reset()
+            k.rebind(replay.books)
+            self._warm_up(j)
         elif k.observe(False):
-            self._submit(k.cancel_orders(self._timestamp()))
+            self._submit(j, k.cancel_orders(self._timestamp(j)))
             k.begin()
 
     # ---- public API -------------------------------------------------------------------
@@ -230,7 +287,8 @@ class BatchedMarketEnv:
             self.seed = seed
             self._build(seed)
         else:
-            self._begin_all()
+            for j in range(len(self.kernels)):
+                self._begin(j)
         self.terminated[:] = False
         self.truncated[:] = False
         self.rewards[:] = 0.0
@@ -251,49 +309,24 @@ class BatchedMarketEnv:
             The env's buffers (float32, float32, bool, bool); ended envs were reset in
             this step and their final observations are in :attr:`final_observations`.
         """
-        self._check_actions(actions)
+        write_actions(actions, self.actions, self.action_high, self.n_envs, self.n_agents)
         if self.market is not None:
             self.kernel.step(self._timestamp(), self.market.flow)
         else:
-            self._replay_step()
+            for j in range(self.n_envs):
+                self._replay_step(j)
         return self.observations, self.rewards, self.terminated, self.truncated
-
-    def _check_actions(self, actions: Any) -> None:
-        """Validate (vectorised) and copy into the bound action buffer."""
-        a = np.asarray(actions)
-        if a.dtype.kind not in "iuf" and a.dtype != np.bool_:
-            raise TypeError(f"actions must be integers, got dtype {a.dtype}")
-        shape = self.actions.shape
-        if a.shape != shape:
-            a = a.reshape(shape) if a.size == self.actions.size and a.shape in (
-                (self.n_envs, self.n_agents) + shape[1:],) else None
-            if a is None:
-                raise ValueError(f"actions must have shape {shape} or "
-                                 f"{(self.n_envs, self.n_agents) + shape[1:]}, got "
-                                 f"{np.shape(actions)}")
-        if a.dtype.kind == "f":
-            bad = np.flatnonzero(~np.isfinite(a).reshape(len(a), -1).all(axis=1))
-            if bad.size:
-                raise ValueError(f"actions of agent {bad[0]} are NaN or infinite: {a[bad[0]]}")
-            bad = np.flatnonzero((a != np.floor(a)).reshape(len(a), -1).any(axis=1))
-            if bad.size:
-                raise ValueError(f"actions of agent {bad[0]} are not whole numbers: "
-                                 f"{a[bad[0]]}")
-        wide = a.reshape(len(a), -1)
-        bad = np.flatnonzero(((wide < 0) | (wide >= self._action_high)).any(axis=1))
-        if bad.size:
-            raise ValueError(f"action of agent {bad[0]} is {a[bad[0]]}, outside "
-                             f"{self.single_action_space}")
-        np.copyto(self.actions, a, casting="unsafe")
 
     @property
     def episode_step(self) -> np.ndarray:
         """Steps into the current episode, per env."""
-        return self.kernel.book_arrays["episode_step"]
+        return np.concatenate([k.book_arrays["episode_step"] for k in self.kernels])
 
     def accounts(self) -> np.ndarray:
         """The agents' core accounts (position, cash, volume, fees since the market was
         built), shape ``(n_envs, n_agents)`` of ACCOUNT_DTYPE (a copy)."""
-        books = self.kernel.books
-        first = self.market.n_traders if self.market is not None else 0
-        return books.account_array[: self.n_envs, first: first + self.n_agents].copy()
+        if self.market is not None:
+            first = self.market.n_traders
+            return self.market.books.account_array[:, first: first + self.n_agents].copy()
+        return np.concatenate([replay.books.account_array[:1, : self.n_agents]
+                               for replay in self.sources])

@@ -31,8 +31,9 @@ class EnvConfig:
     ----------
     market : str or MarketConfig
         Background populations: a preset name (default ``"light"``: 20 noise, 4 value
-        traders and one market maker per book, cheap to step) or a config; its ``copies``
-        and ``extra_owners`` are set by the environment (one book per env).
+        traders and one market maker per book, cheap to step) or a config. The environment
+        keeps its first symbol and sets ``copies`` (one book per env), ``extra_owners``
+        (the agents' accounts) and turns recording off.
     horizon : int
         Steps per episode.
     warmup_steps : int
@@ -78,9 +79,8 @@ class EnvConfig:
         Steps of the long mid return.
     flow_alpha : float
         EMA weight per step of the trade-flow imbalance.
-    scan_ticks, queue_hops : int
-        Search limits: ticks beyond the touch for the top levels, orders walked for the
-        queue ahead.
+    scan_ticks : int
+        Ticks beyond the touch searched for the top levels.
     replay_step_ns : int
         With a hybrid replay as the source: market time per step, ns.
     """
@@ -110,14 +110,13 @@ class EnvConfig:
     return_lag: int = 10
     flow_alpha: float = 0.1
     scan_ticks: int = 64
-    queue_hops: int = 32
     replay_step_ns: int = 100_000_000
 
     def __post_init__(self) -> None:
         if not isinstance(self.market, (str, MarketConfig)):
             _fail("market", "a preset name or a MarketConfig", self.market)
         for name in ("horizon", "depth", "base_qty", "base_position_limit", "return_lag",
-                     "scan_ticks", "queue_hops", "replay_step_ns"):
+                     "scan_ticks", "replay_step_ns"):
             if getattr(self, name) < 1:
                 _fail(name, ">= 1", getattr(self, name))
         if self.warmup_steps < 0:

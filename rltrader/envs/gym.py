@@ -63,7 +63,7 @@ class MarketEnv(gym.Env):
         if self.n_others:
             rest = self.batched.observations[1:]
             self._actions[1:] = (self.others(rest) if self.others is not None else
-                                 self.np_random.integers(0, self.batched._action_high,
+                                 self.np_random.integers(0, self.batched.action_high,
                                                          size=self._actions[1:].shape))
         obs, rewards, terminated, truncated = self.batched.step(self._actions)
         done = bool(terminated[0] or truncated[0])

@@ -1,9 +1,11 @@
 """PettingZoo ``ParallelEnv`` over one market of the batched env (``n_envs=1``).
 
 Agents are ``"trader_0" .. "trader_{n-1}"``; spaces are cached (one object each, shared by
-all agents). Per step the adapter builds five dicts of ``n_agents`` entries (observations
-are row views copied once, rewards and flags Python scalars): about 0.3-0.5 us per agent on
-top of the batched step (``benchmarks/test_bench_env.py``). At the horizon every agent is
+all agents). Per step the adapter builds five dicts of ``n_agents`` entries: observations
+are row views of one fresh copy of the batched buffer (so they stay valid after the next
+step; the view objects are most of the cost), rewards and flags Python scalars. The
+overhead above the batched step is ``adapter_overhead_us`` in
+``benchmarks/test_bench_env.py`` (docs/envs.md quotes it). At the horizon every agent is
 terminated with its final observation and ``agents`` becomes empty; ``reset()`` starts the
 next episode in the running market, ``reset(seed=s)`` rebuilds it from ``s``.
 """
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
+from pettingzoo import ParallelEnv  # type: ignore[import-untyped]
 
 from rltrader.envs.batched import BatchedMarketEnv
 from rltrader.envs.config import EnvConfig
@@ -56,8 +58,7 @@ class MarketParallelEnv(ParallelEnv):
               ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
         obs = self.batched.reset(seed=seed)
         self.agents = list(self.possible_agents)
-        rows = obs.copy()
-        return ({a: rows[i] for i, a in enumerate(self.agents)},
+        return (dict(zip(self.agents, obs.copy(), strict=True)),
                 {a: {} for a in self.agents})
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
@@ -74,11 +75,12 @@ class MarketParallelEnv(ParallelEnv):
         done = bool(terminated[0] or truncated[0])
         rows = (self.batched.final_observations if done else obs).copy()
         names = self.agents
-        out = ({a: rows[i] for i, a in enumerate(names)},
-               dict(zip(names, rewards.tolist(), strict=True)),
-               dict(zip(names, terminated.tolist(), strict=True)),
-               dict(zip(names, truncated.tolist(), strict=True)),
-               {a: {} for a in names})
+        out: tuple[dict, dict, dict, dict, dict] = (
+            dict(zip(names, rows, strict=True)),
+            dict(zip(names, rewards.tolist(), strict=True)),
+            dict(zip(names, terminated.tolist(), strict=True)),
+            dict(zip(names, truncated.tolist(), strict=True)),
+            {a: {} for a in names})
         if done:
             self.agents = []
         return out

@@ -1,0 +1,120 @@
+"""The batched RL environment: agent-steps per second, background flow included.
+
+Workload: the default ``EnvConfig`` (``light`` background, discrete actions, PnL reward,
+1,000-step episodes), uniformly random actions drawn once from a fixed generator (16
+arrays, cycled), after 100 untimed steps. Each round times ``STEPS`` calls of ``step``
+(action validation, one compiled call: agents' messages, core, background flow,
+observations and rewards). ``extra_info["agent_steps_per_second"]`` is at the median.
+
+``test_sharded_*`` runs the 1,024-market workload over worker processes
+(:class:`rltrader.envs.shards.ShardedMarketEnv`); every other benchmark uses one core.
+
+The PettingZoo benchmark times ``MarketParallelEnv.step`` with a dict of actions and
+reports, per agent-step, its overhead above the batched env's own step measured in the
+same test (``adapter_overhead_us``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rltrader._env", reason="the compiled core is not built")
+
+from rltrader.envs import BatchedMarketEnv, MarketParallelEnv  # noqa: E402
+
+STEPS = 20
+
+
+def _actions(env: Any) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, env.single_action_space.n, env.num_agents_total)
+            for _ in range(16)]
+
+
+def _time_steps(benchmark: Any, env: Any, actions: list[np.ndarray]) -> float | None:
+    """Median seconds of ``STEPS`` steps after 100 untimed ones (None when not timed)."""
+    for t in range(100):
+        env.step(actions[t % 16])
+    counter = [0]
+
+    def run() -> None:
+        for _ in range(STEPS):
+            env.step(actions[counter[0] % 16])
+            counter[0] += 1
+
+    benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
+    return None if benchmark.stats is None else benchmark.stats.stats.median
+
+
+def _bench_batched(benchmark: Any, n_envs: int, n_agents: int) -> None:
+    env = BatchedMarketEnv(n_envs=n_envs, n_agents=n_agents, seed=0)
+    actions = _actions(env)
+    median = _time_steps(benchmark, env, actions)
+    if median is None:
+        return
+    benchmark.extra_info.update(
+        n_envs=n_envs, n_agents=n_agents, steps_per_round=STEPS,
+        us_per_step=round(median / STEPS * 1e6, 1),
+        agent_steps_per_second=round(STEPS * env.num_agents_total / median),
+        ns_per_agent_step=round(median / STEPS / env.num_agents_total * 1e9, 1))
+
+
+def test_batched_1_market_4096_agents(benchmark: Any) -> None:
+    _bench_batched(benchmark, 1, 4096)
+
+
+def test_batched_1024_markets_4_agents(benchmark: Any) -> None:
+    _bench_batched(benchmark, 1024, 4)
+
+
+def test_pettingzoo_overhead_1024_agents(benchmark: Any) -> None:
+    n = 1024
+    env = MarketParallelEnv(n_agents=n, seed=0)
+    env.reset(seed=0)
+    batched = env.batched
+    arrays = _actions(batched)
+    dicts = [dict(zip(env.possible_agents, a.tolist(), strict=True)) for a in arrays]
+    counter = [0]
+
+    def run() -> None:
+        for _ in range(STEPS):
+            if not env.agents:
+                env.reset()
+            env.step(dicts[counter[0] % 16])
+            counter[0] += 1
+
+    def run_batched() -> float:
+        start = time.perf_counter()
+        for _ in range(STEPS):
+            batched.step(arrays[counter[0] % 16])
+            counter[0] += 1
+        return time.perf_counter() - start
+
+    benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
+    if benchmark.stats is None:
+        return
+    base = float(np.median([run_batched() for _ in range(15)]))
+    median = benchmark.stats.stats.median
+    benchmark.extra_info.update(
+        n_agents=n, batched_us_per_step=round(base / STEPS * 1e6, 1),
+        pettingzoo_us_per_step=round(median / STEPS * 1e6, 1),
+        adapter_overhead_us=round((median - base) / STEPS / n * 1e6, 3))
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_sharded_1024_markets_4_agents(benchmark: Any, n_workers: int) -> None:
+    """The same workload split over worker processes (shared-memory buffers): the one
+    multi-core benchmark; compare with ``test_batched_1024_markets_4_agents``."""
+    from rltrader.envs.shards import ShardedMarketEnv
+
+    with ShardedMarketEnv(n_envs=1024, n_agents=4, seed=0, n_workers=n_workers) as env:
+        median = _time_steps(benchmark, env, _actions(env))
+        if median is None:
+            return
+        benchmark.extra_info.update(
+            n_workers=n_workers, us_per_step=round(median / STEPS * 1e6, 1),
+            agent_steps_per_second=round(STEPS * env.num_agents_total / median))

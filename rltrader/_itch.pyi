@@ -1,0 +1,80 @@
+from enum import IntEnum
+
+import numpy as np
+import numpy.typing as npt
+from typing_extensions import disjoint_base
+
+from rltrader.messages import MESSAGE_DTYPE as MESSAGE_DTYPE
+
+TRADE_DTYPE: np.dtype
+DIRECTORY_DTYPE: np.dtype
+TRADING_ACTION_DTYPE: np.dtype
+SYSTEM_EVENT_DTYPE: np.dtype
+MESSAGE_LENGTHS: dict[bytes, int]
+
+class ParseStatus(IntEnum):
+    PARSED = 0
+    END_OF_SESSION = 1
+    UNKNOWN_TYPE = 2
+    BAD_LENGTH = 3
+    BAD_ORDER_REF = 4
+    BAD_SIDE = 5
+    BAD_TICK = 6
+    BAD_SHARES = 7
+    OUTPUT_FULL = 8
+
+class WriteStatus(IntEnum):
+    WRITTEN = 0
+    BAD_OP = 1
+    BAD_TIF = 2
+    BAD_MESSAGE_SIDE = 3
+    BAD_PRICE = 4
+    BAD_QTY = 5
+    BAD_ID = 6
+    BAD_BOOK = 7
+    BAD_TIMESTAMP = 8
+    BAD_TRADE = 9
+    WRITE_FULL = 10
+
+class Counter(IntEnum):
+    NOT_SELECTED = 0
+    UNRESOLVED = 1
+    EXECUTIONS_WHILE_HALTED = 2
+    UNKNOWN_SKIPPED = 3
+    N_COUNTERS = 4
+
+@disjoint_base
+class Parser:
+    book_of_locate: npt.NDArray[np.int32]
+    locate_of_book: npt.NDArray[np.int32]
+    book_symbol_array: np.ndarray
+    book_state_array: np.ndarray
+    type_counts: npt.NDArray[np.int64]
+    counters: npt.NDArray[np.int64]
+    def __init__(
+        self, symbols: list[bytes] | None = None, *, tick_size: int = 100,
+        skip_unknown: bool = False,
+    ) -> None: ...
+    @property
+    def n_books(self) -> int: ...
+    def error(self) -> tuple[int, int, int, int]: ...
+    def parse(
+        self,
+        data: bytes | bytearray | memoryview,
+        base: int,
+        messages: np.ndarray,
+        trades: np.ndarray,
+        directory: np.ndarray,
+        actions: np.ndarray,
+        system: np.ndarray,
+    ) -> tuple[int, int, int, int, int, int, int]: ...
+
+def encode(
+    messages: np.ndarray,
+    trades: np.ndarray,
+    index_offset: int,
+    locate_of_book: np.ndarray,
+    symbols: np.ndarray,
+    tick_size: int,
+    match_number: int,
+) -> tuple[int, npt.NDArray[np.uint8], int, int]: ...

@@ -1,0 +1,854 @@
+# cython: language_level=3
+"""NASDAQ TotalView-ITCH 5.0 BinaryFILE kernels: parse records into the core's messages, and
+write messages back as records.
+
+A BinaryFILE is a run of records ``u16 length (big-endian, not counting itself) + message``;
+the first message byte is its type. Field layouts: ``shared/reference/itch50.md`` (the
+official spec's tables). How ITCH messages become ``MESSAGE_DTYPE`` records, and everything
+else a caller needs, is documented in :mod:`rltrader.data.itch`; this module holds the two
+``nogil`` loops and the record dtypes they fill.
+
+Both loops are ``noexcept nogil`` over caller-owned numpy buffers and never allocate. They
+report malformed input by a status code plus the byte offset and values in ``ParseError``;
+``Parser.parse`` turns that into an exception after leaving ``nogil``.
+"""
+
+cimport numpy as cnp
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcmp, memcpy, memset
+
+import numpy as np
+
+from rltrader._book cimport CANCEL, EXECUTE, GTC, LIMIT, REDUCE, REPLACE, Message
+from rltrader.messages import MESSAGE_DTYPE
+
+cnp.import_array()
+
+
+# ---------------------------------------------------------------------------------------
+# Records decoded besides book messages (mirrored by the dtypes below)
+# ---------------------------------------------------------------------------------------
+
+cdef struct Trade:
+    int64_t timestamp       # ns since midnight
+    int64_t shares          # P, C: shares executed; Q: cross shares; B: 0
+    int64_t price_e4        # $ x 10^4 (ITCH Price(4)): P price, Q cross price, C price; B: 0
+    int64_t match_number    # the execution's match number (B: the broken one)
+    int64_t order_ref       # P: order ref (0 in feeds since 2010); C: executed order; else 0
+    int64_t message_index   # index, in the same chunk's messages, of the next book message
+                            # (C: its own EXECUTE); where the trade sits in the stream
+    int32_t book            # book index, -1 when the stock locate has no book
+    int32_t locate          # stock locate
+    int8_t side             # P: BUY / SELL; else 0
+    char kind               # b'P' non-cross trade, b'Q' cross, b'B' broken, b'C' exec+price
+    char cross_type         # Q: b'O' open, b'C' close, b'H' halt/IPO; else 0
+    char printable          # C: b'Y' / b'N'; else 0
+
+cdef struct DirectoryEntry:  # one 'R' Stock Directory message
+    int64_t timestamp
+    int32_t locate
+    int32_t book            # -1 when the symbol is not selected
+    uint32_t round_lot_size
+    uint32_t etp_leverage_factor
+    char symbol[8]          # trailing spaces removed (NUL-padded)
+    char market_category
+    char financial_status
+    char round_lots_only
+    char issue_classification
+    char issue_sub_type[2]
+    char authenticity
+    char short_sale_threshold
+    char ipo_flag
+    char luld_ref_price_tier
+    char etp_flag
+    char inverse_indicator
+
+cdef struct TradingAction:  # one 'H' Stock Trading Action message
+    int64_t timestamp
+    int32_t locate
+    int32_t book            # -1 when the symbol is not selected
+    char symbol[8]          # NUL-padded
+    char state              # b'H' halted, b'P' paused, b'Q' quotation only, b'T' trading
+    char reason[4]          # NUL-padded
+
+cdef struct SystemEvent:    # one 'S' System Event message
+    int64_t timestamp
+    char code               # O S Q M E C (see the spec)
+
+TRADE_DTYPE = np.dtype(
+    [("timestamp", np.int64), ("shares", np.int64), ("price_e4", np.int64),
+     ("match_number", np.int64), ("order_ref", np.int64), ("message_index", np.int64),
+     ("book", np.int32), ("locate", np.int32), ("side", np.int8), ("kind", "S1"),
+     ("cross_type", "S1"), ("printable", "S1")], align=True)
+
+DIRECTORY_DTYPE = np.dtype(
+    [("timestamp", np.int64), ("locate", np.int32), ("book", np.int32),
+     ("round_lot_size", np.uint32), ("etp_leverage_factor", np.uint32), ("symbol", "S8"),
+     ("market_category", "S1"), ("financial_status", "S1"), ("round_lots_only", "S1"),
+     ("issue_classification", "S1"), ("issue_sub_type", "S2"), ("authenticity", "S1"),
+     ("short_sale_threshold", "S1"), ("ipo_flag", "S1"), ("luld_ref_price_tier", "S1"),
+     ("etp_flag", "S1"), ("inverse_indicator", "S1")], align=True)
+
+TRADING_ACTION_DTYPE = np.dtype(
+    [("timestamp", np.int64), ("locate", np.int32), ("book", np.int32), ("symbol", "S8"),
+     ("state", "S1"), ("reason", "S4")], align=True)
+
+SYSTEM_EVENT_DTYPE = np.dtype([("timestamp", np.int64), ("code", "S1")], align=True)
+
+for _dtype, _size in ((TRADE_DTYPE, sizeof(Trade)), (DIRECTORY_DTYPE, sizeof(DirectoryEntry)),
+                      (TRADING_ACTION_DTYPE, sizeof(TradingAction)),
+                      (SYSTEM_EVENT_DTYPE, sizeof(SystemEvent))):
+    if _dtype.itemsize != _size:
+        raise ImportError(f"dtype {_dtype} is {_dtype.itemsize} bytes, its struct {_size}")
+
+
+# ---------------------------------------------------------------------------------------
+# Constants
+# ---------------------------------------------------------------------------------------
+
+cpdef enum ParseStatus:
+    PARSED = 0            # every complete record consumed; a partial one may remain
+    END_OF_SESSION = 1    # a zero-length record (BinaryFILE end marker) was consumed
+    UNKNOWN_TYPE = 2      # message type not in ITCH 5.0
+    BAD_LENGTH = 3        # length prefix differs from the type's fixed length
+    BAD_ORDER_REF = 4     # order ref 0 (the core's "keep the id") or >= 2**63 (not int64)
+    BAD_SIDE = 5          # buy/sell indicator not 'B' / 'S'
+    BAD_TICK = 6          # a book price that is not a multiple of tick_size
+    BAD_SHARES = 7        # a Q cross with >= 2**63 shares
+    OUTPUT_FULL = 8       # an output buffer is too small (a caller bug, never the data)
+
+cpdef enum WriteStatus:
+    WRITTEN = 0
+    BAD_OP = 1            # not LIMIT / CANCEL / REDUCE / REPLACE / EXECUTE
+    BAD_TIF = 2           # LIMIT or REPLACE that is not GTC
+    BAD_MESSAGE_SIDE = 3  # LIMIT whose side is not BUY / SELL
+    BAD_PRICE = 4         # price x tick_size outside ITCH's u32 Price(4)
+    BAD_QTY = 5           # qty outside [0, 2**32)
+    BAD_ID = 6            # order id <= 0; REPLACE new id 0 or equal to the old one
+    BAD_BOOK = 7          # book outside the symbol directory
+    BAD_TIMESTAMP = 8     # timestamp outside [0, 2**48) ns
+    BAD_TRADE = 9         # trade kind not P/Q/B/C, C not on its EXECUTE, bad field range
+    WRITE_FULL = 10       # output buffer too small (a caller bug)
+
+cpdef enum Counter:
+    NOT_SELECTED = 0            # records on stocks outside the selection
+    UNRESOLVED = 1              # book records on a stock locate never named by R, A or F
+    EXECUTIONS_WHILE_HALTED = 2 # E/C while the stock's last H state was 'H' or 'P'
+    UNKNOWN_SKIPPED = 3         # records of unknown type skipped (on_unknown="skip")
+    N_COUNTERS = 4
+
+cdef enum:
+    NO_BOOK = -1              # book_of_locate: not seen yet
+    SKIP_BOOK = -2            # book_of_locate: seen, not selected
+    N_LOCATES = 65536         # stock locates are u16
+
+cdef uint64_t MAX_REF = 0x7FFFFFFFFFFFFFFF  # order refs must fit the core's int64 ids
+cdef int64_t MAX_U32 = 0xFFFFFFFF           # ITCH share counts and Price(4) fields
+
+#: Fixed message length per type byte, type byte included (0: not an ITCH 5.0 type).
+MESSAGE_LENGTHS = {b"S": 12, b"R": 39, b"H": 25, b"Y": 20, b"L": 26, b"V": 35, b"W": 12,
+                   b"K": 28, b"J": 35, b"h": 21, b"A": 36, b"F": 40, b"E": 31, b"C": 36,
+                   b"X": 23, b"D": 19, b"U": 35, b"P": 44, b"Q": 40, b"B": 19, b"I": 50,
+                   b"N": 20, b"O": 48}
+
+cdef int16_t LENGTH[256]
+memset(LENGTH, 0, sizeof(LENGTH))
+for _t, _n in MESSAGE_LENGTHS.items():
+    LENGTH[_t[0]] = _n
+
+
+# ---------------------------------------------------------------------------------------
+# Big-endian field access
+# ---------------------------------------------------------------------------------------
+
+cdef inline uint64_t be16(const uint8_t* p) noexcept nogil:
+    return (<uint64_t>p[0] << 8) | p[1]
+
+cdef inline uint64_t be32(const uint8_t* p) noexcept nogil:
+    return (<uint64_t>p[0] << 24) | (<uint64_t>p[1] << 16) | (<uint64_t>p[2] << 8) | p[3]
+
+cdef inline uint64_t be48(const uint8_t* p) noexcept nogil:
+    return (be16(p) << 32) | be32(p + 2)
+
+cdef inline uint64_t be64(const uint8_t* p) noexcept nogil:
+    return (be32(p) << 32) | be32(p + 4)
+
+cdef inline void put16(uint8_t* p, uint64_t v) noexcept nogil:
+    p[0] = <uint8_t>(v >> 8)
+    p[1] = <uint8_t>v
+
+cdef inline void put32(uint8_t* p, uint64_t v) noexcept nogil:
+    put16(p, v >> 16)
+    put16(p + 2, v)
+
+cdef inline void put48(uint8_t* p, uint64_t v) noexcept nogil:
+    put16(p, v >> 32)
+    put32(p + 2, v)
+
+cdef inline void put64(uint8_t* p, uint64_t v) noexcept nogil:
+    put32(p, v >> 32)
+    put32(p + 4, v)
+
+cdef inline void copy_alpha(char* dst, const uint8_t* src, int n) noexcept nogil:
+    """Copy an ITCH Alpha field, turning its right padding (spaces) into NULs."""
+    cdef int end = n
+    memcpy(dst, src, n)
+    while end > 0 and dst[end - 1] == 32:
+        end -= 1
+        dst[end] = 0
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------------------
+
+cdef struct Outputs:
+    Message* msgs
+    Trade* trades
+    DirectoryEntry* directory
+    TradingAction* actions
+    SystemEvent* system
+    int64_t cap_msgs, cap_trades, cap_directory, cap_actions, cap_system
+    int64_t n_msgs, n_trades, n_directory, n_actions, n_system
+
+cdef struct ParserState:
+    int32_t* book_of_locate     # [N_LOCATES] book, NO_BOOK or SKIP_BOOK
+    int32_t* locate_of_book     # [N_LOCATES]
+    char* book_symbol           # [N_LOCATES, 8] NUL-padded
+    char* book_state            # [N_LOCATES] last H trading state per book (0: none yet)
+    const char* selected        # [n_selected, 8] NUL-padded symbols (all_symbols = 0)
+    int64_t* type_counts        # [256] records per type byte
+    int64_t* counters           # [N_COUNTERS]
+    int32_t n_selected
+    int32_t n_books
+    bint all_symbols
+    bint skip_unknown
+    int64_t tick_size
+    # the first error
+    int64_t err_offset          # byte offset of the bad record (its length prefix)
+    int64_t err_value           # the offending value
+    int32_t err_type            # its type byte
+    int32_t err_length          # its length prefix
+
+
+cdef inline int32_t resolve(ParserState* st, uint16_t locate, const uint8_t* stock
+                            ) noexcept nogil:
+    """Book of a stock locate, learning it from ``stock`` (8-byte Alpha) when given."""
+    cdef int32_t b = st.book_of_locate[locate], i
+    cdef char sym[8]
+    if b != NO_BOOK:
+        if b >= 0 and stock != NULL and st.book_symbol[8 * b] == 0:
+            copy_alpha(st.book_symbol + 8 * b, stock, 8)
+        return b
+    if locate == 0:  # "not about one stock"
+        return NO_BOOK
+    if st.all_symbols:
+        b = st.n_books
+        st.n_books += 1
+        st.locate_of_book[b] = locate
+        if stock != NULL:
+            copy_alpha(st.book_symbol + 8 * b, stock, 8)
+        st.book_of_locate[locate] = b
+        return b
+    if stock == NULL:
+        return NO_BOOK
+    copy_alpha(sym, stock, 8)
+    b = SKIP_BOOK
+    for i in range(st.n_selected):
+        if memcmp(st.selected + 8 * i, sym, 8) == 0:
+            b = i
+            st.locate_of_book[i] = locate
+            memcpy(st.book_symbol + 8 * i, sym, 8)
+            break
+    st.book_of_locate[locate] = b
+    return b
+
+
+cdef inline bint to_ticks(int64_t price, int64_t tick_size, int64_t* ticks) noexcept nogil:
+    """Price(4) ``price`` in ticks; false when it is not a whole number of them."""
+    ticks[0] = price // tick_size
+    return ticks[0] * tick_size == price
+
+
+cdef inline bint skipped(ParserState* st, int32_t b) noexcept nogil:
+    if b >= 0:
+        return False
+    st.counters[<int>NOT_SELECTED if b == SKIP_BOOK else <int>UNRESOLVED] += 1
+    return True
+
+
+cdef inline int fail(ParserState* st, int status, int64_t offset, const uint8_t* m,
+                     int32_t length, int64_t value) noexcept nogil:
+    st.err_offset = offset
+    st.err_type = m[0] if length > 0 else -1
+    st.err_length = length
+    st.err_value = value
+    return status
+
+
+cdef inline bint is_order(uint8_t kind) noexcept nogil:
+    return (kind == b'A' or kind == b'F' or kind == b'E' or kind == b'C' or kind == b'X'
+            or kind == b'D' or kind == b'U')
+
+
+cdef inline bint bad_ref(uint64_t ref) noexcept nogil:
+    """Ref 0 is the core's "keep the id" in a REPLACE; ids are int64."""
+    return ref == 0 or ref > MAX_REF
+
+
+cdef int decode_order(ParserState* st, const uint8_t* m, int32_t b, Outputs* out,
+                      int64_t* bad) noexcept nogil:
+    """A/F/E/C/X/D/U -> the next message (and a trade row for C); timestamp, book, owner
+    and tif are the caller's."""
+    cdef Message* msg = out.msgs + out.n_msgs
+    cdef uint64_t ref = be64(m + 11), new_ref
+    cdef uint8_t kind = m[0]
+    cdef Trade* tr
+    bad[0] = <int64_t>ref
+    if bad_ref(ref):
+        return BAD_ORDER_REF
+    msg.order_id = <int64_t>ref
+    msg.new_order_id = 0
+    msg.price = 0
+    msg.side = 0
+    if kind == b'A' or kind == b'F':
+        bad[0] = m[19]
+        if m[19] != b'B' and m[19] != b'S':
+            return BAD_SIDE
+        bad[0] = <int64_t>be32(m + 32)
+        if not to_ticks(bad[0], st.tick_size, &msg.price):
+            return BAD_TICK
+        msg.op = LIMIT
+        msg.side = 1 if m[19] == b'B' else -1
+        msg.qty = <int64_t>be32(m + 20)
+    elif kind == b'D':
+        msg.op = CANCEL
+        msg.qty = 0
+    elif kind == b'X':
+        msg.op = REDUCE
+        msg.qty = <int64_t>be32(m + 19)
+    elif kind == b'U':
+        new_ref = be64(m + 19)
+        bad[0] = <int64_t>new_ref
+        if bad_ref(new_ref):
+            return BAD_ORDER_REF
+        bad[0] = <int64_t>be32(m + 31)
+        if not to_ticks(bad[0], st.tick_size, &msg.price):
+            return BAD_TICK
+        msg.op = REPLACE
+        msg.new_order_id = <int64_t>new_ref
+        msg.qty = <int64_t>be32(m + 27)
+    else:
+        msg.op = EXECUTE
+        msg.qty = <int64_t>be32(m + 19)
+        if st.book_state[b] == b'H' or st.book_state[b] == b'P':
+            st.counters[<int>EXECUTIONS_WHILE_HALTED] += 1
+        if kind == b'C':
+            tr = out.trades + out.n_trades
+            out.n_trades += 1
+            memset(tr, 0, sizeof(Trade))
+            tr.kind = b'C'
+            tr.shares = msg.qty
+            tr.price_e4 = <int64_t>be32(m + 32)
+            tr.match_number = <int64_t>be64(m + 23)
+            tr.order_ref = <int64_t>ref
+            tr.printable = <char>m[31]
+    return PARSED
+
+
+cdef int decode_trade(Trade* tr, const uint8_t* m, int64_t* bad) noexcept nogil:
+    """P/Q/B -> the kind-specific fields of a zeroed trade row."""
+    cdef uint8_t kind = m[0]
+    tr.kind = <char>kind
+    if kind == b'P':
+        bad[0] = m[19]
+        if m[19] != b'B' and m[19] != b'S':
+            return BAD_SIDE
+        bad[0] = <int64_t>be64(m + 11)
+        if be64(m + 11) > MAX_REF:
+            return BAD_ORDER_REF
+        tr.order_ref = bad[0]
+        tr.side = 1 if m[19] == b'B' else -1
+        tr.shares = <int64_t>be32(m + 20)
+        tr.price_e4 = <int64_t>be32(m + 32)
+        tr.match_number = <int64_t>be64(m + 36)
+    elif kind == b'Q':
+        bad[0] = <int64_t>be64(m + 11)
+        if be64(m + 11) > MAX_REF:
+            return BAD_SHARES
+        tr.shares = bad[0]
+        tr.price_e4 = <int64_t>be32(m + 27)
+        tr.match_number = <int64_t>be64(m + 31)
+        tr.cross_type = <char>m[39]
+    else:
+        tr.match_number = <int64_t>be64(m + 11)
+    return PARSED
+
+
+cdef void decode_directory(DirectoryEntry* de, const uint8_t* m) noexcept nogil:
+    """R -> the body fields of a directory row."""
+    copy_alpha(de.symbol, m + 11, 8)
+    de.market_category = <char>m[19]
+    de.financial_status = <char>m[20]
+    de.round_lot_size = <uint32_t>be32(m + 21)
+    de.round_lots_only = <char>m[25]
+    de.issue_classification = <char>m[26]
+    copy_alpha(de.issue_sub_type, m + 27, 2)
+    de.authenticity = <char>m[29]
+    de.short_sale_threshold = <char>m[30]
+    de.ipo_flag = <char>m[31]
+    de.luld_ref_price_tier = <char>m[32]
+    de.etp_flag = <char>m[33]
+    de.etp_leverage_factor = <uint32_t>be32(m + 34)
+    de.inverse_indicator = <char>m[38]
+
+
+cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t base,
+                       Outputs* out, int64_t* consumed) noexcept nogil:
+    """Decode the complete records of ``buf[:n]`` (``base``: file offset of ``buf[0]``).
+
+    Stops before a record that is not complete in ``buf`` (``consumed`` tells where), after
+    a zero-length end-of-session record, or at the first malformed record.
+    """
+    cdef int64_t pos = 0, ts, bad = 0
+    cdef int32_t length, b
+    cdef uint16_t locate
+    cdef uint8_t kind
+    cdef const uint8_t* m
+    cdef Message* msg
+    cdef Trade* tr
+    cdef DirectoryEntry* de
+    cdef TradingAction* ta
+    cdef int status = PARSED
+    while pos + 2 <= n:
+        length = <int32_t>be16(buf + pos)
+        if length == 0:
+            pos += 2
+            status = END_OF_SESSION
+            break
+        if pos + 2 + length > n:
+            break
+        m = buf + pos + 2
+        kind = m[0]
+        if LENGTH[kind] == 0:
+            if not st.skip_unknown:
+                status = fail(st, UNKNOWN_TYPE, base + pos, m, length, kind)
+                break
+            st.counters[<int>UNKNOWN_SKIPPED] += 1
+            st.type_counts[kind] += 1
+            pos += 2 + length
+            continue
+        if length != LENGTH[kind]:
+            status = fail(st, BAD_LENGTH, base + pos, m, length, length)
+            break
+        if (out.n_msgs >= out.cap_msgs or out.n_trades + 1 >= out.cap_trades
+                or out.n_directory >= out.cap_directory or out.n_actions >= out.cap_actions
+                or out.n_system >= out.cap_system):
+            status = fail(st, OUTPUT_FULL, base + pos, m, length, 0)
+            break
+        st.type_counts[kind] += 1
+        locate = <uint16_t>be16(m + 1)
+        ts = <int64_t>be48(m + 5)
+        if is_order(kind):
+            # only adds name the stock
+            b = resolve(st, locate, m + 24 if kind == b'A' or kind == b'F' else NULL)
+            if not skipped(st, b):
+                tr = out.trades + out.n_trades  # filled by a C
+                status = decode_order(st, m, b, out, &bad)
+                if status != PARSED:
+                    status = fail(st, status, base + pos, m, length, bad)
+                    break
+                if kind == b'C':
+                    tr.timestamp = ts
+                    tr.message_index = out.n_msgs
+                    tr.book = b
+                    tr.locate = locate
+                msg = out.msgs + out.n_msgs
+                out.n_msgs += 1
+                msg.timestamp = ts
+                msg.stop_price = 0
+                msg.book = b
+                msg.owner = -1
+                msg.tif = GTC
+        elif kind == b'P' or kind == b'Q' or kind == b'B':
+            b = resolve(st, locate, m + 24 if kind == b'P' else
+                        (m + 19 if kind == b'Q' else NULL))
+            if b == SKIP_BOOK:
+                st.counters[<int>NOT_SELECTED] += 1
+            else:
+                tr = out.trades + out.n_trades
+                memset(tr, 0, sizeof(Trade))
+                status = decode_trade(tr, m, &bad)
+                if status != PARSED:
+                    status = fail(st, status, base + pos, m, length, bad)
+                    break
+                out.n_trades += 1
+                tr.timestamp = ts
+                tr.message_index = out.n_msgs
+                tr.book = b if b >= 0 else -1
+                tr.locate = locate
+        elif kind == b'R':
+            b = resolve(st, locate, m + 11)
+            de = out.directory + out.n_directory
+            out.n_directory += 1
+            decode_directory(de, m)
+            de.timestamp = ts
+            de.locate = locate
+            de.book = b if b >= 0 else -1
+        elif kind == b'H':
+            b = resolve(st, locate, m + 11)
+            if b >= 0:
+                st.book_state[b] = <char>m[19]
+            ta = out.actions + out.n_actions
+            out.n_actions += 1
+            ta.timestamp = ts
+            ta.locate = locate
+            ta.book = b if b >= 0 else -1
+            copy_alpha(ta.symbol, m + 11, 8)
+            ta.state = <char>m[19]
+            copy_alpha(ta.reason, m + 21, 4)
+        elif kind == b'S':
+            out.system[out.n_system].timestamp = ts
+            out.system[out.n_system].code = <char>m[11]
+            out.n_system += 1
+        pos += 2 + length
+    consumed[0] = pos
+    return status
+
+
+cdef object _records(object array, object dtype, str name, bint writeable=True):
+    if not isinstance(array, np.ndarray) or array.dtype != dtype:
+        raise TypeError(f"{name} must be a numpy array of dtype {dtype}")
+    if array.ndim != 1 or not array.flags.c_contiguous:
+        raise ValueError(f"{name} must be a one-dimensional, C-contiguous array")
+    if writeable and not array.flags.writeable:
+        raise ValueError(f"{name} must be writeable")
+    return array
+
+
+cdef class Parser:
+    """Decoding state that carries across the chunks of one ITCH file.
+
+    Parameters
+    ----------
+    symbols : list of bytes, optional
+        Symbols to keep (``book = position in the list``); ``None`` keeps every stock,
+        numbering books in order of first appearance of their stock locate.
+    tick_size : int
+        Price(4) units ($0.0001) per tick.
+    skip_unknown : bool
+        Count and skip records of an unknown type instead of stopping at them.
+    """
+
+    cdef ParserState st
+    cdef readonly object book_of_locate
+    cdef readonly object locate_of_book
+    cdef readonly object book_symbol_array
+    cdef readonly object book_state_array
+    cdef readonly object type_counts
+    cdef readonly object counters
+    cdef object _selected
+
+    def __init__(self, symbols=None, *, int64_t tick_size=100, bint skip_unknown=False):
+        if tick_size < 1:
+            raise ValueError(f"tick_size must be >= 1, got {tick_size}")
+        self.book_of_locate = np.full(N_LOCATES, NO_BOOK, dtype=np.int32)
+        self.locate_of_book = np.zeros(N_LOCATES, dtype=np.int32)
+        self.book_symbol_array = np.zeros(N_LOCATES, dtype="S8")
+        self.book_state_array = np.zeros(N_LOCATES, dtype="S1")
+        self.type_counts = np.zeros(256, dtype=np.int64)
+        self.counters = np.zeros(N_COUNTERS, dtype=np.int64)
+        memset(&self.st, 0, sizeof(ParserState))
+        if symbols is None:
+            self._selected = np.zeros(0, dtype="S8")
+            self.st.all_symbols = True
+        else:
+            self._selected = np.array([bytes(s) for s in symbols], dtype="S8")
+            if len(set(self._selected.tolist())) != len(self._selected):
+                raise ValueError(f"symbols are not distinct: {list(symbols)}")
+            self.st.n_selected = len(self._selected)
+            self.st.n_books = self.st.n_selected
+        self.st.book_of_locate = <int32_t*>cnp.PyArray_DATA(self.book_of_locate)
+        self.st.locate_of_book = <int32_t*>cnp.PyArray_DATA(self.locate_of_book)
+        self.st.book_symbol = <char*>cnp.PyArray_DATA(self.book_symbol_array)
+        self.st.book_state = <char*>cnp.PyArray_DATA(self.book_state_array)
+        self.st.selected = <const char*>cnp.PyArray_DATA(self._selected)
+        self.st.type_counts = <int64_t*>cnp.PyArray_DATA(self.type_counts)
+        self.st.counters = <int64_t*>cnp.PyArray_DATA(self.counters)
+        self.st.tick_size = tick_size
+        self.st.skip_unknown = skip_unknown
+
+    @property
+    def n_books(self):
+        """Books so far: the selection's size, or the stocks seen (``symbols=None``)."""
+        return self.st.n_books
+
+    def error(self):
+        """``(offset, type byte or -1, length prefix, value)`` of the last failed record."""
+        return self.st.err_offset, self.st.err_type, self.st.err_length, self.st.err_value
+
+    def parse(self, const uint8_t[::1] data, int64_t base, messages, trades, directory,
+              actions, system):
+        """Decode the complete records of ``data`` into the output arrays (from index 0).
+
+        ``base`` is the file offset of ``data[0]`` (for error reports). Returns
+        ``(status, consumed, n_messages, n_trades, n_directory, n_actions, n_system)``;
+        ``consumed < len(data)`` with status ``PARSED`` means the rest is an incomplete
+        record. Output arrays must hold ``len(data) // 21 + 2`` (messages, trades),
+        ``// 41 + 1`` (directory), ``// 27 + 1`` (actions) and ``// 14 + 1`` (system) records.
+        """
+        cdef Outputs out
+        cdef int64_t consumed = 0, n = data.shape[0]
+        cdef int status
+        memset(&out, 0, sizeof(Outputs))
+        out.msgs = <Message*>cnp.PyArray_DATA(_records(messages, MESSAGE_DTYPE, "messages"))
+        out.trades = <Trade*>cnp.PyArray_DATA(_records(trades, TRADE_DTYPE, "trades"))
+        out.directory = <DirectoryEntry*>cnp.PyArray_DATA(
+            _records(directory, DIRECTORY_DTYPE, "directory"))
+        out.actions = <TradingAction*>cnp.PyArray_DATA(
+            _records(actions, TRADING_ACTION_DTYPE, "actions"))
+        out.system = <SystemEvent*>cnp.PyArray_DATA(
+            _records(system, SYSTEM_EVENT_DTYPE, "system"))
+        out.cap_msgs, out.cap_trades = messages.shape[0], trades.shape[0]
+        out.cap_directory, out.cap_actions = directory.shape[0], actions.shape[0]
+        out.cap_system = system.shape[0]
+        if n == 0:
+            return PARSED, 0, 0, 0, 0, 0, 0
+        with nogil:
+            status = parse_records(&self.st, &data[0], n, base, &out, &consumed)
+        return (status, consumed, out.n_msgs, out.n_trades, out.n_directory, out.n_actions,
+                out.n_system)
+
+
+# ---------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------
+
+cdef inline uint8_t* header(uint8_t* p, int32_t length, char kind, uint16_t locate,
+                            int64_t ts) noexcept nogil:
+    """Write the length prefix and the 11-byte common header; return the message start."""
+    put16(p, length)
+    p[2] = <uint8_t>kind
+    put16(p + 3, locate)
+    put16(p + 5, 0)
+    put48(p + 7, <uint64_t>ts)
+    return p + 2
+
+
+cdef inline void put_symbol(uint8_t* p, const char* symbols, int32_t book) noexcept nogil:
+    """Write book ``book``'s symbol as an 8-byte Alpha (all spaces when ``book < 0``)."""
+    cdef int j
+    memset(p, 32, 8)
+    if book >= 0:
+        for j in range(8):
+            if symbols[8 * book + j] != 0:
+                p[j] = <uint8_t>symbols[8 * book + j]
+
+
+cdef inline bint bad_price(int64_t price, int64_t tick_size) noexcept nogil:
+    return price < 0 or price > MAX_U32 // tick_size
+
+
+cdef int64_t encode_trade(uint8_t* p, const Trade* tr, uint16_t locate, const char* symbols
+                          ) noexcept nogil:
+    """A P/Q/B row as a record at ``p``: the bytes written, or ``-BAD_TRADE``."""
+    cdef uint8_t* m
+    if tr.kind == b'P':
+        if tr.shares > MAX_U32 or (tr.side != 1 and tr.side != -1):
+            return -BAD_TRADE
+        m = header(p, 44, b'P', locate, tr.timestamp)
+        put64(m + 11, <uint64_t>tr.order_ref)
+        m[19] = b'B' if tr.side == 1 else b'S'
+        put32(m + 20, <uint64_t>tr.shares)
+        put_symbol(m + 24, symbols, tr.book)
+        put32(m + 32, <uint64_t>tr.price_e4)
+        put64(m + 36, <uint64_t>tr.match_number)
+        return 46
+    if tr.kind == b'Q':
+        m = header(p, 40, b'Q', locate, tr.timestamp)
+        put64(m + 11, <uint64_t>tr.shares)
+        put_symbol(m + 19, symbols, tr.book)
+        put32(m + 27, <uint64_t>tr.price_e4)
+        put64(m + 31, <uint64_t>tr.match_number)
+        m[39] = <uint8_t>tr.cross_type
+        return 42
+    if tr.kind == b'B':
+        m = header(p, 19, b'B', locate, tr.timestamp)
+        put64(m + 11, <uint64_t>tr.match_number)
+        return 21
+    return -BAD_TRADE
+
+
+cdef int64_t encode_message(uint8_t* p, const Message* msg, const Trade* exec_price,
+                            uint16_t locate, const char* symbols, int64_t tick_size,
+                            int64_t* match_number) noexcept nogil:
+    """A message as a record at ``p`` (an ``EXECUTE`` with ``exec_price`` as ``C``): the
+    bytes written, or ``-status``. The caller checked book, timestamp, id and qty."""
+    cdef uint8_t* m
+    if msg.op == LIMIT or msg.op == REPLACE:
+        if msg.tif != GTC:
+            return -BAD_TIF
+        if bad_price(msg.price, tick_size):
+            return -BAD_PRICE
+    if msg.op == LIMIT:
+        if msg.side != 1 and msg.side != -1:
+            return -BAD_MESSAGE_SIDE
+        m = header(p, 36, b'A', locate, msg.timestamp)
+        put64(m + 11, <uint64_t>msg.order_id)
+        m[19] = b'B' if msg.side == 1 else b'S'
+        put32(m + 20, <uint64_t>msg.qty)
+        put_symbol(m + 24, symbols, msg.book)
+        put32(m + 32, <uint64_t>(msg.price * tick_size))
+        return 38
+    if msg.op == EXECUTE:
+        if exec_price != NULL:
+            m = header(p, 36, b'C', locate, msg.timestamp)
+            put64(m + 23, <uint64_t>exec_price.match_number)
+            m[31] = <uint8_t>exec_price.printable
+            put32(m + 32, <uint64_t>exec_price.price_e4)
+        else:
+            m = header(p, 31, b'E', locate, msg.timestamp)
+            match_number[0] += 1
+            put64(m + 23, <uint64_t>match_number[0])
+        put64(m + 11, <uint64_t>msg.order_id)
+        put32(m + 19, <uint64_t>msg.qty)
+        return 38 if exec_price != NULL else 33
+    if msg.op == REDUCE:
+        m = header(p, 23, b'X', locate, msg.timestamp)
+        put64(m + 11, <uint64_t>msg.order_id)
+        put32(m + 19, <uint64_t>msg.qty)
+        return 25
+    if msg.op == CANCEL:
+        m = header(p, 19, b'D', locate, msg.timestamp)
+        put64(m + 11, <uint64_t>msg.order_id)
+        return 21
+    if msg.op == REPLACE:
+        if msg.new_order_id <= 0 or msg.new_order_id == msg.order_id:
+            return -BAD_ID
+        m = header(p, 35, b'U', locate, msg.timestamp)
+        put64(m + 11, <uint64_t>msg.order_id)
+        put64(m + 19, <uint64_t>msg.new_order_id)
+        put32(m + 27, <uint64_t>msg.qty)
+        put32(m + 31, <uint64_t>(msg.price * tick_size))
+        return 37
+    return -BAD_OP
+
+
+cdef inline bint bad_timestamp(int64_t ts) noexcept nogil:
+    return ts < 0 or ts >= (<int64_t>1 << 48)
+
+
+cdef int write_records(const Message* msgs, int64_t n, const Trade* trades, int64_t n_trades,
+                       int64_t index_offset, const uint16_t* locate_of_book,
+                       const char* symbols, int32_t n_books, int64_t tick_size,
+                       int64_t* match_number, uint8_t* out, int64_t cap,
+                       int64_t* written, int64_t* bad_index) noexcept nogil:
+    """Encode ``msgs`` with the ``trades`` whose ``message_index - index_offset`` lies in
+    ``[0, n]`` placed before the message they name (after all of them when it is ``n``).
+    Every record takes at most 46 bytes."""
+    cdef int64_t i, t = 0, pos = 0, k
+    cdef const Message* msg
+    cdef const Trade* tr
+    cdef const Trade* exec_price
+    cdef uint16_t locate
+    for i in range(n + 1):
+        exec_price = NULL
+        while t < n_trades and trades[t].message_index - index_offset <= i:
+            tr = trades + t
+            bad_index[0] = t
+            if pos + 46 > cap:
+                return WRITE_FULL
+            if (bad_timestamp(tr.timestamp) or tr.book < -1 or tr.book >= n_books
+                    or tr.shares < 0 or tr.price_e4 < 0 or tr.price_e4 > MAX_U32
+                    or tr.match_number < 0 or tr.order_ref < 0
+                    or tr.message_index - index_offset < i
+                    or exec_price != NULL):  # a C row is the last trade before its EXECUTE
+                return BAD_TRADE
+            if tr.kind == b'C':
+                if (i == n or msgs[i].op != EXECUTE or msgs[i].order_id != tr.order_ref
+                        or msgs[i].qty != tr.shares):
+                    return BAD_TRADE
+                exec_price = tr
+            else:
+                locate = <uint16_t>tr.locate if tr.book < 0 else locate_of_book[tr.book]
+                k = encode_trade(out + pos, tr, locate, symbols)
+                if k < 0:
+                    return <int>-k
+                pos += k
+            t += 1
+        if i == n:
+            break
+        msg = msgs + i
+        bad_index[0] = i
+        if pos + 46 > cap:
+            return WRITE_FULL
+        if msg.book < 0 or msg.book >= n_books:
+            return BAD_BOOK
+        if bad_timestamp(msg.timestamp):
+            return BAD_TIMESTAMP
+        if msg.order_id <= 0:
+            return BAD_ID
+        if msg.qty < 0 or msg.qty > MAX_U32:
+            return BAD_QTY
+        k = encode_message(out + pos, msg, exec_price, locate_of_book[msg.book], symbols,
+                           tick_size, match_number)
+        if k < 0:
+            return <int>-k
+        pos += k
+    written[0] = pos
+    bad_index[0] = -1
+    return WRITTEN
+
+
+def encode(messages, trades, int64_t index_offset, locate_of_book, symbols,
+           int64_t tick_size, int64_t match_number):
+    """Encode book messages and trades as BinaryFILE records.
+
+    Parameters
+    ----------
+    messages : ndarray of MESSAGE_DTYPE
+    trades : ndarray of TRADE_DTYPE
+        Sorted by ``message_index``; each is written before ``messages[message_index -
+        index_offset]`` (after the last message when that index is ``len(messages)``). A
+        ``C`` row turns the ``EXECUTE`` it names into a ``C`` record; it must be the last
+        row of its index (as the parser emits it).
+    index_offset : int
+        Index of ``messages[0]`` in the whole log.
+    locate_of_book : ndarray of uint16
+        Stock locate per book.
+    symbols : ndarray of S8
+        Symbol per book (NUL-padded).
+    tick_size : int
+        Price(4) units per tick.
+    match_number : int
+        Last match number used; ``E`` records take the next ones.
+
+    Returns
+    -------
+    (status, data, bad_index, match_number)
+        ``status`` a ``WriteStatus``; ``data`` the encoded bytes as a uint8 array (empty
+        unless ``WRITTEN``);
+        ``bad_index`` the offending message (or trade, for ``BAD_TRADE``) index.
+    """
+    messages = _records(np.ascontiguousarray(messages), MESSAGE_DTYPE, "messages", False)
+    trades = _records(np.ascontiguousarray(trades), TRADE_DTYPE, "trades", False)
+    locate_of_book = np.ascontiguousarray(locate_of_book, dtype=np.uint16)
+    symbols = np.ascontiguousarray(symbols, dtype="S8")
+    if locate_of_book.shape[0] != symbols.shape[0]:
+        raise ValueError("locate_of_book and symbols must have one entry per book")
+    if tick_size < 1:
+        raise ValueError(f"tick_size must be >= 1, got {tick_size}")
+    cdef int64_t n = messages.shape[0], n_trades = trades.shape[0]
+    cdef int64_t cap = 46 * (n + n_trades) + 46, written = 0, bad = -1
+    cdef int32_t n_books = <int32_t>symbols.shape[0]
+    out = np.empty(cap, dtype=np.uint8)
+    cdef const Message* mp = <const Message*>cnp.PyArray_DATA(messages)
+    cdef const Trade* tp = <const Trade*>cnp.PyArray_DATA(trades)
+    cdef const uint16_t* lp = <const uint16_t*>cnp.PyArray_DATA(locate_of_book)
+    cdef const char* sp = <const char*>cnp.PyArray_DATA(symbols)
+    cdef uint8_t* op = <uint8_t*>cnp.PyArray_DATA(out)
+    cdef int status
+    with nogil:
+        status = write_records(mp, n, tp, n_trades, index_offset, lp, sp, n_books, tick_size,
+                               &match_number, op, cap, &written, &bad)
+    return status, out[:written], bad, match_number

@@ -1,0 +1,106 @@
+"""File access shared by the crypto readers: gzip detection and JSON records with locations."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+PathLike = str | os.PathLike[str]
+
+
+def as_paths(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
+    """One path or a sequence of them, as a list."""
+    if isinstance(paths, (str, os.PathLike)):
+        return [paths]
+    return list(paths)
+
+
+def read_bytes(path: PathLike) -> bytes:
+    """The whole file, gunzipped when it starts with the gzip magic bytes."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    opener = gzip.open if head == b"\x1f\x8b" else open
+    with opener(path, "rb") as f:
+        return f.read()
+
+
+def read_json(path: PathLike) -> Any:
+    """The one JSON document in ``path`` (plain or gzip); ``ValueError`` names the file."""
+    try:
+        return json.loads(read_bytes(path))
+    except ValueError as exc:
+        raise ValueError(f"{os.fspath(path)}: bad JSON ({exc})") from None
+
+
+@dataclass(frozen=True)
+class Record:
+    """One JSON object of a feed file and where it came from.
+
+    ``where`` names the file and the 1-based line (JSON lines) or the 0-based element
+    (a JSON array file), for error messages. ``local_ns`` is the receive time that
+    hftbacktest-style captures put before the JSON (``<ns> <json>``), else ``None``.
+    """
+
+    obj: Any
+    where: str
+    local_ns: int | None
+
+
+def iter_records(path: PathLike) -> Iterator[Record]:
+    """The JSON objects of ``path`` in file order.
+
+    Accepts a JSON array of objects (``[{...},{...}]``) or JSON lines, each line either
+    ``<json>`` or ``<integer receive ns> <json>``; blank lines are skipped. A line that does
+    not parse raises ``ValueError`` naming the file and line.
+    """
+    name = os.fspath(path)
+    data = read_bytes(path)
+    if data.lstrip()[:1] == b"[":
+        try:
+            array = json.loads(data)
+        except ValueError as exc:
+            raise ValueError(f"{name}: not a JSON array ({exc})") from None
+        for i, obj in enumerate(array):
+            yield Record(obj, f"{name}: element {i}", None)
+        return
+    numbers, stamps, texts = [], [], []
+    for number, line in enumerate(data.splitlines(), start=1):
+        text = line.strip()
+        if not text:
+            continue
+        local_ns = None
+        if text[:1].isdigit():
+            stamp, _, text = text.partition(b" ")
+            try:
+                local_ns = int(stamp)
+            except ValueError:
+                raise ValueError(f"{name}: line {number}: bad receive time {stamp[:40]!r}"
+                                 ) from None
+        numbers.append(number)
+        stamps.append(local_ns)
+        texts.append(text)
+    for number, local_ns, obj in zip(numbers, stamps, _parse_lines(name, numbers, texts),
+                                     strict=True):
+        yield Record(obj, f"{name}: line {number}", local_ns)
+
+
+def _parse_lines(name: str, numbers: list[int], texts: list[bytes]) -> list[Any]:
+    """The JSON value of each line: one parse of them all as an array (fast), or, when that
+    fails or splits differently, line by line to name the bad line."""
+    try:
+        values = json.loads(b"[" + b",".join(texts) + b"]")
+        if len(values) == len(texts):
+            return values
+    except ValueError:
+        pass
+    values = []
+    for number, text in zip(numbers, texts, strict=True):
+        try:
+            values.append(json.loads(text))
+        except ValueError as exc:
+            raise ValueError(f"{name}: line {number}: bad JSON ({exc})") from None
+    return values

@@ -1,0 +1,161 @@
+"""Level-2 feeds (price -> total size) as messages for the core's order-by-order book.
+
+An L2 feed says "the level at price p on side s now holds q"; the core holds orders. Each
+non-empty level is therefore held as **one synthetic resting order** whose id is derived
+from the side and price (:func:`level_order_id`), and setting a level to ``q`` from ``old``
+becomes:
+
+==================  =====================================================================
+change              message
+==================  =====================================================================
+``q == old``        none
+``q == 0``          ``CANCEL`` of the level's order
+``old == 0``        ``LIMIT`` GTC for ``q`` (a new level)
+``q < old``         ``REDUCE`` by ``old - q`` (the order keeps its queue position)
+``q > old``         ``REPLACE`` at the same price for ``q``: cancel + re-add, at the back
+==================  =====================================================================
+
+Every message is exact for the level's price and size. The queue consequence of the last
+row: when other orders share the level (an agent's order placed in a simulation), an
+increase moves the *whole* displayed size behind them, i.e. it grants the agent the
+priority of the older lots. An L2 feed does not say which lots are old, so any choice is a
+model; this one is the simplest exact one and keeps one synthetic order per level (so a
+reduction never has to pick which synthetic order shrinks).
+
+Within one feed event (one exchange message), all decreases and deletions are emitted
+before increases and new levels: the book before the event is not crossed, removing size
+keeps it so, and adding size one level at a time can only cross if the event's final book
+is crossed. A crossed final book would make the core trade; :func:`check_replay` raises
+when that happens (no such event occurs in the samples). Repeated prices within one event
+keep the last size ("the latest update covers the previous one").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rltrader.constants import BUY, CANCEL, FILL, LIMIT, REDUCE, REJECTED, REPLACE, SELL
+from rltrader.messages import empty_events, empty_messages
+
+#: Synthetic level orders have ids at or above this, so that other orders (an agent's) can
+#: use any id below it.
+LEVEL_ID_BASE = 1 << 52
+
+
+_BUY, _SELL = int(BUY), int(SELL)
+_LIMIT, _CANCEL, _REDUCE, _REPLACE = int(LIMIT), int(CANCEL), int(REDUCE), int(REPLACE)
+
+
+def level_order_id(side: int, price: int) -> int:
+    """Id of the synthetic order that holds the level at ``price`` ticks on ``side``."""
+    return LEVEL_ID_BASE + 2 * price + (side < 0)
+
+
+@dataclass
+class LevelBook:
+    """The feed's levels (ticks -> lots per side) and the messages that rebuilt them.
+
+    ``tag`` is stored with each message (an update id or a row number) so that a problem
+    found later can be traced back to the feed.
+    """
+
+    bids: dict[int, int] = field(default_factory=dict)
+    asks: dict[int, int] = field(default_factory=dict)
+    columns: list[tuple[int, int, int, int, int, int, int]] = field(default_factory=list)
+    unchanged: int = 0
+
+    def update(self, changes: list[tuple[int, int, int]], timestamp: int, tag: int) -> None:
+        """Apply one event: ``(side, price ticks, lots)`` per level, ``lots == 0`` deletes."""
+        bids, asks = self.bids, self.asks
+        falling: list[tuple[int, int, int]] = []
+        rising: list[tuple[int, int, int]] = []
+        for (side, price), lots in {(s, p): q for s, p, q in changes}.items():
+            old = (bids if side > 0 else asks).get(price, 0)
+            (rising if lots > old else falling).append((side, price, lots))
+        emit = self.columns.append
+        for side, price, lots in falling + rising:
+            levels = bids if side > 0 else asks
+            old = levels.get(price, 0)
+            if lots == old:
+                self.unchanged += 1
+                continue
+            if lots == 0:
+                op, qty = _CANCEL, old
+                del levels[price]
+            elif old == 0:
+                op, qty = _LIMIT, lots
+            elif lots < old:
+                op, qty = _REDUCE, old - lots
+            else:
+                op, qty = _REPLACE, lots
+            if lots:
+                levels[price] = lots
+            emit((timestamp, op, LEVEL_ID_BASE + 2 * price + (side < 0), side, price, qty, tag))
+
+    def reset(self, changes: list[tuple[int, int, int]], timestamp: int, tag: int) -> None:
+        """Make the book exactly ``changes`` (a full snapshot): absent levels are deleted."""
+        listed = {(side, price) for side, price, _ in changes}
+        gone = [(side, price, 0) for side, levels in ((_BUY, self.bids), (_SELL, self.asks))
+                for price in levels if (side, price) not in listed]
+        self.update(gone + changes, timestamp, tag)
+
+    def to_array(self, book: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(messages, tags)``: the messages so far as MESSAGE_DTYPE, and their tags."""
+        table = np.array(self.columns, dtype=np.int64).reshape(-1, 7)
+        msgs = empty_messages(table.shape[0])
+        for j, name in enumerate(("timestamp", "op", "order_id", "side", "price", "qty")):
+            msgs[name] = table[:, j]
+        msgs["book"] = book
+        return msgs, np.ascontiguousarray(table[:, 6])
+
+
+def check_replay(events: np.ndarray, tags: np.ndarray, *, allow_trades: bool = False) -> None:
+    """Raise when a replay made the core reject a message, or trade (unless allowed).
+
+    Either means the feed did something its book cannot (an L2 book that crossed, a level
+    or order the reader lost track of); ``ValueError`` names the first such message's tag
+    (``tags[i]`` belongs to message ``i`` of the replayed batch).
+    """
+    bad = events["kind"] == REJECTED
+    if not allow_trades:
+        bad |= events["kind"] == FILL
+    bad = np.flatnonzero(bad)
+    if bad.size:
+        event = events[bad[0]]
+        kind = "rejected" if event["kind"] == REJECTED else "traded (the book crossed)"
+        raise ValueError(f"message tagged {tags[event['message_index']]}: the core {kind}: "
+                         f"{event}")
+
+
+def depth_after(messages: np.ndarray, tags: np.ndarray, at: np.ndarray, levels: int = 1, *,
+                allow_trades: bool = False, **book_kwargs: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``levels`` of the book after the messages tagged ``<= t``, for each ``t`` of
+    ``at``, replaying ``messages`` (tags ascending, ``at`` ascending) on a fresh one-book
+    ``Books``.
+
+    Returns ``(prices, qtys)`` of shape ``(len(at), 2, levels)`` in the layout of
+    ``Books.top_levels`` (side 0 bids, 1 asks, best first, missing levels 0). Raises like
+    :func:`check_replay` if the core rejects a message, or trades unless ``allow_trades``
+    (an L3 feed's ``EXECUTE`` messages trade; an L2 book never should).
+    """
+    from rltrader import Books
+
+    books = Books(1, **book_kwargs)
+    prices = np.zeros((at.shape[0], 2, levels), dtype=np.int64)
+    qtys = np.zeros((at.shape[0], 2, levels), dtype=np.int64)
+    counts = np.zeros((1, 2, levels), dtype=np.int32)
+    # The core wants room for a message's worst case (a sweep of the opposite side) before
+    # it runs it; one buffer larger than the whole replay can hold is allocated once, since
+    # process_all would allocate that much on every call.
+    events = empty_events(messages.shape[0] + 1024)
+    done = 0
+    for k, end in enumerate(np.searchsorted(tags, at, side="right")):
+        while done < end:
+            consumed, written = books.process(messages[done:end], events)
+            check_replay(events[:written], tags[done:end], allow_trades=allow_trades)
+            done += consumed
+        books.top_levels(levels, prices[k:k + 1], qtys[k:k + 1], counts)
+    return prices, qtys

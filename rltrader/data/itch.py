@@ -1,0 +1,607 @@
+"""NASDAQ TotalView-ITCH 5.0 BinaryFILE files as the core's message array, and back.
+
+A BinaryFILE (``MMDDYYYY.NASDAQ_ITCH50[.gz]``) is a run of records, each a big-endian
+``u16`` length (not counting itself) and one ITCH message; a zero length marks the end of
+the session. Field layouts: ``shared/reference/itch50.md``. The parsing and writing loops
+are compiled (:mod:`rltrader._itch`, ``nogil``); this module streams files through them.
+
+How ITCH messages become messages (``owner = NO_OWNER``, ``tif = GTC``, timestamps = ITCH
+ns since midnight, ``book`` = the stock's book):
+
+=======  ============================  ==============================================
+type     ITCH                          message
+=======  ============================  ==============================================
+A, F     add order (F: with MPID)      ``LIMIT`` GTC, ``order_id = order ref``, side
+                                       B/S as ``BUY``/``SELL``, ``price = Price(4) /
+                                       tick_size``, ``qty = shares``
+E        order executed                ``EXECUTE`` ``qty = executed shares``
+C        executed with price           ``EXECUTE`` as E, plus a ``C`` row in ``trades``
+                                       with the execution price, match number and
+                                       printable flag (the core prints at the resting
+                                       price; the C price can differ)
+X        order cancel (partial)        ``REDUCE`` by ``cancelled shares`` (keeps
+                                       priority; the core cancels when it reaches 0)
+D        order delete                  ``CANCEL``
+U        order replace                 ``REPLACE`` with ``new_order_id = new order
+                                       ref``, new price and shares, ``GTC``: the core
+                                       cancels the old ref and adds the new one with
+                                       the old side at the back of the queue, which is
+                                       exactly ITCH's U (side, stock, MPID kept,
+                                       priority lost). One message, so ``CANCEL`` +
+                                       ``LIMIT`` is not needed.
+P, Q, B  trade, cross trade, broken    ``trades`` rows (``TRADE_DTYPE``): they do not
+                                       change the visible book
+R        stock directory               ``directory`` rows; names the stock locate
+H        trading action                ``trading_actions`` rows
+S        system event                  ``system_events`` rows
+others   Y L V W K J h I N O           counted in ``type_counts`` only
+=======  ============================  ==============================================
+
+Order ids. ITCH order refs are unique for the day across all stocks, so they are used as
+the core's ids unchanged. The core reserves ``order_id <= 0`` (invalid) and
+``new_order_id == 0`` (a ``REPLACE`` that keeps its id), and ids are ``int64``: an
+``A``/``F``/``E``/``C``/``X``/``D``/``U`` with ref 0 or ref ``>= 2**63`` raises
+:class:`ItchFormatError`. No other id range is reserved (LOBSTER's snapshot ids
+``>= 2**52`` are not used here; ITCH refs of a real day stay far below).
+
+Books. ``symbols=None`` keeps every stock, numbering books in the order their stock locate
+first appears (the ``R`` directory spin at the start of a day file gives directory order;
+the writer below writes book ``b`` as locate ``b + 1``). ``symbols=[...]`` keeps those
+stocks only, ``book = position in the list``; a stock locate is matched to a symbol by its
+``R`` message, or by the stock field of its first ``A``/``F``/``P``/``Q``/``H``. Records
+of other stocks are counted (``counters["not_selected"]``); ``E``/``X``/``D``/``U``/``C``
+on a locate never named yet (only possible in a slice that starts mid-day) are counted as
+``counters["unresolved"]`` and left out, since they cannot name a selected stock.
+
+Prices. ``Price(4)`` is dollars x 10^4; book prices become ticks by ``tick_size`` (default
+100 = $0.01). A book price that is not a multiple raises :class:`ItchFormatError` (stocks
+under $1 quote in $0.0001: use ``tick_size=1``). Trade prices stay in Price(4) units
+(``price_e4``): hidden and cross executions can fall between ticks.
+
+Halts. While a stock is halted or paused (last ``H`` state ``H`` or ``P``) the book is
+rebuilt exactly as ITCH reports it: deletes and cancels still apply, adds rest in the book
+(they are live when trading resumes), and ITCH sends no executions; any ``E``/``C`` that
+does arrive is still applied and counted in ``counters["executions_while_halted"]``. The
+halt and resume times are the ``trading_actions`` rows; the reopening cross is a ``Q`` row
+with ``cross_type = b'H'``.
+
+Unknown order refs. A slice that starts mid-day deletes and executes orders added before
+it; they reach the core, which rejects them with ``UNKNOWN_ORDER`` (a ``REPLACE`` of such
+an order is rejected too, so its new ref stays unknown). Nothing is dropped silently.
+
+Malformed input raises :class:`ItchFormatError` (a ``ValueError``) naming the byte offset
+of the record and the problem: a record cut short at the end of the file, an unknown
+message type (``on_unknown="skip"`` counts and skips them instead, as Nasdaq adds types),
+a length that is not the type's fixed length, a bad order ref, side or tick, or bytes after
+the end-of-session record.
+
+Streaming. :class:`ItchReader` reads ``chunk_bytes`` at a time (plain or gzip, detected
+from the content) into one reused buffer; a record that straddles two reads is carried to
+the next. Memory is bounded by a few times ``chunk_bytes`` whatever the file size
+(``benchmarks/itch_bigfile.py`` checks it on a 1 GB file). Classic libpcap captures
+(Ethernet/IPv4/UDP, bare records or MoldUDP64 per datagram) are unwrapped whole in memory
+first by :mod:`rltrader.data.pcap`: meant for small captures.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+import numpy as np
+
+from rltrader import _itch
+from rltrader._itch import (
+    DIRECTORY_DTYPE,
+    MESSAGE_LENGTHS,
+    SYSTEM_EVENT_DTYPE,
+    TRADE_DTYPE,
+    TRADING_ACTION_DTYPE,
+    ParseStatus,
+    WriteStatus,
+)
+from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
+
+if TYPE_CHECKING:
+    from rltrader._book import Books
+
+PathLike = str | os.PathLike[str]
+
+#: Default bytes read per chunk.
+CHUNK_BYTES = 1 << 20
+
+#: Largest record: a u16 length prefix plus up to 65,535 message bytes.
+_MAX_RECORD = 2 + 0xFFFF
+
+_PARSE_PROBLEMS = {
+    ParseStatus.UNKNOWN_TYPE: "unknown message type",
+    ParseStatus.BAD_LENGTH: "length does not match the message type",
+    ParseStatus.BAD_ORDER_REF: "order ref is 0 or does not fit int64",
+    ParseStatus.BAD_SIDE: "buy/sell indicator is not 'B' or 'S'",
+    ParseStatus.BAD_TICK: "price ($0.0001 units) is not a multiple of tick_size (stocks "
+                          "under $1 quote in $0.0001: pass tick_size=1)",
+    ParseStatus.BAD_SHARES: "cross shares do not fit int64",
+    ParseStatus.OUTPUT_FULL: "output buffer too small (a bug in rltrader)",
+}
+
+_WRITE_PROBLEMS = {
+    WriteStatus.BAD_OP: "op has no ITCH record (only LIMIT, CANCEL, REDUCE, REPLACE, EXECUTE)",
+    WriteStatus.BAD_TIF: "LIMIT / REPLACE must be GTC",
+    WriteStatus.BAD_MESSAGE_SIDE: "LIMIT side must be BUY or SELL",
+    WriteStatus.BAD_PRICE: "price x tick_size does not fit ITCH's u32 Price(4)",
+    WriteStatus.BAD_QTY: "qty must be in [0, 2**32)",
+    WriteStatus.BAD_ID: "order id must be > 0 (REPLACE: a new id, not 0 or the old one)",
+    WriteStatus.BAD_BOOK: "book has no symbol in the directory",
+    WriteStatus.BAD_TIMESTAMP: "timestamp must be in [0, 2**48) ns",
+    WriteStatus.BAD_TRADE: "trade row is malformed (kind, field range, message_index order, "
+                           "or a C row not on an EXECUTE of the same ref and shares, or "
+                           "not the last row of its message_index)",
+    WriteStatus.WRITE_FULL: "output buffer too small (a bug in rltrader)",
+}
+
+_COUNTERS = ("not_selected", "unresolved", "executions_while_halted", "unknown_skipped")
+
+
+class ItchFormatError(ValueError):
+    """Malformed ITCH input; ``offset`` is the byte offset of the bad record."""
+
+    def __init__(self, path: str, offset: int, problem: str) -> None:
+        super().__init__(f"{path}: byte {offset}: {problem}")
+        self.path = path
+        self.offset = offset
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class ItchChunk:
+    """What one read of the file decoded.
+
+    ``trades["message_index"]`` indexes ``messages`` of the same chunk. ``offset`` is the
+    file offset of the chunk's first record and ``nbytes`` the bytes it covers.
+    """
+
+    messages: np.ndarray
+    trades: np.ndarray
+    directory: np.ndarray
+    trading_actions: np.ndarray
+    system_events: np.ndarray
+    offset: int
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class ItchFeed:
+    """A whole file decoded (see :func:`read_messages`).
+
+    ``trades["message_index"]`` indexes ``messages``. ``book_symbols[b]`` and
+    ``book_locates[b]`` name book ``b`` (``""`` / 0 if a selected symbol never appeared).
+    """
+
+    messages: np.ndarray
+    trades: np.ndarray
+    directory: np.ndarray
+    trading_actions: np.ndarray
+    system_events: np.ndarray
+    book_symbols: list[str]
+    book_locates: np.ndarray
+    type_counts: dict[str, int]
+    counters: dict[str, int]
+    nbytes: int
+
+
+def _symbol_bytes(symbol: str | bytes) -> bytes:
+    raw = symbol.encode("ascii") if isinstance(symbol, str) else bytes(symbol)
+    raw = raw.rstrip(b" ")
+    if not 0 < len(raw) <= 8:
+        raise ValueError(f"symbol {symbol!r} must be 1-8 ASCII characters")
+    return raw
+
+
+def _open(path: PathLike) -> BinaryIO:
+    """Open a BinaryFILE, gunzipping or unwrapping a pcap as the first bytes say."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] == b"\x1f\x8b":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    from rltrader.data import pcap
+
+    if head in pcap.PCAP_MAGIC:
+        import io
+
+        return io.BytesIO(pcap.pcap_to_binaryfile(path))
+    return open(path, "rb", buffering=0)
+
+
+def _read_into(f: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from ``f`` as far as the file allows; return the bytes read."""
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        got += n
+    return got
+
+
+class ItchReader:
+    """Stream an ITCH 5.0 BinaryFILE as :class:`ItchChunk` objects.
+
+    Parameters
+    ----------
+    path : path-like
+        Plain, gzip or pcap (see the module docstring).
+    symbols : sequence of str, optional
+        Stocks to keep (``book = position``); ``None`` keeps all.
+    tick_size : int
+        Price(4) units ($0.0001) per tick for book prices.
+    chunk_bytes : int
+        Bytes read per chunk (memory is a few times this).
+    on_unknown : {"raise", "skip"}
+        Unknown message types: raise :class:`ItchFormatError`, or count and skip.
+    reuse_buffers : bool
+        Decode every chunk into the same output arrays, allocated once: faster (no fresh
+        pages per chunk), but a chunk's arrays are overwritten by the next one, so copy
+        what you keep. Off by default: each chunk gets its own arrays.
+
+    A reader iterates once (its book numbering and counts carry across chunks). After (or
+    during) iteration, :attr:`book_symbols`, :attr:`book_locates`, :attr:`type_counts`,
+    :attr:`counters` and :attr:`nbytes` describe what was read so far.
+    """
+
+    def __init__(self, path: PathLike, symbols: Sequence[str] | None = None, *,
+                 tick_size: int = 100, chunk_bytes: int = CHUNK_BYTES,
+                 on_unknown: str = "raise", reuse_buffers: bool = False) -> None:
+        if on_unknown not in ("raise", "skip"):
+            raise ValueError(f"on_unknown must be 'raise' or 'skip', got {on_unknown!r}")
+        if chunk_bytes < 64:
+            raise ValueError(f"chunk_bytes must be >= 64, got {chunk_bytes}")
+        self.path = os.fspath(path)
+        self.chunk_bytes = int(chunk_bytes)
+        selected = None if symbols is None else [_symbol_bytes(s) for s in symbols]
+        self._parser = _itch.Parser(selected, tick_size=tick_size,
+                                    skip_unknown=on_unknown == "skip")
+        self.nbytes = 0             # bytes decoded so far
+        self.reuse_buffers = reuse_buffers
+        self._outputs: tuple[np.ndarray, ...] | None = None
+        self._started = False
+
+    @property
+    def n_books(self) -> int:
+        return int(self._parser.n_books)
+
+    @property
+    def book_symbols(self) -> list[str]:
+        return [s.decode("ascii") for s in self._parser.book_symbol_array[:self.n_books]]
+
+    @property
+    def book_locates(self) -> np.ndarray:
+        return self._parser.locate_of_book[:self.n_books].astype(np.uint16)
+
+    @property
+    def type_counts(self) -> dict[str, int]:
+        counts = self._parser.type_counts
+        return {chr(t): int(counts[t]) for t in np.flatnonzero(counts)}
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return dict(zip(_COUNTERS, self._parser.counters.tolist(), strict=True))
+
+    def _error(self, status: int) -> ItchFormatError:
+        offset, kind, length, value = self._parser.error()
+        what = f"record type {chr(kind)!r} (0x{kind:02x}), length {length}"
+        problem = _PARSE_PROBLEMS[ParseStatus(status)]
+        if status == ParseStatus.BAD_LENGTH:
+            problem += f": expected {MESSAGE_LENGTHS[bytes([kind])]}"
+        elif status != ParseStatus.UNKNOWN_TYPE:
+            problem = f"{value}: {problem}"
+        return ItchFormatError(self.path, offset, f"{what}: {problem}")
+
+    def _buffers(self, n: int) -> tuple[np.ndarray, ...]:
+        """Output arrays that can hold the records of ``n`` bytes (sizes: ``Parser.parse``)."""
+        if self.reuse_buffers and self._outputs is not None:
+            return self._outputs
+        if self.reuse_buffers:
+            n = self.chunk_bytes + _MAX_RECORD
+        out = (np.empty(n // 21 + 2, MESSAGE_DTYPE), np.empty(n // 21 + 2, TRADE_DTYPE),
+               np.empty(n // 41 + 1, DIRECTORY_DTYPE),
+               np.empty(n // 27 + 1, TRADING_ACTION_DTYPE),
+               np.empty(n // 14 + 1, SYSTEM_EVENT_DTYPE))
+        if self.reuse_buffers:
+            self._outputs = out
+        return out
+
+    def _decode(self, data: memoryview, base: int) -> tuple[int, int, ItchChunk]:
+        out = self._buffers(len(data))
+        status, consumed, *counts = self._parser.parse(data, base, *out)
+        if status > ParseStatus.END_OF_SESSION:
+            raise self._error(status)
+        arrays = [a[:k] for a, k in zip(out, counts, strict=True)]
+        return status, consumed, ItchChunk(*arrays, offset=base, nbytes=consumed)
+
+    def __iter__(self) -> Iterator[ItchChunk]:
+        if self._started:
+            raise RuntimeError("an ItchReader iterates once; make a new one to read again")
+        self._started = True
+        buf = bytearray(self.chunk_bytes + _MAX_RECORD)
+        view = memoryview(buf)
+        held = 0       # bytes at the front of buf not decoded yet (a partial record)
+        base = 0       # file offset of buf[0]
+        with _open(self.path) as f:
+            while True:
+                got = _read_into(f, view[held:held + self.chunk_bytes])
+                filled = held + got
+                status, consumed, chunk = self._decode(view[:filled], base)
+                if consumed:
+                    self.nbytes = base + consumed
+                    yield chunk
+                if status == ParseStatus.END_OF_SESSION:
+                    self._check_end(f, filled - consumed, base + consumed)
+                    base += consumed
+                    break
+                held = filled - consumed
+                view[:held] = view[consumed:filled]
+                base += consumed
+                if not got:
+                    if held:
+                        raise self._truncated(view[:held], base)
+                    break
+        self.nbytes = base
+
+    def _check_end(self, f: BinaryIO, left: int, offset: int) -> None:
+        if left or f.read(1):
+            raise ItchFormatError(self.path, offset, "data after the end-of-session record")
+
+    def _truncated(self, rest: memoryview, offset: int) -> ItchFormatError:
+        if len(rest) < 2:
+            need = "a 2-byte length prefix"
+        else:
+            need = f"a {int.from_bytes(rest[:2], 'big')}-byte message"
+        return ItchFormatError(self.path, offset,
+                               f"truncated record: {len(rest)} bytes left, expected {need}")
+
+
+def iter_messages(path: PathLike, symbols: Sequence[str] | None = None, *,
+                  tick_size: int = 100, chunk_bytes: int = CHUNK_BYTES,
+                  on_unknown: str = "raise") -> Iterator[np.ndarray]:
+    """Yield the book messages of an ITCH file chunk by chunk (see :class:`ItchReader`)."""
+    for chunk in ItchReader(path, symbols, tick_size=tick_size, chunk_bytes=chunk_bytes,
+                            on_unknown=on_unknown):
+        if chunk.messages.size:
+            yield chunk.messages
+
+
+def read_messages(path: PathLike, symbols: Sequence[str] | None = None, *,
+                  tick_size: int = 100, chunk_bytes: int = CHUNK_BYTES,
+                  on_unknown: str = "raise") -> ItchFeed:
+    """Decode a whole ITCH file into one :class:`ItchFeed` (holds it all in memory)."""
+    reader = ItchReader(path, symbols, tick_size=tick_size, chunk_bytes=chunk_bytes,
+                        on_unknown=on_unknown)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in
+                                          ("messages", "trades", "directory",
+                                           "trading_actions", "system_events")}
+    n_before = 0
+    for chunk in reader:
+        trades = chunk.trades.copy()
+        trades["message_index"] += n_before
+        n_before += chunk.messages.shape[0]
+        for name, part in parts.items():
+            part.append(trades if name == "trades" else getattr(chunk, name))
+    dtypes = {"messages": MESSAGE_DTYPE, "trades": TRADE_DTYPE, "directory": DIRECTORY_DTYPE,
+              "trading_actions": TRADING_ACTION_DTYPE, "system_events": SYSTEM_EVENT_DTYPE}
+    merged = {k: np.concatenate(v) if v else np.zeros(0, dtypes[k]) for k, v in parts.items()}
+    return ItchFeed(**merged, book_symbols=reader.book_symbols,
+                    book_locates=reader.book_locates, type_counts=reader.type_counts,
+                    counters=reader.counters, nbytes=reader.nbytes)
+
+
+def read_directory(path: PathLike, *, full: bool = False,
+                   chunk_bytes: int = CHUNK_BYTES) -> np.ndarray:
+    """The ``R`` Stock Directory records of an ITCH file (``DIRECTORY_DTYPE``).
+
+    A day file sends its directory spin before any order, so by default reading stops at
+    the first chunk that holds book messages; ``full=True`` reads the whole file.
+    ``book`` numbers the stocks in directory order (as ``read_messages(symbols=None)``).
+    """
+    parts = []
+    # tick_size=1: prices never fail here
+    for chunk in ItchReader(path, tick_size=1, chunk_bytes=chunk_bytes, on_unknown="skip"):
+        parts.append(chunk.directory)
+        if chunk.messages.size and not full:
+            break
+    return np.concatenate(parts) if parts else np.zeros(0, DIRECTORY_DTYPE)
+
+
+@dataclass
+class RebuildStats:
+    """What :func:`rebuild_books` did: book messages fed to the core, trades decoded, the
+    core's rejections by ``Reason`` name (``UNKNOWN_ORDER``: refs to orders from before a
+    slice), and wall seconds of the whole parse + rebuild."""
+
+    messages: int = 0
+    trades: int = 0
+    rejected: dict[str, int] | None = None
+    seconds: float = 0.0
+
+
+#: Default events buffer of :func:`rebuild_books` (records; reused for every call).
+REBUILD_EVENTS = 1 << 16
+
+
+def rebuild_books(reader: ItchReader, books: Books | None = None, *,
+                  events: np.ndarray | None = None, **book_kwargs: int
+                  ) -> tuple[Books, RebuildStats]:
+    """Stream ``reader`` into ``books`` (default: a new ``Books`` with one book per symbol
+    of the reader's selection, or ``book_kwargs["n_books"]``), one ``Books.process`` call
+    per chunk (more when the events buffer fills). Events are counted, not kept.
+
+    ``events`` is the ``EVENT_DTYPE`` buffer reused for every call (default: a new one of
+    ``REBUILD_EVENTS`` records). With ``symbols=None`` the number of books is only known
+    after reading: count it first with a parse-only pass (``ItchReader(...).n_books``
+    after iterating) and pass ``n_books``. A message on a book the ``Books`` does not
+    have raises ``ValueError``.
+    """
+    from rltrader._book import Books as _Books
+    from rltrader.constants import REJECTED, Reason
+
+    if books is None:
+        n_books = book_kwargs.pop("n_books", reader.n_books)
+        books = _Books(max(int(n_books), 1), **book_kwargs)
+    if events is None:
+        events = np.empty(REBUILD_EVENTS, EVENT_DTYPE)
+    reasons = np.zeros(256, dtype=np.int64)
+    stats = RebuildStats()
+    start = time.perf_counter()
+    for chunk in reader:
+        msgs = chunk.messages
+        if msgs.size and int(msgs["book"].max()) >= books.n_books:
+            raise ValueError(f"{reader.path}: stock {reader.book_symbols[msgs['book'].max()]!r}"
+                             f" needs book {msgs['book'].max()}, the Books has {books.n_books}")
+        done = 0
+        while done < msgs.shape[0]:
+            consumed, written = books.process(msgs[done:], events)
+            done += consumed
+            out = events[:written]
+            rejected = out["reason"][out["kind"] == REJECTED]
+            if rejected.size:
+                reasons += np.bincount(rejected, minlength=256)
+        stats.messages += msgs.shape[0]
+        stats.trades += chunk.trades.shape[0]
+    stats.seconds = time.perf_counter() - start
+    stats.rejected = {Reason(r).name: int(reasons[r]) for r in np.flatnonzero(reasons)}
+    return books, stats
+
+
+# ---------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------
+
+
+def _system_event(code: bytes, timestamp: int) -> bytes:
+    return struct.pack(">HcHH", 12, b"S", 0, 0) + timestamp.to_bytes(6, "big") + code
+
+
+def _directory_entry(locate: int, symbol: bytes, timestamp: int) -> bytes:
+    """An 'R' record for a plain Nasdaq Global Select common stock, 100-share round lot."""
+    body = struct.pack(">cHH6s8sccIcc2scccccIc", b"R", locate, 0, timestamp.to_bytes(6, "big"),
+                       symbol.ljust(8), b"Q", b"N", 100, b"N", b"C", b"Z ", b"P", b"N", b"N",
+                       b"1", b"N", 0, b"N")
+    return struct.pack(">H", len(body)) + body
+
+
+class ItchWriter:
+    """Write a message log as an ITCH 5.0 BinaryFILE, in as many pieces as you like.
+
+    Use as a context manager: the header (``S`` start of messages, one ``R`` per book: book
+    ``b`` is stock locate ``b + 1`` with symbol ``symbols[b]``) is written on entry, each
+    :meth:`write` appends messages and trades, and exit writes ``S`` (end of messages) and
+    the zero-length end-of-session record. gzip when ``path`` ends in ``.gz``.
+
+    Messages map back as :func:`read_messages` maps them: ``LIMIT`` GTC -> ``A``,
+    ``EXECUTE`` -> ``E`` (or ``C`` when a ``C`` trade row names it), ``REDUCE`` -> ``X``,
+    ``CANCEL`` -> ``D``, ``REPLACE`` with a new id -> ``U``; trade rows -> ``P``/``Q``/``B``
+    before the message they index (a trade row's ``locate`` is its book's when ``book >= 0``;
+    a ``C`` row takes its ``EXECUTE``'s timestamp). ``E`` records get match numbers 1, 2,
+    ...; tracking numbers are 0; the ``S`` and ``R`` records have timestamp 0. Fields ITCH
+    has no place for (``owner``, ``stop_price``, the ``qty`` of a ``CANCEL``, the ``side``
+    of anything but a ``LIMIT``) are not written, so :func:`read_messages` gives them back
+    as 0 / -1. A message ITCH cannot carry raises ``ValueError`` naming it.
+    """
+
+    def __init__(self, path: PathLike, symbols: Sequence[str], *, tick_size: int = 100,
+                 chunk_messages: int = 1 << 20) -> None:
+        self.path = os.fspath(path)
+        self._names = np.array([_symbol_bytes(s) for s in symbols], dtype="S8")
+        if self._names.size > 0xFFFF:
+            raise ValueError(f"{self._names.size} symbols; ITCH stock locates allow 65,535")
+        self._locates = np.arange(1, self._names.size + 1, dtype=np.uint16)
+        self.tick_size = tick_size
+        self.chunk_messages = chunk_messages
+        self.messages_written = 0   # messages written so far (the log's next index)
+        self.nbytes = 0             # bytes written so far (uncompressed)
+        self._match_number = 0
+        self._file: BinaryIO | None = None
+
+    def __enter__(self) -> ItchWriter:
+        opener = gzip.open if self.path.endswith(".gz") else open
+        self._file = opener(self.path, "wb")  # type: ignore[assignment]
+        self._put(_system_event(b"O", 0) + b"".join(
+            _directory_entry(int(loc), sym, 0)
+            for loc, sym in zip(self._locates, self._names, strict=True)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._file is not None
+        try:
+            if exc[0] is None:
+                self._put(_system_event(b"C", 0) + b"\x00\x00")
+        finally:
+            self._file.close()
+            self._file = None
+
+    def _put(self, data: bytes | np.ndarray) -> None:
+        if self._file is None:
+            raise RuntimeError("ItchWriter is not open: use it in a with statement")
+        self.nbytes += self._file.write(data)
+
+    def write(self, messages: np.ndarray, trades: np.ndarray | None = None) -> None:
+        """Append ``messages``, and ``trades`` (``TRADE_DTYPE``) whose ``message_index``
+        counts from the first message of *this* call, sorted, in ``[0, len(messages)]``
+        (``len(messages)``: after the last one)."""
+        if messages.dtype != MESSAGE_DTYPE or messages.ndim != 1:
+            raise TypeError("messages must be a 1-D array of MESSAGE_DTYPE")
+        if trades is None:
+            trades = np.zeros(0, TRADE_DTYPE)
+        if trades.dtype != TRADE_DTYPE or trades.ndim != 1:
+            raise TypeError("trades must be a 1-D array of TRADE_DTYPE")
+        index = trades["message_index"]
+        n = messages.shape[0]
+        if index.size and (np.any(np.diff(index) < 0) or index[0] < 0 or index[-1] > n):
+            raise ValueError("trades must be sorted by message_index, in [0, len(messages)]")
+        for start in range(0, max(n, 1), self.chunk_messages):
+            stop = min(start + self.chunk_messages, n)
+            lo = int(np.searchsorted(index, start, "left"))
+            hi = int(np.searchsorted(index, stop, "right" if stop == n else "left"))
+            status, data, bad, self._match_number = _itch.encode(
+                messages[start:stop], trades[lo:hi], start, self._locates, self._names,
+                self.tick_size, self._match_number)
+            if status != WriteStatus.WRITTEN:
+                where = (f"trade {lo + bad}" if status == WriteStatus.BAD_TRADE
+                         else f"message {self.messages_written + start + bad}")
+                raise ValueError(f"{where}: {_WRITE_PROBLEMS[WriteStatus(status)]}")
+            self._put(data)
+        self.messages_written += n
+
+
+def write_itch(path: PathLike, messages: np.ndarray, symbols: Sequence[str], *,
+               trades: np.ndarray | None = None, tick_size: int = 100) -> int:
+    """Write ``messages`` (and ``trades``) as one ITCH 5.0 BinaryFILE (see
+    :class:`ItchWriter`); return the bytes written (uncompressed)."""
+    with ItchWriter(path, symbols, tick_size=tick_size) as writer:
+        writer.write(messages, trades)
+    return writer.nbytes
+
+
+__all__ = [
+    "CHUNK_BYTES",
+    "DIRECTORY_DTYPE",
+    "SYSTEM_EVENT_DTYPE",
+    "TRADE_DTYPE",
+    "TRADING_ACTION_DTYPE",
+    "ItchChunk",
+    "ItchFeed",
+    "ItchFormatError",
+    "ItchReader",
+    "ItchWriter",
+    "REBUILD_EVENTS",
+    "RebuildStats",
+    "iter_messages",
+    "read_directory",
+    "read_messages",
+    "rebuild_books",
+    "write_itch",
+]

@@ -1,0 +1,197 @@
+"""Markets sharded over worker processes, one batched view in shared memory.
+
+:class:`ShardedMarketEnv` splits ``n_envs`` markets into ``n_workers`` contiguous shards.
+Each worker process owns a :class:`BatchedMarketEnv` for its shard and steps it when told
+to; actions, observations, rewards, flags and final observations live in
+``multiprocessing.shared_memory`` blocks, so the main process reads and writes one
+``(n_envs * n_agents, ...)`` array as with the single-process env (agent ``i`` of market
+``e`` is row ``e * n_agents + i``). A step validates the actions in the main process,
+sends one short message per worker through a pipe, and waits for every worker's answer.
+
+Worker ``w`` seeds its markets from ``SeedSequence(seed).spawn(n_workers)[w]``: a sharded
+run is reproducible, but it differs from an unsharded run with the same seed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from multiprocessing.connection import Connection
+from multiprocessing.shared_memory import SharedMemory
+from typing import Any
+
+import numpy as np
+
+from rltrader.envs.batched import BatchedMarketEnv, write_actions
+from rltrader.envs.config import EnvConfig
+
+_FIELDS = ("actions", "observations", "rewards", "terminated", "truncated",
+           "final_observations")
+
+
+def _layout(env_like: BatchedMarketEnv, n: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape (for ``n`` agents) and dtype of every shared buffer."""
+    return {name: ((n,) + getattr(env_like, name).shape[1:], getattr(env_like, name).dtype)
+            for name in _FIELDS}
+
+
+def _attach(name: str, shape: tuple[int, ...], dtype: np.dtype) -> tuple[SharedMemory,
+                                                                      np.ndarray]:
+    # spawned workers share the creator's resource tracker: the creator unlinks
+    shm = SharedMemory(name=name)
+    return shm, np.ndarray(shape, dtype=dtype, buffer=shm.buf)
+
+
+def _worker(conn: Connection, config: EnvConfig, n_envs: int, n_agents: int, seed: int,
+            lo: int, names: dict[str, str], layout: dict[str, Any]) -> None:
+    """Step a shard of markets (rows ``lo .. lo + n_envs * n_agents``) on command."""
+    env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=seed)
+    handles = {k: _attach(names[k], *layout[k]) for k in _FIELDS}
+    view = {k: a[lo: lo + env.num_agents_total] for k, (_, a) in handles.items()}
+    shms = [shm for shm, _ in handles.values()]
+    handles.clear()
+
+    def publish() -> None:
+        for k in _FIELDS[1:]:
+            view[k][...] = getattr(env, k)
+
+    try:
+        publish()
+        conn.send(None)                         # ready: the first observations are out
+        while True:
+            command, argument = conn.recv()
+            if command == "close":
+                break
+            try:
+                if command == "step":
+                    env.step(view["actions"])
+                else:
+                    env.reset(seed=argument)
+                publish()
+            except Exception as error:          # report it; the main process raises
+                conn.send(f"{type(error).__name__}: {error}")
+            else:
+                conn.send(None)
+    finally:
+        view.clear()                            # no array may export the buffers now
+        for shm in shms:
+            shm.close()
+        conn.close()
+
+
+class ShardedMarketEnv:
+    """``n_envs`` markets x ``n_agents`` agents stepped by ``n_workers`` processes.
+
+    Parameters
+    ----------
+    config : EnvConfig, optional
+    n_envs, n_agents : int
+    seed : int
+    n_workers : int
+        Worker processes (at most ``n_envs``); markets are split as evenly as possible.
+
+    Attributes mirror :class:`BatchedMarketEnv`: ``observations``, ``rewards``,
+    ``terminated``, ``truncated``, ``final_observations`` (shared-memory arrays),
+    ``single_observation_space``, ``single_action_space``, ``num_agents_total``. Call
+    :meth:`close` (or use it as a context manager) to stop the workers.
+    """
+
+    def __init__(self, config: EnvConfig | None = None, *, n_envs: int, n_agents: int,
+                 seed: int = 0, n_workers: int = 2) -> None:
+        if not 1 <= n_workers <= n_envs:
+            raise ValueError(f"n_workers must be in [1, n_envs={n_envs}], got {n_workers}")
+        self.config = EnvConfig() if config is None else config
+        probe = BatchedMarketEnv(self.config.replace(warmup_steps=0), n_envs=1,
+                                 n_agents=n_agents, seed=0)
+        self.n_envs, self.n_agents, self.n_workers = n_envs, n_agents, n_workers
+        self.num_agents_total = n_envs * n_agents
+        self.single_observation_space = probe.single_observation_space
+        self.single_action_space = probe.single_action_space
+        self.action_high = probe.action_high
+        layout = _layout(probe, self.num_agents_total)
+        self._shm: dict[str, SharedMemory] = {}
+        arrays = {}
+        for k, (shape, dtype) in layout.items():
+            size = max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)
+            self._shm[k] = SharedMemory(create=True, size=size)
+            arrays[k] = np.ndarray(shape, dtype=dtype, buffer=self._shm[k].buf)
+        self.actions, self.observations = arrays["actions"], arrays["observations"]
+        self.rewards, self.final_observations = arrays["rewards"], arrays["final_observations"]
+        self.terminated, self.truncated = arrays["terminated"], arrays["truncated"]
+        del arrays
+        names = {k: shm.name for k, shm in self._shm.items()}
+        sizes = [len(part) for part in np.array_split(np.arange(n_envs), n_workers)]
+        seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(
+            n_workers)]
+        context = mp.get_context("spawn")
+        self._conns: list[Connection] = []
+        self._procs: list[Any] = []
+        first = 0
+        for size, shard_seed in zip(sizes, seeds, strict=True):
+            parent, child = context.Pipe()
+            proc = context.Process(target=_worker, daemon=True, args=(
+                child, self.config, size, n_agents, shard_seed, first * n_agents, names,
+                layout))
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+            first += size
+        self._collect()
+
+    def _call(self, command: str, argument: Any = None) -> None:
+        for conn in self._conns:
+            conn.send((command, argument))
+        self._collect()
+
+    def _collect(self) -> None:
+        """Wait for every worker; raise the first error one of them reported."""
+        errors = [(w, conn.recv()) for w, conn in enumerate(self._conns)]
+        for w, error in errors:
+            if error is not None:
+                raise RuntimeError(f"worker {w} failed: {error}")
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """New episodes everywhere (``seed`` rebuilds every shard from it)."""
+        if seed is None:
+            self._call("reset", None)
+        else:
+            seeds = np.random.SeedSequence(seed).spawn(self.n_workers)
+            for conn, s in zip(self._conns, seeds, strict=True):
+                conn.send(("reset", int(s.generate_state(1)[0])))
+            self._collect()
+        return self.observations
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`BatchedMarketEnv.step`; the workers step their shards in parallel."""
+        write_actions(actions, self.actions, self.action_high, self.n_envs, self.n_agents)
+        self._call("step")
+        return self.observations, self.rewards, self.terminated, self.truncated
+
+    def close(self) -> None:
+        """Stop the workers and free the shared memory (idempotent)."""
+        for conn in self._conns:
+            try:
+                conn.send(("close", None))
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self._procs:
+            proc.join(timeout=10)
+        for conn in self._conns:
+            conn.close()
+        self._conns, self._procs = [], []
+        for k in _FIELDS:
+            setattr(self, k, np.empty((0,) + getattr(self, k).shape[1:],
+                                      getattr(self, k).dtype))
+        for shm in self._shm.values():
+            try:
+                shm.close()
+            except BufferError:     # the caller still holds a view: the mapping stays
+                pass
+            shm.unlink()
+        self._shm = {}
+
+    def __enter__(self) -> ShardedMarketEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
