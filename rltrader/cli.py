@@ -1,4 +1,4 @@
-"""The ``rltrader`` command: demo, bench, profile, replay, simulate, facts."""
+"""The ``rltrader`` command: demo, bench, profile, replay, simulate, facts, train."""
 
 from __future__ import annotations
 
@@ -76,6 +76,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     return simulate.main(args.preset, config_path=args.config, seed=args.seed,
                          copies=args.copies, out=args.out, progress=not args.no_progress)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from rltrader import train
+
+    overrides = {name: getattr(args, name) for name in (
+        "n_envs", "n_agents", "eval_seed", "eval_episodes", "checkpoint_every")}
+    return train.main(args.out, timesteps=args.timesteps, seed=args.seed,
+                      horizon=args.horizon, progress=not args.no_progress, **overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,6 +190,30 @@ def build_parser() -> argparse.ArgumentParser:
                    "OUT_book0_message.csv + OUT_book0_orderbook_10.csv (LOBSTER)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("train", help="train one shared PPO policy for many agents (needs "
+                       "the rl extra)",
+                       description="Train Stable-Baselines3 PPO with one policy shared by "
+                       "N_ENVS x N_AGENTS market-making agents, checkpoint it, and evaluate "
+                       "it against a random policy and a fixed-spread market maker on the "
+                       "same seeded markets (docs/training.md).")
+    p.add_argument("--timesteps", type=int, default=None, metavar="N",
+                   help="agent-steps to train for (default: TrainConfig's)")
+    p.add_argument("--n-envs", type=int, default=None, help="markets (default 256)")
+    p.add_argument("--n-agents", type=int, default=None, help="learners per market "
+                   "(default 4)")
+    p.add_argument("--horizon", type=int, default=None, help="steps per episode "
+                   "(default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--eval-seed", type=int, default=None, help="evaluation markets' seed")
+    p.add_argument("--eval-episodes", type=int, default=None,
+                   help="whole episodes per policy in the final evaluation")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="agent-steps between checkpoints")
+    p.add_argument("--out", default="rltrader-train", help="output folder (default: "
+                   "%(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
     return parser
 
 
