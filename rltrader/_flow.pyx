@@ -274,6 +274,7 @@ cdef struct State:
     uint64_t* shuffle_rng   # [n_books, 4] the arrival order (a separate stream, so that the
                             # decisions draw the same numbers whatever the book does)
     int64_t* next_id        # [n_books] next order id
+    int64_t step_first_id   # the first id sent in this step by the book deciding now
     double* fundamental     # [n_books] ticks
     double* r_bar           # [n_books] ticks, long-run mean of the fundamental
     double* ema             # [n_books, 3] short, long (momentum) and anchor EMA of the mid
@@ -354,15 +355,33 @@ cdef inline int64_t send(State* f, int32_t b, int32_t owner, int32_t latency, in
     return m.order_id
 
 
-cdef inline void cancel(State* f, int32_t b, int32_t owner, int32_t latency,
+cdef inline bint cancel(State* f, int32_t b, int32_t owner, int32_t latency,
                         int64_t order_id) noexcept nogil:
+    """Queue a cancel; False when the bucket was full (counted, nothing queued)."""
     cdef Message* m = push(f, b, latency)
     if m == NULL:
-        return
+        return False
     m.op = CANCEL
     m.qty = 0
     m.owner = owner
     m.order_id = order_id
+    return True
+
+
+cdef inline bint free_slot(State* f, int32_t b, int32_t trader, int32_t latency,
+                           int64_t* slot) noexcept nogil:
+    """Cancel the order a ring slot holds, if any. False when it cannot be cancelled now,
+    and the slot keeps the id, so the order is never lost track of (the caller skips its
+    new order rather than overwrite the slot): when the bucket is full, or when the order
+    was sent in this step by an earlier wake-up of the same trader (its cancel could be
+    shuffled ahead of its arrival and miss it)."""
+    if slot[0] >= f.step_first_id:
+        return False
+    if slot[0] != 0:
+        if not cancel(f, b, trader, latency, slot[0]):
+            return False
+        slot[0] = 0
+    return True
 
 
 cdef inline int64_t* ring_of(State* f, int32_t b, int32_t trader) noexcept nogil:
@@ -374,9 +393,7 @@ cdef inline void cancel_all(State* f, int32_t b, int32_t trader, int32_t latency
     cdef int64_t* ids = ring_of(f, b, trader)
     cdef int32_t j
     for j in range(slots):
-        if ids[j] != 0:
-            cancel(f, b, trader, latency, ids[j])
-            ids[j] = 0
+        free_slot(f, b, trader, latency, &ids[j])
 
 
 cdef void noise_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
@@ -395,10 +412,7 @@ cdef void noise_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
         send(f, b, trader, p.latency, MARKET, side, 0, qty, IOC)
         return
     if u < p.p_market + p.p_cancel:
-        j = below(rng, p.ring)
-        if ids[j] != 0:
-            cancel(f, b, trader, p.latency, ids[j])
-            ids[j] = 0
+        free_slot(f, b, trader, p.latency, &ids[below(rng, p.ring)])
         return
     if side == BUY:
         base = bs.best_bid if bs.best_bid != EMPTY_BID else (
@@ -407,8 +421,8 @@ cdef void noise_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
         base = bs.best_ask if bs.best_ask != EMPTY_ASK else (
             bs.best_bid + 1 if bs.best_bid != EMPTY_BID else <int64_t>ceil(mid) + 1)
     depth = power_depth(rng, p.depth_alpha, p.depth_max)
-    if ids[pos[0]] != 0:
-        cancel(f, b, trader, p.latency, ids[pos[0]])   # keep at most `ring` resting orders
+    if not free_slot(f, b, trader, p.latency, &ids[pos[0]]):   # at most `ring` resting
+        return
     ids[pos[0]] = send(f, b, trader, p.latency, LIMIT, side,
                        clamp_price(<double>(base - side * depth)), qty, GTC)
     pos[0] = (pos[0] + 1) % p.ring
@@ -440,7 +454,9 @@ cdef void value_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
         price = clamp_price(ceil(estimate + p.passive_offset))
         if bs.best_bid != EMPTY_BID and price <= bs.best_bid:
             price = bs.best_bid + 1
-    ids[0] = send(f, b, trader, p.latency, LIMIT, side, clamp_price(<double>price), qty, GTC)
+    if ids[0] == 0:         # else its cancel could not be queued: keep track of that order
+        ids[0] = send(f, b, trader, p.latency, LIMIT, side, clamp_price(<double>price), qty,
+                      GTC)
 
 
 cdef void momentum_trader(State* f, int32_t b, int32_t trader,
@@ -475,10 +491,10 @@ cdef void market_maker(State* f, int32_t b, int32_t k, double mid) noexcept nogi
     f.maker_mid[<int64_t>b * p.count + k] = mid
     for i in range(p.levels):
         offset = p.half_spread + i * p.spacing
-        if position < p.max_inventory:
+        if position < p.max_inventory and ids[2 * i] == 0:
             ids[2 * i] = send(f, b, trader, p.latency, LIMIT, BUY,
                               clamp_price(floor(centre - offset)), qty, GTC)
-        if position > -p.max_inventory:
+        if position > -p.max_inventory and ids[2 * i + 1] == 0:
             ids[2 * i + 1] = send(f, b, trader, p.latency, LIMIT, SELL,
                                   clamp_price(ceil(centre + offset)), qty, GTC)
 
@@ -499,8 +515,8 @@ cdef void liquidity_trader(State* f, int32_t b, int32_t trader) noexcept nogil:
     cdef int32_t* pos = &f.ring_pos[<int64_t>b * f.n_traders + trader]
     cdef double price = floor(anchor - x) if side == BUY else ceil(anchor + x)
     begin(f, b, p.latency)
-    if ids[pos[0]] != 0:
-        cancel(f, b, trader, p.latency, ids[pos[0]])
+    if not free_slot(f, b, trader, p.latency, &ids[pos[0]]):
+        return
     ids[pos[0]] = send(f, b, trader, p.latency, LIMIT, side, clamp_price(price), qty, GTC)
     pos[0] = (pos[0] + 1) % p.ring
 
@@ -552,8 +568,8 @@ cdef void execution(State* f, int32_t b, const BookState* bs, double mid) noexce
         f.counters[C_WAKE_EXECUTION] += 1
         if target > s.sent:
             begin(f, b, p.latency)
-            send(f, b, p.owner, p.latency, MARKET, p.side, 0, target - s.sent, IOC)
-            s.sent = target
+            if send(f, b, p.owner, p.latency, MARKET, p.side, 0, target - s.sent, IOC):
+                s.sent = target     # else nothing was queued: the next child sends it
 
 
 cdef void move_fundamental(State* f, int32_t b) noexcept nogil:
@@ -586,6 +602,7 @@ cdef void decide_book(State* f, int32_t b) noexcept nogil:
     cdef uint64_t* rng = &f.rng[4 * b]
     cdef double mid
     cdef int32_t k, n
+    f.step_first_id = f.next_id[b]
     move_fundamental(f, b)
     mid = mid_of(bs, f.fundamental[b])
     f.ema[3 * b] += f.momentum.alpha_short * (mid - f.ema[3 * b])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -188,3 +190,29 @@ def test_stale_cancels_are_counted_not_lost() -> None:
     counters = market.flow.counters
     assert counters["stale_cancels"] > 0        # cancels of orders that had filled
     assert counters["rejects"] == 0
+
+
+@pytest.mark.parametrize("bucket", [None, 16])
+def test_no_trader_loses_track_of_a_resting_order(monkeypatch, bucket: int | None) -> None:
+    """Busy traders are woken twice in one step (their two decisions are shuffled
+    independently), and with a bucket far too small decisions are dropped (and counted);
+    either way every order a trader has resting stays in its ring, so it can still be
+    cancelled: no ghost liquidity."""
+    from rltrader import market as market_module
+    from rltrader._book import OrderState
+
+    if bucket is not None:
+        monkeypatch.setattr(market_module, "bucket_capacity", lambda config: bucket)
+    small = preset("small")
+    config = small.replace(noise=dataclasses.replace(small.noise, rate_per_s=2.0),
+                           makers=dataclasses.replace(small.makers, rate_per_s=5.0))
+    day = market_module.Market(config, seed=3)
+    day.step(3000)
+    assert (day.flow.counters["overflow"] > 0) == (bucket is not None)
+    orders = day.books.order_array
+    resting = orders[orders["state"] == OrderState.RESTING]
+    tracked_owners = [range(*day.owners[pop]) for pop in ("noise", "value", "makers")]
+    for owners in tracked_owners:
+        for o in resting[np.isin(resting["owner"], list(owners))]:
+            assert o["order_id"] in day.flow.live[o["book"], o["owner"]], o
+    day.books.check_integrity()
