@@ -67,8 +67,12 @@ def agent_buys() -> np.ndarray:
     from rltrader.data.hybrid import AGENT_ID_BASE
 
     buys = empty_messages(len(AGENTS))
-    for k, (owner, qty, _) in enumerate(AGENTS):
-        buys[k] = (BUY_AT, AGENT_ID_BASE + k, 0, 0, 0, qty, 0, owner, MARKET, BUY, 0)
+    buys["timestamp"] = BUY_AT
+    buys["order_id"] = AGENT_ID_BASE + np.arange(len(AGENTS))
+    buys["qty"] = [qty for _, qty, _ in AGENTS]
+    buys["owner"] = [owner for owner, _, _ in AGENTS]
+    buys["op"] = MARKET
+    buys["side"] = BUY
     return buys
 
 

@@ -27,24 +27,11 @@ from rltrader.market import Market, preset
 from rltrader.market_config import NS_PER_S, MarketConfig, ParentOrderConfig, RecordConfig
 from rltrader.market_record import MarketData, ParentOrders
 from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
-from rltrader.record import Recording
+from rltrader.record import VOLATILITY_HORIZON_S, Recording, session_volatility
 
 #: Parent orders' Q / V of the demo: 15 sizes, log-spaced over two decades.
 DEMO_PARTICIPATION = tuple(np.logspace(-3.3, -1.3, 15).tolist())
 #: Return horizon of the daily volatility, seconds (long enough to be free of bid-ask bounce).
-VOLATILITY_HORIZON_S = 300.0
-
-
-def session_volatility(mid: np.ndarray, step: int) -> np.ndarray:
-    """Realised volatility of the session per book: ``sqrt(sum r^2)`` over non-overlapping
-    log returns of ``step`` samples (a fraction; returns touching a NaN mid are skipped).
-
-    ``mid`` is ``(samples, books)`` in ticks. A horizon of minutes keeps the bid-ask bounce,
-    which dominates second-scale returns, out of the estimate.
-    """
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.diff(np.log(mid[::step]), axis=0)
-    return np.sqrt(np.nansum(r**2, axis=0))
 
 
 def parent_schedule(sizes: Sequence[int], *, first_s: float = 600.0, duration_s: float = 900.0,

@@ -32,6 +32,7 @@ from rltrader.constants import (
     FILL,
 )
 from rltrader.data.lobster_writer import write_lobster
+from rltrader.market_config import NS_PER_S
 from rltrader.market_record import MarketData, ParentOrders, Quotes, Trades
 from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
 
@@ -52,6 +53,24 @@ PARENT_DTYPE = np.dtype(
 )
 
 SAMPLE_FIELDS = ("bid", "ask", "bid_qty", "ask_qty", "last_price", "volume")
+
+
+#: Horizon of the returns behind a session's volatility, seconds: minutes keep the bid-ask
+#: bounce, which dominates second-scale returns, out of the estimate.
+VOLATILITY_HORIZON_S = 300.0
+
+
+def session_volatility(mid: np.ndarray, step: int) -> np.ndarray:
+    """Realised volatility of the session per book: ``sqrt(sum r^2)`` over non-overlapping
+    log returns of ``step`` samples (a fraction; returns touching a NaN mid are skipped).
+
+    ``mid`` is ``(samples, books)`` in ticks. A horizon of minutes keeps the bid-ask bounce,
+    which dominates second-scale returns, out of the estimate.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.diff(np.log(mid[::step]), axis=0)
+    return np.sqrt(np.nansum(r**2, axis=0))
+
 
 
 @dataclass
@@ -159,8 +178,12 @@ class Recording:
         Needs the event log (``record.messages``)."""
         if self.events.size == 0:
             raise ValueError("no event log: build the market with record.messages = true")
+        units = self.tick_size * 10_000          # LOBSTER prices are $ x 10000
+        if units < 1 or abs(units - round(units)) > 1e-9:
+            raise ValueError(f"a tick of ${self.tick_size:g} is not a whole number of "
+                             "LOBSTER price units ($0.0001)")
         return write_lobster(message_path, orderbook_path, self.events, book=book,
-                             levels=levels, tick_size=round(self.tick_size * 10_000))
+                             levels=levels, tick_size=round(units))
 
     def market_data(self, book: int, parent_books: range | None = None) -> MarketData:
         """``book``'s record as :class:`rltrader.analytics.MarketData` for the stylized facts:
@@ -191,9 +214,9 @@ class Recording:
         if done.size == 0:
             return None
         s = self._need_samples()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            log_mid = np.log(self.mid())
-        session_vol = np.sqrt(np.nansum(np.diff(log_mid, axis=0) ** 2, axis=0))
+        every = int(s.t_ns[1] - s.t_ns[0]) if s.t_ns.size > 1 else NS_PER_S
+        session_vol = session_volatility(self.mid(), max(1, int(VOLATILITY_HORIZON_S * NS_PER_S
+                                                                // every)))
         session_volume = s.volume[-1].astype(np.float64)
         b = done["book"]
         return ParentOrders(done["side"], done["executed"], done["start_ns"], done["end_ns"],

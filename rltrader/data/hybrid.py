@@ -330,7 +330,9 @@ class HybridReplay:
             self.stats.core_calls += 1
             try:
                 consumed, written = self.books.process(msgs[done:], self._events)
-            except ValueError:  # one message may emit more than the buffer holds
+            except ValueError as exc:
+                if "cannot hold" not in str(exc):   # only a buffer short of one message's
+                    raise                           # event bound is grown and retried
                 self._events = empty_events(2 * self._events.shape[0])
                 continue
             ev = self._events[:written].copy()
