@@ -46,6 +46,9 @@ from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
 
 cnp.import_array()
 
+cdef extern from *:
+    void __builtin_prefetch(const void*) nogil
+
 
 cpdef enum ActionMode:
     DISCRETE = 0          # one Discrete action: hold, limit at offsets, market, cancel all
@@ -207,20 +210,77 @@ cdef inline bint unchanged(const State* s, int32_t e, int64_t a) noexcept nogil:
         == s.seen_volume[a] and s.core.bk[e].stp == 0
 
 
-cdef void queue_of(State* s, int32_t e, int64_t a) noexcept nogil:
-    """Lots queued ahead of agent ``a``'s nearest order: a short walk back from it, or,
-    deep in a queue, one walk of the whole level."""
+cdef enum:
+    GANG = 8                # queue walks advanced in lockstep (their cache misses overlap)
+
+
+cdef void queue_walks(State* s, int32_t e) noexcept nogil:
+    """Lots queued ahead of the nearest order of every agent of book ``e`` that has one
+    and no value yet. An order in the dense window is walked from both ends of its level
+    at once: back from the order (the lots ahead) and back from the level's tail (the lots
+    behind; then ahead = level lots - behind - the order's own lots); the first walk to end
+    gives the exact sum. Agents' orders are young, so the tail is usually a few hops away.
+    Out of the window: a short walk back from the order, or, deep in a queue, one walk of
+    the whole list (``queue_level``). Up to ``GANG`` agents' walks advance one hop at a
+    time together, so that their arena reads are in flight at once (a level walk may also
+    set the value of a lane still walking, which then writes the same sum)."""
     cdef const Core* c = s.core
-    cdef int32_t target = s.best_slot[a], slot = c.orders[target].prev, hops = 0
-    cdef int64_t price = c.orders[target].price, ahead = 0
-    while slot != NO_SLOT and c.orders[slot].price == price:
-        if hops == BACKWARD_HOPS:
-            queue_level(s, e, target)
-            return
-        ahead += c.orders[slot].qty
-        slot = c.orders[slot].prev
-        hops += 1
-    s.queue_ahead[a] = <double>ahead
+    cdef int64_t agent[GANG]
+    cdef int64_t price[GANG]
+    cdef int64_t ahead[GANG]
+    cdef int64_t behind[GANG]
+    cdef int64_t level_qty[GANG]
+    cdef int32_t back[GANG]
+    cdef int32_t front[GANG]         # tail walk cursor (NO_SLOT: out of the window)
+    cdef int32_t hops[GANG]
+    cdef int32_t i = 0, g, n, live, cur, target
+    cdef int64_t a, idx
+    cdef const Level* lv
+    while i < s.p.n_agents:
+        n = 0
+        while i < s.p.n_agents and n < GANG:
+            a = <int64_t>e * s.p.n_agents + i
+            i += 1
+            if s.best_slot[a] == NO_SLOT or s.queue_ahead[a] >= 0.0:
+                continue
+            target = s.best_slot[a]
+            agent[n] = a
+            price[n] = c.orders[target].price
+            back[n] = c.orders[target].prev
+            ahead[n] = 0
+            behind[n] = 0
+            hops[n] = 0
+            front[n] = NO_SLOT
+            idx = price[n] - c.bk[e].base
+            if 0 <= idx < c.window:
+                lv = &c.lv[<int64_t>e * c.window + idx]
+                front[n] = lv.tail
+                level_qty[n] = lv.qty - c.orders[target].qty
+            n += 1
+        live = n
+        while live > 0:
+            for g in range(n):
+                if hops[g] < 0:                 # finished
+                    continue
+                target = s.best_slot[agent[g]]
+                cur = back[g]
+                if cur == NO_SLOT or c.orders[cur].price != price[g]:
+                    s.queue_ahead[agent[g]] = <double>ahead[g]
+                elif front[g] == target:
+                    s.queue_ahead[agent[g]] = <double>(level_qty[g] - behind[g])
+                elif front[g] == NO_SLOT and hops[g] == BACKWARD_HOPS:
+                    queue_level(s, e, target)
+                else:
+                    ahead[g] += c.orders[cur].qty
+                    back[g] = c.orders[cur].prev
+                    if front[g] != NO_SLOT:
+                        behind[g] += c.orders[front[g]].qty
+                        front[g] = c.orders[front[g]].prev
+                    else:
+                        hops[g] += 1
+                    continue
+                hops[g] = -1
+                live -= 1
 
 
 cdef void refresh(State* s, int32_t e) noexcept nogil:
@@ -270,10 +330,72 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
                 best = slot
         s.best_slot[a] = best
         s.seen_volume[a] = account(s, e, i).volume
-    for i in range(s.p.n_agents):
-        a = <int64_t>e * s.p.n_agents + i
-        if s.best_slot[a] != NO_SLOT and s.queue_ahead[a] < 0.0:
-            queue_of(s, e, a)
+    queue_walks(s, e)
+
+
+cdef enum:
+    PREFETCH_AGENTS = 16    # books with more agents than this are not prefetched
+    PREFETCH_FAR = 8        # books ahead whose book state, accounts and orders are fetched
+    PREFETCH_NEAR = 4       # books ahead whose touch levels and queues are fetched
+
+
+cdef inline void prefetch_lines(const void* start, int64_t n_bytes) noexcept nogil:
+    cdef const char* p = <const char*>start
+    cdef int64_t off = 0
+    while off < n_bytes:
+        __builtin_prefetch(p + off)
+        off += 64
+    __builtin_prefetch(p + n_bytes - 1)
+
+
+cdef inline void prefetch_far(const State* s, int32_t e) noexcept nogil:
+    """Start loading what a per-book pass reads first of book ``e`` (a hint only: nothing
+    is read or written). Small books only: a large book's agents stream sequentially."""
+    cdef const Core* c = s.core
+    cdef int64_t a, k, first = <int64_t>e * s.p.n_agents
+    if e >= s.p.n_envs or s.p.n_agents > PREFETCH_AGENTS:
+        return
+    prefetch_lines(&c.bk[e], sizeof(BookState))
+    prefetch_lines(account(s, e, 0), s.p.n_agents * sizeof(Account))
+    for a in range(first, first + s.p.n_agents):
+        if s.best_slot[a] != NO_SLOT:
+            __builtin_prefetch(&c.orders[s.best_slot[a]])
+        for k in range(a * s.p.n_slots, (a + 1) * s.p.n_slots):
+            if s.slot_id[k] != 0 and s.slot_arena[k] != NO_SLOT:
+                __builtin_prefetch(&c.orders[s.slot_arena[k]])
+
+
+cdef inline void prefetch_near(const State* s, int32_t e) noexcept nogil:
+    """The second stage for book ``e`` (its book state and orders are on their way): the
+    levels at the touch and each agent's last queue neighbours."""
+    cdef const Core* c = s.core
+    cdef const BookState* bs
+    cdef const Level* lv
+    cdef int64_t a, idx, first = <int64_t>e * s.p.n_agents
+    cdef int32_t slot
+    if e >= s.p.n_envs or s.p.n_agents > PREFETCH_AGENTS:
+        return
+    bs = &c.bk[e]
+    lv = &c.lv[<int64_t>e * c.window]
+    idx = bs.best_bid - bs.base
+    if 0 <= idx < c.window:
+        __builtin_prefetch(&lv[idx])
+        __builtin_prefetch(&lv[idx - 2 if idx >= 2 else 0])
+    idx = bs.best_ask - bs.base
+    if 0 <= idx < c.window:
+        __builtin_prefetch(&lv[idx])
+        __builtin_prefetch(&lv[idx + 2 if idx + 2 < c.window else idx])
+    for a in range(first, first + s.p.n_agents):
+        slot = s.best_slot[a]
+        if slot == NO_SLOT:
+            continue
+        idx = c.orders[slot].price - bs.base
+        if 0 <= idx < c.window:
+            __builtin_prefetch(&lv[idx])
+            if lv[idx].tail != NO_SLOT:
+                __builtin_prefetch(&c.orders[lv[idx].tail])
+        if c.orders[slot].prev != NO_SLOT:
+            __builtin_prefetch(&c.orders[c.orders[slot].prev])
 
 
 # ---------------------------------------------------------------------------------------
@@ -622,6 +744,8 @@ cdef int32_t observe_all(State* s, bint truncate) noexcept nogil:
     cdef int32_t e, ended = 0
     cdef int64_t first, rows
     for e in range(s.p.n_envs):
+        prefetch_far(s, e + PREFETCH_FAR)
+        prefetch_near(s, e + PREFETCH_NEAR)
         if truncate:
             s.ending[e] = 1
         refresh(s, e)
