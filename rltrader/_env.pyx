@@ -46,9 +46,6 @@ from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
 
 cnp.import_array()
 
-cdef extern from *:
-    void __builtin_prefetch(const void*) nogil
-
 
 cpdef enum ActionMode:
     DISCRETE = 0          # one Discrete action: hold, limit at offsets, market, cancel all
@@ -331,71 +328,6 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
         s.best_slot[a] = best
         s.seen_volume[a] = account(s, e, i).volume
     queue_walks(s, e)
-
-
-cdef enum:
-    PREFETCH_AGENTS = 16    # books with more agents than this are not prefetched
-    PREFETCH_FAR = 8        # books ahead whose book state, accounts and orders are fetched
-    PREFETCH_NEAR = 4       # books ahead whose touch levels and queues are fetched
-
-
-cdef inline void prefetch_lines(const void* start, int64_t n_bytes) noexcept nogil:
-    cdef const char* p = <const char*>start
-    cdef int64_t off = 0
-    while off < n_bytes:
-        __builtin_prefetch(p + off)
-        off += 64
-    __builtin_prefetch(p + n_bytes - 1)
-
-
-cdef inline void prefetch_far(const State* s, int32_t e) noexcept nogil:
-    """Start loading what a per-book pass reads first of book ``e`` (a hint only: nothing
-    is read or written). Small books only: a large book's agents stream sequentially."""
-    cdef const Core* c = s.core
-    cdef int64_t a, k, first = <int64_t>e * s.p.n_agents
-    if e >= s.p.n_envs or s.p.n_agents > PREFETCH_AGENTS:
-        return
-    prefetch_lines(&c.bk[e], sizeof(BookState))
-    prefetch_lines(account(s, e, 0), s.p.n_agents * sizeof(Account))
-    for a in range(first, first + s.p.n_agents):
-        if s.best_slot[a] != NO_SLOT:
-            __builtin_prefetch(&c.orders[s.best_slot[a]])
-        for k in range(a * s.p.n_slots, (a + 1) * s.p.n_slots):
-            if s.slot_id[k] != 0 and s.slot_arena[k] != NO_SLOT:
-                __builtin_prefetch(&c.orders[s.slot_arena[k]])
-
-
-cdef inline void prefetch_near(const State* s, int32_t e) noexcept nogil:
-    """The second stage for book ``e`` (its book state and orders are on their way): the
-    levels at the touch and each agent's last queue neighbours."""
-    cdef const Core* c = s.core
-    cdef const BookState* bs
-    cdef const Level* lv
-    cdef int64_t a, idx, first = <int64_t>e * s.p.n_agents
-    cdef int32_t slot
-    if e >= s.p.n_envs or s.p.n_agents > PREFETCH_AGENTS:
-        return
-    bs = &c.bk[e]
-    lv = &c.lv[<int64_t>e * c.window]
-    idx = bs.best_bid - bs.base
-    if 0 <= idx < c.window:
-        __builtin_prefetch(&lv[idx])
-        __builtin_prefetch(&lv[idx - 2 if idx >= 2 else 0])
-    idx = bs.best_ask - bs.base
-    if 0 <= idx < c.window:
-        __builtin_prefetch(&lv[idx])
-        __builtin_prefetch(&lv[idx + 2 if idx + 2 < c.window else idx])
-    for a in range(first, first + s.p.n_agents):
-        slot = s.best_slot[a]
-        if slot == NO_SLOT:
-            continue
-        idx = c.orders[slot].price - bs.base
-        if 0 <= idx < c.window:
-            __builtin_prefetch(&lv[idx])
-            if lv[idx].tail != NO_SLOT:
-                __builtin_prefetch(&c.orders[lv[idx].tail])
-        if c.orders[slot].prev != NO_SLOT:
-            __builtin_prefetch(&c.orders[c.orders[slot].prev])
 
 
 # ---------------------------------------------------------------------------------------
@@ -744,8 +676,6 @@ cdef int32_t observe_all(State* s, bint truncate) noexcept nogil:
     cdef int32_t e, ended = 0
     cdef int64_t first, rows
     for e in range(s.p.n_envs):
-        prefetch_far(s, e + PREFETCH_FAR)
-        prefetch_near(s, e + PREFETCH_NEAR)
         if truncate:
             s.ending[e] = 1
         refresh(s, e)
