@@ -217,10 +217,11 @@ cdef void queue_walks(State* s, int32_t e) noexcept nogil:
     at once: back from the order (the lots ahead) and back from the level's tail (the lots
     behind; then ahead = level lots - behind - the order's own lots); the first walk to end
     gives the exact sum. Agents' orders are young, so the tail is usually a few hops away.
-    Out of the window: a short walk back from the order, or, deep in a queue, one walk of
-    the whole list (``queue_level``). Up to ``GANG`` agents' walks advance one hop at a
-    time together, so that their arena reads are in flight at once (a level walk may also
-    set the value of a lane still walking, which then writes the same sum)."""
+    Out of the window only the walk back from the order. Deep in a queue (``BACKWARD_HOPS``
+    orders read, over both walks, without an end), one walk of the whole level (``queue_level``), which
+    serves every agent queued there. Up to ``GANG`` agents' walks advance one hop at a
+    time together, so that their arena reads are in flight at once; a lane whose value a
+    level walk of another lane has set stops there."""
     cdef const Core* c = s.core
     cdef int64_t agent[GANG]
     cdef int64_t price[GANG]
@@ -261,11 +262,13 @@ cdef void queue_walks(State* s, int32_t e) noexcept nogil:
                     continue
                 target = s.best_slot[agent[g]]
                 cur = back[g]
-                if cur == NO_SLOT or c.orders[cur].price != price[g]:
-                    s.queue_ahead[agent[g]] = <double>ahead[g]
+                if s.queue_ahead[agent[g]] >= 0.0:    # another lane walked its level
+                    pass
                 elif front[g] == target:
                     s.queue_ahead[agent[g]] = <double>(level_qty[g] - behind[g])
-                elif front[g] == NO_SLOT and hops[g] == BACKWARD_HOPS:
+                elif cur == NO_SLOT or c.orders[cur].price != price[g]:
+                    s.queue_ahead[agent[g]] = <double>ahead[g]
+                elif hops[g] == (BACKWARD_HOPS if front[g] == NO_SLOT else BACKWARD_HOPS // 2):
                     queue_level(s, e, target)
                 else:
                     ahead[g] += c.orders[cur].qty
@@ -273,8 +276,7 @@ cdef void queue_walks(State* s, int32_t e) noexcept nogil:
                     if front[g] != NO_SLOT:
                         behind[g] += c.orders[front[g]].qty
                         front[g] = c.orders[front[g]].prev
-                    else:
-                        hops[g] += 1
+                    hops[g] += 1
                     continue
                 hops[g] = -1
                 live -= 1
