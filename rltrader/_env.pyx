@@ -207,20 +207,79 @@ cdef inline bint unchanged(const State* s, int32_t e, int64_t a) noexcept nogil:
         == s.seen_volume[a] and s.core.bk[e].stp == 0
 
 
-cdef void queue_of(State* s, int32_t e, int64_t a) noexcept nogil:
-    """Lots queued ahead of agent ``a``'s nearest order: a short walk back from it, or,
-    deep in a queue, one walk of the whole level."""
+cdef enum:
+    GANG = 8                # queue walks advanced in lockstep (their cache misses overlap)
+
+
+cdef void queue_walks(State* s, int32_t e) noexcept nogil:
+    """Lots queued ahead of the nearest order of every agent of book ``e`` that has one
+    and no value yet. An order in the dense window is walked from both ends of its level
+    at once: back from the order (the lots ahead) and back from the level's tail (the lots
+    behind; then ahead = level lots - behind - the order's own lots); the first walk to end
+    gives the exact sum. Agents' orders are young, so the tail is usually a few hops away.
+    Out of the window only the walk back from the order. Deep in a queue (``BACKWARD_HOPS``
+    orders read, over both walks, without an end), one walk of the whole level (``queue_level``), which
+    serves every agent queued there. Up to ``GANG`` agents' walks advance one hop at a
+    time together, so that their arena reads are in flight at once; a lane whose value a
+    level walk of another lane has set stops there."""
     cdef const Core* c = s.core
-    cdef int32_t target = s.best_slot[a], slot = c.orders[target].prev, hops = 0
-    cdef int64_t price = c.orders[target].price, ahead = 0
-    while slot != NO_SLOT and c.orders[slot].price == price:
-        if hops == BACKWARD_HOPS:
-            queue_level(s, e, target)
-            return
-        ahead += c.orders[slot].qty
-        slot = c.orders[slot].prev
-        hops += 1
-    s.queue_ahead[a] = <double>ahead
+    cdef int64_t agent[GANG]
+    cdef int64_t price[GANG]
+    cdef int64_t ahead[GANG]
+    cdef int64_t behind[GANG]
+    cdef int64_t level_qty[GANG]
+    cdef int32_t back[GANG]
+    cdef int32_t front[GANG]         # tail walk cursor (NO_SLOT: out of the window)
+    cdef int32_t hops[GANG]
+    cdef int32_t i = 0, g, n, live, cur, target
+    cdef int64_t a, idx
+    cdef const Level* lv
+    while i < s.p.n_agents:
+        n = 0
+        while i < s.p.n_agents and n < GANG:
+            a = <int64_t>e * s.p.n_agents + i
+            i += 1
+            if s.best_slot[a] == NO_SLOT or s.queue_ahead[a] >= 0.0:
+                continue
+            target = s.best_slot[a]
+            agent[n] = a
+            price[n] = c.orders[target].price
+            back[n] = c.orders[target].prev
+            ahead[n] = 0
+            behind[n] = 0
+            hops[n] = 0
+            front[n] = NO_SLOT
+            idx = price[n] - c.bk[e].base
+            if 0 <= idx < c.window:
+                lv = &c.lv[<int64_t>e * c.window + idx]
+                front[n] = lv.tail
+                level_qty[n] = lv.qty - c.orders[target].qty
+            n += 1
+        live = n
+        while live > 0:
+            for g in range(n):
+                if hops[g] < 0:                 # finished
+                    continue
+                target = s.best_slot[agent[g]]
+                cur = back[g]
+                if s.queue_ahead[agent[g]] >= 0.0:    # another lane walked its level
+                    pass
+                elif front[g] == target:
+                    s.queue_ahead[agent[g]] = <double>(level_qty[g] - behind[g])
+                elif cur == NO_SLOT or c.orders[cur].price != price[g]:
+                    s.queue_ahead[agent[g]] = <double>ahead[g]
+                elif hops[g] == (BACKWARD_HOPS if front[g] == NO_SLOT else BACKWARD_HOPS // 2):
+                    queue_level(s, e, target)
+                else:
+                    ahead[g] += c.orders[cur].qty
+                    back[g] = c.orders[cur].prev
+                    if front[g] != NO_SLOT:
+                        behind[g] += c.orders[front[g]].qty
+                        front[g] = c.orders[front[g]].prev
+                    hops[g] += 1
+                    continue
+                hops[g] = -1
+                live -= 1
 
 
 cdef void refresh(State* s, int32_t e) noexcept nogil:
@@ -270,10 +329,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
                 best = slot
         s.best_slot[a] = best
         s.seen_volume[a] = account(s, e, i).volume
-    for i in range(s.p.n_agents):
-        a = <int64_t>e * s.p.n_agents + i
-        if s.best_slot[a] != NO_SLOT and s.queue_ahead[a] < 0.0:
-            queue_of(s, e, a)
+    queue_walks(s, e)
 
 
 # ---------------------------------------------------------------------------------------

@@ -64,13 +64,16 @@ class MarketParallelEnv(ParallelEnv):
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         if not self.agents:
             raise RuntimeError("step() after the episode ended: call reset()")
-        missing = [a for a in self.agents if a not in actions]
-        unknown = [a for a in actions if a not in self._index]
-        if missing or unknown:
-            raise ValueError(f"actions needed for every live agent; missing {missing}, "
-                             f"unknown {unknown}")
-        for agent, action in actions.items():
-            self._actions[self._index[agent]] = action
+        if list(actions) == self.agents:     # every agent, in order: one array write
+            self._actions[...] = list(actions.values())
+        else:
+            missing = [a for a in self.agents if a not in actions]
+            unknown = [a for a in actions if a not in self._index]
+            if missing or unknown:
+                raise ValueError(f"actions needed for every live agent; missing {missing}, "
+                                 f"unknown {unknown}")
+            for agent, action in actions.items():
+                self._actions[self._index[agent]] = action
         obs, rewards, terminated, truncated = self.batched.step(self._actions)
         done = bool(terminated[0] or truncated[0])
         rows = (self.batched.final_observations if done else obs).copy()
@@ -78,8 +81,8 @@ class MarketParallelEnv(ParallelEnv):
         out: tuple[dict, dict, dict, dict, dict] = (
             dict(zip(names, rows, strict=True)),
             dict(zip(names, rewards.tolist(), strict=True)),
-            dict(zip(names, terminated.tolist(), strict=True)),
-            dict(zip(names, truncated.tolist(), strict=True)),
+            dict.fromkeys(names, bool(terminated[0])),   # one market: one flag for all
+            dict.fromkeys(names, bool(truncated[0])),
             {a: {} for a in names})
         if done:
             self.agents = []
