@@ -52,6 +52,7 @@ class PPOSettings:
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     net_arch: tuple[int, ...] = (64, 64)
+    previous_action: bool = False      #: append the previous action to the observation
 
 
 @dataclass(frozen=True)
@@ -100,19 +101,24 @@ def make_vec_env(config: TrainConfig):
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
     from rltrader.envs import SB3VecEnv
-    from rltrader.train_callbacks import EnvMeter
+    from rltrader.train_callbacks import EnvMeter, PreviousAction
 
     batched = BatchedMarketEnv(config.env, n_envs=config.n_envs, n_agents=config.n_agents,
                                seed=config.seed)
     meter = EnvMeter(SB3VecEnv(batched))
-    venv = VecNormalize(VecMonitor(meter), gamma=config.ppo.gamma)
+    monitored = VecMonitor(meter)
+    if config.ppo.previous_action:
+        monitored = PreviousAction(monitored)
+    venv = VecNormalize(monitored, gamma=config.ppo.gamma)
     return venv, meter
 
 
 class PPOPolicy:
     """A saved PPO model (and its ``VecNormalize`` statistics) as a :data:`Policy`.
 
-    ``deterministic`` takes the most likely action of each row instead of sampling.
+    ``deterministic`` takes the most likely action of each row instead of sampling. A model
+    trained with ``PPOSettings.previous_action`` (its observations are wider than the env's
+    by the one-hot action) gets its own previous actions appended, zeros before the first.
     """
 
     def __init__(self, model_path: Path | str, vecnormalize_path: Path | str | None, *,
@@ -128,12 +134,26 @@ class PPOPolicy:
                 self.normalizer = pickle.load(f)
             self.normalizer.training = False
         self.deterministic = deterministic
+        self.previous: np.ndarray | None = None
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:
+        from rltrader.train_callbacks import action_heads, one_hot_actions
+
         obs = observations
+        width = self.model.observation_space.shape[0]
+        if width != obs.shape[1]:
+            nvec = action_heads(self.model.action_space)
+            if width != obs.shape[1] + nvec.sum():
+                raise ValueError(f"PPOPolicy: observations have {obs.shape[1]} columns, the "
+                                 f"model expects {width}")
+            if self.previous is None:
+                self.previous = np.zeros((obs.shape[0], int(nvec.sum())), dtype=np.float32)
+            obs = np.concatenate([obs, self.previous], axis=1)
         if self.normalizer is not None:
             obs = self.normalizer.normalize_obs(obs)
         actions, _ = self.model.predict(obs, deterministic=self.deterministic)
+        if self.previous is not None:
+            self.previous = one_hot_actions(actions, action_heads(self.model.action_space))
         return actions
 
 

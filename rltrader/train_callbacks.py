@@ -147,3 +147,64 @@ class LearningCurve(BaseCallback):
             writer = csv.DictWriter(f, fieldnames=list(CurvePoint.__dataclass_fields__))
             writer.writeheader()
             writer.writerows(asdict(p) for p in self.points)
+
+
+def action_heads(space) -> np.ndarray:
+    """Choices per head of a ``Discrete`` (one head) or ``MultiDiscrete`` action space."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.MultiDiscrete):
+        return np.asarray(space.nvec).ravel()
+    if isinstance(space, spaces.Discrete):
+        return np.array([int(space.n)])
+    raise TypeError(f"expected a Discrete or MultiDiscrete action space, got {space}")
+
+
+def one_hot_actions(actions: np.ndarray, nvec: np.ndarray) -> np.ndarray:
+    """``n`` actions (``(n, len(nvec))``, or ``(n,)`` for one head) as ``(n, sum(nvec))``
+    float32 one-hots, the heads side by side."""
+    actions = np.asarray(actions).reshape(-1, len(nvec))
+    offsets = np.concatenate(([0], np.cumsum(nvec)[:-1]))
+    out = np.zeros((actions.shape[0], int(np.sum(nvec))), dtype=np.float32)
+    out[np.arange(actions.shape[0])[:, None], offsets + actions] = 1.0
+    return out
+
+
+class PreviousAction(VecEnvWrapper):
+    """Appends each sub-env's previous action (one-hot per head of a ``Discrete`` or
+    ``MultiDiscrete`` space; zeros before the first action) to its observation.
+
+    A memory of one step for a feed-forward policy: in the market-making mode an unchanged
+    quote keeps its queue position and a changed one goes to the back, so the value of an
+    action depends on the previous one, which the env's observation does not show. It is
+    carried across episode boundaries (:class:`~rltrader.train.PPOPolicy` does the same when
+    it evaluates).
+    """
+
+    def __init__(self, venv: VecEnv) -> None:
+        from gymnasium import spaces
+
+        self.nvec = action_heads(venv.action_space)
+        box = venv.observation_space
+        extra = int(self.nvec.sum())
+        space = spaces.Box(np.concatenate([box.low, np.zeros(extra, np.float32)]),
+                           np.concatenate([box.high, np.ones(extra, np.float32)]),
+                           dtype=np.float32)
+        super().__init__(venv, observation_space=space)
+        self.previous = np.zeros((venv.num_envs, extra), dtype=np.float32)
+
+    def reset(self) -> VecEnvObs:
+        self.previous[:] = 0.0
+        return np.concatenate([self.venv.reset(), self.previous], axis=1)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self.previous = one_hot_actions(np.asarray(actions), self.nvec)
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for i, info in enumerate(infos):
+            if "terminal_observation" in info:
+                info["terminal_observation"] = np.concatenate(
+                    [info["terminal_observation"], self.previous[i]])
+        return np.concatenate([obs, self.previous], axis=1), rewards, dones, infos

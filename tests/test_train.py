@@ -59,3 +59,36 @@ def test_a_short_run_writes_checkpoints_that_load_and_act(
 def test_config_rejects_non_positive_counts(field: str, value: int) -> None:
     with pytest.raises(ValueError, match=f"TrainConfig.{field} must be >= 1"):
         TrainConfig(**{field: value})
+
+
+def test_one_hot_actions_puts_each_head_side_by_side() -> None:
+    from rltrader.train_callbacks import one_hot_actions
+
+    got = one_hot_actions(np.array([[0, 4, 2], [3, 0, 1]]), np.array([5, 5, 3]))
+    assert got.dtype == np.float32
+    assert got.tolist() == [[1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1],
+                            [0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 0]]
+    assert one_hot_actions(np.array([2, 0]), np.array([3])).tolist() == [[0, 0, 1], [1, 0, 0]]
+
+
+def test_previous_action_appends_the_last_actions() -> None:
+    from rltrader.envs import SB3VecEnv
+    from rltrader.train_callbacks import PreviousAction, one_hot_actions
+
+    batched = BatchedMarketEnv(DEFAULT_ENV.replace(horizon=3), n_envs=2, n_agents=2, seed=1)
+    venv = PreviousAction(SB3VecEnv(batched))
+    width = batched.single_observation_space.shape[0]
+    assert venv.observation_space.shape == (width + 13,)
+    obs = venv.reset()
+    assert obs.shape == (4, width + 13) and not obs[:, width:].any()
+    rng = np.random.default_rng(0)
+    ended = 0
+    for _ in range(4):               # crosses an episode end (horizon 3)
+        actions = rng.integers(0, [5, 5, 3], size=(4, 3))
+        obs, _, dones, infos = venv.step(actions)
+        expected = one_hot_actions(actions, np.array([5, 5, 3]))
+        np.testing.assert_array_equal(obs[:, width:], expected)
+        for i in np.flatnonzero(dones):
+            np.testing.assert_array_equal(infos[i]["terminal_observation"][width:], expected[i])
+            ended += 1
+    assert ended == 4
