@@ -22,16 +22,13 @@ from rltrader.messages import EVENT_DTYPE
 
 def lobster_rows(prices: np.ndarray, qtys: np.ndarray, tick_size: int) -> np.ndarray:
     """Books in ``top_levels`` layout (rows, 2, L) as LOBSTER orderbook rows (rows, 4L)."""
-    from rltrader.data.lobster import EMPTY_ASK_PRICE, EMPTY_BID_PRICE
+    from rltrader.data.lobster import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, LobsterDepth
+    from rltrader.data.lobster_writer import orderbook_table
 
-    rows, _, levels = prices.shape
-    out = np.empty((rows, levels, 4), dtype=np.int64)
     ask_q, bid_q = qtys[:, 1], qtys[:, 0]
-    out[:, :, 0] = np.where(ask_q > 0, prices[:, 1] * tick_size, EMPTY_ASK_PRICE)
-    out[:, :, 1] = ask_q
-    out[:, :, 2] = np.where(bid_q > 0, prices[:, 0] * tick_size, EMPTY_BID_PRICE)
-    out[:, :, 3] = bid_q
-    return out.reshape(rows, 4 * levels)
+    return orderbook_table(LobsterDepth(
+        ask_price=np.where(ask_q > 0, prices[:, 1] * tick_size, EMPTY_ASK_PRICE), ask_qty=ask_q,
+        bid_price=np.where(bid_q > 0, prices[:, 0] * tick_size, EMPTY_BID_PRICE), bid_qty=bid_q))
 
 
 def main(fmt: str, path: str, *, symbol: str | None = None, levels: int = 5,

@@ -151,6 +151,13 @@ def _format_time(timestamp: np.ndarray) -> list[str]:
     return [f"{s}.{n:09d}" for s, n in zip(seconds.tolist(), ns.tolist(), strict=True)]
 
 
+def orderbook_table(depth: LobsterDepth) -> np.ndarray:
+    """Visible levels as LOBSTER orderbook-file rows (rows, 4L): ``ask_price_1, ask_size_1,
+    bid_price_1, bid_size_1, ask_price_2, ...``."""
+    return np.stack([depth.ask_price, depth.ask_qty, depth.bid_price, depth.bid_qty],
+                    axis=2).reshape(len(depth), 4 * depth.levels)
+
+
 def write_lobster(message_path: str | os.PathLike[str], orderbook_path: str | os.PathLike[str],
                   events: np.ndarray, *, book: int = 0, levels: int = 10,
                   tick_size: int = 100) -> int:
@@ -164,10 +171,8 @@ def write_lobster(message_path: str | os.PathLike[str], orderbook_path: str | os
     with open(message_path, "w") as f:
         for t, r in zip(_format_time(rows["timestamp"]), rows.tolist(), strict=True):
             f.write(f"{t},{r[1]},{r[2]},{r[3]},{r[4]},{r[5]}\n")
-    table = np.stack([depth.ask_price, depth.ask_qty, depth.bid_price, depth.bid_qty],
-                     axis=2).reshape(rows.shape[0], 4 * levels)
-    np.savetxt(orderbook_path, table, fmt="%d", delimiter=",")
+    np.savetxt(orderbook_path, orderbook_table(depth), fmt="%d", delimiter=",")
     return int(rows.shape[0])
 
 
-__all__ = ["lobster_rows", "orderbook_rows", "write_lobster"]
+__all__ = ["lobster_rows", "orderbook_rows", "orderbook_table", "write_lobster"]
