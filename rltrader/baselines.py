@@ -114,6 +114,17 @@ class Evaluation:
             return float("nan")
         return float(per_market.std(ddof=1) / math.sqrt(per_market.size))
 
+    def minus(self, other: Evaluation) -> tuple[float, float]:
+        """Mean and standard error of ``self - other`` on the same markets, paired by
+        (episode, market): both must come from :func:`evaluate` with the same arguments."""
+        if self.returns.shape != other.returns.shape:
+            raise ValueError(f"cannot pair evaluations of shapes {self.returns.shape} and "
+                             f"{other.returns.shape}")
+        per_market = (self.returns - other.returns).mean(axis=2).ravel()
+        error = (float(per_market.std(ddof=1) / math.sqrt(per_market.size))
+                 if per_market.size > 1 else float("nan"))
+        return float(per_market.mean()), error
+
     def __str__(self) -> str:
         episodes, n_envs, n_agents = self.returns.shape
         return (f"{self.mean:+.3f} ± {self.standard_error:.3f} "
@@ -147,3 +158,42 @@ def evaluate(policy: Policy, config: EnvConfig, *, n_envs: int, n_agents: int, s
             running[:] = 0.0
             done_episodes += 1
     return Evaluation(returns.reshape(episodes, n_envs, n_agents))
+
+
+#: inventory limits (fractions of the position limit) the maker's grid tries
+MAKER_INVENTORY_LIMITS = (0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass(frozen=True)
+class MakerChoice:
+    """The fixed-spread maker chosen by :func:`tune_maker`, with the whole grid's scores
+    (rows of ``(offset, size, max_inventory, mean, standard_error)``, best first)."""
+
+    offset: int
+    size: float
+    max_inventory: float
+    grid: list[tuple[int, float, float, float, float]]
+
+    def policy(self, config: EnvConfig, n: int) -> FixedSpreadMaker:
+        return FixedSpreadMaker(config, n, offset=self.offset, size=self.size,
+                                max_inventory=self.max_inventory)
+
+
+def tune_maker(config: EnvConfig, *, n_envs: int, n_agents: int, seed: int,
+               episodes: int = 1) -> MakerChoice:
+    """The best :class:`FixedSpreadMaker` on ``seed``'s markets over every quote offset and
+    size of ``config`` and the limits of :data:`MAKER_INVENTORY_LIMITS` (ties: the earlier
+    of offset, size, limit)."""
+    n = n_envs * n_agents
+    grid = []
+    for offset in config.quote_offsets:
+        for size in config.quote_sizes:
+            for limit in MAKER_INVENTORY_LIMITS:
+                maker = FixedSpreadMaker(config, n, offset=offset, size=size,
+                                         max_inventory=limit)
+                e = evaluate(maker, config, n_envs=n_envs, n_agents=n_agents, seed=seed,
+                             episodes=episodes)
+                grid.append((offset, size, limit, e.mean, e.standard_error))
+    ranked = sorted(grid, key=lambda row: -row[3])
+    offset, size, limit = ranked[0][:3]
+    return MakerChoice(offset, size, limit, ranked)

@@ -82,9 +82,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from rltrader import train
 
     overrides = {name: getattr(args, name) for name in (
-        "n_envs", "n_agents", "eval_seed", "eval_episodes", "checkpoint_every")}
+        "n_envs", "n_agents", "eval_seed", "validation_seed", "eval_episodes",
+        "checkpoint_every")}
     return train.main(args.out, timesteps=args.timesteps, seed=args.seed,
-                      horizon=args.horizon, progress=not args.no_progress, **overrides)
+                      horizon=args.horizon, market=args.market,
+                      imitate_steps=args.imitate_steps,
+                      progress=not args.no_progress, **overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,8 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 4)")
     p.add_argument("--horizon", type=int, default=None, help="steps per episode "
                    "(default 1000)")
+    p.add_argument("--market", default=None, metavar="PRESET",
+                   help="background market preset (default: light; informed: with informed "
+                   "flow)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--eval-seed", type=int, default=None, help="evaluation markets' seed")
+    p.add_argument("--validation-seed", type=int, default=None,
+                   help="markets on which every checkpoint is scored to select the policy "
+                   "evaluated (default 2000)")
+    p.add_argument("--imitate-steps", type=int, default=None, metavar="N",
+                   help="batched steps of the market maker cloned before PPO; 0: start "
+                   "from random weights (default: PPOSettings')")
     p.add_argument("--eval-episodes", type=int, default=None,
                    help="whole episodes per policy in the final evaluation")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="N",

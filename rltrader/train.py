@@ -29,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rltrader.baselines import Evaluation, FixedSpreadMaker, Policy, RandomPolicy, evaluate
+from rltrader.baselines import Evaluation, MakerChoice, Policy, RandomPolicy, evaluate, tune_maker
 from rltrader.envs import BatchedMarketEnv, EnvConfig
 
+#: the model attribute (saved with it) that says it has a keep head
+KEEP_HEAD_ATTRIBUTE = "rltrader_keep_head"
 #: the environment PPO and the baselines are trained and compared on
 DEFAULT_ENV = EnvConfig(action_mode="market_making", reward="pnl")
 
@@ -48,11 +50,16 @@ class PPOSettings:
     gamma: float = 0.95
     gae_lambda: float = 0.9
     clip_range: float = 0.2
-    ent_coef: float = 0.0
+    ent_coef: float = 0.003
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     net_arch: tuple[int, ...] = (64, 64)
-    previous_action: bool = False      #: append the previous action to the observation
+    previous_action: bool = True       #: append the previous action to the observation
+    keep_head: bool = True             #: a first action head that repeats the last action
+    imitate_steps: int = 500           #: batched steps of the market maker cloned first; 0: none
+    imitate_epochs: int = 10           #: passes over those demonstrations
+    #: the cloned maker's (offset, size, inventory limit); None: the compared maker
+    teacher: tuple[int, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,9 @@ class TrainConfig:
         Seeds the training markets, torch and the policy's sampling.
     eval_seed : int
         Seeds the evaluation markets (the same for every policy compared).
+    validation_seed : int or None
+        Seeds the markets on which every checkpoint is scored (one episode, deterministic
+        actions); the best one is the policy evaluated. ``None``: the final weights.
     eval_episodes : int
         Whole episodes per policy in the final evaluation (each has ``n_envs * n_agents``
         agent-episodes).
@@ -83,7 +93,8 @@ class TrainConfig:
     n_agents: int = 4
     seed: int = 0
     eval_seed: int = 1_000
-    eval_episodes: int = 2
+    validation_seed: int | None = 2_000
+    eval_episodes: int = 8
     checkpoint_every: int = 2_000_000
     threads: int = 1
     env: EnvConfig = DEFAULT_ENV
@@ -101,7 +112,7 @@ def make_vec_env(config: TrainConfig):
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
     from rltrader.envs import SB3VecEnv
-    from rltrader.train_callbacks import EnvMeter, PreviousAction
+    from rltrader.train_callbacks import EnvMeter, KeepAction, PreviousAction
 
     batched = BatchedMarketEnv(config.env, n_envs=config.n_envs, n_agents=config.n_agents,
                                seed=config.seed)
@@ -109,6 +120,8 @@ def make_vec_env(config: TrainConfig):
     monitored = VecMonitor(meter)
     if config.ppo.previous_action:
         monitored = PreviousAction(monitored)
+    if config.ppo.keep_head:
+        monitored = KeepAction(monitored)
     venv = VecNormalize(monitored, gamma=config.ppo.gamma)
     return venv, meter
 
@@ -119,13 +132,18 @@ class PPOPolicy:
     ``deterministic`` takes the most likely action of each row instead of sampling. A model
     trained with ``PPOSettings.previous_action`` (its observations are wider than the env's
     by the one-hot action) gets its own previous actions appended, zeros before the first.
+    ``keep_head``: the model was trained with ``PPOSettings.keep_head``; its first head
+    repeats its previous action (:class:`~rltrader.train_callbacks.KeepAction`). ``None``
+    (default): as recorded in the model by :func:`train`.
     """
 
     def __init__(self, model_path: Path | str, vecnormalize_path: Path | str | None, *,
-                 deterministic: bool = True) -> None:
+                 deterministic: bool = True, keep_head: bool | None = None) -> None:
         import pickle
 
         from stable_baselines3 import PPO
+
+        from rltrader.train_callbacks import action_heads
 
         self.model = PPO.load(model_path, device="cpu")
         self.normalizer = None
@@ -134,26 +152,37 @@ class PPOPolicy:
                 self.normalizer = pickle.load(f)
             self.normalizer.training = False
         self.deterministic = deterministic
-        self.previous: np.ndarray | None = None
+        self.keep_head = (getattr(self.model, KEEP_HEAD_ATTRIBUTE, False) if keep_head is None
+                          else keep_head)
+        heads = action_heads(self.model.action_space)
+        self.env_heads = heads[1:] if self.keep_head else heads
+        self.previous: np.ndarray | None = None      # the env's last actions, one-hot
+        self.last: np.ndarray | None = None          # the env's last actions
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:
-        from rltrader.train_callbacks import action_heads, one_hot_actions
+        from rltrader.train_callbacks import one_hot_actions
 
         obs = observations
         width = self.model.observation_space.shape[0]
         if width != obs.shape[1]:
-            nvec = action_heads(self.model.action_space)
-            if width != obs.shape[1] + nvec.sum():
+            if width != obs.shape[1] + self.env_heads.sum():
                 raise ValueError(f"PPOPolicy: observations have {obs.shape[1]} columns, the "
                                  f"model expects {width}")
             if self.previous is None:
-                self.previous = np.zeros((obs.shape[0], int(nvec.sum())), dtype=np.float32)
+                self.previous = np.zeros((obs.shape[0], int(self.env_heads.sum())),
+                                         dtype=np.float32)
             obs = np.concatenate([obs, self.previous], axis=1)
         if self.normalizer is not None:
             obs = self.normalizer.normalize_obs(obs)
         actions, _ = self.model.predict(obs, deterministic=self.deterministic)
+        if self.keep_head:
+            actions = actions.reshape(obs.shape[0], -1)
+            if self.last is None:
+                self.last = np.zeros((obs.shape[0], len(self.env_heads)), dtype=np.int64)
+            self.last = np.where(actions[:, :1].astype(bool), self.last, actions[:, 1:])
+            actions = self.last if len(self.env_heads) > 1 else self.last[:, 0]
         if self.previous is not None:
-            self.previous = one_hot_actions(actions, action_heads(self.model.action_space))
+            self.previous = one_hot_actions(actions, self.env_heads)
         return actions
 
 
@@ -165,19 +194,19 @@ def compare(policies: dict[str, Policy], config: TrainConfig) -> dict[str, Evalu
             for name, policy in policies.items()}
 
 
-def baselines(config: TrainConfig) -> dict[str, Policy]:
-    """The random policy and the fixed-spread market maker for ``config``'s env.
-
-    The maker joins the touch (offset 0) with the largest quote size and withdraws a side
-    at half the position limit: the best of a grid over offsets 0/1/2, sizes 1/2/4 and
-    limits 0.25/0.5/1 on the training seed, up to its standard error (docs/training.md).
-    """
-    n = config.n_envs * config.n_agents
+def baselines(config: TrainConfig, maker: MakerChoice, n: int | None = None) -> dict[str, Policy]:
+    """The random policy and the fixed-spread market maker ``maker`` for ``config``'s env."""
+    n = config.n_envs * config.n_agents if n is None else n
     probe = BatchedMarketEnv(config.env, n_envs=1, n_agents=1, seed=config.seed)
     return {"random": RandomPolicy(probe.single_action_space, n, seed=config.eval_seed),
-            "fixed_spread_mm": FixedSpreadMaker(config.env, n, offset=0,
-                                                size=max(config.env.quote_sizes),
-                                                max_inventory=0.5)}
+            "fixed_spread_mm": maker.policy(config.env, n)}
+
+
+def choose_maker(config: TrainConfig) -> MakerChoice:
+    """The fixed-spread maker compared with PPO (and cloned by ``imitate_steps``): the best
+    of the grid of :func:`~rltrader.baselines.tune_maker` on the *training* markets."""
+    return tune_maker(config.env, n_envs=config.n_envs, n_agents=config.n_agents,
+                      seed=config.seed)
 
 
 def train(config: TrainConfig, out_dir: Path | str, *, progress: bool = True,
@@ -205,6 +234,13 @@ def train(config: TrainConfig, out_dir: Path | str, *, progress: bool = True,
                 gae_lambda=p.gae_lambda, clip_range=p.clip_range, ent_coef=p.ent_coef,
                 vf_coef=p.vf_coef, max_grad_norm=p.max_grad_norm,
                 policy_kwargs={"net_arch": list(p.net_arch)}, seed=config.seed, device="cpu")
+    setattr(model, KEEP_HEAD_ATTRIBUTE, p.keep_head)     # saved with every checkpoint
+    tune_start = time.perf_counter()
+    maker = choose_maker(config) if evaluate_baselines or p.imitate_steps else None
+    tune_s = time.perf_counter() - tune_start
+    imitation = None
+    if p.imitate_steps:
+        imitation = warm_start(model, venv, config, maker, out / "checkpoints")
     curve = LearningCurve(meter)
     callbacks = CallbackList([
         TqdmProgress(config.total_timesteps, disable=not progress),
@@ -220,16 +256,28 @@ def train(config: TrainConfig, out_dir: Path | str, *, progress: bool = True,
     venv.save(str(out / "vecnormalize.pkl"))
     curve.save_csv(out / "curve.csv")
 
-    policies: dict[str, Policy] = {
-        "ppo": PPOPolicy(out / "ppo_final.zip", out / "vecnormalize.pkl")}
-    if evaluate_baselines:
-        policies.update(baselines(config))
     eval_start = time.perf_counter()
+    candidates = checkpoints(out, model.num_timesteps)
+    validation = validate(candidates, config) if config.validation_seed is not None else {}
+    chosen = (max(validation, key=lambda k: validation[k].mean) if validation
+              else model.num_timesteps)
+    policies: dict[str, Policy] = {"ppo": PPOPolicy(*candidates[chosen])}
+    if imitation is not None:
+        policies["cloned_maker"] = PPOPolicy(*candidates[0])
+    if evaluate_baselines:
+        policies.update(baselines(config, maker))
     results = compare(policies, config)
     eval_s = time.perf_counter() - eval_start
     report = {
         "config": _as_json(dataclasses.asdict(config)),
         "agent_steps": model.num_timesteps,
+        "imitation": None if imitation is None else dataclasses.asdict(imitation),
+        "validation": {str(k): {"mean": e.mean, "standard_error": e.standard_error}
+                       for k, e in validation.items()},
+        "selected_checkpoint": chosen,
+        "maker": None if maker is None else {
+            "offset": maker.offset, "size": maker.size, "max_inventory": maker.max_inventory,
+            "seconds": tune_s, "grid": [list(row) for row in maker.grid]},
         "learn_s": learn_s,
         "env_s": meter.seconds,
         "env_share": meter.seconds / learn_s,
@@ -238,10 +286,55 @@ def train(config: TrainConfig, out_dir: Path | str, *, progress: bool = True,
         "evaluation": {name: {"mean": e.mean, "standard_error": e.standard_error,
                               "agent_episodes": int(e.returns.size)}
                        for name, e in results.items()},
+        "ppo_minus": {name: dict(zip(("mean", "standard_error"), results["ppo"].minus(e),
+                                     strict=True))
+                      for name, e in results.items() if name != "ppo"},
     }
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_curve(curve.points, report["evaluation"], out / "learning_curve.png")
     return report
+
+
+def warm_start(model, venv, config: TrainConfig, maker: MakerChoice, folder: Path):
+    """Clone ``maker`` into ``model`` before PPO (:mod:`rltrader.imitation`) and save the
+    result as the checkpoint of 0 agent-steps; returns the clone's report."""
+    from rltrader.imitation import WithKeepHead, clone, demonstrate
+
+    if config.ppo.teacher is not None:
+        offset, size, limit = config.ppo.teacher
+        maker = MakerChoice(offset, size, limit, [])
+    teacher: Policy = maker.policy(config.env, venv.num_envs)
+    if config.ppo.keep_head:
+        teacher = WithKeepHead(teacher)
+    env_obs_dim = BatchedMarketEnv(config.env, n_envs=1, n_agents=1,
+                                   seed=config.seed).single_observation_space.shape[0]
+    demos = demonstrate(venv, teacher, config.ppo.imitate_steps, env_obs_dim)
+    report = clone(model, venv, demos, epochs=config.ppo.imitate_epochs, seed=config.seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "ppo_0_steps.zip")
+    venv.save(str(folder / "ppo_vecnormalize_0_steps.pkl"))
+    return report
+
+
+def checkpoints(out: Path, final_steps: int) -> dict[int, tuple[Path, Path]]:
+    """Every saved policy of a run by agent-steps: ``(model, VecNormalize statistics)``,
+    the final weights (``ppo_final.zip``) under ``final_steps``."""
+    found = {}
+    for model_path in (out / "checkpoints").glob("ppo_*_steps.zip"):
+        steps = int(model_path.stem.split("_")[1])
+        found[steps] = (model_path, out / "checkpoints" / f"ppo_vecnormalize_{steps}_steps.pkl")
+    found[final_steps] = (out / "ppo_final.zip", out / "vecnormalize.pkl")
+    return dict(sorted(found.items()))
+
+
+def validate(candidates: dict[int, tuple[Path, Path]],
+             config: TrainConfig) -> dict[int, Evaluation]:
+    """Each candidate policy's deterministic return over one episode of the validation
+    markets (``config.validation_seed``), which the final evaluation does not use."""
+    return {steps: evaluate(PPOPolicy(*paths), config.env,
+                            n_envs=config.n_envs, n_agents=config.n_agents,
+                            seed=config.validation_seed)
+            for steps, paths in candidates.items()}
 
 
 def _as_json(value):
@@ -298,22 +391,49 @@ def format_report(report: dict) -> str:
              f"({report['agent_steps'] / report['learn_s']:,.0f} agent-steps/s); env "
              f"{report['env_s']:.1f} s = {100 * report['env_share']:.1f} % of training wall "
              f"time; evaluation {report['eval_s']:.1f} s; total {report['wall_s']:.1f} s",
-             "mean episode return ± s.e. (ticks per lot of the agent's order size):"]
+             ]
+    imitation = report.get("imitation")
+    if imitation:
+        lines.append(f"cloned the market maker first: {imitation['samples']:,} samples, "
+                     f"{100 * imitation['action_accuracy']:.3f} % of actions matched, "
+                     f"{imitation['seconds']:.1f} s")
+    validation = report.get("validation")
+    if validation:
+        scores = ", ".join(f"{int(k) / 1e6:g} M: {v['mean']:+.2f}" for k, v in validation.items())
+        lines.append(f"validation (deterministic, one episode): {scores}")
+        lines.append(f"selected: the policy after {report['selected_checkpoint']:,} agent-steps")
+    maker = report.get("maker")
+    if maker:
+        lines.append(f"fixed-spread maker: offset {maker['offset']}, size {maker['size']:g}, "
+                     f"inventory limit {maker['max_inventory']:g} (best of "
+                     f"{len(maker['grid'])} on the training markets, {maker['seconds']:.1f} s)")
+    lines.append("mean episode return ± s.e. (ticks per lot of the agent's order size):")
     for name, e in report["evaluation"].items():
         lines.append(f"  {name:16s} {e['mean']:+9.3f} ± {e['standard_error']:.3f}  "
                      f"({e['agent_episodes']} agent-episodes)")
+    for name, d in report.get("ppo_minus", {}).items():
+        lines.append(f"  ppo - {name:10s} {d['mean']:+9.3f} ± {d['standard_error']:.3f}  "
+                     f"(paired by market)")
     return "\n".join(lines)
 
 
 def main(out: str, *, timesteps: int | None = None, seed: int = 0, horizon: int | None = None,
-         progress: bool = True, **overrides: int | None) -> int:
+         market: str | None = None, imitate_steps: int | None = None, progress: bool = True,
+         **overrides: int | None) -> int:
     """``rltrader train``: a :class:`TrainConfig` from the defaults and the options given
     (``None``: the default), trained into ``out``; prints the figures."""
-    changes = {k: v for k, v in overrides.items() if v is not None}
+    changes: dict = {k: v for k, v in overrides.items() if v is not None}
+    if imitate_steps is not None:
+        changes["ppo"] = dataclasses.replace(PPOSettings(), imitate_steps=imitate_steps)
     if timesteps is not None:
         changes["total_timesteps"] = timesteps
+    env = DEFAULT_ENV
     if horizon is not None:
-        changes["env"] = DEFAULT_ENV.replace(horizon=horizon)
+        env = env.replace(horizon=horizon)
+    if market is not None:
+        env = env.replace(market=market)
+    if env != DEFAULT_ENV:
+        changes["env"] = env
     config = TrainConfig(seed=seed, **changes)
     report = train(config, out, progress=progress)
     print(format_report(report))

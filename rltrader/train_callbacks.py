@@ -208,3 +208,42 @@ class PreviousAction(VecEnvWrapper):
                 info["terminal_observation"] = np.concatenate(
                     [info["terminal_observation"], self.previous[i]])
         return np.concatenate([obs, self.previous], axis=1), rewards, dones, infos
+
+
+class KeepAction(VecEnvWrapper):
+    """Adds a first action head, *keep*: 1 repeats the sub-env's previous action (the other
+    heads are then ignored), 0 takes the action of the other heads.
+
+    A policy that samples its actions pays for every sampled change in the market-making
+    mode (a changed quote loses its queue position). With this head the policy decides
+    *whether* to act again separately from *how*, so once keeping pays it can keep with
+    high probability while the other heads still explore (the repeat decisions of TempoRL,
+    Biedenkapp et al. 2021, one step at a time). Before the first action the previous
+    action is all zeros. Wrap it outside :class:`PreviousAction`, which then records the
+    actions the env received.
+    """
+
+    def __init__(self, venv: VecEnv) -> None:
+        from gymnasium import spaces
+
+        self.nvec = action_heads(venv.action_space)
+        space = spaces.MultiDiscrete(np.concatenate(([2], self.nvec)))
+        super().__init__(venv, action_space=space)
+        self.previous = np.zeros((venv.num_envs, len(self.nvec)), dtype=np.int64)
+
+    def reset(self) -> VecEnvObs:
+        return self.venv.reset()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self.venv.step_async(self.effective(actions))
+
+    def effective(self, actions: np.ndarray) -> np.ndarray:
+        """The actions the env receives for policy actions ``(n, 1 + heads)``; updates the
+        previous actions."""
+        actions = np.asarray(actions).reshape(len(self.previous), -1)
+        keep = actions[:, 0].astype(bool)
+        self.previous = np.where(keep[:, None], self.previous, actions[:, 1:])
+        return self.previous if len(self.nvec) > 1 else self.previous[:, 0]
+
+    def step_wait(self) -> VecEnvStepReturn:
+        return self.venv.step_wait()

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rltrader.baselines import Evaluation, FixedSpreadMaker, RandomPolicy, evaluate
+from rltrader.baselines import (
+    MAKER_INVENTORY_LIMITS,
+    Evaluation,
+    FixedSpreadMaker,
+    RandomPolicy,
+    evaluate,
+    tune_maker,
+)
 from rltrader.envs import BatchedMarketEnv, EnvConfig, observation_names
 
 MM = EnvConfig(action_mode="market_making", horizon=100, warmup_steps=50)
@@ -85,3 +92,27 @@ def test_evaluation_is_reproducible_and_the_maker_earns_the_spread() -> None:
 def test_evaluate_rejects_zero_episodes() -> None:
     with pytest.raises(ValueError, match="episodes must be >= 1"):
         evaluate(FixedSpreadMaker(MM, 1), MM, n_envs=1, n_agents=1, seed=0, episodes=0)
+
+
+def test_paired_difference_is_taken_per_market() -> None:
+    a = Evaluation(np.array([[[1.0, 3.0], [5.0, 5.0]], [[2.0, 2.0], [9.0, 7.0]]]))
+    b = Evaluation(np.array([[[0.0, 0.0], [4.0, 4.0]], [[2.0, 0.0], [5.0, 5.0]]]))
+    mean, error = a.minus(b)
+    # per-market differences: 2, 1, 1, 3
+    assert mean == pytest.approx(1.75)
+    assert error == pytest.approx(np.std([2, 1, 1, 3], ddof=1) / 2)
+    with pytest.raises(ValueError, match="cannot pair"):
+        a.minus(Evaluation(np.zeros((1, 2, 2))))
+
+
+def test_tune_maker_returns_the_best_row_of_its_grid() -> None:
+    config = MM.replace(quote_offsets=(0, 2), quote_sizes=(1.0, 4.0), horizon=60)
+    choice = tune_maker(config, n_envs=4, n_agents=2, seed=3)
+    assert len(choice.grid) == 2 * 2 * len(MAKER_INVENTORY_LIMITS)
+    means = [row[3] for row in choice.grid]
+    assert means == sorted(means, reverse=True)
+    assert (choice.offset, choice.size, choice.max_inventory) == choice.grid[0][:3]
+    again = evaluate(choice.policy(config, 8), config, n_envs=4, n_agents=2, seed=3)
+    assert again.mean == choice.grid[0][3]
+    # the grid's rows are distinct quoting rules: offsets and sizes do change the outcome
+    assert len({round(m, 9) for m in means}) > 2
