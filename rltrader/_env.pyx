@@ -100,6 +100,8 @@ cdef struct State:
     uint8_t* truncated        # [N]
     float* final_obs          # [N, obs_dim]
     Message* messages         # [N * (n_slots + 2)]
+    int32_t* known            # [N * (n_slots + 2)] arena slot of each message's order (or
+                              # NO_SLOT), for the core's lookup (Books._run_known)
     # per agent (N = n_envs * n_agents, agent a = env * n_agents + i)
     int64_t* order_qty        # lots per order
     int64_t* position_limit   # lots, |episode position| bound
@@ -339,6 +341,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
 cdef inline Message* new_message(State* s, int64_t* n, int32_t e, int32_t i, int op,
                                  int64_t timestamp) noexcept nogil:
     cdef Message* m = &s.messages[n[0]]
+    s.known[n[0]] = NO_SLOT
     n[0] += 1
     m.timestamp = timestamp
     m.order_id = 0
@@ -362,6 +365,7 @@ cdef inline void cancel_slot(State* s, int64_t* n, int32_t e, int32_t i, int64_t
         return
     m = new_message(s, n, e, i, CANCEL, timestamp)
     m.order_id = s.slot_id[k]
+    s.known[n[0] - 1] = s.slot_arena[k]
     s.resting[2 * a + (s.slot_side[k] == SELL)] -= s.slot_leaves[k]
     s.slot_id[k] = 0
 
@@ -471,6 +475,7 @@ cdef void quote(State* s, int64_t* n, int32_t e, int32_t i, int side, int64_t in
         m = new_message(s, n, e, i, REPLACE, timestamp)
         m.order_id = s.slot_id[k]
         m.new_order_id = new_id
+        s.known[n[0] - 1] = s.slot_arena[k]
     else:
         m = new_message(s, n, e, i, LIMIT, timestamp)
         m.order_id = new_id
@@ -763,6 +768,7 @@ cdef class EnvKernel:
     cdef readonly Books books
     cdef readonly object buffers
     cdef readonly object messages
+    cdef object known
     cdef readonly object events
     cdef readonly object agent_arrays
     cdef readonly object book_arrays
@@ -859,6 +865,7 @@ cdef class EnvKernel:
         )
         self.messages = np.zeros(n * (p.n_slots + MESSAGES_PER_AGENT_EXTRA) + 1,
                                  dtype=MESSAGE_DTYPE)
+        self.known = np.full(self.messages.shape[0], NO_SLOT, dtype=np.int32)
         self.events = np.zeros(max(4096, 4 * self.messages.shape[0]), dtype=EVENT_DTYPE)
         self._bind(books)
 
@@ -874,6 +881,7 @@ cdef class EnvKernel:
         s.truncated = <uint8_t*>cnp.PyArray_DATA(b["truncated"])
         s.final_obs = <float*>cnp.PyArray_DATA(b["final_obs"])
         s.messages = <Message*>cnp.PyArray_DATA(self.messages)
+        s.known = <int32_t*>cnp.PyArray_DATA(self.known)
         s.order_qty = <int64_t*>cnp.PyArray_DATA(ag["order_qty"])
         s.position_limit = <int64_t*>cnp.PyArray_DATA(ag["position_limit"])
         s.capital = <double*>cnp.PyArray_DATA(ag["capital"])
@@ -963,10 +971,11 @@ cdef class EnvKernel:
     cdef _submit(self, int64_t n):
         cdef int64_t done = 0, consumed, written
         cdef Message* msgs = self.s.messages
-        while done < n:
-            self.books._run(msgs + done, n - done, done,
-                            <Event*>cnp.PyArray_DATA(self.events), self.events.shape[0],
-                            &consumed, &written)
+        while done < n:         # the agents' order ids (id_base + a per-book counter) are
+            # never reused and no other sender uses them: fresh
+            self.books._run_known(msgs + done, self.s.known + done, True, n - done, done,
+                                  <Event*>cnp.PyArray_DATA(self.events),
+                                  self.events.shape[0], &consumed, &written)
             if consumed == 0 and written == 0:
                 self.events = np.zeros(2 * self.events.shape[0], dtype=EVENT_DTYPE)
             done += consumed
