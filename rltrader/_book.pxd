@@ -200,6 +200,24 @@ cdef struct Core:
 
 
 # ---------------------------------------------------------------------------------------
+# Software prefetch (shared with the kernels that cimport this file). Inline assembly on
+# x86: GCC 12 drops ``__builtin_prefetch`` from these modules (none was in the binaries).
+# ---------------------------------------------------------------------------------------
+
+cdef extern from *:
+    """
+    static inline void rltrader_prefetch(const void* p) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        __asm__ volatile("prefetcht0 %0" : : "m"(*(const char*)p));
+    #else
+        __builtin_prefetch(p);
+    #endif
+    }
+    """
+    void prefetch "rltrader_prefetch"(const void* p) nogil
+
+
+# ---------------------------------------------------------------------------------------
 # Order lookup (inline here so that other kernels, e.g. rltrader._env, share it)
 # ---------------------------------------------------------------------------------------
 

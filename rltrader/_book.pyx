@@ -57,7 +57,6 @@ cdef extern from *:
     unsigned long long rltrader_ticks() nogil
     int __builtin_clzll(unsigned long long) nogil
     int __builtin_ctzll(unsigned long long) nogil
-    void __builtin_prefetch(const void*) nogil
 
 DEBUG_BUILD = bool(RLTRADER_DEBUG_BUILD)
 
@@ -989,17 +988,17 @@ cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_
     if i + 2 < n:
         m = &msgs[i + 2]
         if <uint32_t>m.book < <uint32_t>c.n_books:
-            __builtin_prefetch(&c.bk[m.book])
-            __builtin_prefetch(&c.table[id_hash(m.order_id, m.book) & c.hash_mask])
+            prefetch(&c.bk[m.book])
+            prefetch(&c.table[id_hash(m.order_id, m.book) & c.hash_mask])
             if known != NULL and <uint32_t>known[i + 2] < <uint32_t>c.capacity:
-                __builtin_prefetch(&c.orders[known[i + 2]])
+                prefetch(&c.orders[known[i + 2]])
     if i + 1 < n:
         m = &msgs[i + 1]
         if <uint32_t>m.book < <uint32_t>c.n_books:
             bs = &c.bk[m.book]
             level = m.price - bs.base
             if <uint64_t>level < <uint64_t>c.window:
-                __builtin_prefetch(&c.lv[<int64_t>m.book * c.window + level])
+                prefetch(&c.lv[<int64_t>m.book * c.window + level])
 
 
 cdef int process_kernel(Core* c, const Message* msgs, const int32_t* known, bint fresh,
