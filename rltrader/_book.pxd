@@ -256,7 +256,7 @@ cdef class Books:
 
     cdef int _run(self, const Message* msgs, int64_t n, int64_t index_offset, Event* out,
                   int64_t out_cap, int64_t* consumed, int64_t* written) except -1
-    cdef int _run_known(self, const Message* msgs, const int32_t* known, bint fresh,
+    cdef int _run_known(self, const Message* msgs, int32_t* known, bint fresh,
                         int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
                         int64_t* consumed, int64_t* written) except -1
     cdef _grow(self)

@@ -122,6 +122,7 @@ cdef struct Ctx:
     int64_t timestamp       # the causing message's timestamp
     int32_t message_index
     int32_t known           # arena slot the caller gave for the message's order, or NO_SLOT
+    int32_t rested          # arena slot where the message's own new order came to rest
     bint fresh              # the caller vouches that new order ids are not live in the book
 
 
@@ -671,6 +672,8 @@ cdef void run_taker(Core* c, Ctx* x, int32_t b, Order* t, bint announce) noexcep
     c.orders[slot].book = b
     hash_insert(c, slot)
     rest(c, b, slot)
+    if announce:                # the message's own order (not a triggered stop)
+        x.rested = slot
 
 
 # ---------------------------------------------------------------------------------------
@@ -1001,7 +1004,7 @@ cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_
                 prefetch(&c.lv[<int64_t>m.book * c.window + level])
 
 
-cdef int process_kernel(Core* c, const Message* msgs, const int32_t* known, bint fresh,
+cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh,
                         int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
                         int64_t* consumed, int64_t* written) noexcept nogil:
     """Process ``msgs[:n]``; ``known`` (or NULL) and ``fresh`` as in ``Books._run_known``."""
@@ -1026,8 +1029,11 @@ cdef int process_kernel(Core* c, const Message* msgs, const int32_t* known, bint
         x.timestamp = m.timestamp
         x.message_index = <int32_t>(i + index_offset)
         x.known = known[i] if known != NULL else NO_SLOT
+        x.rested = NO_SLOT
         w0 = x.w
         handle(c, &x, m)
+        if known != NULL:
+            known[i] = x.rested
         if RLTRADER_DEBUG_BUILD and x.w - w0 > bound:
             abort()         # the event bound is wrong: the caller's buffer may overflow
     consumed[0] = i if status != OK else n
@@ -1049,6 +1055,7 @@ cdef int profile_kernel(Core* c, const Message* msgs, int64_t n, Event* out, int
     cdef int bin_, status = OK
     x.out = out
     x.known = NO_SLOT
+    x.rested = NO_SLOT
     x.fresh = False
     for i in range(n):
         m = &msgs[i]
@@ -1214,17 +1221,20 @@ cdef class Books:
         return self._run_known(msgs, NULL, False, n, index_offset, out, out_cap, consumed,
                                written)
 
-    cdef int _run_known(self, const Message* msgs, const int32_t* known, bint fresh,
+    cdef int _run_known(self, const Message* msgs, int32_t* known, bint fresh,
                         int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
                         int64_t* consumed, int64_t* written) except -1:
-        """``_run`` for a caller that tracks its own orders: ``known[i]`` (when ``known`` is
-        not NULL) is the arena slot of ``msgs[i].order_id`` for a cancel, reduce,
-        replace or execute, or NO_SLOT; a wrong guess only costs the hash lookup it would
-        have saved. ``fresh``: the caller vouches that no new order id it sends is live in
-        its book (the duplicate-id probe is skipped; debug builds check it and abort)."""
+        """``_run`` for a caller that tracks its own orders. ``known`` (or NULL), in:
+        ``known[i]`` is the arena slot of ``msgs[i].order_id`` for a cancel, reduce,
+        replace or execute, or NO_SLOT (a wrong guess only costs the hash lookup it would
+        have saved); out: the slot where message ``i``'s own new order (a limit or a
+        replace's new order; not a triggered stop) came to rest, else NO_SLOT (later
+        messages may have filled it since). ``fresh``: the caller vouches that no new
+        order id it sends is live in its book (the duplicate-id probe is skipped; debug
+        builds check it and abort)."""
         cdef int64_t done = 0, w = 0, step_n, c_done, c_written
         cdef int status
-        cdef const int32_t* k
+        cdef int32_t* k
         while done < n:
             step_n = 1 if RLTRADER_DEBUG_BUILD else n - done
             k = known + done if known != NULL else NULL
@@ -1258,12 +1268,14 @@ cdef class Books:
         events : ndarray of EVENT_DTYPE, 1-D, C-contiguous
             Filled from index 0. Size it generously (a few times the batch): when the next
             message might not fit, the call returns early.
-        known : ndarray of int32, shape (len(messages),), optional
+        known : writeable ndarray of int32, shape (len(messages),), optional
             A caller that tracks its orders' arena slots (``order_array`` rows; a live
             order never moves) may pass, per message, the slot of the order a cancel,
             reduce, replace or execute addresses, or ``NO_SLOT``: the core then checks
             that slot before probing its hash table. A wrong slot changes nothing but
-            the time taken.
+            the time taken. On return, ``known[i]`` of every processed message is the
+            slot where its own new order (a limit, or a replace's new order) came to
+            rest, else ``NO_SLOT`` (a later message may have filled it since).
 
         Returns
         -------
@@ -1274,12 +1286,14 @@ cdef class Books:
         _as_records(messages, MESSAGE_DTYPE, "messages")
         _as_records(events, EVENT_DTYPE, "events")
         cdef int64_t n = messages.shape[0], cap = events.shape[0], done, w
-        cdef const int32_t* slots = NULL
+        cdef int32_t* slots = NULL
         if known is not None:
             if (not isinstance(known, np.ndarray) or known.dtype != np.int32
-                    or known.shape != (n,) or not known.flags.c_contiguous):
-                raise ValueError(f"known must be a C-contiguous int32 array of shape ({n},)")
-            slots = <const int32_t*>cnp.PyArray_DATA(known)
+                    or known.shape != (n,) or not known.flags.c_contiguous
+                    or not known.flags.writeable):
+                raise ValueError(f"known must be a writeable C-contiguous int32 array of "
+                                 f"shape ({n},)")
+            slots = <int32_t*>cnp.PyArray_DATA(known)
         self._run_known(<const Message*>cnp.PyArray_DATA(messages), slots, False, n, 0,
                         <Event*>cnp.PyArray_DATA(events), cap, &done, &w)
         if done < n and w == 0:

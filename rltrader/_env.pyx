@@ -102,7 +102,8 @@ cdef struct State:
     float* final_obs          # [N, obs_dim]
     Message* messages         # [N * (n_slots + 2)]
     int32_t* known            # [N * (n_slots + 2)] arena slot of each message's order (or
-                              # NO_SLOT), for the core's lookup (Books._run_known)
+                              # NO_SLOT) for the core's lookup; after the core call, where
+                              # its new order came to rest (Books._run_known)
     # per agent (N = n_envs * n_agents, agent a = env * n_agents + i)
     int64_t* order_qty        # lots per order
     int64_t* position_limit   # lots, |episode position| bound
@@ -125,6 +126,7 @@ cdef struct State:
     int32_t* best_slot        # [N] arena slot of the order nearest its touch (NO_SLOT: none)
     int64_t* seen_volume      # [N] the account's volume at the last refresh, lots
     int64_t* new_slots        # [2 N] slots given a new order by the last act
+    int64_t* new_messages     # [2 N] the index of each one's message
     int64_t n_new
     # per book
     int64_t* next_id          # [n_envs]
@@ -443,6 +445,7 @@ cdef void act_discrete(State* s, int64_t* n, int32_t e, int32_t i, int64_t actio
         s.slot_id[k] = m.order_id
         s.slot_arena[k] = NO_SLOT
         s.new_slots[s.n_new] = k
+        s.new_messages[s.n_new] = n[0] - 1
         s.n_new += 1
         s.slot_side[k] = side
         s.slot_price[k] = m.price
@@ -489,6 +492,7 @@ cdef void quote(State* s, int64_t* n, int32_t e, int32_t i, int side, int64_t in
     s.slot_id[k] = new_id
     s.slot_arena[k] = NO_SLOT
     s.new_slots[s.n_new] = k
+    s.new_messages[s.n_new] = n[0] - 1
     s.n_new += 1
     s.slot_side[k] = side
     s.slot_price[k] = price
@@ -523,18 +527,24 @@ cdef int64_t act_all(State* s, int64_t timestamp) noexcept nogil:
 
 
 cdef void locate(State* s) noexcept nogil:
-    """Find the arena slots of the last act's new orders right after the core processed
-    them, while their hash entries and arena lines are still in cache (an order that did
-    not rest frees its slot)."""
+    """The arena slots of the last act's new orders, right after the core processed them:
+    where the core says each came to rest, if it still holds the order (a live order
+    never moves; one that did not rest, or was filled since, frees its agent slot)."""
+    cdef const Core* c = s.core
     cdef int64_t j, k
-    cdef int32_t e
+    cdef int32_t e, slot
     for j in range(s.n_new):
         k = s.new_slots[j]
         if s.slot_id[k] == 0 or s.slot_arena[k] != NO_SLOT:
             continue
         e = <int32_t>(k // (<int64_t>s.p.n_agents * s.p.n_slots))
-        s.slot_arena[k] = find_order(s.core, e, s.slot_id[k])
-        if s.slot_arena[k] == NO_SLOT:
+        slot = s.known[s.new_messages[j]]
+        if slot != NO_SLOT and (c.orders[slot].order_id != s.slot_id[k]
+                                or c.orders[slot].book != e
+                                or c.orders[slot].state != RESTING):
+            slot = NO_SLOT
+        s.slot_arena[k] = slot
+        if slot == NO_SLOT:
             s.slot_id[k] = 0
     s.n_new = 0
 
@@ -884,6 +894,7 @@ cdef class EnvKernel:
             best_slot=np.zeros(n, dtype=np.int32),
             seen_volume=np.zeros(n, dtype=np.int64),
             new_slots=np.zeros(2 * n, dtype=np.int64),
+            new_messages=np.zeros(2 * n, dtype=np.int64),
         )
         ag = self.agent_arrays
         if np.any(ag["order_qty"] < 1) or np.any(ag["position_limit"] < 1) \
@@ -940,6 +951,7 @@ cdef class EnvKernel:
         s.best_slot = <int32_t*>cnp.PyArray_DATA(ag["best_slot"])
         s.seen_volume = <int64_t*>cnp.PyArray_DATA(ag["seen_volume"])
         s.new_slots = <int64_t*>cnp.PyArray_DATA(ag["new_slots"])
+        s.new_messages = <int64_t*>cnp.PyArray_DATA(ag["new_messages"])
         s.n_new = 0
         s.next_id = <int64_t*>cnp.PyArray_DATA(bk["next_id"])
         s.episode_step = <int64_t*>cnp.PyArray_DATA(bk["episode_step"])

@@ -1,5 +1,6 @@
 """``Books.process(..., known=)``: a caller's guess of an order's arena slot never changes
-what the core does, right or wrong."""
+what the core does, right or wrong; on return it holds where each new order came to
+rest."""
 
 from __future__ import annotations
 
@@ -41,6 +42,16 @@ def _stream(n: int, seed: int) -> np.ndarray:
     return messages(*out)
 
 
+def _rested_slot(orders: np.ndarray, m) -> int:
+    """Where the new order of limit or replace ``m`` rests now (NO_SLOT: nowhere)."""
+    if m["op"] not in (LIMIT, REPLACE):
+        return NO_SLOT
+    new_id = m["new_order_id"] if m["op"] == REPLACE and m["new_order_id"] else m["order_id"]
+    rests = np.flatnonzero((orders["state"] == OrderState.RESTING)
+                           & (orders["order_id"] == new_id) & (orders["book"] == m["book"]))
+    return int(rests[0]) if len(rests) else NO_SLOT
+
+
 def _guess(books, m, rng: np.random.Generator, freed: dict) -> int:
     """A slot for message ``m``: right, the same id's slot in another book, a freed slot
     that held this very order, a random slot, out of range or NO_SLOT."""
@@ -56,7 +67,7 @@ def _guess(books, m, rng: np.random.Generator, freed: dict) -> int:
     return int(choices[int(rng.integers(0, len(choices)))])
 
 
-def test_known_slots_right_or_wrong_give_the_same_events_and_state() -> None:
+def test_known_slots_change_nothing_and_return_where_new_orders_rest() -> None:
     stream = _stream(1500, seed=11)
     plain, guided = _make(), _make()
     rng = np.random.default_rng(5)
@@ -75,6 +86,7 @@ def test_known_slots_right_or_wrong_give_the_same_events_and_state() -> None:
         assert plain.process(one, ea) == guided.process(one, eb, known=known)
         np.testing.assert_array_equal(ea, eb)
         after = guided.order_array
+        assert known[0] == _rested_slot(after, m)
         gone = np.flatnonzero((before["state"][: len(after)] != OrderState.FREE)
                               & (after["state"][: len(before)] == OrderState.FREE))
         for s in gone:
@@ -89,7 +101,9 @@ def test_known_must_match_the_messages() -> None:
     books = _make()
     msgs = _stream(4, seed=1)
     events = np.zeros(64, EVENT_DTYPE)
-    for bad in (np.zeros(3, np.int32), np.zeros(4, np.int64), [0, 0, 0, 0]):
+    frozen = np.zeros(4, np.int32)
+    frozen.flags.writeable = False
+    for bad in (np.zeros(3, np.int32), np.zeros(4, np.int64), [0, 0, 0, 0], frozen):
         try:
             books.process(msgs, events, known=bad)
         except ValueError as exc:
