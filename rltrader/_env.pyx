@@ -11,7 +11,8 @@ A step, as :meth:`EnvKernel.step` runs it for a simulated market (a hybrid repla
 same phases from Python, with the replay in place of the core call and the flow):
 
 1. ``act``: every agent's action becomes core messages (limit, market, replace, cancel).
-2. the messages go through the core (``Books._run``); the background flow advances one step.
+2. the messages go through the core (``Books._run_known``: known arena slots in, where new
+   orders rested out); the background flow advances one step (``Flow.decide_range``).
 3. ``advance``: per book, the mid history and the trade-flow imbalance are updated and the
    episode clock ticks; books whose episode reaches the horizon are *ending*.
 4. ``settle`` (``liquidate`` only): the agents of ending books cancel their orders and
@@ -22,8 +23,11 @@ same phases from Python, with the replay in place of the core call and the flow)
    resting orders are cancelled, their PnL baseline is reset, and their rows of the
    observation buffer are overwritten with the new episode's first observation.
 
-Agents' orders are cached per slot: a new order is located once through the core's
-order-id hash (``find_order``; arena slots never move while an order lives), and the arena
+``step`` with the flow of the same books runs the phases per group of ``BOOK_GROUP``
+books (``_step_books``), so that a group's data stays in cache across its phases.
+
+Agents' orders are cached per slot: a new order's arena slot is where the core reports it
+came to rest (``locate``; arena slots never move while an order lives), and the arena
 is read again only for agents whose account volume moved (a fill). The queue ahead of an
 agent's nearest order comes from its level's FIFO, positions and cash from the core's
 per-owner accounts (fees included).
