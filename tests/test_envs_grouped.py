@@ -42,7 +42,7 @@ def _run(config: EnvConfig, n_envs: int, grouped: bool, steps: int) -> list[np.n
 
 @pytest.mark.parametrize("config", [
     EnvConfig(horizon=15, warmup_steps=20, end_of_episode="liquidate", reward="sharpe"),
-    EnvConfig(horizon=20, warmup_steps=20, action_mode="market_making"),
+    EnvConfig(horizon=15, warmup_steps=20, action_mode="market_making"),
 ], ids=["discrete-liquidate", "market-making"])
 def test_grouped_step_equals_the_phase_by_phase_step(config: EnvConfig) -> None:
     n_envs = 66         # a full group of 64 books and a partial one
