@@ -200,6 +200,24 @@ cdef struct Core:
 
 
 # ---------------------------------------------------------------------------------------
+# Software prefetch (shared with the kernels that cimport this file). Inline assembly on
+# x86: GCC 12 drops ``__builtin_prefetch`` from these modules (none was in the binaries).
+# ---------------------------------------------------------------------------------------
+
+cdef extern from *:
+    """
+    static inline void rltrader_prefetch(const void* p) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        __asm__ volatile("prefetcht0 %0" : : "m"(*(const char*)p));
+    #else
+        __builtin_prefetch(p);
+    #endif
+    }
+    """
+    void prefetch "rltrader_prefetch"(const void* p) nogil
+
+
+# ---------------------------------------------------------------------------------------
 # Order lookup (inline here so that other kernels, e.g. rltrader._env, share it)
 # ---------------------------------------------------------------------------------------
 
@@ -238,5 +256,8 @@ cdef class Books:
 
     cdef int _run(self, const Message* msgs, int64_t n, int64_t index_offset, Event* out,
                   int64_t out_cap, int64_t* consumed, int64_t* written) except -1
+    cdef int _run_known(self, const Message* msgs, int32_t* known, bint fresh,
+                        int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
+                        int64_t* consumed, int64_t* written) except -1
     cdef _grow(self)
     cdef _bind(self)

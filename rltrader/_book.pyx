@@ -57,7 +57,6 @@ cdef extern from *:
     unsigned long long rltrader_ticks() nogil
     int __builtin_clzll(unsigned long long) nogil
     int __builtin_ctzll(unsigned long long) nogil
-    void __builtin_prefetch(const void*) nogil
 
 DEBUG_BUILD = bool(RLTRADER_DEBUG_BUILD)
 
@@ -122,6 +121,9 @@ cdef struct Ctx:
     int64_t w               # events written so far
     int64_t timestamp       # the causing message's timestamp
     int32_t message_index
+    int32_t known           # arena slot the caller gave for the message's order, or NO_SLOT
+    int32_t rested          # arena slot where the message's own new order came to rest
+    bint fresh              # the caller vouches that new order ids are not live in the book
 
 
 cdef inline int side_index(int side) noexcept nogil:
@@ -670,6 +672,8 @@ cdef void run_taker(Core* c, Ctx* x, int32_t b, Order* t, bint announce) noexcep
     c.orders[slot].book = b
     hash_insert(c, slot)
     rest(c, b, slot)
+    if announce:                # the message's own order (not a triggered stop)
+        x.rested = slot
 
 
 # ---------------------------------------------------------------------------------------
@@ -760,10 +764,34 @@ cdef inline bint valid_price(int64_t p) noexcept nogil:
     return 1 <= p <= MAX_PRICE
 
 
-cdef int validate(const Core* c, const Message* m, int32_t* found) noexcept nogil:
+cdef inline int32_t find_known(const Core* c, const Message* m, int32_t known) noexcept nogil:
+    """The slot of the live order ``m.order_id`` of ``m.book`` (NO_SLOT: none): ``known``
+    when that slot holds it (a live order never moves), else through the hash table."""
+    cdef const Order* o
+    if <uint32_t>known < <uint32_t>c.capacity:
+        o = &c.orders[known]
+        if o.order_id == m.order_id and o.book == m.book and o.state != FREE:
+            return known
+    return find_order(c, m.book, m.order_id)
+
+
+cdef inline bint taken(const Core* c, int32_t b, int64_t order_id, bint fresh) noexcept nogil:
+    """A live order of book ``b`` has this id. With ``fresh`` the caller vouches that none
+    has, and the probe is skipped (debug builds still probe, and abort if it was wrong)."""
+    if not fresh:
+        return find_order(c, b, order_id) != NO_SLOT
+    if RLTRADER_DEBUG_BUILD and find_order(c, b, order_id) != NO_SLOT:
+        abort()
+    return False
+
+
+cdef int validate(const Core* c, const Message* m, int32_t* found, int32_t known,
+                  bint fresh) noexcept nogil:
     """The reject reason for a message, NO_REASON when it is valid (docs/semantics.md).
 
-    For operations on an existing order, `found` receives its slot.
+    For operations on an existing order, `found` receives its slot; ``known`` is the
+    caller's guess of it (NO_SLOT: none; checked). ``fresh``: new order ids are known not
+    to be live in the book (``taken``).
     """
     cdef int32_t slot
     cdef int op = m.op
@@ -789,12 +817,12 @@ cdef int validate(const Core* c, const Message* m, int32_t* found) noexcept nogi
             return BAD_PRICE
         if (op == STOP or op == STOP_LIMIT) and not valid_price(m.stop_price):
             return BAD_PRICE
-        if find_order(c, m.book, m.order_id) != NO_SLOT:
+        if taken(c, m.book, m.order_id, fresh):
             return DUPLICATE_ORDER_ID
         if may_wait(m) and c.free_head == NO_SLOT:
             return CAPACITY         # Books grows the arena first while it may
         return NO_REASON
-    slot = find_order(c, m.book, m.order_id)
+    slot = find_known(c, m, known)
     found[0] = slot
     if slot == NO_SLOT:
         return UNKNOWN_ORDER
@@ -814,7 +842,7 @@ cdef int validate(const Core* c, const Message* m, int32_t* found) noexcept nogi
     if m.new_order_id < 0:
         return BAD_ORDER_ID
     if (m.new_order_id != 0 and m.new_order_id != m.order_id
-            and find_order(c, m.book, m.new_order_id) != NO_SLOT):
+            and taken(c, m.book, m.new_order_id, fresh)):
         return DUPLICATE_ORDER_ID
     if m.tif < GTC or m.tif > POST_ONLY:
         return BAD_TIF
@@ -834,7 +862,7 @@ cdef void cancel_order(Core* c, Ctx* x, int32_t b, int32_t slot, int reason) noe
 
 cdef void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
     cdef int32_t b = m.book, slot = NO_SLOT
-    cdef int reason = validate(c, m, &slot)
+    cdef int reason = validate(c, m, &slot, x.known, x.fresh)
     cdef BookState* bs
     cdef Order t
     cdef Order* o
@@ -952,40 +980,44 @@ cdef int64_t max_events(const Core* c, const Message* m) noexcept nogil:
     return 6 + bs.n_resting[0] + bs.n_resting[1] + 6 * <int64_t>bs.n_stops
 
 
-cdef inline void prefetch_ahead(const Core* c, const Message* msgs, int64_t i,
-                                int64_t n) noexcept nogil:
+cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_t* known,
+                                int64_t i, int64_t n) noexcept nogil:
     """Start loading what the next messages will touch: across many books, matching time
-    is mostly memory latency. Two ahead: the book and the id's hash bucket; one ahead: the
-    level (its book state arrived meanwhile)."""
+    is mostly memory latency. Two ahead: the book, the id's hash bucket and the order's
+    known slot; one ahead: the level (its book state arrived meanwhile)."""
     cdef const Message* m
     cdef const BookState* bs
     cdef int64_t level
     if i + 2 < n:
         m = &msgs[i + 2]
         if <uint32_t>m.book < <uint32_t>c.n_books:
-            __builtin_prefetch(&c.bk[m.book])
-            __builtin_prefetch(&c.table[id_hash(m.order_id, m.book) & c.hash_mask])
+            prefetch(&c.bk[m.book])
+            prefetch(&c.table[id_hash(m.order_id, m.book) & c.hash_mask])
+            if known != NULL and <uint32_t>known[i + 2] < <uint32_t>c.capacity:
+                prefetch(&c.orders[known[i + 2]])
     if i + 1 < n:
         m = &msgs[i + 1]
         if <uint32_t>m.book < <uint32_t>c.n_books:
             bs = &c.bk[m.book]
             level = m.price - bs.base
             if <uint64_t>level < <uint64_t>c.window:
-                __builtin_prefetch(&c.lv[<int64_t>m.book * c.window + level])
+                prefetch(&c.lv[<int64_t>m.book * c.window + level])
 
 
-cdef int process_kernel(Core* c, const Message* msgs, int64_t n, int64_t index_offset,
-                        Event* out, int64_t out_cap, int64_t* consumed,
-                        int64_t* written) noexcept nogil:
+cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh,
+                        int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
+                        int64_t* consumed, int64_t* written) noexcept nogil:
+    """Process ``msgs[:n]``; ``known`` (or NULL) and ``fresh`` as in ``Books._run_known``."""
     cdef Ctx x
     cdef int64_t i, bound, w0
     cdef const Message* m
     cdef int status = OK
     x.out = out
     x.w = 0
+    x.fresh = fresh
     for i in range(n):
         m = &msgs[i]
-        prefetch_ahead(c, msgs, i, n)
+        prefetch_ahead(c, msgs, known, i, n)
         bound = max_events(c, m)
         if x.w + bound > out_cap:
             status = EVENTS_FULL
@@ -996,8 +1028,12 @@ cdef int process_kernel(Core* c, const Message* msgs, int64_t n, int64_t index_o
             break
         x.timestamp = m.timestamp
         x.message_index = <int32_t>(i + index_offset)
+        x.known = known[i] if known != NULL else NO_SLOT
+        x.rested = NO_SLOT
         w0 = x.w
         handle(c, &x, m)
+        if known != NULL:
+            known[i] = x.rested
         if RLTRADER_DEBUG_BUILD and x.w - w0 > bound:
             abort()         # the event bound is wrong: the caller's buffer may overflow
     consumed[0] = i if status != OK else n
@@ -1018,6 +1054,9 @@ cdef int profile_kernel(Core* c, const Message* msgs, int64_t n, Event* out, int
     cdef uint64_t t0, t1
     cdef int bin_, status = OK
     x.out = out
+    x.known = NO_SLOT
+    x.rested = NO_SLOT
+    x.fresh = False
     for i in range(n):
         m = &msgs[i]
         if max_events(c, m) > out_cap:
@@ -1179,18 +1218,35 @@ cdef class Books:
     cdef int _run(self, const Message* msgs, int64_t n, int64_t index_offset, Event* out,
                   int64_t out_cap, int64_t* consumed, int64_t* written) except -1:
         """Process messages, growing the arena as needed; stops early if `out` fills."""
+        return self._run_known(msgs, NULL, False, n, index_offset, out, out_cap, consumed,
+                               written)
+
+    cdef int _run_known(self, const Message* msgs, int32_t* known, bint fresh,
+                        int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
+                        int64_t* consumed, int64_t* written) except -1:
+        """``_run`` for a caller that tracks its own orders. ``known`` (or NULL), in:
+        ``known[i]`` is the arena slot of ``msgs[i].order_id`` for a cancel, reduce,
+        replace or execute, or NO_SLOT (a wrong guess only costs the hash lookup it would
+        have saved); out: the slot where message ``i``'s own new order (a limit or a
+        replace's new order; not a triggered stop) came to rest, else NO_SLOT (later
+        messages may have filled it since). ``fresh``: the caller vouches that no new
+        order id it sends is live in its book (the duplicate-id probe is skipped; debug
+        builds check it and abort)."""
         cdef int64_t done = 0, w = 0, step_n, c_done, c_written
         cdef int status
+        cdef int32_t* k
         while done < n:
             step_n = 1 if RLTRADER_DEBUG_BUILD else n - done
+            k = known + done if known != NULL else NULL
             if step_n >= 64:    # releasing the GIL costs more than a few messages
                 with nogil:
-                    status = process_kernel(&self.core, msgs + done, step_n,
+                    status = process_kernel(&self.core, msgs + done, k, fresh, step_n,
                                             index_offset + done, out + w, out_cap - w,
                                             &c_done, &c_written)
             else:
-                status = process_kernel(&self.core, msgs + done, step_n, index_offset + done,
-                                        out + w, out_cap - w, &c_done, &c_written)
+                status = process_kernel(&self.core, msgs + done, k, fresh, step_n,
+                                        index_offset + done, out + w, out_cap - w, &c_done,
+                                        &c_written)
             done += c_done
             w += c_written
             if RLTRADER_DEBUG_BUILD:
@@ -1203,7 +1259,7 @@ cdef class Books:
         written[0] = w
         return 0
 
-    def process(self, messages, events):
+    def process(self, messages, events, known=None):
         """Process a batch of messages, writing events into a caller-owned buffer.
 
         Parameters
@@ -1212,6 +1268,14 @@ cdef class Books:
         events : ndarray of EVENT_DTYPE, 1-D, C-contiguous
             Filled from index 0. Size it generously (a few times the batch): when the next
             message might not fit, the call returns early.
+        known : writeable ndarray of int32, shape (len(messages),), optional
+            A caller that tracks its orders' arena slots (``order_array`` rows; a live
+            order never moves) may pass, per message, the slot of the order a cancel,
+            reduce, replace or execute addresses, or ``NO_SLOT``: the core then checks
+            that slot before probing its hash table. A wrong slot changes nothing but
+            the time taken. On return, ``known[i]`` of every processed message is the
+            slot where its own new order (a limit, or a replace's new order) came to
+            rest, else ``NO_SLOT`` (a later message may have filled it since).
 
         Returns
         -------
@@ -1222,8 +1286,16 @@ cdef class Books:
         _as_records(messages, MESSAGE_DTYPE, "messages")
         _as_records(events, EVENT_DTYPE, "events")
         cdef int64_t n = messages.shape[0], cap = events.shape[0], done, w
-        self._run(<const Message*>cnp.PyArray_DATA(messages), n, 0,
-                  <Event*>cnp.PyArray_DATA(events), cap, &done, &w)
+        cdef int32_t* slots = NULL
+        if known is not None:
+            if (not isinstance(known, np.ndarray) or known.dtype != np.int32
+                    or known.shape != (n,) or not known.flags.c_contiguous
+                    or not known.flags.writeable):
+                raise ValueError(f"known must be a writeable C-contiguous int32 array of "
+                                 f"shape ({n},)")
+            slots = <int32_t*>cnp.PyArray_DATA(known)
+        self._run_known(<const Message*>cnp.PyArray_DATA(messages), slots, False, n, 0,
+                        <Event*>cnp.PyArray_DATA(events), cap, &done, &w)
         if done < n and w == 0:
             need = max_events(&self.core, <const Message*>cnp.PyArray_DATA(messages) + done)
             raise ValueError(

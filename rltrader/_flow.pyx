@@ -134,100 +134,6 @@ cdef inline int64_t clamp_price(double p) noexcept nogil:
 # Parameters (filled from dicts by rltrader.market; rates and times are per step)
 # ---------------------------------------------------------------------------------------
 
-cdef struct Sizes:
-    double min_lots         # scale of the Pareto size distribution, lots
-    double alpha            # tail exponent (smaller: heavier tail)
-    double max_lots         # cap, lots
-
-cdef struct Noise:
-    int32_t first           # owner of the first noise trader
-    int32_t count
-    int32_t latency         # steps between decision and arrival
-    double rate             # wake-ups per trader per step
-    double p_market         # share of wake-ups that send a market order
-    double p_cancel         # share that cancel one of their resting orders
-    int32_t ring            # resting orders a trader keeps (oldest cancelled when full)
-    double depth_alpha      # limit price: ticks behind the touch, power law
-    int64_t depth_max       # ticks
-    Sizes size
-
-cdef struct Value:
-    int32_t first
-    int32_t count
-    int32_t latency
-    double rate
-    double obs_sd           # noise of a trader's view of the fundamental, ticks
-    double threshold        # mispricing (ticks) beyond the touch that makes it take
-    double passive_offset   # ticks from its estimate where it rests otherwise
-    Sizes size
-
-cdef struct Momentum:
-    int32_t first
-    int32_t count
-    int32_t latency
-    double rate
-    double alpha_short      # EMA weight per step of the short average of the mid
-    double alpha_long
-    double threshold        # ticks: |short - long| that counts as a trend
-    Sizes size
-
-cdef struct Maker:
-    int32_t first
-    int32_t count
-    int32_t latency
-    double rate             # scheduled re-quotes per maker per step
-    int32_t levels          # quotes per side
-    int64_t spacing         # ticks between a maker's levels
-    double half_spread      # ticks from the centre to its first level
-    double qty              # lots per quote (times the size class)
-    double skew             # ticks the centre moves per lot of inventory (against it)
-    int64_t max_inventory   # lots: at |position| >= this it quotes one side only
-    int64_t requote_ticks   # re-quote when the mid moved this far (0: schedule only)
-
-cdef struct Liquidity:
-    int32_t first
-    int32_t count
-    int32_t latency
-    double rate
-    double depth            # ticks: distance x from the anchor, density 2x / depth^2
-    double price_weight     # anchor = (1 - w) fundamental + w EMA(mid)
-    double alpha_anchor     # EMA weight per step of the anchor's average of the mid
-    int32_t ring            # resting orders a trader keeps (oldest cancelled when full)
-    Sizes size
-
-cdef struct Splitter:
-    int32_t first
-    int32_t count
-    int32_t latency
-    double rate             # child orders per trader per step
-    double alpha            # metaorder length tail: P(children >= n) = n^-alpha
-    double max_children     # cap on a metaorder's length, child orders
-    Sizes size              # child order size
-
-cdef struct Fundamental:
-    double kappa            # mean reversion per step
-    double sigma            # ticks per step (standard deviation)
-    double jump_rate        # jumps per step
-    double jump_mean        # ticks (sign random)
-    double jump_sd          # ticks
-
-cdef struct Parent:
-    int32_t owner
-    int32_t side
-    int32_t pov             # 0: TWAP, 1: percentage of volume
-    int32_t latency
-    int64_t qty             # lots
-    int64_t start           # step of the first child order
-    int64_t end             # step after the last child order
-    int64_t interval        # steps between child orders
-    double participation    # POV: target share of the book's volume since start
-
-cdef struct ParentState:
-    double arrival_mid      # ticks, mid at the start step
-    double end_mid          # ticks, mid at the end step (nan until then)
-    int64_t volume0         # the book's volume at the start step, lots
-    int64_t sent            # lots sent so far
-
 # Counter indices (Flow.counters)
 cdef enum:
     C_STEPS = 0
@@ -250,50 +156,6 @@ COUNTER_NAMES = ("steps", "messages", "events", "fills", "stale_cancels", "rejec
                  "overflow", "wakeups_noise", "wakeups_value", "wakeups_momentum",
                  "wakeups_maker", "wakeups_execution",
                  "wakeups_liquidity", "wakeups_splitters")
-
-
-cdef struct State:
-    int32_t n_books
-    int32_t n_traders       # background traders per book (owners [0, n_traders))
-    int32_t n_owners        # accounts per book in the core
-    int32_t ring            # live-order slots per trader
-    int32_t n_parents
-    int32_t delay           # buckets in the delay line (max latency + 1)
-    int32_t bucket_cap      # messages per book per bucket
-    int64_t t0              # ns of step 0
-    int64_t dt              # ns per step
-    int64_t step            # next step to run
-    Noise noise
-    Value value
-    Momentum momentum
-    Maker maker
-    Liquidity liquidity
-    Splitter splitter
-    Fundamental fund
-    uint64_t* rng           # [n_books, 4] every decision's draws
-    uint64_t* shuffle_rng   # [n_books, 4] the arrival order (a separate stream, so that the
-                            # decisions draw the same numbers whatever the book does)
-    int64_t* next_id        # [n_books] next order id
-    int64_t step_first_id   # the first id sent in this step by the book deciding now
-    double* fundamental     # [n_books] ticks
-    double* r_bar           # [n_books] ticks, long-run mean of the fundamental
-    double* ema             # [n_books, 3] short, long (momentum) and anchor EMA of the mid
-    int64_t* meta_left      # [n_books, splitter.count] child orders left in the metaorder
-    int32_t* meta_side      # [n_books, splitter.count] its side
-    double* size_class      # [n_books, n_traders] order-size multiplier
-    int64_t* live           # [n_books, n_traders, ring] ids of resting orders (0: none)
-    int32_t* ring_pos       # [n_books, n_traders] next ring slot
-    double* maker_mid       # [n_books, maker.count] mid at the last quote
-    Parent* parents         # [n_parents]
-    ParentState* progress   # [n_books, n_parents]
-    Message* pending        # [delay, n_books, bucket_cap]
-    int32_t* pending_n      # [delay, n_books]
-    int32_t* group_start    # [delay, n_books, bucket_cap] first message of each decision
-    int32_t* group_n        # [delay, n_books] decisions in the bucket
-    int32_t* order          # [bucket_cap] scratch: the shuffled order of the decisions
-    Message* batch          # [n_books * bucket_cap]
-    int64_t* counters       # [N_COUNTERS]
-    const Core* core
 
 
 # ---------------------------------------------------------------------------------------
@@ -632,46 +494,44 @@ cdef void decide_book(State* f, int32_t b) noexcept nogil:
         execution(f, b, bs, mid)
 
 
-cdef int64_t gather(State* f) noexcept nogil:
-    """Move this step's arrivals of every book into the batch: each book's decisions in a
-    random order (Fisher-Yates with the book's generator), each decision's messages in
-    the order its trader sent them."""
-    cdef int64_t slot = f.step % f.delay, total = 0, at
-    cdef int32_t b, n, g, i, j, tmp, first, stop
-    cdef const Message* src
-    cdef const int32_t* starts
-    for b in range(f.n_books):
-        at = slot * f.n_books + b
-        n = f.pending_n[at]
-        g = f.group_n[at]
-        f.pending_n[at] = 0
-        f.group_n[at] = 0
-        if n == 0:
-            continue
-        src = &f.pending[at * f.bucket_cap]
-        starts = &f.group_start[at * f.bucket_cap]
-        for i in range(g):
-            f.order[i] = i
-        i = g - 1
-        while i > 0:
-            j = <int32_t>below(&f.shuffle_rng[4 * b], i + 1)
-            tmp = f.order[i]
-            f.order[i] = f.order[j]
-            f.order[j] = tmp
-            i -= 1
-        for i in range(g):
-            first = starts[f.order[i]]
-            stop = starts[f.order[i] + 1] if f.order[i] + 1 < g else n
-            memcpy(&f.batch[total], &src[first], (stop - first) * sizeof(Message))
-            total += stop - first
+cdef int64_t gather_book(State* f, int32_t b, Message* out) noexcept nogil:
+    """Move this step's arrivals of book ``b`` into ``out``: its decisions in a random
+    order (Fisher-Yates with the book's generator), each decision's messages in the order
+    its trader sent them. Returns the number of messages."""
+    cdef int64_t at = (f.step % f.delay) * f.n_books + b, total = 0
+    cdef int32_t n = f.pending_n[at], g = f.group_n[at], i, j, tmp, first, stop
+    cdef const Message* src = &f.pending[at * f.bucket_cap]
+    cdef const int32_t* starts = &f.group_start[at * f.bucket_cap]
+    f.pending_n[at] = 0
+    f.group_n[at] = 0
+    if n == 0:
+        return 0
+    for i in range(g):
+        f.order[i] = i
+    i = g - 1
+    while i > 0:
+        j = <int32_t>below(&f.shuffle_rng[4 * b], i + 1)
+        tmp = f.order[i]
+        f.order[i] = f.order[j]
+        f.order[j] = tmp
+        i -= 1
+    for i in range(g):
+        first = starts[f.order[i]]
+        stop = starts[f.order[i] + 1] if f.order[i] + 1 < g else n
+        memcpy(&out[total], &src[first], (stop - first) * sizeof(Message))
+        total += stop - first
     return total
 
 
 cdef int64_t decide_all(State* f) noexcept nogil:
+    """Every book decides, then every book's arrivals go into the batch, book by book."""
     cdef int32_t b
+    cdef int64_t total = 0
     for b in range(f.n_books):
         decide_book(f, b)
-    return gather(f)
+    for b in range(f.n_books):
+        total += gather_book(f, b, &f.batch[total])
+    return total
 
 
 cdef void tally(State* f, const Event* events, int64_t n) noexcept nogil:
@@ -729,36 +589,6 @@ cdef class Flow:
     record : bool
         Keep every message and event (``message_log``, ``event_log``).
     """
-
-    cdef State s
-    cdef readonly Books books
-    cdef readonly object rng_state
-    cdef readonly object shuffle_state
-    cdef readonly object meta_left
-    cdef readonly object meta_side
-    cdef readonly object next_id
-    cdef readonly object fundamental
-    cdef readonly object r_bar
-    cdef readonly object ema
-    cdef readonly object size_class
-    cdef readonly object live
-    cdef readonly object ring_pos
-    cdef readonly object maker_mid
-    cdef readonly object parent_array
-    cdef readonly object progress_array
-    cdef readonly object pending_array
-    cdef readonly object pending_n
-    cdef readonly object group_start
-    cdef readonly object group_n
-    cdef readonly object order_scratch
-    cdef readonly object batch_array
-    cdef readonly object events_array
-    cdef readonly object counter_array
-    cdef readonly bint record
-    cdef object _messages
-    cdef object _events
-    cdef int64_t _n_messages
-    cdef int64_t _n_events
 
     def __init__(self, Books books, dict params, int n_traders, seeds, r_bar, size_class,
                  int64_t t0_ns, int64_t dt_ns, int bucket_cap, bint record=False):
@@ -906,14 +736,31 @@ cdef class Flow:
             else:
                 n = decide_all(f)
             self._process(n)
-            f.step += 1
-            f.counters[C_STEPS] += 1
+            self.end_step()
+
+    cdef int64_t decide_range(self, int32_t first, int32_t stop) noexcept nogil:
+        """Books ``first .. stop - 1``'s part of a step: they decide, and their arrivals of
+        this step go into the batch (from its start, book by book; the caller runs them
+        with ``_process`` before the next range). A step is consecutive ranges covering
+        every book, then ``end_step``: the same draws and per-book messages as
+        ``run(1)``. Returns the number of messages."""
+        cdef int32_t b
+        cdef int64_t total = 0
+        for b in range(first, stop):
+            decide_book(&self.s, b)
+        for b in range(first, stop):
+            total += gather_book(&self.s, b, &self.s.batch[total])
+        return total
+
+    cdef void end_step(self) noexcept nogil:
+        self.s.step += 1
+        self.s.counters[C_STEPS] += 1
 
     cdef _process(self, int64_t n):
         cdef State* f = &self.s
         cdef int64_t done = 0, consumed, written, offset = 0
         cdef Event* events = <Event*>cnp.PyArray_DATA(self.events_array)
-        cdef int64_t cap = self.events_array.shape[0]
+        cdef int64_t cap = cnp.PyArray_DIM(<cnp.ndarray>self.events_array, 0)
         if n == 0:
             return
         f.counters[C_MESSAGES] += n
