@@ -291,7 +291,8 @@ def train(config: TrainConfig, out_dir: Path | str, *, progress: bool = True,
                       for name, e in results.items() if name != "ppo"},
     }
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot_curve(curve.points, report["evaluation"], out / "learning_curve.png")
+    plot_curve(curve.points, report["evaluation"], out / "learning_curve.png",
+               report["validation"])
     return report
 
 
@@ -347,9 +348,11 @@ def _as_json(value):
     return str(value)
 
 
-def plot_curve(points: list, evaluation: dict, path: Path) -> Path:
+def plot_curve(points: list, evaluation: dict, path: Path,
+               validation: dict | None = None) -> Path:
     """Episode return and reward per agent-step against agent-steps, with the final
-    evaluation of each policy as a horizontal line (mean ± s.e. band)."""
+    evaluation of each policy as a horizontal line (mean ± s.e. band) and the checkpoints'
+    validation scores (``results.json``'s ``validation``) as points."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -361,8 +364,12 @@ def plot_curve(points: list, evaluation: dict, path: Path) -> Path:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
     ok = np.isfinite(episode)
     top.plot(steps[ok], episode[ok], "o-", color="tab:blue", label="PPO (training episodes)")
-    for (name, e), colour in zip(evaluation.items(), ("tab:blue", "tab:grey", "tab:orange"),
-                                 strict=False):
+    if validation:
+        at = np.array([int(k) for k in validation], dtype=float) / 1e6
+        top.plot(at, [v["mean"] for v in validation.values()], "s--", color="tab:green",
+                 ms=4, lw=1, label="PPO checkpoints (validation markets)")
+    colours = ("tab:blue", "tab:purple", "tab:grey", "tab:orange", "tab:red", "tab:brown")
+    for (name, e), colour in zip(evaluation.items(), colours, strict=False):
         top.axhline(e["mean"], color=colour, ls="--", lw=1, label=f"{name} (evaluation)")
         top.axhspan(e["mean"] - e["standard_error"], e["mean"] + e["standard_error"],
                     color=colour, alpha=0.15)
