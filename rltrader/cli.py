@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "evaluated (default 2000)")
     p.add_argument("--imitate-steps", type=int, default=None, metavar="N",
                    help="batched steps of the market maker cloned before PPO; 0: start "
-                   "from random weights (default: PPOSettings')")
+                   "from random weights (default 500)")
     p.add_argument("--eval-episodes", type=int, default=None,
                    help="whole episodes per policy in the final evaluation")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
