@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from rltrader.baselines import Evaluation, MakerChoice, Policy, RandomPolicy, evaluate, tune_maker
-from rltrader.envs import BatchedMarketEnv, EnvConfig
+from rltrader.envs import BatchedMarketEnv, EnvConfig, observation_names
 
 #: the model attribute (saved with it) that says it has a keep head
 KEEP_HEAD_ATTRIBUTE = "rltrader_keep_head"
@@ -307,8 +307,7 @@ def warm_start(model, venv, config: TrainConfig, maker: MakerChoice, folder: Pat
     teacher: Policy = maker.policy(config.env, venv.num_envs)
     if config.ppo.keep_head:
         teacher = WithKeepHead(teacher)
-    env_obs_dim = BatchedMarketEnv(config.env, n_envs=1, n_agents=1,
-                                   seed=config.seed).single_observation_space.shape[0]
+    env_obs_dim = len(observation_names(config.env.depth))
     demos = demonstrate(venv, teacher, config.ppo.imitate_steps, env_obs_dim)
     report = clone(model, venv, demos, epochs=config.ppo.imitate_epochs, seed=config.seed)
     folder.mkdir(parents=True, exist_ok=True)
