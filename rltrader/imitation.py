@@ -119,9 +119,10 @@ def clone(model, venv, demos: Demonstrations, *, epochs: int = 4, batch_size: in
 
     Loss per minibatch: ``-log pi(teacher's action | obs) + vf_coef * (V(obs) - G)^2``, with
     observations normalised and rewards scaled by ``venv``'s (a ``VecNormalize``) final
-    statistics and ``G`` the discounted return at the model's ``gamma``. Steps within
-    ``5 / (1 - gamma)`` of the end of the demonstrations (whose returns are cut short) are
-    left out of the value fit. A fresh Adam optimiser is used, so PPO's own starts clean.
+    statistics and ``G`` the discounted return at the model's ``gamma``, 0 after an
+    episode's end (the env's horizon *terminates* an episode, so PPO does not bootstrap
+    there either). Steps within ``5 / (1 - gamma)`` of the end of the demonstrations (whose
+    returns are cut short) are left out of the value fit. A fresh Adam optimiser is used, so PPO's own starts clean.
     """
     import time
 

@@ -222,6 +222,8 @@ def train(config: TrainConfig, out_dir: Path | str, *, progress: bool = True,
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in (out / "checkpoints").glob("ppo_*_steps.*"):    # an earlier run's
+        stale.unlink()
     torch.set_num_threads(config.threads)
     started = time.perf_counter()
     venv, meter = make_vec_env(config)

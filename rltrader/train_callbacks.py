@@ -218,8 +218,8 @@ class KeepAction(VecEnvWrapper):
     mode (a changed quote loses its queue position). With this head the policy decides
     *whether* to act again separately from *how*, so once keeping pays it can keep with
     high probability while the other heads still explore (the repeat decisions of TempoRL,
-    Biedenkapp et al. 2021, one step at a time). Before the first action the previous
-    action is all zeros. Wrap it outside :class:`PreviousAction`, which then records the
+    Biedenkapp et al. 2021, one step at a time). Before the first action, and after a
+    ``reset``, the previous action is all zeros. Wrap it outside :class:`PreviousAction`, which then records the
     actions the env received.
     """
 
@@ -232,6 +232,7 @@ class KeepAction(VecEnvWrapper):
         self.previous = np.zeros((venv.num_envs, len(self.nvec)), dtype=np.int64)
 
     def reset(self) -> VecEnvObs:
+        self.previous[:] = 0          # as PreviousAction shows after a reset
         return self.venv.reset()
 
     def step_async(self, actions: np.ndarray) -> None:

@@ -88,21 +88,65 @@ def test_a_cloned_policy_acts_like_its_teacher_on_new_markets() -> None:
 
 
 def test_train_with_imitation_saves_the_clone_and_selects_by_validation(
-        tmp_path: Path) -> None:
-    report = train(_small_config(imitate_steps=64, imitate_epochs=2), tmp_path,
-                   progress=False)
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rltrader.train as train_module
+    from rltrader.baselines import Evaluation, evaluate
+
+    stale = tmp_path / "checkpoints" / "ppo_999_steps.zip"       # an earlier run's file
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"not a model")
+    # known validation scores: the 1,024-step checkpoint is the best, not the last
+    scores = {0: 1.0, 1_024: 5.0, 2_048: 2.0}
+
+    def validate(candidates, config):
+        assert sorted(candidates) == sorted(scores)     # the stale file is not a candidate
+        return {k: Evaluation(np.full((1, 1, 2), scores[k])) for k in candidates}
+
+    monkeypatch.setattr(train_module, "validate", validate)
+    config = _small_config(imitate_steps=64, imitate_epochs=2)
+    report = train(config, tmp_path, progress=False)
+    assert not stale.exists()
     assert (tmp_path / "checkpoints" / "ppo_0_steps.zip").is_file()
     assert (tmp_path / "checkpoints" / "ppo_vecnormalize_0_steps.pkl").is_file()
     assert report["imitation"]["samples"] == 64 * 8
-    # the clone, two checkpoints and the final weights (the same count as the last one)
-    assert sorted(int(k) for k in report["validation"]) == [0, 1_024, 2_048]
-    best = max(report["validation"].items(), key=lambda kv: kv[1]["mean"])
-    assert report["selected_checkpoint"] == int(best[0])
+    assert report["selected_checkpoint"] == 1_024
     assert set(report["evaluation"]) == {"ppo", "cloned_maker", "random", "fixed_spread_mm"}
+    # "ppo" is the selected checkpoint's policy, "cloned_maker" the clone's
+    folder = tmp_path / "checkpoints"
+    for name, steps in (("ppo", 1_024), ("cloned_maker", 0)):
+        again = evaluate(PPOPolicy(folder / f"ppo_{steps}_steps.zip",
+                                   folder / f"ppo_vecnormalize_{steps}_steps.pkl"),
+                         config.env, n_envs=config.n_envs, n_agents=config.n_agents,
+                         seed=config.eval_seed, episodes=config.eval_episodes)
+        assert report["evaluation"][name]["mean"] == again.mean
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["selected_checkpoint"] == report["selected_checkpoint"]
+    assert saved["selected_checkpoint"] == 1_024
 
 
+def test_ppo_policy_acts_as_the_training_stack_does(tmp_path: Path) -> None:
+    """PPOPolicy on the env's own observations sends the env the actions the training
+    stack (PreviousAction, KeepAction, VecNormalize) sends for the model's deterministic
+    choices, step by step across episode ends."""
+    import dataclasses
+    import pickle
+
+    config = _small_config(keep_head=True, previous_action=True, imitate_steps=32)
+    train(config, tmp_path, progress=False, evaluate_baselines=False)
+    policy = PPOPolicy(tmp_path / "ppo_final.zip", tmp_path / "vecnormalize.pkl")
+    venv, _ = make_vec_env(dataclasses.replace(config, seed=config.eval_seed))
+    stats = pickle.loads((tmp_path / "vecnormalize.pkl").read_bytes())
+    venv.obs_rms, venv.ret_rms, venv.training = stats.obs_rms, stats.ret_rms, False
+    obs = venv.reset()
+    keep = venv.venv
+    width = venv.observation_space.shape[0] - 13
+    chosen = set()
+    for _ in range(2 * 64 + 5):                      # two episode ends (horizon 64)
+        mine = policy(venv.get_original_obs()[:, :width])
+        action = policy.model.predict(obs, deterministic=True)[0]
+        obs, *_ = venv.step(action)
+        np.testing.assert_array_equal(mine, keep.previous)
+        chosen.update(map(tuple, keep.previous))
+    assert len(chosen) > 1                           # not one constant action
 def test_a_teacher_with_a_keep_head_keeps_exactly_when_it_repeats_itself() -> None:
     script = iter([np.array([[0, 0, 2], [4, 0, 2]]), np.array([[0, 0, 2], [0, 0, 2]]),
                    np.array([[1, 0, 2], [0, 0, 2]])])

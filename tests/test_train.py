@@ -118,6 +118,11 @@ def test_keep_action_repeats_the_previous_action_when_its_head_says_so() -> None
         # the previous-action columns show what the env received
         np.testing.assert_array_equal(obs[:, width:],
                                       one_hot_actions(env_actions, np.array([5, 5, 3])))
+    # after a reset there is no previous action: keeping sends the all-zero action
+    obs = venv.reset()
+    assert not venv.previous.any() and not obs[:, width:].any()
+    venv.step(np.array([[1, 4, 4, 2]] * 3))
+    assert not venv.previous.any()
 
 
 def test_a_keep_head_policy_acts_through_its_own_previous_action(tmp_path: Path) -> None:
