@@ -122,7 +122,8 @@ def clone(model, venv, demos: Demonstrations, *, epochs: int = 4, batch_size: in
     statistics and ``G`` the discounted return at the model's ``gamma``, 0 after an
     episode's end (the env's horizon *terminates* an episode, so PPO does not bootstrap
     there either). Steps within ``5 / (1 - gamma)`` of the end of the demonstrations (whose
-    returns are cut short) are left out of the value fit. A fresh Adam optimiser is used, so PPO's own starts clean.
+    returns are cut short) are left out of the value fit. A fresh Adam optimiser is used,
+    so PPO's own starts clean.
     """
     import time
 

@@ -219,8 +219,8 @@ class KeepAction(VecEnvWrapper):
     *whether* to act again separately from *how*, so once keeping pays it can keep with
     high probability while the other heads still explore (the repeat decisions of TempoRL,
     Biedenkapp et al. 2021, one step at a time). Before the first action, and after a
-    ``reset``, the previous action is all zeros. Wrap it outside :class:`PreviousAction`, which then records the
-    actions the env received.
+    ``reset``, the previous action is all zeros. Wrap it outside :class:`PreviousAction`,
+    which then records the actions the env received.
     """
 
     def __init__(self, venv: VecEnv) -> None:
