@@ -39,10 +39,6 @@ class Demonstrations:
     rewards: np.ndarray
     dones: np.ndarray
 
-    @property
-    def samples(self) -> int:
-        return int(self.rewards.size)
-
 
 @dataclass(frozen=True)
 class CloneReport:

@@ -29,7 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rltrader.baselines import Evaluation, MakerChoice, Policy, RandomPolicy, evaluate, tune_maker
+from rltrader.baselines import (
+    Evaluation,
+    FixedSpreadMaker,
+    MakerChoice,
+    Policy,
+    RandomPolicy,
+    evaluate,
+    tune_maker,
+)
 from rltrader.envs import BatchedMarketEnv, EnvConfig, observation_names
 
 #: the model attribute (saved with it) that says it has a keep head
@@ -299,14 +307,16 @@ def train(config: TrainConfig, out_dir: Path | str, *, progress: bool = True,
 
 
 def warm_start(model, venv, config: TrainConfig, maker: MakerChoice, folder: Path):
-    """Clone ``maker`` into ``model`` before PPO (:mod:`rltrader.imitation`) and save the
-    result as the checkpoint of 0 agent-steps; returns the clone's report."""
+    """Clone ``maker`` (or ``PPOSettings.teacher``'s maker) into ``model`` before PPO
+    (:mod:`rltrader.imitation`) and save the result as the checkpoint of 0 agent-steps;
+    returns the clone's report."""
     from rltrader.imitation import WithKeepHead, clone, demonstrate
 
+    teacher: Policy = maker.policy(config.env, venv.num_envs)
     if config.ppo.teacher is not None:
         offset, size, limit = config.ppo.teacher
-        maker = MakerChoice(offset, size, limit, [])
-    teacher: Policy = maker.policy(config.env, venv.num_envs)
+        teacher = FixedSpreadMaker(config.env, venv.num_envs, offset=offset, size=size,
+                                   max_inventory=limit)
     if config.ppo.keep_head:
         teacher = WithKeepHead(teacher)
     env_obs_dim = len(observation_names(config.env.depth))

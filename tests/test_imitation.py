@@ -163,3 +163,17 @@ def test_train_clones_into_a_keep_head_policy(tmp_path: Path) -> None:
                    evaluate_baselines=False)
     assert report["imitation"]["action_accuracy"] > 0.95
     assert len(report["imitation"]["head_accuracy"]) == 4          # keep + 3 quote heads
+
+
+def test_a_teacher_setting_clones_that_maker(tmp_path: Path) -> None:
+    # a maker 2 ticks behind the touch with 1 order size, not the grid's choice
+    config = _small_config(imitate_steps=64, imitate_epochs=300, teacher=(2, 1.0, 1.0))
+    train(config, tmp_path, progress=False, evaluate_baselines=False)
+    from rltrader.envs import BatchedMarketEnv
+
+    policy = PPOPolicy(tmp_path / "checkpoints" / "ppo_0_steps.zip",
+                       tmp_path / "checkpoints" / "ppo_vecnormalize_0_steps.pkl")
+    env = BatchedMarketEnv(config.env, n_envs=4, n_agents=2, seed=3)
+    actions = policy(env.reset(seed=3))
+    offset, size = config.env.quote_offsets.index(2), config.env.quote_sizes.index(1.0)
+    assert (actions == [offset, offset, size]).all(axis=1).mean() > 0.9
