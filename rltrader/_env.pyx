@@ -35,7 +35,7 @@ per-owner accounts (fees included).
 
 cimport numpy as cnp
 from libc.math cimport ceil, floor, sqrt
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from rltrader._book cimport (
@@ -44,6 +44,10 @@ from rltrader._book cimport (
     MAX_PRICE, RESTING,
 )
 from rltrader._flow cimport Flow
+
+cdef extern from *:
+    int __builtin_clzll(unsigned long long) nogil
+    int __builtin_ctzll(unsigned long long) nogil
 
 import numpy as np
 
@@ -209,13 +213,6 @@ cdef enum:
                             # whole level instead (which serves every agent queued there)
 
 
-cdef inline bint unchanged(const State* s, int32_t e, int64_t a) noexcept nogil:
-    """No order of agent ``a`` can have traded since its last refresh: its account's
-    volume did not move (and no self-trade prevention could have cancelled one)."""
-    return account(s, e, <int32_t>(a - <int64_t>e * s.p.n_agents)).volume \
-        == s.seen_volume[a] and s.core.bk[e].stp == 0
-
-
 cdef enum:
     BOOK_GROUP = 64         # books that _step_books takes through every phase together
 
@@ -298,49 +295,71 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
     """Bring the agents' slots of book ``e`` up to date (finished orders dropped, leaves
     read) and compute per agent: resting lots per side, live orders, and the lots queued
     ahead of the order nearest its touch. The arena is read only for new orders and for
-    agents whose account traded since the last refresh; the rest is cached."""
+    agents whose account traded since the last refresh; the rest is cached. (Sums are
+    kept in locals: stores through the state's arrays could alias it, which would make
+    the compiler reload every field after each store.)"""
     cdef const Core* c = s.core
-    cdef const BookState* bs = &c.bk[e]
-    cdef int64_t a, k, distance, best_distance
-    cdef int32_t i, j, slot, best
+    cdef const Order* orders = c.orders
+    cdef int64_t best_bid = c.bk[e].best_bid, best_ask = c.bk[e].best_ask
+    cdef bint stp = c.bk[e].stp != 0
+    cdef int32_t n_agents = s.p.n_agents, n_slots = s.p.n_slots
+    cdef const Account* acc = account(s, e, 0)
+    cdef int64_t* slot_id
+    cdef int32_t* slot_arena
+    cdef int64_t* slot_price
+    cdef int64_t* slot_leaves
+    cdef int8_t* slot_side
+    cdef int64_t a, distance, best_distance, buy_lots, sell_lots, volume
+    cdef int32_t i, j, slot, best, live
     cdef bint trust
     cdef const Order* o
-    for i in range(s.p.n_agents):
-        a = <int64_t>e * s.p.n_agents + i
-        trust = unchanged(s, e, a)
-        s.resting[2 * a] = 0
-        s.resting[2 * a + 1] = 0
-        s.n_live[a] = 0
-        s.queue_ahead[a] = -1.0
+    for i in range(n_agents):
+        a = <int64_t>e * n_agents + i
+        slot_id = &s.slot_id[a * n_slots]
+        slot_arena = &s.slot_arena[a * n_slots]
+        slot_price = &s.slot_price[a * n_slots]
+        slot_leaves = &s.slot_leaves[a * n_slots]
+        slot_side = &s.slot_side[a * n_slots]
+        volume = acc[i].volume
+        trust = volume == s.seen_volume[a] and not stp   # no order of it can have traded
+        buy_lots = 0
+        sell_lots = 0
+        live = 0
         best = NO_SLOT
         best_distance = MAX_PRICE
-        for j in range(s.p.n_slots):
-            k = a * s.p.n_slots + j
-            if s.slot_id[k] == 0:
+        for j in range(n_slots):
+            if slot_id[j] == 0:
                 continue
-            slot = s.slot_arena[k]
+            slot = slot_arena[j]
             if slot == NO_SLOT or not trust:
                 if slot == NO_SLOT:
-                    slot = find_order(c, e, s.slot_id[k])
-                    s.slot_arena[k] = slot
-                elif c.orders[slot].order_id != s.slot_id[k] or c.orders[slot].book != e:
+                    slot = find_order(c, e, slot_id[j])
+                    slot_arena[j] = slot
+                elif orders[slot].order_id != slot_id[j] or orders[slot].book != e:
                     slot = NO_SLOT              # finished; the arena slot was reused
-                if slot == NO_SLOT or c.orders[slot].state != RESTING:
-                    s.slot_id[k] = 0
+                if slot == NO_SLOT or orders[slot].state != RESTING:
+                    slot_id[j] = 0
                     continue
-                o = &c.orders[slot]
-                s.slot_price[k] = o.price
-                s.slot_leaves[k] = o.qty
-                s.slot_side[k] = o.side
-            s.resting[2 * a + (s.slot_side[k] == SELL)] += s.slot_leaves[k]
-            s.n_live[a] += 1
-            distance = (bs.best_bid - s.slot_price[k]) if s.slot_side[k] == BUY \
-                else (s.slot_price[k] - bs.best_ask)
+                o = &orders[slot]
+                slot_price[j] = o.price
+                slot_leaves[j] = o.qty
+                slot_side[j] = o.side
+            live += 1
+            if slot_side[j] == BUY:
+                buy_lots += slot_leaves[j]
+                distance = best_bid - slot_price[j]
+            else:
+                sell_lots += slot_leaves[j]
+                distance = slot_price[j] - best_ask
             if distance < best_distance:
                 best_distance = distance
                 best = slot
+        s.resting[2 * a] = buy_lots
+        s.resting[2 * a + 1] = sell_lots
+        s.n_live[a] = live
+        s.queue_ahead[a] = -1.0
         s.best_slot[a] = best
-        s.seen_volume[a] = account(s, e, i).volume
+        s.seen_volume[a] = volume
     queue_walks(s, e)
 
 
@@ -634,36 +653,79 @@ cdef void advance_book(State* s, int32_t e) noexcept nogil:
     s.ending[e] = s.episode_step[e] >= s.p.horizon
 
 
+cdef void top_levels(const State* s, int32_t e, int side, int64_t start, double mid,
+                     float* prices, float* sizes) noexcept nogil:
+    """The first ``depth`` non-empty levels of ``side`` from ``start`` (its best price)
+    away from the touch, within ``scan_ticks`` ticks of it and at prices >= 1: price
+    relative to ``mid`` and lots / ``qty_scale`` into ``prices[n]`` and ``sizes[n]``.
+    The side's level bitmap gives each one bit-scan. Out-of-window levels are not
+    searched."""
+    cdef const Core* c = s.core
+    cdef const Level* lv = &c.lv[<int64_t>e * c.window]
+    cdef int64_t base = c.bk[e].base, i = start - base, stop, word, j
+    cdef const uint64_t* bits = c.bits + (<int64_t>e * 2 + (side == SELL)) * c.words
+    cdef uint64_t m
+    cdef int32_t n = 0
+    if i < 0 or i >= c.window:
+        return
+    if side == BUY:                         # downwards: i, i - 1, ... >= stop
+        stop = i - s.p.scan_ticks
+        if stop < 1 - base:
+            stop = 1 - base
+        if stop < 0:
+            stop = 0
+        word = i >> 6
+        m = bits[word] & (((<uint64_t>2) << (i & 63)) - 1)
+        while n < s.p.depth:
+            if m == 0:
+                word -= 1
+                if word < 0 or (word << 6) + 63 < stop:
+                    break
+                m = bits[word]
+                continue
+            j = (word << 6) + 63 - __builtin_clzll(m)
+            if j < stop:
+                break
+            prices[n] = <float>(base + j - mid)
+            sizes[n] = <float>(lv[j].qty / s.p.qty_scale)
+            n += 1
+            m &= ~((<uint64_t>1) << (j & 63))
+    else:                                   # upwards: i, i + 1, ... <= stop
+        stop = i + s.p.scan_ticks
+        if stop > c.window - 1:
+            stop = c.window - 1
+        word = i >> 6
+        m = bits[word] & ((~(<uint64_t>0)) << (i & 63))
+        while n < s.p.depth:
+            if m == 0:
+                word += 1
+                if word >= c.words or (word << 6) > stop:
+                    break
+                m = bits[word]
+                continue
+            j = (word << 6) + __builtin_ctzll(m)
+            if j > stop:
+                break
+            prices[n] = <float>(base + j - mid)
+            sizes[n] = <float>(lv[j].qty / s.p.qty_scale)
+            n += 1
+            m &= m - 1
+
+
 cdef void market_features(State* s, int32_t e) noexcept nogil:
     """The book's part of the observation: top levels, spread, returns, imbalance."""
     cdef const Core* c = s.core
     cdef const BookState* bs = &c.bk[e]
-    cdef const Level* lv = &c.lv[<int64_t>e * c.window]
-    cdef int32_t K = s.p.depth, found, side_i
-    cdef int64_t lag = s.p.return_lag + 1, price, idx, ticks, start
+    cdef int32_t K = s.p.depth
+    cdef int64_t lag = s.p.return_lag + 1
     cdef double mid = book_mid(s, e)
     cdef float* out = &s.market[<int64_t>e * (4 * K + MARKET_EXTRA)]
-    cdef int side
     s.mid[e] = mid
     memset(out, 0, (4 * K + MARKET_EXTRA) * sizeof(float))
-    for side_i in range(2):
-        side = BUY if side_i == 0 else SELL
-        start = bs.best_bid if side == BUY else bs.best_ask
-        if start == EMPTY_BID or start == EMPTY_ASK:
-            continue
-        found = 0
-        ticks = 0
-        price = start
-        while found < K and ticks <= s.p.scan_ticks and price >= 1:
-            idx = price - bs.base
-            if idx < 0 or idx >= c.window:
-                break
-            if lv[idx].count > 0:
-                out[2 * K * side_i + found] = <float>(price - mid)
-                out[2 * K * side_i + K + found] = <float>(lv[idx].qty / s.p.qty_scale)
-                found += 1
-            price -= side
-            ticks += 1
+    if bs.best_bid != EMPTY_BID:
+        top_levels(s, e, BUY, bs.best_bid, mid, out, out + K)
+    if bs.best_ask != EMPTY_ASK:
+        top_levels(s, e, SELL, bs.best_ask, mid, out + 2 * K, out + 3 * K)
     if bs.best_bid != EMPTY_BID and bs.best_ask != EMPTY_ASK:
         out[4 * K] = <float>(bs.best_ask - bs.best_bid)
     if s.n_updates >= 1:
