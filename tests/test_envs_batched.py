@@ -345,3 +345,42 @@ def test_order_observations_match_the_arena_every_step() -> None:
                     aheads.append(np.float32(queue["qty"][: ids.index(order["order_id"])].sum()
                                              / 10))
                 assert row[column(env, "queue_ahead")] in aheads
+
+
+def reference_levels(env: BatchedMarketEnv, e: int) -> np.ndarray:
+    """The book part of the observation's level features, walked tick by tick from each
+    best price over the dense levels (the definition in docs/envs.md)."""
+    books, cfg = env.kernel.books, env.config
+    book, levels = books.book_array[e], books.level_array[e]
+    out = np.zeros(4 * cfg.depth, dtype=np.float32)
+    bid, ask = int(book["best_bid"]), int(book["best_ask"])
+    mid = 0.5 * (bid + ask)
+    for side_i, (start, step) in enumerate(((bid, -1), (ask, 1))):
+        found = 0
+        for ticks in range(cfg.scan_ticks + 1):
+            price = start + step * ticks
+            idx = price - int(book["base"])
+            if found == cfg.depth or price < 1 or not 0 <= idx < len(levels):
+                break
+            if levels[idx]["count"] > 0:
+                out[2 * cfg.depth * side_i + found] = price - mid
+                out[2 * cfg.depth * side_i + cfg.depth + found] = levels[idx]["qty"] / cfg.qty_scale
+                found += 1
+    return out
+
+
+@pytest.mark.parametrize(("depth", "scan_ticks"), [(1, 1), (5, 1), (5, 3), (10, 64), (8, 200)])
+def test_level_features_match_a_tick_by_tick_walk(depth: int, scan_ticks: int) -> None:
+    """Every step, every book: the bitmap search of the kernel gives the levels a walk
+    tick by tick gives, including sparse books where ``scan_ticks`` cuts the search and
+    searches that would leave the dense window."""
+    env = BatchedMarketEnv(EnvConfig(depth=depth, scan_ticks=scan_ticks, horizon=40),
+                           n_envs=6, n_agents=3, seed=5)
+    rng = np.random.default_rng(2)
+    for _ in range(60):
+        obs, *_ = env.step(rng.integers(0, env.single_action_space.n, env.num_agents_total))
+        for e in range(env.n_envs):
+            if env.terminated[e * env.n_agents]:
+                continue            # the row already holds the next episode's first one
+            np.testing.assert_array_equal(obs[e * env.n_agents, :4 * depth],
+                                          reference_levels(env, e))
