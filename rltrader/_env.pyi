@@ -23,6 +23,8 @@ class Layout(IntEnum):
     AGENT_FEATURES = 7
     MESSAGES_PER_AGENT_EXTRA = 2
 
+def copy_actions(src: np.ndarray, out: np.ndarray, high: np.ndarray) -> int: ...
+
 @disjoint_base
 class EnvKernel:
     books: Books

@@ -855,6 +855,38 @@ cdef object _copy(object a, object dtype, int64_t n, str name):
     return a.copy()
 
 
+def copy_actions(cnp.ndarray src, cnp.ndarray out, cnp.ndarray high):
+    """Copy int64 actions ``src`` into ``out`` (both C-contiguous, shape ``(N,)`` or
+    ``(N, d)``) if every value of column ``j`` lies in ``[0, high[j])``; returns -1, or
+    the first row with a value outside (then ``out`` is left as it was). One pass, no
+    temporaries: the fast path of ``rltrader.envs.batched.write_actions``."""
+    cdef int64_t n = cnp.PyArray_DIM(out, 0), d = cnp.PyArray_SIZE(high), i, j
+    cdef const int64_t* a
+    cdef const int64_t* h
+    cdef int64_t* o
+    cdef int64_t bad = -1
+    if (src.dtype != np.int64 or out.dtype != np.int64 or high.dtype != np.int64
+            or not src.flags.c_contiguous or not out.flags.c_contiguous
+            or not high.flags.c_contiguous or not out.flags.writeable
+            or cnp.PyArray_SIZE(src) != n * d or cnp.PyArray_SIZE(out) != n * d):
+        raise ValueError("copy_actions needs C-contiguous int64 arrays, src and out of "
+                         "N x len(high) values")
+    a = <const int64_t*>cnp.PyArray_DATA(src)
+    h = <const int64_t*>cnp.PyArray_DATA(high)
+    o = <int64_t*>cnp.PyArray_DATA(out)
+    with nogil:
+        for i in range(n):
+            for j in range(d):
+                if <uint64_t>a[i * d + j] >= <uint64_t>h[j]:
+                    bad = i
+                    break
+            if bad >= 0:
+                break
+        if bad < 0:
+            memcpy(o, a, n * d * sizeof(int64_t))
+    return bad
+
+
 cdef class EnvKernel:
     """The per-step phases of the batched environment over one ``Books`` (module docstring).
 

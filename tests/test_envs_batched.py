@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rltrader._env import copy_actions
 from rltrader.envs import BatchedMarketEnv, EnvConfig, observation_names
 
 CONFIG = EnvConfig(horizon=50, warmup_steps=50)
@@ -286,6 +287,33 @@ def test_bad_actions_raise(actions: np.ndarray, error: type, match: str) -> None
     env = BatchedMarketEnv(CONFIG, n_envs=2, n_agents=2, seed=0)
     with pytest.raises(error, match=match):
         env.step(actions)
+
+
+def test_bad_actions_leave_the_action_buffer_and_the_books_as_they_were() -> None:
+    env = BatchedMarketEnv(CONFIG, n_envs=2, n_agents=2, seed=0)
+    env.step(np.array([1, 2, 3, 4]))
+    before = env.kernel.books.order_array.copy()
+    for bad in (np.array([1, 2, 3, 12]), np.array([[1, 2], [-5, 4]]),
+                np.array([1, 2, 3, 99], dtype=np.int32)):
+        with pytest.raises(ValueError, match="outside Discrete"):
+            env.step(bad)
+        assert env.actions.tolist() == [1, 2, 3, 4]
+    assert np.array_equal(env.kernel.books.order_array, before)
+
+
+def test_copy_actions_checks_each_column_against_its_bound() -> None:
+    out = np.zeros((3, 3), dtype=np.int64)
+    high = np.array([5, 5, 3], dtype=np.int64)
+    good = np.array([[0, 4, 2], [4, 0, 0], [1, 1, 1]], dtype=np.int64)
+    assert copy_actions(good, out, high) == -1 and np.array_equal(out, good)
+    bad = good.copy()
+    bad[1, 2] = 3                                   # within column 0's bound, not column 2's
+    bad[2, 0] = -1
+    assert copy_actions(bad, out, high) == 1 and np.array_equal(out, good)
+    with pytest.raises(ValueError, match="int64"):
+        copy_actions(good.astype(np.int32), out, high)
+    with pytest.raises(ValueError, match="int64"):
+        copy_actions(good[:2], out, high)
 
 
 def test_bad_market_making_actions_raise() -> None:

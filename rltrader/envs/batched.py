@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rltrader._env import ActionMode, EnvKernel, Layout
+from rltrader._env import ActionMode, EnvKernel, Layout, copy_actions
 from rltrader.data.hybrid import AGENT_ID_BASE
 from rltrader.envs.config import ACTION_MODES, REWARDS, EnvConfig
 from rltrader.market import Market, RecordConfig
@@ -83,9 +83,12 @@ def write_actions(actions: Any, out: np.ndarray, high: np.ndarray, n_envs: int,
     a float array is accepted only when every value is finite and whole.
     """
     a = np.asarray(actions)
+    shape, grouped = out.shape, (n_envs, n_agents) + out.shape[1:]
+    if (a.dtype == np.int64 and out.dtype == np.int64 and a.flags.c_contiguous
+            and a.shape in (shape, grouped) and copy_actions(a, out, high) < 0):
+        return                      # the common case: one compiled pass, no temporaries
     if a.dtype.kind not in "iuf" and a.dtype != np.bool_:
         raise TypeError(f"actions must be integers, got dtype {a.dtype}")
-    shape, grouped = out.shape, (n_envs, n_agents) + out.shape[1:]
     if a.shape != shape:
         if a.shape != grouped:
             raise ValueError(f"actions must have shape {shape} or {grouped}, got {a.shape}")
@@ -149,10 +152,10 @@ class BatchedMarketEnv:
         if self.mode == ActionMode.DISCRETE:
             self.single_action_space: spaces.Space = spaces.Discrete(2 * len(c.limit_offsets) + 4)
             #: per action column, the exclusive upper bound
-            self.action_high = np.array([2 * len(c.limit_offsets) + 4])
+            self.action_high = np.array([2 * len(c.limit_offsets) + 4], dtype=np.int64)
         else:
             self.single_action_space = spaces.MultiDiscrete([n_quotes, n_quotes, n_sizes])
-            self.action_high = np.array([n_quotes, n_quotes, n_sizes])
+            self.action_high = np.array([n_quotes, n_quotes, n_sizes], dtype=np.int64)
         self.obs_dim = 4 * c.depth + int(Layout.MARKET_EXTRA) + int(Layout.AGENT_FEATURES)
         big = np.finfo(np.float32).max       # finite bounds: every float32 value fits
         self.single_observation_space = spaces.Box(-big, big, (self.obs_dim,), np.float32)
