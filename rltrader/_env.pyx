@@ -738,11 +738,12 @@ cdef void market_features(State* s, int32_t e) noexcept nogil:
 
 cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept nogil:
     """Observation rows of book ``e``'s agents into ``obs``; rewards when ``reward``."""
-    cdef int32_t K = s.p.depth, i, mlen = 4 * K + MARKET_EXTRA
+    cdef int32_t K = s.p.depth, i, j, mlen = 4 * K + MARKET_EXTRA
     cdef int64_t a, position
     cdef double pnl, delta, r, da, db, var
     cdef const Account* acc
     cdef float* row
+    cdef const float* market = &s.market[<int64_t>e * mlen]
     cdef double mark = s.mid[e]
     for i in range(s.p.n_agents):
         a = <int64_t>e * s.p.n_agents + i
@@ -750,7 +751,8 @@ cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept no
         position = acc.position - s.base_position[a]
         pnl = <double>(acc.cash - s.base_cash[a]) + position * mark
         row = &obs[a * s.p.obs_dim]
-        memcpy(row, &s.market[<int64_t>e * mlen], mlen * sizeof(float))
+        for j in range(mlen):           # ~100 bytes: cheaper than a call to memcpy
+            row[j] = market[j]
         row[mlen] = <float>(<double>position / s.position_limit[a])
         row[mlen + 1] = <float>(1.0 + (acc.cash - s.base_cash[a]) / s.capital[a])
         row[mlen + 2] = <float>(pnl / s.capital[a])
