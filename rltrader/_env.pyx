@@ -372,17 +372,8 @@ cdef inline Message* new_message(State* s, int64_t* n, int32_t e, int32_t i, int
     cdef Message* m = &s.messages[n[0]]
     s.known[n[0]] = NO_SLOT
     n[0] += 1
-    m.timestamp = timestamp
-    m.order_id = 0
-    m.new_order_id = 0
-    m.price = 0
-    m.stop_price = 0
-    m.qty = 0
-    m.book = e
-    m.owner = s.p.first_owner + i
-    m.op = op
-    m.side = 0
-    m.tif = GTC
+    m[0] = Message(timestamp=timestamp, order_id=0, new_order_id=0, price=0, stop_price=0,
+                   qty=0, book=e, owner=s.p.first_owner + i, op=op, side=0, tif=GTC)
     return m
 
 
@@ -434,28 +425,25 @@ cdef inline int64_t capped(int64_t want, int64_t room) noexcept nogil:
 
 cdef void act_discrete(State* s, int64_t* n, int32_t e, int32_t i, int64_t action,
                        int64_t timestamp) noexcept nogil:
-    cdef int64_t a = <int64_t>e * s.p.n_agents + i
-    cdef int32_t n_off = s.p.n_offsets, j
-    cdef int64_t k, qty
+    cdef int32_t n_off = s.p.n_offsets, n_slots = s.p.n_slots, j
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i, first = a * n_slots, k = -1, qty, room
     cdef int side
     cdef Message* m
     if action == 0:
         return
     if action <= 2 * n_off:                                   # limit order
         side = BUY if action <= n_off else SELL
-        k = a * s.p.n_slots
-        for j in range(s.p.n_slots):                          # a free slot, else the next
-            if s.slot_id[a * s.p.n_slots + j] == 0:
-                k = a * s.p.n_slots + j
+        for j in range(n_slots):                              # a free slot, else the next
+            if s.slot_id[first + j] == 0:
+                k = first + j
                 break
-        else:
-            k = a * s.p.n_slots + s.slot_next[a]
-            s.slot_next[a] = (s.slot_next[a] + 1) % s.p.n_slots
-        qty = s.order_qty[a]
-        if s.slot_id[k] != 0 and s.slot_side[k] == side:
-            qty = capped(qty, allowed(s, e, i, side) + s.slot_leaves[k])
-        else:
-            qty = capped(qty, allowed(s, e, i, side))
+        if k < 0:
+            k = first + s.slot_next[a]
+            s.slot_next[a] = (s.slot_next[a] + 1) % n_slots
+        room = allowed(s, e, i, side)
+        if s.slot_id[k] != 0 and s.slot_side[k] == side:     # its lots are freed first
+            room += s.slot_leaves[k]
+        qty = capped(s.order_qty[a], room)
         if qty <= 0:
             return
         cancel_slot(s, n, e, i, k, timestamp)
@@ -467,13 +455,13 @@ cdef void act_discrete(State* s, int64_t* n, int32_t e, int32_t i, int64_t actio
         m.qty = qty
         s.slot_id[k] = m.order_id
         s.slot_arena[k] = NO_SLOT
-        s.new_slots[s.n_new] = k
-        s.new_messages[s.n_new] = n[0] - 1
-        s.n_new += 1
         s.slot_side[k] = side
         s.slot_price[k] = m.price
         s.slot_leaves[k] = qty
         s.resting[2 * a + (side == SELL)] += qty
+        s.new_slots[s.n_new] = k
+        s.new_messages[s.n_new] = n[0] - 1
+        s.n_new += 1
     elif action <= 2 * n_off + 2:                             # market order
         side = BUY if action == 2 * n_off + 1 else SELL
         market_order(s, n, e, i, side, capped(s.order_qty[a], allowed(s, e, i, side)),
