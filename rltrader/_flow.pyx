@@ -91,19 +91,26 @@ cdef inline double normal(uint64_t* s) noexcept nogil:
     return sqrt(-2.0 * log(uniform(s))) * cos(TWO_PI * uniform(s))
 
 
-cdef int64_t poisson(uint64_t* s, double lam) noexcept nogil:
-    """Poisson(lam): inversion by multiplication below 30, rounded normal above."""
-    cdef double limit, p = 1.0
+cdef Arrivals arrivals(double lam) noexcept nogil:
+    """The Poisson(lam) draw's constants; lam <= 0 (or nan): no arrivals, nothing drawn."""
+    cdef Arrivals a
+    a.lam = lam if lam > 0.0 else 0.0
+    a.limit = exp(-a.lam)
+    return a
+
+
+cdef inline int64_t poisson(uint64_t* s, const Arrivals* a) noexcept nogil:
+    """Poisson(a.lam): inversion by multiplication below 30, rounded normal above."""
+    cdef double p = 1.0
     cdef int64_t k = 0
-    if lam <= 0.0:
+    if a.lam <= 0.0:
         return 0
-    if lam >= 30.0:
-        k = <int64_t>floor(lam + sqrt(lam) * normal(s) + 0.5)
+    if a.lam >= 30.0:
+        k = <int64_t>floor(a.lam + sqrt(a.lam) * normal(s) + 0.5)
         return k if k > 0 else 0
-    limit = exp(-lam)
     while True:
         p *= uniform(s)
-        if p <= limit:
+        if p <= a.limit:
             return k
         k += 1
 
@@ -444,16 +451,16 @@ cdef void move_fundamental(State* f, int32_t b) noexcept nogil:
     if p.sigma > 0.0:
         v += p.sigma * normal(rng)
     if p.jump_rate > 0.0:
-        jumps = poisson(rng, p.jump_rate)
+        jumps = poisson(rng, &f.jumps)
         while jumps > 0:
             v += (1.0 if uniform(rng) < 0.5 else -1.0) * (p.jump_mean + p.jump_sd * normal(rng))
             jumps -= 1
     f.fundamental[b] = v if v >= 1.0 else 1.0
 
 
-cdef inline int32_t wakers(State* f, uint64_t* rng, int32_t count, double rate,
+cdef inline int32_t wakers(State* f, uint64_t* rng, const Arrivals* a,
                            int counter) noexcept nogil:
-    cdef int64_t k = poisson(rng, count * rate) if count > 0 else 0
+    cdef int64_t k = poisson(rng, a)
     f.counters[counter] += k
     return <int32_t>k
 
@@ -470,13 +477,13 @@ cdef void decide_book(State* f, int32_t b) noexcept nogil:
     f.ema[3 * b] += f.momentum.alpha_short * (mid - f.ema[3 * b])
     f.ema[3 * b + 1] += f.momentum.alpha_long * (mid - f.ema[3 * b + 1])
     f.ema[3 * b + 2] += f.liquidity.alpha_anchor * (mid - f.ema[3 * b + 2])
-    n = wakers(f, rng, f.noise.count, f.noise.rate, C_WAKE_NOISE)
+    n = wakers(f, rng, &f.wake_noise, C_WAKE_NOISE)
     for k in range(n):
         noise_trader(f, b, f.noise.first + <int32_t>below(rng, f.noise.count), bs, mid)
-    n = wakers(f, rng, f.value.count, f.value.rate, C_WAKE_VALUE)
+    n = wakers(f, rng, &f.wake_value, C_WAKE_VALUE)
     for k in range(n):
         value_trader(f, b, f.value.first + <int32_t>below(rng, f.value.count), bs, mid)
-    n = wakers(f, rng, f.momentum.count, f.momentum.rate, C_WAKE_MOMENTUM)
+    n = wakers(f, rng, &f.wake_momentum, C_WAKE_MOMENTUM)
     for k in range(n):
         momentum_trader(f, b, f.momentum.first + <int32_t>below(rng, f.momentum.count), bs)
     for k in range(f.maker.count):
@@ -484,10 +491,10 @@ cdef void decide_book(State* f, int32_t b) noexcept nogil:
                 mid - f.maker_mid[<int64_t>b * f.maker.count + k]) >= f.maker.requote_ticks)):
             f.counters[C_WAKE_MAKER] += 1
             market_maker(f, b, k, mid)
-    n = wakers(f, rng, f.liquidity.count, f.liquidity.rate, C_WAKE_LIQUIDITY)
+    n = wakers(f, rng, &f.wake_liquidity, C_WAKE_LIQUIDITY)
     for k in range(n):
         liquidity_trader(f, b, f.liquidity.first + <int32_t>below(rng, f.liquidity.count))
-    n = wakers(f, rng, f.splitter.count, f.splitter.rate, C_WAKE_SPLITTER)
+    n = wakers(f, rng, &f.wake_splitter, C_WAKE_SPLITTER)
     for k in range(n):
         splitter(f, b, <int32_t>below(rng, f.splitter.count))
     if f.n_parents > 0:
@@ -610,6 +617,15 @@ cdef class Flow:
         f.liquidity = params["liquidity"]
         f.splitter = params["splitter"]
         f.fund = params["fundamental"]
+        f.wake_noise = arrivals(f.noise.count * f.noise.rate if f.noise.count > 0 else 0.0)
+        f.wake_value = arrivals(f.value.count * f.value.rate if f.value.count > 0 else 0.0)
+        f.wake_momentum = arrivals(
+            f.momentum.count * f.momentum.rate if f.momentum.count > 0 else 0.0)
+        f.wake_liquidity = arrivals(
+            f.liquidity.count * f.liquidity.rate if f.liquidity.count > 0 else 0.0)
+        f.wake_splitter = arrivals(
+            f.splitter.count * f.splitter.rate if f.splitter.count > 0 else 0.0)
+        f.jumps = arrivals(f.fund.jump_rate)
         parents = params["parents"]
         f.n_books = n_books
         f.n_traders = n_traders
