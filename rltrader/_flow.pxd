@@ -116,6 +116,7 @@ cdef struct State:
     int64_t t0              # ns of step 0
     int64_t dt              # ns per step
     int64_t step            # next step to run
+    int32_t now             # step % delay: the delay-line bucket that arrives in this step
     Noise noise
     Value value
     Momentum momentum

@@ -178,10 +178,17 @@ cdef inline double mid_of(const BookState* bs, double fallback) noexcept nogil:
     return fallback
 
 
+cdef inline int64_t bucket(const State* f, int32_t latency) noexcept nogil:
+    """The delay-line bucket of the step ``latency`` (in [0, delay)) steps from now:
+    ``(step + latency) % delay``."""
+    cdef int64_t slot = f.now + latency
+    return slot - f.delay if slot >= f.delay else slot
+
+
 cdef inline void begin(State* f, int32_t b, int32_t latency) noexcept nogil:
     """Start a decision: its messages stay together and in order when a step's arrivals
     are shuffled (a trader's cancel always reaches the book before its new quote)."""
-    cdef int64_t at = ((f.step + latency) % f.delay) * f.n_books + b
+    cdef int64_t at = bucket(f, latency) * f.n_books + b
     if f.group_n[at] < f.bucket_cap:
         f.group_start[at * f.bucket_cap + f.group_n[at]] = f.pending_n[at]
         f.group_n[at] += 1
@@ -189,7 +196,7 @@ cdef inline void begin(State* f, int32_t b, int32_t latency) noexcept nogil:
 
 cdef inline Message* push(State* f, int32_t b, int32_t latency) noexcept nogil:
     """A free message of book ``b`` arriving ``latency`` steps from now, or NULL if full."""
-    cdef int64_t slot = (f.step + latency) % f.delay
+    cdef int64_t slot = bucket(f, latency)
     cdef int32_t* n = &f.pending_n[slot * f.n_books + b]
     cdef Message* m
     if n[0] >= f.bucket_cap:
@@ -501,18 +508,15 @@ cdef void decide_book(State* f, int32_t b) noexcept nogil:
         execution(f, b, bs, mid)
 
 
-cdef int64_t gather_book(State* f, int32_t b, Message* out) noexcept nogil:
-    """Move this step's arrivals of book ``b`` into ``out``: its decisions in a random
-    order (Fisher-Yates with the book's generator), each decision's messages in the order
-    its trader sent them. Returns the number of messages."""
-    cdef int64_t at = (f.step % f.delay) * f.n_books + b, total = 0
-    cdef int32_t n = f.pending_n[at], g = f.group_n[at], i, j, tmp, first, stop
+cdef inline int64_t gather_book(State* f, int32_t b, int64_t at, int32_t n,
+                                Message* out) noexcept nogil:
+    """Move the ``n`` (> 0) arrivals of book ``b`` in delay-line cell ``at`` into ``out``:
+    its decisions in a random order (Fisher-Yates with the book's generator), each
+    decision's messages in the order its trader sent them. Returns ``n``."""
+    cdef int64_t total = 0
+    cdef int32_t g = f.group_n[at], i, j, tmp, first, stop
     cdef const Message* src = &f.pending[at * f.bucket_cap]
     cdef const int32_t* starts = &f.group_start[at * f.bucket_cap]
-    f.pending_n[at] = 0
-    f.group_n[at] = 0
-    if n == 0:
-        return 0
     for i in range(g):
         f.order[i] = i
     i = g - 1
@@ -530,15 +534,27 @@ cdef int64_t gather_book(State* f, int32_t b, Message* out) noexcept nogil:
     return total
 
 
+cdef int64_t gather(State* f, int32_t first, int32_t stop) noexcept nogil:
+    """This step's arrivals of books ``first .. stop - 1`` into the batch (from its start,
+    book by book), and their delay-line cells emptied. Returns the number of messages."""
+    cdef int64_t base = <int64_t>f.now * f.n_books, at, total = 0
+    cdef int32_t b, n
+    for b in range(first, stop):
+        at = base + b
+        n = f.pending_n[at]
+        if n > 0:
+            total += gather_book(f, b, at, n, &f.batch[total])
+            f.pending_n[at] = 0
+        f.group_n[at] = 0
+    return total
+
+
 cdef int64_t decide_all(State* f) noexcept nogil:
     """Every book decides, then every book's arrivals go into the batch, book by book."""
     cdef int32_t b
-    cdef int64_t total = 0
     for b in range(f.n_books):
         decide_book(f, b)
-    for b in range(f.n_books):
-        total += gather_book(f, b, &f.batch[total])
-    return total
+    return gather(f, 0, f.n_books)
 
 
 cdef void tally(State* f, const Event* events, int64_t n) noexcept nogil:
@@ -633,13 +649,16 @@ cdef class Flow:
         f.n_parents = len(parents)
         f.ring = max(1, f.noise.ring, 2 * f.maker.levels,
                      f.liquidity.ring if f.liquidity.count else 1)
-        f.delay = 1 + max(f.noise.latency, f.value.latency, f.momentum.latency,
-                          f.maker.latency, f.liquidity.latency, f.splitter.latency,
-                          max([p["latency"] for p in parents], default=0))
+        latencies = [f.noise.latency, f.value.latency, f.momentum.latency, f.maker.latency,
+                     f.liquidity.latency, f.splitter.latency] + [p["latency"] for p in parents]
+        if min(latencies) < 0:
+            raise ValueError(f"latencies must be >= 0 steps, got {latencies}")
+        f.delay = 1 + max(latencies)
         f.bucket_cap = bucket_cap
         f.t0 = t0_ns
         f.dt = dt_ns
         f.step = 0
+        f.now = 0
         self.rng_state = _array(seeds, np.uint64, (n_books, 4), "seeds")
         if np.any(~self.rng_state.any(axis=1)):
             raise ValueError("a book's seed state is all zero (xoshiro256** needs one bit)")
@@ -761,15 +780,13 @@ cdef class Flow:
         every book, then ``end_step``: the same draws and per-book messages as
         ``run(1)``. Returns the number of messages."""
         cdef int32_t b
-        cdef int64_t total = 0
         for b in range(first, stop):
             decide_book(&self.s, b)
-        for b in range(first, stop):
-            total += gather_book(&self.s, b, &self.s.batch[total])
-        return total
+        return gather(&self.s, first, stop)
 
     cdef void end_step(self) noexcept nogil:
         self.s.step += 1
+        self.s.now = self.s.now + 1 if self.s.now + 1 < self.s.delay else 0
         self.s.counters[C_STEPS] += 1
 
     cdef _process(self, int64_t n):

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from rltrader._flow import Flow
 from rltrader.constants import FILL, MARKET
 from rltrader.market import (
     FundamentalConfig,
@@ -19,6 +20,7 @@ from rltrader.market import (
     RecordConfig,
     SizeClassConfig,
     ValueConfig,
+    flow_params,
     preset,
 )
 
@@ -216,3 +218,15 @@ def test_no_trader_loses_track_of_a_resting_order(monkeypatch, bucket: int | Non
         for o in resting[np.isin(resting["owner"], list(owners))]:
             assert o["order_id"] in day.flow.live[o["book"], o["owner"]], o
     day.books.check_integrity()
+
+
+def test_a_negative_latency_is_refused() -> None:
+    config = background(copies=1)
+    market = Market(config, seed=1)
+    first = {name: lo for name, (lo, _) in market.owners.items()}
+    params = flow_params(config, first)
+    params["value"]["latency"] = -1
+    flow = market.flow
+    with pytest.raises(ValueError, match="latencies must be >= 0"):
+        Flow(market.books, params, flow.n_traders, flow.rng_state, flow.r_bar,
+             flow.size_class, 0, config.dt_ns, 64)
