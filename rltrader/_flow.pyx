@@ -123,9 +123,23 @@ cdef inline int64_t pareto_lots(uint64_t* s, const Sizes* z, double scale) noexc
     return <int64_t>x if x >= 1.0 else 1
 
 
+# Below this cap, alpha = 1 depths are floor(1 / u) - 1 instead of floor(pow(u, -1)) - 1:
+# the same number. The two floors can differ only where 1/u lies within pow's error
+# (0.54 ulp, glibc) of half an ulp below an integer n; for u on the uniform's grid
+# ((j + 0.5) / 2^53) no such u exists for n <= 480 (exact check:
+# tests/test_flow.py::test_reciprocal_depths_match_pow), and at depths >= the cap both
+# are capped.
+cdef enum:
+    RECIPROCAL_DEPTH_MAX = 479
+
+
 cdef inline int64_t power_depth(uint64_t* s, double alpha, int64_t max_depth) noexcept nogil:
     """Ticks from the touch, P(depth >= d) = (d + 1)^-alpha, capped at max_depth."""
-    cdef double d = floor(pow(uniform(s), -1.0 / alpha)) - 1.0
+    cdef double u = uniform(s), d
+    if alpha == 1.0 and max_depth <= RECIPROCAL_DEPTH_MAX:
+        d = floor(1.0 / u) - 1.0
+    else:
+        d = floor(pow(u, -1.0 / alpha)) - 1.0
     return <int64_t>d if d < max_depth else max_depth
 
 
