@@ -543,8 +543,10 @@ cdef inline int64_t gather_book(State* f, int32_t b, int64_t at, int32_t n,
     for i in range(g):
         first = starts[f.order[i]]
         stop = starts[f.order[i] + 1] if f.order[i] + 1 < g else n
-        memcpy(&out[total], &src[first], (stop - first) * sizeof(Message))
-        total += stop - first
+        while first < stop:     # a decision sends a message or a few: no memcpy call
+            out[total] = src[first]
+            total += 1
+            first += 1
     return total
 
 
