@@ -192,6 +192,14 @@ cdef inline double mid_of(const BookState* bs, double fallback) noexcept nogil:
     return fallback
 
 
+cdef struct Outbox:
+    Message* msgs           # the delay-line cell (book, arrival step) of a decision
+    int32_t* n              # messages in it
+    int32_t cap             # bucket_cap
+    int32_t book
+    int64_t timestamp       # ns of the arrival step
+
+
 cdef inline int64_t bucket(const State* f, int32_t latency) noexcept nogil:
     """The delay-line bucket of the step ``latency`` (in [0, delay)) steps from now:
     ``(step + latency) % delay``."""
@@ -199,27 +207,33 @@ cdef inline int64_t bucket(const State* f, int32_t latency) noexcept nogil:
     return slot - f.delay if slot >= f.delay else slot
 
 
-cdef inline void begin(State* f, int32_t b, int32_t latency) noexcept nogil:
-    """Start a decision: its messages stay together and in order when a step's arrivals
-    are shuffled (a trader's cancel always reaches the book before its new quote)."""
+cdef inline Outbox begin(State* f, int32_t b, int32_t latency) noexcept nogil:
+    """Start a decision of book ``b`` arriving ``latency`` steps from now: its messages go
+    to the returned outbox, and stay together and in order when a step's arrivals are
+    shuffled (a trader's cancel always reaches the book before its new quote)."""
     cdef int64_t at = bucket(f, latency) * f.n_books + b
+    cdef Outbox o
     if f.group_n[at] < f.bucket_cap:
         f.group_start[at * f.bucket_cap + f.group_n[at]] = f.pending_n[at]
         f.group_n[at] += 1
+    o.msgs = &f.pending[at * f.bucket_cap]
+    o.n = &f.pending_n[at]
+    o.cap = f.bucket_cap
+    o.book = b
+    o.timestamp = f.t0 + (f.step + latency) * f.dt
+    return o
 
 
-cdef inline Message* push(State* f, int32_t b, int32_t latency) noexcept nogil:
-    """A free message of book ``b`` arriving ``latency`` steps from now, or NULL if full."""
-    cdef int64_t slot = bucket(f, latency)
-    cdef int32_t* n = &f.pending_n[slot * f.n_books + b]
+cdef inline Message* push(State* f, const Outbox* o) noexcept nogil:
+    """A free message of the decision's outbox, or NULL if its bucket is full."""
     cdef Message* m
-    if n[0] >= f.bucket_cap:
+    if o.n[0] >= o.cap:
         f.counters[C_OVERFLOW] += 1
         return NULL
-    m = &f.pending[(slot * f.n_books + b) * f.bucket_cap + n[0]]
-    n[0] += 1
-    m.timestamp = f.t0 + (f.step + latency) * f.dt
-    m.book = b
+    m = &o.msgs[o.n[0]]
+    o.n[0] += 1
+    m.timestamp = o.timestamp
+    m.book = o.book
     m.new_order_id = 0
     m.stop_price = 0
     m.price = 0
@@ -228,10 +242,10 @@ cdef inline Message* push(State* f, int32_t b, int32_t latency) noexcept nogil:
     return m
 
 
-cdef inline int64_t send(State* f, int32_t b, int32_t owner, int32_t latency, int op,
-                         int side, int64_t price, int64_t qty, int tif) noexcept nogil:
+cdef inline int64_t send(State* f, const Outbox* o, int32_t owner, int op, int side,
+                         int64_t price, int64_t qty, int tif) noexcept nogil:
     """Queue a new order; returns its id (0 when the bucket was full)."""
-    cdef Message* m = push(f, b, latency)
+    cdef Message* m = push(f, o)
     if m == NULL:
         return 0
     m.op = op
@@ -240,15 +254,15 @@ cdef inline int64_t send(State* f, int32_t b, int32_t owner, int32_t latency, in
     m.qty = qty
     m.tif = tif
     m.owner = owner
-    m.order_id = f.next_id[b]
-    f.next_id[b] += 1
+    m.order_id = f.next_id[o.book]
+    f.next_id[o.book] += 1
     return m.order_id
 
 
-cdef inline bint cancel(State* f, int32_t b, int32_t owner, int32_t latency,
+cdef inline bint cancel(State* f, const Outbox* o, int32_t owner,
                         int64_t order_id) noexcept nogil:
     """Queue a cancel; False when the bucket was full (counted, nothing queued)."""
-    cdef Message* m = push(f, b, latency)
+    cdef Message* m = push(f, o)
     if m == NULL:
         return False
     m.op = CANCEL
@@ -258,7 +272,7 @@ cdef inline bint cancel(State* f, int32_t b, int32_t owner, int32_t latency,
     return True
 
 
-cdef inline bint free_slot(State* f, int32_t b, int32_t trader, int32_t latency,
+cdef inline bint free_slot(State* f, const Outbox* o, int32_t trader,
                            int64_t* slot) noexcept nogil:
     """Cancel the order a ring slot holds, if any. False when it cannot be cancelled now,
     and the slot keeps the id, so the order is never lost track of (the caller skips its
@@ -268,7 +282,7 @@ cdef inline bint free_slot(State* f, int32_t b, int32_t trader, int32_t latency,
     if slot[0] >= f.step_first_id:
         return False
     if slot[0] != 0:
-        if not cancel(f, b, trader, latency, slot[0]):
+        if not cancel(f, o, trader, slot[0]):
             return False
         slot[0] = 0
     return True
@@ -278,18 +292,19 @@ cdef inline int64_t* ring_of(State* f, int32_t b, int32_t trader) noexcept nogil
     return &f.live[(<int64_t>b * f.n_traders + trader) * f.ring]
 
 
-cdef inline void cancel_all(State* f, int32_t b, int32_t trader, int32_t latency,
+cdef inline void cancel_all(State* f, const Outbox* o, int32_t trader,
                             int32_t slots) noexcept nogil:
-    cdef int64_t* ids = ring_of(f, b, trader)
+    cdef int64_t* ids = ring_of(f, o.book, trader)
     cdef int32_t j
     for j in range(slots):
-        free_slot(f, b, trader, latency, &ids[j])
+        free_slot(f, o, trader, &ids[j])
 
 
 cdef void noise_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
                        double mid) noexcept nogil:
     """Zero intelligence: a market, cancel or limit order around the touch."""
     cdef const Noise* p = &f.noise
+    cdef Outbox o
     cdef uint64_t* rng = &f.rng[4 * b]
     cdef double u = uniform(rng)
     cdef int side = BUY if uniform(rng) < 0.5 else SELL
@@ -297,12 +312,12 @@ cdef void noise_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
     cdef int64_t* ids = ring_of(f, b, trader)
     cdef int32_t* pos = &f.ring_pos[<int64_t>b * f.n_traders + trader]
     cdef int64_t base, depth, j
-    begin(f, b, p.latency)
+    o = begin(f, b, p.latency)
     if u < p.p_market:
-        send(f, b, trader, p.latency, MARKET, side, 0, qty, IOC)
+        send(f, &o, trader, MARKET, side, 0, qty, IOC)
         return
     if u < p.p_market + p.p_cancel:
-        free_slot(f, b, trader, p.latency, &ids[below(rng, p.ring)])
+        free_slot(f, &o, trader, &ids[below(rng, p.ring)])
         return
     if side == BUY:
         base = bs.best_bid if bs.best_bid != EMPTY_BID else (
@@ -311,9 +326,9 @@ cdef void noise_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
         base = bs.best_ask if bs.best_ask != EMPTY_ASK else (
             bs.best_bid + 1 if bs.best_bid != EMPTY_BID else <int64_t>ceil(mid) + 1)
     depth = power_depth(rng, p.depth_alpha, p.depth_max)
-    if not free_slot(f, b, trader, p.latency, &ids[pos[0]]):   # at most `ring` resting
+    if not free_slot(f, &o, trader, &ids[pos[0]]):   # at most `ring` resting
         return
-    ids[pos[0]] = send(f, b, trader, p.latency, LIMIT, side,
+    ids[pos[0]] = send(f, &o, trader, LIMIT, side,
                        clamp_price(<double>(base - side * depth)), qty, GTC)
     pos[0] = (pos[0] + 1) % p.ring
 
@@ -322,14 +337,15 @@ cdef void value_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
                        double mid) noexcept nogil:
     """Trade toward a noisy view of the fundamental: take beyond a threshold, else rest."""
     cdef const Value* p = &f.value
+    cdef Outbox o
     cdef uint64_t* rng = &f.rng[4 * b]
     cdef double estimate = f.fundamental[b] + p.obs_sd * normal(rng)
     cdef int64_t qty = pareto_lots(rng, &p.size, f.size_class[<int64_t>b * f.n_traders + trader])
     cdef int64_t* ids = ring_of(f, b, trader)
     cdef int64_t price
     cdef int side
-    begin(f, b, p.latency)
-    cancel_all(f, b, trader, p.latency, 1)
+    o = begin(f, b, p.latency)
+    cancel_all(f, &o, trader, 1)
     if bs.best_ask != EMPTY_ASK and estimate - bs.best_ask > p.threshold:
         side, price = BUY, bs.best_ask
     elif bs.best_bid != EMPTY_BID and bs.best_bid - estimate > p.threshold:
@@ -345,7 +361,7 @@ cdef void value_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
         if bs.best_bid != EMPTY_BID and price <= bs.best_bid:
             price = bs.best_bid + 1
     if ids[0] == 0:         # else its cancel could not be queued: keep track of that order
-        ids[0] = send(f, b, trader, p.latency, LIMIT, side, clamp_price(<double>price), qty,
+        ids[0] = send(f, &o, trader, LIMIT, side, clamp_price(<double>price), qty,
                       GTC)
 
 
@@ -353,20 +369,22 @@ cdef void momentum_trader(State* f, int32_t b, int32_t trader,
                           const BookState* bs) noexcept nogil:
     """Follow the trend: a marketable IOC limit at the touch when the EMAs diverge."""
     cdef const Momentum* p = &f.momentum
+    cdef Outbox o
     cdef uint64_t* rng = &f.rng[4 * b]
     cdef double trend = f.ema[3 * b] - f.ema[3 * b + 1]
     cdef int64_t qty = pareto_lots(rng, &p.size, f.size_class[<int64_t>b * f.n_traders + trader])
-    begin(f, b, p.latency)
+    o = begin(f, b, p.latency)
     if trend > p.threshold and bs.best_ask != EMPTY_ASK:
-        send(f, b, trader, p.latency, LIMIT, BUY, bs.best_ask, qty, IOC)
+        send(f, &o, trader, LIMIT, BUY, bs.best_ask, qty, IOC)
     elif trend < -p.threshold and bs.best_bid != EMPTY_BID:
-        send(f, b, trader, p.latency, LIMIT, SELL, bs.best_bid, qty, IOC)
+        send(f, &o, trader, LIMIT, SELL, bs.best_bid, qty, IOC)
 
 
 cdef void market_maker(State* f, int32_t b, int32_t k, double mid) noexcept nogil:
     """Cancel the old quotes and quote ``levels`` per side around the mid, skewed against
     the inventory; one side only beyond ``max_inventory``."""
     cdef const Maker* p = &f.maker
+    cdef Outbox o
     cdef int32_t trader = p.first + k, i
     cdef int64_t position = f.core.accounts[<int64_t>b * f.core.n_owners + trader].position
     cdef int64_t* ids = ring_of(f, b, trader)
@@ -376,16 +394,16 @@ cdef void market_maker(State* f, int32_t b, int32_t k, double mid) noexcept nogi
     cdef double offset
     if qty < 1:
         qty = 1
-    begin(f, b, p.latency)
-    cancel_all(f, b, trader, p.latency, 2 * p.levels)
+    o = begin(f, b, p.latency)
+    cancel_all(f, &o, trader, 2 * p.levels)
     f.maker_mid[<int64_t>b * p.count + k] = mid
     for i in range(p.levels):
         offset = p.half_spread + i * p.spacing
         if position < p.max_inventory and ids[2 * i] == 0:
-            ids[2 * i] = send(f, b, trader, p.latency, LIMIT, BUY,
+            ids[2 * i] = send(f, &o, trader, LIMIT, BUY,
                               clamp_price(floor(centre - offset)), qty, GTC)
         if position > -p.max_inventory and ids[2 * i + 1] == 0:
-            ids[2 * i + 1] = send(f, b, trader, p.latency, LIMIT, SELL,
+            ids[2 * i + 1] = send(f, &o, trader, LIMIT, SELL,
                                   clamp_price(ceil(centre + offset)), qty, GTC)
 
 
@@ -395,6 +413,7 @@ cdef void liquidity_trader(State* f, int32_t b, int32_t trader) noexcept nogil:
     from the anchor (Toth et al. 2011). An order beyond the opposite touch trades at once
     (a buyer whose price is above the ask buys), which pulls the price back to the anchor."""
     cdef const Liquidity* p = &f.liquidity
+    cdef Outbox o
     cdef uint64_t* rng = &f.rng[4 * b]
     cdef double anchor = ((1.0 - p.price_weight) * f.fundamental[b]
                           + p.price_weight * f.ema[3 * b + 2])
@@ -404,10 +423,10 @@ cdef void liquidity_trader(State* f, int32_t b, int32_t trader) noexcept nogil:
     cdef int64_t* ids = ring_of(f, b, trader)
     cdef int32_t* pos = &f.ring_pos[<int64_t>b * f.n_traders + trader]
     cdef double price = floor(anchor - x) if side == BUY else ceil(anchor + x)
-    begin(f, b, p.latency)
-    if not free_slot(f, b, trader, p.latency, &ids[pos[0]]):
+    o = begin(f, b, p.latency)
+    if not free_slot(f, &o, trader, &ids[pos[0]]):
         return
-    ids[pos[0]] = send(f, b, trader, p.latency, LIMIT, side, clamp_price(price), qty, GTC)
+    ids[pos[0]] = send(f, &o, trader, LIMIT, side, clamp_price(price), qty, GTC)
     pos[0] = (pos[0] + 1) % p.ring
 
 
@@ -416,6 +435,7 @@ cdef void splitter(State* f, int32_t b, int32_t k) noexcept nogil:
     child market orders, one per wake-up, then draw the next (side at random). The order
     signs then have ACF ~ lag^-(alpha - 1). Every wake-up draws the same numbers."""
     cdef const Splitter* p = &f.splitter
+    cdef Outbox o
     cdef uint64_t* rng = &f.rng[4 * b]
     cdef int64_t at = <int64_t>b * p.count + k
     cdef int32_t trader = p.first + k
@@ -425,14 +445,15 @@ cdef void splitter(State* f, int32_t b, int32_t k) noexcept nogil:
     if f.meta_left[at] <= 0:
         f.meta_side[at] = BUY if u_side < 0.5 else SELL
         f.meta_left[at] = <int64_t>(children if children < p.max_children else p.max_children)
-    begin(f, b, p.latency)
-    send(f, b, trader, p.latency, MARKET, f.meta_side[at], 0, qty, IOC)
+    o = begin(f, b, p.latency)
+    send(f, &o, trader, MARKET, f.meta_side[at], 0, qty, IOC)
     f.meta_left[at] -= 1
 
 
 cdef void execution(State* f, int32_t b, const BookState* bs, double mid) noexcept nogil:
     """Work each parent order: market child orders on a TWAP or POV schedule."""
     cdef const Parent* p
+    cdef Outbox o
     cdef ParentState* s
     cdef int32_t j
     cdef int64_t elapsed, target
@@ -457,8 +478,8 @@ cdef void execution(State* f, int32_t b, const BookState* bs, double mid) noexce
             target = p.qty
         f.counters[C_WAKE_EXECUTION] += 1
         if target > s.sent:
-            begin(f, b, p.latency)
-            if send(f, b, p.owner, p.latency, MARKET, p.side, 0, target - s.sent, IOC):
+            o = begin(f, b, p.latency)
+            if send(f, &o, p.owner, MARKET, p.side, 0, target - s.sent, IOC):
                 s.sent = target     # else nothing was queued: the next child sends it
 
 
