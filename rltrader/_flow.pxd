@@ -84,6 +84,10 @@ cdef struct Fundamental:
     double jump_mean        # ticks (sign random)
     double jump_sd          # ticks
 
+cdef struct Arrivals:
+    double lam              # expected arrivals per step (0: none, nothing drawn)
+    double limit            # exp(-lam): where the inversion's running product stops (lam < 30)
+
 cdef struct Parent:
     int32_t owner
     int32_t side
@@ -112,6 +116,7 @@ cdef struct State:
     int64_t t0              # ns of step 0
     int64_t dt              # ns per step
     int64_t step            # next step to run
+    int32_t now             # step % delay: the delay-line bucket that arrives in this step
     Noise noise
     Value value
     Momentum momentum
@@ -119,6 +124,12 @@ cdef struct State:
     Liquidity liquidity
     Splitter splitter
     Fundamental fund
+    Arrivals wake_noise     # wake-ups per step of each population (count * rate)
+    Arrivals wake_value
+    Arrivals wake_momentum
+    Arrivals wake_liquidity
+    Arrivals wake_splitter
+    Arrivals jumps          # jumps of the fundamental per step
     uint64_t* rng           # [n_books, 4] every decision's draws
     uint64_t* shuffle_rng   # [n_books, 4] the arrival order (a separate stream, so that the
                             # decisions draw the same numbers whatever the book does)

@@ -91,19 +91,26 @@ cdef inline double normal(uint64_t* s) noexcept nogil:
     return sqrt(-2.0 * log(uniform(s))) * cos(TWO_PI * uniform(s))
 
 
-cdef int64_t poisson(uint64_t* s, double lam) noexcept nogil:
-    """Poisson(lam): inversion by multiplication below 30, rounded normal above."""
-    cdef double limit, p = 1.0
+cdef Arrivals arrivals(double lam) noexcept nogil:
+    """The Poisson(lam) draw's constants; lam <= 0 (or nan): no arrivals, nothing drawn."""
+    cdef Arrivals a
+    a.lam = lam if lam > 0.0 else 0.0
+    a.limit = exp(-a.lam)
+    return a
+
+
+cdef inline int64_t poisson(uint64_t* s, const Arrivals* a) noexcept nogil:
+    """Poisson(a.lam): inversion by multiplication below 30, rounded normal above."""
+    cdef double p = 1.0
     cdef int64_t k = 0
-    if lam <= 0.0:
+    if a.lam <= 0.0:
         return 0
-    if lam >= 30.0:
-        k = <int64_t>floor(lam + sqrt(lam) * normal(s) + 0.5)
+    if a.lam >= 30.0:
+        k = <int64_t>floor(a.lam + sqrt(a.lam) * normal(s) + 0.5)
         return k if k > 0 else 0
-    limit = exp(-lam)
     while True:
         p *= uniform(s)
-        if p <= limit:
+        if p <= a.limit:
             return k
         k += 1
 
@@ -116,9 +123,23 @@ cdef inline int64_t pareto_lots(uint64_t* s, const Sizes* z, double scale) noexc
     return <int64_t>x if x >= 1.0 else 1
 
 
+# Below this cap, alpha = 1 depths are floor(1 / u) - 1 instead of floor(pow(u, -1)) - 1:
+# the same number. The two floors can differ only where 1/u lies within pow's error
+# (0.54 ulp, glibc) of half an ulp below an integer n; for u on the uniform's grid
+# ((j + 0.5) / 2^53) no such u exists for n <= 480 (exact check:
+# tests/test_flow.py::test_reciprocal_depths_match_pow), and at depths >= the cap both
+# are capped.
+cdef enum:
+    RECIPROCAL_DEPTH_MAX = 479
+
+
 cdef inline int64_t power_depth(uint64_t* s, double alpha, int64_t max_depth) noexcept nogil:
     """Ticks from the touch, P(depth >= d) = (d + 1)^-alpha, capped at max_depth."""
-    cdef double d = floor(pow(uniform(s), -1.0 / alpha)) - 1.0
+    cdef double u = uniform(s), d
+    if alpha == 1.0 and max_depth <= RECIPROCAL_DEPTH_MAX:
+        d = floor(1.0 / u) - 1.0
+    else:
+        d = floor(pow(u, -1.0 / alpha)) - 1.0
     return <int64_t>d if d < max_depth else max_depth
 
 
@@ -171,27 +192,48 @@ cdef inline double mid_of(const BookState* bs, double fallback) noexcept nogil:
     return fallback
 
 
-cdef inline void begin(State* f, int32_t b, int32_t latency) noexcept nogil:
-    """Start a decision: its messages stay together and in order when a step's arrivals
-    are shuffled (a trader's cancel always reaches the book before its new quote)."""
-    cdef int64_t at = ((f.step + latency) % f.delay) * f.n_books + b
+cdef struct Outbox:
+    Message* msgs           # the delay-line cell (book, arrival step) of a decision
+    int32_t* n              # messages in it
+    int32_t cap             # bucket_cap
+    int32_t book
+    int64_t timestamp       # ns of the arrival step
+
+
+cdef inline int64_t bucket(const State* f, int32_t latency) noexcept nogil:
+    """The delay-line bucket of the step ``latency`` (in [0, delay)) steps from now:
+    ``(step + latency) % delay``."""
+    cdef int64_t slot = f.now + latency
+    return slot - f.delay if slot >= f.delay else slot
+
+
+cdef inline Outbox begin(State* f, int32_t b, int32_t latency) noexcept nogil:
+    """Start a decision of book ``b`` arriving ``latency`` steps from now: its messages go
+    to the returned outbox, and stay together and in order when a step's arrivals are
+    shuffled (a trader's cancel always reaches the book before its new quote)."""
+    cdef int64_t at = bucket(f, latency) * f.n_books + b
+    cdef Outbox o
     if f.group_n[at] < f.bucket_cap:
         f.group_start[at * f.bucket_cap + f.group_n[at]] = f.pending_n[at]
         f.group_n[at] += 1
+    o.msgs = &f.pending[at * f.bucket_cap]
+    o.n = &f.pending_n[at]
+    o.cap = f.bucket_cap
+    o.book = b
+    o.timestamp = f.t0 + (f.step + latency) * f.dt
+    return o
 
 
-cdef inline Message* push(State* f, int32_t b, int32_t latency) noexcept nogil:
-    """A free message of book ``b`` arriving ``latency`` steps from now, or NULL if full."""
-    cdef int64_t slot = (f.step + latency) % f.delay
-    cdef int32_t* n = &f.pending_n[slot * f.n_books + b]
+cdef inline Message* push(State* f, const Outbox* o) noexcept nogil:
+    """A free message of the decision's outbox, or NULL if its bucket is full."""
     cdef Message* m
-    if n[0] >= f.bucket_cap:
+    if o.n[0] >= o.cap:
         f.counters[C_OVERFLOW] += 1
         return NULL
-    m = &f.pending[(slot * f.n_books + b) * f.bucket_cap + n[0]]
-    n[0] += 1
-    m.timestamp = f.t0 + (f.step + latency) * f.dt
-    m.book = b
+    m = &o.msgs[o.n[0]]
+    o.n[0] += 1
+    m.timestamp = o.timestamp
+    m.book = o.book
     m.new_order_id = 0
     m.stop_price = 0
     m.price = 0
@@ -200,10 +242,10 @@ cdef inline Message* push(State* f, int32_t b, int32_t latency) noexcept nogil:
     return m
 
 
-cdef inline int64_t send(State* f, int32_t b, int32_t owner, int32_t latency, int op,
-                         int side, int64_t price, int64_t qty, int tif) noexcept nogil:
+cdef inline int64_t send(State* f, const Outbox* o, int32_t owner, int op, int side,
+                         int64_t price, int64_t qty, int tif) noexcept nogil:
     """Queue a new order; returns its id (0 when the bucket was full)."""
-    cdef Message* m = push(f, b, latency)
+    cdef Message* m = push(f, o)
     if m == NULL:
         return 0
     m.op = op
@@ -212,15 +254,15 @@ cdef inline int64_t send(State* f, int32_t b, int32_t owner, int32_t latency, in
     m.qty = qty
     m.tif = tif
     m.owner = owner
-    m.order_id = f.next_id[b]
-    f.next_id[b] += 1
+    m.order_id = f.next_id[o.book]
+    f.next_id[o.book] += 1
     return m.order_id
 
 
-cdef inline bint cancel(State* f, int32_t b, int32_t owner, int32_t latency,
+cdef inline bint cancel(State* f, const Outbox* o, int32_t owner,
                         int64_t order_id) noexcept nogil:
     """Queue a cancel; False when the bucket was full (counted, nothing queued)."""
-    cdef Message* m = push(f, b, latency)
+    cdef Message* m = push(f, o)
     if m == NULL:
         return False
     m.op = CANCEL
@@ -230,7 +272,7 @@ cdef inline bint cancel(State* f, int32_t b, int32_t owner, int32_t latency,
     return True
 
 
-cdef inline bint free_slot(State* f, int32_t b, int32_t trader, int32_t latency,
+cdef inline bint free_slot(State* f, const Outbox* o, int32_t trader,
                            int64_t* slot) noexcept nogil:
     """Cancel the order a ring slot holds, if any. False when it cannot be cancelled now,
     and the slot keeps the id, so the order is never lost track of (the caller skips its
@@ -240,7 +282,7 @@ cdef inline bint free_slot(State* f, int32_t b, int32_t trader, int32_t latency,
     if slot[0] >= f.step_first_id:
         return False
     if slot[0] != 0:
-        if not cancel(f, b, trader, latency, slot[0]):
+        if not cancel(f, o, trader, slot[0]):
             return False
         slot[0] = 0
     return True
@@ -250,18 +292,19 @@ cdef inline int64_t* ring_of(State* f, int32_t b, int32_t trader) noexcept nogil
     return &f.live[(<int64_t>b * f.n_traders + trader) * f.ring]
 
 
-cdef inline void cancel_all(State* f, int32_t b, int32_t trader, int32_t latency,
+cdef inline void cancel_all(State* f, const Outbox* o, int32_t trader,
                             int32_t slots) noexcept nogil:
-    cdef int64_t* ids = ring_of(f, b, trader)
+    cdef int64_t* ids = ring_of(f, o.book, trader)
     cdef int32_t j
     for j in range(slots):
-        free_slot(f, b, trader, latency, &ids[j])
+        free_slot(f, o, trader, &ids[j])
 
 
 cdef void noise_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
                        double mid) noexcept nogil:
     """Zero intelligence: a market, cancel or limit order around the touch."""
     cdef const Noise* p = &f.noise
+    cdef Outbox o
     cdef uint64_t* rng = &f.rng[4 * b]
     cdef double u = uniform(rng)
     cdef int side = BUY if uniform(rng) < 0.5 else SELL
@@ -269,12 +312,12 @@ cdef void noise_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
     cdef int64_t* ids = ring_of(f, b, trader)
     cdef int32_t* pos = &f.ring_pos[<int64_t>b * f.n_traders + trader]
     cdef int64_t base, depth, j
-    begin(f, b, p.latency)
+    o = begin(f, b, p.latency)
     if u < p.p_market:
-        send(f, b, trader, p.latency, MARKET, side, 0, qty, IOC)
+        send(f, &o, trader, MARKET, side, 0, qty, IOC)
         return
     if u < p.p_market + p.p_cancel:
-        free_slot(f, b, trader, p.latency, &ids[below(rng, p.ring)])
+        free_slot(f, &o, trader, &ids[below(rng, p.ring)])
         return
     if side == BUY:
         base = bs.best_bid if bs.best_bid != EMPTY_BID else (
@@ -283,9 +326,9 @@ cdef void noise_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
         base = bs.best_ask if bs.best_ask != EMPTY_ASK else (
             bs.best_bid + 1 if bs.best_bid != EMPTY_BID else <int64_t>ceil(mid) + 1)
     depth = power_depth(rng, p.depth_alpha, p.depth_max)
-    if not free_slot(f, b, trader, p.latency, &ids[pos[0]]):   # at most `ring` resting
+    if not free_slot(f, &o, trader, &ids[pos[0]]):   # at most `ring` resting
         return
-    ids[pos[0]] = send(f, b, trader, p.latency, LIMIT, side,
+    ids[pos[0]] = send(f, &o, trader, LIMIT, side,
                        clamp_price(<double>(base - side * depth)), qty, GTC)
     pos[0] = (pos[0] + 1) % p.ring
 
@@ -294,14 +337,15 @@ cdef void value_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
                        double mid) noexcept nogil:
     """Trade toward a noisy view of the fundamental: take beyond a threshold, else rest."""
     cdef const Value* p = &f.value
+    cdef Outbox o
     cdef uint64_t* rng = &f.rng[4 * b]
     cdef double estimate = f.fundamental[b] + p.obs_sd * normal(rng)
     cdef int64_t qty = pareto_lots(rng, &p.size, f.size_class[<int64_t>b * f.n_traders + trader])
     cdef int64_t* ids = ring_of(f, b, trader)
     cdef int64_t price
     cdef int side
-    begin(f, b, p.latency)
-    cancel_all(f, b, trader, p.latency, 1)
+    o = begin(f, b, p.latency)
+    cancel_all(f, &o, trader, 1)
     if bs.best_ask != EMPTY_ASK and estimate - bs.best_ask > p.threshold:
         side, price = BUY, bs.best_ask
     elif bs.best_bid != EMPTY_BID and bs.best_bid - estimate > p.threshold:
@@ -317,7 +361,7 @@ cdef void value_trader(State* f, int32_t b, int32_t trader, const BookState* bs,
         if bs.best_bid != EMPTY_BID and price <= bs.best_bid:
             price = bs.best_bid + 1
     if ids[0] == 0:         # else its cancel could not be queued: keep track of that order
-        ids[0] = send(f, b, trader, p.latency, LIMIT, side, clamp_price(<double>price), qty,
+        ids[0] = send(f, &o, trader, LIMIT, side, clamp_price(<double>price), qty,
                       GTC)
 
 
@@ -325,20 +369,22 @@ cdef void momentum_trader(State* f, int32_t b, int32_t trader,
                           const BookState* bs) noexcept nogil:
     """Follow the trend: a marketable IOC limit at the touch when the EMAs diverge."""
     cdef const Momentum* p = &f.momentum
+    cdef Outbox o
     cdef uint64_t* rng = &f.rng[4 * b]
     cdef double trend = f.ema[3 * b] - f.ema[3 * b + 1]
     cdef int64_t qty = pareto_lots(rng, &p.size, f.size_class[<int64_t>b * f.n_traders + trader])
-    begin(f, b, p.latency)
+    o = begin(f, b, p.latency)
     if trend > p.threshold and bs.best_ask != EMPTY_ASK:
-        send(f, b, trader, p.latency, LIMIT, BUY, bs.best_ask, qty, IOC)
+        send(f, &o, trader, LIMIT, BUY, bs.best_ask, qty, IOC)
     elif trend < -p.threshold and bs.best_bid != EMPTY_BID:
-        send(f, b, trader, p.latency, LIMIT, SELL, bs.best_bid, qty, IOC)
+        send(f, &o, trader, LIMIT, SELL, bs.best_bid, qty, IOC)
 
 
 cdef void market_maker(State* f, int32_t b, int32_t k, double mid) noexcept nogil:
     """Cancel the old quotes and quote ``levels`` per side around the mid, skewed against
     the inventory; one side only beyond ``max_inventory``."""
     cdef const Maker* p = &f.maker
+    cdef Outbox o
     cdef int32_t trader = p.first + k, i
     cdef int64_t position = f.core.accounts[<int64_t>b * f.core.n_owners + trader].position
     cdef int64_t* ids = ring_of(f, b, trader)
@@ -348,16 +394,16 @@ cdef void market_maker(State* f, int32_t b, int32_t k, double mid) noexcept nogi
     cdef double offset
     if qty < 1:
         qty = 1
-    begin(f, b, p.latency)
-    cancel_all(f, b, trader, p.latency, 2 * p.levels)
+    o = begin(f, b, p.latency)
+    cancel_all(f, &o, trader, 2 * p.levels)
     f.maker_mid[<int64_t>b * p.count + k] = mid
     for i in range(p.levels):
         offset = p.half_spread + i * p.spacing
         if position < p.max_inventory and ids[2 * i] == 0:
-            ids[2 * i] = send(f, b, trader, p.latency, LIMIT, BUY,
+            ids[2 * i] = send(f, &o, trader, LIMIT, BUY,
                               clamp_price(floor(centre - offset)), qty, GTC)
         if position > -p.max_inventory and ids[2 * i + 1] == 0:
-            ids[2 * i + 1] = send(f, b, trader, p.latency, LIMIT, SELL,
+            ids[2 * i + 1] = send(f, &o, trader, LIMIT, SELL,
                                   clamp_price(ceil(centre + offset)), qty, GTC)
 
 
@@ -367,6 +413,7 @@ cdef void liquidity_trader(State* f, int32_t b, int32_t trader) noexcept nogil:
     from the anchor (Toth et al. 2011). An order beyond the opposite touch trades at once
     (a buyer whose price is above the ask buys), which pulls the price back to the anchor."""
     cdef const Liquidity* p = &f.liquidity
+    cdef Outbox o
     cdef uint64_t* rng = &f.rng[4 * b]
     cdef double anchor = ((1.0 - p.price_weight) * f.fundamental[b]
                           + p.price_weight * f.ema[3 * b + 2])
@@ -376,10 +423,10 @@ cdef void liquidity_trader(State* f, int32_t b, int32_t trader) noexcept nogil:
     cdef int64_t* ids = ring_of(f, b, trader)
     cdef int32_t* pos = &f.ring_pos[<int64_t>b * f.n_traders + trader]
     cdef double price = floor(anchor - x) if side == BUY else ceil(anchor + x)
-    begin(f, b, p.latency)
-    if not free_slot(f, b, trader, p.latency, &ids[pos[0]]):
+    o = begin(f, b, p.latency)
+    if not free_slot(f, &o, trader, &ids[pos[0]]):
         return
-    ids[pos[0]] = send(f, b, trader, p.latency, LIMIT, side, clamp_price(price), qty, GTC)
+    ids[pos[0]] = send(f, &o, trader, LIMIT, side, clamp_price(price), qty, GTC)
     pos[0] = (pos[0] + 1) % p.ring
 
 
@@ -388,6 +435,7 @@ cdef void splitter(State* f, int32_t b, int32_t k) noexcept nogil:
     child market orders, one per wake-up, then draw the next (side at random). The order
     signs then have ACF ~ lag^-(alpha - 1). Every wake-up draws the same numbers."""
     cdef const Splitter* p = &f.splitter
+    cdef Outbox o
     cdef uint64_t* rng = &f.rng[4 * b]
     cdef int64_t at = <int64_t>b * p.count + k
     cdef int32_t trader = p.first + k
@@ -397,14 +445,15 @@ cdef void splitter(State* f, int32_t b, int32_t k) noexcept nogil:
     if f.meta_left[at] <= 0:
         f.meta_side[at] = BUY if u_side < 0.5 else SELL
         f.meta_left[at] = <int64_t>(children if children < p.max_children else p.max_children)
-    begin(f, b, p.latency)
-    send(f, b, trader, p.latency, MARKET, f.meta_side[at], 0, qty, IOC)
+    o = begin(f, b, p.latency)
+    send(f, &o, trader, MARKET, f.meta_side[at], 0, qty, IOC)
     f.meta_left[at] -= 1
 
 
 cdef void execution(State* f, int32_t b, const BookState* bs, double mid) noexcept nogil:
     """Work each parent order: market child orders on a TWAP or POV schedule."""
     cdef const Parent* p
+    cdef Outbox o
     cdef ParentState* s
     cdef int32_t j
     cdef int64_t elapsed, target
@@ -429,8 +478,8 @@ cdef void execution(State* f, int32_t b, const BookState* bs, double mid) noexce
             target = p.qty
         f.counters[C_WAKE_EXECUTION] += 1
         if target > s.sent:
-            begin(f, b, p.latency)
-            if send(f, b, p.owner, p.latency, MARKET, p.side, 0, target - s.sent, IOC):
+            o = begin(f, b, p.latency)
+            if send(f, &o, p.owner, MARKET, p.side, 0, target - s.sent, IOC):
                 s.sent = target     # else nothing was queued: the next child sends it
 
 
@@ -444,16 +493,16 @@ cdef void move_fundamental(State* f, int32_t b) noexcept nogil:
     if p.sigma > 0.0:
         v += p.sigma * normal(rng)
     if p.jump_rate > 0.0:
-        jumps = poisson(rng, p.jump_rate)
+        jumps = poisson(rng, &f.jumps)
         while jumps > 0:
             v += (1.0 if uniform(rng) < 0.5 else -1.0) * (p.jump_mean + p.jump_sd * normal(rng))
             jumps -= 1
     f.fundamental[b] = v if v >= 1.0 else 1.0
 
 
-cdef inline int32_t wakers(State* f, uint64_t* rng, int32_t count, double rate,
+cdef inline int32_t wakers(State* f, uint64_t* rng, const Arrivals* a,
                            int counter) noexcept nogil:
-    cdef int64_t k = poisson(rng, count * rate) if count > 0 else 0
+    cdef int64_t k = poisson(rng, a)
     f.counters[counter] += k
     return <int32_t>k
 
@@ -470,13 +519,13 @@ cdef void decide_book(State* f, int32_t b) noexcept nogil:
     f.ema[3 * b] += f.momentum.alpha_short * (mid - f.ema[3 * b])
     f.ema[3 * b + 1] += f.momentum.alpha_long * (mid - f.ema[3 * b + 1])
     f.ema[3 * b + 2] += f.liquidity.alpha_anchor * (mid - f.ema[3 * b + 2])
-    n = wakers(f, rng, f.noise.count, f.noise.rate, C_WAKE_NOISE)
+    n = wakers(f, rng, &f.wake_noise, C_WAKE_NOISE)
     for k in range(n):
         noise_trader(f, b, f.noise.first + <int32_t>below(rng, f.noise.count), bs, mid)
-    n = wakers(f, rng, f.value.count, f.value.rate, C_WAKE_VALUE)
+    n = wakers(f, rng, &f.wake_value, C_WAKE_VALUE)
     for k in range(n):
         value_trader(f, b, f.value.first + <int32_t>below(rng, f.value.count), bs, mid)
-    n = wakers(f, rng, f.momentum.count, f.momentum.rate, C_WAKE_MOMENTUM)
+    n = wakers(f, rng, &f.wake_momentum, C_WAKE_MOMENTUM)
     for k in range(n):
         momentum_trader(f, b, f.momentum.first + <int32_t>below(rng, f.momentum.count), bs)
     for k in range(f.maker.count):
@@ -484,28 +533,25 @@ cdef void decide_book(State* f, int32_t b) noexcept nogil:
                 mid - f.maker_mid[<int64_t>b * f.maker.count + k]) >= f.maker.requote_ticks)):
             f.counters[C_WAKE_MAKER] += 1
             market_maker(f, b, k, mid)
-    n = wakers(f, rng, f.liquidity.count, f.liquidity.rate, C_WAKE_LIQUIDITY)
+    n = wakers(f, rng, &f.wake_liquidity, C_WAKE_LIQUIDITY)
     for k in range(n):
         liquidity_trader(f, b, f.liquidity.first + <int32_t>below(rng, f.liquidity.count))
-    n = wakers(f, rng, f.splitter.count, f.splitter.rate, C_WAKE_SPLITTER)
+    n = wakers(f, rng, &f.wake_splitter, C_WAKE_SPLITTER)
     for k in range(n):
         splitter(f, b, <int32_t>below(rng, f.splitter.count))
     if f.n_parents > 0:
         execution(f, b, bs, mid)
 
 
-cdef int64_t gather_book(State* f, int32_t b, Message* out) noexcept nogil:
-    """Move this step's arrivals of book ``b`` into ``out``: its decisions in a random
-    order (Fisher-Yates with the book's generator), each decision's messages in the order
-    its trader sent them. Returns the number of messages."""
-    cdef int64_t at = (f.step % f.delay) * f.n_books + b, total = 0
-    cdef int32_t n = f.pending_n[at], g = f.group_n[at], i, j, tmp, first, stop
+cdef inline int64_t gather_book(State* f, int32_t b, int64_t at, int32_t n,
+                                Message* out) noexcept nogil:
+    """Move the ``n`` (> 0) arrivals of book ``b`` in delay-line cell ``at`` into ``out``:
+    its decisions in a random order (Fisher-Yates with the book's generator), each
+    decision's messages in the order its trader sent them. Returns ``n``."""
+    cdef int64_t total = 0
+    cdef int32_t g = f.group_n[at], i, j, tmp, first, stop
     cdef const Message* src = &f.pending[at * f.bucket_cap]
     cdef const int32_t* starts = &f.group_start[at * f.bucket_cap]
-    f.pending_n[at] = 0
-    f.group_n[at] = 0
-    if n == 0:
-        return 0
     for i in range(g):
         f.order[i] = i
     i = g - 1
@@ -518,20 +564,34 @@ cdef int64_t gather_book(State* f, int32_t b, Message* out) noexcept nogil:
     for i in range(g):
         first = starts[f.order[i]]
         stop = starts[f.order[i] + 1] if f.order[i] + 1 < g else n
-        memcpy(&out[total], &src[first], (stop - first) * sizeof(Message))
-        total += stop - first
+        while first < stop:     # a decision sends a message or a few: no memcpy call
+            out[total] = src[first]
+            total += 1
+            first += 1
+    return total
+
+
+cdef int64_t gather(State* f, int32_t first, int32_t stop) noexcept nogil:
+    """This step's arrivals of books ``first .. stop - 1`` into the batch (from its start,
+    book by book), and their delay-line cells emptied. Returns the number of messages."""
+    cdef int64_t base = <int64_t>f.now * f.n_books, at, total = 0
+    cdef int32_t b, n
+    for b in range(first, stop):
+        at = base + b
+        n = f.pending_n[at]
+        if n > 0:
+            total += gather_book(f, b, at, n, &f.batch[total])
+            f.pending_n[at] = 0
+        f.group_n[at] = 0
     return total
 
 
 cdef int64_t decide_all(State* f) noexcept nogil:
     """Every book decides, then every book's arrivals go into the batch, book by book."""
     cdef int32_t b
-    cdef int64_t total = 0
     for b in range(f.n_books):
         decide_book(f, b)
-    for b in range(f.n_books):
-        total += gather_book(f, b, &f.batch[total])
-    return total
+    return gather(f, 0, f.n_books)
 
 
 cdef void tally(State* f, const Event* events, int64_t n) noexcept nogil:
@@ -610,6 +670,15 @@ cdef class Flow:
         f.liquidity = params["liquidity"]
         f.splitter = params["splitter"]
         f.fund = params["fundamental"]
+        f.wake_noise = arrivals(f.noise.count * f.noise.rate if f.noise.count > 0 else 0.0)
+        f.wake_value = arrivals(f.value.count * f.value.rate if f.value.count > 0 else 0.0)
+        f.wake_momentum = arrivals(
+            f.momentum.count * f.momentum.rate if f.momentum.count > 0 else 0.0)
+        f.wake_liquidity = arrivals(
+            f.liquidity.count * f.liquidity.rate if f.liquidity.count > 0 else 0.0)
+        f.wake_splitter = arrivals(
+            f.splitter.count * f.splitter.rate if f.splitter.count > 0 else 0.0)
+        f.jumps = arrivals(f.fund.jump_rate)
         parents = params["parents"]
         f.n_books = n_books
         f.n_traders = n_traders
@@ -617,13 +686,16 @@ cdef class Flow:
         f.n_parents = len(parents)
         f.ring = max(1, f.noise.ring, 2 * f.maker.levels,
                      f.liquidity.ring if f.liquidity.count else 1)
-        f.delay = 1 + max(f.noise.latency, f.value.latency, f.momentum.latency,
-                          f.maker.latency, f.liquidity.latency, f.splitter.latency,
-                          max([p["latency"] for p in parents], default=0))
+        latencies = [f.noise.latency, f.value.latency, f.momentum.latency, f.maker.latency,
+                     f.liquidity.latency, f.splitter.latency] + [p["latency"] for p in parents]
+        if min(latencies) < 0:
+            raise ValueError(f"latencies must be >= 0 steps, got {latencies}")
+        f.delay = 1 + max(latencies)
         f.bucket_cap = bucket_cap
         f.t0 = t0_ns
         f.dt = dt_ns
         f.step = 0
+        f.now = 0
         self.rng_state = _array(seeds, np.uint64, (n_books, 4), "seeds")
         if np.any(~self.rng_state.any(axis=1)):
             raise ValueError("a book's seed state is all zero (xoshiro256** needs one bit)")
@@ -745,15 +817,13 @@ cdef class Flow:
         every book, then ``end_step``: the same draws and per-book messages as
         ``run(1)``. Returns the number of messages."""
         cdef int32_t b
-        cdef int64_t total = 0
         for b in range(first, stop):
             decide_book(&self.s, b)
-        for b in range(first, stop):
-            total += gather_book(&self.s, b, &self.s.batch[total])
-        return total
+        return gather(&self.s, first, stop)
 
     cdef void end_step(self) noexcept nogil:
         self.s.step += 1
+        self.s.now = self.s.now + 1 if self.s.now + 1 < self.s.delay else 0
         self.s.counters[C_STEPS] += 1
 
     cdef _process(self, int64_t n):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
+from rltrader._flow import Flow
 from rltrader.constants import FILL, MARKET
 from rltrader.market import (
     FundamentalConfig,
@@ -19,6 +22,7 @@ from rltrader.market import (
     RecordConfig,
     SizeClassConfig,
     ValueConfig,
+    flow_params,
     preset,
 )
 
@@ -216,3 +220,33 @@ def test_no_trader_loses_track_of_a_resting_order(monkeypatch, bucket: int | Non
         for o in resting[np.isin(resting["owner"], list(owners))]:
             assert o["order_id"] in day.flow.live[o["book"], o["owner"]], o
     day.books.check_integrity()
+
+
+def test_a_negative_latency_is_refused() -> None:
+    config = background(copies=1)
+    market = Market(config, seed=1)
+    first = {name: lo for name, (lo, _) in market.owners.items()}
+    params = flow_params(config, first)
+    params["value"]["latency"] = -1
+    flow = market.flow
+    with pytest.raises(ValueError, match="latencies must be >= 0"):
+        Flow(market.books, params, flow.n_traders, flow.rng_state, flow.r_bar,
+             flow.size_class, 0, config.dt_ns, 64)
+
+
+def test_reciprocal_depths_match_pow() -> None:
+    """The flow draws alpha = 1 depths as floor(1 / u) (correctly rounded) rather than
+    floor(pow(u, -1)) (within 0.54 ulp) when depth_max <= 479. The floors differ only if
+    1/u is within pow's error of the rounding midpoint half an ulp below an integer n;
+    check exactly that no u of the uniform's grid ((j + 1/2) / 2^53, j < 2^52) does so for
+    n <= 480 (n = 2: u above 1/2 is on the grid j / 2^53, 1/u >= 2 - 2 ulp; n = 1: u <= 1),
+    and that this machine's pow agrees around every 1/n."""
+    for n in range(3, 481):
+        below = n - 1 if n & (n - 1) == 0 else n    # the binade of the doubles just below n
+        ulp = Fraction(2) ** (below.bit_length() - 1 - 52)
+        u_lo, u_hi = 1 / (n - Fraction(44, 100) * ulp), 1 / (n - Fraction(56, 100) * ulp)
+        j0 = math.floor(u_lo * 2**53 - Fraction(1, 2))
+        for j in range(j0 - 2, j0 + 4):
+            u = (j + Fraction(1, 2)) / 2**53
+            assert not u_lo < u < u_hi, (n, j)
+            assert math.floor(1.0 / float(u)) == math.floor(math.pow(float(u), -1.0)), (n, j)
