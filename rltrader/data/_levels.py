@@ -33,6 +33,7 @@ keep the last size ("the latest update covers the previous one").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -48,8 +49,9 @@ _BUY, _SELL = int(BUY), int(SELL)
 _LIMIT, _CANCEL, _REDUCE, _REPLACE = int(LIMIT), int(CANCEL), int(REDUCE), int(REPLACE)
 
 
-def level_order_id(side: int, price: int) -> int:
-    """Id of the synthetic order that holds the level at ``price`` ticks on ``side``."""
+def level_order_id(side: Any, price: Any) -> Any:
+    """Id of the synthetic order that holds the level at ``price`` ticks on ``side``
+    (ints, or numpy arrays element-wise)."""
     return LEVEL_ID_BASE + 2 * price + (side < 0)
 
 

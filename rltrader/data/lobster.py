@@ -56,6 +56,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rltrader.data._levels import LEVEL_ID_BASE, level_order_id
 from rltrader.messages import empty_events, empty_messages
 
 #: One parsed LOBSTER message row (LOBSTER units: prices in $0.0001, sizes in shares).
@@ -70,8 +71,9 @@ RAW_DTYPE = np.dtype(
     ]
 )
 
-#: Ids at or above this are reserved for snapshot aggregate orders.
-SNAPSHOT_ID_BASE = 1 << 52
+#: Ids at or above this are reserved for snapshot aggregate orders: the synthetic level
+#: orders of :mod:`rltrader.data._levels` (one per side and price, the same ids).
+SNAPSHOT_ID_BASE = LEVEL_ID_BASE
 
 #: LOBSTER's fillers for missing levels in orderbook files.
 EMPTY_ASK_PRICE = 9999999999
@@ -222,7 +224,7 @@ def _to_ticks(price: np.ndarray, tick_size: int, what: str, rows: np.ndarray | N
 
 
 def _snapshot_id(side: np.ndarray, price_ticks: np.ndarray) -> np.ndarray:
-    return SNAPSHOT_ID_BASE + 2 * price_ticks + (side < 0)
+    return level_order_id(side, price_ticks)
 
 
 def _snapshot_messages(snapshot: LobsterDepth, tick_size: int, book: int, timestamp: int
