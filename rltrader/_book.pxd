@@ -146,6 +146,9 @@ cdef struct Order:
     int8_t op               # LIMIT, STOP or STOP_LIMIT (what it becomes when triggered)
     int8_t tif              # TimeInForce
     int8_t state            # OrderState
+    uint32_t hash           # low 32 bits of id_hash(order_id, book), set by hash_insert
+                            # (fills the struct's padding; the hash table's deletion reads
+                            # it instead of re-hashing)
 
 cdef struct Level:
     int64_t qty             # sum of leaves of its resting orders, lots
@@ -230,10 +233,13 @@ cdef inline uint64_t id_hash(int64_t order_id, int32_t book) noexcept nogil:
     return x
 
 
-cdef inline int32_t find_order(const Core* c, int32_t b, int64_t order_id) noexcept nogil:
-    cdef uint64_t h = id_hash(order_id, b) & c.hash_mask
+cdef inline int32_t find_order_hashed(const Core* c, int32_t b, int64_t order_id,
+                                      uint64_t h) noexcept nogil:
+    """``find_order`` for a caller that has ``h = id_hash(order_id, b)`` already."""
+    cdef uint64_t mask = c.hash_mask
     cdef uint32_t entry
     cdef const Order* o
+    h &= mask
     while True:
         entry = c.table[h]
         if entry == 0:
@@ -241,7 +247,12 @@ cdef inline int32_t find_order(const Core* c, int32_t b, int64_t order_id) noexc
         o = &c.orders[entry - 1]
         if o.order_id == order_id and o.book == b:
             return <int32_t>(entry - 1)
-        h = (h + 1) & c.hash_mask
+        h = (h + 1) & mask
+
+
+cdef inline int32_t find_order(const Core* c, int32_t b, int64_t order_id) noexcept nogil:
+    """The arena slot of the live order ``order_id`` of book ``b``, or NO_SLOT."""
+    return find_order_hashed(c, b, order_id, id_hash(order_id, b))
 
 
 cdef class Books:
