@@ -164,30 +164,35 @@ cdef inline int64_t shown_price(const Order* o) noexcept nogil:
     return 0 if o.op == MARKET else o.price
 
 
-cdef inline Event* emit(Ctx* x, int kind, int reason, int32_t book) noexcept nogil:
+cdef inline Event* emit(Ctx* x, int kind, int reason, int32_t book, int64_t order_id,
+                        int side, int32_t owner, int64_t price, int64_t qty,
+                        int64_t leaves) noexcept nogil:
+    """Append an event (no maker: fills set the maker fields after). Every field is
+    written once; the padding is zeroed with the last three (event logs compare bit for
+    bit)."""
     cdef Event* e = &x.out[x.w]
     x.w += 1
-    memset(e, 0, sizeof(Event))     # padding too: event logs compare bit for bit
     e.timestamp = x.timestamp
+    e.order_id = order_id
     e.maker_order_id = 0
+    e.price = price
+    e.qty = qty
+    e.leaves_qty = leaves
     e.maker_leaves_qty = 0
-    e.maker_owner = NO_OWNER
     e.book = book
+    e.owner = owner
+    e.maker_owner = NO_OWNER
     e.message_index = x.message_index
+    memset(&e.kind, 0, sizeof(Event) - (<char*>&e.kind - <char*>e))
     e.kind = kind
     e.reason = reason
+    e.side = side
     return e
 
 
 cdef inline void emit_order(Ctx* x, int kind, int reason, int32_t book, const Order* o,
                             int64_t price, int64_t qty, int64_t leaves) noexcept nogil:
-    cdef Event* e = emit(x, kind, reason, book)
-    e.order_id = o.order_id
-    e.side = o.side
-    e.owner = o.owner
-    e.price = price
-    e.qty = qty
-    e.leaves_qty = leaves
+    emit(x, kind, reason, book, o.order_id, o.side, o.owner, price, qty, leaves)
 
 
 # ---------------------------------------------------------------------------------------
@@ -326,27 +331,27 @@ cdef inline void hash_insert_hashed(Core* c, int32_t slot, uint64_t h) noexcept 
     """Enter ``slot`` into the table; ``h`` is its ``id_hash``, kept in the order."""
     cdef uint64_t mask = c.hash_mask
     cdef uint32_t* table = c.table
+    cdef uint64_t home = h & mask, p = home
     c.orders[slot].hash = <uint32_t>h      # the mask is < 2**32: the low bits suffice
-    h &= mask
-    while table[h] != 0:
-        h = (h + 1) & mask
-    table[h] = <uint32_t>slot + 1
+    while table[p] != 0:
+        p = (p + 1) & mask
+    table[p] = (<uint32_t>slot + 1) | (HASH_DISPLACED if p != home else 0)
 
 
 cdef inline void hash_insert(Core* c, int32_t slot) noexcept nogil:
     hash_insert_hashed(c, slot, id_hash(c.orders[slot].order_id, c.orders[slot].book))
 
 
-cdef void hash_erase(Core* c, int32_t slot) noexcept nogil:
+cdef inline void hash_erase(Core* c, int32_t slot) noexcept nogil:
     """Remove ``slot``'s entry; later entries of its cluster shift back (no tombstones).
-    Home buckets come from the orders' stored hashes."""
+    Home buckets of displaced entries come from their orders' stored hashes."""
     cdef uint64_t mask = c.hash_mask
     cdef uint32_t* table = c.table
     cdef const Order* orders = c.orders
     cdef uint64_t i = orders[slot].hash & mask
-    cdef uint64_t j
+    cdef uint64_t j, home
     cdef uint32_t entry
-    while table[i] != <uint32_t>slot + 1:
+    while (table[i] & HASH_SLOT) != <uint32_t>slot + 1:
         i = (i + 1) & mask
     j = i
     while True:
@@ -354,11 +359,14 @@ cdef void hash_erase(Core* c, int32_t slot) noexcept nogil:
         entry = table[j]
         if entry == 0:
             break
+        if not (entry & HASH_DISPLACED):
+            continue        # at home in j, which lies in (i, j]: it stays
+        home = orders[(entry & HASH_SLOT) - 1].hash & mask
         # the entry at j may move back to i unless its home lies cyclically in (i, j],
         # i.e. unless it is nearer (going forward) to j than i is
-        if ((j - orders[entry - 1].hash) & mask) < ((j - i) & mask):
+        if ((j - home) & mask) < ((j - i) & mask):
             continue
-        table[i] = entry
+        table[i] = (entry & HASH_SLOT) | (HASH_DISPLACED if i != home else 0)
         i = j
     table[i] = 0
 
@@ -407,7 +415,7 @@ cdef void refresh_best(const Core* c, int32_t b, int side) noexcept nogil:
         bs.best_ask = best
 
 
-cdef void rest(Core* c, int32_t b, int32_t slot) noexcept nogil:
+cdef inline void rest(Core* c, int32_t b, int32_t slot) noexcept nogil:
     """Append a resting order at the back of its price level."""
     cdef BookState* bs = &c.bk[b]
     cdef Order* o = &c.orders[slot]
@@ -456,7 +464,7 @@ cdef void rest(Core* c, int32_t b, int32_t slot) noexcept nogil:
         bs.best_ask = o.price
 
 
-cdef void unrest(Core* c, int32_t b, int32_t slot) noexcept nogil:
+cdef inline void unrest(Core* c, int32_t b, int32_t slot) noexcept nogil:
     """Unlink a resting order from its level or overflow list; the slot stays allocated."""
     cdef BookState* bs = &c.bk[b]
     cdef Order* o = &c.orders[slot]
@@ -593,7 +601,7 @@ cdef inline void account_fill(Core* c, int32_t b, int32_t owner, int side, int64
     a.volume += q
 
 
-cdef void fill(Core* c, Ctx* x, int32_t b, Order* taker, int32_t maker) noexcept nogil:
+cdef inline void fill(Core* c, Ctx* x, int32_t b, Order* taker, int32_t maker) noexcept nogil:
     """Trade the taker against the head order `maker`; frees a maker that is done."""
     cdef BookState* bs = &c.bk[b]
     cdef Order* m = &c.orders[maker]
@@ -605,13 +613,8 @@ cdef void fill(Core* c, Ctx* x, int32_t b, Order* taker, int32_t maker) noexcept
     bs.last_price = m.price
     bs.volume += q
     bs.trade_count += 1
-    e = emit(x, FILL, NO_REASON, b)
-    e.order_id = taker.order_id
-    e.side = taker.side
-    e.owner = taker.owner
-    e.price = m.price
-    e.qty = q
-    e.leaves_qty = taker.qty
+    e = emit(x, FILL, NO_REASON, b, taker.order_id, taker.side, taker.owner, m.price, q,
+             taker.qty)
     e.maker_order_id = m.order_id
     e.maker_owner = m.owner
     e.maker_leaves_qty = m.qty - q
@@ -873,7 +876,7 @@ cdef int validate(const Core* c, const Ctx* x, const Message* m, int32_t* found)
     return NO_REASON
 
 
-cdef void cancel_order(Core* c, Ctx* x, int32_t b, int32_t slot, int reason) noexcept nogil:
+cdef inline void cancel_order(Core* c, Ctx* x, int32_t b, int32_t slot, int reason) noexcept nogil:
     cdef Order* o = &c.orders[slot]
     emit_order(x, CANCELLED, reason, b, o, o.price, o.qty, 0)
     if o.state == STOP_PENDING:
@@ -890,16 +893,9 @@ cdef void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
     cdef BookState* bs
     cdef Order t
     cdef Order* o
-    cdef Event* e
     cdef int64_t trades
     if reason != NO_REASON:
-        e = emit(x, REJECTED, reason, m.book)
-        e.order_id = m.order_id
-        e.side = m.side
-        e.owner = m.owner
-        e.price = m.price
-        e.qty = m.qty
-        e.leaves_qty = 0
+        emit(x, REJECTED, reason, m.book, m.order_id, m.side, m.owner, m.price, m.qty, 0)
         return
     bs = &c.bk[b]
     trades = bs.trade_count
@@ -1027,7 +1023,8 @@ cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_
                                 int64_t* hash_ids) noexcept nogil:
     """Start loading what the next messages will touch: across many books, matching time
     is mostly memory latency. Two ahead: ``look_ahead`` (into the ring ``hashes`` /
-    ``hash_ids``, 4 entries); one ahead: the level (its book state arrived meanwhile)."""
+    ``hash_ids``, 4 entries); one ahead: the level (its book state arrived meanwhile) and,
+    for an order given by slot, its hash bucket."""
     cdef const Message* m
     cdef const BookState* bs
     cdef int64_t level
@@ -1037,6 +1034,10 @@ cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_
     if i + 1 < n:
         m = &msgs[i + 1]
         if <uint32_t>m.book < <uint32_t>c.n_books:
+            if known != NULL and <uint32_t>known[i + 1] < <uint32_t>c.capacity:
+                # an order by slot (requested one message ago): its hash bucket, from
+                # the hash it keeps (a wrong slot only wastes the prefetch)
+                prefetch(&c.table[c.orders[known[i + 1]].hash & c.hash_mask])
             bs = &c.bk[m.book]
             level = m.price - bs.base
             if <uint64_t>level < <uint64_t>c.window:
@@ -1769,9 +1770,12 @@ cdef _check_integrity(Books books):
     for h in range(c.hash_mask + 1):
         if c.table[h] != 0:
             entries += 1
-            slot = c.table[h] - 1
+            slot = (c.table[h] & HASH_SLOT) - 1
             if not live_seen[slot]:
                 _fail(f"hash entry {h} points at dead slot {slot}")
+            if ((c.table[h] & HASH_DISPLACED) != 0) != (h != (c.orders[slot].hash
+                                                            & c.hash_mask)):
+                _fail(f"hash entry {h}: displaced flag wrong")
             if c.orders[slot].hash != <uint32_t>id_hash(c.orders[slot].order_id,
                                                         c.orders[slot].book):
                 _fail(f"slot {slot}: stored hash {c.orders[slot].hash} is stale")
