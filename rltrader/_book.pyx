@@ -415,53 +415,92 @@ cdef void refresh_best(const Core* c, int32_t b, int side) noexcept nogil:
         bs.best_ask = best
 
 
-cdef inline void rest(Core* c, int32_t b, int32_t slot) noexcept nogil:
-    """Append a resting order at the back of its price level."""
-    cdef BookState* bs = &c.bk[b]
-    cdef Order* o = &c.orders[slot]
-    cdef int side = o.side
-    cdef int si = side_index(side)
-    cdef int64_t i
-    cdef Level* lvl
-    cdef int32_t at
-    if bs.n_resting[0] == 0 and bs.n_resting[1] == 0 and not in_window(c, bs, o.price):
-        bs.base = o.price - c.window // 2      # an empty book re-centres for free
-    o.state = RESTING
-    o.next = NO_SLOT
-    if in_window(c, bs, o.price):
-        i = o.price - bs.base
-        lvl = &c.lv[<int64_t>b * c.window + i]
-        o.prev = lvl.tail
-        if lvl.tail != NO_SLOT:
-            c.orders[lvl.tail].next = slot
-        else:
-            lvl.head = slot
-            bit_set(c, b, side, i)
-        lvl.tail = slot
-        lvl.count += 1
-        lvl.qty += o.qty
-    else:
-        # best-first overflow list, FIFO among equal prices
-        at = bs.overflow_tail[si]
-        while at != NO_SLOT and better(side, o.price, c.orders[at].price):
-            at = c.orders[at].prev
-        o.prev = at
-        if at == NO_SLOT:
-            o.next = bs.overflow_head[si]
-            bs.overflow_head[si] = slot
-        else:
-            o.next = c.orders[at].next
-            c.orders[at].next = slot
-        if o.next == NO_SLOT:
-            bs.overflow_tail[si] = slot
-        else:
-            c.orders[o.next].prev = slot
-    bs.n_resting[si] += 1
-    if side == BUY:
+cdef inline void count_resting(BookState* bs, const Order* o) noexcept nogil:
+    # a new resting order of bs's book: the side's count and cached best
+    bs.n_resting[side_index(o.side)] += 1
+    if o.side == BUY:
         if o.price > bs.best_bid:
             bs.best_bid = o.price
     elif o.price < bs.best_ask:
         bs.best_ask = o.price
+
+
+cdef inline void rest_dense(Core* c, BookState* bs, int32_t b, int32_t slot,
+                            Order* o) noexcept nogil:
+    """``rest`` for an order inside the window: the tail of its level."""
+    cdef int64_t i = o.price - bs.base
+    cdef Level* lvl = &c.lv[<int64_t>b * c.window + i]
+    o.prev = lvl.tail
+    if lvl.tail != NO_SLOT:
+        c.orders[lvl.tail].next = slot
+    else:
+        lvl.head = slot
+        bit_set(c, b, o.side, i)
+    lvl.tail = slot
+    lvl.count += 1
+    lvl.qty += o.qty
+    count_resting(bs, o)
+
+
+cdef void rest_outside(Core* c, BookState* bs, int32_t b, int32_t slot,
+                       Order* o) noexcept nogil:
+    """``rest`` for an order outside the window: an empty book re-centres on it for free,
+    else it joins the best-first overflow list of its side, FIFO among equal prices."""
+    cdef int side = o.side
+    cdef int si = side_index(side)
+    cdef int32_t at
+    if bs.n_resting[0] == 0 and bs.n_resting[1] == 0:
+        bs.base = o.price - c.window // 2
+        rest_dense(c, bs, b, slot, o)
+        return
+    at = bs.overflow_tail[si]
+    while at != NO_SLOT and better(side, o.price, c.orders[at].price):
+        at = c.orders[at].prev
+    o.prev = at
+    if at == NO_SLOT:
+        o.next = bs.overflow_head[si]
+        bs.overflow_head[si] = slot
+    else:
+        o.next = c.orders[at].next
+        c.orders[at].next = slot
+    if o.next == NO_SLOT:
+        bs.overflow_tail[si] = slot
+    else:
+        c.orders[o.next].prev = slot
+    count_resting(bs, o)
+
+
+cdef inline void rest(Core* c, int32_t b, int32_t slot) noexcept nogil:
+    """Append a resting order at the back of its price level."""
+    cdef BookState* bs = &c.bk[b]
+    cdef Order* o = &c.orders[slot]
+    o.state = RESTING
+    o.next = NO_SLOT
+    if in_window(c, bs, o.price):
+        rest_dense(c, bs, b, slot, o)
+    else:
+        rest_outside(c, bs, b, slot, o)
+
+
+cdef void unrest_outside(Core* c, BookState* bs, int32_t b, int32_t slot,
+                         Order* o) noexcept nogil:
+    """``unrest`` for an order on its side's overflow list."""
+    cdef int side = o.side
+    cdef int si = side_index(side)
+    cdef bint emptied
+    if o.prev != NO_SLOT:
+        c.orders[o.prev].next = o.next
+    else:
+        bs.overflow_head[si] = o.next
+    if o.next != NO_SLOT:
+        c.orders[o.next].prev = o.prev
+    else:
+        bs.overflow_tail[si] = o.prev
+    emptied = ((o.prev == NO_SLOT or c.orders[o.prev].price != o.price)
+               and (o.next == NO_SLOT or c.orders[o.next].price != o.price))
+    bs.n_resting[si] -= 1
+    if emptied and o.price == (bs.best_bid if side == BUY else bs.best_ask):
+        refresh_best(c, b, side)
 
 
 cdef inline void unrest(Core* c, int32_t b, int32_t slot) noexcept nogil:
@@ -469,40 +508,27 @@ cdef inline void unrest(Core* c, int32_t b, int32_t slot) noexcept nogil:
     cdef BookState* bs = &c.bk[b]
     cdef Order* o = &c.orders[slot]
     cdef int side = o.side
-    cdef int si = side_index(side)
-    cdef int64_t i
+    cdef int64_t i = o.price - bs.base
     cdef Level* lvl
-    cdef bint emptied
-    if in_window(c, bs, o.price):
-        i = o.price - bs.base
-        lvl = &c.lv[<int64_t>b * c.window + i]
-        if o.prev != NO_SLOT:
-            c.orders[o.prev].next = o.next
-        else:
-            lvl.head = o.next
-        if o.next != NO_SLOT:
-            c.orders[o.next].prev = o.prev
-        else:
-            lvl.tail = o.prev
-        lvl.count -= 1
-        lvl.qty -= o.qty
-        emptied = lvl.count == 0
-        if emptied:
-            bit_clear(c, b, side, i)
+    if <uint64_t>i >= <uint64_t>c.window:
+        unrest_outside(c, bs, b, slot, o)
+        return
+    lvl = &c.lv[<int64_t>b * c.window + i]
+    if o.prev != NO_SLOT:
+        c.orders[o.prev].next = o.next
     else:
-        if o.prev != NO_SLOT:
-            c.orders[o.prev].next = o.next
-        else:
-            bs.overflow_head[si] = o.next
-        if o.next != NO_SLOT:
-            c.orders[o.next].prev = o.prev
-        else:
-            bs.overflow_tail[si] = o.prev
-        emptied = ((o.prev == NO_SLOT or c.orders[o.prev].price != o.price)
-                   and (o.next == NO_SLOT or c.orders[o.next].price != o.price))
-    bs.n_resting[si] -= 1
-    if emptied and o.price == (bs.best_bid if side == BUY else bs.best_ask):
-        refresh_best(c, b, side)
+        lvl.head = o.next
+    if o.next != NO_SLOT:
+        c.orders[o.next].prev = o.prev
+    else:
+        lvl.tail = o.prev
+    lvl.count -= 1
+    lvl.qty -= o.qty
+    bs.n_resting[side_index(side)] -= 1
+    if lvl.count == 0:
+        bit_clear(c, b, side, i)
+        if o.price == (bs.best_bid if side == BUY else bs.best_ask):
+            refresh_best(c, b, side)
 
 
 cdef inline void remove_order(Core* c, int32_t b, int32_t slot) noexcept nogil:
@@ -699,6 +725,26 @@ cdef void run_taker(Core* c, Ctx* x, int32_t b, Order* t, bint announce) noexcep
     rest(c, b, slot)
     if announce:                # the message's own order (not a triggered stop)
         x.rested = slot
+
+
+cdef inline void rest_limit(Core* c, Ctx* x, int32_t b, const Message* m) noexcept nogil:
+    """A valid GTC or post-only limit that does not cross: what ``run_taker`` does with it
+    (ACCEPTED, then it rests in a new slot), without the taker's steps that cannot apply."""
+    cdef int32_t slot = slot_alloc(c)      # validate made sure one is free
+    cdef Order* o = &c.orders[slot]
+    o.order_id = m.order_id
+    o.price = m.price
+    o.qty = m.qty
+    o.clock.timestamp = x.timestamp
+    o.owner = m.owner
+    o.book = b
+    o.side = m.side
+    o.op = LIMIT
+    o.tif = m.tif
+    emit(x, ACCEPTED, NO_REASON, b, m.order_id, m.side, m.owner, m.price, m.qty, m.qty)
+    hash_insert_hashed(c, slot, ctx_hash(x, m.order_id, b))
+    rest(c, b, slot)
+    x.rested = slot
 
 
 # ---------------------------------------------------------------------------------------
@@ -899,7 +945,10 @@ cdef void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
         return
     bs = &c.bk[b]
     trades = bs.trade_count
-    if m.op == LIMIT or m.op == MARKET:
+    if (m.op == LIMIT and (m.tif == GTC or m.tif == POST_ONLY)
+            and not crosses(m.side, m.price, opposite_best(bs, m.side))):
+        rest_limit(c, x, b, m)      # the common case: nothing to match, it rests
+    elif m.op == LIMIT or m.op == MARKET:
         t.order_id = m.order_id
         t.side = m.side
         t.owner = m.owner
