@@ -1051,20 +1051,19 @@ cdef int64_t max_events(const Core* c, const Message* m) noexcept nogil:
 
 cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* known,
                             uint64_t* hash, int64_t* hash_id) noexcept nogil:
-    """Start loading what message ``m`` will touch first: its book, and the order's known
-    slot when the caller gave one in range, else the id's hash bucket; keep the id's hash
-    for the message (``hash_id`` 0: not hashed)."""
+    """Start loading what message ``m`` will touch first: its book, the id's hash bucket
+    and the order's known slot when the caller gave one in range; keep the id's hash for
+    the message (``hash_id`` 0: not hashed)."""
     cdef uint64_t h
     hash_id[0] = 0
     if <uint32_t>m.book < <uint32_t>c.n_books:
         prefetch(&c.bk[m.book])
+        h = id_hash(m.order_id, m.book)
+        prefetch(&c.table[h & c.hash_mask])
+        hash[0] = h
+        hash_id[0] = m.order_id
         if known != NULL and <uint32_t>known[0] < <uint32_t>c.capacity:
             prefetch(&c.orders[known[0]])
-        else:
-            h = id_hash(m.order_id, m.book)
-            prefetch(&c.table[h & c.hash_mask])
-            hash[0] = h
-            hash_id[0] = m.order_id
 
 
 cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_t* known,
@@ -1072,8 +1071,7 @@ cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_
                                 int64_t* hash_ids) noexcept nogil:
     """Start loading what the next messages will touch: across many books, matching time
     is mostly memory latency. Two ahead: ``look_ahead`` (into the ring ``hashes`` /
-    ``hash_ids``, 4 entries); one ahead: the level (its book state arrived meanwhile) and,
-    for an order given by slot, its hash bucket."""
+    ``hash_ids``, 4 entries); one ahead: the level (its book state arrived meanwhile)."""
     cdef const Message* m
     cdef const BookState* bs
     cdef int64_t level
@@ -1083,10 +1081,6 @@ cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_
     if i + 1 < n:
         m = &msgs[i + 1]
         if <uint32_t>m.book < <uint32_t>c.n_books:
-            if known != NULL and <uint32_t>known[i + 1] < <uint32_t>c.capacity:
-                # an order by slot (requested one message ago): its hash bucket, from
-                # the hash it keeps (a wrong slot only wastes the prefetch)
-                prefetch(&c.table[c.orders[known[i + 1]].hash & c.hash_mask])
             bs = &c.bk[m.book]
             level = m.price - bs.base
             if <uint64_t>level < <uint64_t>c.window:
