@@ -146,6 +146,9 @@ cdef struct Order:
     int8_t op               # LIMIT, STOP or STOP_LIMIT (what it becomes when triggered)
     int8_t tif              # TimeInForce
     int8_t state            # OrderState
+    uint32_t hash           # low 32 bits of id_hash(order_id, book), set by hash_insert
+                            # (fills the struct's padding; the hash table's deletion reads
+                            # it instead of re-hashing)
 
 cdef struct Level:
     int64_t qty             # sum of leaves of its resting orders, lots
@@ -195,7 +198,7 @@ cdef struct Core:
     uint64_t* bits          # [n_books, 2, words]: bit set = level non-empty on that side
     uint64_t* summary       # [n_books, 2, summary_words]: bit set = bits word non-zero
     Order* orders           # [capacity]
-    uint32_t* table         # [hash_mask + 1]: slot + 1 of a live order, 0 = empty
+    uint32_t* table         # [hash_mask + 1]: (slot + 1) | HASH_DISPLACED flag, 0 = empty
     Account* accounts       # [n_books, n_owners]
 
 
@@ -230,18 +233,40 @@ cdef inline uint64_t id_hash(int64_t order_id, int32_t book) noexcept nogil:
     return x
 
 
-cdef inline int32_t find_order(const Core* c, int32_t b, int64_t order_id) noexcept nogil:
-    cdef uint64_t h = id_hash(order_id, b) & c.hash_mask
+cdef extern from *:
+    """
+    #define RLTRADER_HASH_DISPLACED 0x80000000u
+    #define RLTRADER_HASH_SLOT 0x7fffffffu
+    """
+    # a hash table entry is (slot + 1) | HASH_DISPLACED when the entry does not sit in
+    # its home bucket (slots are < 2**30): an entry at home elsewhere cannot be the one a
+    # probe or the backward shift looks for, so its order need not be read
+    const uint32_t HASH_DISPLACED "RLTRADER_HASH_DISPLACED"
+    const uint32_t HASH_SLOT "RLTRADER_HASH_SLOT"
+
+
+cdef inline int32_t find_order_hashed(const Core* c, int32_t b, int64_t order_id,
+                                      uint64_t h) noexcept nogil:
+    """``find_order`` for a caller that has ``h = id_hash(order_id, b)`` already."""
+    cdef uint64_t mask = c.hash_mask
+    cdef uint64_t home = h & mask, p = home
     cdef uint32_t entry
     cdef const Order* o
     while True:
-        entry = c.table[h]
+        entry = c.table[p]
         if entry == 0:
             return NO_SLOT
-        o = &c.orders[entry - 1]
-        if o.order_id == order_id and o.book == b:
-            return <int32_t>(entry - 1)
-        h = (h + 1) & c.hash_mask
+        # only an entry at home in our home bucket, or a displaced one past it, can match
+        if (p == home) != ((entry & HASH_DISPLACED) != 0):
+            o = &c.orders[(entry & HASH_SLOT) - 1]
+            if o.order_id == order_id and o.book == b:
+                return <int32_t>((entry & HASH_SLOT) - 1)
+        p = (p + 1) & mask
+
+
+cdef inline int32_t find_order(const Core* c, int32_t b, int64_t order_id) noexcept nogil:
+    """The arena slot of the live order ``order_id`` of book ``b``, or NO_SLOT."""
+    return find_order_hashed(c, b, order_id, id_hash(order_id, b))
 
 
 cdef class Books:

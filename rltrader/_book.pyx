@@ -66,6 +66,7 @@ ORDER_DTYPE = np.dtype(
         ("timestamp", np.int64),   # the OrderClock union: stop_price for pending stops
         ("next", np.int32), ("prev", np.int32), ("owner", np.int32), ("book", np.int32),
         ("side", np.int8), ("op", np.int8), ("tif", np.int8), ("state", np.int8),
+        ("hash", np.uint32),
     ],
     align=True,
 )
@@ -97,7 +98,7 @@ def _check_layout():
         (EVENT_DTYPE, sizeof(Event), "leaves_qty", <char*>&e.leaves_qty - <char*>&e,
          "side", <char*>&e.side - <char*>&e),
         (ORDER_DTYPE, sizeof(Order), "timestamp", <char*>&o.clock - <char*>&o,
-         "state", <char*>&o.state - <char*>&o),
+         "hash", <char*>&o.hash - <char*>&o),
         (LEVEL_DTYPE, sizeof(Level), "qty", 0, "qty", 0),
         (BOOK_DTYPE, sizeof(BookState), "base", 0, "base", 0),
         (ACCOUNT_DTYPE, sizeof(Account), "position", 0, "position", 0),
@@ -124,6 +125,15 @@ cdef struct Ctx:
     int32_t known           # arena slot the caller gave for the message's order, or NO_SLOT
     int32_t rested          # arena slot where the message's own new order came to rest
     bint fresh              # the caller vouches that new order ids are not live in the book
+    int64_t hash_id         # the message's order id when ``hash`` holds its id_hash, else 0
+    uint64_t hash           # id_hash(hash_id, message's book), computed once per message
+
+
+cdef inline uint64_t ctx_hash(const Ctx* x, int64_t order_id, int32_t b) noexcept nogil:
+    # id_hash(order_id, b) for the message's book b: the kernel's when it hashed this id
+    if order_id == x.hash_id:
+        return x.hash
+    return id_hash(order_id, b)
 
 
 cdef inline int side_index(int side) noexcept nogil:
@@ -154,30 +164,35 @@ cdef inline int64_t shown_price(const Order* o) noexcept nogil:
     return 0 if o.op == MARKET else o.price
 
 
-cdef inline Event* emit(Ctx* x, int kind, int reason, int32_t book) noexcept nogil:
+cdef inline Event* emit(Ctx* x, int kind, int reason, int32_t book, int64_t order_id,
+                        int side, int32_t owner, int64_t price, int64_t qty,
+                        int64_t leaves) noexcept nogil:
+    """Append an event (no maker: fills set the maker fields after). Every field is
+    written once; the padding is zeroed with the last three (event logs compare bit for
+    bit)."""
     cdef Event* e = &x.out[x.w]
     x.w += 1
-    memset(e, 0, sizeof(Event))     # padding too: event logs compare bit for bit
     e.timestamp = x.timestamp
+    e.order_id = order_id
     e.maker_order_id = 0
+    e.price = price
+    e.qty = qty
+    e.leaves_qty = leaves
     e.maker_leaves_qty = 0
-    e.maker_owner = NO_OWNER
     e.book = book
+    e.owner = owner
+    e.maker_owner = NO_OWNER
     e.message_index = x.message_index
+    memset(&e.kind, 0, sizeof(Event) - (<char*>&e.kind - <char*>e))
     e.kind = kind
     e.reason = reason
+    e.side = side
     return e
 
 
 cdef inline void emit_order(Ctx* x, int kind, int reason, int32_t book, const Order* o,
                             int64_t price, int64_t qty, int64_t leaves) noexcept nogil:
-    cdef Event* e = emit(x, kind, reason, book)
-    e.order_id = o.order_id
-    e.side = o.side
-    e.owner = o.owner
-    e.price = price
-    e.qty = qty
-    e.leaves_qty = leaves
+    emit(x, kind, reason, book, o.order_id, o.side, o.owner, price, qty, leaves)
 
 
 # ---------------------------------------------------------------------------------------
@@ -312,33 +327,48 @@ cdef bint cursor_next(const Core* c, LevelCursor* k) noexcept nogil:
 # (id_hash and find_order are inline in _book.pxd)
 # ---------------------------------------------------------------------------------------
 
-cdef inline void hash_insert(Core* c, int32_t slot) noexcept nogil:
-    cdef uint64_t h = id_hash(c.orders[slot].order_id, c.orders[slot].book) & c.hash_mask
-    while c.table[h] != 0:
-        h = (h + 1) & c.hash_mask
-    c.table[h] = <uint32_t>slot + 1
-
-
-cdef void hash_erase(Core* c, int32_t slot) noexcept nogil:
+cdef inline void hash_insert_hashed(Core* c, int32_t slot, uint64_t h) noexcept nogil:
+    """Enter ``slot`` into the table; ``h`` is its ``id_hash``, kept in the order."""
     cdef uint64_t mask = c.hash_mask
-    cdef uint64_t i = id_hash(c.orders[slot].order_id, c.orders[slot].book) & mask
+    cdef uint32_t* table = c.table
+    cdef uint64_t home = h & mask, p = home
+    c.orders[slot].hash = <uint32_t>h      # the mask is < 2**32: the low bits suffice
+    while table[p] != 0:
+        p = (p + 1) & mask
+    table[p] = (<uint32_t>slot + 1) | (HASH_DISPLACED if p != home else 0)
+
+
+cdef inline void hash_insert(Core* c, int32_t slot) noexcept nogil:
+    hash_insert_hashed(c, slot, id_hash(c.orders[slot].order_id, c.orders[slot].book))
+
+
+cdef inline void hash_erase(Core* c, int32_t slot) noexcept nogil:
+    """Remove ``slot``'s entry; later entries of its cluster shift back (no tombstones).
+    Home buckets of displaced entries come from their orders' stored hashes."""
+    cdef uint64_t mask = c.hash_mask
+    cdef uint32_t* table = c.table
+    cdef const Order* orders = c.orders
+    cdef uint64_t i = orders[slot].hash & mask
     cdef uint64_t j, home
-    cdef const Order* o
-    while c.table[i] != <uint32_t>slot + 1:
+    cdef uint32_t entry
+    while (table[i] & HASH_SLOT) != <uint32_t>slot + 1:
         i = (i + 1) & mask
     j = i
     while True:
         j = (j + 1) & mask
-        if c.table[j] == 0:
+        entry = table[j]
+        if entry == 0:
             break
-        o = &c.orders[c.table[j] - 1]
-        home = id_hash(o.order_id, o.book) & mask
-        # the entry at j may move back to i unless its home lies cyclically in (i, j]
-        if (i <= j and i < home and home <= j) or (i > j and (home > i or home <= j)):
+        if not (entry & HASH_DISPLACED):
+            continue        # at home in j, which lies in (i, j]: it stays
+        home = orders[(entry & HASH_SLOT) - 1].hash & mask
+        # the entry at j may move back to i unless its home lies cyclically in (i, j],
+        # i.e. unless it is nearer (going forward) to j than i is
+        if ((j - home) & mask) < ((j - i) & mask):
             continue
-        c.table[i] = c.table[j]
+        table[i] = (entry & HASH_SLOT) | (HASH_DISPLACED if i != home else 0)
         i = j
-    c.table[i] = 0
+    table[i] = 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -385,94 +415,120 @@ cdef void refresh_best(const Core* c, int32_t b, int side) noexcept nogil:
         bs.best_ask = best
 
 
-cdef void rest(Core* c, int32_t b, int32_t slot) noexcept nogil:
-    """Append a resting order at the back of its price level."""
-    cdef BookState* bs = &c.bk[b]
-    cdef Order* o = &c.orders[slot]
-    cdef int side = o.side
-    cdef int si = side_index(side)
-    cdef int64_t i
-    cdef Level* lvl
-    cdef int32_t at
-    if bs.n_resting[0] == 0 and bs.n_resting[1] == 0 and not in_window(c, bs, o.price):
-        bs.base = o.price - c.window // 2      # an empty book re-centres for free
-    o.state = RESTING
-    o.next = NO_SLOT
-    if in_window(c, bs, o.price):
-        i = o.price - bs.base
-        lvl = &c.lv[<int64_t>b * c.window + i]
-        o.prev = lvl.tail
-        if lvl.tail != NO_SLOT:
-            c.orders[lvl.tail].next = slot
-        else:
-            lvl.head = slot
-            bit_set(c, b, side, i)
-        lvl.tail = slot
-        lvl.count += 1
-        lvl.qty += o.qty
-    else:
-        # best-first overflow list, FIFO among equal prices
-        at = bs.overflow_tail[si]
-        while at != NO_SLOT and better(side, o.price, c.orders[at].price):
-            at = c.orders[at].prev
-        o.prev = at
-        if at == NO_SLOT:
-            o.next = bs.overflow_head[si]
-            bs.overflow_head[si] = slot
-        else:
-            o.next = c.orders[at].next
-            c.orders[at].next = slot
-        if o.next == NO_SLOT:
-            bs.overflow_tail[si] = slot
-        else:
-            c.orders[o.next].prev = slot
-    bs.n_resting[si] += 1
-    if side == BUY:
+cdef inline void count_resting(BookState* bs, const Order* o) noexcept nogil:
+    # a new resting order of bs's book: the side's count and cached best
+    bs.n_resting[side_index(o.side)] += 1
+    if o.side == BUY:
         if o.price > bs.best_bid:
             bs.best_bid = o.price
     elif o.price < bs.best_ask:
         bs.best_ask = o.price
 
 
-cdef void unrest(Core* c, int32_t b, int32_t slot) noexcept nogil:
+cdef inline void rest_dense(Core* c, BookState* bs, int32_t b, int32_t slot,
+                            Order* o) noexcept nogil:
+    """``rest`` for an order inside the window: the tail of its level."""
+    cdef int64_t i = o.price - bs.base
+    cdef Level* lvl = &c.lv[<int64_t>b * c.window + i]
+    o.prev = lvl.tail
+    if lvl.tail != NO_SLOT:
+        c.orders[lvl.tail].next = slot
+    else:
+        lvl.head = slot
+        bit_set(c, b, o.side, i)
+    lvl.tail = slot
+    lvl.count += 1
+    lvl.qty += o.qty
+    count_resting(bs, o)
+
+
+cdef void rest_outside(Core* c, BookState* bs, int32_t b, int32_t slot,
+                       Order* o) noexcept nogil:
+    """``rest`` for an order outside the window: an empty book re-centres on it for free,
+    else it joins the best-first overflow list of its side, FIFO among equal prices."""
+    cdef int side = o.side
+    cdef int si = side_index(side)
+    cdef int32_t at
+    if bs.n_resting[0] == 0 and bs.n_resting[1] == 0:
+        bs.base = o.price - c.window // 2
+        rest_dense(c, bs, b, slot, o)
+        return
+    at = bs.overflow_tail[si]
+    while at != NO_SLOT and better(side, o.price, c.orders[at].price):
+        at = c.orders[at].prev
+    o.prev = at
+    if at == NO_SLOT:
+        o.next = bs.overflow_head[si]
+        bs.overflow_head[si] = slot
+    else:
+        o.next = c.orders[at].next
+        c.orders[at].next = slot
+    if o.next == NO_SLOT:
+        bs.overflow_tail[si] = slot
+    else:
+        c.orders[o.next].prev = slot
+    count_resting(bs, o)
+
+
+cdef inline void rest(Core* c, int32_t b, int32_t slot) noexcept nogil:
+    """Append a resting order at the back of its price level."""
+    cdef BookState* bs = &c.bk[b]
+    cdef Order* o = &c.orders[slot]
+    o.state = RESTING
+    o.next = NO_SLOT
+    if in_window(c, bs, o.price):
+        rest_dense(c, bs, b, slot, o)
+    else:
+        rest_outside(c, bs, b, slot, o)
+
+
+cdef void unrest_outside(Core* c, BookState* bs, int32_t b, int32_t slot,
+                         Order* o) noexcept nogil:
+    """``unrest`` for an order on its side's overflow list."""
+    cdef int side = o.side
+    cdef int si = side_index(side)
+    cdef bint emptied
+    if o.prev != NO_SLOT:
+        c.orders[o.prev].next = o.next
+    else:
+        bs.overflow_head[si] = o.next
+    if o.next != NO_SLOT:
+        c.orders[o.next].prev = o.prev
+    else:
+        bs.overflow_tail[si] = o.prev
+    emptied = ((o.prev == NO_SLOT or c.orders[o.prev].price != o.price)
+               and (o.next == NO_SLOT or c.orders[o.next].price != o.price))
+    bs.n_resting[si] -= 1
+    if emptied and o.price == (bs.best_bid if side == BUY else bs.best_ask):
+        refresh_best(c, b, side)
+
+
+cdef inline void unrest(Core* c, int32_t b, int32_t slot) noexcept nogil:
     """Unlink a resting order from its level or overflow list; the slot stays allocated."""
     cdef BookState* bs = &c.bk[b]
     cdef Order* o = &c.orders[slot]
     cdef int side = o.side
-    cdef int si = side_index(side)
-    cdef int64_t i
+    cdef int64_t i = o.price - bs.base
     cdef Level* lvl
-    cdef bint emptied
-    if in_window(c, bs, o.price):
-        i = o.price - bs.base
-        lvl = &c.lv[<int64_t>b * c.window + i]
-        if o.prev != NO_SLOT:
-            c.orders[o.prev].next = o.next
-        else:
-            lvl.head = o.next
-        if o.next != NO_SLOT:
-            c.orders[o.next].prev = o.prev
-        else:
-            lvl.tail = o.prev
-        lvl.count -= 1
-        lvl.qty -= o.qty
-        emptied = lvl.count == 0
-        if emptied:
-            bit_clear(c, b, side, i)
+    if <uint64_t>i >= <uint64_t>c.window:
+        unrest_outside(c, bs, b, slot, o)
+        return
+    lvl = &c.lv[<int64_t>b * c.window + i]
+    if o.prev != NO_SLOT:
+        c.orders[o.prev].next = o.next
     else:
-        if o.prev != NO_SLOT:
-            c.orders[o.prev].next = o.next
-        else:
-            bs.overflow_head[si] = o.next
-        if o.next != NO_SLOT:
-            c.orders[o.next].prev = o.prev
-        else:
-            bs.overflow_tail[si] = o.prev
-        emptied = ((o.prev == NO_SLOT or c.orders[o.prev].price != o.price)
-                   and (o.next == NO_SLOT or c.orders[o.next].price != o.price))
-    bs.n_resting[si] -= 1
-    if emptied and o.price == (bs.best_bid if side == BUY else bs.best_ask):
-        refresh_best(c, b, side)
+        lvl.head = o.next
+    if o.next != NO_SLOT:
+        c.orders[o.next].prev = o.prev
+    else:
+        lvl.tail = o.prev
+    lvl.count -= 1
+    lvl.qty -= o.qty
+    bs.n_resting[side_index(side)] -= 1
+    if lvl.count == 0:
+        bit_clear(c, b, side, i)
+        if o.price == (bs.best_bid if side == BUY else bs.best_ask):
+            refresh_best(c, b, side)
 
 
 cdef inline void remove_order(Core* c, int32_t b, int32_t slot) noexcept nogil:
@@ -571,7 +627,7 @@ cdef inline void account_fill(Core* c, int32_t b, int32_t owner, int side, int64
     a.volume += q
 
 
-cdef void fill(Core* c, Ctx* x, int32_t b, Order* taker, int32_t maker) noexcept nogil:
+cdef inline void fill(Core* c, Ctx* x, int32_t b, Order* taker, int32_t maker) noexcept nogil:
     """Trade the taker against the head order `maker`; frees a maker that is done."""
     cdef BookState* bs = &c.bk[b]
     cdef Order* m = &c.orders[maker]
@@ -583,13 +639,8 @@ cdef void fill(Core* c, Ctx* x, int32_t b, Order* taker, int32_t maker) noexcept
     bs.last_price = m.price
     bs.volume += q
     bs.trade_count += 1
-    e = emit(x, FILL, NO_REASON, b)
-    e.order_id = taker.order_id
-    e.side = taker.side
-    e.owner = taker.owner
-    e.price = m.price
-    e.qty = q
-    e.leaves_qty = taker.qty
+    e = emit(x, FILL, NO_REASON, b, taker.order_id, taker.side, taker.owner, m.price, q,
+             taker.qty)
     e.maker_order_id = m.order_id
     e.maker_owner = m.owner
     e.maker_leaves_qty = m.qty - q
@@ -670,10 +721,30 @@ cdef void run_taker(Core* c, Ctx* x, int32_t b, Order* t, bint announce) noexcep
     memcpy(&c.orders[slot], t, sizeof(Order))
     c.orders[slot].clock.timestamp = x.timestamp
     c.orders[slot].book = b
-    hash_insert(c, slot)
+    hash_insert_hashed(c, slot, ctx_hash(x, t.order_id, b))
     rest(c, b, slot)
     if announce:                # the message's own order (not a triggered stop)
         x.rested = slot
+
+
+cdef inline void rest_limit(Core* c, Ctx* x, int32_t b, const Message* m) noexcept nogil:
+    """A valid GTC or post-only limit that does not cross: what ``run_taker`` does with it
+    (ACCEPTED, then it rests in a new slot), without the taker's steps that cannot apply."""
+    cdef int32_t slot = slot_alloc(c)      # validate made sure one is free
+    cdef Order* o = &c.orders[slot]
+    o.order_id = m.order_id
+    o.price = m.price
+    o.qty = m.qty
+    o.clock.timestamp = x.timestamp
+    o.owner = m.owner
+    o.book = b
+    o.side = m.side
+    o.op = LIMIT
+    o.tif = m.tif
+    emit(x, ACCEPTED, NO_REASON, b, m.order_id, m.side, m.owner, m.price, m.qty, m.qty)
+    hash_insert_hashed(c, slot, ctx_hash(x, m.order_id, b))
+    rest(c, b, slot)
+    x.rested = slot
 
 
 # ---------------------------------------------------------------------------------------
@@ -764,34 +835,36 @@ cdef inline bint valid_price(int64_t p) noexcept nogil:
     return 1 <= p <= MAX_PRICE
 
 
-cdef inline int32_t find_known(const Core* c, const Message* m, int32_t known) noexcept nogil:
-    """The slot of the live order ``m.order_id`` of ``m.book`` (NO_SLOT: none): ``known``
-    when that slot holds it (a live order never moves), else through the hash table."""
+cdef inline int32_t find_known(const Core* c, const Ctx* x, const Message* m) noexcept nogil:
+    """The slot of the live order ``m.order_id`` of ``m.book`` (NO_SLOT: none): the
+    caller's ``x.known`` when that slot holds it (a live order never moves), else through
+    the hash table."""
     cdef const Order* o
+    cdef int32_t known = x.known
     if <uint32_t>known < <uint32_t>c.capacity:
         o = &c.orders[known]
         if o.order_id == m.order_id and o.book == m.book and o.state != FREE:
             return known
-    return find_order(c, m.book, m.order_id)
+    return find_order_hashed(c, m.book, m.order_id, ctx_hash(x, m.order_id, m.book))
 
 
-cdef inline bint taken(const Core* c, int32_t b, int64_t order_id, bint fresh) noexcept nogil:
-    """A live order of book ``b`` has this id. With ``fresh`` the caller vouches that none
-    has, and the probe is skipped (debug builds still probe, and abort if it was wrong)."""
-    if not fresh:
-        return find_order(c, b, order_id) != NO_SLOT
+cdef inline bint taken(const Core* c, const Ctx* x, int32_t b, int64_t order_id) noexcept nogil:
+    """A live order of the message's book ``b`` has this id. With ``x.fresh`` the caller
+    vouches that none has, and the probe is skipped (debug builds still probe, and abort
+    if it was wrong)."""
+    if not x.fresh:
+        return find_order_hashed(c, b, order_id, ctx_hash(x, order_id, b)) != NO_SLOT
     if RLTRADER_DEBUG_BUILD and find_order(c, b, order_id) != NO_SLOT:
         abort()
     return False
 
 
-cdef int validate(const Core* c, const Message* m, int32_t* found, int32_t known,
-                  bint fresh) noexcept nogil:
+cdef int validate(const Core* c, const Ctx* x, const Message* m, int32_t* found) noexcept nogil:
     """The reject reason for a message, NO_REASON when it is valid (docs/semantics.md).
 
-    For operations on an existing order, `found` receives its slot; ``known`` is the
-    caller's guess of it (NO_SLOT: none; checked). ``fresh``: new order ids are known not
-    to be live in the book (``taken``).
+    For operations on an existing order, `found` receives its slot; ``x.known`` is the
+    caller's guess of it (NO_SLOT: none; checked). ``x.fresh``: new order ids are known
+    not to be live in the book (``taken``).
     """
     cdef int32_t slot
     cdef int op = m.op
@@ -817,12 +890,12 @@ cdef int validate(const Core* c, const Message* m, int32_t* found, int32_t known
             return BAD_PRICE
         if (op == STOP or op == STOP_LIMIT) and not valid_price(m.stop_price):
             return BAD_PRICE
-        if taken(c, m.book, m.order_id, fresh):
+        if taken(c, x, m.book, m.order_id):
             return DUPLICATE_ORDER_ID
         if may_wait(m) and c.free_head == NO_SLOT:
             return CAPACITY         # Books grows the arena first while it may
         return NO_REASON
-    slot = find_known(c, m, known)
+    slot = find_known(c, x, m)
     found[0] = slot
     if slot == NO_SLOT:
         return UNKNOWN_ORDER
@@ -842,14 +915,14 @@ cdef int validate(const Core* c, const Message* m, int32_t* found, int32_t known
     if m.new_order_id < 0:
         return BAD_ORDER_ID
     if (m.new_order_id != 0 and m.new_order_id != m.order_id
-            and taken(c, m.book, m.new_order_id, fresh)):
+            and taken(c, x, m.book, m.new_order_id)):
         return DUPLICATE_ORDER_ID
     if m.tif < GTC or m.tif > POST_ONLY:
         return BAD_TIF
     return NO_REASON
 
 
-cdef void cancel_order(Core* c, Ctx* x, int32_t b, int32_t slot, int reason) noexcept nogil:
+cdef inline void cancel_order(Core* c, Ctx* x, int32_t b, int32_t slot, int reason) noexcept nogil:
     cdef Order* o = &c.orders[slot]
     emit_order(x, CANCELLED, reason, b, o, o.price, o.qty, 0)
     if o.state == STOP_PENDING:
@@ -862,24 +935,20 @@ cdef void cancel_order(Core* c, Ctx* x, int32_t b, int32_t slot, int reason) noe
 
 cdef void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
     cdef int32_t b = m.book, slot = NO_SLOT
-    cdef int reason = validate(c, m, &slot, x.known, x.fresh)
+    cdef int reason = validate(c, x, m, &slot)
     cdef BookState* bs
     cdef Order t
     cdef Order* o
-    cdef Event* e
     cdef int64_t trades
     if reason != NO_REASON:
-        e = emit(x, REJECTED, reason, m.book)
-        e.order_id = m.order_id
-        e.side = m.side
-        e.owner = m.owner
-        e.price = m.price
-        e.qty = m.qty
-        e.leaves_qty = 0
+        emit(x, REJECTED, reason, m.book, m.order_id, m.side, m.owner, m.price, m.qty, 0)
         return
     bs = &c.bk[b]
     trades = bs.trade_count
-    if m.op == LIMIT or m.op == MARKET:
+    if (m.op == LIMIT and (m.tif == GTC or m.tif == POST_ONLY)
+            and not crosses(m.side, m.price, opposite_best(bs, m.side))):
+        rest_limit(c, x, b, m)      # the common case: nothing to match, it rests
+    elif m.op == LIMIT or m.op == MARKET:
         t.order_id = m.order_id
         t.side = m.side
         t.owner = m.owner
@@ -918,7 +987,7 @@ cdef void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
             bs.stop_head = slot
         bs.stop_tail = slot
         bs.n_stops += 1
-        hash_insert(c, slot)
+        hash_insert_hashed(c, slot, ctx_hash(x, m.order_id, b))
         emit_order(x, ACCEPTED, NO_REASON, b, o, o.price, o.qty, o.qty)
         if bs.trade_count > 0:
             run_stops(c, x, b)
@@ -980,21 +1049,35 @@ cdef int64_t max_events(const Core* c, const Message* m) noexcept nogil:
     return 6 + bs.n_resting[0] + bs.n_resting[1] + 6 * <int64_t>bs.n_stops
 
 
+cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* known,
+                            uint64_t* hash, int64_t* hash_id) noexcept nogil:
+    """Start loading what message ``m`` will touch first: its book, the id's hash bucket
+    and the order's known slot when the caller gave one in range; keep the id's hash for
+    the message (``hash_id`` 0: not hashed)."""
+    cdef uint64_t h
+    hash_id[0] = 0
+    if <uint32_t>m.book < <uint32_t>c.n_books:
+        prefetch(&c.bk[m.book])
+        h = id_hash(m.order_id, m.book)
+        prefetch(&c.table[h & c.hash_mask])
+        hash[0] = h
+        hash_id[0] = m.order_id
+        if known != NULL and <uint32_t>known[0] < <uint32_t>c.capacity:
+            prefetch(&c.orders[known[0]])
+
+
 cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_t* known,
-                                int64_t i, int64_t n) noexcept nogil:
+                                int64_t i, int64_t n, uint64_t* hashes,
+                                int64_t* hash_ids) noexcept nogil:
     """Start loading what the next messages will touch: across many books, matching time
-    is mostly memory latency. Two ahead: the book, the id's hash bucket and the order's
-    known slot; one ahead: the level (its book state arrived meanwhile)."""
+    is mostly memory latency. Two ahead: ``look_ahead`` (into the ring ``hashes`` /
+    ``hash_ids``, 4 entries); one ahead: the level (its book state arrived meanwhile)."""
     cdef const Message* m
     cdef const BookState* bs
     cdef int64_t level
     if i + 2 < n:
-        m = &msgs[i + 2]
-        if <uint32_t>m.book < <uint32_t>c.n_books:
-            prefetch(&c.bk[m.book])
-            prefetch(&c.table[id_hash(m.order_id, m.book) & c.hash_mask])
-            if known != NULL and <uint32_t>known[i + 2] < <uint32_t>c.capacity:
-                prefetch(&c.orders[known[i + 2]])
+        look_ahead(c, &msgs[i + 2], known + (i + 2) if known != NULL else NULL,
+                   &hashes[(i + 2) & 3], &hash_ids[(i + 2) & 3])
     if i + 1 < n:
         m = &msgs[i + 1]
         if <uint32_t>m.book < <uint32_t>c.n_books:
@@ -1004,22 +1087,38 @@ cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_
                 prefetch(&c.lv[<int64_t>m.book * c.window + level])
 
 
+cdef inline bint events_fit(const Core* c, const Message* m, int64_t w,
+                            int64_t out_cap) noexcept nogil:
+    """``w + max_events(m) <= out_cap``, through a cheaper bound first: no message emits
+    more than 6 + the book's resting orders + 6 x its pending stops (``max_events``)."""
+    cdef const BookState* bs
+    if <uint32_t>m.book < <uint32_t>c.n_books:
+        bs = &c.bk[m.book]
+        if w + 6 + bs.n_resting[0] + bs.n_resting[1] + 6 * <int64_t>bs.n_stops <= out_cap:
+            return True
+    return w + max_events(c, m) <= out_cap
+
+
 cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh,
                         int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
                         int64_t* consumed, int64_t* written) noexcept nogil:
     """Process ``msgs[:n]``; ``known`` (or NULL) and ``fresh`` as in ``Books._run_known``."""
     cdef Ctx x
-    cdef int64_t i, bound, w0
+    cdef int64_t i, w0, bound
     cdef const Message* m
     cdef int status = OK
+    cdef uint64_t hashes[4]
+    cdef int64_t hash_ids[4]
     x.out = out
     x.w = 0
     x.fresh = fresh
+    for i in range(2 if n > 2 else n):
+        look_ahead(c, &msgs[i], known + i if known != NULL else NULL, &hashes[i],
+                   &hash_ids[i])
     for i in range(n):
         m = &msgs[i]
-        prefetch_ahead(c, msgs, known, i, n)
-        bound = max_events(c, m)
-        if x.w + bound > out_cap:
+        prefetch_ahead(c, msgs, known, i, n, hashes, hash_ids)
+        if not events_fit(c, m, x.w, out_cap):
             status = EVENTS_FULL
             break
         if (c.free_head == NO_SLOT and c.capacity < c.max_orders
@@ -1030,7 +1129,10 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
         x.message_index = <int32_t>(i + index_offset)
         x.known = known[i] if known != NULL else NO_SLOT
         x.rested = NO_SLOT
+        x.hash = hashes[i & 3]
+        x.hash_id = hash_ids[i & 3]
         w0 = x.w
+        bound = max_events(c, m) if RLTRADER_DEBUG_BUILD else 0
         handle(c, &x, m)
         if known != NULL:
             known[i] = x.rested
@@ -1057,6 +1159,7 @@ cdef int profile_kernel(Core* c, const Message* msgs, int64_t n, Event* out, int
     x.known = NO_SLOT
     x.rested = NO_SLOT
     x.fresh = False
+    x.hash_id = 0
     for i in range(n):
         m = &msgs[i]
         if max_events(c, m) > out_cap:
@@ -1710,9 +1813,15 @@ cdef _check_integrity(Books books):
     for h in range(c.hash_mask + 1):
         if c.table[h] != 0:
             entries += 1
-            slot = c.table[h] - 1
+            slot = (c.table[h] & HASH_SLOT) - 1
             if not live_seen[slot]:
                 _fail(f"hash entry {h} points at dead slot {slot}")
+            if ((c.table[h] & HASH_DISPLACED) != 0) != (h != (c.orders[slot].hash
+                                                            & c.hash_mask)):
+                _fail(f"hash entry {h}: displaced flag wrong")
+            if c.orders[slot].hash != <uint32_t>id_hash(c.orders[slot].order_id,
+                                                        c.orders[slot].book):
+                _fail(f"slot {slot}: stored hash {c.orders[slot].hash} is stale")
             if find_order(c, c.orders[slot].book, c.orders[slot].order_id) != slot:
                 _fail(f"order {c.orders[slot].order_id} of book {c.orders[slot].book} not "
                      "findable through the hash")
