@@ -17,7 +17,7 @@ import numpy as np
 
 from rltrader._book import Books
 from rltrader.constants import REJECTED
-from rltrader.messages import EVENT_DTYPE
+from rltrader.data._levels import levels_after
 
 
 def lobster_rows(prices: np.ndarray, qtys: np.ndarray, tick_size: int) -> np.ndarray:
@@ -123,16 +123,11 @@ def _dump_itch_l2(path: str, symbols: list[str] | None, levels: int, tick_size: 
     from rltrader.data import itch
 
     books = Books(1, capacity=1 << 16)
-    events = np.empty(4096, dtype=EVENT_DTYPE)
     rows = 0
     with open(out, "w") as f:
         for msgs in itch.iter_messages(path, symbols, tick_size=tick_size):
-            prices = np.zeros((msgs.shape[0], 2, levels), dtype=np.int64)
-            qtys = np.zeros_like(prices)
-            counts = np.zeros((1, 2, levels), dtype=np.int32)
-            for i in range(msgs.shape[0]):
-                books.process(msgs[i:i + 1], events)
-                books.top_levels(levels, prices[i:i + 1], qtys[i:i + 1], counts)
+            ends = np.arange(1, msgs.shape[0] + 1)
+            prices, qtys = levels_after(books, msgs, ends, levels)
             np.savetxt(f, lobster_rows(prices, qtys, tick_size), fmt="%d", delimiter=",")
             rows += msgs.shape[0]
     return rows

@@ -11,9 +11,9 @@ PATH is one or more feed files in stream order (a shell glob works):
 - ``tardis``: tardis.dev ``incremental_book_L2``, ``book_snapshot_N`` or ``quotes`` CSV.
 
 It reports the parse time, the rebuild time (``Books.process`` into a buffer allocated
-beforehand, normally one call) as messages/s, and the
-final top of book. ``--dump-l2 OUT`` writes the top ``--levels`` levels after each feed event
-that changed the book as CSV with a header, ``tag,timestamp,ask_price_1,ask_size_1,
+beforehand, normally one call; rejections are counted after each call) as messages/s, and
+the final top of book. ``--dump-l2 OUT`` writes the top ``--levels`` levels after each feed
+event that changed the book as CSV with a header, ``tag,timestamp,ask_price_1,ask_size_1,
 bid_price_1,bid_size_1,...`` in ticks and lots of the feed's grid (missing levels 0); ``tag``
 is the event's sequence (Coinbase), final update id (Binance) or first file line (tardis).
 """
@@ -29,7 +29,7 @@ import numpy as np
 from rltrader._book import Books
 from rltrader.constants import REJECTED
 from rltrader.data._decimal import DecimalGrid
-from rltrader.data._levels import depth_after
+from rltrader.data._levels import depth_after, process_every
 from rltrader.messages import empty_events
 
 CRYPTO_FORMATS = ("coinbase", "binance", "tardis")
@@ -150,16 +150,18 @@ def main(fmt: str, paths: list[str], *, symbol: str | None = None, levels: int =
     msgs = loaded.messages
     n = msgs.shape[0]
     books = Books(1, capacity=1 << 16, window=window)
-    # room for every event of the replay plus the worst case of a message (a sweep of the
-    # opposite side), allocated outside the timing: usually one Books.process call
-    events = empty_events(3 * n + 1024)
+    # room for the usual one or two events a message, allocated outside the timing; the
+    # buffer is drained (rejections counted) and reused when a call returns early
+    events = empty_events(n + 1024)
+    rejected = 0
+
+    def count_rejected(written: np.ndarray, first: int) -> None:
+        nonlocal rejected
+        rejected += int(np.count_nonzero(written["kind"] == REJECTED))
+
     start = time.perf_counter()
-    done = written = 0
-    while done < n:
-        consumed, count = books.process(msgs[done:], events[written:])
-        done, written = done + consumed, written + count
+    process_every(books, msgs, events, count_rejected)
     rebuild_s = time.perf_counter() - start
-    rejected = int(np.count_nonzero(events["kind"][:written] == REJECTED))
     print(f"{fmt}: {loaded.summary}")
     print(f"{loaded.feed_events:,} feed events -> {n:,} book messages; parse {parse_s:.3f} s; "
           f"rebuild {rebuild_s * 1e3:.1f} ms = {n / rebuild_s / 1e6:.2f} M messages/s "

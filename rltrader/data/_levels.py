@@ -32,13 +32,17 @@ keep the last size ("the latest update covers the previous one").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rltrader.constants import BUY, CANCEL, FILL, LIMIT, REDUCE, REJECTED, REPLACE, SELL
 from rltrader.messages import empty_events, empty_messages
+
+if TYPE_CHECKING:
+    from rltrader._book import Books
 
 #: Synthetic level orders have ids at or above this, so that other orders (an agent's) can
 #: use any id below it.
@@ -131,6 +135,80 @@ def check_replay(events: np.ndarray, tags: np.ndarray, *, allow_trades: bool = F
                          f"{event}")
 
 
+def worst_case_events(books: Books) -> int:
+    """At most how many events the next message on book 0 of ``books`` can emit.
+
+    This is the core's bound for the message that can emit the most (a ``REPLACE``, or a
+    taker that triggers stops: every resting order filled or cancelled, six events per
+    pending stop, six besides); ``Books.process`` needs that much room before it runs a
+    message and raises when a whole buffer is smaller.
+    """
+    state = books.book_array[0]
+    return 6 + int(state["n_resting"].sum()) + 6 * int(state["n_stops"])
+
+
+def process_every(books: Books, messages: np.ndarray, events: np.ndarray,
+                  on_events: Callable[[np.ndarray, int], None] | None = None, *,
+                  start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Process every message of ``messages[start:stop]`` on a one-book ``books``.
+
+    ``events`` (``EVENT_DTYPE``) is reused for every ``Books.process`` call: one call when
+    it holds all the batch's events, more when the core returns early. Before each call it
+    is replaced by a larger one if it could not hold the next message's worst case
+    (:func:`worst_case_events`), so no message is ever left unprocessed. After each call
+    ``on_events(written, first)`` receives the events written (a view, overwritten by the
+    next call): message ``first + written["message_index"]`` of ``messages`` emitted each.
+
+    Returns the buffer used last (``events`` or its replacement), to be passed again.
+    """
+    if books.n_books != 1:
+        raise ValueError(f"books must hold one book, got {books.n_books}")
+    done = start
+    stop = messages.shape[0] if stop is None else stop
+    while done < stop:
+        need = worst_case_events(books)
+        if events.shape[0] < need:
+            events = empty_events(max(need, 2 * events.shape[0]))
+        consumed, written = books.process(messages[done:stop], events)
+        if on_events is not None:
+            on_events(events[:written], done)
+        done += consumed
+    return events
+
+
+def levels_after(books: Books, messages: np.ndarray, ends: np.ndarray, levels: int,
+                 check: Callable[[np.ndarray, int], None] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``levels`` of a one-book ``books`` after ``messages[:end]``, for each ``end``
+    of ``ends`` (ascending message counts in ``[0, len(messages)]``; repeats allowed).
+
+    ``messages`` (``MESSAGE_DTYPE``, book 0) are processed once, in order, continuing from
+    the state ``books`` is in; none is ever skipped (see :func:`process_every`, which also
+    says what ``check(events, first)`` receives after each ``Books.process`` call).
+
+    Returns ``(prices, qtys)`` of shape ``(len(ends), 2, levels)`` in the layout of
+    ``Books.top_levels``: side 0 bids, 1 asks, best first, prices in ticks, quantities in
+    lots, missing levels 0.
+    """
+    ends = np.asarray(ends, dtype=np.int64)
+    if ends.ndim != 1:
+        raise ValueError(f"ends must be 1-D, got shape {ends.shape}")
+    if ends.size and (ends[0] < 0 or ends[-1] > messages.shape[0] or np.any(np.diff(ends) < 0)):
+        raise ValueError(f"ends must ascend within [0, {messages.shape[0]}] (message counts)")
+    prices = np.zeros((ends.shape[0], 2, levels), dtype=np.int64)
+    qtys = np.zeros((ends.shape[0], 2, levels), dtype=np.int64)
+    counts = np.zeros((1, 2, levels), dtype=np.int32)
+    # Room for the whole replay's usual events (one or two a message) in one buffer,
+    # allocated once: process_all would allocate that much on every call.
+    events = empty_events(messages.shape[0] + 1024)
+    done = 0
+    for k, end in enumerate(ends.tolist()):
+        events = process_every(books, messages, events, check, start=done, stop=end)
+        done = end
+        books.top_levels(levels, prices[k:k + 1], qtys[k:k + 1], counts)
+    return prices, qtys
+
+
 def depth_after(messages: np.ndarray, tags: np.ndarray, at: np.ndarray, levels: int = 1, *,
                 allow_trades: bool = False, **book_kwargs: int
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -138,26 +216,14 @@ def depth_after(messages: np.ndarray, tags: np.ndarray, at: np.ndarray, levels: 
     ``at``, replaying ``messages`` (tags ascending, ``at`` ascending) on a fresh one-book
     ``Books``.
 
-    Returns ``(prices, qtys)`` of shape ``(len(at), 2, levels)`` in the layout of
-    ``Books.top_levels`` (side 0 bids, 1 asks, best first, missing levels 0). Raises like
-    :func:`check_replay` if the core rejects a message, or trades unless ``allow_trades``
-    (an L3 feed's ``EXECUTE`` messages trade; an L2 book never should).
+    Returns ``(prices, qtys)`` of shape ``(len(at), 2, levels)`` as :func:`levels_after`.
+    Raises like :func:`check_replay` if the core rejects a message, or trades unless
+    ``allow_trades`` (an L3 feed's ``EXECUTE`` messages trade; an L2 book never should).
     """
     from rltrader import Books
 
-    books = Books(1, **book_kwargs)
-    prices = np.zeros((at.shape[0], 2, levels), dtype=np.int64)
-    qtys = np.zeros((at.shape[0], 2, levels), dtype=np.int64)
-    counts = np.zeros((1, 2, levels), dtype=np.int32)
-    # The core wants room for a message's worst case (a sweep of the opposite side) before
-    # it runs it; one buffer larger than the whole replay can hold is allocated once, since
-    # process_all would allocate that much on every call.
-    events = empty_events(messages.shape[0] + 1024)
-    done = 0
-    for k, end in enumerate(np.searchsorted(tags, at, side="right")):
-        while done < end:
-            consumed, written = books.process(messages[done:end], events)
-            check_replay(events[:written], tags[done:end], allow_trades=allow_trades)
-            done += consumed
-        books.top_levels(levels, prices[k:k + 1], qtys[k:k + 1], counts)
-    return prices, qtys
+    def check(events: np.ndarray, first: int) -> None:
+        check_replay(events, tags[first:], allow_trades=allow_trades)
+
+    ends = np.searchsorted(tags, at, side="right")
+    return levels_after(Books(1, **book_kwargs), messages, ends, levels, check)

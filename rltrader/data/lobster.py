@@ -56,8 +56,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rltrader.data._levels import LEVEL_ID_BASE, level_order_id
-from rltrader.messages import empty_events, empty_messages
+from rltrader.data._levels import LEVEL_ID_BASE, level_order_id, levels_after
+from rltrader.messages import empty_messages
 
 #: One parsed LOBSTER message row (LOBSTER units: prices in $0.0001, sizes in shares).
 RAW_DTYPE = np.dtype(
@@ -365,32 +365,12 @@ def replay_depth(feed: LobsterMessages, levels: int = 10, **book_kwargs: int
     """
     from rltrader import Books
 
-    books = Books(1, **book_kwargs)
     msgs = feed.messages.copy()
     msgs["book"] = 0
-    n_rows = feed.raw.shape[0]
-    prices = np.zeros((n_rows, 2, levels), dtype=np.int64)
-    qtys = np.zeros((n_rows, 2, levels), dtype=np.int64)
-    counts = np.zeros((1, 2, levels), dtype=np.int32)
-    events = empty_events(4096)
     seeds = int(np.count_nonzero(feed.source_row < 0))
-    if seeds:
-        books.process_all(msgs[:seeds])
-    # messages of row i are msgs[bounds[i]:bounds[i + 1]] (zero or one of them)
-    bounds = seeds + np.searchsorted(feed.source_row[seeds:], np.arange(n_rows + 1))
-    for i in range(n_rows):
-        lo, hi = bounds[i], bounds[i + 1]
-        if hi > lo:
-            done, _ = books.process(msgs[lo:hi], events)
-            if done < hi - lo:      # the buffer cannot hold the bound of a deep sweep
-                books.process_all(msgs[lo + done:hi])
-            books.top_levels(levels, prices[i:i + 1], qtys[i:i + 1], counts)
-        elif i:
-            prices[i] = prices[i - 1]
-            qtys[i] = qtys[i - 1]
-        else:
-            books.top_levels(levels, prices[0:1], qtys[0:1], counts)
-    return prices, qtys
+    # row i's messages (zero or one) end at ends[i]; a row without one repeats the book
+    ends = seeds + np.searchsorted(feed.source_row[seeds:], np.arange(1, feed.raw.shape[0] + 1))
+    return levels_after(Books(1, **book_kwargs), msgs, ends, levels)
 
 
 __all__ = [
