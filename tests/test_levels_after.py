@@ -152,3 +152,20 @@ def test_crypto_replay_keeps_messages_a_3n_buffer_cannot_hold(monkeypatch, capsy
     assert "301 book messages" in text and "0 rejected" in text
     bid, ask = text.splitlines()[-1].split("|")          # level 1: no bid, 1 lot at 10
     assert bid.split() == ["1", "-", "-"] and ask.split() == ["10", "1", "1"]
+
+
+def test_rebuild_books_grows_a_buffer_too_small_for_a_deep_book(tmp_path):
+    """``itch.rebuild_books`` with a 64-event buffer on a book of 5,000 orders and a
+    replace whose bound is 5,006 events: the buffer is replaced, every message processed,
+    none rejected (it used to raise on the replace)."""
+    from rltrader.data.itch import ItchReader, rebuild_books
+
+    msgs = np.concatenate([_bids(DEEP), empty_messages(1)])
+    last = msgs[DEEP]
+    last["op"], last["order_id"], last["new_order_id"] = REPLACE, DEEP, DEEP + 1
+    last["price"], last["qty"], last["timestamp"] = DEEP - 1, 50, DEEP + 1
+    path = tmp_path / "deep.itch50"
+    write_itch(path, msgs, ["DEEP"], tick_size=1)
+    books, stats = rebuild_books(ItchReader(path, tick_size=1), events=empty_events(64))
+    assert stats.messages == DEEP + 1 and stats.rejected == {}
+    assert books.live_orders() == DEEP and books.best_bid(0) == DEEP - 1

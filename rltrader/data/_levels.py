@@ -136,15 +136,15 @@ def check_replay(events: np.ndarray, tags: np.ndarray, *, allow_trades: bool = F
 
 
 def worst_case_events(books: Books) -> int:
-    """At most how many events the next message on book 0 of ``books`` can emit.
+    """At most how many events the next message on any book of ``books`` can emit.
 
     This is the core's bound for the message that can emit the most (a ``REPLACE``, or a
     taker that triggers stops: every resting order filled or cancelled, six events per
     pending stop, six besides); ``Books.process`` needs that much room before it runs a
     message and raises when a whole buffer is smaller.
     """
-    state = books.book_array[0]
-    return 6 + int(state["n_resting"].sum()) + 6 * int(state["n_stops"])
+    state = books.book_array
+    return 6 + int((state["n_resting"].sum(axis=1) + 6 * state["n_stops"]).max())
 
 
 def process_every(books: Books, messages: np.ndarray, events: np.ndarray,

@@ -440,13 +440,15 @@ def rebuild_books(reader: ItchReader, books: Books | None = None, *,
     per chunk (more when the events buffer fills). Events are counted, not kept.
 
     ``events`` is the ``EVENT_DTYPE`` buffer reused for every call (default: a new one of
-    ``REBUILD_EVENTS`` records). With ``symbols=None`` the number of books is only known
+    ``REBUILD_EVENTS`` records; a larger one replaces it when a book grows so deep that
+    one message could emit more events). With ``symbols=None`` the number of books is only known
     after reading: count it first with a parse-only pass (``ItchReader(...).n_books``
     after iterating) and pass ``n_books``. A message on a book the ``Books`` does not
     have raises ``ValueError``.
     """
     from rltrader._book import Books as _Books
     from rltrader.constants import REJECTED, Reason
+    from rltrader.data._levels import worst_case_events
 
     if books is None:
         n_books = book_kwargs.pop("n_books", reader.n_books)
@@ -463,6 +465,8 @@ def rebuild_books(reader: ItchReader, books: Books | None = None, *,
                              f" needs book {msgs['book'].max()}, the Books has {books.n_books}")
         done = 0
         while done < msgs.shape[0]:
+            if events.shape[0] < (need := worst_case_events(books)):
+                events = np.empty(max(need, 2 * events.shape[0]), EVENT_DTYPE)
             consumed, written = books.process(msgs[done:], events)
             done += consumed
             out = events[:written]
