@@ -155,6 +155,8 @@ cdef struct Level:
     int32_t count           # number of resting orders
     int32_t head            # oldest order slot (first to match), NO_SLOT when empty
     int32_t tail            # newest order slot
+    uint32_t removals       # orders taken off or reduced here, +1 per recenter (wraps): the
+                            # lots ahead of a resting order change only when this does
 
 cdef struct BookState:
     int64_t base            # price of dense level 0, ticks

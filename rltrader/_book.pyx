@@ -71,7 +71,8 @@ ORDER_DTYPE = np.dtype(
     align=True,
 )
 LEVEL_DTYPE = np.dtype(
-    [("qty", np.int64), ("count", np.int32), ("head", np.int32), ("tail", np.int32)],
+    [("qty", np.int64), ("count", np.int32), ("head", np.int32), ("tail", np.int32),
+     ("removals", np.uint32)],
     align=True,
 )
 BOOK_DTYPE = np.dtype(
@@ -92,6 +93,7 @@ def _check_layout():
     cdef Message m
     cdef Event e
     cdef Order o
+    cdef Level lv
     pairs = [
         (MESSAGE_DTYPE, sizeof(Message), "price", <char*>&m.price - <char*>&m,
          "tif", <char*>&m.tif - <char*>&m),
@@ -99,7 +101,7 @@ def _check_layout():
          "side", <char*>&e.side - <char*>&e),
         (ORDER_DTYPE, sizeof(Order), "timestamp", <char*>&o.clock - <char*>&o,
          "hash", <char*>&o.hash - <char*>&o),
-        (LEVEL_DTYPE, sizeof(Level), "qty", 0, "qty", 0),
+        (LEVEL_DTYPE, sizeof(Level), "qty", 0, "removals", <char*>&lv.removals - <char*>&lv),
         (BOOK_DTYPE, sizeof(BookState), "base", 0, "base", 0),
         (ACCOUNT_DTYPE, sizeof(Account), "position", 0, "position", 0),
     ]
@@ -524,6 +526,7 @@ cdef inline void unrest(Core* c, int32_t b, int32_t slot) noexcept nogil:
         lvl.tail = o.prev
     lvl.count -= 1
     lvl.qty -= o.qty
+    lvl.removals += 1
     bs.n_resting[side_index(side)] -= 1
     if lvl.count == 0:
         bit_clear(c, b, side, i)
@@ -542,9 +545,12 @@ cdef inline void reduce_resting(Core* c, int32_t b, int32_t slot, int64_t q) noe
     """Lower a resting order's leaves by q (> 0, < leaves) in place: priority is kept."""
     cdef Order* o = &c.orders[slot]
     cdef const BookState* bs = &c.bk[b]
+    cdef Level* lvl
     o.qty -= q
     if o.state == RESTING and in_window(c, bs, o.price):
-        c.lv[<int64_t>b * c.window + (o.price - bs.base)].qty -= q
+        lvl = &c.lv[<int64_t>b * c.window + (o.price - bs.base)]
+        lvl.qty -= q
+        lvl.removals += 1
 
 
 cdef void recenter(Core* c, int32_t b) noexcept nogil:
@@ -586,6 +592,7 @@ cdef void recenter(Core* c, int32_t b) noexcept nogil:
         lvl.count = 0
         lvl.head = NO_SLOT
         lvl.tail = NO_SLOT
+        lvl.removals += 1       # every level's queues are rebuilt: none stays the same
     memset(c.bits + <int64_t>b * 2 * c.words, 0, 2 * c.words * sizeof(uint64_t))
     memset(c.summary + <int64_t>b * 2 * c.summary_words, 0,
            2 * c.summary_words * sizeof(uint64_t))

@@ -29,13 +29,15 @@ books (``_step_books``), so that a group's data stays in cache across its phases
 Agents' orders are cached per slot: a new order's arena slot is where the core reports it
 came to rest (``locate``; arena slots never move while an order lives), and the arena
 is read again only for agents whose account volume moved (a fill). The queue ahead of an
-agent's nearest order comes from its level's FIFO, positions and cash from the core's
-per-owner accounts (fees included).
+agent's nearest order comes from its level's FIFO, walked again only when the nearest
+order changed or its level lost or reduced an order since (the level's ``removals``
+count, or the window moved); positions and cash come from the core's per-owner accounts
+(fees included).
 """
 
 cimport numpy as cnp
 from libc.math cimport ceil, floor, sqrt
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from rltrader._book cimport (
@@ -131,6 +133,9 @@ cdef struct State:
     int64_t* resting          # [N, 2] resting lots per side (0 buy, 1 sell)
     int32_t* n_live           # [N] live orders
     double* queue_ahead       # [N] lots ahead of the best order (-1: none)
+    int64_t* queue_id         # [N] the order queue_ahead was walked for (0: none cached)
+    int64_t* queue_base       # [N] its book's window base then, ticks
+    uint32_t* queue_removals  # [N] its level's removal count then (Level.removals)
     int32_t* best_slot        # [N] arena slot of the order nearest its touch (NO_SLOT: none)
     int64_t* seen_volume      # [N] the account's volume at the last refresh, lots
     int64_t* new_slots        # [2 N] slots given a new order by the last act
@@ -295,7 +300,8 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
     """Bring the agents' slots of book ``e`` up to date (finished orders dropped, leaves
     read) and compute per agent: resting lots per side, live orders, and the lots queued
     ahead of the order nearest its touch. The arena is read only for new orders and for
-    agents whose account traded since the last refresh; the rest is cached. (Sums are
+    agents whose account traded since the last refresh; the rest is cached, and so is the
+    queue ahead while the order's level has lost no order (``Level.removals``). (Sums are
     kept in locals: stores through the state's arrays could alias it, which would make
     the compiler reload every field after each store.)"""
     cdef const Core* c = s.core
@@ -309,8 +315,10 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
     cdef int64_t* slot_price
     cdef int64_t* slot_leaves
     cdef int8_t* slot_side
-    cdef int64_t a, distance, best_distance, buy_lots, sell_lots, volume
+    cdef int64_t a, distance, best_distance, buy_lots, sell_lots, volume, best_id, idx
+    cdef int64_t best_price = 0, base = c.bk[e].base
     cdef int32_t i, j, slot, best, live
+    cdef uint32_t removals
     cdef bint trust
     cdef const Order* o
     for i in range(n_agents):
@@ -326,6 +334,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
         sell_lots = 0
         live = 0
         best = NO_SLOT
+        best_id = 0
         best_distance = MAX_PRICE
         for j in range(n_slots):
             if slot_id[j] == 0:
@@ -354,12 +363,27 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
             if distance < best_distance:
                 best_distance = distance
                 best = slot
+                best_id = slot_id[j]
+                best_price = slot_price[j]
         s.resting[2 * a] = buy_lots
         s.resting[2 * a + 1] = sell_lots
         s.n_live[a] = live
-        s.queue_ahead[a] = -1.0
         s.best_slot[a] = best
         s.seen_volume[a] = volume
+        # The lots ahead of an order only shrink, and only when an order of its level is
+        # taken off or reduced (or the window recentred): a count in the level tells.
+        idx = best_price - base
+        if best == NO_SLOT or not 0 <= idx < c.window:
+            s.queue_id[a] = 0                       # nothing cached out of the window
+            s.queue_ahead[a] = -1.0
+            continue
+        removals = c.lv[<int64_t>e * c.window + idx].removals
+        if (s.queue_id[a] != best_id or s.queue_base[a] != base
+                or s.queue_removals[a] != removals):
+            s.queue_id[a] = best_id
+            s.queue_base[a] = base
+            s.queue_removals[a] = removals
+            s.queue_ahead[a] = -1.0                 # walked by queue_walks below
     queue_walks(s, e)
 
 
@@ -979,6 +1003,9 @@ cdef class EnvKernel:
             resting=np.zeros((n, 2), dtype=np.int64),
             n_live=np.zeros(n, dtype=np.int32),
             queue_ahead=np.zeros(n),
+            queue_id=np.zeros(n, dtype=np.int64),
+            queue_base=np.zeros(n, dtype=np.int64),
+            queue_removals=np.zeros(n, dtype=np.uint32),
             best_slot=np.zeros(n, dtype=np.int32),
             seen_volume=np.zeros(n, dtype=np.int64),
             new_slots=np.zeros(2 * n, dtype=np.int64),
@@ -1036,6 +1063,9 @@ cdef class EnvKernel:
         s.resting = <int64_t*>cnp.PyArray_DATA(ag["resting"])
         s.n_live = <int32_t*>cnp.PyArray_DATA(ag["n_live"])
         s.queue_ahead = <double*>cnp.PyArray_DATA(ag["queue_ahead"])
+        s.queue_id = <int64_t*>cnp.PyArray_DATA(ag["queue_id"])
+        s.queue_base = <int64_t*>cnp.PyArray_DATA(ag["queue_base"])
+        s.queue_removals = <uint32_t*>cnp.PyArray_DATA(ag["queue_removals"])
         s.best_slot = <int32_t*>cnp.PyArray_DATA(ag["best_slot"])
         s.seen_volume = <int64_t*>cnp.PyArray_DATA(ag["seen_volume"])
         s.new_slots = <int64_t*>cnp.PyArray_DATA(ag["new_slots"])
@@ -1056,6 +1086,7 @@ cdef class EnvKernel:
         is forgotten, the mid history and flow statistics start over."""
         self._bind(books)
         self.agent_arrays["slot_id"][:] = 0
+        self.agent_arrays["queue_id"][:] = 0
         for name in ("prev_volume", "flow_signed", "flow_total", "mid_hist"):
             self.book_arrays[name][:] = 0
         self.book_arrays["mid"][:] = np.nan

@@ -345,15 +345,19 @@ def test_bad_arguments_raise() -> None:
         BatchedMarketEnv(CONFIG.replace(size_classes=(1.0, 2.0)), n_agents=3)
 
 
-def test_order_observations_match_the_arena_every_step() -> None:
-    """The kernel caches slots between trades: its counts and queue positions must equal
-    a recomputation from the core's order arena after every step."""
+@pytest.mark.parametrize("hold", [0.0, 0.8])
+def test_order_observations_match_the_arena_every_step(hold: float) -> None:
+    """The kernel caches slots between trades and queue positions while their level
+    loses no order: its counts and queue positions must equal a recomputation from the
+    core's order arena after every step, also when most agents hold (most are cached)."""
     env = BatchedMarketEnv(CONFIG.replace(horizon=25, limit_offsets=(-1, 0, 0, 1)),
                            n_envs=2, n_agents=6, seed=16)
     books, first = env.kernel.books, env.market.n_traders
     rng = np.random.default_rng(3)
-    for _ in range(60):
-        obs, *_ = env.step(rng.choice([1, 2, 3, 5, 6, 7, 9, 10, 11, 0, 0], size=12))
+    for _ in range(60 if hold == 0.0 else 150):
+        actions = rng.choice([1, 2, 3, 5, 6, 7, 9, 10, 11, 0, 0], size=12)
+        actions[rng.random(12) < hold] = 0
+        obs, *_ = env.step(actions)
         arena = books.order_array
         for e in range(2):
             bid, ask = books.best_bid(e), books.best_ask(e)
