@@ -484,20 +484,27 @@ cdef inline void rest(Core* c, int32_t b, int32_t slot) noexcept nogil:
         rest_outside(c, bs, b, slot, o)
 
 
+cdef inline void list_unlink(Order* orders, const Order* o, int32_t* head,
+                             int32_t* tail) noexcept nogil:
+    """Take ``o`` out of the doubly linked list ``head``..``tail`` (a level's FIFO, an
+    overflow list or the stop list); its own links are left as they were."""
+    if o.prev != NO_SLOT:
+        orders[o.prev].next = o.next
+    else:
+        head[0] = o.next
+    if o.next != NO_SLOT:
+        orders[o.next].prev = o.prev
+    else:
+        tail[0] = o.prev
+
+
 cdef void unrest_outside(Core* c, BookState* bs, int32_t b, int32_t slot,
                          Order* o) noexcept nogil:
     """``unrest`` for an order on its side's overflow list."""
     cdef int side = o.side
     cdef int si = side_index(side)
     cdef bint emptied
-    if o.prev != NO_SLOT:
-        c.orders[o.prev].next = o.next
-    else:
-        bs.overflow_head[si] = o.next
-    if o.next != NO_SLOT:
-        c.orders[o.next].prev = o.prev
-    else:
-        bs.overflow_tail[si] = o.prev
+    list_unlink(c.orders, o, &bs.overflow_head[si], &bs.overflow_tail[si])
     emptied = ((o.prev == NO_SLOT or c.orders[o.prev].price != o.price)
                and (o.next == NO_SLOT or c.orders[o.next].price != o.price))
     bs.n_resting[si] -= 1
@@ -516,14 +523,7 @@ cdef inline void unrest(Core* c, int32_t b, int32_t slot) noexcept nogil:
         unrest_outside(c, bs, b, slot, o)
         return
     lvl = &c.lv[<int64_t>b * c.window + i]
-    if o.prev != NO_SLOT:
-        c.orders[o.prev].next = o.next
-    else:
-        lvl.head = o.next
-    if o.next != NO_SLOT:
-        c.orders[o.next].prev = o.prev
-    else:
-        lvl.tail = o.prev
+    list_unlink(c.orders, o, &lvl.head, &lvl.tail)
     lvl.count -= 1
     lvl.qty -= o.qty
     lvl.removals += 1
@@ -761,14 +761,7 @@ cdef inline void rest_limit(Core* c, Ctx* x, int32_t b, const Message* m) noexce
 cdef inline void stop_unlink(Core* c, int32_t b, int32_t slot) noexcept nogil:
     cdef BookState* bs = &c.bk[b]
     cdef Order* o = &c.orders[slot]
-    if o.prev != NO_SLOT:
-        c.orders[o.prev].next = o.next
-    else:
-        bs.stop_head = o.next
-    if o.next != NO_SLOT:
-        c.orders[o.next].prev = o.prev
-    else:
-        bs.stop_tail = o.prev
+    list_unlink(c.orders, o, &bs.stop_head, &bs.stop_tail)
     bs.n_stops -= 1
 
 
