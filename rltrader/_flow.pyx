@@ -670,14 +670,12 @@ cdef class Flow:
         f.liquidity = params["liquidity"]
         f.splitter = params["splitter"]
         f.fund = params["fundamental"]
-        f.wake_noise = arrivals(f.noise.count * f.noise.rate if f.noise.count > 0 else 0.0)
-        f.wake_value = arrivals(f.value.count * f.value.rate if f.value.count > 0 else 0.0)
-        f.wake_momentum = arrivals(
-            f.momentum.count * f.momentum.rate if f.momentum.count > 0 else 0.0)
-        f.wake_liquidity = arrivals(
-            f.liquidity.count * f.liquidity.rate if f.liquidity.count > 0 else 0.0)
-        f.wake_splitter = arrivals(
-            f.splitter.count * f.splitter.rate if f.splitter.count > 0 else 0.0)
+        # a population of 0 traders gets lam 0 (arrivals: no draw), whatever its rate
+        f.wake_noise = arrivals(f.noise.count * f.noise.rate)
+        f.wake_value = arrivals(f.value.count * f.value.rate)
+        f.wake_momentum = arrivals(f.momentum.count * f.momentum.rate)
+        f.wake_liquidity = arrivals(f.liquidity.count * f.liquidity.rate)
+        f.wake_splitter = arrivals(f.splitter.count * f.splitter.rate)
         f.jumps = arrivals(f.fund.jump_rate)
         parents = params["parents"]
         f.n_books = n_books
