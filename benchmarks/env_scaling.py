@@ -1,9 +1,11 @@
-"""Per agent-step cost of the batched env against the number of books, and paired A/B
-runs of two checkouts: the two tools behind the tables of docs/envs.md, "Performance".
+"""Per agent-step cost of the batched env against the number of books, paired A/B runs
+of two checkouts, and this machine's memory latency against the working-set size: the
+tools behind the tables of docs/envs.md, "Performance".
 
-    python benchmarks/env_scaling.py scale [--rounds 11] [--hold 0.0]
+    python benchmarks/env_scaling.py scale [--rounds 11] [--hold 0.0] [--books 16,64,...]
     python benchmarks/env_scaling.py pair A_DIR B_DIR [--envs 1024] [--agents 4]
                                      [--pairs 21] [--steps 20] [--hold 0.0]
+    python benchmarks/env_scaling.py memory [--loads 2000000]
 
 ``scale`` builds 16, 64, 256 and 1,024 books of 4 agents and one book of 4,096 agents in
 one process and steps them in turn, round after round, so that every configuration sees
@@ -12,7 +14,9 @@ the median time per step and per agent-step. ``pair`` runs the same workload fro
 checkouts (each with its compiled modules built in place) in two processes that step
 ``--steps`` steps in turn, alternating which goes first, and prints the median of the
 per-pair ratios B/A with its interquartile range. Pin with ``taskset -c 1`` to keep both
-on one core.
+on one core. ``--books`` replaces the default configurations by books of 4 agents each.
+``memory`` prints ``rltrader._book.memory_latency_ns`` for working sets of 16 KiB to
+64 MiB: where the latency jumps, a many-book step whose data outgrows that size slows.
 
 Workload: the default ``EnvConfig``, uniformly random discrete actions (16 arrays drawn
 once, cycled) after 100 untimed steps; ``--hold`` sets that share of the actions to 0
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 
 SCALE_CONFIGS = [(16, 4), (64, 4), (256, 4), (1024, 4), (1, 4096)]
+MEMORY_SIZES_KIB = [16, 64, 256, 512, 1024, 2048, 3072, 4096, 6144, 8192, 16384, 65536]
 
 
 def _workload(n_envs: int, n_agents: int, hold: float) -> tuple[Any, list[np.ndarray]]:
@@ -49,8 +54,8 @@ def _workload(n_envs: int, n_agents: int, hold: float) -> tuple[Any, list[np.nda
     return env, actions
 
 
-def scale(rounds: int, hold: float) -> None:
-    runs = [_workload(n_envs, n_agents, hold) for n_envs, n_agents in SCALE_CONFIGS]
+def scale(rounds: int, hold: float, configs: list[tuple[int, int]]) -> None:
+    runs = [_workload(n_envs, n_agents, hold) for n_envs, n_agents in configs]
     times: list[list[float]] = [[] for _ in runs]
     for _ in range(rounds):
         for (env, actions), out in zip(runs, times, strict=True):
@@ -60,7 +65,7 @@ def scale(rounds: int, hold: float) -> None:
                 env.step(actions[t % 16])
             out.append((time.perf_counter() - start) / steps)
     print(f"hold {hold:.0%}, median of {rounds} rounds")
-    for (n_envs, n_agents), out in zip(SCALE_CONFIGS, times, strict=True):
+    for (n_envs, n_agents), out in zip(configs, times, strict=True):
         per_step = statistics.median(out)
         agents = n_envs * n_agents
         print(f"{n_envs:5d} x {n_agents:<5d} {per_step * 1e3:8.3f} ms/step "
@@ -116,12 +121,33 @@ def pair(a_dir: str, b_dir: str, n_envs: int, n_agents: int, pairs: int, steps: 
           f"{statistics.median(ratios):.3f} (IQR {low:.3f}-{high:.3f}, {pairs} pairs)")
 
 
+def memory(loads: int) -> None:
+    from rltrader._book import memory_latency_ns
+
+    print("working set   ns per dependent load")
+    for kib in MEMORY_SIZES_KIB:
+        print(f"{kib:8d} KiB  {memory_latency_ns(kib * 1024, loads):8.1f}")
+
+
+def _books(text: str) -> list[tuple[int, int]]:
+    try:
+        books = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--books takes comma-separated integers, got {text!r}") from None
+    if not books or min(books) < 1:
+        raise argparse.ArgumentTypeError(f"--books must be positive, got {text!r}")
+    return [(n, 4) for n in books]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_scale = sub.add_parser("scale", help="per agent-step cost against the number of books")
     p_scale.add_argument("--rounds", type=int, default=11)
     p_scale.add_argument("--hold", type=float, default=0.0)
+    p_scale.add_argument("--books", type=_books, default=SCALE_CONFIGS,
+                         help="comma-separated book counts, 4 agents each")
     p_pair = sub.add_parser("pair", help="paired A/B of two checkouts")
     p_pair.add_argument("a_dir")
     p_pair.add_argument("b_dir")
@@ -130,11 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     p_pair.add_argument("--pairs", type=int, default=21)
     p_pair.add_argument("--steps", type=int, default=20)
     p_pair.add_argument("--hold", type=float, default=0.0)
+    p_memory = sub.add_parser("memory", help="memory latency against the working-set size")
+    p_memory.add_argument("--loads", type=int, default=2_000_000)
     args = parser.parse_args(argv)
+    if args.command == "memory":
+        memory(args.loads)
+        return 0
     if not 0.0 <= args.hold <= 1.0:
         parser.error("--hold must be in [0, 1]")
     if args.command == "scale":
-        scale(args.rounds, args.hold)
+        scale(args.rounds, args.hold, args.books)
     else:
         pair(args.a_dir, args.b_dir, args.envs, args.agents, args.pairs, args.steps,
              args.hold)
