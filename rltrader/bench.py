@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from rltrader import workloads
-from rltrader._book import Books, OrderBook
+from rltrader._book import Books, OrderBook, memory_latency_ns
 from rltrader.constants import CANCEL, LIMIT
 from rltrader.messages import EVENT_DTYPE
 
@@ -93,8 +93,19 @@ def time_per_call(messages: np.ndarray, *, repeats: int = 5,
     return _median_ns(run, len(messages), repeats, warmup)
 
 
+LATENCY_KIB = (256, 1024, 4096, 16384, 65536)
+
+
+def memory_latency() -> dict[int, float]:
+    """Nanoseconds per dependent load for working sets of ``LATENCY_KIB`` KiB: where it
+    jumps, the machine's caches end, and many-book runs whose data outgrows that size
+    slow down (``rltrader._book.memory_latency_ns``)."""
+    return {kib: round(memory_latency_ns(kib * 1024, loads=500_000), 1) for kib in LATENCY_KIB}
+
+
 def machine() -> dict:
-    """Where the figures were taken: CPU, cores, Python, numpy and the git commit."""
+    """Where the figures were taken: CPU, cores, memory latency, Python, numpy and the git
+    commit."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -112,8 +123,8 @@ def machine() -> dict:
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-        "numpy": np.__version__, "commit": commit,
+        "cpu": cpu, "cores": os.cpu_count(), "latency_ns": memory_latency(),
+        "python": platform.python_version(), "numpy": np.__version__, "commit": commit,
     }
 
 
@@ -181,12 +192,18 @@ def run(quick: bool = False, progress: bool = True) -> dict:
             "results": [r.as_dict() for r in results]}
 
 
+def _size(kib: int) -> str:
+    return f"{kib // 1024} MiB" if kib >= 1024 else f"{kib} KiB"
+
+
 def format_report(report: dict) -> str:
     """The report as a Markdown table plus machine and memory lines."""
     m = report["machine"]
     lines = [
         f"machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}; "
         f"commit {m['commit']}",
+        "memory latency (ns per dependent load, by working set): " + ", ".join(
+            f"{_size(int(kib))} {ns:.1f}" for kib, ns in m["latency_ns"].items()),
         "",
         "| workload | what | messages | books | median ns/msg | best ns/msg | msgs/s |",
         "|---|---|---:|---:|---:|---:|---:|",

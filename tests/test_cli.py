@@ -51,8 +51,12 @@ def test_bench_quick_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         assert row["messages_per_second"] == pytest.approx(1e9 / row["median_ns"])
     assert report["memory"]["per_order_slot"] == 64.0
     assert report["machine"]["cores"] >= 1
+    latency = report["machine"]["latency_ns"]
+    assert [int(kib) for kib in latency] == [256, 1024, 4096, 16384, 65536]
+    assert all(ns > 0 for ns in latency.values())
     table = capsys.readouterr().out
     assert "W1 batched" in table and "ns/msg" in table
+    assert "memory latency (ns per dependent load, by working set): 256 KiB" in table
 
 
 def test_profile_quick_reports_every_operation(capsys: pytest.CaptureFixture[str]) -> None:
