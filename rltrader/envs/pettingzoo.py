@@ -3,7 +3,8 @@
 Agents are ``"trader_0" .. "trader_{n-1}"``; spaces are cached (one object each, shared by
 all agents). Per step the adapter builds five dicts of ``n_agents`` entries: observations
 are row views of one fresh copy of the batched buffer (so they stay valid after the next
-step; the view objects are most of the cost), rewards and flags Python scalars. The
+step; the view objects are most of the cost), rewards and flags Python scalars (the flag
+dicts are copies of two prebuilt ones: one market, one flag for every agent). The
 overhead above the batched step is ``adapter_overhead_us`` in
 ``benchmarks/test_bench_env.py`` (docs/envs.md quotes it). At the horizon every agent is
 terminated with its final observation and ``agents`` becomes empty; ``reset()`` starts the
@@ -47,6 +48,7 @@ class MarketParallelEnv(ParallelEnv):
         self._actions = np.zeros_like(self.batched.actions)
         self.observation_spaces = dict.fromkeys(self.possible_agents, self._observation_space)
         self.action_spaces = dict.fromkeys(self.possible_agents, self._action_space)
+        self._flags = {flag: dict.fromkeys(self.possible_agents, flag) for flag in (False, True)}
 
     def observation_space(self, agent: str) -> spaces.Space:
         return self._observation_space
@@ -81,8 +83,8 @@ class MarketParallelEnv(ParallelEnv):
         out: tuple[dict, dict, dict, dict, dict] = (
             dict(zip(names, rows, strict=True)),
             dict(zip(names, rewards.tolist(), strict=True)),
-            dict.fromkeys(names, bool(terminated[0])),   # one market: one flag for all
-            dict.fromkeys(names, bool(truncated[0])),
+            self._flags[bool(terminated[0])].copy(),   # every agent is live until the end
+            self._flags[bool(truncated[0])].copy(),
             {a: {} for a in names})
         if done:
             self.agents = []
