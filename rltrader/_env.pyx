@@ -43,7 +43,7 @@ from libc.string cimport memcpy, memset
 from rltrader._book cimport (
     Account, BookState, Books, Core, Event, Level, Message, Order, find_order,
     BUY, SELL, LIMIT, MARKET, CANCEL, REPLACE, GTC, IOC, EMPTY_BID, EMPTY_ASK, NO_SLOT,
-    MAX_PRICE, RESTING,
+    MAX_PRICE, RESTING, prefetch,
 )
 from rltrader._flow cimport Flow
 
@@ -190,6 +190,42 @@ cdef inline int64_t passive_price(const State* s, int32_t e, int side,
 
 cdef inline Account* account(const State* s, int32_t e, int32_t i) noexcept nogil:
     return &s.core.accounts[<int64_t>e * s.core.n_owners + s.p.first_owner + i]
+
+
+cdef enum:
+    BOOK_AHEAD = 2          # books ahead whose first lines a phase starts loading
+
+
+cdef inline void prefetch_book(const State* s, int32_t e) noexcept nogil:
+    """Start loading what book ``e``'s phase reads first, scattered where the hardware
+    prefetcher cannot guess it: the agents' accounts, the levels at the touch and the
+    order nearest each agent's touch (its queue walk starts there)."""
+    cdef const Core* c = s.core
+    cdef const BookState* bs
+    cdef int64_t idx, a
+    cdef int32_t i, slot
+    if e >= s.p.n_envs:
+        return
+    bs = &c.bk[e]
+    prefetch(account(s, e, 0))
+    prefetch(account(s, e, s.p.n_agents - 1))
+    prefetch(&c.bits[<int64_t>e * 2 * c.words])
+    prefetch(&c.bits[(<int64_t>e * 2 + 1) * c.words])
+    idx = bs.best_bid - bs.base
+    if 0 <= idx < c.window:
+        prefetch(&c.lv[<int64_t>e * c.window + idx])
+        if idx >= s.p.depth:
+            prefetch(&c.lv[<int64_t>e * c.window + idx - s.p.depth])
+    idx = bs.best_ask - bs.base
+    if 0 <= idx < c.window:
+        prefetch(&c.lv[<int64_t>e * c.window + idx])
+        if idx + s.p.depth < c.window:
+            prefetch(&c.lv[<int64_t>e * c.window + idx + s.p.depth])
+    for i in range(s.p.n_agents):
+        a = <int64_t>e * s.p.n_agents + i
+        slot = s.best_slot[a]
+        if <uint32_t>slot < <uint32_t>c.capacity:
+            prefetch(&c.orders[slot])
 
 
 cdef void queue_level(State* s, int32_t e, int32_t target) noexcept nogil:
@@ -1192,6 +1228,7 @@ cdef class EnvKernel:
             n = 0
             s.n_new = 0
             for e in range(first, stop):
+                prefetch_book(s, e + BOOK_AHEAD)
                 act_book(s, &n, e, timestamp)
             self._submit(n)
             locate(s)
@@ -1206,6 +1243,7 @@ cdef class EnvKernel:
             n = 0
             ending = 0
             for e in range(first, stop):
+                prefetch_book(s, e + BOOK_AHEAD)
                 if finish_book(s, e, False):
                     ending += 1
                     cancel_book(s, &n, e, timestamp)
