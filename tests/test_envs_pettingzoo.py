@@ -61,6 +61,29 @@ def test_episode_end_returns_final_observations_and_empties_agents() -> None:
     assert env.agents == ["trader_0", "trader_1"] and all(o[-2] == 1.0 for o in obs.values())
 
 
+def test_returned_dicts_are_the_callers_to_keep() -> None:
+    """Each step returns fresh dicts and observation rows: changing or keeping one does not
+    touch the env or a later step's results (the flag dicts are copies of shared ones)."""
+    env = MarketParallelEnv(CONFIG.replace(horizon=3), n_agents=2)
+    env.reset(seed=0)
+    obs, _, terms, truncs, infos = env.step(dict.fromkeys(env.agents, 0))
+    kept = obs["trader_0"].copy()
+    terms["trader_0"] = True
+    truncs.clear()
+    infos["trader_1"]["note"] = 1
+    obs2, _, terms2, truncs2, infos2 = env.step(dict.fromkeys(env.agents, 0))
+    assert terms2 == {"trader_0": False, "trader_1": False} and terms2 is not terms
+    assert truncs2 == {"trader_0": False, "trader_1": False}
+    assert infos2 == {"trader_0": {}, "trader_1": {}}
+    assert np.array_equal(obs["trader_0"], kept)
+    _, _, terms3, truncs3, _ = env.step(dict.fromkeys(env.agents, 0))
+    assert terms3 == {"trader_0": True, "trader_1": True} and not any(truncs3.values())
+    terms3["trader_0"] = False
+    env.reset()
+    _, _, terms4, _, _ = env.step(dict.fromkeys(env.agents, 0))
+    assert terms4 == {"trader_0": False, "trader_1": False}
+
+
 def test_spaces_are_cached_and_bad_actions_raise() -> None:
     env = MarketParallelEnv(CONFIG, n_agents=2)
     assert env.observation_space("trader_0") is env.observation_space("trader_1")
