@@ -15,7 +15,7 @@ checkouts (each with its compiled modules built in place) in two processes that 
 ``--steps`` steps in turn, alternating which goes first, and prints the median of the
 per-pair ratios B/A with its interquartile range. Pin with ``taskset -c 1`` to keep both
 on one core. ``--books`` replaces the default configurations by books of 4 agents each.
-``memory`` prints ``rltrader._book.memory_latency_ns`` for working sets of 16 KiB to
+``memory`` prints ``rltrader._probe.memory_latency_ns`` for working sets of 16 KiB to
 64 MiB: where the latency jumps, a many-book step whose data outgrows that size slows.
 
 Workload: the default ``EnvConfig``, uniformly random discrete actions (16 arrays drawn
@@ -122,7 +122,7 @@ def pair(a_dir: str, b_dir: str, n_envs: int, n_agents: int, pairs: int, steps: 
 
 
 def memory(loads: int) -> None:
-    from rltrader._book import memory_latency_ns
+    from rltrader._probe import memory_latency_ns
 
     print("working set   ns per dependent load")
     for kib in MEMORY_SIZES_KIB:
@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     p_memory.add_argument("--loads", type=int, default=2_000_000)
     args = parser.parse_args(argv)
     if args.command == "memory":
+        if args.loads < 1:
+            parser.error("--loads must be >= 1")
         memory(args.loads)
         return 0
     if not 0.0 <= args.hold <= 1.0:

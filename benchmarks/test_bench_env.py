@@ -10,9 +10,12 @@ observations and rewards). ``extra_info["agent_steps_per_second"]`` is at the me
 fixed-spread market maker of ``rltrader.baselines`` (``action_mode="market_making"``,
 joining the touch with one order size on each side, withdrawing a side at half the
 position limit), the heuristic PPO is compared with and cloned from, which re-quotes only
-when the touch moves. The policy runs in the loop (its call, two ``np.where`` over the
-agents, is timed with the step: about 1-2 % of it). Uniformly random actions keep every
-agent's orders churning (1.3 agent messages per agent-step); the maker's far fewer.
+when the touch moves. Its actions are recorded in closed loop on a first env and replayed
+on a second one built with the same seed: the env is deterministic, so the second goes
+through the same states and gets exactly the maker's actions, while only ``step`` is
+timed (the maker's own call, about 36 us per 4,096 agents, is not). Uniformly random
+actions keep every agent's orders churning (1.3 agent messages per agent-step); the
+maker's far fewer.
 
 ``test_sharded_*`` runs the 1,024-market workload over worker processes
 (:class:`rltrader.envs.shards.ShardedMarketEnv`); every other benchmark uses one core.
@@ -25,6 +28,7 @@ same test (``adapter_overhead_us``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,32 +47,36 @@ def _actions(env: Any) -> list[np.ndarray]:
             for _ in range(16)]
 
 
-def _time_steps(benchmark: Any, env: Any, actions: list[np.ndarray]) -> float | None:
-    """Median seconds of ``STEPS`` steps after 100 untimed ones (None when not timed)."""
+def _time_steps(benchmark: Any, env: Any, act: Callable[[int], np.ndarray]) -> float | None:
+    """Median seconds of ``STEPS`` steps after 100 untimed ones (None when not timed);
+    ``act(t)`` gives step ``t``'s actions."""
     for t in range(100):
-        env.step(actions[t % 16])
-    counter = [0]
+        env.step(act(t))
+    counter = [100]
 
     def run() -> None:
         for _ in range(STEPS):
-            env.step(actions[counter[0] % 16])
+            env.step(act(counter[0]))
             counter[0] += 1
 
     benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
     return None if benchmark.stats is None else benchmark.stats.stats.median
 
 
-def _bench_batched(benchmark: Any, n_envs: int, n_agents: int) -> None:
-    env = BatchedMarketEnv(n_envs=n_envs, n_agents=n_agents, seed=0)
-    actions = _actions(env)
-    median = _time_steps(benchmark, env, actions)
+def _report(benchmark: Any, env: Any, median: float | None) -> None:
     if median is None:
         return
     benchmark.extra_info.update(
-        n_envs=n_envs, n_agents=n_agents, steps_per_round=STEPS,
+        n_envs=env.n_envs, n_agents=env.n_agents, steps_per_round=STEPS,
         us_per_step=round(median / STEPS * 1e6, 1),
         agent_steps_per_second=round(STEPS * env.num_agents_total / median),
         ns_per_agent_step=round(median / STEPS / env.num_agents_total * 1e9, 1))
+
+
+def _bench_batched(benchmark: Any, n_envs: int, n_agents: int) -> None:
+    env = BatchedMarketEnv(n_envs=n_envs, n_agents=n_agents, seed=0)
+    actions = _actions(env)
+    _report(benchmark, env, _time_steps(benchmark, env, lambda t: actions[t % 16]))
 
 
 def _bench_maker(benchmark: Any, n_envs: int, n_agents: int) -> None:
@@ -76,23 +84,16 @@ def _bench_maker(benchmark: Any, n_envs: int, n_agents: int) -> None:
     from rltrader.envs import EnvConfig
 
     config = EnvConfig(action_mode="market_making")
+    record = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=0)
+    maker = FixedSpreadMaker(config, record.num_agents_total)
+    actions: list[np.ndarray] = []
+    for _ in range(100 + 16 * STEPS):       # warm-up, then the warm-up round and 15 rounds
+        a = maker(record.observations)
+        # an unchanged quote reuses the last array, as a policy's own buffer would be
+        actions.append(actions[-1] if actions and np.array_equal(a, actions[-1]) else a.copy())
+        record.step(actions[-1])
     env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=0)
-    maker = FixedSpreadMaker(config, env.num_agents_total)
-    for _ in range(100):
-        env.step(maker(env.observations))
-
-    def run() -> None:
-        for _ in range(STEPS):
-            env.step(maker(env.observations))
-
-    benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
-    if benchmark.stats is None:
-        return
-    median = benchmark.stats.stats.median
-    benchmark.extra_info.update(
-        n_envs=n_envs, n_agents=n_agents, steps_per_round=STEPS,
-        us_per_step=round(median / STEPS * 1e6, 1),
-        agent_steps_per_second=round(STEPS * env.num_agents_total / median))
+    _report(benchmark, env, _time_steps(benchmark, env, lambda t: actions[t]))
 
 
 def test_maker_1_market_4096_agents(benchmark: Any) -> None:
@@ -152,7 +153,8 @@ def test_sharded_1024_markets_4_agents(benchmark: Any, n_workers: int) -> None:
     from rltrader.envs.shards import ShardedMarketEnv
 
     with ShardedMarketEnv(n_envs=1024, n_agents=4, seed=0, n_workers=n_workers) as env:
-        median = _time_steps(benchmark, env, _actions(env))
+        actions = _actions(env)
+        median = _time_steps(benchmark, env, lambda t: actions[t % 16])
         if median is None:
             return
         benchmark.extra_info.update(

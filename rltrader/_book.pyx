@@ -1616,44 +1616,6 @@ def ticks_per_second(double seconds=0.05):
     return (rltrader_ticks() - t0) / (time.perf_counter() - start)
 
 
-def chase_cycle(int64_t n_lines, uint64_t seed=0):
-    """A random cyclic order of ``n_lines`` cache lines for ``memory_latency_ns``: an int64
-    array ``next`` with 8 entries (64 bytes) per line, where ``next[8 * k]`` is the index
-    of the first entry of the line visited after line ``k``. Following it from any line
-    visits every line once before coming back (one cycle, no shorter loop)."""
-    if n_lines < 2:
-        raise ValueError(f"n_lines must be >= 2, got {n_lines}")
-    order = np.random.default_rng(seed).permutation(n_lines)
-    chain = np.zeros(8 * n_lines, dtype=np.int64)
-    chain[8 * order] = 8 * np.roll(order, -1)
-    return chain
-
-
-def memory_latency_ns(int64_t nbytes, int64_t loads=2_000_000, uint64_t seed=0):
-    """Nanoseconds per load when each load's address depends on the one before (a pointer
-    chase through ``chase_cycle`` over ``nbytes``): the latency of the cache level, or of
-    main memory, that a working set of that size lives in. Many-book env steps slow down
-    where this latency jumps (docs/envs.md, "Performance")."""
-    if nbytes < 128:
-        raise ValueError(f"nbytes must be >= 128 (two 64-byte lines), got {nbytes}")
-    if loads < 1:
-        raise ValueError(f"loads must be >= 1, got {loads}")
-    import time
-    cdef int64_t[::1] chain = chase_cycle(nbytes // 64, seed)
-    cdef int64_t i, p = 0, n = chain.shape[0] // 8
-    with nogil:
-        for i in range(n):                  # one lap to warm the caches and the TLB
-            p = chain[p]
-    start = time.perf_counter()
-    with nogil:
-        for i in range(loads):
-            p = chain[p]
-    elapsed = time.perf_counter() - start
-    if p < 0:                               # keeps the chase from being optimised away
-        raise AssertionError("broken chase")
-    return elapsed / loads * 1e9
-
-
 def timer_overhead_ticks(int repeats=1001):
     """Median cycle-counter ticks of an empty timed region (subtracted by profilers)."""
     cdef int i

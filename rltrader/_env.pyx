@@ -195,16 +195,18 @@ cdef inline Account* account(const State* s, int32_t e, int32_t i) noexcept nogi
 cdef enum:
     BOOK_AHEAD = 2          # books ahead of the one being acted / observed whose
                             # scattered lines are requested (prefetch_book)
+    PREFETCH_AGENTS = 8     # agents per book whose nearest orders it requests (more would
+                            # flood the L1 with the lines of books with many agents)
 
 
 cdef inline void prefetch_book(const State* s, int32_t e) noexcept nogil:
     """Start loading the lines of book ``e`` that the act and observe phases read at
     places the hardware prefetcher cannot guess: the agents' accounts, both sides' level
     bitmaps, the levels at each touch and ``depth`` levels behind it, and the order
-    nearest each agent's touch (where its queue walk starts). With 1,024 books the step's
-    data outgrows this VM's cache (docs/envs.md, "Performance"); requesting book
-    ``e + BOOK_AHEAD``'s lines while book ``e`` is worked on overlaps their misses: 0.91x
-    the step time of 1,024 x 4 with random actions, paired. Outputs are unchanged."""
+    nearest the touch of each of its first ``PREFETCH_AGENTS`` agents (where a queue walk
+    starts). With 1,024 books the step's data outgrows this VM's cache (docs/envs.md,
+    "Performance"); requesting book ``e + BOOK_AHEAD``'s lines while book ``e`` is worked
+    on overlaps their misses. Outputs are unchanged."""
     cdef const Core* c = s.core
     cdef const BookState* bs
     cdef int64_t idx, a
@@ -226,7 +228,7 @@ cdef inline void prefetch_book(const State* s, int32_t e) noexcept nogil:
         prefetch(&c.lv[<int64_t>e * c.window + idx])
         if idx + s.p.depth < c.window:
             prefetch(&c.lv[<int64_t>e * c.window + idx + s.p.depth])
-    for i in range(s.p.n_agents):
+    for i in range(min(s.p.n_agents, PREFETCH_AGENTS)):
         a = <int64_t>e * s.p.n_agents + i
         slot = s.best_slot[a]
         if <uint32_t>slot < <uint32_t>c.capacity:
@@ -1233,7 +1235,8 @@ cdef class EnvKernel:
             n = 0
             s.n_new = 0
             for e in range(first, stop):
-                prefetch_book(s, e + BOOK_AHEAD)
+                if e + BOOK_AHEAD < stop:       # the next group's first books: below
+                    prefetch_book(s, e + BOOK_AHEAD)
                 act_book(s, &n, e, timestamp)
             self._submit(n)
             locate(s)
@@ -1248,7 +1251,7 @@ cdef class EnvKernel:
             n = 0
             ending = 0
             for e in range(first, stop):
-                prefetch_book(s, e + BOOK_AHEAD)
+                prefetch_book(s, e + BOOK_AHEAD)    # past stop: the next group's act
                 if finish_book(s, e, False):
                     ending += 1
                     cancel_book(s, &n, e, timestamp)

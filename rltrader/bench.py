@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from rltrader import workloads
-from rltrader._book import Books, OrderBook, memory_latency_ns
+from rltrader._book import Books, OrderBook
+from rltrader._probe import memory_latency_ns
 from rltrader.constants import CANCEL, LIMIT
 from rltrader.messages import EVENT_DTYPE
 
@@ -99,7 +100,7 @@ LATENCY_KIB = (256, 1024, 4096, 16384, 65536)
 def memory_latency() -> dict[int, float]:
     """Nanoseconds per dependent load for working sets of ``LATENCY_KIB`` KiB: where it
     jumps, the machine's caches end, and many-book runs whose data outgrows that size
-    slow down (``rltrader._book.memory_latency_ns``)."""
+    slow down (``rltrader._probe.memory_latency_ns``)."""
     return {kib: round(memory_latency_ns(kib * 1024, loads=500_000), 1) for kib in LATENCY_KIB}
 
 

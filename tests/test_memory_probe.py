@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rltrader._book import chase_cycle, memory_latency_ns
+from rltrader._probe import chase_cycle, memory_latency_ns
 
 
 @settings(max_examples=50, deadline=None)
@@ -30,8 +30,9 @@ def test_chase_order_depends_on_the_seed() -> None:
     assert np.array_equal(chase_cycle(64, 5), chase_cycle(64, 5))
 
 
-def test_latency_is_a_positive_number_of_nanoseconds() -> None:
-    ns = memory_latency_ns(64 * 1024, loads=10_000)
+@pytest.mark.parametrize("nbytes", [128, 200, 64 * 1024])
+def test_latency_is_a_positive_number_of_nanoseconds(nbytes: int) -> None:
+    ns = memory_latency_ns(nbytes, loads=10_000)      # 200 bytes: 3 whole lines
     assert np.isfinite(ns) and ns > 0.0
 
 
