@@ -22,7 +22,7 @@ BATCH = 4096
 def peak_live(msgs: np.ndarray, n_books: int, batch: int = BATCH) -> tuple[int, int]:
     """``(all books, one book)`` peak live orders of a stream, sampled every batch."""
     from rltrader import Books, empty_events
-    from rltrader.workloads import events_needed, replay
+    from rltrader.tools.workloads import events_needed, replay
 
     books = Books(n_books)
     events = empty_events(events_needed(msgs, batch))
@@ -41,7 +41,7 @@ def _pow2(n: int) -> int:
 
 def record(benchmark: Any, msgs: np.ndarray, **info: Any) -> None:
     """Put the workload and the median ns per message into ``extra_info``."""
-    from rltrader.workloads import op_mix
+    from rltrader.tools.workloads import op_mix
 
     if benchmark.stats is None:  # --benchmark-disable: the body ran once, untimed
         return
@@ -67,7 +67,7 @@ def run_batched(benchmark: Any) -> Callable[..., None]:
     is allocated once, outside the timed region.
     """
     from rltrader import Books, empty_events
-    from rltrader.workloads import events_needed, replay
+    from rltrader.tools.workloads import events_needed, replay
 
     def run(msgs: np.ndarray, *, n_books: int = 1, batch: int = BATCH, window: int = 4096,
             rounds: int = 10, **info: Any) -> None:

@@ -2,7 +2,7 @@
 
     python benchmarks/itch_bigfile.py bigfile [PATH] [--gb 1] [--chunk-mb 1] [--keep]
 
-writes ~``--gb`` GB of W1 limit/cancel flow (``rltrader.workloads.limit_cancel``, 2**20
+writes ~``--gb`` GB of W1 limit/cancel flow (``rltrader.tools.workloads.limit_cancel``, 2**20
 messages repeated with shifted ids and times) as one ITCH 5.0 file with
 :class:`rltrader.data.itch.ItchWriter`, then streams it in two fresh processes (parse only;
 parse + book rebuild), each printing messages/s (wall and CPU) and its peak resident set,
@@ -22,7 +22,7 @@ from rltrader.data import itch
 
 def _write_big_file(path: str, target_bytes: int) -> None:
     """Write ~``target_bytes`` of W1 limit/cancel flow (copies with shifted ids)."""
-    from rltrader.workloads import limit_cancel
+    from rltrader.tools.workloads import limit_cancel
 
     msgs = limit_cancel(1 << 20, seed=1)
     id_span = int(msgs["order_id"].max())

@@ -1,4 +1,4 @@
-"""Matching-core throughput on the fixed workloads of ``rltrader.workloads``.
+"""Matching-core throughput on the fixed workloads of ``rltrader.tools.workloads``.
 
 ==========================  ==========================================================
 benchmark                   what is timed
@@ -26,7 +26,7 @@ import pytest
 pytest.importorskip("rltrader._book", reason="the compiled core is not built")
 
 from rltrader import OrderBook  # noqa: E402
-from rltrader.workloads import SEED, limit_cancel, published  # noqa: E402
+from rltrader.tools.workloads import SEED, limit_cancel, published  # noqa: E402
 
 N_PER_CALL = 1 << 15
 

@@ -16,7 +16,6 @@ The rebuilds use the dense window of ``rltrader replay`` (``replay_crypto.WINDOW
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +24,19 @@ import pytest
 pytest.importorskip("rltrader._book", reason="the compiled core is not built")
 
 from rltrader.data import binance, coinbase  # noqa: E402
-from rltrader.replay_crypto import WINDOW  # noqa: E402
+from rltrader.data.replay_crypto import WINDOW  # noqa: E402
+from rltrader.data.samples import sample_roots  # noqa: E402
 
 CB = "coinbase_gdax_btcusd_2018-07-13_l3_"
 
 
 def _sample(venue: str, name: str) -> Path:
-    env = os.environ.get("RLTRADER_DATA")
-    roots = [Path(env)] if env else []
-    roots += [p / "shared" / "data" for p in Path(__file__).resolve().parents]
+    """``crypto/<venue>/<name>`` from ``$RLTRADER_DATA`` or the test tree's samples."""
+    roots = [*sample_roots(), Path(__file__).resolve().parents[1] / "tests" / "data"]
     for root in roots:
         if (root / "crypto" / venue / name).is_file():
             return root / "crypto" / venue / name
-    pytest.skip(f"crypto sample {venue}/{name} not found (set RLTRADER_DATA)")
+    raise FileNotFoundError(f"crypto sample {venue}/{name} not found in {roots}")
 
 
 @pytest.fixture(scope="module")

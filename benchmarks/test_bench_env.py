@@ -7,7 +7,7 @@ arrays, cycled), after 100 untimed steps. Each round times ``STEPS`` calls of ``
 observations and rewards). ``extra_info["agent_steps_per_second"]`` is at the median.
 
 ``test_maker_*`` drives the env with the actions of a trained-like policy instead: the
-fixed-spread market maker of ``rltrader.baselines`` (``action_mode="market_making"``,
+fixed-spread market maker of ``rltrader.training.baselines`` (``action_mode="market_making"``,
 joining the touch with one order size on each side, withdrawing a side at half the
 position limit), the heuristic PPO is compared with and cloned from, which re-quotes only
 when the touch moves. Its actions are recorded in closed loop on a first env and replayed
@@ -80,8 +80,8 @@ def _bench_batched(benchmark: Any, n_envs: int, n_agents: int) -> None:
 
 
 def _bench_maker(benchmark: Any, n_envs: int, n_agents: int) -> None:
-    from rltrader.baselines import FixedSpreadMaker
     from rltrader.envs import EnvConfig
+    from rltrader.training.baselines import FixedSpreadMaker
 
     config = EnvConfig(action_mode="market_making")
     record = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=0)

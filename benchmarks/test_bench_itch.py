@@ -28,9 +28,9 @@ import pytest
 
 pytest.importorskip("rltrader._itch", reason="the compiled ITCH parser is not built")
 
+from rltrader.core.messages import EVENT_DTYPE  # noqa: E402
 from rltrader.data import itch  # noqa: E402
-from rltrader.messages import EVENT_DTYPE  # noqa: E402
-from rltrader.workloads import published  # noqa: E402
+from rltrader.tools.workloads import published  # noqa: E402
 
 
 @pytest.fixture(scope="session")

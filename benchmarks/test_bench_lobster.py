@@ -16,7 +16,6 @@ test_hybrid_no_agents             ``HybridReplay`` over the whole 50-level file 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,29 +25,28 @@ pytest.importorskip("rltrader._book", reason="the compiled core is not built")
 
 from rltrader import Books, empty_events  # noqa: E402
 from rltrader.data import lobster  # noqa: E402
+from rltrader.data.samples import (  # noqa: E402
+    AAPL_HOUR,
+    AAPL_PAIR_MESSAGE,
+    AAPL_PAIR_ORDERBOOK,
+    sample_path,
+)
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lobster"
-MESSAGE_50 = DATA / "AAPL_2012-06-21_34200000_37800000_message_50.csv.gz"
-MESSAGE_999 = DATA / "AAPL_2012-06-21_34200000_57600000_message_10_first999.csv"
-ORDERBOOK_999 = DATA / "AAPL_2012-06-21_34200000_57600000_orderbook_10_first999.csv"
-
-
-def _need(path: Path) -> Path:
-    if not path.is_file():
-        pytest.skip(f"{path.name} not found")
-    return path
+MESSAGE_50 = sample_path(AAPL_HOUR)
+MESSAGE_999 = sample_path(AAPL_PAIR_MESSAGE)
+ORDERBOOK_999 = sample_path(AAPL_PAIR_ORDERBOOK)
 
 
 @pytest.mark.benchmark(group="LOBSTER")
 def test_lobster_rebuild(run_batched):
-    feed = lobster.read_messages(_need(MESSAGE_50))
+    feed = lobster.read_messages(MESSAGE_50)
     run_batched(feed.messages, batch=feed.messages.shape[0], rounds=20,
                 workload="LOBSTER AAPL 50 levels, one call")
 
 
 @pytest.mark.benchmark(group="LOBSTER")
 def test_lobster_parse_and_rebuild(benchmark, record_messages):
-    path = _need(MESSAGE_50)
+    path = MESSAGE_50
 
     def target() -> int:
         feed = lobster.read_messages(path)
@@ -66,8 +64,8 @@ def test_lobster_parse_and_rebuild(benchmark, record_messages):
 def test_lobster_exact_build(benchmark, record_messages):
     from rltrader.data.lobster_exact import exact_messages
 
-    raw = lobster.read_raw(_need(MESSAGE_999))
-    depth = lobster.read_orderbook(_need(ORDERBOOK_999))
+    raw = lobster.read_raw(MESSAGE_999)
+    depth = lobster.read_orderbook(ORDERBOOK_999)
     exact = benchmark.pedantic(exact_messages, args=(raw, depth), rounds=20, iterations=1,
                                warmup_rounds=1)
     record_messages(benchmark, exact.messages, rows=len(raw), workload="exact build, 999 rows")
@@ -77,7 +75,7 @@ def test_lobster_exact_build(benchmark, record_messages):
 def test_hybrid_no_agents(benchmark, record_messages):
     from rltrader.data.hybrid import HybridReplay
 
-    feed = lobster.read_messages(_need(MESSAGE_50))
+    feed = lobster.read_messages(MESSAGE_50)
     ends = np.arange(feed.messages["timestamp"][0], feed.messages["timestamp"][-1] + 10**10,
                      10**10)
 

@@ -1,6 +1,6 @@
 """Simulated market days: the rmsc04-shaped day on one book, and 1,024 books at once.
 
-Each round builds a fresh :class:`rltrader.market.Market` in ``setup`` (untimed) and times
+Each round builds a fresh :class:`rltrader.sim.market.Market` in ``setup`` (untimed) and times
 ``run()``. ``extra_info`` gets messages, agent wake-ups and book-steps per second at the
 median.
 """
@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("rltrader._flow", reason="the compiled core is not built")
 
-from rltrader.market import Market, preset  # noqa: E402
+from rltrader.sim.market import Market, preset  # noqa: E402
 
 
 def _bench_day(benchmark: Any, name: str, rounds: int) -> None:

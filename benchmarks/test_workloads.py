@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("rltrader._book", reason="the compiled core is not built")
 
 from rltrader import FILL, REJECTED, Books, empty_events  # noqa: E402
-from rltrader.workloads import (  # noqa: E402
+from rltrader.tools.workloads import (  # noqa: E402
     crossing_inserts,
     events_needed,
     interleave,

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from rltrader import BUY, EMPTY_ASK, FILL, MARKET, empty_messages
+from rltrader.core.constants import AGENT_ID_BASE
 from rltrader.data import lobster
-from rltrader.data.hybrid import AGENT_ID_BASE, HybridReplay
-from rltrader.workloads import LOBSTER_AAPL_FILE, _find_lobster_dir
+from rltrader.data.hybrid import HybridReplay
+from rltrader.data.samples import AAPL_HOUR, sample_path
 
 NS = 1_000_000_000
 
@@ -69,7 +70,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("hybrid_replay.png"))
     args = parser.parse_args()
 
-    path = args.data or _find_lobster_dir() / LOBSTER_AAPL_FILE
+    path = args.data or sample_path(AAPL_HOUR)
     feed = lobster.read_messages(path)
     at = _seconds(args.at) * NS
     buy = empty_messages(1)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rltrader.envs import BatchedMarketEnv
-from rltrader.train import PPOPolicy, TrainConfig, format_report, train
+from rltrader.training.train import PPOPolicy, TrainConfig, format_report, train
 
 
 def main() -> None:

@@ -2,6 +2,6 @@
 
 import sys
 
-from rltrader.cli import main
+from rltrader.tools.cli import main
 
 sys.exit(main())

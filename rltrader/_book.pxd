@@ -2,8 +2,8 @@
 """State layout and constants of the compiled order-book core.
 
 Every constant the project uses is declared here once, as a ``cpdef enum`` (visible to C
-and, as an ``IntEnum``, to Python); ``rltrader.constants`` re-exports them. The structs
-below are mirrored by numpy dtypes in ``rltrader.messages``; ``Books`` checks at import that
+and, as an ``IntEnum``, to Python); ``rltrader.core.constants`` re-exports them. The structs
+below are mirrored by numpy dtypes in ``rltrader.core.messages``; ``Books`` checks at import that
 sizes and offsets agree.
 """
 
@@ -92,7 +92,7 @@ cpdef enum Status:
 
 
 # ---------------------------------------------------------------------------------------
-# Records (mirrored by MESSAGE_DTYPE / EVENT_DTYPE in rltrader.messages)
+# Records (mirrored by MESSAGE_DTYPE / EVENT_DTYPE in rltrader.core.messages)
 # ---------------------------------------------------------------------------------------
 
 cdef struct Message:

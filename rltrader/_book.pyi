@@ -4,10 +4,10 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import disjoint_base
 
-from rltrader.messages import ACCOUNT_DTYPE as ACCOUNT_DTYPE
-from rltrader.messages import EVENT_DTYPE as EVENT_DTYPE
-from rltrader.messages import MESSAGE_DTYPE as MESSAGE_DTYPE
-from rltrader.messages import QUEUE_DTYPE as QUEUE_DTYPE
+from rltrader.core.messages import ACCOUNT_DTYPE as ACCOUNT_DTYPE
+from rltrader.core.messages import EVENT_DTYPE as EVENT_DTYPE
+from rltrader.core.messages import MESSAGE_DTYPE as MESSAGE_DTYPE
+from rltrader.core.messages import QUEUE_DTYPE as QUEUE_DTYPE
 
 class Side(IntEnum):
     BUY = 1

@@ -27,7 +27,7 @@ from libc.stdlib cimport abort
 
 import numpy as np
 
-from rltrader.messages import ACCOUNT_DTYPE, EVENT_DTYPE, MESSAGE_DTYPE, QUEUE_DTYPE
+from rltrader.core.messages import ACCOUNT_DTYPE, EVENT_DTYPE, MESSAGE_DTYPE, QUEUE_DTYPE
 
 cnp.import_array()
 

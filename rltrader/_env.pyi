@@ -5,8 +5,8 @@ import numpy as np
 from typing_extensions import disjoint_base
 
 from rltrader._book import Books
-from rltrader.messages import EVENT_DTYPE as EVENT_DTYPE
-from rltrader.messages import MESSAGE_DTYPE as MESSAGE_DTYPE
+from rltrader.core.messages import EVENT_DTYPE as EVENT_DTYPE
+from rltrader.core.messages import MESSAGE_DTYPE as MESSAGE_DTYPE
 
 class ActionMode(IntEnum):
     DISCRETE = 0

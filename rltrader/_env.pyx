@@ -53,7 +53,7 @@ cdef extern from *:
 
 import numpy as np
 
-from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
+from rltrader.core.messages import EVENT_DTYPE, MESSAGE_DTYPE
 
 cnp.import_array()
 

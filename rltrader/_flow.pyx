@@ -32,7 +32,7 @@ from rltrader._book cimport (
 
 import numpy as np
 
-from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
+from rltrader.core.messages import EVENT_DTYPE, MESSAGE_DTYPE
 
 cnp.import_array()
 
@@ -152,7 +152,7 @@ cdef inline int64_t clamp_price(double p) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------------------
-# Parameters (filled from dicts by rltrader.market; rates and times are per step)
+# Parameters (filled from dicts by rltrader.sim.market; rates and times are per step)
 # ---------------------------------------------------------------------------------------
 
 # Counter indices (Flow.counters)
@@ -621,7 +621,7 @@ cdef object _array(object a, object dtype, tuple shape, str name):
 cdef class Flow:
     """Background trader populations driving the books of a ``Books``.
 
-    Built by :class:`rltrader.market.Market`, which turns its typed configuration into the
+    Built by :class:`rltrader.sim.market.Market`, which turns its typed configuration into the
     per-step parameters below. Owners ``[0, n_traders)`` of every book are the background
     traders, in the order noise, value, momentum, market makers, liquidity providers,
     splitters, execution parents.

@@ -4,7 +4,7 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import disjoint_base
 
-from rltrader.messages import MESSAGE_DTYPE as MESSAGE_DTYPE
+from rltrader.core.messages import MESSAGE_DTYPE as MESSAGE_DTYPE
 
 TRADE_DTYPE: np.dtype
 DIRECTORY_DTYPE: np.dtype

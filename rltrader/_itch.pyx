@@ -20,7 +20,7 @@ from libc.string cimport memcmp, memcpy, memset
 import numpy as np
 
 from rltrader._book cimport CANCEL, EXECUTE, GTC, LIMIT, REDUCE, REPLACE, Message
-from rltrader.messages import MESSAGE_DTYPE
+from rltrader.core.messages import MESSAGE_DTYPE
 
 cnp.import_array()
 

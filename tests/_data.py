@@ -1,24 +1,30 @@
-"""Where the shared market-data samples are: ``$RLTRADER_DATA/<name>``, else
-``shared/data/<name>`` in a folder above the tests (CI has ``shared/`` beside the checkout).
-"""
+"""Where the real market-data samples are: ``$RLTRADER_DATA`` when set, then the package's
+own samples (``rltrader/data/samples``: LOBSTER), then ``tests/data`` (ITCH, crypto). All of
+them are in the repository, so a missing sample is an error, never a skip."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
+from rltrader.data.samples import sample_roots
+
+TEST_DATA = Path(__file__).resolve().parent / "data"
+
+
+def sample(name: str) -> Path:
+    """The sample file ``name`` (relative: ``"itch50/..."``, ``"crypto/binance/..."``)."""
+    roots = [*sample_roots(), TEST_DATA]
+    for root in roots:
+        if (root / name).is_file():
+            return root / name
+    raise FileNotFoundError(f"sample {name} not found in " + ", ".join(map(str, roots)))
 
 
 def data_dir(name: str, probe: str) -> Path:
-    """The folder of sample set ``name`` (``"lobster"``, ``"itch50"``) that holds ``probe``;
-    skips the calling test module when there is none."""
-    env = os.environ.get("RLTRADER_DATA")
-    here = Path(__file__).resolve()
-    for candidate in (
-        *([Path(env) / name] if env else []),
-        *(p / "shared" / "data" / name for p in here.parents),
-    ):
-        if (candidate / probe).is_file():
-            return candidate
-    pytest.skip(f"{name} samples not found (set RLTRADER_DATA)", allow_module_level=True)
+    """The folder of sample set ``name`` (``"lobster"``, ``"itch50"``) that holds ``probe``."""
+    return sample(f"{name}/{probe}").parent
+
+
+def crypto_file(venue: str, name: str) -> Path:
+    """``crypto/<venue>/<name>``."""
+    return sample(f"crypto/{venue}/{name}")

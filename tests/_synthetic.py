@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rltrader import analytics as an
+from rltrader.analysis import facts as an
 
 INTERVAL_NS = 100_000_000   # a 100 ms clock
 

@@ -1,9 +1,9 @@
 """The constants and record dtypes the test helpers use, with a fallback for an unbuilt core.
 
-``rltrader.constants`` re-exports the enums of the compiled module, so it only imports once
+``rltrader.core.constants`` re-exports the enums of the compiled module, so it only imports once
 the core builds. The pure-Python reference book must work without it, so this module falls
 back to copies of the enums (values from ``rltrader/_book.pxd``) and loads
-``rltrader/messages.py`` by path (importing it as ``rltrader.messages`` would import the
+``rltrader/core/messages.py`` by path (importing it as ``rltrader.core.messages`` would import the
 package, and with it the compiled core). ``CORE_CONSTANTS`` says which one is in use.
 """
 
@@ -14,7 +14,7 @@ import pathlib
 from enum import IntEnum
 
 try:
-    from rltrader.constants import (
+    from rltrader.core.constants import (
         EventKind,
         Limits,
         Op,
@@ -23,7 +23,7 @@ try:
         Side,
         TimeInForce,
     )
-    from rltrader.messages import ACCOUNT_DTYPE, EVENT_DTYPE, MESSAGE_DTYPE, QUEUE_DTYPE
+    from rltrader.core.messages import ACCOUNT_DTYPE, EVENT_DTYPE, MESSAGE_DTYPE, QUEUE_DTYPE
 
     CORE_CONSTANTS = True
 except ImportError:

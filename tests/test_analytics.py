@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from _synthetic import fgn, lobster_file, parents, quotes_from_returns, trades_of
 
-from rltrader import analytics as an
-from rltrader.constants import EMPTY_ASK
+from rltrader.analysis import facts as an
+from rltrader.core.constants import EMPTY_ASK
 
 
 def _facts(r: np.ndarray, **kwargs) -> an.StylizedFacts:

@@ -1,11 +1,12 @@
-"""Reference policies and their evaluation (rltrader.baselines)."""
+"""Reference policies and their evaluation (rltrader.training.baselines)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rltrader.baselines import (
+from rltrader.envs import BatchedMarketEnv, EnvConfig, observation_names
+from rltrader.training.baselines import (
     MAKER_INVENTORY_LIMITS,
     Evaluation,
     FixedSpreadMaker,
@@ -13,7 +14,6 @@ from rltrader.baselines import (
     evaluate,
     tune_maker,
 )
-from rltrader.envs import BatchedMarketEnv, EnvConfig, observation_names
 
 MM = EnvConfig(action_mode="market_making", horizon=100, warmup_steps=50)
 INVENTORY = observation_names(MM.depth).index("inventory")
@@ -124,7 +124,7 @@ def test_the_informed_preset_is_light_with_informed_flow() -> None:
     seeded flow otherwise; a regression figure of the fixed seed, not a law)."""
     import dataclasses
 
-    from rltrader.market_config import preset
+    from rltrader.sim.config import preset
 
     light, informed = preset("light"), preset("informed")
     differ = {f.name for f in dataclasses.fields(light)

@@ -8,17 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rltrader.bench import LATENCY_KIB
-from rltrader.cli import build_parser, main
 from rltrader.data import lobster
-from rltrader.replay import lobster_rows
+from rltrader.data.replay import lobster_rows
+from rltrader.data.samples import AAPL_PAIR_MESSAGE, sample_path
+from rltrader.tools.bench import LATENCY_KIB
+from rltrader.tools.cli import build_parser, main
 
-LOBSTER_DIR = next(
-    (p / "shared" / "data" / "lobster" for p in Path(__file__).resolve().parents
-     if (p / "shared" / "data" / "lobster").is_dir()),
-    None,
-)
-needs_data = pytest.mark.skipif(LOBSTER_DIR is None, reason="shared/data not found")
+LOBSTER_DIR = sample_path(AAPL_PAIR_MESSAGE).parent
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,7 +62,6 @@ def test_profile_quick_reports_every_operation(capsys: pytest.CaptureFixture[str
     assert "| LIMIT |" in text and "| CANCEL |" in text and "| all |" in text
 
 
-@needs_data
 def test_replay_lobster_dump_matches_the_core(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert LOBSTER_DIR is not None

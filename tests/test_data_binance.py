@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("rltrader._book", reason="the compiled core is not built")
 
-from _crypto_data import crypto_file  # noqa: E402
+from _data import crypto_file  # noqa: E402
 
 from rltrader import BUY, CANCEL, LIMIT, REDUCE, REJECTED, REPLACE, SELL, Books  # noqa: E402
 from rltrader.data import binance  # noqa: E402

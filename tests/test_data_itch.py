@@ -549,7 +549,7 @@ def test_writer_rejects_a_replace_that_keeps_its_id(tmp_path):
 
 
 def test_writer_in_pieces_equals_one_piece(tmp_path):
-    from rltrader.workloads import limit_cancel
+    from rltrader.tools.workloads import limit_cancel
 
     msgs = limit_cancel(3000, seed=3)
     one, two = tmp_path / "one.itch50", tmp_path / "two.itch50"
@@ -575,7 +575,7 @@ def test_gzip_output(tmp_path):
 
 
 def test_cli_replay_itch(tmp_path, capsys):
-    from rltrader import cli
+    from rltrader.tools import cli
 
     out = tmp_path / "l2.csv"
     assert cli.main(["replay", "itch", str(FLOW), "--tick-size", "1", "--symbol", "FMS",
@@ -589,7 +589,7 @@ def test_cli_replay_itch(tmp_path, capsys):
 
 
 def test_cli_replay_itch_reports_bad_input():
-    from rltrader import cli
+    from rltrader.tools import cli
 
     with pytest.raises(SystemExit, match="byte 5476: .*tick_size=1"):
         cli.main(["replay", "itch", str(FLOW)])

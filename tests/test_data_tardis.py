@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("rltrader._book", reason="the compiled core is not built")
 
-from _crypto_data import crypto_file  # noqa: E402
+from _data import crypto_file  # noqa: E402
 
 from rltrader import CANCEL, LIMIT, REDUCE, REJECTED, REPLACE, Books  # noqa: E402
 from rltrader.data import tardis  # noqa: E402

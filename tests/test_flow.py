@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from rltrader._flow import Flow
-from rltrader.constants import FILL, MARKET
-from rltrader.market import (
+from rltrader.core.constants import FILL, MARKET
+from rltrader.sim.market import (
     FundamentalConfig,
     MakerConfig,
     Market,
@@ -202,7 +202,7 @@ def test_no_trader_loses_track_of_a_resting_order(monkeypatch, bucket: int | Non
     independently), and with a bucket far too small decisions are dropped (and counted);
     either way every order a trader has resting stays in its ring, so it can still be
     cancelled: no ghost liquidity."""
-    from rltrader import market as market_module
+    from rltrader.sim import market as market_module
     from rltrader._book import OrderState
 
     if bucket is not None:

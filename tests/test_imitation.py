@@ -1,4 +1,4 @@
-"""Warm-starting PPO from the market maker (rltrader.imitation) and the checkpoint selection
+"""Warm-starting PPO from the market maker (rltrader.training.imitation) and the checkpoint selection
 of ``rltrader train`` on validation markets."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import pytest
 
 pytest.importorskip("stable_baselines3")
 
-from rltrader.baselines import FixedSpreadMaker  # noqa: E402
-from rltrader.imitation import (  # noqa: E402
+from rltrader.training.baselines import FixedSpreadMaker  # noqa: E402
+from rltrader.training.imitation import (  # noqa: E402
     WithKeepHead,
     clone,
     demonstrate,
     discounted_returns,
 )
-from rltrader.train import (  # noqa: E402
+from rltrader.training.train import (  # noqa: E402
     DEFAULT_ENV,
     PPOPolicy,
     PPOSettings,
@@ -89,8 +89,8 @@ def test_a_cloned_policy_acts_like_its_teacher_on_new_markets() -> None:
 
 def test_train_with_imitation_saves_the_clone_and_selects_by_validation(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rltrader.train as train_module
-    from rltrader.baselines import Evaluation, evaluate
+    import rltrader.training.train as train_module
+    from rltrader.training.baselines import Evaluation, evaluate
 
     stale = tmp_path / "checkpoints" / "ppo_999_steps.zip"       # an earlier run's file
     stale.parent.mkdir(parents=True)

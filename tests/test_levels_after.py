@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("rltrader._book", reason="the compiled core is not built")
 
 from rltrader import BUY, IOC, LIMIT, MAX_PRICE, MAX_QTY, REPLACE, SELL, STOP, Books  # noqa: E402
+from rltrader.core.messages import empty_events, empty_messages  # noqa: E402
 from rltrader.data import lobster  # noqa: E402
 from rltrader.data._decimal import DecimalGrid  # noqa: E402
 from rltrader.data._levels import (  # noqa: E402
@@ -20,8 +21,7 @@ from rltrader.data._levels import (  # noqa: E402
     worst_case_events,
 )
 from rltrader.data.itch import write_itch  # noqa: E402
-from rltrader.messages import empty_events, empty_messages  # noqa: E402
-from rltrader.replay import _dump_itch_l2  # noqa: E402
+from rltrader.data.replay import _dump_itch_l2  # noqa: E402
 
 #: More resting orders than the 4,096-event buffer ``_dump_itch_l2`` used to have.
 DEEP = 5000
@@ -140,7 +140,7 @@ def test_levels_after_needs_a_one_book_books():
 def test_crypto_replay_keeps_messages_a_3n_buffer_cannot_hold(monkeypatch, capsys):
     """``rltrader replay`` sized its buffer 3 * n + 1,024 and, when a call returned early,
     called again on the same (too small) remainder, which raised."""
-    from rltrader import replay_crypto
+    from rltrader.data import replay_crypto
 
     msgs = _pending_stops(300)
     grid = DecimalGrid("1", "price", MAX_PRICE)

@@ -9,7 +9,7 @@ import pytest
 
 from rltrader import Books
 from rltrader.data.lobster import read_messages, read_orderbook
-from rltrader.market import (
+from rltrader.sim.market import (
     MakerConfig,
     Market,
     MarketConfig,
@@ -21,7 +21,7 @@ from rltrader.market import (
     preset,
     preset_names,
 )
-from rltrader.record import load_npz
+from rltrader.sim.record import load_npz
 
 RECORDED = RecordConfig(messages=True, sample_every=50)
 
@@ -211,7 +211,7 @@ def test_the_order_arena_grows_while_stepping() -> None:
 
 
 def test_simulate_command_records_a_day(tmp_path: Path, capsys) -> None:
-    from rltrader.cli import main
+    from rltrader.tools.cli import main
 
     out = tmp_path / "run" / "day"
     assert main(["simulate", "small", "--copies", "1", "--no-progress", "--out",

@@ -2,7 +2,7 @@
 
 The tests run the preset's full day (09:30-16:00) with fewer copies than the demo: one
 copy for the price and order-flow facts, four (60 parent orders) for the impact law. The
-demo (:func:`rltrader.realism.demo_day`) uses the preset's eight.
+demo (:func:`rltrader.analysis.realism.demo_day`) uses the preset's eight.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from rltrader.analytics import StylizedFacts, stylized_facts
-from rltrader.market import LiquidityConfig, Market, RecordConfig, SplitterConfig, preset
-from rltrader.market_record import MarketData, ParentOrders
-from rltrader.realism import (
+from rltrader.analysis.facts import StylizedFacts, stylized_facts
+from rltrader.analysis.realism import (
     DEMO_PARTICIPATION,
     check_pair,
     impact_experiment,
@@ -23,6 +21,8 @@ from rltrader.realism import (
     run_day,
     spread_order,
 )
+from rltrader.sim.market import LiquidityConfig, Market, RecordConfig, SplitterConfig, preset
+from rltrader.sim.market_data import MarketData, ParentOrders
 
 SEED = 1
 

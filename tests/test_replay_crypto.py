@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("rltrader._book", reason="the compiled core is not built")
 
-from _crypto_data import crypto_file  # noqa: E402
+from _data import crypto_file  # noqa: E402
 
-from rltrader import cli  # noqa: E402
+from rltrader.tools import cli  # noqa: E402
 
 SNAPSHOT_25 = crypto_file("tardis", "binance-futures_book_snapshot_25_BTCUSDT.csv")
 

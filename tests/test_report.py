@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from _synthetic import fgn, lobster_file, parents, quotes_from_returns, trades_of
 
-from rltrader import analytics as an
-from rltrader.cli import main
-from rltrader.report import write_report
+from rltrader.analysis import facts as an
+from rltrader.analysis.report import write_report
+from rltrader.tools.cli import main
 
 EVERY_FIGURE = {"price.png", "spread.png", "depth.png", "returns.png", "acf.png",
                 "sign_acf.png", "impact.png"}

@@ -1,5 +1,5 @@
 """``rltrader train`` end to end on a tiny run: checkpoints, curve, evaluation, a policy that
-loads and acts (rltrader.train)."""
+loads and acts (rltrader.training.train)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("stable_baselines3")
 
-from rltrader.cli import main  # noqa: E402
 from rltrader.envs import BatchedMarketEnv  # noqa: E402
-from rltrader.train import DEFAULT_ENV, PPOPolicy, PPOSettings, TrainConfig  # noqa: E402
+from rltrader.tools.cli import main  # noqa: E402
+from rltrader.training.train import DEFAULT_ENV, PPOPolicy, PPOSettings, TrainConfig  # noqa: E402
 
 
 def test_a_short_run_writes_checkpoints_that_load_and_act(
@@ -66,7 +66,7 @@ def test_config_rejects_non_positive_counts(field: str, value: int) -> None:
 
 
 def test_one_hot_actions_puts_each_head_side_by_side() -> None:
-    from rltrader.train_callbacks import one_hot_actions
+    from rltrader.training.callbacks import one_hot_actions
 
     got = one_hot_actions(np.array([[0, 4, 2], [3, 0, 1]]), np.array([5, 5, 3]))
     assert got.dtype == np.float32
@@ -77,7 +77,7 @@ def test_one_hot_actions_puts_each_head_side_by_side() -> None:
 
 def test_previous_action_appends_the_last_actions() -> None:
     from rltrader.envs import SB3VecEnv
-    from rltrader.train_callbacks import PreviousAction, one_hot_actions
+    from rltrader.training.callbacks import PreviousAction, one_hot_actions
 
     batched = BatchedMarketEnv(DEFAULT_ENV.replace(horizon=3), n_envs=2, n_agents=2, seed=1)
     venv = PreviousAction(SB3VecEnv(batched))
@@ -100,7 +100,7 @@ def test_previous_action_appends_the_last_actions() -> None:
 
 def test_keep_action_repeats_the_previous_action_when_its_head_says_so() -> None:
     from rltrader.envs import SB3VecEnv
-    from rltrader.train_callbacks import KeepAction, PreviousAction, one_hot_actions
+    from rltrader.training.callbacks import KeepAction, PreviousAction, one_hot_actions
 
     batched = BatchedMarketEnv(DEFAULT_ENV.replace(horizon=5), n_envs=1, n_agents=3, seed=1)
     venv = KeepAction(PreviousAction(SB3VecEnv(batched)))
@@ -131,8 +131,8 @@ def test_a_keep_head_policy_acts_through_its_own_previous_action(tmp_path: Path)
                          env=DEFAULT_ENV.replace(horizon=50),
                          ppo=PPOSettings(n_steps=64, batch_size=256, previous_action=True,
                                          keep_head=True))
-    from rltrader.train import train
-    from rltrader.train_callbacks import one_hot_actions
+    from rltrader.training.callbacks import one_hot_actions
+    from rltrader.training.train import train
 
     report = train(config, tmp_path, progress=False, evaluate_baselines=False)
     assert np.isfinite(report["evaluation"]["ppo"]["mean"])

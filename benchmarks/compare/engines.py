@@ -137,7 +137,7 @@ class RltraderBatched(Engine):
 
     def prepare(self, msgs: np.ndarray) -> Any:
         from rltrader import empty_events
-        from rltrader.workloads import events_needed
+        from rltrader.tools.workloads import events_needed
 
         return msgs, empty_events(events_needed(msgs, self.batch, max_live=msgs.shape[0]))
 
@@ -149,7 +149,7 @@ class RltraderBatched(Engine):
         return Books(1, capacity=capacity), msgs, events
 
     def run(self, state: Any) -> None:
-        from rltrader.workloads import replay
+        from rltrader.tools.workloads import replay
 
         books, msgs, events = state
         replay(books, msgs, events, self.batch)

@@ -43,7 +43,7 @@ WORKLOADS = ("W1", "W3")
 
 
 def make_streams(n_w1: int) -> dict[str, np.ndarray]:
-    from rltrader.workloads import SEED, limit_cancel, lobster_aapl
+    from rltrader.tools.workloads import SEED, limit_cancel, lobster_aapl
 
     return {"W1": limit_cancel(n_w1, seed=SEED), "W3": lobster_aapl()}
 

@@ -9,7 +9,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-PathLike = str | os.PathLike[str]
+from rltrader.core.constants import PathLike
+
+
+class FormatError(ValueError):
+    """Malformed binary input; ``offset`` is the byte offset of the bad record."""
+
+    def __init__(self, path: str, offset: int, problem: str) -> None:
+        super().__init__(f"{path}: byte {offset}: {problem}")
+        self.path = path
+        self.offset = offset
+        self.problem = problem
 
 
 def as_paths(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:

@@ -38,15 +38,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rltrader.constants import BUY, CANCEL, FILL, LIMIT, REDUCE, REJECTED, REPLACE, SELL
-from rltrader.messages import empty_events, empty_messages
+from rltrader.core.constants import (
+    BUY,
+    CANCEL,
+    FILL,
+    LEVEL_ID_BASE,
+    LIMIT,
+    REDUCE,
+    REJECTED,
+    REPLACE,
+    SELL,
+)
+from rltrader.core.messages import empty_events, empty_messages
 
 if TYPE_CHECKING:
     from rltrader._book import Books
 
-#: Synthetic level orders have ids at or above this, so that other orders (an agent's) can
-#: use any id below it.
-LEVEL_ID_BASE = 1 << 52
 
 
 _BUY, _SELL = int(BUY), int(SELL)

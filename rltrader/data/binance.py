@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from rltrader.constants import BUY, MAX_PRICE, MAX_QTY, SELL
+from rltrader.core.constants import BUY, MAX_PRICE, MAX_QTY, SELL
 from rltrader.data._decimal import DecimalGrid, infer_step
 from rltrader.data._io import PathLike, Record, as_paths, iter_records, read_json
 from rltrader.data._levels import LevelBook, depth_after

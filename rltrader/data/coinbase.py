@@ -64,7 +64,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from rltrader.constants import (
+from rltrader.core.constants import (
     BUY,
     CANCEL,
     EXECUTE,
@@ -75,9 +75,9 @@ from rltrader.constants import (
     REPLACE,
     SELL,
 )
+from rltrader.core.messages import empty_messages
 from rltrader.data._decimal import DecimalGrid
 from rltrader.data._io import PathLike, as_paths, iter_records, read_json
-from rltrader.messages import empty_messages
 
 #: BTC-USD's grid: prices in cents, sizes in satoshis (1e-8 BTC).
 DEFAULT_TICK_SIZE = "0.01"

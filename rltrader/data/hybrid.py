@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rltrader._book import Books
-from rltrader.constants import (
+from rltrader.core.constants import (
+    AGENT_ID_BASE,
     CANCEL,
     CANCELLED,
     EXECUTE,
@@ -47,11 +48,8 @@ from rltrader.constants import (
     STOP_LIMIT,
     Op,
 )
+from rltrader.core.messages import MESSAGE_DTYPE, empty_events, empty_messages
 from rltrader.data.lobster import LobsterMessages
-from rltrader.messages import MESSAGE_DTYPE, empty_events, empty_messages
-
-#: Agent order ids start here (historical ids and LOBSTER aggregate ids stay below).
-AGENT_ID_BASE = 1 << 60
 
 _AGENT_OPS = (LIMIT, MARKET, CANCEL, REDUCE, REPLACE, STOP, STOP_LIMIT)
 _TAKING_OPS = (LIMIT, MARKET, REPLACE, STOP, STOP_LIMIT)

@@ -86,6 +86,7 @@ first by :mod:`rltrader.data.pcap`: meant for small captures.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import struct
 import time
@@ -105,12 +106,13 @@ from rltrader._itch import (
     ParseStatus,
     WriteStatus,
 )
-from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
+from rltrader.core.constants import PathLike
+from rltrader.core.messages import EVENT_DTYPE, MESSAGE_DTYPE
+from rltrader.data import pcap
+from rltrader.data._io import FormatError
 
 if TYPE_CHECKING:
     from rltrader._book import Books
-
-PathLike = str | os.PathLike[str]
 
 #: Default bytes read per chunk.
 CHUNK_BYTES = 1 << 20
@@ -147,14 +149,9 @@ _WRITE_PROBLEMS = {
 _COUNTERS = ("not_selected", "unresolved", "executions_while_halted", "unknown_skipped")
 
 
-class ItchFormatError(ValueError):
-    """Malformed ITCH input; ``offset`` is the byte offset of the bad record."""
-
-    def __init__(self, path: str, offset: int, problem: str) -> None:
-        super().__init__(f"{path}: byte {offset}: {problem}")
-        self.path = path
-        self.offset = offset
-        self.problem = problem
+class ItchFormatError(FormatError):
+    """Malformed ITCH input (or the capture around it); ``offset`` is the byte offset of the
+    bad record."""
 
 
 @dataclass(frozen=True)
@@ -208,12 +205,11 @@ def _open(path: PathLike) -> BinaryIO:
         head = f.read(4)
     if head[:2] == b"\x1f\x8b":
         return gzip.open(path, "rb")  # type: ignore[return-value]
-    from rltrader.data import pcap
-
     if head in pcap.PCAP_MAGIC:
-        import io
-
-        return io.BytesIO(pcap.pcap_to_binaryfile(path))
+        try:
+            return io.BytesIO(pcap.pcap_to_binaryfile(path))
+        except pcap.PcapFormatError as exc:
+            raise ItchFormatError(exc.path, exc.offset, exc.problem) from None
     return open(path, "rb", buffering=0)
 
 
@@ -447,7 +443,7 @@ def rebuild_books(reader: ItchReader, books: Books | None = None, *,
     have raises ``ValueError``.
     """
     from rltrader._book import Books as _Books
-    from rltrader.constants import REJECTED, Reason
+    from rltrader.core.constants import REJECTED, Reason
     from rltrader.data._levels import worst_case_events
 
     if books is None:

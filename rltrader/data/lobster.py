@@ -56,8 +56,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rltrader.core.messages import empty_messages
 from rltrader.data._levels import LEVEL_ID_BASE, level_order_id, levels_after
-from rltrader.messages import empty_messages
 
 #: One parsed LOBSTER message row (LOBSTER units: prices in $0.0001, sizes in shares).
 RAW_DTYPE = np.dtype(

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rltrader.core.messages import empty_messages
 from rltrader.data.lobster import (
     RAW_DTYPE,
     SNAPSHOT_ID_BASE,
@@ -51,7 +52,6 @@ from rltrader.data.lobster import (
     LobsterMessages,
     _to_ticks,
 )
-from rltrader.messages import empty_messages
 
 _LIMIT, _CANCEL, _REDUCE, _EXECUTE = 1, 3, 4, 8  # rltrader Op values (checked in tests)
 

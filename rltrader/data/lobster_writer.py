@@ -32,7 +32,7 @@ import os
 
 import numpy as np
 
-from rltrader.constants import (
+from rltrader.core.constants import (
     ACCEPTED,
     CANCELLED,
     FILL,

@@ -14,7 +14,13 @@ from __future__ import annotations
 import os
 import struct
 
-from rltrader.data.itch import ItchFormatError, PathLike
+from rltrader.core.constants import PathLike
+from rltrader.data._io import FormatError
+
+
+class PcapFormatError(FormatError):
+    """A capture that is not classic libpcap Ethernet / IPv4 / UDP around ITCH records."""
+
 
 PCAP_MAGIC = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",
                b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
@@ -40,7 +46,7 @@ def _udp_records(payload: bytes, offset: int, path: str) -> bytes:
             return payload[20:]
     if _records_span(payload, 0, None):
         return payload
-    raise ItchFormatError(path, offset, "pcap packet: UDP payload is neither MoldUDP64 nor "
+    raise PcapFormatError(path, offset, "pcap packet: UDP payload is neither MoldUDP64 nor "
                           "length-prefixed ITCH records")
 
 
@@ -55,18 +61,18 @@ def pcap_to_binaryfile(path: PathLike) -> bytes:
         data = f.read()
     endian = PCAP_MAGIC.get(data[:4])
     if endian is None or len(data) < 24:
-        raise ItchFormatError(name, 0, "not a classic libpcap file")
+        raise PcapFormatError(name, 0, "not a classic libpcap file")
     if struct.unpack(endian + "I", data[20:24])[0] != 1:
-        raise ItchFormatError(name, 20, "pcap link type is not Ethernet")
+        raise PcapFormatError(name, 20, "pcap link type is not Ethernet")
     out = []
     pos = 24
     while pos < len(data):
         if pos + 16 > len(data):
-            raise ItchFormatError(name, pos, "truncated pcap packet header")
+            raise PcapFormatError(name, pos, "truncated pcap packet header")
         incl = struct.unpack(endian + "I", data[pos + 8:pos + 12])[0]
         frame = data[pos + 16:pos + 16 + incl]
         if len(frame) < incl:
-            raise ItchFormatError(name, pos, "truncated pcap packet")
+            raise PcapFormatError(name, pos, "truncated pcap packet")
         out.append(_udp_records(_udp_payload(frame, name, pos), pos, name))
         pos += 16 + incl
     return b"".join(out)
@@ -79,10 +85,10 @@ def _udp_payload(frame: bytes, path: str, offset: int) -> bytes:
         ethertype = int.from_bytes(frame[16:18], "big")
         eth = 18
     if ethertype != 0x0800 or len(frame) < eth + 20:
-        raise ItchFormatError(path, offset, "pcap frame is not IPv4")
+        raise PcapFormatError(path, offset, "pcap frame is not IPv4")
     ihl = (frame[eth] & 0x0F) * 4
     if frame[eth + 9] != 17:
-        raise ItchFormatError(path, offset, "pcap frame is not UDP")
+        raise PcapFormatError(path, offset, "pcap frame is not UDP")
     udp = eth + ihl
     length = int.from_bytes(frame[udp + 4:udp + 6], "big")
     return frame[udp + 8:udp + length]

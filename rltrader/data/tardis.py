@@ -33,7 +33,7 @@ from itertools import groupby
 
 import numpy as np
 
-from rltrader.constants import BUY, MAX_PRICE, MAX_QTY, SELL
+from rltrader.core.constants import BUY, MAX_PRICE, MAX_QTY, SELL
 from rltrader.data._decimal import DecimalGrid, infer_step
 from rltrader.data._io import PathLike, as_paths, read_bytes
 from rltrader.data._levels import LevelBook

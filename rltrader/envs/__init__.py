@@ -7,6 +7,7 @@
 - :class:`MarketParallelEnv`: PettingZoo ``ParallelEnv`` (one market).
 - :class:`MarketEnv`: Gymnasium single-agent env, registered as ``rltrader/Market-v0``.
 - :class:`MarketVectorEnv`: Gymnasium ``VectorEnv`` over the batched env.
+- :class:`ShardedMarketEnv`: the batched env's markets split over worker processes.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from typing import Any
 
 from rltrader.envs.batched import BatchedMarketEnv
 from rltrader.envs.config import EnvConfig, observation_names
-from rltrader.envs.gym import MarketEnv, MarketVectorEnv, register
+from rltrader.envs.gym import MarketEnv, MarketVectorEnv
 from rltrader.envs.pettingzoo import MarketParallelEnv
+from rltrader.envs.shards import ShardedMarketEnv
 
 __all__ = ["BatchedMarketEnv", "EnvConfig", "MarketEnv", "MarketParallelEnv",
-           "MarketVectorEnv", "SB3VecEnv", "observation_names"]
-
-register()
+           "MarketVectorEnv", "SB3VecEnv", "ShardedMarketEnv", "observation_names"]
 
 
 def __getattr__(name: str) -> Any:

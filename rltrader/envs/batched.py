@@ -2,7 +2,7 @@
 
 Description
 -----------
-Every env is one book with background traders (a :class:`rltrader.market.Market`
+Every env is one book with background traders (a :class:`rltrader.sim.market.Market`
 population, preset ``"light"`` by default) or, as the data source, a hybrid replay of real
 LOBSTER flow (:class:`rltrader.data.hybrid.HybridReplay`, one per env). ``n_agents``
 learning agents trade in each book through the core's accounts (cash with fees,
@@ -56,9 +56,9 @@ import numpy as np
 from gymnasium import spaces
 
 from rltrader._env import ActionMode, EnvKernel, Layout, copy_actions
-from rltrader.data.hybrid import AGENT_ID_BASE
+from rltrader.core.constants import AGENT_ID_BASE
 from rltrader.envs.config import ACTION_MODES, REWARDS, EnvConfig
-from rltrader.market import Market, RecordConfig
+from rltrader.sim.market import Market, RecordConfig
 
 
 def size_classes(config: EnvConfig, n_envs: int, n_agents: int,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rltrader._env import ActionMode, Layout, RewardKind
-from rltrader.market_config import MarketConfig, preset
+from rltrader.sim.config import MarketConfig, preset
 
 ACTION_MODES = {"discrete": ActionMode.DISCRETE, "market_making": ActionMode.MARKET_MAKING}
 REWARDS = {"pnl": RewardKind.PNL, "pnl_inventory": RewardKind.PNL_INVENTORY,

@@ -109,9 +109,3 @@ class MarketVectorEnv(VectorEnv):
                 final[i] = self.batched.final_observations[i].copy()
             infos = {"final_obs": final, "_final_obs": done.copy()}
         return obs.copy(), rewards.copy(), terminated.copy(), truncated.copy(), infos
-
-
-def register() -> None:
-    """Register ``rltrader/Market-v0`` with Gymnasium (idempotent)."""
-    if "rltrader/Market-v0" not in gym.registry:
-        gym.register(id="rltrader/Market-v0", entry_point="rltrader.envs.gym:MarketEnv")

@@ -3,7 +3,7 @@
 ``n_envs`` markets x ``n_agents`` learners are one Stable-Baselines3 ``VecEnv``
 (:class:`rltrader.envs.SB3VecEnv`: every agent is a sub-env), so one PPO policy acts for all
 of them and learns from all of their experience. The stack, innermost first:
-``SB3VecEnv`` → :class:`~rltrader.train_callbacks.EnvMeter` (env time, raw rewards) →
+``SB3VecEnv`` → :class:`~rltrader.training.callbacks.EnvMeter` (env time, raw rewards) →
 ``VecMonitor`` (episode returns) → ``VecNormalize`` (observations and rewards scaled by
 running statistics; saved next to every checkpoint, needed to run the policy).
 
@@ -11,7 +11,7 @@ running statistics; saved next to every checkpoint, needed to run the policy).
 
 - ``checkpoints/ppo_<agent-steps>_steps.zip`` and ``ppo_vecnormalize_<agent-steps>_steps.pkl``
   every ``checkpoint_every`` agent-steps; ``ppo_final.zip`` and ``vecnormalize.pkl`` at the end;
-- ``curve.csv`` (one row per rollout, :class:`~rltrader.train_callbacks.CurvePoint`) and
+- ``curve.csv`` (one row per rollout, :class:`~rltrader.training.callbacks.CurvePoint`) and
   ``learning_curve.png``;
 - ``results.json``: the configuration, timings and the final evaluation of PPO, the random
   policy and the fixed-spread market maker on the same seeded markets.
@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rltrader.baselines import (
+from rltrader.envs import BatchedMarketEnv, EnvConfig, observation_names
+from rltrader.training.baselines import (
     Evaluation,
     FixedSpreadMaker,
     MakerChoice,
@@ -38,7 +39,6 @@ from rltrader.baselines import (
     evaluate,
     tune_maker,
 )
-from rltrader.envs import BatchedMarketEnv, EnvConfig, observation_names
 
 #: the model attribute (saved with it) that says it has a keep head
 KEEP_HEAD_ATTRIBUTE = "rltrader_keep_head"
@@ -120,7 +120,7 @@ def make_vec_env(config: TrainConfig):
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
     from rltrader.envs import SB3VecEnv
-    from rltrader.train_callbacks import EnvMeter, KeepAction, PreviousAction
+    from rltrader.training.callbacks import EnvMeter, KeepAction, PreviousAction
 
     batched = BatchedMarketEnv(config.env, n_envs=config.n_envs, n_agents=config.n_agents,
                                seed=config.seed)
@@ -141,7 +141,7 @@ class PPOPolicy:
     trained with ``PPOSettings.previous_action`` (its observations are wider than the env's
     by the one-hot action) gets its own previous actions appended, zeros before the first.
     ``keep_head``: the model was trained with ``PPOSettings.keep_head``; its first head
-    repeats its previous action (:class:`~rltrader.train_callbacks.KeepAction`). ``None``
+    repeats its previous action (:class:`~rltrader.training.callbacks.KeepAction`). ``None``
     (default): as recorded in the model by :func:`train`.
     """
 
@@ -151,7 +151,7 @@ class PPOPolicy:
 
         from stable_baselines3 import PPO
 
-        from rltrader.train_callbacks import action_heads
+        from rltrader.training.callbacks import action_heads
 
         self.model = PPO.load(model_path, device="cpu")
         self.normalizer = None
@@ -168,7 +168,7 @@ class PPOPolicy:
         self.last: np.ndarray | None = None          # the env's last actions
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:
-        from rltrader.train_callbacks import one_hot_actions
+        from rltrader.training.callbacks import one_hot_actions
 
         obs = observations
         width = self.model.observation_space.shape[0]
@@ -212,7 +212,7 @@ def baselines(config: TrainConfig, maker: MakerChoice, n: int | None = None) -> 
 
 def choose_maker(config: TrainConfig) -> MakerChoice:
     """The fixed-spread maker compared with PPO (and cloned by ``imitate_steps``): the best
-    of the grid of :func:`~rltrader.baselines.tune_maker` on the *training* markets."""
+    of the grid of :func:`~rltrader.training.baselines.tune_maker` on the *training* markets."""
     return tune_maker(config.env, n_envs=config.n_envs, n_agents=config.n_agents,
                       seed=config.seed)
 
@@ -226,7 +226,7 @@ def train(config: TrainConfig, out_dir: Path | str, *, progress: bool = True,
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
     from stable_baselines3.common.utils import LinearSchedule
 
-    from rltrader.train_callbacks import LearningCurve, TqdmProgress
+    from rltrader.training.callbacks import LearningCurve, TqdmProgress
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -308,9 +308,9 @@ def train(config: TrainConfig, out_dir: Path | str, *, progress: bool = True,
 
 def warm_start(model, venv, config: TrainConfig, maker: MakerChoice, folder: Path):
     """Clone ``maker`` (or ``PPOSettings.teacher``'s maker) into ``model`` before PPO
-    (:mod:`rltrader.imitation`) and save the result as the checkpoint of 0 agent-steps;
+    (:mod:`rltrader.training.imitation`) and save the result as the checkpoint of 0 agent-steps;
     returns the clone's report."""
-    from rltrader.imitation import WithKeepHead, clone, demonstrate
+    from rltrader.training.imitation import WithKeepHead, clone, demonstrate
 
     teacher: Policy = maker.policy(config.env, venv.num_envs)
     if config.ppo.teacher is not None:

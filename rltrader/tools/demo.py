@@ -1,16 +1,17 @@
 """``rltrader demo``: the main job, end to end, with no arguments.
 
-1. **Real flow, agents on top** (when the LOBSTER samples are found): the AAPL 10-level pair
+1. **Real flow, agents on top** (the LOBSTER samples shipped in
+   :mod:`rltrader.data.samples`, or those of ``--data`` / ``$RLTRADER_DATA``): the AAPL 10-level pair
    is rebuilt exactly (all 999 orderbook rows); then the 09:30-10:30 hour is replayed twice
    through :class:`rltrader.data.hybrid.HybridReplay`, once as recorded and once with a
    small and a large agent sending market buys at 10:00 into the same queues. The record
    cannot react, so the large buy's footprint and the trimmed historical messages show what
    an agent's trade changes. Writes ``real_flow.png``.
-2. **A simulated market day** (:func:`rltrader.realism.demo_day`): background populations
+2. **A simulated market day** (:func:`rltrader.analysis.realism.demo_day`): background populations
    on 8 books for 09:30-16:00, a paired parent-order impact experiment, and the stylized
    facts of the day against the literature's ranges. Writes ``market/report.md`` and its
    figures.
-3. **Speed**: the batched core on the real flow (or a generated one) over 1 and 512 books.
+3. **Speed**: the batched core on the real flow over 1 and 512 books.
 """
 
 from __future__ import annotations
@@ -20,42 +21,33 @@ from pathlib import Path
 
 import numpy as np
 
-from rltrader import workloads
-from rltrader.constants import BUY, EMPTY_ASK, EMPTY_BID, FILL, MARKET
-from rltrader.messages import empty_messages
+from rltrader.core.constants import BUY, EMPTY_ASK, EMPTY_BID, FILL, MARKET
+from rltrader.core.messages import empty_messages
+from rltrader.data.samples import (
+    AAPL_HOUR,
+    AAPL_PAIR_MESSAGE,
+    AAPL_PAIR_ORDERBOOK,
+    sample_path,
+)
+from rltrader.tools import workloads
 
-AAPL_HOUR = "lobster/AAPL_2012-06-21_34200000_37800000_message_50.csv.gz"
-AAPL_PAIR = "lobster/AAPL_2012-06-21_34200000_57600000_{}_10_first999.csv"
 TICK = 0.01          # dollars per tick (LOBSTER prices / 100)
 NS = 1_000_000_000
 BUY_AT = 10 * 3600 * NS                      # 10:00:00
 AGENTS = ((0, 100, "small"), (1, 20_000, "large"))   # (owner, lots, name)
 
 
-def find_data_dir(explicit: str | None = None) -> Path | None:
-    """The shared market-data folder: ``explicit``, else as the workloads find it
-    (``$RLTRADER_DATA``, or ``shared/data`` above the package or the working directory)."""
-    if explicit is not None:
-        if not (Path(explicit) / AAPL_HOUR).is_file():
-            raise FileNotFoundError(f"{explicit} does not hold {AAPL_HOUR}")
-        return Path(explicit)
-    try:
-        return workloads._find_lobster_dir().parent
-    except FileNotFoundError:
-        return None
-
-
 # ---------------------------------------------------------------------------------------
 # 1. real flow with agents on top
 # ---------------------------------------------------------------------------------------
 
-def exact_rebuild(data: Path) -> tuple[int, int]:
+def exact_rebuild(data: Path | None = None) -> tuple[int, int]:
     """Rows of the 10-level AAPL pair rebuilt exactly, and rows in all."""
     from rltrader.data import lobster
     from rltrader.data.lobster_exact import exact_messages
 
-    raw = lobster.read_raw(data / AAPL_PAIR.format("message"))
-    depth = lobster.read_orderbook(data / AAPL_PAIR.format("orderbook"))
+    raw = lobster.read_raw(sample_path(AAPL_PAIR_MESSAGE, data))
+    depth = lobster.read_orderbook(sample_path(AAPL_PAIR_ORDERBOOK, data))
     prices, qtys = lobster.replay_depth(exact_messages(raw, depth).feed, levels=10)
     want_prices, want_qtys = depth.in_ticks()
     same = ((prices == want_prices) & (qtys == want_qtys)).all(axis=(1, 2))
@@ -64,7 +56,7 @@ def exact_rebuild(data: Path) -> tuple[int, int]:
 
 def agent_buys() -> np.ndarray:
     """The agents' market buys at 10:00 (ids above the history's)."""
-    from rltrader.data.hybrid import AGENT_ID_BASE
+    from rltrader.core.constants import AGENT_ID_BASE
 
     buys = empty_messages(len(AGENTS))
     buys["timestamp"] = BUY_AT
@@ -110,13 +102,13 @@ def mid_of(run: dict) -> np.ndarray:
     return np.where(ok, (run["bid"] + run["ask"]) / 2, np.nan)
 
 
-def real_flow(data: Path, out: Path, plot: bool, progress: bool) -> None:
+def real_flow(data: Path | None, out: Path, plot: bool, progress: bool) -> None:
     from rltrader.data import lobster
 
     same, rows = exact_rebuild(data)
     print(f"LOBSTER AAPL 2012-06-21, 10-level pair: {same} of {rows} orderbook rows rebuilt "
           "exactly (all 10 levels, both sides)")
-    feed = lobster.read_messages(data / AAPL_HOUR)
+    feed = lobster.read_messages(sample_path(AAPL_HOUR, data))
     ts = feed.messages["timestamp"]
     grid = np.arange(ts[0] // NS * NS + NS, ts[-1] + NS, NS)
     print(f"LOBSTER AAPL 09:30-10:30: {len(feed.messages):,} real messages; agents buy at "
@@ -186,7 +178,7 @@ def plot_real_flow(path: Path, grid: np.ndarray, record: dict, hybrid: dict) -> 
 # ---------------------------------------------------------------------------------------
 
 def market_day(out: Path, progress: bool) -> None:
-    from rltrader.realism import demo_day
+    from rltrader.analysis.realism import demo_day
 
     print("\nsimulated market day ('realistic' preset: noise, market makers, latent "
           "liquidity, metaorder splitters; 8 books, 09:30-16:00):")
@@ -196,12 +188,9 @@ def market_day(out: Path, progress: bool) -> None:
 
 
 def speed(data: Path | None) -> None:
-    from rltrader.bench import time_batched
+    from rltrader.tools.bench import time_batched
 
-    if data is not None:
-        messages, what = workloads.lobster_aapl(data / AAPL_HOUR), "the AAPL flow"
-    else:
-        messages, what = workloads.limit_cancel(100_000, seed=7), "a generated limit+cancel flow"
+    messages, what = workloads.lobster_aapl(sample_path(AAPL_HOUR, data)), "the AAPL flow"
     one = time_batched(messages, 1, repeats=3)[0]
     many_msgs = workloads.interleave(messages, 512, max_messages=1_000_000)
     many = time_batched(many_msgs, 512, repeats=1)[0]
@@ -214,12 +203,10 @@ def main(out_dir: str = "rltrader-demo", plot: bool = True, data_dir: str | None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    data = find_data_dir(data_dir)
-    if data is not None:
-        real_flow(data, out, plot, progress)
-    else:
-        print("LOBSTER samples not found (set RLTRADER_DATA to shared/data): skipping the "
-              "real-flow part")
+    data = Path(data_dir) if data_dir is not None else None
+    if data is not None and not (data / AAPL_HOUR).is_file():
+        raise SystemExit(f"demo: {data} does not hold {AAPL_HOUR}")
+    real_flow(data, out, plot, progress)
     market_day(out / "market", progress)
     speed(data)
     print(f"\ndemo done in {time.perf_counter() - start:.1f} s; results in {out}/")

@@ -8,7 +8,7 @@ Units: prices and price distances in ticks, sizes in lots, times in seconds afte
 (``*_s``) or nanoseconds (``*_ns``), rates per trader per second. Every field is checked when
 the dataclass is built; a bad value raises ``ValueError`` naming ``Class.field``.
 
-Presets live in ``rltrader/presets/*.toml`` (:func:`preset`); :func:`load_config` reads any
+Presets live in ``rltrader/sim/presets/*.toml`` (:func:`preset`); :func:`load_config` reads any
 TOML file with the same layout (a table per population, ``[[parents]]`` for parent orders).
 """
 
@@ -22,12 +22,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from rltrader.core.constants import NS_PER_S
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-NS_PER_S = 1_000_000_000
 
 
 def _fail(obj: object, name: str, rule: str, value: object) -> None:
@@ -264,7 +265,7 @@ class SizeClassConfig:
 
 @dataclass(frozen=True)
 class RecordConfig:
-    """What :class:`rltrader.market.Market` keeps: every message and event (``messages``)
+    """What :class:`rltrader.sim.market.Market` keeps: every message and event (``messages``)
     and the top of book of every book every ``sample_every`` steps (0: none)."""
 
     messages: bool = False
@@ -412,7 +413,7 @@ def load_config(path: str | Path) -> MarketConfig:
 
 def preset_names() -> list[str]:
     """Names of the shipped presets."""
-    folder = resources.files("rltrader") / "presets"
+    folder = resources.files("rltrader.sim") / "presets"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -420,5 +421,5 @@ def preset(name: str) -> MarketConfig:
     """A shipped preset (``rmsc04``, ``small`` ...)."""
     if name not in preset_names():
         raise ValueError(f"unknown preset {name!r}; choose from {preset_names()}")
-    text = (resources.files("rltrader") / "presets" / f"{name}.toml").read_text()
+    text = (resources.files("rltrader.sim") / "presets" / f"{name}.toml").read_text()
     return config_from_dict(tomllib.loads(text))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rltrader.baselines import Policy
+from rltrader.training.baselines import Policy
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from rltrader._book import Books
-from rltrader.constants import REJECTED
+from rltrader.core.constants import REJECTED
+from rltrader.core.messages import empty_events
 from rltrader.data._decimal import DecimalGrid
 from rltrader.data._levels import depth_after, process_every
-from rltrader.messages import empty_events
 
 CRYPTO_FORMATS = ("coinbase", "binance", "tardis")
 

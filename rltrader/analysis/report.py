@@ -1,6 +1,6 @@
 """A stylized-facts report: PNG figures, ``report.md`` and ``facts.json``.
 
-``write_report(out_dir, market, facts)`` draws what :func:`rltrader.analytics.stylized_facts`
+``write_report(out_dir, market, facts)`` draws what :func:`rltrader.analysis.facts.stylized_facts`
 measured on ``market``: the price path with its bid/ask band, the spread over time and its
 histogram, the depth profile, the return distributions against a Gaussian, the ACF of
 returns against that of absolute returns, the order-sign ACF and the impact of parent orders
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rltrader.analytics import (
+from rltrader.analysis.facts import (
     MIN_RETURNS,
     NS_PER_S,
     ImpactFit,

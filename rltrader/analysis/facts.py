@@ -1,7 +1,7 @@
 """Stylized facts of a market, computed from plain numpy arrays.
 
-The input is a :class:`~rltrader.market_record.MarketData` (clocked quotes, trades, parent
-orders; units in :mod:`rltrader.market_record`, whose names are re-exported here).
+The input is a :class:`~rltrader.sim.market_data.MarketData` (clocked quotes, trades, parent
+orders; units in :mod:`rltrader.sim.market_data`, whose names are re-exported here).
 :func:`stylized_facts` measures it and returns :class:`StylizedFacts`, whose ``table()``
 gives one row per fact: value, the typical range reported in the literature
 (``docs/stylized_facts.md`` cites each), and whether the value falls in it. Facts that a
@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rltrader.market_record import (
+from rltrader.core.constants import NS_PER_S
+from rltrader.sim.market_data import (
     MarketData,
     ParentOrders,
     Quotes,
@@ -26,7 +27,6 @@ from rltrader.market_record import (
     sample_on_clock,
 )
 
-NS_PER_S = 1_000_000_000
 #: Horizons (seconds) of the return statistics, kept when the clock and the record allow.
 DEFAULT_HORIZONS_S = (1.0, 10.0, 60.0, 300.0)
 #: A horizon's moments are reported only with at least this many non-overlapping returns.

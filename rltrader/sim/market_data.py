@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rltrader.constants import EMPTY_ASK, EMPTY_BID
+from rltrader.core.constants import EMPTY_ASK, EMPTY_BID
 
 
 def _array(name: str, values: np.ndarray, dtype: type, ndim: int = 1) -> np.ndarray:
@@ -165,7 +165,7 @@ class ParentOrders:
         (> 0), e.g. 0.02 for 2 %.
     control_arrival_mid, control_end_mid : float64 (p,), optional
         Mid at the same two instants in a counterfactual run without the parent orders (the
-        same seed, :func:`rltrader.realism.impact_experiment`), ticks (> 0). When given,
+        same seed, :func:`rltrader.analysis.realism.impact_experiment`), ticks (> 0). When given,
         :meth:`impact` is the paired difference, which removes the price move the market
         would have made anyway.
     """

@@ -1,6 +1,6 @@
 """The benchmark suite behind ``rltrader bench``: fixed workloads, warm-up, repeats, medians.
 
-Every workload is a message array from ``rltrader.workloads``; each repeat runs it on a
+Every workload is a message array from ``rltrader.tools.workloads``; each repeat runs it on a
 fresh ``Books`` so that repeats are identical. Figures are wall-clock medians on one core.
 """
 
@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from rltrader import workloads
 from rltrader._book import Books, OrderBook
 from rltrader._probe import memory_latency_ns
-from rltrader.constants import CANCEL, LIMIT
-from rltrader.messages import EVENT_DTYPE
+from rltrader.core.constants import CANCEL, LIMIT
+from rltrader.core.messages import EVENT_DTYPE
+from rltrader.tools import workloads
 
 BATCH = 1024
 

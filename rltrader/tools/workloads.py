@@ -20,11 +20,11 @@ both the benchmarks and the CLI run.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
-from rltrader.messages import MESSAGE_DTYPE, empty_messages
+from rltrader.core.messages import MESSAGE_DTYPE, empty_messages
+from rltrader.data.samples import AAPL_HOUR, sample_path
 
 #: Price level (ticks) around which the synthetic workloads quote.
 MID = 100_000
@@ -42,8 +42,6 @@ _OP_NAMES = {1: "LIMIT", 2: "MARKET", 3: "CANCEL", 4: "REDUCE", 5: "REPLACE", 6:
              7: "STOP_LIMIT", 8: "EXECUTE"}
 _TIF_NAMES = {0: "GTC", 1: "IOC", 2: "FOK", 3: "POST_ONLY"}
 
-#: The 92k-row AAPL message file of ``shared/data/lobster``.
-LOBSTER_AAPL_FILE = "AAPL_2012-06-21_34200000_37800000_message_50.csv.gz"
 
 
 def _touch_offsets(rng: np.random.Generator, n: int, depth: int) -> np.ndarray:
@@ -180,20 +178,6 @@ def crossing_inserts(
     return msgs
 
 
-def _find_lobster_dir() -> Path:
-    """``$RLTRADER_DATA/lobster``, else ``shared/data/lobster`` above this file or the cwd."""
-    env = os.environ.get("RLTRADER_DATA")
-    places = [Path(env) / "lobster"] if env else []
-    for start in (Path(__file__).resolve(), Path.cwd().resolve() / "_"):
-        places += [parent / "shared" / "data" / "lobster" for parent in start.parents]
-    for candidate in places:
-        if (candidate / LOBSTER_AAPL_FILE).is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"{LOBSTER_AAPL_FILE} not found in $RLTRADER_DATA/lobster or any shared/data/lobster "
-        "above this package or the working directory; set RLTRADER_DATA or pass path=")
-
-
 def lobster_aapl(path: str | os.PathLike[str] | None = None, n: int | None = None
                  ) -> np.ndarray:
     """W3: the LOBSTER AAPL 2012-06-21 09:30-10:30 message file as messages on book 0.
@@ -207,15 +191,15 @@ def lobster_aapl(path: str | os.PathLike[str] | None = None, n: int | None = Non
     Parameters
     ----------
     path : path-like, optional
-        The message file; by default in ``$RLTRADER_DATA/lobster/`` or the
-        ``shared/data/lobster/`` found above this package or the working directory.
+        The message file; by default the packaged sample (``$RLTRADER_DATA/lobster/``
+        first when set; :mod:`rltrader.data.samples`).
     n : int, optional
         Keep only the first ``n`` messages (truncation never creates unknown references).
     """
     from rltrader.data.lobster import read_messages
 
     if path is None:
-        path = _find_lobster_dir() / LOBSTER_AAPL_FILE
+        path = sample_path(AAPL_HOUR)
     msgs = read_messages(path).messages
     return msgs[:n].copy() if n is not None else msgs
 
@@ -328,7 +312,6 @@ def replay(books, msgs: np.ndarray, events: np.ndarray, batch: int = 4096) -> in
 
 
 __all__ = [
-    "LOBSTER_AAPL_FILE",
     "MID",
     "N_SYNTHETIC",
     "PUBLISHED",

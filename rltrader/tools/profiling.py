@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rltrader import workloads
 from rltrader._book import Books, ticks_per_second, timer_overhead_ticks
-from rltrader.constants import Op
+from rltrader.core.constants import Op
+from rltrader.tools import workloads
 
 OUTCOMES = ("no trade", "traded", "rejected")
 

@@ -32,8 +32,8 @@ import numpy as np
 
 from rltrader._book import Books
 from rltrader._flow import Flow
-from rltrader.market_config import (
-    NS_PER_S,
+from rltrader.core.constants import NS_PER_S
+from rltrader.sim.config import (
     FundamentalConfig,
     LiquidityConfig,
     MakerConfig,
@@ -52,7 +52,7 @@ from rltrader.market_config import (
     preset,
     preset_names,
 )
-from rltrader.record import PARENT_DTYPE, Recording, Sampler
+from rltrader.sim.record import PARENT_DTYPE, Recording, Sampler
 
 __all__ = [
     "Market", "MarketConfig", "FundamentalConfig", "NoiseConfig", "ValueConfig",

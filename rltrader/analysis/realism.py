@@ -11,7 +11,7 @@ market's reaction to it. Sizes are set as fractions ``Q / V`` of the control's m
 volume; impact is normalised by the control's daily volatility (:func:`session_volatility`).
 
 :func:`demo_day` runs the ``realistic`` preset's day, the experiment on it, measures the
-stylized facts and writes the report (``rltrader.report.write_report``).
+stylized facts and writes the report (``rltrader.analysis.report.write_report``).
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rltrader.analytics import StylizedFacts, stylized_facts
-from rltrader.market import Market, preset
-from rltrader.market_config import NS_PER_S, MarketConfig, ParentOrderConfig, RecordConfig
-from rltrader.market_record import MarketData, ParentOrders
-from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
-from rltrader.record import VOLATILITY_HORIZON_S, Recording, session_volatility
+from rltrader.analysis.facts import StylizedFacts, stylized_facts
+from rltrader.core.constants import NS_PER_S
+from rltrader.core.messages import EVENT_DTYPE, MESSAGE_DTYPE
+from rltrader.sim.config import MarketConfig, ParentOrderConfig, RecordConfig
+from rltrader.sim.market import Market, preset
+from rltrader.sim.market_data import MarketData, ParentOrders
+from rltrader.sim.record import VOLATILITY_HORIZON_S, Recording, session_volatility
 
 #: Parent orders' Q / V of the demo: 15 sizes, log-spaced over two decades.
 DEMO_PARTICIPATION = tuple(np.logspace(-3.3, -1.3, 15).tolist())
@@ -188,7 +189,7 @@ def demo_day(out_dir: str | Path, seed: int = 1, progress: bool = True,
     """
     from tqdm import tqdm
 
-    from rltrader.report import write_report
+    from rltrader.analysis.report import write_report
 
     base = preset("realistic") if config is None else config
     every = base.record.sample_every or max(1, NS_PER_S // base.dt_ns)

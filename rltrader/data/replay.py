@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from rltrader._book import Books
-from rltrader.constants import REJECTED
+from rltrader.core.constants import REJECTED
 from rltrader.data._levels import levels_after
 
 

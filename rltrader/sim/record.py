@@ -16,7 +16,7 @@ Derived series for analytics (:meth:`Recording.mid`, :meth:`Recording.spread`,
 :meth:`Recording.depth`, :meth:`Recording.trades`) are float64 in ticks; multiply by
 ``tick_size`` for dollars. :meth:`Recording.save_npz` / :func:`load_npz` round-trip all of
 it; :meth:`Recording.to_lobster` writes one book as LOBSTER message + orderbook files and
-:meth:`Recording.market_data` hands one book to :mod:`rltrader.analytics`.
+:meth:`Recording.market_data` hands one book to :mod:`rltrader.analysis.facts`.
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rltrader.constants import (
+from rltrader.core.constants import (
     EMPTY_ASK,
     EMPTY_BID,
     FILL,
+    NS_PER_S,
 )
+from rltrader.core.messages import EVENT_DTYPE, MESSAGE_DTYPE
 from rltrader.data.lobster_writer import write_lobster
-from rltrader.market_config import NS_PER_S
-from rltrader.market_record import MarketData, ParentOrders, Quotes, Trades
-from rltrader.messages import EVENT_DTYPE, MESSAGE_DTYPE
+from rltrader.sim.market_data import MarketData, ParentOrders, Quotes, Trades
 
 #: One parent order of an execution agent in one book.
 PARENT_DTYPE = np.dtype(
@@ -186,7 +186,7 @@ class Recording:
                              levels=levels, tick_size=round(units))
 
     def market_data(self, book: int, parent_books: range | None = None) -> MarketData:
-        """``book``'s record as :class:`rltrader.analytics.MarketData` for the stylized facts:
+        """``book``'s record as :class:`rltrader.analysis.facts.MarketData` for the stylized facts:
         the sampled quotes, one trade per aggressive message (its fills merged, at their
         VWAP, signed by the taker's side) and the parent orders of ``parent_books`` (default:
         ``book`` alone), each normalised by its own book's session volume and volatility."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rltrader.market import Market, RecordConfig, load_config, preset
+from rltrader.sim.market import Market, RecordConfig, load_config, preset
 
 
 def main(name: str, *, config_path: str | None = None, seed: int = 0,

@@ -8,13 +8,13 @@ import sys
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from rltrader import demo
+    from rltrader.tools import demo
 
     return demo.main(out_dir=args.out, plot=not args.no_plot, data_dir=args.data)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from rltrader import bench
+    from rltrader.tools import bench
 
     report = bench.run(quick=args.quick, progress=not args.json)
     if args.json:
@@ -32,7 +32,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
-    from rltrader import profiling
+    from rltrader.tools import profiling
 
     for title, messages, n_books in profiling.workloads_to_profile(args.workload, args.quick):
         rows = profiling.profile_messages(messages, n_books)
@@ -42,7 +42,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from rltrader import replay, replay_crypto
+    from rltrader.data import replay, replay_crypto
 
     if args.format in replay_crypto.CRYPTO_FORMATS:
         return replay_crypto.main(
@@ -58,28 +58,28 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_facts(args: argparse.Namespace) -> int:
-    from rltrader import analytics
+    from rltrader.analysis import facts as analytics
 
     market = analytics.lobster_market(args.path, interval_ms=args.interval_ms,
                                       levels=args.levels, tick_size=args.tick_size)
     facts = analytics.stylized_facts(market)
     print(facts.format_table())
     if args.out:
-        from rltrader.report import write_report
+        from rltrader.analysis.report import write_report
 
         print(f"wrote {write_report(args.out, market, facts)}")
     return 0
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from rltrader import simulate
+    from rltrader.tools import simulate
 
     return simulate.main(args.preset, config_path=args.config, seed=args.seed,
                          copies=args.copies, out=args.out, progress=not args.no_progress)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from rltrader import train
+    from rltrader.training import train
 
     overrides = {name: getattr(args, name) for name in (
         "n_envs", "n_agents", "eval_seed", "validation_seed", "eval_episodes",
@@ -98,13 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="replay real order flow, trade against it, show the book",
-                       description="The main job: rebuild a real NASDAQ book from LOBSTER "
-                       "data (or a generated flow when the data is not found), run the "
-                       "matching benchmarks briefly, and write a plot.")
+                       description="The main job: rebuild a real NASDAQ book exactly from "
+                       "the LOBSTER AAPL samples shipped in the package, replay an hour of it "
+                       "with agents trading in the recorded queues, simulate a market day and "
+                       "report its stylized facts, and time the core.")
     p.add_argument("--out", default="rltrader-demo", help="folder for the report (default: "
                    "%(default)s)")
-    p.add_argument("--data", default=None, help="folder holding the shared market-data "
-                   "samples (default: $RLTRADER_DATA or ../shared/data)")
+    p.add_argument("--data", default=None, help="folder holding the market-data samples "
+                   "(default: $RLTRADER_DATA, else the samples shipped in the package)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     p.set_defaults(func=_cmd_demo)
 
