@@ -1,4 +1,4 @@
-"""Crypto feed replay throughput on the real samples of ``shared/data/crypto``.
+"""Crypto feed replay throughput on the real samples of ``tests/data/crypto``.
 
 =============================  ========================================================
 benchmark                      what is timed

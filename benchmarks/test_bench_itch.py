@@ -38,20 +38,11 @@ def itch_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path
     folder = tmp_path_factory.mktemp("itch")
     files = {}
     for name in ("W1", "W3"):
-        try:
-            msgs, _ = published(name)
-        except FileNotFoundError:
-            continue
+        msgs, _ = published(name)
         path = folder / f"{name}.itch50"
         itch.write_itch(path, msgs, ["SYNTH"])
         files[name] = (path, msgs)
     return files
-
-
-def _file(itch_files: dict[str, tuple[Path, np.ndarray]], name: str) -> tuple[Path, np.ndarray]:
-    if name not in itch_files:
-        pytest.skip(f"{name} needs the LOBSTER samples (set RLTRADER_DATA)")
-    return itch_files[name]
 
 
 def _parse(path: Path) -> int:
@@ -75,7 +66,7 @@ _GROUPS = {"W1": "ITCH W1 limit+cancel", "W3": "ITCH W3 LOBSTER AAPL"}
 @pytest.mark.parametrize("timed", list(_TARGETS))
 @pytest.mark.parametrize("workload", list(_GROUPS))
 def test_itch(benchmark, record_messages, itch_files, workload, timed):
-    path, msgs = _file(itch_files, workload)
+    path, msgs = itch_files[workload]
     benchmark.group = _GROUPS[workload]
     counted = benchmark.pedantic(_TARGETS[timed], args=(path,), rounds=15, iterations=1,
                                  warmup_rounds=1)

@@ -1,5 +1,5 @@
-"""Warm-starting PPO from the market maker (rltrader.training.imitation) and the checkpoint selection
-of ``rltrader train`` on validation markets."""
+"""Warm-starting PPO from the market maker (rltrader.training.imitation) and the checkpoint
+selection of ``rltrader train`` on validation markets."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """``rltrader demo``: the main job, end to end, with no arguments.
 
-1. **Real flow, agents on top** (the LOBSTER samples shipped in
-   :mod:`rltrader.data.samples`, or those of ``--data`` / ``$RLTRADER_DATA``): the AAPL 10-level pair
-   is rebuilt exactly (all 999 orderbook rows); then the 09:30-10:30 hour is replayed twice
-   through :class:`rltrader.data.hybrid.HybridReplay`, once as recorded and once with a
+1. **Real flow, agents on top** (the LOBSTER samples shipped in :mod:`rltrader.data.samples`,
+   or those of ``--data`` / ``$RLTRADER_DATA``): the AAPL 10-level pair is rebuilt exactly
+   (all 999 orderbook rows); then the 09:30-10:30 hour is replayed twice through :class:`rltrader.data.hybrid.HybridReplay`, once as recorded and once with a
    small and a large agent sending market buys at 10:00 into the same queues. The record
    cannot react, so the large buy's footprint and the trimmed historical messages show what
    an agent's trade changes. Writes ``real_flow.png``.

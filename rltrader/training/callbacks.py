@@ -1,4 +1,5 @@
-"""Stable-Baselines3 plumbing for :mod:`rltrader.training.train`: env timing, progress, learning curve.
+"""Stable-Baselines3 plumbing for :mod:`rltrader.training.train`: env timing, progress,
+learning curve.
 
 ``EnvMeter`` wraps the innermost VecEnv and adds up the wall time spent inside the env
 (``reset`` and ``step``), so that the env's share of an end-to-end PPO run can be quoted,
@@ -177,8 +178,8 @@ class PreviousAction(VecEnvWrapper):
     A memory of one step for a feed-forward policy: in the market-making mode an unchanged
     quote keeps its queue position and a changed one goes to the back, so the value of an
     action depends on the previous one, which the env's observation does not show. It is
-    carried across episode boundaries (:class:`~rltrader.training.train.PPOPolicy` does the same when
-    it evaluates).
+    carried across episode boundaries (:class:`~rltrader.training.train.PPOPolicy` does the
+    same when it evaluates).
     """
 
     def __init__(self, venv: VecEnv) -> None:
