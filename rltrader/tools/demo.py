@@ -2,14 +2,15 @@
 
 1. **Real flow, agents on top** (the LOBSTER samples shipped in :mod:`rltrader.data.samples`,
    or those of ``--data`` / ``$RLTRADER_DATA``): the AAPL 10-level pair is rebuilt exactly
-   (all 999 orderbook rows); then the 09:30-10:30 hour is replayed twice through :class:`rltrader.data.hybrid.HybridReplay`, once as recorded and once with a
-   small and a large agent sending market buys at 10:00 into the same queues. The record
-   cannot react, so the large buy's footprint and the trimmed historical messages show what
-   an agent's trade changes. Writes ``real_flow.png``.
-2. **A simulated market day** (:func:`rltrader.analysis.realism.demo_day`): background populations
-   on 8 books for 09:30-16:00, a paired parent-order impact experiment, and the stylized
-   facts of the day against the literature's ranges. Writes ``market/report.md`` and its
-   figures.
+   (all 999 orderbook rows); then the 09:30-10:30 hour is replayed twice through
+   :class:`rltrader.data.hybrid.HybridReplay`, once as recorded and once with a small and a
+   large agent sending market buys at 10:00 into the same queues. The record cannot react,
+   so the large buy's footprint and the trimmed historical messages show what an agent's
+   trade changes. Writes ``real_flow.png``.
+2. **A simulated market day** (:func:`rltrader.analysis.realism.demo_day`): background
+   populations on 8 books for 09:30-16:00, a paired parent-order impact experiment, and the
+   stylized facts of the day against the literature's ranges. Writes ``market/report.md``
+   and its figures.
 3. **Speed**: the batched core on the real flow over 1 and 512 books.
 """
 
