@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rltrader.core.constants import BUY, EMPTY_ASK, EMPTY_BID, FILL, MARKET
+from rltrader.core.constants import BUY, EMPTY_ASK, EMPTY_BID, FILL, MARKET, NS_PER_S
 from rltrader.core.messages import empty_messages
 from rltrader.data.samples import (
     AAPL_HOUR,
@@ -32,8 +32,7 @@ from rltrader.data.samples import (
 from rltrader.tools import workloads
 
 TICK = 0.01          # dollars per tick (LOBSTER prices / 100)
-NS = 1_000_000_000
-BUY_AT = 10 * 3600 * NS                      # 10:00:00
+BUY_AT = 10 * 3600 * NS_PER_S                      # 10:00:00
 AGENTS = ((0, 100, "small"), (1, 20_000, "large"))   # (owner, lots, name)
 
 
@@ -110,7 +109,7 @@ def real_flow(data: Path | None, out: Path, plot: bool, progress: bool) -> None:
           "exactly (all 10 levels, both sides)")
     feed = lobster.read_messages(sample_path(AAPL_HOUR, data))
     ts = feed.messages["timestamp"]
-    grid = np.arange(ts[0] // NS * NS + NS, ts[-1] + NS, NS)
+    grid = np.arange(ts[0] // NS_PER_S * NS_PER_S + NS_PER_S, ts[-1] + NS_PER_S, NS_PER_S)
     print(f"LOBSTER AAPL 09:30-10:30: {len(feed.messages):,} real messages; agents buy at "
           "10:00 in the same queues")
     record = hybrid_hour(feed, grid, None, progress)
@@ -142,7 +141,7 @@ def plot_real_flow(path: Path, grid: np.ndarray, record: dict, hybrid: dict) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    minutes = (grid - BUY_AT) / NS / 60
+    minutes = (grid - BUY_AT) / NS_PER_S / 60
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     for ax, near, scale, title, unit in (
             (axes[0], np.ones(grid.size, bool), 1, "mid price, 09:30-10:30", "minutes"),

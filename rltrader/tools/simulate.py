@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from rltrader.core.constants import NS_PER_S
 from rltrader.sim.market import Market, RecordConfig, load_config, preset
 
 
@@ -17,7 +18,7 @@ def main(name: str, *, config_path: str | None = None, seed: int = 0,
     if copies is not None:
         config = config.replace(copies=copies)
     if out:
-        every = max(1, 1_000_000_000 // config.dt_ns)
+        every = max(1, NS_PER_S // config.dt_ns)
         config = config.replace(record=RecordConfig(messages=True, sample_every=every))
     market = Market(config, seed=seed)
     with tqdm(total=market.n_steps, unit="step", disable=not progress,
