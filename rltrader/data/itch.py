@@ -412,6 +412,61 @@ def read_directory(path: PathLike, *, full: bool = False,
     return np.concatenate(parts) if parts else np.zeros(0, DIRECTORY_DTYPE)
 
 
+#: Dense price window of a rebuilt book when its prices need it (the core's default).
+MAX_WINDOW = 4096
+
+#: Bytes that :func:`fit_window` lets the dense levels of all books take together. A file
+#: can name up to 65,535 stocks; with the full window each book costs ~100 KB of levels.
+LEVEL_BUDGET = 64 << 20
+
+_LEVEL_BYTES = 24  # LEVEL_DTYPE.itemsize (checked in tests)
+
+
+class PriceSpans:
+    """Lowest and highest book price (ticks) seen per book, gathered chunk by chunk.
+
+    :func:`fit_window` turns them into the dense window of the ``Books`` that rebuilds the
+    file, so that a file with many stocks and narrow books does not pay ~100 KB per book.
+    """
+
+    def __init__(self) -> None:
+        self.low = np.zeros(0, dtype=np.int64)
+        self.high = np.zeros(0, dtype=np.int64)
+
+    def add(self, messages: np.ndarray) -> None:
+        """Widen the spans by the priced messages (``price > 0``) of one chunk."""
+        priced = messages[messages["price"] > 0]
+        if not priced.size:
+            return
+        book, price = priced["book"].astype(np.int64), priced["price"]
+        n = int(book.max()) + 1
+        if n > self.low.size:
+            grow = n - self.low.size
+            self.low = np.concatenate([self.low, np.full(grow, np.iinfo(np.int64).max)])
+            self.high = np.concatenate([self.high, np.full(grow, np.iinfo(np.int64).min)])
+        np.minimum.at(self.low, book, price)
+        np.maximum.at(self.high, book, price)
+
+    @property
+    def widest(self) -> int:
+        """Ticks between the lowest and highest price of the widest book (0: none priced)."""
+        seen = self.high >= self.low
+        return int((self.high[seen] - self.low[seen]).max()) if seen.any() else 0
+
+
+def fit_window(widest: int, n_books: int, *, budget: int = LEVEL_BUDGET) -> int:
+    """The dense window (ticks, a multiple of 64) for ``n_books`` books of ``widest`` span.
+
+    Twice the span, so that every price stays dense wherever the core centres the window;
+    at most :data:`MAX_WINDOW` and at most what keeps ``n_books`` books' levels within
+    ``budget`` bytes, at least 64. Prices outside the window still rest and match correctly
+    (on the core's overflow lists), only slower, so the window is a speed/memory trade.
+    """
+    need = min(MAX_WINDOW, 2 * widest + 64)
+    afford = budget // (max(n_books, 1) * _LEVEL_BYTES)
+    return max(64, min(need, afford) // 64 * 64)
+
+
 @dataclass
 class RebuildStats:
     """What :func:`rebuild_books` did: book messages fed to the core, trades decoded, the
@@ -439,16 +494,19 @@ def rebuild_books(reader: ItchReader, books: Books | None = None, *,
     ``REBUILD_EVENTS`` records; a larger one replaces it when a book grows so deep that
     one message could emit more events). With ``symbols=None`` the number of books is only known
     after reading: count it first with a parse-only pass (``ItchReader(...).n_books``
-    after iterating) and pass ``n_books``. A message on a book the ``Books`` does not
-    have raises ``ValueError``.
+    after iterating) and pass ``n_books``, and, to size the dense window by the prices the
+    books use, ``window=fit_window(spans.widest, n_books)`` with :class:`PriceSpans` filled
+    in the same pass (default: :data:`MAX_WINDOW`, cut to :data:`LEVEL_BUDGET`). A
+    message on a book the ``Books`` does not have raises ``ValueError``.
     """
     from rltrader._book import Books as _Books
     from rltrader.core.constants import REJECTED, Reason
     from rltrader.data._levels import worst_case_events
 
     if books is None:
-        n_books = book_kwargs.pop("n_books", reader.n_books)
-        books = _Books(max(int(n_books), 1), **book_kwargs)
+        n_books = max(int(book_kwargs.pop("n_books", reader.n_books)), 1)
+        book_kwargs.setdefault("window", fit_window(MAX_WINDOW, n_books))
+        books = _Books(n_books, **book_kwargs)
     if events is None:
         events = np.empty(REBUILD_EVENTS, EVENT_DTYPE)
     reasons = np.zeros(256, dtype=np.int64)
@@ -597,11 +655,15 @@ __all__ = [
     "ItchFormatError",
     "ItchReader",
     "ItchWriter",
+    "LEVEL_BUDGET",
+    "MAX_WINDOW",
+    "PriceSpans",
     "REBUILD_EVENTS",
     "RebuildStats",
     "iter_messages",
     "read_directory",
     "read_messages",
     "rebuild_books",
+    "fit_window",
     "write_itch",
 ]

@@ -12,12 +12,16 @@ selected book (``--symbol``, or a file with one stock).
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rltrader._book import Books
 from rltrader.core.constants import REJECTED
 from rltrader.data._levels import levels_after
+
+if TYPE_CHECKING:
+    from rltrader.data.itch import ItchReader, PriceSpans
 
 
 def lobster_rows(prices: np.ndarray, qtys: np.ndarray, tick_size: int) -> np.ndarray:
@@ -87,12 +91,12 @@ def _replay_itch(path: str, *, symbol: str | None, levels: int, dump_l2: str | N
 
     symbols = None if symbol is None else [symbol]
     reader = itch.ItchReader(path, symbols, tick_size=tick_size, reuse_buffers=True)
-    start = time.perf_counter()
-    n_messages = sum(chunk.messages.shape[0] for chunk in reader)
-    parse_s = time.perf_counter() - start
+    n_messages, spans, parse_s = _count_itch(reader)
+    # the window from the prices used: a file naming thousands of narrow books must not
+    # cost the full window (~100 KB of levels) per book
     books, stats = itch.rebuild_books(
         itch.ItchReader(path, symbols, tick_size=tick_size, reuse_buffers=True),
-        n_books=reader.n_books)
+        n_books=reader.n_books, window=itch.fit_window(spans.widest, reader.n_books))
     counts = ", ".join(f"{k}={v:,}" for k, v in sorted(reader.type_counts.items()))
     print(f"{path}: {reader.nbytes:,} bytes, records {counts}")
     print(f"{stats.messages:,} book messages and {stats.trades:,} trades on "
@@ -115,6 +119,22 @@ def _replay_itch(path: str, *, symbol: str | None, levels: int, dump_l2: str | N
         rows = _dump_itch_l2(path, symbols, levels, tick_size, dump_l2)
         print(f"wrote {rows:,} rows of {levels} levels to {dump_l2}")
     return 0
+
+
+def _count_itch(reader: ItchReader) -> tuple[int, PriceSpans, float]:
+    """Parse-only pass: book messages, their :class:`~rltrader.data.itch.PriceSpans`, and
+    the seconds spent parsing (the span bookkeeping is not counted)."""
+    from rltrader.data import itch
+
+    spans = itch.PriceSpans()
+    n_messages, extra = 0, 0.0
+    start = time.perf_counter()
+    for chunk in reader:
+        n_messages += chunk.messages.shape[0]
+        mark = time.perf_counter()
+        spans.add(chunk.messages)
+        extra += time.perf_counter() - mark
+    return n_messages, spans, time.perf_counter() - start - extra
 
 
 def _dump_itch_l2(path: str, symbols: list[str] | None, levels: int, tick_size: int,
