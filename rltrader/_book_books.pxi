@@ -1,0 +1,432 @@
+# Part of rltrader/_book.pyx (textually included: one C translation unit, so `cdef inline`
+# functions still inline across the parts). Names come from _book.pxd and _book.pyx.
+# This part: Books, the Python-facing class over the kernels, and its argument checks.
+
+# ---------------------------------------------------------------------------------------
+# Python-facing classes
+# ---------------------------------------------------------------------------------------
+
+cdef object _as_records(object array, object dtype, str name):
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array of {name[:-1]} records, "
+                        f"got {type(array).__name__}")
+    if array.dtype != dtype:
+        raise TypeError(f"{name} has dtype {array.dtype}; expected rltrader's "
+                        f"{'MESSAGE_DTYPE' if dtype is MESSAGE_DTYPE else 'EVENT_DTYPE'}")
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if not array.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
+    return array
+
+
+cdef int _check_stp(int mode) except -1:
+    if mode < NONE or mode > CANCEL_BOTH:
+        raise ValueError(f"self_trade_prevention must be a SelfTradePrevention (0-3), "
+                         f"got {mode}")
+    return 0
+
+
+cdef int _check_book(Books books, object book) except -1:
+    if not 0 <= book < books.core.n_books:
+        raise IndexError(f"book {book} out of range [0, {books.core.n_books})")
+    return 0
+
+
+cdef class Books:
+    """``n_books`` independent limit order books processed by one call per batch.
+
+    Parameters
+    ----------
+    n_books : int
+        Number of books.
+    window : int
+        Dense price levels per book (ticks), a multiple of 64. Orders outside the window
+        are still kept and matched (on an overflow list); it only bounds the fast path.
+    capacity : int
+        Initial order slots (resting orders plus pending stops, all books). The arena
+        doubles outside the kernel when full, up to ``max_orders``.
+    max_orders : int
+        Hard limit on live orders; beyond it new orders are rejected with ``CAPACITY``.
+    n_owners : int
+        Accounts per book; message owners must be in ``[0, n_owners)`` or ``NO_OWNER``.
+    self_trade_prevention : SelfTradePrevention
+        Mode of every book (change per book with ``set_self_trade_prevention``).
+    maker_fee_ppm, taker_fee_ppm : int
+        Fees per million of notional (negative for rebates), for every book.
+    """
+
+    def __init__(self, int n_books=1, *, int window=4096, int capacity=1024,
+                 int max_orders=1 << 30, int n_owners=0, int self_trade_prevention=0,
+                 int64_t maker_fee_ppm=0, int64_t taker_fee_ppm=0):
+        if n_books < 1:
+            raise ValueError(f"n_books must be >= 1, got {n_books}")
+        if window < 64 or window % 64:
+            raise ValueError(f"window must be a positive multiple of 64, got {window}")
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        if max_orders < capacity or max_orders > (1 << 30):
+            raise ValueError(f"max_orders must be in [capacity, 2**30], got {max_orders}")
+        if n_owners < 0:
+            raise ValueError(f"n_owners must be >= 0, got {n_owners}")
+        _check_stp(self_trade_prevention)
+        cdef Core* c = &self.core
+        c.n_books = n_books
+        c.n_owners = n_owners
+        c.window = window
+        c.words = window // 64
+        c.summary_words = (c.words + 63) // 64
+        c.max_orders = max_orders
+        c.capacity = 0
+        c.free_head = NO_SLOT
+        c.n_live = 0
+        self.book_array = np.zeros(n_books, dtype=BOOK_DTYPE)
+        self.book_array["best_ask"] = EMPTY_ASK
+        self.book_array["best_bid"] = EMPTY_BID
+        self.book_array["overflow_head"] = NO_SLOT
+        self.book_array["overflow_tail"] = NO_SLOT
+        self.book_array["stop_head"] = NO_SLOT
+        self.book_array["stop_tail"] = NO_SLOT
+        self.book_array["stp"] = self_trade_prevention
+        self.book_array["maker_fee_ppm"] = maker_fee_ppm
+        self.book_array["taker_fee_ppm"] = taker_fee_ppm
+        self.level_array = np.zeros((n_books, window), dtype=LEVEL_DTYPE)
+        self.level_array["head"] = NO_SLOT
+        self.level_array["tail"] = NO_SLOT
+        self.bitmap_array = np.zeros((n_books, 2, c.words), dtype=np.uint64)
+        self.summary_array = np.zeros((n_books, 2, c.summary_words), dtype=np.uint64)
+        self.account_array = np.zeros((n_books, n_owners), dtype=ACCOUNT_DTYPE)
+        self.order_array = np.zeros(0, dtype=ORDER_DTYPE)
+        self._resize_arena(capacity)
+
+    cdef _bind(self):
+        cdef Core* c = &self.core
+        c.bk = <BookState*>cnp.PyArray_DATA(self.book_array)
+        c.lv = <Level*>cnp.PyArray_DATA(self.level_array)
+        c.bits = <uint64_t*>cnp.PyArray_DATA(self.bitmap_array)
+        c.summary = <uint64_t*>cnp.PyArray_DATA(self.summary_array)
+        c.orders = <Order*>cnp.PyArray_DATA(self.order_array)
+        c.table = <uint32_t*>cnp.PyArray_DATA(self.hash_array)
+        c.accounts = <Account*>cnp.PyArray_DATA(self.account_array)
+
+    def _resize_arena(self, int capacity):
+        """Grow the arena to `capacity` slots and rebuild the hash table (outside kernels)."""
+        cdef Core* c = &self.core
+        cdef int32_t old = c.capacity, slot
+        orders = np.zeros(capacity, dtype=ORDER_DTYPE)
+        orders[:old] = self.order_array
+        orders["next"][old:capacity - 1] = np.arange(old + 1, capacity, dtype=np.int32)
+        orders["next"][capacity - 1] = c.free_head
+        orders["prev"][old:] = NO_SLOT
+        self.order_array = orders
+        size = 1
+        while size < 2 * capacity:
+            size *= 2
+        self.hash_array = np.zeros(size, dtype=np.uint32)
+        c.hash_mask = size - 1
+        c.capacity = capacity
+        c.free_head = old
+        self._bind()
+        for slot in range(old):
+            if c.orders[slot].state != FREE:
+                hash_insert(c, slot)
+
+    cdef _grow(self):
+        self._resize_arena(min(self.core.max_orders, 2 * self.core.capacity))
+
+    cdef int _run(self, const Message* msgs, int64_t n, int64_t index_offset, Event* out,
+                  int64_t out_cap, int64_t* consumed, int64_t* written) except -1:
+        """Process messages, growing the arena as needed; stops early if `out` fills."""
+        return self._run_known(msgs, NULL, False, n, index_offset, out, out_cap, consumed,
+                               written)
+
+    cdef int _run_known(self, const Message* msgs, int32_t* known, bint fresh,
+                        int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
+                        int64_t* consumed, int64_t* written) except -1:
+        """``_run`` for a caller that tracks its own orders. ``known`` (or NULL), in:
+        ``known[i]`` is the arena slot of ``msgs[i].order_id`` for a cancel, reduce,
+        replace or execute, or NO_SLOT (a wrong guess only costs the hash lookup it would
+        have saved); out: the slot where message ``i``'s own new order (a limit or a
+        replace's new order; not a triggered stop) came to rest, else NO_SLOT (later
+        messages may have filled it since). ``fresh``: the caller vouches that no new
+        order id it sends is live in its book (the duplicate-id probe is skipped; debug
+        builds check it and abort)."""
+        cdef int64_t done = 0, w = 0, step_n, c_done, c_written
+        cdef int status
+        cdef int32_t* k
+        while done < n:
+            step_n = 1 if RLTRADER_DEBUG_BUILD else n - done
+            k = known + done if known != NULL else NULL
+            if step_n >= 64:    # releasing the GIL costs more than a few messages
+                with nogil:
+                    status = process_kernel(&self.core, msgs + done, k, fresh, step_n,
+                                            index_offset + done, out + w, out_cap - w,
+                                            &c_done, &c_written)
+            else:
+                status = process_kernel(&self.core, msgs + done, k, fresh, step_n,
+                                        index_offset + done, out + w, out_cap - w, &c_done,
+                                        &c_written)
+            done += c_done
+            w += c_written
+            if RLTRADER_DEBUG_BUILD:
+                self.check_integrity()
+            if status == ARENA_FULL:
+                self._grow()
+            elif status == EVENTS_FULL:
+                break
+        consumed[0] = done
+        written[0] = w
+        return 0
+
+    def process(self, messages, events, known=None):
+        """Process a batch of messages, writing events into a caller-owned buffer.
+
+        Parameters
+        ----------
+        messages : ndarray of MESSAGE_DTYPE, 1-D, C-contiguous
+        events : ndarray of EVENT_DTYPE, 1-D, C-contiguous
+            Filled from index 0. Size it generously (a few times the batch): when the next
+            message might not fit, the call returns early.
+        known : writeable ndarray of int32, shape (len(messages),), optional
+            A caller that tracks its orders' arena slots (``order_array`` rows; a live
+            order never moves) may pass, per message, the slot of the order a cancel,
+            reduce, replace or execute addresses, or ``NO_SLOT``: the core then checks
+            that slot before probing its hash table. A wrong slot changes nothing but
+            the time taken. On return, ``known[i]`` of every processed message is the
+            slot where its own new order (a limit, or a replace's new order) came to
+            rest, else ``NO_SLOT`` (a later message may have filled it since).
+
+        Returns
+        -------
+        (consumed, written) : tuple of int
+            Messages processed and events written. ``consumed < len(messages)`` means the
+            buffer filled up: drain it and call again with ``messages[consumed:]``.
+        """
+        _as_records(messages, MESSAGE_DTYPE, "messages")
+        _as_records(events, EVENT_DTYPE, "events")
+        cdef int64_t n = messages.shape[0], cap = events.shape[0], done, w
+        cdef int32_t* slots = NULL
+        if known is not None:
+            if (not isinstance(known, np.ndarray) or known.dtype != np.int32
+                    or known.shape != (n,) or not known.flags.c_contiguous
+                    or not known.flags.writeable):
+                raise ValueError(f"known must be a writeable C-contiguous int32 array of "
+                                 f"shape ({n},)")
+            slots = <int32_t*>cnp.PyArray_DATA(known)
+        self._run_known(<const Message*>cnp.PyArray_DATA(messages), slots, False, n, 0,
+                        <Event*>cnp.PyArray_DATA(events), cap, &done, &w)
+        if done < n and w == 0:
+            need = max_events(&self.core, <const Message*>cnp.PyArray_DATA(messages) + done)
+            raise ValueError(
+                f"an events buffer of {cap} records cannot hold the {need} events that "
+                f"message {done} may emit; pass a larger one")
+        return done, w
+
+    def process_all(self, messages):
+        """Process every message and return all their events (allocates the result: a view
+        of a buffer at most twice its size, else a copy)."""
+        _as_records(messages, MESSAGE_DTYPE, "messages")
+        cdef int64_t n = messages.shape[0], total = 0, done = 0, c_done, w
+        cdef const Message* msgs = <const Message*>cnp.PyArray_DATA(messages)
+        events = np.empty(n + 1024, dtype=EVENT_DTYPE)
+        while done < n:
+            need = total + max_events(&self.core, msgs + done)
+            if need > events.shape[0]:
+                events = np.resize(events, max(need, 2 * events.shape[0]))
+            self._run(msgs + done, n - done, done,
+                      <Event*>cnp.PyArray_DATA(events) + total, events.shape[0] - total,
+                      &c_done, &w)
+            done += c_done
+            total += w
+        return events[:total] if 2 * total >= events.shape[0] else events[:total].copy()
+
+    def profile(self, messages):
+        """Process messages one at a time under the cycle counter (slower than ``process``).
+
+        Returns ``(ticks, counts)``: int64 arrays of shape ``(EXECUTE + 1, 3)`` indexed by
+        op and outcome (0: no trade, 1: traded, 2: rejected). Convert ticks to seconds with
+        ``ticks_per_second()``. Events are not kept.
+        """
+        _as_records(messages, MESSAGE_DTYPE, "messages")
+        cdef int64_t n = messages.shape[0], done = 0, c_done, cap = 1024
+        cdef const Message* msgs = <const Message*>cnp.PyArray_DATA(messages)
+        ticks = np.zeros((EXECUTE + 1, 3), dtype=np.uint64)
+        counts = np.zeros((EXECUTE + 1, 3), dtype=np.int64)
+        events = np.empty(cap, dtype=EVENT_DTYPE)
+        cdef uint64_t* tk = <uint64_t*>cnp.PyArray_DATA(ticks)
+        cdef int64_t* ct = <int64_t*>cnp.PyArray_DATA(counts)
+        cdef int status
+        cdef Event* ev
+        while done < n:
+            ev = <Event*>cnp.PyArray_DATA(events)
+            with nogil:
+                status = profile_kernel(&self.core, msgs + done, n - done, ev, cap, &c_done,
+                                        tk, ct)
+            done += c_done
+            if status == ARENA_FULL:
+                self._grow()
+            elif status == EVENTS_FULL:
+                cap = max(2 * cap, max_events(&self.core, msgs + done))
+                events = np.empty(cap, dtype=EVENT_DTYPE)
+        return ticks.astype(np.int64), counts
+
+    # ---- configuration ----------------------------------------------------------------
+
+    def set_self_trade_prevention(self, int mode, book=None):
+        """Set the self-trade prevention mode of one book (or of all when ``book=None``)."""
+        _check_stp(mode)
+        if book is not None:
+            _check_book(self, book)
+        self.book_array["stp"][slice(None) if book is None else book] = mode
+
+    def set_fees(self, int64_t maker_fee_ppm, int64_t taker_fee_ppm, book=None):
+        """Set maker/taker fees (per million of notional) of one book or of all."""
+        if book is not None:
+            _check_book(self, book)
+        where = slice(None) if book is None else book
+        self.book_array["maker_fee_ppm"][where] = maker_fee_ppm
+        self.book_array["taker_fee_ppm"][where] = taker_fee_ppm
+
+    # ---- queries ----------------------------------------------------------------------
+
+    @property
+    def n_books(self):
+        return self.core.n_books
+
+    @property
+    def n_owners(self):
+        return self.core.n_owners
+
+    @property
+    def window(self):
+        return self.core.window
+
+    @property
+    def capacity(self):
+        return self.core.capacity
+
+    @property
+    def max_orders(self):
+        return self.core.max_orders
+
+    def best_bid(self, int book=0):
+        """Best bid in ticks, ``EMPTY_BID`` (0) when the book has no bids."""
+        _check_book(self, book)
+        return self.core.bk[book].best_bid
+
+    def best_ask(self, int book=0):
+        """Best ask in ticks, ``EMPTY_ASK`` when the book has no asks."""
+        _check_book(self, book)
+        return self.core.bk[book].best_ask
+
+    def last_price(self, int book=0):
+        """Price of the last trade in ticks, 0 before the first."""
+        _check_book(self, book)
+        return self.core.bk[book].last_price
+
+    def volume(self, int book=0):
+        """Lots traded in the book."""
+        _check_book(self, book)
+        return self.core.bk[book].volume
+
+    def trade_count(self, int book=0):
+        """Number of fills in the book."""
+        _check_book(self, book)
+        return self.core.bk[book].trade_count
+
+    def live_orders(self, book=None):
+        """Resting orders plus pending stops, of one book or of all."""
+        if book is None:
+            return self.core.n_live
+        _check_book(self, book)
+        cdef const BookState* bs = &self.core.bk[<int>book]
+        return bs.n_resting[0] + bs.n_resting[1] + bs.n_stops
+
+    def top_levels(self, int depth, prices=None, qtys=None, counts=None):
+        """Top ``depth`` levels of every book, best first, in one call.
+
+        Returns ``(prices, qtys, counts)`` of shape ``(n_books, 2, depth)``; side index 0
+        holds bids and 1 asks; missing levels are zero. Pass arrays to reuse them.
+        """
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        shape = (self.core.n_books, 2, depth)
+        prices = _out_array(prices, shape, np.int64, "prices")
+        qtys = _out_array(qtys, shape, np.int64, "qtys")
+        counts = _out_array(counts, shape, np.int32, "counts")
+        cdef int64_t* px = <int64_t*>cnp.PyArray_DATA(prices)
+        cdef int64_t* qt = <int64_t*>cnp.PyArray_DATA(qtys)
+        cdef int32_t* ct = <int32_t*>cnp.PyArray_DATA(counts)
+        with nogil:
+            top_levels_kernel(&self.core, depth, px, qt, ct)
+        return prices, qtys, counts
+
+    def level_queue(self, int book, int side, int64_t price, out=None):
+        """The FIFO queue of one level (L3 view) as QUEUE_DTYPE records, oldest first."""
+        _check_book(self, book)
+        if side != BUY and side != SELL:
+            raise ValueError(f"side must be BUY (1) or SELL (-1), got {side}")
+        cdef Core* c = &self.core
+        cdef int32_t slot = level_head(c, book, side, price), s
+        cdef int64_t n = 0, i = 0
+        s = slot
+        while s != NO_SLOT and c.orders[s].price == price:
+            n += 1
+            s = c.orders[s].next
+        if out is None:
+            out = np.empty(n, dtype=QUEUE_DTYPE)
+        elif out.dtype != QUEUE_DTYPE or out.ndim != 1 or out.shape[0] < n:
+            raise ValueError(f"out must be a 1-D QUEUE_DTYPE array of at least {n} records")
+        s = slot
+        while s != NO_SLOT and c.orders[s].price == price:
+            out[i] = (c.orders[s].order_id, c.orders[s].qty, c.orders[s].clock.timestamp,
+                      c.orders[s].owner)
+            i += 1
+            s = c.orders[s].next
+        return out[:n]
+
+    def order(self, int book, int64_t order_id):
+        """A live order as a dict (``stop_price`` for pending stops), or None."""
+        _check_book(self, book)
+        cdef int32_t slot = find_order(&self.core, book, order_id)
+        if slot == NO_SLOT:
+            return None
+        cdef const Order* o = &self.core.orders[slot]
+        info = dict(order_id=o.order_id, price=o.price, qty=o.qty, side=o.side,
+                    owner=o.owner, op=o.op, tif=o.tif, state=o.state)
+        if o.state == STOP_PENDING:
+            info["stop_price"] = o.clock.stop_price
+        else:
+            info["timestamp"] = o.clock.timestamp
+        return info
+
+    @property
+    def accounts(self):
+        """Per (book, owner) accounts, shape ``(n_books, n_owners)`` of ACCOUNT_DTYPE."""
+        return self.account_array
+
+    def memory_bytes(self):
+        """Bytes the core holds, in all and per resting order / per price level."""
+        per_order = (self.order_array.nbytes + self.hash_array.nbytes) / self.core.capacity
+        levels = self.core.n_books * self.core.window
+        per_level = (self.level_array.nbytes + self.bitmap_array.nbytes
+                     + self.summary_array.nbytes) / levels
+        total = sum(a.nbytes for a in (self.book_array, self.level_array, self.bitmap_array,
+                                        self.summary_array, self.order_array,
+                                        self.hash_array, self.account_array))
+        return dict(total=total, per_order_slot=per_order, per_price_level=per_level)
+
+    def check_integrity(self):
+        """Verify every invariant of docs/semantics.md; raise AssertionError on the first
+        violation, naming the book and what is wrong."""
+        _check_integrity(self)
+
+
+cdef object _out_array(object a, tuple shape, object dtype, str name):
+    if a is None:
+        return np.zeros(shape, dtype=dtype)
+    if (not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape
+            or not a.flags.c_contiguous):
+        raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype).name} array of "
+                         f"shape {shape}")
+    return a

@@ -1,0 +1,85 @@
+# Part of rltrader/_book.pyx (textually included: one C translation unit, so `cdef inline`
+# functions still inline across the parts). Names come from _book.pxd and _book.pyx.
+# This part: the per-message context, price comparisons by side sign, event emission.
+
+# ---------------------------------------------------------------------------------------
+# small helpers
+# ---------------------------------------------------------------------------------------
+
+cdef struct Ctx:
+    # where the events of the message being processed go
+    Event* out
+    int64_t w               # events written so far
+    int64_t timestamp       # the causing message's timestamp
+    int32_t message_index
+    int32_t known           # arena slot the caller gave for the message's order, or NO_SLOT
+    int32_t rested          # arena slot where the message's own new order came to rest
+    bint fresh              # the caller vouches that new order ids are not live in the book
+    int64_t hash_id         # the message's order id when ``hash`` holds its id_hash, else 0
+    uint64_t hash           # id_hash(hash_id, message's book), computed once per message
+
+
+cdef inline uint64_t ctx_hash(const Ctx* x, int64_t order_id, int32_t b) noexcept nogil:
+    # id_hash(order_id, b) for the message's book b: the kernel's when it hashed this id
+    if order_id == x.hash_id:
+        return x.hash
+    return id_hash(order_id, b)
+
+
+cdef inline int side_index(int side) noexcept nogil:
+    # BUY -> 0, SELL -> 1
+    return (1 - side) >> 1
+
+
+cdef inline bint better(int side, int64_t a, int64_t b) noexcept nogil:
+    # a is a strictly better price than b for resting orders of `side`
+    return side * (a - b) > 0
+
+
+cdef inline bint crosses(int side, int64_t limit, int64_t opposite_best) noexcept nogil:
+    # a `side` order at `limit` trades against the opposite best (EMPTY_* never crosses)
+    return side * (limit - opposite_best) >= 0
+
+
+cdef inline bint in_window(const Core* c, const BookState* bs, int64_t price) noexcept nogil:
+    return <uint64_t>(price - bs.base) < <uint64_t>c.window
+
+
+cdef inline int64_t opposite_best(const BookState* bs, int side) noexcept nogil:
+    return bs.best_ask if side == BUY else bs.best_bid
+
+
+cdef inline int64_t shown_price(const Order* o) noexcept nogil:
+    # market orders carry an internal limit (MAX_PRICE or 1); events show 0
+    return 0 if o.op == MARKET else o.price
+
+
+cdef inline Event* emit(Ctx* x, int kind, int reason, int32_t book, int64_t order_id,
+                        int side, int32_t owner, int64_t price, int64_t qty,
+                        int64_t leaves) noexcept nogil:
+    """Append an event (no maker: fills set the maker fields after). Every field is
+    written once; the padding is zeroed with the last three (event logs compare bit for
+    bit)."""
+    cdef Event* e = &x.out[x.w]
+    x.w += 1
+    e.timestamp = x.timestamp
+    e.order_id = order_id
+    e.maker_order_id = 0
+    e.price = price
+    e.qty = qty
+    e.leaves_qty = leaves
+    e.maker_leaves_qty = 0
+    e.book = book
+    e.owner = owner
+    e.maker_owner = NO_OWNER
+    e.message_index = x.message_index
+    memset(&e.kind, 0, sizeof(Event) - (<char*>&e.kind - <char*>e))
+    e.kind = kind
+    e.reason = reason
+    e.side = side
+    return e
+
+
+cdef inline void emit_order(Ctx* x, int kind, int reason, int32_t book, const Order* o,
+                            int64_t price, int64_t qty, int64_t leaves) noexcept nogil:
+    emit(x, kind, reason, book, o.order_id, o.side, o.owner, price, qty, leaves)

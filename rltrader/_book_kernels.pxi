@@ -1,0 +1,190 @@
+# Part of rltrader/_book.pyx (textually included: one C translation unit, so `cdef inline`
+# functions still inline across the parts). Names come from _book.pxd and _book.pyx.
+# This part: the batch kernels (process, profile), event bounds, prefetching, cycle counter.
+
+# ---------------------------------------------------------------------------------------
+# kernels: event bounds, prefetching, the batch loops
+# ---------------------------------------------------------------------------------------
+
+cdef int64_t max_events(const Core* c, const Message* m) noexcept nogil:
+    """An upper bound on the events one message can emit (docs/semantics.md).
+
+    Each taker emits at most 4 events besides fills and maker cancels, and every fill or
+    maker cancel but one per taker removes a resting order; triggered stops are takers too.
+    """
+    if m.book < 0 or m.book >= c.n_books:
+        return 1
+    cdef const BookState* bs = &c.bk[m.book]
+    if m.op == CANCEL or m.op == REDUCE:
+        return 1
+    cdef int64_t makers
+    if bs.n_stops == 0:
+        # one taker: its fills and maker cancels each remove an opposite order but one;
+        # each fill takes at least one lot, and only self-trade prevention cancels makers
+        # without filling, so without it a taker of q lots fills at most q makers
+        if m.op == EXECUTE:
+            return 1
+        if (m.op == LIMIT or m.op == MARKET) and (m.side == BUY or m.side == SELL):
+            makers = bs.n_resting[side_index(-m.side)]
+            if (bs.stp == NONE or m.owner < 0) and 0 < m.qty < makers:
+                makers = m.qty
+            return 6 + makers
+    return 6 + bs.n_resting[0] + bs.n_resting[1] + 6 * <int64_t>bs.n_stops
+
+
+cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* known,
+                            uint64_t* hash, int64_t* hash_id) noexcept nogil:
+    """Start loading what message ``m`` will touch first: its book, the id's hash bucket
+    and the order's known slot when the caller gave one in range; keep the id's hash for
+    the message (``hash_id`` 0: not hashed)."""
+    cdef uint64_t h
+    hash_id[0] = 0
+    if <uint32_t>m.book < <uint32_t>c.n_books:
+        prefetch(&c.bk[m.book])
+        h = id_hash(m.order_id, m.book)
+        prefetch(&c.table[h & c.hash_mask])
+        hash[0] = h
+        hash_id[0] = m.order_id
+        if known != NULL and <uint32_t>known[0] < <uint32_t>c.capacity:
+            prefetch(&c.orders[known[0]])
+
+
+cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_t* known,
+                                int64_t i, int64_t n, uint64_t* hashes,
+                                int64_t* hash_ids) noexcept nogil:
+    """Start loading what the next messages will touch: across many books, matching time
+    is mostly memory latency. Two ahead: ``look_ahead`` (into the ring ``hashes`` /
+    ``hash_ids``, 4 entries); one ahead: the level (its book state arrived meanwhile)."""
+    cdef const Message* m
+    cdef const BookState* bs
+    cdef int64_t level
+    if i + 2 < n:
+        look_ahead(c, &msgs[i + 2], known + (i + 2) if known != NULL else NULL,
+                   &hashes[(i + 2) & 3], &hash_ids[(i + 2) & 3])
+    if i + 1 < n:
+        m = &msgs[i + 1]
+        if <uint32_t>m.book < <uint32_t>c.n_books:
+            bs = &c.bk[m.book]
+            level = m.price - bs.base
+            if <uint64_t>level < <uint64_t>c.window:
+                prefetch(&c.lv[<int64_t>m.book * c.window + level])
+
+
+cdef inline bint events_fit(const Core* c, const Message* m, int64_t w,
+                            int64_t out_cap) noexcept nogil:
+    """``w + max_events(m) <= out_cap``, through a cheaper bound first: no message emits
+    more than 6 + the book's resting orders + 6 x its pending stops (``max_events``)."""
+    cdef const BookState* bs
+    if <uint32_t>m.book < <uint32_t>c.n_books:
+        bs = &c.bk[m.book]
+        if w + 6 + bs.n_resting[0] + bs.n_resting[1] + 6 * <int64_t>bs.n_stops <= out_cap:
+            return True
+    return w + max_events(c, m) <= out_cap
+
+
+cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh,
+                        int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
+                        int64_t* consumed, int64_t* written) noexcept nogil:
+    """Process ``msgs[:n]``; ``known`` (or NULL) and ``fresh`` as in ``Books._run_known``."""
+    cdef Ctx x
+    cdef int64_t i, w0, bound
+    cdef const Message* m
+    cdef int status = OK
+    cdef uint64_t hashes[4]
+    cdef int64_t hash_ids[4]
+    x.out = out
+    x.w = 0
+    x.fresh = fresh
+    for i in range(2 if n > 2 else n):
+        look_ahead(c, &msgs[i], known + i if known != NULL else NULL, &hashes[i],
+                   &hash_ids[i])
+    for i in range(n):
+        m = &msgs[i]
+        prefetch_ahead(c, msgs, known, i, n, hashes, hash_ids)
+        if not events_fit(c, m, x.w, out_cap):
+            status = EVENTS_FULL
+            break
+        if (c.free_head == NO_SLOT and c.capacity < c.max_orders
+                and is_new_order(m.op) and may_wait(m)):
+            status = ARENA_FULL
+            break
+        x.timestamp = m.timestamp
+        x.message_index = <int32_t>(i + index_offset)
+        x.known = known[i] if known != NULL else NO_SLOT
+        x.rested = NO_SLOT
+        x.hash = hashes[i & 3]
+        x.hash_id = hash_ids[i & 3]
+        w0 = x.w
+        bound = max_events(c, m) if RLTRADER_DEBUG_BUILD else 0
+        handle(c, &x, m)
+        if known != NULL:
+            known[i] = x.rested
+        if RLTRADER_DEBUG_BUILD and x.w - w0 > bound:
+            abort()         # the event bound is wrong: the caller's buffer may overflow
+    consumed[0] = i if status != OK else n
+    written[0] = x.w
+    return status
+
+
+cdef int profile_kernel(Core* c, const Message* msgs, int64_t n, Event* out, int64_t out_cap,
+                        int64_t* consumed, uint64_t* ticks, int64_t* counts) noexcept nogil:
+    """process_kernel, timing every message with the cycle counter.
+
+    Bins are ``op * 3 + outcome`` (outcome 0: no trade, 1: traded, 2: rejected); ops out of
+    range go to bin 0. The event buffer is reused from the start for every message.
+    """
+    cdef Ctx x
+    cdef int64_t i, trades
+    cdef const Message* m
+    cdef uint64_t t0, t1
+    cdef int bin_, status = OK
+    x.out = out
+    x.known = NO_SLOT
+    x.rested = NO_SLOT
+    x.fresh = False
+    x.hash_id = 0
+    for i in range(n):
+        m = &msgs[i]
+        if max_events(c, m) > out_cap:
+            status = EVENTS_FULL
+            break
+        if c.free_head == NO_SLOT and c.capacity < c.max_orders and may_wait(m):
+            status = ARENA_FULL
+            break
+        x.w = 0
+        x.timestamp = m.timestamp
+        x.message_index = <int32_t>i
+        trades = c.bk[m.book].trade_count if 0 <= m.book < c.n_books else 0
+        t0 = rltrader_ticks()
+        handle(c, &x, m)
+        t1 = rltrader_ticks()
+        bin_ = m.op * 3 if LIMIT <= m.op <= EXECUTE else 0
+        if x.out[0].kind == REJECTED:
+            bin_ += 2
+        elif c.bk[m.book].trade_count != trades:
+            bin_ += 1
+        ticks[bin_] += t1 - t0
+        counts[bin_] += 1
+    consumed[0] = i if status != OK else n
+    return status
+
+
+def ticks_per_second(double seconds=0.05):
+    """Rate of the cycle counter behind ``Books.profile``, measured over ``seconds``."""
+    import time
+    cdef unsigned long long t0 = rltrader_ticks()
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        pass
+    return (rltrader_ticks() - t0) / (time.perf_counter() - start)
+
+
+def timer_overhead_ticks(int repeats=1001):
+    """Median cycle-counter ticks of an empty timed region (subtracted by profilers)."""
+    cdef int i
+    cdef unsigned long long t0
+    samples = np.empty(repeats, dtype=np.int64)
+    for i in range(repeats):
+        t0 = rltrader_ticks()
+        samples[i] = rltrader_ticks() - t0
+    return float(np.median(samples))

@@ -1,0 +1,202 @@
+# Part of rltrader/_book.pyx (textually included: one C translation unit, so `cdef inline`
+# functions still inline across the parts). Names come from _book.pxd and _book.pyx.
+# This part: fills and accounts, the matching loop, takers, stops.
+
+# ---------------------------------------------------------------------------------------
+# matching
+# ---------------------------------------------------------------------------------------
+
+cdef inline void account_fill(Core* c, int32_t b, int32_t owner, int side, int64_t price,
+                              int64_t q, int64_t fee_ppm) noexcept nogil:
+    if owner < 0:
+        return
+    cdef Account* a = &c.accounts[<int64_t>b * c.n_owners + owner]
+    cdef int64_t notional = price * q
+    cdef int64_t fee = notional * fee_ppm // 1000000      # C division: toward zero
+    a.position += side * q
+    a.cash -= side * notional + fee
+    a.fees += fee
+    a.volume += q
+
+
+cdef inline void fill(Core* c, Ctx* x, int32_t b, Order* taker, int32_t maker) noexcept nogil:
+    """Trade the taker against the head order `maker`; frees a maker that is done."""
+    cdef BookState* bs = &c.bk[b]
+    cdef Order* m = &c.orders[maker]
+    cdef int64_t q = taker.qty if taker.qty < m.qty else m.qty
+    cdef Event* e
+    taker.qty -= q
+    account_fill(c, b, taker.owner, taker.side, m.price, q, bs.taker_fee_ppm)
+    account_fill(c, b, m.owner, m.side, m.price, q, bs.maker_fee_ppm)
+    bs.last_price = m.price
+    bs.volume += q
+    bs.trade_count += 1
+    e = emit(x, FILL, NO_REASON, b, taker.order_id, taker.side, taker.owner, m.price, q,
+             taker.qty)
+    e.maker_order_id = m.order_id
+    e.maker_owner = m.owner
+    e.maker_leaves_qty = m.qty - q
+    if m.qty == q:
+        remove_order(c, b, maker)
+    else:
+        reduce_resting(c, b, maker, q)
+
+
+cdef inline int32_t best_head(const Core* c, int32_t b, int side) noexcept nogil:
+    """The oldest order at the best level of resting side `side`."""
+    cdef const BookState* bs = &c.bk[b]
+    cdef int64_t best = bs.best_bid if side == BUY else bs.best_ask
+    if in_window(c, bs, best):
+        return c.lv[<int64_t>b * c.window + (best - bs.base)].head
+    return bs.overflow_head[side_index(side)]
+
+
+cdef bint fok_fillable(const Core* c, int32_t b, const Order* t) noexcept nogil:
+    """Whether a FOK taker can fill completely, self-trade prevention included."""
+    cdef int stp = c.bk[b].stp
+    cdef int64_t need = t.qty
+    cdef int32_t slot
+    cdef LevelCursor k
+    cursor_start(c, b, -t.side, &k)
+    while cursor_next(c, &k) and crosses(t.side, t.price, k.price):
+        slot = k.head
+        while slot != NO_SLOT and c.orders[slot].price == k.price:
+            if stp != NONE and t.owner >= 0 and c.orders[slot].owner == t.owner:
+                if stp != CANCEL_MAKER:
+                    return False
+            else:
+                need -= c.orders[slot].qty
+                if need <= 0:
+                    return True
+            slot = c.orders[slot].next
+    return False
+
+
+cdef void match(Core* c, Ctx* x, int32_t b, Order* t) noexcept nogil:
+    """Trade taker `t` against the opposite side while it crosses."""
+    cdef BookState* bs = &c.bk[b]
+    cdef int32_t maker
+    cdef Order* m
+    while t.qty > 0 and crosses(t.side, t.price, opposite_best(bs, t.side)):
+        maker = best_head(c, b, -t.side)
+        m = &c.orders[maker]
+        if bs.stp != NONE and t.owner >= 0 and m.owner == t.owner:
+            if bs.stp != CANCEL_TAKER:
+                emit_order(x, CANCELLED, SELF_TRADE, b, m, m.price, m.qty, 0)
+                remove_order(c, b, maker)
+            if bs.stp != CANCEL_MAKER:
+                emit_order(x, CANCELLED, SELF_TRADE, b, t, shown_price(t), t.qty, 0)
+                t.qty = 0
+            continue
+        fill(c, x, b, t, maker)
+
+
+cdef void run_taker(Core* c, Ctx* x, int32_t b, Order* t, bint announce) noexcept nogil:
+    """A new (or triggered) order: post-only check, ACCEPTED, FOK check, match, remainder."""
+    cdef BookState* bs = &c.bk[b]
+    cdef int32_t slot
+    if t.tif == POST_ONLY and crosses(t.side, t.price, opposite_best(bs, t.side)):
+        emit_order(x, REJECTED, POST_ONLY_WOULD_CROSS, b, t, t.price, t.qty, 0)
+        return
+    if announce:
+        emit_order(x, ACCEPTED, NO_REASON, b, t, shown_price(t), t.qty, t.qty)
+    if t.tif == FOK and not fok_fillable(c, b, t):
+        emit_order(x, CANCELLED, FOK_UNFILLABLE, b, t, shown_price(t), t.qty, 0)
+        return
+    match(c, x, b, t)
+    if t.qty == 0:
+        return
+    if t.tif == IOC or t.tif == FOK:
+        emit_order(x, CANCELLED, IOC_REMAINDER, b, t, shown_price(t), t.qty, 0)
+        return
+    slot = slot_alloc(c)        # the caller made sure one is free
+    memcpy(&c.orders[slot], t, sizeof(Order))
+    c.orders[slot].clock.timestamp = x.timestamp
+    c.orders[slot].book = b
+    hash_insert_hashed(c, slot, ctx_hash(x, t.order_id, b))
+    rest(c, b, slot)
+    if announce:                # the message's own order (not a triggered stop)
+        x.rested = slot
+
+
+cdef inline void rest_limit(Core* c, Ctx* x, int32_t b, const Message* m) noexcept nogil:
+    """A valid GTC or post-only limit that does not cross: what ``run_taker`` does with it
+    (ACCEPTED, then it rests in a new slot), without the taker's steps that cannot apply."""
+    cdef int32_t slot = slot_alloc(c)      # validate made sure one is free
+    cdef Order* o = &c.orders[slot]
+    o.order_id = m.order_id
+    o.price = m.price
+    o.qty = m.qty
+    o.clock.timestamp = x.timestamp
+    o.owner = m.owner
+    o.book = b
+    o.side = m.side
+    o.op = LIMIT
+    o.tif = m.tif
+    emit(x, ACCEPTED, NO_REASON, b, m.order_id, m.side, m.owner, m.price, m.qty, m.qty)
+    hash_insert_hashed(c, slot, ctx_hash(x, m.order_id, b))
+    rest(c, b, slot)
+    x.rested = slot
+
+
+# ---------------------------------------------------------------------------------------
+# stops
+# ---------------------------------------------------------------------------------------
+
+cdef inline void stop_unlink(Core* c, int32_t b, int32_t slot) noexcept nogil:
+    cdef BookState* bs = &c.bk[b]
+    cdef Order* o = &c.orders[slot]
+    list_unlink(c.orders, o, &bs.stop_head, &bs.stop_tail)
+    bs.n_stops -= 1
+
+
+cdef int32_t collect_triggered(Core* c, int32_t b, int32_t queue) noexcept nogil:
+    """Move every stop whose condition holds to the front of `queue`, in submission order.
+
+    A collected stop keeps its slot; its clock now holds the price that triggered it.
+    Returns the new queue head (linked through `next`).
+    """
+    cdef BookState* bs = &c.bk[b]
+    cdef int64_t last = bs.last_price
+    cdef int32_t slot = bs.stop_head, nxt, head = NO_SLOT, tail = NO_SLOT
+    cdef Order* o
+    while slot != NO_SLOT:
+        o = &c.orders[slot]
+        nxt = o.next
+        if o.side * (last - o.clock.stop_price) >= 0:
+            stop_unlink(c, b, slot)
+            o.clock.stop_price = last
+            o.next = NO_SLOT
+            if tail == NO_SLOT:
+                head = slot
+            else:
+                c.orders[tail].next = slot
+            tail = slot
+        slot = nxt
+    if tail == NO_SLOT:
+        return queue
+    c.orders[tail].next = queue
+    return head
+
+
+cdef void run_stops(Core* c, Ctx* x, int32_t b) noexcept nogil:
+    """Trigger and run stops, depth first, until the last trade price triggers no more."""
+    cdef int32_t queue = collect_triggered(c, b, NO_SLOT), slot
+    cdef int64_t trades
+    cdef Order t
+    while queue != NO_SLOT:
+        slot = queue
+        queue = c.orders[slot].next
+        memcpy(&t, &c.orders[slot], sizeof(Order))
+        emit_order(x, TRIGGERED, NO_REASON, b, &t, t.clock.stop_price, t.qty, t.qty)
+        hash_erase(c, slot)
+        slot_free(c, slot)
+        if t.op == STOP:
+            t.op = MARKET
+            t.price = MAX_PRICE if t.side == BUY else 1
+        else:
+            t.op = LIMIT
+        trades = c.bk[b].trade_count
+        run_taker(c, x, b, &t, False)
+        if c.bk[b].trade_count != trades:
+            queue = collect_triggered(c, b, queue)

@@ -1,0 +1,226 @@
+# Part of rltrader/_book.pyx (textually included: one C translation unit, so `cdef inline`
+# functions still inline across the parts). Names come from _book.pxd and _book.pyx.
+# This part: resting orders in and out of levels, cached best prices, re-centring.
+
+# ---------------------------------------------------------------------------------------
+# resting orders: insert, remove, best prices, re-centring
+# ---------------------------------------------------------------------------------------
+
+cdef void refresh_best(const Core* c, int32_t b, int side) noexcept nogil:
+    """Recompute the cached best price of `side` after its best level emptied."""
+    cdef BookState* bs = &c.bk[b]
+    cdef int32_t head = bs.overflow_head[side_index(side)]
+    cdef int64_t i, best
+    if side == BUY:
+        i = dense_from(c, b, BUY, bs.best_bid - bs.base) if bs.best_bid >= bs.base else -1
+        best = bs.base + i if i >= 0 else EMPTY_BID
+        if head != NO_SLOT and c.orders[head].price > best:
+            best = c.orders[head].price
+        bs.best_bid = best
+    else:
+        i = (dense_from(c, b, SELL, bs.best_ask - bs.base)
+             if bs.best_ask < bs.base + c.window else -1)
+        best = bs.base + i if i >= 0 else EMPTY_ASK
+        if head != NO_SLOT and c.orders[head].price < best:
+            best = c.orders[head].price
+        bs.best_ask = best
+
+
+cdef inline void count_resting(BookState* bs, const Order* o) noexcept nogil:
+    # a new resting order of bs's book: the side's count and cached best
+    bs.n_resting[side_index(o.side)] += 1
+    if o.side == BUY:
+        if o.price > bs.best_bid:
+            bs.best_bid = o.price
+    elif o.price < bs.best_ask:
+        bs.best_ask = o.price
+
+
+cdef inline void rest_dense(Core* c, BookState* bs, int32_t b, int32_t slot,
+                            Order* o) noexcept nogil:
+    """``rest`` for an order inside the window: the tail of its level."""
+    cdef int64_t i = o.price - bs.base
+    cdef Level* lvl = &c.lv[<int64_t>b * c.window + i]
+    o.prev = lvl.tail
+    if lvl.tail != NO_SLOT:
+        c.orders[lvl.tail].next = slot
+    else:
+        lvl.head = slot
+        bit_set(c, b, o.side, i)
+    lvl.tail = slot
+    lvl.count += 1
+    lvl.qty += o.qty
+    count_resting(bs, o)
+
+
+cdef void rest_outside(Core* c, BookState* bs, int32_t b, int32_t slot,
+                       Order* o) noexcept nogil:
+    """``rest`` for an order outside the window: an empty book re-centres on it for free,
+    else it joins the best-first overflow list of its side, FIFO among equal prices."""
+    cdef int side = o.side
+    cdef int si = side_index(side)
+    cdef int32_t at
+    if bs.n_resting[0] == 0 and bs.n_resting[1] == 0:
+        bs.base = o.price - c.window // 2
+        rest_dense(c, bs, b, slot, o)
+        return
+    at = bs.overflow_tail[si]
+    while at != NO_SLOT and better(side, o.price, c.orders[at].price):
+        at = c.orders[at].prev
+    o.prev = at
+    if at == NO_SLOT:
+        o.next = bs.overflow_head[si]
+        bs.overflow_head[si] = slot
+    else:
+        o.next = c.orders[at].next
+        c.orders[at].next = slot
+    if o.next == NO_SLOT:
+        bs.overflow_tail[si] = slot
+    else:
+        c.orders[o.next].prev = slot
+    count_resting(bs, o)
+
+
+cdef inline void rest(Core* c, int32_t b, int32_t slot) noexcept nogil:
+    """Append a resting order at the back of its price level."""
+    cdef BookState* bs = &c.bk[b]
+    cdef Order* o = &c.orders[slot]
+    o.state = RESTING
+    o.next = NO_SLOT
+    if in_window(c, bs, o.price):
+        rest_dense(c, bs, b, slot, o)
+    else:
+        rest_outside(c, bs, b, slot, o)
+
+
+cdef inline void list_unlink(Order* orders, const Order* o, int32_t* head,
+                             int32_t* tail) noexcept nogil:
+    """Take ``o`` out of the doubly linked list ``head``..``tail`` (a level's FIFO, an
+    overflow list or the stop list); its own links are left as they were."""
+    if o.prev != NO_SLOT:
+        orders[o.prev].next = o.next
+    else:
+        head[0] = o.next
+    if o.next != NO_SLOT:
+        orders[o.next].prev = o.prev
+    else:
+        tail[0] = o.prev
+
+
+cdef void unrest_outside(Core* c, BookState* bs, int32_t b, int32_t slot,
+                         Order* o) noexcept nogil:
+    """``unrest`` for an order on its side's overflow list."""
+    cdef int side = o.side
+    cdef int si = side_index(side)
+    cdef bint emptied
+    list_unlink(c.orders, o, &bs.overflow_head[si], &bs.overflow_tail[si])
+    emptied = ((o.prev == NO_SLOT or c.orders[o.prev].price != o.price)
+               and (o.next == NO_SLOT or c.orders[o.next].price != o.price))
+    bs.n_resting[si] -= 1
+    if emptied and o.price == (bs.best_bid if side == BUY else bs.best_ask):
+        refresh_best(c, b, side)
+
+
+cdef inline void unrest(Core* c, int32_t b, int32_t slot) noexcept nogil:
+    """Unlink a resting order from its level or overflow list; the slot stays allocated."""
+    cdef BookState* bs = &c.bk[b]
+    cdef Order* o = &c.orders[slot]
+    cdef int side = o.side
+    cdef int64_t i = o.price - bs.base
+    cdef Level* lvl
+    if <uint64_t>i >= <uint64_t>c.window:
+        unrest_outside(c, bs, b, slot, o)
+        return
+    lvl = &c.lv[<int64_t>b * c.window + i]
+    list_unlink(c.orders, o, &lvl.head, &lvl.tail)
+    lvl.count -= 1
+    lvl.qty -= o.qty
+    lvl.removals += 1
+    bs.n_resting[side_index(side)] -= 1
+    if lvl.count == 0:
+        bit_clear(c, b, side, i)
+        if o.price == (bs.best_bid if side == BUY else bs.best_ask):
+            refresh_best(c, b, side)
+
+
+cdef inline void remove_order(Core* c, int32_t b, int32_t slot) noexcept nogil:
+    """Take a resting order off the book and free its slot."""
+    unrest(c, b, slot)
+    hash_erase(c, slot)
+    slot_free(c, slot)
+
+
+cdef inline void reduce_resting(Core* c, int32_t b, int32_t slot, int64_t q) noexcept nogil:
+    """Lower a resting order's leaves by q (> 0, < leaves) in place: priority is kept."""
+    cdef Order* o = &c.orders[slot]
+    cdef const BookState* bs = &c.bk[b]
+    cdef Level* lvl
+    o.qty -= q
+    if o.state == RESTING and in_window(c, bs, o.price):
+        lvl = &c.lv[<int64_t>b * c.window + (o.price - bs.base)]
+        lvl.qty -= q
+        lvl.removals += 1
+
+
+cdef void recenter(Core* c, int32_t b) noexcept nogil:
+    """Move the dense window so that the touch sits in its middle.
+
+    Rebuilds the book's levels from its orders in price-time order: O(window + orders in
+    book). Runs only when the touch has left the window.
+    """
+    cdef BookState* bs = &c.bk[b]
+    cdef int64_t bid = bs.best_bid, ask = bs.best_ask, centre, i
+    cdef int32_t chain_head = NO_SLOT, chain_tail = NO_SLOT, slot, nxt
+    cdef LevelCursor k
+    cdef int side
+    cdef Level* lvl
+    if bid != EMPTY_BID and ask != EMPTY_ASK:
+        if ask - bid >= c.window // 2:
+            return      # the spread alone would not sit comfortably; overflow carries it
+        centre = bid + (ask - bid) // 2
+    else:
+        centre = bid if bid != EMPTY_BID else ask
+    # chain every resting order, bids best first then asks best first, FIFO within a level
+    for side in range(1, -2, -2):   # BUY, then SELL
+        cursor_start(c, b, side, &k)
+        while cursor_next(c, &k):
+            slot = k.head
+            while slot != NO_SLOT and c.orders[slot].price == k.price:
+                nxt = c.orders[slot].next
+                if chain_tail == NO_SLOT:
+                    chain_head = slot
+                else:
+                    c.orders[chain_tail].next = slot
+                chain_tail = slot
+                slot = nxt
+    if chain_tail != NO_SLOT:
+        c.orders[chain_tail].next = NO_SLOT
+    for i in range(c.window):
+        lvl = &c.lv[<int64_t>b * c.window + i]
+        lvl.qty = 0
+        lvl.count = 0
+        lvl.head = NO_SLOT
+        lvl.tail = NO_SLOT
+        lvl.removals += 1       # every level's queues are rebuilt: none stays the same
+    memset(c.bits + <int64_t>b * 2 * c.words, 0, 2 * c.words * sizeof(uint64_t))
+    memset(c.summary + <int64_t>b * 2 * c.summary_words, 0,
+           2 * c.summary_words * sizeof(uint64_t))
+    for i in range(2):
+        bs.overflow_head[i] = NO_SLOT
+        bs.overflow_tail[i] = NO_SLOT
+        bs.n_resting[i] = 0
+    bs.best_bid = EMPTY_BID
+    bs.best_ask = EMPTY_ASK
+    bs.base = centre - c.window // 2
+    slot = chain_head
+    while slot != NO_SLOT:
+        nxt = c.orders[slot].next
+        rest(c, b, slot)
+        slot = nxt
+
+
+cdef inline void keep_touch_in_window(Core* c, int32_t b) noexcept nogil:
+    cdef const BookState* bs = &c.bk[b]
+    if ((bs.best_bid != EMPTY_BID and not in_window(c, bs, bs.best_bid))
+            or (bs.best_ask != EMPTY_ASK and not in_window(c, bs, bs.best_ask))):
+        recenter(c, b)

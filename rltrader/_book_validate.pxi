@@ -1,0 +1,208 @@
+# Part of rltrader/_book.pyx (textually included: one C translation unit, so `cdef inline`
+# functions still inline across the parts). Names come from _book.pxd and _book.pyx.
+# This part: one message: validation (reject reasons), then its handling.
+
+# ---------------------------------------------------------------------------------------
+# one message
+# ---------------------------------------------------------------------------------------
+
+cdef inline bint is_new_order(int op) noexcept nogil:
+    return op == LIMIT or op == MARKET or op == STOP or op == STOP_LIMIT
+
+
+cdef inline bint may_wait(const Message* m) noexcept nogil:
+    # new orders that need a slot of their own: resting limits and stops
+    return ((m.op == LIMIT and (m.tif == GTC or m.tif == POST_ONLY))
+            or m.op == STOP or m.op == STOP_LIMIT)
+
+
+cdef inline bint valid_price(int64_t p) noexcept nogil:
+    return 1 <= p <= MAX_PRICE
+
+
+cdef inline int32_t find_known(const Core* c, const Ctx* x, const Message* m) noexcept nogil:
+    """The slot of the live order ``m.order_id`` of ``m.book`` (NO_SLOT: none): the
+    caller's ``x.known`` when that slot holds it (a live order never moves), else through
+    the hash table."""
+    cdef const Order* o
+    cdef int32_t known = x.known
+    if <uint32_t>known < <uint32_t>c.capacity:
+        o = &c.orders[known]
+        if o.order_id == m.order_id and o.book == m.book and o.state != FREE:
+            return known
+    return find_order_hashed(c, m.book, m.order_id, ctx_hash(x, m.order_id, m.book))
+
+
+cdef inline bint taken(const Core* c, const Ctx* x, int32_t b, int64_t order_id) noexcept nogil:
+    """A live order of the message's book ``b`` has this id. With ``x.fresh`` the caller
+    vouches that none has, and the probe is skipped (debug builds still probe, and abort
+    if it was wrong)."""
+    if not x.fresh:
+        return find_order_hashed(c, b, order_id, ctx_hash(x, order_id, b)) != NO_SLOT
+    if RLTRADER_DEBUG_BUILD and find_order(c, b, order_id) != NO_SLOT:
+        abort()
+    return False
+
+
+cdef int validate(const Core* c, const Ctx* x, const Message* m, int32_t* found) noexcept nogil:
+    """The reject reason for a message, NO_REASON when it is valid (docs/semantics.md).
+
+    For operations on an existing order, `found` receives its slot; ``x.known`` is the
+    caller's guess of it (NO_SLOT: none; checked). ``x.fresh``: new order ids are known
+    not to be live in the book (``taken``).
+    """
+    cdef int32_t slot
+    cdef int op = m.op
+    if m.book < 0 or m.book >= c.n_books:
+        return BAD_BOOK
+    if op < LIMIT or op > EXECUTE:
+        return BAD_OP
+    if m.owner < NO_OWNER or m.owner >= c.n_owners:
+        return BAD_OWNER
+    if m.order_id <= 0:
+        return BAD_ORDER_ID
+    if is_new_order(op):
+        if m.side != BUY and m.side != SELL:
+            return BAD_SIDE
+        if op == MARKET or op == STOP:
+            if m.tif == POST_ONLY:
+                return BAD_TIF      # any other tif means IOC, FOK means FOK
+        elif m.tif < GTC or m.tif > POST_ONLY:
+            return BAD_TIF
+        if m.qty < 1 or m.qty > MAX_QTY:
+            return BAD_QTY
+        if (op == LIMIT or op == STOP_LIMIT) and not valid_price(m.price):
+            return BAD_PRICE
+        if (op == STOP or op == STOP_LIMIT) and not valid_price(m.stop_price):
+            return BAD_PRICE
+        if taken(c, x, m.book, m.order_id):
+            return DUPLICATE_ORDER_ID
+        if may_wait(m) and c.free_head == NO_SLOT:
+            return CAPACITY         # Books grows the arena first while it may
+        return NO_REASON
+    slot = find_known(c, x, m)
+    found[0] = slot
+    if slot == NO_SLOT:
+        return UNKNOWN_ORDER
+    if op == REDUCE:
+        return BAD_QTY if m.qty <= 0 else NO_REASON
+    if op == CANCEL:
+        return NO_REASON
+    if c.orders[slot].state != RESTING:
+        return NOT_RESTING
+    if op == EXECUTE:
+        return BAD_QTY if m.qty < 1 or m.qty > c.orders[slot].qty else NO_REASON
+    # REPLACE
+    if m.qty < 1 or m.qty > MAX_QTY:
+        return BAD_QTY
+    if not valid_price(m.price):
+        return BAD_PRICE
+    if m.new_order_id < 0:
+        return BAD_ORDER_ID
+    if (m.new_order_id != 0 and m.new_order_id != m.order_id
+            and taken(c, x, m.book, m.new_order_id)):
+        return DUPLICATE_ORDER_ID
+    if m.tif < GTC or m.tif > POST_ONLY:
+        return BAD_TIF
+    return NO_REASON
+
+
+cdef inline void cancel_order(Core* c, Ctx* x, int32_t b, int32_t slot, int reason) noexcept nogil:
+    cdef Order* o = &c.orders[slot]
+    emit_order(x, CANCELLED, reason, b, o, o.price, o.qty, 0)
+    if o.state == STOP_PENDING:
+        stop_unlink(c, b, slot)
+        hash_erase(c, slot)
+        slot_free(c, slot)
+    else:
+        remove_order(c, b, slot)
+
+
+cdef void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
+    cdef int32_t b = m.book, slot = NO_SLOT
+    cdef int reason = validate(c, x, m, &slot)
+    cdef BookState* bs
+    cdef Order t
+    cdef Order* o
+    cdef int64_t trades
+    if reason != NO_REASON:
+        emit(x, REJECTED, reason, m.book, m.order_id, m.side, m.owner, m.price, m.qty, 0)
+        return
+    bs = &c.bk[b]
+    trades = bs.trade_count
+    if (m.op == LIMIT and (m.tif == GTC or m.tif == POST_ONLY)
+            and not crosses(m.side, m.price, opposite_best(bs, m.side))):
+        rest_limit(c, x, b, m)      # the common case: nothing to match, it rests
+    elif m.op == LIMIT or m.op == MARKET:
+        t.order_id = m.order_id
+        t.side = m.side
+        t.owner = m.owner
+        t.qty = m.qty
+        t.op = m.op
+        t.book = b
+        if m.op == MARKET:
+            t.price = MAX_PRICE if m.side == BUY else 1
+            t.tif = FOK if m.tif == FOK else IOC
+        else:
+            t.price = m.price
+            t.tif = m.tif
+        run_taker(c, x, b, &t, True)
+    elif m.op == STOP or m.op == STOP_LIMIT:
+        slot = slot_alloc(c)
+        o = &c.orders[slot]
+        o.order_id = m.order_id
+        o.side = m.side
+        o.owner = m.owner
+        o.qty = m.qty
+        o.book = b
+        o.op = m.op
+        o.state = STOP_PENDING
+        o.clock.stop_price = m.stop_price
+        if m.op == STOP:
+            o.price = 0
+            o.tif = FOK if m.tif == FOK else IOC
+        else:
+            o.price = m.price
+            o.tif = m.tif
+        o.next = NO_SLOT
+        o.prev = bs.stop_tail
+        if bs.stop_tail != NO_SLOT:
+            c.orders[bs.stop_tail].next = slot
+        else:
+            bs.stop_head = slot
+        bs.stop_tail = slot
+        bs.n_stops += 1
+        hash_insert_hashed(c, slot, ctx_hash(x, m.order_id, b))
+        emit_order(x, ACCEPTED, NO_REASON, b, o, o.price, o.qty, o.qty)
+        if bs.trade_count > 0:
+            run_stops(c, x, b)
+    elif m.op == CANCEL:
+        cancel_order(c, x, b, slot, CANCEL_REQUESTED)
+    elif m.op == REDUCE:
+        o = &c.orders[slot]
+        if m.qty >= o.qty:
+            cancel_order(c, x, b, slot, CANCEL_REQUESTED)
+        else:
+            reduce_resting(c, b, slot, m.qty)
+            emit_order(x, REDUCED, NO_REASON, b, o, o.price, m.qty, o.qty)
+    elif m.op == EXECUTE:
+        t.order_id = 0
+        t.owner = NO_OWNER
+        t.side = -c.orders[slot].side
+        t.qty = m.qty
+        fill(c, x, b, &t, slot)
+    else:   # REPLACE
+        o = &c.orders[slot]
+        t.order_id = m.new_order_id if m.new_order_id != 0 else m.order_id
+        t.side = o.side
+        t.owner = o.owner
+        t.book = b
+        t.op = LIMIT
+        t.price = m.price
+        t.qty = m.qty
+        t.tif = m.tif
+        cancel_order(c, x, b, slot, REPLACED)
+        run_taker(c, x, b, &t, True)
+    if bs.trade_count != trades and bs.n_stops > 0:
+        run_stops(c, x, b)
+    keep_touch_in_window(c, b)
