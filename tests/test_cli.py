@@ -10,7 +10,7 @@ import pytest
 
 from rltrader.data import lobster
 from rltrader.data.replay import lobster_rows
-from rltrader.data.samples import AAPL_PAIR_MESSAGE, sample_path
+from rltrader.data.samples import AAPL_PAIR_MESSAGE, AAPL_PAIR_ORDERBOOK, sample_path
 from rltrader.tools.bench import LATENCY_KIB
 from rltrader.tools.cli import build_parser, main
 
@@ -79,9 +79,63 @@ def test_replay_lobster_dump_matches_the_core(tmp_path: Path,
     assert np.array_equal(rows[-1, :4], real[-1, :4])
 
 
-def test_replay_rejects_a_missing_file() -> None:
-    with pytest.raises((FileNotFoundError, SystemExit)):
-        main(["replay", "lobster", "/nonexistent/messages.csv"])
+def test_replay_rejects_a_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", "lobster", "/nonexistent/messages.csv"]) == 2
+    assert capsys.readouterr().err == (
+        "replay: /nonexistent/messages.csv: No such file or directory\n")
+
+
+def _pair_replay(orderbook: Path, *extra: str) -> int:
+    return main(["replay", "lobster", str(sample_path(AAPL_PAIR_MESSAGE)), str(orderbook),
+                 *extra])
+
+
+def test_replay_lobster_pair_checks_every_row(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _pair_replay(sample_path(AAPL_PAIR_ORDERBOOK)) == 0
+    text = capsys.readouterr().out
+    assert "orderbook check: 999 rows x 10 levels checked" in text and ", 0 differ" in text
+    assert "0 rejected" in text
+
+
+def test_replay_lobster_pair_dump_is_the_orderbook_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--levels`` defaults to the file's 10; the dump equals LOBSTER's file byte for byte,
+    but for a final newline, which the dump always writes and this sample lacks."""
+    original = sample_path(AAPL_PAIR_ORDERBOOK)
+    dump = tmp_path / "orderbook.csv"
+    assert _pair_replay(original, "--dump-l2", str(dump)) == 0
+    assert "wrote 999 rows of 10 levels" in capsys.readouterr().out
+    assert dump.read_bytes() == original.read_bytes().rstrip(b"\n") + b"\n"
+    three = tmp_path / "three.csv"
+    assert _pair_replay(original, "--levels", "3", "--dump-l2", str(three)) == 0
+    rows = np.loadtxt(three, delimiter=",", dtype=np.int64)
+    assert np.array_equal(rows, np.loadtxt(original, delimiter=",", dtype=np.int64)[:, :12])
+
+
+def test_replay_lobster_pair_names_the_first_bad_row(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = sample_path(AAPL_PAIR_ORDERBOOK).read_text().splitlines()
+    cells = lines[499].split(",")
+    cells[7] = str(int(cells[7]) + 1)  # line 500: bid level 2 size
+    lines[499] = ",".join(cells)
+    bad = tmp_path / "orderbook.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    assert _pair_replay(bad) == 1
+    text = capsys.readouterr().out
+    assert "999 rows x 10 levels checked" in text and ", 1 differ" in text
+    assert (f"first bad row: line 500 of both files: bid level 2 is {cells[7]} @ {cells[6]} "
+            f"in the orderbook file, rebuilt {int(cells[7]) - 1} @ {cells[6]}") in text
+
+
+def test_replay_lobster_pair_of_different_lengths(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    short = tmp_path / "orderbook.csv"
+    short.write_text("\n".join(sample_path(AAPL_PAIR_ORDERBOOK).read_text().splitlines()[:998]))
+    assert _pair_replay(short) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"replay: {short}: 998 rows") and err.count("\n") == 1
+    assert _pair_replay(sample_path(AAPL_PAIR_ORDERBOOK), "--levels", "11") == 2
+    assert "--levels 11" in capsys.readouterr().err
 
 
 def test_demo_runs_every_part_and_writes_its_reports(tmp_path: Path,
