@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,13 +30,32 @@ def as_paths(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
     return list(paths)
 
 
+#: What a damaged gzip stream raises while it is read (``BadGzipFile`` is an ``OSError``).
+GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
 def read_bytes(path: PathLike) -> bytes:
-    """The whole file, gunzipped when it starts with the gzip magic bytes."""
+    """The whole file, gunzipped when it starts with the gzip magic bytes; a truncated or
+    damaged gzip stream raises ``ValueError`` naming the file."""
     with open(path, "rb") as f:
         head = f.read(2)
-    opener = gzip.open if head == b"\x1f\x8b" else open
-    with opener(path, "rb") as f:
-        return f.read()
+    if head != b"\x1f\x8b":
+        with open(path, "rb") as f:
+            return f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    except GZIP_ERRORS as exc:
+        raise ValueError(f"{os.fspath(path)}: damaged or truncated gzip stream ({exc})"
+                         ) from None
+
+
+def read_text(path: PathLike) -> str:
+    """:func:`read_bytes` decoded as UTF-8; ``ValueError`` names the file and byte."""
+    try:
+        return read_bytes(path).decode()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{os.fspath(path)}: byte {exc.start}: not UTF-8 text") from None
 
 
 def read_json(path: PathLike) -> Any:

@@ -116,7 +116,10 @@ class LevelBook:
 
     def to_array(self, book: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """``(messages, tags)``: the messages so far as MESSAGE_DTYPE, and their tags."""
-        table = np.array(self.columns, dtype=np.int64).reshape(-1, 7)
+        try:
+            table = np.array(self.columns, dtype=np.int64).reshape(-1, 7)
+        except OverflowError:
+            raise ValueError("a timestamp or tag does not fit int64") from None
         msgs = empty_messages(table.shape[0])
         for j, name in enumerate(("timestamp", "op", "order_id", "side", "price", "qty")):
             msgs[name] = table[:, j]

@@ -34,6 +34,7 @@ strings); when not given, each is the coarsest grid every price (size) of the in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -110,6 +111,7 @@ class _Capture:
     trades: list[Record] = field(default_factory=list)
     tickers: list[Record] = field(default_factory=list)
     symbol: str | None = None
+    paths: list[PathLike] = field(default_factory=list)  # read, for errors of them all
 
     def add(self, record: Record, symbol: str | None) -> None:
         obj = record.obj
@@ -155,9 +157,14 @@ class _Capture:
         return seen
 
 
+def _names(paths: Sequence[PathLike]) -> str:
+    """The files of an error that no one line of them explains, for its message."""
+    return ", ".join(os.fspath(p) for p in paths) or "the input"
+
+
 def _read_capture(paths: Sequence[PathLike], snapshot: PathLike | None,
                   symbol: str | None) -> _Capture:
-    capture = _Capture()
+    capture = _Capture(paths=[*([snapshot] if snapshot is not None else []), *paths])
     if snapshot is not None:
         capture.add(Record(read_json(snapshot), str(snapshot), None), symbol)
     for path in paths:
@@ -167,7 +174,8 @@ def _read_capture(paths: Sequence[PathLike], snapshot: PathLike | None,
             except (KeyError, TypeError, AttributeError) as exc:
                 raise ValueError(f"{record.where}: malformed event ({exc!r})") from None
     if capture.snapshot is None:
-        raise ValueError("no depth snapshot (lastUpdateId) in the input: pass snapshot=")
+        raise ValueError(f"{_names(paths)}: no depth snapshot (lastUpdateId) in the input: "
+                         "pass snapshot=")
     if symbol is not None:
         capture.symbol = symbol
     return capture
@@ -247,7 +255,8 @@ def read_feed(
         prices = DecimalGrid(tick_size or infer_step(capture.values(0)), "price", MAX_PRICE)
         sizes = DecimalGrid(lot_size or infer_step(capture.values(1)), "size", MAX_QTY)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"malformed price or size in the input ({exc})") from None
+        raise ValueError(f"{_names(capture.paths)}: malformed price or size ({exc})"
+                         ) from None
     futures = any("pu" in r.obj for r in capture.diffs)
     sequencer = _Sequencer(int(snap.obj["lastUpdateId"]), futures)
     levels = LevelBook()
@@ -268,7 +277,7 @@ def read_feed(
             changes = (_levels(diff["b"], int(BUY), prices, sizes)
                        + _levels(diff["a"], int(SELL), prices, sizes))
             levels.update(changes, int(diff["E"]) * 1_000_000, last)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ValueError(f"{record.where}: {detail}") from None
         applied.append(last)
@@ -294,7 +303,11 @@ def _table(records: list[Record], dtype: np.dtype, row: Any) -> np.ndarray:
         except (KeyError, TypeError, ValueError) as exc:
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ValueError(f"{record.where}: {detail}") from None
-    return np.array(rows, dtype=dtype) if rows else np.zeros(0, dtype=dtype)
+    try:
+        return np.array(rows, dtype=dtype) if rows else np.zeros(0, dtype=dtype)
+    except OverflowError:
+        raise ValueError(f"{records[0].where.split(': ')[0]}: a time or id does not fit "
+                         "int64") from None
 
 
 def _trades(records: list[Record], prices: DecimalGrid, sizes: DecimalGrid) -> np.ndarray:

@@ -55,6 +55,7 @@ orders carry the first message's time.
 from __future__ import annotations
 
 import calendar
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -336,7 +337,12 @@ def read_feed(
     builder = _Builder(DecimalGrid(tick_size, "price", MAX_PRICE),
                        DecimalGrid(lot_size, "size", MAX_QTY), product_id,
                        strict_product=product_id is None)
-    builder.snapshot(snap, 0)
+    try:
+        builder.snapshot(snap, 0)
+    except ValueError as exc:
+        if isinstance(snapshot, L3Snapshot):
+            raise
+        raise ValueError(f"{os.fspath(snapshot)}: {exc}") from None
     n_seeds = len(builder.columns)
     last, stale = snap.sequence, 0
     for path in as_paths(paths):

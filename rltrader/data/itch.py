@@ -109,7 +109,7 @@ from rltrader._itch import (
 from rltrader.core.constants import PathLike
 from rltrader.core.messages import EVENT_DTYPE, MESSAGE_DTYPE
 from rltrader.data import pcap
-from rltrader.data._io import FormatError
+from rltrader.data._io import GZIP_ERRORS, FormatError
 
 if TYPE_CHECKING:
     from rltrader._book import Books
@@ -213,11 +213,17 @@ def _open(path: PathLike) -> BinaryIO:
     return open(path, "rb", buffering=0)
 
 
-def _read_into(f: BinaryIO, view: memoryview) -> int:
-    """Fill ``view`` from ``f`` as far as the file allows; return the bytes read."""
+def _read_into(f: BinaryIO, view: memoryview, path: str, offset: int) -> int:
+    """Fill ``view`` from ``f`` as far as the file allows; return the bytes read. A damaged
+    gzip stream raises :class:`ItchFormatError` at ``offset`` (the uncompressed bytes so
+    far)."""
     got = 0
     while got < len(view):
-        n = f.readinto(view[got:])  # type: ignore[attr-defined]
+        try:
+            n = f.readinto(view[got:])  # type: ignore[attr-defined]
+        except GZIP_ERRORS as exc:
+            raise ItchFormatError(path, offset + got, f"damaged or truncated gzip stream "
+                                  f"({exc})") from None
         if not n:
             break
         got += n
@@ -329,7 +335,8 @@ class ItchReader:
         base = 0       # file offset of buf[0]
         with _open(self.path) as f:
             while True:
-                got = _read_into(f, view[held:held + self.chunk_bytes])
+                got = _read_into(f, view[held:held + self.chunk_bytes], self.path,
+                                 base + held)
                 filled = held + got
                 status, consumed, chunk = self._decode(view[:filled], base)
                 if consumed:

@@ -49,7 +49,6 @@ under 0.02 ns after parsing and scaling, so the rounding is exact.
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rltrader.core.messages import empty_messages
+from rltrader.data._io import read_bytes as _read_bytes
 from rltrader.data._levels import LEVEL_ID_BASE, level_order_id, levels_after
 
 #: One parsed LOBSTER message row (LOBSTER units: prices in $0.0001, sizes in shares).
@@ -80,18 +80,11 @@ EMPTY_ASK_PRICE = 9999999999
 EMPTY_BID_PRICE = -9999999999
 
 _LIMIT, _CANCEL, _REDUCE, _EXECUTE = 1, 3, 4, 8  # rltrader Op values (checked in tests)
+_SECONDS_PER_DAY = 86_400.0
 _PARSE_DTYPE = np.dtype(
     [("time", np.float64), ("type", np.int64), ("order_id", np.int64), ("size", np.int64),
      ("price", np.int64), ("direction", np.int64)]
 )
-
-
-def _read_bytes(path: str | os.PathLike[str]) -> bytes:
-    with open(path, "rb") as f:
-        head = f.read(2)
-    opener = gzip.open if head == b"\x1f\x8b" else open
-    with opener(path, "rb") as f:
-        return f.read()
 
 
 def read_raw(path: str | os.PathLike[str]) -> np.ndarray:
@@ -105,14 +98,25 @@ def read_raw(path: str | os.PathLike[str]) -> np.ndarray:
     Returns
     -------
     ndarray of RAW_DTYPE, one record per row, in file order.
+
+    Raises
+    ------
+    ValueError
+        Naming the file (and the row): not six numeric columns, a time that is not a finite
+        number of seconds in [0, 86400) (NaN would become INT64_MIN ns), an unknown type.
     """
     data = _read_bytes(path)
     if not data.strip():
         return np.zeros(0, dtype=RAW_DTYPE)
     try:
         parsed = np.loadtxt(io.BytesIO(data), delimiter=",", dtype=_PARSE_DTYPE, ndmin=1)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise ValueError(f"{os.fspath(path)}: not a LOBSTER message file ({exc})") from None
+    time = parsed["time"]
+    bad = np.flatnonzero(~((time >= 0) & (time < _SECONDS_PER_DAY)))  # NaN fails too
+    if bad.size:
+        raise ValueError(f"{os.fspath(path)}: row {bad[0]} has time {float(time[bad[0]])}, not "
+                         f"seconds after midnight")
     raw = np.empty(parsed.shape[0], dtype=RAW_DTYPE)
     raw["timestamp"] = np.rint(parsed["time"] * 1e9).astype(np.int64)
     for name in ("type", "order_id", "size", "price", "direction"):
@@ -201,8 +205,13 @@ class LobsterDepth:
 def read_orderbook(path: str | os.PathLike[str]) -> LobsterDepth:
     """Parse a LOBSTER orderbook file (plain or gzip) into a :class:`LobsterDepth`."""
     data = _read_bytes(path)
-    table = np.loadtxt(io.BytesIO(data), delimiter=",", dtype=np.int64, ndmin=2)
-    if table.shape[1] % 4:
+    if not data.strip():  # the levels cannot be known
+        raise ValueError(f"{os.fspath(path)}: empty orderbook file")
+    try:
+        table = np.loadtxt(io.BytesIO(data), delimiter=",", dtype=np.int64, ndmin=2)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"{os.fspath(path)}: not a LOBSTER orderbook file ({exc})") from None
+    if table.shape[1] % 4 or not table.shape[1]:
         raise ValueError(f"{os.fspath(path)}: {table.shape[1]} columns, not a multiple of 4")
     return LobsterDepth(
         ask_price=np.ascontiguousarray(table[:, 0::4]),
@@ -351,8 +360,13 @@ def read_messages(
     book: int = 0,
     unknown: str = "drop",
 ) -> LobsterMessages:
-    """Read a LOBSTER message file into messages for one book (see :func:`to_messages`)."""
-    return to_messages(read_raw(path), tick_size=tick_size, book=book, unknown=unknown)
+    """Read a LOBSTER message file into messages for one book (see :func:`to_messages`);
+    a ``ValueError`` names the file."""
+    raw = read_raw(path)
+    try:
+        return to_messages(raw, tick_size=tick_size, book=book, unknown=unknown)
+    except ValueError as exc:
+        raise ValueError(f"{os.fspath(path)}: {exc}") from None
 
 
 def replay_depth(feed: LobsterMessages, levels: int = 10, **book_kwargs: int

@@ -35,7 +35,7 @@ import numpy as np
 
 from rltrader.core.constants import BUY, MAX_PRICE, MAX_QTY, SELL
 from rltrader.data._decimal import DecimalGrid, infer_step
-from rltrader.data._io import PathLike, as_paths, read_bytes
+from rltrader.data._io import PathLike, as_paths, read_text
 from rltrader.data._levels import LevelBook
 
 INCREMENTAL_COLUMNS = ("exchange", "symbol", "timestamp", "local_timestamp", "is_snapshot",
@@ -96,7 +96,7 @@ def _read_table(paths: Sequence[PathLike], symbol: str | None) -> _Table:
     table: _Table | None = None
     for path in paths:
         name = os.fspath(path)
-        reader = csv.reader(io.StringIO(read_bytes(path).decode()))
+        reader = csv.reader(io.StringIO(read_text(path)))
         header = next(reader, [])
         if table is None:
             table = _Table(header, name, symbol=symbol)
