@@ -10,6 +10,7 @@ file (directory spin), and the order-flow slice as a UDP pcap.
 from __future__ import annotations
 
 import gzip
+import re
 import struct
 from pathlib import Path
 
@@ -588,11 +589,12 @@ def test_cli_replay_itch(tmp_path, capsys):
     assert rows[0, :4].tolist() == [368800, 2400, -9999999999, 0]
 
 
-def test_cli_replay_itch_reports_bad_input():
+def test_cli_replay_itch_reports_bad_input(capsys):
     from rltrader.tools import cli
 
-    with pytest.raises(SystemExit, match="byte 5476: .*tick_size=1"):
-        cli.main(["replay", "itch", str(FLOW)])
+    assert cli.main(["replay", "itch", str(FLOW)]) == 2
+    err = capsys.readouterr().err
+    assert re.match(rf"replay: {re.escape(str(FLOW))}: byte 5476: .*tick_size=1", err), err
 
 
 def test_writer_rejects_a_c_row_that_is_not_last_before_its_execute(tmp_path):

@@ -29,19 +29,24 @@ def test_tardis_replay_and_dump(tmp_path, capsys):
     assert table[0, :6].tolist() == [2, 1598918403696000000, 1165708, 1714, 1165707, 10896]
 
 
-def test_coinbase_needs_a_snapshot(tmp_path):
-    with pytest.raises(SystemExit, match="--snapshot FILE"):
-        cli.main(["replay", "coinbase", str(tmp_path / "feed.json")])
+def test_coinbase_needs_a_snapshot(tmp_path, capsys):
+    assert cli.main(["replay", "coinbase", str(tmp_path / "feed.json")]) == 2
+    assert "--snapshot FILE" in capsys.readouterr().err
 
 
-def test_reader_errors_become_a_clear_exit(tmp_path):
+def test_reader_errors_become_a_clear_exit(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount\n"
                    "deribit,X,1,2,true,bid,1.5,oops\n")
-    with pytest.raises(SystemExit, match=r"replay tardis: .*bad.csv: line 2"):
-        cli.main(["replay", "tardis", str(bad), "--tick-size", "0.5", "--lot-size", "1"])
+    assert cli.main(["replay", "tardis", str(bad), "--tick-size", "0.5", "--lot-size",
+                     "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"replay: {bad}: line 2"), err
 
 
-def test_lobster_rejects_crypto_options(tmp_path):
-    with pytest.raises(SystemExit, match="do not apply"):
-        cli.main(["replay", "lobster", "a.csv", "b.csv"])
+def test_lobster_rejects_crypto_options(tmp_path, capsys):
+    assert cli.main(["replay", "lobster", "a.csv", "b.csv", "c.csv"]) == 2
+    assert cli.main(["replay", "lobster", "a.csv", "--snapshot", "s.json"]) == 2
+    assert cli.main(["replay", "itch", "a.itch", "b.itch"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all("do not apply" in line for line in err)

@@ -61,7 +61,7 @@ def load(fmt: str, paths: list[str], *, symbol: str | None = None,
         from rltrader.data import coinbase
 
         if snapshot is None:
-            raise SystemExit("replay coinbase: --snapshot FILE (the REST level-3 snapshot the "
+            raise ValueError("coinbase: --snapshot FILE (the REST level-3 snapshot the "
                              "messages start from) is required")
         cb = coinbase.read_feed(snapshot, paths, product_id=symbol,
                                 tick_size=tick_size or coinbase.DEFAULT_TICK_SIZE,
@@ -90,7 +90,7 @@ def load(fmt: str, paths: list[str], *, symbol: str | None = None,
         return Loaded(td, td.messages, td.line, td.tick_size, td.lot_size, td.rows,
                       f"{td.exchange} {td.symbol}: {td.rows:,} rows, {td.events:,} events, "
                       f"{td.resets:,} full-book resets")
-    raise SystemExit(f"replay: unknown crypto format {fmt!r} (one of {CRYPTO_FORMATS})")
+    raise ValueError(f"unknown crypto format {fmt!r} (one of {CRYPTO_FORMATS})")
 
 
 def _checks(fmt: str, loaded: Loaded, books: Books, end_snapshot: str | None,
@@ -113,7 +113,7 @@ def _checks(fmt: str, loaded: Loaded, books: Books, end_snapshot: str | None,
         failures = [f"bookTicker {t} != rebuilt {r}"
                     for t, r in zip(check.mismatched[:5], check.rebuilt[:5], strict=True)]
     elif end_snapshot:
-        raise SystemExit(f"replay {fmt}: --end-snapshot applies to coinbase only")
+        raise ValueError(f"{fmt}: --end-snapshot applies to coinbase only")
     return failures
 
 
@@ -139,13 +139,11 @@ def main(fmt: str, paths: list[str], *, symbol: str | None = None, levels: int =
          dump_l2: str | None = None, tick_size: str | None = None,
          lot_size: str | None = None, snapshot: str | None = None,
          end_snapshot: str | None = None, window: int = WINDOW) -> int:
-    """Rebuild, report and check one crypto feed; returns the exit status."""
+    """Rebuild, report and check one crypto feed; returns the exit status (0, or 1 when a
+    check fails). Malformed input raises ``ValueError`` / ``OSError`` naming the file."""
     start = time.perf_counter()
-    try:
-        loaded = load(fmt, paths, symbol=symbol, tick_size=tick_size, lot_size=lot_size,
-                      snapshot=snapshot)
-    except (ValueError, OSError) as exc:
-        raise SystemExit(f"replay {fmt}: {exc}") from None
+    loaded = load(fmt, paths, symbol=symbol, tick_size=tick_size, lot_size=lot_size,
+                  snapshot=snapshot)
     parse_s = time.perf_counter() - start
     msgs = loaded.messages
     n = msgs.shape[0]

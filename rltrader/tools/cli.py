@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zlib
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -41,20 +42,60 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What a malformed, truncated or missing input raises: ``replay`` reports it in one line.
+#: (``json.JSONDecodeError`` is a ``ValueError``; ``gzip.BadGzipFile`` an ``OSError``.)
+_INPUT_ERRORS = (ValueError, OSError, EOFError, zlib.error)
+
+#: Exit status of ``replay`` for input it cannot read (argparse uses 2 for usage errors).
+BAD_INPUT = 2
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        return _replay(args)
+    except _INPUT_ERRORS as exc:
+        files = [*args.path, *(f for f in (args.snapshot, args.end_snapshot) if f)]
+        print(f"replay: {_one_line(exc, files)}", file=sys.stderr)
+        return BAD_INPUT
+
+
+def _one_line(exc: BaseException, files: list[str]) -> str:
+    """``<file>: <problem>`` on one line. The readers' messages start with their file, the
+    OS's carry it in ``filename``; anything else (an argument error, or a problem no reader
+    placed) is put on the files given, so that the line still says what was read."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, ValueError):
+        text = f"{type(exc).__name__}: {text}"
+    if any(text.startswith(f"{f}: ") for f in files) or _is_usage(text):
+        return text
+    return f"{', '.join(files)}: {text}"
+
+
+def _is_usage(text: str) -> bool:
+    """An error about the arguments rather than a file (it names an option)."""
+    return " --" in f" {text}"
+
+
+def _replay(args: argparse.Namespace) -> int:
     from rltrader.data import replay, replay_crypto
 
     if args.format in replay_crypto.CRYPTO_FORMATS:
         return replay_crypto.main(
-            args.format, args.path, symbol=args.symbol, levels=args.levels,
+            args.format, args.path, symbol=args.symbol, levels=args.levels or 5,
             dump_l2=args.dump_l2, tick_size=args.tick_size, lot_size=args.lot_size,
             snapshot=args.snapshot, end_snapshot=args.end_snapshot,
             window=args.window or replay_crypto.WINDOW)
-    if len(args.path) != 1 or args.snapshot or args.end_snapshot or args.lot_size or args.window:
-        raise SystemExit(f"replay {args.format}: one file; --snapshot, --end-snapshot, "
+    files = "MESSAGE [ORDERBOOK]" if args.format == "lobster" else "one file"
+    if len(args.path) > (2 if args.format == "lobster" else 1) or args.snapshot \
+            or args.end_snapshot or args.lot_size or args.window:
+        raise ValueError(f"{args.format} takes {files}; --snapshot, --end-snapshot, "
                          "--lot-size and --window do not apply")
-    return replay.main(args.format, args.path[0], symbol=args.symbol, levels=args.levels,
-                       dump_l2=args.dump_l2, tick_size=int(args.tick_size or 100))
+    message, *orderbook = args.path
+    return replay.main(args.format, message, orderbook=orderbook[0] if orderbook else None,
+                       symbol=args.symbol, levels=args.levels, dump_l2=args.dump_l2,
+                       tick_size=int(args.tick_size or 100))
 
 
 def _cmd_facts(args: argparse.Namespace) -> int:
@@ -129,7 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Rebuild the book from a recorded feed; report messages/s "
                        "and the final top of book.\n\n"
-                       "  lobster   PATH: one LOBSTER message file\n"
+                       "  lobster   MESSAGE [ORDERBOOK]: a LOBSTER message file; with its\n"
+                       "            orderbook file the book is rebuilt exactly (every level of\n"
+                       "            every row, orders older than the file included) and checked\n"
+                       "            against every row; --dump-l2 then writes the file again\n"
                        "  itch      PATH: one NASDAQ TotalView-ITCH 5.0 BinaryFILE (plain,\n"
                        "            .gz or a MoldUDP64 .pcap); --symbol selects a stock\n"
                        "  coinbase  PATH...: full-channel files, --snapshot SNAP required,\n"
@@ -139,13 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "            checks the best bid/ask against bookTicker\n"
                        "  tardis    PATH...: tardis.dev incremental_book_L2, book_snapshot_N\n"
                        "            or quotes CSV\n\n"
-                       "Several PATHs (e.g. a shell glob) are read in the order given. A "
-                       "failed check exits with status 1.")
+                       "Several PATHs (e.g. a shell glob) are read in the order given.\n\n"
+                       "Exit status: 0 rebuilt (and checked); 1 a check failed (reported on "
+                       "stdout);\n2 bad arguments or an input file that is missing or "
+                       "malformed: one line\n'replay: FILE: PROBLEM' on stderr.")
     p.add_argument("format", choices=("lobster", "itch", "coinbase", "binance", "tardis"),
                    help="data format")
     p.add_argument("path", nargs="+", help="feed file(s), plain or gzip, in stream order")
     p.add_argument("--symbol", default=None, help="symbol to select (multi-symbol formats)")
-    p.add_argument("--levels", type=int, default=5, help="levels to show / dump (default 5)")
+    p.add_argument("--levels", type=int, default=None,
+                   help="levels to show / dump (default: a LOBSTER orderbook file's, else 5)")
     p.add_argument("--dump-l2", default=None, metavar="OUT",
                    help="write the top-N book after every message (lobster: LOBSTER "
                    "orderbook CSV; crypto: tag,timestamp,ask_price_1,ask_size_1,... in ticks "
