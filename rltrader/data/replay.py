@@ -7,6 +7,12 @@ levels after every input row in LOBSTER's orderbook CSV layout
 (``ask_px1, ask_sz1, bid_px1, bid_sz1, ...``, prices in $ x 10000, empty levels as
 9999999999 / -9999999999 with size 0); for ITCH, after every book message of the one
 selected book (``--symbol``, or a file with one stock).
+
+LOBSTER ``MESSAGE ORDERBOOK`` (a download's pair) rebuilds the book exactly
+(:mod:`rltrader.data.lobster_exact`) and checks every level of every orderbook row: the
+report says how many rows differ and names the first (exit status 1). The dump then holds
+the file's own ``--levels`` (default: all of them) and, for a consistent pair, equals the
+orderbook file (the same integers and commas; it always ends in a newline).
 """
 
 from __future__ import annotations
