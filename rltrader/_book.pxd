@@ -64,6 +64,9 @@ cpdef enum Reason:
     NOT_RESTING = 11
     POST_ONLY_WOULD_CROSS = 12
     CAPACITY = 13
+    NOT_OWNER = 14              # cancel/reduce/replace/execute naming another owner's order
+    NOTIONAL_LIMIT = 15         # the trade could push the book's gross notional past
+                                # MAX_NOTIONAL (also the cancel reason of a triggered stop)
     # cancels
     CANCEL_REQUESTED = 20
     IOC_REMAINDER = 21
@@ -78,6 +81,10 @@ cpdef enum Limits:
     EMPTY_BID = 0                   # best_bid of a book without bids
     EMPTY_ASK = 1099511627776       # best_ask of a book without asks (MAX_PRICE + 1)
     NO_SLOT = -1                    # end of an intrusive list
+    MAX_NOTIONAL = 4611686018427387903  # 2**62 - 1 ticks x lots: a book's gross traded
+                                    # notional never exceeds it (takers that could push it
+                                    # past are rejected), so every account stays exact
+    MAX_FEE_PPM = 1000000           # |fee rate| <= 100 %: a fee is at most its notional
 
 cpdef enum OrderState:
     FREE = 0          # slot on the free list
@@ -167,6 +174,11 @@ cdef struct BookState:
     int64_t trade_count     # number of fills
     int64_t maker_fee_ppm   # fee per million of notional charged to makers (< 0: rebate)
     int64_t taker_fee_ppm
+    int64_t notional        # gross traded notional, sum of price x qty over fills, ticks x
+                            # lots, in [0, MAX_NOTIONAL]: bounds |cash| of every account
+                            # by 2 x MAX_NOTIONAL < 2**63 (fees are at most the notional)
+    int64_t outside_position  # net lots bought by orders without an owner (NO_OWNER): with
+    int64_t outside_cash    # the accounts, positions sum to 0 and cash to -fees (integrity)
     int32_t overflow_head[2]  # per side (0 bid, 1 ask): best-first list of out-of-window orders
     int32_t overflow_tail[2]
     int32_t n_resting[2]    # resting orders per side
@@ -176,6 +188,7 @@ cdef struct BookState:
     int32_t stp             # SelfTradePrevention
 
 cdef struct Account:
+    # exact: |cash| <= 2 x the book's notional <= 2 x MAX_NOTIONAL (BookState.notional)
     int64_t position        # lots, buys positive
     int64_t cash            # ticks x lots, fees included
     int64_t volume          # lots traded
@@ -272,7 +285,11 @@ cdef inline int32_t find_order(const Core* c, int32_t b, int64_t order_id) noexc
 
 
 cdef class Books:
+    # single-threaded: ``busy`` is set (with the GIL held) by every method that runs a
+    # kernel, resizes the arena or walks the order links, and cleared on its way out; a
+    # call that finds it set raises RuntimeError instead of racing the running kernel
     cdef Core core
+    cdef bint busy
     cdef readonly object book_array
     cdef readonly object level_array
     cdef readonly object bitmap_array
@@ -286,5 +303,10 @@ cdef class Books:
     cdef int _run_known(self, const Message* msgs, int32_t* known, bint fresh,
                         int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
                         int64_t* consumed, int64_t* written) except -1
+    cdef int _run_loop(self, const Message* msgs, int32_t* known, bint fresh, int64_t n,
+                       int64_t index_offset, Event* out, int64_t out_cap, int64_t* done_out,
+                       int64_t* written_out) except -1
+    cdef int _enter(self) except -1
     cdef _grow(self)
+    cdef _resize(self, int capacity)
     cdef _bind(self)

@@ -58,6 +58,8 @@ class Reason(IntEnum):
     NOT_RESTING = 11
     POST_ONLY_WOULD_CROSS = 12
     CAPACITY = 13
+    NOT_OWNER = 14
+    NOTIONAL_LIMIT = 15
     CANCEL_REQUESTED = 20
     IOC_REMAINDER = 21
     FOK_UNFILLABLE = 22
@@ -71,6 +73,8 @@ class Limits(IntEnum):
     EMPTY_BID = 0
     EMPTY_ASK = 1099511627776
     NO_SLOT = -1
+    MAX_NOTIONAL = 4611686018427387903
+    MAX_FEE_PPM = 1000000
 
 class OrderState(IntEnum):
     FREE = 0
@@ -181,11 +185,11 @@ class OrderBook:
         self, side: int, stop_price: int, price: int, qty: int, order_id: int = 0,
         owner: int = -1, tif: int = 0, timestamp: int = 0,
     ) -> int: ...
-    def cancel(self, order_id: int, timestamp: int = 0) -> bool: ...
-    def reduce(self, order_id: int, qty: int, timestamp: int = 0) -> bool: ...
+    def cancel(self, order_id: int, timestamp: int = 0, owner: int = -1) -> bool: ...
+    def reduce(self, order_id: int, qty: int, timestamp: int = 0, owner: int = -1) -> bool: ...
     def replace(
         self, order_id: int, price: int, qty: int, new_order_id: int = 0, tif: int = 0,
-        timestamp: int = 0,
+        timestamp: int = 0, owner: int = -1,
     ) -> int: ...
     def execute(self, order_id: int, qty: int, timestamp: int = 0) -> bool: ...
     def submit(self, message: np.void | np.ndarray) -> int: ...

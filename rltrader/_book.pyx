@@ -25,6 +25,8 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport abort
 
+import operator
+
 import numpy as np
 
 from rltrader.core.messages import ACCOUNT_DTYPE, EVENT_DTYPE, MESSAGE_DTYPE, QUEUE_DTYPE
@@ -79,7 +81,8 @@ BOOK_DTYPE = np.dtype(
     [
         ("base", np.int64), ("best_bid", np.int64), ("best_ask", np.int64),
         ("last_price", np.int64), ("volume", np.int64), ("trade_count", np.int64),
-        ("maker_fee_ppm", np.int64), ("taker_fee_ppm", np.int64),
+        ("maker_fee_ppm", np.int64), ("taker_fee_ppm", np.int64), ("notional", np.int64),
+        ("outside_position", np.int64), ("outside_cash", np.int64),
         ("overflow_head", np.int32, 2), ("overflow_tail", np.int32, 2),
         ("n_resting", np.int32, 2), ("stop_head", np.int32), ("stop_tail", np.int32),
         ("n_stops", np.int32), ("stp", np.int32),
@@ -94,6 +97,7 @@ def _check_layout():
     cdef Event e
     cdef Order o
     cdef Level lv
+    cdef BookState bs
     pairs = [
         (MESSAGE_DTYPE, sizeof(Message), "price", <char*>&m.price - <char*>&m,
          "tif", <char*>&m.tif - <char*>&m),
@@ -102,7 +106,8 @@ def _check_layout():
         (ORDER_DTYPE, sizeof(Order), "timestamp", <char*>&o.clock - <char*>&o,
          "hash", <char*>&o.hash - <char*>&o),
         (LEVEL_DTYPE, sizeof(Level), "qty", 0, "removals", <char*>&lv.removals - <char*>&lv),
-        (BOOK_DTYPE, sizeof(BookState), "base", 0, "base", 0),
+        (BOOK_DTYPE, sizeof(BookState), "notional", <char*>&bs.notional - <char*>&bs,
+         "stp", <char*>&bs.stp - <char*>&bs),
         (ACCOUNT_DTYPE, sizeof(Account), "position", 0, "position", 0),
     ]
     for dtype, size, f1, off1, f2, off2 in pairs:

@@ -20,10 +20,27 @@ cdef object _as_records(object array, object dtype, str name):
     return array
 
 
+cdef object _check_writeable(object array, str name):
+    # the kernels write through raw pointers, which numpy's read-only flag cannot stop
+    # (a read-only memmap page faults): refuse before any kernel runs
+    if not array.flags.writeable:
+        raise ValueError(f"{name} must be writeable (the core writes its results into it); "
+                         f"got a read-only array")
+    return array
+
+
 cdef int _check_stp(int mode) except -1:
     if mode < NONE or mode > CANCEL_BOTH:
         raise ValueError(f"self_trade_prevention must be a SelfTradePrevention (0-3), "
                          f"got {mode}")
+    return 0
+
+
+cdef int _check_fee(object fee_ppm, str name) except -1:
+    # a fee of at most the notional keeps |cash| <= 2 x MAX_NOTIONAL (docs: Accounting)
+    if not -MAX_FEE_PPM <= fee_ppm <= MAX_FEE_PPM:
+        raise ValueError(f"{name} must be in [-{MAX_FEE_PPM}, {MAX_FEE_PPM}] (at most 100 % "
+                         f"of the notional), got {fee_ppm}")
     return 0
 
 
@@ -53,7 +70,18 @@ cdef class Books:
     self_trade_prevention : SelfTradePrevention
         Mode of every book (change per book with ``set_self_trade_prevention``).
     maker_fee_ppm, taker_fee_ppm : int
-        Fees per million of notional (negative for rebates), for every book.
+        Fees per million of notional (negative for rebates), for every book; at most
+        ``MAX_FEE_PPM`` (100 %) in magnitude.
+
+    Notes
+    -----
+    One ``Books`` is single-threaded. Its methods that run a kernel (``process`` releases
+    the GIL for batches of 64 messages or more), grow the arena or walk the order links
+    mark it busy while they run; a call from another thread meanwhile raises
+    ``RuntimeError`` instead of racing it. Use one ``Books`` per thread, or a lock.
+
+    Every account stays exact: a taker whose fills could push its book's gross traded
+    notional past ``MAX_NOTIONAL`` is refused with ``NOTIONAL_LIMIT`` (docs/semantics.md).
     """
 
     def __init__(self, int n_books=1, *, int window=4096, int capacity=1024,
@@ -70,6 +98,8 @@ cdef class Books:
         if n_owners < 0:
             raise ValueError(f"n_owners must be >= 0, got {n_owners}")
         _check_stp(self_trade_prevention)
+        _check_fee(maker_fee_ppm, "maker_fee_ppm")
+        _check_fee(taker_fee_ppm, "taker_fee_ppm")
         cdef Core* c = &self.core
         c.n_books = n_books
         c.n_owners = n_owners
@@ -97,7 +127,18 @@ cdef class Books:
         self.summary_array = np.zeros((n_books, 2, c.summary_words), dtype=np.uint64)
         self.account_array = np.zeros((n_books, n_owners), dtype=ACCOUNT_DTYPE)
         self.order_array = np.zeros(0, dtype=ORDER_DTYPE)
-        self._resize_arena(capacity)
+        self._resize(capacity)
+
+    cdef int _enter(self) except -1:
+        """Mark the object busy, or raise when a call (from another thread) already has:
+        check and set run with the GIL held, so two threads cannot both get in. The
+        caller clears ``busy`` in a ``finally``."""
+        if self.busy:
+            raise RuntimeError(
+                "Books is in use by another thread; one Books object is single-threaded "
+                "(use one per thread, or serialise the calls with a lock)")
+        self.busy = True
+        return 0
 
     cdef _bind(self):
         cdef Core* c = &self.core
@@ -111,6 +152,13 @@ cdef class Books:
 
     def _resize_arena(self, int capacity):
         """Grow the arena to `capacity` slots and rebuild the hash table (outside kernels)."""
+        self._enter()
+        try:
+            self._resize(capacity)
+        finally:
+            self.busy = False
+
+    cdef _resize(self, int capacity):
         cdef Core* c = &self.core
         cdef int32_t old = c.capacity, slot
         orders = np.zeros(capacity, dtype=ORDER_DTYPE)
@@ -132,7 +180,7 @@ cdef class Books:
                 hash_insert(c, slot)
 
     cdef _grow(self):
-        self._resize_arena(min(self.core.max_orders, 2 * self.core.capacity))
+        self._resize(min(self.core.max_orders, 2 * self.core.capacity))
 
     cdef int _run(self, const Message* msgs, int64_t n, int64_t index_offset, Event* out,
                   int64_t out_cap, int64_t* consumed, int64_t* written) except -1:
@@ -154,6 +202,22 @@ cdef class Books:
         cdef int64_t done = 0, w = 0, step_n, c_done, c_written
         cdef int status
         cdef int32_t* k
+        self._enter()
+        try:
+            self._run_loop(msgs, known, fresh, n, index_offset, out, out_cap, &done, &w)
+        finally:
+            self.busy = False
+        consumed[0] = done
+        written[0] = w
+        return 0
+
+    cdef int _run_loop(self, const Message* msgs, int32_t* known, bint fresh, int64_t n,
+                       int64_t index_offset, Event* out, int64_t out_cap, int64_t* done_out,
+                       int64_t* written_out) except -1:
+        """The body of ``_run_known``, with ``busy`` set."""
+        cdef int64_t done = 0, w = 0, step_n, c_done, c_written
+        cdef int status
+        cdef int32_t* k
         while done < n:
             step_n = 1 if RLTRADER_DEBUG_BUILD else n - done
             k = known + done if known != NULL else NULL
@@ -169,13 +233,13 @@ cdef class Books:
             done += c_done
             w += c_written
             if RLTRADER_DEBUG_BUILD:
-                self.check_integrity()
+                _check_integrity(self)
             if status == ARENA_FULL:
                 self._grow()
             elif status == EVENTS_FULL:
                 break
-        consumed[0] = done
-        written[0] = w
+        done_out[0] = done
+        written_out[0] = w
         return 0
 
     def process(self, messages, events, known=None):
@@ -203,7 +267,7 @@ cdef class Books:
             buffer filled up: drain it and call again with ``messages[consumed:]``.
         """
         _as_records(messages, MESSAGE_DTYPE, "messages")
-        _as_records(events, EVENT_DTYPE, "events")
+        _check_writeable(_as_records(events, EVENT_DTYPE, "events"), "events")
         cdef int64_t n = messages.shape[0], cap = events.shape[0], done, w
         cdef int32_t* slots = NULL
         if known is not None:
@@ -257,17 +321,21 @@ cdef class Books:
         cdef int64_t* ct = <int64_t*>cnp.PyArray_DATA(counts)
         cdef int status
         cdef Event* ev
-        while done < n:
-            ev = <Event*>cnp.PyArray_DATA(events)
-            with nogil:
-                status = profile_kernel(&self.core, msgs + done, n - done, ev, cap, &c_done,
-                                        tk, ct)
-            done += c_done
-            if status == ARENA_FULL:
-                self._grow()
-            elif status == EVENTS_FULL:
-                cap = max(2 * cap, max_events(&self.core, msgs + done))
-                events = np.empty(cap, dtype=EVENT_DTYPE)
+        self._enter()
+        try:
+            while done < n:
+                ev = <Event*>cnp.PyArray_DATA(events)
+                with nogil:
+                    status = profile_kernel(&self.core, msgs + done, n - done, ev, cap,
+                                            &c_done, tk, ct)
+                done += c_done
+                if status == ARENA_FULL:
+                    self._grow()
+                elif status == EVENTS_FULL:
+                    cap = max(2 * cap, max_events(&self.core, msgs + done))
+                    events = np.empty(cap, dtype=EVENT_DTYPE)
+        finally:
+            self.busy = False
         return ticks.astype(np.int64), counts
 
     # ---- configuration ----------------------------------------------------------------
@@ -277,12 +345,19 @@ cdef class Books:
         _check_stp(mode)
         if book is not None:
             _check_book(self, book)
+        self._enter()       # a running kernel reads the mode
+        self.busy = False
         self.book_array["stp"][slice(None) if book is None else book] = mode
 
     def set_fees(self, int64_t maker_fee_ppm, int64_t taker_fee_ppm, book=None):
-        """Set maker/taker fees (per million of notional) of one book or of all."""
+        """Set maker/taker fees (per million of notional, each at most ``MAX_FEE_PPM`` in
+        magnitude) of one book or of all."""
+        _check_fee(maker_fee_ppm, "maker_fee_ppm")
+        _check_fee(taker_fee_ppm, "taker_fee_ppm")
         if book is not None:
             _check_book(self, book)
+        self._enter()       # a running kernel reads the fees
+        self.busy = False
         where = slice(None) if book is None else book
         self.book_array["maker_fee_ppm"][where] = maker_fee_ppm
         self.book_array["taker_fee_ppm"][where] = taker_fee_ppm
@@ -357,8 +432,12 @@ cdef class Books:
         cdef int64_t* px = <int64_t*>cnp.PyArray_DATA(prices)
         cdef int64_t* qt = <int64_t*>cnp.PyArray_DATA(qtys)
         cdef int32_t* ct = <int32_t*>cnp.PyArray_DATA(counts)
-        with nogil:
-            top_levels_kernel(&self.core, depth, px, qt, ct)
+        self._enter()
+        try:
+            with nogil:
+                top_levels_kernel(&self.core, depth, px, qt, ct)
+        finally:
+            self.busy = False
         return prices, qtys, counts
 
     def level_queue(self, int book, int side, int64_t price, out=None):
@@ -366,29 +445,18 @@ cdef class Books:
         _check_book(self, book)
         if side != BUY and side != SELL:
             raise ValueError(f"side must be BUY (1) or SELL (-1), got {side}")
-        cdef Core* c = &self.core
-        cdef int32_t slot = level_head(c, book, side, price), s
-        cdef int64_t n = 0, i = 0
-        s = slot
-        while s != NO_SLOT and c.orders[s].price == price:
-            n += 1
-            s = c.orders[s].next
-        if out is None:
-            out = np.empty(n, dtype=QUEUE_DTYPE)
-        elif out.dtype != QUEUE_DTYPE or out.ndim != 1 or out.shape[0] < n:
-            raise ValueError(f"out must be a 1-D QUEUE_DTYPE array of at least {n} records")
-        s = slot
-        while s != NO_SLOT and c.orders[s].price == price:
-            out[i] = (c.orders[s].order_id, c.orders[s].qty, c.orders[s].clock.timestamp,
-                      c.orders[s].owner)
-            i += 1
-            s = c.orders[s].next
-        return out[:n]
+        self._enter()       # it walks order links that a running kernel rewrites
+        try:
+            return _level_queue(self, book, side, price, out)
+        finally:
+            self.busy = False
 
     def order(self, int book, int64_t order_id):
         """A live order as a dict (``stop_price`` for pending stops), or None."""
         _check_book(self, book)
+        self._enter()       # the hash probe reads what a running kernel rewrites
         cdef int32_t slot = find_order(&self.core, book, order_id)
+        self.busy = False
         if slot == NO_SLOT:
             return None
         cdef const Order* o = &self.core.orders[slot]
@@ -419,7 +487,11 @@ cdef class Books:
     def check_integrity(self):
         """Verify every invariant of docs/semantics.md; raise AssertionError on the first
         violation, naming the book and what is wrong."""
-        _check_integrity(self)
+        self._enter()
+        try:
+            _check_integrity(self)
+        finally:
+            self.busy = False
 
 
 cdef object _out_array(object a, tuple shape, object dtype, str name):
@@ -429,4 +501,29 @@ cdef object _out_array(object a, tuple shape, object dtype, str name):
             or not a.flags.c_contiguous):
         raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype).name} array of "
                          f"shape {shape}")
-    return a
+    return _check_writeable(a, name)
+
+
+cdef object _level_queue(Books self, int book, int side, int64_t price, object out):
+    """``Books.level_queue`` with ``busy`` set: count the level's orders, then copy them."""
+    cdef Core* c = &self.core
+    cdef int32_t slot = level_head(c, book, side, price), s
+    cdef int64_t n = 0, i = 0
+    s = slot
+    while s != NO_SLOT and c.orders[s].price == price:
+        n += 1
+        s = c.orders[s].next
+    if out is None:
+        out = np.empty(n, dtype=QUEUE_DTYPE)
+    elif (not isinstance(out, np.ndarray) or out.dtype != QUEUE_DTYPE or out.ndim != 1
+            or out.shape[0] < n):
+        raise ValueError(f"out must be a 1-D QUEUE_DTYPE array of at least {n} records")
+    else:
+        _check_writeable(out, "out")
+    s = slot
+    while s != NO_SLOT and c.orders[s].price == price:
+        out[i] = (c.orders[s].order_id, c.orders[s].qty, c.orders[s].clock.timestamp,
+                  c.orders[s].owner)
+        i += 1
+        s = c.orders[s].next
+    return out[:n]

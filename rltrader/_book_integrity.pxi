@@ -148,3 +148,27 @@ cdef _check_integrity(Books books):
                      "findable through the hash")
     if entries != n_live:
         _fail(f"hash has {entries} entries for {n_live} live orders")
+    _check_accounts(books)
+
+
+cdef _check_accounts(Books books):
+    """The accounting identity per book, summed in Python ints (exact, so an int64 that
+    wrapped breaks it): the accounts' positions plus the outside position sum to 0, their
+    cash plus the outside cash to minus their fees; the gross notional is within
+    ``[0, MAX_NOTIONAL]``, which bounds every account (docs/semantics.md, Accounting)."""
+    cdef Core* c = &books.core
+    cdef const BookState* bs
+    cdef int32_t b
+    accounts = books.account_array
+    for b in range(c.n_books):
+        bs = &c.bk[b]
+        if not 0 <= bs.notional <= MAX_NOTIONAL:
+            _fail(f"book {b}: gross notional {bs.notional} outside [0, MAX_NOTIONAL]")
+        row = accounts[b]
+        position = sum(row["position"].tolist()) + bs.outside_position
+        cash = sum(row["cash"].tolist()) + bs.outside_cash
+        fees = sum(row["fees"].tolist())
+        if position != 0:
+            _fail(f"book {b}: positions (outside ones included) sum to {position}, not 0")
+        if cash != -fees:
+            _fail(f"book {b}: cash sums to {cash}, not minus the fees {-fees}")

@@ -82,6 +82,29 @@ cdef inline bint events_fit(const Core* c, const Message* m, int64_t w,
     return w + max_events(c, m) <= out_cap
 
 
+cdef inline int admit(const Core* c, const Message* m, int64_t w,
+                      int64_t out_cap) noexcept nogil:
+    """The prologue of every kernel, per message: ``OK`` when message ``m`` may run now;
+    ``EVENTS_FULL`` when its events might not fit after the ``w`` already written;
+    ``ARENA_FULL`` when it needs an order slot, none is free and the arena may still grow
+    (``Books`` grows it and resumes at ``m``; at ``max_orders`` validation rejects it with
+    ``CAPACITY`` instead)."""
+    if not events_fit(c, m, w, out_cap):
+        return EVENTS_FULL
+    if c.free_head == NO_SLOT and c.capacity < c.max_orders and may_wait(m):
+        return ARENA_FULL
+    return OK
+
+
+cdef inline int profile_bin(int op) noexcept nogil:
+    """Row-major bin ``op * 3`` of the profile's ``(EXECUTE + 1, 3)`` arrays. The comparison
+    is on a signed int: an int8 op below LIMIT or above EXECUTE (any of -128..127) goes to
+    row 0, the row of no valid op, so it can never index outside the arrays."""
+    if op < <int>LIMIT or op > <int>EXECUTE:
+        return 0
+    return op * 3
+
+
 cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh,
                         int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
                         int64_t* consumed, int64_t* written) noexcept nogil:
@@ -101,12 +124,8 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
     for i in range(n):
         m = &msgs[i]
         prefetch_ahead(c, msgs, known, i, n, hashes, hash_ids)
-        if not events_fit(c, m, x.w, out_cap):
-            status = EVENTS_FULL
-            break
-        if (c.free_head == NO_SLOT and c.capacity < c.max_orders
-                and is_new_order(m.op) and may_wait(m)):
-            status = ARENA_FULL
+        status = admit(c, m, x.w, out_cap)
+        if status != OK:
             break
         x.timestamp = m.timestamp
         x.message_index = <int32_t>(i + index_offset)
@@ -131,7 +150,7 @@ cdef int profile_kernel(Core* c, const Message* msgs, int64_t n, Event* out, int
     """process_kernel, timing every message with the cycle counter.
 
     Bins are ``op * 3 + outcome`` (outcome 0: no trade, 1: traded, 2: rejected); ops out of
-    range go to bin 0. The event buffer is reused from the start for every message.
+    range go to row 0 (``profile_bin``), where they are always rejected (``BAD_OP``). The event buffer is reused from the start for every message.
     """
     cdef Ctx x
     cdef int64_t i, trades
@@ -145,11 +164,8 @@ cdef int profile_kernel(Core* c, const Message* msgs, int64_t n, Event* out, int
     x.hash_id = 0
     for i in range(n):
         m = &msgs[i]
-        if max_events(c, m) > out_cap:
-            status = EVENTS_FULL
-            break
-        if c.free_head == NO_SLOT and c.capacity < c.max_orders and may_wait(m):
-            status = ARENA_FULL
+        status = admit(c, m, 0, out_cap)   # the buffer is reused from 0 per message
+        if status != OK:
             break
         x.w = 0
         x.timestamp = m.timestamp
@@ -158,7 +174,7 @@ cdef int profile_kernel(Core* c, const Message* msgs, int64_t n, Event* out, int
         t0 = rltrader_ticks()
         handle(c, &x, m)
         t1 = rltrader_ticks()
-        bin_ = m.op * 3 if LIMIT <= m.op <= EXECUTE else 0
+        bin_ = profile_bin(m.op)
         if x.out[0].kind == REJECTED:
             bin_ += 2
         elif c.bk[m.book].trade_count != trades:

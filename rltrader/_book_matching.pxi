@@ -6,13 +6,39 @@
 # matching
 # ---------------------------------------------------------------------------------------
 
-cdef inline void account_fill(Core* c, int32_t b, int32_t owner, int side, int64_t price,
-                              int64_t q, int64_t fee_ppm) noexcept nogil:
+cdef extern from *:
+    """
+    static inline int rltrader_product_exceeds(long long a, long long b, long long limit) {
+        return (__int128)a * b > limit;     /* a, b < 2**41: the product needs 82 bits */
+    }
+    """
+    bint product_exceeds "rltrader_product_exceeds"(int64_t a, int64_t b,
+                                                    int64_t limit) noexcept nogil
+
+
+cdef inline int64_t fee_of(int64_t notional, int64_t fee_ppm) noexcept nogil:
+    """``trunc(notional * fee_ppm / 10**6)`` exactly, for ``0 <= notional <= MAX_NOTIONAL``
+    and ``|fee_ppm| <= MAX_FEE_PPM``, where the plain product would need 82 bits: split
+    notional = hi * 10**6 + lo; ``hi * fee_ppm`` is exact and has the sign of ``lo *
+    fee_ppm``, so truncating only the second term truncates the sum (C division rounds
+    toward zero, as the docs specify). Division by a constant compiles to a multiply."""
+    cdef int64_t hi = notional // 1000000
+    cdef int64_t lo = notional - hi * 1000000
+    return hi * fee_ppm + lo * fee_ppm // 1000000
+
+
+cdef inline void account_fill(Core* c, BookState* bs, int32_t b, int32_t owner, int side,
+                              int64_t notional, int64_t q, int64_t fee_ppm) noexcept nogil:
+    """One side of a fill: ``q`` lots for ``notional`` ticks x lots. Orders without an owner
+    pay no fee and are summed in the book's outside position and cash, so that integrity
+    can check the accounting identity. Nothing here can overflow: the book's notional stays
+    within MAX_NOTIONAL (``taker_exceeds_notional``)."""
     if owner < 0:
+        bs.outside_position += side * q
+        bs.outside_cash -= side * notional
         return
     cdef Account* a = &c.accounts[<int64_t>b * c.n_owners + owner]
-    cdef int64_t notional = price * q
-    cdef int64_t fee = notional * fee_ppm // 1000000      # C division: toward zero
+    cdef int64_t fee = fee_of(notional, fee_ppm)
     a.position += side * q
     a.cash -= side * notional + fee
     a.fees += fee
@@ -25,9 +51,11 @@ cdef inline void fill(Core* c, Ctx* x, int32_t b, Order* taker, int32_t maker) n
     cdef Order* m = &c.orders[maker]
     cdef int64_t q = taker.qty if taker.qty < m.qty else m.qty
     cdef Event* e
+    cdef int64_t notional = m.price * q
     taker.qty -= q
-    account_fill(c, b, taker.owner, taker.side, m.price, q, bs.taker_fee_ppm)
-    account_fill(c, b, m.owner, m.side, m.price, q, bs.maker_fee_ppm)
+    bs.notional += notional
+    account_fill(c, bs, b, taker.owner, taker.side, notional, q, bs.taker_fee_ppm)
+    account_fill(c, bs, b, m.owner, m.side, notional, q, bs.maker_fee_ppm)
     bs.last_price = m.price
     bs.volume += q
     bs.trade_count += 1
@@ -49,6 +77,43 @@ cdef inline int32_t best_head(const Core* c, int32_t b, int side) noexcept nogil
     if in_window(c, bs, best):
         return c.lv[<int64_t>b * c.window + (best - bs.base)].head
     return bs.overflow_head[side_index(side)]
+
+
+cdef int64_t highest_ask(const Core* c, int32_t b) noexcept nogil:
+    """The highest resting ask price (the worst a buy can pay), 0 when there are no asks:
+    the highest dense ask level or the overflow list's tail (it is sorted best first),
+    whichever is higher."""
+    cdef const BookState* bs = &c.bk[b]
+    cdef int64_t i = scan_down(c, b, SELL, c.window - 1)
+    cdef int64_t worst = bs.base + i if i >= 0 else 0
+    cdef int32_t tail = bs.overflow_tail[side_index(SELL)]
+    if tail != NO_SLOT and c.orders[tail].price > worst:
+        worst = c.orders[tail].price
+    return worst
+
+
+cdef bint taker_exceeds_notional(const Core* c, int32_t b, const Order* t) noexcept nogil:
+    """Whether taker ``t``'s fills could push the book's gross notional past MAX_NOTIONAL.
+
+    Each fill is at most ``t.qty`` lots at a price no worse than ``worst``: for a sell, the
+    best bid (it trades down from there); for a buy, its limit or the highest ask, whichever
+    is lower. A taker that does not cross cannot trade now (worst = 0). The common case
+    costs one 128-bit multiply and compare, with the buy's limit as its worst price; only
+    when that fails is the highest ask looked up (docs/semantics.md, Accounting)."""
+    cdef const BookState* bs = &c.bk[b]
+    cdef int64_t room = MAX_NOTIONAL - bs.notional
+    cdef int64_t worst = opposite_best(bs, t.side)
+    if not crosses(t.side, t.price, worst):
+        return False
+    if t.side == BUY:
+        worst = t.price
+    if not product_exceeds(t.qty, worst, room):
+        return False
+    if t.side == BUY:
+        worst = highest_ask(c, b)
+        if worst > t.price:
+            worst = t.price
+    return product_exceeds(t.qty, worst, room)
 
 
 cdef bint fok_fillable(const Core* c, int32_t b, const Order* t) noexcept nogil:
@@ -97,6 +162,12 @@ cdef void run_taker(Core* c, Ctx* x, int32_t b, Order* t, bint announce) noexcep
     cdef int32_t slot
     if t.tif == POST_ONLY and crosses(t.side, t.price, opposite_best(bs, t.side)):
         emit_order(x, REJECTED, POST_ONLY_WOULD_CROSS, b, t, t.price, t.qty, 0)
+        return
+    if taker_exceeds_notional(c, b, t):
+        # refused before it trades, so no account can wrap; a triggered stop has been
+        # announced (TRIGGERED), so it ends cancelled rather than rejected
+        emit_order(x, REJECTED if announce else CANCELLED, NOTIONAL_LIMIT, b, t,
+                   shown_price(t), t.qty, 0)
         return
     if announce:
         emit_order(x, ACCEPTED, NO_REASON, b, t, shown_price(t), t.qty, t.qty)

@@ -6,6 +6,48 @@
 # one book, one Python call per operation
 # ---------------------------------------------------------------------------------------
 
+# ---------------------------------------------------------------------------------------
+# the Python edge of OrderBook: a value reaches a record field only if the field holds it
+# exactly (Cython would truncate a float and a C cast would wrap 257 to 1)
+# ---------------------------------------------------------------------------------------
+
+cdef object _field(object value, str name, object lo, object hi):
+    """``value`` as a Python int in ``[lo, hi]``: integers only (ints, numpy integers;
+    ``operator.index``), so a float is a TypeError, never truncated; out of the range of
+    the record field that will hold it is a ValueError, never wrapped."""
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer (ticks, lots, ids and enums are "
+                        f"integers), got {type(value).__name__} {value!r}") from None
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} {v} does not fit its field: not in [{lo}, {hi}]")
+    return v
+
+
+cdef object _int64(object value, str name):
+    return _field(value, name, -(1 << 63), (1 << 63) - 1)
+
+
+cdef object _owner(object value):
+    return _field(value, "owner", -(1 << 31), (1 << 31) - 1)
+
+
+cdef object _side(object value):
+    v = _field(value, "side", -(1 << 63), (1 << 63) - 1)
+    if v != BUY and v != SELL:
+        raise ValueError(f"side must be BUY (1) or SELL (-1), got {v}")
+    return v
+
+
+cdef object _tif(object value):
+    v = _field(value, "tif", -(1 << 63), (1 << 63) - 1)
+    if not GTC <= v <= POST_ONLY:
+        raise ValueError(f"tif must be a TimeInForce (GTC 0, IOC 1, FOK 2, POST_ONLY 3), "
+                         f"got {v}")
+    return v
+
+
 cdef class OrderBook:
     """One limit order book with a method per operation, for users and tests.
 
@@ -62,55 +104,83 @@ cdef class OrderBook:
         self.n_events = w
         return order_id
 
-    def limit(self, int side, int64_t price, int64_t qty, int64_t order_id=0,
-              int owner=-1, int tif=0, int64_t timestamp=0):
-        """Submit a limit order; returns its id."""
-        return self._send(LIMIT, side, price, 0, qty, order_id, 0, owner, tif, timestamp)
+    def limit(self, side, price, qty, order_id=0, owner=-1, tif=0, timestamp=0):
+        """Submit a limit order; returns its id.
 
-    def market(self, int side, int64_t qty, int64_t order_id=0, int owner=-1,
-               int tif=1, int64_t timestamp=0):
+        Raises
+        ------
+        TypeError
+            When a number is not an integer (a float price is never truncated).
+        ValueError
+            When ``side`` is not BUY/SELL or ``tif`` not a TimeInForce.
+        """
+        return self._send(LIMIT, _side(side), _int64(price, "price"), 0, _int64(qty, "qty"),
+                          _int64(order_id, "order_id"), 0, _owner(owner), _tif(tif),
+                          _int64(timestamp, "timestamp"))
+
+    def market(self, side, qty, order_id=0, owner=-1, tif=1, timestamp=0):
         """Submit a market order (IOC, or FOK with ``tif=FOK``); returns its id."""
-        return self._send(MARKET, side, 0, 0, qty, order_id, 0, owner, tif, timestamp)
+        return self._send(MARKET, _side(side), 0, 0, _int64(qty, "qty"),
+                          _int64(order_id, "order_id"), 0, _owner(owner), _tif(tif),
+                          _int64(timestamp, "timestamp"))
 
-    def stop(self, int side, int64_t stop_price, int64_t qty, int64_t order_id=0,
-             int owner=-1, int tif=1, int64_t timestamp=0):
+    def stop(self, side, stop_price, qty, order_id=0, owner=-1, tif=1, timestamp=0):
         """Submit a stop-market order; returns its id."""
-        return self._send(STOP, side, 0, stop_price, qty, order_id, 0, owner, tif, timestamp)
+        return self._send(STOP, _side(side), 0, _int64(stop_price, "stop_price"),
+                          _int64(qty, "qty"), _int64(order_id, "order_id"), 0, _owner(owner),
+                          _tif(tif), _int64(timestamp, "timestamp"))
 
-    def stop_limit(self, int side, int64_t stop_price, int64_t price, int64_t qty,
-                   int64_t order_id=0, int owner=-1, int tif=0, int64_t timestamp=0):
+    def stop_limit(self, side, stop_price, price, qty, order_id=0, owner=-1, tif=0,
+                   timestamp=0):
         """Submit a stop-limit order; returns its id."""
-        return self._send(STOP_LIMIT, side, price, stop_price, qty, order_id, 0, owner, tif,
-                          timestamp)
+        return self._send(STOP_LIMIT, _side(side), _int64(price, "price"),
+                          _int64(stop_price, "stop_price"), _int64(qty, "qty"),
+                          _int64(order_id, "order_id"), 0, _owner(owner), _tif(tif),
+                          _int64(timestamp, "timestamp"))
 
-    def cancel(self, int64_t order_id, int64_t timestamp=0):
-        """Cancel an order; False if it was rejected (unknown or finished)."""
-        self._send(CANCEL, 0, 0, 0, 0, order_id, 0, NO_OWNER, 0, timestamp)
+    def cancel(self, order_id, timestamp=0, owner=-1):
+        """Cancel an order; False if it was rejected (unknown or finished, or ``owner``
+        given and not the order's: ``NOT_OWNER``)."""
+        self._send(CANCEL, 0, 0, 0, 0, _int64(order_id, "order_id"), 0, _owner(owner), 0,
+                   _int64(timestamp, "timestamp"))
         return self.ev[0].kind != REJECTED
 
-    def reduce(self, int64_t order_id, int64_t qty, int64_t timestamp=0):
+    def reduce(self, order_id, qty, timestamp=0, owner=-1):
         """Remove ``qty`` lots from an order, keeping its queue priority."""
-        self._send(REDUCE, 0, 0, 0, qty, order_id, 0, NO_OWNER, 0, timestamp)
+        self._send(REDUCE, 0, 0, 0, _int64(qty, "qty"), _int64(order_id, "order_id"), 0,
+                   _owner(owner), 0, _int64(timestamp, "timestamp"))
         return self.ev[0].kind != REJECTED
 
-    def replace(self, int64_t order_id, int64_t price, int64_t qty, int64_t new_order_id=0,
-                int tif=0, int64_t timestamp=0):
+    def replace(self, order_id, price, qty, new_order_id=0, tif=0, timestamp=0,
+                owner=-1):
         """Cancel an order and submit a new one (loses priority); returns the new id."""
-        self._send(REPLACE, 0, price, 0, qty, order_id, new_order_id, NO_OWNER, tif,
-                   timestamp)
-        return new_order_id if new_order_id != 0 else order_id
+        cdef int64_t old_id = _int64(order_id, "order_id")
+        cdef int64_t new_id = _int64(new_order_id, "new_order_id")
+        self._send(REPLACE, 0, _int64(price, "price"), 0, _int64(qty, "qty"), old_id, new_id,
+                   _owner(owner), _tif(tif), _int64(timestamp, "timestamp"))
+        return new_id if new_id != 0 else old_id
 
-    def execute(self, int64_t order_id, int64_t qty, int64_t timestamp=0):
+    def execute(self, order_id, qty, timestamp=0):
         """Trade ``qty`` lots of a resting order against outside flow."""
-        self._send(EXECUTE, 0, 0, 0, qty, order_id, 0, NO_OWNER, 0, timestamp)
+        self._send(EXECUTE, 0, 0, 0, _int64(qty, "qty"), _int64(order_id, "order_id"), 0,
+                   NO_OWNER, 0, _int64(timestamp, "timestamp"))
         return self.ev[0].kind != REJECTED
 
     def submit(self, message):
-        """Process one MESSAGE_DTYPE record (its ``book`` is ignored); returns its id."""
-        return self._send(message["op"], message["side"], message["price"],
-                          message["stop_price"], message["qty"], message["order_id"],
-                          message["new_order_id"], message["owner"], message["tif"],
-                          message["timestamp"])
+        """Process one MESSAGE_DTYPE record (its ``book`` is ignored); returns its id.
+
+        The record's values reach the core as they are (a bad side or tif is rejected with
+        its reason, as in ``Books.process``); each must fit its field.
+        """
+        return self._send(_field(message["op"], "op", -128, 127),
+                          _field(message["side"], "side", -128, 127),
+                          _int64(message["price"], "price"),
+                          _int64(message["stop_price"], "stop_price"),
+                          _int64(message["qty"], "qty"), _int64(message["order_id"], "order_id"),
+                          _int64(message["new_order_id"], "new_order_id"),
+                          _field(message["owner"], "owner", -(1 << 31), (1 << 31) - 1),
+                          _field(message["tif"], "tif", -128, 127),
+                          _int64(message["timestamp"], "timestamp"))
 
     @property
     def events(self):
@@ -144,12 +214,12 @@ cdef class OrderBook:
                                  counts[0, side, :k].astype(np.int64)], axis=1))
         return out[0], out[1]
 
-    def queue(self, int side, int64_t price):
+    def queue(self, side, price):
         """The FIFO queue at ``price`` on ``side`` (QUEUE_DTYPE records, oldest first)."""
-        return self.books.level_queue(0, side, price)
+        return self.books.level_queue(0, _side(side), _int64(price, "price"))
 
-    def order(self, int64_t order_id):
-        return self.books.order(0, order_id)
+    def order(self, order_id):
+        return self.books.order(0, _int64(order_id, "order_id"))
 
     @property
     def accounts(self):

@@ -84,6 +84,10 @@ cdef int validate(const Core* c, const Ctx* x, const Message* m, int32_t* found)
     found[0] = slot
     if slot == NO_SLOT:
         return UNKNOWN_ORDER
+    if m.owner != NO_OWNER and m.owner != c.orders[slot].owner:
+        # a message that names an owner acts only on that owner's orders; feeds that
+        # carry no owner (NO_OWNER) keep acting on any order, at no extra cost
+        return NOT_OWNER
     if op == REDUCE:
         return BAD_QTY if m.qty <= 0 else NO_REASON
     if op == CANCEL:
@@ -91,7 +95,11 @@ cdef int validate(const Core* c, const Ctx* x, const Message* m, int32_t* found)
     if c.orders[slot].state != RESTING:
         return NOT_RESTING
     if op == EXECUTE:
-        return BAD_QTY if m.qty < 1 or m.qty > c.orders[slot].qty else NO_REASON
+        if m.qty < 1 or m.qty > c.orders[slot].qty:
+            return BAD_QTY
+        if product_exceeds(m.qty, c.orders[slot].price, MAX_NOTIONAL - c.bk[m.book].notional):
+            return NOTIONAL_LIMIT
+        return NO_REASON
     # REPLACE
     if m.qty < 1 or m.qty > MAX_QTY:
         return BAD_QTY

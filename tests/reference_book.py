@@ -74,6 +74,19 @@ CANCEL_BOTH = int(SelfTradePrevention.CANCEL_BOTH)
 RESTING = 1
 STOP_PENDING = 2
 
+# the exactness limits (docs/semantics.md, Accounting); values as in rltrader/_book.pxd
+NOT_OWNER = int(getattr(Reason, "NOT_OWNER", 14))
+NOTIONAL_LIMIT = int(getattr(Reason, "NOTIONAL_LIMIT", 15))
+MAX_NOTIONAL = 2**62 - 1
+MAX_FEE_PPM = 1_000_000
+
+
+def check_fee(rate_ppm: int, name: str) -> int:
+    """``rate_ppm`` as an int, or ValueError beyond ``MAX_FEE_PPM`` in magnitude."""
+    if not -MAX_FEE_PPM <= rate_ppm <= MAX_FEE_PPM:
+        raise ValueError(f"{name} must be in [-{MAX_FEE_PPM}, {MAX_FEE_PPM}], got {rate_ppm}")
+    return int(rate_ppm)
+
 
 def fee(notional: int, rate_ppm: int) -> int:
     """``trunc(notional * rate_ppm / 1_000_000)``, rounding toward zero (not down)."""
@@ -113,6 +126,7 @@ class Book:
         self.live: dict[int, Order] = {}  # resting orders and pending stops by id
         self.last_price = 0
         self.volume = 0
+        self.notional = 0  # gross traded notional: sum of price * qty over fills
         self.trade_count = 0
         self.stp = stp
         self.maker_fee_ppm = maker_fee_ppm
@@ -196,6 +210,8 @@ class ReferenceBooks:
         if n_owners < 0:
             raise ValueError(f"n_owners must be >= 0, got {n_owners}")
         SelfTradePrevention(self_trade_prevention)
+        check_fee(maker_fee_ppm, "maker_fee_ppm")
+        check_fee(taker_fee_ppm, "taker_fee_ppm")
         self.n_books = n_books
         self.n_owners = n_owners
         self.max_orders = max_orders
@@ -221,6 +237,8 @@ class ReferenceBooks:
             bk.stp = int(mode)
 
     def set_fees(self, maker_fee_ppm: int, taker_fee_ppm: int, book: int | None = None) -> None:
+        check_fee(maker_fee_ppm, "maker_fee_ppm")
+        check_fee(taker_fee_ppm, "taker_fee_ppm")
         for bk in self._which(book):
             bk.maker_fee_ppm = int(maker_fee_ppm)
             bk.taker_fee_ppm = int(taker_fee_ppm)
@@ -438,6 +456,8 @@ class ReferenceBooks:
         o = bk.live.get(order_id)
         if o is None:
             return Reason.UNKNOWN_ORDER
+        if owner != NO_OWNER and owner != o.owner:
+            return NOT_OWNER
         pending = o.op in (STOP, STOP_LIMIT)
         if op == CANCEL:
             return Reason.NO_REASON
@@ -448,6 +468,8 @@ class ReferenceBooks:
                 return Reason.NOT_RESTING
             if not 1 <= qty <= o.qty:
                 return Reason.BAD_QTY
+            if qty * o.price > MAX_NOTIONAL - bk.notional:
+                return NOTIONAL_LIMIT
             return Reason.NO_REASON
         # REPLACE
         if pending:
@@ -545,6 +567,10 @@ class ReferenceBooks:
         if t.tif == POST_ONLY and opposite is not None and _crosses(t, opposite):
             self._emit_order(REJECTED, Reason.POST_ONLY_WOULD_CROSS, b, t, t.shown_price, t.qty, 0)
             return
+        if self._exceeds_notional(bk, t):
+            kind = REJECTED if announce else CANCELLED
+            self._emit_order(kind, NOTIONAL_LIMIT, b, t, t.shown_price, t.qty, 0)
+            return
         if announce:
             self._emit_order(ACCEPTED, Reason.NO_REASON, b, t, t.shown_price, t.qty, t.qty)
         if t.tif == FOK and self._fillable(bk, t) < t.qty:
@@ -558,6 +584,21 @@ class ReferenceBooks:
             return
         t.timestamp = self._timestamp
         bk.rest(t)
+
+    def _exceeds_notional(self, bk: Book, t: Order) -> bool:
+        """Whether taker ``t`` could push the book's gross notional past MAX_NOTIONAL: it
+        trades at most ``t.qty`` lots, a sell at the best bid or lower, a buy at its limit
+        or the highest ask, whichever is lower; one that does not cross trades nothing."""
+        opposite = bk.best(-t.side)
+        if opposite is None or not _crosses(t, opposite):
+            return False
+        if t.side == SELL:
+            worst = opposite
+        else:
+            worst = max(bk.levels[SELL])
+            if t.price is not None:
+                worst = min(worst, t.price)
+        return t.qty * worst > MAX_NOTIONAL - bk.notional
 
     def _is_self_trade(self, bk: Book, taker: Order, maker: Order) -> bool:
         return bk.stp != STP_NONE and taker.owner >= 0 and maker.owner == taker.owner
@@ -611,6 +652,7 @@ class ReferenceBooks:
         self._account(bk, maker.owner, maker.side, price, q, bk.maker_fee_ppm)
         bk.last_price = price
         bk.volume += q
+        bk.notional += price * q
         bk.trade_count += 1
         self._emit(
             FILL,
@@ -780,12 +822,12 @@ class ReferenceOrderBook:
             STOP_LIMIT, side, price, stop_price, qty, order_id, 0, owner, tif, timestamp
         )
 
-    def cancel(self, order_id: int, timestamp: int = 0) -> bool:
-        self._send(CANCEL, 0, 0, 0, 0, order_id, 0, NO_OWNER, 0, timestamp)
+    def cancel(self, order_id: int, timestamp: int = 0, owner: int = NO_OWNER) -> bool:
+        self._send(CANCEL, 0, 0, 0, 0, order_id, 0, owner, 0, timestamp)
         return self._accepted_call()
 
-    def reduce(self, order_id: int, qty: int, timestamp: int = 0) -> bool:
-        self._send(REDUCE, 0, 0, 0, qty, order_id, 0, NO_OWNER, 0, timestamp)
+    def reduce(self, order_id: int, qty: int, timestamp: int = 0, owner: int = NO_OWNER) -> bool:
+        self._send(REDUCE, 0, 0, 0, qty, order_id, 0, owner, 0, timestamp)
         return self._accepted_call()
 
     def replace(
@@ -796,8 +838,9 @@ class ReferenceOrderBook:
         new_order_id: int = 0,
         tif: int = GTC,
         timestamp: int = 0,
+        owner: int = NO_OWNER,
     ) -> int:
-        self._send(REPLACE, 0, price, 0, qty, order_id, new_order_id, NO_OWNER, tif, timestamp)
+        self._send(REPLACE, 0, price, 0, qty, order_id, new_order_id, owner, tif, timestamp)
         return new_order_id if new_order_id != 0 else order_id
 
     def execute(self, order_id: int, qty: int, timestamp: int = 0) -> bool:

@@ -197,6 +197,13 @@ REJECTS = {
     "execute-stop-before-qty": (msg(EXECUTE, 2, qty=0), R.NOT_RESTING),
     "execute-zero": (msg(EXECUTE, 1, qty=0), R.BAD_QTY),
     "execute-above-leaves": (msg(EXECUTE, 1, qty=6), R.BAD_QTY),
+    # an owner named on an existing order must be its owner (checked after UNKNOWN_ORDER)
+    "not-owner-cancel": (msg(CANCEL, 1, owner=1), R.NOT_OWNER),
+    "not-owner-stop-cancel": (msg(CANCEL, 2, owner=0), R.NOT_OWNER),
+    "not-owner-before-qty": (msg(REDUCE, 1, qty=0, owner=1), R.NOT_OWNER),
+    "not-owner-before-not-resting": (msg(REPLACE, 2, price=100, qty=1, owner=0), R.NOT_OWNER),
+    "not-owner-execute": (msg(EXECUTE, 1, qty=1, owner=1), R.NOT_OWNER),
+    "not-owner-unknown-first": (msg(CANCEL, 3, owner=1), R.UNKNOWN_ORDER),
     # REPLACE
     "replace-unknown": (msg(REPLACE, 99, price=100, qty=1), R.UNKNOWN_ORDER),
     "replace-filled-before-qty": (msg(REPLACE, 3, price=100, qty=0), R.UNKNOWN_ORDER),
@@ -242,8 +249,8 @@ def test_invalid_message_is_rejected_and_changes_nothing(record: tuple[int, ...]
 def test_every_reject_reason_is_covered() -> None:
     covered = {int(reason) for _, reason in REJECTS.values()}
     rejects = {int(r) for r in Reason if 1 <= r < Reason.CANCEL_REQUESTED}
-    # POST_ONLY_WOULD_CROSS and CAPACITY have their own files
-    assert rejects - covered == {R.POST_ONLY_WOULD_CROSS, R.CAPACITY}
+    # POST_ONLY_WOULD_CROSS, CAPACITY and NOTIONAL_LIMIT have their own files
+    assert rejects - covered == {R.POST_ONLY_WOULD_CROSS, R.CAPACITY, R.NOTIONAL_LIMIT}
 
 
 def test_duplicate_is_checked_before_capacity() -> None:
@@ -275,7 +282,7 @@ def test_fields_an_op_does_not_use_are_not_checked() -> None:
 
 def test_rejected_order_book_api_calls() -> None:
     ob = OrderBook()
-    assert ob.limit(0, 100, 1, order_id=5) == 5
+    assert ob.submit(messages(msg(LIMIT, 5, 0, 100, 1))[0]) == 5   # a record: the core rejects
     assert_events(ob.events, [rejected(5, 0, 100, 1, R.BAD_SIDE)])
     ob.limit(BUY, 100, 1, owner=3)          # no accounts at all
     assert int(ob.events["reason"][0]) == R.BAD_OWNER
@@ -400,7 +407,7 @@ def test_configuration_of_a_missing_book_raises_index_error() -> None:
 @pytest.mark.parametrize("side", [0, 2, 5, -3])
 def test_level_queue_with_a_bad_side_raises(side: int) -> None:
     # an unchecked side once indexed the per-side overflow lists out of bounds
-    books = Books(window=64, taker_fee_ppm=10**8)
+    books = Books(window=64, taker_fee_ppm=10**6)
     books.process_all(messages(msg(LIMIT, 1, BUY, 10**6, 1), msg(LIMIT, 2, BUY, 10, 1)))
     for price in (10**6, 10, 10**9):
         with pytest.raises(ValueError, match="side"):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from _scenario import accepted, assert_depth, assert_events, cancelled, fill
+from _scenario import accepted, assert_depth, assert_events, cancelled, fill, messages, msg
 
-from rltrader import BUY, EMPTY_ASK, EMPTY_BID, FOK, GTC, IOC, SELL, OrderBook, Reason
+from rltrader import BUY, EMPTY_ASK, EMPTY_BID, FOK, GTC, IOC, MARKET, SELL, OrderBook, Reason
 
 
 def _asks() -> OrderBook:
@@ -118,16 +118,17 @@ def test_market_with_any_tif_but_fok_is_ioc(tif: int) -> None:
 
 @pytest.mark.parametrize("tif", [7, -1, 127])
 def test_market_with_a_tif_outside_the_enum_is_ioc(tif: int) -> None:
-    # the BAD_TIF range check is for LIMIT and STOP_LIMIT only
+    # the BAD_TIF range check is for LIMIT and STOP_LIMIT only (a message record carries
+    # any int8 tif; OrderBook.market itself refuses one outside TimeInForce)
     ob = _asks()
-    ob.market(BUY, 6, order_id=10, tif=tif)
+    ob.submit(messages(msg(MARKET, 10, BUY, qty=6, tif=tif))[0])
     assert_events(ob.events, [
         accepted(10, BUY, 0, 6),
         fill(10, BUY, maker=1, price=101, qty=3, leaves=3, maker_leaves=0),
         fill(10, BUY, maker=2, price=101, qty=2, leaves=1, maker_leaves=0),
         fill(10, BUY, maker=3, price=103, qty=1, leaves=0, maker_leaves=3),
     ])
-    ob.market(SELL, 8, order_id=11, tif=tif)
+    ob.submit(messages(msg(MARKET, 11, SELL, qty=8, tif=tif))[0])
     assert_events(ob.events, [
         accepted(11, SELL, 0, 8),
         fill(11, SELL, maker=4, price=99, qty=6, leaves=2, maker_leaves=0),

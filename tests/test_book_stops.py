@@ -267,9 +267,10 @@ def test_triggered_events_carry_the_causing_message_index_and_time() -> None:
 
 @pytest.mark.parametrize("tif", [9, -1])
 def test_stop_with_a_tif_outside_the_enum_is_ioc(tif: int) -> None:
-    # the BAD_TIF range check is for LIMIT and STOP_LIMIT only
+    # the BAD_TIF range check is for LIMIT and STOP_LIMIT only (in a record; OrderBook.stop
+    # itself refuses a tif outside TimeInForce)
     ob = _asks()
-    ob.stop(BUY, 100, 12, order_id=10, tif=tif)
+    ob.submit(messages(msg(STOP, 10, BUY, qty=12, stop_price=100, tif=tif))[0])
     assert_events(ob.events, [accepted(10, BUY, 0, 12)])
     info = ob.order(10)
     assert info is not None and info["tif"] == IOC
