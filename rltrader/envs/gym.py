@@ -12,11 +12,25 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from rltrader.envs.batched import BatchedMarketEnv
+from rltrader.envs.batched import BatchedMarketEnv, write_actions
 from rltrader.envs.config import EnvConfig
 
 #: Others' policy: their observations ``(n_others, obs_dim)`` -> actions.
 OthersPolicy = Callable[[np.ndarray], np.ndarray]
+
+
+def depth_image(obs: np.ndarray, depth: int, height: int = 96, bar: int = 8) -> np.ndarray:
+    """A depth chart of one observation: ``depth`` bid levels (green, best level nearest
+    the centre) and ``depth`` ask levels (red), bar heights proportional to the levels'
+    sizes. RGB ``uint8`` of shape ``(height, 2 * depth * bar, 3)``."""
+    qty = np.concatenate([obs[depth: 2 * depth][::-1], obs[3 * depth: 4 * depth]])
+    top = float(qty.max())
+    rows = np.rint(height * qty / top).astype(int) if top > 0 else np.zeros(len(qty), int)
+    image = np.full((height, len(qty) * bar, 3), 255, dtype=np.uint8)
+    colours = np.array([(40, 160, 60)] * depth + [(200, 50, 50)] * depth, dtype=np.uint8)
+    for j, (n, colour) in enumerate(zip(rows.tolist(), colours, strict=True)):
+        image[height - n:, j * bar: (j + 1) * bar - 1] = colour
+    return image
 
 
 class MarketEnv(gym.Env):
@@ -26,6 +40,9 @@ class MarketEnv(gym.Env):
     (docs/envs.md). The episode ends (``terminated``) after ``config.horizon`` steps;
     the step returns that episode's final observation and ``reset()`` starts the next
     episode in the same running market (``reset(seed=s)`` rebuilds it from ``s``).
+    An action must be a whole number in the action space (an int, or an integer-valued
+    array for ``market_making``): others raise ``TypeError``/``ValueError``, as in
+    :meth:`BatchedMarketEnv.step`.
 
     Parameters
     ----------
@@ -35,40 +52,58 @@ class MarketEnv(gym.Env):
     others : callable, optional
         Frozen policy of the others; default: uniform random actions drawn from
         ``self.np_random``.
+    render_mode : {None, "rgb_array"}
+        ``"rgb_array"``: :meth:`render` returns the learner's view of the book as a depth
+        chart (:func:`depth_image`).
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, config: EnvConfig | None = None, n_others: int = 0,
                  others: OthersPolicy | None = None, render_mode: str | None = None) -> None:
-        if render_mode is not None:
-            raise ValueError("MarketEnv has no render modes")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of "
+                             f"{self.metadata['render_modes']}, got {render_mode!r}")
         if n_others < 0:
             raise ValueError(f"n_others must be >= 0, got {n_others}")
+        self.render_mode = render_mode
         self.batched = BatchedMarketEnv(config, n_envs=1, n_agents=1 + n_others, seed=0)
         self.observation_space = self.batched.single_observation_space
         self.action_space = self.batched.single_action_space
         self.others = others
         self.n_others = n_others
         self._actions = np.zeros_like(self.batched.actions)
+        self._obs = self.batched.observations[0].copy()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         obs = self.batched.reset(seed=seed)
-        return obs[0].copy(), {}
+        self._obs = obs[0].copy()
+        return self._obs.copy(), {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        self._actions[0] = action
+        # the batched env's checks, on a batch of one: no silent truncation of 1.7 or "2"
+        write_actions(np.expand_dims(np.asarray(action), 0), self._actions[:1],
+                      self.batched.action_high, 1, 1)
         if self.n_others:
             rest = self.batched.observations[1:]
-            self._actions[1:] = (self.others(rest) if self.others is not None else
-                                 self.np_random.integers(0, self.batched.action_high,
-                                                         size=self._actions[1:].shape))
+            others = (self.others(rest) if self.others is not None else
+                      self.np_random.integers(0, self.batched.action_high,
+                                              size=self._actions[1:].shape))
+            write_actions(others, self._actions[1:], self.batched.action_high, 1,
+                          self.n_others)
         obs, rewards, terminated, truncated = self.batched.step(self._actions)
         done = bool(terminated[0] or truncated[0])
-        row = (self.batched.final_observations if done else obs)[0].copy()
-        return row, float(rewards[0]), bool(terminated[0]), bool(truncated[0]), {}
+        self._obs = (self.batched.final_observations if done else obs)[0].copy()
+        return self._obs.copy(), float(rewards[0]), bool(terminated[0]), bool(truncated[0]), {}
+
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
+        """The depth chart of the last observation (``render_mode="rgb_array"``), else
+        None."""
+        if self.render_mode is None:
+            return None
+        return depth_image(self._obs, self.batched.config.depth)
 
 
 class MarketVectorEnv(VectorEnv):

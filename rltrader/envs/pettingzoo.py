@@ -19,7 +19,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv  # type: ignore[import-untyped]
 
-from rltrader.envs.batched import BatchedMarketEnv
+from rltrader.envs.batched import BatchedMarketEnv, write_actions
 from rltrader.envs.config import EnvConfig
 
 
@@ -66,16 +66,18 @@ class MarketParallelEnv(ParallelEnv):
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         if not self.agents:
             raise RuntimeError("step() after the episode ended: call reset()")
-        if list(actions) == self.agents:     # every agent, in order: one array write
-            self._actions[...] = list(actions.values())
+        if list(actions) == self.agents:     # every agent, in order
+            values = list(actions.values())
         else:
             missing = [a for a in self.agents if a not in actions]
             unknown = [a for a in actions if a not in self._index]
             if missing or unknown:
                 raise ValueError(f"actions needed for every live agent; missing {missing}, "
                                  f"unknown {unknown}")
-            for agent, action in actions.items():
-                self._actions[self._index[agent]] = action
+            values = [actions[a] for a in self.agents]
+        # the batched env's checks (agent i is trader_i): no silent truncation of 1.7 or "2"
+        write_actions(values, self._actions, self.batched.action_high, 1,
+                      self.batched.n_agents)
         obs, rewards, terminated, truncated = self.batched.step(self._actions)
         done = bool(terminated[0] or truncated[0])
         rows = (self.batched.final_observations if done else obs).copy()
