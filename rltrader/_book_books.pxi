@@ -151,7 +151,12 @@ cdef class Books:
         c.accounts = <Account*>cnp.PyArray_DATA(self.account_array)
 
     def _resize_arena(self, int capacity):
-        """Grow the arena to `capacity` slots and rebuild the hash table (outside kernels)."""
+        """Grow the arena to `capacity` slots and rebuild the hash table (outside kernels).
+        The arena never shrinks: `capacity` must be in (current capacity, 2**30]."""
+        if not self.core.capacity < capacity <= (1 << 30):
+            # an equal or smaller size once relinked the last live slot into the free list
+            raise ValueError(f"capacity must be in ({self.core.capacity}, 2**30], got "
+                             f"{capacity}")
         self._enter()
         try:
             self._resize(capacity)

@@ -168,6 +168,16 @@ cdef _check_accounts(Books books):
         position = sum(row["position"].tolist()) + bs.outside_position
         cash = sum(row["cash"].tolist()) + bs.outside_cash
         fees = sum(row["fees"].tolist())
+        # each account within what the book's notional allows (a fee is at most its
+        # notional); compared without abs(), which int64's minimum would overflow
+        bound = 2 * bs.notional
+        bad = ((row["cash"] > bound) | (row["cash"] < -bound)
+               | (row["fees"] > bs.notional) | (row["fees"] < -bs.notional)
+               | (row["position"] > row["volume"]) | (row["position"] < -row["volume"]))
+        if bad.any():
+            a = int(np.flatnonzero(bad)[0])
+            _fail(f"book {b} owner {a}: cash/fees/position {row[a]} beyond what the book's "
+                  f"gross notional {bs.notional} allows")
         if position != 0:
             _fail(f"book {b}: positions (outside ones included) sum to {position}, not 0")
         if cash != -fees:

