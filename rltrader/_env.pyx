@@ -436,11 +436,23 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
 
 cdef inline Message* new_message(State* s, int64_t* n, int32_t e, int32_t i, int op,
                                  int64_t timestamp) noexcept nogil:
+    """The next message of the batch, every field set. Written field by field into the
+    zeroed buffer, never as a whole struct copied from a local, whose padding bytes
+    (uninitialised) would make equal batches differ in their bytes."""
     cdef Message* m = &s.messages[n[0]]
     s.known[n[0]] = NO_SLOT
     n[0] += 1
-    m[0] = Message(timestamp=timestamp, order_id=0, new_order_id=0, price=0, stop_price=0,
-                   qty=0, book=e, owner=s.p.first_owner + i, op=op, side=0, tif=GTC)
+    m.timestamp = timestamp
+    m.order_id = 0
+    m.new_order_id = 0
+    m.price = 0
+    m.stop_price = 0
+    m.qty = 0
+    m.book = e
+    m.owner = s.p.first_owner + i
+    m.op = op
+    m.side = 0
+    m.tif = GTC
     return m
 
 

@@ -52,7 +52,7 @@ from rltrader.sim.config import (
     preset,
     preset_names,
 )
-from rltrader.sim.record import PARENT_DTYPE, Recording, Sampler
+from rltrader.sim.record import PARENT_DTYPE, Recording, Sampler, copy_records
 
 __all__ = [
     "Market", "MarketConfig", "FundamentalConfig", "NoiseConfig", "ValueConfig",
@@ -285,7 +285,7 @@ class Market:
             symbols=self.config.symbols,
             copies=self.config.copies,
             samples=None if empty else self.sampler.samples(),
-            messages=self.flow.message_log.copy(),
-            events=self.flow.event_log.copy(),
+            messages=copy_records(self.flow.message_log),
+            events=copy_records(self.flow.event_log),
             parents=self.parent_records(),
         )

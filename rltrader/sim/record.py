@@ -21,6 +21,7 @@ it; :meth:`Recording.to_lobster` writes one book as LOBSTER message + orderbook 
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,36 @@ def session_volatility(mid: np.ndarray, step: int) -> np.ndarray:
         r = np.diff(np.log(mid[::step]), axis=0)
     return np.sqrt(np.nansum(r**2, axis=0))
 
+
+
+def copy_records(records: np.ndarray) -> np.ndarray:
+    """A copy of a structured array whose padding bytes are zero.
+
+    ``ndarray.copy()`` of a dtype with padding (``MESSAGE_DTYPE``, ``EVENT_DTYPE``) copies
+    field by field into fresh, uninitialised memory, so the padding of the copy is whatever
+    was there: two equal recordings would not be equal bytes, nor their saved files. The
+    fields go into zeroed memory instead (once per recording, not per step).
+    """
+    if records.dtype.names is None:
+        return records.copy()
+    out = np.zeros(records.shape, dtype=records.dtype)
+    for name in records.dtype.names:
+        out[name] = records[name]
+    return out
+
+
+def _write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez_compressed`` with a fixed entry time, so that the same arrays always give
+    the same file bytes (numpy stamps each entry with the time of writing)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, value in arrays.items():
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(entry, "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, np.asanyarray(value), allow_pickle=False)
 
 
 @dataclass
@@ -162,14 +193,15 @@ class Recording:
                 "qty": fills["qty"].copy(), "sign": fills["side"].astype(np.int8)}
 
     def save_npz(self, path: str | Path) -> None:
-        """Write everything to one compressed ``.npz``."""
+        """Write everything to one compressed ``.npz`` (``.npz`` is appended to a path
+        without it). Equal recordings give byte-identical files."""
         arrays = {"tick_size": np.float64(self.tick_size), "symbols": np.array(self.symbols),
-                  "copies": np.int64(self.copies), "messages": self.messages,
-                  "events": self.events, "parents": self.parents}
+                  "copies": np.int64(self.copies), "messages": copy_records(self.messages),
+                  "events": copy_records(self.events), "parents": copy_records(self.parents)}
         if self.samples is not None:
             arrays["t_ns"] = self.samples.t_ns
             arrays.update({name: getattr(self.samples, name) for name in SAMPLE_FIELDS})
-        np.savez_compressed(path, **arrays)
+        _write_npz(path, arrays)
 
     def to_lobster(self, book: int, message_path: str | Path, orderbook_path: str | Path,
                    levels: int = 10) -> int:
