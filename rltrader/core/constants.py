@@ -51,6 +51,10 @@ MAX_PRICE = int(Limits.MAX_PRICE)
 MAX_QTY = int(Limits.MAX_QTY)
 EMPTY_BID = int(Limits.EMPTY_BID)
 EMPTY_ASK = int(Limits.EMPTY_ASK)
+#: A book's gross traded notional (ticks x lots) never exceeds it: every account stays exact.
+MAX_NOTIONAL = int(Limits.MAX_NOTIONAL)
+#: Largest fee rate magnitude, per million of notional (100 %).
+MAX_FEE_PPM = int(Limits.MAX_FEE_PPM)
 
 #: Nanoseconds per second: every timestamp of the core and the recordings is int64 ns.
 NS_PER_S = 1_000_000_000
@@ -74,6 +78,6 @@ __all__ = [
     "LIMIT", "MARKET", "CANCEL", "REDUCE", "REPLACE", "STOP", "STOP_LIMIT", "EXECUTE",
     "GTC", "IOC", "FOK", "POST_ONLY",
     "ACCEPTED", "REJECTED", "FILL", "CANCELLED", "TRIGGERED", "REDUCED",
-    "NO_OWNER", "MAX_PRICE", "MAX_QTY", "EMPTY_BID", "EMPTY_ASK",
+    "NO_OWNER", "MAX_PRICE", "MAX_QTY", "EMPTY_BID", "EMPTY_ASK", "MAX_NOTIONAL", "MAX_FEE_PPM",
     "NS_PER_S", "LEVEL_ID_BASE", "AGENT_ID_BASE",
 ]
