@@ -1,5 +1,5 @@
+from collections.abc import Sequence
 from enum import IntEnum
-from typing import Any
 
 import numpy as np
 from typing_extensions import disjoint_base
@@ -36,7 +36,6 @@ class EnvKernel:
     def __init__(
         self,
         books: Books,
-        params: dict[str, Any],
         order_qty: np.ndarray,
         position_limit: np.ndarray,
         capital: np.ndarray,
@@ -47,6 +46,26 @@ class EnvKernel:
         terminated: np.ndarray,
         truncated: np.ndarray,
         final_obs: np.ndarray,
+        *,
+        n_envs: int,
+        n_agents: int,
+        first_owner: int,
+        depth: int,
+        n_slots: int,
+        action_mode: int,
+        reward_kind: int,
+        liquidate: bool,
+        return_lag: int,
+        scan_ticks: int,
+        horizon: int,
+        id_base: int,
+        qty_scale: float,
+        inventory_penalty: float,
+        sharpe_eta: float,
+        flow_alpha: float,
+        limit_offsets: Sequence[int],
+        quote_offsets: Sequence[int],
+        quote_sizes: Sequence[float],
     ) -> None: ...
     def rebind(self, books: Books) -> None: ...
     @property

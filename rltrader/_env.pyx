@@ -51,6 +51,8 @@ cdef extern from *:
     int __builtin_clzll(unsigned long long) nogil
     int __builtin_ctzll(unsigned long long) nogil
 
+from operator import index
+
 import numpy as np
 
 from rltrader.core.messages import EVENT_DTYPE, MESSAGE_DTYPE
@@ -966,9 +968,6 @@ cdef class EnvKernel:
     ----------
     books : Books
         The core; books ``[0, n_envs)``, agents are owners ``first_owner + i``.
-    params : dict
-        The scalar fields of ``Params`` (see the ``.pyx``) plus ``limit_offsets``,
-        ``quote_offsets`` (ticks) and ``quote_sizes`` (sequences of at most 8).
     order_qty, position_limit : int64 arrays, shape (n_envs * n_agents,)
         Lots per order and the bound on |episode position|, per agent.
     capital, size_class : float64 arrays, shape (n_envs * n_agents,)
@@ -976,6 +975,17 @@ cdef class EnvKernel:
     obs, final_obs : float32 arrays (N, obs_dim)
     rewards : float32 array (N,)
     terminated, truncated : bool arrays (N,)
+    n_envs, n_agents, first_owner, depth, n_slots, return_lag, scan_ticks, horizon, id_base : int
+        Keyword-only, as the fields of ``Params`` (see the ``.pyx``); so are the rest.
+    action_mode : ActionMode
+    reward_kind : RewardKind
+    liquidate : bool
+        Flatten the agents' positions at the episode end (else mark them at the mid).
+    qty_scale, inventory_penalty, sharpe_eta, flow_alpha : float
+    limit_offsets, quote_offsets : sequence of int
+        Ticks, 1 to 8 values each.
+    quote_sizes : sequence of float
+        Multiples of the order size, 1 to 8 values.
     """
 
     cdef State s
@@ -987,26 +997,31 @@ cdef class EnvKernel:
     cdef readonly object agent_arrays
     cdef readonly object book_arrays
 
-    def __init__(self, Books books, dict params, order_qty, position_limit, capital,
-                 size_class, actions, obs, rewards, terminated, truncated, final_obs):
+    def __init__(self, Books books, order_qty, position_limit, capital, size_class, actions,
+                 obs, rewards, terminated, truncated, final_obs, *, n_envs, n_agents,
+                 first_owner, depth, n_slots, action_mode, reward_kind, bint liquidate,
+                 return_lag, scan_ticks, horizon, id_base, double qty_scale,
+                 double inventory_penalty, double sharpe_eta, double flow_alpha,
+                 limit_offsets, quote_offsets, quote_sizes):
         cdef Params* p = &self.s.p
         cdef int64_t n, j
-        p.n_envs = params["n_envs"]
-        p.n_agents = params["n_agents"]
-        p.first_owner = params["first_owner"]
-        p.depth = params["depth"]
-        p.n_slots = params["n_slots"]
-        p.action_mode = params["action_mode"]
-        p.reward_kind = params["reward_kind"]
-        p.liquidate = params["liquidate"]
-        p.return_lag = params["return_lag"]
-        p.scan_ticks = params["scan_ticks"]
-        p.horizon = params["horizon"]
-        p.id_base = params["id_base"]
-        p.qty_scale = params["qty_scale"]
-        p.inventory_penalty = params["inventory_penalty"]
-        p.sharpe_eta = params["sharpe_eta"]
-        p.flow_alpha = params["flow_alpha"]
+        # operator.index: a C int argument would silently truncate 2.5 to 2
+        p.n_envs = index(n_envs)
+        p.n_agents = index(n_agents)
+        p.first_owner = index(first_owner)
+        p.depth = index(depth)
+        p.n_slots = index(n_slots)
+        p.action_mode = index(action_mode)
+        p.reward_kind = index(reward_kind)
+        p.liquidate = liquidate
+        p.return_lag = index(return_lag)
+        p.scan_ticks = index(scan_ticks)
+        p.horizon = index(horizon)
+        p.id_base = index(id_base)
+        p.qty_scale = qty_scale
+        p.inventory_penalty = inventory_penalty
+        p.sharpe_eta = sharpe_eta
+        p.flow_alpha = flow_alpha
         p.obs_dim = 4 * p.depth + MARKET_EXTRA + AGENT_FEATURES
         if p.n_envs > books.core.n_books:
             raise ValueError(f"books has {books.core.n_books} books, fewer than n_envs="
@@ -1016,19 +1031,19 @@ cdef class EnvKernel:
                              f"[{p.first_owner}, {p.first_owner + p.n_agents})")
         if p.n_slots < 2 or p.depth < 1 or p.horizon < 1 or p.return_lag < 1:
             raise ValueError("n_slots >= 2, depth >= 1, horizon >= 1, return_lag >= 1 needed")
-        for name, count in (("limit_offsets", "n_offsets"), ("quote_offsets", "n_quotes"),
-                            ("quote_sizes", "n_sizes")):
-            if not 1 <= len(params[name]) <= MAX_OFFSETS:
+        for name, values in (("limit_offsets", limit_offsets), ("quote_offsets", quote_offsets),
+                             ("quote_sizes", quote_sizes)):
+            if not 1 <= len(values) <= MAX_OFFSETS:
                 raise ValueError(f"{name} must hold 1 to {MAX_OFFSETS} values")
-        p.n_offsets = len(params["limit_offsets"])
-        p.n_quotes = len(params["quote_offsets"])
-        p.n_sizes = len(params["quote_sizes"])
+        p.n_offsets = len(limit_offsets)
+        p.n_quotes = len(quote_offsets)
+        p.n_sizes = len(quote_sizes)
         for j in range(p.n_offsets):
-            p.limit_offsets[j] = params["limit_offsets"][j]
+            p.limit_offsets[j] = index(limit_offsets[j])
         for j in range(p.n_quotes):
-            p.quote_offsets[j] = params["quote_offsets"][j]
+            p.quote_offsets[j] = index(quote_offsets[j])
         for j in range(p.n_sizes):
-            p.quote_sizes[j] = params["quote_sizes"][j]
+            p.quote_sizes[j] = quote_sizes[j]
         n = <int64_t>p.n_envs * p.n_agents
         a_shape = (int(n),) if p.action_mode == DISCRETE else (int(n), 3)
         self.buffers = dict(

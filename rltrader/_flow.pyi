@@ -1,9 +1,21 @@
+from collections.abc import Sequence
+
 import numpy as np
 from typing_extensions import disjoint_base
 
 from rltrader._book import Books
 from rltrader.core.messages import EVENT_DTYPE as EVENT_DTYPE
 from rltrader.core.messages import MESSAGE_DTYPE as MESSAGE_DTYPE
+from rltrader.sim.params import (
+    FundamentalParams,
+    LiquidityParams,
+    MakerParams,
+    MomentumParams,
+    NoiseParams,
+    ParentParams,
+    SplitterParams,
+    ValueParams,
+)
 
 COUNTER_NAMES: tuple[str, ...]
 
@@ -36,7 +48,6 @@ class Flow:
     def __init__(
         self,
         books: Books,
-        params: dict,
         n_traders: int,
         seeds: np.ndarray,
         r_bar: np.ndarray,
@@ -45,6 +56,15 @@ class Flow:
         dt_ns: int,
         bucket_cap: int,
         record: bool = False,
+        *,
+        noise: NoiseParams,
+        value: ValueParams,
+        momentum: MomentumParams,
+        maker: MakerParams,
+        liquidity: LiquidityParams,
+        splitter: SplitterParams,
+        fundamental: FundamentalParams,
+        parents: Sequence[ParentParams],
     ) -> None: ...
     @property
     def step(self) -> int: ...

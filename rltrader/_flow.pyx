@@ -30,6 +30,9 @@ from rltrader._book cimport (
     EMPTY_BID, EMPTY_ASK, MAX_PRICE,
 )
 
+import dataclasses
+from operator import index
+
 import numpy as np
 
 from rltrader.core.messages import EVENT_DTYPE, MESSAGE_DTYPE
@@ -152,8 +155,49 @@ cdef inline int64_t clamp_price(double p) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------------------
-# Parameters (filled from dicts by rltrader.sim.market; rates and times are per step)
+# Parameters (dataclasses from rltrader.sim.params; rates and times are per step)
 # ---------------------------------------------------------------------------------------
+
+# Zeroed structs (C statics), whose conversion to dicts gives each struct's field names
+# (a nested struct as a nested dict): what a parameter dataclass must hold, no more, no less.
+cdef Noise _NOISE
+cdef Value _VALUE
+cdef Momentum _MOMENTUM
+cdef Maker _MAKER
+cdef Liquidity _LIQUIDITY
+cdef Splitter _SPLITTER
+cdef Fundamental _FUNDAMENTAL
+cdef Parent _PARENT
+
+_LAYOUTS = {"noise": _NOISE, "value": _VALUE, "momentum": _MOMENTUM, "maker": _MAKER,
+            "liquidity": _LIQUIDITY, "splitter": _SPLITTER, "fundamental": _FUNDAMENTAL,
+            "parents": _PARENT}
+
+
+cdef dict _struct_fields(object params, str name, dict layout):
+    """The fields of the dataclass ``params`` as a dict for the C struct whose zeroed
+    dict is ``layout`` (nested structs are nested dataclasses). TypeError unless the
+    dataclass has exactly the struct's fields: nothing is dropped or left at zero because
+    a name differs on one side."""
+    if not dataclasses.is_dataclass(params) or isinstance(params, type):
+        raise TypeError(f"{name} must be a dataclass instance (rltrader.sim.params), got "
+                        f"{type(params).__name__}")
+    values = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    missing = sorted(layout.keys() - values.keys())
+    unknown = sorted(values.keys() - layout.keys())
+    if missing or unknown:
+        raise TypeError(f"{name} ({type(params).__name__}) must have the fields of the C "
+                        f"struct: missing {missing}, unknown {unknown}")
+    for key, zero in layout.items():
+        if isinstance(zero, dict):
+            values[key] = _struct_fields(values[key], f"{name}.{key}", zero)
+        elif isinstance(zero, int):     # an integer field: 2.5 would be truncated to 2
+            try:
+                values[key] = index(values[key])
+            except TypeError:
+                raise TypeError(f"{name}.{key} must be an integer, got "
+                                f"{values[key]!r}") from None
+    return values
 
 # Counter indices (Flow.counters)
 cdef enum:
@@ -622,7 +666,7 @@ cdef class Flow:
     """Background trader populations driving the books of a ``Books``.
 
     Built by :class:`rltrader.sim.market.Market`, which turns its typed configuration into the
-    per-step parameters below. Owners ``[0, n_traders)`` of every book are the background
+    per-step parameters below (:func:`rltrader.sim.params.flow_params`). Owners ``[0, n_traders)`` of every book are the background
     traders, in the order noise, value, momentum, market makers, liquidity providers,
     splitters, execution parents.
 
@@ -630,10 +674,6 @@ cdef class Flow:
     ----------
     books : Books
         The core; its ``n_owners`` must be at least ``n_traders``.
-    params : dict
-        ``noise``, ``value``, ``momentum``, ``maker``, ``liquidity``, ``splitter``,
-        ``fundamental`` (dicts with the
-        fields of the C structs, rates per step) and ``parents`` (a list of dicts).
     n_traders : int
         Background traders per book.
     seeds : ndarray of uint64, shape (n_books, 4)
@@ -648,10 +688,17 @@ cdef class Flow:
         Messages one book may receive per step and per delay bucket.
     record : bool
         Keep every message and event (``message_log``, ``event_log``).
+    noise, value, momentum, maker, liquidity, splitter, fundamental : dataclass
+        Keyword-only: the populations and the fundamental, rates per step
+        (``rltrader.sim.params.NoiseParams`` ... ``FundamentalParams``), each with exactly
+        the fields of its C struct in ``_flow.pxd`` (else ``TypeError``).
+    parents : sequence of dataclass
+        Keyword-only: the execution agents' parent orders (``ParentParams``).
     """
 
-    def __init__(self, Books books, dict params, int n_traders, seeds, r_bar, size_class,
-                 int64_t t0_ns, int64_t dt_ns, int bucket_cap, bint record=False):
+    def __init__(self, Books books, int n_traders, seeds, r_bar, size_class,
+                 int64_t t0_ns, int64_t dt_ns, int bucket_cap, bint record=False, *,
+                 noise, value, momentum, maker, liquidity, splitter, fundamental, parents):
         cdef int32_t n_books = books.core.n_books
         if n_traders > books.core.n_owners:
             raise ValueError(f"books has {books.core.n_owners} owners per book, fewer than "
@@ -660,16 +707,18 @@ cdef class Flow:
             raise ValueError(f"dt_ns must be >= 1, got {dt_ns}")
         if bucket_cap < 1:
             raise ValueError(f"bucket_cap must be >= 1, got {bucket_cap}")
+        parents = [_struct_fields(p, f"parents[{j}]", _LAYOUTS["parents"])
+                   for j, p in enumerate(parents)]
         self.books = books
         self.record = record
         cdef State* f = &self.s
-        f.noise = params["noise"]
-        f.value = params["value"]
-        f.momentum = params["momentum"]
-        f.maker = params["maker"]
-        f.liquidity = params["liquidity"]
-        f.splitter = params["splitter"]
-        f.fund = params["fundamental"]
+        f.noise = _struct_fields(noise, "noise", _LAYOUTS["noise"])
+        f.value = _struct_fields(value, "value", _LAYOUTS["value"])
+        f.momentum = _struct_fields(momentum, "momentum", _LAYOUTS["momentum"])
+        f.maker = _struct_fields(maker, "maker", _LAYOUTS["maker"])
+        f.liquidity = _struct_fields(liquidity, "liquidity", _LAYOUTS["liquidity"])
+        f.splitter = _struct_fields(splitter, "splitter", _LAYOUTS["splitter"])
+        f.fund = _struct_fields(fundamental, "fundamental", _LAYOUTS["fundamental"])
         # a population of 0 traders gets lam 0 (arrivals: no draw), whatever its rate
         f.wake_noise = arrivals(f.noise.count * f.noise.rate)
         f.wake_value = arrivals(f.value.count * f.value.rate)
@@ -677,7 +726,6 @@ cdef class Flow:
         f.wake_liquidity = arrivals(f.liquidity.count * f.liquidity.rate)
         f.wake_splitter = arrivals(f.splitter.count * f.splitter.rate)
         f.jumps = arrivals(f.fund.jump_rate)
-        parents = params["parents"]
         f.n_books = n_books
         f.n_traders = n_traders
         f.n_owners = books.core.n_owners

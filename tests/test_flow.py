@@ -202,8 +202,8 @@ def test_no_trader_loses_track_of_a_resting_order(monkeypatch, bucket: int | Non
     independently), and with a bucket far too small decisions are dropped (and counted);
     either way every order a trader has resting stays in its ring, so it can still be
     cancelled: no ghost liquidity."""
-    from rltrader.sim import market as market_module
     from rltrader._book import OrderState
+    from rltrader.sim import market as market_module
 
     if bucket is not None:
         monkeypatch.setattr(market_module, "bucket_capacity", lambda config: bucket)
@@ -225,13 +225,13 @@ def test_no_trader_loses_track_of_a_resting_order(monkeypatch, bucket: int | Non
 def test_a_negative_latency_is_refused() -> None:
     config = background(copies=1)
     market = Market(config, seed=1)
-    first = {name: lo for name, (lo, _) in market.owners.items()}
-    params = flow_params(config, first)
-    params["value"]["latency"] = -1
+    params = flow_params(config)
+    params = dataclasses.replace(params, value=dataclasses.replace(params.value, latency=-1))
     flow = market.flow
     with pytest.raises(ValueError, match="latencies must be >= 0"):
-        Flow(market.books, params, flow.n_traders, flow.rng_state, flow.r_bar,
-             flow.size_class, 0, config.dt_ns, 64)
+        Flow(market.books, flow.n_traders, flow.rng_state, flow.r_bar, flow.size_class, 0,
+             config.dt_ns, 64, **{f.name: getattr(params, f.name)
+                                  for f in dataclasses.fields(params)})
 
 
 def test_reciprocal_depths_match_pow() -> None:

@@ -191,15 +191,6 @@ class BatchedMarketEnv:
         limit = np.maximum(qty, np.rint(sizes * c.base_position_limit).astype(np.int64))
         #: per agent: size class, lots per order, position limit (lots)
         self.size_class, self.order_qty, self.position_limit = sizes, qty, limit
-        params = dict(
-            n_envs=self.n_envs, n_agents=self.n_agents, first_owner=0,
-            depth=c.depth, n_slots=c.max_orders, action_mode=int(self.mode),
-            reward_kind=int(REWARDS[c.reward]), liquidate=int(c.end_of_episode == "liquidate"),
-            return_lag=c.return_lag, scan_ticks=c.scan_ticks,
-            horizon=c.horizon, id_base=AGENT_ID_BASE, qty_scale=c.qty_scale,
-            inventory_penalty=c.inventory_penalty, sharpe_eta=c.sharpe_eta,
-            flow_alpha=c.flow_alpha, limit_offsets=c.limit_offsets,
-            quote_offsets=c.quote_offsets, quote_sizes=c.quote_sizes)
         self.market: Market | None = None
         if not self.sources:
             mc = c.market_config()
@@ -207,23 +198,37 @@ class BatchedMarketEnv:
                             extra_owners=self.n_agents, record=RecordConfig())
             self.market = Market(mc, seed=int(market_seed.generate_state(1)[0]))
             self.market.books.set_fees(c.maker_fee_ppm, c.taker_fee_ppm)
-            params["first_owner"] = self.market.n_traders
-            lanes = [(self.market.books, slice(None))]
+            self.kernels = [self._kernel(self.market.books, slice(None), self.n_envs,
+                                         self.market.n_traders)]
         else:
-            params["n_envs"] = 1
             for replay in self.sources:
                 replay.reset(seed=seed)
-            lanes = [(replay.books, slice(j * self.n_agents, (j + 1) * self.n_agents))
-                     for j, replay in enumerate(self.sources)]
-        self.kernels = [EnvKernel(
-            books, params, qty[rows], limit[rows], sizes[rows] * c.base_capital, sizes[rows],
-            self.actions[rows], self.observations[rows], self.rewards[rows],
-            self.terminated[rows], self.truncated[rows], self.final_observations[rows])
-            for books, rows in lanes]
+            self.kernels = [
+                self._kernel(replay.books, slice(j * self.n_agents, (j + 1) * self.n_agents),
+                             1, 0)
+                for j, replay in enumerate(self.sources)]
         #: the kernel of the simulated market (of the first replay)
         self.kernel = self.kernels[0]
         for j in range(len(self.kernels)):
             self._warm_up(j)
+
+    def _kernel(self, books: Any, rows: slice, n_envs: int, first_owner: int) -> EnvKernel:
+        """The kernel of ``n_envs`` books of ``books`` over rows ``rows`` of the buffers,
+        its agents owners ``first_owner`` on."""
+        c = self.config
+        return EnvKernel(
+            books, self.order_qty[rows], self.position_limit[rows],
+            self.size_class[rows] * c.base_capital, self.size_class[rows], self.actions[rows],
+            self.observations[rows], self.rewards[rows], self.terminated[rows],
+            self.truncated[rows], self.final_observations[rows],
+            n_envs=n_envs, n_agents=self.n_agents, first_owner=first_owner, depth=c.depth,
+            n_slots=c.max_orders, action_mode=int(self.mode),
+            reward_kind=int(REWARDS[c.reward]), liquidate=c.end_of_episode == "liquidate",
+            return_lag=c.return_lag, scan_ticks=c.scan_ticks, horizon=c.horizon,
+            id_base=AGENT_ID_BASE, qty_scale=c.qty_scale,
+            inventory_penalty=c.inventory_penalty, sharpe_eta=c.sharpe_eta,
+            flow_alpha=c.flow_alpha, limit_offsets=c.limit_offsets,
+            quote_offsets=c.quote_offsets, quote_sizes=c.quote_sizes)
 
     def _warm_up(self, j: int) -> None:
         """Background-only steps of lane ``j``; the last ones also fill the mid history

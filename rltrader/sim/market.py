@@ -52,77 +52,15 @@ from rltrader.sim.config import (
     preset,
     preset_names,
 )
+from rltrader.sim.params import POPULATIONS, flow_params, owner_ranges
 from rltrader.sim.record import PARENT_DTYPE, Recording, Sampler, copy_records
 
 __all__ = [
     "Market", "MarketConfig", "FundamentalConfig", "NoiseConfig", "ValueConfig",
     "MomentumConfig", "MakerConfig", "LiquidityConfig", "SplitterConfig", "ParentOrderConfig",
     "OrderSize", "SizeClassConfig", "RecordConfig", "Population", "config_from_dict",
-    "load_config", "preset", "preset_names",
+    "flow_params", "load_config", "preset", "preset_names",
 ]
-
-POPULATIONS = ("noise", "value", "momentum", "makers", "liquidity", "splitters", "parents")
-
-
-def _steps(config: MarketConfig, seconds: float) -> int:
-    return int(round(seconds * NS_PER_S / config.dt_ns))
-
-
-def _latency_steps(config: MarketConfig, latency_ns: int) -> int:
-    """Latency rounds up to whole steps: an order never arrives before its latency."""
-    return -(-latency_ns // config.dt_ns)
-
-
-def _sizes(size: OrderSize) -> dict[str, float]:
-    return {"min_lots": size.min_lots, "alpha": size.alpha, "max_lots": size.max_lots}
-
-
-def flow_params(config: MarketConfig, first: dict[str, int]) -> dict:
-    """The per-step parameter dicts of :class:`rltrader._flow.Flow` (rates per step)."""
-    dt_s = config.dt_ns / NS_PER_S
-    c = config
-
-    def common(name: str, pop: Population) -> dict:
-        return {"first": first[name], "count": pop.count, "rate": pop.rate_per_s * dt_s,
-                "latency": _latency_steps(c, pop.latency_ns)}
-
-    return {
-        "noise": {**common("noise", c.noise), "p_market": c.noise.p_market,
-                  "p_cancel": c.noise.p_cancel, "ring": c.noise.ring,
-                  "depth_alpha": c.noise.depth_alpha, "depth_max": c.noise.depth_max,
-                  "size": _sizes(c.noise.size)},
-        "value": {**common("value", c.value), "obs_sd": c.value.obs_sd,
-                  "threshold": c.value.threshold, "passive_offset": c.value.passive_offset,
-                  "size": _sizes(c.value.size)},
-        "momentum": {**common("momentum", c.momentum),
-                     "alpha_short": min(1.0, dt_s / c.momentum.short_s),
-                     "alpha_long": min(1.0, dt_s / c.momentum.long_s),
-                     "threshold": c.momentum.threshold, "size": _sizes(c.momentum.size)},
-        "maker": {**common("makers", c.makers), "levels": c.makers.levels,
-                  "spacing": c.makers.spacing, "half_spread": c.makers.half_spread,
-                  "qty": c.makers.qty, "skew": c.makers.skew,
-                  "max_inventory": c.makers.max_inventory,
-                  "requote_ticks": c.makers.requote_ticks},
-        "liquidity": {**common("liquidity", c.liquidity), "depth": c.liquidity.depth,
-                      "price_weight": c.liquidity.price_weight,
-                      "alpha_anchor": min(1.0, dt_s / c.liquidity.anchor_s),
-                      "ring": c.liquidity.ring, "size": _sizes(c.liquidity.size)},
-        "splitter": {**common("splitters", c.splitters), "alpha": c.splitters.alpha,
-                     "max_children": float(c.splitters.max_children),
-                     "size": _sizes(c.splitters.size)},
-        "fundamental": {"kappa": c.fundamental.kappa_per_s * dt_s,
-                        "sigma": c.fundamental.sigma * np.sqrt(dt_s),
-                        "jump_rate": c.fundamental.jump_rate_per_s * dt_s,
-                        "jump_mean": c.fundamental.jump_mean,
-                        "jump_sd": c.fundamental.jump_sd},
-        "parents": [
-            {"owner": first["parents"] + j, "side": 1 if p.side == "buy" else -1,
-             "pov": int(p.strategy == "pov"), "latency": _latency_steps(c, p.latency_ns),
-             "qty": p.qty, "start": c.warmup_steps + _steps(c, p.start_s),
-             "end": c.warmup_steps + _steps(c, p.end_s),
-             "interval": max(1, _steps(c, p.interval_s)), "participation": p.participation}
-            for j, p in enumerate(c.parents)],
-    }
 
 
 def bucket_capacity(config: MarketConfig) -> int:
@@ -155,27 +93,21 @@ class Market:
             raise TypeError(f"config must be a MarketConfig, got {type(config).__name__}")
         self.config = config
         self.seed = seed
-        counts = {"noise": config.noise.count, "value": config.value.count,
-                  "momentum": config.momentum.count, "makers": config.makers.count,
-                  "liquidity": config.liquidity.count, "splitters": config.splitters.count,
-                  "parents": len(config.parents)}
-        first, n = {}, 0
-        for name in POPULATIONS:
-            first[name] = n
-            n += counts[name]
         #: owner range ``(first, stop)`` of each population in every book
-        self.owners: dict[str, tuple[int, int]] = {
-            name: (first[name], first[name] + counts[name]) for name in POPULATIONS}
-        self.n_traders = n
+        self.owners: dict[str, tuple[int, int]] = owner_ranges(config)
+        n = self.n_traders = self.owners[POPULATIONS[-1]][1]
         n_books = config.n_books
         streams = [child.spawn(2) for child in np.random.SeedSequence(seed).spawn(n_books)]
         seeds = np.array([s[0].generate_state(4, np.uint64) for s in streams])
         self.books = Books(n_books, window=config.window, n_owners=n + config.extra_owners,
                            capacity=max(1024, 8 * n_books))
-        self.flow = Flow(self.books, flow_params(config, first), n, seeds, self._r_bar(),
-                         self._size_classes(streams),
+        p = flow_params(config)
+        self.flow = Flow(self.books, n, seeds, self._r_bar(), self._size_classes(streams),
                          config.open_ns - config.warmup_steps * config.dt_ns, config.dt_ns,
-                         bucket_capacity(config), record=config.record.messages)
+                         bucket_capacity(config), record=config.record.messages,
+                         noise=p.noise, value=p.value, momentum=p.momentum, maker=p.maker,
+                         liquidity=p.liquidity, splitter=p.splitter,
+                         fundamental=p.fundamental, parents=p.parents)
         start = time.perf_counter()
         self.flow.run(config.warmup_steps)
         every = config.record.sample_every

@@ -24,6 +24,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,7 @@ def copy_records(records: np.ndarray) -> np.ndarray:
     return out
 
 
-def _write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+def _write_npz(path: str | Path, arrays: dict[str, Any]) -> None:
     """``np.savez_compressed`` with a fixed entry time, so that the same arrays always give
     the same file bytes (numpy stamps each entry with the time of writing)."""
     path = Path(path)
