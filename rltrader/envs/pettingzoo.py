@@ -8,7 +8,9 @@ dicts are copies of two prebuilt ones: one market, one flag for every agent). Th
 overhead above the batched step is ``adapter_overhead_us`` in
 ``benchmarks/test_bench_env.py`` (docs/envs.md quotes it). At the horizon every agent is
 terminated with its final observation and ``agents`` becomes empty; ``reset()`` starts the
-next episode in the running market, ``reset(seed=s)`` rebuilds it from ``s``.
+next episode in the running market, ``reset(seed=s)`` rebuilds it from ``s``. Actions are
+checked as the batched env checks them (``write_actions``): a value that is not a whole
+number in the action space (``1.7``, ``"2"``) raises ``ValueError``/``TypeError``.
 """
 
 from __future__ import annotations

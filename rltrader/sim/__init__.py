@@ -3,6 +3,8 @@
 - :class:`~rltrader.sim.market.Market`: one core with its compiled populations; ``step``
   advances every book, ``recording()`` gives what happened (docs/market.md).
 - :mod:`rltrader.sim.config`: the typed configuration and the presets (``presets/*.toml``).
+- :mod:`rltrader.sim.params`: that configuration in the compiled flow's per-step units, one
+  dataclass per C struct.
 - :mod:`rltrader.sim.record`, :mod:`rltrader.sim.market_data`: recordings as numpy arrays.
 """
 
