@@ -23,7 +23,7 @@ cdef object _as_records(object array, object dtype, str name):
 cdef object _check_writeable(object array, str name):
     # the kernels write through raw pointers, which numpy's read-only flag cannot stop
     # (a read-only memmap page faults): refuse before any kernel runs
-    if not array.flags.writeable:
+    if not cnp.PyArray_ISWRITEABLE(array):     # the flag itself: no flags object per call
         raise ValueError(f"{name} must be writeable (the core writes its results into it); "
                          f"got a read-only array")
     return array

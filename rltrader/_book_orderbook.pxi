@@ -25,27 +25,35 @@ cdef object _field(object value, str name, object lo, object hi):
     return v
 
 
-cdef object _int64(object value, str name):
+cdef inline int64_t _int64(object value, str name) except? -1:
+    """``_field`` for an int64 field, with a C fast path for a plain int (the per-call
+    API's common case: no Python-level comparisons); an int beyond int64 raises
+    OverflowError there, ValueError through ``_field``."""
+    if PyLong_CheckExact(value):
+        return <int64_t>value       # Cython's inlined conversion; OverflowError when too big
     return _field(value, name, -(1 << 63), (1 << 63) - 1)
 
 
-cdef object _owner(object value):
-    return _field(value, "owner", -(1 << 31), (1 << 31) - 1)
+cdef inline int32_t _owner(object value) except? -1:
+    cdef int64_t v = _int64(value, "owner")
+    if v < -(1 << 31) or v >= (1 << 31):
+        _field(v, "owner", -(1 << 31), (1 << 31) - 1)      # raises ValueError
+    return <int32_t>v
 
 
-cdef object _side(object value):
-    v = _field(value, "side", -(1 << 63), (1 << 63) - 1)
+cdef inline int _side(object value) except? -2:
+    cdef int64_t v = _int64(value, "side")
     if v != BUY and v != SELL:
         raise ValueError(f"side must be BUY (1) or SELL (-1), got {v}")
-    return v
+    return <int>v
 
 
-cdef object _tif(object value):
-    v = _field(value, "tif", -(1 << 63), (1 << 63) - 1)
-    if not GTC <= v <= POST_ONLY:
+cdef inline int _tif(object value) except? -1:
+    cdef int64_t v = _int64(value, "tif")
+    if v < GTC or v > POST_ONLY:
         raise ValueError(f"tif must be a TimeInForce (GTC 0, IOC 1, FOK 2, POST_ONLY 3), "
                          f"got {v}")
-    return v
+    return <int>v
 
 
 cdef class OrderBook:
