@@ -8,7 +8,13 @@
 
 # ---------------------------------------------------------------------------------------
 # the Python edge of OrderBook: a value reaches a record field only if the field holds it
-# exactly (Cython would truncate a float and a C cast would wrap 257 to 1)
+# exactly. Required numbers (side, price, qty ...) arrive as objects and go through
+# ``_int64``, whose errors name the argument. Optional ones are ``Py_ssize_t`` arguments
+# (int64 on the 64-bit platforms the core supports), so that a default costs nothing:
+# Cython converts those through ``__index__``, so a float is a TypeError too (an
+# ``int64_t`` argument would truncate 100.9 to 100) and an int beyond int64 an
+# OverflowError. Fields narrower than int64 (side, tif, owner) are range-checked here,
+# before a C cast could wrap 257 to 1.
 # ---------------------------------------------------------------------------------------
 
 cdef object _field(object value, str name, object lo, object hi):
@@ -25,31 +31,31 @@ cdef object _field(object value, str name, object lo, object hi):
     return v
 
 
-cdef inline int64_t _int64(object value, str name) except? -1:
-    """``_field`` for an int64 field, with a C fast path for a plain int (the per-call
-    API's common case: no Python-level comparisons); an int beyond int64 raises
-    OverflowError there, ValueError through ``_field``."""
+cdef inline int64_t _int64(object value, str name) except? -9223372036854775807:
+    """``_field`` for an int64 field, with a C fast path for a plain int; an int beyond
+    int64 raises OverflowError there, ValueError through ``_field``."""
     if PyLong_CheckExact(value):
-        return <int64_t>value       # Cython's inlined conversion; OverflowError when too big
+        return <int64_t>value
     return _field(value, name, -(1 << 63), (1 << 63) - 1)
 
 
-cdef inline int32_t _owner(object value) except? -1:
-    cdef int64_t v = _int64(value, "owner")
+cdef inline int32_t _owner(Py_ssize_t v) except? -2147483647:
+    """An owner argument as the record's int32, refused (ValueError) when it would wrap."""
     if v < -(1 << 31) or v >= (1 << 31):
         _field(v, "owner", -(1 << 31), (1 << 31) - 1)      # raises ValueError
     return <int32_t>v
 
 
 cdef inline int _side(object value) except? -2:
+    """A side argument (BUY or SELL only) as the record's int8; its errors name it."""
     cdef int64_t v = _int64(value, "side")
     if v != BUY and v != SELL:
         raise ValueError(f"side must be BUY (1) or SELL (-1), got {v}")
     return <int>v
 
 
-cdef inline int _tif(object value) except? -1:
-    cdef int64_t v = _int64(value, "tif")
+cdef inline int _tif(Py_ssize_t v) except? -1:
+    """A time-in-force argument as the record's int8, refused (ValueError) outside the enum."""
     if v < GTC or v > POST_ONLY:
         raise ValueError(f"tif must be a TimeInForce (GTC 0, IOC 1, FOK 2, POST_ONLY 3), "
                          f"got {v}")
@@ -108,11 +114,26 @@ cdef class OrderBook:
             self._events = np.zeros(max(need, 2 * self.ev_cap), dtype=EVENT_DTYPE)
             self.ev = <Event*>cnp.PyArray_DATA(self._events)
             self.ev_cap = self._events.shape[0]
-        self.books._run(m, 1, 0, self.ev, self.ev_cap, &done, &w)
+        if RLTRADER_DEBUG_BUILD or not self._run_one(m, &w):
+            self.books._run(m, 1, 0, self.ev, self.ev_cap, &done, &w)
         self.n_events = w
         return order_id
 
-    def limit(self, side, price, qty, order_id=0, owner=-1, tif=0, timestamp=0):
+    cdef inline bint _run_one(self, const Message* m, int64_t* written) except -1:
+        """The per-call fast path: one message straight through the kernel, holding the GIL
+        (so nothing can interleave and the ``busy`` flag needs no ``finally``). False when
+        the arena must grow first: ``Books._run`` grows it and runs the message."""
+        cdef Books books = self.books
+        cdef int64_t done
+        cdef int status
+        books._enter()
+        status = process_kernel(&books.core, m, NULL, False, 1, 0, self.ev, self.ev_cap,
+                                &done, written)
+        books.busy = False
+        return status == OK
+
+    def limit(self, side, price, qty, Py_ssize_t order_id=0, Py_ssize_t owner=-1,
+              Py_ssize_t tif=0, Py_ssize_t timestamp=0):
         """Submit a limit order; returns its id.
 
         Raises
@@ -123,55 +144,53 @@ cdef class OrderBook:
             When ``side`` is not BUY/SELL or ``tif`` not a TimeInForce.
         """
         return self._send(LIMIT, _side(side), _int64(price, "price"), 0, _int64(qty, "qty"),
-                          _int64(order_id, "order_id"), 0, _owner(owner), _tif(tif),
-                          _int64(timestamp, "timestamp"))
+                          order_id, 0, _owner(owner), _tif(tif), timestamp)
 
-    def market(self, side, qty, order_id=0, owner=-1, tif=1, timestamp=0):
+    def market(self, side, qty, Py_ssize_t order_id=0, Py_ssize_t owner=-1,
+               Py_ssize_t tif=1, Py_ssize_t timestamp=0):
         """Submit a market order (IOC, or FOK with ``tif=FOK``); returns its id."""
-        return self._send(MARKET, _side(side), 0, 0, _int64(qty, "qty"),
-                          _int64(order_id, "order_id"), 0, _owner(owner), _tif(tif),
-                          _int64(timestamp, "timestamp"))
+        return self._send(MARKET, _side(side), 0, 0, _int64(qty, "qty"), order_id, 0,
+                          _owner(owner), _tif(tif), timestamp)
 
-    def stop(self, side, stop_price, qty, order_id=0, owner=-1, tif=1, timestamp=0):
+    def stop(self, side, stop_price, qty, Py_ssize_t order_id=0, Py_ssize_t owner=-1,
+             Py_ssize_t tif=1, Py_ssize_t timestamp=0):
         """Submit a stop-market order; returns its id."""
         return self._send(STOP, _side(side), 0, _int64(stop_price, "stop_price"),
-                          _int64(qty, "qty"), _int64(order_id, "order_id"), 0, _owner(owner),
-                          _tif(tif), _int64(timestamp, "timestamp"))
+                          _int64(qty, "qty"), order_id, 0, _owner(owner), _tif(tif),
+                          timestamp)
 
-    def stop_limit(self, side, stop_price, price, qty, order_id=0, owner=-1, tif=0,
-                   timestamp=0):
+    def stop_limit(self, side, stop_price, price, qty, Py_ssize_t order_id=0,
+                   Py_ssize_t owner=-1, Py_ssize_t tif=0, Py_ssize_t timestamp=0):
         """Submit a stop-limit order; returns its id."""
         return self._send(STOP_LIMIT, _side(side), _int64(price, "price"),
-                          _int64(stop_price, "stop_price"), _int64(qty, "qty"),
-                          _int64(order_id, "order_id"), 0, _owner(owner), _tif(tif),
-                          _int64(timestamp, "timestamp"))
+                          _int64(stop_price, "stop_price"), _int64(qty, "qty"), order_id, 0,
+                          _owner(owner), _tif(tif), timestamp)
 
-    def cancel(self, order_id, timestamp=0, owner=-1):
+    def cancel(self, order_id, Py_ssize_t timestamp=0, Py_ssize_t owner=-1):
         """Cancel an order; False if it was rejected (unknown or finished, or ``owner``
         given and not the order's: ``NOT_OWNER``)."""
         self._send(CANCEL, 0, 0, 0, 0, _int64(order_id, "order_id"), 0, _owner(owner), 0,
-                   _int64(timestamp, "timestamp"))
+                   timestamp)
         return self.ev[0].kind != REJECTED
 
-    def reduce(self, order_id, qty, timestamp=0, owner=-1):
+    def reduce(self, order_id, qty, Py_ssize_t timestamp=0, Py_ssize_t owner=-1):
         """Remove ``qty`` lots from an order, keeping its queue priority."""
         self._send(REDUCE, 0, 0, 0, _int64(qty, "qty"), _int64(order_id, "order_id"), 0,
-                   _owner(owner), 0, _int64(timestamp, "timestamp"))
+                   _owner(owner), 0, timestamp)
         return self.ev[0].kind != REJECTED
 
-    def replace(self, order_id, price, qty, new_order_id=0, tif=0, timestamp=0,
-                owner=-1):
+    def replace(self, order_id, price, qty, Py_ssize_t new_order_id=0, Py_ssize_t tif=0,
+                Py_ssize_t timestamp=0, Py_ssize_t owner=-1):
         """Cancel an order and submit a new one (loses priority); returns the new id."""
         cdef int64_t old_id = _int64(order_id, "order_id")
-        cdef int64_t new_id = _int64(new_order_id, "new_order_id")
-        self._send(REPLACE, 0, _int64(price, "price"), 0, _int64(qty, "qty"), old_id, new_id,
-                   _owner(owner), _tif(tif), _int64(timestamp, "timestamp"))
-        return new_id if new_id != 0 else old_id
+        self._send(REPLACE, 0, _int64(price, "price"), 0, _int64(qty, "qty"), old_id,
+                   new_order_id, _owner(owner), _tif(tif), timestamp)
+        return new_order_id if new_order_id != 0 else old_id
 
-    def execute(self, order_id, qty, timestamp=0):
+    def execute(self, order_id, qty, Py_ssize_t timestamp=0):
         """Trade ``qty`` lots of a resting order against outside flow."""
         self._send(EXECUTE, 0, 0, 0, _int64(qty, "qty"), _int64(order_id, "order_id"), 0,
-                   NO_OWNER, 0, _int64(timestamp, "timestamp"))
+                   NO_OWNER, 0, timestamp)
         return self.ev[0].kind != REJECTED
 
     def submit(self, message):
