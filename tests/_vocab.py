@@ -1,10 +1,11 @@
 """The constants and record dtypes the test helpers use, with a fallback for an unbuilt core.
 
-``rltrader.core.constants`` re-exports the enums of the compiled module, so it only imports once
-the core builds. The pure-Python reference book must work without it, so this module falls
-back to copies of the enums (values from ``rltrader/_book.pxd``) and loads
-``rltrader/core/messages.py`` by path (importing it as ``rltrader.core.messages`` would import the
-package, and with it the compiled core). ``CORE_CONSTANTS`` says which one is in use.
+``rltrader.core.constants`` re-exports the enums of the compiled module, so it only imports
+once the core builds. The pure-Python reference book must work without it, so this module
+falls back to copies of the enums (values from ``rltrader/_book.pxd``) and loads
+``rltrader/core/messages.py`` by path (importing it as ``rltrader.core.messages`` would
+import the package, and with it the compiled core). ``CORE_CONSTANTS`` says which one is in
+use; ``tests/test_vocab_fallback.py`` checks that the copies match the core.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ except ImportError:
         NOT_RESTING = 11
         POST_ONLY_WOULD_CROSS = 12
         CAPACITY = 13
+        NOT_OWNER = 14
+        NOTIONAL_LIMIT = 15
         CANCEL_REQUESTED = 20
         IOC_REMAINDER = 21
         FOK_UNFILLABLE = 22
@@ -92,7 +95,7 @@ except ImportError:
         EMPTY_ASK = 1099511627776
         NO_SLOT = -1
 
-    _path = pathlib.Path(__file__).resolve().parent.parent / "rltrader" / "messages.py"
+    _path = pathlib.Path(__file__).resolve().parent.parent / "rltrader" / "core" / "messages.py"
     _spec = importlib.util.spec_from_file_location("_rltrader_messages", _path)
     assert _spec is not None and _spec.loader is not None
     _messages = importlib.util.module_from_spec(_spec)

@@ -75,8 +75,8 @@ RESTING = 1
 STOP_PENDING = 2
 
 # the exactness limits (docs/semantics.md, Accounting); values as in rltrader/_book.pxd
-NOT_OWNER = int(getattr(Reason, "NOT_OWNER", 14))
-NOTIONAL_LIMIT = int(getattr(Reason, "NOTIONAL_LIMIT", 15))
+NOT_OWNER = int(Reason.NOT_OWNER)
+NOTIONAL_LIMIT = int(Reason.NOTIONAL_LIMIT)
 MAX_NOTIONAL = 2**62 - 1
 MAX_FEE_PPM = 1_000_000
 
