@@ -20,6 +20,7 @@ allocate: a message that needs an order slot when the arena is full stops the ke
 Semantics and the exact event order are specified in ``docs/semantics.md``.
 """
 
+cimport cython
 cimport numpy as cnp
 from cpython.long cimport PyLong_CheckExact
 from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t

@@ -62,6 +62,7 @@ cdef inline int _tif(Py_ssize_t v) except? -1:
     return <int>v
 
 
+@cython.final
 cdef class OrderBook:
     """One limit order book with a method per operation, for users and tests.
 
@@ -126,7 +127,9 @@ cdef class OrderBook:
         cdef Books books = self.books
         cdef int64_t done
         cdef int status
-        books._enter()
+        if books.busy:
+            books._enter()      # raises
+        books.busy = True
         status = process_kernel(&books.core, m, NULL, False, 1, 0, self.ev, self.ev_cap,
                                 &done, written)
         books.busy = False
