@@ -1,4 +1,5 @@
 from enum import IntEnum
+from typing import final
 
 import numpy as np
 import numpy.typing as npt
@@ -149,7 +150,7 @@ class Books:
     def memory_bytes(self) -> dict[str, int]: ...
     def check_integrity(self) -> None: ...
 
-@disjoint_base
+@final
 class OrderBook:
     books: Books
     def __init__(
