@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from rltrader.analysis import facts as an
+from rltrader.data.samples import AAPL_HOUR, sample_path
 
 INTERVAL_NS = 100_000_000   # a 100 ms clock
 
@@ -53,10 +52,5 @@ def parents(delta: float, n: int, seed: int, noise: float = 0.5) -> an.ParentOrd
 
 
 def lobster_file() -> Path:
-    env = os.environ.get("RLTRADER_DATA")
-    name = "AAPL_2012-06-21_34200000_37800000_message_50.csv.gz"
-    for folder in (*([Path(env) / "lobster"] if env else []),
-                   *(p / "shared" / "data" / "lobster" for p in Path(__file__).resolve().parents)):
-        if (folder / name).is_file():
-            return folder / name
-    pytest.skip("LOBSTER samples not found (set RLTRADER_DATA)")
+    """The AAPL 09:30-10:30 message file (packaged; ``$RLTRADER_DATA`` first when set)."""
+    return sample_path(AAPL_HOUR)
