@@ -41,7 +41,7 @@ cdef inline int64_t _int64(object value, str name) except? -9223372036854775807:
 
 cdef inline int32_t _owner(Py_ssize_t v) except? -2147483647:
     """An owner argument as the record's int32, refused (ValueError) when it would wrap."""
-    if v < -(1 << 31) or v >= (1 << 31):
+    if v < INT32_MIN or v > INT32_MAX:     # C constants: no Python int in the common case
         _field(v, "owner", -(1 << 31), (1 << 31) - 1)      # raises ValueError
     return <int32_t>v
 
