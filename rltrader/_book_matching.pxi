@@ -27,16 +27,11 @@ cdef inline int64_t fee_of(int64_t notional, int64_t fee_ppm) noexcept nogil:
     return hi * fee_ppm + lo * fee_ppm // 1000000
 
 
-cdef inline void account_fill(Core* c, BookState* bs, int32_t b, int32_t owner, int side,
-                              int64_t notional, int64_t q, int64_t fee_ppm) noexcept nogil:
-    """One side of a fill: ``q`` lots for ``notional`` ticks x lots. Orders without an owner
-    pay no fee and are summed in the book's outside position and cash, so that integrity
-    can check the accounting identity. Nothing here can overflow: the book's notional stays
-    within MAX_NOTIONAL (``taker_exceeds_notional``)."""
-    if owner < 0:
-        bs.outside_position += side * q
-        bs.outside_cash -= side * notional
-        return
+cdef inline void account_fill(Core* c, int32_t b, int32_t owner, int side, int64_t notional,
+                              int64_t q, int64_t fee_ppm) noexcept nogil:
+    """One owned side of a fill: ``q`` lots for ``notional`` ticks x lots, and its fee.
+    Nothing here can overflow: the book's notional stays within MAX_NOTIONAL
+    (``taker_exceeds_notional``)."""
     cdef Account* a = &c.accounts[<int64_t>b * c.n_owners + owner]
     cdef int64_t fee = fee_of(notional, fee_ppm)
     a.position += side * q
@@ -52,10 +47,20 @@ cdef inline void fill(Core* c, Ctx* x, int32_t b, Order* taker, int32_t maker) n
     cdef int64_t q = taker.qty if taker.qty < m.qty else m.qty
     cdef Event* e
     cdef int64_t notional = m.price * q
+    cdef int side
     taker.qty -= q
     bs.notional += notional
-    account_fill(c, bs, b, taker.owner, taker.side, notional, q, bs.taker_fee_ppm)
-    account_fill(c, bs, b, m.owner, m.side, notional, q, bs.maker_fee_ppm)
+    if taker.owner >= 0:
+        account_fill(c, b, taker.owner, taker.side, notional, q, bs.taker_fee_ppm)
+    if m.owner >= 0:
+        account_fill(c, b, m.owner, m.side, notional, q, bs.maker_fee_ppm)
+    if (taker.owner < 0) != (m.owner < 0):
+        # one side has no owner (feed flow, outside trades): the book's outside position
+        # and cash take it, so that integrity can check the accounting identity; when
+        # neither side has an owner the two entries would cancel, so none is made
+        side = taker.side if taker.owner < 0 else m.side
+        bs.outside_position += side * q
+        bs.outside_cash -= side * notional
     bs.last_price = m.price
     bs.volume += q
     bs.trade_count += 1
