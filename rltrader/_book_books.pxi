@@ -204,9 +204,7 @@ cdef class Books:
         messages may have filled it since). ``fresh``: the caller vouches that no new
         order id it sends is live in its book (the duplicate-id probe is skipped; debug
         builds check it and abort)."""
-        cdef int64_t done = 0, w = 0, step_n, c_done, c_written
-        cdef int status
-        cdef int32_t* k
+        cdef int64_t done = 0, w = 0
         self._enter()
         try:
             self._run_loop(msgs, known, fresh, n, index_offset, out, out_cap, &done, &w)
@@ -351,8 +349,10 @@ cdef class Books:
         if book is not None:
             _check_book(self, book)
         self._enter()       # a running kernel reads the mode
-        self.busy = False
-        self.book_array["stp"][slice(None) if book is None else book] = mode
+        try:
+            self.book_array["stp"][slice(None) if book is None else book] = mode
+        finally:
+            self.busy = False
 
     def set_fees(self, int64_t maker_fee_ppm, int64_t taker_fee_ppm, book=None):
         """Set maker/taker fees (per million of notional, each at most ``MAX_FEE_PPM`` in
@@ -361,11 +361,13 @@ cdef class Books:
         _check_fee(taker_fee_ppm, "taker_fee_ppm")
         if book is not None:
             _check_book(self, book)
-        self._enter()       # a running kernel reads the fees
-        self.busy = False
         where = slice(None) if book is None else book
-        self.book_array["maker_fee_ppm"][where] = maker_fee_ppm
-        self.book_array["taker_fee_ppm"][where] = taker_fee_ppm
+        self._enter()       # a running kernel reads the fees
+        try:
+            self.book_array["maker_fee_ppm"][where] = maker_fee_ppm
+            self.book_array["taker_fee_ppm"][where] = taker_fee_ppm
+        finally:
+            self.busy = False
 
     # ---- queries ----------------------------------------------------------------------
 

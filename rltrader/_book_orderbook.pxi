@@ -94,7 +94,8 @@ cdef class OrderBook:
 
     cdef int64_t _send(self, int op, int side, int64_t price, int64_t stop_price,
                        int64_t qty, int64_t order_id, int64_t new_order_id, int owner,
-                       int tif, int64_t timestamp) except -1:
+                       int tif, int64_t timestamp) except? -1:
+        # ``except?``: -1 is also an order id a caller may send (it is rejected, not raised)
         cdef Message* m = &self.msg
         cdef int64_t done, w, need
         if order_id == 0 and is_new_order(op):

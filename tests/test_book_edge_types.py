@@ -60,3 +60,17 @@ def test_values_that_do_not_fit_their_field_are_refused() -> None:
     with pytest.raises(ValueError, match="price"):
         ob.limit(BUY, np.uint64(2**64 - 1), 1)      # would wrap to -1
     assert ob.books.live_orders() == 0
+
+
+def test_a_negative_order_id_is_rejected_not_raised() -> None:
+    # _send returned the id through an ``except -1`` function: an id of -1 was taken for an
+    # error with no exception set (SystemError) instead of a BAD_ORDER_ID reject
+    from rltrader import REJECTED, Reason
+
+    ob = OrderBook()
+    for call in (lambda: ob.cancel(-1), lambda: ob.reduce(-1, 3), lambda: ob.execute(-1, 1),
+                 lambda: ob.limit(BUY, 100, 5, order_id=-1)):
+        call()
+        assert ob.events["kind"][0] == REJECTED
+        assert ob.events["reason"][0] == Reason.BAD_ORDER_ID
+    assert ob.books.live_orders() == 0
