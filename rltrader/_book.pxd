@@ -285,11 +285,14 @@ cdef inline int32_t find_order(const Core* c, int32_t b, int64_t order_id) noexc
 
 
 cdef class Books:
-    # single-threaded: ``busy`` is set (with the GIL held) by every method that runs a
-    # kernel, resizes the arena or walks the order links, and cleared on its way out; a
-    # call that finds it set raises RuntimeError instead of racing the running kernel
+    # single-threaded: every method that runs a kernel, resizes the arena or walks the
+    # order links enters (``_enter``, with the GIL held) and leaves on its way out; a call
+    # from another thread while one is inside raises RuntimeError instead of racing it.
+    # The same thread may enter again (the env and flow kernels hold the Books for a whole
+    # step and run their batches through it).
     cdef Core core
-    cdef bint busy
+    cdef int busy                       # calls in progress on busy_thread (0: none)
+    cdef unsigned long busy_thread      # PyThread_get_thread_ident() of that thread
     cdef readonly object book_array
     cdef readonly object level_array
     cdef readonly object bitmap_array
@@ -307,6 +310,7 @@ cdef class Books:
                        int64_t index_offset, Event* out, int64_t out_cap, int64_t* done_out,
                        int64_t* written_out) except -1
     cdef int _enter(self) except -1
+    cdef void _leave(self) noexcept
     cdef _grow(self)
     cdef _resize(self, int capacity)
     cdef _bind(self)

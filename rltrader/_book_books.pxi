@@ -130,15 +130,20 @@ cdef class Books:
         self._resize(capacity)
 
     cdef int _enter(self) except -1:
-        """Mark the object busy, or raise when a call (from another thread) already has:
-        check and set run with the GIL held, so two threads cannot both get in. The
-        caller clears ``busy`` in a ``finally``."""
-        if self.busy:
+        """Mark the object busy for this thread, or raise when another thread has it: check
+        and set run with the GIL held, so two threads cannot both get in. The same thread
+        may enter again. The caller leaves (``_leave``) in a ``finally``."""
+        cdef unsigned long me = PyThread_get_thread_ident()
+        if self.busy and self.busy_thread != me:
             raise RuntimeError(
                 "Books is in use by another thread; one Books object is single-threaded "
                 "(use one per thread, or serialise the calls with a lock)")
-        self.busy = True
+        self.busy_thread = me
+        self.busy += 1
         return 0
+
+    cdef void _leave(self) noexcept:
+        self.busy -= 1
 
     cdef _bind(self):
         cdef Core* c = &self.core
@@ -161,7 +166,7 @@ cdef class Books:
         try:
             self._resize(capacity)
         finally:
-            self.busy = False
+            self._leave()
 
     cdef _resize(self, int capacity):
         cdef Core* c = &self.core
@@ -209,7 +214,7 @@ cdef class Books:
         try:
             self._run_loop(msgs, known, fresh, n, index_offset, out, out_cap, &done, &w)
         finally:
-            self.busy = False
+            self._leave()
         consumed[0] = done
         written[0] = w
         return 0
@@ -338,7 +343,7 @@ cdef class Books:
                     cap = max(2 * cap, max_events(&self.core, msgs + done))
                     events = np.empty(cap, dtype=EVENT_DTYPE)
         finally:
-            self.busy = False
+            self._leave()
         return ticks.astype(np.int64), counts
 
     # ---- configuration ----------------------------------------------------------------
@@ -352,7 +357,7 @@ cdef class Books:
         try:
             self.book_array["stp"][slice(None) if book is None else book] = mode
         finally:
-            self.busy = False
+            self._leave()
 
     def set_fees(self, int64_t maker_fee_ppm, int64_t taker_fee_ppm, book=None):
         """Set maker/taker fees (per million of notional, each at most ``MAX_FEE_PPM`` in
@@ -367,7 +372,7 @@ cdef class Books:
             self.book_array["maker_fee_ppm"][where] = maker_fee_ppm
             self.book_array["taker_fee_ppm"][where] = taker_fee_ppm
         finally:
-            self.busy = False
+            self._leave()
 
     # ---- queries ----------------------------------------------------------------------
 
@@ -444,7 +449,7 @@ cdef class Books:
             with nogil:
                 top_levels_kernel(&self.core, depth, px, qt, ct)
         finally:
-            self.busy = False
+            self._leave()
         return prices, qtys, counts
 
     def level_queue(self, int book, int side, int64_t price, out=None):
@@ -456,24 +461,16 @@ cdef class Books:
         try:
             return _level_queue(self, book, side, price, out)
         finally:
-            self.busy = False
+            self._leave()
 
     def order(self, int book, int64_t order_id):
         """A live order as a dict (``stop_price`` for pending stops), or None."""
         _check_book(self, book)
-        self._enter()       # the hash probe reads what a running kernel rewrites
-        cdef int32_t slot = find_order(&self.core, book, order_id)
-        self.busy = False
-        if slot == NO_SLOT:
-            return None
-        cdef const Order* o = &self.core.orders[slot]
-        info = dict(order_id=o.order_id, price=o.price, qty=o.qty, side=o.side,
-                    owner=o.owner, op=o.op, tif=o.tif, state=o.state)
-        if o.state == STOP_PENDING:
-            info["stop_price"] = o.clock.stop_price
-        else:
-            info["timestamp"] = o.clock.timestamp
-        return info
+        self._enter()       # the probe and the copy read what a running kernel rewrites
+        try:
+            return _order_info(&self.core, find_order(&self.core, book, order_id))
+        finally:
+            self._leave()
 
     @property
     def accounts(self):
@@ -498,7 +495,7 @@ cdef class Books:
         try:
             _check_integrity(self)
         finally:
-            self.busy = False
+            self._leave()
 
 
 cdef object _out_array(object a, tuple shape, object dtype, str name):
@@ -509,6 +506,20 @@ cdef object _out_array(object a, tuple shape, object dtype, str name):
         raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype).name} array of "
                          f"shape {shape}")
     return _check_writeable(a, name)
+
+
+cdef object _order_info(const Core* c, int32_t slot):
+    """``Books.order``'s dict of the order in ``slot``, or None for NO_SLOT."""
+    if slot == NO_SLOT:
+        return None
+    cdef const Order* o = &c.orders[slot]
+    info = dict(order_id=o.order_id, price=o.price, qty=o.qty, side=o.side,
+                owner=o.owner, op=o.op, tif=o.tif, state=o.state)
+    if o.state == STOP_PENDING:
+        info["stop_price"] = o.clock.stop_price
+    else:
+        info["timestamp"] = o.clock.timestamp
+    return info
 
 
 cdef object _level_queue(Books self, int book, int side, int64_t price, object out):

@@ -123,17 +123,15 @@ cdef class OrderBook:
 
     cdef inline bint _run_one(self, const Message* m, int64_t* written) except -1:
         """The per-call fast path: one message straight through the kernel, holding the GIL
-        (so nothing can interleave and the ``busy`` flag needs no ``finally``). False when
-        the arena must grow first: ``Books._run`` grows it and runs the message."""
+        (the kernel cannot raise, so leaving needs no ``finally``). False when the arena
+        must grow first: ``Books._run`` grows it and runs the message."""
         cdef Books books = self.books
         cdef int64_t done
         cdef int status
-        if books.busy:
-            books._enter()      # raises
-        books.busy = True
+        books._enter()
         status = process_kernel(&books.core, m, NULL, False, 1, 0, self.ev, self.ev_cap,
                                 &done, written)
-        books.busy = False
+        books._leave()
         return status == OK
 
     def limit(self, side, price, qty, Py_ssize_t order_id=0, Py_ssize_t owner=-1,

@@ -1168,39 +1168,67 @@ cdef class EnvKernel:
 
     # ---- phases (a data source that is not a Books runs them from Python) -------------
 
+    # Every phase reads the core's arrays (some without the GIL): each holds the Books
+    # (``Books._enter``) while it runs, so that another thread's call cannot resize the
+    # arena under it; the core calls inside re-enter from the same thread.
+
     def act(self, int64_t timestamp):
         """Turn the bound actions into messages (``self.messages[:n]``); returns ``n``."""
         cdef int64_t n
-        with nogil:
-            n = act_all(&self.s, timestamp)
+        self.books._enter()
+        try:
+            with nogil:
+                n = act_all(&self.s, timestamp)
+        finally:
+            self.books._leave()
         return n
 
     def advance(self):
         """After the market moved one step: mid history, flow imbalance, episode clock."""
-        advance(&self.s)
+        self.books._enter()
+        try:
+            advance(&self.s)
+        finally:
+            self.books._leave()
 
     def settle(self, int64_t timestamp):
         """Liquidation messages of ending books (``liquidate`` only); returns ``n``."""
         if not self.s.p.liquidate:
             return 0
-        return close_positions(&self.s, timestamp)
+        self.books._enter()
+        try:
+            return close_positions(&self.s, timestamp)
+        finally:
+            self.books._leave()
 
     def observe(self, bint truncate=False):
         """Observations, rewards, terminated/truncated and final observations; returns the
         number of ending books."""
         cdef int32_t n
-        with nogil:
-            n = observe_all(&self.s, truncate)
+        self.books._enter()
+        try:
+            with nogil:
+                n = observe_all(&self.s, truncate)
+        finally:
+            self.books._leave()
         return n
 
     def cancel_orders(self, int64_t timestamp, bint every=False):
         """Cancels of every agent order of ending books (all books if ``every``)."""
-        return cancel_ending(&self.s, timestamp, every)
+        self.books._enter()
+        try:
+            return cancel_ending(&self.s, timestamp, every)
+        finally:
+            self.books._leave()
 
     def begin(self, bint every=False):
         """Start new episodes for ending books (all if ``every``) after their cancels were
         processed; writes their first observations into ``obs``."""
-        begin_episodes(&self.s, every)
+        self.books._enter()
+        try:
+            begin_episodes(&self.s, every)
+        finally:
+            self.books._leave()
 
     def submit(self, int64_t n):
         """Run ``self.messages[:n]`` through the core."""
@@ -1228,10 +1256,18 @@ cdef class EnvKernel:
         step, settle, observe, auto-reset ending books. Returns the number of ending
         books. With the flow of exactly these books, one book at a time
         (``_step_books``)."""
+        self.books._enter()
+        try:
+            if (isinstance(flow, Flow) and (<Flow>flow).books is self.books
+                    and (<Flow>flow).s.n_books == self.s.p.n_envs):
+                return self._step_books(timestamp, <Flow>flow)
+            return self._step(timestamp, flow)
+        finally:
+            self.books._leave()
+
+    cdef int32_t _step(self, int64_t timestamp, flow) except -1:
+        """``step`` phase by phase, with any data source (the Books held)."""
         cdef int32_t ended
-        if (isinstance(flow, Flow) and (<Flow>flow).books is self.books
-                and (<Flow>flow).s.n_books == self.s.p.n_envs):
-            return self._step_books(timestamp, <Flow>flow)
         self._submit(self.act(timestamp))
         locate(&self.s)
         if flow is not None:
@@ -1293,5 +1329,9 @@ cdef class EnvKernel:
 
     def reset(self, int64_t timestamp):
         """Cancel every agent order and start a new episode in every book."""
-        self._submit(cancel_ending(&self.s, timestamp, True))
-        begin_episodes(&self.s, True)
+        self.books._enter()
+        try:
+            self._submit(cancel_ending(&self.s, timestamp, True))
+            begin_episodes(&self.s, True)
+        finally:
+            self.books._leave()

@@ -847,14 +847,20 @@ cdef class Flow:
         cdef State* f = &self.s
         cdef int64_t i, n
         cdef bint release = f.n_books >= 32
-        for i in range(n_steps):
-            if release:
-                with nogil:
+        # the decisions read the books without the GIL: hold the Books (another thread's
+        # call must not resize its arena meanwhile); _process's core calls re-enter
+        self.books._enter()
+        try:
+            for i in range(n_steps):
+                if release:
+                    with nogil:
+                        n = decide_all(f)
+                else:
                     n = decide_all(f)
-            else:
-                n = decide_all(f)
-            self._process(n)
-            self.end_step()
+                self._process(n)
+                self.end_step()
+        finally:
+            self.books._leave()
 
     cdef int64_t decide_range(self, int32_t first, int32_t stop) noexcept nogil:
         """Books ``first .. stop - 1``'s part of a step: they decide, and their arrivals of
