@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from rltrader._env import ActionMode, Layout, RewardKind
+from rltrader.core.constants import MAX_FEE_PPM, MAX_QTY
 from rltrader.sim.config import MarketConfig, preset
 
 ACTION_MODES = {"discrete": ActionMode.DISCRETE, "market_making": ActionMode.MARKET_MAKING}
@@ -16,8 +20,34 @@ REWARDS = {"pnl": RewardKind.PNL, "pnl_inventory": RewardKind.PNL_INVENTORY,
 END_OF_EPISODE = ("mark", "liquidate")
 
 
+_INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
+#: the largest position limit: twice it (a limit's room when the position is at the other
+#: limit) must fit int64
+MAX_POSITION_LIMIT = 2**62
+_F32_MAX = float(np.finfo(np.float32).max)
+#: the smallest divisor that keeps every int64 quotient a finite float32 (level sizes and
+#: the queue ahead are divided by ``qty_scale``, cash and PnL by the capital)
+_MIN_SCALE = 2.0**63 / _F32_MAX
+
+
 def _fail(name: str, rule: str, value: object) -> None:
     raise ValueError(f"EnvConfig.{name} must be {rule}, got {value!r}")
+
+
+def _is_int(value: object) -> bool:
+    """An int or a numpy integer; not a bool, not a float (even a whole one)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if not _is_int(value) or not low <= value <= high:  # type: ignore[operator]
+        _fail(name, f"an int in [{low}, {high}]" if high < _INT64_MAX else
+              f"an int >= {low}", value)
 
 
 @dataclass(frozen=True)
@@ -115,37 +145,84 @@ class EnvConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.market, (str, MarketConfig)):
             _fail("market", "a preset name or a MarketConfig", self.market)
-        for name in ("horizon", "depth", "base_qty", "base_position_limit", "return_lag",
-                     "scan_ticks", "replay_step_ns"):
-            if getattr(self, name) < 1:
-                _fail(name, ">= 1", getattr(self, name))
-        if self.warmup_steps < 0:
-            _fail("warmup_steps", ">= 0", self.warmup_steps)
-        if self.max_orders < 2:
-            _fail("max_orders", ">= 2", self.max_orders)
-        if self.action_mode not in ACTION_MODES:
-            _fail("action_mode", f"one of {sorted(ACTION_MODES)}", self.action_mode)
-        if self.reward not in REWARDS:
-            _fail("reward", f"one of {sorted(REWARDS)}", self.reward)
-        if self.end_of_episode not in END_OF_EPISODE:
-            _fail("end_of_episode", f"one of {END_OF_EPISODE}", self.end_of_episode)
+        for name, low, high in (("horizon", 1, _INT64_MAX), ("warmup_steps", 0, _INT64_MAX),
+                                ("depth", 1, _INT32_MAX), ("max_orders", 2, _INT32_MAX),
+                                ("base_qty", 1, _INT64_MAX),
+                                ("base_position_limit", 1, _INT64_MAX),
+                                ("return_lag", 1, _INT32_MAX), ("scan_ticks", 1, _INT32_MAX),
+                                ("replay_step_ns", 1, _INT64_MAX)):
+            _check_int(name, getattr(self, name), low, high)
+        for name in ("maker_fee_ppm", "taker_fee_ppm"):
+            _check_int(name, getattr(self, name), -MAX_FEE_PPM, MAX_FEE_PPM)
+        for name, values in (("action_mode", ACTION_MODES), ("reward", REWARDS),
+                             ("end_of_episode", END_OF_EPISODE)):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in values:
+                _fail(name, f"one of {sorted(values)}", value)
         for name in ("limit_offsets", "quote_offsets", "quote_sizes"):
             values = getattr(self, name)
-            if not 1 <= len(values) <= Layout.MAX_OFFSETS:
+            if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or \
+                    not 1 <= len(values) <= Layout.MAX_OFFSETS:
                 _fail(name, f"1 to {int(Layout.MAX_OFFSETS)} values", values)
-        if any(not (math.isfinite(v) and v > 0) for v in self.quote_sizes):
+        for name in ("limit_offsets", "quote_offsets"):
+            if not all(_is_int(v) and abs(v) <= _INT32_MAX for v in getattr(self, name)):
+                _fail(name, f"ints of magnitude <= {_INT32_MAX}", getattr(self, name))
+        if any(not (_is_real(v) and math.isfinite(v) and v > 0) for v in self.quote_sizes):
             _fail("quote_sizes", "finite and > 0", self.quote_sizes)
         for name in ("size_alpha", "size_max", "base_capital", "qty_scale", "sharpe_eta",
                      "flow_alpha"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                _fail(name, "finite and > 0", getattr(self, name))
+            value = getattr(self, name)
+            if not (_is_real(value) and math.isfinite(value) and value > 0):
+                _fail(name, "finite and > 0", value)
         if self.size_max < 1:
             _fail("size_max", ">= 1", self.size_max)
-        if not 0 <= self.inventory_penalty < math.inf:
+        if not (_is_real(self.inventory_penalty) and 0 <= self.inventory_penalty < math.inf):
             _fail("inventory_penalty", "finite and >= 0", self.inventory_penalty)
-        if self.size_classes is not None and any(
-                not (math.isfinite(s) and s > 0) for s in self.size_classes):
-            _fail("size_classes", "finite values > 0", self.size_classes)
+        if self.size_classes is not None and (
+                isinstance(self.size_classes, (str, bytes))
+                or not hasattr(self.size_classes, "__len__") or not self.size_classes
+                or any(not (_is_real(s) and math.isfinite(s) and s > 0)
+                       for s in self.size_classes)):
+            _fail("size_classes", "a non-empty sequence of finite values > 0",
+                  self.size_classes)
+        self._check_magnitudes()
+
+    def _check_magnitudes(self) -> None:
+        """Bounds that depend on several fields: every agent order fits the core's
+        ``MAX_QTY``, every position limit fits int64 arithmetic, observations and rewards
+        stay finite float32."""
+        if self.qty_scale < _MIN_SCALE:
+            _fail("qty_scale", f">= {_MIN_SCALE:.3g} (level sizes / qty_scale must be finite "
+                  "float32)", self.qty_scale)
+        classes = (self.size_classes if self.size_classes is not None
+                   else (1.0, float(self.size_max)))  # Pareto classes: in [1, size_max]
+        top, bottom = float(max(classes)), float(min(classes))
+        # as batched.py computes them: order size and position limit of the largest class
+        qty = max(1.0, float(np.rint(top * self.base_qty)))
+        if qty > MAX_QTY:
+            _fail("base_qty", f"small enough that the largest agent's order (size class "
+                  f"{top:g} x base_qty = {qty:.0f} lots) is at most MAX_QTY={MAX_QTY}",
+                  self.base_qty)
+        limit = max(qty, float(np.rint(top * self.base_position_limit)))
+        if limit > MAX_POSITION_LIMIT:
+            _fail("base_position_limit", f"small enough that the largest agent's position "
+                  f"limit (size class {top:g} x base_position_limit = {limit:.0f} lots) is "
+                  f"at most 2**62", self.base_position_limit)
+        if self.action_mode == "market_making":
+            quote = math.floor(max(self.quote_sizes) * qty + 0.5)
+            if quote > MAX_QTY:
+                _fail("quote_sizes", f"small enough that the largest agent's quote "
+                      f"({max(self.quote_sizes):g} x {qty:.0f} lots = {quote} lots) is at "
+                      f"most MAX_QTY={MAX_QTY}", self.quote_sizes)
+        if not (bottom * self.base_capital >= _MIN_SCALE
+                and math.isfinite(top * self.base_capital)):
+            _fail("base_capital", f"such that every agent's capital (size class x "
+                  f"base_capital) is finite and >= {_MIN_SCALE:.3g} (cash / capital must be "
+                  "finite float32)", self.base_capital)
+        if self.inventory_penalty * limit > _F32_MAX / 2:
+            _fail("inventory_penalty", f"<= {_F32_MAX / 2 / limit:.3g} (x the largest "
+                  f"position limit, {limit:.0f} lots, the reward must be finite float32)",
+                  self.inventory_penalty)
 
     def market_config(self) -> MarketConfig:
         """The background market's configuration (a preset resolved)."""
