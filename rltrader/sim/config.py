@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -35,15 +36,32 @@ def _fail(obj: object, name: str, rule: str, value: object) -> None:
     raise ValueError(f"{type(obj).__name__}.{name} must be {rule}, got {value!r}")
 
 
-def _at_least(obj: object, name: str, low: float, *, strict: bool = False) -> None:
+def _real(obj: object, name: str) -> float:
+    """The field's value, which must be a finite real number (an int or a float; not a
+    bool, a string or NaN)."""
     value = getattr(obj, name)
-    if (isinstance(value, float) and not math.isfinite(value)) or (
-            value <= low if strict else value < low):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(
+            value):
+        _fail(obj, name, "a finite number", value)
+    return value
+
+
+def _at_least(obj: object, name: str, low: float, *, strict: bool = False) -> None:
+    value = _real(obj, name)
+    if value <= low if strict else value < low:
         _fail(obj, name, f"{'>' if strict else '>='} {low}", value)
 
 
-def _share(obj: object, name: str) -> None:
+def _int_at_least(obj: object, name: str, low: int) -> None:
+    """An integer field: an int (or numpy integer) >= ``low``; floats, even whole ones, and
+    bools are refused."""
     value = getattr(obj, name)
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        _fail(obj, name, f"an int >= {low}", value)
+
+
+def _share(obj: object, name: str) -> None:
+    value = _real(obj, name)
     if not 0.0 <= value <= 1.0:
         _fail(obj, name, "in [0, 1]", value)
 
@@ -74,8 +92,9 @@ class Population:
     latency_ns: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("count", "rate_per_s", "latency_ns"):
-            _at_least(self, name, 0)
+        _int_at_least(self, "count", 0)
+        _at_least(self, "rate_per_s", 0)
+        _int_at_least(self, "latency_ns", 0)
 
 
 @dataclass(frozen=True)
@@ -94,12 +113,12 @@ class NoiseConfig(Population):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _at_least(self, "depth_max", 0)
+        _int_at_least(self, "depth_max", 0)
         _share(self, "p_market")
         _share(self, "p_cancel")
         if self.p_market + self.p_cancel > 1.0:
             _fail(self, "p_cancel", "<= 1 - p_market", self.p_cancel)
-        _at_least(self, "ring", 1)
+        _int_at_least(self, "ring", 1)
         _at_least(self, "depth_alpha", 0.0, strict=True)
 
 
@@ -155,10 +174,12 @@ class MakerConfig(Population):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("half_spread", "skew", "requote_ticks"):
+        for name in ("half_spread", "skew"):
             _at_least(self, name, 0)
-        for name in ("levels", "spacing", "qty", "max_inventory"):
-            _at_least(self, name, 1)
+        _int_at_least(self, "requote_ticks", 0)
+        for name in ("levels", "spacing", "max_inventory"):
+            _int_at_least(self, name, 1)
+        _at_least(self, "qty", 1)
 
 
 @dataclass(frozen=True)
@@ -182,7 +203,7 @@ class LiquidityConfig(Population):
         _at_least(self, "depth", 0.0, strict=True)
         _share(self, "price_weight")
         _at_least(self, "anchor_s", 0.0, strict=True)
-        _at_least(self, "ring", 1)
+        _int_at_least(self, "ring", 1)
 
 
 @dataclass(frozen=True)
@@ -199,7 +220,7 @@ class SplitterConfig(Population):
     def __post_init__(self) -> None:
         super().__post_init__()
         _at_least(self, "alpha", 0.0, strict=True)
-        _at_least(self, "max_children", 1)
+        _int_at_least(self, "max_children", 1)
 
 
 @dataclass(frozen=True)
@@ -242,11 +263,11 @@ class ParentOrderConfig:
             _fail(self, "side", "'buy' or 'sell'", self.side)
         if self.strategy not in ("twap", "pov"):
             _fail(self, "strategy", "'twap' or 'pov'", self.strategy)
-        _at_least(self, "qty", 1)
+        _int_at_least(self, "qty", 1)
         _at_least(self, "start_s", 0)
         _at_least(self, "end_s", self.start_s, strict=True)
         _at_least(self, "interval_s", 0.0, strict=True)
-        _at_least(self, "latency_ns", 0)
+        _int_at_least(self, "latency_ns", 0)
         _share(self, "participation")
 
 
@@ -272,7 +293,7 @@ class RecordConfig:
     sample_every: int = 0
 
     def __post_init__(self) -> None:
-        _at_least(self, "sample_every", 0)
+        _int_at_least(self, "sample_every", 0)
 
 
 @dataclass(frozen=True)
@@ -305,13 +326,18 @@ class MarketConfig:
     record: RecordConfig = field(default_factory=RecordConfig)
 
     def __post_init__(self) -> None:
-        if not self.symbols or len(set(self.symbols)) != len(self.symbols):
-            _fail(self, "symbols", "a non-empty list of distinct names", self.symbols)
-        _at_least(self, "copies", 1)
-        _at_least(self, "dt_ns", 1)
+        # a string is not a list of names: tuple("ABC") would be three books A, B, C
+        if (not isinstance(self.symbols, (tuple, list)) or not self.symbols
+                or not all(isinstance(s, str) and s for s in self.symbols)
+                or len(set(self.symbols)) != len(self.symbols)):
+            _fail(self, "symbols", "a non-empty list of distinct names (strings)",
+                  self.symbols)
+        _int_at_least(self, "copies", 1)
+        _int_at_least(self, "dt_ns", 1)
         _at_least(self, "tick_size", 0.0, strict=True)
-        _at_least(self, "extra_owners", 0)
+        _int_at_least(self, "extra_owners", 0)
         _at_least(self, "warmup_s", 0)
+        _int_at_least(self, "window", 64)
         if self.open_ns < self.warmup_steps * self.dt_ns:
             _fail(self, "warmup_s", "at most the time from midnight to the open", self.warmup_s)
         if self.window < 64 or self.window % 64:
@@ -383,6 +409,8 @@ _NESTED: dict[type, dict[str, type]] = {
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"[{where}] must be a table of {cls.__name__} fields, got {data!r}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
@@ -394,10 +422,22 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
             values[name] = _build(sub, values[name], f"{where}.{name}".lstrip("."))
     if cls is MarketConfig:
         if "symbols" in values:
+            if not isinstance(values["symbols"], list):
+                raise ValueError(f"MarketConfig.symbols must be a list of names "
+                                 f"(symbols = [\"ABC\"]), got {values['symbols']!r} "
+                                 "(TOML key symbols)")
             values["symbols"] = tuple(values["symbols"])
-        values["parents"] = tuple(_build(ParentOrderConfig, p, "parents")
-                                  for p in values.get("parents", ()))
-    return cls(**values)
+        parents = values.get("parents", ())
+        if not isinstance(parents, list | tuple):
+            raise ValueError("parents must be an array of tables ([[parents]]), got "
+                             f"{parents!r}")
+        values["parents"] = tuple(_build(ParentOrderConfig, p, "parents") for p in parents)
+    try:
+        return cls(**values)
+    except ValueError as error:     # name the TOML key too: [noise] count, ...
+        key = str(error).split(" ", 1)[0].split(".", 1)[-1]
+        table = f"[{where}] " if where else ""
+        raise ValueError(f"{error} (TOML key {table}{key})") from None
 
 
 def config_from_dict(data: dict[str, Any]) -> MarketConfig:
