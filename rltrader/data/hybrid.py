@@ -28,6 +28,7 @@ with. Only there does Python look at the queue. With no agent orders a step is o
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,7 @@ from rltrader.core.constants import (
     FILL,
     LIMIT,
     MARKET,
+    MAX_FEE_PPM,
     REDUCE,
     REJECTED,
     REPLACE,
@@ -68,6 +70,14 @@ class HybridStats:
     agent_lots_hit: int = 0     # lots of historical executions that filled agent orders
     held_for_halt: int = 0      # agent messages deferred to a trading resume
     trimmed_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
+    """An int (or numpy integer; not a bool or a float) in ``[low, high]``."""
+    if (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low
+            or (high is not None and value > high)):
+        rule = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
 
 
 def _halts(raw: np.ndarray | None) -> np.ndarray:
@@ -113,14 +123,17 @@ class HybridReplay:
             messages, raw = inner, None
         else:
             raise TypeError("feed must be LobsterMessages, ExactFeed or a MESSAGE_DTYPE array")
-        if n_agents < 1:
-            raise ValueError(f"n_agents must be >= 1, got {n_agents}")
+        _check_int("n_agents", n_agents, 1)
+        _check_int("window", window, 1)
+        _check_int("capacity", capacity, 1)
+        for name, fee in (("maker_fee_ppm", maker_fee_ppm), ("taker_fee_ppm", taker_fee_ppm)):
+            _check_int(name, fee, -MAX_FEE_PPM, MAX_FEE_PPM)
         if messages.shape[0] and np.any(np.diff(messages["timestamp"]) < 0):
             raise ValueError("the historical messages' timestamps decrease")
         if messages.shape[0] and messages["order_id"].max() >= AGENT_ID_BASE:
             raise ValueError(f"historical order ids must stay below AGENT_ID_BASE={AGENT_ID_BASE}")
-        self.n_agents = n_agents
-        self.history_owner = n_agents
+        self.n_agents = int(n_agents)
+        self.history_owner = self.n_agents
         self._history = np.ascontiguousarray(messages).copy()
         self._history["book"] = 0
         self._history["owner"] = self.history_owner
@@ -168,7 +181,9 @@ class HybridReplay:
         Parameters
         ----------
         until_ts : int, optional
-            Replay historical messages with ``timestamp <= until_ts`` (ns).
+            Replay historical messages with ``timestamp <= until_ts`` (ns). An ``until_ts``
+            before :attr:`timestamp` replays nothing (the clock never goes back; agent
+            messages, which must be stamped in ``[timestamp, until_ts]``, are refused).
         agent_messages : ndarray of MESSAGE_DTYPE, optional
             Agent orders, timestamps in ``[self.timestamp, end of step]``, owners in
             ``[0, n_agents)``, ids ``>= AGENT_ID_BASE``; ``book`` is set to 0.
@@ -185,17 +200,18 @@ class HybridReplay:
             raise ValueError("pass exactly one of until_ts and n_messages")
         ts = self._history["timestamp"]
         if until_ts is None:
-            if n_messages is None or n_messages < 0:
-                raise ValueError(f"n_messages must be >= 0, got {n_messages}")
-            hi = min(self._cursor + n_messages, ts.shape[0])
+            _check_int("n_messages", n_messages, 0)
+            hi = min(self._cursor + int(n_messages), ts.shape[0])  # type: ignore[arg-type]
             until_ts = int(ts[hi - 1]) if hi > self._cursor else self.timestamp
         else:
-            hi = int(np.searchsorted(ts, until_ts, side="right"))
+            _check_int("until_ts", until_ts, np.iinfo(np.int64).min, np.iinfo(np.int64).max)
+            # the messages up to the cursor are replayed already: a past until_ts adds none
+            hi = max(self._cursor, int(np.searchsorted(ts, until_ts, side="right")))
         agents = self._agent_batch(agent_messages, until_ts)
         merged, from_history = self._merge(self._history[self._cursor:hi], agents)
         self.stats.historical_messages += hi - self._cursor
         self.stats.agent_messages += int(agents.shape[0])
-        self._cursor = max(hi, self._cursor)
+        self._cursor = hi
         self.timestamp = max(self.timestamp, int(until_ts))
         return self._run_merged(merged, from_history)
 
