@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from rltrader.envs.batched import BatchedMarketEnv, write_actions
-from rltrader.envs.config import EnvConfig
+from rltrader.envs.config import EnvConfig, _is_int
 
 _FIELDS = ("actions", "observations", "rewards", "terminated", "truncated",
            "final_observations")
@@ -44,11 +44,19 @@ def _attach(name: str, shape: tuple[int, ...], dtype: np.dtype) -> tuple[SharedM
 def _worker(conn: Connection, config: EnvConfig, n_envs: int, n_agents: int, seed: int,
             lo: int, names: dict[str, str], layout: dict[str, Any]) -> None:
     """Step a shard of markets (rows ``lo .. lo + n_envs * n_agents``) on command."""
-    env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=seed)
-    handles = {k: _attach(names[k], *layout[k]) for k in _FIELDS}
-    view = {k: a[lo: lo + env.num_agents_total] for k, (_, a) in handles.items()}
-    shms = [shm for shm, _ in handles.values()]
-    handles.clear()
+    shms: list[SharedMemory] = []
+    try:
+        env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=seed)
+        for k in _FIELDS:
+            shms.append(_attach(names[k], *layout[k])[0])
+    except Exception as error:                  # start-up failed: report it, then stop
+        for shm in shms:
+            shm.close()
+        conn.send(f"{type(error).__name__}: {error}")
+        conn.close()
+        return
+    view = {k: np.ndarray(layout[k][0], dtype=layout[k][1], buffer=shm.buf)
+            [lo: lo + env.num_agents_total] for k, shm in zip(_FIELDS, shms, strict=True)}
 
     def publish() -> None:
         for k in _FIELDS[1:]:
@@ -97,9 +105,24 @@ class ShardedMarketEnv:
 
     def __init__(self, config: EnvConfig | None = None, *, n_envs: int, n_agents: int,
                  seed: int = 0, n_workers: int = 2) -> None:
-        if not 1 <= n_workers <= n_envs:
-            raise ValueError(f"n_workers must be in [1, n_envs={n_envs}], got {n_workers}")
+        # nothing is allocated before every argument is checked; what is allocated later is
+        # freed (close) if construction fails
+        self._conns: list[Connection] = []
+        self._procs: list[Any] = []
+        self._shm: dict[str, SharedMemory] = {}
+        self._closed = False
+        for name, value in (("n_envs", n_envs), ("n_agents", n_agents)):
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not _is_int(n_workers) or not 1 <= n_workers <= n_envs:
+            raise ValueError(f"n_workers must be an int in [1, n_envs={n_envs}], got "
+                             f"{n_workers!r}")
+        if not _is_int(seed) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        n_envs, n_agents, n_workers, seed = int(n_envs), int(n_agents), int(n_workers), int(seed)
         self.config = EnvConfig() if config is None else config
+        if not isinstance(self.config, EnvConfig):
+            raise TypeError(f"config must be an EnvConfig, got {type(self.config).__name__}")
         probe = BatchedMarketEnv(self.config.replace(warmup_steps=0), n_envs=1,
                                  n_agents=n_agents, seed=0)
         self.n_envs, self.n_agents, self.n_workers = n_envs, n_agents, n_workers
@@ -108,7 +131,20 @@ class ShardedMarketEnv:
         self.single_action_space = probe.single_action_space
         self.action_high = probe.action_high
         layout = _layout(probe, self.num_agents_total)
-        self._shm: dict[str, SharedMemory] = {}
+        for k, (shape, dtype) in layout.items():     # empty until the buffers exist
+            setattr(self, k, np.empty((0,) + shape[1:], dtype))
+        try:
+            self._start(layout, seed)
+        except BaseException as error:
+            self.close()
+            if isinstance(error, (RuntimeError, KeyboardInterrupt)):
+                raise
+            raise RuntimeError(f"ShardedMarketEnv could not start: {type(error).__name__}: "
+                               f"{error}") from error
+
+    def _start(self, layout: dict[str, Any], seed: int) -> None:
+        """Allocate the shared buffers, start the workers and wait until they are ready."""
+        n_envs, n_agents, n_workers = self.n_envs, self.n_agents, self.n_workers
         arrays = {}
         for k, (shape, dtype) in layout.items():
             size = max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)
@@ -123,35 +159,54 @@ class ShardedMarketEnv:
         seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(
             n_workers)]
         context = mp.get_context("spawn")
-        self._conns: list[Connection] = []
-        self._procs: list[Any] = []
         first = 0
         for size, shard_seed in zip(sizes, seeds, strict=True):
             parent, child = context.Pipe()
             proc = context.Process(target=_worker, daemon=True, args=(
                 child, self.config, size, n_agents, shard_seed, first * n_agents, names,
                 layout))
-            proc.start()
-            child.close()
             self._conns.append(parent)
             self._procs.append(proc)
+            proc.start()
+            child.close()
             first += size
         self._collect()
 
     def _call(self, command: str, argument: Any = None) -> None:
-        for conn in self._conns:
-            conn.send((command, argument))
+        for w, conn in enumerate(self._conns):
+            try:
+                conn.send((command, argument))
+            except OSError as error:        # BrokenPipeError: the worker is gone
+                raise RuntimeError(f"worker {w} is gone ({self._exit(w)}): {error}") from None
         self._collect()
 
+    def _exit(self, w: int) -> str:
+        proc = self._procs[w]
+        proc.join(timeout=1)
+        return f"exit code {proc.exitcode}" if proc.exitcode is not None else "still running"
+
     def _collect(self) -> None:
-        """Wait for every worker; raise the first error one of them reported."""
-        errors = [(w, conn.recv()) for w, conn in enumerate(self._conns)]
+        """Wait for every worker; raise the first error one of them reported (a worker
+        that died, e.g. at start-up, is an error too: no bare ``EOFError``)."""
+        errors = []
+        for w, conn in enumerate(self._conns):
+            try:
+                errors.append((w, conn.recv()))
+            except (EOFError, OSError):
+                errors.append((w, f"the worker process died ({self._exit(w)})"))
         for w, error in errors:
             if error is not None:
                 raise RuntimeError(f"worker {w} failed: {error}")
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("ShardedMarketEnv is closed")
+
     def reset(self, seed: int | None = None) -> np.ndarray:
         """New episodes everywhere (``seed`` rebuilds every shard from it)."""
+        self._check_open()
+        if seed is not None and (not _is_int(seed) or seed < 0):
+            raise ValueError(f"seed must be an int >= 0 or None, got {seed!r}")
         if seed is None:
             self._call("reset", None)
         else:
@@ -163,25 +218,34 @@ class ShardedMarketEnv:
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """As :meth:`BatchedMarketEnv.step`; the workers step their shards in parallel."""
+        self._check_open()
         write_actions(actions, self.actions, self.action_high, self.n_envs, self.n_agents)
         self._call("step")
         return self.observations, self.rewards, self.terminated, self.truncated
 
     def close(self) -> None:
-        """Stop the workers and free the shared memory (idempotent)."""
+        """Stop the workers and free the shared memory (idempotent); :meth:`step` and
+        :meth:`reset` raise ``RuntimeError`` afterwards."""
+        self._closed = True
         for conn in self._conns:
             try:
                 conn.send(("close", None))
             except (BrokenPipeError, OSError):
                 pass
         for proc in self._procs:
+            if proc.pid is None:            # never started
+                continue
             proc.join(timeout=10)
+            if proc.is_alive():             # stuck: it is ours, stop it
+                proc.terminate()
+                proc.join(timeout=5)
         for conn in self._conns:
             conn.close()
         self._conns, self._procs = [], []
         for k in _FIELDS:
-            setattr(self, k, np.empty((0,) + getattr(self, k).shape[1:],
-                                      getattr(self, k).dtype))
+            if hasattr(self, k):
+                setattr(self, k, np.empty((0,) + getattr(self, k).shape[1:],
+                                          getattr(self, k).dtype))
         for shm in self._shm.values():
             try:
                 shm.close()
