@@ -311,6 +311,7 @@ cdef class Books:
                        int64_t* written_out) except -1
     cdef int _enter(self) except -1
     cdef void _leave(self) noexcept
+    cdef _set_book_field(self, str field, object book, object value)
     cdef _grow(self)
     cdef _resize(self, int capacity)
     cdef _bind(self)

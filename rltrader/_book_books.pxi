@@ -29,7 +29,7 @@ cdef object _check_writeable(object array, str name):
     return array
 
 
-cdef int _check_stp(int mode) except -1:
+cdef int _check_stp(Py_ssize_t mode) except -1:
     if mode < NONE or mode > CANCEL_BOTH:
         raise ValueError(f"self_trade_prevention must be a SelfTradePrevention (0-3), "
                          f"got {mode}")
@@ -45,6 +45,8 @@ cdef int _check_fee(object fee_ppm, str name) except -1:
 
 
 cdef int _check_book(Books books, object book) except -1:
+    """``book`` must be an integer (``__index__``: a float is a TypeError) in range."""
+    book = operator.index(book)
     if not 0 <= book < books.core.n_books:
         raise IndexError(f"book {book} out of range [0, {books.core.n_books})")
     return 0
@@ -84,19 +86,22 @@ cdef class Books:
     notional past ``MAX_NOTIONAL`` is refused with ``NOTIONAL_LIMIT`` (docs/semantics.md).
     """
 
-    def __init__(self, int n_books=1, *, int window=4096, int capacity=1024,
-                 int max_orders=1 << 30, int n_owners=0, int self_trade_prevention=0,
-                 int64_t maker_fee_ppm=0, int64_t taker_fee_ppm=0):
-        if n_books < 1:
-            raise ValueError(f"n_books must be >= 1, got {n_books}")
-        if window < 64 or window % 64:
+    def __init__(self, Py_ssize_t n_books=1, *, Py_ssize_t window=4096,
+                 Py_ssize_t capacity=1024, Py_ssize_t max_orders=1 << 30,
+                 Py_ssize_t n_owners=0, Py_ssize_t self_trade_prevention=0,
+                 Py_ssize_t maker_fee_ppm=0, Py_ssize_t taker_fee_ppm=0):
+        # Py_ssize_t arguments convert through __index__: a float is a TypeError (an ``int``
+        # argument would truncate 2.9 books to 2); the checks below bound the C ints
+        if not 1 <= n_books <= INT32_MAX:
+            raise ValueError(f"n_books must be in [1, 2**31 - 1], got {n_books}")
+        if window < 64 or window % 64 or window > INT32_MAX:
             raise ValueError(f"window must be a positive multiple of 64, got {window}")
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        if not 1 <= capacity <= (1 << 30):
+            raise ValueError(f"capacity must be in [1, 2**30], got {capacity}")
         if max_orders < capacity or max_orders > (1 << 30):
             raise ValueError(f"max_orders must be in [capacity, 2**30], got {max_orders}")
-        if n_owners < 0:
-            raise ValueError(f"n_owners must be >= 0, got {n_owners}")
+        if not 0 <= n_owners <= INT32_MAX:
+            raise ValueError(f"n_owners must be in [0, 2**31 - 1], got {n_owners}")
         _check_stp(self_trade_prevention)
         _check_fee(maker_fee_ppm, "maker_fee_ppm")
         _check_fee(taker_fee_ppm, "taker_fee_ppm")
@@ -128,6 +133,9 @@ cdef class Books:
         self.account_array = np.zeros((n_books, n_owners), dtype=ACCOUNT_DTYPE)
         self.order_array = np.zeros(0, dtype=ORDER_DTYPE)
         self._resize(capacity)
+        for state in (self.book_array, self.level_array, self.bitmap_array,
+                      self.summary_array):
+            state.flags.writeable = False
 
     cdef int _enter(self) except -1:
         """Mark the object busy for this thread, or raise when another thread has it: check
@@ -155,7 +163,7 @@ cdef class Books:
         c.table = <uint32_t*>cnp.PyArray_DATA(self.hash_array)
         c.accounts = <Account*>cnp.PyArray_DATA(self.account_array)
 
-    def _resize_arena(self, int capacity):
+    def _resize_arena(self, Py_ssize_t capacity):
         """Grow the arena to `capacity` slots and rebuild the hash table (outside kernels).
         The arena never shrinks: `capacity` must be in (current capacity, 2**30]."""
         if not self.core.capacity < capacity <= (1 << 30):
@@ -176,11 +184,13 @@ cdef class Books:
         orders["next"][old:capacity - 1] = np.arange(old + 1, capacity, dtype=np.int32)
         orders["next"][capacity - 1] = c.free_head
         orders["prev"][old:] = NO_SLOT
+        orders.flags.writeable = False     # the kernels' state: read-only from Python
         self.order_array = orders
         size = 1
         while size < 2 * capacity:
             size *= 2
         self.hash_array = np.zeros(size, dtype=np.uint32)
+        self.hash_array.flags.writeable = False
         c.hash_mask = size - 1
         c.capacity = capacity
         c.free_head = old
@@ -348,30 +358,33 @@ cdef class Books:
 
     # ---- configuration ----------------------------------------------------------------
 
-    def set_self_trade_prevention(self, int mode, book=None):
+    def set_self_trade_prevention(self, Py_ssize_t mode, book=None):
         """Set the self-trade prevention mode of one book (or of all when ``book=None``)."""
         _check_stp(mode)
         if book is not None:
             _check_book(self, book)
-        self._enter()       # a running kernel reads the mode
-        try:
-            self.book_array["stp"][slice(None) if book is None else book] = mode
-        finally:
-            self._leave()
+        self._set_book_field("stp", book, mode)
 
-    def set_fees(self, int64_t maker_fee_ppm, int64_t taker_fee_ppm, book=None):
+    def set_fees(self, Py_ssize_t maker_fee_ppm, Py_ssize_t taker_fee_ppm, book=None):
         """Set maker/taker fees (per million of notional, each at most ``MAX_FEE_PPM`` in
         magnitude) of one book or of all."""
         _check_fee(maker_fee_ppm, "maker_fee_ppm")
         _check_fee(taker_fee_ppm, "taker_fee_ppm")
         if book is not None:
             _check_book(self, book)
-        where = slice(None) if book is None else book
-        self._enter()       # a running kernel reads the fees
+        self._set_book_field("maker_fee_ppm", book, maker_fee_ppm)
+        self._set_book_field("taker_fee_ppm", book, taker_fee_ppm)
+
+    cdef _set_book_field(self, str field, object book, object value):
+        """Write one field of one book's state (all books when ``book`` is None): the state
+        arrays are read-only from Python, so that no user write can corrupt them."""
+        state = self.book_array
+        self._enter()       # a running kernel reads the book state
         try:
-            self.book_array["maker_fee_ppm"][where] = maker_fee_ppm
-            self.book_array["taker_fee_ppm"][where] = taker_fee_ppm
+            state.flags.writeable = True
+            state[field][slice(None) if book is None else book] = value
         finally:
+            state.flags.writeable = False
             self._leave()
 
     # ---- queries ----------------------------------------------------------------------
@@ -396,27 +409,27 @@ cdef class Books:
     def max_orders(self):
         return self.core.max_orders
 
-    def best_bid(self, int book=0):
+    def best_bid(self, Py_ssize_t book=0):
         """Best bid in ticks, ``EMPTY_BID`` (0) when the book has no bids."""
         _check_book(self, book)
         return self.core.bk[book].best_bid
 
-    def best_ask(self, int book=0):
+    def best_ask(self, Py_ssize_t book=0):
         """Best ask in ticks, ``EMPTY_ASK`` when the book has no asks."""
         _check_book(self, book)
         return self.core.bk[book].best_ask
 
-    def last_price(self, int book=0):
+    def last_price(self, Py_ssize_t book=0):
         """Price of the last trade in ticks, 0 before the first."""
         _check_book(self, book)
         return self.core.bk[book].last_price
 
-    def volume(self, int book=0):
+    def volume(self, Py_ssize_t book=0):
         """Lots traded in the book."""
         _check_book(self, book)
         return self.core.bk[book].volume
 
-    def trade_count(self, int book=0):
+    def trade_count(self, Py_ssize_t book=0):
         """Number of fills in the book."""
         _check_book(self, book)
         return self.core.bk[book].trade_count
@@ -426,10 +439,10 @@ cdef class Books:
         if book is None:
             return self.core.n_live
         _check_book(self, book)
-        cdef const BookState* bs = &self.core.bk[<int>book]
+        cdef const BookState* bs = &self.core.bk[<Py_ssize_t>operator.index(book)]
         return bs.n_resting[0] + bs.n_resting[1] + bs.n_stops
 
-    def top_levels(self, int depth, prices=None, qtys=None, counts=None):
+    def top_levels(self, Py_ssize_t depth, prices=None, qtys=None, counts=None):
         """Top ``depth`` levels of every book, best first, in one call.
 
         Returns ``(prices, qtys, counts)`` of shape ``(n_books, 2, depth)``; side index 0
@@ -452,7 +465,7 @@ cdef class Books:
             self._leave()
         return prices, qtys, counts
 
-    def level_queue(self, int book, int side, int64_t price, out=None):
+    def level_queue(self, Py_ssize_t book, Py_ssize_t side, Py_ssize_t price, out=None):
         """The FIFO queue of one level (L3 view) as QUEUE_DTYPE records, oldest first."""
         _check_book(self, book)
         if side != BUY and side != SELL:
@@ -463,7 +476,7 @@ cdef class Books:
         finally:
             self._leave()
 
-    def order(self, int book, int64_t order_id):
+    def order(self, Py_ssize_t book, Py_ssize_t order_id):
         """A live order as a dict (``stop_price`` for pending stops), or None."""
         _check_book(self, book)
         self._enter()       # the probe and the copy read what a running kernel rewrites

@@ -38,6 +38,7 @@ cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* know
     and the order's known slot when the caller gave one in range; keep the id's hash for
     the message (``hash_id`` 0: not hashed)."""
     cdef uint64_t h
+    hash[0] = 0             # never read while hash_id is 0, but never left indeterminate
     hash_id[0] = 0
     if <uint32_t>m.book < <uint32_t>c.n_books:
         prefetch(&c.bk[m.book])

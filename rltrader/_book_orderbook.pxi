@@ -21,6 +21,8 @@ cdef object _field(object value, str name, object lo, object hi):
     """``value`` as a Python int in ``[lo, hi]``: integers only (ints, numpy integers;
     ``operator.index``), so a float is a TypeError, never truncated; out of the range of
     the record field that will hold it is a ValueError, never wrapped."""
+    if isinstance(value, bool):     # an int subclass, but True as a price is a mistake
+        raise TypeError(f"{name} must be an integer, got a bool ({value!r})")
     try:
         v = operator.index(value)
     except TypeError:
@@ -79,9 +81,10 @@ cdef class OrderBook:
     cdef int64_t n_events
     cdef int64_t next_id
 
-    def __init__(self, *, int window=4096, int capacity=1024, int max_orders=1 << 30,
-                 int n_owners=0, int self_trade_prevention=0, int64_t maker_fee_ppm=0,
-                 int64_t taker_fee_ppm=0):
+    def __init__(self, *, Py_ssize_t window=4096, Py_ssize_t capacity=1024,
+                 Py_ssize_t max_orders=1 << 30, Py_ssize_t n_owners=0,
+                 Py_ssize_t self_trade_prevention=0, Py_ssize_t maker_fee_ppm=0,
+                 Py_ssize_t taker_fee_ppm=0):
         self.books = Books(1, window=window, capacity=capacity, max_orders=max_orders,
                            n_owners=n_owners, self_trade_prevention=self_trade_prevention,
                            maker_fee_ppm=maker_fee_ppm, taker_fee_ppm=taker_fee_ppm)
@@ -233,7 +236,7 @@ cdef class OrderBook:
     def volume(self):
         return self.books.core.bk[0].volume
 
-    def depth(self, int levels=10):
+    def depth(self, Py_ssize_t levels=10):
         """``(bids, asks)``: int64 arrays of shape (k, 3) — price, qty, count — best first."""
         prices, qtys, counts = self.books.top_levels(levels)
         out = []

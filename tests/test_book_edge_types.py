@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rltrader import BUY, FOK, GTC, POST_ONLY, SELL, OrderBook
+from rltrader import BUY, FOK, GTC, POST_ONLY, SELL, Books, OrderBook
 
 
 @pytest.mark.parametrize("side", [257, -255, 0, 2, 129])
@@ -73,4 +73,29 @@ def test_a_negative_order_id_is_rejected_not_raised() -> None:
         call()
         assert ob.events["kind"][0] == REJECTED
         assert ob.events["reason"][0] == Reason.BAD_ORDER_ID
+    assert ob.books.live_orders() == 0
+
+
+@pytest.mark.parametrize("call", [
+    lambda: Books(2.9), lambda: Books(1, n_owners=1.99), lambda: Books(1, window=128.0),
+    lambda: Books(1, capacity=10.5), lambda: Books(1, maker_fee_ppm=1.9),
+    lambda: Books(np.float64(3.0)), lambda: OrderBook(window=128.9),
+    lambda: OrderBook(maker_fee_ppm=2.7),
+    lambda: Books(2).set_fees(2.99, 3), lambda: Books(2).set_self_trade_prevention(1.7),
+    lambda: Books(2).best_bid(1.5), lambda: Books(2).live_orders(1.5),
+    lambda: Books(2).top_levels(2.5), lambda: Books(2).level_queue(0.5, 1, 100),
+    lambda: Books(2).set_fees(1, 1, book=0.5), lambda: OrderBook().depth(2.5),
+])
+def test_books_arguments_refuse_floats(call) -> None:
+    # each once truncated silently (2.9 books became 2, a fee of 1.9 ppm became 1)
+    with pytest.raises(TypeError):
+        call()
+
+
+def test_bools_are_not_prices() -> None:
+    ob = OrderBook()
+    with pytest.raises(TypeError, match="bool"):
+        ob.limit(BUY, True, 1)
+    with pytest.raises(TypeError, match="bool"):
+        ob.limit(True, 100, 1)
     assert ob.books.live_orders() == 0
