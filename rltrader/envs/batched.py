@@ -318,6 +318,11 @@ class BatchedMarketEnv:
             this step and their final observations are in :attr:`final_observations`.
         """
         write_actions(actions, self.actions, self.action_high, self.n_envs, self.n_agents)
+        return self._step_written()
+
+    def _step_written(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`step` with the actions already in :attr:`actions`, validated (adapters
+        that assemble them with :func:`write_actions` call this: one check per step)."""
         if self.market is not None:
             self.kernel.step(self._timestamp(), self.market.flow)
         else:

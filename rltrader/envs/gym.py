@@ -64,23 +64,27 @@ class MarketEnv(gym.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of "
                              f"{self.metadata['render_modes']}, got {render_mode!r}")
-        if n_others < 0:
-            raise ValueError(f"n_others must be >= 0, got {n_others}")
+        if not isinstance(n_others, (int, np.integer)) or isinstance(n_others, bool) \
+                or n_others < 0:
+            raise ValueError(f"n_others must be an int >= 0, got {n_others!r}")
+        n_others = int(n_others)
         self.render_mode = render_mode
         self.batched = BatchedMarketEnv(config, n_envs=1, n_agents=1 + n_others, seed=0)
         self.observation_space = self.batched.single_observation_space
         self.action_space = self.batched.single_action_space
         self.others = others
         self.n_others = n_others
-        self._actions = np.zeros_like(self.batched.actions)
+        # the batched env's own action buffer: step writes (and validates) the actions
+        # there once, then steps without a second check
+        self._actions = self.batched.actions
         self._obs = self.batched.observations[0].copy()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         obs = self.batched.reset(seed=seed)
-        self._obs = obs[0].copy()
-        return self._obs.copy(), {}
+        self._obs = obs[0].copy()      # a fresh array per call: the caller may keep it
+        return self._obs, {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         # the batched env's checks, on a batch of one: no silent truncation of 1.7 or "2"
@@ -93,10 +97,11 @@ class MarketEnv(gym.Env):
                                               size=self._actions[1:].shape))
             write_actions(others, self._actions[1:], self.batched.action_high, 1,
                           self.n_others)
-        obs, rewards, terminated, truncated = self.batched.step(self._actions)
+        obs, rewards, terminated, truncated = self.batched._step_written()
         done = bool(terminated[0] or truncated[0])
+        # one copy: a fresh array per step, valid after the next one (render reads it too)
         self._obs = (self.batched.final_observations if done else obs)[0].copy()
-        return self._obs.copy(), float(rewards[0]), bool(terminated[0]), bool(truncated[0]), {}
+        return self._obs, float(rewards[0]), bool(terminated[0]), bool(truncated[0]), {}
 
     def render(self) -> np.ndarray | None:  # type: ignore[override]
         """The depth chart of the last observation (``render_mode="rgb_array"``), else
@@ -127,7 +132,10 @@ class MarketVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        if isinstance(seed, list):
+        if isinstance(seed, (list, tuple)):
+            if not seed:
+                raise ValueError("seed must be an int, None or a non-empty list (its first "
+                                 "value seeds the one market of every sub-env), got []")
             seed = seed[0]      # one market seed for all sub-envs
         if seed is not None:
             self._np_random_seed = seed

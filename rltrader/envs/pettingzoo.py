@@ -47,7 +47,8 @@ class MarketParallelEnv(ParallelEnv):
         self._index = {name: i for i, name in enumerate(self.possible_agents)}
         self._observation_space = self.batched.single_observation_space
         self._action_space = self.batched.single_action_space
-        self._actions = np.zeros_like(self.batched.actions)
+        # the batched env's own action buffer: validated once by write_actions, then stepped
+        self._actions = self.batched.actions
         self.observation_spaces = dict.fromkeys(self.possible_agents, self._observation_space)
         self.action_spaces = dict.fromkeys(self.possible_agents, self._action_space)
         self._flags = {flag: dict.fromkeys(self.possible_agents, flag) for flag in (False, True)}
@@ -80,7 +81,7 @@ class MarketParallelEnv(ParallelEnv):
         # the batched env's checks (agent i is trader_i): no silent truncation of 1.7 or "2"
         write_actions(values, self._actions, self.batched.action_high, 1,
                       self.batched.n_agents)
-        obs, rewards, terminated, truncated = self.batched.step(self._actions)
+        obs, rewards, terminated, truncated = self.batched._step_written()
         done = bool(terminated[0] or truncated[0])
         rows = (self.batched.final_observations if done else obs).copy()
         names = self.agents

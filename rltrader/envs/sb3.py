@@ -94,6 +94,10 @@ class SB3VecEnv(VecEnv):
     def _get_indices(self, indices: VecEnvIndices) -> Iterable[int]:
         if indices is None:
             return range(self.num_envs)
-        if isinstance(indices, int):
-            return [indices]
-        return indices
+        chosen = [indices] if isinstance(indices, (int, np.integer)) else list(indices)
+        for i in chosen:
+            if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+                raise TypeError(f"sub-env indices must be ints, got {i!r}")
+            if not -self.num_envs <= i < self.num_envs:
+                raise IndexError(f"sub-env index {i} out of range (num_envs={self.num_envs})")
+        return chosen
