@@ -17,6 +17,10 @@ cdef object _as_records(object array, object dtype, str name):
         raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
     if not array.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
+    if dtype is MESSAGE_DTYPE and array.shape[0] > INT32_MAX:
+        # an event's message_index is int32: a longer batch would wrap it
+        raise ValueError(f"at most 2**31 - 1 messages per call, got {array.shape[0]:,} "
+                         "(split the batch)")
     return array
 
 

@@ -412,3 +412,14 @@ def test_level_queue_with_a_bad_side_raises(side: int) -> None:
     for price in (10**6, 10, 10**9):
         with pytest.raises(ValueError, match="side"):
             books.level_queue(0, side, price)
+
+
+def test_a_batch_too_long_for_message_index_is_refused(tmp_path) -> None:
+    # events carry message_index as int32: 2**31 messages would wrap it. A sparse file
+    # mapped read-only stands for the 128 GiB batch (refused before anything is read).
+    path = tmp_path / "huge.bin"
+    with open(path, "wb") as f:
+        f.truncate(2**31 * MESSAGE_DTYPE.itemsize)
+    huge = np.memmap(path, dtype=MESSAGE_DTYPE, mode="r")
+    with pytest.raises(ValueError, match="2\\*\\*31 - 1 messages per call"):
+        Books().process(huge, np.zeros(8, dtype=EVENT_DTYPE))

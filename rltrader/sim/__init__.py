@@ -1,7 +1,7 @@
 """Simulated markets: books plus background trader populations, configured from TOML presets.
 
 - :class:`~rltrader.sim.market.Market`: one core with its compiled populations; ``step``
-  advances every book, ``recording()`` gives what happened (docs/market.md).
+  advances every book, ``recording`` (a property) holds what happened (docs/market.md).
 - :mod:`rltrader.sim.config`: the typed configuration and the presets (``presets/*.toml``).
 - :mod:`rltrader.sim.params`: that configuration in the compiled flow's per-step units, one
   dataclass per C struct.
