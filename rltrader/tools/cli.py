@@ -1,11 +1,136 @@
-"""The ``rltrader`` command: demo, bench, profile, replay, simulate, facts, train."""
+"""The ``rltrader`` command: demo, bench, profile, replay, simulate, facts, train.
+
+Exit status, every command: 0 done; 1 a known-answer check failed (``replay``, reported on
+stdout); 2 bad arguments or bad input. Bad arguments are argparse's usage errors (numbers
+are checked by the ``type=`` functions below, before any work starts; ``replay``'s options
+that depend on the format end in one line naming the option, not a file). Bad input ends in
+one line ``<command>: <file>: <problem>`` (or ``<command>: <problem>`` where no file is
+involved) on stderr, never a traceback. Which exceptions count as bad input is per command
+(:data:`_READ_ERRORS` for the commands that read files: what the readers raise for a
+missing, malformed or truncated file; only ``OSError`` for the others, whose inputs are
+paths to write): anything else is a bug and keeps its traceback. ``simulate`` turns the
+``TypeError``/``OverflowError`` of a config value (a string where a number belongs, a count
+too large for the core) into a ``ValueError`` naming the file while it builds the market,
+never while it runs. ``RLTRADER_TRACEBACK=1`` re-raises instead, to see where a one-line
+error came from. A closed stdout (``rltrader replay ... | head``) stops the command quietly
+with status 141, as a shell reports a process that SIGPIPE ended.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+#: What a malformed, truncated or missing input raises (``json.JSONDecodeError`` and
+#: ``tomllib.TOMLDecodeError`` are ``ValueError``\ s; ``gzip.BadGzipFile`` an ``OSError``).
+_READ_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, EOFError, zlib.error)
+
+#: Exit status for bad arguments or input (argparse uses 2 for usage errors too).
+BAD_INPUT = 2
+
+#: Exit status when stdout is closed under us (128 + SIGPIPE, as a shell reports it).
+BROKEN_PIPE = 141
+
+#: Most book levels a command shows, dumps or records (each level is a column per row).
+MAX_LEVELS = 1000
+
+#: Largest dense price window (ticks) ``replay --window`` accepts (2**24: hundreds of MB).
+MAX_WINDOW = 1 << 24
+
+#: Set to 1 to get the traceback of an error otherwise reported in one line.
+TRACEBACK_ENV = "RLTRADER_TRACEBACK"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command's function with the error contract of the module docstring: the
+    ``errors`` it raises count as bad input, reported as ``<name>: <file>: <problem>``
+    with the files that ``inputs`` names."""
+
+    name: str
+    run: Callable[[argparse.Namespace], int]
+    errors: tuple[type[BaseException], ...] = (OSError,)
+    inputs: Callable[[argparse.Namespace], list[str]] = lambda args: []
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        try:
+            return self.run(args)
+        except BrokenPipeError:
+            raise  # main's: a closed stdout is not bad input
+        except self.errors as exc:
+            if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+                raise
+            print(f"{self.name}: {_one_line(exc, self.inputs(args))}", file=sys.stderr)
+            return BAD_INPUT
+
+
+# ---------------------------------------------------------------------------------------
+# argument types: a bad value is argparse's usage error (exit 2) before any work
+
+
+def _int_at_least(lowest: int, highest: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` for integers in ``lowest..highest``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be >= {lowest}, got {value}")
+        if highest is not None and value > highest:
+            raise argparse.ArgumentTypeError(f"must be <= {highest:,}, got {value:,}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+_positive = _int_at_least(1)
+_non_negative = _int_at_least(0)
+_levels = _int_at_least(1, MAX_LEVELS)
+
+
+def _window(text: str) -> int:
+    """``--window``: ticks, a positive multiple of 64 (the core's rule), at most 2**24."""
+    value = _int_at_least(64, MAX_WINDOW)(text)
+    if value % 64:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 64, got {value}")
+    return value
+
+
+def _decimal_step(text: str) -> str:
+    """A tick or lot size: a positive plain decimal (``100``, ``0.01``; no sign, no
+    exponent, as the crypto readers' grids take it), kept as text."""
+    if re.fullmatch(r"\d+(\.\d*)?|\.\d+", text) is None or not text.strip("0."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive decimal number "
+                                         "(digits and one optional point)")
+    return text
+
+
+def _preset(text: str) -> str:
+    """A shipped market preset's name."""
+    from rltrader.sim.config import preset_names
+
+    if text not in preset_names():
+        raise argparse.ArgumentTypeError(f"unknown preset {text!r} (choose from "
+                                         f"{', '.join(preset_names())})")
+    return text
+
+
+def _check_writable(path: str) -> None:
+    """Fail now (``OSError`` naming ``path``) if the output file cannot be written, rather
+    than after the work; a file that did not exist is not left behind."""
+    existed = os.path.lexists(path)
+    with open(path, "a"):
+        pass
+    if not existed:
+        os.remove(path)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -17,6 +142,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from rltrader.tools import bench
 
+    if args.json not in (None, "-"):
+        _check_writable(args.json)
     report = bench.run(quick=args.quick, progress=not args.json)
     if args.json:
         text = json.dumps(report, indent=2)
@@ -42,23 +169,6 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-#: What a malformed, truncated or missing input raises: ``replay`` reports it in one line.
-#: (``json.JSONDecodeError`` is a ``ValueError``; ``gzip.BadGzipFile`` an ``OSError``.)
-_INPUT_ERRORS = (ValueError, OSError, EOFError, zlib.error)
-
-#: Exit status of ``replay`` for input it cannot read (argparse uses 2 for usage errors).
-BAD_INPUT = 2
-
-
-def _cmd_replay(args: argparse.Namespace) -> int:
-    try:
-        return _replay(args)
-    except _INPUT_ERRORS as exc:
-        files = [*args.path, *(f for f in (args.snapshot, args.end_snapshot) if f)]
-        print(f"replay: {_one_line(exc, files)}", file=sys.stderr)
-        return BAD_INPUT
-
-
 def _one_line(exc: BaseException, files: list[str]) -> str:
     """``<file>: <problem>`` on one line. The readers' messages start with their file, the
     OS's carry it in ``filename``; anything else (an argument error, or a problem no reader
@@ -68,7 +178,7 @@ def _one_line(exc: BaseException, files: list[str]) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     if not isinstance(exc, ValueError):
         text = f"{type(exc).__name__}: {text}"
-    if any(text.startswith(f"{f}: ") for f in files) or _is_usage(text):
+    if not files or any(text.startswith(f"{f}: ") for f in files) or _is_usage(text):
         return text
     return f"{', '.join(files)}: {text}"
 
@@ -78,29 +188,57 @@ def _is_usage(text: str) -> bool:
     return " --" in f" {text}"
 
 
+def _replay_inputs(args: argparse.Namespace) -> list[str]:
+    return [*args.path, *(f for f in (args.snapshot, args.end_snapshot) if f)]
+
+
+def _check_replay(args: argparse.Namespace) -> str | None:
+    """Argument problems that depend on the format (argparse checks each value alone);
+    ``_replay`` raises them, reported in one line that names the option, not a file."""
+    from rltrader.data import replay_crypto
+
+    if args.format in replay_crypto.CRYPTO_FORMATS:
+        return None
+    files = "MESSAGE [ORDERBOOK]" if args.format == "lobster" else "one file"
+    crypto = (args.snapshot, args.end_snapshot, args.lot_size, args.window)
+    if len(args.path) > (2 if args.format == "lobster" else 1) \
+            or any(value is not None for value in crypto):
+        return (f"{args.format} takes {files}; --snapshot, --end-snapshot, --lot-size and "
+                "--window do not apply")
+    if args.format == "lobster" and args.symbol is not None:
+        return "LOBSTER files hold one symbol; --symbol does not apply"
+    if args.tick_size is not None and not args.tick_size.isdigit():
+        return (f"--tick-size: {args.format} takes a whole number of price units ($0.0001), "
+                f"got {args.tick_size!r}")
+    return None
+
+
 def _replay(args: argparse.Namespace) -> int:
     from rltrader.data import replay, replay_crypto
 
+    problem = _check_replay(args)
+    if problem:
+        raise ValueError(problem)
+    if args.dump_l2:
+        _check_writable(args.dump_l2)
     if args.format in replay_crypto.CRYPTO_FORMATS:
         return replay_crypto.main(
-            args.format, args.path, symbol=args.symbol, levels=args.levels or 5,
+            args.format, args.path, symbol=args.symbol,
+            levels=args.levels if args.levels is not None else 5,
             dump_l2=args.dump_l2, tick_size=args.tick_size, lot_size=args.lot_size,
             snapshot=args.snapshot, end_snapshot=args.end_snapshot,
-            window=args.window or replay_crypto.WINDOW)
-    files = "MESSAGE [ORDERBOOK]" if args.format == "lobster" else "one file"
-    if len(args.path) > (2 if args.format == "lobster" else 1) or args.snapshot \
-            or args.end_snapshot or args.lot_size or args.window:
-        raise ValueError(f"{args.format} takes {files}; --snapshot, --end-snapshot, "
-                         "--lot-size and --window do not apply")
+            window=args.window if args.window is not None else replay_crypto.WINDOW)
     message, *orderbook = args.path
     return replay.main(args.format, message, orderbook=orderbook[0] if orderbook else None,
                        symbol=args.symbol, levels=args.levels, dump_l2=args.dump_l2,
-                       tick_size=int(args.tick_size or 100))
+                       tick_size=int(args.tick_size) if args.tick_size is not None else 100)
 
 
 def _cmd_facts(args: argparse.Namespace) -> int:
     from rltrader.analysis import facts as analytics
 
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)  # an unusable DIR fails now, not at the end
     market = analytics.lobster_market(args.path, interval_ms=args.interval_ms,
                                       levels=args.levels, tick_size=args.tick_size)
     facts = analytics.stylized_facts(market)
@@ -148,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="folder holding the market-data samples "
                    "(default: $RLTRADER_DATA, else the samples shipped in the package)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=Command("demo", _cmd_demo))
 
     p = sub.add_parser("bench", help="run the matching benchmark suite (medians)",
                        description="W1 limit+cancel (batched and one call per message), W2 "
@@ -157,14 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smaller workloads, fewer repeats")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="machine-readable output (to stdout, or to PATH)")
-    p.set_defaults(func=_cmd_bench)
+    p.set_defaults(func=Command("bench", _cmd_bench))
 
     p = sub.add_parser("profile", help="where matching time goes, per operation type",
                        description="Time every message with the CPU cycle counter and report "
                        "ns/message and share of time per operation and outcome.")
     p.add_argument("--workload", choices=("W1", "W2", "W3", "all"), default="all")
     p.add_argument("--quick", action="store_true", help="smaller workloads")
-    p.set_defaults(func=_cmd_profile)
+    p.set_defaults(func=Command("profile", _cmd_profile))
 
     p = sub.add_parser("replay", help="rebuild books from recorded market data",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -191,18 +329,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data format")
     p.add_argument("path", nargs="+", help="feed file(s), plain or gzip, in stream order")
     p.add_argument("--symbol", default=None, help="symbol to select (multi-symbol formats)")
-    p.add_argument("--levels", type=int, default=None,
-                   help="levels to show / dump (default: a LOBSTER orderbook file's, else 5)")
+    p.add_argument("--levels", type=_levels, default=None,
+                   help=f"levels to show / dump, 1..{MAX_LEVELS} (default: a LOBSTER "
+                   "orderbook file's, else 5)")
     p.add_argument("--dump-l2", default=None, metavar="OUT",
                    help="write the top-N book after every message (lobster: LOBSTER "
                    "orderbook CSV; crypto: tag,timestamp,ask_price_1,ask_size_1,... in ticks "
                    "and lots, one row per feed event)")
-    p.add_argument("--tick-size", default=None,
+    p.add_argument("--tick-size", type=_decimal_step, default=None,
                    help="LOBSTER and ITCH: price units ($0.0001) per tick (default 100; ITCH files "
                    "with stocks under $1 need 1); crypto: the "
                    "tick as a decimal string, e.g. 0.01 (default: Coinbase BTC-USD's 0.01, "
                    "else the coarsest grid the file's prices lie on)")
-    p.add_argument("--lot-size", default=None,
+    p.add_argument("--lot-size", type=_decimal_step, default=None,
                    help="crypto: the lot as a decimal string, e.g. 0.00000001 (default: "
                    "Coinbase BTC-USD's 1e-8, else inferred like --tick-size)")
     p.add_argument("--snapshot", default=None, metavar="FILE",
@@ -210,9 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "not inside the capture")
     p.add_argument("--end-snapshot", default=None, metavar="FILE",
                    help="coinbase: a later level-3 snapshot to compare the rebuilt book with")
-    p.add_argument("--window", type=int, default=None,
-                   help="crypto: the core's dense price window in ticks (default 262144)")
-    p.set_defaults(func=_cmd_replay)
+    p.add_argument("--window", type=_window, default=None,
+                   help="crypto: the core's dense price window in ticks, a multiple of 64 "
+                   "(default 262144)")
+    p.set_defaults(func=Command("replay", _replay, _READ_ERRORS, _replay_inputs))
 
     p = sub.add_parser("facts", help="stylized facts of a LOBSTER message file",
                        description="Rebuild the book from a LOBSTER message file, sample it "
@@ -221,26 +361,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="LOBSTER message file (.csv or .csv.gz)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="also write the figures, report.md and facts.json to DIR")
-    p.add_argument("--interval-ms", type=int, default=100,
+    p.add_argument("--interval-ms", type=_positive, default=100,
                    help="sampling clock, ms (default %(default)s)")
-    p.add_argument("--levels", type=int, default=10,
-                   help="depth levels per side to record (default %(default)s)")
-    p.add_argument("--tick-size", type=int, default=100,
+    p.add_argument("--levels", type=_levels, default=10,
+                   help=f"depth levels per side to record, 1..{MAX_LEVELS} (default "
+                   "%(default)s)")
+    p.add_argument("--tick-size", type=_positive, default=100,
                    help="price units per tick (LOBSTER: 1/10000 dollars; default 100)")
-    p.set_defaults(func=_cmd_facts)
+    p.set_defaults(func=Command("facts", _cmd_facts, _READ_ERRORS, lambda a: [a.path]))
 
     p = sub.add_parser("simulate", help="run a simulated market day with background traders",
                        description="Run a preset (rmsc04, small, wide) or a TOML market "
                        "configuration for a day and print messages/s, wake-ups/s and counts.")
-    p.add_argument("preset", nargs="?", default="rmsc04", help="preset (default: %(default)s)")
+    p.add_argument("preset", nargs="?", type=_preset, default="rmsc04",
+                   help="preset (default: %(default)s)")
     p.add_argument("--config", default=None, metavar="TOML", help="a market config file "
                    "instead of a preset")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--copies", type=int, default=None, help="independent copies per symbol")
+    p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--copies", type=_positive, default=None,
+                   help="independent copies per symbol")
     p.add_argument("--out", default=None, help="record the day to OUT.npz and book 0 to "
                    "OUT_book0_message.csv + OUT_book0_orderbook_10.csv (LOBSTER)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_simulate)
+    p.set_defaults(func=Command("simulate", _cmd_simulate, _READ_ERRORS,
+                                lambda a: [a.config] if a.config else []))
 
     p = sub.add_parser("train", help="train one shared PPO policy for many agents (needs "
                        "the rl extra)",
@@ -248,38 +392,57 @@ def build_parser() -> argparse.ArgumentParser:
                        "N_ENVS x N_AGENTS market-making agents, checkpoint it, and evaluate "
                        "it against a random policy and a fixed-spread market maker on the "
                        "same seeded markets (docs/training.md).")
-    p.add_argument("--timesteps", type=int, default=None, metavar="N",
+    p.add_argument("--timesteps", type=_positive, default=None, metavar="N",
                    help="agent-steps to train for (default: TrainConfig's)")
-    p.add_argument("--n-envs", type=int, default=None, help="markets (default 256)")
-    p.add_argument("--n-agents", type=int, default=None, help="learners per market "
+    p.add_argument("--n-envs", type=_positive, default=None, help="markets (default 256)")
+    p.add_argument("--n-agents", type=_positive, default=None, help="learners per market "
                    "(default 4)")
-    p.add_argument("--horizon", type=int, default=None, help="steps per episode "
+    p.add_argument("--horizon", type=_positive, default=None, help="steps per episode "
                    "(default 1000)")
-    p.add_argument("--market", default=None, metavar="PRESET",
+    p.add_argument("--market", type=_preset, default=None, metavar="PRESET",
                    help="background market preset (default: light; informed: with informed "
                    "flow)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    p.add_argument("--eval-seed", type=int, default=None, help="evaluation markets' seed")
-    p.add_argument("--validation-seed", type=int, default=None,
+    p.add_argument("--seed", type=_non_negative, default=0, help="training seed (default 0)")
+    p.add_argument("--eval-seed", type=_non_negative, default=None, help="evaluation markets' seed")
+    p.add_argument("--validation-seed", type=_non_negative, default=None,
                    help="markets on which every checkpoint is scored to select the policy "
                    "evaluated (default 2000)")
-    p.add_argument("--imitate-steps", type=int, default=None, metavar="N",
+    p.add_argument("--imitate-steps", type=_non_negative, default=None, metavar="N",
                    help="batched steps of the market maker cloned before PPO; 0: start "
                    "from random weights (default 500)")
-    p.add_argument("--eval-episodes", type=int, default=None,
+    p.add_argument("--eval-episodes", type=_positive, default=None,
                    help="whole episodes per policy in the final evaluation")
-    p.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+    p.add_argument("--checkpoint-every", type=_positive, default=None, metavar="N",
                    help="agent-steps between checkpoints")
     p.add_argument("--out", default="rltrader-train", help="output folder (default: "
                    "%(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=Command("train", _cmd_train))
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit status (module docstring)."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return BROKEN_PIPE
+    return status
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush of what is still
+    buffered does not fail again (Python's docs, "Note on SIGPIPE")."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test's capture): nothing is flushed at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 if __name__ == "__main__":
