@@ -53,7 +53,8 @@ def main(fmt: str, path: str, *, orderbook: str | None = None, symbol: str | Non
     if fmt == "itch":
         if orderbook is not None:
             raise ValueError("replay itch: one file")
-        return _replay_itch(path, symbol=symbol, levels=levels or 5, dump_l2=dump_l2,
+        return _replay_itch(path, symbol=symbol, levels=5 if levels is None else levels,
+                            dump_l2=dump_l2,
                             tick_size=tick_size)
     if fmt != "lobster":
         raise ValueError(f"format {fmt!r} is not supported yet")
@@ -62,7 +63,8 @@ def main(fmt: str, path: str, *, orderbook: str | None = None, symbol: str | Non
     if orderbook is not None:
         return _replay_lobster_pair(path, orderbook, levels=levels, dump_l2=dump_l2,
                                     tick_size=tick_size)
-    return _replay_lobster(path, levels=levels or 5, dump_l2=dump_l2, tick_size=tick_size)
+    return _replay_lobster(path, levels=5 if levels is None else levels, dump_l2=dump_l2,
+                           tick_size=tick_size)
 
 
 def _replay_lobster(path: str, *, levels: int, dump_l2: str | None, tick_size: int) -> int:
@@ -188,6 +190,9 @@ def _replay_itch(path: str, *, symbol: str | None, levels: int, dump_l2: str | N
     symbols = None if symbol is None else [symbol]
     reader = itch.ItchReader(path, symbols, tick_size=tick_size, reuse_buffers=True)
     n_messages, spans, parse_s = _count_itch(reader)
+    if symbol is not None and not reader.book_symbols[0]:
+        raise ValueError(f"{path}: no stock {symbol!r} in the file (no stock directory "
+                         f"record names it)")
     # the window from the prices used: a file naming thousands of narrow books must not
     # cost the full window (~100 KB of levels) per book
     books, stats = itch.rebuild_books(

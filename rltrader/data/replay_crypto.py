@@ -140,11 +140,14 @@ def main(fmt: str, paths: list[str], *, symbol: str | None = None, levels: int =
          lot_size: str | None = None, snapshot: str | None = None,
          end_snapshot: str | None = None, window: int = WINDOW) -> int:
     """Rebuild, report and check one crypto feed; returns the exit status (0, or 1 when a
-    check fails). Malformed input raises ``ValueError`` / ``OSError`` naming the file."""
+    check fails). Malformed input raises ``ValueError`` / ``OSError`` naming the file, and
+    so does a ``symbol`` the feed has no event for."""
     start = time.perf_counter()
     loaded = load(fmt, paths, symbol=symbol, tick_size=tick_size, lot_size=lot_size,
                   snapshot=snapshot)
     parse_s = time.perf_counter() - start
+    if symbol is not None and loaded.feed_events == 0:
+        raise ValueError(f"no feed event for symbol {symbol!r}")
     msgs = loaded.messages
     n = msgs.shape[0]
     books = Books(1, capacity=1 << 16, window=window)
