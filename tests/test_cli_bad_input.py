@@ -227,7 +227,11 @@ def test_replay_options_of_another_format_name_the_option(
     assert _one_line(capsys, ["replay", *argv]).startswith(problem)
 
 
-def test_replay_unwritable_dump_fails_first(capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_unwritable_dump_fails_first(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from rltrader.data import replay_crypto
+
+    monkeypatch.setattr(replay_crypto, "load", lambda *a, **k: pytest.fail("work started"))
     assert _one_line(capsys, ["replay", "tardis", TARDIS, "--dump-l2", "/nonexistent/l2"]) == (
         "replay: /nonexistent/l2: No such file or directory")
 
