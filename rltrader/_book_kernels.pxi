@@ -38,7 +38,6 @@ cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* know
     and the order's known slot when the caller gave one in range; keep the id's hash for
     the message (``hash_id`` 0: not hashed)."""
     cdef uint64_t h
-    hash[0] = 0             # never read while hash_id is 0, but never left indeterminate
     hash_id[0] = 0
     if <uint32_t>m.book < <uint32_t>c.n_books:
         prefetch(&c.bk[m.book])
@@ -119,6 +118,7 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
     x.out = out
     x.w = 0
     x.fresh = fresh
+    hashes[0] = hashes[1] = hashes[2] = hashes[3] = 0  # read only with their id; never indeterminate
     for i in range(2 if n > 2 else n):
         look_ahead(c, &msgs[i], known + i if known != NULL else NULL, &hashes[i],
                    &hash_ids[i])

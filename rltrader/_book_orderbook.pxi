@@ -125,16 +125,18 @@ cdef class OrderBook:
         return order_id
 
     cdef inline bint _run_one(self, const Message* m, int64_t* written) except -1:
-        """The per-call fast path: one message straight through the kernel, holding the GIL
-        (the kernel cannot raise, so leaving needs no ``finally``). False when the arena
-        must grow first: ``Books._run`` grows it and runs the message."""
+        """The per-call fast path: one message straight through the kernel. It holds the
+        GIL from the check to the end (the kernel runs without releasing it), so no other
+        thread can enter the Books meanwhile and there is nothing to mark: it only refuses
+        to start while another thread is inside. False when the arena must grow first:
+        ``Books._run`` grows it and runs the message."""
         cdef Books books = self.books
         cdef int64_t done
         cdef int status
-        books._enter()
+        if books.busy and books.busy_thread != PyThread_get_thread_ident():
+            books._enter()      # raises: another thread is inside
         status = process_kernel(&books.core, m, NULL, False, 1, 0, self.ev, self.ev_cap,
                                 &done, written)
-        books._leave()
         return status == OK
 
     def limit(self, side, price, qty, Py_ssize_t order_id=0, Py_ssize_t owner=-1,
