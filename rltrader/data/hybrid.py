@@ -28,12 +28,12 @@ with. Only there does Python look at the queue. With no agent orders a step is o
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from rltrader._book import Books
+from rltrader.core.checks import is_int
 from rltrader.core.constants import (
     AGENT_ID_BASE,
     CANCEL,
@@ -74,8 +74,7 @@ class HybridStats:
 
 def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
     """An int (or numpy integer; not a bool or a float) in ``[low, high]``."""
-    if (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low
-            or (high is not None and value > high)):
+    if not is_int(value) or value < low or (high is not None and value > high):
         rule = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
         raise ValueError(f"{name} must be {rule}, got {value!r}")
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from rltrader._env import ActionMode, Layout, RewardKind
+from rltrader.core.checks import is_int
 from rltrader.core.constants import MAX_FEE_PPM, MAX_QTY
 from rltrader.sim.config import MarketConfig, preset
 
@@ -35,17 +36,12 @@ def _fail(name: str, rule: str, value: object) -> None:
     raise ValueError(f"EnvConfig.{name} must be {rule}, got {value!r}")
 
 
-def _is_int(value: object) -> bool:
-    """An int or a numpy integer; not a bool, not a float (even a whole one)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
 def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if not _is_int(value) or not low <= value <= high:  # type: ignore[operator]
+    if not is_int(value) or not low <= value <= high:  # type: ignore[operator]
         _fail(name, f"an int in [{low}, {high}]" if high < _INT64_MAX else
               f"an int >= {low}", value)
 
@@ -165,7 +161,7 @@ class EnvConfig:
                     not 1 <= len(values) <= Layout.MAX_OFFSETS:
                 _fail(name, f"1 to {int(Layout.MAX_OFFSETS)} values", values)
         for name in ("limit_offsets", "quote_offsets"):
-            if not all(_is_int(v) and abs(v) <= _INT32_MAX for v in getattr(self, name)):
+            if not all(is_int(v) and abs(v) <= _INT32_MAX for v in getattr(self, name)):
                 _fail(name, f"ints of magnitude <= {_INT32_MAX}", getattr(self, name))
         if any(not (_is_real(v) and math.isfinite(v) and v > 0) for v in self.quote_sizes):
             _fail("quote_sizes", "finite and > 0", self.quote_sizes)

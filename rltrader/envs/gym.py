@@ -12,6 +12,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from rltrader.core.checks import is_int
 from rltrader.envs.batched import BatchedMarketEnv, write_actions
 from rltrader.envs.config import EnvConfig
 
@@ -64,8 +65,7 @@ class MarketEnv(gym.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of "
                              f"{self.metadata['render_modes']}, got {render_mode!r}")
-        if not isinstance(n_others, (int, np.integer)) or isinstance(n_others, bool) \
-                or n_others < 0:
+        if not is_int(n_others) or n_others < 0:
             raise ValueError(f"n_others must be an int >= 0, got {n_others!r}")
         n_others = int(n_others)
         self.render_mode = render_mode

@@ -16,6 +16,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
+from rltrader.core.checks import is_int
 from rltrader.envs.batched import BatchedMarketEnv
 
 
@@ -96,7 +97,7 @@ class SB3VecEnv(VecEnv):
             return range(self.num_envs)
         chosen = [indices] if isinstance(indices, (int, np.integer)) else list(indices)
         for i in chosen:
-            if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+            if not is_int(i):
                 raise TypeError(f"sub-env indices must be ints, got {i!r}")
             if not -self.num_envs <= i < self.num_envs:
                 raise IndexError(f"sub-env index {i} out of range (num_envs={self.num_envs})")

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from rltrader.core.checks import is_int
 from rltrader.envs.batched import BatchedMarketEnv, write_actions
-from rltrader.envs.config import EnvConfig, _is_int
+from rltrader.envs.config import EnvConfig
 
 _FIELDS = ("actions", "observations", "rewards", "terminated", "truncated",
            "final_observations")
@@ -112,12 +113,12 @@ class ShardedMarketEnv:
         self._shm: dict[str, SharedMemory] = {}
         self._closed = False
         for name, value in (("n_envs", n_envs), ("n_agents", n_agents)):
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if not _is_int(n_workers) or not 1 <= n_workers <= n_envs:
+        if not is_int(n_workers) or not 1 <= n_workers <= n_envs:
             raise ValueError(f"n_workers must be an int in [1, n_envs={n_envs}], got "
                              f"{n_workers!r}")
-        if not _is_int(seed) or seed < 0:
+        if not is_int(seed) or seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {seed!r}")
         n_envs, n_agents, n_workers, seed = int(n_envs), int(n_agents), int(n_workers), int(seed)
         self.config = EnvConfig() if config is None else config
@@ -205,7 +206,7 @@ class ShardedMarketEnv:
     def reset(self, seed: int | None = None) -> np.ndarray:
         """New episodes everywhere (``seed`` rebuilds every shard from it)."""
         self._check_open()
-        if seed is not None and (not _is_int(seed) or seed < 0):
+        if seed is not None and (not is_int(seed) or seed < 0):
             raise ValueError(f"seed must be an int >= 0 or None, got {seed!r}")
         if seed is None:
             self._call("reset", None)

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from rltrader.core.checks import is_int
 from rltrader.core.constants import NS_PER_S
 
 if sys.version_info >= (3, 11):
@@ -56,7 +57,7 @@ def _int_at_least(obj: object, name: str, low: int) -> None:
     """An integer field: an int (or numpy integer) >= ``low``; floats, even whole ones, and
     bools are refused."""
     value = getattr(obj, name)
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+    if not is_int(value) or value < low:
         _fail(obj, name, f"an int >= {low}", value)
 
 
