@@ -188,7 +188,9 @@ cdef class Flow:
     cdef int64_t _n_events
 
     cdef int64_t decide_range(self, int32_t first, int32_t stop) noexcept nogil
+    cdef void decide_books(self, int32_t first, int32_t stop) noexcept nogil
     cdef _process(self, int64_t n)
+    cdef _run_batch(self, Message* msgs, int32_t* known, bint fresh, int64_t n)
     cdef void end_step(self) noexcept nogil
-    cdef int64_t _append_messages(self, int64_t n) except -1
+    cdef int64_t _append_messages(self, const Message* msgs, int64_t n) except -1
     cdef _append_events(self, int64_t n)

@@ -24,6 +24,7 @@ from libc.math cimport ceil, cos, exp, floor, fabs, log, pow, sqrt
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 from libc.string cimport memcpy
 
+from rltrader._random cimport below, next_u64, uniform
 from rltrader._book cimport (
     Account, BookState, Books, Core, Event, Message,
     BUY, SELL, LIMIT, MARKET, CANCEL, GTC, IOC, FILL, REJECTED, UNKNOWN_ORDER,
@@ -43,24 +44,8 @@ cdef double TWO_PI = 6.283185307179586
 
 
 # ---------------------------------------------------------------------------------------
-# Per-book random numbers: xoshiro256** (Blackman & Vigna), 4 x uint64 of state per book
+# Per-book random numbers (rltrader/_random.pxd: xoshiro256**, 4 x uint64 per book)
 # ---------------------------------------------------------------------------------------
-
-cdef inline uint64_t rotl(uint64_t x, int k) noexcept nogil:
-    return (x << k) | (x >> (64 - k))
-
-
-cdef inline uint64_t next_u64(uint64_t* s) noexcept nogil:
-    cdef uint64_t result = rotl(s[1] * 5, 7) * 9
-    cdef uint64_t t = s[1] << 17
-    s[2] ^= s[0]
-    s[3] ^= s[1]
-    s[1] ^= s[2]
-    s[0] ^= s[3]
-    s[2] ^= t
-    s[3] = rotl(s[3], 45)
-    return result
-
 
 cdef void jump(uint64_t* s) noexcept nogil:
     """Advance ``s`` by 2^128 draws (the generator's jump polynomial): a second stream from
@@ -77,16 +62,6 @@ cdef void jump(uint64_t* s) noexcept nogil:
             next_u64(s)
     for j in range(4):
         s[j] = acc[j]
-
-
-cdef inline double uniform(uint64_t* s) noexcept nogil:
-    """Uniform on the open interval (0, 1)."""
-    return ((next_u64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0)
-
-
-cdef inline int64_t below(uint64_t* s, int64_t n) noexcept nogil:
-    """Uniform integer in [0, n), n >= 1."""
-    return <int64_t>(uniform(s) * n)
 
 
 cdef inline double normal(uint64_t* s) noexcept nogil:
@@ -873,12 +848,28 @@ cdef class Flow:
             decide_book(&self.s, b)
         return gather(&self.s, first, stop)
 
+    cdef void decide_books(self, int32_t first, int32_t stop) noexcept nogil:
+        """Books ``first .. stop - 1`` decide for this step, and their arrivals of this
+        step stay in the delay line: the caller merges them with its own and empties
+        their cells (the env kernel's ``merge_book``), then runs them with
+        ``_run_batch``. A step is consecutive ranges covering every book, then
+        ``end_step``: the same draws as ``run(1)``."""
+        cdef int32_t b
+        for b in range(first, stop):
+            decide_book(&self.s, b)
+
     cdef void end_step(self) noexcept nogil:
         self.s.step += 1
         self.s.now = self.s.now + 1 if self.s.now + 1 < self.s.delay else 0
         self.s.counters[C_STEPS] += 1
 
     cdef _process(self, int64_t n):
+        self._run_batch(self.s.batch, NULL, False, n)
+
+    cdef _run_batch(self, Message* msgs, int32_t* known, bint fresh, int64_t n):
+        """Run ``msgs[:n]`` through the core (``known`` and ``fresh`` as in
+        ``Books._run_known``), counting (and, when recording, logging) messages and
+        events."""
         cdef State* f = &self.s
         cdef int64_t done = 0, consumed, written, offset = 0
         cdef Event* events = <Event*>cnp.PyArray_DATA(self.events_array)
@@ -887,10 +878,11 @@ cdef class Flow:
             return
         f.counters[C_MESSAGES] += n
         if self.record:
-            offset = self._append_messages(n)
+            offset = self._append_messages(msgs, n)
         while done < n:
-            self.books._run(f.batch + done, n - done, offset + done, events, cap,
-                            &consumed, &written)
+            self.books._run_known(msgs + done, known + done if known != NULL else NULL,
+                                  fresh, n - done, offset + done, events, cap, &consumed,
+                                  &written)
             if consumed == 0 and written == 0:
                 cap = 2 * cap
                 self.events_array = np.zeros(cap, dtype=EVENT_DTYPE)
@@ -901,7 +893,7 @@ cdef class Flow:
                 self._append_events(written)
             done += consumed
 
-    cdef int64_t _append_messages(self, int64_t n) except -1:
+    cdef int64_t _append_messages(self, const Message* msgs, int64_t n) except -1:
         cdef int64_t start = self._n_messages
         if start + n > 2**31 - 1:
             raise OverflowError("the message log passed 2**31 messages; record less")
@@ -910,8 +902,7 @@ cdef class Flow:
                              dtype=MESSAGE_DTYPE)
             grown[:start] = self._messages[:start]
             self._messages = grown
-        memcpy(<Message*>cnp.PyArray_DATA(self._messages) + start, self.s.batch,
-               n * sizeof(Message))
+        memcpy(<Message*>cnp.PyArray_DATA(self._messages) + start, msgs, n * sizeof(Message))
         self._n_messages = start + n
         return start
 

@@ -23,10 +23,19 @@ Observation space
 
 Rewards
 -------
-``pnl``: change of the episode's marked-to-market PnL (cash incl. fees + position x mid),
-per lot of the agent's order size (ticks). ``pnl_inventory``: that minus
-``inventory_penalty * |position| / order size``. ``sharpe``: the differential Sharpe
-ratio (Moody & Saffell 2001) of the PnL changes.
+``pnl``: the change of the agent's account value per lot of its order size (ticks): cash
+(fees included) plus what liquidating the position would fetch now (``valuation=
+"liquidation"``: walking the book, the agent's own orders excluded, net of the taker
+fee), minus ``running_inventory_penalty * (position / order size)^2`` each step and
+``terminal_inventory_penalty * (position / order size)^2`` at the episode's end.
+``sharpe``: the differential Sharpe ratio (Moody & Saffell 2001) of those changes.
+
+Arrival
+-------
+Agents' decisions leave at a uniformly random time within the step and arrive
+``latency_ns`` (+ jitter) later, in the order each agent sent them; within a step every
+decision, agents' and background traders', reaches the book in arrival order: a seeded
+random order per book, never the agent's row (docs/envs.md, "Arrival").
 
 Episode end
 -----------
@@ -34,9 +43,11 @@ After ``horizon`` steps every agent of the env is ``terminated`` (time left is p
 observation); with a replay that runs out of data every agent is ``truncated``. Auto-reset
 happens in the same step: the returned observation of an ended env is the first one of its
 next episode, and the last one of the ended episode is in :attr:`final_observations` (rows
-where ``terminated | truncated``). The market itself runs on; a new episode starts the
-agents' PnL, position and clock at zero (``end_of_episode="mark"``: the inventory is valued
-at the mid and left behind; ``"liquidate"``: it is sold or bought back first).
+where ``terminated | truncated``). The market itself runs on. With
+``end_of_episode="liquidate"`` (default) the agents' orders are withdrawn and their
+positions flattened with market orders at the end of the last step, the cost in that
+episode's reward; with ``"carry"`` a position stays, observed (``inventory``) and valued
+from the next episode's first step. Position limits always hold for the real account.
 
 Arguments
 ---------
@@ -57,7 +68,7 @@ from gymnasium import spaces
 
 from rltrader._env import ActionMode, EnvKernel, Layout, copy_actions
 from rltrader.core.constants import AGENT_ID_BASE
-from rltrader.envs.config import ACTION_MODES, REWARDS, EnvConfig
+from rltrader.envs.config import ACTION_MODES, REWARDS, VALUATIONS, EnvConfig
 from rltrader.sim.market import Market, RecordConfig
 
 
@@ -182,15 +193,20 @@ class BatchedMarketEnv:
         kernel over the simulated market's books, or one per replay (its rows of the
         buffers)."""
         c = self.config
-        market_seed, size_seed = np.random.SeedSequence(seed).spawn(2)
+        market_seed, size_seed, arrival_seed = np.random.SeedSequence(seed).spawn(3)
         for buffer in (self.observations, self.rewards, self.terminated, self.truncated,
                        self.final_observations):
             buffer[...] = 0
         sizes = size_classes(c, self.n_envs, self.n_agents, size_seed)
         qty = np.maximum(1, np.rint(sizes * c.base_qty)).astype(np.int64)
         limit = np.maximum(qty, np.rint(sizes * c.base_position_limit).astype(np.int64))
-        #: per agent: size class, lots per order, position limit (lots)
+        #: per agent: size class, lots per order, position limit (lots), latency (ns)
         self.size_class, self.order_qty, self.position_limit = sizes, qty, limit
+        latency = np.atleast_1d(np.asarray(c.latency_ns, dtype=np.int64))
+        if latency.shape[0] not in (1, self.n_agents):
+            raise ValueError(f"EnvConfig.latency_ns has {latency.shape[0]} values for "
+                             f"n_agents={self.n_agents}")
+        self.latency_ns = np.tile(np.broadcast_to(latency, (self.n_agents,)), self.n_envs)
         self.market: Market | None = None
         if not self.sources:
             mc = c.market_config()
@@ -199,34 +215,39 @@ class BatchedMarketEnv:
             self.market = Market(mc, seed=int(market_seed.generate_state(1)[0]))
             self.market.books.set_fees(c.maker_fee_ppm, c.taker_fee_ppm)
             self.kernels = [self._kernel(self.market.books, slice(None), self.n_envs,
-                                         self.market.n_traders)]
+                                         self.market.n_traders, self.market.config.dt_ns,
+                                         arrival_seed)]
         else:
             for replay in self.sources:
                 replay.reset(seed=seed)
             self.kernels = [
                 self._kernel(replay.books, slice(j * self.n_agents, (j + 1) * self.n_agents),
-                             1, 0)
-                for j, replay in enumerate(self.sources)]
+                             1, 0, c.replay_step_ns, lane_seed)
+                for j, (replay, lane_seed) in enumerate(
+                    zip(self.sources, arrival_seed.spawn(len(self.sources))))]
         #: the kernel of the simulated market (of the first replay)
         self.kernel = self.kernels[0]
         for j in range(len(self.kernels)):
             self._warm_up(j)
 
-    def _kernel(self, books: Any, rows: slice, n_envs: int, first_owner: int) -> EnvKernel:
+    def _kernel(self, books: Any, rows: slice, n_envs: int, first_owner: int, dt_ns: int,
+                seed: np.random.SeedSequence) -> EnvKernel:
         """The kernel of ``n_envs`` books of ``books`` over rows ``rows`` of the buffers,
-        its agents owners ``first_owner`` on."""
+        its agents owners ``first_owner`` on, steps of ``dt_ns``."""
         c = self.config
         return EnvKernel(
-            books, self.order_qty[rows], self.position_limit[rows],
-            self.size_class[rows] * c.base_capital, self.size_class[rows], self.actions[rows],
-            self.observations[rows], self.rewards[rows], self.terminated[rows],
-            self.truncated[rows], self.final_observations[rows],
+            books, self.order_qty[rows], self.position_limit[rows], self.size_class[rows],
+            self.latency_ns[rows], self.actions[rows], self.observations[rows],
+            self.rewards[rows], self.terminated[rows], self.truncated[rows],
+            self.final_observations[rows],
             n_envs=n_envs, n_agents=self.n_agents, first_owner=first_owner, depth=c.depth,
             n_slots=c.max_orders, action_mode=int(self.mode),
-            reward_kind=int(REWARDS[c.reward]), liquidate=c.end_of_episode == "liquidate",
-            return_lag=c.return_lag, scan_ticks=c.scan_ticks, horizon=c.horizon,
-            id_base=AGENT_ID_BASE, qty_scale=c.qty_scale,
-            inventory_penalty=c.inventory_penalty, sharpe_eta=c.sharpe_eta,
+            reward_kind=int(REWARDS[c.reward]), valuation=int(VALUATIONS[c.valuation]),
+            liquidate=c.end_of_episode == "liquidate", return_lag=c.return_lag,
+            scan_ticks=c.scan_ticks, horizon=c.horizon, id_base=AGENT_ID_BASE, dt_ns=dt_ns,
+            jitter_ns=c.latency_jitter_ns, seed=seed, qty_scale=c.qty_scale,
+            price_scale=c.price_scale, running_penalty=c.running_inventory_penalty,
+            terminal_penalty=c.terminal_inventory_penalty, sharpe_eta=c.sharpe_eta,
             flow_alpha=c.flow_alpha, limit_offsets=c.limit_offsets,
             quote_offsets=c.quote_offsets, quote_sizes=c.quote_sizes)
 

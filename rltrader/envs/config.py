@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from rltrader._env import ActionMode, Layout, RewardKind
+from rltrader._env import ActionMode, Layout, RewardKind, Valuation
 from rltrader.core.checks import is_int
 from rltrader.core.constants import MAX_FEE_PPM, MAX_QTY
 from rltrader.sim.config import MarketConfig, preset
 
 ACTION_MODES = {"discrete": ActionMode.DISCRETE, "market_making": ActionMode.MARKET_MAKING}
-REWARDS = {"pnl": RewardKind.PNL, "pnl_inventory": RewardKind.PNL_INVENTORY,
-           "sharpe": RewardKind.DIFFERENTIAL_SHARPE}
-END_OF_EPISODE = ("mark", "liquidate")
+REWARDS = {"pnl": RewardKind.PNL, "sharpe": RewardKind.DIFFERENTIAL_SHARPE}
+END_OF_EPISODE = ("liquidate", "carry")
+VALUATIONS = {"liquidation": Valuation.LIQUIDATION, "mid": Valuation.MID}
 
 
 _INT32_MAX = 2**31 - 1
@@ -27,6 +27,9 @@ _INT64_MAX = 2**63 - 1
 #: limit) must fit int64
 MAX_POSITION_LIMIT = 2**62
 _F32_MAX = float(np.finfo(np.float32).max)
+#: the longest latency (and jitter): an hour, far beyond any venue's, and small enough that
+#: the outbox's arithmetic stays exact
+_MAX_LATENCY_NS = 3_600 * 10**9
 #: the smallest divisor that keeps every int64 quotient a finite float32 (level sizes and
 #: the queue ahead are divided by ``qty_scale``, cash and PnL by the capital)
 _MIN_SCALE = 2.0**63 / _F32_MAX
@@ -56,10 +59,11 @@ class EnvConfig:
     Attributes
     ----------
     market : str or MarketConfig
-        Background populations: a preset name (default ``"light"``: 20 noise, 4 value
-        traders and one market maker per book, cheap to step) or a config. The environment
-        keeps its first symbol and sets ``copies`` (one book per env), ``extra_owners``
-        (the agents' accounts) and turns recording off.
+        Background populations: a preset name (default ``"resilient"``: 27 traders per
+        book, cheap to step, whose book survives the largest agent's market orders; see
+        docs/market.md) or a config. The environment keeps its first symbol and sets
+        ``copies`` (one book per env), ``extra_owners`` (the agents' accounts) and turns
+        recording off.
     horizon : int
         Steps per episode.
     warmup_steps : int
@@ -79,15 +83,33 @@ class EnvConfig:
         Resting orders an agent may keep (>= 2); a new limit order beyond it cancels the
         agent's oldest.
     reward : str
-        ``"pnl"``, ``"pnl_inventory"`` or ``"sharpe"`` (docs/envs.md).
-    inventory_penalty : float
-        ``pnl_inventory``: penalty per step per order size of |position|, ticks.
+        ``"pnl"``: the change of the account's value per lot of order size, minus the
+        inventory penalties; ``"sharpe"``: the differential Sharpe ratio of those changes
+        (docs/envs.md).
+    valuation : str
+        ``"liquidation"``: a position is worth what selling (buying back) it into the book
+        now would fetch, the agent's own orders excluded, net of the taker fee;
+        ``"mid"``: position x mid (gameable: an agent that pushes the mid is paid for it;
+        for comparison only).
+    running_inventory_penalty : float
+        Subtracted from every step's reward: ``x (position / order size)^2``.
+    terminal_inventory_penalty : float
+        Subtracted from the reward of an episode's last step: ``x (position / order
+        size)^2`` (after the liquidation, if any).
     sharpe_eta : float
         ``sharpe``: adaptation rate of the differential Sharpe ratio.
     end_of_episode : str
-        ``"mark"``: the inventory is valued at the mid; ``"liquidate"``: orders are
-        cancelled and the position is flattened with a market order (what cannot fill is
-        marked at the mid).
+        ``"liquidate"``: the agent's orders are withdrawn and its position is flattened
+        with a market order, the cost in that episode's reward (what the book cannot take
+        is carried); ``"carry"``: the position is carried into the next episode, where it
+        is observed and valued from its first step.
+    latency_ns : int or tuple of int
+        Time from an agent's decision (sent at a uniformly random time within the step)
+        to its arrival at the book, ns: one value, or one per agent row (same in every
+        env). Decisions arriving in the same step reach the book in arrival order.
+    latency_jitter_ns : int
+        Every decision's latency gets an extra uniform ``[0, latency_jitter_ns)`` ns; an
+        agent's decisions still arrive in the order it sent them.
     maker_fee_ppm, taker_fee_ppm : int
         Fees of every book, per million of notional (negative: rebate).
     size_alpha, size_max : float
@@ -97,10 +119,10 @@ class EnvConfig:
     base_qty, base_position_limit : int
         Order size and position limit (lots) of size class 1; an agent of class ``s`` has
         ``round(s * base_qty)`` and ``round(s * base_position_limit)``.
-    base_capital : float
-        Starting cash of size class 1 (ticks x lots); scales cash and PnL observations.
     qty_scale : float
         Lots per unit of level size and queue-ahead observations.
+    price_scale : float
+        Ticks per unit of price, spread, return and PnL-per-lot observations.
     return_lag : int
         Steps of the long mid return.
     flow_alpha : float
@@ -111,7 +133,7 @@ class EnvConfig:
         With a hybrid replay as the source: market time per step, ns.
     """
 
-    market: str | MarketConfig = "light"
+    market: str | MarketConfig = "resilient"
     horizon: int = 1_000
     warmup_steps: int = 200
     depth: int = 5
@@ -121,9 +143,13 @@ class EnvConfig:
     quote_sizes: tuple[float, ...] = (1.0, 2.0, 4.0)
     max_orders: int = 4
     reward: str = "pnl"
-    inventory_penalty: float = 0.01
+    valuation: str = "liquidation"
+    running_inventory_penalty: float = 0.0
+    terminal_inventory_penalty: float = 0.0
     sharpe_eta: float = 0.01
-    end_of_episode: str = "mark"
+    end_of_episode: str = "liquidate"
+    latency_ns: int | tuple[int, ...] = 0
+    latency_jitter_ns: int = 0
     maker_fee_ppm: int = 0
     taker_fee_ppm: int = 100
     size_alpha: float = 1.5
@@ -131,8 +157,8 @@ class EnvConfig:
     size_classes: tuple[float, ...] | None = None
     base_qty: int = 1
     base_position_limit: int = 20
-    base_capital: float = 2_000_000.0
     qty_scale: float = 10.0
+    price_scale: float = 10.0
     return_lag: int = 10
     flow_alpha: float = 0.1
     scan_ticks: int = 64
@@ -146,12 +172,13 @@ class EnvConfig:
                                 ("base_qty", 1, _INT64_MAX),
                                 ("base_position_limit", 1, _INT64_MAX),
                                 ("return_lag", 1, _INT32_MAX), ("scan_ticks", 1, _INT32_MAX),
-                                ("replay_step_ns", 1, _INT64_MAX)):
+                                ("replay_step_ns", 1, _INT64_MAX),
+                                ("latency_jitter_ns", 0, _MAX_LATENCY_NS)):
             _check_int(name, getattr(self, name), low, high)
         for name in ("maker_fee_ppm", "taker_fee_ppm"):
             _check_int(name, getattr(self, name), -MAX_FEE_PPM, MAX_FEE_PPM)
         for name, values in (("action_mode", ACTION_MODES), ("reward", REWARDS),
-                             ("end_of_episode", END_OF_EPISODE)):
+                             ("end_of_episode", END_OF_EPISODE), ("valuation", VALUATIONS)):
             value = getattr(self, name)
             if not isinstance(value, str) or value not in values:
                 _fail(name, f"one of {sorted(values)}", value)
@@ -165,15 +192,23 @@ class EnvConfig:
                 _fail(name, f"ints of magnitude <= {_INT32_MAX}", getattr(self, name))
         if any(not (_is_real(v) and math.isfinite(v) and v > 0) for v in self.quote_sizes):
             _fail("quote_sizes", "finite and > 0", self.quote_sizes)
-        for name in ("size_alpha", "size_max", "base_capital", "qty_scale", "sharpe_eta",
+        for name in ("size_alpha", "size_max", "qty_scale", "price_scale", "sharpe_eta",
                      "flow_alpha"):
             value = getattr(self, name)
             if not (_is_real(value) and math.isfinite(value) and value > 0):
                 _fail(name, "finite and > 0", value)
         if self.size_max < 1:
             _fail("size_max", ">= 1", self.size_max)
-        if not (_is_real(self.inventory_penalty) and 0 <= self.inventory_penalty < math.inf):
-            _fail("inventory_penalty", "finite and >= 0", self.inventory_penalty)
+        for name in ("running_inventory_penalty", "terminal_inventory_penalty"):
+            value = getattr(self, name)
+            if not (_is_real(value) and 0 <= value < math.inf):
+                _fail(name, "finite and >= 0", value)
+        latencies = (self.latency_ns,) if is_int(self.latency_ns) else self.latency_ns
+        if isinstance(latencies, (str, bytes)) or not hasattr(latencies, "__len__") \
+                or not latencies or not all(is_int(v) and 0 <= v <= _MAX_LATENCY_NS
+                                            for v in latencies):
+            _fail("latency_ns", f"an int in [0, {_MAX_LATENCY_NS}] or a non-empty sequence "
+                  "of them", self.latency_ns)
         if self.size_classes is not None and (
                 isinstance(self.size_classes, (str, bytes))
                 or not hasattr(self.size_classes, "__len__") or not self.size_classes
@@ -210,15 +245,18 @@ class EnvConfig:
                 _fail("quote_sizes", f"small enough that the largest agent's quote "
                       f"({max(self.quote_sizes):g} x {qty:.0f} lots = {quote} lots) is at "
                       f"most MAX_QTY={MAX_QTY}", self.quote_sizes)
-        if not (bottom * self.base_capital >= _MIN_SCALE
-                and math.isfinite(top * self.base_capital)):
-            _fail("base_capital", f"such that every agent's capital (size class x "
-                  f"base_capital) is finite and >= {_MIN_SCALE:.3g} (cash / capital must be "
-                  "finite float32)", self.base_capital)
-        if self.inventory_penalty * limit > _F32_MAX / 2:
-            _fail("inventory_penalty", f"<= {_F32_MAX / 2 / limit:.3g} (x the largest "
-                  f"position limit, {limit:.0f} lots, the reward must be finite float32)",
-                  self.inventory_penalty)
+        if self.price_scale < _MIN_SCALE:
+            _fail("price_scale", f">= {_MIN_SCALE:.3g} (PnL / price_scale must be finite "
+                  "float32)", self.price_scale)
+        ratio = 0.0                 # the largest |position| / order size of any class
+        for s in (top, bottom):
+            q = max(1.0, float(np.rint(s * self.base_qty)))
+            ratio = max(ratio, max(q, float(np.rint(s * self.base_position_limit))) / q)
+        for name in ("running_inventory_penalty", "terminal_inventory_penalty"):
+            if getattr(self, name) * ratio**2 > _F32_MAX / 4:
+                _fail(name, f"<= {_F32_MAX / 4 / ratio**2:.3g} (x the largest (position / "
+                      f"order size)^2, {ratio**2:.3g}, the reward must be finite float32)",
+                      getattr(self, name))
 
     def market_config(self) -> MarketConfig:
         """The background market's configuration (a preset resolved)."""
@@ -234,4 +272,5 @@ def observation_names(depth: int) -> list[str]:
     levels = [f"{side}_{what}_{k}" for side in ("bid", "ask") for what in ("price", "qty")
               for k in range(depth)]
     return levels + ["spread", "return_1", "return_lag", "flow_imbalance", "inventory",
-                     "cash", "pnl", "orders", "queue_ahead", "time_left", "log_size_class"]
+                     "pnl", "orders", "in_flight", "queue_ahead", "time_left",
+                     "log_size_class", "limited"]

@@ -1,0 +1,298 @@
+# ---------------------------------------------------------------------------------------
+# Actions -> messages
+# ---------------------------------------------------------------------------------------
+#
+# An agent's decision is written into a ``Sink``: the outbox cell of its arrival step
+# (``act_book``), from where ``merge_book`` hands it to the core. What the env does on the
+# agents' behalf at an episode's end (withdrawing their orders, flattening positions) goes
+# straight into the batch. Position limits hold for the account: an order is cut to the
+# lots that keep |position| plus the open orders of its side (resting, in flight, market
+# orders in flight) within the limit, and the agent sees the share cut (``limited``).
+
+cdef inline Message* new_message(State* s, Sink* out, int32_t e, int32_t i, int op,
+                                 int64_t timestamp) noexcept nogil:
+    """The next message of ``out``, every field set. Written field by field into the
+    zeroed buffer, never as a whole struct copied from a local, whose padding bytes
+    (uninitialised) would make equal batches differ in their bytes."""
+    cdef Message* m = &out.messages[out.n]
+    out.known[out.n] = NO_SLOT
+    out.tags[out.n] = -1
+    out.n += 1
+    m.timestamp = timestamp
+    m.order_id = 0
+    m.new_order_id = 0
+    m.price = 0
+    m.stop_price = 0
+    m.qty = 0
+    m.book = e
+    m.owner = s.p.first_owner + i
+    m.op = op
+    m.side = 0
+    m.tif = GTC
+    return m
+
+
+cdef inline int32_t known_slot(const State* s, int64_t k) noexcept nogil:
+    """The arena slot to hint for an order of agent slot ``k`` (NO_SLOT: unknown)."""
+    return s.slot_arena[k] if s.slot_arena[k] >= 0 else NO_SLOT
+
+
+cdef inline void cancel_slot(State* s, Sink* out, int32_t e, int32_t i, int64_t k,
+                             int64_t timestamp) noexcept nogil:
+    """Cancel the order of agent slot ``k`` (one in flight is cancelled after it
+    arrives: an agent's decisions arrive in the order it sent them)."""
+    cdef Message* m
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i
+    if s.slot_id[k] == 0:
+        return
+    m = new_message(s, out, e, i, CANCEL, timestamp)
+    m.order_id = s.slot_id[k]
+    out.known[out.n - 1] = known_slot(s, k)
+    s.resting[2 * a + (s.slot_side[k] == SELL)] -= s.slot_leaves[k]
+    s.slot_id[k] = 0
+
+
+cdef inline void cancel_all(State* s, Sink* out, int32_t e, int32_t i,
+                            int64_t timestamp) noexcept nogil:
+    cdef int64_t k, first = (<int64_t>e * s.p.n_agents + i) * s.p.n_slots
+    for k in range(first, first + s.p.n_slots):
+        cancel_slot(s, out, e, i, k, timestamp)
+
+
+cdef inline void market_order(State* s, Sink* out, int32_t e, int32_t i, int side,
+                              int64_t qty, int64_t timestamp) noexcept nogil:
+    """An IOC market order of ``qty`` lots (nothing when ``qty <= 0``)."""
+    cdef Message* m
+    if qty <= 0:
+        return
+    m = new_message(s, out, e, i, MARKET, timestamp)
+    m.order_id = s.p.id_base + s.next_id[e]
+    s.next_id[e] += 1
+    m.side = side
+    m.qty = qty
+    m.tif = IOC
+
+
+cdef inline int64_t allowed(const State* s, int32_t e, int32_t i, int side) noexcept nogil:
+    """Lots the agent may still buy (side BUY) or sell: its limit minus its account's
+    position on that side, its open limit orders of that side (in flight included) and
+    its market orders of that side in flight."""
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i, j = 2 * a + (side == SELL)
+    return (s.position_limit[a] - side * account(s, e, i).position - s.resting[j]
+            - s.inflight_ioc[j])
+
+
+cdef inline int64_t granted(State* s, int64_t a, int64_t want, int64_t room) noexcept nogil:
+    """``want`` lots cut to ``room``; the share cut goes to ``limited`` (the largest of the
+    decision's orders)."""
+    cdef double cut
+    if want <= room:
+        return want
+    cut = 1.0 if room <= 0 else 1.0 - <double>room / want
+    if cut > s.limited[a]:
+        s.limited[a] = cut
+    return room
+
+
+cdef inline void new_order(State* s, Sink* out, int64_t k, Message* m) noexcept nogil:
+    """Agent slot ``k`` now holds ``m``'s new order, in flight until it arrives."""
+    cdef int64_t a = k // s.p.n_slots
+    cdef int64_t held = s.slot_leaves[k] if s.slot_id[k] != 0 else 0
+    s.resting[2 * a + (m.side == SELL)] += m.qty - held
+    s.slot_id[k] = m.new_order_id if m.op == REPLACE else m.order_id
+    s.slot_arena[k] = IN_FLIGHT
+    s.slot_side[k] = m.side
+    s.slot_price[k] = m.price
+    s.slot_leaves[k] = m.qty
+    out.tags[out.n - 1] = k
+
+
+cdef void act_discrete(State* s, Sink* out, int32_t e, int32_t i, int64_t action,
+                       int64_t timestamp) noexcept nogil:
+    cdef int32_t n_off = s.p.n_offsets, n_slots = s.p.n_slots, j
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i, first = a * n_slots, k = -1, qty, room
+    cdef int side
+    cdef Message* m
+    if action == 0:
+        return
+    if action <= 2 * n_off:                                   # limit order
+        side = BUY if action <= n_off else SELL
+        for j in range(n_slots):                              # a free slot, else the next
+            if s.slot_id[first + j] == 0:
+                k = first + j
+                break
+        if k < 0:
+            k = first + s.slot_next[a]
+            s.slot_next[a] = (s.slot_next[a] + 1) % n_slots
+        room = allowed(s, e, i, side)
+        if s.slot_id[k] != 0 and s.slot_side[k] == side:     # its lots are freed first
+            room += s.slot_leaves[k]
+        qty = granted(s, a, s.order_qty[a], room)
+        if qty <= 0:
+            return
+        cancel_slot(s, out, e, i, k, timestamp)
+        m = new_message(s, out, e, i, LIMIT, timestamp)
+        m.order_id = s.p.id_base + s.next_id[e]
+        s.next_id[e] += 1
+        m.side = side
+        m.price = passive_price(s, e, side, s.p.limit_offsets[(action - 1) % n_off])
+        m.qty = qty
+        new_order(s, out, k, m)
+    elif action <= 2 * n_off + 2:                             # market order
+        side = BUY if action == 2 * n_off + 1 else SELL
+        qty = granted(s, a, s.order_qty[a], allowed(s, e, i, side))
+        if qty > 0:
+            market_order(s, out, e, i, side, qty, timestamp)
+            s.inflight_ioc[2 * a + (side == SELL)] += qty
+    else:
+        cancel_all(s, out, e, i, timestamp)
+
+
+cdef void quote(State* s, Sink* out, int32_t e, int32_t i, int side, int64_t index,
+                int64_t size, int64_t timestamp) noexcept nogil:
+    """Keep, move (REPLACE) or withdraw the agent's quote of one side (slot 0 bid, 1 ask)."""
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i
+    cdef int64_t k = a * s.p.n_slots + (side == SELL)
+    cdef int64_t qty, price, new_id, held = s.slot_leaves[k] if s.slot_id[k] != 0 else 0
+    cdef Message* m
+    if index == s.p.n_quotes:
+        cancel_slot(s, out, e, i, k, timestamp)
+        return
+    qty = granted(s, a, size, allowed(s, e, i, side) + held)
+    if qty <= 0:
+        cancel_slot(s, out, e, i, k, timestamp)
+        return
+    price = passive_price(s, e, side, s.p.quote_offsets[index])
+    if s.slot_id[k] != 0 and s.slot_price[k] == price and held <= qty:
+        return                                                # keeps its queue position
+    new_id = s.p.id_base + s.next_id[e]
+    s.next_id[e] += 1
+    if s.slot_id[k] != 0:                                     # cancel + new order
+        m = new_message(s, out, e, i, REPLACE, timestamp)
+        m.order_id = s.slot_id[k]
+        m.new_order_id = new_id
+        out.known[out.n - 1] = known_slot(s, k)
+    else:
+        m = new_message(s, out, e, i, LIMIT, timestamp)
+        m.order_id = new_id
+    m.side = side
+    m.price = price
+    m.qty = qty
+    new_order(s, out, k, m)
+
+
+cdef inline void decide(State* s, Sink* out, int32_t e, int32_t i,
+                        int64_t timestamp) noexcept nogil:
+    """Agent ``i`` of book ``e`` turns its action into messages at ``out``."""
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i, size
+    cdef const int64_t* act
+    s.limited[a] = 0.0
+    if s.p.action_mode == DISCRETE:
+        act_discrete(s, out, e, i, s.actions[a], timestamp)
+    else:
+        act = &s.actions[3 * a]
+        size = <int64_t>floor(s.p.quote_sizes[act[2]] * s.order_qty[a] + 0.5)
+        size = size if size > 1 else 1
+        quote(s, out, e, i, BUY, act[0], size, timestamp)
+        quote(s, out, e, i, SELL, act[1], size, timestamp)
+
+
+cdef void locate(State* s, const Sink* batch) noexcept nogil:
+    """After the core ran ``batch``: the arena slot of every agent order that arrived in
+    it, where the core says it came to rest, if it still holds the order (a live order
+    never moves; one that did not rest, or was filled since, frees its agent slot)."""
+    cdef const Core* c = s.core
+    cdef const Message* m
+    cdef int64_t j, k, order_id
+    cdef int32_t slot
+    for j in range(batch.n):
+        k = batch.tags[j]
+        if k < 0:
+            continue
+        m = &batch.messages[j]
+        order_id = m.new_order_id if m.op == REPLACE else m.order_id
+        if s.slot_id[k] != order_id or s.slot_arena[k] != NO_SLOT:
+            continue                    # the slot moved on to a later order meanwhile
+        slot = batch.known[j]
+        if slot != NO_SLOT and (c.orders[slot].order_id != order_id
+                                or c.orders[slot].book != m.book
+                                or c.orders[slot].state != RESTING):
+            slot = NO_SLOT
+        s.slot_arena[k] = slot
+        if slot == NO_SLOT:
+            s.slot_id[k] = 0
+
+
+# ---------------------------------------------------------------------------------------
+# At an episode's end: withdraw the agents' orders, flatten their positions
+# ---------------------------------------------------------------------------------------
+
+cdef void withdraw_book(State* s, Sink* out, int32_t e, int64_t timestamp) noexcept nogil:
+    """Every order of book ``e``'s agents leaves the book, cancels appended to ``out``.
+    Decisions still in flight are dropped; the orders they would have cancelled (a cancel
+    or a replace's old order) are cancelled now, so that no order is left behind."""
+    cdef int32_t i, d, g
+    cdef int64_t cell, j, a, k
+    cdef const Message* m
+    cdef Message* c
+    for d in range(s.p.delay):
+        cell = <int64_t>d * s.p.n_envs + e
+        for j in range(s.out_n[cell]):
+            m = &s.out_messages[cell * s.p.cell_messages + j]
+            if m.op == CANCEL or m.op == REPLACE:
+                c = new_message(s, out, e, m.owner - s.p.first_owner, CANCEL, timestamp)
+                c.order_id = m.order_id
+                out.known[out.n - 1] = s.out_known[cell * s.p.cell_messages + j]
+        s.out_n[cell] = 0
+        s.out_groups[cell] = 0
+    refresh(s, e)
+    for i in range(s.p.n_agents):
+        a = <int64_t>e * s.p.n_agents + i
+        s.inflight_ioc[2 * a] = 0
+        s.inflight_ioc[2 * a + 1] = 0
+        for k in range(a * s.p.n_slots, (a + 1) * s.p.n_slots):
+            if s.slot_id[k] != 0 and s.slot_arena[k] == IN_FLIGHT:
+                s.slot_id[k] = 0                # dropped with its decision
+        cancel_all(s, out, e, i, timestamp)
+    refresh(s, e)
+
+
+cdef int64_t withdraw_ending(State* s, int64_t timestamp, bint every) noexcept nogil:
+    """Withdraw the orders of the agents of ending books (all books if ``every``) into the
+    batch; returns its length."""
+    cdef int32_t e
+    s.batch.n = 0
+    for e in range(s.p.n_envs):
+        if every or s.ending[e]:
+            withdraw_book(s, &s.batch, e, timestamp)
+    return s.batch.n
+
+
+cdef void flatten_book(State* s, Sink* out, int32_t e, int64_t timestamp) noexcept nogil:
+    """Market orders that flatten the account position of book ``e``'s agents, in a
+    random order (the book's arrival generator): the first to trade gets the best
+    prices, and that must not be a row's privilege."""
+    cdef int64_t position, j
+    cdef int32_t i
+    cdef uint64_t* rng = &s.arrival_rng[4 * e]
+    cdef uint64_t mask = (<uint64_t>1 << GROUP_BITS) - 1
+    for i in range(s.p.n_agents):
+        s.keys[i] = ((next_u64(rng) >> (64 - KEY_BITS)) << GROUP_BITS) | <uint64_t>i
+    sort_keys(s.keys, s.keys_tmp, s.p.n_agents)
+    for j in range(s.p.n_agents):
+        i = <int32_t>(s.keys[j] & mask)
+        position = account(s, e, i).position
+        market_order(s, out, e, i, SELL if position > 0 else BUY,
+                     position if position > 0 else -position, timestamp)
+
+
+cdef int64_t close_positions(State* s, int64_t timestamp) noexcept nogil:
+    """Ending books: every agent's orders are withdrawn and a market order is sent for its
+    position. Returns the batch's length."""
+    cdef int32_t e
+    s.batch.n = 0
+    for e in range(s.p.n_envs):
+        if s.ending[e]:
+            withdraw_book(s, &s.batch, e, timestamp)
+            flatten_book(s, &s.batch, e, timestamp)
+    return s.batch.n

@@ -1,0 +1,130 @@
+# ---------------------------------------------------------------------------------------
+# Arrival: the outbox and the merge of a step's decisions
+# ---------------------------------------------------------------------------------------
+#
+# Each decision an agent sends leaves at a uniformly random time within the step (like
+# the background traders', whose decisions the flow spreads over their arrival step) and
+# arrives ``latency_ns`` plus uniform [0, jitter_ns) later, but never before the agent's
+# previous decision (a session delivers in order, as an exchange gateway does). It waits
+# in the outbox cell of its arrival step. When a book's step runs, the decisions arriving
+# in it, agents' and background's, reach the book in the order of their arrival times:
+# for equal latencies a uniformly random order, drawn from the book's own generator.
+
+cdef void act_book(State* s, int32_t e, int64_t timestamp) noexcept nogil:
+    """Book ``e``'s agents decide (the step began at ``timestamp``); each decision goes to
+    the outbox cell of its arrival step."""
+    cdef int64_t a, offset, arrival, k, cell, first, dt = s.p.dt_ns
+    cdef uint64_t* rng = &s.arrival_rng[4 * e]
+    cdef int32_t i, g
+    cdef double u
+    cdef Sink out
+    for i in range(s.p.n_agents):             # slots are as the last observe left them
+        a = <int64_t>e * s.p.n_agents + i
+        u = uniform(rng)                      # drawn whatever the agent does
+        offset = <int64_t>(u * dt) + s.latency_ns[a]
+        if s.p.jitter_ns > 0:
+            offset += <int64_t>(uniform(rng) * s.p.jitter_ns)
+        arrival = timestamp + offset
+        if arrival <= s.last_arrival[a]:
+            arrival = s.last_arrival[a] + 1
+        k = (arrival - timestamp) // dt
+        if k >= s.p.delay:                    # unreachable (delay covers the latencies)
+            k = s.p.delay - 1
+            arrival = timestamp + k * dt + dt - 1
+        cell = ((s.clock + k) % s.p.delay) * s.p.n_envs + e
+        first = s.out_n[cell]
+        out.messages = &s.out_messages[cell * s.p.cell_messages]
+        out.known = &s.out_known[cell * s.p.cell_messages]
+        out.tags = &s.out_tags[cell * s.p.cell_messages]
+        out.n = first
+        decide(s, &out, e, i, arrival)
+        if out.n == first:
+            continue
+        g = s.out_groups[cell]
+        s.group_start[cell * s.p.cell_groups + g] = <int32_t>first
+        s.group_key[cell * s.p.cell_groups + g] = <uint64_t>(
+            <double>(arrival - timestamp - k * dt) / dt * (<uint64_t>1 << KEY_BITS))
+        s.out_groups[cell] = g + 1
+        s.out_n[cell] = out.n
+        s.last_arrival[a] = arrival
+
+
+cdef inline void arrive(State* s, Sink* out, const Message* m, int32_t known,
+                        int64_t tag) noexcept nogil:
+    """Append an agent's message that arrives now: its market order is no longer in
+    flight, its new order is in the book (located after the core call)."""
+    cdef int64_t a = <int64_t>m.book * s.p.n_agents + m.owner - s.p.first_owner
+    cdef int64_t order_id
+    out.messages[out.n] = m[0]
+    out.known[out.n] = known
+    out.tags[out.n] = tag
+    out.n += 1
+    if m.op == MARKET:
+        s.inflight_ioc[2 * a + (m.side == SELL)] -= m.qty
+    if tag >= 0:
+        order_id = m.new_order_id if m.op == REPLACE else m.order_id
+        if s.slot_id[tag] == order_id and s.slot_arena[tag] == IN_FLIGHT:
+            s.slot_arena[tag] = NO_SLOT
+
+
+cdef void merge_book(State* s, FlowState* f, int32_t e, Sink* out) noexcept nogil:
+    """Append to ``out`` the decisions that reach book ``e`` in this step, in the order of
+    their arrival times: the agents' from the outbox and, with a flow ``f`` (else NULL),
+    the background's from its delay line (each given a uniform arrival time within the
+    step). Both cells are emptied."""
+    cdef int64_t cell = (s.clock % s.p.delay) * s.p.n_envs + e, at = 0, j, n_keys = 0
+    cdef int64_t first, stop, base = cell * s.p.cell_messages, gbase = cell * s.p.cell_groups
+    cdef int32_t background = 0, g, n_groups = s.out_groups[cell]
+    cdef uint64_t* rng = &s.arrival_rng[4 * e]
+    cdef uint64_t mask = (<uint64_t>1 << GROUP_BITS) - 1
+    cdef const Message* src
+    cdef const int32_t* starts
+    if f != NULL:
+        at = <int64_t>f.now * f.n_books + e
+        if f.pending_n[at] > 0:
+            background = f.group_n[at]
+        for g in range(background):
+            s.keys[n_keys] = ((next_u64(rng) >> (64 - KEY_BITS)) << GROUP_BITS) | <uint64_t>g
+            n_keys += 1
+    for g in range(n_groups):
+        s.keys[n_keys] = (s.group_key[gbase + g] << GROUP_BITS) | <uint64_t>(background + g)
+        n_keys += 1
+    if n_keys > 1:
+        sort_keys(s.keys, s.keys_tmp, n_keys)
+    for j in range(n_keys):
+        g = <int32_t>(s.keys[j] & mask)
+        if g < background:                  # a background decision: its messages, in order
+            src = &f.pending[at * f.bucket_cap]
+            starts = &f.group_start[at * f.bucket_cap]
+            first = starts[g]
+            stop = starts[g + 1] if g + 1 < background else f.pending_n[at]
+            while first < stop:
+                out.messages[out.n] = src[first]
+                out.known[out.n] = NO_SLOT
+                out.tags[out.n] = -1
+                out.n += 1
+                first += 1
+        else:
+            g -= background
+            first = s.group_start[gbase + g]
+            stop = s.group_start[gbase + g + 1] if g + 1 < n_groups else s.out_n[cell]
+            while first < stop:
+                arrive(s, out, &s.out_messages[base + first], s.out_known[base + first],
+                       s.out_tags[base + first])
+                first += 1
+    if f != NULL:
+        f.pending_n[at] = 0
+        f.group_n[at] = 0
+    s.out_n[cell] = 0
+    s.out_groups[cell] = 0
+
+
+cdef int64_t act_all(State* s, int64_t timestamp) noexcept nogil:
+    """Every agent decides; the agents' decisions arriving in this step go into the batch,
+    in arrival order. Returns the batch's length."""
+    cdef int32_t e
+    s.batch.n = 0
+    for e in range(s.p.n_envs):
+        act_book(s, e, timestamp)
+        merge_book(s, NULL, e, &s.batch)
+    return s.batch.n

@@ -1,0 +1,296 @@
+# ---------------------------------------------------------------------------------------
+# Market features, observations, rewards
+# ---------------------------------------------------------------------------------------
+
+cdef inline double book_mid(const State* s, int32_t e) noexcept nogil:
+    cdef const BookState* bs = &s.core.bk[e]
+    if bs.best_bid != EMPTY_BID and bs.best_ask != EMPTY_ASK:
+        return 0.5 * (bs.best_bid + bs.best_ask)
+    if s.mid[e] == s.mid[e]:                  # not NaN: keep the last defined mid
+        return s.mid[e]
+    return <double>bs.last_price
+
+
+cdef void advance(State* s) noexcept nogil:
+    """Once per step after the market moved: mid history, trade-flow imbalance, clock."""
+    cdef int32_t e
+    s.n_updates += 1
+    for e in range(s.p.n_envs):
+        advance_book(s, e)
+    s.clock += 1
+
+
+cdef void advance_book(State* s, int32_t e) noexcept nogil:
+    """``advance`` of book ``e`` (after ``n_updates`` counted the step)."""
+    cdef int64_t lag = s.p.return_lag + 1, dv
+    cdef double mid, sign
+    cdef const BookState* bs
+    bs = &s.core.bk[e]
+    mid = book_mid(s, e)
+    dv = bs.volume - s.prev_volume[e]
+    sign = 0.0
+    if dv > 0 and s.mid[e] == s.mid[e]:
+        sign = 1.0 if bs.last_price > s.mid[e] else (-1.0 if bs.last_price < s.mid[e] else 0.0)
+    s.flow_signed[e] += s.p.flow_alpha * (sign * dv - s.flow_signed[e])
+    s.flow_total[e] += s.p.flow_alpha * (dv - s.flow_total[e])
+    s.prev_volume[e] = bs.volume
+    s.mid[e] = mid
+    s.mid_hist[e * lag + s.n_updates % lag] = mid
+    s.episode_step[e] += 1
+    s.ending[e] = s.episode_step[e] >= s.p.horizon
+
+
+cdef inline int64_t next_level(const uint64_t* bits, int64_t words, int side, int64_t j,
+                               int64_t stop) noexcept nogil:
+    """The index of the first non-empty level of a side's bitmap from ``j`` on, away from
+    the touch (BUY: down to ``stop``, SELL: up to ``stop``), or -1: one bit-scan per
+    64 levels."""
+    cdef int64_t word = j >> 6
+    cdef uint64_t m
+    if side == BUY:
+        if j < stop:
+            return -1
+        m = bits[word] & (((<uint64_t>2) << (j & 63)) - 1)
+        while m == 0:
+            word -= 1
+            if word < 0 or (word << 6) + 63 < stop:
+                return -1
+            m = bits[word]
+        j = (word << 6) + 63 - __builtin_clzll(m)
+        return j if j >= stop else -1
+    if j > stop:
+        return -1
+    m = bits[word] & ((~(<uint64_t>0)) << (j & 63))
+    while m == 0:
+        word += 1
+        if word >= words or (word << 6) > stop:
+            return -1
+        m = bits[word]
+    j = (word << 6) + __builtin_ctzll(m)
+    return j if j <= stop else -1
+
+
+cdef inline int64_t scan_stop(const State* s, int32_t e, int side, int64_t i) noexcept nogil:
+    """The last level index a scan from index ``i`` of ``side`` may reach: ``scan_ticks``
+    away, inside the window, at prices >= 1."""
+    cdef const Core* c = s.core
+    cdef int64_t stop
+    if side == BUY:
+        stop = i - s.p.scan_ticks
+        if stop < 1 - c.bk[e].base:
+            stop = 1 - c.bk[e].base
+        return stop if stop > 0 else 0
+    stop = i + s.p.scan_ticks
+    return stop if stop < c.window - 1 else c.window - 1
+
+
+cdef void top_levels(const State* s, int32_t e, int side, int64_t start, double mid,
+                     float* prices, float* sizes) noexcept nogil:
+    """The first ``depth`` non-empty levels of ``side`` from ``start`` (its best price)
+    away from the touch, within ``scan_ticks`` ticks of it and at prices >= 1: price
+    relative to ``mid`` / ``price_scale`` and lots / ``qty_scale`` into ``prices[n]`` and
+    ``sizes[n]``. Out-of-window levels are not searched."""
+    cdef const Core* c = s.core
+    cdef const Level* lv = &c.lv[<int64_t>e * c.window]
+    cdef int64_t base = c.bk[e].base, j = start - base, stop
+    cdef const uint64_t* bits = c.bits + (<int64_t>e * 2 + (side == SELL)) * c.words
+    cdef int32_t n = 0
+    if j < 0 or j >= c.window:
+        return
+    stop = scan_stop(s, e, side, j)
+    while n < s.p.depth:
+        j = next_level(bits, c.words, side, j, stop)
+        if j < 0:
+            break
+        prices[n] = <float>((base + j - mid) / s.p.price_scale)
+        sizes[n] = <float>(lv[j].qty / s.p.qty_scale)
+        n += 1
+        j -= side
+
+
+cdef inline int64_t own_lots(const State* s, int64_t a, int side, int64_t price) noexcept nogil:
+    """Lots of agent ``a``'s orders resting on ``side`` at ``price``."""
+    cdef int64_t k, lots = 0
+    for k in range(a * s.p.n_slots, (a + 1) * s.p.n_slots):
+        if (s.slot_id[k] != 0 and s.slot_arena[k] >= 0 and s.slot_side[k] == side
+                and s.slot_price[k] == price):
+            lots += s.slot_leaves[k]
+    return lots
+
+
+cdef double liquidation_value(const State* s, int32_t e, int64_t a,
+                              int64_t position) noexcept nogil:
+    """What ``position`` would fetch now: sold into the bids (bought back from the asks,
+    a negative value) level by level from the touch, the agent's own orders excluded,
+    net of the taker fee. Lots the levels within ``scan_ticks`` of the touch cannot take
+    are valued ``scan_ticks`` beyond it. Ticks x lots."""
+    cdef const Core* c = s.core
+    cdef const BookState* bs = &c.bk[e]
+    cdef const Level* lv = &c.lv[<int64_t>e * c.window]
+    cdef int side = BUY if position > 0 else SELL        # the side it trades against
+    cdef int64_t left = position if position > 0 else -position, best, j, stop, lots, far
+    cdef const uint64_t* bits = c.bits + (<int64_t>e * 2 + (side == SELL)) * c.words
+    cdef double notional = 0.0
+    if position == 0:
+        return 0.0
+    best = bs.best_bid if side == BUY else bs.best_ask
+    j = best - bs.base
+    if best != (EMPTY_BID if side == BUY else EMPTY_ASK) and 0 <= j < c.window:
+        stop = scan_stop(s, e, side, j)
+        while left > 0:
+            j = next_level(bits, c.words, side, j, stop)
+            if j < 0:
+                break
+            lots = lv[j].qty - own_lots(s, a, side, bs.base + j)
+            if lots > left:
+                lots = left
+            notional += <double>lots * (bs.base + j)
+            left -= lots
+            j -= side
+    if left > 0:
+        far = own_touch(s, e, side) - side * s.p.scan_ticks
+        notional += <double>left * (far if far > 0 else 0)
+    return side * notional - notional * bs.taker_fee_ppm * 1e-6
+
+
+cdef inline double position_value(const State* s, int32_t e, int64_t a,
+                                  int64_t position) noexcept nogil:
+    if s.p.valuation == MID:
+        return position * s.mid[e]
+    return liquidation_value(s, e, a, position)
+
+
+cdef void market_features(State* s, int32_t e) noexcept nogil:
+    """The book's part of the observation: top levels, spread, returns, imbalance."""
+    cdef const Core* c = s.core
+    cdef const BookState* bs = &c.bk[e]
+    cdef int32_t K = s.p.depth
+    cdef int64_t lag = s.p.return_lag + 1
+    cdef double mid = book_mid(s, e)
+    cdef float* out = &s.market[<int64_t>e * (4 * K + MARKET_EXTRA)]
+    s.mid[e] = mid
+    memset(out, 0, (4 * K + MARKET_EXTRA) * sizeof(float))
+    if bs.best_bid != EMPTY_BID:
+        top_levels(s, e, BUY, bs.best_bid, mid, out, out + K)
+    if bs.best_ask != EMPTY_ASK:
+        top_levels(s, e, SELL, bs.best_ask, mid, out + 2 * K, out + 3 * K)
+    if bs.best_bid != EMPTY_BID and bs.best_ask != EMPTY_ASK:
+        out[4 * K] = <float>((bs.best_ask - bs.best_bid) / s.p.price_scale)
+    if s.n_updates >= 1:
+        out[4 * K + 1] = <float>((mid - s.mid_hist[e * lag + (s.n_updates - 1) % lag])
+                                 / s.p.price_scale)
+    if s.n_updates >= lag - 1:
+        out[4 * K + 2] = <float>((mid - s.mid_hist[e * lag + (s.n_updates + 1) % lag])
+                                 / s.p.price_scale)
+    if s.flow_total[e] > 0.0:
+        out[4 * K + 3] = <float>(s.flow_signed[e] / s.flow_total[e])
+
+
+cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept nogil:
+    """Observation rows of book ``e``'s agents into ``obs``; rewards when ``reward``."""
+    cdef int32_t K = s.p.depth, i, j, mlen = 4 * K + MARKET_EXTRA
+    cdef int64_t a, position
+    cdef double pnl, delta, x, r, da, db, var
+    cdef const Account* acc
+    cdef float* row
+    cdef const float* market = &s.market[<int64_t>e * mlen]
+    for i in range(s.p.n_agents):
+        a = <int64_t>e * s.p.n_agents + i
+        acc = account(s, e, i)
+        position = acc.position
+        pnl = (<double>(acc.cash - s.base_cash[a]) + position_value(s, e, a, position)
+               - s.base_value[a])
+        row = &obs[a * s.p.obs_dim]
+        for j in range(mlen):           # ~100 bytes: cheaper than a call to memcpy
+            row[j] = market[j]
+        row[mlen] = <float>(<double>position / s.position_limit[a])
+        row[mlen + 1] = <float>(pnl / s.order_qty[a] / s.p.price_scale)
+        row[mlen + 2] = <float>(<double>s.n_live[a] / s.p.n_slots)
+        row[mlen + 3] = <float>(<double>s.n_inflight[a] / s.p.n_slots)
+        row[mlen + 4] = <float>(s.queue_ahead[a] / s.p.qty_scale if s.queue_ahead[a] >= 0
+                                else -1.0)
+        row[mlen + 5] = <float>(<double>(s.p.horizon - s.episode_step[e]) / s.p.horizon)
+        row[mlen + 6] = <float>s.log_size[a]
+        row[mlen + 7] = <float>s.limited[a]
+        if not reward:
+            s.prev_pnl[a] = pnl
+            continue
+        delta = (pnl - s.prev_pnl[a]) / s.order_qty[a]
+        s.prev_pnl[a] = pnl
+        x = <double>position / s.order_qty[a]
+        delta -= s.p.running_penalty * x * x
+        if s.ending[e]:
+            delta -= s.p.terminal_penalty * x * x
+        if s.p.reward_kind == PNL:
+            r = delta
+        else:
+            da = delta - s.sharpe_a[a]
+            db = delta * delta - s.sharpe_b[a]
+            var = s.sharpe_b[a] - s.sharpe_a[a] * s.sharpe_a[a]
+            r = (s.sharpe_b[a] * da - 0.5 * s.sharpe_a[a] * db) / (var * sqrt(var)) \
+                if var > 1e-12 else 0.0
+            s.sharpe_a[a] += s.p.sharpe_eta * da
+            s.sharpe_b[a] += s.p.sharpe_eta * db
+        s.rewards[a] = <float>r
+
+
+cdef int32_t observe_all(State* s, bint truncate) noexcept nogil:
+    """Observations, rewards and done flags of every agent; ending books' rows also go to
+    the final observations. ``truncate`` ends every book (the data ran out). Returns the
+    number of ending books."""
+    cdef int32_t e, ended = 0
+    for e in range(s.p.n_envs):
+        if truncate:
+            s.ending[e] = 1
+        ended += finish_book(s, e, truncate)
+    return ended
+
+
+cdef int32_t finish_book(State* s, int32_t e, bint truncate) noexcept nogil:
+    """``observe_all`` of book ``e``; returns 1 when it is ending."""
+    cdef int64_t first = <int64_t>e * s.p.n_agents, rows = s.p.n_agents
+    refresh(s, e)
+    market_features(s, e)
+    observe_book(s, e, s.obs, True)
+    memset(&s.terminated[first], s.ending[e] and not truncate, rows)
+    memset(&s.truncated[first], truncate, rows)
+    if not s.ending[e]:
+        return 0
+    memcpy(&s.final_obs[first * s.p.obs_dim], &s.obs[first * s.p.obs_dim],
+           rows * s.p.obs_dim * sizeof(float))
+    return 1
+
+
+cdef void begin_episodes(State* s, bint every) noexcept nogil:
+    """New episodes for ending books (all if ``every``), after their orders were
+    withdrawn: baselines from the accounts (cash, and the value of a carried position),
+    fresh first observations."""
+    cdef int32_t e
+    for e in range(s.p.n_envs):
+        if every or s.ending[e]:
+            begin_book(s, e)
+
+
+cdef void begin_book(State* s, int32_t e) noexcept nogil:
+    """``begin_episodes`` of book ``e``."""
+    cdef int32_t i
+    cdef int64_t a
+    cdef const Account* acc
+    s.episode_step[e] = 0
+    s.ending[e] = 0
+    for i in range(s.p.n_agents):
+        a = <int64_t>e * s.p.n_agents + i
+        s.sharpe_a[a] = 0.0
+        s.sharpe_b[a] = 0.0
+        s.slot_next[a] = 0
+        s.limited[a] = 0.0
+    refresh(s, e)
+    market_features(s, e)
+    for i in range(s.p.n_agents):
+        a = <int64_t>e * s.p.n_agents + i
+        acc = account(s, e, i)
+        s.base_cash[a] = acc.cash
+        s.base_value[a] = position_value(s, e, a, acc.position)
+    observe_book(s, e, s.obs, False)
+
+
