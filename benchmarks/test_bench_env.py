@@ -1,6 +1,6 @@
 """The batched RL environment: agent-steps per second, background flow included.
 
-Workload: the default ``EnvConfig`` (``light`` background, discrete actions, PnL reward,
+Workload: the default ``EnvConfig`` (``resilient`` background, discrete actions, PnL reward,
 1,000-step episodes), uniformly random actions drawn once from a fixed generator (16
 arrays, cycled), after 100 untimed steps. Each round times ``STEPS`` calls of ``step``
 (action validation, one compiled call: agents' messages, core, background flow,

@@ -118,25 +118,25 @@ def test_tune_maker_returns_the_best_row_of_its_grid() -> None:
     assert len({round(m, 9) for m in means}) > 2
 
 
-def test_the_informed_preset_is_light_with_informed_flow() -> None:
-    """``informed`` differs from ``light`` only in its fundamental's jumps and its value
-    traders, and there a maker left at the touch earns less than on ``light`` (the same
+def test_the_informed_preset_is_thin_with_informed_flow() -> None:
+    """``informed`` differs from ``thin`` only in its fundamental's jumps and its value
+    traders, and there a maker left at the touch earns less than on ``thin`` (the same
     seeded flow otherwise; a regression figure of the fixed seed, not a law)."""
     import dataclasses
 
     from rltrader.sim.config import preset
 
-    light, informed = preset("light"), preset("informed")
-    differ = {f.name for f in dataclasses.fields(light)
-              if getattr(light, f.name) != getattr(informed, f.name)}
+    thin, informed = preset("thin"), preset("informed")
+    differ = {f.name for f in dataclasses.fields(thin)
+              if getattr(thin, f.name) != getattr(informed, f.name)}
     assert differ == {"name", "fundamental", "value"}
     assert informed.fundamental.jump_rate_per_s > 0 and informed.fundamental.jump_sd > 0
-    assert informed.value.count > light.value.count
-    assert informed.value.obs_sd < light.value.obs_sd
+    assert informed.value.count > thin.value.count
+    assert informed.value.obs_sd < thin.value.obs_sd
 
     returns = {}
-    for name in ("light", "informed"):
+    for name in ("thin", "informed"):
         config = MM.replace(market=name, horizon=600)
         maker = FixedSpreadMaker(config, 32, offset=0, size=4.0, max_inventory=0.75)
         returns[name] = evaluate(maker, config, n_envs=16, n_agents=2, seed=11)
-    assert returns["informed"].mean < returns["light"].mean - 2 * returns["light"].standard_error
+    assert returns["informed"].mean < returns["thin"].mean - 2 * returns["thin"].standard_error

@@ -400,8 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizon", type=_positive, default=None, help="steps per episode "
                    "(default 1000)")
     p.add_argument("--market", type=_preset, default=None, metavar="PRESET",
-                   help="background market preset (default: light; informed: with informed "
-                   "flow)")
+                   help="background market preset (default: resilient; thin: cheaper, for "
+                   "makers only; informed: thin with informed flow)")
     p.add_argument("--seed", type=_non_negative, default=0, help="training seed (default 0)")
     p.add_argument("--eval-seed", type=_non_negative, default=None, help="evaluation markets' seed")
     p.add_argument("--validation-seed", type=_non_negative, default=None,
