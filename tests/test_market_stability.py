@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rltrader._book import OrderState
-from rltrader.analysis.impact import metaorder_impact
+from rltrader.analysis.impact import metaorder_impact, one_sided_books
 from rltrader.core.constants import BUY, SELL
 from rltrader.sim.market import Market, preset
 
@@ -145,6 +145,17 @@ def test_one_order_larger_than_the_book_takes_the_whole_opposite_side(
         assert result.slippage[book] == pytest.approx(side * (average - arrival[book]))
     assert result.opposite_empty.all()
     assert not result.control_empty.any()
+
+
+def test_one_sided_books_over_a_day() -> None:
+    """A market without traders never has a book; the default keeps both sides all day
+    (here an hour)."""
+    empty = preset("small").replace(close="09:35")
+    empty = empty.replace(**{name: type(getattr(empty, name))() for name in
+                             ("noise", "value", "momentum", "makers")})
+    assert one_sided_books(empty, n_books=3).tolist() == [True] * 3
+    hour = preset(PRESET).replace(close="10:30")
+    assert not one_sided_books(hour, n_books=BOOKS).any()
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -300,6 +300,23 @@ def metaorder_impact(config: MarketConfig, *, lots_per_step: int, steps: int, af
         filled=filled.astype(np.int64), slippage=slippage)
 
 
+def one_sided_books(config: MarketConfig, *, n_books: int = 64, seed: int = 0,
+                    settle_steps: int = SETTLE_STEPS) -> np.ndarray:
+    """Which books lose a side at some step of the day without any program.
+
+    Builds ``config``'s market with ``copies=n_books`` (its first symbol), runs its
+    warm-up and ``settle_steps`` steps, then checks both sides of every book after each
+    step to the close. Returns a bool array of shape ``(n_books,)``.
+    """
+    _check_args(config, 0, 1, 0, n_books, BUY, settle_steps)
+    run = _Run(config.replace(copies=n_books, symbols=config.symbols[:1],
+                              record=RecordConfig()), seed, settle_steps, 1)
+    for _ in range(config.n_steps - settle_steps):
+        run.market.step(1)
+        run.check()
+    return run.bid_empty | run.ask_empty
+
+
 # ---- the stability table ------------------------------------------------------------
 
 #: Columns of :func:`format_table`: (key of :meth:`MetaorderImpact.row`, header, format).
@@ -353,7 +370,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="steps measured after the program (default 600)")
     parser.add_argument("--books", type=int, default=64, help="books (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    parser.add_argument("--day", action="store_true",
+                        help="instead: books that lose a side in a day without a program")
     args = parser.parse_args(argv)
+    if args.day:
+        print("| preset | steps | books with a side empty |\n|---|---|---|")
+        for name in args.presets:
+            config = preset(name)
+            lost = one_sided_books(config, n_books=args.books, seed=args.seed)
+            print(f"| {name} | {config.n_steps - SETTLE_STEPS} | {lost.sum()} of {lost.size} |")
+        return
     rows = stability_rows(args.presets, args.sizes, steps=args.steps, after=args.after,
                           n_books=args.books, seed=args.seed)
     print(format_table(rows))
