@@ -39,11 +39,14 @@ SCALE_CONFIGS = [(16, 4), (64, 4), (256, 4), (1024, 4), (1, 4096)]
 MEMORY_SIZES_KIB = [16, 64, 256, 512, 1024, 2048, 3072, 4096, 6144, 8192, 16384, 65536]
 
 
-def _workload(n_envs: int, n_agents: int, hold: float) -> tuple[Any, list[np.ndarray]]:
-    """A warmed-up env and its 16 action arrays."""
-    from rltrader.envs import BatchedMarketEnv
+def _workload(n_envs: int, n_agents: int, hold: float,
+              market: str | None = None) -> tuple[Any, list[np.ndarray]]:
+    """A warmed-up env (the default config, or its background ``market`` preset) and its
+    16 action arrays."""
+    from rltrader.envs import BatchedMarketEnv, EnvConfig
 
-    env = BatchedMarketEnv(n_envs=n_envs, n_agents=n_agents, seed=0)
+    config = EnvConfig() if market is None else EnvConfig(market=market)
+    env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=0)
     rng = np.random.default_rng(0)
     actions = [rng.integers(0, env.single_action_space.n, env.num_agents_total)
                for _ in range(16)]
@@ -78,7 +81,7 @@ import sys, time
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(1, sys.argv[2])
 from env_scaling import _workload
-env, actions = _workload({n_envs}, {n_agents}, {hold})
+env, actions = _workload({n_envs}, {n_agents}, {hold}, sys.argv[3] or None)
 t = 0
 for _ in sys.stdin:
     start = time.perf_counter()
@@ -90,13 +93,13 @@ for _ in sys.stdin:
 
 
 def pair(a_dir: str, b_dir: str, n_envs: int, n_agents: int, pairs: int, steps: int,
-         hold: float) -> None:
+         hold: float, markets: tuple[str, str] = ("", "")) -> None:
     here = str(__import__("pathlib").Path(__file__).resolve().parent)
     child = textwrap.dedent(_CHILD.format(n_envs=n_envs, n_agents=n_agents, hold=hold,
                                           steps=steps))
-    procs = [subprocess.Popen([sys.executable, "-c", child, d, here], cwd=d, text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-             for d in (a_dir, b_dir)]
+    procs = [subprocess.Popen([sys.executable, "-c", child, d, here, market], cwd=d,
+                              text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+             for d, market in zip((a_dir, b_dir), markets, strict=True)]
     times: tuple[list[float], list[float]] = ([], [])
     try:
         for k in range(pairs):
@@ -156,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     p_pair.add_argument("--pairs", type=int, default=21)
     p_pair.add_argument("--steps", type=int, default=20)
     p_pair.add_argument("--hold", type=float, default=0.0)
+    p_pair.add_argument("--market-a", default="", help="A's background preset (default: "
+                        "its EnvConfig's); the same market under an old name, say")
+    p_pair.add_argument("--market-b", default="", help="B's background preset")
     p_memory = sub.add_parser("memory", help="memory latency against the working-set size")
     p_memory.add_argument("--loads", type=int, default=2_000_000)
     args = parser.parse_args(argv)
@@ -170,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         scale(args.rounds, args.hold, args.books)
     else:
         pair(args.a_dir, args.b_dir, args.envs, args.agents, args.pairs, args.steps,
-             args.hold)
+             args.hold, (args.market_a, args.market_b))
     return 0
 
 

@@ -665,20 +665,25 @@ cdef class EnvKernel:
 
     # ---- the whole step over a simulated market -------------------------------------
 
-    def step(self, int64_t timestamp, flow):
+    def step(self, int64_t timestamp, flow, int32_t group=BOOK_GROUP):
         """One step: act, merge with the background ``flow`` (``Flow`` or None) and run,
         settle, observe, auto-reset ending books. Returns the number of ending books.
-        With the flow of exactly these books, per group of books (``_step_books``), the
-        agents' and the background's decisions merged in arrival order; with another
-        flow, the agents' arrivals run first, then ``flow.run(1)``."""
+        With the flow of exactly these books, per group of ``group`` books
+        (``_step_books``; the results do not depend on ``group``), the agents' and the
+        background's decisions merged in arrival order; with another flow, the agents'
+        arrivals run first, then ``flow.run(1)``."""
+        cdef int32_t books_per_group
+        if group < 1:
+            raise ValueError(f"group must be >= 1, got {group}")
         self.books._enter()
         try:
             if (isinstance(flow, Flow) and (<Flow>flow).books is self.books
                     and (<Flow>flow).s.n_books == self.s.p.n_envs):
-                self._scratch(min(BOOK_GROUP, self.s.p.n_envs)
+                books_per_group = min(group, self.s.p.n_envs)
+                self._scratch(books_per_group
                               * ((<Flow>flow).s.bucket_cap + self.s.p.cell_messages),
                               (<Flow>flow).s.bucket_cap + self.s.p.cell_groups)
-                return self._step_books(timestamp, <Flow>flow)
+                return self._step_books(timestamp, <Flow>flow, books_per_group)
             return self._step(timestamp, flow)
         finally:
             self.books._leave()
@@ -699,8 +704,8 @@ cdef class EnvKernel:
             begin_episodes(&self.s, False)
         return ended
 
-    cdef int32_t _step_books(self, int64_t timestamp, Flow flow) except -1:
-        """``step`` run over groups of ``BOOK_GROUP`` books, every phase of a group before
+    cdef int32_t _step_books(self, int64_t timestamp, Flow flow, int32_t group) except -1:
+        """``step`` run over groups of ``group`` books, every phase of a group before
         the next group, so that a group's data (small enough to stay in cache) is loaded
         once per step rather than once per phase, while each core call still holds enough
         messages to overlap their memory accesses. Books are independent, and each book
@@ -708,8 +713,9 @@ cdef class EnvKernel:
         cdef State* s = &self.s
         cdef int32_t first, stop, e, ending, ended = 0
         s.n_updates += 1                        # advance()'s once-per-step part
-        for first in range(0, s.p.n_envs, BOOK_GROUP):
-            stop = min(first + BOOK_GROUP, s.p.n_envs)
+        first = 0
+        while first < s.p.n_envs:
+            stop = min(first + group, s.p.n_envs)
             for e in range(first, stop):
                 if e + BOOK_AHEAD < stop:       # the next group's first books: below
                     prefetch_book(s, e + BOOK_AHEAD)
@@ -741,6 +747,7 @@ cdef class EnvKernel:
                 for e in range(first, stop):
                     if s.ending[e]:
                         begin_book(s, e)
+            first = stop
         flow.end_step()
         s.clock += 1
         return ended

@@ -1,25 +1,13 @@
-"""The env kernel's grouped step (every phase per group of books) equals the phase-by-phase
-step, bit for bit: books are independent and each sees the same phases in order."""
+"""The env kernel's grouped step (every phase per group of 64 books) equals the
+phase-by-phase step (one group of every book), bit for bit: books are independent, each
+sees the same phases in order and draws its arrival times from its own generator."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import pytest
 
 from rltrader.envs import BatchedMarketEnv, EnvConfig
-
-
-class _FlowBehindPython:
-    """The market's flow seen only through ``run``: the kernel then steps phase by phase
-    (``Flow.run(1)`` between its phases) instead of book group by book group."""
-
-    def __init__(self, flow: Any) -> None:
-        self.flow = flow
-
-    def run(self, n_steps: int) -> None:
-        self.flow.run(n_steps)
 
 
 def _run(config: EnvConfig, n_envs: int, grouped: bool, steps: int) -> list[np.ndarray]:
@@ -33,7 +21,7 @@ def _run(config: EnvConfig, n_envs: int, grouped: bool, steps: int) -> list[np.n
             env.step(a.reshape(env.actions.shape))
         else:
             env.actions[...] = a.reshape(env.actions.shape)
-            env.kernel.step(env._timestamp(), _FlowBehindPython(env.market.flow))
+            env.kernel.step(env._timestamp(), env.market.flow, group=n_envs)
         done = env.terminated | env.truncated
         out += [env.observations.copy(), env.rewards.copy(), done.copy(),
                 env.final_observations[done].copy()]
@@ -42,8 +30,9 @@ def _run(config: EnvConfig, n_envs: int, grouped: bool, steps: int) -> list[np.n
 
 @pytest.mark.parametrize("config", [
     EnvConfig(horizon=15, warmup_steps=20, end_of_episode="liquidate", reward="sharpe"),
-    EnvConfig(horizon=15, warmup_steps=20, action_mode="market_making"),
-], ids=["discrete-liquidate", "market-making"])
+    EnvConfig(horizon=15, warmup_steps=20, action_mode="market_making",
+              end_of_episode="carry", latency_ns=130_000_000, latency_jitter_ns=90_000_000),
+], ids=["discrete-liquidate", "market-making-carry-latency"])
 def test_grouped_step_equals_the_phase_by_phase_step(config: EnvConfig) -> None:
     n_envs = 66         # a full group of 64 books and a partial one
     grouped = _run(config, n_envs, True, 32)
