@@ -14,13 +14,16 @@ class ActionMode(IntEnum):
 
 class RewardKind(IntEnum):
     PNL = 0
-    PNL_INVENTORY = 1
-    DIFFERENTIAL_SHARPE = 2
+    DIFFERENTIAL_SHARPE = 1
+
+class Valuation(IntEnum):
+    LIQUIDATION = 0
+    MID = 1
 
 class Layout(IntEnum):
     MAX_OFFSETS = 8
     MARKET_EXTRA = 4
-    AGENT_FEATURES = 7
+    AGENT_FEATURES = 8
     MESSAGES_PER_AGENT_EXTRA = 2
 
 def copy_actions(src: np.ndarray, out: np.ndarray, high: np.ndarray) -> int: ...
@@ -30,16 +33,18 @@ class EnvKernel:
     books: Books
     buffers: dict[str, np.ndarray]
     messages: np.ndarray
+    known: np.ndarray
     events: np.ndarray
     agent_arrays: dict[str, np.ndarray]
     book_arrays: dict[str, np.ndarray]
+    outbox: dict[str, np.ndarray]
     def __init__(
         self,
         books: Books,
         order_qty: np.ndarray,
         position_limit: np.ndarray,
-        capital: np.ndarray,
         size_class: np.ndarray,
+        latency_ns: np.ndarray,
         actions: np.ndarray,
         obs: np.ndarray,
         rewards: np.ndarray,
@@ -54,13 +59,19 @@ class EnvKernel:
         n_slots: int,
         action_mode: int,
         reward_kind: int,
+        valuation: int,
         liquidate: bool,
         return_lag: int,
         scan_ticks: int,
         horizon: int,
         id_base: int,
+        dt_ns: int,
+        jitter_ns: int,
+        seed: int | np.random.SeedSequence,
         qty_scale: float,
-        inventory_penalty: float,
+        price_scale: float,
+        running_penalty: float,
+        terminal_penalty: float,
         sharpe_eta: float,
         flow_alpha: float,
         limit_offsets: Sequence[int],
@@ -70,6 +81,8 @@ class EnvKernel:
     def rebind(self, books: Books) -> None: ...
     @property
     def obs_dim(self) -> int: ...
+    @property
+    def delay(self) -> int: ...
     def act(self, timestamp: int) -> int: ...
     def advance(self) -> None: ...
     def settle(self, timestamp: int) -> int: ...
@@ -77,5 +90,5 @@ class EnvKernel:
     def cancel_orders(self, timestamp: int, every: bool = False) -> int: ...
     def begin(self, every: bool = False) -> None: ...
     def submit(self, n: int) -> None: ...
-    def step(self, timestamp: int, flow: object) -> int: ...
+    def step(self, timestamp: int, flow: object, group: int = ...) -> int: ...
     def reset(self, timestamp: int) -> None: ...
