@@ -111,15 +111,19 @@ def test_param_dataclasses_refuse_unknown_fields() -> None:
 
 def kernel_kwargs(env: BatchedMarketEnv) -> tuple[tuple, dict[str, Any]]:
     c, n = env.config, env.num_agents_total
-    arrays = (np.ones(n, np.int64), np.ones(n, np.int64), np.ones(n), np.ones(n),
+    # order_qty, position_limit, size_class, latency_ns, actions, obs, rewards, terminated,
+    # truncated, final_obs
+    arrays = (np.ones(n, np.int64), np.ones(n, np.int64), np.ones(n), np.zeros(n, np.int64),
               np.zeros(n, np.int64), np.zeros((n, env.obs_dim), np.float32),
               np.zeros(n, np.float32), np.zeros(n, bool), np.zeros(n, bool),
               np.zeros((n, env.obs_dim), np.float32))
     kwargs = dict(n_envs=env.n_envs, n_agents=env.n_agents, first_owner=env.market.n_traders,
                   depth=c.depth, n_slots=c.max_orders, action_mode=0, reward_kind=0,
-                  liquidate=False, return_lag=c.return_lag, scan_ticks=c.scan_ticks,
-                  horizon=c.horizon, id_base=1 << 40, qty_scale=c.qty_scale,
-                  inventory_penalty=0.0, sharpe_eta=0.01, flow_alpha=0.1,
+                  valuation=0, liquidate=False, return_lag=c.return_lag,
+                  scan_ticks=c.scan_ticks, horizon=c.horizon, id_base=1 << 40,
+                  dt_ns=env.market.config.dt_ns, jitter_ns=0, seed=0, qty_scale=c.qty_scale,
+                  price_scale=c.price_scale, running_penalty=0.0, terminal_penalty=0.0,
+                  sharpe_eta=0.01, flow_alpha=0.1,
                   limit_offsets=c.limit_offsets, quote_offsets=c.quote_offsets,
                   quote_sizes=c.quote_sizes)
     return arrays, kwargs
