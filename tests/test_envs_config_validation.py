@@ -65,10 +65,22 @@ def test_fees_are_integer_ppm_within_max_fee(name: str, value: Any) -> None:
     ("limit_offsets", (0, 1.5)), ("quote_offsets", (NAN,)), ("limit_offsets", "01"),
     ("quote_sizes", (1.0, NAN)), ("quote_sizes", (True,)), ("size_classes", ()),
     ("size_classes", (1.0, NAN)), ("qty_scale", NAN), ("qty_scale", True),
-    ("inventory_penalty", NAN), ("action_mode", None)])
+    ("price_scale", NAN), ("price_scale", 0.0), ("running_inventory_penalty", NAN),
+    ("running_inventory_penalty", -0.5), ("terminal_inventory_penalty", math.inf),
+    ("action_mode", None), ("reward", "pnl_inventory"), ("end_of_episode", "mark"),
+    ("valuation", "marked"), ("latency_ns", -1), ("latency_ns", ()), ("latency_ns", (0, 1.5)),
+    ("latency_ns", 3_600 * 10**9 + 1), ("latency_jitter_ns", 1.5)])
 def test_bad_sequences_and_floats(name: str, value: Any) -> None:
     with pytest.raises(ValueError, match=f"EnvConfig.{name} must be"):
         EnvConfig(**{name: value})
+
+
+@pytest.mark.parametrize("name", ["inventory_penalty", "base_capital"])
+def test_removed_fields_are_refused(name: str) -> None:
+    """The old linear penalty and the cash scale are gone (docs/envs.md, "Rewards",
+    "Observation"): passing them is an error, not silently ignored."""
+    with pytest.raises(TypeError, match=name):
+        EnvConfig(**{name: 1.0})
 
 
 def test_an_agent_order_beyond_max_qty_is_refused() -> None:
@@ -101,17 +113,23 @@ def test_a_position_limit_beyond_int64_arithmetic_is_refused() -> None:
 def test_observations_and_rewards_stay_finite() -> None:
     with pytest.raises(ValueError, match="EnvConfig.qty_scale must be >="):
         EnvConfig(qty_scale=1e-300)
-    with pytest.raises(ValueError, match="EnvConfig.inventory_penalty must be <="):
-        EnvConfig(reward="pnl_inventory", inventory_penalty=1e308)
-    with pytest.raises(ValueError, match="EnvConfig.base_capital must be such that"):
-        EnvConfig(base_capital=1e-300)
-    with pytest.raises(ValueError, match="EnvConfig.base_capital must be such that"):
-        EnvConfig(base_capital=1e307)             # x size class 50: inf
-    config = SMALL.replace(qty_scale=1e-19, reward="pnl_inventory", inventory_penalty=1e30)
+    with pytest.raises(ValueError, match="EnvConfig.price_scale must be >="):
+        EnvConfig(price_scale=1e-300)
+    for name in ("running_inventory_penalty", "terminal_inventory_penalty"):
+        with pytest.raises(ValueError, match=f"EnvConfig.{name} must be <="):
+            EnvConfig(**{name: 1e308})
+        # (position / order size)^2 is at most (base_position_limit / base_qty)^2 = 400
+        # with the default classes: 1e36 x 400 overflows float32, 1e35 x 400 does not
+        with pytest.raises(ValueError, match=f"EnvConfig.{name} must be <="):
+            EnvConfig(**{name: 1e36})
+        EnvConfig(**{name: 1e35})
+    config = SMALL.replace(qty_scale=1e-19, price_scale=1e-19, running_inventory_penalty=1e30,
+                           terminal_inventory_penalty=1e30, end_of_episode="carry")
     env = BatchedMarketEnv(config, n_envs=1, n_agents=2)
-    for _ in range(25):
+    for _ in range(25):                                   # past the horizon (20)
         obs, rewards, _, _ = env.step(np.array([9, 2]))   # a market buy, a limit buy
         assert np.isfinite(obs).all() and np.isfinite(rewards).all()
+    assert np.abs(rewards).max() > 1e30                   # the penalty was applied
 
 
 # ---- adapters ------------------------------------------------------------------------
