@@ -55,7 +55,7 @@ from rltrader._book cimport (
     MAX_PRICE, RESTING, prefetch,
 )
 from rltrader._flow cimport Flow, State as FlowState
-from rltrader._random cimport next_u64, uniform
+from rltrader._random cimport below, next_u64, uniform
 
 cdef extern from *:
     int __builtin_clzll(unsigned long long) nogil
@@ -84,6 +84,7 @@ cpdef enum Valuation:
 
 cpdef enum Layout:
     MAX_OFFSETS = 8       # limit offsets, quote offsets and quote sizes (each)
+    MAX_ORDERS = 16       # resting orders an agent may keep (n_slots)
     MARKET_EXTRA = 4      # after the 4 x depth level features: spread, 2 returns, imbalance
     AGENT_FEATURES = 8    # inventory, pnl, orders, in flight, queue ahead, time left, size
                           # class, limited
@@ -113,6 +114,8 @@ cdef struct Params:
     int32_t scan_ticks        # ticks beyond the touch searched for levels (features, value)
     int32_t obs_dim
     int32_t delay             # outbox cells: steps an agent decision may take to arrive + 1
+    int32_t instant           # 1: no latency, no jitter (every decision arrives in the step
+                              # it is sent: the arrival order is a uniform permutation)
     int32_t cell_groups       # decisions one outbox cell holds (delay x n_agents)
     int64_t cell_messages     # messages one outbox cell holds
     int64_t horizon           # steps per episode
@@ -138,6 +141,8 @@ cdef struct Sink:               # where messages go: the batch or an outbox cell
     int64_t* tags             # per message: the agent slot (a * n_slots + j) its new order
                               # fills, -1 for none
     int64_t n
+    bint direct               # the messages reach the book in this very batch (never in
+                              # flight): a decision written straight into the batch
 
 
 cdef struct State:
@@ -205,6 +210,9 @@ cdef struct State:
     double* flow_signed       # [n_envs] EMA of signed traded lots (tick rule vs the mid)
     double* flow_total        # [n_envs] EMA of traded lots
     float* market             # [n_envs, 4 * depth + MARKET_EXTRA]
+    int64_t* levels           # [n_envs, 2, depth, 2] the observed levels (price in ticks,
+                              # lots) of each side, for the liquidation value
+    int32_t* n_levels         # [n_envs, 2] how many there are
     int64_t n_updates         # advance() calls (mid history ring position)
 
 
@@ -356,8 +364,10 @@ cdef class EnvKernel:
         if p.first_owner + p.n_agents > books.core.n_owners:
             raise ValueError(f"books has {books.core.n_owners} owners per book; agents need "
                              f"[{p.first_owner}, {p.first_owner + p.n_agents})")
-        if p.n_slots < 2 or p.depth < 1 or p.horizon < 1 or p.return_lag < 1:
-            raise ValueError("n_slots >= 2, depth >= 1, horizon >= 1, return_lag >= 1 needed")
+        if (not 2 <= p.n_slots <= MAX_ORDERS or p.depth < 1 or p.horizon < 1
+                or p.return_lag < 1):
+            raise ValueError(f"2 <= n_slots <= {MAX_ORDERS}, depth >= 1, horizon >= 1, "
+                             "return_lag >= 1 needed")
         if p.dt_ns < 1 or p.jitter_ns < 0 or not price_scale > 0 or not qty_scale > 0:
             raise ValueError("dt_ns >= 1, jitter_ns >= 0, price_scale > 0, qty_scale > 0 "
                              "needed")
@@ -429,6 +439,7 @@ cdef class EnvKernel:
         if p.delay * (p.n_agents + 1) >= (1 << 20):
             raise ValueError(f"latencies of up to {p.delay - 1} steps for {p.n_agents} agents "
                              "per book need too large an outbox (delay x agents < 2**20)")
+        p.instant = p.delay == 1 and p.jitter_ns == 0 and not np.any(ag["latency_ns"])
         p.cell_groups = p.delay * p.n_agents
         p.cell_messages = <int64_t>p.cell_groups * (p.n_slots + MESSAGES_PER_AGENT_EXTRA)
         cells = p.delay * p.n_envs
@@ -457,6 +468,8 @@ cdef class EnvKernel:
             flow_signed=np.zeros(p.n_envs),
             flow_total=np.zeros(p.n_envs),
             market=np.zeros((p.n_envs, 4 * p.depth + MARKET_EXTRA), dtype=np.float32),
+            levels=np.zeros((p.n_envs, 2, p.depth, 2), dtype=np.int64),
+            n_levels=np.zeros((p.n_envs, 2), dtype=np.int32),
         )
         # the batch of one core call: the merged arrivals of a group of books, or what the
         # env does for every book at once (withdraw orders, flatten positions)
@@ -544,6 +557,8 @@ cdef class EnvKernel:
         s.flow_signed = <double*>cnp.PyArray_DATA(bk["flow_signed"])
         s.flow_total = <double*>cnp.PyArray_DATA(bk["flow_total"])
         s.market = <float*>cnp.PyArray_DATA(bk["market"])
+        s.levels = <int64_t*>cnp.PyArray_DATA(bk["levels"])
+        s.n_levels = <int32_t*>cnp.PyArray_DATA(bk["n_levels"])
 
     def rebind(self, Books books):
         """Use a fresh ``Books`` (a data source that rebuilt its book): every agent order
@@ -716,14 +731,21 @@ cdef class EnvKernel:
         first = 0
         while first < s.p.n_envs:
             stop = min(first + group, s.p.n_envs)
-            for e in range(first, stop):
-                if e + BOOK_AHEAD < stop:       # the next group's first books: below
-                    prefetch_book(s, e + BOOK_AHEAD)
-                act_book(s, e, timestamp)
-            flow.decide_books(first, stop)
             s.batch.n = 0
-            for e in range(first, stop):
-                merge_book(s, &flow.s, e, &s.batch)
+            if s.p.instant:                     # decide and merge in one pass per book
+                flow.decide_books(first, stop)
+                for e in range(first, stop):
+                    if e + BOOK_AHEAD < stop:   # the next group's first books: below
+                        prefetch_book(s, e + BOOK_AHEAD)
+                    act_instant(s, &flow.s, e, timestamp, &s.batch)
+            else:
+                for e in range(first, stop):
+                    if e + BOOK_AHEAD < stop:
+                        prefetch_book(s, e + BOOK_AHEAD)
+                    act_book(s, e, timestamp)
+                flow.decide_books(first, stop)
+                for e in range(first, stop):
+                    merge_book(s, &flow.s, e, &s.batch)
             flow._run_batch(s.batch.messages, s.batch.known, True, s.batch.n)
             locate(s, &s.batch)
             s.batch.n = 0

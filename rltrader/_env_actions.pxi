@@ -100,7 +100,7 @@ cdef inline void new_order(State* s, Sink* out, int64_t k, Message* m) noexcept 
     cdef int64_t held = s.slot_leaves[k] if s.slot_id[k] != 0 else 0
     s.resting[2 * a + (m.side == SELL)] += m.qty - held
     s.slot_id[k] = m.new_order_id if m.op == REPLACE else m.order_id
-    s.slot_arena[k] = IN_FLIGHT
+    s.slot_arena[k] = NO_SLOT if out.direct else IN_FLIGHT
     s.slot_side[k] = m.side
     s.slot_price[k] = m.price
     s.slot_leaves[k] = m.qty
@@ -143,7 +143,8 @@ cdef void act_discrete(State* s, Sink* out, int32_t e, int32_t i, int64_t action
         qty = granted(s, a, s.order_qty[a], allowed(s, e, i, side))
         if qty > 0:
             market_order(s, out, e, i, side, qty, timestamp)
-            s.inflight_ioc[2 * a + (side == SELL)] += qty
+            if not out.direct:
+                s.inflight_ioc[2 * a + (side == SELL)] += qty
     else:
         cancel_all(s, out, e, i, timestamp)
 

@@ -14,6 +14,7 @@ cdef void act_book(State* s, int32_t e, int64_t timestamp) noexcept nogil:
     """Book ``e``'s agents decide (the step began at ``timestamp``); each decision goes to
     the outbox cell of its arrival step."""
     cdef int64_t a, offset, arrival, k, cell, first, dt = s.p.dt_ns
+    cdef int64_t now = s.clock % s.p.delay   # this step's cell
     cdef uint64_t* rng = &s.arrival_rng[4 * e]
     cdef int32_t i, g
     cdef double u
@@ -27,16 +28,18 @@ cdef void act_book(State* s, int32_t e, int64_t timestamp) noexcept nogil:
         arrival = timestamp + offset
         if arrival <= s.last_arrival[a]:
             arrival = s.last_arrival[a] + 1
-        k = (arrival - timestamp) // dt
+        k = 0 if arrival - timestamp < dt else (arrival - timestamp) // dt
         if k >= s.p.delay:                    # unreachable (delay covers the latencies)
             k = s.p.delay - 1
             arrival = timestamp + k * dt + dt - 1
-        cell = ((s.clock + k) % s.p.delay) * s.p.n_envs + e
+        cell = now + k
+        cell = (cell - s.p.delay if cell >= s.p.delay else cell) * s.p.n_envs + e
         first = s.out_n[cell]
         out.messages = &s.out_messages[cell * s.p.cell_messages]
         out.known = &s.out_known[cell * s.p.cell_messages]
         out.tags = &s.out_tags[cell * s.p.cell_messages]
         out.n = first
+        out.direct = False
         decide(s, &out, e, i, arrival)
         if out.n == first:
             continue
@@ -49,22 +52,41 @@ cdef void act_book(State* s, int32_t e, int64_t timestamp) noexcept nogil:
         s.last_arrival[a] = arrival
 
 
-cdef inline void arrive(State* s, Sink* out, const Message* m, int32_t known,
-                        int64_t tag) noexcept nogil:
-    """Append an agent's message that arrives now: its market order is no longer in
-    flight, its new order is in the book (located after the core call)."""
+cdef inline void landed(State* s, const Message* m, int64_t tag) noexcept nogil:
+    """An agent's message arrives: its market order is no longer in flight, its new order
+    is in the book (located after the core call)."""
     cdef int64_t a = <int64_t>m.book * s.p.n_agents + m.owner - s.p.first_owner
     cdef int64_t order_id
-    out.messages[out.n] = m[0]
-    out.known[out.n] = known
-    out.tags[out.n] = tag
-    out.n += 1
     if m.op == MARKET:
         s.inflight_ioc[2 * a + (m.side == SELL)] -= m.qty
     if tag >= 0:
         order_id = m.new_order_id if m.op == REPLACE else m.order_id
         if s.slot_id[tag] == order_id and s.slot_arena[tag] == IN_FLIGHT:
             s.slot_arena[tag] = NO_SLOT
+
+
+cdef inline void arrive(State* s, Sink* out, const Message* m, int32_t known,
+                        int64_t tag) noexcept nogil:
+    """Append an agent's message that arrives now."""
+    out.messages[out.n] = m[0]
+    out.known[out.n] = known
+    out.tags[out.n] = tag
+    out.n += 1
+    landed(s, m, tag)
+
+
+cdef inline void copy_background(FlowState* f, int64_t at, int32_t g, int32_t groups,
+                                 Sink* out) noexcept nogil:
+    """Append the messages of background decision ``g`` of delay-line cell ``at``."""
+    cdef const Message* src = &f.pending[at * f.bucket_cap]
+    cdef const int32_t* starts = &f.group_start[at * f.bucket_cap]
+    cdef int64_t first = starts[g], stop = starts[g + 1] if g + 1 < groups else f.pending_n[at]
+    while first < stop:
+        out.messages[out.n] = src[first]
+        out.known[out.n] = NO_SLOT
+        out.tags[out.n] = -1
+        out.n += 1
+        first += 1
 
 
 cdef void merge_book(State* s, FlowState* f, int32_t e, Sink* out) noexcept nogil:
@@ -77,8 +99,6 @@ cdef void merge_book(State* s, FlowState* f, int32_t e, Sink* out) noexcept nogi
     cdef int32_t background = 0, g, n_groups = s.out_groups[cell]
     cdef uint64_t* rng = &s.arrival_rng[4 * e]
     cdef uint64_t mask = (<uint64_t>1 << GROUP_BITS) - 1
-    cdef const Message* src
-    cdef const int32_t* starts
     if f != NULL:
         at = <int64_t>f.now * f.n_books + e
         if f.pending_n[at] > 0:
@@ -94,16 +114,7 @@ cdef void merge_book(State* s, FlowState* f, int32_t e, Sink* out) noexcept nogi
     for j in range(n_keys):
         g = <int32_t>(s.keys[j] & mask)
         if g < background:                  # a background decision: its messages, in order
-            src = &f.pending[at * f.bucket_cap]
-            starts = &f.group_start[at * f.bucket_cap]
-            first = starts[g]
-            stop = starts[g + 1] if g + 1 < background else f.pending_n[at]
-            while first < stop:
-                out.messages[out.n] = src[first]
-                out.known[out.n] = NO_SLOT
-                out.tags[out.n] = -1
-                out.n += 1
-                first += 1
+            copy_background(f, at, g, background, out)
         else:
             g -= background
             first = s.group_start[gbase + g]
@@ -119,12 +130,53 @@ cdef void merge_book(State* s, FlowState* f, int32_t e, Sink* out) noexcept nogi
     s.out_groups[cell] = 0
 
 
+cdef void act_instant(State* s, FlowState* f, int32_t e, int64_t timestamp,
+                      Sink* out) noexcept nogil:
+    """``act_book`` + ``merge_book`` when nothing has a latency (``instant``): every
+    decision arrives in the step it is sent, at a uniformly random time, so the book gets
+    the agents' and the background's decisions (``f``'s, or none when NULL) in a uniformly
+    random order (Fisher-Yates, the book's arrival generator), and each agent decides
+    straight into ``out`` at its turn (all decide on the book as the step found it)."""
+    cdef uint64_t* rng = &s.arrival_rng[4 * e]
+    cdef int64_t at = 0, j, n
+    cdef int32_t background = 0, g
+    cdef uint64_t swap
+    if f != NULL:
+        at = <int64_t>f.now * f.n_books + e
+        if f.pending_n[at] > 0:
+            background = f.group_n[at]
+    n = background + s.p.n_agents
+    out.direct = True
+    for j in range(n):
+        s.keys[j] = <uint64_t>j
+    j = n - 1
+    while j > 0:
+        g = <int32_t>below(rng, j + 1)
+        swap = s.keys[j]
+        s.keys[j] = s.keys[g]
+        s.keys[g] = swap
+        j -= 1
+    for j in range(n):
+        g = <int32_t>s.keys[j]
+        if g < background:
+            copy_background(f, at, g, background, out)
+        else:
+            decide(s, out, e, g - background, timestamp)
+    out.direct = False
+    if f != NULL:
+        f.pending_n[at] = 0
+        f.group_n[at] = 0
+
+
 cdef int64_t act_all(State* s, int64_t timestamp) noexcept nogil:
     """Every agent decides; the agents' decisions arriving in this step go into the batch,
     in arrival order. Returns the batch's length."""
     cdef int32_t e
     s.batch.n = 0
     for e in range(s.p.n_envs):
-        act_book(s, e, timestamp)
-        merge_book(s, NULL, e, &s.batch)
+        if s.p.instant:
+            act_instant(s, NULL, e, timestamp, &s.batch)
+        else:
+            act_book(s, e, timestamp)
+            merge_book(s, NULL, e, &s.batch)
     return s.batch.n

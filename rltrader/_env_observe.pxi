@@ -89,33 +89,27 @@ cdef void top_levels(const State* s, int32_t e, int side, int64_t start, double 
     """The first ``depth`` non-empty levels of ``side`` from ``start`` (its best price)
     away from the touch, within ``scan_ticks`` ticks of it and at prices >= 1: price
     relative to ``mid`` / ``price_scale`` and lots / ``qty_scale`` into ``prices[n]`` and
-    ``sizes[n]``. Out-of-window levels are not searched."""
+    ``sizes[n]``, and (price, lots) into the book's ``levels``. Out-of-window levels are
+    not searched."""
     cdef const Core* c = s.core
     cdef const Level* lv = &c.lv[<int64_t>e * c.window]
     cdef int64_t base = c.bk[e].base, j = start - base, stop
     cdef const uint64_t* bits = c.bits + (<int64_t>e * 2 + (side == SELL)) * c.words
+    cdef int64_t* cached = &s.levels[(<int64_t>e * 2 + (side == SELL)) * s.p.depth * 2]
     cdef int32_t n = 0
-    if j < 0 or j >= c.window:
-        return
-    stop = scan_stop(s, e, side, j)
-    while n < s.p.depth:
-        j = next_level(bits, c.words, side, j, stop)
-        if j < 0:
-            break
-        prices[n] = <float>((base + j - mid) / s.p.price_scale)
-        sizes[n] = <float>(lv[j].qty / s.p.qty_scale)
-        n += 1
-        j -= side
-
-
-cdef inline int64_t own_lots(const State* s, int64_t a, int side, int64_t price) noexcept nogil:
-    """Lots of agent ``a``'s orders resting on ``side`` at ``price``."""
-    cdef int64_t k, lots = 0
-    for k in range(a * s.p.n_slots, (a + 1) * s.p.n_slots):
-        if (s.slot_id[k] != 0 and s.slot_arena[k] >= 0 and s.slot_side[k] == side
-                and s.slot_price[k] == price):
-            lots += s.slot_leaves[k]
-    return lots
+    if 0 <= j < c.window:
+        stop = scan_stop(s, e, side, j)
+        while n < s.p.depth:
+            j = next_level(bits, c.words, side, j, stop)
+            if j < 0:
+                break
+            prices[n] = <float>((base + j - mid) / s.p.price_scale)
+            sizes[n] = <float>(lv[j].qty / s.p.qty_scale)
+            cached[2 * n] = base + j
+            cached[2 * n + 1] = lv[j].qty
+            n += 1
+            j -= side
+    s.n_levels[2 * e + (side == SELL)] = n
 
 
 cdef double liquidation_value(const State* s, int32_t e, int64_t a,
@@ -123,28 +117,59 @@ cdef double liquidation_value(const State* s, int32_t e, int64_t a,
     """What ``position`` would fetch now: sold into the bids (bought back from the asks,
     a negative value) level by level from the touch, the agent's own orders excluded,
     net of the taker fee. Lots the levels within ``scan_ticks`` of the touch cannot take
-    are valued ``scan_ticks`` beyond it. Ticks x lots."""
+    are valued ``scan_ticks`` beyond it. Ticks x lots. The observed levels (``levels``,
+    written by ``market_features`` this step) come first; the bitmap is scanned only
+    beyond them. (The agent's own orders of that side are gathered once into locals:
+    read through the state per level, they were most of the cost.)"""
     cdef const Core* c = s.core
     cdef const BookState* bs = &c.bk[e]
     cdef const Level* lv = &c.lv[<int64_t>e * c.window]
     cdef int side = BUY if position > 0 else SELL        # the side it trades against
-    cdef int64_t left = position if position > 0 else -position, best, j, stop, lots, far
-    cdef const uint64_t* bits = c.bits + (<int64_t>e * 2 + (side == SELL)) * c.words
+    cdef int64_t left = position if position > 0 else -position, j, k, stop, lots, far
+    cdef int64_t price = 0, base = bs.base
+    cdef int32_t n = s.n_levels[2 * e + (side == SELL)], level, n_own = 0, o
+    cdef const int64_t* cached = &s.levels[(<int64_t>e * 2 + (side == SELL)) * s.p.depth * 2]
+    cdef const int64_t* slot_id = &s.slot_id[a * s.p.n_slots]
+    cdef const int32_t* slot_arena = &s.slot_arena[a * s.p.n_slots]
+    cdef const int8_t* slot_side = &s.slot_side[a * s.p.n_slots]
+    cdef int64_t own_price[MAX_ORDERS]
+    cdef int64_t own_qty[MAX_ORDERS]
+    cdef const uint64_t* bits
     cdef double notional = 0.0
     if position == 0:
         return 0.0
-    best = bs.best_bid if side == BUY else bs.best_ask
-    j = best - bs.base
-    if best != (EMPTY_BID if side == BUY else EMPTY_ASK) and 0 <= j < c.window:
-        stop = scan_stop(s, e, side, j)
+    for k in range(s.p.n_slots):          # n_slots <= MAX_ORDERS
+        if slot_id[k] != 0 and slot_arena[k] >= 0 and slot_side[k] == side:
+            own_price[n_own] = s.slot_price[a * s.p.n_slots + k]
+            own_qty[n_own] = s.slot_leaves[a * s.p.n_slots + k]
+            n_own += 1
+    for level in range(n):
+        price = cached[2 * level]
+        lots = cached[2 * level + 1]
+        for o in range(n_own):
+            if own_price[o] == price:
+                lots -= own_qty[o]
+        if lots >= left:
+            notional += <double>left * price
+            left = 0
+            break
+        notional += <double>lots * price
+        left -= lots
+    if left > 0 and n == s.p.depth:         # beyond the observed levels
+        bits = c.bits + (<int64_t>e * 2 + (side == SELL)) * c.words
+        stop = scan_stop(s, e, side, cached[0] - base)
+        j = price - base - side
         while left > 0:
             j = next_level(bits, c.words, side, j, stop)
             if j < 0:
                 break
-            lots = lv[j].qty - own_lots(s, a, side, bs.base + j)
+            lots = lv[j].qty
+            for o in range(n_own):
+                if own_price[o] == base + j:
+                    lots -= own_qty[o]
             if lots > left:
                 lots = left
-            notional += <double>lots * (bs.base + j)
+            notional += <double>lots * (base + j)
             left -= lots
             j -= side
     if left > 0:
@@ -170,6 +195,8 @@ cdef void market_features(State* s, int32_t e) noexcept nogil:
     cdef float* out = &s.market[<int64_t>e * (4 * K + MARKET_EXTRA)]
     s.mid[e] = mid
     memset(out, 0, (4 * K + MARKET_EXTRA) * sizeof(float))
+    s.n_levels[2 * e] = 0
+    s.n_levels[2 * e + 1] = 0
     if bs.best_bid != EMPTY_BID:
         top_levels(s, e, BUY, bs.best_bid, mid, out, out + K)
     if bs.best_ask != EMPTY_ASK:

@@ -80,8 +80,8 @@ class EnvConfig:
     quote_sizes : tuple of float
         Market making: quote sizes as multiples of the agent's order size.
     max_orders : int
-        Resting orders an agent may keep (>= 2); a new limit order beyond it cancels the
-        agent's oldest.
+        Resting orders an agent may keep (2 to 16); a new limit order beyond it cancels
+        the agent's oldest.
     reward : str
         ``"pnl"``: the change of the account's value per lot of order size, minus the
         inventory penalties; ``"sharpe"``: the differential Sharpe ratio of those changes
@@ -168,7 +168,8 @@ class EnvConfig:
         if not isinstance(self.market, (str, MarketConfig)):
             _fail("market", "a preset name or a MarketConfig", self.market)
         for name, low, high in (("horizon", 1, _INT64_MAX), ("warmup_steps", 0, _INT64_MAX),
-                                ("depth", 1, _INT32_MAX), ("max_orders", 2, _INT32_MAX),
+                                ("depth", 1, _INT32_MAX),
+                                ("max_orders", 2, int(Layout.MAX_ORDERS)),
                                 ("base_qty", 1, _INT64_MAX),
                                 ("base_position_limit", 1, _INT64_MAX),
                                 ("return_lag", 1, _INT32_MAX), ("scan_ticks", 1, _INT32_MAX),
