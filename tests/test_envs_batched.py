@@ -42,13 +42,13 @@ def test_spaces_and_first_observation() -> None:
     env = BatchedMarketEnv(CONFIG, n_envs=3, n_agents=2, seed=1)
     assert env.num_agents_total == 6
     assert env.single_action_space.n == 2 * 4 + 4
-    assert env.single_observation_space.shape == (4 * 5 + 11,)
+    assert env.single_observation_space.shape == (4 * 5 + 12,)
     assert len(observation_names(5)) == env.obs_dim
     obs = env.reset()
     assert obs.shape == (6, env.obs_dim) and obs.dtype == np.float32
     assert env.single_observation_space.contains(obs[0])
-    for name, value in (("time_left", 1.0), ("inventory", 0.0), ("pnl", 0.0), ("cash", 1.0),
-                        ("orders", 0.0), ("queue_ahead", -1.0)):
+    for name, value in (("time_left", 1.0), ("inventory", 0.0), ("pnl", 0.0), ("orders", 0.0),
+                        ("in_flight", 0.0), ("queue_ahead", -1.0), ("limited", 0.0)):
         assert np.all(obs[:, column(env, name)] == value), name
     # a two-sided book after warm-up: bids below the mid, asks above
     assert np.all(obs[:, column(env, "bid_price_0")] < 0)
@@ -57,21 +57,42 @@ def test_spaces_and_first_observation() -> None:
     np.testing.assert_allclose(spread, obs[:, column(env, "spread")])
 
 
-def test_market_features_match_the_book() -> None:
-    env = BatchedMarketEnv(CONFIG, n_envs=2, n_agents=1, seed=3)
-    rollout(env, 20)
-    obs = env.observations
+@pytest.mark.parametrize(("price_scale", "qty_scale"), [(10.0, 10.0), (4.0, 2.5)])
+def test_market_features_match_the_book(price_scale: float, qty_scale: float) -> None:
+    """Levels, spread and returns in units of ``price_scale`` ticks, sizes in units of
+    ``qty_scale`` lots (docs/envs.md, "Observation")."""
+    config = CONFIG.replace(price_scale=price_scale, qty_scale=qty_scale)
+    env = BatchedMarketEnv(config, n_envs=4, n_agents=1, seed=3)
     books = env.kernel.books
-    prices, qtys, _ = books.top_levels(env.config.depth)
-    for e in range(2):
-        bid, ask = books.best_bid(e), books.best_ask(e)
+    lag = config.return_lag
+    mids = []
+    rng = np.random.default_rng(0)
+    for step in range(40):                          # within the first episode
+        obs, *_ = env.step(rng.integers(0, env.single_action_space.n, 4))
+        prices, qtys, _ = books.top_levels(config.depth)
+        bid = np.array([books.best_bid(e) for e in range(4)])
+        ask = np.array([books.best_ask(e) for e in range(4)])
         mid = 0.5 * (bid + ask)
-        for k in range(env.config.depth):
-            # top_levels: [book, side (0 bid, 1 ask), level]
-            assert obs[e, column(env, f"bid_price_{k}")] == prices[e, 0, k] - mid
-            assert obs[e, column(env, f"bid_qty_{k}")] == np.float32(qtys[e, 0, k] / 10.0)
-            assert obs[e, column(env, f"ask_price_{k}")] == prices[e, 1, k] - mid
-            assert obs[e, column(env, f"ask_qty_{k}")] == np.float32(qtys[e, 1, k] / 10.0)
+        mids.append(mid)
+        for e in range(4):
+            for k in range(config.depth):
+                # top_levels: [book, side (0 bid, 1 ask), level]
+                for side, name in ((0, "bid"), (1, "ask")):
+                    assert obs[e, column(env, f"{name}_price_{k}")] == np.float32(
+                        (prices[e, side, k] - mid[e]) / price_scale)
+                    assert obs[e, column(env, f"{name}_qty_{k}")] == np.float32(
+                        qtys[e, side, k] / qty_scale)
+        np.testing.assert_array_equal(obs[:, column(env, "spread")],
+                                      ((ask - bid) / price_scale).astype(np.float32))
+        if step >= 1:
+            np.testing.assert_array_equal(obs[:, column(env, "return_1")],
+                                          ((mid - mids[-2]) / price_scale).astype(np.float32))
+        if step >= lag:
+            np.testing.assert_array_equal(obs[:, column(env, "return_lag")],
+                                          ((mid - mids[-1 - lag]) / price_scale)
+                                          .astype(np.float32))
+    moved = np.array(mids)
+    assert np.any(moved[1:] != moved[:-1])          # the returns were not all 0
 
 
 # ---- actions ------------------------------------------------------------------------------
@@ -114,42 +135,186 @@ def test_market_orders_respect_the_position_limit_and_pay_fees() -> None:
     for _ in range(30):
         obs, *_ = env.step([act(env, "market_buy")] * 2)
     acc = env.accounts()
-    bought = acc["position"] - start["position"]
-    assert np.all(bought <= 60) and np.all(bought >= 57)
-    np.testing.assert_allclose(obs[:, column(env, "inventory")], bought.ravel() / 60)
+    assert np.all(acc["position"] - start["position"] == 60)    # 20 orders, then refused
+    np.testing.assert_allclose(obs[:, column(env, "inventory")], acc["position"].ravel() / 60)
+    assert np.all(obs[:, column(env, "limited")] == 1.0)
     assert np.all(acc["fees"] > start["fees"])           # 100 ppm of ~10,000 ticks per lot
 
 
-def test_reward_is_the_marked_pnl_change_per_lot_of_order_size() -> None:
-    config = CONFIG.replace(size_classes=(2.0,), horizon=200)
-    env = BatchedMarketEnv(config, n_envs=1, n_agents=1, seed=6)
-    books = env.kernel.books
-    start = env.accounts()[0, 0]
-    previous = 0.0
+def test_limits_count_open_orders_and_the_cut_is_observed() -> None:
+    """``side x position + open lots of that side <= position_limit`` on the account, the
+    open lots counting resting limit orders and those in flight, market orders in flight
+    too; ``limited`` is the share of the decision's lots cut (docs/envs.md, "Limits")."""
+    config = CONFIG.replace(size_classes=(1.0,), base_qty=5, base_position_limit=7,
+                            limit_offsets=(5, 6, 7, 8), horizon=200)   # deep: never filled
+    env = BatchedMarketEnv(config, n_envs=1, n_agents=1, seed=7)
+    buy, sell = act(env, "buy"), act(env, "sell")
+    market_buy, market_sell = act(env, "market_buy"), act(env, "market_sell")
+    for action, position, orders, limited in (
+            (buy, 0, 1, 0.0),               # 5 lots resting: 2 left to buy
+            (market_buy, 2, 1, 0.6),        # 5 wanted, 2 bought: 3 / 5 cut
+            (buy, 2, 1, 1.0),               # no room: refused, the order kept
+            (sell, 2, 2, 0.0),              # selling room: 7 + 2 lots
+            (market_sell, -2, 2, 0.2),      # 9 - 5 resting: 4 sold, 1 / 5 cut
+            (market_sell, -2, 2, 1.0),      # 2 short + 5 resting = 7: refused
+            (act(env, "hold"), -2, 2, 0.0)):
+        obs, *_ = env.step([action])
+        row = obs[0]
+        assert env.accounts()["position"][0, 0] == position
+        assert row[column(env, "inventory")] == np.float32(position / 7)
+        assert row[column(env, "orders")] == orders / config.max_orders
+        assert row[column(env, "limited")] == np.float32(limited)
+
+
+def test_orders_in_flight_count_against_the_limit_until_they_arrive() -> None:
+    """With a latency of 2.5 steps an order sent in step t arrives in step t + 2 or t + 3:
+    until then it is ``in_flight``, not ``orders``, and its lots already count against the
+    limit (a market order's until it is filled)."""
+    config = CONFIG.replace(size_classes=(1.0,), base_qty=5, base_position_limit=7,
+                            limit_offsets=(5, 6, 7, 8), horizon=200, latency_ns=250_000_000)
+    env = BatchedMarketEnv(config, n_envs=1, n_agents=1, seed=7)
+    assert env.market.config.dt_ns == 100_000_000
+    hold = act(env, "hold")
+    seen = []
+    for action in (act(env, "buy"), act(env, "market_buy"), act(env, "market_buy"), hold,
+                   hold, hold):
+        obs, *_ = env.step([action])
+        seen.append((obs[0, column(env, "in_flight")] * config.max_orders,
+                     obs[0, column(env, "orders")] * config.max_orders,
+                     obs[0, column(env, "limited")], env.accounts()["position"][0, 0]))
+    in_flight, orders, limited, position = map(list, zip(*seen, strict=True))
+    assert limited == [0.0, np.float32(0.6), 1.0, 0.0, 0.0, 0.0]
+    assert in_flight[:2] == [1, 1] and orders[:2] == [0, 0] and position[:2] == [0, 0]
+    assert in_flight[-1] == 0 and orders[-1] == 1 and position[-1] == 2
+    arrived = in_flight.index(0)
+    assert arrived in (2, 3) and orders[arrived] == 1     # rests from its arrival step on
+    assert position.index(2) in (3, 4)                     # the market order sent at step 1
+
+
+def liquidation_value(env: BatchedMarketEnv, e: int, i: int, position: int, *,
+                      own: bool = False) -> tuple[float, int]:
+    """What agent ``i`` of env ``e`` would get for ``position`` now (docs/envs.md,
+    "Valuation"), read from the book's queues: sold into the bids (bought back from the
+    asks, a negative value) tick by tick from the touch, the lots of the agent's own
+    resting orders skipped (counted with ``own``), within ``scan_ticks`` of the touch and
+    the dense window; lots left over valued ``scan_ticks`` beyond the touch; net of the
+    taker fee. Returns the value and the lots left over."""
+    if position == 0:
+        return 0.0, 0
+    books, cfg = env.kernel.books, env.config
+    owner = env.market.n_traders + i
+    side = 1 if position > 0 else -1                # the side the position trades against
+    touch = books.best_bid(e) if side == 1 else books.best_ask(e)
+    assert 0 < touch < 2**40, "a side is empty"     # the default market keeps both
+    base = int(books.book_array[e]["base"])
+    left, notional = abs(position), 0.0
+    for ticks in range(cfg.scan_ticks + 1):
+        price = touch - side * ticks
+        if left == 0 or price < 1 or not 0 <= price - base < books.window:
+            break
+        queue = books.level_queue(e, side, price)
+        lots = int(queue["qty"][(queue["owner"] != owner) | own].sum())
+        notional += min(lots, left) * price
+        left -= min(lots, left)
+    notional += left * max(touch - side * cfg.scan_ticks, 0)
+    return side * notional - notional * cfg.taker_fee_ppm * 1e-6, left
+
+
+@pytest.mark.parametrize(("valuation", "end", "scan_ticks", "sizes"), [
+    ("liquidation", "liquidate", 64, (2.0, 1.0)),
+    ("liquidation", "carry", 64, (6.0, 1.0)),
+    ("liquidation", "carry", 1, (6.0, 1.0)),       # positions larger than the levels scanned
+    ("mid", "carry", 64, (2.0, 1.0)),
+])
+def test_reward_is_the_change_of_the_account_value_per_lot(
+        valuation: str, end: str, scan_ticks: int, sizes: tuple[float, float]) -> None:
+    """``R_t = (V_t - V_{t-1}) / order_qty``, ``V_t = (cash_t - cash_0) + value(position_t)
+    - value(position_0)`` on the real account, the value recomputed from the book (the
+    liquidation walk above, or position x mid); ``pnl`` observes ``V_t / order_qty /
+    price_scale``. A new episode's baseline is the account at its start: a carried
+    position is valued there, never hidden."""
+    config = CONFIG.replace(horizon=15, size_classes=sizes, valuation=valuation,
+                            end_of_episode=end, scan_ticks=scan_ticks)
+    env = BatchedMarketEnv(config, n_envs=2, n_agents=2, seed=6)
+    books, q = env.kernel.books, env.order_qty
+
+    def values(own: bool = False) -> tuple[np.ndarray, int]:
+        out, beyond = np.zeros(4), 0
+        for row, position in enumerate(env.accounts()["position"].ravel()):
+            e, i = divmod(row, 2)
+            if valuation == "mid":
+                out[row] = position * 0.5 * (books.best_bid(e) + books.best_ask(e))
+            else:
+                out[row], lots = liquidation_value(env, e, i, int(position), own=own)
+                beyond += lots
+        return out, beyond
+
+    base_cash = env.accounts()["cash"].ravel().copy()
+    base_value = values()[0]
+    previous = np.zeros(4)
     rng = np.random.default_rng(0)
-    for _ in range(40):
-        _, rewards, *_ = env.step([rng.choice([act(env, "market_buy"), act(env, "sell"),
-                                               act(env, "hold")])])
-        acc = env.accounts()[0, 0]
-        mid = 0.5 * (books.best_bid(0) + books.best_ask(0))
-        pnl = (acc["cash"] - start["cash"]) + (acc["position"] - start["position"]) * mid
-        assert rewards[0] == pytest.approx((pnl - previous) / 2, rel=1e-6, abs=1e-6)
+    choices = [act(env, name, offset) for name, offset in (
+        ("market_buy", 0), ("market_sell", 0), ("buy", 0), ("buy", 1), ("sell", 1),
+        ("hold", 0))]
+    excluded = beyond = carried = 0
+    for _ in range(45):
+        # the last step of an episode withdraws the agents' orders first, so that the
+        # book after the step is the book the kernel valued
+        last = env.episode_step[0] == config.horizon - 1
+        actions = np.full(4, act(env, "cancel")) if last else rng.choice(choices, 4)
+        obs, rewards, terminated, _ = env.step(actions)
+        value, lots = values()
+        beyond += lots
+        excluded += int(np.sum(value != values(own=True)[0]))
+        pnl = (env.accounts()["cash"].ravel() - base_cash).astype(np.float64) + value \
+            - base_value
+        np.testing.assert_allclose(rewards, (pnl - previous) / q, rtol=1e-6, atol=1e-5)
+        rows = env.final_observations if terminated[0] else obs
+        np.testing.assert_allclose(rows[:, column(env, "pnl")],
+                                   pnl / q / config.price_scale, rtol=1e-6, atol=1e-6)
         previous = pnl
+        if terminated[0]:
+            assert terminated.all()
+            base_cash = env.accounts()["cash"].ravel().copy()
+            base_value = value
+            previous = np.zeros(4)
+            carried += int(np.count_nonzero(env.accounts()["position"]))
+            assert np.all(obs[:, column(env, "pnl")] == 0.0)
+    if valuation == "liquidation":
+        assert excluded > 0             # the agent's own orders made a difference
+    if scan_ticks == 1:
+        assert beyond > 0               # lots valued scan_ticks beyond the touch
+    assert (carried > 0) == (end == "carry")
 
 
-def test_inventory_penalty_is_exactly_the_difference_of_rewards() -> None:
-    plain = BatchedMarketEnv(CONFIG.replace(size_classes=(1.0, 4.0)), n_envs=2, n_agents=2,
-                             seed=8)
-    penal = BatchedMarketEnv(CONFIG.replace(size_classes=(1.0, 4.0), reward="pnl_inventory",
-                                            inventory_penalty=0.5), n_envs=2, n_agents=2, seed=8)
+@pytest.mark.parametrize("end", ["carry", "liquidate"])
+def test_inventory_penalties_are_exactly_the_difference_of_rewards(end: str) -> None:
+    """Two envs seeded alike, one with penalties: the markets and observations are the
+    same, and the rewards differ by ``running x (position / order_qty)^2`` every step plus
+    ``terminal x (position / order_qty)^2`` at an episode's last step, with the account's
+    position after the step (after the liquidation, with ``"liquidate"``)."""
+    running, terminal = 0.5, 3.0
+    config = CONFIG.replace(horizon=10, size_classes=(1.0, 4.0), end_of_episode=end)
+    plain = BatchedMarketEnv(config, n_envs=2, n_agents=2, seed=8)
+    penal = BatchedMarketEnv(config.replace(running_inventory_penalty=running,
+                                            terminal_inventory_penalty=terminal),
+                             n_envs=2, n_agents=2, seed=8)
     rng = np.random.default_rng(1)
+    charged = np.zeros(2)
+    buy, sell = act(plain, "market_buy"), act(plain, "market_sell")
     for _ in range(30):
-        actions = rng.integers(0, plain.single_action_space.n, 4)
-        obs, r_plain, *_ = plain.step(actions)
-        _, r_penal, *_ = penal.step(actions)
-        position = np.rint(obs[:, column(plain, "inventory")] * plain.position_limit)
-        np.testing.assert_allclose(r_plain - r_penal, 0.5 * np.abs(position) / plain.order_qty,
+        actions = rng.choice([buy, buy, sell, 0, 1, 5], 4)
+        obs, r_plain, done, _ = plain.step(actions)
+        obs_penal, r_penal, *_ = penal.step(actions)
+        np.testing.assert_array_equal(obs, obs_penal)
+        x = penal.accounts()["position"].ravel() / penal.order_qty
+        np.testing.assert_array_equal(x, plain.accounts()["position"].ravel() / plain.order_qty)
+        expected = running * x**2 + np.where(done, terminal * x**2, 0.0)
+        np.testing.assert_allclose(r_plain.astype(np.float64) - r_penal, expected,
                                    rtol=1e-5, atol=1e-5)
+        charged += [np.sum(running * x**2), np.sum(np.where(done, terminal * x**2, 0.0))]
+    assert charged[0] > 0
+    assert (charged[1] > 0) == (end == "carry")     # liquidated positions cost nothing
 
 
 def test_differential_sharpe_reward_follows_moody_and_saffell() -> None:
@@ -209,7 +374,8 @@ def test_size_classes_are_heavy_tailed_and_scale_orders() -> None:
     assert s.min() >= 1.0 and np.median(s) < 2.0 and s.max() > 50.0
     np.testing.assert_array_equal(env.order_qty, np.maximum(1, np.rint(s)))
     assert np.all(env.position_limit >= env.order_qty)
-    np.testing.assert_allclose(env.observations[:, -1], np.log(s), rtol=1e-6)
+    np.testing.assert_allclose(env.observations[:, column(env, "log_size_class")], np.log(s),
+                               rtol=1e-6)
 
 
 def test_larger_agents_move_prices_more() -> None:
@@ -229,16 +395,27 @@ def test_larger_agents_move_prices_more() -> None:
 # ---- episodes ---------------------------------------------------------------------------------
 
 def test_horizon_terminates_and_resets_in_the_same_step() -> None:
-    env = BatchedMarketEnv(CONFIG.replace(horizon=10), n_envs=2, n_agents=2, seed=13)
+    """With ``"carry"`` the account is never reset: the next episode's first observation
+    shows the position it carries, with its own clock and a PnL of 0."""
+    env = BatchedMarketEnv(CONFIG.replace(horizon=10, end_of_episode="carry"), n_envs=2,
+                           n_agents=2, seed=13)
     for step in range(1, 11):
-        obs, _, terminated, truncated = env.step([act(env, "market_buy")] * 4)
+        action = act(env, "market_buy") if step < 10 else act(env, "buy", offset=3)
+        obs, _, terminated, truncated = env.step([action] * 4)
         assert terminated.all() == (step == 10) and not truncated.any()
+    inventory = env.accounts()["position"].ravel() / env.position_limit
+    assert np.all(inventory > 0)
     final = env.final_observations
     assert np.all(final[:, column(env, "time_left")] == 0.0)
-    assert np.all(final[:, column(env, "inventory")] > 0)
+    assert np.all(final[:, column(env, "orders")] == 1 / env.config.max_orders)
+    np.testing.assert_array_equal(final[:, column(env, "inventory")],
+                                  inventory.astype(np.float32))
     assert np.all(obs[:, column(env, "time_left")] == 1.0)
-    assert np.all(obs[:, column(env, "inventory")] == 0.0)
+    np.testing.assert_array_equal(obs[:, column(env, "inventory")], inventory.astype(np.float32))
     assert np.all(obs[:, column(env, "pnl")] == 0.0)
+    assert np.all(obs[:, column(env, "orders")] == 0.0)     # withdrawn at the episode's end
+    arena = env.kernel.books.order_array
+    assert not np.any((arena["state"] == 1) & (arena["owner"] >= env.market.n_traders))
     assert env.episode_step.tolist() == [0, 0]
 
 
@@ -381,7 +558,8 @@ def test_order_observations_match_the_arena_every_step(hold: float) -> None:
 
 def reference_levels(env: BatchedMarketEnv, e: int) -> np.ndarray:
     """The book part of the observation's level features, walked tick by tick from each
-    best price over the dense levels (the definition in docs/envs.md)."""
+    best price over the dense levels, prices relative to the mid in units of
+    ``price_scale``, sizes in units of ``qty_scale`` (the definition in docs/envs.md)."""
     books, cfg = env.kernel.books, env.config
     book, levels = books.book_array[e], books.level_array[e]
     out = np.zeros(4 * cfg.depth, dtype=np.float32)
@@ -395,7 +573,7 @@ def reference_levels(env: BatchedMarketEnv, e: int) -> np.ndarray:
             if found == cfg.depth or price < 1 or not 0 <= idx < len(levels):
                 break
             if levels[idx]["count"] > 0:
-                out[2 * cfg.depth * side_i + found] = price - mid
+                out[2 * cfg.depth * side_i + found] = (price - mid) / cfg.price_scale
                 out[2 * cfg.depth * side_i + cfg.depth + found] = levels[idx]["qty"] / cfg.qty_scale
                 found += 1
     return out
@@ -406,8 +584,9 @@ def test_level_features_match_a_tick_by_tick_walk(depth: int, scan_ticks: int) -
     """Every step, every book: the bitmap search of the kernel gives the levels a walk
     tick by tick gives, including sparse books where ``scan_ticks`` cuts the search and
     searches that would leave the dense window."""
-    env = BatchedMarketEnv(EnvConfig(depth=depth, scan_ticks=scan_ticks, horizon=40),
-                           n_envs=6, n_agents=3, seed=5)
+    config = EnvConfig(depth=depth, scan_ticks=scan_ticks, horizon=40, price_scale=4.0,
+                       qty_scale=2.5)
+    env = BatchedMarketEnv(config, n_envs=6, n_agents=3, seed=5)
     rng = np.random.default_rng(2)
     for _ in range(60):
         obs, *_ = env.step(rng.integers(0, env.single_action_space.n, env.num_agents_total))
