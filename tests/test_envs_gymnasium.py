@@ -10,9 +10,10 @@ from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from rltrader.envs import BatchedMarketEnv, EnvConfig, MarketEnv, MarketVectorEnv
+from rltrader.envs import BatchedMarketEnv, EnvConfig, MarketEnv, MarketVectorEnv, observation_names
 
 CONFIG = EnvConfig(horizon=20, warmup_steps=30)
+TIME_LEFT = observation_names(CONFIG.depth).index("time_left")
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -43,9 +44,12 @@ def test_single_agent_episode_and_frozen_others() -> None:
     for step in range(1, 21):
         obs, reward, terminated, truncated, _ = env.step(0)
         assert isinstance(reward, float) and terminated == (step == 20) and not truncated
-    assert obs[-2] == 0.0 and seen == [(2, env.observation_space.shape[0])] * 20
-    bought = env.batched.accounts()["position"] - start
+        if step == 19:
+            bought = env.batched.accounts()["position"] - start
+    assert obs[TIME_LEFT] == 0.0 and seen == [(2, env.observation_space.shape[0])] * 20
     assert bought[0, 0] == 0 and np.all(bought[0, 1:] > 0)
+    # the episode's end liquidates every agent's position (end_of_episode="liquidate")
+    np.testing.assert_array_equal(env.batched.accounts()["position"], start)
 
 
 def test_vector_env_same_step_autoreset() -> None:
@@ -58,7 +62,8 @@ def test_vector_env_same_step_autoreset() -> None:
         obs, rewards, terms, truncs, infos = venv.step(venv.action_space.sample())
         assert terms.all() == (step == 5)
     assert infos["_final_obs"].all()
-    assert all(f[-2] == 0.0 for f in infos["final_obs"]) and np.all(obs[:, -2] == 1.0)
+    assert all(f[TIME_LEFT] == 0.0 for f in infos["final_obs"])
+    assert np.all(obs[:, TIME_LEFT] == 1.0)
     obs2, _ = MarketVectorEnv(BatchedMarketEnv(CONFIG.replace(horizon=5), n_envs=2,
                                                n_agents=3)).reset(seed=4)
     np.testing.assert_array_equal(venv.reset(seed=4)[0], obs2)

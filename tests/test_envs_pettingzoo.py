@@ -8,9 +8,10 @@ import pytest
 from pettingzoo.test import api_test, parallel_api_test
 from pettingzoo.utils import parallel_to_aec
 
-from rltrader.envs import EnvConfig, MarketParallelEnv
+from rltrader.envs import EnvConfig, MarketParallelEnv, observation_names
 
 CONFIG = EnvConfig(horizon=30, warmup_steps=30)
+TIME_LEFT = observation_names(CONFIG.depth).index("time_left")
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -54,11 +55,11 @@ def test_episode_end_returns_final_observations_and_empties_agents() -> None:
     for _ in range(3):
         obs, _, terms, truncs, _ = env.step(dict.fromkeys(env.agents, 0))
     assert all(terms.values()) and not any(truncs.values()) and env.agents == []
-    assert all(o[-2] == 0.0 for o in obs.values())     # time_left of the final observation
+    assert all(o[TIME_LEFT] == 0.0 for o in obs.values())      # the final observation
     with pytest.raises(RuntimeError, match="reset"):
         env.step({})
     obs, _ = env.reset()
-    assert env.agents == ["trader_0", "trader_1"] and all(o[-2] == 1.0 for o in obs.values())
+    assert env.agents == ["trader_0", "trader_1"] and all(o[TIME_LEFT] == 1.0 for o in obs.values())
 
 
 def test_returned_dicts_are_the_callers_to_keep() -> None:
