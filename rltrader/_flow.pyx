@@ -401,16 +401,25 @@ cdef void momentum_trader(State* f, int32_t b, int32_t trader,
 
 cdef void market_maker(State* f, int32_t b, int32_t k, double mid) noexcept nogil:
     """Cancel the old quotes and quote ``levels`` per side around the mid, skewed against
-    the inventory; one side only beyond ``max_inventory``."""
+    the inventory; one side only beyond ``max_inventory``. The skew moves the centre at
+    most ``half_spread`` from the mid, so that the first quote of each side stays on its
+    side of the mid: a maker with a large inventory keeps making, it never turns taker
+    and buys every ask (which drove the price away on thin books)."""
     cdef const Maker* p = &f.maker
     cdef Outbox o
     cdef int32_t trader = p.first + k, i
     cdef int64_t position = f.core.accounts[<int64_t>b * f.core.n_owners + trader].position
     cdef int64_t* ids = ring_of(f, b, trader)
-    cdef double centre = mid - p.skew * position
+    cdef double shift = p.skew * position
+    cdef double centre
     cdef double scale = f.size_class[<int64_t>b * f.n_traders + trader]
     cdef int64_t qty = <int64_t>floor(p.qty * scale + 0.5)
     cdef double offset
+    if shift > p.half_spread:
+        shift = p.half_spread
+    elif shift < -p.half_spread:
+        shift = -p.half_spread
+    centre = mid - shift
     if qty < 1:
         qty = 1
     o = begin(f, b, p.latency)

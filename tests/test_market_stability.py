@@ -89,11 +89,12 @@ def test_impact_decays_after_the_program_stops(programs, name) -> None:
 
 def test_the_check_fails_a_market_whose_price_runs_away() -> None:
     """``thin`` (the envs' former default) under half the largest program: its asks empty
-    and the price keeps rising after the program (a regression figure of this seed)."""
+    and the impact does not decay after the program (regression figures of this seed;
+    before its maker's skew was bounded by the half spread, the price ran away)."""
     result = metaorder_impact(preset("thin"), lots_per_step=LOTS // 2, steps=STEPS,
                               after=AFTER, n_books=BOOKS, seed=0)
     assert result.opposite_empty.sum() > BOOKS // 2
-    assert result.mean[-1] > 2 * result.peak
+    assert result.mean[-1] > 0.9 * result.peak
     assert set(result.failures()) >= {"book emptied", "no decay"}
 
 
