@@ -140,6 +140,9 @@ cdef struct Sink:               # where messages go: the batch or an outbox cell
                               # its new order came to rest (Books._run_known)
     int64_t* tags             # per message: the agent slot (a * n_slots + j) its new order
                               # fills, -1 for none
+    int64_t* release          # per message, outbox cells only (else NULL): lots it frees
+                              # when it arrives (a cancel's or a replaced order's; > 0 buy
+                              # side, < 0 sell side)
     int64_t n
     bint direct               # the messages reach the book in this very batch (never in
                               # flight): a decision written straight into the batch
@@ -176,6 +179,8 @@ cdef struct State:
     int64_t* resting          # [N, 2] lots of open limit orders per side (0 buy, 1 sell),
                               # in flight included
     int64_t* inflight_ioc     # [N, 2] lots of market orders in flight per side
+    int64_t* cancelling       # [N, 2] lots of orders whose cancel (or replace) is in flight:
+                              # they may still fill until it arrives
     int32_t* n_live           # [N] orders resting in the book
     int32_t* n_inflight       # [N] limit orders in flight
     double* limited           # [N] share of the lots of the last decision's orders that the
@@ -191,6 +196,7 @@ cdef struct State:
     Message* out_messages     # [delay, n_envs, cell_messages]
     int32_t* out_known        # [delay, n_envs, cell_messages]
     int64_t* out_tags         # [delay, n_envs, cell_messages]
+    int64_t* out_release      # [delay, n_envs, cell_messages]
     int64_t* out_n            # [delay, n_envs] messages in the cell
     int32_t* out_groups       # [delay, n_envs] decisions in the cell
     int32_t* group_start      # [delay, n_envs, cell_groups] first message of each decision
@@ -415,6 +421,7 @@ cdef class EnvKernel:
             sharpe_b=np.zeros(n),
             resting=np.zeros((n, 2), dtype=np.int64),
             inflight_ioc=np.zeros((n, 2), dtype=np.int64),
+            cancelling=np.zeros((n, 2), dtype=np.int64),
             n_live=np.zeros(n, dtype=np.int32),
             n_inflight=np.zeros(n, dtype=np.int32),
             limited=np.zeros(n),
@@ -447,6 +454,7 @@ cdef class EnvKernel:
             messages=np.zeros(cells * p.cell_messages, dtype=MESSAGE_DTYPE),
             known=np.full(cells * p.cell_messages, NO_SLOT, dtype=np.int32),
             tags=np.full(cells * p.cell_messages, -1, dtype=np.int64),
+            release=np.zeros(cells * p.cell_messages, dtype=np.int64),
             n=np.zeros(cells, dtype=np.int64),
             groups=np.zeros(cells, dtype=np.int32),
             group_start=np.zeros(cells * p.cell_groups, dtype=np.int32),
@@ -530,6 +538,7 @@ cdef class EnvKernel:
         s.sharpe_b = <double*>cnp.PyArray_DATA(ag["sharpe_b"])
         s.resting = <int64_t*>cnp.PyArray_DATA(ag["resting"])
         s.inflight_ioc = <int64_t*>cnp.PyArray_DATA(ag["inflight_ioc"])
+        s.cancelling = <int64_t*>cnp.PyArray_DATA(ag["cancelling"])
         s.n_live = <int32_t*>cnp.PyArray_DATA(ag["n_live"])
         s.n_inflight = <int32_t*>cnp.PyArray_DATA(ag["n_inflight"])
         s.limited = <double*>cnp.PyArray_DATA(ag["limited"])
@@ -543,6 +552,7 @@ cdef class EnvKernel:
         s.out_messages = <Message*>cnp.PyArray_DATA(ob["messages"])
         s.out_known = <int32_t*>cnp.PyArray_DATA(ob["known"])
         s.out_tags = <int64_t*>cnp.PyArray_DATA(ob["tags"])
+        s.out_release = <int64_t*>cnp.PyArray_DATA(ob["release"])
         s.out_n = <int64_t*>cnp.PyArray_DATA(ob["n"])
         s.out_groups = <int32_t*>cnp.PyArray_DATA(ob["groups"])
         s.group_start = <int32_t*>cnp.PyArray_DATA(ob["group_start"])
@@ -569,6 +579,7 @@ cdef class EnvKernel:
         ag["slot_id"][:] = 0
         ag["queue_id"][:] = 0
         ag["inflight_ioc"][:] = 0
+        ag["cancelling"][:] = 0
         ag["last_arrival"][:] = _NEVER
         ob["n"][:] = 0
         ob["groups"][:] = 0

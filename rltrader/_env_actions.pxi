@@ -17,6 +17,8 @@ cdef inline Message* new_message(State* s, Sink* out, int32_t e, int32_t i, int 
     cdef Message* m = &out.messages[out.n]
     out.known[out.n] = NO_SLOT
     out.tags[out.n] = -1
+    if out.release != NULL:
+        out.release[out.n] = 0
     out.n += 1
     m.timestamp = timestamp
     m.order_id = 0
@@ -37,6 +39,17 @@ cdef inline int32_t known_slot(const State* s, int64_t k) noexcept nogil:
     return s.slot_arena[k] if s.slot_arena[k] >= 0 else NO_SLOT
 
 
+cdef inline void holding(State* s, Sink* out, int64_t a, int side,
+                         int64_t lots) noexcept nogil:
+    """The last message of ``out`` cancels (or replaces) an order of ``lots`` lots on
+    ``side``: sent through the outbox, those lots stay counted against the limit until it
+    arrives (the order may fill meanwhile)."""
+    if out.release == NULL or lots <= 0:
+        return
+    out.release[out.n - 1] = side * lots
+    s.cancelling[2 * a + (side == SELL)] += lots
+
+
 cdef inline void cancel_slot(State* s, Sink* out, int32_t e, int32_t i, int64_t k,
                              int64_t timestamp) noexcept nogil:
     """Cancel the order of agent slot ``k`` (one in flight is cancelled after it
@@ -49,6 +62,7 @@ cdef inline void cancel_slot(State* s, Sink* out, int32_t e, int32_t i, int64_t 
     m.order_id = s.slot_id[k]
     out.known[out.n - 1] = known_slot(s, k)
     s.resting[2 * a + (s.slot_side[k] == SELL)] -= s.slot_leaves[k]
+    holding(s, out, a, s.slot_side[k], s.slot_leaves[k])
     s.slot_id[k] = 0
 
 
@@ -75,11 +89,13 @@ cdef inline void market_order(State* s, Sink* out, int32_t e, int32_t i, int sid
 
 cdef inline int64_t allowed(const State* s, int32_t e, int32_t i, int side) noexcept nogil:
     """Lots the agent may still buy (side BUY) or sell: its limit minus its account's
-    position on that side, its open limit orders of that side (in flight included) and
-    its market orders of that side in flight."""
+    position on that side, its open limit orders of that side (in flight included), its
+    market orders of that side in flight and the orders whose cancel is in flight. The
+    lots of an order being cancelled or replaced are never reused by the same decision:
+    the order may fill before its cancel reaches the book."""
     cdef int64_t a = <int64_t>e * s.p.n_agents + i, j = 2 * a + (side == SELL)
     return (s.position_limit[a] - side * account(s, e, i).position - s.resting[j]
-            - s.inflight_ioc[j])
+            - s.inflight_ioc[j] - s.cancelling[j])
 
 
 cdef inline int64_t granted(State* s, int64_t a, int64_t want, int64_t room) noexcept nogil:
@@ -110,7 +126,7 @@ cdef inline void new_order(State* s, Sink* out, int64_t k, Message* m) noexcept 
 cdef void act_discrete(State* s, Sink* out, int32_t e, int32_t i, int64_t action,
                        int64_t timestamp) noexcept nogil:
     cdef int32_t n_off = s.p.n_offsets, n_slots = s.p.n_slots, j
-    cdef int64_t a = <int64_t>e * s.p.n_agents + i, first = a * n_slots, k = -1, qty, room
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i, first = a * n_slots, k = -1, qty
     cdef int side
     cdef Message* m
     if action == 0:
@@ -124,10 +140,7 @@ cdef void act_discrete(State* s, Sink* out, int32_t e, int32_t i, int64_t action
         if k < 0:
             k = first + s.slot_next[a]
             s.slot_next[a] = (s.slot_next[a] + 1) % n_slots
-        room = allowed(s, e, i, side)
-        if s.slot_id[k] != 0 and s.slot_side[k] == side:     # its lots are freed first
-            room += s.slot_leaves[k]
-        qty = granted(s, a, s.order_qty[a], room)
+        qty = granted(s, a, s.order_qty[a], allowed(s, e, i, side))
         if qty <= 0:
             return
         cancel_slot(s, out, e, i, k, timestamp)
@@ -159,7 +172,7 @@ cdef void quote(State* s, Sink* out, int32_t e, int32_t i, int side, int64_t ind
     if index == s.p.n_quotes:
         cancel_slot(s, out, e, i, k, timestamp)
         return
-    qty = granted(s, a, size, allowed(s, e, i, side) + held)
+    qty = granted(s, a, size, allowed(s, e, i, side))        # the held lots included
     if qty <= 0:
         cancel_slot(s, out, e, i, k, timestamp)
         return
@@ -173,6 +186,7 @@ cdef void quote(State* s, Sink* out, int32_t e, int32_t i, int side, int64_t ind
         m.order_id = s.slot_id[k]
         m.new_order_id = new_id
         out.known[out.n - 1] = known_slot(s, k)
+        holding(s, out, a, side, held)
     else:
         m = new_message(s, out, e, i, LIMIT, timestamp)
         m.order_id = new_id
@@ -251,6 +265,8 @@ cdef void withdraw_book(State* s, Sink* out, int32_t e, int64_t timestamp) noexc
         a = <int64_t>e * s.p.n_agents + i
         s.inflight_ioc[2 * a] = 0
         s.inflight_ioc[2 * a + 1] = 0
+        s.cancelling[2 * a] = 0
+        s.cancelling[2 * a + 1] = 0
         for k in range(a * s.p.n_slots, (a + 1) * s.p.n_slots):
             if s.slot_id[k] != 0 and s.slot_arena[k] == IN_FLIGHT:
                 s.slot_id[k] = 0                # dropped with its decision

@@ -38,6 +38,7 @@ cdef void act_book(State* s, int32_t e, int64_t timestamp) noexcept nogil:
         out.messages = &s.out_messages[cell * s.p.cell_messages]
         out.known = &s.out_known[cell * s.p.cell_messages]
         out.tags = &s.out_tags[cell * s.p.cell_messages]
+        out.release = &s.out_release[cell * s.p.cell_messages]
         out.n = first
         out.direct = False
         decide(s, &out, e, i, arrival)
@@ -66,13 +67,16 @@ cdef inline void landed(State* s, const Message* m, int64_t tag) noexcept nogil:
 
 
 cdef inline void arrive(State* s, Sink* out, const Message* m, int32_t known,
-                        int64_t tag) noexcept nogil:
-    """Append an agent's message that arrives now."""
+                        int64_t tag, int64_t release) noexcept nogil:
+    """Append an agent's message that arrives now; the lots its cancel held are free."""
+    cdef int64_t a = <int64_t>m.book * s.p.n_agents + m.owner - s.p.first_owner
     out.messages[out.n] = m[0]
     out.known[out.n] = known
     out.tags[out.n] = tag
     out.n += 1
     landed(s, m, tag)
+    if release != 0:
+        s.cancelling[2 * a + (release < 0)] -= release if release > 0 else -release
 
 
 cdef inline void copy_background(FlowState* f, int64_t at, int32_t g, int32_t groups,
@@ -121,7 +125,7 @@ cdef void merge_book(State* s, FlowState* f, int32_t e, Sink* out) noexcept nogi
             stop = s.group_start[gbase + g + 1] if g + 1 < n_groups else s.out_n[cell]
             while first < stop:
                 arrive(s, out, &s.out_messages[base + first], s.out_known[base + first],
-                       s.out_tags[base + first])
+                       s.out_tags[base + first], s.out_release[base + first])
                 first += 1
     if f != NULL:
         f.pending_n[at] = 0
