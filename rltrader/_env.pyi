@@ -22,6 +22,7 @@ class Valuation(IntEnum):
 
 class Layout(IntEnum):
     MAX_OFFSETS = 8
+    MAX_ORDERS = 16
     MARKET_EXTRA = 4
     AGENT_FEATURES = 8
     MESSAGES_PER_AGENT_EXTRA = 2
