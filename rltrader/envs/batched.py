@@ -3,7 +3,8 @@
 Description
 -----------
 Every env is one book with background traders (a :class:`rltrader.sim.market.Market`
-population, preset ``"light"`` by default) or, as the data source, a hybrid replay of real
+population, preset ``"resilient"`` by default: impact that decays, a book that
+survives the largest agent; docs/market.md) or, as the data source, a hybrid replay of real
 LOBSTER flow (:class:`rltrader.data.hybrid.HybridReplay`, one per env). ``n_agents``
 learning agents trade in each book through the core's accounts (cash with fees,
 position). Agent ``i`` of env ``e`` is row ``e * n_agents + i`` of every array.
@@ -57,6 +58,10 @@ is a ``HybridReplay`` (``n_envs=1``) or one distinct replay per env.
 Version history
 ---------------
 v0: first version.
+v1: fair arrival (seeded random order per book, per-agent latency), limits on the real
+account, liquidation valuation, ``end_of_episode="liquidate"`` by default, quadratic
+inventory penalties, observations scaled to O(1) (``in_flight`` and ``limited`` added,
+``cash`` removed), the ``resilient`` background by default.
 """
 
 from __future__ import annotations
