@@ -21,9 +21,10 @@ same phases from Python, with the replay in place of the core call and the flow)
    rested out).
 3. ``advance``: per book, the mid history and the trade-flow imbalance are updated and the
    episode clock ticks; books whose episode reaches the horizon are *ending*.
-4. ``settle`` (``liquidate`` only): the agents of ending books withdraw their orders (in
-   flight too) and flatten their account's position with market orders, which go
-   through the core at once.
+4. ``settle``: the agents of ending books withdraw their orders (in flight too) and, with
+   ``liquidate``, flatten their account's position with market orders, which go through
+   the core at once; the episode's last observation sees the book without them (what a
+   carried position is worth then is the next episode's baseline, exactly).
 5. ``observe``: observations, rewards (the change of the account's value: cash plus what
    liquidating the position would fetch) and done flags of every agent; the rows of
    ending books are also copied to the final observations.
@@ -117,6 +118,8 @@ cdef struct Params:
     int32_t instant           # 1: no latency, no jitter (every decision arrives in the step
                               # it is sent: the arrival order is a uniform permutation)
     int32_t cell_groups       # decisions one outbox cell holds (delay x n_agents)
+    int32_t n_ghosts          # orders per agent whose cancel may be in flight (n_slots x
+                              # delay)
     int64_t cell_messages     # messages one outbox cell holds
     int64_t horizon           # steps per episode
     int64_t id_base           # agent order ids are id_base + a per-book counter
@@ -181,6 +184,12 @@ cdef struct State:
     int64_t* inflight_ioc     # [N, 2] lots of market orders in flight per side
     int64_t* cancelling       # [N, 2] lots of orders whose cancel (or replace) is in flight:
                               # they may still fill until it arrives
+    int32_t* n_ghost          # [N] such orders ("ghosts": still in the book, no longer in a
+                              # slot); their own lots are not liquidity to the valuation
+    int64_t* ghost_id         # [N, n_ghosts] order id (0: free entry)
+    int64_t* ghost_price      # [N, n_ghosts] ticks
+    int32_t* ghost_arena      # [N, n_ghosts] arena slot when known, else NO_SLOT
+    int8_t* ghost_side        # [N, n_ghosts]
     int32_t* n_live           # [N] orders resting in the book
     int32_t* n_inflight       # [N] limit orders in flight
     double* limited           # [N] share of the lots of the last decision's orders that the
@@ -448,6 +457,12 @@ cdef class EnvKernel:
                              "per book need too large an outbox (delay x agents < 2**20)")
         p.instant = p.delay == 1 and p.jitter_ns == 0 and not np.any(ag["latency_ns"])
         p.cell_groups = p.delay * p.n_agents
+        p.n_ghosts = p.delay * p.n_slots
+        ag.update(n_ghost=np.zeros(n, dtype=np.int32),
+                  ghost_id=np.zeros((n, p.n_ghosts), dtype=np.int64),
+                  ghost_price=np.zeros((n, p.n_ghosts), dtype=np.int64),
+                  ghost_arena=np.full((n, p.n_ghosts), NO_SLOT, dtype=np.int32),
+                  ghost_side=np.zeros((n, p.n_ghosts), dtype=np.int8))
         p.cell_messages = <int64_t>p.cell_groups * (p.n_slots + MESSAGES_PER_AGENT_EXTRA)
         cells = p.delay * p.n_envs
         self.outbox = dict(
@@ -539,6 +554,11 @@ cdef class EnvKernel:
         s.resting = <int64_t*>cnp.PyArray_DATA(ag["resting"])
         s.inflight_ioc = <int64_t*>cnp.PyArray_DATA(ag["inflight_ioc"])
         s.cancelling = <int64_t*>cnp.PyArray_DATA(ag["cancelling"])
+        s.n_ghost = <int32_t*>cnp.PyArray_DATA(ag["n_ghost"])
+        s.ghost_id = <int64_t*>cnp.PyArray_DATA(ag["ghost_id"])
+        s.ghost_price = <int64_t*>cnp.PyArray_DATA(ag["ghost_price"])
+        s.ghost_arena = <int32_t*>cnp.PyArray_DATA(ag["ghost_arena"])
+        s.ghost_side = <int8_t*>cnp.PyArray_DATA(ag["ghost_side"])
         s.n_live = <int32_t*>cnp.PyArray_DATA(ag["n_live"])
         s.n_inflight = <int32_t*>cnp.PyArray_DATA(ag["n_inflight"])
         s.limited = <double*>cnp.PyArray_DATA(ag["limited"])
@@ -580,6 +600,8 @@ cdef class EnvKernel:
         ag["queue_id"][:] = 0
         ag["inflight_ioc"][:] = 0
         ag["cancelling"][:] = 0
+        ag["n_ghost"][:] = 0
+        ag["ghost_id"][:] = 0
         ag["last_arrival"][:] = _NEVER
         ob["n"][:] = 0
         ob["groups"][:] = 0
@@ -625,10 +647,8 @@ cdef class EnvKernel:
             self.books._leave()
 
     def settle(self, int64_t timestamp):
-        """``liquidate`` only: the withdrawals and flattening market orders of ending
-        books (``self.messages[:n]``); returns ``n``."""
-        if not self.s.p.liquidate:
-            return 0
+        """The withdrawals (and, with ``liquidate``, the flattening market orders) of
+        ending books (``self.messages[:n]``); returns ``n``."""
         self.books._enter()
         try:
             return close_positions(&self.s, timestamp)
@@ -721,8 +741,7 @@ cdef class EnvKernel:
         if flow is not None:
             flow.run(1)
         advance(&self.s)
-        if self.s.p.liquidate:
-            self._submit(close_positions(&self.s, timestamp))
+        self._submit(close_positions(&self.s, timestamp))
         with nogil:
             ended = observe_all(&self.s, False)
         if ended:
@@ -762,21 +781,18 @@ cdef class EnvKernel:
             s.batch.n = 0
             for e in range(first, stop):
                 advance_book(s, e)
-                if s.p.liquidate and s.ending[e]:
+                if s.ending[e]:
                     withdraw_book(s, &s.batch, e, timestamp)
-                    flatten_book(s, &s.batch, e, timestamp)
+                    if s.p.liquidate:
+                        flatten_book(s, &s.batch, e, timestamp)
             self._submit(s.batch.n)
             s.batch.n = 0
             ending = 0
             for e in range(first, stop):
                 prefetch_book(s, e + BOOK_AHEAD)    # past stop: the next group's act
-                if finish_book(s, e, False):
-                    ending += 1
-                    if not s.p.liquidate:           # else withdrawn before flattening
-                        withdraw_book(s, &s.batch, e, timestamp)
+                ending += finish_book(s, e, False)   # withdrawn above
             if ending:
                 ended += ending
-                self._submit(s.batch.n)
                 for e in range(first, stop):
                     if s.ending[e]:
                         begin_book(s, e)

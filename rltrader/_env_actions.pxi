@@ -39,15 +39,25 @@ cdef inline int32_t known_slot(const State* s, int64_t k) noexcept nogil:
     return s.slot_arena[k] if s.slot_arena[k] >= 0 else NO_SLOT
 
 
-cdef inline void holding(State* s, Sink* out, int64_t a, int side,
-                         int64_t lots) noexcept nogil:
-    """The last message of ``out`` cancels (or replaces) an order of ``lots`` lots on
-    ``side``: sent through the outbox, those lots stay counted against the limit until it
-    arrives (the order may fill meanwhile)."""
+cdef inline void holding(State* s, Sink* out, int64_t a, int64_t k) noexcept nogil:
+    """The last message of ``out`` cancels (or replaces) the order of agent slot ``k``:
+    sent through the outbox, its lots stay counted against the limit until it arrives
+    (the order may fill meanwhile), and the order stays known as the agent's own (a
+    ghost) for the valuation."""
+    cdef int side = s.slot_side[k]
+    cdef int64_t lots = s.slot_leaves[k], g
     if out.release == NULL or lots <= 0:
         return
     out.release[out.n - 1] = side * lots
     s.cancelling[2 * a + (side == SELL)] += lots
+    for g in range(a * s.p.n_ghosts, (a + 1) * s.p.n_ghosts):
+        if s.ghost_id[g] == 0:          # there is one: an agent has at most n_slots
+            s.ghost_id[g] = s.slot_id[k]    # orders cancelled per step, delay steps long
+            s.ghost_price[g] = s.slot_price[k]
+            s.ghost_arena[g] = known_slot(s, k)
+            s.ghost_side[g] = side
+            s.n_ghost[a] += 1
+            return
 
 
 cdef inline void cancel_slot(State* s, Sink* out, int32_t e, int32_t i, int64_t k,
@@ -62,7 +72,7 @@ cdef inline void cancel_slot(State* s, Sink* out, int32_t e, int32_t i, int64_t 
     m.order_id = s.slot_id[k]
     out.known[out.n - 1] = known_slot(s, k)
     s.resting[2 * a + (s.slot_side[k] == SELL)] -= s.slot_leaves[k]
-    holding(s, out, a, s.slot_side[k], s.slot_leaves[k])
+    holding(s, out, a, k)
     s.slot_id[k] = 0
 
 
@@ -172,13 +182,14 @@ cdef void quote(State* s, Sink* out, int32_t e, int32_t i, int side, int64_t ind
     if index == s.p.n_quotes:
         cancel_slot(s, out, e, i, k, timestamp)
         return
-    qty = granted(s, a, size, allowed(s, e, i, side))        # the held lots included
-    if qty <= 0:
+    price = passive_price(s, e, side, s.p.quote_offsets[index])
+    if (s.slot_id[k] != 0 and s.slot_price[k] == price and held <= size
+            and allowed(s, e, i, side) >= 0):
+        return                      # within the limit: keeps its queue position
+    qty = granted(s, a, size, allowed(s, e, i, side))        # the held lots counted: the
+    if qty <= 0:                                              # old quote may fill first
         cancel_slot(s, out, e, i, k, timestamp)
         return
-    price = passive_price(s, e, side, s.p.quote_offsets[index])
-    if s.slot_id[k] != 0 and s.slot_price[k] == price and held <= qty:
-        return                                                # keeps its queue position
     new_id = s.p.id_base + s.next_id[e]
     s.next_id[e] += 1
     if s.slot_id[k] != 0:                                     # cancel + new order
@@ -186,7 +197,7 @@ cdef void quote(State* s, Sink* out, int32_t e, int32_t i, int side, int64_t ind
         m.order_id = s.slot_id[k]
         m.new_order_id = new_id
         out.known[out.n - 1] = known_slot(s, k)
-        holding(s, out, a, side, held)
+        holding(s, out, a, k)
     else:
         m = new_message(s, out, e, i, LIMIT, timestamp)
         m.order_id = new_id
@@ -242,6 +253,15 @@ cdef void locate(State* s, const Sink* batch) noexcept nogil:
 # At an episode's end: withdraw the agents' orders, flatten their positions
 # ---------------------------------------------------------------------------------------
 
+cdef inline void clear_ghosts(State* s, int64_t a) noexcept nogil:
+    cdef int64_t g
+    if s.n_ghost[a] == 0:
+        return
+    for g in range(a * s.p.n_ghosts, (a + 1) * s.p.n_ghosts):
+        s.ghost_id[g] = 0
+    s.n_ghost[a] = 0
+
+
 cdef void withdraw_book(State* s, Sink* out, int32_t e, int64_t timestamp) noexcept nogil:
     """Every order of book ``e``'s agents leaves the book, cancels appended to ``out``.
     Decisions still in flight are dropped; the orders they would have cancelled (a cancel
@@ -267,6 +287,7 @@ cdef void withdraw_book(State* s, Sink* out, int32_t e, int64_t timestamp) noexc
         s.inflight_ioc[2 * a + 1] = 0
         s.cancelling[2 * a] = 0
         s.cancelling[2 * a + 1] = 0
+        clear_ghosts(s, a)
         for k in range(a * s.p.n_slots, (a + 1) * s.p.n_slots):
             if s.slot_id[k] != 0 and s.slot_arena[k] == IN_FLIGHT:
                 s.slot_id[k] = 0                # dropped with its decision
@@ -304,12 +325,13 @@ cdef void flatten_book(State* s, Sink* out, int32_t e, int64_t timestamp) noexce
 
 
 cdef int64_t close_positions(State* s, int64_t timestamp) noexcept nogil:
-    """Ending books: every agent's orders are withdrawn and a market order is sent for its
-    position. Returns the batch's length."""
+    """Ending books: every agent's orders are withdrawn and, with ``liquidate``, a market
+    order is sent for its position. Returns the batch's length."""
     cdef int32_t e
     s.batch.n = 0
     for e in range(s.p.n_envs):
         if s.ending[e]:
             withdraw_book(s, &s.batch, e, timestamp)
-            flatten_book(s, &s.batch, e, timestamp)
+            if s.p.liquidate:
+                flatten_book(s, &s.batch, e, timestamp)
     return s.batch.n

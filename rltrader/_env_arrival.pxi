@@ -68,8 +68,9 @@ cdef inline void landed(State* s, const Message* m, int64_t tag) noexcept nogil:
 
 cdef inline void arrive(State* s, Sink* out, const Message* m, int32_t known,
                         int64_t tag, int64_t release) noexcept nogil:
-    """Append an agent's message that arrives now; the lots its cancel held are free."""
-    cdef int64_t a = <int64_t>m.book * s.p.n_agents + m.owner - s.p.first_owner
+    """Append an agent's message that arrives now; the lots its cancel held are free,
+    and the cancelled order is no longer a ghost."""
+    cdef int64_t a = <int64_t>m.book * s.p.n_agents + m.owner - s.p.first_owner, g
     out.messages[out.n] = m[0]
     out.known[out.n] = known
     out.tags[out.n] = tag
@@ -77,6 +78,11 @@ cdef inline void arrive(State* s, Sink* out, const Message* m, int32_t known,
     landed(s, m, tag)
     if release != 0:
         s.cancelling[2 * a + (release < 0)] -= release if release > 0 else -release
+        for g in range(a * s.p.n_ghosts, (a + 1) * s.p.n_ghosts):
+            if s.ghost_id[g] == m.order_id:
+                s.ghost_id[g] = 0
+                s.n_ghost[a] -= 1
+                break
 
 
 cdef inline void copy_background(FlowState* f, int64_t at, int32_t g, int32_t groups,

@@ -112,6 +112,31 @@ cdef void top_levels(const State* s, int32_t e, int side, int64_t start, double 
     s.n_levels[2 * e + (side == SELL)] = n
 
 
+cdef enum:
+    OWN_CAP = 64            # own orders of a side the valuation excludes: the slots
+                            # (MAX_ORDERS) and the ghosts found first
+
+
+cdef void ghost_lots(const State* s, int32_t e, int64_t a, int side, int64_t* price,
+                     int64_t* qty, int32_t* n) noexcept nogil:
+    """Append agent ``a``'s ghosts on ``side`` still resting in book ``e`` (price, leaves)
+    to ``price`` and ``qty`` (up to OWN_CAP entries in all)."""
+    cdef const Core* c = s.core
+    cdef int64_t g
+    cdef int32_t slot
+    for g in range(a * s.p.n_ghosts, (a + 1) * s.p.n_ghosts):
+        if s.ghost_id[g] == 0 or s.ghost_side[g] != side or n[0] >= OWN_CAP:
+            continue
+        slot = s.ghost_arena[g]
+        if slot < 0 or c.orders[slot].order_id != s.ghost_id[g] or c.orders[slot].book != e:
+            slot = find_order(c, e, s.ghost_id[g])
+        if slot == NO_SLOT or c.orders[slot].state != RESTING:
+            continue
+        price[n[0]] = c.orders[slot].price
+        qty[n[0]] = c.orders[slot].qty
+        n[0] += 1
+
+
 cdef double liquidation_value(const State* s, int32_t e, int64_t a,
                               int64_t position) noexcept nogil:
     """What ``position`` would fetch now: sold into the bids (bought back from the asks,
@@ -132,8 +157,8 @@ cdef double liquidation_value(const State* s, int32_t e, int64_t a,
     cdef const int64_t* slot_id = &s.slot_id[a * s.p.n_slots]
     cdef const int32_t* slot_arena = &s.slot_arena[a * s.p.n_slots]
     cdef const int8_t* slot_side = &s.slot_side[a * s.p.n_slots]
-    cdef int64_t own_price[MAX_ORDERS]
-    cdef int64_t own_qty[MAX_ORDERS]
+    cdef int64_t own_price[OWN_CAP]
+    cdef int64_t own_qty[OWN_CAP]
     cdef const uint64_t* bits
     cdef double notional = 0.0
     if position == 0:
@@ -143,6 +168,8 @@ cdef double liquidation_value(const State* s, int32_t e, int64_t a,
             own_price[n_own] = s.slot_price[a * s.p.n_slots + k]
             own_qty[n_own] = s.slot_leaves[a * s.p.n_slots + k]
             n_own += 1
+    if s.n_ghost[a] > 0:                  # orders whose cancel is in flight: still own
+        ghost_lots(s, e, a, side, own_price, own_qty, &n_own)
     for level in range(n):
         price = cached[2 * level]
         lots = cached[2 * level + 1]

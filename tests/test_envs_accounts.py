@@ -68,7 +68,7 @@ def test_buying_every_step_for_ten_episodes_stops_at_the_limit_and_shows_it() ->
                        size_classes=(1.0,))
     env = BatchedMarketEnv(config, n_envs=8, n_agents=1, seed=3)
     limit = int(env.position_limit[0])
-    for episode in range(10):
+    for _ in range(10):
         for t in range(20):
             obs, _, terminated, _ = env.step(np.full(8, BUY_MARKET))
             position = env.accounts()["position"].ravel()

@@ -19,7 +19,7 @@ the agent's size class; orders beyond the position limit are cut to fit.
 
 Observation space
 -----------------
-``Box(-f32max, f32max, (4 * depth + 11,), float32)``; the table is in docs/envs.md
+``Box(-f32max, f32max, (4 * depth + 12,), float32)``; the table is in docs/envs.md
 (:func:`rltrader.envs.config.observation_names` gives the column names).
 
 Rewards
@@ -135,7 +135,8 @@ class BatchedMarketEnv:
     n_envs, n_agents : int
         Markets and learning agents per market.
     seed : int
-        Root seed: ``SeedSequence(seed).spawn(2)`` seeds the market and the size classes.
+        Root seed: ``SeedSequence(seed).spawn(3)`` seeds the market, the size classes and the
+        arrival times.
     source : HybridReplay or sequence of them, optional
         Real order flow as the background instead of simulated populations: one distinct
         replay per env (``n_envs`` copies of a record, or different records), each with
@@ -229,7 +230,7 @@ class BatchedMarketEnv:
                 self._kernel(replay.books, slice(j * self.n_agents, (j + 1) * self.n_agents),
                              1, 0, c.replay_step_ns, lane_seed)
                 for j, (replay, lane_seed) in enumerate(
-                    zip(self.sources, arrival_seed.spawn(len(self.sources))))]
+                    zip(self.sources, arrival_seed.spawn(len(self.sources)), strict=True))]
         #: the kernel of the simulated market (of the first replay)
         self.kernel = self.kernels[0]
         for j in range(len(self.kernels)):
