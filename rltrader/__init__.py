@@ -33,12 +33,12 @@ def __getattr__(name: str) -> Any:
 
 
 def _register_envs() -> None:
-    """``gymnasium.make("rltrader/Market-v0")`` works after ``import rltrader``; the env
+    """``gymnasium.make("rltrader/Market-v1")`` works after ``import rltrader``; the env
     module itself loads only when an env is made."""
     from gymnasium.envs.registration import register, registry
 
-    if "rltrader/Market-v0" not in registry:
-        register(id="rltrader/Market-v0", entry_point="rltrader.envs.gym:MarketEnv")
+    if "rltrader/Market-v1" not in registry:
+        register(id="rltrader/Market-v1", entry_point="rltrader.envs.gym:MarketEnv")
 
 
 _register_envs()

@@ -18,7 +18,7 @@ TIME_LEFT = observation_names(CONFIG.depth).index("time_left")
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_check_env_and_registration() -> None:
-    env = gym.make("rltrader/Market-v0", config=CONFIG, n_others=3)
+    env = gym.make("rltrader/Market-v1", config=CONFIG, n_others=3)
     assert isinstance(env.unwrapped, MarketEnv)
     check_env(env.unwrapped)
     obs, info = env.reset(seed=1)

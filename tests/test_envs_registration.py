@@ -20,7 +20,7 @@ CONFIG = EnvConfig(horizon=20, warmup_steps=30)
 FRESH = """
 import gymnasium
 import rltrader
-env = gymnasium.make("rltrader/Market-v0")
+env = gymnasium.make("rltrader/Market-v1")
 obs, _ = env.reset(seed=1)
 assert obs.shape == env.observation_space.shape
 env.step(0)
@@ -38,7 +38,7 @@ def test_make_works_in_a_fresh_process_after_import_rltrader() -> None:
 
 def test_sb3_make_vec_env() -> None:
     assert rltrader.__version__       # the import registers the env
-    venv = make_vec_env("rltrader/Market-v0", n_envs=2, seed=3,
+    venv = make_vec_env("rltrader/Market-v1", n_envs=2, seed=3,
                         env_kwargs={"config": CONFIG})
     obs = venv.reset()
     assert obs.shape == (2, venv.observation_space.shape[0])
@@ -49,7 +49,7 @@ def test_sb3_make_vec_env() -> None:
 
 
 def test_rgb_array_render_is_a_depth_chart() -> None:
-    env = gym.make("rltrader/Market-v0", config=CONFIG, render_mode="rgb_array")
+    env = gym.make("rltrader/Market-v1", config=CONFIG, render_mode="rgb_array")
     env.reset(seed=1)
     env.step(0)
     image = env.render()

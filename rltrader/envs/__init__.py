@@ -5,7 +5,7 @@
 - :class:`SB3VecEnv` (``rltrader.envs.sb3``, needs the ``rl`` extra): a Stable-Baselines3
   ``VecEnv`` where every agent is a sub-env sharing one policy.
 - :class:`MarketParallelEnv`: PettingZoo ``ParallelEnv`` (one market).
-- :class:`MarketEnv`: Gymnasium single-agent env, registered as ``rltrader/Market-v0``.
+- :class:`MarketEnv`: Gymnasium single-agent env, registered as ``rltrader/Market-v1``.
 - :class:`MarketVectorEnv`: Gymnasium ``VectorEnv`` over the batched env.
 - :class:`ShardedMarketEnv`: the batched env's markets split over worker processes.
 """

@@ -1,5 +1,5 @@
 """Gymnasium environments: one learner among background traders and other agents
-(:class:`MarketEnv`, registered as ``rltrader/Market-v0``), and a vector env whose
+(:class:`MarketEnv`, registered as ``rltrader/Market-v1``), and a vector env whose
 sub-envs are all the agents of a batched env (:class:`MarketVectorEnv`)."""
 
 from __future__ import annotations
