@@ -56,7 +56,7 @@ from rltrader._book cimport (
     MAX_PRICE, RESTING, prefetch,
 )
 from rltrader._flow cimport Flow, State as FlowState
-from rltrader._random cimport below, next_u64, uniform
+from rltrader._random cimport next_u64, uniform
 
 cdef extern from *:
     int __builtin_clzll(unsigned long long) nogil
@@ -496,9 +496,9 @@ cdef class EnvKernel:
         )
         # the batch of one core call: the merged arrivals of a group of books, or what the
         # env does for every book at once (withdraw orders, flatten positions)
+        self.events = None
         self._scratch(p.n_envs * (p.delay * p.cell_messages + p.n_agents * (p.n_slots + 1)),
                       p.cell_groups)
-        self.events = np.zeros(4096, dtype=EVENT_DTYPE)
         self._bind(books)
 
     def _scratch(self, int64_t batch, int64_t keys):
@@ -512,6 +512,10 @@ cdef class EnvKernel:
             self.tags = np.full(batch, -1, dtype=np.int64)
             if old is not None:
                 self.messages[:old.shape[0]] = old
+            # events: room for a few per message, so that the core's cheap bound on a
+            # message's events (6 + the book's resting orders) rarely falls through to
+            # the exact count
+            self.events = np.zeros(max(4096, 4 * batch), dtype=EVENT_DTYPE)
             s.batch.messages = <Message*>cnp.PyArray_DATA(self.messages)
             s.batch.known = <int32_t*>cnp.PyArray_DATA(self.known)
             s.batch.tags = <int64_t*>cnp.PyArray_DATA(self.tags)
@@ -729,6 +733,8 @@ cdef class EnvKernel:
                 self._scratch(books_per_group
                               * ((<Flow>flow).s.bucket_cap + self.s.p.cell_messages),
                               (<Flow>flow).s.bucket_cap + self.s.p.cell_groups)
+                if (<Flow>flow).events_array.shape[0] < self.events.shape[0]:
+                    (<Flow>flow).events_array = np.zeros_like(self.events)  # the merged batch
                 return self._step_books(timestamp, <Flow>flow, books_per_group)
             return self._step(timestamp, flow)
         finally:
