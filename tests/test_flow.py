@@ -52,18 +52,24 @@ def maker_quotes(market: Market, book: int = 0) -> list[tuple[int, int]]:
     return out
 
 
-def test_market_maker_skews_its_quotes_against_its_inventory() -> None:
+def quotes_at(half_spread: float, inventory: int) -> tuple[list[tuple[int, int]], float]:
+    """The maker's quotes (skew 0.5 tick per lot) after its inventory was set, and the mid
+    it saw when it quoted."""
     config = MarketConfig(close="09:31", makers=MakerConfig(
-        count=1, rate_per_s=1 / DT_S, levels=2, half_spread=12.0, qty=5.0, skew=0.5,
+        count=1, rate_per_s=1 / DT_S, levels=2, half_spread=half_spread, qty=5.0, skew=0.5,
         max_inventory=100))
+    market = Market(config, seed=3)
+    market.step(1)
+    market.books.account_array["position"][0, market.owners["makers"][0]] = inventory
+    mid = 0.5 * (market.books.best_bid(0) + market.books.best_ask(0))
+    market.step(1)
+    return maker_quotes(market), mid
+
+
+def test_market_maker_skews_its_quotes_against_its_inventory() -> None:
     centres = {}
     for inventory in (-20, 0, 20):
-        market = Market(config, seed=3)
-        market.step(1)
-        maker = market.owners["makers"][0]
-        market.books.account_array["position"][0, maker] = inventory
-        market.step(1)
-        quotes = maker_quotes(market)
+        quotes, _ = quotes_at(12.0, inventory)
         assert sorted(side for side, _ in quotes) == [-1, -1, 1, 1]
         centres[inventory] = np.mean([price for _, price in quotes])
     # the centre moves skew * inventory = 10 ticks against the position
@@ -75,22 +81,12 @@ def test_the_skew_never_moves_the_centre_past_the_half_spread() -> None:
     """A skew of 0.5 tick per lot at 20 lots would move the centre 10 ticks; it stops at
     the half spread (1 tick), so the maker's bid stays below the mid and it never buys
     the asks back as a taker."""
-    config = MarketConfig(close="09:31", makers=MakerConfig(
-        count=1, rate_per_s=1 / DT_S, levels=2, half_spread=1.0, qty=5.0, skew=0.5,
-        max_inventory=100))
     centres = {}
     for inventory in (-20, 0, 20):
-        market = Market(config, seed=3)
-        market.step(1)
-        maker = market.owners["makers"][0]
-        market.books.account_array["position"][0, maker] = inventory
-        mid = 0.5 * (market.books.best_bid(0) + market.books.best_ask(0))
-        market.step(1)
-        quotes = maker_quotes(market)
+        quotes, mid = quotes_at(1.0, inventory)
         centres[inventory] = np.mean([price for _, price in quotes])
-        bids = [price for side, price in quotes if side == 1]
-        asks = [price for side, price in quotes if side == -1]
-        assert max(bids) <= mid <= min(asks)
+        assert max(p for side, p in quotes if side == 1) <= mid
+        assert min(p for side, p in quotes if side == -1) >= mid
     assert centres[20] == pytest.approx(centres[0] - 1, abs=1)
     assert centres[-20] == pytest.approx(centres[0] + 1, abs=1)
 
