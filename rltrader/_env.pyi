@@ -71,6 +71,7 @@ class EnvKernel:
         seed: int | np.random.SeedSequence,
         qty_scale: float,
         price_scale: float,
+        pnl_scale: float,
         running_penalty: float,
         terminal_penalty: float,
         sharpe_eta: float,

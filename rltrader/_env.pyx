@@ -129,7 +129,8 @@ cdef struct Params:
     int64_t quote_offsets[8]
     double quote_sizes[8]     # multiples of the agent's order size
     double qty_scale          # lots: level sizes and the queue ahead are divided by it
-    double price_scale        # ticks: prices, spread, returns, PnL per lot are divided by it
+    double price_scale        # ticks: level prices, the spread and returns are divided by it
+    double pnl_scale          # ticks: the episode's PnL per lot of order size is divided by it
     double running_penalty    # reward per step per (position / order size)^2
     double terminal_penalty   # reward at the episode end per (position / order size)^2
     double sharpe_eta         # adaptation rate of the differential Sharpe ratio
@@ -323,7 +324,8 @@ cdef class EnvKernel:
     valuation : Valuation
     liquidate : bool
         Flatten the agents' positions at the episode end (else carry them, valued).
-    qty_scale, price_scale, running_penalty, terminal_penalty, sharpe_eta, flow_alpha : float
+    qty_scale, price_scale, pnl_scale, running_penalty, terminal_penalty : float
+    sharpe_eta, flow_alpha : float
     limit_offsets, quote_offsets : sequence of int
         Ticks, 1 to 8 values each.
     quote_sizes : sequence of float
@@ -345,7 +347,8 @@ cdef class EnvKernel:
                  actions, obs, rewards, terminated, truncated, final_obs, *, n_envs,
                  n_agents, first_owner, depth, n_slots, action_mode, reward_kind, valuation,
                  bint liquidate, return_lag, scan_ticks, horizon, id_base, dt_ns, jitter_ns,
-                 seed, double qty_scale, double price_scale, double running_penalty,
+                 seed, double qty_scale, double price_scale, double pnl_scale,
+                 double running_penalty,
                  double terminal_penalty, double sharpe_eta, double flow_alpha,
                  limit_offsets, quote_offsets, quote_sizes):
         cdef Params* p = &self.s.p
@@ -368,6 +371,7 @@ cdef class EnvKernel:
         p.jitter_ns = index(jitter_ns)
         p.qty_scale = qty_scale
         p.price_scale = price_scale
+        p.pnl_scale = pnl_scale
         p.running_penalty = running_penalty
         p.terminal_penalty = terminal_penalty
         p.sharpe_eta = sharpe_eta
@@ -383,9 +387,10 @@ cdef class EnvKernel:
                 or p.return_lag < 1):
             raise ValueError(f"2 <= n_slots <= {MAX_ORDERS}, depth >= 1, horizon >= 1, "
                              "return_lag >= 1 needed")
-        if p.dt_ns < 1 or p.jitter_ns < 0 or not price_scale > 0 or not qty_scale > 0:
-            raise ValueError("dt_ns >= 1, jitter_ns >= 0, price_scale > 0, qty_scale > 0 "
-                             "needed")
+        if (p.dt_ns < 1 or p.jitter_ns < 0 or not price_scale > 0 or not qty_scale > 0
+                or not pnl_scale > 0):
+            raise ValueError("dt_ns >= 1, jitter_ns >= 0, price_scale, pnl_scale and "
+                             "qty_scale > 0 needed")
         if p.valuation not in (LIQUIDATION, MID) or p.reward_kind not in (
                 PNL, DIFFERENTIAL_SHARPE) or p.action_mode not in (DISCRETE, MARKET_MAKING):
             raise ValueError("unknown valuation, reward_kind or action_mode")

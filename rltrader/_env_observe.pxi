@@ -303,7 +303,7 @@ cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept no
         for j in range(mlen // 2):      # ~100 bytes, 8 at a time (rows and market start
             (<uint64_t*>row)[j] = (<const uint64_t*>market)[j]  # at even floats)
         row[mlen] = <float>(<double>position / s.position_limit[a])
-        row[mlen + 1] = <float>(pnl / s.order_qty[a] / s.p.price_scale)
+        row[mlen + 1] = <float>(pnl / s.order_qty[a] / s.p.pnl_scale)
         row[mlen + 2] = <float>(<double>s.n_live[a] / s.p.n_slots)
         row[mlen + 3] = <float>(<double>s.n_inflight[a] / s.p.n_slots)
         row[mlen + 4] = <float>(s.queue_ahead[a] / s.p.qty_scale if s.queue_ahead[a] >= 0

@@ -318,7 +318,7 @@ def test_reward_is_the_change_of_the_account_value_per_lot(
         np.testing.assert_allclose(rewards, (pnl - previous) / q, rtol=1e-6, atol=1e-5)
         rows = env.final_observations if terminated[0] else obs
         np.testing.assert_allclose(rows[:, column(env, "pnl")],
-                                   pnl / q / config.price_scale, rtol=1e-6, atol=1e-6)
+                                   pnl / q / config.pnl_scale, rtol=1e-6, atol=1e-6)
         previous = pnl
         if terminated[0]:
             assert terminated.all()

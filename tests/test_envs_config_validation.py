@@ -65,7 +65,8 @@ def test_fees_are_integer_ppm_within_max_fee(name: str, value: Any) -> None:
     ("limit_offsets", (0, 1.5)), ("quote_offsets", (NAN,)), ("limit_offsets", "01"),
     ("quote_sizes", (1.0, NAN)), ("quote_sizes", (True,)), ("size_classes", ()),
     ("size_classes", (1.0, NAN)), ("qty_scale", NAN), ("qty_scale", True),
-    ("price_scale", NAN), ("price_scale", 0.0), ("running_inventory_penalty", NAN),
+    ("price_scale", NAN), ("price_scale", 0.0), ("pnl_scale", NAN), ("pnl_scale", -1.0),
+    ("running_inventory_penalty", NAN),
     ("running_inventory_penalty", -0.5), ("terminal_inventory_penalty", math.inf),
     ("action_mode", None), ("reward", "pnl_inventory"), ("end_of_episode", "mark"),
     ("valuation", "marked"), ("latency_ns", -1), ("latency_ns", ()), ("latency_ns", (0, 1.5)),
@@ -115,6 +116,8 @@ def test_observations_and_rewards_stay_finite() -> None:
         EnvConfig(qty_scale=1e-300)
     with pytest.raises(ValueError, match="EnvConfig.price_scale must be >="):
         EnvConfig(price_scale=1e-300)
+    with pytest.raises(ValueError, match="EnvConfig.pnl_scale must be >="):
+        EnvConfig(pnl_scale=1e-300)
     for name in ("running_inventory_penalty", "terminal_inventory_penalty"):
         with pytest.raises(ValueError, match=f"EnvConfig.{name} must be <="):
             EnvConfig(**{name: 1e308})
@@ -123,7 +126,8 @@ def test_observations_and_rewards_stay_finite() -> None:
         with pytest.raises(ValueError, match=f"EnvConfig.{name} must be <="):
             EnvConfig(**{name: 1e36})
         EnvConfig(**{name: 1e35})
-    config = SMALL.replace(qty_scale=1e-19, price_scale=1e-19, running_inventory_penalty=1e30,
+    config = SMALL.replace(qty_scale=1e-19, price_scale=1e-19, pnl_scale=1e-19,
+                           running_inventory_penalty=1e30,
                            terminal_inventory_penalty=1e30, end_of_episode="carry")
     env = BatchedMarketEnv(config, n_envs=1, n_agents=2)
     for _ in range(25):                                   # past the horizon (20)

@@ -122,7 +122,8 @@ def kernel_kwargs(env: BatchedMarketEnv) -> tuple[tuple, dict[str, Any]]:
                   valuation=0, liquidate=False, return_lag=c.return_lag,
                   scan_ticks=c.scan_ticks, horizon=c.horizon, id_base=1 << 40,
                   dt_ns=env.market.config.dt_ns, jitter_ns=0, seed=0, qty_scale=c.qty_scale,
-                  price_scale=c.price_scale, running_penalty=0.0, terminal_penalty=0.0,
+                  price_scale=c.price_scale, pnl_scale=c.pnl_scale, running_penalty=0.0,
+                  terminal_penalty=0.0,
                   sharpe_eta=0.01, flow_alpha=0.1,
                   limit_offsets=c.limit_offsets, quote_offsets=c.quote_offsets,
                   quote_sizes=c.quote_sizes)

@@ -252,7 +252,8 @@ class BatchedMarketEnv:
             liquidate=c.end_of_episode == "liquidate", return_lag=c.return_lag,
             scan_ticks=c.scan_ticks, horizon=c.horizon, id_base=AGENT_ID_BASE, dt_ns=dt_ns,
             jitter_ns=c.latency_jitter_ns, seed=seed, qty_scale=c.qty_scale,
-            price_scale=c.price_scale, running_penalty=c.running_inventory_penalty,
+            price_scale=c.price_scale, pnl_scale=c.pnl_scale,
+            running_penalty=c.running_inventory_penalty,
             terminal_penalty=c.terminal_inventory_penalty, sharpe_eta=c.sharpe_eta,
             flow_alpha=c.flow_alpha, limit_offsets=c.limit_offsets,
             quote_offsets=c.quote_offsets, quote_sizes=c.quote_sizes)

@@ -122,7 +122,10 @@ class EnvConfig:
     qty_scale : float
         Lots per unit of level size and queue-ahead observations.
     price_scale : float
-        Ticks per unit of price, spread, return and PnL-per-lot observations.
+        Ticks per unit of the level price, spread and return observations (default 2: a
+        level a few ticks from the mid reads about 1).
+    pnl_scale : float
+        Ticks per lot of order size per unit of the ``pnl`` observation (default 50).
     return_lag : int
         Steps of the long mid return.
     flow_alpha : float
@@ -158,7 +161,8 @@ class EnvConfig:
     base_qty: int = 1
     base_position_limit: int = 20
     qty_scale: float = 10.0
-    price_scale: float = 10.0
+    price_scale: float = 2.0
+    pnl_scale: float = 50.0
     return_lag: int = 10
     flow_alpha: float = 0.1
     scan_ticks: int = 64
@@ -193,8 +197,8 @@ class EnvConfig:
                 _fail(name, f"ints of magnitude <= {_INT32_MAX}", getattr(self, name))
         if any(not (_is_real(v) and math.isfinite(v) and v > 0) for v in self.quote_sizes):
             _fail("quote_sizes", "finite and > 0", self.quote_sizes)
-        for name in ("size_alpha", "size_max", "qty_scale", "price_scale", "sharpe_eta",
-                     "flow_alpha"):
+        for name in ("size_alpha", "size_max", "qty_scale", "price_scale", "pnl_scale",
+                     "sharpe_eta", "flow_alpha"):
             value = getattr(self, name)
             if not (_is_real(value) and math.isfinite(value) and value > 0):
                 _fail(name, "finite and > 0", value)
@@ -246,9 +250,10 @@ class EnvConfig:
                 _fail("quote_sizes", f"small enough that the largest agent's quote "
                       f"({max(self.quote_sizes):g} x {qty:.0f} lots = {quote} lots) is at "
                       f"most MAX_QTY={MAX_QTY}", self.quote_sizes)
-        if self.price_scale < _MIN_SCALE:
-            _fail("price_scale", f">= {_MIN_SCALE:.3g} (PnL / price_scale must be finite "
-                  "float32)", self.price_scale)
+        for name in ("price_scale", "pnl_scale"):
+            if getattr(self, name) < _MIN_SCALE:
+                _fail(name, f">= {_MIN_SCALE:.3g} (prices and PnL divided by it must be "
+                      "finite float32)", getattr(self, name))
         ratio = 0.0                 # the largest |position| / order size of any class
         for s in (top, bottom):
             q = max(1.0, float(np.rint(s * self.base_qty)))
