@@ -133,8 +133,8 @@ cdef inline void new_order(State* s, Sink* out, int64_t k, Message* m) noexcept 
     out.tags[out.n - 1] = k
 
 
-cdef void act_discrete(State* s, Sink* out, int32_t e, int32_t i, int64_t action,
-                       int64_t timestamp) noexcept nogil:
+cdef inline void act_discrete(State* s, Sink* out, int32_t e, int32_t i, int64_t action,
+                              int64_t timestamp) noexcept nogil:
     cdef int32_t n_off = s.p.n_offsets, n_slots = s.p.n_slots, j
     cdef int64_t a = <int64_t>e * s.p.n_agents + i, first = a * n_slots, k = -1, qty
     cdef int side
