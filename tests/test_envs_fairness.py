@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from rltrader.envs import BatchedMarketEnv, EnvConfig, observation_names
+from rltrader.training import evaluation as ev
 from rltrader.training import exploits as x
 
 NAMES = observation_names(5)
@@ -63,7 +64,7 @@ def test_identical_makers_earn_the_same_whatever_their_row() -> None:
     """Four identical quoting makers per market: paired differences between rows are
     within noise (the old kernel: row 0 - row 3 = +4.0 +- 0.15 ticks per lot)."""
     config = EnvConfig(action_mode="market_making", horizon=300)
-    result = x.run_lineup(config, [(x.FixedSpreadMaker(), range(4))], n_envs=256,
+    result = ev.run_lineup(config, [(x.FixedSpreadMaker(), range(4))], n_envs=256,
                           n_agents=4, seeds=(0,), episodes=3)
     for a, b in ((0, 3), (0, 1), (2, 3)):
         difference = result.rows(a, b)
