@@ -148,8 +148,8 @@ cdef struct Sink:               # where messages go: the batch or an outbox cell
                               # when it arrives (a cancel's or a replaced order's; > 0 buy
                               # side, < 0 sell side)
     int64_t n
-    bint direct               # the messages reach the book in this very batch (never in
-                              # flight): a decision written straight into the batch
+    bint direct               # the messages reach the book in this step's batch, never
+                              # in flight (no latency: the step's cell is merged at once)
 
 
 cdef struct State:
@@ -773,20 +773,13 @@ cdef class EnvKernel:
         while first < s.p.n_envs:
             stop = min(first + group, s.p.n_envs)
             s.batch.n = 0
-            if s.p.instant:                     # decide and merge in one pass per book
-                flow.decide_books(first, stop)
-                for e in range(first, stop):
-                    if e + BOOK_AHEAD < stop:   # the next group's first books: below
-                        prefetch_book(s, e + BOOK_AHEAD)
-                    act_instant(s, &flow.s, e, timestamp, &s.batch)
-            else:
-                for e in range(first, stop):
-                    if e + BOOK_AHEAD < stop:
-                        prefetch_book(s, e + BOOK_AHEAD)
-                    act_book(s, e, timestamp)
-                flow.decide_books(first, stop)
-                for e in range(first, stop):
-                    merge_book(s, &flow.s, e, &s.batch)
+            for e in range(first, stop):
+                if e + BOOK_AHEAD < stop:       # the next group's first books: below
+                    prefetch_book(s, e + BOOK_AHEAD)
+                act_book(s, e, timestamp)
+            flow.decide_books(first, stop)
+            for e in range(first, stop):
+                merge_book(s, &flow.s, e, &s.batch)
             flow._run_batch(s.batch.messages, s.batch.known, True, s.batch.n)
             locate(s, &s.batch)
             s.batch.n = 0

@@ -312,13 +312,9 @@ cdef void flatten_book(State* s, Sink* out, int32_t e, int64_t timestamp) noexce
     prices, and that must not be a row's privilege."""
     cdef int64_t position, j
     cdef int32_t i
-    cdef uint64_t* rng = &s.arrival_rng[4 * e]
-    cdef uint64_t mask = (<uint64_t>1 << GROUP_BITS) - 1
-    for i in range(s.p.n_agents):
-        s.keys[i] = ((next_u64(rng) >> (64 - KEY_BITS)) << GROUP_BITS) | <uint64_t>i
-    sort_keys(s.keys, s.keys_tmp, s.p.n_agents)
+    shuffle(s.keys, s.p.n_agents, &s.arrival_rng[4 * e])
     for j in range(s.p.n_agents):
-        i = <int32_t>(s.keys[j] & mask)
+        i = <int32_t>s.keys[j]
         position = account(s, e, i).position
         market_order(s, out, e, i, SELL if position > 0 else BUY,
                      position if position > 0 else -position, timestamp)
