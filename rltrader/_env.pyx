@@ -244,6 +244,9 @@ include "_env_observe.pxi"
 
 #: ``last_arrival`` of an agent that has sent nothing yet
 _NEVER = -(1 << 62)
+#: the largest outbox the kernel allocates (the batch is about as large again); more
+#: latency is refused with a message
+_MAX_OUTBOX_BYTES = 1 << 29
 
 
 cdef object _bound(object a, object dtype, tuple shape, str name):
@@ -470,6 +473,13 @@ cdef class EnvKernel:
                   ghost_side=np.zeros((n, p.n_ghosts), dtype=np.int8))
         p.cell_messages = <int64_t>p.cell_groups * (p.n_slots + MESSAGES_PER_AGENT_EXTRA)
         cells = p.delay * p.n_envs
+        # the outbox grows with delay^2 (delay cells, each for delay decisions per agent)
+        outbox_bytes = cells * p.cell_messages * (MESSAGE_DTYPE.itemsize + 4 + 8 + 8)
+        if outbox_bytes > _MAX_OUTBOX_BYTES:
+            raise ValueError(f"a latency of up to {p.delay - 1} steps for {p.n_envs} x "
+                             f"{p.n_agents} agents needs a {outbox_bytes / 2**30:.1f} GiB "
+                             f"outbox (at most {_MAX_OUTBOX_BYTES / 2**20:.0f} MiB): use "
+                             "fewer steps of latency (or longer steps)")
         self.outbox = dict(
             messages=np.zeros(cells * p.cell_messages, dtype=MESSAGE_DTYPE),
             known=np.full(cells * p.cell_messages, NO_SLOT, dtype=np.int32),
@@ -776,10 +786,10 @@ cdef class EnvKernel:
             for e in range(first, stop):
                 if e + BOOK_AHEAD < stop:       # the next group's first books: below
                     prefetch_book(s, e + BOOK_AHEAD)
-                act_book(s, e, timestamp)
+                act_book(s, e, timestamp, s.p.instant)
             flow.decide_books(first, stop)
             for e in range(first, stop):
-                merge_book(s, &flow.s, e, &s.batch)
+                merge_book(s, &flow.s, e, &s.batch, s.p.instant)
             flow._run_batch(s.batch.messages, s.batch.known, True, s.batch.n)
             locate(s, &s.batch)
             s.batch.n = 0

@@ -34,16 +34,17 @@ cdef void act_book_instant(State* s, int32_t e, int64_t timestamp) noexcept nogi
     s.out_n[e] = out.n
 
 
-cdef void act_book(State* s, int32_t e, int64_t timestamp) noexcept nogil:
+cdef void act_book(State* s, int32_t e, int64_t timestamp, bint instant) noexcept nogil:
     """Book ``e``'s agents decide (the step began at ``timestamp``); each decision goes to
-    the outbox cell of its arrival step."""
+    the outbox cell of its arrival step, stamped with its arrival time. ``instant`` (no
+    latency, and a merge that orders the step's decisions itself): ``act_book_instant``."""
     cdef int64_t a, offset, arrival, k, cell, first, dt = s.p.dt_ns
     cdef int64_t now = s.clock % s.p.delay   # this step's cell
     cdef uint64_t* rng = &s.arrival_rng[4 * e]
     cdef int32_t i, g
     cdef double u
     cdef Sink out
-    if s.p.instant:                           # no latency: every decision arrives in
+    if instant:                               # no latency: every decision arrives in
         act_book_instant(s, e, timestamp)     # this step, in a random order (merge_book)
         return
     for i in range(s.p.n_agents):             # slots are as the last observe left them
@@ -126,11 +127,13 @@ cdef inline void copy_background(FlowState* f, int64_t at, int32_t g, int32_t gr
         first += 1
 
 
-cdef void merge_book(State* s, FlowState* f, int32_t e, Sink* out) noexcept nogil:
+cdef void merge_book(State* s, FlowState* f, int32_t e, Sink* out,
+                     bint instant) noexcept nogil:
     """Append to ``out`` the decisions that reach book ``e`` in this step, in the order of
     their arrival times: the agents' from the outbox and, with a flow ``f`` (else NULL),
     the background's from its delay line (each given a uniform arrival time within the
-    step). Both cells are emptied."""
+    step). Both cells are emptied. ``instant``: the cell was filled by
+    ``act_book_instant`` (a uniform permutation instead of arrival times)."""
     cdef int64_t cell = (s.clock % s.p.delay) * s.p.n_envs + e, at = 0, j, n_keys = 0
     cdef int64_t first, stop, base = cell * s.p.cell_messages, gbase = cell * s.p.cell_groups
     cdef int32_t background = 0, g, n_groups = s.out_groups[cell]
@@ -140,7 +143,7 @@ cdef void merge_book(State* s, FlowState* f, int32_t e, Sink* out) noexcept nogi
         at = <int64_t>f.now * f.n_books + e
         if f.pending_n[at] > 0:
             background = f.group_n[at]
-    if s.p.instant:                         # equal (zero) latencies: a uniform permutation
+    if instant:                             # equal (zero) latencies: a uniform permutation
         n_keys = background + n_groups
         shuffle(s.keys, n_keys, rng)
     else:
@@ -161,7 +164,7 @@ cdef void merge_book(State* s, FlowState* f, int32_t e, Sink* out) noexcept nogi
             g -= background
             first = s.group_start[gbase + g]
             stop = s.group_start[gbase + g + 1] if g + 1 < n_groups else s.out_n[cell]
-            if s.p.instant:                 # decided as direct: nothing was in flight
+            if instant:                     # decided as direct: nothing was in flight
                 while first < stop:
                     out.messages[out.n] = s.out_messages[base + first]
                     out.known[out.n] = s.out_known[base + first]
@@ -181,10 +184,13 @@ cdef void merge_book(State* s, FlowState* f, int32_t e, Sink* out) noexcept nogi
 
 cdef int64_t act_all(State* s, int64_t timestamp) noexcept nogil:
     """Every agent decides; the agents' decisions arriving in this step go into the batch,
-    in arrival order. Returns the batch's length."""
+    in arrival order, stamped with their arrival times. Returns the batch's length. (The
+    phase-by-phase path of a data source that merges by timestamp, a hybrid replay: every
+    decision gets its random time within the step even without a latency, so that it
+    interleaves with the recorded flow instead of going first.)"""
     cdef int32_t e
     s.batch.n = 0
     for e in range(s.p.n_envs):
-        act_book(s, e, timestamp)
-        merge_book(s, NULL, e, &s.batch)
+        act_book(s, e, timestamp, False)
+        merge_book(s, NULL, e, &s.batch, False)
     return s.batch.n

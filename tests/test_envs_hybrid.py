@@ -94,3 +94,44 @@ def test_replay_sources_must_match_the_envs(feed) -> None:
         BatchedMarketEnv(CONFIG, n_envs=2, n_agents=1, source=[replay, replay])
     with pytest.raises(ValueError, match="n_agents >= 2"):
         BatchedMarketEnv(CONFIG, n_envs=1, n_agents=2, source=replay)
+
+
+def test_orders_sent_into_a_trading_halt_are_refused_not_held(feed) -> None:
+    """A halt (what LOBSTER type-7 rows give ``HybridReplay``) in the first 3 s: an agent
+    market-buying every step never passes its limit, the refusals are counted, and no
+    agent order is left in the book untracked (held to the resume instead, they arrived
+    after the kernel had counted them)."""
+    env = make(feed, size_classes=(1.0, 1.0), horizon=500)
+    replay = env.source
+    replay._halts = np.array([[replay.timestamp + 1, replay.timestamp + 3_000_000_000]])
+    limit = env.position_limit[0]
+    for _ in range(45):
+        env.step([2 * 4 + 1, 1])                     # market buy; limit buy inside
+        assert env.accounts()[0]["position"][0] <= limit
+    assert env.refused_in_halt > 20
+    assert replay.stats.held_for_halt == 0
+    tracked = set(env.kernel.agent_arrays["slot_id"][1][env.kernel.agent_arrays["slot_id"][1] > 0])
+    prices = replay.books.top_levels(replay.books.window)[0][0, 0]
+    for price in prices[prices > 0]:
+        queue = replay.books.level_queue(0, 1, int(price))
+        assert set(queue["order_id"][queue["owner"] == 1]) <= tracked
+
+
+def test_without_latency_agents_interleave_with_the_recorded_flow(feed) -> None:
+    """Each decision gets a uniform time within the step (the replay merges by time):
+    agents do not all go before the step's recorded messages."""
+    env = make(feed)
+    replay, offsets = env.source, []
+    step = replay.step
+
+    def spy(*args, agent_messages=None, **kwargs):
+        if agent_messages is not None and agent_messages.size:
+            offsets.extend(agent_messages["timestamp"] - replay.timestamp)
+        return step(*args, agent_messages=agent_messages, **kwargs)
+
+    replay.step = spy
+    for _ in range(30):
+        env.step([2 * 4 + 1, 1])
+    offsets = np.array(offsets)
+    assert offsets.size > 30
+    assert 0.3 < np.mean(offsets > CONFIG.replay_step_ns // 2) < 0.7

@@ -251,12 +251,21 @@ class HybridReplay:
             raise ValueError(f"agent message {bad[0]}: timestamp {m['timestamp'][bad[0]]} "
                              f"outside this step [{self.timestamp}, {until_ts}]")
 
+    def halted(self, timestamps: np.ndarray) -> np.ndarray:
+        """Which of ``timestamps`` (ns) fall inside a trading halt of the record (bool
+        array of the same shape)."""
+        t = np.asarray(timestamps, dtype=np.int64)
+        if not self._halts.size:
+            return np.zeros(t.shape, dtype=bool)
+        k = np.searchsorted(self._halts[:, 0], t, side="right") - 1
+        return (k >= 0) & (t < self._halts[np.maximum(k, 0), 1])
+
     def _hold_for_halts(self, m: np.ndarray) -> int:
         if not self._halts.size:
             return 0
-        k = np.searchsorted(self._halts[:, 0], m["timestamp"], side="right") - 1
-        inside = (k >= 0) & (m["timestamp"] < self._halts[np.maximum(k, 0), 1])
-        m["timestamp"][inside] = self._halts[k[inside], 1]
+        inside = self.halted(m["timestamp"])
+        k = np.searchsorted(self._halts[:, 0], m["timestamp"][inside], side="right") - 1
+        m["timestamp"][inside] = self._halts[k, 1]
         return int(inside.sum())
 
     def _merge(self, history: np.ndarray, agents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

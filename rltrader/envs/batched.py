@@ -72,7 +72,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rltrader._env import ActionMode, EnvKernel, Layout, copy_actions
-from rltrader.core.constants import AGENT_ID_BASE
+from rltrader.core.constants import AGENT_ID_BASE, CANCEL, REDUCE, REPLACE
 from rltrader.envs.config import ACTION_MODES, REWARDS, VALUATIONS, EnvConfig
 from rltrader.sim.market import Market, RecordConfig
 
@@ -184,6 +184,8 @@ class BatchedMarketEnv:
         self.terminated = np.zeros(n, dtype=bool)
         self.truncated = np.zeros(n, dtype=bool)
         self.final_observations = np.zeros((n, self.obs_dim), dtype=np.float32)
+        #: agent orders a replay refused because they arrived in a trading halt
+        self.refused_in_halt = 0
         self.seed = seed
         self._build(seed)
 
@@ -293,15 +295,33 @@ class BatchedMarketEnv:
         if self.market is not None:
             self.kernels[j].submit(n)
         else:
-            self.sources[j].step(n_messages=0,
-                                 agent_messages=self.kernels[j].messages[:n].copy())
+            self.sources[j].step(n_messages=0, agent_messages=self._to_replay(j, n))
+
+    def _to_replay(self, j: int, n: int) -> np.ndarray:
+        """The kernel's ``messages[:n]`` for replay ``j``. In a trading halt the exchange
+        takes cancels only: a new order sent into a halt is refused (the kernel then sees
+        it as an order that did not rest, or an IOC that did not fill) and a replace
+        cancels its old order, its new one refused. (Held to the resume instead, as
+        ``HybridReplay`` holds a direct caller's orders, they would arrive after the
+        kernel had counted them as arrived: past the position limit, untracked.)
+        :attr:`refused_in_halt` counts the refusals."""
+        messages = self.kernels[j].messages[:n].copy()
+        halted = self.sources[j].halted(messages["timestamp"])
+        if not halted.any():
+            return messages
+        replace = halted & (messages["op"] == REPLACE)
+        messages["op"][replace] = CANCEL
+        messages["new_order_id"][replace] = 0
+        refused = halted & ~np.isin(messages["op"], (CANCEL, REDUCE))
+        self.refused_in_halt += int(refused.sum() + replace.sum())
+        return messages[~refused]
 
     def _replay_step(self, j: int) -> None:
         """The step's phases with replay ``j`` in place of the core call and the flow."""
         k, replay, ts = self.kernels[j], self.sources[j], self._timestamp(j)
         n = k.act(ts)
         replay.step(until_ts=ts + self.config.replay_step_ns,
-                    agent_messages=k.messages[:n].copy())
+                    agent_messages=self._to_replay(j, n))
         k.advance()
         self._submit(j, k.settle(self._timestamp(j)))
         if replay.done:

@@ -95,7 +95,9 @@ class EnvConfig:
         Subtracted from every step's reward: ``x (position / order size)^2``.
     terminal_inventory_penalty : float
         Subtracted from the reward of an episode's last step: ``x (position / order
-        size)^2`` (after the liquidation, if any).
+        size)^2``, the position after the liquidation: with ``"liquidate"`` it bites only
+        on what the book could not take (the liquidation's cost is already in the reward);
+        with ``"carry"`` on the whole position.
     sharpe_eta : float
         ``sharpe``: adaptation rate of the differential Sharpe ratio.
     end_of_episode : str
