@@ -208,3 +208,12 @@ def test_gymnasium_env_copies_the_observation_once_and_it_stays_valid() -> None:
     np.testing.assert_array_equal(first, kept)  # earlier results are not overwritten
     np.testing.assert_array_equal(obs, after)
     assert env.render() is not None
+
+
+def test_a_latency_whose_outbox_would_not_fit_is_refused_with_a_message() -> None:
+    """The outbox grows with the square of the latency in steps: 10 s of latency in 100 ms
+    steps for 4 x 16 agents would need about 1 GiB; refused before anything is allocated."""
+    with pytest.raises(ValueError, match="GiB outbox"):
+        BatchedMarketEnv(EnvConfig(latency_ns=10_000_000_000, max_orders=16), n_envs=4,
+                         n_agents=16)
+    BatchedMarketEnv(EnvConfig(latency_ns=1_000_000_000), n_envs=4, n_agents=16)
