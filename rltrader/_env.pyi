@@ -11,6 +11,15 @@ from rltrader.core.messages import MESSAGE_DTYPE as MESSAGE_DTYPE
 class ActionMode(IntEnum):
     DISCRETE = 0
     MARKET_MAKING = 1
+    ORDER = 2
+
+class OrderOp(IntEnum):
+    ORDER_HOLD = 0
+    ORDER_BUY = 1
+    ORDER_SELL = 2
+    ORDER_CANCEL = 3
+    ORDER_REPLACE = 4
+    N_ORDER_OPS = 5
 
 class RewardKind(IntEnum):
     PNL = 0
@@ -25,6 +34,8 @@ class Layout(IntEnum):
     MAX_ORDERS = 16
     MARKET_EXTRA = 4
     AGENT_FEATURES = 8
+    SLOT_FEATURES = 3
+    ORDER_FIELDS = 5
     MESSAGES_PER_AGENT_EXTRA = 2
 
 def copy_actions(src: np.ndarray, out: np.ndarray, high: np.ndarray) -> int: ...
@@ -79,6 +90,7 @@ class EnvKernel:
         limit_offsets: Sequence[int],
         quote_offsets: Sequence[int],
         quote_sizes: Sequence[float],
+        order_offsets: Sequence[int] = ...,
     ) -> None: ...
     def rebind(self, books: Books) -> None: ...
     @property

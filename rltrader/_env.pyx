@@ -74,6 +74,16 @@ cnp.import_array()
 cpdef enum ActionMode:
     DISCRETE = 0          # one Discrete action: hold, limit at offsets, market, cancel all
     MARKET_MAKING = 1     # MultiDiscrete (bid offset, ask offset, size): one quote per side
+    ORDER = 2             # MultiDiscrete (op, price offset, size, time in force, slot): any
+                          # own order: new (any TIF, may cross), cancel or replace a slot's
+
+cpdef enum OrderOp:
+    ORDER_HOLD = 0
+    ORDER_BUY = 1         # a new limit buy into the slot (its old order cancelled first)
+    ORDER_SELL = 2
+    ORDER_CANCEL = 3      # cancel the slot's order
+    ORDER_REPLACE = 4     # move the slot's order (same side) to the offset and size
+    N_ORDER_OPS = 5
 
 cpdef enum RewardKind:
     PNL = 0                   # change of the episode's value (docs/envs.md), minus penalties
@@ -89,6 +99,8 @@ cpdef enum Layout:
     MARKET_EXTRA = 4      # after the 4 x depth level features: spread, 2 returns, imbalance
     AGENT_FEATURES = 8    # inventory, pnl, orders, in flight, queue ahead, time left, size
                           # class, limited
+    SLOT_FEATURES = 3     # ORDER mode, per order slot: price - mid, signed lots, in flight
+    ORDER_FIELDS = 5      # ORDER mode: the action's columns
     MESSAGES_PER_AGENT_EXTRA = 2   # per agent per decision: n_slots cancels + 2 messages
 
 
@@ -110,7 +122,9 @@ cdef struct Params:
     int32_t liquidate         # 1: flatten at the episode end, 0: carry the position
     int32_t n_offsets         # limit offsets (DISCRETE)
     int32_t n_quotes          # quote offsets (MARKET_MAKING); index n_quotes = no quote
-    int32_t n_sizes           # quote sizes (MARKET_MAKING)
+    int32_t n_sizes           # quote sizes (MARKET_MAKING, ORDER)
+    int32_t n_order_offsets   # price offsets (ORDER)
+    int32_t action_dims       # columns of the action array (1, 3 or ORDER_FIELDS)
     int32_t return_lag        # steps of the long return
     int32_t scan_ticks        # ticks beyond the touch searched for levels (features, value)
     int32_t obs_dim
@@ -127,6 +141,8 @@ cdef struct Params:
     int64_t jitter_ns         # an agent's latency is its own plus uniform [0, jitter_ns)
     int64_t limit_offsets[8]  # ticks behind the own-side touch (< 0: inside the spread)
     int64_t quote_offsets[8]
+    int64_t order_offsets[8]  # ORDER: ticks behind the own-side touch; < 0 toward (and
+                              # possibly through) the other side
     double quote_sizes[8]     # multiples of the agent's order size
     double qty_scale          # lots: level sizes and the queue ahead are divided by it
     double price_scale        # ticks: level prices, the spread and returns are divided by it
@@ -311,7 +327,7 @@ cdef class EnvKernel:
     size_class : float64 array, shape (n_envs * n_agents,)
     latency_ns : int64 array, shape (n_envs * n_agents,)
         ns from a decision's send time to its arrival at the book (>= 0).
-    actions : int64 array (N,) (DISCRETE) or (N, 3) (MARKET_MAKING)
+    actions : int64 array (N,) (DISCRETE), (N, 3) (MARKET_MAKING) or (N, 5) (ORDER)
     obs, final_obs : float32 arrays (N, obs_dim)
     rewards : float32 array (N,)
     terminated, truncated : bool arrays (N,)
@@ -353,7 +369,7 @@ cdef class EnvKernel:
                  seed, double qty_scale, double price_scale, double pnl_scale,
                  double running_penalty,
                  double terminal_penalty, double sharpe_eta, double flow_alpha,
-                 limit_offsets, quote_offsets, quote_sizes):
+                 limit_offsets, quote_offsets, quote_sizes, order_offsets=(0,)):
         cdef Params* p = &self.s.p
         cdef int64_t n, j
         # operator.index: a C int argument would silently truncate 2.5 to 2
@@ -380,6 +396,8 @@ cdef class EnvKernel:
         p.sharpe_eta = sharpe_eta
         p.flow_alpha = flow_alpha
         p.obs_dim = 4 * p.depth + MARKET_EXTRA + AGENT_FEATURES
+        if index(action_mode) == ORDER:         # the agent's own orders, slot by slot
+            p.obs_dim += SLOT_FEATURES * index(n_slots)
         if p.n_envs > books.core.n_books:
             raise ValueError(f"books has {books.core.n_books} books, fewer than n_envs="
                              f"{p.n_envs}")
@@ -395,10 +413,11 @@ cdef class EnvKernel:
             raise ValueError("dt_ns >= 1, jitter_ns >= 0, price_scale, pnl_scale and "
                              "qty_scale > 0 needed")
         if p.valuation not in (LIQUIDATION, MID) or p.reward_kind not in (
-                PNL, DIFFERENTIAL_SHARPE) or p.action_mode not in (DISCRETE, MARKET_MAKING):
+                PNL, DIFFERENTIAL_SHARPE) or p.action_mode not in (DISCRETE, MARKET_MAKING,
+                                                                   ORDER):
             raise ValueError("unknown valuation, reward_kind or action_mode")
         for name, values in (("limit_offsets", limit_offsets), ("quote_offsets", quote_offsets),
-                             ("quote_sizes", quote_sizes)):
+                             ("quote_sizes", quote_sizes), ("order_offsets", order_offsets)):
             if not 1 <= len(values) <= MAX_OFFSETS:
                 raise ValueError(f"{name} must hold 1 to {MAX_OFFSETS} values")
         p.n_offsets = len(limit_offsets)
@@ -410,8 +429,13 @@ cdef class EnvKernel:
             p.quote_offsets[j] = index(quote_offsets[j])
         for j in range(p.n_sizes):
             p.quote_sizes[j] = quote_sizes[j]
+        p.n_order_offsets = len(order_offsets)
+        for j in range(p.n_order_offsets):
+            p.order_offsets[j] = index(order_offsets[j])
         n = <int64_t>p.n_envs * p.n_agents
-        a_shape = (int(n),) if p.action_mode == DISCRETE else (int(n), 3)
+        p.action_dims = (1 if p.action_mode == DISCRETE else
+                         3 if p.action_mode == MARKET_MAKING else ORDER_FIELDS)
+        a_shape = (int(n),) if p.action_mode == DISCRETE else (int(n), p.action_dims)
         self.buffers = dict(
             actions=_bound(actions, np.int64, a_shape, "actions"),
             obs=_bound(obs, np.float32, (n, p.obs_dim), "obs"),

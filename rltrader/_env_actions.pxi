@@ -207,6 +207,59 @@ cdef void quote(State* s, Sink* out, int32_t e, int32_t i, int side, int64_t ind
     new_order(s, out, k, m)
 
 
+cdef inline int64_t any_price(const State* s, int32_t e, int side,
+                              int64_t offset) noexcept nogil:
+    """``offset`` ticks behind the own-side touch (< 0: toward the other side, and through
+    it: a marketable limit), within [1, MAX_PRICE]."""
+    cdef int64_t price = own_touch(s, e, side) - side * offset
+    if price < 1:
+        return 1
+    return price if price <= MAX_PRICE else MAX_PRICE
+
+
+cdef void act_order(State* s, Sink* out, int32_t e, int32_t i, const int64_t* act,
+                    int64_t timestamp) noexcept nogil:
+    """ORDER mode: ``act`` = (op, price offset index, size index, time in force, slot)."""
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i
+    cdef int64_t k = a * s.p.n_slots + act[4], size, qty, new_id
+    cdef int op = <int>act[0], side
+    cdef Message* m
+    if op == ORDER_HOLD:
+        return
+    if op == ORDER_CANCEL:
+        cancel_slot(s, out, e, i, k, timestamp)
+        return
+    if op == ORDER_REPLACE:
+        if s.slot_id[k] == 0:
+            return
+        side = s.slot_side[k]
+    else:
+        side = BUY if op == ORDER_BUY else SELL
+    size = <int64_t>floor(s.p.quote_sizes[act[2]] * s.order_qty[a] + 0.5)
+    qty = granted(s, a, size if size > 1 else 1, allowed(s, e, i, side))
+    if qty <= 0:
+        if op == ORDER_REPLACE:
+            cancel_slot(s, out, e, i, k, timestamp)
+        return
+    new_id = s.p.id_base + s.next_id[e]
+    s.next_id[e] += 1
+    if op == ORDER_REPLACE:         # cancel + new order (the held lots counted above)
+        m = new_message(s, out, e, i, REPLACE, timestamp)
+        m.order_id = s.slot_id[k]
+        m.new_order_id = new_id
+        out.known[out.n - 1] = known_slot(s, k)
+        holding(s, out, a, k)
+    else:
+        cancel_slot(s, out, e, i, k, timestamp)
+        m = new_message(s, out, e, i, LIMIT, timestamp)
+        m.order_id = new_id
+    m.side = side
+    m.price = any_price(s, e, side, s.p.order_offsets[act[1]])
+    m.qty = qty
+    m.tif = <int8_t>act[3]
+    new_order(s, out, k, m)
+
+
 cdef inline void decide(State* s, Sink* out, int32_t e, int32_t i,
                         int64_t timestamp) noexcept nogil:
     """Agent ``i`` of book ``e`` turns its action into messages at ``out``."""
@@ -215,6 +268,8 @@ cdef inline void decide(State* s, Sink* out, int32_t e, int32_t i,
     s.limited[a] = 0.0
     if s.p.action_mode == DISCRETE:
         act_discrete(s, out, e, i, s.actions[a], timestamp)
+    elif s.p.action_mode == ORDER:
+        act_order(s, out, e, i, &s.actions[ORDER_FIELDS * a], timestamp)
     else:
         act = &s.actions[3 * a]
         size = <int64_t>floor(s.p.quote_sizes[act[2]] * s.order_qty[a] + 0.5)

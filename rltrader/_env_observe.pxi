@@ -283,6 +283,23 @@ cdef void market_features(State* s, int32_t e) noexcept nogil:
         out[4 * K + 3] = <float>(s.flow_signed[e] / s.flow_total[e])
 
 
+cdef inline void slot_features(const State* s, int32_t e, int64_t a,
+                               float* out) noexcept nogil:
+    """ORDER mode: per order slot of agent ``a``, (price - mid) / ``price_scale``, lots x
+    side / ``qty_scale`` and 1 while in flight; zeros for an empty slot."""
+    cdef int64_t k, j
+    for j in range(s.p.n_slots):
+        k = a * s.p.n_slots + j
+        if s.slot_id[k] == 0:
+            out[3 * j] = 0.0
+            out[3 * j + 1] = 0.0
+            out[3 * j + 2] = 0.0
+            continue
+        out[3 * j] = <float>((s.slot_price[k] - s.mid[e]) / s.p.price_scale)
+        out[3 * j + 1] = <float>(s.slot_side[k] * s.slot_leaves[k] / s.p.qty_scale)
+        out[3 * j + 2] = 1.0 if s.slot_arena[k] == IN_FLIGHT else 0.0
+
+
 cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept nogil:
     """Observation rows of book ``e``'s agents into ``obs``; rewards when ``reward``."""
     cdef int32_t K = s.p.depth, i, j, mlen = 4 * K + MARKET_EXTRA
@@ -311,6 +328,8 @@ cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept no
         row[mlen + 5] = time_left
         row[mlen + 6] = <float>s.log_size[a]
         row[mlen + 7] = <float>s.limited[a]
+        if s.p.action_mode == ORDER:
+            slot_features(s, e, a, row + mlen + AGENT_FEATURES)
         if not reward:
             s.prev_pnl[a] = pnl
             continue

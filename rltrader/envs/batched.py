@@ -71,9 +71,16 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rltrader._env import ActionMode, EnvKernel, Layout, copy_actions
+from rltrader._env import ActionMode, EnvKernel, OrderOp, copy_actions
 from rltrader.core.constants import AGENT_ID_BASE, CANCEL, REDUCE, REPLACE
-from rltrader.envs.config import ACTION_MODES, REWARDS, VALUATIONS, EnvConfig
+from rltrader.envs.config import (
+    ACTION_MODES,
+    ORDER_TIFS,
+    REWARDS,
+    VALUATIONS,
+    EnvConfig,
+    observation_names,
+)
 from rltrader.sim.market import Market, RecordConfig
 
 
@@ -170,14 +177,18 @@ class BatchedMarketEnv:
             self.single_action_space: spaces.Space = spaces.Discrete(2 * len(c.limit_offsets) + 4)
             #: per action column, the exclusive upper bound
             self.action_high = np.array([2 * len(c.limit_offsets) + 4], dtype=np.int64)
+        elif self.mode == ActionMode.ORDER:
+            self.action_high = np.array([int(OrderOp.N_ORDER_OPS), len(c.order_offsets),
+                                         n_sizes, ORDER_TIFS, c.max_orders], dtype=np.int64)
+            self.single_action_space = spaces.MultiDiscrete(self.action_high.tolist())
         else:
             self.single_action_space = spaces.MultiDiscrete([n_quotes, n_quotes, n_sizes])
             self.action_high = np.array([n_quotes, n_quotes, n_sizes], dtype=np.int64)
-        self.obs_dim = 4 * c.depth + int(Layout.MARKET_EXTRA) + int(Layout.AGENT_FEATURES)
+        self.obs_dim = len(observation_names(c.depth, c.action_mode, c.max_orders))
         big = np.finfo(np.float32).max       # finite bounds: every float32 value fits
         self.single_observation_space = spaces.Box(-big, big, (self.obs_dim,), np.float32)
         n = self.num_agents_total
-        shape = (n,) if self.mode == ActionMode.DISCRETE else (n, 3)
+        shape = (n,) if self.mode == ActionMode.DISCRETE else (n, len(self.action_high))
         self.actions = np.zeros(shape, dtype=np.int64)
         self.observations = np.zeros((n, self.obs_dim), dtype=np.float32)
         self.rewards = np.zeros(n, dtype=np.float32)
@@ -258,7 +269,8 @@ class BatchedMarketEnv:
             running_penalty=c.running_inventory_penalty,
             terminal_penalty=c.terminal_inventory_penalty, sharpe_eta=c.sharpe_eta,
             flow_alpha=c.flow_alpha, limit_offsets=c.limit_offsets,
-            quote_offsets=c.quote_offsets, quote_sizes=c.quote_sizes)
+            quote_offsets=c.quote_offsets, quote_sizes=c.quote_sizes,
+            order_offsets=c.order_offsets)
 
     def _warm_up(self, j: int) -> None:
         """Background-only steps of lane ``j``; the last ones also fill the mid history

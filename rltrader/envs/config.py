@@ -15,7 +15,10 @@ from rltrader.core.checks import is_int
 from rltrader.core.constants import MAX_FEE_PPM, MAX_QTY
 from rltrader.sim.config import MarketConfig, preset
 
-ACTION_MODES = {"discrete": ActionMode.DISCRETE, "market_making": ActionMode.MARKET_MAKING}
+ACTION_MODES = {"discrete": ActionMode.DISCRETE, "market_making": ActionMode.MARKET_MAKING,
+                "order": ActionMode.ORDER}
+#: ORDER mode's time in force column: GTC, IOC, FOK, post-only (core.constants.TimeInForce)
+ORDER_TIFS = 4
 REWARDS = {"pnl": RewardKind.PNL, "sharpe": RewardKind.DIFFERENTIAL_SHARPE}
 END_OF_EPISODE = ("liquidate", "carry")
 VALUATIONS = {"liquidation": Valuation.LIQUIDATION, "mid": Valuation.MID}
@@ -71,10 +74,14 @@ class EnvConfig:
     depth : int
         Price levels per side in the observation.
     action_mode : str
-        ``"discrete"`` or ``"market_making"`` (see docs/envs.md).
+        ``"discrete"``, ``"market_making"`` or ``"order"`` (see docs/envs.md).
     limit_offsets : tuple of int
         Discrete limit orders: ticks behind the own-side touch (negative: inside the
         spread; a price that would cross is moved to one tick off the opposite best).
+    order_offsets : tuple of int
+        Order mode: the price offsets of a new or replaced order, ticks behind the own-side
+        touch; a negative offset moves toward the other side and may cross it (a
+        marketable limit order; with IOC or FOK, a taker order).
     quote_offsets : tuple of int
         Market making: the quote offsets of each side (same convention).
     quote_sizes : tuple of float
@@ -144,6 +151,7 @@ class EnvConfig:
     depth: int = 5
     action_mode: str = "discrete"
     limit_offsets: tuple[int, ...] = (-1, 0, 1, 3)
+    order_offsets: tuple[int, ...] = (-2, -1, 0, 1, 2, 4)
     quote_offsets: tuple[int, ...] = (0, 1, 2, 4)
     quote_sizes: tuple[float, ...] = (1.0, 2.0, 4.0)
     max_orders: int = 4
@@ -189,12 +197,12 @@ class EnvConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or value not in values:
                 _fail(name, f"one of {sorted(values)}", value)
-        for name in ("limit_offsets", "quote_offsets", "quote_sizes"):
+        for name in ("limit_offsets", "quote_offsets", "quote_sizes", "order_offsets"):
             values = getattr(self, name)
             if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or \
                     not 1 <= len(values) <= Layout.MAX_OFFSETS:
                 _fail(name, f"1 to {int(Layout.MAX_OFFSETS)} values", values)
-        for name in ("limit_offsets", "quote_offsets"):
+        for name in ("limit_offsets", "quote_offsets", "order_offsets"):
             if not all(is_int(v) and abs(v) <= _INT32_MAX for v in getattr(self, name)):
                 _fail(name, f"ints of magnitude <= {_INT32_MAX}", getattr(self, name))
         if any(not (_is_real(v) and math.isfinite(v) and v > 0) for v in self.quote_sizes):
@@ -246,7 +254,7 @@ class EnvConfig:
             _fail("base_position_limit", f"small enough that the largest agent's position "
                   f"limit (size class {top:g} x base_position_limit = {limit:.0f} lots) is "
                   f"at most 2**62", self.base_position_limit)
-        if self.action_mode == "market_making":
+        if self.action_mode in ("market_making", "order"):
             quote = math.floor(max(self.quote_sizes) * qty + 0.5)
             if quote > MAX_QTY:
                 _fail("quote_sizes", f"small enough that the largest agent's quote "
@@ -275,10 +283,16 @@ class EnvConfig:
         return dataclasses.replace(self, **changes)
 
 
-def observation_names(depth: int) -> list[str]:
-    """The name of every observation column, in order (docs/envs.md explains them)."""
+def observation_names(depth: int, action_mode: str = "discrete",
+                      max_orders: int = 4) -> list[str]:
+    """The name of every observation column, in order (docs/envs.md explains them); the
+    order mode adds, per order slot, its price, lots and in-flight flag."""
     levels = [f"{side}_{what}_{k}" for side in ("bid", "ask") for what in ("price", "qty")
               for k in range(depth)]
-    return levels + ["spread", "return_1", "return_lag", "flow_imbalance", "inventory",
-                     "pnl", "orders", "in_flight", "queue_ahead", "time_left",
-                     "log_size_class", "limited"]
+    names = levels + ["spread", "return_1", "return_lag", "flow_imbalance", "inventory",
+                      "pnl", "orders", "in_flight", "queue_ahead", "time_left",
+                      "log_size_class", "limited"]
+    if action_mode == "order":
+        names += [f"slot_{j}_{what}" for j in range(max_orders)
+                  for what in ("price", "qty", "in_flight")]
+    return names
