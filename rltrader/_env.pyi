@@ -12,6 +12,7 @@ class ActionMode(IntEnum):
     DISCRETE = 0
     MARKET_MAKING = 1
     ORDER = 2
+    CONTINUOUS = 3
 
 class OrderOp(IntEnum):
     ORDER_HOLD = 0
@@ -36,6 +37,7 @@ class Layout(IntEnum):
     AGENT_FEATURES = 8
     SLOT_FEATURES = 3
     ORDER_FIELDS = 5
+    CONTINUOUS_FIELDS = 4
     MESSAGES_PER_AGENT_EXTRA = 2
 
 def copy_actions(src: np.ndarray, out: np.ndarray, high: np.ndarray) -> int: ...

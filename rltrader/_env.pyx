@@ -46,7 +46,7 @@ count, or the window moved); positions and cash come from the core's per-owner a
 """
 
 cimport numpy as cnp
-from libc.math cimport ceil, floor, sqrt
+from libc.math cimport ceil, floor, llround, sqrt
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -76,6 +76,7 @@ cpdef enum ActionMode:
     MARKET_MAKING = 1     # MultiDiscrete (bid offset, ask offset, size): one quote per side
     ORDER = 2             # MultiDiscrete (op, price offset, size, time in force, slot): any
                           # own order: new (any TIF, may cross), cancel or replace a slot's
+    CONTINUOUS = 3        # Box (bid offset, ask offset, bid size, ask size), float64
 
 cpdef enum OrderOp:
     ORDER_HOLD = 0
@@ -101,6 +102,7 @@ cpdef enum Layout:
                           # class, limited
     SLOT_FEATURES = 3     # ORDER mode, per order slot: price - mid, signed lots, in flight
     ORDER_FIELDS = 5      # ORDER mode: the action's columns
+    CONTINUOUS_FIELDS = 4 # CONTINUOUS mode: the action's columns
     MESSAGES_PER_AGENT_EXTRA = 2   # per agent per decision: n_slots cancels + 2 messages
 
 
@@ -172,7 +174,8 @@ cdef struct State:
     Params p
     const Core* core
     # bound buffers
-    const int64_t* actions    # [N, action_dims]
+    const int64_t* actions    # [N, action_dims] (NULL in CONTINUOUS mode)
+    const double* factions    # [N, CONTINUOUS_FIELDS] (CONTINUOUS mode, else NULL)
     float* obs                # [N, obs_dim]
     float* rewards            # [N]
     uint8_t* terminated       # [N]
@@ -327,7 +330,8 @@ cdef class EnvKernel:
     size_class : float64 array, shape (n_envs * n_agents,)
     latency_ns : int64 array, shape (n_envs * n_agents,)
         ns from a decision's send time to its arrival at the book (>= 0).
-    actions : int64 array (N,) (DISCRETE), (N, 3) (MARKET_MAKING) or (N, 5) (ORDER)
+    actions : int64 array (N,) (DISCRETE), (N, 3) (MARKET_MAKING) or (N, 5) (ORDER); float64
+        (N, 4) (CONTINUOUS)
     obs, final_obs : float32 arrays (N, obs_dim)
     rewards : float32 array (N,)
     terminated, truncated : bool arrays (N,)
@@ -414,7 +418,7 @@ cdef class EnvKernel:
                              "qty_scale > 0 needed")
         if p.valuation not in (LIQUIDATION, MID) or p.reward_kind not in (
                 PNL, DIFFERENTIAL_SHARPE) or p.action_mode not in (DISCRETE, MARKET_MAKING,
-                                                                   ORDER):
+                                                                   ORDER, CONTINUOUS):
             raise ValueError("unknown valuation, reward_kind or action_mode")
         for name, values in (("limit_offsets", limit_offsets), ("quote_offsets", quote_offsets),
                              ("quote_sizes", quote_sizes), ("order_offsets", order_offsets)):
@@ -434,10 +438,12 @@ cdef class EnvKernel:
             p.order_offsets[j] = index(order_offsets[j])
         n = <int64_t>p.n_envs * p.n_agents
         p.action_dims = (1 if p.action_mode == DISCRETE else
-                         3 if p.action_mode == MARKET_MAKING else ORDER_FIELDS)
+                         3 if p.action_mode == MARKET_MAKING else
+                         ORDER_FIELDS if p.action_mode == ORDER else CONTINUOUS_FIELDS)
         a_shape = (int(n),) if p.action_mode == DISCRETE else (int(n), p.action_dims)
+        a_dtype = np.float64 if p.action_mode == CONTINUOUS else np.int64
         self.buffers = dict(
-            actions=_bound(actions, np.int64, a_shape, "actions"),
+            actions=_bound(actions, a_dtype, a_shape, "actions"),
             obs=_bound(obs, np.float32, (n, p.obs_dim), "obs"),
             rewards=_bound(rewards, np.float32, (n,), "rewards"),
             terminated=_bound(terminated, np.bool_, (n,), "terminated"),
@@ -573,7 +579,12 @@ cdef class EnvKernel:
         b, ag, bk, ob = self.buffers, self.agent_arrays, self.book_arrays, self.outbox
         self.books = books
         s.core = &books.core
-        s.actions = <const int64_t*>cnp.PyArray_DATA(b["actions"])
+        s.actions = NULL
+        s.factions = NULL
+        if s.p.action_mode == CONTINUOUS:
+            s.factions = <const double*>cnp.PyArray_DATA(b["actions"])
+        else:
+            s.actions = <const int64_t*>cnp.PyArray_DATA(b["actions"])
         s.obs = <float*>cnp.PyArray_DATA(b["obs"])
         s.rewards = <float*>cnp.PyArray_DATA(b["rewards"])
         s.terminated = <uint8_t*>cnp.PyArray_DATA(b["terminated"])

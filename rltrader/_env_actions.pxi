@@ -172,17 +172,18 @@ cdef inline void act_discrete(State* s, Sink* out, int32_t e, int32_t i, int64_t
         cancel_all(s, out, e, i, timestamp)
 
 
-cdef void quote(State* s, Sink* out, int32_t e, int32_t i, int side, int64_t index,
-                int64_t size, int64_t timestamp) noexcept nogil:
-    """Keep, move (REPLACE) or withdraw the agent's quote of one side (slot 0 bid, 1 ask)."""
+cdef void quote(State* s, Sink* out, int32_t e, int32_t i, int side, bint withdraw,
+                int64_t offset, int64_t size, int64_t timestamp) noexcept nogil:
+    """Keep, move (REPLACE) or withdraw the agent's quote of one side (slot 0 bid, 1 ask):
+    ``size`` lots ``offset`` ticks behind the own-side touch (never crossing)."""
     cdef int64_t a = <int64_t>e * s.p.n_agents + i
     cdef int64_t k = a * s.p.n_slots + (side == SELL)
     cdef int64_t qty, price, new_id, held = s.slot_leaves[k] if s.slot_id[k] != 0 else 0
     cdef Message* m
-    if index == s.p.n_quotes:
+    if withdraw:
         cancel_slot(s, out, e, i, k, timestamp)
         return
-    price = passive_price(s, e, side, s.p.quote_offsets[index])
+    price = passive_price(s, e, side, offset)
     if (s.slot_id[k] != 0 and s.slot_price[k] == price and held <= size
             and allowed(s, e, i, side) >= 0):
         return                      # within the limit: keeps its queue position
@@ -266,16 +267,25 @@ cdef inline void decide(State* s, Sink* out, int32_t e, int32_t i,
     cdef int64_t a = <int64_t>e * s.p.n_agents + i, size
     cdef const int64_t* act
     s.limited[a] = 0.0
+    cdef const double* f
     if s.p.action_mode == DISCRETE:
         act_discrete(s, out, e, i, s.actions[a], timestamp)
     elif s.p.action_mode == ORDER:
         act_order(s, out, e, i, &s.actions[ORDER_FIELDS * a], timestamp)
+    elif s.p.action_mode == CONTINUOUS:     # offsets rounded to ticks, sizes to lots (a
+        f = &s.factions[CONTINUOUS_FIELDS * a]   # size under half a lot: no quote)
+        size = <int64_t>floor(f[2] * s.order_qty[a] + 0.5)
+        quote(s, out, e, i, BUY, size < 1, llround(f[0]), size, timestamp)
+        size = <int64_t>floor(f[3] * s.order_qty[a] + 0.5)
+        quote(s, out, e, i, SELL, size < 1, llround(f[1]), size, timestamp)
     else:
         act = &s.actions[3 * a]
         size = <int64_t>floor(s.p.quote_sizes[act[2]] * s.order_qty[a] + 0.5)
         size = size if size > 1 else 1
-        quote(s, out, e, i, BUY, act[0], size, timestamp)
-        quote(s, out, e, i, SELL, act[1], size, timestamp)
+        quote(s, out, e, i, BUY, act[0] == s.p.n_quotes,
+              s.p.quote_offsets[act[0]] if act[0] < s.p.n_quotes else 0, size, timestamp)
+        quote(s, out, e, i, SELL, act[1] == s.p.n_quotes,
+              s.p.quote_offsets[act[1]] if act[1] < s.p.n_quotes else 0, size, timestamp)
 
 
 cdef void locate(State* s, const Sink* batch) noexcept nogil:

@@ -101,12 +101,17 @@ def write_actions(actions: Any, out: np.ndarray, high: np.ndarray, n_envs: int,
                   n_agents: int) -> None:
     """Validate ``actions`` (vectorised) and copy them into ``out``.
 
-    ``out`` has shape ``(N,)`` (discrete) or ``(N, 3)``; ``actions`` may also be shaped
-    ``(n_envs, n_agents[, 3])``. Values must be whole numbers in ``[0, high)`` per column:
-    a float array is accepted only when every value is finite and whole.
+    ``out`` has shape ``(N,)`` (discrete) or ``(N, d)``; ``actions`` may also be shaped
+    ``(n_envs, n_agents[, d])``. Values must be whole numbers in ``[0, high)`` per column:
+    a float array is accepted only when every value is finite and whole. A float ``out``
+    (continuous mode): ``high`` holds the Box's low and high rows, and every value must be
+    finite and within them.
     """
     a = np.asarray(actions)
     shape, grouped = out.shape, (n_envs, n_agents) + out.shape[1:]
+    if out.dtype.kind == "f":
+        write_continuous(a, out, high, shape, grouped)
+        return
     if (a.dtype == np.int64 and out.dtype == np.int64 and a.flags.c_contiguous
             and a.shape in (shape, grouped) and copy_actions(a, out, high) < 0):
         return                      # the common case: one compiled pass, no temporaries
@@ -129,6 +134,25 @@ def write_actions(actions: Any, out: np.ndarray, high: np.ndarray, n_envs: int,
         space = f"Discrete({high[0]})" if len(high) == 1 else f"MultiDiscrete({high.tolist()})"
         raise ValueError(f"action of agent {bad[0]} is {a[bad[0]]}, outside {space}")
     np.copyto(out, a, casting="unsafe")
+
+
+def write_continuous(a: np.ndarray, out: np.ndarray, bounds: np.ndarray,
+                     shape: tuple[int, ...], grouped: tuple[int, ...]) -> None:
+    """``write_actions`` for a Box: finite values within ``bounds`` (low row, high row)."""
+    if a.dtype.kind not in "iuf" or a.dtype == np.bool_:
+        raise TypeError(f"actions must be real numbers, got dtype {a.dtype}")
+    if a.shape != shape:
+        if a.shape != grouped:
+            raise ValueError(f"actions must have shape {shape} or {grouped}, got {a.shape}")
+        a = a.reshape(shape)
+    bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
+    if bad.size:
+        raise ValueError(f"actions of agent {bad[0]} are NaN or infinite: {a[bad[0]]}")
+    bad = np.flatnonzero(((a < bounds[0]) | (a > bounds[1])).any(axis=1))
+    if bad.size:
+        raise ValueError(f"action of agent {bad[0]} is {a[bad[0]]}, outside the Box "
+                         f"[{bounds[0].tolist()}, {bounds[1].tolist()}]")
+    np.copyto(out, a)
 
 
 class BatchedMarketEnv:
@@ -177,6 +201,13 @@ class BatchedMarketEnv:
             self.single_action_space: spaces.Space = spaces.Discrete(2 * len(c.limit_offsets) + 4)
             #: per action column, the exclusive upper bound
             self.action_high = np.array([2 * len(c.limit_offsets) + 4], dtype=np.int64)
+        elif self.mode == ActionMode.CONTINUOUS:
+            m, z = float(c.continuous_max_offset), float(c.continuous_max_size)
+            #: continuous mode: the Box's low and high bounds, shape (2, 4)
+            self.action_high = np.array([[-m, -m, 0.0, 0.0], [m, m, z, z]])
+            self.single_action_space = spaces.Box(self.action_high[0].astype(np.float32),
+                                                  self.action_high[1].astype(np.float32),
+                                                  dtype=np.float32)
         elif self.mode == ActionMode.ORDER:
             self.action_high = np.array([int(OrderOp.N_ORDER_OPS), len(c.order_offsets),
                                          n_sizes, ORDER_TIFS, c.max_orders], dtype=np.int64)
@@ -188,8 +219,9 @@ class BatchedMarketEnv:
         big = np.finfo(np.float32).max       # finite bounds: every float32 value fits
         self.single_observation_space = spaces.Box(-big, big, (self.obs_dim,), np.float32)
         n = self.num_agents_total
-        shape = (n,) if self.mode == ActionMode.DISCRETE else (n, len(self.action_high))
-        self.actions = np.zeros(shape, dtype=np.int64)
+        shape = (n,) if self.mode == ActionMode.DISCRETE else (n, self.action_high.shape[-1])
+        self.actions = np.zeros(shape, dtype=np.float64 if self.mode == ActionMode.CONTINUOUS
+                                else np.int64)
         self.observations = np.zeros((n, self.obs_dim), dtype=np.float32)
         self.rewards = np.zeros(n, dtype=np.float32)
         self.terminated = np.zeros(n, dtype=bool)

@@ -16,7 +16,7 @@ from rltrader.core.constants import MAX_FEE_PPM, MAX_QTY
 from rltrader.sim.config import MarketConfig, preset
 
 ACTION_MODES = {"discrete": ActionMode.DISCRETE, "market_making": ActionMode.MARKET_MAKING,
-                "order": ActionMode.ORDER}
+                "order": ActionMode.ORDER, "continuous": ActionMode.CONTINUOUS}
 #: ORDER mode's time in force column: GTC, IOC, FOK, post-only (core.constants.TimeInForce)
 ORDER_TIFS = 4
 REWARDS = {"pnl": RewardKind.PNL, "sharpe": RewardKind.DIFFERENTIAL_SHARPE}
@@ -74,7 +74,8 @@ class EnvConfig:
     depth : int
         Price levels per side in the observation.
     action_mode : str
-        ``"discrete"``, ``"market_making"`` or ``"order"`` (see docs/envs.md).
+        ``"discrete"``, ``"market_making"``, ``"order"`` or ``"continuous"`` (see
+        docs/envs.md).
     limit_offsets : tuple of int
         Discrete limit orders: ticks behind the own-side touch (negative: inside the
         spread; a price that would cross is moved to one tick off the opposite best).
@@ -82,6 +83,10 @@ class EnvConfig:
         Order mode: the price offsets of a new or replaced order, ticks behind the own-side
         touch; a negative offset moves toward the other side and may cross it (a
         marketable limit order; with IOC or FOK, a taker order).
+    continuous_max_offset, continuous_max_size : float
+        Continuous mode: the bounds of its ``Box``: offsets in ``[-max_offset, max_offset]``
+        ticks (rounded to the nearest tick), sizes in ``[0, max_size]`` order sizes
+        (rounded to lots; under half a lot withdraws that side's quote).
     quote_offsets : tuple of int
         Market making: the quote offsets of each side (same convention).
     quote_sizes : tuple of float
@@ -152,6 +157,8 @@ class EnvConfig:
     action_mode: str = "discrete"
     limit_offsets: tuple[int, ...] = (-1, 0, 1, 3)
     order_offsets: tuple[int, ...] = (-2, -1, 0, 1, 2, 4)
+    continuous_max_offset: float = 10.0
+    continuous_max_size: float = 4.0
     quote_offsets: tuple[int, ...] = (0, 1, 2, 4)
     quote_sizes: tuple[float, ...] = (1.0, 2.0, 4.0)
     max_orders: int = 4
@@ -208,7 +215,8 @@ class EnvConfig:
         if any(not (_is_real(v) and math.isfinite(v) and v > 0) for v in self.quote_sizes):
             _fail("quote_sizes", "finite and > 0", self.quote_sizes)
         for name in ("size_alpha", "size_max", "qty_scale", "price_scale", "pnl_scale",
-                     "sharpe_eta", "flow_alpha"):
+                     "sharpe_eta", "flow_alpha", "continuous_max_offset",
+                     "continuous_max_size"):
             value = getattr(self, name)
             if not (_is_real(value) and math.isfinite(value) and value > 0):
                 _fail(name, "finite and > 0", value)
@@ -254,6 +262,13 @@ class EnvConfig:
             _fail("base_position_limit", f"small enough that the largest agent's position "
                   f"limit (size class {top:g} x base_position_limit = {limit:.0f} lots) is "
                   f"at most 2**62", self.base_position_limit)
+        if self.action_mode == "continuous":
+            quote = math.floor(self.continuous_max_size * qty + 0.5)
+            if quote > MAX_QTY or self.continuous_max_offset > _INT32_MAX:
+                _fail("continuous_max_size", f"small enough that the largest agent's quote "
+                      f"({self.continuous_max_size:g} x {qty:.0f} lots = {quote} lots) is at "
+                      f"most MAX_QTY={MAX_QTY} (and the offset at most {_INT32_MAX})",
+                      self.continuous_max_size)
         if self.action_mode in ("market_making", "order"):
             quote = math.floor(max(self.quote_sizes) * qty + 0.5)
             if quote > MAX_QTY:

@@ -92,9 +92,11 @@ class MarketEnv(gym.Env):
                       self.batched.action_high, 1, 1)
         if self.n_others:
             rest = self.batched.observations[1:]
+            high = self.batched.action_high
             others = (self.others(rest) if self.others is not None else
-                      self.np_random.integers(0, self.batched.action_high,
-                                              size=self._actions[1:].shape))
+                      self.np_random.uniform(high[0], high[1], size=self._actions[1:].shape)
+                      if self._actions.dtype.kind == "f" else
+                      self.np_random.integers(0, high, size=self._actions[1:].shape))
             write_actions(others, self._actions[1:], self.batched.action_high, 1,
                           self.n_others)
         obs, rewards, terminated, truncated = self.batched._step_written()
