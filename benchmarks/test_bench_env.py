@@ -20,8 +20,8 @@ maker's far fewer.
 ``test_sharded_*`` runs the 1,024-market workload over worker processes
 (:class:`rltrader.envs.shards.ShardedMarketEnv`); every other benchmark uses one core.
 
-``test_order_*``: the order-level action mode (``action_mode="order"``), uniformly random
-rows of (op, price offset, size, time in force, slot).
+``test_mode_*``: the order-level, continuous and execution action modes, uniformly random
+actions of each one's space.
 
 The PettingZoo benchmark times ``MarketParallelEnv.step`` with a dict of actions and
 reports, per agent-step, its overhead above the batched env's own step measured in the
@@ -76,24 +76,27 @@ def _report(benchmark: Any, env: Any, median: float | None) -> None:
         ns_per_agent_step=round(median / STEPS / env.num_agents_total * 1e9, 1))
 
 
-def _bench_order(benchmark: Any, n_envs: int, n_agents: int) -> None:
-    """``action_mode="order"``: uniformly random (op, offset, size, TIF, slot) rows."""
+def _bench_mode(benchmark: Any, mode: str, n_envs: int, n_agents: int) -> None:
+    """``action_mode=mode`` with uniformly random actions of its space (16 drawn once)."""
     from rltrader.envs import EnvConfig
 
-    env = BatchedMarketEnv(EnvConfig(action_mode="order"), n_envs=n_envs, n_agents=n_agents,
+    env = BatchedMarketEnv(EnvConfig(action_mode=mode), n_envs=n_envs, n_agents=n_agents,
                            seed=0)
-    rng = np.random.default_rng(0)
-    actions = [np.stack([rng.integers(0, h, env.num_agents_total) for h in env.action_high],
-                        axis=1) for _ in range(16)]
+    space = env.single_action_space
+    space.seed(0)
+    actions = [np.stack([space.sample() for _ in range(env.num_agents_total)])
+               for _ in range(16)]
     _report(benchmark, env, _time_steps(benchmark, env, lambda t: actions[t % 16]))
 
 
-def test_order_1_market_4096_agents(benchmark: Any) -> None:
-    _bench_order(benchmark, 1, 4096)
+@pytest.mark.parametrize("mode", ["order", "continuous", "execution"])
+def test_mode_1_market_4096_agents(benchmark: Any, mode: str) -> None:
+    _bench_mode(benchmark, mode, 1, 4096)
 
 
-def test_order_1024_markets_4_agents(benchmark: Any) -> None:
-    _bench_order(benchmark, 1024, 4)
+@pytest.mark.parametrize("mode", ["order", "continuous", "execution"])
+def test_mode_1024_markets_4_agents(benchmark: Any, mode: str) -> None:
+    _bench_mode(benchmark, mode, 1024, 4)
 
 
 def _bench_batched(benchmark: Any, n_envs: int, n_agents: int) -> None:

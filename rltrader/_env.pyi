@@ -13,6 +13,7 @@ class ActionMode(IntEnum):
     MARKET_MAKING = 1
     ORDER = 2
     CONTINUOUS = 3
+    EXECUTION = 4
 
 class OrderOp(IntEnum):
     ORDER_HOLD = 0
@@ -38,6 +39,7 @@ class Layout(IntEnum):
     SLOT_FEATURES = 3
     ORDER_FIELDS = 5
     CONTINUOUS_FIELDS = 4
+    EXECUTION_FEATURES = 3
     MESSAGES_PER_AGENT_EXTRA = 2
 
 def copy_actions(src: np.ndarray, out: np.ndarray, high: np.ndarray) -> int: ...
@@ -93,6 +95,8 @@ class EnvKernel:
         quote_offsets: Sequence[int],
         quote_sizes: Sequence[float],
         order_offsets: Sequence[int] = ...,
+        rates: Sequence[float] = ...,
+        parent_lots: np.ndarray | None = ...,
     ) -> None: ...
     def rebind(self, books: Books) -> None: ...
     @property

@@ -77,6 +77,8 @@ cpdef enum ActionMode:
     ORDER = 2             # MultiDiscrete (op, price offset, size, time in force, slot): any
                           # own order: new (any TIF, may cross), cancel or replace a slot's
     CONTINUOUS = 3        # Box (bid offset, ask offset, bid size, ask size), float64
+    EXECUTION = 4         # Discrete: wait, or a child order of a parent order (market or at
+                          # the touch) at a rate; reward: implementation shortfall
 
 cpdef enum OrderOp:
     ORDER_HOLD = 0
@@ -103,6 +105,7 @@ cpdef enum Layout:
     SLOT_FEATURES = 3     # ORDER mode, per order slot: price - mid, signed lots, in flight
     ORDER_FIELDS = 5      # ORDER mode: the action's columns
     CONTINUOUS_FIELDS = 4 # CONTINUOUS mode: the action's columns
+    EXECUTION_FEATURES = 3  # EXECUTION mode: parent side, share left, move since arrival
     MESSAGES_PER_AGENT_EXTRA = 2   # per agent per decision: n_slots cancels + 2 messages
 
 
@@ -126,6 +129,7 @@ cdef struct Params:
     int32_t n_quotes          # quote offsets (MARKET_MAKING); index n_quotes = no quote
     int32_t n_sizes           # quote sizes (MARKET_MAKING, ORDER)
     int32_t n_order_offsets   # price offsets (ORDER)
+    int32_t n_rates           # child rates (EXECUTION)
     int32_t action_dims       # columns of the action array (1, 3 or ORDER_FIELDS)
     int32_t return_lag        # steps of the long return
     int32_t scan_ticks        # ticks beyond the touch searched for levels (features, value)
@@ -146,6 +150,7 @@ cdef struct Params:
     int64_t order_offsets[8]  # ORDER: ticks behind the own-side touch; < 0 toward (and
                               # possibly through) the other side
     double quote_sizes[8]     # multiples of the agent's order size
+    double rates[8]           # EXECUTION: a child is ceil(rate x lots left / steps left)
     double qty_scale          # lots: level sizes and the queue ahead are divided by it
     double price_scale        # ticks: level prices, the spread and returns are divided by it
     double pnl_scale          # ticks: the episode's PnL per lot of order size is divided by it
@@ -195,6 +200,12 @@ cdef struct State:
     int8_t* slot_side         # [N, n_slots]
     int32_t* slot_next        # [N] next slot to reuse when all are taken
     int64_t* base_cash        # [N] account cash at the episode start, ticks x lots
+    int64_t* base_position    # [N] account position at the episode start, lots
+    int32_t* parent_side      # [N] EXECUTION: the parent order's side
+    int64_t* parent_lots      # [N] EXECUTION: its lots (the carried position's unwind, or
+                              # parent_default)
+    int64_t* parent_default   # [N] EXECUTION: lots of a fresh parent
+    double* arrival           # [N] EXECUTION: the mid at the episode start, ticks
     double* base_value        # [N] the value of the account's position then, ticks x lots
     double* prev_pnl          # [N] episode PnL at the last observation, ticks x lots
     double* sharpe_a          # [N] EMA of the reward's PnL change
@@ -373,7 +384,8 @@ cdef class EnvKernel:
                  seed, double qty_scale, double price_scale, double pnl_scale,
                  double running_penalty,
                  double terminal_penalty, double sharpe_eta, double flow_alpha,
-                 limit_offsets, quote_offsets, quote_sizes, order_offsets=(0,)):
+                 limit_offsets, quote_offsets, quote_sizes, order_offsets=(0,),
+                 rates=(1.0,), parent_lots=None):
         cdef Params* p = &self.s.p
         cdef int64_t n, j
         # operator.index: a C int argument would silently truncate 2.5 to 2
@@ -402,6 +414,8 @@ cdef class EnvKernel:
         p.obs_dim = 4 * p.depth + MARKET_EXTRA + AGENT_FEATURES
         if index(action_mode) == ORDER:         # the agent's own orders, slot by slot
             p.obs_dim += SLOT_FEATURES * index(n_slots)
+        elif index(action_mode) == EXECUTION:   # the parent order
+            p.obs_dim += EXECUTION_FEATURES
         if p.n_envs > books.core.n_books:
             raise ValueError(f"books has {books.core.n_books} books, fewer than n_envs="
                              f"{p.n_envs}")
@@ -417,8 +431,8 @@ cdef class EnvKernel:
             raise ValueError("dt_ns >= 1, jitter_ns >= 0, price_scale, pnl_scale and "
                              "qty_scale > 0 needed")
         if p.valuation not in (LIQUIDATION, MID) or p.reward_kind not in (
-                PNL, DIFFERENTIAL_SHARPE) or p.action_mode not in (DISCRETE, MARKET_MAKING,
-                                                                   ORDER, CONTINUOUS):
+                PNL, DIFFERENTIAL_SHARPE) or p.action_mode not in (
+                DISCRETE, MARKET_MAKING, ORDER, CONTINUOUS, EXECUTION):
             raise ValueError("unknown valuation, reward_kind or action_mode")
         for name, values in (("limit_offsets", limit_offsets), ("quote_offsets", quote_offsets),
                              ("quote_sizes", quote_sizes), ("order_offsets", order_offsets)):
@@ -436,11 +450,16 @@ cdef class EnvKernel:
         p.n_order_offsets = len(order_offsets)
         for j in range(p.n_order_offsets):
             p.order_offsets[j] = index(order_offsets[j])
+        if not 1 <= len(rates) <= MAX_OFFSETS or not all(r > 0 for r in rates):
+            raise ValueError(f"rates must hold 1 to {MAX_OFFSETS} values > 0")
+        p.n_rates = len(rates)
+        for j in range(p.n_rates):
+            p.rates[j] = rates[j]
         n = <int64_t>p.n_envs * p.n_agents
-        p.action_dims = (1 if p.action_mode == DISCRETE else
+        p.action_dims = (1 if p.action_mode in (DISCRETE, EXECUTION) else
                          3 if p.action_mode == MARKET_MAKING else
                          ORDER_FIELDS if p.action_mode == ORDER else CONTINUOUS_FIELDS)
-        a_shape = (int(n),) if p.action_mode == DISCRETE else (int(n), p.action_dims)
+        a_shape = (int(n),) if p.action_dims == 1 else (int(n), p.action_dims)
         a_dtype = np.float64 if p.action_mode == CONTINUOUS else np.int64
         self.buffers = dict(
             actions=_bound(actions, a_dtype, a_shape, "actions"),
@@ -462,6 +481,12 @@ cdef class EnvKernel:
             slot_side=np.zeros((n, p.n_slots), dtype=np.int8),
             slot_next=np.zeros(n, dtype=np.int32),
             base_cash=np.zeros(n, dtype=np.int64),
+            base_position=np.zeros(n, dtype=np.int64),
+            parent_side=np.zeros(n, dtype=np.int32),
+            parent_lots=np.zeros(n, dtype=np.int64),
+            parent_default=_copy(order_qty if parent_lots is None else parent_lots,
+                                 np.int64, n, "parent_lots"),
+            arrival=np.zeros(n),
             base_value=np.zeros(n),
             prev_pnl=np.zeros(n),
             sharpe_a=np.zeros(n),
@@ -601,6 +626,11 @@ cdef class EnvKernel:
         s.slot_side = <int8_t*>cnp.PyArray_DATA(ag["slot_side"])
         s.slot_next = <int32_t*>cnp.PyArray_DATA(ag["slot_next"])
         s.base_cash = <int64_t*>cnp.PyArray_DATA(ag["base_cash"])
+        s.base_position = <int64_t*>cnp.PyArray_DATA(ag["base_position"])
+        s.parent_side = <int32_t*>cnp.PyArray_DATA(ag["parent_side"])
+        s.parent_lots = <int64_t*>cnp.PyArray_DATA(ag["parent_lots"])
+        s.parent_default = <int64_t*>cnp.PyArray_DATA(ag["parent_default"])
+        s.arrival = <double*>cnp.PyArray_DATA(ag["arrival"])
         s.base_value = <double*>cnp.PyArray_DATA(ag["base_value"])
         s.prev_pnl = <double*>cnp.PyArray_DATA(ag["prev_pnl"])
         s.sharpe_a = <double*>cnp.PyArray_DATA(ag["sharpe_a"])
@@ -832,7 +862,7 @@ cdef class EnvKernel:
                 advance_book(s, e)
                 if s.ending[e]:
                     withdraw_book(s, &s.batch, e, timestamp)
-                    if s.p.liquidate:
+                    if s.p.liquidate or s.p.action_mode == EXECUTION:
                         flatten_book(s, &s.batch, e, timestamp)
             self._submit(s.batch.n)
             s.batch.n = 0

@@ -261,6 +261,44 @@ cdef void act_order(State* s, Sink* out, int32_t e, int32_t i, const int64_t* ac
     new_order(s, out, k, m)
 
 
+cdef inline int64_t parent_left(const State* s, int32_t e, int64_t a) noexcept nogil:
+    """EXECUTION: lots of the parent order neither filled nor on their way (market
+    orders in flight, orders whose cancel is in flight may still fill)."""
+    cdef int side = s.parent_side[a]
+    cdef int64_t j = 2 * a + (side == SELL)
+    return (s.parent_lots[a] - side * (account(s, e, a - <int64_t>e * s.p.n_agents).position
+                                       - s.base_position[a])
+            - s.inflight_ioc[j] - s.cancelling[j])
+
+
+cdef void act_execution(State* s, Sink* out, int32_t e, int32_t i, int64_t action,
+                        int64_t timestamp) noexcept nogil:
+    """EXECUTION: 0 waits (the resting child is withdrawn); ``1 .. R`` a market child,
+    ``R + 1 .. 2R`` a child resting at the own-side touch (kept, or moved), of
+    ``ceil(rate x lots left / steps left)`` lots (rate 1: what is left spread evenly over
+    the steps left, TWAP)."""
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i, k = a * s.p.n_slots, left, steps, child
+    cdef int side = s.parent_side[a]
+    cdef double rate
+    left = parent_left(s, e, a)
+    if action == 0 or left <= 0:
+        cancel_slot(s, out, e, i, k, timestamp)
+        return
+    rate = s.p.rates[(action - 1) % s.p.n_rates]
+    steps = s.p.horizon - s.episode_step[e]
+    child = <int64_t>ceil(rate * left / (steps if steps > 0 else 1))
+    child = child if child < left else left
+    if action > s.p.n_rates:                # passive: the child rests at the touch
+        quote(s, out, e, i, side, False, 0, child, timestamp)
+        return
+    cancel_slot(s, out, e, i, k, timestamp)
+    child = granted(s, a, child, allowed(s, e, i, side))
+    if child > 0:
+        market_order(s, out, e, i, side, child, timestamp)
+        if not out.direct:
+            s.inflight_ioc[2 * a + (side == SELL)] += child
+
+
 cdef inline void decide(State* s, Sink* out, int32_t e, int32_t i,
                         int64_t timestamp) noexcept nogil:
     """Agent ``i`` of book ``e`` turns its action into messages at ``out``."""
@@ -270,6 +308,8 @@ cdef inline void decide(State* s, Sink* out, int32_t e, int32_t i,
     cdef const double* f
     if s.p.action_mode == DISCRETE:
         act_discrete(s, out, e, i, s.actions[a], timestamp)
+    elif s.p.action_mode == EXECUTION:
+        act_execution(s, out, e, i, s.actions[a], timestamp)
     elif s.p.action_mode == ORDER:
         act_order(s, out, e, i, &s.actions[ORDER_FIELDS * a], timestamp)
     elif s.p.action_mode == CONTINUOUS:     # offsets rounded to ticks, sizes to lots (a
@@ -375,11 +415,15 @@ cdef void flatten_book(State* s, Sink* out, int32_t e, int64_t timestamp) noexce
     """Market orders that flatten the account position of book ``e``'s agents, in a
     random order (the book's arrival generator): the first to trade gets the best
     prices, and that must not be a row's privilege."""
-    cdef int64_t position, j
+    cdef int64_t position, j, a
     cdef int32_t i
     shuffle(s.keys, s.p.n_agents, &s.arrival_rng[4 * e])
     for j in range(s.p.n_agents):
         i = <int32_t>s.keys[j]
+        a = <int64_t>e * s.p.n_agents + i
+        if s.p.action_mode == EXECUTION:    # complete the parent order instead
+            market_order(s, out, e, i, s.parent_side[a], parent_left(s, e, a), timestamp)
+            continue
         position = account(s, e, i).position
         market_order(s, out, e, i, SELL if position > 0 else BUY,
                      position if position > 0 else -position, timestamp)
@@ -393,6 +437,6 @@ cdef int64_t close_positions(State* s, int64_t timestamp) noexcept nogil:
     for e in range(s.p.n_envs):
         if s.ending[e]:
             withdraw_book(s, &s.batch, e, timestamp)
-            if s.p.liquidate:
+            if s.p.liquidate or s.p.action_mode == EXECUTION:
                 flatten_book(s, &s.batch, e, timestamp)
     return s.batch.n

@@ -250,6 +250,8 @@ cdef double liquidation_value(const State* s, int32_t e, int64_t a,
 
 cdef inline double position_value(const State* s, int32_t e, int64_t a,
                                   int64_t position) noexcept nogil:
+    if s.p.action_mode == EXECUTION:        # shortfall against the arrival price
+        return position * s.arrival[a]
     if s.p.valuation == MID:
         return position * s.mid[e]
     return liquidation_value(s, e, a, position)
@@ -330,10 +332,17 @@ cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept no
         row[mlen + 7] = <float>s.limited[a]
         if s.p.action_mode == ORDER:
             slot_features(s, e, a, row + mlen + AGENT_FEATURES)
+        elif s.p.action_mode == EXECUTION:
+            row[mlen + AGENT_FEATURES] = <float>s.parent_side[a]
+            row[mlen + AGENT_FEATURES + 1] = <float>(<double>parent_left(s, e, a)
+                                                     / s.parent_lots[a])
+            row[mlen + AGENT_FEATURES + 2] = <float>(s.parent_side[a] * (s.mid[e] - s.arrival[a])
+                                                     / s.p.price_scale)
         if not reward:
             s.prev_pnl[a] = pnl
             continue
-        delta = (pnl - s.prev_pnl[a]) / s.order_qty[a]
+        delta = (pnl - s.prev_pnl[a]) / (s.parent_lots[a] if s.p.action_mode == EXECUTION
+                                         else s.order_qty[a])
         s.prev_pnl[a] = pnl
         if penalised:
             x = <double>position / s.order_qty[a]
@@ -390,6 +399,19 @@ cdef void begin_episodes(State* s, bint every) noexcept nogil:
             begin_book(s, e)
 
 
+cdef inline void new_parent(State* s, int32_t e, int64_t a, int64_t position) noexcept nogil:
+    """EXECUTION: the episode's parent order, priced at arrival at the mid: the carried
+    position's unwind when there is one (so the account stays within one parent), else
+    ``parent_default`` lots on a side drawn from the book's generator."""
+    if position != 0:
+        s.parent_side[a] = SELL if position > 0 else BUY
+        s.parent_lots[a] = position if position > 0 else -position
+    else:
+        s.parent_side[a] = BUY if uniform(&s.arrival_rng[4 * e]) < 0.5 else SELL
+        s.parent_lots[a] = s.parent_default[a]
+    s.arrival[a] = s.mid[e]
+
+
 cdef void begin_book(State* s, int32_t e) noexcept nogil:
     """``begin_episodes`` of book ``e``."""
     cdef int32_t i
@@ -409,6 +431,9 @@ cdef void begin_book(State* s, int32_t e) noexcept nogil:
         a = <int64_t>e * s.p.n_agents + i
         acc = account(s, e, i)
         s.base_cash[a] = acc.cash
+        s.base_position[a] = acc.position
+        if s.p.action_mode == EXECUTION:    # a parent order: the carried position's
+            new_parent(s, e, a, acc.position)   # unwind, or a fresh one
         s.base_value[a] = position_value(s, e, a, acc.position)
     observe_book(s, e, s.obs, False)
 

@@ -26,7 +26,8 @@ def test_check_env_and_registration() -> None:
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("mode", ["discrete", "market_making", "order", "continuous"])
+@pytest.mark.parametrize("mode", ["discrete", "market_making", "order", "continuous",
+                                  "execution"])
 def test_stable_baselines3_env_checker(mode: str) -> None:
     sb3_check_env(MarketEnv(CONFIG.replace(action_mode=mode), n_others=1))
 

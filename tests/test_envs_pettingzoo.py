@@ -15,7 +15,8 @@ TIME_LEFT = observation_names(CONFIG.depth).index("time_left")
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("mode", ["discrete", "market_making", "order", "continuous"])
+@pytest.mark.parametrize("mode", ["discrete", "market_making", "order", "continuous",
+                                  "execution"])
 def test_parallel_api(mode: str) -> None:
     config = CONFIG.replace(action_mode=mode)
     parallel_api_test(MarketParallelEnv(config, n_agents=3), num_cycles=100)

@@ -201,6 +201,9 @@ class BatchedMarketEnv:
             self.single_action_space: spaces.Space = spaces.Discrete(2 * len(c.limit_offsets) + 4)
             #: per action column, the exclusive upper bound
             self.action_high = np.array([2 * len(c.limit_offsets) + 4], dtype=np.int64)
+        elif self.mode == ActionMode.EXECUTION:
+            self.single_action_space = spaces.Discrete(1 + 2 * len(c.execution_rates))
+            self.action_high = np.array([1 + 2 * len(c.execution_rates)], dtype=np.int64)
         elif self.mode == ActionMode.CONTINUOUS:
             m, z = float(c.continuous_max_offset), float(c.continuous_max_size)
             #: continuous mode: the Box's low and high bounds, shape (2, 4)
@@ -219,7 +222,8 @@ class BatchedMarketEnv:
         big = np.finfo(np.float32).max       # finite bounds: every float32 value fits
         self.single_observation_space = spaces.Box(-big, big, (self.obs_dim,), np.float32)
         n = self.num_agents_total
-        shape = (n,) if self.mode == ActionMode.DISCRETE else (n, self.action_high.shape[-1])
+        shape = ((n,) if self.mode in (ActionMode.DISCRETE, ActionMode.EXECUTION)
+                 else (n, self.action_high.shape[-1]))
         self.actions = np.zeros(shape, dtype=np.float64 if self.mode == ActionMode.CONTINUOUS
                                 else np.int64)
         self.observations = np.zeros((n, self.obs_dim), dtype=np.float32)
@@ -302,7 +306,9 @@ class BatchedMarketEnv:
             terminal_penalty=c.terminal_inventory_penalty, sharpe_eta=c.sharpe_eta,
             flow_alpha=c.flow_alpha, limit_offsets=c.limit_offsets,
             quote_offsets=c.quote_offsets, quote_sizes=c.quote_sizes,
-            order_offsets=c.order_offsets)
+            order_offsets=c.order_offsets, rates=c.execution_rates,
+            parent_lots=np.maximum(1, np.rint(self.size_class[rows] * c.base_qty
+                                              * c.execution_size)).astype(np.int64))
 
     def _warm_up(self, j: int) -> None:
         """Background-only steps of lane ``j``; the last ones also fill the mid history

@@ -16,7 +16,8 @@ from rltrader.core.constants import MAX_FEE_PPM, MAX_QTY
 from rltrader.sim.config import MarketConfig, preset
 
 ACTION_MODES = {"discrete": ActionMode.DISCRETE, "market_making": ActionMode.MARKET_MAKING,
-                "order": ActionMode.ORDER, "continuous": ActionMode.CONTINUOUS}
+                "order": ActionMode.ORDER, "continuous": ActionMode.CONTINUOUS,
+                "execution": ActionMode.EXECUTION}
 #: ORDER mode's time in force column: GTC, IOC, FOK, post-only (core.constants.TimeInForce)
 ORDER_TIFS = 4
 REWARDS = {"pnl": RewardKind.PNL, "sharpe": RewardKind.DIFFERENTIAL_SHARPE}
@@ -74,8 +75,8 @@ class EnvConfig:
     depth : int
         Price levels per side in the observation.
     action_mode : str
-        ``"discrete"``, ``"market_making"``, ``"order"`` or ``"continuous"`` (see
-        docs/envs.md).
+        ``"discrete"``, ``"market_making"``, ``"order"``, ``"continuous"`` or
+        ``"execution"`` (see docs/envs.md).
     limit_offsets : tuple of int
         Discrete limit orders: ticks behind the own-side touch (negative: inside the
         spread; a price that would cross is moved to one tick off the opposite best).
@@ -87,6 +88,12 @@ class EnvConfig:
         Continuous mode: the bounds of its ``Box``: offsets in ``[-max_offset, max_offset]``
         ticks (rounded to the nearest tick), sizes in ``[0, max_size]`` order sizes
         (rounded to lots; under half a lot withdraws that side's quote).
+    execution_size : float
+        Execution mode: a fresh parent order's size, in order sizes (at most the position
+        limit's).
+    execution_rates : tuple of float
+        Execution mode: the child rates (1 to 8): a child is ``ceil(rate x lots left /
+        steps left)``; rate 1 is TWAP over what is left.
     quote_offsets : tuple of int
         Market making: the quote offsets of each side (same convention).
     quote_sizes : tuple of float
@@ -159,6 +166,8 @@ class EnvConfig:
     order_offsets: tuple[int, ...] = (-2, -1, 0, 1, 2, 4)
     continuous_max_offset: float = 10.0
     continuous_max_size: float = 4.0
+    execution_size: float = 10.0
+    execution_rates: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     quote_offsets: tuple[int, ...] = (0, 1, 2, 4)
     quote_sizes: tuple[float, ...] = (1.0, 2.0, 4.0)
     max_orders: int = 4
@@ -204,7 +213,8 @@ class EnvConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or value not in values:
                 _fail(name, f"one of {sorted(values)}", value)
-        for name in ("limit_offsets", "quote_offsets", "quote_sizes", "order_offsets"):
+        for name in ("limit_offsets", "quote_offsets", "quote_sizes", "order_offsets",
+                     "execution_rates"):
             values = getattr(self, name)
             if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or \
                     not 1 <= len(values) <= Layout.MAX_OFFSETS:
@@ -212,11 +222,17 @@ class EnvConfig:
         for name in ("limit_offsets", "quote_offsets", "order_offsets"):
             if not all(is_int(v) and abs(v) <= _INT32_MAX for v in getattr(self, name)):
                 _fail(name, f"ints of magnitude <= {_INT32_MAX}", getattr(self, name))
-        if any(not (_is_real(v) and math.isfinite(v) and v > 0) for v in self.quote_sizes):
-            _fail("quote_sizes", "finite and > 0", self.quote_sizes)
+        for name in ("quote_sizes", "execution_rates"):
+            if any(not (_is_real(v) and math.isfinite(v) and v > 0) for v in getattr(self, name)):
+                _fail(name, "finite and > 0", getattr(self, name))
+        if self.action_mode == "execution" and self.execution_size > self.base_position_limit \
+                / self.base_qty:
+            _fail("execution_size", f"at most base_position_limit / base_qty = "
+                  f"{self.base_position_limit / self.base_qty:g} (a parent order must fit the "
+                  "position limit)", self.execution_size)
         for name in ("size_alpha", "size_max", "qty_scale", "price_scale", "pnl_scale",
                      "sharpe_eta", "flow_alpha", "continuous_max_offset",
-                     "continuous_max_size"):
+                     "continuous_max_size", "execution_size"):
             value = getattr(self, name)
             if not (_is_real(value) and math.isfinite(value) and value > 0):
                 _fail(name, "finite and > 0", value)
@@ -301,7 +317,8 @@ class EnvConfig:
 def observation_names(depth: int, action_mode: str = "discrete",
                       max_orders: int = 4) -> list[str]:
     """The name of every observation column, in order (docs/envs.md explains them); the
-    order mode adds, per order slot, its price, lots and in-flight flag."""
+    order mode adds, per order slot, its price, lots and in-flight flag; the execution
+    mode the parent order's side, share left and the mid's move since arrival."""
     levels = [f"{side}_{what}_{k}" for side in ("bid", "ask") for what in ("price", "qty")
               for k in range(depth)]
     names = levels + ["spread", "return_1", "return_lag", "flow_imbalance", "inventory",
@@ -310,4 +327,6 @@ def observation_names(depth: int, action_mode: str = "discrete",
     if action_mode == "order":
         names += [f"slot_{j}_{what}" for j in range(max_orders)
                   for what in ("price", "qty", "in_flight")]
+    elif action_mode == "execution":
+        names += ["parent_side", "parent_left", "arrival_move"]
     return names
