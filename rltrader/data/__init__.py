@@ -11,6 +11,8 @@
 - :mod:`rltrader.data.binance`: Binance depth snapshot + diff stream (L2), trades, book tickers.
 - :mod:`rltrader.data.tardis`: tardis.dev ``incremental_book_L2``, ``book_snapshot_N`` and
   ``quotes`` CSV files (L2).
+- :mod:`rltrader.data.generic`: any venue's L3 order events or L2 level updates from CSV or
+  Parquet, described by a column mapping (``docs/generic.md``).
 
 The crypto readers are imported as modules (``from rltrader.data import coinbase``); each has
 a ``read_feed`` function. Their L2 books hold one synthetic order per price level

@@ -14,13 +14,15 @@ from rltrader.core.constants import PathLike
 
 
 class FormatError(ValueError):
-    """Malformed binary input; ``offset`` is the byte offset of the bad record."""
+    """Malformed input; ``offset`` is where the bad record is, in ``unit``s: the byte offset
+    of a binary record (the default), or a text file's ``"line"`` or a table's ``"row"``."""
 
-    def __init__(self, path: str, offset: int, problem: str) -> None:
-        super().__init__(f"{path}: byte {offset}: {problem}")
+    def __init__(self, path: str, offset: int, problem: str, unit: str = "byte") -> None:
+        super().__init__(f"{path}: {unit} {offset}: {problem}")
         self.path = path
         self.offset = offset
         self.problem = problem
+        self.unit = unit
 
 
 def as_paths(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
