@@ -9,13 +9,17 @@ PATH is one or more feed files in stream order (a shell glob works):
   REST depth snapshot is a separate file. The rebuilt best bid/ask is checked against every
   ``bookTicker`` with a matching update id (exit status 1 on a mismatch).
 - ``tardis``: tardis.dev ``incremental_book_L2``, ``book_snapshot_N`` or ``quotes`` CSV.
+- ``generic``: one CSV or Parquet file of any venue's L3 order events or L2 level updates,
+  read with ``--mapping MAPPING.toml`` (:mod:`rltrader.data.generic`); ``--tick-size`` and
+  ``--lot-size`` override the mapping's.
 
 It reports the parse time, the rebuild time (``Books.process`` into a buffer allocated
 beforehand, normally one call; rejections are counted after each call) as messages/s, and
 the final top of book. ``--dump-l2 OUT`` writes the top ``--levels`` levels after each feed
 event that changed the book as CSV with a header, ``tag,timestamp,ask_price_1,ask_size_1,
 bid_price_1,bid_size_1,...`` in ticks and lots of the feed's grid (missing levels 0); ``tag``
-is the event's sequence (Coinbase), final update id (Binance) or first file line (tardis).
+is the event's sequence (Coinbase), final update id (Binance), first file line (tardis) or the
+line (row, for Parquet) of the message's row (generic).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from rltrader.data._decimal import DecimalGrid
 from rltrader.data._levels import depth_after, process_every
 
 CRYPTO_FORMATS = ("coinbase", "binance", "tardis")
+
+#: Formats read with a column mapping (``--mapping``).
+MAPPED_FORMATS = ("generic",)
 
 #: Dense price window (ticks): crypto books hold many orders far from the touch, which the
 #: core keeps on slower overflow lists when they fall outside the window.
@@ -55,8 +62,10 @@ class Loaded:
 
 def load(fmt: str, paths: list[str], *, symbol: str | None = None,
          tick_size: str | None = None, lot_size: str | None = None,
-         snapshot: str | None = None) -> Loaded:
+         snapshot: str | None = None, mapping: str | None = None) -> Loaded:
     """Read ``paths`` in format ``fmt`` (see the module docstring)."""
+    if fmt == "generic":
+        return _load_generic(paths, mapping, tick_size=tick_size, lot_size=lot_size)
     if fmt == "coinbase":
         from rltrader.data import coinbase
 
@@ -91,6 +100,32 @@ def load(fmt: str, paths: list[str], *, symbol: str | None = None,
                       f"{td.exchange} {td.symbol}: {td.rows:,} rows, {td.events:,} events, "
                       f"{td.resets:,} full-book resets")
     raise ValueError(f"unknown crypto format {fmt!r} (one of {CRYPTO_FORMATS})")
+
+
+def _load_generic(paths: list[str], mapping_path: str | None, *, tick_size: str | None,
+                  lot_size: str | None) -> Loaded:
+    from dataclasses import replace
+
+    from rltrader.data import generic
+
+    if mapping_path is None:
+        raise ValueError("generic: --mapping MAPPING.toml (the file's column mapping) is "
+                         "required")
+    if len(paths) != 1:
+        raise ValueError(f"generic: one file, got {len(paths)}")
+    mapping = generic.ColumnMapping.from_toml(mapping_path)
+    steps = {k: v for k, v in (("tick_size", tick_size), ("lot_size", lot_size)) if v}
+    if steps:
+        mapping = replace(mapping, **steps)
+    feed = generic.load(paths[0], mapping)
+    counts = ", ".join(f"{k} {v:,}" for k, v in feed.event_counts.items() if v)
+    summary = f"{mapping.kind.upper()} {feed.path}: {feed.rows:,} rows ({counts or 'none'})"
+    if mapping.kind == "l3":
+        summary += (f"; {len(feed.unknown_rows):,} about orders from before the file "
+                    f"dropped; {feed.held_orders:,} crossing orders held until the book "
+                    f"uncrossed, {feed.still_held:,} never sent")
+    return Loaded(feed, feed.messages, feed.row, feed.tick_size, feed.lot_size, feed.rows,
+                  summary, trades_expected=mapping.kind == "l3")
 
 
 def _checks(fmt: str, loaded: Loaded, books: Books, end_snapshot: str | None,
@@ -138,13 +173,14 @@ def dump_depth(path: str, loaded: Loaded, levels: int, window: int) -> int:
 def main(fmt: str, paths: list[str], *, symbol: str | None = None, levels: int = 5,
          dump_l2: str | None = None, tick_size: str | None = None,
          lot_size: str | None = None, snapshot: str | None = None,
-         end_snapshot: str | None = None, window: int = WINDOW) -> int:
+         end_snapshot: str | None = None, window: int = WINDOW,
+         mapping: str | None = None) -> int:
     """Rebuild, report and check one crypto feed; returns the exit status (0, or 1 when a
     check fails). Malformed input raises ``ValueError`` / ``OSError`` naming the file, and
     so does a ``symbol`` the feed has no event for."""
     start = time.perf_counter()
     loaded = load(fmt, paths, symbol=symbol, tick_size=tick_size, lot_size=lot_size,
-                  snapshot=snapshot)
+                  snapshot=snapshot, mapping=mapping)
     parse_s = time.perf_counter() - start
     if symbol is not None and loaded.feed_events == 0:
         raise ValueError(f"no feed event for symbol {symbol!r}")

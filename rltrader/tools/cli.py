@@ -189,7 +189,7 @@ def _is_usage(text: str) -> bool:
 
 
 def _replay_inputs(args: argparse.Namespace) -> list[str]:
-    return [*args.path, *(f for f in (args.snapshot, args.end_snapshot) if f)]
+    return [*args.path, *(f for f in (args.snapshot, args.end_snapshot, args.mapping) if f)]
 
 
 def _check_replay(args: argparse.Namespace) -> str | None:
@@ -197,6 +197,16 @@ def _check_replay(args: argparse.Namespace) -> str | None:
     ``_replay`` raises them, reported in one line that names the option, not a file."""
     from rltrader.data import replay_crypto
 
+    if args.format in replay_crypto.MAPPED_FORMATS:
+        if args.mapping is None:
+            return f"{args.format} needs --mapping MAPPING.toml (the file's column mapping)"
+        if len(args.path) != 1 or any(value is not None for value in (
+                args.snapshot, args.end_snapshot, args.symbol)):
+            return (f"{args.format} takes one FILE; --snapshot, --end-snapshot and --symbol "
+                    "do not apply")
+        return None
+    if args.mapping is not None:
+        return f"--mapping applies to {', '.join(replay_crypto.MAPPED_FORMATS)} only"
     if args.format in replay_crypto.CRYPTO_FORMATS:
         return None
     files = "MESSAGE [ORDERBOOK]" if args.format == "lobster" else "one file"
@@ -221,13 +231,14 @@ def _replay(args: argparse.Namespace) -> int:
         raise ValueError(problem)
     if args.dump_l2:
         _check_writable(args.dump_l2)
-    if args.format in replay_crypto.CRYPTO_FORMATS:
+    if args.format in (*replay_crypto.CRYPTO_FORMATS, *replay_crypto.MAPPED_FORMATS):
         return replay_crypto.main(
             args.format, args.path, symbol=args.symbol,
             levels=args.levels if args.levels is not None else 5,
             dump_l2=args.dump_l2, tick_size=args.tick_size, lot_size=args.lot_size,
             snapshot=args.snapshot, end_snapshot=args.end_snapshot,
-            window=args.window if args.window is not None else replay_crypto.WINDOW)
+            window=args.window if args.window is not None else replay_crypto.WINDOW,
+            mapping=args.mapping)
     message, *orderbook = args.path
     return replay.main(args.format, message, orderbook=orderbook[0] if orderbook else None,
                        symbol=args.symbol, levels=args.levels, dump_l2=args.dump_l2,
@@ -320,12 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "            bookTicker; the REST snapshot inside or --snapshot);\n"
                        "            checks the best bid/ask against bookTicker\n"
                        "  tardis    PATH...: tardis.dev incremental_book_L2, book_snapshot_N\n"
-                       "            or quotes CSV\n\n"
+                       "            or quotes CSV\n"
+                       "  generic   FILE --mapping MAPPING.toml: any venue's L3 order events\n"
+                       "            or L2 level updates, CSV or Parquet (docs/generic.md)\n\n"
                        "Several PATHs (e.g. a shell glob) are read in the order given.\n\n"
                        "Exit status: 0 rebuilt (and checked); 1 a check failed (reported on "
                        "stdout);\n2 bad arguments or an input file that is missing or "
                        "malformed: one line\n'replay: FILE: PROBLEM' on stderr.")
-    p.add_argument("format", choices=("lobster", "itch", "coinbase", "binance", "tardis"),
+    p.add_argument("format", choices=("lobster", "itch", "coinbase", "binance", "tardis",
+                                      "generic"),
                    help="data format")
     p.add_argument("path", nargs="+", help="feed file(s), plain or gzip, in stream order")
     p.add_argument("--symbol", default=None, help="symbol to select (multi-symbol formats)")
@@ -340,19 +354,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LOBSTER and ITCH: price units ($0.0001) per tick (default 100; ITCH files "
                    "with stocks under $1 need 1); crypto: the "
                    "tick as a decimal string, e.g. 0.01 (default: Coinbase BTC-USD's 0.01, "
-                   "else the coarsest grid the file's prices lie on)")
+                   "else the coarsest grid the file's prices lie on); generic: overrides "
+                   "the mapping's")
     p.add_argument("--lot-size", type=_decimal_step, default=None,
                    help="crypto: the lot as a decimal string, e.g. 0.00000001 (default: "
-                   "Coinbase BTC-USD's 1e-8, else inferred like --tick-size)")
+                   "Coinbase BTC-USD's 1e-8, else inferred like --tick-size); generic: "
+                   "overrides the mapping's")
     p.add_argument("--snapshot", default=None, metavar="FILE",
                    help="coinbase: REST level-3 snapshot; binance: REST depth snapshot when "
                    "not inside the capture")
     p.add_argument("--end-snapshot", default=None, metavar="FILE",
                    help="coinbase: a later level-3 snapshot to compare the rebuilt book with")
+    p.add_argument("--mapping", default=None, metavar="TOML",
+                   help="generic: the column mapping (names, units, side and event "
+                   "encodings, tick and lot size; docs/generic.md)")
     p.add_argument("--window", type=_window, default=None,
                    help="crypto: the core's dense price window in ticks, a multiple of 64 "
                    "(default 262144)")
-    p.set_defaults(func=Command("replay", _replay, _READ_ERRORS, _replay_inputs))
+    # a Parquet file without pyarrow installed: the ImportError names the extra
+    p.set_defaults(func=Command("replay", _replay, (*_READ_ERRORS, ImportError),
+                                _replay_inputs))
 
     p = sub.add_parser("facts", help="stylized facts of a LOBSTER message file",
                        description="Rebuild the book from a LOBSTER message file, sample it "
