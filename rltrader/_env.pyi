@@ -34,8 +34,8 @@ class Valuation(IntEnum):
 class Layout(IntEnum):
     MAX_OFFSETS = 8
     MAX_ORDERS = 16
-    MARKET_EXTRA = 4
-    AGENT_FEATURES = 8
+    MARKET_EXTRA = 8
+    AGENT_FEATURES = 10
     SLOT_FEATURES = 3
     ORDER_FIELDS = 5
     CONTINUOUS_FIELDS = 4
@@ -97,6 +97,8 @@ class EnvKernel:
         order_offsets: Sequence[int] = ...,
         rates: Sequence[float] = ...,
         parent_lots: np.ndarray | None = ...,
+        day_open_ns: int = ...,
+        day_ns: int = ...,
     ) -> None: ...
     def rebind(self, books: Books) -> None: ...
     @property

@@ -99,9 +99,10 @@ cpdef enum Valuation:
 cpdef enum Layout:
     MAX_OFFSETS = 8       # limit offsets, quote offsets and quote sizes (each)
     MAX_ORDERS = 16       # resting orders an agent may keep (n_slots)
-    MARKET_EXTRA = 4      # after the 4 x depth level features: spread, 2 returns, imbalance
-    AGENT_FEATURES = 8    # inventory, pnl, orders, in flight, queue ahead, time left, size
-                          # class, limited
+    MARKET_EXTRA = 8      # after the 4 x depth level features: spread, 2 returns, imbalance,
+                          # volatility, volume, last trade, time of day
+    AGENT_FEATURES = 10   # inventory, pnl, orders, in flight, queue ahead, time left, size
+                          # class, limited, lots bought and sold since the last step
     SLOT_FEATURES = 3     # ORDER mode, per order slot: price - mid, signed lots, in flight
     ORDER_FIELDS = 5      # ORDER mode: the action's columns
     CONTINUOUS_FIELDS = 4 # CONTINUOUS mode: the action's columns
@@ -144,6 +145,8 @@ cdef struct Params:
     int64_t horizon           # steps per episode
     int64_t id_base           # agent order ids are id_base + a per-book counter
     int64_t dt_ns             # ns per step
+    int64_t day_open_ns       # the session whose share has passed is ``time_of_day`` (a
+    int64_t day_ns            # session after the other; day_ns 0: no clock, feature 0)
     int64_t jitter_ns         # an agent's latency is its own plus uniform [0, jitter_ns)
     int64_t limit_offsets[8]  # ticks behind the own-side touch (< 0: inside the spread)
     int64_t quote_offsets[8]
@@ -232,6 +235,8 @@ cdef struct State:
     uint32_t* queue_removals  # [N] its level's removal count then (Level.removals)
     int32_t* best_slot        # [N] arena slot of the order nearest its touch (NO_SLOT: none)
     int64_t* seen_volume      # [N] the account's volume at the last refresh, lots
+    int64_t* obs_volume       # [N] the account's volume at the last observation, lots
+    int64_t* obs_position     # [N] its position then, lots
     # outbox: agent decisions on their way, one cell per (arrival step mod delay, book)
     Message* out_messages     # [delay, n_envs, cell_messages]
     int32_t* out_known        # [delay, n_envs, cell_messages]
@@ -255,11 +260,13 @@ cdef struct State:
     int64_t* prev_volume      # [n_envs] lots
     double* flow_signed       # [n_envs] EMA of signed traded lots (tick rule vs the mid)
     double* flow_total        # [n_envs] EMA of traded lots
+    double* variance          # [n_envs] EMA of the squared one-step mid return, ticks^2
     float* market             # [n_envs, 4 * depth + MARKET_EXTRA]
     int64_t* levels           # [n_envs, 2, depth, 2] the observed levels (price in ticks,
                               # lots) of each side, for the liquidation value
     int32_t* n_levels         # [n_envs, 2] how many there are
     int64_t n_updates         # advance() calls (mid history ring position)
+    int64_t now_ns            # the end of the step being observed, ns
 
 
 include "_env_queue.pxi"
@@ -385,7 +392,7 @@ cdef class EnvKernel:
                  double running_penalty,
                  double terminal_penalty, double sharpe_eta, double flow_alpha,
                  limit_offsets, quote_offsets, quote_sizes, order_offsets=(0,),
-                 rates=(1.0,), parent_lots=None):
+                 rates=(1.0,), parent_lots=None, day_open_ns=0, day_ns=0):
         cdef Params* p = &self.s.p
         cdef int64_t n, j
         # operator.index: a C int argument would silently truncate 2.5 to 2
@@ -403,6 +410,8 @@ cdef class EnvKernel:
         p.horizon = index(horizon)
         p.id_base = index(id_base)
         p.dt_ns = index(dt_ns)
+        p.day_open_ns = index(day_open_ns)
+        p.day_ns = index(day_ns)
         p.jitter_ns = index(jitter_ns)
         p.qty_scale = qty_scale
         p.price_scale = price_scale
@@ -427,7 +436,7 @@ cdef class EnvKernel:
             raise ValueError(f"2 <= n_slots <= {MAX_ORDERS}, depth >= 1, horizon >= 1, "
                              "return_lag >= 1 needed")
         if (p.dt_ns < 1 or p.jitter_ns < 0 or not price_scale > 0 or not qty_scale > 0
-                or not pnl_scale > 0):
+                or not pnl_scale > 0 or p.day_ns < 0):
             raise ValueError("dt_ns >= 1, jitter_ns >= 0, price_scale, pnl_scale and "
                              "qty_scale > 0 needed")
         if p.valuation not in (LIQUIDATION, MID) or p.reward_kind not in (
@@ -504,6 +513,8 @@ cdef class EnvKernel:
             queue_removals=np.zeros(n, dtype=np.uint32),
             best_slot=np.zeros(n, dtype=np.int32),
             seen_volume=np.zeros(n, dtype=np.int64),
+            obs_volume=np.zeros(n, dtype=np.int64),
+            obs_position=np.zeros(n, dtype=np.int64),
         )
         ag = self.agent_arrays
         if np.any(ag["order_qty"] < 1) or np.any(ag["position_limit"] < 1) \
@@ -560,6 +571,7 @@ cdef class EnvKernel:
             prev_volume=np.zeros(p.n_envs, dtype=np.int64),
             flow_signed=np.zeros(p.n_envs),
             flow_total=np.zeros(p.n_envs),
+            variance=np.zeros(p.n_envs),
             market=np.zeros((p.n_envs, 4 * p.depth + MARKET_EXTRA), dtype=np.float32),
             levels=np.zeros((p.n_envs, 2, p.depth, 2), dtype=np.int64),
             n_levels=np.zeros((p.n_envs, 2), dtype=np.int32),
@@ -653,6 +665,8 @@ cdef class EnvKernel:
         s.queue_removals = <uint32_t*>cnp.PyArray_DATA(ag["queue_removals"])
         s.best_slot = <int32_t*>cnp.PyArray_DATA(ag["best_slot"])
         s.seen_volume = <int64_t*>cnp.PyArray_DATA(ag["seen_volume"])
+        s.obs_volume = <int64_t*>cnp.PyArray_DATA(ag["obs_volume"])
+        s.obs_position = <int64_t*>cnp.PyArray_DATA(ag["obs_position"])
         s.out_messages = <Message*>cnp.PyArray_DATA(ob["messages"])
         s.out_known = <int32_t*>cnp.PyArray_DATA(ob["known"])
         s.out_tags = <int64_t*>cnp.PyArray_DATA(ob["tags"])
@@ -670,6 +684,7 @@ cdef class EnvKernel:
         s.prev_volume = <int64_t*>cnp.PyArray_DATA(bk["prev_volume"])
         s.flow_signed = <double*>cnp.PyArray_DATA(bk["flow_signed"])
         s.flow_total = <double*>cnp.PyArray_DATA(bk["flow_total"])
+        s.variance = <double*>cnp.PyArray_DATA(bk["variance"])
         s.market = <float*>cnp.PyArray_DATA(bk["market"])
         s.levels = <int64_t*>cnp.PyArray_DATA(bk["levels"])
         s.n_levels = <int32_t*>cnp.PyArray_DATA(bk["n_levels"])
@@ -689,7 +704,7 @@ cdef class EnvKernel:
         ag["last_arrival"][:] = _NEVER
         ob["n"][:] = 0
         ob["groups"][:] = 0
-        for name in ("prev_volume", "flow_signed", "flow_total", "mid_hist"):
+        for name in ("prev_volume", "flow_signed", "flow_total", "mid_hist", "variance"):
             self.book_arrays[name][:] = 0
         self.book_arrays["mid"][:] = np.nan
         self.s.n_updates = 0
@@ -714,6 +729,7 @@ cdef class EnvKernel:
         that arrive in this step go into ``self.messages[:n]``, in arrival order; returns
         ``n``. (Background flow, if any, is not merged in: ``step`` does that.)"""
         cdef int64_t n
+        self.s.now_ns = timestamp + self.s.p.dt_ns
         self.books._enter()
         try:
             with nogil:
@@ -754,6 +770,7 @@ cdef class EnvKernel:
     def cancel_orders(self, int64_t timestamp, bint every=False):
         """Withdraw every agent order of ending books (all books if ``every``): cancels in
         ``self.messages[:n]``, decisions in flight dropped; returns ``n``."""
+        self.s.now_ns = timestamp
         self.books._enter()
         try:
             return withdraw_ending(&self.s, timestamp, every)
@@ -844,6 +861,7 @@ cdef class EnvKernel:
         cdef State* s = &self.s
         cdef int32_t first, stop, e, ending, ended = 0
         s.n_updates += 1                        # advance()'s once-per-step part
+        s.now_ns = timestamp + s.p.dt_ns
         first = 0
         while first < s.p.n_envs:
             stop = min(first + group, s.p.n_envs)

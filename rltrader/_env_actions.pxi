@@ -277,8 +277,10 @@ cdef void act_execution(State* s, Sink* out, int32_t e, int32_t i, int64_t actio
     ``R + 1 .. 2R`` a child resting at the own-side touch (kept, or moved), of
     ``ceil(rate x lots left / steps left)`` lots (rate 1: what is left spread evenly over
     the steps left, TWAP)."""
-    cdef int64_t a = <int64_t>e * s.p.n_agents + i, k = a * s.p.n_slots, left, steps, child
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i
     cdef int side = s.parent_side[a]
+    cdef int64_t k = a * s.p.n_slots + (side == SELL)    # where quote() keeps the child
+    cdef int64_t left, steps, child, held = s.slot_leaves[k] if s.slot_id[k] != 0 else 0
     cdef double rate
     left = parent_left(s, e, a)
     if action == 0 or left <= 0:
@@ -289,10 +291,16 @@ cdef void act_execution(State* s, Sink* out, int32_t e, int32_t i, int64_t actio
     child = <int64_t>ceil(rate * left / (steps if steps > 0 else 1))
     child = child if child < left else left
     if action > s.p.n_rates:                # passive: the child rests at the touch
+        if held and s.slot_price[k] != passive_price(s, e, side, 0):
+            child = child if child < left - held else left - held   # the old child may
+            if child <= 0:                  # fill before its replace lands: the two
+                return                      # never pass the parent
         quote(s, out, e, i, side, False, 0, child, timestamp)
         return
+    # a market child: the resting child is withdrawn, but may fill before its cancel lands
+    child = granted(s, a, child if child < left - held else left - held,
+                    allowed(s, e, i, side))
     cancel_slot(s, out, e, i, k, timestamp)
-    child = granted(s, a, child, allowed(s, e, i, side))
     if child > 0:
         market_order(s, out, e, i, side, child, timestamp)
         if not out.direct:

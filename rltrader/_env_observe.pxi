@@ -33,6 +33,8 @@ cdef void advance_book(State* s, int32_t e) noexcept nogil:
         sign = 1.0 if bs.last_price > s.mid[e] else (-1.0 if bs.last_price < s.mid[e] else 0.0)
     s.flow_signed[e] += s.p.flow_alpha * (sign * dv - s.flow_signed[e])
     s.flow_total[e] += s.p.flow_alpha * (dv - s.flow_total[e])
+    if s.mid[e] == s.mid[e]:
+        s.variance[e] += s.p.flow_alpha * ((mid - s.mid[e]) * (mid - s.mid[e]) - s.variance[e])
     s.prev_volume[e] = bs.volume
     s.mid[e] = mid
     s.mid_hist[e * lag + s.n_updates % lag] = mid
@@ -283,6 +285,14 @@ cdef void market_features(State* s, int32_t e) noexcept nogil:
                                  / s.p.price_scale)
     if s.flow_total[e] > 0.0:
         out[4 * K + 3] = <float>(s.flow_signed[e] / s.flow_total[e])
+    out[4 * K + 4] = <float>(sqrt(s.variance[e]) / s.p.price_scale)
+    out[4 * K + 5] = <float>(s.flow_total[e] / s.p.qty_scale)
+    if bs.last_price > 0:
+        out[4 * K + 6] = <float>((bs.last_price - mid) / s.p.price_scale)
+    if s.p.day_ns > 0:
+        out[4 * K + 7] = <float>(<double>((s.now_ns - s.p.day_open_ns) % s.p.day_ns
+                                          + (s.p.day_ns if s.now_ns < s.p.day_open_ns else 0))
+                                 / s.p.day_ns)
 
 
 cdef inline void slot_features(const State* s, int32_t e, int64_t a,
@@ -305,7 +315,7 @@ cdef inline void slot_features(const State* s, int32_t e, int64_t a,
 cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept nogil:
     """Observation rows of book ``e``'s agents into ``obs``; rewards when ``reward``."""
     cdef int32_t K = s.p.depth, i, j, mlen = 4 * K + MARKET_EXTRA
-    cdef int64_t a, position
+    cdef int64_t a, position, dv, dp
     cdef double pnl, delta, x, r, da, db, var
     cdef const Account* acc
     cdef float* row
@@ -319,8 +329,8 @@ cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept no
         pnl = (<double>(acc.cash - s.base_cash[a]) + position_value(s, e, a, position)
                - s.base_value[a])
         row = &obs[a * s.p.obs_dim]
-        for j in range(mlen // 2):      # ~100 bytes, 8 at a time (rows and market start
-            (<uint64_t*>row)[j] = (<const uint64_t*>market)[j]  # at even floats)
+        for j in range(mlen):           # ~100 bytes: cheaper than a call to memcpy
+            row[j] = market[j]
         row[mlen] = <float>(<double>position / s.position_limit[a])
         row[mlen + 1] = <float>(pnl / s.order_qty[a] / s.p.pnl_scale)
         row[mlen + 2] = <float>(<double>s.n_live[a] / s.p.n_slots)
@@ -330,6 +340,12 @@ cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept no
         row[mlen + 5] = time_left
         row[mlen + 6] = <float>s.log_size[a]
         row[mlen + 7] = <float>s.limited[a]
+        dv = acc.volume - s.obs_volume[a]           # lots bought and sold since the last
+        dp = position - s.obs_position[a]           # observation (volume = bought + sold)
+        row[mlen + 8] = <float>(0.5 * (dv + dp) / s.order_qty[a])
+        row[mlen + 9] = <float>(0.5 * (dv - dp) / s.order_qty[a])
+        s.obs_volume[a] = acc.volume
+        s.obs_position[a] = position
         if s.p.action_mode == ORDER:
             slot_features(s, e, a, row + mlen + AGENT_FEATURES)
         elif s.p.action_mode == EXECUTION:

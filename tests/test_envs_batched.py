@@ -42,7 +42,7 @@ def test_spaces_and_first_observation() -> None:
     env = BatchedMarketEnv(CONFIG, n_envs=3, n_agents=2, seed=1)
     assert env.num_agents_total == 6
     assert env.single_action_space.n == 2 * 4 + 4
-    assert env.single_observation_space.shape == (4 * 5 + 12,)
+    assert env.single_observation_space.shape == (4 * 5 + 18,)
     assert len(observation_names(5)) == env.obs_dim
     obs = env.reset()
     assert obs.shape == (6, env.obs_dim) and obs.dtype == np.float32

@@ -74,3 +74,14 @@ def test_a_thousand_continuous_steps_are_bit_identical() -> None:
         return out
 
     assert all(np.array_equal(a, b) for a, b in zip(rollout(), rollout(), strict=True))
+
+
+def test_the_box_s_own_float32_bounds_are_inside_it() -> None:
+    """Bounds that float32 cannot hold exactly (10.1, 0.3): the space's own low and high,
+    and actions clipped to them (as Stable-Baselines3 clips), are accepted."""
+    env = BatchedMarketEnv(CONFIG.replace(continuous_max_offset=10.1, continuous_max_size=0.3),
+                           n_envs=1, n_agents=2, seed=1)
+    space = env.single_action_space
+    env.step(np.stack([space.high, space.low]))
+    env.step(np.clip(np.full((2, 4), 99.0), space.low, space.high))
+

@@ -27,7 +27,7 @@ def test_the_parent_is_completed_by_the_deadline_and_then_unwound() -> None:
     obs = env.observations
     np.testing.assert_array_equal(obs[:, column("parent_side")], side)
     np.testing.assert_array_equal(obs[:, column("parent_left")], 1.0)
-    for t in range(40):                 # agent 0 waits, agent 1 trades TWAP with markets
+    for _ in range(40):                 # agent 0 waits, agent 1 trades TWAP with markets
         obs, rewards, terminated, _ = env.step(np.tile([0, TWAP], 8))
     assert terminated.all()
     done = env.accounts()["position"].ravel() - start
@@ -87,3 +87,31 @@ def test_a_thousand_execution_steps_are_bit_identical() -> None:
         return out
 
     assert all(np.array_equal(a, b) for a, b in zip(rollout(), rollout(), strict=True))
+
+
+def test_children_never_pass_the_parent_nor_the_limit() -> None:
+    """Random children for many episodes, with a parent as large as the limit allows:
+    each episode completes exactly its parent (never more: a resting child that fills
+    before its cancel or replace lands is counted), the account stays within its limit,
+    and waiting withdraws the resting child on either side."""
+    config = CONFIG.replace(execution_size=20.0, size_classes=(1.0, 3.0), horizon=17)
+    for latency in (0, 130_000_000):
+        env = BatchedMarketEnv(config.replace(latency_ns=latency), n_envs=16, n_agents=2,
+                               seed=5)
+        arrays = env.kernel.agent_arrays
+        rng = np.random.default_rng(latency)
+        start = env.accounts()["position"].ravel().copy()
+        side, lots = arrays["parent_side"].copy(), arrays["parent_lots"].copy()
+        for _ in range(170):
+            _, _, terminated, _ = env.step(rng.integers(0, env.single_action_space.n, 32))
+            position = env.accounts()["position"].ravel()
+            assert np.all(np.abs(position) <= env.position_limit)
+            if terminated[0]:
+                np.testing.assert_array_equal(position - start, side * lots)
+                start = position.copy()
+                side, lots = arrays["parent_side"].copy(), arrays["parent_lots"].copy()
+        passive = 1 + len(config.execution_rates) + 1          # a resting child, rate 1
+        env.step(np.full(32, passive))
+        env.step(np.zeros(32, np.int64))                       # wait: withdrawn
+        if latency == 0:
+            assert not (arrays["slot_id"] != 0).any()

@@ -49,11 +49,13 @@ def _small_config(**ppo: object) -> TrainConfig:
 def test_a_cloned_policy_acts_like_its_teacher_on_new_markets() -> None:
     from stable_baselines3 import PPO
 
-    # on `thin`: on the default `resilient` the markets below give two agents a size class
-    # and an inventory beyond any that the 256 demonstration steps of 8 agents showed, and
-    # the clone agrees with its teacher on 74-87 % of their steps only
+    # new markets, the same agents: with random size classes the markets below give two
+    # agents a size class and an inventory beyond any that the 256 demonstration steps of
+    # 8 agents showed (the clone then agrees on 74-87 % of their steps: extrapolation, not
+    # what this test is about); on `thin`, whose books the clone has seen the range of
     config = _small_config(previous_action=True)
-    config = dataclasses.replace(config, env=config.env.replace(market="thin"))
+    config = dataclasses.replace(config, env=config.env.replace(market="thin",
+                                                                size_classes=(1.0, 3.0)))
     venv, _ = make_vec_env(config)
     model = PPO("MlpPolicy", venv, seed=0, device="cpu", n_steps=64, batch_size=512)
     # a low inventory limit, so that the teacher's withdrawals are part of what is cloned

@@ -205,12 +205,12 @@ class BatchedMarketEnv:
             self.single_action_space = spaces.Discrete(1 + 2 * len(c.execution_rates))
             self.action_high = np.array([1 + 2 * len(c.execution_rates)], dtype=np.int64)
         elif self.mode == ActionMode.CONTINUOUS:
-            m, z = float(c.continuous_max_offset), float(c.continuous_max_size)
-            #: continuous mode: the Box's low and high bounds, shape (2, 4)
-            self.action_high = np.array([[-m, -m, 0.0, 0.0], [m, m, z, z]])
-            self.single_action_space = spaces.Box(self.action_high[0].astype(np.float32),
-                                                  self.action_high[1].astype(np.float32),
-                                                  dtype=np.float32)
+            m, z = c.continuous_max_offset, c.continuous_max_size
+            bounds = np.array([[-m, -m, 0.0, 0.0], [m, m, z, z]], dtype=np.float32)
+            #: continuous mode: the Box's low and high bounds, shape (2, 4) (the float32
+            #: values of the space, so that its own bounds and clipped actions are in it)
+            self.action_high = bounds.astype(np.float64)
+            self.single_action_space = spaces.Box(bounds[0], bounds[1], dtype=np.float32)
         elif self.mode == ActionMode.ORDER:
             self.action_high = np.array([int(OrderOp.N_ORDER_OPS), len(c.order_offsets),
                                          n_sizes, ORDER_TIFS, c.max_orders], dtype=np.int64)
@@ -269,9 +269,10 @@ class BatchedMarketEnv:
                             extra_owners=self.n_agents, record=RecordConfig())
             self.market = Market(mc, seed=int(market_seed.generate_state(1)[0]))
             self.market.books.set_fees(c.maker_fee_ppm, c.taker_fee_ppm)
+            mc = self.market.config
             self.kernels = [self._kernel(self.market.books, slice(None), self.n_envs,
-                                         self.market.n_traders, self.market.config.dt_ns,
-                                         arrival_seed)]
+                                         self.market.n_traders, mc.dt_ns, arrival_seed,
+                                         (mc.open_ns, mc.close_ns - mc.open_ns))]
         else:
             for replay in self.sources:
                 replay.reset(seed=seed)
@@ -286,9 +287,10 @@ class BatchedMarketEnv:
             self._warm_up(j)
 
     def _kernel(self, books: Any, rows: slice, n_envs: int, first_owner: int, dt_ns: int,
-                seed: np.random.SeedSequence) -> EnvKernel:
+                seed: np.random.SeedSequence, day: tuple[int, int] = (0, 0)) -> EnvKernel:
         """The kernel of ``n_envs`` books of ``books`` over rows ``rows`` of the buffers,
-        its agents owners ``first_owner`` on, steps of ``dt_ns``."""
+        its agents owners ``first_owner`` on, steps of ``dt_ns``; ``day``: the session's
+        open and length (ns; 0: no ``time_of_day``)."""
         c = self.config
         return EnvKernel(
             books, self.order_qty[rows], self.position_limit[rows], self.size_class[rows],
@@ -308,7 +310,8 @@ class BatchedMarketEnv:
             quote_offsets=c.quote_offsets, quote_sizes=c.quote_sizes,
             order_offsets=c.order_offsets, rates=c.execution_rates,
             parent_lots=np.maximum(1, np.rint(self.size_class[rows] * c.base_qty
-                                              * c.execution_size)).astype(np.int64))
+                                              * c.execution_size)).astype(np.int64),
+            day_open_ns=day[0], day_ns=day[1])
 
     def _warm_up(self, j: int) -> None:
         """Background-only steps of lane ``j``; the last ones also fill the mid history

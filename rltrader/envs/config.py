@@ -278,8 +278,8 @@ class EnvConfig:
             _fail("base_position_limit", f"small enough that the largest agent's position "
                   f"limit (size class {top:g} x base_position_limit = {limit:.0f} lots) is "
                   f"at most 2**62", self.base_position_limit)
-        if self.action_mode == "continuous":
-            quote = math.floor(self.continuous_max_size * qty + 0.5)
+        if self.action_mode == "continuous":           # the space's float32 bound
+            quote = math.floor(float(np.float32(self.continuous_max_size)) * qty + 0.5)
             if quote > MAX_QTY or self.continuous_max_offset > _INT32_MAX:
                 _fail("continuous_max_size", f"small enough that the largest agent's quote "
                       f"({self.continuous_max_size:g} x {qty:.0f} lots = {quote} lots) is at "
@@ -321,9 +321,10 @@ def observation_names(depth: int, action_mode: str = "discrete",
     mode the parent order's side, share left and the mid's move since arrival."""
     levels = [f"{side}_{what}_{k}" for side in ("bid", "ask") for what in ("price", "qty")
               for k in range(depth)]
-    names = levels + ["spread", "return_1", "return_lag", "flow_imbalance", "inventory",
-                      "pnl", "orders", "in_flight", "queue_ahead", "time_left",
-                      "log_size_class", "limited"]
+    names = levels + ["spread", "return_1", "return_lag", "flow_imbalance", "volatility",
+                      "volume", "last_trade", "time_of_day", "inventory", "pnl", "orders",
+                      "in_flight", "queue_ahead", "time_left", "log_size_class", "limited",
+                      "bought", "sold"]
     if action_mode == "order":
         names += [f"slot_{j}_{what}" for j in range(max_orders)
                   for what in ("price", "qty", "in_flight")]
