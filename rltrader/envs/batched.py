@@ -193,7 +193,13 @@ class BatchedMarketEnv:
             raise ValueError("replay sources: one distinct replay per env (n_envs="
                              f"{n_envs}), each with n_agents >= {n_agents}")
         self.n_envs, self.n_agents = int(n_envs), int(n_agents)
-        self.num_agents_total = self.n_envs * self.n_agents
+        #: symbols per market; the books are ``symbol * n_envs + market`` (``n_books``)
+        self.n_symbols = self.config.symbols
+        if self.n_symbols > 1 and self.sources:
+            raise ValueError("EnvConfig.symbols > 1 needs a simulated market (a replay "
+                             "source is one symbol)")
+        self.n_books = self.n_envs * self.n_symbols
+        self.num_agents_total = self.n_books * self.n_agents
         c = self.config
         self.mode = ACTION_MODES[c.action_mode]
         n_quotes, n_sizes = len(c.quote_offsets) + 1, len(c.quote_sizes)
@@ -252,7 +258,9 @@ class BatchedMarketEnv:
         for buffer in (self.observations, self.rewards, self.terminated, self.truncated,
                        self.final_observations):
             buffer[...] = 0
-        sizes = size_classes(c, self.n_envs, self.n_agents, size_seed)
+        # an agent (market, i) has one row per symbol, with the same size class in each
+        sizes = np.tile(size_classes(c, self.n_envs, self.n_agents, size_seed),
+                        self.n_symbols)
         qty = np.maximum(1, np.rint(sizes * c.base_qty)).astype(np.int64)
         limit = np.maximum(qty, np.rint(sizes * c.base_position_limit).astype(np.int64))
         #: per agent: size class, lots per order, position limit (lots), latency (ns)
@@ -261,16 +269,18 @@ class BatchedMarketEnv:
         if latency.shape[0] not in (1, self.n_agents):
             raise ValueError(f"EnvConfig.latency_ns has {latency.shape[0]} values for "
                              f"n_agents={self.n_agents}")
-        self.latency_ns = np.tile(np.broadcast_to(latency, (self.n_agents,)), self.n_envs)
+        self.latency_ns = np.tile(np.broadcast_to(latency, (self.n_agents,)), self.n_books)
         self.market: Market | None = None
         if not self.sources:
             mc = c.market_config()
-            mc = mc.replace(copies=self.n_envs, symbols=mc.symbols[:1],
+            names = (tuple(mc.symbols[:self.n_symbols]) if len(mc.symbols) >= self.n_symbols
+                     else tuple(f"{mc.symbols[0]}{k}" for k in range(self.n_symbols)))
+            mc = mc.replace(copies=self.n_envs, symbols=names,
                             extra_owners=self.n_agents, record=RecordConfig())
             self.market = Market(mc, seed=int(market_seed.generate_state(1)[0]))
             self.market.books.set_fees(c.maker_fee_ppm, c.taker_fee_ppm)
             mc = self.market.config
-            self.kernels = [self._kernel(self.market.books, slice(None), self.n_envs,
+            self.kernels = [self._kernel(self.market.books, slice(None), self.n_books,
                                          self.market.n_traders, mc.dt_ns, arrival_seed,
                                          (mc.open_ns, mc.close_ns - mc.open_ns))]
         else:
@@ -418,7 +428,7 @@ class BatchedMarketEnv:
             The env's buffers (float32, float32, bool, bool); ended envs were reset in
             this step and their final observations are in :attr:`final_observations`.
         """
-        write_actions(actions, self.actions, self.action_high, self.n_envs, self.n_agents)
+        write_actions(actions, self.actions, self.action_high, self.n_books, self.n_agents)
         return self._step_written()
 
     def _step_written(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -438,7 +448,8 @@ class BatchedMarketEnv:
 
     def accounts(self) -> np.ndarray:
         """The agents' core accounts (position, cash, volume, fees since the market was
-        built), shape ``(n_envs, n_agents)`` of ACCOUNT_DTYPE (a copy)."""
+        built), shape ``(n_books, n_agents)`` of ACCOUNT_DTYPE (a copy; ``n_books =
+        n_envs`` with one symbol)."""
         if self.market is not None:
             first = self.market.n_traders
             return self.market.books.account_array[:, first: first + self.n_agents].copy()

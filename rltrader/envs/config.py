@@ -68,6 +68,13 @@ class EnvConfig:
         docs/market.md) or a config. The environment keeps its first symbol and sets
         ``copies`` (one book per env), ``extra_owners`` (the agents' accounts) and turns
         recording off.
+    symbols : int
+        Symbols per market (1 to 64): the market's first ``symbols`` symbols (or, when it
+        has fewer, its first one's populations under ``NAME0``, ``NAME1`` ...), each its own
+        book with its own background. Every agent trades all of them: one row per agent
+        and symbol (books ``symbol x n_envs + market``), its own account (position, limit)
+        in each; its reward is the sum of its rows'. (Correlated fundamentals across
+        symbols are not modelled yet.)
     horizon : int
         Steps per episode.
     warmup_steps : int
@@ -158,6 +165,7 @@ class EnvConfig:
     """
 
     market: str | MarketConfig = "resilient"
+    symbols: int = 1
     horizon: int = 1_000
     warmup_steps: int = 200
     depth: int = 5
@@ -203,7 +211,7 @@ class EnvConfig:
                                 ("base_qty", 1, _INT64_MAX),
                                 ("base_position_limit", 1, _INT64_MAX),
                                 ("return_lag", 1, _INT32_MAX), ("scan_ticks", 1, _INT32_MAX),
-                                ("replay_step_ns", 1, _INT64_MAX),
+                                ("replay_step_ns", 1, _INT64_MAX), ("symbols", 1, 64),
                                 ("latency_jitter_ns", 0, _MAX_LATENCY_NS)):
             _check_int(name, getattr(self, name), low, high)
         for name in ("maker_fee_ppm", "taker_fee_ppm"):

@@ -70,6 +70,9 @@ class MarketEnv(gym.Env):
         n_others = int(n_others)
         self.render_mode = render_mode
         self.batched = BatchedMarketEnv(config, n_envs=1, n_agents=1 + n_others, seed=0)
+        if self.batched.n_symbols > 1:
+            raise ValueError("MarketEnv is one symbol: for EnvConfig.symbols > 1 use "
+                             "BatchedMarketEnv (one row per agent and symbol)")
         self.observation_space = self.batched.single_observation_space
         self.action_space = self.batched.single_action_space
         self.others = others

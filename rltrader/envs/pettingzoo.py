@@ -42,6 +42,9 @@ class MarketParallelEnv(ParallelEnv):
     def __init__(self, config: EnvConfig | None = None, *, n_agents: int = 2,
                  seed: int = 0) -> None:
         self.batched = BatchedMarketEnv(config, n_envs=1, n_agents=n_agents, seed=seed)
+        if self.batched.n_symbols > 1:
+            raise ValueError("MarketParallelEnv is one symbol: for EnvConfig.symbols > 1 use "
+                             "BatchedMarketEnv (one row per agent and symbol)")
         self.possible_agents = [f"trader_{i}" for i in range(n_agents)]
         self.agents: list[str] = []
         self._index = {name: i for i, name in enumerate(self.possible_agents)}

@@ -124,6 +124,9 @@ class ShardedMarketEnv:
         self.config = EnvConfig() if config is None else config
         if not isinstance(self.config, EnvConfig):
             raise TypeError(f"config must be an EnvConfig, got {type(self.config).__name__}")
+        if self.config.symbols > 1:
+            raise ValueError("ShardedMarketEnv is one symbol per market (EnvConfig.symbols "
+                             "= 1)")
         probe = BatchedMarketEnv(self.config.replace(warmup_steps=0), n_envs=1,
                                  n_agents=n_agents, seed=0)
         self.n_envs, self.n_agents, self.n_workers = n_envs, n_agents, n_workers
