@@ -83,6 +83,7 @@ cdef struct Fundamental:
     double jump_rate        # jumps per step
     double jump_mean        # ticks (sign random)
     double jump_sd          # ticks
+    double correlation      # of the diffusion shocks of one copy's symbols (a common factor)
 
 cdef struct Arrivals:
     double lam              # expected arrivals per step (0: none, nothing drawn)
@@ -131,6 +132,9 @@ cdef struct State:
     Arrivals wake_splitter
     Arrivals jumps          # jumps of the fundamental per step
     uint64_t* rng           # [n_books, 4] every decision's draws
+    int32_t copies          # books per symbol (book = symbol * copies + copy)
+    uint64_t* common_rng    # [copies, 4] the common factor of the fundamentals' shocks
+    double* common_z        # [copies] this step's common shock (drawn by symbol 0's book)
     uint64_t* shuffle_rng   # [n_books, 4] the arrival order (a separate stream, so that the
                             # decisions draw the same numbers whatever the book does)
     int64_t* next_id        # [n_books] next order id
@@ -161,6 +165,8 @@ cdef class Flow:
     cdef readonly Books books
     cdef readonly object rng_state
     cdef readonly object shuffle_state
+    cdef readonly object common_state
+    cdef readonly object common_z
     cdef readonly object meta_left
     cdef readonly object meta_side
     cdef readonly object next_id

@@ -24,6 +24,8 @@ class Flow:
     books: Books
     rng_state: np.ndarray
     shuffle_state: np.ndarray
+    common_state: np.ndarray
+    common_z: np.ndarray
     meta_left: np.ndarray
     meta_side: np.ndarray
     next_id: np.ndarray
@@ -65,6 +67,7 @@ class Flow:
         splitter: SplitterParams,
         fundamental: FundamentalParams,
         parents: Sequence[ParentParams],
+        copies: int | None = ...,
     ) -> None: ...
     @property
     def step(self) -> int: ...

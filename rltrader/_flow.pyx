@@ -512,14 +512,22 @@ cdef void execution(State* f, int32_t b, const BookState* bs, double mid) noexce
 
 
 cdef void move_fundamental(State* f, int32_t b) noexcept nogil:
-    """One step of Ornstein-Uhlenbeck plus compound-Poisson jumps of random sign."""
+    """One step of Ornstein-Uhlenbeck plus compound-Poisson jumps of random sign; with a
+    ``correlation``, the diffusion shocks of one copy's symbols share a common factor."""
     cdef const Fundamental* p = &f.fund
     cdef uint64_t* rng = &f.rng[4 * b]
-    cdef double v = f.fundamental[b]
+    cdef double v = f.fundamental[b], z
     cdef int64_t jumps
+    cdef int32_t copy
     v += p.kappa * (f.r_bar[b] - v)
     if p.sigma > 0.0:
-        v += p.sigma * normal(rng)
+        z = normal(rng)
+        if p.correlation > 0.0:             # symbol 0's book draws its copy's common shock;
+            copy = b % f.copies             # the others (later in every step) share it
+            if b < f.copies:
+                f.common_z[copy] = normal(&f.common_rng[4 * copy])
+            z = sqrt(p.correlation) * f.common_z[copy] + sqrt(1.0 - p.correlation) * z
+        v += p.sigma * z
     if p.jump_rate > 0.0:
         jumps = poisson(rng, &f.jumps)
         while jumps > 0:
@@ -682,7 +690,8 @@ cdef class Flow:
 
     def __init__(self, Books books, int n_traders, seeds, r_bar, size_class,
                  int64_t t0_ns, int64_t dt_ns, int bucket_cap, bint record=False, *,
-                 noise, value, momentum, maker, liquidity, splitter, fundamental, parents):
+                 noise, value, momentum, maker, liquidity, splitter, fundamental, parents,
+                 copies=None):
         cdef int32_t n_books = books.core.n_books
         if n_traders > books.core.n_owners:
             raise ValueError(f"books has {books.core.n_owners} owners per book, fewer than "
@@ -733,6 +742,20 @@ cdef class Flow:
         cdef uint64_t* sh = <uint64_t*>cnp.PyArray_DATA(self.shuffle_state)
         for j in range(n_books):
             jump(&sh[4 * j])
+        f.copies = n_books if copies is None else index(copies)
+        if f.copies < 1 or n_books % f.copies:
+            raise ValueError(f"copies must divide the {n_books} books, got {copies}")
+        if not 0.0 <= f.fund.correlation <= 1.0:
+            raise ValueError(f"fundamental.correlation must be in [0, 1], got "
+                             f"{f.fund.correlation}")
+        # the common factor: symbol 0's streams jumped twice (the arrival order is once)
+        self.common_state = self.rng_state[:f.copies].copy()
+        for j in range(f.copies):
+            jump(&(<uint64_t*>cnp.PyArray_DATA(self.common_state))[4 * j])
+            jump(&(<uint64_t*>cnp.PyArray_DATA(self.common_state))[4 * j])
+        self.common_z = np.zeros(f.copies)
+        f.common_rng = <uint64_t*>cnp.PyArray_DATA(self.common_state)
+        f.common_z = <double*>cnp.PyArray_DATA(self.common_z)
         self.r_bar = _array(r_bar, np.float64, (n_books,), "r_bar")
         self.size_class = _array(size_class, np.float64, (n_books, n_traders), "size_class")
         self.fundamental = self.r_bar.copy()

@@ -73,8 +73,8 @@ class EnvConfig:
         has fewer, its first one's populations under ``NAME0``, ``NAME1`` ...), each its own
         book with its own background. Every agent trades all of them: one row per agent
         and symbol (books ``symbol x n_envs + market``), its own account (position, limit)
-        in each; its reward is the sum of its rows'. (Correlated fundamentals across
-        symbols are not modelled yet.)
+        in each; its reward is the sum of its rows'. The market config's
+        ``FundamentalConfig.correlation`` makes the symbols move together.
     horizon : int
         Steps per episode.
     warmup_steps : int

@@ -228,7 +228,9 @@ class SplitterConfig(Population):
 class FundamentalConfig:
     """Latent value per book: ``dv = kappa (r_bar - v) dt + sigma dW`` plus jumps at
     ``jump_rate_per_s`` of size ``+-(jump_mean + jump_sd N(0, 1))`` ticks. ``r_bar`` is in
-    ticks; ``sigma`` in ticks per sqrt(second)."""
+    ticks; ``sigma`` in ticks per sqrt(second). ``correlation``: of the diffusion shocks of
+    the symbols of one copy (a common factor with weight ``sqrt(correlation)``; the
+    market's symbols then move together, as a sector's stocks do)."""
 
     r_bar: float = 100_000.0
     kappa_per_s: float = 0.0
@@ -236,11 +238,15 @@ class FundamentalConfig:
     jump_rate_per_s: float = 0.0
     jump_mean: float = 0.0
     jump_sd: float = 0.0
+    correlation: float = 0.0
 
     def __post_init__(self) -> None:
         _at_least(self, "r_bar", 1.0)
-        for name in ("kappa_per_s", "sigma", "jump_rate_per_s", "jump_mean", "jump_sd"):
+        for name in ("kappa_per_s", "sigma", "jump_rate_per_s", "jump_mean", "jump_sd",
+                     "correlation"):
             _at_least(self, name, 0)
+        if self.correlation > 1:
+            _fail(self, "correlation", "in [0, 1]", self.correlation)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ class Market:
                          bucket_capacity(config), record=config.record.messages,
                          noise=p.noise, value=p.value, momentum=p.momentum, maker=p.maker,
                          liquidity=p.liquidity, splitter=p.splitter,
-                         fundamental=p.fundamental, parents=p.parents)
+                         fundamental=p.fundamental, parents=p.parents, copies=config.copies)
         start = time.perf_counter()
         self.flow.run(config.warmup_steps)
         every = config.record.sample_every

@@ -131,6 +131,7 @@ class FundamentalParams:
     jump_rate: float        # jumps per step
     jump_mean: float        # ticks
     jump_sd: float          # ticks
+    correlation: float      # of the diffusion shocks of one copy's symbols
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,7 @@ def _fundamental(c: MarketConfig) -> FundamentalParams:
     p, dt_s = c.fundamental, c.dt_ns / NS_PER_S
     return FundamentalParams(kappa=p.kappa_per_s * dt_s, sigma=p.sigma * math.sqrt(dt_s),
                              jump_rate=p.jump_rate_per_s * dt_s, jump_mean=p.jump_mean,
-                             jump_sd=p.jump_sd)
+                             jump_sd=p.jump_sd, correlation=p.correlation)
 
 
 def _parents(c: MarketConfig, first: int) -> tuple[ParentParams, ...]:
