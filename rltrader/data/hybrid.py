@@ -16,8 +16,13 @@ Semantics (docs/hybrid.md has the full page):
 - Historical cancels, reductions and executions of liquidity that agents already took are
   trimmed to what is left (a cancel of a gone order, a reduction that removes the rest, an
   execution beyond the leaves) and counted in :attr:`HybridReplay.stats`, never raised.
-- Trading halts (LOBSTER type 7: price -1 halt, 1 trading resumes): agent messages stamped
-  inside a halt are held and submitted, in order, at the resume time.
+- Trading halts (LOBSTER type 7: price -1 halt, 1 trading resumes; ITCH ``H`` trading
+  actions; or ``halts=`` given): agent messages stamped inside a halt are held and
+  submitted, in order, at the resume time.
+
+:func:`from_feed` builds the replay from any shipped reader's result (LOBSTER, ITCH,
+Coinbase L3, Binance and tardis L2, the generic reader); :func:`feed_messages` returns
+the messages it replays (docs/hybrid.md, "Every feed as a replay", says what each gives).
 
 The driver is batched: each ``step`` merges the historical messages up to its end with the
 agent messages by timestamp and runs them through ``Books.process`` in one call, split only
@@ -29,6 +34,7 @@ with. Only there does Python look at the queue. With no agent orders a step is o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +46,7 @@ from rltrader.core.constants import (
     CANCELLED,
     EXECUTE,
     FILL,
+    LEVEL_ID_BASE,
     LIMIT,
     MARKET,
     MAX_FEE_PPM,
@@ -93,6 +100,18 @@ def _halts(raw: np.ndarray | None) -> np.ndarray:
     return np.array(out, dtype=np.int64).reshape(-1, 2)
 
 
+def _check_halts(halts: Any) -> np.ndarray:
+    out = np.asarray(halts)
+    if out.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if out.ndim != 2 or out.shape[1] != 2 or not np.issubdtype(out.dtype, np.integer):
+        raise ValueError(f"halts must be (k, 2) ints [halt, resume) in ns, got {out!r}")
+    out = out.astype(np.int64)
+    if np.any(out[:, 1] <= out[:, 0]) or np.any(out[1:, 0] < out[:-1, 1]):
+        raise ValueError("halts must be ascending, disjoint [halt, resume) intervals")
+    return out
+
+
 class HybridReplay:
     """Recorded LOBSTER flow and agent orders in one book (see the module docstring).
 
@@ -100,21 +119,25 @@ class HybridReplay:
     ----------
     feed : LobsterMessages, ExactFeed or ndarray of MESSAGE_DTYPE
         The historical flow, in time order (an ``ExactFeed`` rebuilds the visible book
-        exactly; a plain ``LobsterMessages`` starts from an empty book).
+        exactly; a plain ``LobsterMessages`` starts from an empty book). Other readers'
+        results: :func:`from_feed`.
     n_agents : int
         Agent accounts ``0 .. n_agents - 1``; the history's account is ``n_agents``.
     window, capacity : int
         Passed to :class:`rltrader.Books`.
     maker_fee_ppm, taker_fee_ppm : int
         Fees of the book (ppm of notional; negative is a rebate).
+    halts : array of int, shape (k, 2), optional
+        The record's trading halts as ascending ``[halt, resume)`` ns; by default a
+        LOBSTER feed's type-7 rows, none for an array.
 
     The protocol an environment relies on: :meth:`reset`, :meth:`step`,
     :meth:`top_of_book`, :attr:`accounts`, :attr:`timestamp`, :attr:`done`.
     """
 
     def __init__(self, feed: object, n_agents: int = 1, *, window: int = 4096,
-                 capacity: int = 1 << 16, maker_fee_ppm: int = 0, taker_fee_ppm: int = 0
-                 ) -> None:
+                 capacity: int = 1 << 16, maker_fee_ppm: int = 0, taker_fee_ppm: int = 0,
+                 halts: Any = None) -> None:
         inner = getattr(feed, "feed", feed)
         if isinstance(inner, LobsterMessages):
             messages, raw = inner.messages, inner.raw
@@ -129,14 +152,15 @@ class HybridReplay:
             _check_int(name, fee, -MAX_FEE_PPM, MAX_FEE_PPM)
         if messages.shape[0] and np.any(np.diff(messages["timestamp"]) < 0):
             raise ValueError("the historical messages' timestamps decrease")
-        if messages.shape[0] and messages["order_id"].max() >= AGENT_ID_BASE:
+        if messages.shape[0] and max(messages["order_id"].max(),
+                                     messages["new_order_id"].max()) >= AGENT_ID_BASE:
             raise ValueError(f"historical order ids must stay below AGENT_ID_BASE={AGENT_ID_BASE}")
         self.n_agents = int(n_agents)
         self.history_owner = self.n_agents
         self._history = np.ascontiguousarray(messages).copy()
         self._history["book"] = 0
         self._history["owner"] = self.history_owner
-        self._halts = _halts(raw)
+        self._halts = _halts(raw) if halts is None else _check_halts(halts)
         self._book_args = dict(window=window, capacity=capacity, n_owners=n_agents + 1,
                                maker_fee_ppm=maker_fee_ppm, taker_fee_ppm=taker_fee_ppm)
         self.reset()
@@ -439,4 +463,164 @@ class HybridReplay:
                 self.stats.trimmed_messages += n
 
 
-__all__ = ["AGENT_ID_BASE", "HybridReplay", "HybridStats"]
+# ---- every shipped feed as a replay ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedMessages:
+    """What :class:`HybridReplay` replays of one reader's result (:func:`feed_messages`).
+
+    Attributes
+    ----------
+    messages : ndarray of MESSAGE_DTYPE
+        One book's historical flow, in time order, ids below ``AGENT_ID_BASE``.
+    halts : ndarray of int64, shape (k, 2)
+        The record's trading halts, ``[halt, resume)`` ns (LOBSTER type 7, ITCH ``H``).
+    dropped : int
+        Messages left out: ITCH references to orders added before the file started.
+    """
+
+    messages: np.ndarray
+    halts: np.ndarray
+    dropped: int = 0
+
+
+def feed_messages(feed: object, *, book: int | str | None = None) -> FeedMessages:
+    """The messages, halts and drops that :func:`from_feed` replays for ``feed``.
+
+    Parameters
+    ----------
+    feed : reader result or ndarray of MESSAGE_DTYPE
+        ``lobster.LobsterMessages``, ``lobster_exact.ExactFeed``, ``itch.ItchFeed``,
+        ``coinbase.CoinbaseFeed``, ``binance.BinanceFeed``, ``tardis.TardisFeed``,
+        ``generic.GenericFeed`` or a message array of one book.
+    book : int or str, optional
+        ITCH: the stock to replay, by book number or symbol (needed when the feed holds
+        several).
+
+    What changes on the way (docs/hybrid.md, "Every feed as a replay"):
+
+    - ITCH: the stock's book only, as book 0; deletes, cancels, executions and replaces of
+      orders added before the file started are dropped (as LOBSTER's reader does; in a
+      replay the core's rejections would count as liquidity agents took); the others get
+      the side and price of the order they name (ITCH leaves them out; the replay's
+      executions need them); halts are the stock's trading actions from a halt, pause or
+      quotation-only state to ``T``.
+    - L2 (Binance, tardis, generic ``l2``): a level's increase (``REPLACE`` of its
+      synthetic order) becomes ``CANCEL`` + ``LIMIT``: the same book, but a level that
+      agents emptied comes back at the record's next increase instead of being refused.
+    - Everything else (LOBSTER, Coinbase L3, generic ``l3``) as the reader made it.
+    """
+    from rltrader.data.itch import ItchFeed
+
+    if isinstance(feed, ItchFeed):
+        return _itch_messages(feed, book)
+    if book is not None:
+        raise ValueError("book selects a stock of an ITCH feed only (the others hold one)")
+    inner = getattr(feed, "feed", feed)  # ExactFeed wraps LobsterMessages
+    if isinstance(inner, LobsterMessages):
+        messages, halts = inner.messages, _halts(inner.raw)
+    else:
+        messages = inner if isinstance(inner, np.ndarray) else getattr(inner, "messages", None)
+        if not isinstance(messages, np.ndarray) or messages.dtype != MESSAGE_DTYPE:
+            raise TypeError(f"cannot replay {type(feed).__name__}: give a reader's result or "
+                            "a MESSAGE_DTYPE array")
+        halts = np.zeros((0, 2), dtype=np.int64)
+    if messages.size and np.any(messages["book"] != messages["book"][0]):
+        raise ValueError("the messages hold several books: a replay is one book")
+    return FeedMessages(_split_level_increases(messages), halts)
+
+
+def from_feed(feed: object, n_agents: int = 1, *, book: int | str | None = None,
+              **replay_kwargs: Any) -> HybridReplay:
+    """A :class:`HybridReplay` of any shipped reader's result (see :func:`feed_messages`);
+    ``replay_kwargs`` (``window``, ``capacity``, fees) go to :class:`HybridReplay`."""
+    if "halts" in replay_kwargs:
+        raise TypeError("from_feed takes the feed's own halts (use HybridReplay for others)")
+    given = feed_messages(feed, book=book)
+    return HybridReplay(given.messages, n_agents, halts=given.halts, **replay_kwargs)
+
+
+def _split_level_increases(messages: np.ndarray) -> np.ndarray:
+    """L2 level orders: each ``REPLACE`` (a larger size, same price and id) as ``CANCEL``
+    then ``LIMIT``; identical book, but a level that agents took is re-added."""
+    grow = (messages["op"] == REPLACE) & (messages["order_id"] >= LEVEL_ID_BASE)
+    if not grow.any():
+        return messages
+    at = np.repeat(np.arange(messages.shape[0]), np.where(grow, 2, 1))
+    out = messages[at]
+    second = np.zeros(at.shape[0], dtype=bool)
+    second[1:] = at[1:] == at[:-1]
+    split = grow[at]
+    out["op"][split & ~second] = CANCEL
+    out["op"][second] = LIMIT
+    out["new_order_id"][split] = 0
+    return out
+
+
+def _itch_messages(feed: Any, book: int | str | None) -> FeedMessages:
+    symbols = list(feed.book_symbols)
+    if book is None:
+        if len(symbols) != 1:
+            raise ValueError(f"the ITCH feed holds {len(symbols)} stocks: pass book= (a "
+                             f"number below {len(symbols)} or a symbol: "
+                             f"{', '.join(symbols[:8])}{' ...' if len(symbols) > 8 else ''})")
+        book = 0
+    elif isinstance(book, str):
+        if symbols.count(book) != 1:
+            raise ValueError(f"symbol {book!r} names {symbols.count(book)} books of the ITCH "
+                             "feed: pass its book number")
+        book = symbols.index(book)
+    elif not is_int(book) or not 0 <= book < len(symbols):
+        raise ValueError(f"book must be a symbol or an int in [0, {len(symbols)}), got {book!r}")
+    messages = feed.messages[feed.messages["book"] == book]  # a copy
+    keep = _known_orders(messages)
+    messages = messages[keep]
+    messages["book"] = 0
+    actions = feed.trading_actions[feed.trading_actions["book"] == book]
+    return FeedMessages(messages, _itch_halts(actions), int((~keep).sum()))
+
+
+def _known_orders(messages: np.ndarray) -> np.ndarray:
+    """Mask of messages about orders added in the file (a ``LIMIT``, or a ``REPLACE``'s
+    new id, earlier); fills in the side and price of the order each one names, which ITCH's
+    ``E``/``C``/``X``/``D`` (and ``U``'s side) do not carry and the replay's executions
+    need (the agent orders ahead of an order are on its side, at its price or better)."""
+    orders: dict[int, tuple[int, int]] = {}
+    keep = np.ones(messages.shape[0], dtype=bool)
+    side, price = messages["side"], messages["price"]
+    rows = zip(messages["op"].tolist(), messages["order_id"].tolist(),
+               messages["new_order_id"].tolist(), side.tolist(), price.tolist(), strict=True)
+    for i, (op, order_id, new_id, s, p) in enumerate(rows):
+        if op == LIMIT:
+            orders[order_id] = (s, p)
+        elif order_id not in orders:
+            keep[i] = False
+        elif op == REPLACE:
+            side[i] = orders[order_id][0]
+            orders[new_id or order_id] = (int(side[i]), p)
+        else:
+            side[i], price[i] = orders[order_id]
+    return keep
+
+
+def _itch_halts(actions: np.ndarray) -> np.ndarray:
+    """``[halt, resume)`` from one stock's ITCH trading actions: from a state other than
+    ``T`` (halted, paused, quotation only) to the next ``T``; trading before the first."""
+    out: list[tuple[int, int]] = []
+    start = None
+    for ts, state in zip(actions["timestamp"].tolist(), actions["state"].tolist(),
+                         strict=True):
+        if state != b"T" and start is None:
+            start = ts
+        elif state == b"T" and start is not None:
+            if ts > start:
+                out.append((start, ts))
+            start = None
+    if start is not None:
+        out.append((start, int(np.iinfo(np.int64).max)))
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+
+__all__ = ["AGENT_ID_BASE", "FeedMessages", "HybridReplay", "HybridStats", "feed_messages",
+           "from_feed"]
