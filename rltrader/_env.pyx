@@ -45,6 +45,7 @@ count, or the window moved); positions and cash come from the core's per-owner a
 (fees included).
 """
 
+cimport cython
 cimport numpy as cnp
 from libc.math cimport ceil, floor, llround, sqrt
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
@@ -714,6 +715,11 @@ cdef class EnvKernel:
         return self.s.p.obs_dim
 
     @property
+    def id_base(self):
+        """The first of this kernel's order ids (its agents' orders count up from it)."""
+        return self.s.p.id_base
+
+    @property
     def delay(self):
         """Outbox cells: 1 + the most steps a decision may take to arrive."""
         return self.s.p.delay
@@ -906,3 +912,6 @@ cdef class EnvKernel:
             begin_episodes(&self.s, True)
         finally:
             self.books._leave()
+
+
+include "_env_groups.pxi"

@@ -349,6 +349,8 @@ cdef void locate(State* s, const Sink* batch) noexcept nogil:
         if k < 0:
             continue
         m = &batch.messages[j]
+        if not s.p.first_owner <= m.owner < s.p.first_owner + s.p.n_agents:
+            continue                    # another group's agent (GroupStep)
         order_id = m.new_order_id if m.op == REPLACE else m.order_id
         if s.slot_id[k] != order_id or s.slot_arena[k] != NO_SLOT:
             continue                    # the slot moved on to a later order meanwhile

@@ -28,6 +28,7 @@ ALLOWLIST = [
     r"rltrader\._book\.OrderBook\.__init__",
     r"rltrader\._flow\.Flow\.__init__",
     r"rltrader\._env\.EnvKernel\.__init__",
+    r"rltrader\._env\.GroupStep\.__init__",
 ]
 
 

@@ -8,6 +8,8 @@
 - :class:`MarketEnv`: Gymnasium single-agent env, registered as ``rltrader/Market-v1``.
 - :class:`MarketVectorEnv`: Gymnasium ``VectorEnv`` over the batched env.
 - :class:`ShardedMarketEnv`: the batched env's markets split over worker processes.
+- :class:`GroupedMarketEnv`: agent groups (each its own mode, reward, sizes, latency,
+  learning or scripted) in one market, stepped as one (``rltrader.envs.groups``).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from typing import Any
 
 from rltrader.envs.batched import BatchedMarketEnv
 from rltrader.envs.config import EnvConfig, observation_names
+from rltrader.envs.groups import AgentGroup, GroupedMarketEnv
 from rltrader.envs.gym import MarketEnv, MarketVectorEnv
 from rltrader.envs.pettingzoo import MarketParallelEnv
 from rltrader.envs.shards import ShardedMarketEnv
 
-__all__ = ["BatchedMarketEnv", "EnvConfig", "MarketEnv", "MarketParallelEnv",
-           "MarketVectorEnv", "SB3VecEnv", "ShardedMarketEnv", "observation_names"]
+__all__ = ["AgentGroup", "BatchedMarketEnv", "EnvConfig", "GroupedMarketEnv", "MarketEnv",
+           "MarketParallelEnv", "MarketVectorEnv", "SB3VecEnv", "ShardedMarketEnv",
+           "observation_names"]
 
 
 def __getattr__(name: str) -> Any:

@@ -178,7 +178,7 @@ class BatchedMarketEnv:
     """
 
     def __init__(self, config: EnvConfig | None = None, *, n_envs: int = 1, n_agents: int = 1,
-                 seed: int = 0, source: Any = None) -> None:
+                 seed: int = 0, source: Any = None, _shared: Any = None) -> None:
         self.config = EnvConfig() if config is None else config
         if not isinstance(self.config, EnvConfig):
             raise TypeError(f"config must be an EnvConfig, got {type(self.config).__name__}")
@@ -240,6 +240,9 @@ class BatchedMarketEnv:
         #: agent orders a replay refused because they arrived in a trading halt
         self.refused_in_halt = 0
         self.seed = seed
+        #: (market, first owner, id base): a group's view of a market it shares
+        #: (GroupedMarketEnv)
+        self._shared = _shared
         self._build(seed)
 
     @property
@@ -271,6 +274,14 @@ class BatchedMarketEnv:
                              f"n_agents={self.n_agents}")
         self.latency_ns = np.tile(np.broadcast_to(latency, (self.n_agents,)), self.n_books)
         self.market: Market | None = None
+        if self._shared is not None:        # a group of a GroupedMarketEnv: its market
+            self.market, first_owner, id_base = self._shared
+            mc = self.market.config
+            self.kernels = [self._kernel(self.market.books, slice(None), self.n_books,
+                                         first_owner, mc.dt_ns, arrival_seed,
+                                         (mc.open_ns, mc.close_ns - mc.open_ns), id_base)]
+            self.kernel = self.kernels[0]
+            return                          # warmed up and begun by the grouped env
         if not self.sources:
             mc = c.market_config()
             names = (tuple(mc.symbols[:self.n_symbols]) if len(mc.symbols) >= self.n_symbols
@@ -297,7 +308,8 @@ class BatchedMarketEnv:
             self._warm_up(j)
 
     def _kernel(self, books: Any, rows: slice, n_envs: int, first_owner: int, dt_ns: int,
-                seed: np.random.SeedSequence, day: tuple[int, int] = (0, 0)) -> EnvKernel:
+                seed: np.random.SeedSequence, day: tuple[int, int] = (0, 0),
+                id_base: int = AGENT_ID_BASE) -> EnvKernel:
         """The kernel of ``n_envs`` books of ``books`` over rows ``rows`` of the buffers,
         its agents owners ``first_owner`` on, steps of ``dt_ns``; ``day``: the session's
         open and length (ns; 0: no ``time_of_day``)."""
@@ -311,7 +323,7 @@ class BatchedMarketEnv:
             n_slots=c.max_orders, action_mode=int(self.mode),
             reward_kind=int(REWARDS[c.reward]), valuation=int(VALUATIONS[c.valuation]),
             liquidate=c.end_of_episode == "liquidate", return_lag=c.return_lag,
-            scan_ticks=c.scan_ticks, horizon=c.horizon, id_base=AGENT_ID_BASE, dt_ns=dt_ns,
+            scan_ticks=c.scan_ticks, horizon=c.horizon, id_base=id_base, dt_ns=dt_ns,
             jitter_ns=c.latency_jitter_ns, seed=seed, qty_scale=c.qty_scale,
             price_scale=c.price_scale, pnl_scale=c.pnl_scale,
             running_penalty=c.running_inventory_penalty,
@@ -451,7 +463,7 @@ class BatchedMarketEnv:
         built), shape ``(n_books, n_agents)`` of ACCOUNT_DTYPE (a copy; ``n_books =
         n_envs`` with one symbol)."""
         if self.market is not None:
-            first = self.market.n_traders
+            first = self.market.n_traders if self._shared is None else self._shared[1]
             return self.market.books.account_array[:, first: first + self.n_agents].copy()
         return np.concatenate([replay.books.account_array[:1, : self.n_agents]
                                for replay in self.sources])

@@ -1,0 +1,166 @@
+"""Agent groups: market makers, executors and directional traders of different market
+share, learning and scripted, in one market (:class:`GroupedMarketEnv`).
+
+Every group has its own :class:`~rltrader.envs.config.EnvConfig` (action mode, reward,
+valuation, size classes, latency, observation...) and its own buffers, exactly those of a
+:class:`~rltrader.envs.batched.BatchedMarketEnv` (:attr:`GroupedMarketEnv.envs`); the
+groups share one market (the first group's ``market``, ``horizon``, ``warmup_steps`` and
+fees, which every group must repeat) and one step: the compiled ``GroupStep`` puts every
+group's decisions and the background's in one arrival order per book, and liquidates the
+groups' agents in one random order at an episode's end. A group is learning (its actions
+are passed to :meth:`GroupedMarketEnv.step`) or scripted (``policy``: called on the
+group's observations inside the step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rltrader._env import GroupStep
+from rltrader.core.constants import AGENT_ID_BASE
+from rltrader.envs.batched import BatchedMarketEnv, write_actions
+from rltrader.envs.config import EnvConfig
+from rltrader.sim.market import Market, RecordConfig
+
+#: fields every group must share with the first (they describe the market or the step)
+SHARED = ("market", "horizon", "warmup_steps", "maker_fee_ppm", "taker_fee_ppm", "symbols")
+#: order ids of group g start at AGENT_ID_BASE + g x GROUP_ID_SPAN (up to 8 groups)
+GROUP_ID_SPAN = 1 << 57
+MAX_GROUPS = 8
+
+
+@dataclass(frozen=True)
+class AgentGroup:
+    """One group of agents in every market.
+
+    Attributes
+    ----------
+    name : str
+        Its key in :meth:`GroupedMarketEnv.step`'s actions and results.
+    n_agents : int
+        Agents per market.
+    config : EnvConfig
+        The group's action mode, reward, sizes, latency, ... (``SHARED`` fields as the
+        first group's).
+    policy : callable, optional
+        A scripted group: ``policy(observations) -> actions`` on the group's arrays
+        (``(n_envs * n_agents, obs_dim)`` -> its action array); ``None``: learning.
+    """
+
+    name: str
+    n_agents: int
+    config: EnvConfig
+    policy: Callable[[np.ndarray], Any] | None = None
+
+
+class GroupedMarketEnv:
+    """``n_envs`` markets, each with every group's agents (module docstring).
+
+    Parameters
+    ----------
+    groups : sequence of AgentGroup
+        Distinct names; ``SHARED`` fields equal.
+    n_envs : int
+        Markets.
+    seed : int
+        ``SeedSequence(seed).spawn(1 + len(groups))``: the market, then each group (its
+        size classes and arrival times).
+    """
+
+    def __init__(self, groups: Sequence[AgentGroup], *, n_envs: int = 1,
+                 seed: int = 0) -> None:
+        self.groups = tuple(groups)
+        if not self.groups or not all(isinstance(g, AgentGroup) for g in self.groups):
+            raise TypeError("groups must be a non-empty sequence of AgentGroup")
+        if len(self.groups) > MAX_GROUPS:
+            raise ValueError(f"at most {MAX_GROUPS} groups, got {len(self.groups)}")
+        names = [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            raise ValueError(f"group names must be distinct, got {names}")
+        first = self.groups[0].config
+        for g in self.groups:
+            if not isinstance(g.config, EnvConfig):
+                raise TypeError(f"group {g.name!r}: config must be an EnvConfig")
+            if not isinstance(g.n_agents, (int, np.integer)) or g.n_agents < 1:
+                raise ValueError(f"group {g.name!r}: n_agents must be an int >= 1")
+            for name in SHARED:
+                if getattr(g.config, name) != getattr(first, name):
+                    raise ValueError(f"group {g.name!r}: {name} must be the first group's "
+                                     f"({getattr(first, name)!r})")
+        if first.symbols != 1:
+            raise ValueError("agent groups run one symbol per market (EnvConfig.symbols=1)")
+        if not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
+            raise ValueError(f"n_envs must be an int >= 1, got {n_envs!r}")
+        self.n_envs = int(n_envs)
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
+        """New markets from ``seed`` (``None``: new episodes in the running markets);
+        returns each group's observations."""
+        if seed is None:
+            for env in self.envs.values():
+                env._begin(0)
+            return {name: env.observations for name, env in self.envs.items()}
+        self.seed = seed
+        config = self.groups[0].config
+        market_seed, *group_seeds = np.random.SeedSequence(seed).spawn(1 + len(self.groups))
+        mc = config.market_config()
+        mc = mc.replace(copies=self.n_envs, symbols=mc.symbols[:1],
+                        extra_owners=sum(g.n_agents for g in self.groups),
+                        record=RecordConfig())
+        #: the shared market
+        self.market = Market(mc, seed=int(market_seed.generate_state(1)[0]))
+        self.market.books.set_fees(config.maker_fee_ppm, config.taker_fee_ppm)
+        owner = self.market.n_traders
+        # each group numbers its orders in its own range (the core is told they are fresh)
+        #: each group's view: its buffers, spaces and accounts (a BatchedMarketEnv)
+        self.envs: dict[str, BatchedMarketEnv] = {}
+        for index, (group, group_seed) in enumerate(zip(self.groups, group_seeds,
+                                                        strict=True)):
+            self.envs[group.name] = BatchedMarketEnv(
+                group.config, n_envs=self.n_envs, n_agents=group.n_agents,
+                seed=int(group_seed.generate_state(1)[0]),
+                _shared=(self.market, owner, AGENT_ID_BASE + index * GROUP_ID_SPAN))
+            owner += group.n_agents
+        kernels = [env.kernel for env in self.envs.values()]
+        self.stepper = GroupStep(kernels, self.market.flow)
+        # background-only steps; the last ones also fill every group's mid history
+        warmup = config.warmup_steps
+        tracked = min(warmup, max(g.config.return_lag for g in self.groups) + 1)
+        self.market.flow.run(warmup - tracked)
+        for _ in range(tracked):
+            self.market.flow.run(1)
+            for kernel in kernels:
+                kernel.advance()
+        for env in self.envs.values():
+            env._begin(0)
+        return {name: env.observations for name, env in self.envs.items()}
+
+    def step(self, actions: Mapping[str, Any] | None = None
+             ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """One step of every market: ``actions[name]`` for each learning group (as
+        :meth:`BatchedMarketEnv.step` takes them), scripted groups act by their policy.
+        Returns, per group, its (observations, rewards, terminated, truncated) buffers."""
+        actions = {} if actions is None else actions
+        unknown = set(actions) - set(self.envs)
+        if unknown:
+            raise ValueError(f"actions for unknown groups {sorted(unknown)}")
+        for group in self.groups:
+            env = self.envs[group.name]
+            if group.policy is not None:
+                if group.name in actions:
+                    raise ValueError(f"group {group.name!r} is scripted: no actions for it")
+                chosen = group.policy(env.observations)
+            elif group.name in actions:
+                chosen = actions[group.name]
+            else:
+                raise ValueError(f"actions needed for the learning group {group.name!r}")
+            write_actions(chosen, env.actions, env.action_high, env.n_books, env.n_agents)
+        env = next(iter(self.envs.values()))
+        self.stepper.step(env._timestamp())
+        return {name: (e.observations, e.rewards, e.terminated, e.truncated)
+                for name, e in self.envs.items()}

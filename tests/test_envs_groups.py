@@ -1,0 +1,90 @@
+"""Agent groups (issue 14, item 1): scripted market makers, learning executors and
+directional traders of different sizes in one market, each group with its own action
+mode, reward, sizes, latency and buffers; one arrival order for all of them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rltrader.envs import EnvConfig
+from rltrader.envs.groups import AgentGroup, GroupedMarketEnv
+
+BASE = EnvConfig(horizon=50, warmup_steps=40)
+
+
+def quote_at_touch(obs: np.ndarray) -> np.ndarray:
+    return np.tile([0, 0, 0], (len(obs), 1))
+
+
+def mixed(seed: int = 1) -> GroupedMarketEnv:
+    return GroupedMarketEnv([
+        AgentGroup("makers", 2, BASE.replace(action_mode="market_making",
+                                             size_classes=(5.0, 5.0)), policy=quote_at_touch),
+        AgentGroup("executors", 1, BASE.replace(action_mode="execution", size_classes=(3.0,),
+                                                latency_ns=20_000_000)),
+        AgentGroup("traders", 3, BASE.replace(size_classes=(1.0, 2.0, 10.0))),
+    ], n_envs=4, seed=seed)
+
+
+def run(env: GroupedMarketEnv, steps: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(steps):
+        result = env.step({"executors": rng.integers(0, 9, 4),
+                           "traders": rng.integers(0, 12, 12)})
+        for obs, rewards, terminated, _ in result.values():
+            out += [obs.copy(), rewards.copy(), terminated.copy()]
+    return out
+
+
+def test_mixed_groups_keep_their_own_buffers_accounts_and_limits() -> None:
+    env = mixed()
+    shapes = {name: e.observations.shape for name, e in env.envs.items()}
+    assert shapes == {"makers": (8, 38), "executors": (4, 41), "traders": (12, 38)}
+    first = env.market.n_traders
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        env.step({"executors": rng.integers(0, 9, 4), "traders": rng.integers(0, 12, 12)})
+        env.market.books.check_integrity()
+        owner = first
+        for e in env.envs.values():          # each group's accounts are its own owners
+            accounts = env.market.books.account_array[:, owner: owner + e.n_agents]
+            np.testing.assert_array_equal(e.accounts(), accounts)
+            assert np.all(np.abs(accounts["position"]).ravel() <= e.position_limit)
+            owner += e.n_agents
+    assert (env.envs["makers"].accounts()["volume"] > 0).all()
+    assert (env.envs["executors"].kernel.agent_arrays["parent_lots"] == 30).all()
+
+
+def test_the_same_seed_gives_the_same_run() -> None:
+    a, b = run(mixed(3), 120), run(mixed(3), 120)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_identical_groups_earn_the_same_whatever_their_place_in_the_list() -> None:
+    maker = BASE.replace(action_mode="market_making", size_classes=(2.0,), horizon=200)
+    env = GroupedMarketEnv([AgentGroup("first", 1, maker, policy=quote_at_touch),
+                            AgentGroup("second", 1, maker, policy=quote_at_touch)],
+                           n_envs=128, seed=4)
+    totals = {"first": np.zeros(128), "second": np.zeros(128)}
+    for _ in range(400):
+        for name, (_, rewards, _, _) in env.step().items():
+            totals[name] += rewards
+    difference = totals["first"] - totals["second"]
+    se = difference.std() / np.sqrt(len(difference))
+    assert abs(difference.mean()) < 3.5 * se and se < 2.0
+
+
+def test_bad_groupings_are_refused() -> None:
+    maker = AgentGroup("m", 1, BASE.replace(action_mode="market_making"),
+                       policy=quote_at_touch)
+    with pytest.raises(ValueError, match="horizon"):
+        GroupedMarketEnv([maker, AgentGroup("t", 1, BASE.replace(horizon=10))])
+    with pytest.raises(ValueError, match="distinct"):
+        GroupedMarketEnv([maker, maker])
+    env = GroupedMarketEnv([maker, AgentGroup("t", 1, BASE)])
+    with pytest.raises(ValueError, match="learning group 't'"):
+        env.step()
+    with pytest.raises(ValueError, match="scripted"):
+        env.step({"m": [[0, 0, 0]], "t": [0]})
