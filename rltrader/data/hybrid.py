@@ -521,11 +521,11 @@ def feed_messages(feed: object, *, book: int | str | None = None) -> FeedMessage
     if isinstance(inner, LobsterMessages):
         messages, halts = inner.messages, _halts(inner.raw)
     else:
-        messages = inner if isinstance(inner, np.ndarray) else getattr(inner, "messages", None)
-        if not isinstance(messages, np.ndarray) or messages.dtype != MESSAGE_DTYPE:
+        found = inner if isinstance(inner, np.ndarray) else getattr(inner, "messages", None)
+        if not isinstance(found, np.ndarray) or found.dtype != MESSAGE_DTYPE:
             raise TypeError(f"cannot replay {type(feed).__name__}: give a reader's result or "
                             "a MESSAGE_DTYPE array")
-        halts = np.zeros((0, 2), dtype=np.int64)
+        messages, halts = found, np.zeros((0, 2), dtype=np.int64)
     if messages.size and np.any(messages["book"] != messages["book"][0]):
         raise ValueError("the messages hold several books: a replay is one book")
     return FeedMessages(_split_level_increases(messages), halts)
