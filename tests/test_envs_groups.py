@@ -88,3 +88,21 @@ def test_bad_groupings_are_refused() -> None:
         env.step()
     with pytest.raises(ValueError, match="scripted"):
         env.step({"m": [[0, 0, 0]], "t": [0]})
+
+
+def test_pettingzoo_sees_every_learning_agent_with_its_group_s_spaces() -> None:
+    from pettingzoo.test import parallel_api_test
+
+    from rltrader.envs import GroupedParallelEnv
+
+    groups = [AgentGroup("makers", 1, BASE.replace(action_mode="market_making",
+                                                   size_classes=(3.0,)), policy=quote_at_touch),
+              AgentGroup("exec", 1, BASE.replace(action_mode="execution", size_classes=(2.0,))),
+              AgentGroup("orders", 2, BASE.replace(action_mode="order",
+                                                   size_classes=(1.0, 2.0)))]
+    env = GroupedParallelEnv(groups, seed=2)
+    assert env.possible_agents == ["exec_0", "orders_0", "orders_1"]
+    assert env.action_space("exec_0").n == 9
+    assert env.action_space("orders_1").shape == (5,)
+    assert env.observation_space("exec_0").shape == (41,)
+    parallel_api_test(env, num_cycles=60)

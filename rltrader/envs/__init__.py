@@ -9,7 +9,8 @@
 - :class:`MarketVectorEnv`: Gymnasium ``VectorEnv`` over the batched env.
 - :class:`ShardedMarketEnv`: the batched env's markets split over worker processes.
 - :class:`GroupedMarketEnv`: agent groups (each its own mode, reward, sizes, latency,
-  learning or scripted) in one market, stepped as one (``rltrader.envs.groups``).
+  learning or scripted) in one market, stepped as one (``rltrader.envs.groups``);
+  :class:`GroupedParallelEnv`: its PettingZoo view, per-agent spaces by group.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from typing import Any
 
 from rltrader.envs.batched import BatchedMarketEnv
 from rltrader.envs.config import EnvConfig, observation_names
-from rltrader.envs.groups import AgentGroup, GroupedMarketEnv
+from rltrader.envs.groups import AgentGroup, GroupedMarketEnv, GroupedParallelEnv
 from rltrader.envs.gym import MarketEnv, MarketVectorEnv
 from rltrader.envs.pettingzoo import MarketParallelEnv
 from rltrader.envs.shards import ShardedMarketEnv
 
-__all__ = ["AgentGroup", "BatchedMarketEnv", "EnvConfig", "GroupedMarketEnv", "MarketEnv",
+__all__ = ["AgentGroup", "BatchedMarketEnv", "EnvConfig", "GroupedMarketEnv",
+           "GroupedParallelEnv", "MarketEnv",
            "MarketParallelEnv", "MarketVectorEnv", "SB3VecEnv", "ShardedMarketEnv",
            "observation_names"]
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pettingzoo import ParallelEnv  # type: ignore[import-untyped]
 
 from rltrader._env import GroupStep
 from rltrader.core.constants import AGENT_ID_BASE
@@ -164,3 +165,64 @@ class GroupedMarketEnv:
         self.stepper.step(env._timestamp())
         return {name: (e.observations, e.rewards, e.terminated, e.truncated)
                 for name, e in self.envs.items()}
+
+
+class GroupedParallelEnv(ParallelEnv):
+    """PettingZoo ``ParallelEnv`` over one market of a :class:`GroupedMarketEnv`: every
+    agent of every learning group is ``"{group}_{i}"`` with its group's spaces; scripted
+    groups act inside the step and are not agents. At the horizon every agent is
+    terminated with its final observation and ``agents`` becomes empty; ``reset()`` starts
+    the next episode in the running market, ``reset(seed=s)`` rebuilds it."""
+
+    metadata = {"render_modes": [], "name": "rltrader_groups_v0", "is_parallelizable": True}
+    render_mode = None
+
+    def __init__(self, groups: Sequence[AgentGroup], *, seed: int = 0) -> None:
+        self.grouped = GroupedMarketEnv(groups, n_envs=1, seed=seed)
+        self._learning = [g for g in self.grouped.groups if g.policy is None]
+        self.possible_agents = [f"{g.name}_{i}" for g in self._learning
+                                for i in range(g.n_agents)]
+        self._where = {f"{g.name}_{i}": (g.name, i) for g in self._learning
+                       for i in range(g.n_agents)}
+        self.observation_spaces = {a: self.grouped.envs[g].single_observation_space
+                                   for a, (g, _) in self._where.items()}
+        self.action_spaces = {a: self.grouped.envs[g].single_action_space
+                              for a, (g, _) in self._where.items()}
+        self.agents: list[str] = []
+
+    def observation_space(self, agent: str) -> Any:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> Any:
+        return self.action_spaces[agent]
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+        observations = self.grouped.reset(seed)
+        self.agents = list(self.possible_agents)
+        return ({a: observations[g][i].copy() for a, (g, i) in self._where.items()},
+                {a: {} for a in self.agents})
+
+    def step(self, actions: Mapping[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        if not self.agents:
+            raise RuntimeError("step() after the episode ended: call reset()")
+        missing = [a for a in self.agents if a not in actions]
+        unknown = [a for a in actions if a not in self._where]
+        if missing or unknown:
+            raise ValueError(f"actions needed for every live agent; missing {missing}, "
+                             f"unknown {unknown}")
+        by_group = {g.name: [actions[f"{g.name}_{i}"] for i in range(g.n_agents)]
+                    for g in self._learning}
+        result = self.grouped.step(by_group)
+        done = bool(next(iter(result.values()))[2][0] or next(iter(result.values()))[3][0])
+        obs, rewards, terminated, truncated = {}, {}, {}, {}
+        for agent, (g, i) in self._where.items():
+            env = self.grouped.envs[g]
+            rows = env.final_observations if done else result[g][0]
+            obs[agent] = rows[i].copy()
+            rewards[agent] = float(result[g][1][i])
+            terminated[agent] = bool(result[g][2][i])
+            truncated[agent] = bool(result[g][3][i])
+        if done:
+            self.agents = []
+        return obs, rewards, terminated, truncated, {a: {} for a in obs}
