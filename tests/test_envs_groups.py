@@ -106,3 +106,31 @@ def test_pettingzoo_sees_every_learning_agent_with_its_group_s_spaces() -> None:
     assert env.action_space("orders_1").shape == (5,)
     assert env.observation_space("exec_0").shape == (41,)
     parallel_api_test(env, num_cycles=60)
+
+
+def test_groups_trade_several_correlated_symbols() -> None:
+    """Groups in a multi-asset market: every group's agents have a row per symbol; the
+    symbols' fundamentals share a common factor."""
+    from rltrader.sim.config import preset
+
+    market = preset("resilient")
+    market = market.replace(fundamental=dataclass_replace(market.fundamental,
+                                                          correlation=0.8))
+    base = BASE.replace(market=market, symbols=2)
+    env = GroupedMarketEnv([
+        AgentGroup("makers", 1, base.replace(action_mode="market_making",
+                                             size_classes=(5.0,)), policy=quote_at_touch),
+        AgentGroup("traders", 2, base.replace(size_classes=(1.0, 10.0)))], n_envs=3, seed=5)
+    assert env.market.config.symbols == ("XYZ0", "XYZ1")
+    assert env.envs["traders"].observations.shape == (2 * 3 * 2, 38)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        env.step({"traders": rng.integers(0, 12, 12)})
+        env.market.books.check_integrity()
+    assert env.envs["makers"].accounts().shape == (6, 1)
+
+
+def dataclass_replace(obj: object, **changes: object) -> object:
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)

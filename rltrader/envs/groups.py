@@ -92,8 +92,6 @@ class GroupedMarketEnv:
                 if getattr(g.config, name) != getattr(first, name):
                     raise ValueError(f"group {g.name!r}: {name} must be the first group's "
                                      f"({getattr(first, name)!r})")
-        if first.symbols != 1:
-            raise ValueError("agent groups run one symbol per market (EnvConfig.symbols=1)")
         if not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
             raise ValueError(f"n_envs must be an int >= 1, got {n_envs!r}")
         self.n_envs = int(n_envs)
@@ -110,7 +108,9 @@ class GroupedMarketEnv:
         config = self.groups[0].config
         market_seed, *group_seeds = np.random.SeedSequence(seed).spawn(1 + len(self.groups))
         mc = config.market_config()
-        mc = mc.replace(copies=self.n_envs, symbols=mc.symbols[:1],
+        symbols = (tuple(mc.symbols[:config.symbols]) if len(mc.symbols) >= config.symbols
+                   else tuple(f"{mc.symbols[0]}{k}" for k in range(config.symbols)))
+        mc = mc.replace(copies=self.n_envs, symbols=symbols,
                         extra_owners=sum(g.n_agents for g in self.groups),
                         record=RecordConfig())
         #: the shared market
@@ -179,6 +179,8 @@ class GroupedParallelEnv(ParallelEnv):
 
     def __init__(self, groups: Sequence[AgentGroup], *, seed: int = 0) -> None:
         self.grouped = GroupedMarketEnv(groups, n_envs=1, seed=seed)
+        if self.grouped.groups[0].config.symbols > 1:
+            raise ValueError("GroupedParallelEnv is one symbol (EnvConfig.symbols = 1)")
         self._learning = [g for g in self.grouped.groups if g.policy is None]
         self.possible_agents = [f"{g.name}_{i}" for g in self._learning
                                 for i in range(g.n_agents)]
