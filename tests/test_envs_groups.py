@@ -134,3 +134,30 @@ def dataclass_replace(obj: object, **changes: object) -> object:
     import dataclasses
 
     return dataclasses.replace(obj, **changes)
+
+
+def test_gymnasium_and_sb3_serve_one_learning_group_among_scripted_ones() -> None:
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    from rltrader.envs import GroupGymEnv, GroupLearner, SB3VecEnv
+
+    groups = [AgentGroup("makers", 2, BASE.replace(action_mode="market_making",
+                                                   size_classes=(5.0, 5.0)),
+                         policy=quote_at_touch),
+              AgentGroup("trader", 1, BASE.replace(action_mode="order", size_classes=(2.0,)))]
+    env = GroupGymEnv(groups, "trader", seed=1)
+    check_env(env, skip_render_check=True)
+    sb3_check_env(GroupGymEnv(groups, "trader", seed=1))
+    grouped = GroupedMarketEnv(groups, n_envs=4, seed=2)
+    venv = SB3VecEnv(GroupLearner(grouped, "trader"))
+    assert venv.num_envs == 4 and venv.action_space.shape == (5,)
+    venv.reset()
+    venv.action_space.seed(0)
+    for _ in range(55):                    # through an episode's end (horizon 50)
+        obs, rewards, dones, infos = venv.step(
+            np.stack([venv.action_space.sample() for _ in range(4)]))
+    assert obs.shape == (4, 50) and len(infos) == 4
+    with pytest.raises(ValueError, match="scripted"):
+        GroupLearner(GroupedMarketEnv([groups[1], AgentGroup(
+            "other", 1, BASE.replace(size_classes=(1.0,)))], seed=0), "trader")

@@ -10,7 +10,9 @@
 - :class:`ShardedMarketEnv`: the batched env's markets split over worker processes.
 - :class:`GroupedMarketEnv`: agent groups (each its own mode, reward, sizes, latency,
   learning or scripted) in one market, stepped as one (``rltrader.envs.groups``);
-  :class:`GroupedParallelEnv`: its PettingZoo view, per-agent spaces by group.
+  :class:`GroupedParallelEnv`: its PettingZoo view, per-agent spaces by group;
+  :class:`GroupLearner` (one learning group, for ``SB3VecEnv``) and :class:`GroupGymEnv`
+  (its Gymnasium single agent), the other groups scripted.
 """
 
 from __future__ import annotations
@@ -19,13 +21,19 @@ from typing import Any
 
 from rltrader.envs.batched import BatchedMarketEnv
 from rltrader.envs.config import EnvConfig, observation_names
-from rltrader.envs.groups import AgentGroup, GroupedMarketEnv, GroupedParallelEnv
+from rltrader.envs.groups import (
+    AgentGroup,
+    GroupedMarketEnv,
+    GroupedParallelEnv,
+    GroupGymEnv,
+    GroupLearner,
+)
 from rltrader.envs.gym import MarketEnv, MarketVectorEnv
 from rltrader.envs.pettingzoo import MarketParallelEnv
 from rltrader.envs.shards import ShardedMarketEnv
 
-__all__ = ["AgentGroup", "BatchedMarketEnv", "EnvConfig", "GroupedMarketEnv",
-           "GroupedParallelEnv", "MarketEnv",
+__all__ = ["AgentGroup", "BatchedMarketEnv", "EnvConfig", "GroupGymEnv", "GroupLearner",
+           "GroupedMarketEnv", "GroupedParallelEnv", "MarketEnv",
            "MarketParallelEnv", "MarketVectorEnv", "SB3VecEnv", "ShardedMarketEnv",
            "observation_names"]
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from pettingzoo import ParallelEnv  # type: ignore[import-untyped]
 
@@ -228,3 +229,67 @@ class GroupedParallelEnv(ParallelEnv):
         if done:
             self.agents = []
         return obs, rewards, terminated, truncated, {a: {} for a in obs}
+
+
+class GroupLearner:
+    """One learning group of a :class:`GroupedMarketEnv`, every other group scripted,
+    seen as a batched env: ``reset(seed)``, ``step(actions)`` -> (observations, rewards,
+    terminated, truncated), ``final_observations``, the spaces, ``num_agents_total``
+    (its rows). :class:`~rltrader.envs.sb3.SB3VecEnv` serves it (each row a sub-env) and
+    :class:`GroupGymEnv` a single agent of it."""
+
+    def __init__(self, grouped: GroupedMarketEnv, name: str) -> None:
+        if name not in grouped.envs:
+            raise ValueError(f"no group {name!r} (groups: {list(grouped.envs)})")
+        others = [g.name for g in grouped.groups if g.name != name and g.policy is None]
+        if others:
+            raise ValueError(f"the other groups must be scripted; learning: {others}")
+        if next(g for g in grouped.groups if g.name == name).policy is not None:
+            raise ValueError(f"group {name!r} is scripted")
+        self.grouped, self.name = grouped, name
+
+    @property
+    def env(self) -> BatchedMarketEnv:
+        """The group's view (its buffers and spaces; rebuilt by ``reset(seed)``)."""
+        return self.grouped.envs[self.name]
+
+    def __getattr__(self, name: str) -> Any:       # spaces, buffers, n_agents, ...
+        return getattr(self.grouped.envs[self.name], name)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        return self.grouped.reset(seed)[self.name]
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return self.grouped.step({self.name: actions})[self.name]
+
+
+class GroupGymEnv(gym.Env):
+    """Gymnasium single-agent env: the learner is the one agent of a learning group (of
+    ``n_agents=1``) in one market of :class:`GroupedMarketEnv`, every other group
+    scripted. Spaces and rewards are the group's; the episode ends after its horizon with
+    the final observation, ``reset()`` continues the market, ``reset(seed=s)`` rebuilds
+    it."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, groups: Sequence[AgentGroup], learner: str, *, seed: int = 0) -> None:
+        chosen = [g for g in groups if g.name == learner]
+        if not chosen or chosen[0].n_agents != 1:
+            raise ValueError(f"the learner {learner!r} must be a group of n_agents=1")
+        self.learner = GroupLearner(GroupedMarketEnv(groups, n_envs=1, seed=seed), learner)
+        if self.learner.env.num_agents_total != 1:
+            raise ValueError("GroupGymEnv is one symbol (EnvConfig.symbols = 1)")
+        self.observation_space = self.learner.env.single_observation_space
+        self.action_space = self.learner.env.single_action_space
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        return self.learner.reset(seed)[0].copy(), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        action = np.asarray(action)
+        obs, rewards, terminated, truncated = self.learner.step(action[None])
+        done = bool(terminated[0] or truncated[0])
+        row = (self.learner.env.final_observations if done else obs)[0].copy()
+        return row, float(rewards[0]), bool(terminated[0]), bool(truncated[0]), {}

@@ -18,6 +18,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvS
 
 from rltrader.core.checks import is_int
 from rltrader.envs.batched import BatchedMarketEnv
+from rltrader.envs.groups import GroupLearner
 
 
 class SB3VecEnv(VecEnv):
@@ -25,16 +26,16 @@ class SB3VecEnv(VecEnv):
 
     Parameters
     ----------
-    batched_env : BatchedMarketEnv
-        The environment stepped; ``seed(s)`` (SB3's call) rebuilds it from ``s`` at the
-        next ``reset``.
+    batched_env : BatchedMarketEnv or GroupLearner
+        The environment stepped (or a learning group of agent groups, the others
+        scripted); ``seed(s)`` (SB3's call) rebuilds it from ``s`` at the next ``reset``.
     """
 
     render_mode = None
 
-    def __init__(self, batched_env: BatchedMarketEnv) -> None:
-        if not isinstance(batched_env, BatchedMarketEnv):
-            raise TypeError(f"batched_env must be a BatchedMarketEnv, got "
+    def __init__(self, batched_env: BatchedMarketEnv | GroupLearner) -> None:
+        if not isinstance(batched_env, (BatchedMarketEnv, GroupLearner)):
+            raise TypeError(f"batched_env must be a BatchedMarketEnv or a GroupLearner, got "
                             f"{type(batched_env).__name__}")
         self.batched_env = batched_env
         super().__init__(batched_env.num_agents_total, batched_env.single_observation_space,
