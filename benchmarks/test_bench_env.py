@@ -21,7 +21,8 @@ maker's far fewer.
 (:class:`rltrader.envs.shards.ShardedMarketEnv`); every other benchmark uses one core.
 
 ``test_mode_*``: the order-level, continuous and execution action modes, uniformly random
-actions of each one's space.
+actions of each one's space. ``test_groups_*``: a mixed market of agent groups (scripted
+makers, executors, directional traders; ``GroupedMarketEnv``).
 
 The PettingZoo benchmark times ``MarketParallelEnv.step`` with a dict of actions and
 reports, per agent-step, its overhead above the batched env's own step measured in the
@@ -97,6 +98,43 @@ def test_mode_1_market_4096_agents(benchmark: Any, mode: str) -> None:
 @pytest.mark.parametrize("mode", ["order", "continuous", "execution"])
 def test_mode_1024_markets_4_agents(benchmark: Any, mode: str) -> None:
     _bench_mode(benchmark, mode, 1024, 4)
+
+
+def _bench_groups(benchmark: Any, n_envs: int, makers: int, executors: int,
+                  traders: int) -> None:
+    """A mixed market (``GroupedMarketEnv``): scripted makers quoting at the touch,
+    executors (random children) and directional traders (random discrete actions)."""
+    from rltrader.envs import AgentGroup, EnvConfig, GroupedMarketEnv
+
+    base = EnvConfig()
+    env = GroupedMarketEnv([
+        AgentGroup("makers", makers, base.replace(action_mode="market_making"),
+                   policy=lambda obs: np.zeros((len(obs), 3), dtype=np.int64)),
+        AgentGroup("executors", executors, base.replace(action_mode="execution")),
+        AgentGroup("traders", traders, base)], n_envs=n_envs, seed=0)
+    rng = np.random.default_rng(0)
+    actions = [{"executors": rng.integers(0, 9, n_envs * executors),
+                "traders": rng.integers(0, 12, n_envs * traders)} for _ in range(16)]
+    class Stepper:                  # _time_steps' env: step(actions) on the grouped env
+        num_agents_total = n_envs * (makers + executors + traders)
+
+        def step(self, a: Any) -> None:
+            env.step(a)
+
+    stepper = Stepper()
+    median = _time_steps(benchmark, stepper, lambda t: actions[t % 16])
+    if median is not None:
+        benchmark.extra_info.update(
+            agents=stepper.num_agents_total, us_per_step=round(median / STEPS * 1e6, 1),
+            agent_steps_per_second=round(STEPS * stepper.num_agents_total / median))
+
+
+def test_groups_1_market_4096_agents(benchmark: Any) -> None:
+    _bench_groups(benchmark, 1, 96, 1000, 3000)
+
+
+def test_groups_1024_markets_4_agents(benchmark: Any) -> None:
+    _bench_groups(benchmark, 1024, 1, 1, 2)
 
 
 def _bench_batched(benchmark: Any, n_envs: int, n_agents: int) -> None:
