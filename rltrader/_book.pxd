@@ -85,6 +85,7 @@ cpdef enum Limits:
                                     # notional never exceeds it (takers that could push it
                                     # past are rejected), so every account stays exact
     MAX_FEE_PPM = 1000000           # |fee rate| <= 100 %: a fee is at most its notional
+    BOOK_FEE = 1000001              # an owner's fee tier entry: pay the book's fee
 
 cpdef enum OrderState:
     FREE = 0          # slot on the free list
@@ -215,6 +216,8 @@ cdef struct Core:
     Order* orders           # [capacity]
     uint32_t* table         # [hash_mask + 1]: (slot + 1) | HASH_DISPLACED flag, 0 = empty
     Account* accounts       # [n_books, n_owners]
+    int64_t* owner_fees     # [n_owners, 2]: an owner's maker and taker fee (ppm) in every
+                            # book, BOOK_FEE: the book's (fee tiers)
 
 
 # ---------------------------------------------------------------------------------------
@@ -300,6 +303,7 @@ cdef class Books:
     cdef readonly object order_array
     cdef readonly object hash_array
     cdef readonly object account_array
+    cdef readonly object owner_fee_array
 
     cdef int _run(self, const Message* msgs, int64_t n, int64_t index_offset, Event* out,
                   int64_t out_cap, int64_t* consumed, int64_t* written) except -1

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import final
 
@@ -76,6 +77,7 @@ class Limits(IntEnum):
     NO_SLOT = -1
     MAX_NOTIONAL = 4611686018427387903
     MAX_FEE_PPM = 1000000
+    BOOK_FEE = 1000001
 
 class OrderState(IntEnum):
     FREE = 0
@@ -109,6 +111,7 @@ class Books:
     order_array: np.ndarray
     hash_array: np.ndarray
     account_array: np.ndarray
+    owner_fee_array: np.ndarray
     def __init__(
         self,
         n_books: int = 1,
@@ -128,6 +131,10 @@ class Books:
     def _resize_arena(self, capacity: int) -> None: ...
     def set_self_trade_prevention(self, mode: int, book: int | None = None) -> None: ...
     def set_fees(self, maker_fee_ppm: int, taker_fee_ppm: int, book: int | None = None) -> None: ...
+    def set_owner_fees(
+        self, owner: int | Sequence[int] | np.ndarray, maker_fee_ppm: int | None = ...,
+        taker_fee_ppm: int | None = ...
+    ) -> None: ...
     def best_bid(self, book: int = 0) -> int: ...
     def best_ask(self, book: int = 0) -> int: ...
     def last_price(self, book: int = 0) -> int: ...

@@ -135,6 +135,8 @@ cdef class Books:
         self.bitmap_array = np.zeros((n_books, 2, c.words), dtype=np.uint64)
         self.summary_array = np.zeros((n_books, 2, c.summary_words), dtype=np.uint64)
         self.account_array = np.zeros((n_books, n_owners), dtype=ACCOUNT_DTYPE)
+        self.owner_fee_array = np.full((n_owners, 2), BOOK_FEE, dtype=np.int64)
+        self.owner_fee_array.flags.writeable = False    # set_owner_fees checks each value
         self.order_array = np.zeros(0, dtype=ORDER_DTYPE)
         self._resize(capacity)
         for state in (self.book_array, self.level_array, self.bitmap_array,
@@ -166,6 +168,7 @@ cdef class Books:
         c.orders = <Order*>cnp.PyArray_DATA(self.order_array)
         c.table = <uint32_t*>cnp.PyArray_DATA(self.hash_array)
         c.accounts = <Account*>cnp.PyArray_DATA(self.account_array)
+        c.owner_fees = <int64_t*>cnp.PyArray_DATA(self.owner_fee_array)
 
     def _resize_arena(self, Py_ssize_t capacity):
         """Grow the arena to `capacity` slots and rebuild the hash table (outside kernels).
@@ -378,6 +381,27 @@ cdef class Books:
             _check_book(self, book)
         self._set_book_field("maker_fee_ppm", book, maker_fee_ppm)
         self._set_book_field("taker_fee_ppm", book, taker_fee_ppm)
+
+    def set_owner_fees(self, owner, maker_fee_ppm=None, taker_fee_ppm=None):
+        """A fee tier: the maker/taker fees (ppm, each at most ``MAX_FEE_PPM`` in magnitude)
+        ``owner`` (an index, or a sequence of them) pays in every book instead of the
+        book's; ``None`` goes back to the book's. Fills already made are not repriced."""
+        owners = np.atleast_1d(np.asarray(owner))
+        if owners.dtype.kind not in "iu" or owners.size == 0 or owners.min() < 0 \
+                or owners.max() >= self.core.n_owners:
+            raise ValueError(f"owner must be in [0, {self.core.n_owners}), got {owner!r}")
+        for fee, name in ((maker_fee_ppm, "maker_fee_ppm"), (taker_fee_ppm, "taker_fee_ppm")):
+            if fee is not None:
+                operator.index(fee)     # an int: 2.5 ppm must not become 2
+                _check_fee(fee, name)
+        self._enter()           # the kernels read the tiers without the GIL
+        try:
+            self.owner_fee_array.flags.writeable = True
+            for column, fee in ((0, maker_fee_ppm), (1, taker_fee_ppm)):
+                self.owner_fee_array[owners, column] = BOOK_FEE if fee is None else fee
+        finally:
+            self.owner_fee_array.flags.writeable = False
+            self._leave()
 
     cdef _set_book_field(self, str field, object book, object value):
         """Write one field of one book's state (all books when ``book`` is None): the state

@@ -40,6 +40,14 @@ cdef inline void account_fill(Core* c, int32_t b, int32_t owner, int side, int64
     a.volume += q
 
 
+cdef inline int64_t fee_rate(const Core* c, int32_t owner, int taker,
+                             int64_t book_ppm) noexcept nogil:
+    """The fee (ppm) ``owner`` pays as taker (``taker``) or maker: its tier, else the
+    book's."""
+    cdef int64_t ppm = c.owner_fees[2 * owner + taker]
+    return book_ppm if ppm == BOOK_FEE else ppm
+
+
 cdef inline void fill(Core* c, Ctx* x, int32_t b, Order* taker, int32_t maker) noexcept nogil:
     """Trade the taker against the head order `maker`; frees a maker that is done."""
     cdef BookState* bs = &c.bk[b]
@@ -51,9 +59,11 @@ cdef inline void fill(Core* c, Ctx* x, int32_t b, Order* taker, int32_t maker) n
     taker.qty -= q
     bs.notional += notional
     if taker.owner >= 0:
-        account_fill(c, b, taker.owner, taker.side, notional, q, bs.taker_fee_ppm)
+        account_fill(c, b, taker.owner, taker.side, notional, q,
+                     fee_rate(c, taker.owner, 1, bs.taker_fee_ppm))
     if m.owner >= 0:
-        account_fill(c, b, m.owner, m.side, notional, q, bs.maker_fee_ppm)
+        account_fill(c, b, m.owner, m.side, notional, q,
+                     fee_rate(c, m.owner, 0, bs.maker_fee_ppm))
     if (taker.owner < 0) != (m.owner < 0):
         # one side has no owner (feed flow, outside trades): the book's outside position
         # and cash take it, so that integrity can check the accounting identity; when

@@ -54,7 +54,7 @@ from libc.string cimport memcpy, memset
 from rltrader._book cimport (
     Account, BookState, Books, Core, Event, Level, Message, Order, find_order,
     BUY, SELL, LIMIT, MARKET, CANCEL, REPLACE, GTC, IOC, EMPTY_BID, EMPTY_ASK, NO_SLOT,
-    MAX_PRICE, RESTING, prefetch,
+    MAX_PRICE, RESTING, BOOK_FEE, prefetch,
 )
 from rltrader._flow cimport Flow, State as FlowState
 from rltrader._random cimport next_u64, uniform

@@ -175,6 +175,14 @@ cdef void ghost_lots(const State* s, int32_t e, int64_t a, int side, int64_t* pr
         n[0] += 1
 
 
+cdef inline int64_t taker_fee(const State* s, int32_t e, int64_t a) noexcept nogil:
+    """The taker fee (ppm) agent ``a`` of book ``e`` pays: its owner's tier, else the
+    book's (``Books.set_owner_fees``)."""
+    cdef int64_t ppm = s.core.owner_fees[2 * (s.p.first_owner + a - <int64_t>e * s.p.n_agents)
+                                         + 1]
+    return s.core.bk[e].taker_fee_ppm if ppm == BOOK_FEE else ppm
+
+
 cdef double liquidation_value(const State* s, int32_t e, int64_t a,
                               int64_t position) noexcept nogil:
     """What ``position`` would fetch now: sold into the bids (bought back from the asks,
@@ -207,7 +215,7 @@ cdef double liquidation_value(const State* s, int32_t e, int64_t a,
     k = 2 * a + (side == SELL)            # fast path: the touch takes it all even if every
     if n > 0 and cached[1] - s.resting[k] - s.cancelling[k] >= left:   # own lot sat there
         notional = <double>left * cached[0]
-        return side * notional - notional * bs.taker_fee_ppm * 1e-6
+        return side * notional - notional * taker_fee(s, e, a) * 1e-6
     for k in range(n_slots):              # n_slots <= MAX_ORDERS
         if slot_arena[k] >= 0 and slot_side[k] == side and slot_id[k] != 0:
             own_price[n_own] = slot_price[k]
@@ -247,7 +255,7 @@ cdef double liquidation_value(const State* s, int32_t e, int64_t a,
     if left > 0:
         far = own_touch(s, e, side) - side * s.p.scan_ticks
         notional += <double>left * (far if far > 0 else 0)
-    return side * notional - notional * bs.taker_fee_ppm * 1e-6
+    return side * notional - notional * taker_fee(s, e, a) * 1e-6
 
 
 cdef inline double position_value(const State* s, int32_t e, int64_t a,

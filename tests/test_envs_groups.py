@@ -161,3 +161,21 @@ def test_gymnasium_and_sb3_serve_one_learning_group_among_scripted_ones() -> Non
     with pytest.raises(ValueError, match="scripted"):
         GroupLearner(GroupedMarketEnv([groups[1], AgentGroup(
             "other", 1, BASE.replace(size_classes=(1.0,)))], seed=0), "trader")
+
+
+def test_each_group_pays_its_own_fees() -> None:
+    """A fee tier per group: two identical groups of market buyers, one paying 0 and one
+    300 ppm as takers, in the same books."""
+    buyer = BASE.replace(size_classes=(1.0,), taker_fee_ppm=0)
+    env = GroupedMarketEnv([AgentGroup("cheap", 1, buyer),
+                            AgentGroup("dear", 1, buyer.replace(taker_fee_ppm=300))],
+                           n_envs=4, seed=6)
+    for _ in range(10):
+        env.step({"cheap": np.full(4, 9), "dear": np.full(4, 9)})
+    cheap, dear = env.envs["cheap"].accounts(), env.envs["dear"].accounts()
+    assert (cheap["fees"] == 0).all() and (cheap["volume"] > 0).all()
+    notional = -(dear["cash"] + dear["fees"])           # what the lots cost
+    # 300 ppm of each fill, truncated fill by fill (less than a tick x lot each)
+    assert (dear["fees"] <= notional * 300 // 10**6).all()
+    assert (dear["fees"] > notional * 300 / 10**6 - dear["volume"]).all()
+    assert (env.market.books.book_array["taker_fee_ppm"] == 0).all()   # the first group's

@@ -4,12 +4,13 @@ share, learning and scripted, in one market (:class:`GroupedMarketEnv`).
 Every group has its own :class:`~rltrader.envs.config.EnvConfig` (action mode, reward,
 valuation, size classes, latency, observation...) and its own buffers, exactly those of a
 :class:`~rltrader.envs.batched.BatchedMarketEnv` (:attr:`GroupedMarketEnv.envs`); the
-groups share one market (the first group's ``market``, ``horizon``, ``warmup_steps`` and
-fees, which every group must repeat) and one step: the compiled ``GroupStep`` puts every
-group's decisions and the background's in one arrival order per book, and liquidates the
-groups' agents in one random order at an episode's end. A group is learning (its actions
-are passed to :meth:`GroupedMarketEnv.step`) or scripted (``policy``: called on the
-group's observations inside the step).
+groups share one market (the first group's ``market``, ``horizon`` and ``warmup_steps``,
+which every group must repeat; each group pays its own fees, a fee tier) and one step:
+the compiled ``GroupStep`` puts every group's decisions and the background's in one
+arrival order per book, and liquidates the groups' agents in one random order at an
+episode's end. A group is learning (its actions are passed to
+:meth:`GroupedMarketEnv.step`) or scripted (``policy``: called on the group's
+observations inside the step).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from rltrader.envs.config import EnvConfig
 from rltrader.sim.market import Market, RecordConfig
 
 #: fields every group must share with the first (they describe the market or the step)
-SHARED = ("market", "horizon", "warmup_steps", "maker_fee_ppm", "taker_fee_ppm", "symbols")
+SHARED = ("market", "horizon", "warmup_steps", "symbols")
 #: order ids of group g start at AGENT_ID_BASE + g x GROUP_ID_SPAN (up to 8 groups)
 GROUP_ID_SPAN = 1 << 57
 MAX_GROUPS = 8
@@ -123,6 +124,11 @@ class GroupedMarketEnv:
         self.envs: dict[str, BatchedMarketEnv] = {}
         for index, (group, group_seed) in enumerate(zip(self.groups, group_seeds,
                                                         strict=True)):
+            # a fee tier: every group pays its own config's fees (the books' are the
+            # first group's)
+            self.market.books.set_owner_fees(
+                np.arange(owner, owner + group.n_agents), group.config.maker_fee_ppm,
+                group.config.taker_fee_ppm)
             self.envs[group.name] = BatchedMarketEnv(
                 group.config, n_envs=self.n_envs, n_agents=group.n_agents,
                 seed=int(group_seed.generate_state(1)[0]),
