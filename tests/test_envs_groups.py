@@ -179,3 +179,36 @@ def test_each_group_pays_its_own_fees() -> None:
     assert (dear["fees"] <= notional * 300 // 10**6).all()
     assert (dear["fees"] > notional * 300 / 10**6 - dear["volume"]).all()
     assert (env.market.books.book_array["taker_fee_ppm"] == 0).all()   # the first group's
+
+
+def test_a_groups_view_cannot_step_or_reset_on_its_own() -> None:
+    """Episodes of all groups run in step (one liquidation, one arrival order): resetting
+    or stepping one group's view alone would carry a position past its episode's end or
+    liquidate another group mid-episode."""
+    env = mixed()
+    view = env.envs["traders"]
+    with pytest.raises(RuntimeError, match="GroupedMarketEnv"):
+        view.reset()
+    with pytest.raises(RuntimeError, match="GroupedMarketEnv"):
+        view.step(np.zeros(12, dtype=np.int64))
+    env.step({"executors": np.zeros(4, dtype=np.int64), "traders": np.zeros(12, dtype=np.int64)})
+
+
+def test_reset_mid_episode_values_every_group_on_a_book_without_agent_orders() -> None:
+    """``reset()`` with orders resting: every group withdraws before any group values its
+    start, so whatever the order of the groups, recomputing the start changes nothing."""
+    base = EnvConfig(market="thin", horizon=100, warmup_steps=20, size_classes=(5.0,),
+                     end_of_episode="carry")
+    env = GroupedMarketEnv([AgentGroup("a", 1, base),
+                            AgentGroup("m", 1, base.replace(action_mode="market_making"))],
+                           n_envs=8, seed=2)
+    for _ in range(20):
+        env.step({"a": np.full(8, 9), "m": np.tile([0, 0, 2], (8, 1))})
+    env.reset()
+    kernels = [e.kernel for e in env.envs.values()]
+    before = [k.agent_arrays["base_value"].copy() for k in kernels]
+    assert any(np.any(e.accounts()["position"] != 0) for e in env.envs.values())
+    for k in kernels:
+        k.begin(True)
+    for k, value in zip(kernels, before, strict=True):
+        np.testing.assert_array_equal(k.agent_arrays["base_value"], value)

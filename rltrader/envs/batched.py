@@ -414,6 +414,7 @@ class BatchedMarketEnv:
         """Start new episodes everywhere; ``seed`` rebuilds the market from that seed
         (bit-identical runs), ``None`` keeps the market running. Returns the observations
         ``(num_agents_total, obs_dim)`` (the env's buffer)."""
+        self._refuse_if_shared("reset")
         if seed is not None:
             self.seed = seed
             self._build(seed)
@@ -440,8 +441,16 @@ class BatchedMarketEnv:
             The env's buffers (float32, float32, bool, bool); ended envs were reset in
             this step and their final observations are in :attr:`final_observations`.
         """
+        self._refuse_if_shared("step")
         write_actions(actions, self.actions, self.action_high, self.n_books, self.n_agents)
         return self._step_written()
+
+    def _refuse_if_shared(self, what: str) -> None:
+        """A group's view steps and resets only with its market (its episodes stay in
+        step with the other groups', whose liquidation and arrival order it shares)."""
+        if self._shared is not None:
+            raise RuntimeError(f"{what}() on a group's view: {what} the GroupedMarketEnv "
+                               "(every group's episodes run in step)")
 
     def _step_written(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`step` with the actions already in :attr:`actions`, validated (adapters

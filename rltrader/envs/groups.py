@@ -103,9 +103,7 @@ class GroupedMarketEnv:
         """New markets from ``seed`` (``None``: new episodes in the running markets);
         returns each group's observations."""
         if seed is None:
-            for env in self.envs.values():
-                env._begin(0)
-            return {name: env.observations for name, env in self.envs.items()}
+            return self._begin()
         self.seed = seed
         config = self.groups[0].config
         market_seed, *group_seeds = np.random.SeedSequence(seed).spawn(1 + len(self.groups))
@@ -144,8 +142,19 @@ class GroupedMarketEnv:
             self.market.flow.run(1)
             for kernel in kernels:
                 kernel.advance()
+        return self._begin()
+
+    def _begin(self) -> dict[str, np.ndarray]:
+        """New episodes: every group's orders are withdrawn before any group values its
+        start (else an earlier group's start would count later groups' orders in the
+        book); the flags and rewards cleared. Returns each group's observations."""
         for env in self.envs.values():
-            env._begin(0)
+            env._submit(0, env.kernel.cancel_orders(env._timestamp(), True))
+        for env in self.envs.values():
+            env.kernel.begin(True)
+            env.terminated[:] = False
+            env.truncated[:] = False
+            env.rewards[:] = 0.0
         return {name: env.observations for name, env in self.envs.items()}
 
     def step(self, actions: Mapping[str, Any] | None = None
