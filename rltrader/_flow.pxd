@@ -108,7 +108,8 @@ cdef struct ParentState:
 
 cdef struct State:
     int32_t n_books
-    int32_t n_traders       # background traders per book (owners [0, n_traders))
+    int32_t n_traders       # background traders per book
+    int32_t first_owner     # trader t is owner first_owner + t (0 in a simulated market)
     int32_t n_owners        # accounts per book in the core
     int32_t ring            # live-order slots per trader
     int32_t n_parents

@@ -272,7 +272,7 @@ cdef inline int64_t send(State* f, const Outbox* o, int32_t owner, int op, int s
     m.price = price
     m.qty = qty
     m.tif = tif
-    m.owner = owner
+    m.owner = owner + f.first_owner
     m.order_id = f.next_id[o.book]
     f.next_id[o.book] += 1
     return m.order_id
@@ -286,7 +286,7 @@ cdef inline bint cancel(State* f, const Outbox* o, int32_t owner,
         return False
     m.op = CANCEL
     m.qty = 0
-    m.owner = owner
+    m.owner = owner + f.first_owner
     m.order_id = order_id
     return True
 
@@ -408,7 +408,8 @@ cdef void market_maker(State* f, int32_t b, int32_t k, double mid) noexcept nogi
     cdef const Maker* p = &f.maker
     cdef Outbox o
     cdef int32_t trader = p.first + k, i
-    cdef int64_t position = f.core.accounts[<int64_t>b * f.core.n_owners + trader].position
+    cdef int64_t position = f.core.accounts[
+        <int64_t>b * f.core.n_owners + f.first_owner + trader].position
     cdef int64_t* ids = ring_of(f, b, trader)
     cdef double shift = p.skew * position
     cdef double centre
@@ -686,16 +687,20 @@ cdef class Flow:
         the fields of its C struct in ``_flow.pxd`` (else ``TypeError``).
     parents : sequence of dataclass
         Keyword-only: the execution agents' parent orders (``ParentParams``).
+    first_owner : int
+        Keyword-only: trader ``t`` is owner ``first_owner + t`` (a replay's simulated
+        traders follow its agents and its history owner).
     """
 
     def __init__(self, Books books, int n_traders, seeds, r_bar, size_class,
                  int64_t t0_ns, int64_t dt_ns, int bucket_cap, bint record=False, *,
                  noise, value, momentum, maker, liquidity, splitter, fundamental, parents,
-                 copies=None):
+                 copies=None, first_owner=0):
         cdef int32_t n_books = books.core.n_books
-        if n_traders > books.core.n_owners:
-            raise ValueError(f"books has {books.core.n_owners} owners per book, fewer than "
-                             f"the {n_traders} background traders")
+        first_owner = index(first_owner)
+        if first_owner < 0 or n_traders + first_owner > books.core.n_owners:
+            raise ValueError(f"books has {books.core.n_owners} owners per book: too few for "
+                             f"{n_traders} background traders from owner {first_owner}")
         if dt_ns < 1:
             raise ValueError(f"dt_ns must be >= 1, got {dt_ns}")
         if bucket_cap < 1:
@@ -721,6 +726,7 @@ cdef class Flow:
         f.jumps = arrivals(f.fund.jump_rate)
         f.n_books = n_books
         f.n_traders = n_traders
+        f.first_owner = <int32_t>first_owner
         f.n_owners = books.core.n_owners
         f.n_parents = len(parents)
         f.ring = max(1, f.noise.ring, 2 * f.maker.levels,
@@ -868,6 +874,22 @@ cdef class Flow:
                 self.end_step()
         finally:
             self.books._leave()
+
+    def decide(self):
+        """One step's decisions, without running them: every book decides on its book as
+        it stands, and the step's arrivals come back (MESSAGE_DTYPE, a copy; book by book,
+        each book's decisions in a random order, all stamped with the step's time). The
+        caller runs them (a hybrid replay merges them with the record). The same draws as
+        ``run(1)``."""
+        cdef int64_t n
+        self.books._enter()
+        try:
+            n = decide_all(&self.s)
+        finally:
+            self.books._leave()
+        self.s.counters[C_MESSAGES] += n
+        self.end_step()
+        return self.batch_array[:n].copy()
 
     cdef int64_t decide_range(self, int32_t first, int32_t stop) noexcept nogil:
         """Books ``first .. stop - 1``'s part of a step: they decide, and their arrivals of

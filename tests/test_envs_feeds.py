@@ -178,6 +178,32 @@ def test_two_agents_trade_on_every_feed(case) -> None:
     assert np.count_nonzero(~by_agent) == taken, name
 
 
+def test_simulated_traders_trade_beside_every_feed(case) -> None:
+    """``from_feed(..., background=)``: the ``resilient`` populations trade in each feed's
+    book next to an agent, the book stays sound, positions add up."""
+    from rltrader import preset
+
+    name, feed, step_ns, qty = case
+    resilient = preset("resilient")         # a decision each step (at most 1 s), a maker
+    dt = min(step_ns, 1_000_000_000)        # quote every second decision
+    background = resilient.replace(dt_ns=dt, makers=dataclasses.replace(
+        resilient.makers, rate_per_s=0.5 * 1e9 / dt))
+    replay = from_feed(feed, 1, window=WINDOW, background=background)
+    config = EnvConfig(horizon=10_000, warmup_steps=2, replay_step_ns=step_ns,
+                       size_classes=(1.0,), base_qty=qty, base_position_limit=6 * qty)
+    env = BatchedMarketEnv(config, n_envs=1, n_agents=1, seed=0, source=replay)
+    for _ in range(40):
+        env.step([2])
+        replay.books.check_integrity()
+    assert replay.stats.background_messages > 0, name
+    simulated = replay.background_accounts
+    assert simulated["volume"].sum() > 0, name
+    # every lot a simulated trader or the agent holds came from the record or each other
+    every = replay.books.accounts[0]
+    assert every["position"].sum() == every["position"][replay.history_owner] + (
+        simulated["position"].sum() + replay.accounts["position"].sum()), name
+
+
 # ---- ITCH: one stock, orders from before the file, halts ----------------------------------
 
 def test_itch_references_to_orders_before_the_file_are_dropped() -> None:

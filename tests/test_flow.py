@@ -270,3 +270,39 @@ def test_reciprocal_depths_match_pow() -> None:
             u = (j + Fraction(1, 2)) / 2**53
             assert not u_lo < u < u_hi, (n, j)
             assert math.floor(1.0 / float(u)) == math.floor(math.pow(float(u), -1.0)), (n, j)
+
+
+def test_decide_is_run_without_the_core_call_and_first_owner_shifts_every_owner() -> None:
+    """``Flow.decide`` returns the step's arrivals (the draws of ``run(1)``) for the caller
+    to run; ``first_owner`` moves the traders to owners ``first_owner ..``, and the market
+    makers read their inventory there (their quotes, hence every event, are the same)."""
+    from rltrader._book import Books
+    from rltrader.core.messages import empty_events
+    from rltrader.sim.market import build_flow, owner_ranges
+
+    config = background(copies=4).replace(makers=dataclasses.replace(
+        background().makers, skew=0.5, max_inventory=10))
+    ran = Market(config, seed=3)
+    n = ran.n_traders
+    assert n == owner_ranges(config)["parents"][1]
+    shift = 5
+    books = Books(4, window=config.window, n_owners=n + shift, capacity=1024)
+    flow = build_flow(config, books, np.random.SeedSequence(3),
+                      np.full(4, config.fundamental.r_bar), 0, first_owner=shift)
+    events = empty_events(1 << 16)
+    for _ in range(400):
+        ran.flow.run(1)
+        messages = flow.decide()
+        assert set(np.unique(messages["owner"])) <= set(range(shift, shift + n))
+        while messages.size:
+            consumed, _ = books.process(messages, events)
+            messages = messages[consumed:]
+    np.testing.assert_array_equal(books.accounts[:, shift:], ran.books.accounts[:, :n])
+    assert np.abs(ran.books.accounts[:, :n]["position"]).max() > 0
+    for b in range(4):
+        assert (books.best_bid(b), books.best_ask(b)) == (ran.books.best_bid(b),
+                                                          ran.books.best_ask(b))
+    assert flow.step == ran.flow.step
+    with pytest.raises(ValueError, match="too few"):
+        build_flow(config, Books(4, n_owners=n), np.random.SeedSequence(3),
+                   np.full(4, 1e4), 0, first_owner=1)

@@ -62,12 +62,15 @@ NS_PER_S = 1_000_000_000
 # Order-id namespaces of one book (ids are per book, ``1 .. 2**63 - 1``). Recorded flow uses
 # ids below LEVEL_ID_BASE; the synthetic orders that hold an L2 level or a LOBSTER level
 # seen before the file starts use [LEVEL_ID_BASE, AGENT_ID_BASE); agents' orders in a
-# hybrid replay or an env use ids from AGENT_ID_BASE up.
+# hybrid replay or an env use [AGENT_ID_BASE, SIMULATED_ID_BASE); a hybrid replay's
+# simulated background traders use ids from SIMULATED_ID_BASE up.
 
 #: First id of the synthetic per-level orders (``data._levels``, LOBSTER snapshot levels).
 LEVEL_ID_BASE = 1 << 52
 #: First id of agent orders (hybrid replay, the batched env).
 AGENT_ID_BASE = 1 << 60
+#: First id of the simulated background traders' orders in a hybrid replay.
+SIMULATED_ID_BASE = 3 << 60
 
 #: What every reader and writer accepts as a file name.
 PathLike = str | os.PathLike[str]
@@ -79,5 +82,5 @@ __all__ = [
     "GTC", "IOC", "FOK", "POST_ONLY",
     "ACCEPTED", "REJECTED", "FILL", "CANCELLED", "TRIGGERED", "REDUCED",
     "NO_OWNER", "MAX_PRICE", "MAX_QTY", "EMPTY_BID", "EMPTY_ASK", "MAX_NOTIONAL", "MAX_FEE_PPM",
-    "NS_PER_S", "LEVEL_ID_BASE", "AGENT_ID_BASE",
+    "NS_PER_S", "LEVEL_ID_BASE", "AGENT_ID_BASE", "SIMULATED_ID_BASE",
 ]

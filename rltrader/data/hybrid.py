@@ -19,6 +19,14 @@ Semantics (docs/hybrid.md has the full page):
 - Trading halts (LOBSTER type 7: price -1 halt, 1 trading resumes; ITCH ``H`` trading
   actions; or ``halts=`` given): agent messages stamped inside a halt are held and
   submitted, in order, at the resume time.
+- Simulated traders (``background=`` a one-book ``MarketConfig``): its populations trade
+  in the recorded book, as owners after the history's, with ids from
+  ``SIMULATED_ID_BASE``. Every ``background.dt_ns`` from the record's first message they
+  decide on the book as it stands (from the first such time the book has both sides; their
+  fundamental starts at that mid), and their messages arrive at uniform times within the
+  next ``dt_ns``, merged with the record and the agents by time. In the queues they are
+  what agents are: a historical execution fills them when they are ahead. New orders of
+  theirs that arrive in a halt are refused (counted), cancels pass.
 
 :func:`from_feed` builds the replay from any shipped reader's result (LOBSTER, ITCH,
 Coinbase L3, Binance and tardis L2, the generic reader); :func:`feed_messages` returns
@@ -33,8 +41,9 @@ with. Only there does Python look at the queue. With no agent orders a step is o
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,6 +53,8 @@ from rltrader.core.constants import (
     AGENT_ID_BASE,
     CANCEL,
     CANCELLED,
+    EMPTY_ASK,
+    EMPTY_BID,
     EXECUTE,
     FILL,
     LEVEL_ID_BASE,
@@ -53,12 +64,17 @@ from rltrader.core.constants import (
     REDUCE,
     REJECTED,
     REPLACE,
+    SIMULATED_ID_BASE,
     STOP,
     STOP_LIMIT,
     Op,
 )
 from rltrader.core.messages import MESSAGE_DTYPE, empty_events, empty_messages
 from rltrader.data.lobster import LobsterMessages
+
+if TYPE_CHECKING:
+    from rltrader._flow import Flow
+    from rltrader.sim.config import MarketConfig
 
 _AGENT_OPS = (LIMIT, MARKET, CANCEL, REDUCE, REPLACE, STOP, STOP_LIMIT)
 _TAKING_OPS = (LIMIT, MARKET, REPLACE, STOP, STOP_LIMIT)
@@ -76,6 +92,8 @@ class HybridStats:
     trimmed_lots: int = 0       # lots of historical executions that found nothing to trade
     agent_lots_hit: int = 0     # lots of historical executions that filled agent orders
     held_for_halt: int = 0      # agent messages deferred to a trading resume
+    background_messages: int = 0        # the simulated traders' messages run
+    background_refused_in_halt: int = 0  # their new orders that arrived in a halt
     trimmed_by_kind: dict[str, int] = field(default_factory=dict)
 
 
@@ -130,6 +148,12 @@ class HybridReplay:
     halts : array of int, shape (k, 2), optional
         The record's trading halts as ascending ``[halt, resume)`` ns; by default a
         LOBSTER feed's type-7 rows, none for an array.
+    background : MarketConfig, optional
+        Simulated traders mixed with the record (one book: one symbol, one copy): the
+        config's populations, fundamental, size classes and ``dt_ns``; its clock (open,
+        close, warm-up) is the record's. They are owners :attr:`background_owners`.
+    seed : int
+        Root seed of the simulated traders (the record has no randomness).
 
     The protocol an environment relies on: :meth:`reset`, :meth:`step`,
     :meth:`top_of_book`, :attr:`accounts`, :attr:`timestamp`, :attr:`done`.
@@ -137,7 +161,8 @@ class HybridReplay:
 
     def __init__(self, feed: object, n_agents: int = 1, *, window: int = 4096,
                  capacity: int = 1 << 16, maker_fee_ppm: int = 0, taker_fee_ppm: int = 0,
-                 halts: Any = None) -> None:
+                 halts: Any = None, background: MarketConfig | None = None,
+                 seed: int = 0) -> None:
         inner = getattr(feed, "feed", feed)
         if isinstance(inner, LobsterMessages):
             messages, raw = inner.messages, inner.raw
@@ -161,8 +186,15 @@ class HybridReplay:
         self._history["book"] = 0
         self._history["owner"] = self.history_owner
         self._halts = _halts(raw) if halts is None else _check_halts(halts)
-        self._book_args = dict(window=window, capacity=capacity, n_owners=n_agents + 1,
+        self.background = _check_background(background)
+        n_simulated = _n_traders(self.background)
+        #: owner range ``(first, stop)`` of the simulated traders (empty without them)
+        self.background_owners = (self.n_agents + 1, self.n_agents + 1 + n_simulated)
+        self._book_args = dict(window=window, capacity=capacity,
+                               n_owners=n_agents + 1 + n_simulated,
                                maker_fee_ppm=maker_fee_ppm, taker_fee_ppm=taker_fee_ppm)
+        _check_int("seed", seed, 0)
+        self._seed = np.random.SeedSequence(seed)
         self.reset()
 
     # ---- protocol -------------------------------------------------------------------
@@ -170,10 +202,12 @@ class HybridReplay:
     def reset(self, seed: int | None = None) -> None:
         """Start over on an empty book at the first historical message.
 
-        The replay has no randomness; ``seed`` is accepted so that environments can reset
-        every data source alike.
+        The record has no randomness; the simulated traders (if any) draw a new day from
+        the seed's stream at each reset, and ``seed`` restarts that stream.
         """
-        del seed
+        if seed is not None:
+            _check_int("seed", seed, 0)
+            self._seed = np.random.SeedSequence(seed)
         self.books = Books(1, **self._book_args)
         self._events = empty_events(1 << 14)
         self._cursor = 0
@@ -182,6 +216,10 @@ class HybridReplay:
         self._agent_ids: set[int] = set()  # agent orders that may still be live
         self.timestamp = int(self._history["timestamp"][0]) if self._history.size else 0
         self.stats = HybridStats()
+        self._flow: Flow | None = None
+        if self.background is not None:
+            self._day = self._seed.spawn(1)[0]
+            self._next_decision = self.timestamp + self.background.dt_ns
 
     @property
     def done(self) -> bool:
@@ -196,6 +234,11 @@ class HybridReplay:
     def accounts(self) -> np.ndarray:
         """Agent accounts, shape ``(n_agents,)`` of ACCOUNT_DTYPE (a view)."""
         return self.books.accounts[0, : self.n_agents]
+
+    @property
+    def background_accounts(self) -> np.ndarray:
+        """The simulated traders' accounts (ACCOUNT_DTYPE, a view; empty without them)."""
+        return self.books.accounts[0, slice(*self.background_owners)]
 
     def step(self, until_ts: int | None = None, agent_messages: np.ndarray | None = None, *,
              n_messages: int | None = None) -> np.ndarray:
@@ -231,12 +274,70 @@ class HybridReplay:
             # the messages up to the cursor are replayed already: a past until_ts adds none
             hi = max(self._cursor, int(np.searchsorted(ts, until_ts, side="right")))
         agents = self._agent_batch(agent_messages, until_ts)
-        merged, from_history = self._merge(self._history[self._cursor:hi], agents)
+        history = self._history[self._cursor:hi]
         self.stats.historical_messages += hi - self._cursor
-        self.stats.agent_messages += int(agents.shape[0])
+        self.stats.agent_messages += int(np.count_nonzero(agents["owner"] < self.n_agents))
         self._cursor = hi
         self.timestamp = max(self.timestamp, int(until_ts))
-        return self._run_merged(merged, from_history)
+        if self.background is not None:
+            return self._run_with_background(history, agents, int(until_ts))
+        return self._run_merged(*self._merge(history, agents))
+
+    # ---- simulated traders ----------------------------------------------------------
+
+    def _run_with_background(self, history: np.ndarray, agents: np.ndarray,
+                             until_ts: int) -> np.ndarray:
+        """Run the step in pieces cut at the simulated traders' decision times: the
+        messages before a decision time run, the traders decide on the book as it then
+        stands, and their messages join the rest of the step (or a later one)."""
+        out: list[np.ndarray] = []
+        offset = 0
+        dt = self.background.dt_ns  # type: ignore[union-attr]
+        while self._next_decision <= until_ts:
+            t = self._next_decision
+            h = int(np.searchsorted(history["timestamp"], t, side="left"))
+            a = int(np.searchsorted(agents["timestamp"], t, side="left"))
+            out.append(self._run_merged(*self._merge(history[:h], agents[:a])))
+            out[-1]["message_index"] += offset
+            offset += h + a
+            history, agents = history[h:], agents[a:]
+            new = self._decide(t)
+            later = new["timestamp"] > until_ts
+            if later.any():
+                queue = np.concatenate([self._pending, new[later]])
+                self._pending = queue[np.argsort(queue["timestamp"], kind="stable")]
+            if not later.all():
+                queue = np.concatenate([agents, new[~later]])
+                agents = queue[np.argsort(queue["timestamp"], kind="stable")]
+            self._next_decision = t + dt
+        out.append(self._run_merged(*self._merge(history, agents)))
+        out[-1]["message_index"] += offset
+        return np.concatenate(out)
+
+    def _decide(self, t: int) -> np.ndarray:
+        """The simulated traders' decisions at ``t`` on the book as it stands, stamped at
+        uniform times in ``[t, t + dt_ns)`` (in the order the flow sent them: a trader's
+        cancel stays ahead of its new quote); new orders inside a halt refused."""
+        config = self.background
+        assert config is not None
+        if self._flow is None:
+            bid, ask = self.top_of_book()
+            if bid == EMPTY_BID or ask == EMPTY_ASK:
+                return empty_messages(0)        # they start on a two-sided book
+            from rltrader.sim.market import build_flow
+            self._flow = build_flow(config, self.books, self._day,
+                                    np.array([0.5 * (bid + ask)]), t,
+                                    first_owner=self.background_owners[0])
+            self._flow.next_id[:] = SIMULATED_ID_BASE
+            self._arrivals = np.random.default_rng(self._day.spawn(1)[0])
+        m = self._flow.decide()
+        m["timestamp"] = t + np.sort(self._arrivals.integers(0, config.dt_ns, m.shape[0]))
+        refused = self.halted(m["timestamp"]) & ~np.isin(m["op"], (CANCEL, REDUCE))
+        if refused.any():
+            self.stats.background_refused_in_halt += int(refused.sum())
+            m = m[~refused]
+        self.stats.background_messages += int(m.shape[0])
+        return m
 
     # ---- merging --------------------------------------------------------------------
 
@@ -257,6 +358,13 @@ class HybridReplay:
         return queue[now]
 
     def _check_agents(self, m: np.ndarray, until_ts: int) -> None:
+        if self.background is not None:
+            bad = np.flatnonzero((m["order_id"] >= SIMULATED_ID_BASE)
+                                 | (m["new_order_id"] >= SIMULATED_ID_BASE))
+            if bad.size:
+                raise ValueError(f"agent message {bad[0]}: order id at or above "
+                                 f"SIMULATED_ID_BASE={SIMULATED_ID_BASE} (the simulated "
+                                 "traders' ids)")
         bad = np.flatnonzero((m["owner"] < 0) | (m["owner"] >= self.n_agents))
         if bad.size:
             raise ValueError(f"agent message {bad[0]}: owner {m['owner'][bad[0]]} not in "
@@ -386,7 +494,7 @@ class HybridReplay:
             parts.append(ev)
             done += consumed
         events = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        if self.stats.agent_messages:
+        if self.stats.agent_messages or self.stats.background_messages:
             self._note_touched(events)
         return events
 
@@ -394,9 +502,9 @@ class HybridReplay:
         """Remember historical orders that traded with an agent: their leaves now differ
         from the record's."""
         fills = ev[ev["kind"] == FILL]
-        agent_taker = (fills["owner"] >= 0) & (fills["owner"] < self.n_agents)
-        agent_maker = (fills["maker_owner"] >= 0) & (fills["maker_owner"] < self.n_agents)
         hist = self.history_owner
+        agent_taker = (fills["owner"] >= 0) & (fills["owner"] != hist)
+        agent_maker = (fills["maker_owner"] >= 0) & (fills["maker_owner"] != hist)
         ids = np.concatenate([
             fills["maker_order_id"][agent_taker & (fills["maker_owner"] == hist)],
             fills["order_id"][agent_maker & (fills["owner"] == hist)],
@@ -422,7 +530,7 @@ class HybridReplay:
             for order_id, qty, _, owner in self.books.level_queue(0, side, level).tolist():
                 if order_id == target_id or not left:
                     break
-                if 0 <= owner < self.n_agents:
+                if owner >= 0 and owner != self.history_owner:  # an agent or simulated
                     q = min(left, qty)
                     fills.append((order_id, q))
                     left -= q
@@ -461,6 +569,27 @@ class HybridReplay:
             if n:
                 kinds[name] = kinds.get(name, 0) + n
                 self.stats.trimmed_messages += n
+
+
+def _check_background(config: object) -> MarketConfig | None:
+    """``config`` as the replay's simulated traders: a one-book ``MarketConfig``, its
+    warm-up dropped (the record is the warm-up; parents count from the traders' start)."""
+    if config is None:
+        return None
+    from rltrader.sim.config import MarketConfig
+    if not isinstance(config, MarketConfig):
+        raise TypeError(f"background must be a MarketConfig, got {type(config).__name__}")
+    if config.n_books != 1:
+        raise ValueError(f"background: a replay is one book; the config has {config.n_books} "
+                         "(symbols x copies)")
+    return dataclasses.replace(config, warmup_s=0.0)
+
+
+def _n_traders(config: MarketConfig | None) -> int:
+    if config is None:
+        return 0
+    from rltrader.sim.params import POPULATIONS, owner_ranges
+    return owner_ranges(config)[POPULATIONS[-1]][1]
 
 
 # ---- every shipped feed as a replay ---------------------------------------------------

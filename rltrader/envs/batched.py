@@ -295,8 +295,10 @@ class BatchedMarketEnv:
                                          self.market.n_traders, mc.dt_ns, arrival_seed,
                                          (mc.open_ns, mc.close_ns - mc.open_ns))]
         else:
-            for replay in self.sources:
-                replay.reset(seed=seed)
+            # each replay's simulated traders (if any) draw their own days
+            for replay, own in zip(self.sources, market_seed.spawn(len(self.sources)),
+                                   strict=True):
+                replay.reset(seed=int(own.generate_state(1)[0]))
             self.kernels = [
                 self._kernel(replay.books, slice(j * self.n_agents, (j + 1) * self.n_agents),
                              1, 0, c.replay_step_ns, lane_seed)

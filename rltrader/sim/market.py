@@ -59,7 +59,7 @@ __all__ = [
     "Market", "MarketConfig", "FundamentalConfig", "NoiseConfig", "ValueConfig",
     "MomentumConfig", "MakerConfig", "LiquidityConfig", "SplitterConfig", "ParentOrderConfig",
     "OrderSize", "SizeClassConfig", "RecordConfig", "Population", "config_from_dict",
-    "flow_params", "load_config", "preset", "preset_names",
+    "build_flow", "flow_params", "load_config", "preset", "preset_names",
 ]
 
 
@@ -75,6 +75,29 @@ def bucket_capacity(config: MarketConfig) -> int:
         if pop.count:
             total += per_wake * int(lam + 8 * np.sqrt(lam) + 8)
     return max(total, 16)
+
+
+def build_flow(config: MarketConfig, books: Books, seed: np.random.SeedSequence,
+               r_bar: np.ndarray, t0_ns: int, first_owner: int = 0) -> Flow:
+    """``config``'s populations over the ``config.n_books`` books of ``books``: traders
+    are owners ``first_owner ..`` (:func:`owner_ranges` order), book ``b`` draws from
+    ``seed.spawn(n_books)[b]`` (its decisions, then its traders' size classes), its
+    fundamental starts at ``r_bar[b]`` ticks, step 0 is at ``t0_ns``."""
+    n_traders = owner_ranges(config)[POPULATIONS[-1]][1]
+    streams = [child.spawn(2) for child in seed.spawn(config.n_books)]
+    seeds = np.array([s[0].generate_state(4, np.uint64) for s in streams])
+    alpha, cap = config.size_class.alpha, config.size_class.max
+    if alpha == 0:
+        size_class = np.ones((config.n_books, n_traders))
+    else:
+        uniforms = np.array([np.random.default_rng(s[1]).random(n_traders) for s in streams])
+        size_class = np.minimum(cap, (1.0 - uniforms) ** (-1.0 / alpha))
+    p = flow_params(config)
+    return Flow(books, n_traders, seeds, r_bar, size_class, t0_ns, config.dt_ns,
+                bucket_capacity(config), record=config.record.messages,
+                noise=p.noise, value=p.value, momentum=p.momentum, maker=p.maker,
+                liquidity=p.liquidity, splitter=p.splitter, fundamental=p.fundamental,
+                parents=p.parents, copies=config.copies, first_owner=first_owner)
 
 
 class Market:
@@ -97,33 +120,16 @@ class Market:
         self.owners: dict[str, tuple[int, int]] = owner_ranges(config)
         n = self.n_traders = self.owners[POPULATIONS[-1]][1]
         n_books = config.n_books
-        streams = [child.spawn(2) for child in np.random.SeedSequence(seed).spawn(n_books)]
-        seeds = np.array([s[0].generate_state(4, np.uint64) for s in streams])
         self.books = Books(n_books, window=config.window, n_owners=n + config.extra_owners,
                            capacity=max(1024, 8 * n_books))
-        p = flow_params(config)
-        self.flow = Flow(self.books, n, seeds, self._r_bar(), self._size_classes(streams),
-                         config.open_ns - config.warmup_steps * config.dt_ns, config.dt_ns,
-                         bucket_capacity(config), record=config.record.messages,
-                         noise=p.noise, value=p.value, momentum=p.momentum, maker=p.maker,
-                         liquidity=p.liquidity, splitter=p.splitter,
-                         fundamental=p.fundamental, parents=p.parents, copies=config.copies)
+        self.flow = build_flow(config, self.books, np.random.SeedSequence(seed),
+                               np.full(n_books, config.fundamental.r_bar),
+                               config.open_ns - config.warmup_steps * config.dt_ns)
         start = time.perf_counter()
         self.flow.run(config.warmup_steps)
         every = config.record.sample_every
         self.sampler = Sampler(n_books, config.n_steps // every + 1) if every else None
         self.elapsed_s = time.perf_counter() - start   # the warm-up's steps are counted too
-
-    def _r_bar(self) -> np.ndarray:
-        return np.full(self.config.n_books, self.config.fundamental.r_bar)
-
-    def _size_classes(self, streams: list) -> np.ndarray:
-        alpha, cap = self.config.size_class.alpha, self.config.size_class.max
-        if alpha == 0:
-            return np.ones((len(streams), self.n_traders))
-        uniforms = np.array([np.random.default_rng(s[1]).random(self.n_traders)
-                             for s in streams])
-        return np.minimum(cap, (1.0 - uniforms) ** (-1.0 / alpha))
 
     # ---- clock ------------------------------------------------------------------------
 
