@@ -39,17 +39,21 @@ SCALE_CONFIGS = [(16, 4), (64, 4), (256, 4), (1024, 4), (1, 4096)]
 MEMORY_SIZES_KIB = [16, 64, 256, 512, 1024, 2048, 3072, 4096, 6144, 8192, 16384, 65536]
 
 
-def _workload(n_envs: int, n_agents: int, hold: float,
-              market: str | None = None) -> tuple[Any, list[np.ndarray]]:
-    """A warmed-up env (the default config, or its background ``market`` preset) and its
-    16 action arrays."""
+def _workload(n_envs: int, n_agents: int, hold: float, market: str | None = None,
+              mode: str = "discrete") -> tuple[Any, list[np.ndarray]]:
+    """A warmed-up env (the default config in action ``mode``, or its background
+    ``market`` preset) and its 16 action arrays (uniform over the space; ``hold`` of the
+    agents' actions 0, which holds in every integer mode)."""
     from rltrader.envs import BatchedMarketEnv, EnvConfig
 
-    config = EnvConfig() if market is None else EnvConfig(market=market)
+    config = EnvConfig(action_mode=mode)
+    config = config if market is None else config.replace(market=market)
     env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=0)
     rng = np.random.default_rng(0)
-    actions = [rng.integers(0, env.single_action_space.n, env.num_agents_total)
+    high = np.asarray(env.action_high)
+    actions = [np.stack([rng.integers(0, h, env.num_agents_total) for h in high], axis=1)
                for _ in range(16)]
+    actions = [a[:, 0].copy() if high.size == 1 else a for a in actions]
     for a in actions:
         a[rng.random(a.shape[0]) < hold] = 0
     for t in range(100):
@@ -81,7 +85,7 @@ import sys, time
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(1, sys.argv[2])
 from env_scaling import _workload
-env, actions = _workload({n_envs}, {n_agents}, {hold}, sys.argv[3] or None)
+env, actions = _workload({n_envs}, {n_agents}, {hold}, sys.argv[3] or None, "{mode}")
 t = 0
 for _ in sys.stdin:
     start = time.perf_counter()
@@ -93,10 +97,10 @@ for _ in sys.stdin:
 
 
 def pair(a_dir: str, b_dir: str, n_envs: int, n_agents: int, pairs: int, steps: int,
-         hold: float, markets: tuple[str, str] = ("", "")) -> None:
+         hold: float, markets: tuple[str, str] = ("", ""), mode: str = "discrete") -> None:
     here = str(__import__("pathlib").Path(__file__).resolve().parent)
     child = textwrap.dedent(_CHILD.format(n_envs=n_envs, n_agents=n_agents, hold=hold,
-                                          steps=steps))
+                                          steps=steps, mode=mode))
     procs = [subprocess.Popen([sys.executable, "-c", child, d, here, market], cwd=d,
                               text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
              for d, market in zip((a_dir, b_dir), markets, strict=True)]
@@ -119,8 +123,9 @@ def pair(a_dir: str, b_dir: str, n_envs: int, n_agents: int, pairs: int, steps: 
             p.wait()
     ratios = [b / a for a, b in zip(*times, strict=True)]
     low, _, high = statistics.quantiles(ratios, n=4)
-    print(f"{n_envs} x {n_agents}, hold {hold:.0%}: A {statistics.median(times[0]) * 1e3:.3f}"
-          f" ms/step, B {statistics.median(times[1]) * 1e3:.3f} ms/step; B/A median "
+    print(f"{mode}, {n_envs} x {n_agents}, hold {hold:.0%}: "
+          f"A {statistics.median(times[0]) * 1e3:.3f} ms/step, "
+          f"B {statistics.median(times[1]) * 1e3:.3f} ms/step; B/A median "
           f"{statistics.median(ratios):.3f} (IQR {low:.3f}-{high:.3f}, {pairs} pairs)")
 
 
@@ -162,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     p_pair.add_argument("--market-a", default="", help="A's background preset (default: "
                         "its EnvConfig's); the same market under an old name, say")
     p_pair.add_argument("--market-b", default="", help="B's background preset")
+    p_pair.add_argument("--mode", default="discrete",
+                        choices=["discrete", "market_making", "order", "execution"],
+                        help="the action mode of both (uniformly random integer actions)")
     p_memory = sub.add_parser("memory", help="memory latency against the working-set size")
     p_memory.add_argument("--loads", type=int, default=2_000_000)
     args = parser.parse_args(argv)
@@ -176,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         scale(args.rounds, args.hold, args.books)
     else:
         pair(args.a_dir, args.b_dir, args.envs, args.agents, args.pairs, args.steps,
-             args.hold, (args.market_a, args.market_b))
+             args.hold, (args.market_a, args.market_b), args.mode)
     return 0
 
 

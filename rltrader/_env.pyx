@@ -104,7 +104,8 @@ cpdef enum Layout:
                           # volatility, volume, last trade, time of day
     AGENT_FEATURES = 10   # inventory, pnl, orders, in flight, queue ahead, time left, size
                           # class, limited, lots bought and sold since the last step
-    SLOT_FEATURES = 3     # ORDER mode, per order slot: price - mid, signed lots, in flight
+    SLOT_FEATURES = 4     # ORDER mode, per order slot: price - mid, signed lots, in flight,
+                          # lots queued ahead
     ORDER_FIELDS = 5      # ORDER mode: the action's columns
     CONTINUOUS_FIELDS = 4 # CONTINUOUS mode: the action's columns
     EXECUTION_FEATURES = 3  # EXECUTION mode: parent side, share left, move since arrival

@@ -303,21 +303,56 @@ cdef void market_features(State* s, int32_t e) noexcept nogil:
                                  / s.p.day_ns)
 
 
+cdef double lots_ahead(const Core* c, int32_t e, int32_t target) noexcept nogil:
+    """Lots queued ahead of the resting order in arena slot ``target`` of book ``e``: a
+    walk back from the order and, in the dense window, one back from its level's tail
+    (ahead = level lots - its own - behind); the first to end gives the exact sum."""
+    cdef int64_t price = c.orders[target].price, idx = price - c.bk[e].base
+    cdef int64_t ahead = 0, behind = 0, level_qty = 0
+    cdef int32_t back = c.orders[target].prev, front = NO_SLOT
+    cdef const Level* lv
+    if 0 <= idx < c.window:
+        lv = &c.lv[<int64_t>e * c.window + idx]
+        front = lv.tail
+        level_qty = lv.qty - c.orders[target].qty
+    while True:
+        if front == target:
+            return <double>(level_qty - behind)
+        if back == NO_SLOT or c.orders[back].price != price:
+            return <double>ahead
+        ahead += c.orders[back].qty
+        back = c.orders[back].prev
+        if front != NO_SLOT:
+            behind += c.orders[front].qty
+            front = c.orders[front].prev
+
+
 cdef inline void slot_features(const State* s, int32_t e, int64_t a,
                                float* out) noexcept nogil:
     """ORDER mode: per order slot of agent ``a``, (price - mid) / ``price_scale``, lots x
-    side / ``qty_scale`` and 1 while in flight; zeros for an empty slot."""
+    side / ``qty_scale``, 1 while in flight, and the lots queued ahead of it / ``qty_scale``
+    while it rests (-1 otherwise); zeros and -1 for an empty slot."""
     cdef int64_t k, j
+    cdef int32_t arena
     for j in range(s.p.n_slots):
         k = a * s.p.n_slots + j
+        out += SLOT_FEATURES
         if s.slot_id[k] == 0:
-            out[3 * j] = 0.0
-            out[3 * j + 1] = 0.0
-            out[3 * j + 2] = 0.0
+            out[-4] = 0.0
+            out[-3] = 0.0
+            out[-2] = 0.0
+            out[-1] = -1.0
             continue
-        out[3 * j] = <float>((s.slot_price[k] - s.mid[e]) / s.p.price_scale)
-        out[3 * j + 1] = <float>(s.slot_side[k] * s.slot_leaves[k] / s.p.qty_scale)
-        out[3 * j + 2] = 1.0 if s.slot_arena[k] == IN_FLIGHT else 0.0
+        arena = s.slot_arena[k]
+        out[-4] = <float>((s.slot_price[k] - s.mid[e]) / s.p.price_scale)
+        out[-3] = <float>(s.slot_side[k] * s.slot_leaves[k] / s.p.qty_scale)
+        out[-2] = 1.0 if arena == IN_FLIGHT else 0.0
+        if arena < 0:
+            out[-1] = -1.0
+        elif arena == s.best_slot[a] and s.queue_ahead[a] >= 0.0:
+            out[-1] = <float>(s.queue_ahead[a] / s.p.qty_scale)   # walked already
+        else:
+            out[-1] = <float>(lots_ahead(s.core, e, arena) / s.p.qty_scale)
 
 
 cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept nogil:

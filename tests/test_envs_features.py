@@ -59,6 +59,6 @@ def test_features_match_an_independent_computation() -> None:
 
 
 def test_the_observation_table_names_every_column() -> None:
-    for mode, extra in (("discrete", 0), ("order", 12), ("execution", 3)):
+    for mode, extra in (("discrete", 0), ("order", 16), ("execution", 3)):
         env = BatchedMarketEnv(CONFIG.replace(action_mode=mode), n_envs=1, n_agents=2)
         assert env.obs_dim == len(observation_names(5, mode, 4)) == 4 * 5 + 18 + extra

@@ -157,7 +157,7 @@ def test_gymnasium_and_sb3_serve_one_learning_group_among_scripted_ones() -> Non
     for _ in range(55):                    # through an episode's end (horizon 50)
         obs, rewards, dones, infos = venv.step(
             np.stack([venv.action_space.sample() for _ in range(4)]))
-    assert obs.shape == (4, 50) and len(infos) == 4
+    assert obs.shape == (4, 54) and len(infos) == 4
     with pytest.raises(ValueError, match="scripted"):
         GroupLearner(GroupedMarketEnv([groups[1], AgentGroup(
             "other", 1, BASE.replace(size_classes=(1.0,)))], seed=0), "trader")

@@ -167,3 +167,39 @@ def test_a_thousand_order_mode_steps_are_bit_identical(changes) -> None:
         return out
 
     assert all(np.array_equal(a, b) for a, b in zip(rollout(), rollout(), strict=True))
+
+
+def test_every_slot_shows_the_lots_queued_ahead_of_its_order() -> None:
+    """``slot_j_queue``: the lots ahead of the slot's resting order in its level's FIFO,
+    checked against the core's own queue (``Books.level_queue``) after random order-mode
+    steps; -1 for an empty slot or an order in flight."""
+    config = CONFIG.replace(latency_ns=60_000_000, size_classes=(1.0, 2.0, 5.0))  # some fly
+    env = BatchedMarketEnv(config, n_envs=4, n_agents=3, seed=9)
+    names = observation_names(5, "order", config.max_orders)
+    rng = np.random.default_rng(1)
+    books = env.kernel.books
+    seen = {"resting": 0, "deep": 0, "flying": 0}
+    for _ in range(300):
+        actions = random_actions(env, rng)
+        actions[:, 0] = np.where(rng.random(len(actions)) < 0.5, OrderOp.ORDER_HOLD,
+                                 actions[:, 0])
+        actions[:, 3] = GTC
+        obs, *_ = env.step(actions)
+        arrays = env.kernel.agent_arrays
+        for row in range(env.num_agents_total):
+            e = row // env.n_agents
+            for j in range(config.max_orders):
+                got = obs[row, names.index(f"slot_{j}_queue")]
+                order_id = int(arrays["slot_id"][row, j])
+                info = books.order(e, order_id) if order_id else None
+                if info is None or arrays["slot_arena"][row, j] < 0:
+                    assert got == -1.0
+                    seen["flying"] += int(arrays["slot_arena"][row, j] == -2)
+                    continue
+                queue = books.level_queue(e, int(info["side"]), int(info["price"]))
+                ids = queue["order_id"].tolist()
+                ahead = int(queue["qty"][: ids.index(order_id)].sum())
+                assert got == np.float32(ahead / config.qty_scale), (row, j)
+                seen["resting"] += 1
+                seen["deep"] += int(ahead > 0)
+    assert seen["resting"] > 500 and seen["deep"] > 100 and seen["flying"] > 20, seen

@@ -335,7 +335,7 @@ def observation_names(depth: int, action_mode: str = "discrete",
                       "bought", "sold"]
     if action_mode == "order":
         names += [f"slot_{j}_{what}" for j in range(max_orders)
-                  for what in ("price", "qty", "in_flight")]
+                  for what in ("price", "qty", "in_flight", "queue")]
     elif action_mode == "execution":
         names += ["parent_side", "parent_left", "arrival_move"]
     return names
