@@ -24,9 +24,9 @@ maker's far fewer.
 actions of each one's space. ``test_groups_*``: a mixed market of agent groups (scripted
 makers, executors, directional traders; ``GroupedMarketEnv``).
 
-The PettingZoo benchmark times ``MarketParallelEnv.step`` with a dict of actions and
-reports, per agent-step, its overhead above the batched env's own step measured in the
-same test (``adapter_overhead_us``).
+The PettingZoo benchmarks time ``MarketParallelEnv.step`` and ``GroupedParallelEnv.step``
+with a dict of actions and report, per agent-step, the overhead above the batched (or
+grouped) env's own step measured in the same test (``adapter_overhead_us``).
 """
 
 from __future__ import annotations
@@ -208,6 +208,52 @@ def test_pettingzoo_overhead_1024_agents(benchmark: Any) -> None:
         n_agents=n, batched_us_per_step=round(base / STEPS * 1e6, 1),
         pettingzoo_us_per_step=round(median / STEPS * 1e6, 1),
         adapter_overhead_us=round((median - base) / STEPS / n * 1e6, 3))
+
+
+def test_grouped_pettingzoo_overhead_1024_agents(benchmark: Any) -> None:
+    """``GroupedParallelEnv.step`` (dicts) against ``GroupedMarketEnv.step`` (arrays) on
+    one market: 96 scripted makers, 512 executors and 512 directional traders."""
+    from rltrader.envs import AgentGroup, EnvConfig, GroupedParallelEnv
+
+    base = EnvConfig()
+    groups = [AgentGroup("makers", 96, base.replace(action_mode="market_making"),
+                         policy=lambda obs: np.zeros((len(obs), 3), dtype=np.int64)),
+              AgentGroup("executors", 512, base.replace(action_mode="execution")),
+              AgentGroup("traders", 512, base)]
+    env = GroupedParallelEnv(groups, seed=0)
+    env.reset()
+    grouped = env.grouped
+    rng = np.random.default_rng(0)
+    arrays = [{"executors": rng.integers(0, 9, 512), "traders": rng.integers(0, 12, 512)}
+              for _ in range(16)]
+    dicts = [dict(zip(env.possible_agents, np.concatenate(
+        [a["executors"], a["traders"]]).tolist(), strict=True)) for a in arrays]
+    counter = [0]
+
+    def run() -> None:
+        for _ in range(STEPS):
+            if not env.agents:
+                env.reset()
+            env.step(dicts[counter[0] % 16])
+            counter[0] += 1
+
+    def run_grouped() -> float:
+        start = time.perf_counter()
+        for _ in range(STEPS):
+            grouped.step(arrays[counter[0] % 16])
+            counter[0] += 1
+        return time.perf_counter() - start
+
+    benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
+    if benchmark.stats is None:
+        return
+    base_s = float(np.median([run_grouped() for _ in range(15)]))
+    median = benchmark.stats.stats.median
+    n = len(env.possible_agents)
+    benchmark.extra_info.update(
+        learning_agents=n, grouped_us_per_step=round(base_s / STEPS * 1e6, 1),
+        pettingzoo_us_per_step=round(median / STEPS * 1e6, 1),
+        adapter_overhead_us=round((median - base_s) / STEPS / n * 1e6, 3))
 
 
 @pytest.mark.parametrize("n_workers", [1, 2])

@@ -107,6 +107,30 @@ def test_pettingzoo_sees_every_learning_agent_with_its_group_s_spaces() -> None:
     assert env.observation_space("exec_0").shape == (41,)
     parallel_api_test(env, num_cycles=60)
 
+    # the dicts are the grouped env's buffers, agent by agent, through an episode's end
+    plain = GroupedMarketEnv(groups, n_envs=1, seed=3)
+    env = GroupedParallelEnv(groups, seed=3)
+    env.reset()
+    plain.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        if not env.agents:
+            env.reset()
+            plain.reset()
+        actions = {"exec": rng.integers(0, 9, 1),
+                   "orders": np.stack([rng.integers(0, h, 2) for h in (5, 4, 3, 4, 4)], 1)}
+        result = plain.step(actions)
+        obs, rewards, terminated, truncated, _ = env.step(
+            {"exec_0": int(actions["exec"][0]), "orders_0": actions["orders"][0],
+             "orders_1": actions["orders"][1]})
+        for agent, (group, i) in env._where.items():
+            rows, r, term, trunc = result[group]
+            done = bool(term[0] or trunc[0])
+            want = plain.envs[group].final_observations[i] if done else rows[i]
+            np.testing.assert_array_equal(obs[agent], want)
+            assert (rewards[agent], terminated[agent], truncated[agent]) == (
+                float(r[i]), bool(term[i]), bool(trunc[i]))
+
 
 def test_groups_trade_several_correlated_symbols() -> None:
     """Groups in a multi-asset market: every group's agents have a row per symbol; the

@@ -202,6 +202,8 @@ class GroupedParallelEnv(ParallelEnv):
                                 for i in range(g.n_agents)]
         self._where = {f"{g.name}_{i}": (g.name, i) for g in self._learning
                        for i in range(g.n_agents)}
+        self._names = {g.name: [f"{g.name}_{i}" for i in range(g.n_agents)]
+                       for g in self._learning}
         self.observation_spaces = {a: self.grouped.envs[g].single_observation_space
                                    for a, (g, _) in self._where.items()}
         self.action_spaces = {a: self.grouped.envs[g].single_action_space
@@ -224,23 +226,35 @@ class GroupedParallelEnv(ParallelEnv):
     def step(self, actions: Mapping[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         if not self.agents:
             raise RuntimeError("step() after the episode ended: call reset()")
-        missing = [a for a in self.agents if a not in actions]
-        unknown = [a for a in actions if a not in self._where]
-        if missing or unknown:
-            raise ValueError(f"actions needed for every live agent; missing {missing}, "
-                             f"unknown {unknown}")
-        by_group = {g.name: [actions[f"{g.name}_{i}"] for i in range(g.n_agents)]
-                    for g in self._learning}
+        if list(actions) == self.agents:     # every agent, in order
+            values = list(actions.values())
+        else:
+            missing = [a for a in self.agents if a not in actions]
+            unknown = [a for a in actions if a not in self._where]
+            if missing or unknown:
+                raise ValueError(f"actions needed for every live agent; missing {missing}, "
+                                 f"unknown {unknown}")
+            values = [actions[a] for a in self.agents]
+        by_group, at = {}, 0
+        for g in self._learning:             # agents are listed group by group
+            by_group[g.name] = values[at: at + g.n_agents]
+            at += g.n_agents
         result = self.grouped.step(by_group)
-        done = bool(next(iter(result.values()))[2][0] or next(iter(result.values()))[3][0])
-        obs, rewards, terminated, truncated = {}, {}, {}, {}
-        for agent, (g, i) in self._where.items():
-            env = self.grouped.envs[g]
-            rows = env.final_observations if done else result[g][0]
-            obs[agent] = rows[i].copy()
-            rewards[agent] = float(result[g][1][i])
-            terminated[agent] = bool(result[g][2][i])
-            truncated[agent] = bool(result[g][3][i])
+        first = next(iter(result.values()))
+        done = bool(first[2][0] or first[3][0])  # every group's episode ends together
+        obs: dict[str, np.ndarray] = {}
+        rewards: dict[str, float] = {}
+        terminated: dict[str, bool] = {}
+        truncated: dict[str, bool] = {}
+        for g in self._learning:
+            names = self._names[g.name]
+            rows, r, term, trunc = result[g.name]
+            if done:
+                rows = self.grouped.envs[g.name].final_observations
+            obs.update(zip(names, rows.copy(), strict=True))
+            rewards.update(zip(names, r.tolist(), strict=True))
+            terminated.update(dict.fromkeys(names, bool(term[0])))
+            truncated.update(dict.fromkeys(names, bool(trunc[0])))
         if done:
             self.agents = []
         return obs, rewards, terminated, truncated, {a: {} for a in obs}
