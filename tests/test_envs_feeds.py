@@ -19,10 +19,12 @@ from rltrader.core.constants import (
     AGENT_ID_BASE,
     BUY,
     CANCEL,
+    EXECUTE,
     FILL,
     GTC,
     LIMIT,
     MARKET,
+    REDUCE,
     REJECTED,
     REPLACE,
     SELL,
@@ -343,3 +345,83 @@ def test_l2_agent_queue_position() -> None:
     replay.books.check_integrity()
     ops = feed_messages(record).messages["op"]
     assert np.count_nonzero(ops == CANCEL) == np.count_nonzero(record["op"] == CANCEL) + 2
+
+
+# ---- L2 trades: the record's aggressors fill the agents ahead of the level they hit ---------
+
+@dataclasses.dataclass
+class _L2WithTrades:
+    messages: np.ndarray
+    trades: np.ndarray
+
+
+def _trades(*rows: tuple[int, int, int, int]) -> np.ndarray:
+    """``(ns, price, lots, aggressor side)`` rows as Binance's TRADE_DTYPE."""
+    out = np.zeros(len(rows), dtype=binance.TRADE_DTYPE)
+    for k, (ts, price, qty, side) in enumerate(rows):
+        out[k] = (ts, k, price, qty, side)
+    return out
+
+
+def test_l2_trades_fill_the_agent_ahead_of_the_level_they_hit() -> None:
+    """A recorded seller hits the 100 bid for 7: the agent's bid at 101 (inside the
+    spread, ahead of it) fills first, 5 lots, then the level 2; the depth update that
+    shows the trade is not applied twice. A trade at a price with no level is counted,
+    not replayed. Without ``trades`` nothing fills the agent."""
+    s = 1_000_000_000
+    record = _L2WithTrades(
+        _level_feed([(BUY, 100, 10), (SELL, 102, 10)],       # 1 s
+                    [(BUY, 100, 3)]),                         # 2 s: the trade's effect
+        _trades((s + s // 2, 100, 7, SELL), (s + s // 2, 99, 4, SELL)))
+    given = feed_messages(record, trades=True)
+    assert (given.trades, given.unmatched_lots) == (1, 4)
+    for trades, position, level in ((True, 5, 8), (False, 0, 3)):
+        replay = Recording(feed_messages(record, trades=trades).messages, 1)
+        replay.step(until_ts=s)
+        replay.step(until_ts=s + 1, agent_messages=_agent(0, 1, LIMIT, BUY, 101, 5, s + 1))
+        replay.step(until_ts=3 * s)
+        assert replay.accounts["position"][0] == position, trades
+        # the level keeps the lots the agent took in its place (as a LOBSTER execution)
+        assert replay.books.level_queue(0, int(BUY), 100)["qty"].tolist() == [level], trades
+        assert replay.stats.trimmed_messages == 0
+    alone = Recording(given.messages, 1)                          # no agent: the trade
+    alone.step(until_ts=3 * s)
+    events = alone.events()
+    assert events["qty"][events["kind"] == FILL].tolist() == [7]
+    assert alone.books.level_queue(0, int(BUY), 100)["qty"].tolist() == [3]
+    with pytest.raises(ValueError, match="L2 feed with trades"):
+        feed_messages(_lobster(None), trades=True)
+
+
+def test_binance_trades_replay_as_executions_of_the_levels_they_hit() -> None:
+    """The real BTCUSDT capture with ``trades=True`` and no agents: every execution is a
+    recorded trade on the maker's level, lots accounted for; nothing is trimmed; and after
+    each depth update every level it names has the record's size."""
+    feed = _binance(None)
+    given = feed_messages(feed, trades=True)
+    m = given.messages
+    execs = m[m["op"] == EXECUTE]
+    trades = feed.trades
+    assert given.trades == execs.size > 0.5 * trades.size
+    assert execs["qty"].sum() + given.unmatched_lots == trades["qty"].sum()
+    key = {(int(t), int(p), -int(sd)) for t, p, sd in trades[["timestamp", "price", "side"]]}
+    assert all((int(t), int(p), int(sd)) in key
+               for t, p, sd in execs[["timestamp", "price", "side"]])
+    replay = HybridReplay(m, 1, window=WINDOW)
+    plain = feed.messages
+    record: dict[int, int] = {}
+    cursor = 0
+    times = np.unique(plain["timestamp"])[:800]
+    for t in times.tolist():
+        replay.step(until_ts=t)
+        stop = int(np.searchsorted(plain["timestamp"], t, side="right"))
+        for row in plain[cursor:stop]:
+            oid, op, qty = int(row["order_id"]), int(row["op"]), int(row["qty"])
+            old = record.get(oid, 0)
+            record[oid] = qty if op in (LIMIT, REPLACE) else old - qty if op == REDUCE else 0
+        for oid in set(plain["order_id"][cursor:stop].tolist()):
+            info = replay.books.order(0, oid)
+            assert (0 if info is None else int(info["qty"])) == record[oid], (t, oid)
+        cursor = stop
+    assert replay.stats.trimmed_messages == 0
+    replay.books.check_integrity()

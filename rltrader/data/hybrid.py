@@ -607,14 +607,22 @@ class FeedMessages:
         The record's trading halts, ``[halt, resume)`` ns (LOBSTER type 7, ITCH ``H``).
     dropped : int
         Messages left out: ITCH references to orders added before the file started.
+    trades : int
+        L2 with ``trades=True``: the record's trades replayed as executions of the level
+        they hit.
+    unmatched_lots : int
+        Their lots that found no level (or less than the level showed): not replayed.
     """
 
     messages: np.ndarray
     halts: np.ndarray
     dropped: int = 0
+    trades: int = 0
+    unmatched_lots: int = 0
 
 
-def feed_messages(feed: object, *, book: int | str | None = None) -> FeedMessages:
+def feed_messages(feed: object, *, book: int | str | None = None,
+                  trades: bool = False) -> FeedMessages:
     """The messages, halts and drops that :func:`from_feed` replays for ``feed``.
 
     Parameters
@@ -626,6 +634,10 @@ def feed_messages(feed: object, *, book: int | str | None = None) -> FeedMessage
     book : int or str, optional
         ITCH: the stock to replay, by book number or symbol (needed when the feed holds
         several).
+    trades : bool
+        Binance: replay the record's trades too, each as an execution of the level it hit
+        (see :func:`_level_trades`), so that a recorded aggressor fills the agent orders
+        ahead of that level (inside the spread, say) as it would have.
 
     What changes on the way (docs/hybrid.md, "Every feed as a replay"):
 
@@ -643,6 +655,9 @@ def feed_messages(feed: object, *, book: int | str | None = None) -> FeedMessage
     from rltrader.data.itch import ItchFeed
 
     if isinstance(feed, ItchFeed):
+        if trades:
+            raise ValueError("trades=True is for L2 feeds with trades (Binance): ITCH "
+                             "executions are replayed already")
         return _itch_messages(feed, book)
     if book is not None:
         raise ValueError("book selects a stock of an ITCH feed only (the others hold one)")
@@ -657,17 +672,82 @@ def feed_messages(feed: object, *, book: int | str | None = None) -> FeedMessage
         messages, halts = found, np.zeros((0, 2), dtype=np.int64)
     if messages.size and np.any(messages["book"] != messages["book"][0]):
         raise ValueError("the messages hold several books: a replay is one book")
+    if trades:
+        recorded = getattr(inner, "trades", None)
+        if not isinstance(recorded, np.ndarray) or "side" not in (recorded.dtype.names or ()):
+            raise ValueError(f"trades=True needs an L2 feed with trades (Binance), not "
+                             f"{type(feed).__name__}")
+        merged, n, unmatched = _level_trades(messages, recorded)
+        return FeedMessages(merged, halts, trades=n, unmatched_lots=unmatched)
     return FeedMessages(_split_level_increases(messages), halts)
 
 
 def from_feed(feed: object, n_agents: int = 1, *, book: int | str | None = None,
-              **replay_kwargs: Any) -> HybridReplay:
-    """A :class:`HybridReplay` of any shipped reader's result (see :func:`feed_messages`);
-    ``replay_kwargs`` (``window``, ``capacity``, fees) go to :class:`HybridReplay`."""
+              trades: bool = False, **replay_kwargs: Any) -> HybridReplay:
+    """A :class:`HybridReplay` of any shipped reader's result (see :func:`feed_messages`,
+    which ``book`` and ``trades`` go to); ``replay_kwargs`` (``window``, ``capacity``, fees,
+    ``background``, ``seed``) go to :class:`HybridReplay`."""
     if "halts" in replay_kwargs:
         raise TypeError("from_feed takes the feed's own halts (use HybridReplay for others)")
-    given = feed_messages(feed, book=book)
+    given = feed_messages(feed, book=book, trades=trades)
     return HybridReplay(given.messages, n_agents, halts=given.halts, **replay_kwargs)
+
+
+def _level_trades(levels: np.ndarray, trades: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """An L2 record's level messages with its trades (``side``: the aggressor's) merged
+    in by time, trades first on equal times (a depth update includes the trades up to its
+    time). A trade becomes an ``EXECUTE`` of the level order it hit (the maker side's, at
+    its price), up to what that order shows now; the level messages are rewritten against
+    what the replay's level order holds, so that each depth update still sets the level to
+    the record's size (an execution is not counted twice). Increases are ``CANCEL`` +
+    ``LIMIT`` as in :func:`_split_level_increases`. Returns the messages, the trades
+    replayed and the lots that found no level."""
+    order = np.argsort(np.concatenate([trades["timestamp"], levels["timestamp"]]),
+                       kind="stable")                       # trades first on ties
+    n_trades = trades.shape[0]
+    t_ts, t_price, t_qty, t_side = (trades[k].tolist() for k in
+                                    ("timestamp", "price", "qty", "side"))
+    l_ts, l_op, l_id, l_side, l_price, l_qty = (levels[k].tolist() for k in (
+        "timestamp", "op", "order_id", "side", "price", "qty"))
+    record: dict[int, int] = {}     # the record's level sizes
+    shown: dict[int, int] = {}      # what the replay's level orders hold
+    rows: list[tuple[int, int, int, int, int, int]] = []
+    replayed = unmatched = 0
+    for k in order.tolist():
+        if k < n_trades:
+            side = -t_side[k]
+            oid = LEVEL_ID_BASE + 2 * t_price[k] + (side < 0)
+            have = shown.get(oid, 0)
+            q = min(t_qty[k], have)
+            unmatched += t_qty[k] - q
+            if q:
+                rows.append((t_ts[k], EXECUTE, oid, side, t_price[k], q))
+                shown[oid] = have - q
+                replayed += 1
+            continue
+        k -= n_trades
+        oid, op, qty = l_id[k], l_op[k], l_qty[k]
+        old = record.get(oid, 0)
+        new = (qty if op in (LIMIT, REPLACE) else old - qty if op == REDUCE else 0)
+        record[oid] = new
+        cur = shown.get(oid, 0)
+        if new == cur:
+            continue
+        head = (l_ts[k], l_side[k], l_price[k])
+        if new == 0 or (cur and new > cur):
+            rows.append((head[0], CANCEL, oid, head[1], head[2], cur))
+        if new > cur or (new and not cur):
+            rows.append((head[0], LIMIT, oid, head[1], head[2], new))
+        elif new:
+            rows.append((head[0], REDUCE, oid, head[1], head[2], cur - new))
+        shown[oid] = new
+    out = empty_messages(len(rows))
+    if rows:
+        table = np.array(rows, dtype=np.int64)
+        for j, name in enumerate(("timestamp", "op", "order_id", "side", "price", "qty")):
+            out[name] = table[:, j]
+    out["book"] = levels["book"][0] if levels.size else 0
+    return out, replayed, unmatched
 
 
 def _split_level_increases(messages: np.ndarray) -> np.ndarray:
