@@ -176,38 +176,44 @@ def test_batched_1024_markets_4_agents(benchmark: Any) -> None:
     _bench_batched(benchmark, 1024, 4)
 
 
-def test_pettingzoo_overhead_1024_agents(benchmark: Any) -> None:
-    n = 1024
-    env = MarketParallelEnv(n_agents=n, seed=0)
-    env.reset(seed=0)
-    batched = env.batched
-    arrays = _actions(batched)
-    dicts = [dict(zip(env.possible_agents, a.tolist(), strict=True)) for a in arrays]
+def _adapter_overhead(benchmark: Any, adapter: Any, dicts: list[dict], inner: Any,
+                      arrays: list[Any], n_agents: int) -> None:
+    """Time ``adapter.step(dicts[t])`` and, in the same test, ``inner.step(arrays[t])``;
+    report the adapter's overhead per agent-step (``adapter_overhead_us``)."""
     counter = [0]
 
     def run() -> None:
         for _ in range(STEPS):
-            if not env.agents:
-                env.reset()
-            env.step(dicts[counter[0] % 16])
+            if not adapter.agents:
+                adapter.reset()
+            adapter.step(dicts[counter[0] % 16])
             counter[0] += 1
 
-    def run_batched() -> float:
+    def run_inner() -> float:
         start = time.perf_counter()
         for _ in range(STEPS):
-            batched.step(arrays[counter[0] % 16])
+            inner.step(arrays[counter[0] % 16])
             counter[0] += 1
         return time.perf_counter() - start
 
     benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
     if benchmark.stats is None:
         return
-    base = float(np.median([run_batched() for _ in range(15)]))
+    base = float(np.median([run_inner() for _ in range(15)]))
     median = benchmark.stats.stats.median
     benchmark.extra_info.update(
-        n_agents=n, batched_us_per_step=round(base / STEPS * 1e6, 1),
+        n_agents=n_agents, inner_us_per_step=round(base / STEPS * 1e6, 1),
         pettingzoo_us_per_step=round(median / STEPS * 1e6, 1),
-        adapter_overhead_us=round((median - base) / STEPS / n * 1e6, 3))
+        adapter_overhead_us=round((median - base) / STEPS / n_agents * 1e6, 3))
+
+
+def test_pettingzoo_overhead_1024_agents(benchmark: Any) -> None:
+    n = 1024
+    env = MarketParallelEnv(n_agents=n, seed=0)
+    env.reset(seed=0)
+    arrays = _actions(env.batched)
+    dicts = [dict(zip(env.possible_agents, a.tolist(), strict=True)) for a in arrays]
+    _adapter_overhead(benchmark, env, dicts, env.batched, arrays, n)
 
 
 def test_grouped_pettingzoo_overhead_1024_agents(benchmark: Any) -> None:
@@ -222,38 +228,12 @@ def test_grouped_pettingzoo_overhead_1024_agents(benchmark: Any) -> None:
               AgentGroup("traders", 512, base)]
     env = GroupedParallelEnv(groups, seed=0)
     env.reset()
-    grouped = env.grouped
     rng = np.random.default_rng(0)
     arrays = [{"executors": rng.integers(0, 9, 512), "traders": rng.integers(0, 12, 512)}
               for _ in range(16)]
     dicts = [dict(zip(env.possible_agents, np.concatenate(
         [a["executors"], a["traders"]]).tolist(), strict=True)) for a in arrays]
-    counter = [0]
-
-    def run() -> None:
-        for _ in range(STEPS):
-            if not env.agents:
-                env.reset()
-            env.step(dicts[counter[0] % 16])
-            counter[0] += 1
-
-    def run_grouped() -> float:
-        start = time.perf_counter()
-        for _ in range(STEPS):
-            grouped.step(arrays[counter[0] % 16])
-            counter[0] += 1
-        return time.perf_counter() - start
-
-    benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
-    if benchmark.stats is None:
-        return
-    base_s = float(np.median([run_grouped() for _ in range(15)]))
-    median = benchmark.stats.stats.median
-    n = len(env.possible_agents)
-    benchmark.extra_info.update(
-        learning_agents=n, grouped_us_per_step=round(base_s / STEPS * 1e6, 1),
-        pettingzoo_us_per_step=round(median / STEPS * 1e6, 1),
-        adapter_overhead_us=round((median - base_s) / STEPS / n * 1e6, 3))
+    _adapter_overhead(benchmark, env, dicts, env.grouped, arrays, len(env.possible_agents))
 
 
 @pytest.mark.parametrize("n_workers", [1, 2])

@@ -27,6 +27,7 @@ from rltrader._env import GroupStep
 from rltrader.core.constants import AGENT_ID_BASE
 from rltrader.envs.batched import BatchedMarketEnv, write_actions
 from rltrader.envs.config import EnvConfig
+from rltrader.envs.pettingzoo import ordered_actions
 from rltrader.sim.market import Market, RecordConfig
 
 #: fields every group must share with the first (they describe the market or the step)
@@ -226,15 +227,7 @@ class GroupedParallelEnv(ParallelEnv):
     def step(self, actions: Mapping[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         if not self.agents:
             raise RuntimeError("step() after the episode ended: call reset()")
-        if list(actions) == self.agents:     # every agent, in order
-            values = list(actions.values())
-        else:
-            missing = [a for a in self.agents if a not in actions]
-            unknown = [a for a in actions if a not in self._where]
-            if missing or unknown:
-                raise ValueError(f"actions needed for every live agent; missing {missing}, "
-                                 f"unknown {unknown}")
-            values = [actions[a] for a in self.agents]
+        values = ordered_actions(actions, self.agents, self._where)
         by_group, at = {}, 0
         for g in self._learning:             # agents are listed group by group
             by_group[g.name] = values[at: at + g.n_agents]

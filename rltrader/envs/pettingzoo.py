@@ -15,6 +15,7 @@ number in the action space (``1.7``, ``"2"``) raises ``ValueError``/``TypeError`
 
 from __future__ import annotations
 
+from collections.abc import Container, Mapping
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,20 @@ from pettingzoo import ParallelEnv  # type: ignore[import-untyped]
 
 from rltrader.envs.batched import BatchedMarketEnv, write_actions
 from rltrader.envs.config import EnvConfig
+
+
+def ordered_actions(actions: Mapping[str, Any], agents: list[str],
+                    known: Container[str]) -> list[Any]:
+    """The live ``agents``' actions in their order (``actions`` must name each of them
+    and only ``known`` agents)."""
+    if list(actions) == agents:             # every agent, in order: no lookups
+        return list(actions.values())
+    missing = [a for a in agents if a not in actions]
+    unknown = [a for a in actions if a not in known]
+    if missing or unknown:
+        raise ValueError(f"actions needed for every live agent; missing {missing}, "
+                         f"unknown {unknown}")
+    return [actions[a] for a in agents]
 
 
 class MarketParallelEnv(ParallelEnv):
@@ -72,15 +87,7 @@ class MarketParallelEnv(ParallelEnv):
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         if not self.agents:
             raise RuntimeError("step() after the episode ended: call reset()")
-        if list(actions) == self.agents:     # every agent, in order
-            values = list(actions.values())
-        else:
-            missing = [a for a in self.agents if a not in actions]
-            unknown = [a for a in actions if a not in self._index]
-            if missing or unknown:
-                raise ValueError(f"actions needed for every live agent; missing {missing}, "
-                                 f"unknown {unknown}")
-            values = [actions[a] for a in self.agents]
+        values = ordered_actions(actions, self.agents, self._index)
         # the batched env's checks (agent i is trader_i): no silent truncation of 1.7 or "2"
         write_actions(values, self._actions, self.batched.action_high, 1,
                       self.batched.n_agents)
