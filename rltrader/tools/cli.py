@@ -1,4 +1,4 @@
-"""The ``rltrader`` command: demo, bench, profile, replay, simulate, facts, train.
+"""The ``rltrader`` command: demo, bench, profile, replay, simulate, facts, train, serve.
 
 Exit status, every command: 0 done; 1 a known-answer check failed (``replay``, reported on
 stdout); 2 bad arguments or bad input. Bad arguments are argparse's usage errors (numbers
@@ -280,6 +280,47 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       progress=not args.no_progress, **overrides)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from rltrader.exchange import server
+
+    exchange = server.build(args.preset, config_path=args.config,
+                            accounts_path=args.accounts, seed=args.seed, speed=args.speed,
+                            quote=args.quote, lot_size=args.lot_size,
+                            maker_fee_ppm=args.maker_fee_ppm, taker_fee_ppm=args.taker_fee_ppm)
+    names = ", ".join(exchange.symbols)
+    print(f"serving {names} ({len(exchange.accounts)} accounts) on "
+          f"http://{args.host}:{args.port}/api/v3", flush=True)
+    server.serve(exchange, args.host, args.port, weight_per_minute=args.weight_per_minute,
+                 orders_per_10s=args.orders_per_10s)
+    return 0
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1000], got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {text!r}")
+    return int(text)
+
+
+def _fee(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer (ppm), got {text!r}") from None
+    if abs(value) > 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be within +-1,000,000 ppm, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rltrader",
@@ -439,6 +480,36 @@ def build_parser() -> argparse.ArgumentParser:
                    "%(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=Command("train", _cmd_train))
+
+    p = sub.add_parser("serve", help="serve a market to real clients (Binance-compatible "
+                       "REST; needs the exchange extra)",
+                       description="Run a market continuously on a clock with its background "
+                       "traders and serve it over a Binance-spot-compatible API, so that "
+                       "ccxt and other clients trade on it (docs/exchange.md). Symbols are "
+                       "the config's names + --quote; prices in ticks of its tick_size, "
+                       "sizes in lots of --lot-size.")
+    p.add_argument("preset", nargs="?", type=_preset, default="resilient",
+                   help="market preset (default: %(default)s)")
+    p.add_argument("--config", default=None, metavar="TOML", help="a market config file "
+                   "instead of a preset")
+    p.add_argument("--accounts", default=None, metavar="FILE", help="TOML accounts: name, "
+                   "api_key, secret, balances (without it: market data only)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: "
+                   "loopback)")
+    p.add_argument("--port", type=_port, default=8080)
+    p.add_argument("--speed", type=_speed, default=1.0, help="background steps per step "
+                   "of wall time (default 1: real time)")
+    p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--quote", default="USDT", help="quote asset (default: %(default)s)")
+    p.add_argument("--lot-size", default="1", help="base units per lot (default 1)")
+    p.add_argument("--maker-fee-ppm", type=_fee, default=0)
+    p.add_argument("--taker-fee-ppm", type=_fee, default=0)
+    p.add_argument("--weight-per-minute", type=_positive, default=6000,
+                   help="request weight per API key and minute (HTTP 429 beyond)")
+    p.add_argument("--orders-per-10s", type=_positive, default=100,
+                   help="new orders per API key and 10 seconds (HTTP 429 beyond)")
+    p.set_defaults(func=Command("serve", _cmd_serve, _READ_ERRORS,
+                                lambda a: [x for x in (a.config, a.accounts) if x]))
     return parser
 
 

@@ -1,0 +1,582 @@
+"""The sequencer: the one owner of the served market's books.
+
+Every input (an account's new order or cancel from a gateway, the background populations'
+decisions on the clock) enters one sequence. A *batch* is what the loop finds waiting when
+it wakes: the background's decisions if a step of the clock is due, then the requests in
+their arrival order. Requests are checked against their account (owner, funds, filters) in
+that order; the accepted ones and the background's messages go to the core in one
+``Books.process`` call; its events update the orders, balances and public trades; the
+batch is appended to the journal (when there is one) and only then are the requests
+answered. Gateways never touch the books: they call :meth:`Exchange.submit` and read the
+state between batches.
+
+Balances. An account's total of an asset is its starting balance plus what the core's
+account says it gained (base: its position in lots; quote: its cash in tick x lot units,
+fees included). Open orders lock what they may spend: a buy ``price x leaves`` plus the
+largest fee on it, a sell its leaves. An order whose lock exceeds the free balance is
+refused (``-2010``), so free balances never go below zero.
+
+A market buy is sent as an IOC limit at the price that would fill it on the book as the
+sequencer sees it (the last level its quantity reaches), so that it never pays more than
+what it locked; what the book cannot fill expires, as on Binance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from rltrader.core.constants import (
+    ACCEPTED,
+    AGENT_ID_BASE,
+    BUY,
+    CANCEL,
+    CANCELLED,
+    FILL,
+    FOK,
+    GTC,
+    IOC,
+    LIMIT,
+    MARKET,
+    POST_ONLY,
+    REJECTED,
+    SELL,
+    Reason,
+)
+from rltrader.core.messages import empty_events, empty_messages
+from rltrader.exchange.accounts import Account
+from rltrader.exchange.symbols import ApiError, SymbolSpec
+from rltrader.sim.config import MarketConfig
+from rltrader.sim.market import Market
+
+ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET")
+TIME_IN_FORCE = {"GTC": GTC, "IOC": IOC, "FOK": FOK}
+RESPONSE_TYPES = ("ACK", "RESULT", "FULL")
+#: Public trades kept per symbol (``/trades``, ``/aggTrades`` serve at most 1,000).
+TRADES_KEPT = 1000
+#: One-minute bars kept per symbol (a day and a bit).
+BARS_KEPT = 1500
+
+
+def fee_of(notional: int, ppm: int) -> int:
+    """The core's fee: ``notional x ppm / 10**6`` truncated toward zero."""
+    product = notional * ppm
+    return product // 1_000_000 if product >= 0 else -((-product) // 1_000_000)
+
+
+@dataclass
+class Fill:
+    trade_id: int
+    price: int
+    qty: int
+    commission: int     # quote units (negative: a rebate)
+    maker: bool
+
+
+@dataclass
+class Order:
+    """An account's order as the exchange reports it (prices in ticks, sizes in lots)."""
+
+    order_id: int
+    client_id: str
+    account: Account
+    spec: SymbolSpec
+    side: int
+    type: str
+    tif: str
+    price: int
+    qty: int
+    time_ms: int
+    status: str = "NEW"
+    executed: int = 0
+    quote: int = 0              # cumulative quote (cash units)
+    update_ms: int = 0
+    lock: int = 0               # what it locks now: quote units (buy) or lots (sell)
+    limit: int = 0              # the price the core got (a market buy's protection)
+    fills: list[Fill] = field(default_factory=list)
+
+    @property
+    def core_id(self) -> int:
+        return AGENT_ID_BASE + self.order_id
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("NEW", "PARTIALLY_FILLED")
+
+    @property
+    def leaves(self) -> int:
+        return self.qty - self.executed
+
+
+@dataclass
+class Trade:
+    """A public trade (background or accounts)."""
+
+    trade_id: int
+    price: int
+    qty: int
+    time_ms: int
+    buyer_maker: bool
+
+
+@dataclass
+class Request:
+    """One sequenced input from a gateway: ``kind`` ``"new"`` or ``"cancel"``."""
+
+    kind: str
+    account: Account
+    params: dict[str, str]
+    future: asyncio.Future | None = None
+    result: Any = None
+
+
+class Exchange:
+    """A served market: ``config``'s books and background populations, and accounts that
+    trade on them over gateways.
+
+    Parameters
+    ----------
+    config : MarketConfig
+        The market; every symbol is one book (``copies`` must be 1).
+    accounts : list of Account
+        Traders; account ``k`` is owner ``n_traders + k`` of every book.
+    seed : int
+        The background's seed (with the journal, the whole market is reproducible).
+    quote, lot_size : str, Decimal
+        The quote asset of every symbol (names are ``SYMBOL + quote``) and the base
+        asset's lot.
+    maker_fee_ppm, taker_fee_ppm : int
+        The books' fee schedule, per million of notional.
+    speed : float
+        Background steps per ``dt_ns`` of wall time (2.0: twice real time).
+    journal : object, optional
+        ``append(batch: dict)`` called with every batch before its requests are answered.
+    """
+
+    def __init__(self, config: MarketConfig, accounts: list[Account], *, seed: int = 0,
+                 quote: str = "USDT", lot_size: Decimal | str = "1", maker_fee_ppm: int = 0,
+                 taker_fee_ppm: int = 0, speed: float = 1.0, journal: Any = None,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        if config.copies != 1:
+            raise ValueError("a served market is one copy of each symbol (copies = 1)")
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self.config = config.replace(extra_owners=len(accounts))
+        self.market = Market(self.config, seed=seed)
+        self.books = self.market.books
+        self.books.set_fees(maker_fee_ppm, taker_fee_ppm)
+        self.maker_fee_ppm, self.taker_fee_ppm = maker_fee_ppm, taker_fee_ppm
+        self.symbols = {f"{name}{quote}": SymbolSpec(
+            f"{name}{quote}", name, quote, Decimal(str(config.tick_size)), Decimal(lot_size),
+            book) for book, name in enumerate(config.symbols)}
+        self.accounts = accounts
+        for k, account in enumerate(accounts):
+            account.owner = self.market.n_traders + k
+        self.by_key = {a.api_key: a for a in accounts}
+        self.speed = speed
+        self.journal = journal
+        self.clock = clock
+        self.orders: dict[int, Order] = {}
+        self.open_orders: dict[int, dict[int, Order]] = {a.owner: {} for a in accounts}
+        self.client_ids: dict[tuple[int, str], Order] = {}
+        self.locked: dict[int, dict[str, int]] = {a.owner: {} for a in accounts}
+        self.trades = {s: deque(maxlen=TRADES_KEPT) for s in self.symbols}
+        self.my_trades: dict[int, deque] = {a.owner: deque(maxlen=10_000) for a in accounts}
+        self.bars: dict[str, dict[int, list]] = {s: {} for s in self.symbols}
+        self.next_order_id = 1
+        self.next_trade_id = 1
+        self.update_id = 1
+        self.batches = 0
+        self.steps = 0
+        self.last_ns = 0
+        self.listeners: list[Callable[[Exchange, dict[str, list[Trade]]], None]] = []
+        self._pending: list[Request] = []
+        self._wake: asyncio.Event | None = None
+        self._events = empty_events(1 << 14)
+        self._step_ns = max(1, int(self.config.dt_ns / speed))
+
+    # ---- the clock and the loop -------------------------------------------------------
+
+    async def submit(self, request: Request) -> Any:
+        """Queue ``request`` for the next batch; its result once the batch is journaled
+        (or the ``ApiError`` that refuses it)."""
+        loop = asyncio.get_running_loop()
+        request.future = loop.create_future()
+        self._pending.append(request)
+        if self._wake is not None:
+            self._wake.set()
+        return await request.future
+
+    async def run(self) -> None:
+        """Sequence forever: a batch when requests wait or a background step is due."""
+        self._wake = asyncio.Event()
+        next_step = self.clock()
+        while True:
+            now = self.clock()
+            due = now >= next_step
+            if due:
+                next_step += self._step_ns
+                if next_step < now - 50 * self._step_ns:     # far behind: do not replay
+                    next_step = now                          # the backlog step by step
+            if due or self._pending:
+                requests, self._pending = self._pending, []
+                self.run_batch(requests, step=due, ts=now)
+                await asyncio.sleep(0)
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(),
+                                       timeout=max(0.0, (next_step - self.clock()) / 1e9))
+            except TimeoutError:
+                pass
+
+    # ---- one batch ----------------------------------------------------------------------
+
+    def run_batch(self, requests: list[Request], *, step: bool, ts: int) -> None:
+        """One batch (see the module docstring); answers the requests' futures."""
+        ts = max(ts, self.last_ns)
+        self.last_ns = ts
+        parts: list[np.ndarray] = []
+        if step:
+            background = self.market.flow.decide()
+            background["timestamp"] = ts
+            parts.append(background)
+            self.steps += 1
+        msgs = empty_messages(len(requests))
+        origin = np.full(len(requests), -1, dtype=np.int64)
+        n = 0
+        for k, req in enumerate(requests):
+            try:
+                message = self._check(req, ts)
+            except ApiError as exc:
+                req.result = exc
+                continue
+            if message is not None:
+                msgs[n] = message
+                origin[n] = k
+                n += 1
+        parts.append(msgs[:n])
+        batch = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        first = batch.shape[0] - n                 # the requests' messages come last
+        events = self._process(batch)
+        public = self._apply(events, batch, first, origin[:n], requests, ts)
+        self.update_id += 1
+        self.batches += 1
+        if self.journal is not None:
+            self.journal.append({"ts": ts, "step": step,
+                                 "requests": [(r.kind, r.account.name, r.params)
+                                              for r in requests]})
+        for req in requests:
+            if req.future is not None and not req.future.done():
+                if isinstance(req.result, ApiError):
+                    req.future.set_exception(req.result)
+                else:
+                    req.future.set_result(req.result)
+        for listener in self.listeners:
+            listener(self, public)
+
+    def _process(self, batch: np.ndarray) -> np.ndarray:
+        out = []
+        done = 0
+        while done < batch.shape[0]:
+            try:
+                consumed, written = self.books.process(batch[done:], self._events)
+            except ValueError as exc:
+                if "cannot hold" not in str(exc):
+                    raise
+                self._events = empty_events(2 * self._events.shape[0])
+                continue
+            ev = self._events[:written].copy()
+            ev["message_index"] += done
+            out.append(ev)
+            done += consumed
+        return np.concatenate(out) if out else empty_events(0)
+
+    # ---- checks: a request becomes a core message or an error ----------------------------
+
+    def _check(self, req: Request, ts: int) -> np.void | None:
+        if req.kind == "new":
+            return self._new_order(req, ts)
+        if req.kind == "cancel":
+            return self._cancel(req, ts)
+        raise ApiError(-1000, f"unknown request {req.kind!r}")
+
+    def symbol(self, params: dict[str, str]) -> SymbolSpec:
+        name = params.get("symbol")
+        if not name:
+            raise ApiError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null,"
+                           " or malformed.")
+        spec = self.symbols.get(name.upper())
+        if spec is None:
+            raise ApiError(-1121, "Invalid symbol.")
+        return spec
+
+    def _new_order(self, req: Request, ts: int) -> np.void:
+        p, account = req.params, req.account
+        spec = self.symbol(p)
+        side = {"BUY": BUY, "SELL": SELL}.get(p.get("side", "").upper())
+        if side is None:
+            raise ApiError(-1102 if "side" not in p else -1117, "Invalid side.")
+        kind = p.get("type", "").upper()
+        if kind not in ORDER_TYPES:
+            raise ApiError(-1102 if "type" not in p else -1116, "Invalid orderType.")
+        if p.get("newOrderRespType", "FULL").upper() not in RESPONSE_TYPES:
+            raise ApiError(-1100, "Illegal characters found in parameter 'newOrderRespType'.")
+        if "quoteOrderQty" in p:
+            raise ApiError(-1106, "Parameter 'quoteOrderQty' sent when not required: give "
+                           "quantity (this exchange does not take quote-sized orders).")
+        if "quantity" not in p:
+            raise ApiError(-1102, "Mandatory parameter 'quantity' was not sent, was "
+                           "empty/null, or malformed.")
+        qty = spec.lots(p["quantity"])
+        tif_name = "GTC"
+        if kind == "LIMIT":
+            if "timeInForce" not in p:
+                raise ApiError(-1102, "Mandatory parameter 'timeInForce' was not sent, was "
+                               "empty/null, or malformed.")
+            tif_name = p["timeInForce"].upper()
+            if tif_name not in TIME_IN_FORCE:
+                raise ApiError(-1115, "Invalid timeInForce.")
+        elif "timeInForce" in p and kind == "MARKET":
+            raise ApiError(-1106, "Parameter 'timeInForce' sent when not required.")
+        if kind == "MARKET":
+            if "price" in p:
+                raise ApiError(-1106, "Parameter 'price' sent when not required.")
+            price = 0
+        else:
+            if "price" not in p:
+                raise ApiError(-1102, "Mandatory parameter 'price' was not sent, was "
+                               "empty/null, or malformed.")
+            price = spec.ticks(p["price"])
+            if spec.min_notional and price * qty * spec.cash_unit < spec.min_notional:
+                raise ApiError(-1013, "Filter failure: NOTIONAL")
+        client_id = p.get("newClientOrderId") or f"rlt-{self.next_order_id}"
+        if (len(client_id) > 36 or not all(c.isalnum() or c in "-_." for c in client_id)):
+            raise ApiError(-1100, "Illegal characters found in parameter 'newClientOrderId';"
+                           " legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.")
+        if (account.owner, client_id) in self.client_ids and self.client_ids[
+                (account.owner, client_id)].is_open:
+            raise ApiError(-2010, "Duplicate order sent.")
+        limit = price
+        if kind == "MARKET" and side == BUY:
+            limit = self._sweep_price(spec, qty)
+        order = Order(self.next_order_id, client_id, account, spec, side, kind, tif_name,
+                      price, qty, ts // 1_000_000, update_ms=ts // 1_000_000, limit=limit)
+        need = self._lock_of(order, qty)
+        asset = spec.quote if side == BUY else spec.base
+        if need > self.free(account, asset):
+            raise ApiError(-2010, "Account has insufficient balance for requested action.")
+        self.next_order_id += 1
+        order.lock = need
+        self._add_lock(account, asset, need)
+        self.orders[order.order_id] = order
+        self.client_ids[(account.owner, client_id)] = order
+        self.open_orders[account.owner][order.order_id] = order
+        req.result = order
+        m = empty_messages(1)[0]
+        m["timestamp"] = ts
+        m["order_id"] = order.core_id
+        m["book"] = spec.book
+        m["owner"] = account.owner
+        m["side"] = side
+        m["qty"] = qty
+        if kind == "MARKET" and side == SELL:
+            m["op"], m["tif"] = MARKET, IOC
+        elif kind == "MARKET":
+            m["op"], m["tif"], m["price"] = LIMIT, IOC, limit
+            if limit == 0:                   # nothing to buy: it expires at once
+                m["op"], m["tif"], m["price"] = MARKET, IOC, 0
+        else:
+            m["op"], m["price"] = LIMIT, price
+            m["tif"] = POST_ONLY if kind == "LIMIT_MAKER" else TIME_IN_FORCE[tif_name]
+        return m
+
+    def _cancel(self, req: Request, ts: int) -> np.void:
+        order = self.find_order(req.account, req.params)
+        if not order.is_open:
+            raise ApiError(-2011, "Unknown order sent.")
+        req.result = order
+        m = empty_messages(1)[0]
+        m["timestamp"] = ts
+        m["op"] = CANCEL
+        m["order_id"] = order.core_id
+        m["book"] = order.spec.book
+        m["owner"] = req.account.owner
+        return m
+
+    def find_order(self, account: Account, params: dict[str, str]) -> Order:
+        """The account's order named by ``orderId`` or ``origClientOrderId`` on
+        ``symbol`` (``-2013`` when there is none: another account's order is none)."""
+        spec = self.symbol(params)
+        order: Order | None = None
+        if params.get("orderId"):
+            text = params["orderId"]
+            if not text.isdigit() or len(text) > 18:
+                raise ApiError(-1100, "Illegal characters found in parameter 'orderId'.")
+            order = self.orders.get(int(text))
+        elif params.get("origClientOrderId"):
+            order = self.client_ids.get((account.owner, params["origClientOrderId"]))
+        else:
+            raise ApiError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but "
+                           "both were empty/null!")
+        if order is None or order.account is not account or order.spec is not spec:
+            raise ApiError(-2013, "Order does not exist.")
+        return order
+
+    def _sweep_price(self, spec: SymbolSpec, qty: int) -> int:
+        """The ask price at which ``qty`` lots would fill on the book now (the deepest
+        level shown if they would not); 0 when there are no asks."""
+        levels = 64
+        while True:
+            prices, qtys, _ = self.books.top_levels(levels)
+            asks, sizes = prices[spec.book, 1], qtys[spec.book, 1]
+            live = sizes > 0
+            if not live.any():
+                return 0
+            reach = np.cumsum(sizes[live])
+            k = int(np.searchsorted(reach, qty))
+            if k < reach.size:
+                return int(asks[live][k])
+            if live.all() and levels < 4096:
+                levels *= 4
+                continue
+            return int(asks[live][-1])
+
+    def _lock_of(self, order: Order, leaves: int) -> int:
+        if order.side == SELL:
+            return leaves
+        notional = order.limit * leaves
+        ppm = max(self.maker_fee_ppm, self.taker_fee_ppm, 0)
+        return notional + -((-notional * ppm) // 1_000_000)      # the fee rounded up
+
+    # ---- balances -------------------------------------------------------------------------
+
+    def total(self, account: Account, asset: str) -> int:
+        """Starting balance plus what the core's accounts say the account gained."""
+        out = account.balances.get(asset, 0)
+        accounts = self.books.accounts
+        for spec in self.symbols.values():
+            if spec.base == asset:
+                out += int(accounts[spec.book, account.owner]["position"])
+            if spec.quote == asset:
+                out += int(accounts[spec.book, account.owner]["cash"])
+        return out
+
+    def free(self, account: Account, asset: str) -> int:
+        return self.total(account, asset) - self.locked[account.owner].get(asset, 0)
+
+    def assets(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for spec in self.symbols.values():
+            seen[spec.base] = None
+            seen[spec.quote] = None
+        return list(seen)
+
+    def _add_lock(self, account: Account, asset: str, amount: int) -> None:
+        locks = self.locked[account.owner]
+        locks[asset] = locks.get(asset, 0) + amount
+
+    # ---- events ---------------------------------------------------------------------------
+
+    def _apply(self, events: np.ndarray, batch: np.ndarray, first: int, origin: np.ndarray,
+               requests: list[Request], ts: int) -> dict[str, list[Trade]]:
+        """Orders, locks, fills and public trades from the batch's events; requests whose
+        order the core refused get their error."""
+        time_ms = ts // 1_000_000
+        public: dict[str, list[Trade]] = {s: [] for s in self.symbols}
+        by_book = {spec.book: spec for spec in self.symbols.values()}
+        lo = self.market.n_traders
+        touched: dict[int, Order] = {}
+        for ev in events.tolist() if events.size else ():
+            (_, order_id, maker_id, price, qty, _leaves, _mleaves, book, owner, maker_owner,
+             index, kind, reason, side) = ev
+            if kind == FILL:
+                spec = by_book[book]
+                trade = Trade(self.next_trade_id, price, qty, time_ms, buyer_maker=side == SELL)
+                self.next_trade_id += 1
+                self.trades[spec.symbol].append(trade)
+                public[spec.symbol].append(trade)
+                self._bar(spec.symbol, trade)
+                for oid, own, maker in ((order_id, owner, False), (maker_id, maker_owner, True)):
+                    if own >= lo and oid >= AGENT_ID_BASE:
+                        order = self.orders[oid - AGENT_ID_BASE]
+                        ppm = self.maker_fee_ppm if maker else self.taker_fee_ppm
+                        fill = Fill(trade.trade_id, price, qty, fee_of(price * qty, ppm), maker)
+                        order.fills.append(fill)
+                        order.executed += qty
+                        order.quote += price * qty
+                        order.status = "FILLED" if order.leaves == 0 else "PARTIALLY_FILLED"
+                        order.update_ms = time_ms
+                        self.my_trades[own].append((order, fill, time_ms))
+                        touched[order.order_id] = order
+                continue
+            if owner < lo or order_id < AGENT_ID_BASE:
+                continue                                   # the background's own events
+            order = self.orders.get(order_id - AGENT_ID_BASE)
+            if order is None:
+                continue
+            request = requests[int(origin[index - first])] if index >= first else None
+            if kind == CANCELLED:
+                order.status = ("CANCELED" if reason == Reason.CANCEL_REQUESTED
+                                else "EXPIRED_IN_MATCH" if reason == Reason.SELF_TRADE
+                                else "EXPIRED")
+                order.update_ms = time_ms
+                touched[order.order_id] = order
+            elif kind == REJECTED:
+                if request is not None and request.kind == "cancel":
+                    request.result = ApiError(-2011, "Unknown order sent.")
+                    continue
+                order.status = "REJECTED"
+                touched[order.order_id] = order
+                if request is not None:
+                    request.result = ApiError(-2010, "Order would immediately match and take."
+                                              if reason == Reason.POST_ONLY_WOULD_CROSS else
+                                              f"Order rejected: {Reason(reason).name}.")
+            elif kind == ACCEPTED:
+                touched[order.order_id] = order
+        for order in touched.values():
+            self._relock(order)
+        return public
+
+    def _relock(self, order: Order) -> None:
+        """The order's lock follows its leaves; gone when it is done."""
+        asset = order.spec.quote if order.side == BUY else order.spec.base
+        lock = self._lock_of(order, order.leaves) if order.is_open else 0
+        self._add_lock(order.account, asset, lock - order.lock)
+        order.lock = lock
+        if not order.is_open:
+            self.open_orders[order.account.owner].pop(order.order_id, None)
+
+    def _bar(self, symbol: str, trade: Trade) -> None:
+        minute = trade.time_ms // 60_000 * 60_000
+        bars = self.bars[symbol]
+        bar = bars.get(minute)
+        if bar is None:
+            bars[minute] = [trade.price, trade.price, trade.price, trade.price, trade.qty,
+                            trade.price * trade.qty, 1]
+            if len(bars) > BARS_KEPT:
+                del bars[min(bars)]
+            return
+        bar[1] = max(bar[1], trade.price)
+        bar[2] = min(bar[2], trade.price)
+        bar[3] = trade.price
+        bar[4] += trade.qty
+        bar[5] += trade.price * trade.qty
+        bar[6] += 1
+
+    # ---- reads for the gateways ------------------------------------------------------------
+
+    def depth(self, spec: SymbolSpec, limit: int) -> tuple[list, list]:
+        """``limit`` levels per side as ``[[price ticks, lots], ...]`` (bids, asks)."""
+        prices, qtys, _ = self.books.top_levels(limit)
+        sides = [[[int(p), int(q)] for p, q in zip(prices[spec.book, k].tolist(),
+                                                   qtys[spec.book, k].tolist(), strict=True)
+                  if q > 0] for k in (0, 1)]
+        return sides[0], sides[1]

@@ -1,0 +1,63 @@
+"""``rltrader serve``: a market on a clock, served to real clients (docs/exchange.md).
+
+One process: uvicorn runs the gateway's ASGI app on an asyncio loop, and the exchange's
+sequencer runs on the same loop as the app's lifespan task, so that it alone touches the
+books while handlers only queue requests and read state between batches.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from rltrader.exchange.accounts import Account, load_accounts
+from rltrader.exchange.engine import Exchange
+from rltrader.exchange.symbols import SymbolSpec
+from rltrader.sim.config import MarketConfig, load_config, preset
+
+
+def market_config(name: str | None, config_path: str | None) -> MarketConfig:
+    config = load_config(config_path) if config_path else preset(name or "resilient")
+    return config.replace(copies=1)
+
+
+def specs_of(config: MarketConfig, quote: str, lot_size: str) -> list[SymbolSpec]:
+    """The symbols a served ``config`` shows (``NAME + quote``), as the exchange builds
+    them: for reading an accounts file before the market exists."""
+    try:
+        lot = Decimal(lot_size)
+    except InvalidOperation:
+        raise ValueError(f"--lot-size must be a decimal number, got {lot_size!r}") from None
+    if not lot.is_finite() or lot <= 0:
+        raise ValueError(f"--lot-size must be > 0, got {lot_size!r}")
+    return [SymbolSpec(f"{name}{quote}", name, quote, Decimal(str(config.tick_size)), lot,
+                       book) for book, name in enumerate(config.symbols)]
+
+
+def build(name: str | None = None, *, config_path: str | None = None,
+          accounts_path: str | Path | None = None, seed: int = 0, speed: float = 1.0,
+          quote: str = "USDT", lot_size: str = "1", maker_fee_ppm: int = 0,
+          taker_fee_ppm: int = 0, journal: Any = None) -> Exchange:
+    """The exchange ``rltrader serve`` runs (a preset or a TOML config, and accounts)."""
+    if not quote.isalnum() or not quote.isupper():
+        raise ValueError(f"--quote must be an upper-case asset name, got {quote!r}")
+    config = market_config(name, config_path)
+    accounts: list[Account] = []
+    if accounts_path is not None:
+        accounts = load_accounts(accounts_path, specs_of(config, quote, lot_size))
+    return Exchange(config, accounts, seed=seed, quote=quote, lot_size=lot_size,
+                    maker_fee_ppm=maker_fee_ppm, taker_fee_ppm=taker_fee_ppm, speed=speed,
+                    journal=journal)
+
+
+def serve(exchange: Exchange, host: str = "127.0.0.1", port: int = 8080, *,
+          weight_per_minute: int = 6000, orders_per_10s: int = 100) -> None:
+    """Serve ``exchange`` until interrupted."""
+    import uvicorn
+
+    from rltrader.exchange.binance import app
+
+    uvicorn.run(app(exchange, weight_per_minute=weight_per_minute,
+                    orders_per_10s=orders_per_10s),
+                host=host, port=port, log_level="warning", access_log=False)
