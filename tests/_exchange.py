@@ -1,0 +1,109 @@
+"""Helpers for the exchange-server tests: a real ``rltrader serve`` on a free loopback
+port, its accounts file, and ccxt clients pointed at it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ACCOUNTS = {
+    "alice": ("alice-key", "alice-secret", {"USDT": "100000", "XYZ": "1000"}),
+    "bob": ("bob-key", "bob-secret", {"USDT": "100000", "XYZ": "1000"}),
+    "carol": ("carol-key", "carol-secret", {"USDT": "50"}),
+}
+SYMBOL = "XYZUSDT"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_accounts(path: Path) -> Path:
+    lines = []
+    for name, (key, secret, balances) in ACCOUNTS.items():
+        lines += ["[[accounts]]", f'name = "{name}"', f'api_key = "{key}"',
+                  f'secret = "{secret}"', "[accounts.balances]"]
+        lines += [f'{asset} = "{amount}"' for asset, amount in balances.items()]
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+@contextmanager
+def running_server(tmp: Path, *args: str, timeout: float = 30.0) -> Iterator[str]:
+    """``rltrader serve resilient --accounts ... ARGS`` on a free port; yields its base
+    URL (``http://127.0.0.1:PORT``) once ``/api/v3/ping`` answers; killed at the end."""
+    port = free_port()
+    accounts = write_accounts(tmp / "accounts.toml")
+    cmd = [sys.executable, "-m", "rltrader.tools.cli", "serve", "resilient", "--port",
+           str(port), "--accounts", str(accounts), *args]
+    log = open(tmp / f"serve-{port}.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v3/ping", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                text = (tmp / f"serve-{port}.log").read_text()
+                raise RuntimeError(f"server did not start: {text}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def ccxt_client(url: str, name: str | None = None):  # type: ignore[no-untyped-def]
+    """A ``ccxt.binance`` pointed at the server, with ``name``'s keys."""
+    import ccxt
+
+    config: dict = {"enableRateLimit": False, "options": {
+        "fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
+        "fetchMargins": False}}
+    if name is not None:
+        config["apiKey"], config["secret"] = ACCOUNTS[name][:2]
+    client = ccxt.binance(config)
+    client.urls["api"]["public"] = f"{url}/api/v3"
+    client.urls["api"]["private"] = f"{url}/api/v3"
+    return client
+
+
+def signed(url: str, method: str, path: str, name: str, params: dict | None = None, *,
+           secret: str | None = None, timestamp: int | None = None,
+           key: str | None = None) -> httpx.Response:
+    """A signed request as Binance documents it (query for GET/DELETE, form body for
+    POST), with ``name``'s keys unless ``secret``/``key`` override them."""
+    import hashlib
+    import hmac
+    from urllib.parse import urlencode
+
+    api_key, api_secret = ACCOUNTS[name][:2]
+    fields = dict(params or {})
+    fields["timestamp"] = timestamp if timestamp is not None else int(time.time() * 1000)
+    payload = urlencode(fields)
+    sig = hmac.new((secret or api_secret).encode(), payload.encode(), hashlib.sha256)
+    payload += "&signature=" + sig.hexdigest()
+    headers = {"X-MBX-APIKEY": key if key is not None else api_key}
+    if method == "POST":
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        return httpx.post(f"{url}{path}", content=payload, headers=headers, timeout=10)
+    return httpx.request(method, f"{url}{path}?{payload}", headers=headers, timeout=10)
