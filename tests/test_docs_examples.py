@@ -17,11 +17,24 @@ def python_blocks(doc: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", (ROOT / doc).read_text(), re.S)
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/envs.md"])
-def test_every_python_block_runs(doc: str) -> None:
+SERVED = "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/envs.md", "docs/exchange.md"])
+def test_every_python_block_runs(doc: str, tmp_path: Path) -> None:
+    """Blocks that talk to ``rltrader serve`` at its default address run against a real
+    one (started here on a free port, with the docs' account)."""
     blocks = python_blocks(doc)
     assert blocks
     for k, block in enumerate(blocks):
+        if SERVED in block:
+            pytest.importorskip("ccxt")
+            from _exchange import running_server
+
+            with running_server(tmp_path, "--speed", "5") as url:
+                block = block.replace(SERVED, url)
+                exec(compile(block, f"{doc}, python block {k}", "exec"), {})  # noqa: S102
+            continue
         exec(compile(block, f"{doc}, python block {k}", "exec"), {})  # noqa: S102
 
 
