@@ -52,25 +52,29 @@ def _error(exc: ApiError) -> Response:
 
 
 class RateLimiter:
-    """Sliding windows per key: request weight per minute and new orders per 10 s."""
+    """Sliding windows per key: request weight per minute and new orders per 10 s (a
+    deque of (time, amount) and its running sum per key: O(1) per request, amortised)."""
 
     def __init__(self, weight_per_minute: int, orders_per_10s: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.weight_per_minute, self.orders_per_10s = weight_per_minute, orders_per_10s
         self.clock = clock
-        self._weights: dict[str, deque] = {}
-        self._orders: dict[str, deque] = {}
+        self._weights: dict[str, list] = {}
+        self._orders: dict[str, list] = {}
 
-    def _take(self, windows: dict[str, deque], key: str, span: float, cap: int,
+    def _take(self, windows: dict[str, list], key: str, span: float, cap: int,
               amount: int) -> bool:
         now = self.clock()
-        window = windows.setdefault(key, deque())
-        while window and window[0][0] <= now - span:
-            window.popleft()
-        used = sum(w for _, w in window)
-        if used + amount > cap:
+        window = windows.get(key)
+        if window is None:
+            window = windows[key] = [deque(), 0]
+        entries = window[0]
+        while entries and entries[0][0] <= now - span:
+            window[1] -= entries.popleft()[1]
+        if window[1] + amount > cap:
             return False
-        window.append((now, amount))
+        entries.append((now, amount))
+        window[1] += amount
         return True
 
     def request(self, key: str, weight: int) -> None:
@@ -414,7 +418,10 @@ def app(exchange: Exchange, **limits: int) -> Starlette:
     import asyncio
     import contextlib
 
+    from rltrader.exchange.streams import StreamHub
+
     gw = BinanceGateway(exchange, **limits)
+    hub = StreamHub(exchange)
     r = gw.route
     routes = [
         Route("/api/v3/ping", r(gw.ping)),
@@ -431,14 +438,17 @@ def app(exchange: Exchange, **limits: int) -> Starlette:
         Route("/api/v3/allOrders", r(gw.all_orders, signed=True, weight=20)),
         Route("/api/v3/account", r(gw.account, signed=True, weight=20)),
         Route("/api/v3/myTrades", r(gw.my_trades, signed=True, weight=20)),
+        *hub.routes,        # WebSocketRoute /ws, /ws/{streams}, /stream (streams.py)
     ]
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette):  # type: ignore[no-untyped-def]
         task = asyncio.create_task(exchange.run())
+        hub.start()
         try:
             yield
         finally:
+            await hub.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -446,4 +456,5 @@ def app(exchange: Exchange, **limits: int) -> Starlette:
     application = Starlette(routes=routes, lifespan=lifespan,
                             exception_handlers={404: _not_found, 405: _not_allowed})
     application.state.gateway = gw
+    application.state.streams = hub
     return application
