@@ -197,6 +197,7 @@ class Exchange:
         self.steps = 0
         self.last_ns = 0
         self.listeners: list[Callable[[Exchange, dict[str, list[Trade]]], None]] = []
+        self.last_batch = (empty_messages(0), empty_events(0))
         self._pending: list[Request] = []
         self._wake: asyncio.Event | None = None
         self._events = empty_events(1 << 14)
@@ -266,6 +267,8 @@ class Exchange:
         batch = np.concatenate(parts) if len(parts) > 1 else parts[0]
         first = batch.shape[0] - n                 # the requests' messages come last
         events = self._process(batch)
+        #: the last batch's messages and events (market-data publishers read them)
+        self.last_batch = (batch, events)
         public = self._apply(events, batch, first, origin[:n], requests, ts)
         self.update_id += 1
         self.batches += 1
