@@ -418,6 +418,7 @@ def app(exchange: Exchange, **limits: int) -> Starlette:
     import asyncio
     import contextlib
 
+    from rltrader.exchange import order_entry
     from rltrader.exchange.streams import StreamHub
 
     gw = BinanceGateway(exchange, **limits)
@@ -439,6 +440,7 @@ def app(exchange: Exchange, **limits: int) -> Starlette:
         Route("/api/v3/account", r(gw.account, signed=True, weight=20)),
         Route("/api/v3/myTrades", r(gw.my_trades, signed=True, weight=20)),
         *hub.routes,        # WebSocketRoute /ws, /ws/{streams}, /stream (streams.py)
+        order_entry.route(exchange),    # WebSocketRoute /orders: binary batches
     ]
 
     @contextlib.asynccontextmanager

@@ -199,6 +199,7 @@ class Exchange:
         self.listeners: list[Callable[[Exchange, dict[str, list[Trade]]], None]] = []
         self.last_batch = (empty_messages(0), empty_events(0))
         self._pending: list[Request] = []
+        self._groups: list[asyncio.Future] = []   # submit_all's, answered with the batch
         self._wake: asyncio.Event | None = None
         self._events = empty_events(1 << 14)
         self._step_ns = max(1, int(self.config.dt_ns / speed))
@@ -214,6 +215,19 @@ class Exchange:
         if self._wake is not None:
             self._wake.set()
         return await request.future
+
+    async def submit_all(self, requests: list[Request]) -> list[Any]:
+        """Queue ``requests`` together (they land in one batch, in order); each one's
+        result or ``ApiError``, once the batch is journaled. One future for all of them:
+        no per-request task (the binary order-entry path)."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._pending.extend(requests)
+        self._groups.append(done)
+        if self._wake is not None:
+            self._wake.set()
+        await done
+        return [r.result for r in requests]
 
     async def run(self) -> None:
         """Sequence forever: a batch when requests wait or a background step is due."""
@@ -282,6 +296,10 @@ class Exchange:
                     req.future.set_exception(req.result)
                 else:
                     req.future.set_result(req.result)
+        groups, self._groups = self._groups, []
+        for group in groups:
+            if not group.done():
+                group.set_result(None)
         for listener in self.listeners:
             listener(self, public)
 
