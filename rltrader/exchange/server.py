@@ -7,6 +7,7 @@ books while handlers only queue requests and read state between batches.
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -38,17 +39,27 @@ def specs_of(config: MarketConfig, quote: str, lot_size: str) -> list[SymbolSpec
 def build(name: str | None = None, *, config_path: str | None = None,
           accounts_path: str | Path | None = None, seed: int = 0, speed: float = 1.0,
           quote: str = "USDT", lot_size: str = "1", maker_fee_ppm: int = 0,
-          taker_fee_ppm: int = 0, journal: Any = None) -> Exchange:
-    """The exchange ``rltrader serve`` runs (a preset or a TOML config, and accounts)."""
+          taker_fee_ppm: int = 0, journal: Any = None,
+          journal_fsync: str = "batch") -> Exchange:
+    """The exchange ``rltrader serve`` runs (a preset or a TOML config, and accounts).
+    ``journal``: a directory (``--journal``: its journal is resumed, or one is started
+    there; rltrader.exchange.journal), or an object with ``append(batch)``."""
     if not quote.isalnum() or not quote.isupper():
         raise ValueError(f"--quote must be an upper-case asset name, got {quote!r}")
     config = market_config(name, config_path)
     accounts: list[Account] = []
     if accounts_path is not None:
         accounts = load_accounts(accounts_path, specs_of(config, quote, lot_size))
-    return Exchange(config, accounts, seed=seed, quote=quote, lot_size=lot_size,
-                    maker_fee_ppm=maker_fee_ppm, taker_fee_ppm=taker_fee_ppm, speed=speed,
-                    journal=journal)
+    # journal (issue 17, item 5): a directory is opened after the exchange is built
+    directory = journal if isinstance(journal, str | os.PathLike) else None
+    exchange = Exchange(config, accounts, seed=seed, quote=quote, lot_size=lot_size,
+                        maker_fee_ppm=maker_fee_ppm, taker_fee_ppm=taker_fee_ppm,
+                        speed=speed, journal=None if directory is not None else journal)
+    if directory is not None:
+        from rltrader.exchange.journal import open_journal
+
+        open_journal(exchange, directory, fsync=journal_fsync)
+    return exchange
 
 
 def serve(exchange: Exchange, host: str = "127.0.0.1", port: int = 8080, *,

@@ -286,12 +286,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     exchange = server.build(args.preset, config_path=args.config,
                             accounts_path=args.accounts, seed=args.seed, speed=args.speed,
                             quote=args.quote, lot_size=args.lot_size,
-                            maker_fee_ppm=args.maker_fee_ppm, taker_fee_ppm=args.taker_fee_ppm)
+                            maker_fee_ppm=args.maker_fee_ppm, taker_fee_ppm=args.taker_fee_ppm,
+                            journal=args.journal)
     names = ", ".join(exchange.symbols)
+    if args.journal:                                   # journal (issue 17, item 5)
+        print(f"journal {args.journal}: {exchange.journal.replayed} batches replayed",
+              flush=True)
     print(f"serving {names} ({len(exchange.accounts)} accounts) on "
           f"http://{args.host}:{args.port}/api/v3", flush=True)
-    server.serve(exchange, args.host, args.port, weight_per_minute=args.weight_per_minute,
-                 orders_per_10s=args.orders_per_10s)
+    try:
+        server.serve(exchange, args.host, args.port, weight_per_minute=args.weight_per_minute,
+                     orders_per_10s=args.orders_per_10s)
+    finally:
+        if args.journal:
+            exchange.journal.close()
     return 0
 
 
@@ -508,8 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="request weight per API key and minute (HTTP 429 beyond)")
     p.add_argument("--orders-per-10s", type=_positive, default=100,
                    help="new orders per API key and 10 seconds (HTTP 429 beyond)")
+    p.add_argument("--journal", default=None, metavar="DIR", help="journal every batch "
+                   "in DIR before answering it, and resume the journal DIR holds (replayed "
+                   "after a crash; it must be of the same market, seed and accounts)")
     p.set_defaults(func=Command("serve", _cmd_serve, _READ_ERRORS,
-                                lambda a: [x for x in (a.config, a.accounts) if x]))
+                                lambda a: [x for x in (a.config, a.accounts, a.journal)
+                                           if x]))
     return parser
 
 
