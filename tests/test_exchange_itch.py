@@ -171,3 +171,34 @@ def test_a_tick_itch_cannot_carry_is_refused() -> None:
     assert itch_tick(Decimal("0.01")) == 100
     with pytest.raises(ValueError, match="0.0001"):
         itch_tick(Decimal("0.00001"))
+
+
+def test_rltrader_serve_publishes_itch_that_rebuilds_its_book(tmp_path) -> None:
+    """``rltrader serve --itch-file --itch-udp``: after ccxt clients trade and the server
+    stops, the file and the datagrams rebuild the book REST showed last."""
+    pytest.importorskip("ccxt")
+    from _exchange import ccxt_client, running_server
+
+    (tmp_path / "quiet.toml").write_text('symbols = ["XYZ"]\ntick_size = 0.01\n')
+    receiver = Receiver()
+    path = tmp_path / "served.itch"
+    with running_server(tmp_path, "--config", str(tmp_path / "quiet.toml"), "--itch-file",
+                        str(path), "--itch-udp", f"127.0.0.1:{receiver.address[1]}") as url:
+        alice, bob = ccxt_client(url, "alice"), ccxt_client(url, "bob")
+        for k in range(5):
+            alice.create_order("XYZ/USDT", "limit", "sell", 2 + k, 100.00 + k / 100)
+            bob.create_order("XYZ/USDT", "limit", "buy", 3, 99.00 - k / 100)
+        bob.create_order("XYZ/USDT", "market", "buy", 4)
+        alice.cancel_order(alice.fetch_open_orders("XYZ/USDT")[-1]["id"], "XYZ/USDT")
+        shown = alice.fetch_order_book("XYZ/USDT", 20)
+    receiver.join()
+    feed = itch.read_messages(path, tick_size=100)
+    books = Books(1, window=4096, n_owners=1)
+    events = books.process_all(feed.messages)
+    assert not np.any(events["kind"] == 2)
+    prices, qtys, _ = books.top_levels(20)
+    bids = [[p / 100, q] for p, q in zip(prices[0, 0], qtys[0, 0], strict=True) if q]
+    asks = [[p / 100, q] for p, q in zip(prices[0, 1], qtys[0, 1], strict=True) if q]
+    assert (bids, asks) == (shown["bids"], shown["asks"])
+    records = b"".join(p[20:] for p in receiver.packets)
+    assert records == path.read_bytes()[:len(records)] and len(records) > 200

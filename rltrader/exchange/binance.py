@@ -20,7 +20,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -413,8 +413,25 @@ async def _not_allowed(request: HttpRequest, exc: Exception) -> Response:
     return _json({"code": -1000, "msg": f"Method {request.method} not allowed here."}, 405)
 
 
-def app(exchange: Exchange, **limits: int) -> Starlette:
-    """The gateway's ASGI app; the exchange's sequencer runs as its lifespan task."""
+def _stop_if_failed(task: Any) -> None:
+    """The sequencer died (a journal write failed, a bug): log it and stop the server
+    (SIGTERM to ourselves: uvicorn shuts down), rather than serve a market that no longer
+    moves. A supervisor restarts it; the journal brings back what was acknowledged."""
+    import os
+    import signal
+
+    if task.cancelled() or task.exception() is None:
+        return
+    log.error("the sequencer stopped: %r; shutting the server down", task.exception())
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def app(exchange: Exchange, *, on_shutdown: Sequence[Callable[[], None]] = (),
+        **limits: int) -> Starlette:
+    """The gateway's ASGI app; the exchange's sequencer runs as its lifespan task, and
+    ``on_shutdown`` (closing the journal, the ITCH sinks) runs when it stops: uvicorn
+    re-raises a SIGTERM or SIGINT once it has shut down, so code after ``uvicorn.run``
+    would not run."""
     import asyncio
     import contextlib
 
@@ -446,6 +463,7 @@ def app(exchange: Exchange, **limits: int) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette):  # type: ignore[no-untyped-def]
         task = asyncio.create_task(exchange.run())
+        task.add_done_callback(_stop_if_failed)
         hub.start()
         try:
             yield
@@ -454,6 +472,8 @@ def app(exchange: Exchange, **limits: int) -> Starlette:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            for close in on_shutdown:
+                close()
 
     application = Starlette(routes=routes, lifespan=lifespan,
                             exception_handlers={404: _not_found, 405: _not_allowed})

@@ -242,7 +242,11 @@ class Exchange:
                     next_step = now                          # the backlog step by step
             if due or self._pending:
                 requests, self._pending = self._pending, []
-                self.run_batch(requests, step=due, ts=now)
+                try:
+                    self.run_batch(requests, step=due, ts=now)
+                except BaseException:
+                    self._fail(requests + self._pending)
+                    raise
                 await asyncio.sleep(0)
                 continue
             self._wake.clear()
@@ -251,6 +255,21 @@ class Exchange:
                                        timeout=max(0.0, (next_step - self.clock()) / 1e9))
             except TimeoutError:
                 pass
+
+    def _fail(self, requests: list[Request]) -> None:
+        """The sequencer stops (a journal write failed, say): nothing of the batch was
+        acknowledged; every waiting request is told so instead of waiting forever."""
+        stopped = ApiError(-1000, "The exchange stopped: this request was not executed.",
+                           503)
+        for req in requests:
+            if req.future is not None and not req.future.done():
+                req.future.set_exception(stopped)
+        groups, self._groups = self._groups, []
+        for req in requests:
+            req.result = stopped
+        for group in groups:
+            if not group.done():
+                group.set_result(None)
 
     # ---- one batch ----------------------------------------------------------------------
 

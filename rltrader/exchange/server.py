@@ -8,6 +8,7 @@ books while handlers only queue requests and read state between batches.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -62,13 +63,35 @@ def build(name: str | None = None, *, config_path: str | None = None,
     return exchange
 
 
+def itch_publisher(exchange: Exchange, path: str | None,
+                   udp: tuple[str, int] | None) -> Any:
+    """An attached ITCH 5.0 publisher to a file and/or MoldUDP64 (None without either);
+    the caller closes it."""
+    if path is None and udp is None:
+        return None
+    from rltrader.exchange.itch_out import FileSink, ItchPublisher, MoldUdpSink
+
+    sinks: list[Any] = []
+    if path is not None:
+        sinks.append(FileSink(path))
+    if udp is not None:
+        sinks.append(MoldUdpSink(udp))
+    publisher = ItchPublisher(exchange, sinks)
+    publisher.attach()
+    return publisher
+
+
 def serve(exchange: Exchange, host: str = "127.0.0.1", port: int = 8080, *,
-          weight_per_minute: int = 6000, orders_per_10s: int = 100) -> None:
-    """Serve ``exchange`` until interrupted."""
+          weight_per_minute: int = 6000, orders_per_10s: int = 100,
+          on_shutdown: Sequence[Callable[[], None]] = ()) -> None:
+    """Serve ``exchange`` until interrupted; ``on_shutdown`` runs as the server stops
+    (uvicorn then re-raises the signal that stopped it)."""
     import uvicorn
 
     from rltrader.exchange.binance import app
 
     uvicorn.run(app(exchange, weight_per_minute=weight_per_minute,
-                    orders_per_10s=orders_per_10s),
-                host=host, port=port, log_level="warning", access_log=False)
+                    orders_per_10s=orders_per_10s, on_shutdown=on_shutdown),
+                host=host, port=port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=3)        # idle keep-alive clients do not hold
+                                                    # a shutdown (and the journal's close)

@@ -292,15 +292,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.journal:                                   # journal (issue 17, item 5)
         print(f"journal {args.journal}: {exchange.journal.replayed} batches replayed",
               flush=True)
+    itch = server.itch_publisher(exchange, args.itch_file, args.itch_udp)
     print(f"serving {names} ({len(exchange.accounts)} accounts) on "
           f"http://{args.host}:{args.port}/api/v3", flush=True)
-    try:
-        server.serve(exchange, args.host, args.port, weight_per_minute=args.weight_per_minute,
-                     orders_per_10s=args.orders_per_10s)
-    finally:
-        if args.journal:
-            exchange.journal.close()
+    closers = [c.close for c in (itch, exchange.journal if args.journal else None) if c]
+    server.serve(exchange, args.host, args.port, weight_per_minute=args.weight_per_minute,
+                 orders_per_10s=args.orders_per_10s, on_shutdown=closers)
     return 0
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"must be HOST:PORT, got {text!r}")
+    return host, int(port)
 
 
 def _speed(text: str) -> float:
@@ -519,6 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--journal", default=None, metavar="DIR", help="journal every batch "
                    "in DIR before answering it, and resume the journal DIR holds (replayed "
                    "after a crash; it must be of the same market, seed and accounts)")
+    p.add_argument("--itch-file", default=None, metavar="PATH", help="publish the books "
+                   "in ITCH 5.0 to this BinaryFILE (rltrader replay itch rebuilds them)")
+    p.add_argument("--itch-udp", type=_host_port, default=None, metavar="HOST:PORT",
+                   help="publish the books in ITCH 5.0 as MoldUDP64 datagrams")
     p.set_defaults(func=Command("serve", _cmd_serve, _READ_ERRORS,
                                 lambda a: [x for x in (a.config, a.accounts, a.journal)
                                            if x]))
