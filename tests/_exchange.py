@@ -27,9 +27,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_accounts(path: Path) -> Path:
+def write_accounts(path: Path, accounts: dict | None = None) -> Path:
     lines = []
-    for name, (key, secret, balances) in ACCOUNTS.items():
+    for name, (key, secret, balances) in (accounts or ACCOUNTS).items():
         lines += ["[[accounts]]", f'name = "{name}"', f'api_key = "{key}"',
                   f'secret = "{secret}"', "[accounts.balances]"]
         lines += [f'{asset} = "{amount}"' for asset, amount in balances.items()]
@@ -39,11 +39,13 @@ def write_accounts(path: Path) -> Path:
 
 
 @contextmanager
-def running_server(tmp: Path, *args: str, timeout: float = 30.0) -> Iterator[str]:
-    """``rltrader serve resilient --accounts ... ARGS`` on a free port; yields its base
-    URL (``http://127.0.0.1:PORT``) once ``/api/v3/ping`` answers; killed at the end."""
+def running_server(tmp: Path, *args: str, timeout: float = 30.0,
+                   accounts: dict | None = None) -> Iterator[str]:
+    """``rltrader serve resilient --accounts ... ARGS`` on a free port (``accounts``: as
+    :data:`ACCOUNTS`, which is the default); yields its base URL (``http://127.0.0.1:PORT``)
+    once ``/api/v3/ping`` answers; stopped (SIGTERM, then killed) at the end."""
     port = free_port()
-    accounts = write_accounts(tmp / "accounts.toml")
+    accounts = write_accounts(tmp / "accounts.toml", accounts)
     cmd = [sys.executable, "-m", "rltrader.tools.cli", "serve", "resilient", "--port",
            str(port), "--accounts", str(accounts), *args]
     log = open(tmp / f"serve-{port}.log", "w")  # noqa: SIM115 (closed below)

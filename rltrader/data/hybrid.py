@@ -236,6 +236,11 @@ class HybridReplay:
         return self.books.accounts[0, : self.n_agents]
 
     @property
+    def fees(self) -> tuple[int, int]:
+        """``(maker_fee_ppm, taker_fee_ppm)`` of the replay's book."""
+        return self._book_args["maker_fee_ppm"], self._book_args["taker_fee_ppm"]
+
+    @property
     def background_accounts(self) -> np.ndarray:
         """The simulated traders' accounts (ACCOUNT_DTYPE, a view; empty without them)."""
         return self.books.accounts[0, slice(*self.background_owners)]

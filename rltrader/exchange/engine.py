@@ -158,27 +158,44 @@ class Exchange:
         Background steps per ``dt_ns`` of wall time (2.0: twice real time).
     journal : object, optional
         ``append(batch: dict)`` called with every batch before its requests are answered.
+    replay : HybridReplay, optional
+        Serve recorded flow instead of ``config``'s populations (``config`` then only
+        names the one symbol and its tick): each background step replays
+        ``replay_step_ns`` of the record with the accounts' orders merged in by time, the
+        accounts being the replay's agents ``0 ..`` (it needs ``n_agents >=
+        len(accounts)``; its own fees apply). When the record ends the book stays as it
+        is and only the accounts trade.
     """
 
     def __init__(self, config: MarketConfig, accounts: list[Account], *, seed: int = 0,
                  quote: str = "USDT", lot_size: Decimal | str = "1", maker_fee_ppm: int = 0,
                  taker_fee_ppm: int = 0, speed: float = 1.0, journal: Any = None,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns, replay: Any = None,
+                 replay_step_ns: int = 100_000_000) -> None:
         if config.copies != 1:
             raise ValueError("a served market is one copy of each symbol (copies = 1)")
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
         self.config = config.replace(extra_owners=len(accounts))
-        self.market = Market(self.config, seed=seed)
-        self.books = self.market.books
-        self.books.set_fees(maker_fee_ppm, taker_fee_ppm)
+        self.replay, self.replay_step_ns = replay, replay_step_ns
+        if replay is None:
+            self.market: Market | None = Market(self.config, seed=seed)
+            self.first_owner = self.market.n_traders
+            self.books.set_fees(maker_fee_ppm, taker_fee_ppm)
+            step_ns = self.config.dt_ns
+        else:
+            if len(config.symbols) != 1 or replay.n_agents < len(accounts):
+                raise ValueError("a replay is one symbol, with an agent per account")
+            self.market, self.first_owner = None, 0
+            maker_fee_ppm, taker_fee_ppm = replay.fees    # the replay's books charge them
+            step_ns = replay_step_ns
         self.maker_fee_ppm, self.taker_fee_ppm = maker_fee_ppm, taker_fee_ppm
         self.symbols = {f"{name}{quote}": SymbolSpec(
             f"{name}{quote}", name, quote, Decimal(str(config.tick_size)), Decimal(lot_size),
             book) for book, name in enumerate(config.symbols)}
         self.accounts = accounts
         for k, account in enumerate(accounts):
-            account.owner = self.market.n_traders + k
+            account.owner = self.first_owner + k
         self.by_key = {a.api_key: a for a in accounts}
         self.speed = speed
         self.journal = journal
@@ -202,7 +219,12 @@ class Exchange:
         self._groups: list[asyncio.Future] = []   # submit_all's, answered with the batch
         self._wake: asyncio.Event | None = None
         self._events = empty_events(1 << 14)
-        self._step_ns = max(1, int(self.config.dt_ns / speed))
+        self._step_ns = max(1, int(step_ns / speed))
+
+    @property
+    def books(self) -> Any:
+        """The core (the replay's, which a replay rebuilds when it restarts)."""
+        return self.market.books if self.market is not None else self.replay.books
 
     # ---- the clock and the loop -------------------------------------------------------
 
@@ -278,15 +300,14 @@ class Exchange:
         ts = max(ts, self.last_ns)
         self.last_ns = ts
         parts: list[np.ndarray] = []
-        if step:
+        if step and self.market is not None:
             background = self.market.flow.decide()
             background["timestamp"] = ts
             parts.append(background)
-            self.steps += 1
+        self.steps += step
         msgs = empty_messages(len(requests))
-        origin = np.full(len(requests), -1, dtype=np.int64)
         n = 0
-        for k, req in enumerate(requests):
+        for req in requests:
             try:
                 message = self._check(req, ts)
             except ApiError as exc:
@@ -294,15 +315,16 @@ class Exchange:
                 continue
             if message is not None:
                 msgs[n] = message
-                origin[n] = k
                 n += 1
         parts.append(msgs[:n])
         batch = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        first = batch.shape[0] - n                 # the requests' messages come last
-        events = self._process(batch)
+        if self.replay is None:
+            events = self._process(batch)
+        else:
+            events = self._replay_step(batch, step)
         #: the last batch's messages and events (market-data publishers read them)
         self.last_batch = (batch, events)
-        public = self._apply(events, batch, first, origin[:n], requests, ts)
+        public = self._apply(events, requests, ts)
         self.update_id += 1
         self.batches += 1
         if self.journal is not None:
@@ -321,6 +343,15 @@ class Exchange:
                 group.set_result(None)
         for listener in self.listeners:
             listener(self, public)
+
+    def _replay_step(self, msgs: np.ndarray, step: bool) -> np.ndarray:
+        """The accounts' messages merged into the record: a step replays the next
+        ``replay_step_ns`` of it (nothing once it has ended); their time is the record's
+        (the replay's clock)."""
+        r = self.replay
+        msgs["timestamp"] = r.timestamp
+        until = r.timestamp + self.replay_step_ns if step and not r.done else r.timestamp
+        return r.step(until_ts=until, agent_messages=msgs)
 
     def _process(self, batch: np.ndarray) -> np.ndarray:
         out = []
@@ -525,14 +556,20 @@ class Exchange:
 
     # ---- events ---------------------------------------------------------------------------
 
-    def _apply(self, events: np.ndarray, batch: np.ndarray, first: int, origin: np.ndarray,
-               requests: list[Request], ts: int) -> dict[str, list[Trade]]:
+    def _apply(self, events: np.ndarray, requests: list[Request],
+               ts: int) -> dict[str, list[Trade]]:
         """Orders, locks, fills and public trades from the batch's events; requests whose
-        order the core refused get their error."""
+        order the core refused get their error (found by order id: a cancel's refusal is
+        ``UNKNOWN_ORDER``, a new order's is anything else)."""
         time_ms = ts // 1_000_000
         public: dict[str, list[Trade]] = {s: [] for s in self.symbols}
         by_book = {spec.book: spec for spec in self.symbols.values()}
-        lo = self.market.n_traders
+        lo = self.first_owner
+        news: dict[int, Request] = {}
+        cancels: dict[int, Request] = {}
+        for req in requests:
+            if isinstance(req.result, Order):
+                (news if req.kind == "new" else cancels)[req.result.core_id] = req
         touched: dict[int, Order] = {}
         for ev in events.tolist() if events.size else ():
             (_, order_id, maker_id, price, qty, _leaves, _mleaves, book, owner, maker_owner,
@@ -562,7 +599,6 @@ class Exchange:
             order = self.orders.get(order_id - AGENT_ID_BASE)
             if order is None:
                 continue
-            request = requests[int(origin[index - first])] if index >= first else None
             if kind == CANCELLED:
                 order.status = ("CANCELED" if reason == Reason.CANCEL_REQUESTED
                                 else "EXPIRED_IN_MATCH" if reason == Reason.SELF_TRADE
@@ -570,9 +606,10 @@ class Exchange:
                 order.update_ms = time_ms
                 touched[order.order_id] = order
             elif kind == REJECTED:
-                if request is not None and request.kind == "cancel":
-                    request.result = ApiError(-2011, "Unknown order sent.")
+                if reason == Reason.UNKNOWN_ORDER and order_id in cancels:
+                    cancels[order_id].result = ApiError(-2011, "Unknown order sent.")
                     continue
+                request = news.get(order_id)
                 order.status = "REJECTED"
                 touched[order.order_id] = order
                 if request is not None:

@@ -37,16 +37,74 @@ def specs_of(config: MarketConfig, quote: str, lot_size: str) -> list[SymbolSpec
                        book) for book, name in enumerate(config.symbols)]
 
 
+#: Formats ``rltrader serve --replay`` takes (NASDAQ equities, prices in cents).
+REPLAY_FORMATS = ("lobster", "itch")
+
+
+def read_replay(fmt: str, paths: Sequence[str],
+                symbol: str | None = None) -> tuple[Any, str, str | None]:
+    """Recorded data for ``--replay FORMAT PATH...``: the reader's result, the symbol's
+    name and the ITCH stock to replay. ``lobster MESSAGE [ORDERBOOK]`` (with the
+    orderbook file the book is exact from the first row; the name is the file's,
+    ``AAPL_...``), ``itch PATH`` (``symbol`` picks the stock when the file holds
+    several). Prices in ticks of $0.01."""
+    from rltrader.data import itch, lobster
+
+    if fmt == "lobster":
+        if not 1 <= len(paths) <= 2:
+            raise ValueError("--replay lobster MESSAGE [ORDERBOOK]")
+        if len(paths) == 2:
+            from rltrader.data.lobster_exact import exact_messages
+
+            feed: Any = exact_messages(lobster.read_raw(paths[0]),
+                                       lobster.read_orderbook(paths[1]))
+        else:
+            feed = lobster.read_messages(paths[0])
+        return feed, symbol or Path(paths[0]).name.split("_")[0], None
+    if fmt == "itch":
+        if len(paths) != 1:
+            raise ValueError("--replay itch PATH")
+        feed = itch.read_messages(paths[0], tick_size=100)
+        stocks = list(feed.book_symbols)
+        if symbol is None and len(stocks) == 1:
+            symbol = stocks[0]
+        if symbol is None:
+            raise ValueError(f"the ITCH file holds {len(stocks)} stocks: pick one with "
+                             "--replay-symbol")
+        return feed, symbol, symbol
+    raise ValueError(f"--replay formats: {', '.join(REPLAY_FORMATS)} (got {fmt!r})")
+
+
 def build(name: str | None = None, *, config_path: str | None = None,
           accounts_path: str | Path | None = None, seed: int = 0, speed: float = 1.0,
           quote: str = "USDT", lot_size: str = "1", maker_fee_ppm: int = 0,
           taker_fee_ppm: int = 0, journal: Any = None,
-          journal_fsync: str = "batch") -> Exchange:
+          journal_fsync: str = "batch", replay: Sequence[str] | None = None,
+          replay_symbol: str | None = None, replay_step_ns: int = 100_000_000) -> Exchange:
     """The exchange ``rltrader serve`` runs (a preset or a TOML config, and accounts).
     ``journal``: a directory (``--journal``: its journal is resumed, or one is started
-    there; rltrader.exchange.journal), or an object with ``append(batch)``."""
+    there; rltrader.exchange.journal), or an object with ``append(batch)``. ``replay``:
+    ``[FORMAT, PATH, ...]`` serves recorded flow instead (:func:`replay_source`)."""
     if not quote.isalnum() or not quote.isupper():
         raise ValueError(f"--quote must be an upper-case asset name, got {quote!r}")
+    if replay:
+        if journal is not None:
+            raise ValueError("--journal is not available with --replay yet (the journal's "
+                             "header names a simulated market)")
+        if config_path is not None:
+            raise ValueError("give --replay or a market (PRESET / --config), not both")
+        if lot_size != "1":
+            raise ValueError("a replay trades whole shares: --lot-size must be 1")
+        from rltrader.data.hybrid import from_feed
+
+        feed, symbol, book = read_replay(replay[0], replay[1:], replay_symbol)
+        config = MarketConfig(symbols=(symbol,), tick_size=0.01)
+        accounts = (load_accounts(accounts_path, specs_of(config, quote, lot_size))
+                    if accounts_path is not None else [])
+        source = from_feed(feed, max(1, len(accounts)), book=book,
+                           maker_fee_ppm=maker_fee_ppm, taker_fee_ppm=taker_fee_ppm)
+        return Exchange(config, accounts, quote=quote, speed=speed, replay=source,
+                        replay_step_ns=replay_step_ns)
     config = market_config(name, config_path)
     accounts: list[Account] = []
     if accounts_path is not None:

@@ -287,7 +287,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                             accounts_path=args.accounts, seed=args.seed, speed=args.speed,
                             quote=args.quote, lot_size=args.lot_size,
                             maker_fee_ppm=args.maker_fee_ppm, taker_fee_ppm=args.taker_fee_ppm,
-                            journal=args.journal)
+                            journal=args.journal, replay=args.replay,
+                            replay_symbol=args.replay_symbol,
+                            replay_step_ns=args.replay_step_ms * 1_000_000)
     names = ", ".join(exchange.symbols)
     if args.journal:                                   # journal (issue 17, item 5)
         print(f"journal {args.journal}: {exchange.journal.replayed} batches replayed",
@@ -524,13 +526,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--journal", default=None, metavar="DIR", help="journal every batch "
                    "in DIR before answering it, and resume the journal DIR holds (replayed "
                    "after a crash; it must be of the same market, seed and accounts)")
+    p.add_argument("--replay", nargs="+", default=None, metavar="ARG",
+                   help="serve recorded flow instead of a simulated market: FORMAT PATH... "
+                   "(lobster MESSAGE [ORDERBOOK], itch PATH); the accounts trade in its "
+                   "queues (docs/hybrid.md)")
+    p.add_argument("--replay-symbol", default=None, metavar="NAME", help="the stock of an "
+                   "ITCH file that holds several, and the served symbol's base name")
+    p.add_argument("--replay-step-ms", type=_positive, default=100, metavar="MS",
+                   help="record time per background step (default 100)")
     p.add_argument("--itch-file", default=None, metavar="PATH", help="publish the books "
                    "in ITCH 5.0 to this BinaryFILE (rltrader replay itch rebuilds them)")
     p.add_argument("--itch-udp", type=_host_port, default=None, metavar="HOST:PORT",
                    help="publish the books in ITCH 5.0 as MoldUDP64 datagrams")
     p.set_defaults(func=Command("serve", _cmd_serve, _READ_ERRORS,
-                                lambda a: [x for x in (a.config, a.accounts, a.journal)
-                                           if x]))
+                                lambda a: [x for x in (a.config, a.accounts, a.journal,
+                                                       *(a.replay or [])[1:]) if x]))
     return parser
 
 
