@@ -42,3 +42,96 @@ def test_a_failed_journal_write_answers_every_waiting_request_and_stops() -> Non
     single, grouped = asyncio.run(main())
     assert isinstance(single, ApiError) and (single.code, single.status) == (-1000, 503)
     assert isinstance(grouped[0], ApiError) and grouped[0].status == 503
+
+
+def test_a_binary_frame_does_exactly_what_the_same_rest_requests_do() -> None:
+    """Differential: random limit (every time in force), market and cancel records of two
+    accounts, as frames into one exchange and as the equivalent REST requests into a
+    twin (same seed, same batches): every order, fill, balance, lock, trade and level
+    agree, and each ack is what the REST answer said."""
+    import base64
+    import random
+
+    import numpy as np
+
+    from rltrader.exchange.engine import ORDER_IN, STATUS_CODES, FrameResult, Order
+
+    config = preset("resilient").replace(copies=1)
+
+    def build() -> Exchange:
+        accounts = parse_accounts({"accounts": [
+            {"name": n, "api_key": f"{n}-key", "secret": f"{n}-secret",
+             "balances": {"USDT": "20000", "XYZ": "150"}} for n in ("a", "b")]},
+            specs_of(config, "USDT", "1"))
+        return Exchange(config, accounts, seed=5, taker_fee_ppm=700, maker_fee_ppm=-50)
+
+    fast, slow = build(), build()
+    spec = fast.symbols["XYZUSDT"]
+    rng = random.Random(11)
+    tifs = ["GTC", "IOC", "FOK"]
+    for i in range(300):
+        frames, requests = [], []
+        for k in range(2):
+            rows = np.zeros(rng.randint(0, 6), dtype=ORDER_IN)
+            rest = []
+            bids, asks = fast.depth(spec, 1)
+            for row in rows:
+                side = rng.choice([1, -1])
+                touch = (bids if side > 0 else asks)[0][0]
+                roll = rng.random()
+                if roll < 0.15 and fast.open_orders[fast.accounts[k].owner]:
+                    oid = rng.choice(sorted(fast.open_orders[fast.accounts[k].owner]))
+                    row["op"], row["order_id"] = 3, oid
+                    rest.append(("cancel", {"symbol": "XYZUSDT", "orderId": str(oid)}))
+                    continue
+                row["side"], row["qty"] = side, rng.randint(1, 12)
+                params = {"symbol": "XYZUSDT", "side": "BUY" if side > 0 else "SELL",
+                          "quantity": str(int(row["qty"]))}
+                if roll < 0.3:
+                    row["op"] = 2
+                    params["type"] = "MARKET"
+                else:
+                    row["op"], row["tif"] = 1, rng.randint(0, 3)
+                    row["price"] = touch + side * rng.randint(-2, 2)
+                    params["price"] = spec.price_str(int(row["price"]))
+                    if row["tif"] == 3:
+                        params["type"] = "LIMIT_MAKER"
+                    else:
+                        params["type"] = "LIMIT"
+                        params["timeInForce"] = tifs[row["tif"]]
+                rest.append(("new", params))
+            frames.append(Request("frame", fast.accounts[k],
+                                  {"records": base64.b64encode(rows.tobytes()).decode()}))
+            requests += [Request(kind, slow.accounts[k], params) for kind, params in rest]
+        ts = 10**15 + i * 10**8
+        fast.run_batch(frames, step=True, ts=ts)
+        slow.run_batch(requests, step=True, ts=ts)
+        answers = iter(requests)
+        for frame in frames:
+            result = frame.result
+            assert isinstance(result, FrameResult)
+            for ack in result.acks.tolist():
+                answer = next(answers).result
+                if isinstance(answer, ApiError):
+                    assert ack[4] == answer.code
+                else:
+                    assert isinstance(answer, Order) and ack[4] == 0
+                    assert (ack[1], ack[2], ack[3], ack[5]) == (
+                        answer.order_id, answer.executed, answer.quote,
+                        STATUS_CODES[answer.status])
+    assert len(fast.orders) == len(slow.orders) > 300
+    for oid, order in fast.orders.items():
+        twin = slow.orders[oid]
+        assert (order.status, order.executed, order.quote, order.lock, order.type,
+                order.tif, order.price, order.qty) == (
+            twin.status, twin.executed, twin.quote, twin.lock, twin.type, twin.tif,
+            twin.price, twin.qty)
+        assert [(f.trade_id, f.price, f.qty, f.commission) for f in order.fills] == \
+            [(f.trade_id, f.price, f.qty, f.commission) for f in twin.fills]
+    for a, b in zip(fast.accounts, slow.accounts, strict=True):
+        for asset in ("USDT", "XYZ"):
+            assert (fast.total(a, asset), fast.free(a, asset)) == (
+                slow.total(b, asset), slow.free(b, asset))
+            assert fast.free(a, asset) >= 0
+    assert fast.depth(spec, 50) == slow.depth(spec, 50)
+    assert [vars(t) for t in fast.trades["XYZUSDT"]] == [vars(t) for t in slow.trades["XYZUSDT"]]

@@ -45,6 +45,8 @@ from rltrader.core.constants import (
     IOC,
     LIMIT,
     MARKET,
+    MAX_PRICE,
+    MAX_QTY,
     POST_ONLY,
     REJECTED,
     SELL,
@@ -65,6 +67,22 @@ TRADES_KEPT = 1000
 BARS_KEPT = 1500
 
 
+#: A binary order record (``/orders``, :mod:`rltrader.exchange.order_entry`): op 1 limit,
+#: 2 market, 3 cancel; side +1/-1; tif 0 GTC, 1 IOC, 2 FOK, 3 post-only; symbol index.
+ORDER_IN = np.dtype([("tag", "<u8"), ("op", "u1"), ("side", "i1"), ("tif", "u1"),
+                     ("pad", "u1"), ("symbol", "<u2"), ("pad2", "<u2"), ("qty", "<i8"),
+                     ("price", "<i8"), ("order_id", "<u8")])
+#: Its acknowledgement: the order's id, lots executed, quote (ticks x lots), Binance error
+#: code (0: none) and status (:data:`STATUS_CODES`).
+ORDER_ACK = np.dtype([("tag", "<u8"), ("order_id", "<u8"), ("executed", "<i8"),
+                      ("quote", "<i8"), ("code", "<i2"), ("status", "u1"), ("pad", "u1"),
+                      ("pad2", "<u4")])
+STATUS_CODES = {"NEW": 1, "PARTIALLY_FILLED": 2, "FILLED": 3, "CANCELED": 4, "EXPIRED": 5,
+                "EXPIRED_IN_MATCH": 5, "REJECTED": 6}
+_FRAME_TIF = (("LIMIT", "GTC", GTC), ("LIMIT", "IOC", IOC), ("LIMIT", "FOK", FOK),
+              ("LIMIT_MAKER", "GTC", POST_ONLY))
+
+
 def fee_of(notional: int, ppm: int) -> int:
     """The core's fee: ``notional x ppm / 10**6`` truncated toward zero."""
     product = notional * ppm
@@ -80,7 +98,7 @@ class Fill:
     maker: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     """An account's order as the exchange reports it (prices in ticks, sizes in lots)."""
 
@@ -127,6 +145,16 @@ class Trade:
 
 
 @dataclass
+class FrameResult:
+    """What a ``"frame"`` request (binary records) came to: an ack per record, and the
+    order each one placed or cancelled (None where it was refused)."""
+
+    acks: np.ndarray
+    orders: list
+    cancels: list       # True where the record is a cancel
+
+
+@dataclass
 class Request:
     """One sequenced input from a gateway: ``kind`` ``"new"`` or ``"cancel"``."""
 
@@ -135,6 +163,15 @@ class Request:
     params: dict[str, str]
     future: asyncio.Future | None = None
     result: Any = None
+
+
+def _refuse(target: Any, error: ApiError) -> None:
+    """A request (or a frame's record) the core refused gets ``error``."""
+    if isinstance(target, Request):
+        target.result = error
+    else:
+        frame, k = target
+        frame.acks["code"][k] = error.code
 
 
 class Exchange:
@@ -306,17 +343,23 @@ class Exchange:
             parts.append(background)
         self.steps += step
         msgs = empty_messages(len(requests))
-        n = 0
-        for req in requests:
+        n = start = 0
+        for req in requests:                      # the requests' messages, in order
             try:
                 message = self._check(req, ts)
             except ApiError as exc:
                 req.result = exc
                 continue
-            if message is not None:
+            if type(message) is np.ndarray:         # a frame's messages
+                if n > start:
+                    parts.append(msgs[start:n])
+                    start = n
+                parts.append(message)
+            elif message is not None:
                 msgs[n] = message
                 n += 1
-        parts.append(msgs[:n])
+        if n > start or not parts:
+            parts.append(msgs[start:n])
         batch = np.concatenate(parts) if len(parts) > 1 else parts[0]
         if self.replay is None:
             events = self._process(batch)
@@ -377,7 +420,105 @@ class Exchange:
             return self._new_order(req, ts)
         if req.kind == "cancel":
             return self._cancel(req, ts)
+        if req.kind == "frame":
+            return self._frame(req, ts)
         raise ApiError(-1000, f"unknown request {req.kind!r}")
+
+    def _frame(self, req: Request, ts: int) -> np.ndarray:
+        """Binary records (``params["records"]``: base64 of :data:`ORDER_IN`) checked as
+        REST would check them, in order: a limit order or a cancel without building its
+        request; a market order through :meth:`_new_order`. Sets ``req.result`` to a
+        :class:`FrameResult`; returns the core messages."""
+        import base64
+
+        raw = base64.b64decode(req.params["records"])
+        if len(raw) % ORDER_IN.itemsize:
+            raise ApiError(-1100, f"a frame is whole records of {ORDER_IN.itemsize} bytes")
+        records = np.frombuffer(raw, dtype=ORDER_IN)
+        n = records.shape[0]
+        acks = np.zeros(n, dtype=ORDER_ACK)
+        acks["tag"] = records["tag"]
+        codes = [0] * n
+        placed: list[Order | None] = [None] * n
+        account = req.account
+        specs = self._specs
+        free: dict[str, int] = {}
+        ppm = max(self.maker_fee_ppm, self.taker_fee_ppm, 0)
+        cols: list[tuple[int, int, int, int, int, int, int]] = []
+        time_ms = ts // 1_000_000
+        for k, (_, op, side, tif, _, symbol, _, qty, price, order_id) in enumerate(
+                records.tolist()):
+            if symbol >= len(specs):
+                codes[k] = -1121
+                continue
+            spec = specs[symbol]
+            if op == 3:
+                order = self.orders.get(order_id)
+                if order is None or order.account is not account or order.spec is not spec:
+                    codes[k] = -2013
+                elif not order.is_open:
+                    codes[k] = -2011
+                else:
+                    placed[k] = order
+                    cols.append((CANCEL, order.core_id, 0, 0, 0, GTC, spec.book))
+                continue
+            if (op not in (1, 2) or side not in (1, -1) or tif > 3 or not 0 < qty <= MAX_QTY):
+                codes[k] = -1100
+                continue
+            if op == 2:                               # market: REST's path (the sweep)
+                sub = Request("new", account, {"symbol": spec.symbol, "type": "MARKET",
+                                               "side": "BUY" if side > 0 else "SELL",
+                                               "quantity": spec.qty_str(qty)})
+                try:
+                    m = self._new_order(sub, ts)
+                except ApiError as exc:
+                    codes[k] = exc.code
+                    continue
+                placed[k] = sub.result
+                cols.append((int(m["op"]), int(m["order_id"]), int(m["side"]),
+                             int(m["price"]), int(m["qty"]), int(m["tif"]), spec.book))
+                continue
+            if not 0 < price <= MAX_PRICE:
+                codes[k] = -1013
+                continue
+            asset = spec.quote if side > 0 else spec.base
+            if asset not in free:
+                free[asset] = self.free(account, asset)
+            if side > 0:
+                notional = price * qty
+                need = notional + -((-notional * ppm) // 1_000_000)
+            else:
+                need = qty
+            if need > free[asset]:
+                codes[k] = -2010
+                continue
+            free[asset] -= need
+            kind, tif_name, core_tif = _FRAME_TIF[tif]
+            oid = self.next_order_id
+            self.next_order_id += 1
+            order = Order(oid, f"rlt-{oid}", account, spec, side, kind, tif_name, price, qty,
+                          time_ms, update_ms=time_ms, lock=need, limit=price)
+            self._add_lock(account, asset, need)
+            self.orders[oid] = order
+            self.client_ids[(account.owner, order.client_id)] = order
+            self.open_orders[account.owner][oid] = order
+            placed[k] = order
+            cols.append((LIMIT, order.core_id, side, price, qty, core_tif, spec.book))
+        acks["code"] = codes
+        req.result = FrameResult(acks, placed, (records["op"] == 3).tolist())
+        msgs = empty_messages(len(cols))
+        if cols:
+            table = np.array(cols, dtype=np.int64)
+            for j, name in enumerate(("op", "order_id", "side", "price", "qty", "tif", "book")):
+                msgs[name] = table[:, j]
+            msgs["timestamp"] = ts
+            msgs["owner"] = account.owner
+        return msgs
+
+    @property
+    def _specs(self) -> list[SymbolSpec]:
+        """The symbols in book order (a frame's ``symbol`` indexes them)."""
+        return sorted(self.symbols.values(), key=lambda s: s.book)
 
     def symbol(self, params: dict[str, str]) -> SymbolSpec:
         name = params.get("symbol")
@@ -565,13 +706,22 @@ class Exchange:
         public: dict[str, list[Trade]] = {s: [] for s in self.symbols}
         by_book = {spec.book: spec for spec in self.symbols.values()}
         lo = self.first_owner
-        news: dict[int, Request] = {}
-        cancels: dict[int, Request] = {}
+        news: dict[int, Any] = {}           # core id -> its Request, or (frame, record)
+        cancels: dict[int, Any] = {}
+        frames: list[FrameResult] = []
         for req in requests:
             if isinstance(req.result, Order):
                 (news if req.kind == "new" else cancels)[req.result.core_id] = req
+            elif isinstance(req.result, FrameResult):
+                frames.append(req.result)
+                for k, (order, cancel) in enumerate(zip(req.result.orders,
+                                                        req.result.cancels, strict=True)):
+                    if order is not None:
+                        (cancels if cancel else news)[order.core_id] = (req.result, k)
         touched: dict[int, Order] = {}
-        for ev in events.tolist() if events.size else ():
+        if events.size:                     # an ACCEPTED changes nothing placement did
+            events = events[events["kind"] != ACCEPTED]
+        for ev in events.tolist():
             (_, order_id, maker_id, price, qty, _leaves, _mleaves, book, owner, maker_owner,
              index, kind, reason, side) = ev
             if kind == FILL:
@@ -607,19 +757,28 @@ class Exchange:
                 touched[order.order_id] = order
             elif kind == REJECTED:
                 if reason == Reason.UNKNOWN_ORDER and order_id in cancels:
-                    cancels[order_id].result = ApiError(-2011, "Unknown order sent.")
+                    _refuse(cancels[order_id], ApiError(-2011, "Unknown order sent."))
                     continue
-                request = news.get(order_id)
                 order.status = "REJECTED"
                 touched[order.order_id] = order
-                if request is not None:
-                    request.result = ApiError(-2010, "Order would immediately match and take."
-                                              if reason == Reason.POST_ONLY_WOULD_CROSS else
-                                              f"Order rejected: {Reason(reason).name}.")
-            elif kind == ACCEPTED:
-                touched[order.order_id] = order
+                if order_id in news:
+                    _refuse(news[order_id], ApiError(
+                        -2010, "Order would immediately match and take."
+                        if reason == Reason.POST_ONLY_WOULD_CROSS else
+                        f"Order rejected: {Reason(reason).name}."))
         for order in touched.values():
             self._relock(order)
+        for frame in frames:                # the acks say what became of each record
+            acks = frame.acks
+            ok = [k for k, (order, code) in enumerate(zip(frame.orders, acks["code"].tolist(),
+                                                          strict=True))
+                  if order is not None and code == 0]
+            if ok:
+                orders = [frame.orders[k] for k in ok]
+                acks["order_id"][ok] = [o.order_id for o in orders]
+                acks["executed"][ok] = [o.executed for o in orders]
+                acks["quote"][ok] = [o.quote for o in orders]
+                acks["status"][ok] = [STATUS_CODES[o.status] for o in orders]
         return public
 
     def _relock(self, order: Order) -> None:

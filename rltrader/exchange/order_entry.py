@@ -34,61 +34,20 @@ text error and the connection stays open.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
 
-import numpy as np
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from rltrader.exchange.engine import Exchange, Order, Request
+from rltrader.exchange.engine import ORDER_ACK, ORDER_IN, STATUS_CODES, Exchange, Request
 from rltrader.exchange.symbols import ApiError
 
-ORDER_IN = np.dtype([("tag", "<u8"), ("op", "u1"), ("side", "i1"), ("tif", "u1"),
-                     ("pad", "u1"), ("symbol", "<u2"), ("pad2", "<u2"), ("qty", "<i8"),
-                     ("price", "<i8"), ("order_id", "<u8")])
-ORDER_ACK = np.dtype([("tag", "<u8"), ("order_id", "<u8"), ("executed", "<i8"),
-                      ("quote", "<i8"), ("code", "<i2"), ("status", "u1"), ("pad", "u1"),
-                      ("pad2", "<u4")])
-STATUS_CODES = {"NEW": 1, "PARTIALLY_FILLED": 2, "FILLED": 3, "CANCELED": 4, "EXPIRED": 5,
-                "EXPIRED_IN_MATCH": 5, "REJECTED": 6}
+__all__ = ["MAX_ORDERS", "ORDER_ACK", "ORDER_IN", "STATUS_CODES", "route"]
+
 MAX_ORDERS = 4096
-_TIF = {0: ("LIMIT", "GTC"), 1: ("LIMIT", "IOC"), 2: ("LIMIT", "FOK"), 3: ("LIMIT_MAKER", "")}
-
-
-def _requests(ex: Exchange, account: Any, records: np.ndarray) -> list[Request | ApiError]:
-    """Each record as the REST request it stands for (or the error that refuses it)."""
-    specs = sorted(ex.symbols.values(), key=lambda s: s.book)
-    out: list[Request | ApiError] = []
-    for r in records.tolist():
-        _tag, op, side, tif, _, symbol, _, qty, price, order_id = r
-        if symbol >= len(specs):
-            out.append(ApiError(-1121, "Invalid symbol."))
-            continue
-        spec = specs[symbol]
-        if op == 3:
-            out.append(Request("cancel", account, {"symbol": spec.symbol,
-                                                   "orderId": str(order_id)}))
-            continue
-        if op not in (1, 2) or side not in (1, -1) or tif not in _TIF or qty <= 0:
-            out.append(ApiError(-1100, "Illegal values in an order record."))
-            continue
-        params = {"symbol": spec.symbol, "side": "BUY" if side > 0 else "SELL",
-                  "quantity": spec.qty_str(qty), "newOrderRespType": "RESULT"}
-        if op == 2:
-            params["type"] = "MARKET"
-        else:
-            kind, tif_name = _TIF[tif]
-            params["type"] = kind
-            if tif_name:
-                params["timeInForce"] = tif_name
-            if price <= 0:
-                out.append(ApiError(-1013, "Filter failure: PRICE_FILTER"))
-                continue
-            params["price"] = spec.price_str(price)
-        out.append(Request("new", account, params))
-    return out
 
 
 async def _handshake(ex: Exchange, ws: WebSocket) -> Any:
@@ -115,24 +74,14 @@ async def _answer(ex: Exchange, account: Any, frame: bytes) -> bytes | str:
     if len(frame) % ORDER_IN.itemsize or len(frame) // ORDER_IN.itemsize > MAX_ORDERS:
         return json.dumps({"error": f"a frame is up to {MAX_ORDERS} records of "
                                     f"{ORDER_IN.itemsize} bytes"})
-    records = np.frombuffer(frame, dtype=ORDER_IN)
-    items = _requests(ex, account, records)
-    results = iter(await ex.submit_all([item for item in items
-                                        if isinstance(item, Request)]))
-    acks = np.zeros(records.shape[0], dtype=ORDER_ACK)
-    acks["tag"] = records["tag"]
-    for k, item in enumerate(items):
-        result = item if isinstance(item, ApiError) else next(results)
-        if isinstance(result, ApiError):
-            acks["code"][k] = result.code
-        elif isinstance(result, Order):
-            acks["order_id"][k] = result.order_id
-            acks["executed"][k] = result.executed
-            acks["quote"][k] = result.quote
-            acks["status"][k] = STATUS_CODES[result.status]
-        else:                                   # a bug, not the client's: say so, go on
-            acks["code"][k] = -1000
-    return acks.tobytes()
+    # one request for the frame: checked record by record by the sequencer, in one batch
+    # (Exchange._frame), journaled as it came
+    request = Request("frame", account, {"records": base64.b64encode(frame).decode()})
+    try:
+        result = await ex.submit(request)
+    except ApiError as exc:
+        return json.dumps({"error": exc.msg, "code": exc.code})
+    return result.acks.tobytes()
 
 
 def route(ex: Exchange) -> WebSocketRoute:
