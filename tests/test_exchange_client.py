@@ -74,3 +74,35 @@ def test_the_env_passes_the_ecosystems_checkers_on_a_moving_market(tmp_path) -> 
             assert abs(info["position"]) <= 5
         assert truncated and not terminated
         env.close()
+
+
+def test_ppo_learns_over_the_network_beside_a_ccxt_client(tmp_path) -> None:
+    """Three accounts as one batched env (``ServedVectorEnv``), served to Stable-Baselines3
+    by the project's ``SB3VecEnv``: PPO collects and updates on the live market while a
+    ccxt client trades in the same book; every agent's position is what its account says."""
+    from stable_baselines3 import PPO
+
+    from rltrader.envs.sb3 import SB3VecEnv
+    from rltrader.exchange.client import ServedVectorEnv
+
+    accounts = {f"agent{k}": (f"agent{k}-key", f"agent{k}-secret",
+                              {"USDT": "100000", "XYZ": "100"}) for k in range(3)}
+    accounts["alice"] = ACCOUNTS["alice"]
+    with running_server(tmp_path, "--speed", "20", accounts=accounts) as url:
+        keys = [accounts[f"agent{k}"][:2] for k in range(3)]
+        batched = ServedVectorEnv(url, keys, step_s=0.02, horizon=8, position_limit=4)
+        venv = SB3VecEnv(batched)
+        alice = ccxt_client(url, "alice")
+        alice.load_markets()
+        alice.create_order(MARKET, "market", "buy", 3)
+        model = PPO("MlpPolicy", venv, n_steps=8, batch_size=24, n_epochs=1, seed=0,
+                    device="cpu")
+        model.learn(total_timesteps=48)
+        assert model.num_timesteps >= 48
+        for env in batched.envs:
+            position = env._state()[2]
+            assert abs(position) <= 4
+            mine = env.client.balances()["XYZ"]
+            assert sum(mine) == 100 + position
+        assert alice.fetch_balance()["XYZ"]["total"] == 1003
+        batched.close()

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -23,66 +19,18 @@ httpx = pytest.importorskip("httpx")
 ccxt_pro = pytest.importorskip("ccxt.pro")
 
 SYMBOL = "XYZUSDT"
-ACCOUNTS = """[[accounts]]
-name = "alice"
-api_key = "alice-key"
-secret = "alice-secret"
-[accounts.balances]
-USDT = "100000"
-XYZ = "1000"
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve_command() -> list[str]:
-    script = Path(sys.executable).parent / "rltrader"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "rltrader.tools.cli"]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``rltrader serve resilient --speed 5`` on a free loopback port: its ``host:port``
-    (request weight unlimited in practice)."""
-    tmp = tmp_path_factory.mktemp("ws")
-    accounts = tmp / "accounts.toml"
-    accounts.write_text(ACCOUNTS)
-    port = _free_port()
-    log_path = tmp / "serve.log"
-    log = open(log_path, "w")  # noqa: SIM115 (closed in the finalizer)
-    proc = subprocess.Popen([*_serve_command(), "serve", "resilient", "--port", str(port),
-                             "--accounts", str(accounts), "--speed", "5",
-                             # the tests poll REST depth from one address as fast as it
-                             # answers (to land on the stream's update ids)
-                             "--weight-per-minute", "10000000"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    host = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://{host}/api/v3/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {log_path.read_text()}")
-            time.sleep(0.1)
-        yield host
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    (request weight unlimited in practice: the tests poll REST depth from one address
+    as fast as it answers, to land on the stream's update ids)."""
+    from _exchange import running_server
+
+    with running_server(tmp_path_factory.mktemp("ws"), "--speed", "5",
+                        "--weight-per-minute", "10000000") as url:
+        yield url.removeprefix("http://")
 
 
 def _pro(host: str):  # type: ignore[no-untyped-def]

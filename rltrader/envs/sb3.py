@@ -20,6 +20,10 @@ from rltrader.core.checks import is_int
 from rltrader.envs.batched import BatchedMarketEnv
 from rltrader.envs.groups import GroupLearner
 
+#: What a batched env offers SB3VecEnv (BatchedMarketEnv's protocol; ServedVectorEnv has it).
+_PROTOCOL = ("num_agents_total", "single_observation_space", "single_action_space", "reset",
+             "step", "final_observations")
+
 
 class SB3VecEnv(VecEnv):
     """``VecEnv`` with ``num_envs = batched_env.num_agents_total``.
@@ -34,8 +38,10 @@ class SB3VecEnv(VecEnv):
     render_mode = None
 
     def __init__(self, batched_env: BatchedMarketEnv | GroupLearner) -> None:
-        if not isinstance(batched_env, (BatchedMarketEnv, GroupLearner)):
-            raise TypeError(f"batched_env must be a BatchedMarketEnv or a GroupLearner, got "
+        if not isinstance(batched_env, (BatchedMarketEnv, GroupLearner)) and not all(
+                hasattr(batched_env, name) for name in _PROTOCOL):
+            raise TypeError(f"batched_env must be a BatchedMarketEnv, a GroupLearner or an "
+                            f"env with {', '.join(_PROTOCOL)}; got "
                             f"{type(batched_env).__name__}")
         self.batched_env = batched_env
         super().__init__(batched_env.num_agents_total, batched_env.single_observation_space,

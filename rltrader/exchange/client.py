@@ -199,6 +199,14 @@ class ServedMarketEnv(gym.Env):
         return self._observe(bids, asks, position), {"position": position}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        sent = self.act(action)
+        if self.step_s:
+            time.sleep(self.step_s)
+        return self.settle(sent)
+
+    def act(self, action: Any) -> int:
+        """The first half of a step: send ``action``'s orders (one frame); returns how
+        many records went out."""
         if not self.action_space.contains(action):
             raise ValueError(f"action {action!r} is not in {self.action_space}")
         action = int(action)
@@ -226,8 +234,10 @@ class ServedMarketEnv(gym.Env):
         for row, ack in zip(rows, acks.tolist(), strict=True):
             if row[0] == 1 and ack[4] == 0 and ack[5] in (1, 2):     # a quote resting
                 self._quotes[row[1]] = int(ack[1])
-        if self.step_s:
-            time.sleep(self.step_s)
+        return len(rows)
+
+    def settle(self, sent: int = 0) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """The second half of a step, once the market has moved: observe, reward."""
         live = {int(o["orderId"]) for o in self.client.open_orders()}
         self._quotes = {s: oid for s, oid in self._quotes.items() if oid in live}
         bids, asks, position, value = self._state()
@@ -235,7 +245,71 @@ class ServedMarketEnv(gym.Env):
         self._value = value
         self._steps += 1
         return (self._observe(bids, asks, position), float(reward), False,
-                self._steps >= self.horizon, {"position": position, "sent": len(rows)})
+                self._steps >= self.horizon, {"position": position, "sent": sent})
 
     def close(self) -> None:
         self.client.close()
+
+
+class ServedVectorEnv:
+    """Several accounts of a served market as one batched env (rows are agents): the
+    protocol of :class:`rltrader.envs.BatchedMarketEnv` (``reset(seed)``, ``step(actions)``
+    -> observations, rewards, terminated, truncated buffers, ``final_observations``,
+    ``num_agents_total``, single spaces), so that
+    :class:`rltrader.envs.sb3.SB3VecEnv` serves it to Stable-Baselines3: learners trading
+    over the network, in the same books as everyone else. A step sends every agent's
+    orders, waits ``step_s`` once, then observes them all; an agent whose episode ended is
+    reset at once (its last observation in :attr:`final_observations`).
+
+    Parameters
+    ----------
+    url : str
+        The server (``http://HOST:PORT``).
+    keys : list of (api_key, secret)
+        One account per agent.
+    **kwargs
+        :class:`ServedMarketEnv`'s options (``order_qty``, ``position_limit``,
+        ``horizon``, ``step_s`` ...), the same for every agent.
+    """
+
+    def __init__(self, url: str, keys: list[tuple[str, str]], **kwargs: Any) -> None:
+        if not keys:
+            raise ValueError("keys: one (api_key, secret) per agent, at least one")
+        self.step_s = kwargs.pop("step_s", 0.1)
+        self.envs = [ServedMarketEnv(url, key, secret, step_s=0.0, **kwargs)
+                     for key, secret in keys]
+        self.num_agents_total = len(self.envs)
+        self.single_observation_space = self.envs[0].observation_space
+        self.single_action_space = self.envs[0].action_space
+        shape = (self.num_agents_total, *self.single_observation_space.shape)
+        self.observations = np.zeros(shape, dtype=np.float32)
+        self.final_observations = np.zeros(shape, dtype=np.float32)
+        self.rewards = np.zeros(self.num_agents_total, dtype=np.float32)
+        self.terminated = np.zeros(self.num_agents_total, dtype=bool)
+        self.truncated = np.zeros(self.num_agents_total, dtype=bool)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        for i, env in enumerate(self.envs):
+            self.observations[i] = env.reset(seed=seed)[0]
+        self.terminated[:] = self.truncated[:] = False
+        self.rewards[:] = 0.0
+        return self.observations
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        actions = np.asarray(actions).reshape(self.num_agents_total)
+        sent = [env.act(int(a)) for env, a in zip(self.envs, actions, strict=True)]
+        if self.step_s:
+            time.sleep(self.step_s)
+        for i, env in enumerate(self.envs):
+            obs, reward, terminated, truncated, _ = env.settle(sent[i])
+            self.rewards[i] = reward
+            self.terminated[i], self.truncated[i] = terminated, truncated
+            if terminated or truncated:
+                self.final_observations[i] = obs
+                obs = env.reset()[0]
+            self.observations[i] = obs
+        return self.observations, self.rewards, self.terminated, self.truncated
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
