@@ -224,6 +224,7 @@ def train(config: TrainConfig, out_dir: Path | str, *, progress: bool = True,
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.logger import configure as configure_logger
     from stable_baselines3.common.utils import LinearSchedule
 
     from rltrader.training.callbacks import LearningCurve, TqdmProgress
@@ -245,6 +246,9 @@ def train(config: TrainConfig, out_dir: Path | str, *, progress: bool = True,
                 vf_coef=p.vf_coef, max_grad_norm=p.max_grad_norm,
                 policy_kwargs={"net_arch": list(p.net_arch)}, seed=config.seed, device="cpu")
     setattr(model, KEEP_HEAD_ATTRIBUTE, p.keep_head)     # saved with every checkpoint
+    # SB3's own log (losses, KL, clip fraction ...) as out/sb3/progress.csv; without a
+    # logger SB3 makes an empty folder in the system's temp directory on every run
+    model.set_logger(configure_logger(str(out / "sb3"), ["csv"]))
     tune_start = time.perf_counter()
     maker = choose_maker(config) if evaluate_baselines or p.imitate_steps else None
     tune_s = time.perf_counter() - tune_start
