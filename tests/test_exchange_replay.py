@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 ccxt = pytest.importorskip("ccxt")
@@ -70,3 +71,42 @@ def test_ccxt_orders_trade_in_the_recorded_queues(tmp_path) -> None:
         public = bob.fetch_trades("AAPL/USD", limit=1000)
         assert len(public) > len(trades)              # the record trades too
         alice.cancel_order(sell["id"], "AAPL/USD")
+
+
+def test_a_binance_capture_served_to_ccxt(tmp_path) -> None:
+    """``--replay binance``: the capture's own grids and symbol (BTCUSDT, ticks of 0.01,
+    lots of 0.000001 BTC); once the record has run out REST depth is the reader's book,
+    and a ccxt market buy takes its asks."""
+    from _data import crypto_file
+
+    from rltrader import Books
+    from rltrader.data import binance
+    from rltrader.data._levels import levels_after
+
+    path = crypto_file("binance", "hftbacktest_binance_spot_btcusdt_20240808_raw_ws.gz")
+    feed = binance.read_feed([path])
+    _, want_qtys = levels_after(Books(1, window=1 << 18), feed.messages,
+                                np.array([feed.messages.shape[0]]), 5)
+    want_prices, _ = levels_after(Books(1, window=1 << 18), feed.messages,
+                                  np.array([feed.messages.shape[0]]), 5)
+    accounts = {"alice": ("alice-key", "alice-secret", {"USDT": "100000", "BTC": "1"})}
+    with running_server(tmp_path, "--replay", "binance", str(path), "--speed", "200",
+                        accounts=accounts) as url:
+        client = ccxt_client(url, "alice")
+        market = client.load_markets()["BTC/USDT"]
+        assert (feed.tick_size.step, feed.lot_size.step) == ("0.01", "0.000001")
+        assert market["precision"]["price"] == 0.01 and market["precision"]["amount"] == 1e-06
+        deadline = time.monotonic() + 30
+        while True:
+            book = client.fetch_order_book("BTC/USDT", 5)
+            got = [[round(p * 100) for p, _ in book[side]] for side in ("bids", "asks")]
+            want = [[int(p) for p in want_prices[0][k] if p] for k in (0, 1)]
+            if got == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert got == want
+        sizes = [[round(q * 1_000_000) for _, q in book[side]] for side in ("bids", "asks")]
+        assert sizes == [[int(q) for q in want_qtys[0][k] if q] for k in (0, 1)]
+        buy = client.create_order("BTC/USDT", "market", "buy", 0.001)
+        assert buy["filled"] == 0.001 and buy["average"] >= book["asks"][0][0]
+        assert client.fetch_balance()["BTC"]["total"] == pytest.approx(1.001)

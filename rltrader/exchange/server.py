@@ -37,18 +37,30 @@ def specs_of(config: MarketConfig, quote: str, lot_size: str) -> list[SymbolSpec
                        book) for book, name in enumerate(config.symbols)]
 
 
-#: Formats ``rltrader serve --replay`` takes (NASDAQ equities, prices in cents).
-REPLAY_FORMATS = ("lobster", "itch")
+#: Formats ``rltrader serve --replay`` takes: NASDAQ equities (ticks of $0.01, lots of
+#: one share) and crypto L2 feeds (the feed's own price and size grids).
+REPLAY_FORMATS = ("lobster", "itch", "binance", "tardis")
 
 
-def read_replay(fmt: str, paths: Sequence[str],
-                symbol: str | None = None) -> tuple[Any, str, str | None]:
+def read_replay(fmt: str, paths: Sequence[str], symbol: str | None = None
+                ) -> tuple[Any, str, str | None, str, str]:
     """Recorded data for ``--replay FORMAT PATH...``: the reader's result, the symbol's
-    name and the ITCH stock to replay. ``lobster MESSAGE [ORDERBOOK]`` (with the
-    orderbook file the book is exact from the first row; the name is the file's,
-    ``AAPL_...``), ``itch PATH`` (``symbol`` picks the stock when the file holds
-    several). Prices in ticks of $0.01."""
-    from rltrader.data import itch, lobster
+    name, the ITCH stock to replay, the tick and the lot (decimal strings).
+    ``lobster MESSAGE [ORDERBOOK]`` (with the orderbook file the book is exact from the
+    first row; the name is the file's, ``AAPL_...``), ``itch PATH`` (``symbol`` picks the
+    stock when the file holds several): ticks of $0.01, lots of one share. ``binance
+    PATH...`` (a depth snapshot and its diff stream, as ``rltrader replay binance``) and
+    ``tardis PATH...``: the feed's own grids and symbol (``BTCUSDT``)."""
+    from rltrader.data import binance, itch, lobster, tardis
+
+    if fmt in ("binance", "tardis"):
+        if not paths:
+            raise ValueError(f"--replay {fmt} PATH...")
+        feed = (binance if fmt == "binance" else tardis).read_feed(list(paths))
+        name = symbol or feed.symbol
+        if not name:
+            raise ValueError("the feed names no symbol: give --replay-symbol")
+        return feed, name, None, feed.tick_size.step, feed.lot_size.step
 
     if fmt == "lobster":
         if not 1 <= len(paths) <= 2:
@@ -60,7 +72,7 @@ def read_replay(fmt: str, paths: Sequence[str],
                                        lobster.read_orderbook(paths[1]))
         else:
             feed = lobster.read_messages(paths[0])
-        return feed, symbol or Path(paths[0]).name.split("_")[0], None
+        return feed, symbol or Path(paths[0]).name.split("_")[0], None, "0.01", "1"
     if fmt == "itch":
         if len(paths) != 1:
             raise ValueError("--replay itch PATH")
@@ -71,7 +83,7 @@ def read_replay(fmt: str, paths: Sequence[str],
         if symbol is None:
             raise ValueError(f"the ITCH file holds {len(stocks)} stocks: pick one with "
                              "--replay-symbol")
-        return feed, symbol, symbol
+        return feed, symbol, symbol, "0.01", "1"
     raise ValueError(f"--replay formats: {', '.join(REPLAY_FORMATS)} (got {fmt!r})")
 
 
@@ -94,17 +106,21 @@ def build(name: str | None = None, *, config_path: str | None = None,
         if config_path is not None:
             raise ValueError("give --replay or a market (PRESET / --config), not both")
         if lot_size != "1":
-            raise ValueError("a replay trades whole shares: --lot-size must be 1")
+            raise ValueError("--lot-size is the feed's with --replay")
         from rltrader.data.hybrid import from_feed
 
-        feed, symbol, book = read_replay(replay[0], replay[1:], replay_symbol)
-        config = MarketConfig(symbols=(symbol,), tick_size=0.01)
-        accounts = (load_accounts(accounts_path, specs_of(config, quote, lot_size))
+        feed, symbol, book, tick, lot = read_replay(replay[0], replay[1:], replay_symbol)
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            symbol = symbol[: -len(quote)]              # BTCUSDT: base BTC, quote USDT
+        config = MarketConfig(symbols=(symbol,), tick_size=float(tick))
+        if Decimal(str(config.tick_size)) != Decimal(tick):
+            raise ValueError(f"the feed's tick {tick} is not a float's exact decimal")
+        accounts = (load_accounts(accounts_path, specs_of(config, quote, lot))
                     if accounts_path is not None else [])
-        source = from_feed(feed, max(1, len(accounts)), book=book,
+        source = from_feed(feed, max(1, len(accounts)), book=book, window=1 << 18,
                            maker_fee_ppm=maker_fee_ppm, taker_fee_ppm=taker_fee_ppm)
-        return Exchange(config, accounts, quote=quote, speed=speed, replay=source,
-                        replay_step_ns=replay_step_ns)
+        return Exchange(config, accounts, quote=quote, lot_size=lot, speed=speed,
+                        replay=source, replay_step_ns=replay_step_ns)
     config = market_config(name, config_path)
     accounts: list[Account] = []
     if accounts_path is not None:

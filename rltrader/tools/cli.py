@@ -528,8 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "after a crash; it must be of the same market, seed and accounts)")
     p.add_argument("--replay", nargs="+", default=None, metavar="ARG",
                    help="serve recorded flow instead of a simulated market: FORMAT PATH... "
-                   "(lobster MESSAGE [ORDERBOOK], itch PATH); the accounts trade in its "
-                   "queues (docs/hybrid.md)")
+                   "(lobster MESSAGE [ORDERBOOK], itch PATH, binance PATH..., tardis "
+                   "PATH...); the accounts trade in its queues (docs/hybrid.md)")
     p.add_argument("--replay-symbol", default=None, metavar="NAME", help="the stock of an "
                    "ITCH file that holds several, and the served symbol's base name")
     p.add_argument("--replay-step-ms", type=_positive, default=100, metavar="MS",
