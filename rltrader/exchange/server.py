@@ -167,5 +167,7 @@ def serve(exchange: Exchange, host: str = "127.0.0.1", port: int = 8080, *,
     uvicorn.run(app(exchange, weight_per_minute=weight_per_minute,
                     orders_per_10s=orders_per_10s, on_shutdown=on_shutdown),
                 host=host, port=port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=3)        # idle keep-alive clients do not hold
+                timeout_graceful_shutdown=3,        # idle keep-alive clients do not hold
                                                     # a shutdown (and the journal's close)
+                ws_per_message_deflate=False)       # compressing every frame cost 10 % of
+                                                    # the binary path's CPU
