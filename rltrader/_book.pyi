@@ -1,10 +1,10 @@
 from collections.abc import Sequence
 from enum import IntEnum
-from typing import final
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
-from typing_extensions import disjoint_base
+from typing_extensions import Self, disjoint_base
 
 from rltrader.core.messages import ACCOUNT_DTYPE as ACCOUNT_DTYPE
 from rltrader.core.messages import EVENT_DTYPE as EVENT_DTYPE
@@ -156,6 +156,11 @@ class Books:
     def accounts(self) -> np.ndarray: ...
     def memory_bytes(self) -> dict[str, int]: ...
     def check_integrity(self) -> None: ...
+    def state(self) -> dict[str, Any]: ...
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self: ...
+    def _restore(self, state: dict[str, Any]) -> None: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
 
 @final
 class OrderBook:

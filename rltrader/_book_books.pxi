@@ -538,6 +538,110 @@ cdef class Books:
         finally:
             self._leave()
 
+    # ---- state (pickling, the exchange's snapshots) ------------------------------------
+
+    def state(self):
+        """Everything the core holds, as a dict of plain values and numpy array copies:
+        the sizes and list heads of ``Core`` and every array it points into (book states,
+        levels, bitmaps, arena, hash table, accounts, owner fee tiers). ``from_state``
+        rebuilds an identical ``Books`` (its next calls give bit-identical results);
+        ``pickle`` uses the pair."""
+        cdef Core* c = &self.core
+        self._enter()
+        try:
+            out = {name: getattr(self, name).copy() for name in _STATE_ARRAYS}
+            out.update(version=_STATE_VERSION, n_books=c.n_books, n_owners=c.n_owners,
+                       window=c.window, words=c.words, summary_words=c.summary_words,
+                       capacity=c.capacity, max_orders=c.max_orders,
+                       free_head=c.free_head, n_live=c.n_live,
+                       hash_mask=c.hash_mask)
+        finally:
+            self._leave()
+        return out
+
+    @classmethod
+    def from_state(cls, state):
+        """A ``Books`` holding ``state`` (from ``state()``); the arrays are copied."""
+        cdef Books books = cls.__new__(cls)
+        books._restore(state)
+        return books
+
+    def _restore(self, dict state):
+        """Load ``state`` into this object, which no kernel has run on (``from_state``)."""
+        if self.order_array is not None:
+            raise RuntimeError("_restore loads a Books made by from_state only")
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(f"Books state version {state.get('version')!r}, this build "
+                             f"reads {_STATE_VERSION}")
+        cdef Core* c = &self.core
+        n_books, n_owners = state["n_books"], state["n_owners"]
+        window, capacity = state["window"], state["capacity"]
+        words, summary_words = window // 64, (window // 64 + 63) // 64
+        hash_size = state["hash_mask"] + 1
+        if (not 1 <= n_books <= INT32_MAX or not 0 <= n_owners <= INT32_MAX
+                or window < 64 or window % 64 or window > INT32_MAX
+                or state["words"] != words or state["summary_words"] != summary_words
+                or not 1 <= capacity <= state["max_orders"] <= (1 << 30)
+                or hash_size & (hash_size - 1) or hash_size < 2 * capacity
+                or not -1 <= state["free_head"] < capacity
+                or not 0 <= state["n_live"] <= capacity):
+            raise ValueError("inconsistent Books state (sizes)")
+        shapes = dict(book_array=((n_books,), BOOK_DTYPE),
+                      level_array=((n_books, window), LEVEL_DTYPE),
+                      bitmap_array=((n_books, 2, words), np.uint64),
+                      summary_array=((n_books, 2, summary_words), np.uint64),
+                      order_array=((capacity,), ORDER_DTYPE),
+                      hash_array=((hash_size,), np.uint32),
+                      account_array=((n_books, n_owners), ACCOUNT_DTYPE),
+                      owner_fee_array=((n_owners, 2), np.int64))
+        arrays = {}
+        for name, (shape, dtype) in shapes.items():
+            a = state[name]
+            if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape:
+                raise ValueError(f"inconsistent Books state: {name} must be {shape} of "
+                                 f"{np.dtype(dtype)}")
+            arrays[name] = _zeroed_copy(a)
+        c.n_books, c.n_owners, c.window = n_books, n_owners, window
+        c.words, c.summary_words = words, summary_words
+        c.capacity, c.max_orders = capacity, state["max_orders"]
+        c.free_head, c.n_live = state["free_head"], state["n_live"]
+        c.hash_mask = hash_size - 1
+        self.book_array = arrays["book_array"]
+        self.level_array = arrays["level_array"]
+        self.bitmap_array = arrays["bitmap_array"]
+        self.summary_array = arrays["summary_array"]
+        self.order_array = arrays["order_array"]
+        self.hash_array = arrays["hash_array"]
+        self.account_array = arrays["account_array"]
+        self.owner_fee_array = arrays["owner_fee_array"]
+        for name in _READ_ONLY_ARRAYS:      # as __init__ and _resize leave them
+            getattr(self, name).flags.writeable = False
+        self._bind()
+
+    def __reduce__(self):
+        return _books_from_state, (type(self), self.state())
+
+
+#: Version of ``Books.state()``'s layout.
+_STATE_VERSION = 1
+_STATE_ARRAYS = ("book_array", "level_array", "bitmap_array", "summary_array",
+                 "order_array", "hash_array", "account_array", "owner_fee_array")
+_READ_ONLY_ARRAYS = ("book_array", "level_array", "bitmap_array", "summary_array",
+                     "order_array", "hash_array", "owner_fee_array")
+
+
+cdef object _zeroed_copy(object a):
+    """A C-contiguous copy of ``a`` whose records' padding bytes are zero (``np.array``
+    leaves them undefined for a structured dtype with padding)."""
+    out = np.zeros(a.shape, dtype=a.dtype)
+    out[...] = a
+    return out
+
+
+def _books_from_state(cls, state):
+    """Unpickle a ``Books`` (``Books.__reduce__``)."""
+    return cls.from_state(state)
+
 
 cdef object _out_array(object a, tuple shape, object dtype, str name):
     if a is None:

@@ -655,6 +655,50 @@ cdef object _array(object a, object dtype, tuple shape, str name):
     return a.copy()
 
 
+#: Version of ``Flow.state()``'s layout.
+_STATE_VERSION = 1
+_STATE_ARRAYS = ("rng_state", "shuffle_state", "common_state", "common_z", "meta_left",
+                 "meta_side", "next_id", "fundamental", "r_bar", "ema", "size_class",
+                 "live", "ring_pos", "maker_mid", "parent_array", "progress_array",
+                 "pending_array", "pending_n", "group_start", "group_n", "order_scratch",
+                 "batch_array", "counter_array")
+
+
+def _flow_from_state(cls, state):
+    """Unpickle a ``Flow`` (``Flow.__reduce__``)."""
+    return cls.from_state(state)
+
+
+cdef void _bind(Flow self):
+    """Point the ``State`` struct at the flow's arrays and at its books' core (``__init__``
+    and ``from_state``)."""
+    cdef State* f = &self.s
+    f.rng = <uint64_t*>cnp.PyArray_DATA(self.rng_state)
+    f.shuffle_rng = <uint64_t*>cnp.PyArray_DATA(self.shuffle_state)
+    f.common_rng = <uint64_t*>cnp.PyArray_DATA(self.common_state)
+    f.common_z = <double*>cnp.PyArray_DATA(self.common_z)
+    f.meta_left = <int64_t*>cnp.PyArray_DATA(self.meta_left)
+    f.meta_side = <int32_t*>cnp.PyArray_DATA(self.meta_side)
+    f.next_id = <int64_t*>cnp.PyArray_DATA(self.next_id)
+    f.fundamental = <double*>cnp.PyArray_DATA(self.fundamental)
+    f.r_bar = <double*>cnp.PyArray_DATA(self.r_bar)
+    f.ema = <double*>cnp.PyArray_DATA(self.ema)
+    f.size_class = <double*>cnp.PyArray_DATA(self.size_class)
+    f.live = <int64_t*>cnp.PyArray_DATA(self.live)
+    f.ring_pos = <int32_t*>cnp.PyArray_DATA(self.ring_pos)
+    f.maker_mid = <double*>cnp.PyArray_DATA(self.maker_mid)
+    f.parents = <Parent*>cnp.PyArray_DATA(self.parent_array)
+    f.progress = <ParentState*>cnp.PyArray_DATA(self.progress_array)
+    f.pending = <Message*>cnp.PyArray_DATA(self.pending_array)
+    f.pending_n = <int32_t*>cnp.PyArray_DATA(self.pending_n)
+    f.group_start = <int32_t*>cnp.PyArray_DATA(self.group_start)
+    f.group_n = <int32_t*>cnp.PyArray_DATA(self.group_n)
+    f.order = <int32_t*>cnp.PyArray_DATA(self.order_scratch)
+    f.batch = <Message*>cnp.PyArray_DATA(self.batch_array)
+    f.counters = <int64_t*>cnp.PyArray_DATA(self.counter_array)
+    f.core = &self.books.core
+
+
 cdef class Flow:
     """Background trader populations driving the books of a ``Books``.
 
@@ -760,8 +804,6 @@ cdef class Flow:
             jump(&(<uint64_t*>cnp.PyArray_DATA(self.common_state))[4 * j])
             jump(&(<uint64_t*>cnp.PyArray_DATA(self.common_state))[4 * j])
         self.common_z = np.zeros(f.copies)
-        f.common_rng = <uint64_t*>cnp.PyArray_DATA(self.common_state)
-        f.common_z = <double*>cnp.PyArray_DATA(self.common_z)
         self.r_bar = _array(r_bar, np.float64, (n_books,), "r_bar")
         self.size_class = _array(size_class, np.float64, (n_books, n_traders), "size_class")
         self.fundamental = self.r_bar.copy()
@@ -794,28 +836,7 @@ cdef class Flow:
         self._events = np.zeros(0, dtype=EVENT_DTYPE)
         self._n_messages = 0
         self._n_events = 0
-        f.rng = <uint64_t*>cnp.PyArray_DATA(self.rng_state)
-        f.shuffle_rng = sh
-        f.meta_left = <int64_t*>cnp.PyArray_DATA(self.meta_left)
-        f.meta_side = <int32_t*>cnp.PyArray_DATA(self.meta_side)
-        f.next_id = <int64_t*>cnp.PyArray_DATA(self.next_id)
-        f.fundamental = <double*>cnp.PyArray_DATA(self.fundamental)
-        f.r_bar = <double*>cnp.PyArray_DATA(self.r_bar)
-        f.ema = <double*>cnp.PyArray_DATA(self.ema)
-        f.size_class = <double*>cnp.PyArray_DATA(self.size_class)
-        f.live = <int64_t*>cnp.PyArray_DATA(self.live)
-        f.ring_pos = <int32_t*>cnp.PyArray_DATA(self.ring_pos)
-        f.maker_mid = <double*>cnp.PyArray_DATA(self.maker_mid)
-        f.parents = pa
-        f.progress = ps
-        f.pending = <Message*>cnp.PyArray_DATA(self.pending_array)
-        f.pending_n = <int32_t*>cnp.PyArray_DATA(self.pending_n)
-        f.group_start = <int32_t*>cnp.PyArray_DATA(self.group_start)
-        f.group_n = <int32_t*>cnp.PyArray_DATA(self.group_n)
-        f.order = <int32_t*>cnp.PyArray_DATA(self.order_scratch)
-        f.batch = <Message*>cnp.PyArray_DATA(self.batch_array)
-        f.counters = <int64_t*>cnp.PyArray_DATA(self.counter_array)
-        f.core = &books.core
+        _bind(self)
 
     @property
     def step(self):
@@ -851,6 +872,141 @@ cdef class Flow:
     def event_log(self):
         """Every event so far; ``message_index`` indexes ``message_log``."""
         return self._events[:self._n_events]
+
+    # ---- state (pickling, the exchange's snapshots) ------------------------------------
+
+    def state(self):
+        """Everything the flow holds, as a dict: its ``State`` struct's scalars (sizes,
+        parameters, clock ``step``/``now``, the current step's first id) as raw bytes
+        with its pointers zeroed, copies of every array they point into (generators,
+        rings, delay-line cells and counts, parents and their progress, counters ...),
+        the message/event logs and its ``Books`` (the object itself: a pickle of the
+        flow holds its books, restored once however many refer to them). The event
+        buffer is scratch (written by the core before every read): only its size is kept.
+        ``from_state`` rebuilds an identical flow; ``pickle`` uses the pair."""
+        cdef State copy = self.s
+        copy.rng = NULL
+        copy.common_rng = NULL
+        copy.common_z = NULL
+        copy.shuffle_rng = NULL
+        copy.next_id = NULL
+        copy.fundamental = NULL
+        copy.r_bar = NULL
+        copy.ema = NULL
+        copy.meta_left = NULL
+        copy.meta_side = NULL
+        copy.size_class = NULL
+        copy.live = NULL
+        copy.ring_pos = NULL
+        copy.maker_mid = NULL
+        copy.parents = NULL
+        copy.progress = NULL
+        copy.pending = NULL
+        copy.pending_n = NULL
+        copy.group_start = NULL
+        copy.group_n = NULL
+        copy.order = NULL
+        copy.batch = NULL
+        copy.counters = NULL
+        copy.core = NULL
+        out = {name: getattr(self, name).copy() for name in _STATE_ARRAYS}
+        out.update(version=_STATE_VERSION, struct=(<char*>&copy)[:sizeof(State)],
+                   books=self.books, record=self.record,
+                   events_size=self.events_array.shape[0],
+                   messages=self.message_log.copy(), events=self.event_log.copy())
+        return out
+
+    @classmethod
+    def from_state(cls, dict state):
+        """A ``Flow`` holding ``state`` (from ``state()``), bound to ``state["books"]``;
+        the arrays are copied."""
+        cdef Flow flow = cls.__new__(cls)
+        cdef bytes raw = state["struct"]
+        cdef Books books = state["books"]
+        cdef State* f = &flow.s
+        if state.get("version") != _STATE_VERSION or len(raw) != sizeof(State):
+            raise ValueError(f"Flow state version {state.get('version')!r} of "
+                             f"{len(raw)} bytes; this build reads version "
+                             f"{_STATE_VERSION} of {sizeof(State)}")
+        memcpy(f, <const char*>raw, sizeof(State))
+        if (f.n_books != books.core.n_books or f.n_owners != books.core.n_owners
+                or f.n_books < 1 or f.n_traders < 0 or f.ring < 1 or f.delay < 1
+                or f.bucket_cap < 1 or f.n_parents < 0 or f.copies < 1
+                or not 0 <= f.now < f.delay):
+            raise ValueError("inconsistent Flow state (sizes, or another Books)")
+        nb, nt, cap, d = f.n_books, f.n_traders, f.bucket_cap, f.delay
+        shapes = dict(
+            rng_state=(nb, 4), shuffle_state=(nb, 4), common_state=(f.copies, 4),
+            common_z=(f.copies,), meta_left=(nb, max(f.splitter.count, 1)),
+            meta_side=(nb, max(f.splitter.count, 1)), next_id=(nb,), fundamental=(nb,),
+            r_bar=(nb,), ema=(nb, 3), size_class=(nb, nt), live=(nb, nt, f.ring),
+            ring_pos=(nb, nt), maker_mid=(nb, max(f.maker.count, 1)),
+            parent_array=(max(f.n_parents, 1) * sizeof(Parent),),
+            progress_array=(max(f.n_parents, 1) * nb * sizeof(ParentState),),
+            pending_array=(d * nb * cap,), pending_n=(d, nb), group_start=(d, nb, cap),
+            group_n=(d, nb), order_scratch=(cap,), batch_array=(nb * cap,),
+            counter_array=(N_COUNTERS,))
+        arrays = {}
+        for name in _STATE_ARRAYS:
+            a = state[name]
+            if not isinstance(a, np.ndarray) or a.shape != shapes[name]:
+                raise ValueError(f"inconsistent Flow state: {name} must be of shape "
+                                 f"{shapes[name]}")
+            arrays[name] = np.zeros(a.shape, dtype=a.dtype)    # padding bytes zero
+            arrays[name][...] = a
+        # dtypes as __init__ makes them
+        for name, dtype in (("rng_state", np.uint64), ("shuffle_state", np.uint64),
+                            ("common_state", np.uint64), ("common_z", np.float64),
+                            ("meta_left", np.int64), ("meta_side", np.int32),
+                            ("next_id", np.int64), ("fundamental", np.float64),
+                            ("r_bar", np.float64), ("ema", np.float64),
+                            ("size_class", np.float64), ("live", np.int64),
+                            ("ring_pos", np.int32), ("maker_mid", np.float64),
+                            ("parent_array", np.uint8), ("progress_array", np.uint8),
+                            ("pending_array", MESSAGE_DTYPE), ("pending_n", np.int32),
+                            ("group_start", np.int32), ("group_n", np.int32),
+                            ("order_scratch", np.int32), ("batch_array", MESSAGE_DTYPE),
+                            ("counter_array", np.int64)):
+            if arrays[name].dtype != dtype:
+                raise ValueError(f"inconsistent Flow state: {name} must be of "
+                                 f"{np.dtype(dtype)}")
+        flow.books = books
+        flow.record = state["record"]
+        flow.rng_state = arrays["rng_state"]
+        flow.shuffle_state = arrays["shuffle_state"]
+        flow.common_state = arrays["common_state"]
+        flow.common_z = arrays["common_z"]
+        flow.meta_left = arrays["meta_left"]
+        flow.meta_side = arrays["meta_side"]
+        flow.next_id = arrays["next_id"]
+        flow.fundamental = arrays["fundamental"]
+        flow.r_bar = arrays["r_bar"]
+        flow.ema = arrays["ema"]
+        flow.size_class = arrays["size_class"]
+        flow.live = arrays["live"]
+        flow.ring_pos = arrays["ring_pos"]
+        flow.maker_mid = arrays["maker_mid"]
+        flow.parent_array = arrays["parent_array"]
+        flow.progress_array = arrays["progress_array"]
+        flow.pending_array = arrays["pending_array"]
+        flow.pending_n = arrays["pending_n"]
+        flow.group_start = arrays["group_start"]
+        flow.group_n = arrays["group_n"]
+        flow.order_scratch = arrays["order_scratch"]
+        flow.batch_array = arrays["batch_array"]
+        flow.counter_array = arrays["counter_array"]
+        flow.events_array = np.zeros(max(int(state["events_size"]), 1), dtype=EVENT_DTYPE)
+        messages = np.zeros(len(state["messages"]), dtype=MESSAGE_DTYPE)
+        messages[...] = state["messages"]
+        events = np.zeros(len(state["events"]), dtype=EVENT_DTYPE)
+        events[...] = state["events"]
+        flow._messages, flow._n_messages = messages, messages.shape[0]
+        flow._events, flow._n_events = events, events.shape[0]
+        _bind(flow)
+        return flow
+
+    def __reduce__(self):
+        return _flow_from_state, (type(self), self.state())
 
     def run(self, int64_t n_steps):
         """Advance every book by ``n_steps`` steps (one decision round and one core batch
