@@ -24,6 +24,8 @@ what it locked; what the book cannot fill expires, as on Binance.
 from __future__ import annotations
 
 import asyncio
+import io
+import pickle
 import time
 from collections import deque
 from collections.abc import Callable
@@ -816,3 +818,88 @@ class Exchange:
                                                    qtys[spec.book, k].tolist(), strict=True)
                   if q > 0] for k in (0, 1)]
         return sides[0], sides[1]
+
+    # ---- snapshots (rltrader.exchange.journal) --------------------------------------------
+
+    #: Attributes that are not state a snapshot keeps: what the exchange is built from
+    #: (the same at recovery), the market (kept apart), the journal, and what lives only
+    #: between batches. Every other attribute is saved and restored.
+    NOT_SNAPSHOTTED = frozenset((
+        "config", "replay", "replay_step_ns", "market", "first_owner", "maker_fee_ppm",
+        "taker_fee_ppm", "symbols", "accounts", "by_key", "speed", "journal", "clock",
+        "listeners", "_pending", "_groups", "_wake", "_events", "_step_ns"))
+
+    def _snapshot_fields(self) -> list[str]:
+        return sorted(k for k in vars(self) if k not in self.NOT_SNAPSHOTTED)
+
+    def snapshot_state(self) -> bytes:
+        """The state a recovery needs to go on from here, pickled: the market (its Books
+        and Flow: every array and counter of the core and the background) and every
+        attribute of the sequencer not in :attr:`NOT_SNAPSHOTTED` (orders, open orders,
+        client ids, locks, trades, bars, counters, ids, clock ...). Accounts and symbols
+        are named, not copied (no secrets in it): :meth:`restore_state` binds them to
+        this exchange's. Between batches only."""
+        if self.market is None:
+            raise ValueError("snapshots are of a simulated market (not of a replay)")
+        fields = {name: getattr(self, name) for name in self._snapshot_fields()}
+        state = {"version": 1, "market": self.market, "fields": fields}
+        buf = io.BytesIO()
+        _SnapshotPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+        return buf.getvalue()
+
+    def restore_state(self, data: bytes) -> None:
+        """Become the exchange :meth:`snapshot_state` saved (built with the same config,
+        seed, accounts, fees; before anything reads its books). All or nothing: a
+        snapshot that does not load or check (``ValueError``, or the unpickler's error)
+        leaves this exchange as it was."""
+        if self.market is None:
+            raise ValueError("snapshots are of a simulated market (not of a replay)")
+        state = _SnapshotUnpickler(io.BytesIO(data), self).load()
+        if not isinstance(state, dict) or state.get("version") != 1:
+            raise ValueError("not an exchange snapshot of version 1")
+        market = state["market"]
+        if not isinstance(market, Market) or market.config != self.config \
+                or market.seed != self.market.seed:
+            raise ValueError("the snapshot is of another market")
+        fields = state["fields"]
+        if set(fields) != set(self._snapshot_fields()):
+            raise ValueError(f"the snapshot holds the fields {sorted(fields)}, this exchange "
+                             f"has {self._snapshot_fields()}")
+        owners = {a.owner for a in self.accounts}
+        if set(fields["open_orders"]) != owners or set(fields["locked"]) != owners \
+                or set(fields["my_trades"]) != owners or set(fields["trades"]) != set(
+                    self.symbols):
+            raise ValueError("the snapshot is of other accounts or symbols")
+        market.books.check_integrity()
+        market.config = self.config
+        self.market = market
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+
+class _SnapshotPickler(pickle.Pickler):
+    """Names accounts and symbols instead of pickling them (:meth:`Exchange.snapshot_state`)."""
+
+    def persistent_id(self, obj: Any) -> Any:
+        if isinstance(obj, Account):
+            return ("account", obj.name)
+        if isinstance(obj, SymbolSpec):
+            return ("symbol", obj.symbol)
+        return None
+
+
+class _SnapshotUnpickler(pickle.Unpickler):
+    """Binds the names back to ``exchange``'s accounts and symbols."""
+
+    def __init__(self, file: Any, exchange: Exchange) -> None:
+        super().__init__(file)
+        self._accounts = {a.name: a for a in exchange.accounts}
+        self._symbols = exchange.symbols
+
+    def persistent_load(self, pid: Any) -> Any:
+        kind, name = pid
+        found = (self._accounts if kind == "account" else
+                 self._symbols if kind == "symbol" else {}).get(name)
+        if found is None:
+            raise ValueError(f"the snapshot names an unknown {kind} {name!r}")
+        return found

@@ -46,8 +46,19 @@ Recovery (:func:`open_journal`): the header must match the market being built (e
 each batch replayed through :meth:`Exchange.run_batch`; a torn last record (a crash while
 it was being written: too short for its length, a CRC that fails on the file's last
 record, or zero bytes to the end) is cut off, and anything else that does not check is an
-error naming the segment and the offset. There are no snapshots: recovery replays from the
-start (tens of thousands of empty steps a second).
+error naming the segment and the offset.
+
+Snapshots. Every ``snapshot_every`` batches (default :data:`SNAPSHOT_EVERY`; 0: never) the
+journal flushes and fsyncs its records, then writes ``snapshot-<batches>.pkl`` (a temporary
+file, fsync-ed, renamed; the directory fsync-ed): the exchange's whole state after that
+many batches (:meth:`Exchange.snapshot_state`) and where the journal stood then (segment,
+offset, time). The newest :data:`SNAPSHOTS_KEPT` are kept. Recovery loads the newest
+snapshot that checks (magic, CRC-32, its segment and offset, the exchange's own checks,
+the books' integrity) and replays only the records after its position; one that does not
+is skipped with a warning, for an older one or the full replay. A journal without
+snapshots (older ones) is replayed from the start (tens of thousands of empty steps a
+second). File layout: ``RLTJSNP1``, ``u32`` length and JSON meta, ``u64`` length and the
+pickled state, ``u32`` CRC-32 of everything before it.
 """
 
 from __future__ import annotations
@@ -58,6 +69,7 @@ import json
 import os
 import struct
 import time
+import warnings
 import zlib
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
@@ -73,6 +85,11 @@ STEPS, BATCH = 0x01, 0x02
 _FRAME = struct.Struct("<II")
 #: Largest record accepted on reading (a longer length is a torn or corrupt frame).
 MAX_RECORD = 1 << 28
+#: Batches between two snapshots (``Journal(snapshot_every=...)``; 0: no snapshots).
+SNAPSHOT_EVERY = 10_000
+#: Snapshots kept (the older ones are deleted once a new one is written).
+SNAPSHOTS_KEPT = 2
+SNAPSHOT_MAGIC = b"RLTJSNP1"
 #: Header keys that say what the market is (the rest is information).
 _MARKET_KEYS = ("format", "version", "config", "seed", "quote", "lot_size",
                 "maker_fee_ppm", "taker_fee_ppm", "accounts_sha256")
@@ -239,11 +256,15 @@ class Reader:
     ``torn`` (``(path, offset)``: where the good part ends) instead of raised;
     :meth:`repair` cuts it off."""
 
-    def __init__(self, directory: str | os.PathLike) -> None:
+    def __init__(self, directory: str | os.PathLike,
+                 start: tuple[str, int, int] | None = None) -> None:
         self.directory = directory
         self.name = os.fspath(directory)
         self.torn: tuple[Path, int] | None = None
         self.records = 0
+        #: (segment name, offset, time of the record before): read from there on (a
+        #: snapshot's position: a record boundary)
+        self.start = start
 
     def _bad(self, path: Path, offset: int, what: str) -> JournalError:
         return JournalError(f"{self.name}: {path.name} at offset {offset}: {what} "
@@ -251,7 +272,15 @@ class Reader:
 
     def __iter__(self) -> Iterator[dict]:
         files = segments(self.directory)
+        first = 0
+        if self.start is not None:
+            names = [p.name for p in files]
+            if self.start[0] not in names:
+                raise JournalError(f"{self.name}: no segment {self.start[0]}")
+            first = names.index(self.start[0])
         for n, path in enumerate(files):
+            if n < first:
+                continue
             last = n == len(files) - 1
             data = path.read_bytes()
             if data[:len(MAGIC)] != MAGIC:
@@ -260,6 +289,10 @@ class Reader:
                     return
                 raise self._bad(path, 0, "not a journal segment")
             pos, prev_ts = len(MAGIC), 0
+            if self.start is not None and n == first:
+                pos, prev_ts = self.start[1], self.start[2]
+                if not len(MAGIC) <= pos <= len(data):
+                    raise self._bad(path, pos, "a snapshot's position past the end")
             while pos < len(data):
                 rest = len(data) - pos
                 if last and not any(data[pos:]):
@@ -333,11 +366,19 @@ class Journal:
 
     def __init__(self, directory: str | os.PathLike, *, fsync: str = "batch",
                  sync_interval: float = 1.0, segment_bytes: int = 64 << 20,
-                 buffer_steps: int = 1) -> None:
+                 buffer_steps: int = 1, snapshot_every: int = SNAPSHOT_EVERY) -> None:
         if fsync not in FSYNC_POLICIES:
             raise ValueError(f"fsync must be one of {FSYNC_POLICIES}, got {fsync!r}")
         if buffer_steps < 1:
             raise ValueError(f"buffer_steps must be >= 1, got {buffer_steps}")
+        if snapshot_every < 0:
+            raise ValueError(f"snapshot_every must be >= 0, got {snapshot_every}")
+        self.snapshot_every = snapshot_every
+        #: the exchange it journals (set by open_journal): snapshots are taken of it
+        self.exchange: Any = None
+        #: batches restored from a snapshot by open_journal (0: none; ``replayed`` then
+        #: counts the batches replayed after it)
+        self.snapshot_batches = 0
         self.directory = Path(directory)
         self.fsync, self.sync_interval = fsync, sync_interval
         self.segment_bytes, self.buffer_steps = segment_bytes, buffer_steps
@@ -409,6 +450,7 @@ class Journal:
                 self._flush_steps()
             if self._dirty and time.monotonic() - self._synced_at >= self.sync_interval:
                 self._sync()
+            self._maybe_snapshot()
             return
         self._flush_steps()
         rows = json.dumps([[kind, account, dict(params)] for kind, account, params in requests],
@@ -418,6 +460,37 @@ class Journal:
                               b"\x01" if batch["step"] else b"\x00", rows)))
         self._prev = ts
         self._sync()
+        self._maybe_snapshot()
+
+    def _maybe_snapshot(self) -> None:
+        ex = self.exchange
+        if (self.snapshot_every and ex is not None and ex.market is not None
+                and ex.batches % self.snapshot_every == 0):
+            self.snapshot()
+
+    def snapshot(self) -> Path | None:
+        """Snapshot the exchange now (between batches): flush and fsync the records, then
+        write ``snapshot-<batches>.pkl`` (see the module docstring) and delete all but the
+        newest :data:`SNAPSHOTS_KEPT`. A snapshot that cannot be made or written is only
+        a warning (the journal alone still recovers everything); returns its path, or
+        None."""
+        ex = self.exchange
+        if self._file is None or ex is None:
+            raise ValueError("snapshot needs an open journal attached to an exchange")
+        self._flush_steps()
+        self._sync()
+        meta = {"batches": ex.batches, "segment": f"segment-{self._index - 1:06d}.log",
+                "offset": self._size, "prev_ts": self._prev, "market": market_digest(ex)}
+        try:
+            path = write_snapshot(self.directory, meta, ex.snapshot_state(),
+                                  fsync=self.fsync != "none")
+        except Exception as exc:       # noqa: BLE001 (an optimisation: never stop the exchange)
+            warnings.warn(f"{self.directory}: no snapshot at batch {ex.batches} ({exc!r})",
+                          RuntimeWarning, stacklevel=2)
+            return None
+        for _, old in snapshot_files(self.directory)[:-SNAPSHOTS_KEPT]:
+            old.unlink(missing_ok=True)
+        return path
 
     def flush(self) -> None:
         """Write the buffered steps and fsync (unless the policy is ``"none"``)."""
@@ -455,19 +528,129 @@ def create(directory: str | os.PathLike, header: dict, **options: Any) -> Journa
     return Journal(path, **options)
 
 
+# ---- snapshots -------------------------------------------------------------------------------
+
+
+def market_digest(exchange: Any) -> str:
+    """SHA-256 of what names ``exchange``'s market in its header (a snapshot says which
+    market it is of)."""
+    header = header_of(exchange)
+    market = {key: header.get(key) for key in _MARKET_KEYS}
+    return hashlib.sha256(json.dumps(market, sort_keys=True).encode()).hexdigest()
+
+
+def snapshot_files(directory: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``(batches, path)`` of the snapshots in ``directory``, oldest first."""
+    out = []
+    for path in Path(directory).glob("snapshot-*.pkl"):
+        number = path.stem.split("-", 1)[1]
+        if number.isdigit():
+            out.append((int(number), path))
+    return sorted(out)
+
+
+def write_snapshot(directory: str | os.PathLike, meta: dict, payload: bytes, *,
+                   fsync: bool = True) -> Path:
+    """Write ``snapshot-<meta["batches"]>.pkl`` atomically (a temporary file, fsync-ed and
+    renamed, the directory fsync-ed)."""
+    directory = Path(directory)
+    head = json.dumps(meta, sort_keys=True).encode()
+    body = b"".join((SNAPSHOT_MAGIC, struct.pack("<I", len(head)), head,
+                     struct.pack("<Q", len(payload)), payload))
+    path = directory / f"snapshot-{meta['batches']}.pkl"
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(body)
+            f.write(struct.pack("<I", zlib.crc32(body)))
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if fsync:
+        _fsync_dir(directory)
+    return path
+
+
+def read_snapshot(path: str | os.PathLike) -> tuple[dict, bytes]:
+    """A snapshot's meta and pickled state; ``ValueError`` unless it checks (magic,
+    lengths, CRC-32)."""
+    data = Path(path).read_bytes()
+    if data[:len(SNAPSHOT_MAGIC)] != SNAPSHOT_MAGIC or len(data) < len(SNAPSHOT_MAGIC) + 16:
+        raise ValueError("not a snapshot")
+    pos = len(SNAPSHOT_MAGIC)
+    (head_len,) = struct.unpack_from("<I", data, pos)
+    pos += 4
+    head_end = pos + head_len
+    if head_end + 12 > len(data):
+        raise ValueError("truncated snapshot")
+    (payload_len,) = struct.unpack_from("<Q", data, head_end)
+    end = head_end + 8 + payload_len
+    if end + 4 != len(data):
+        raise ValueError("truncated snapshot")
+    (crc,) = struct.unpack_from("<I", data, end)
+    if zlib.crc32(data[:end]) != crc:
+        raise ValueError("CRC mismatch")
+    meta = json.loads(data[pos:head_end].decode())
+    if not isinstance(meta, dict) or not {"batches", "segment", "offset", "prev_ts",
+                                          "market"} <= meta.keys():
+        raise ValueError("snapshot meta incomplete")
+    return meta, data[head_end + 8:end]
+
+
+def restore_snapshot(exchange: Any, directory: str | os.PathLike
+                     ) -> tuple[int, tuple[str, int, int]] | None:
+    """Load the newest snapshot of ``directory`` that checks into ``exchange`` (fresh);
+    each one that does not is skipped with a ``RuntimeWarning``. Returns its batch count
+    and journal position (for :class:`Reader`'s ``start``), or None."""
+    digest = market_digest(exchange)
+    for batches, path in reversed(snapshot_files(directory)):
+        try:
+            meta, payload = read_snapshot(path)
+            if meta["batches"] != batches:
+                raise ValueError(f"it holds {meta['batches']} batches, not {batches}")
+            if meta["market"] != digest:
+                raise ValueError("it is of another market")
+            segment = Path(directory) / str(meta["segment"])
+            if not segment.is_file() or segment.stat().st_size < meta["offset"]:
+                raise ValueError(f"its journal position ({meta['segment']} at "
+                                 f"{meta['offset']}) is gone")
+            exchange.restore_state(payload)
+        except Exception as exc:       # noqa: BLE001 (anything: fall back to older/full)
+            warnings.warn(f"{os.fspath(directory)}: snapshot {path.name} ignored ({exc!r}); "
+                          "an older one or the full replay is used", RuntimeWarning,
+                          stacklevel=2)
+            continue
+        if exchange.batches != batches:
+            raise JournalError(f"{os.fspath(directory)}: {path.name} restored "
+                               f"{exchange.batches} batches, not {batches}")
+        return batches, (str(meta["segment"]), int(meta["offset"]), int(meta["prev_ts"]))
+    return None
+
+
 # ---- recovery --------------------------------------------------------------------------------
 
 
-def replay(exchange: Any, directory: str | os.PathLike, *, repair: bool = True) -> int:
-    """Replay every batch of the journal in ``directory`` into ``exchange`` (built as the
-    header says, with no journal attached and no batch run yet); cuts a torn tail off when
-    ``repair``. Returns the number of batches."""
+def replay(exchange: Any, directory: str | os.PathLike, *, repair: bool = True,
+           snapshots: bool = True) -> int:
+    """Replay the journal in ``directory`` into ``exchange`` (built as the header says,
+    with no journal attached and no batch run yet): from its newest good snapshot when
+    ``snapshots`` (``exchange.batches`` then counts the snapshot's batches too), else from
+    the start; cuts a torn tail off when ``repair``. Returns the number of batches
+    replayed."""
     from rltrader.exchange.engine import Request
 
     if exchange.journal is not None:
         raise ValueError("replay into an exchange without a journal attached")
+    if exchange.batches:
+        raise ValueError("replay into an exchange that has run no batch")
     by_name = {a.name: a for a in exchange.accounts}
-    reader = Reader(directory)
+    restored = restore_snapshot(exchange, directory) if (
+        snapshots and exchange.market is not None) else None
+    reader = Reader(directory, start=None if restored is None else restored[1])
     n = 0
     for batch in reader:
         requests = []
@@ -485,9 +668,11 @@ def replay(exchange: Any, directory: str | os.PathLike, *, repair: bool = True) 
 
 def open_journal(exchange: Any, directory: str | os.PathLike, **options: Any) -> Journal:
     """Journal ``exchange`` in ``directory``: if it holds a journal, check that its header
-    names this market, replay it, and continue it in a new segment; else start one.
-    Sets ``exchange.journal``; the journal's ``replayed`` says how many batches were
-    replayed. ``exchange`` must not have run a batch yet."""
+    names this market, replay it (from its newest good snapshot) and continue it in a new
+    segment; else start one. Sets ``exchange.journal`` (and the journal's ``exchange``:
+    it snapshots it every ``snapshot_every`` batches); the journal's ``snapshot_batches``
+    says how many batches came from a snapshot and ``replayed`` how many were replayed
+    after it. ``exchange`` must not have run a batch yet."""
     if exchange.batches:
         raise ValueError("journal an exchange before its first batch")
     path = Path(directory)
@@ -501,6 +686,8 @@ def open_journal(exchange: Any, directory: str | os.PathLike, **options: Any) ->
         replayed = replay(exchange, directory)
         journal = Journal(path, **options)
         journal.replayed = replayed
+        journal.snapshot_batches = exchange.batches - replayed
+    journal.exchange = exchange
     exchange.journal = journal
     return journal
 
