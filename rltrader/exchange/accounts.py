@@ -81,7 +81,9 @@ def parse_accounts(data: dict[str, Any], symbols: list[SymbolSpec],
         if len(row["secret"]) < 8:
             raise ValueError(f"{at}: secret must have at least 8 characters")
         balances: dict[str, int] = {}
-        for asset, text in dict(row.get("balances", {})).items():
+        if not isinstance(row.get("balances", {}), dict):
+            raise ValueError(f"{at}: balances must be a table of asset = \"amount\"")
+        for asset, text in row.get("balances", {}).items():
             if asset not in units:
                 raise ValueError(f"{at}: unknown asset {asset!r} (known: {sorted(units)})")
             try:

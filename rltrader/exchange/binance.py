@@ -38,8 +38,21 @@ log = logging.getLogger("rltrader.exchange")
 MAX_BODY = 1 << 16          # bytes of a request body
 MAX_QUERY = 1 << 13         # bytes of a query string
 MAX_PARAMS = 32
+#: Levels REST depth serves: the depth stream's (streams.DEPTH_LEVELS), so that a snapshot
+#: plus the diffs is the whole book a client can see.
+DEPTH_LEVELS = 1000
 _SIGNATURE = re.compile(r"(^|&)signature=([^&]*)")
 _KLINE_MS = {"1m": 60_000}
+
+
+def _uint(text: str) -> bool:
+    """A plain unsigned integer of at most 18 ASCII digits (``str.isdigit`` also takes
+    '²' and other digits ``int`` refuses)."""
+    return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
+
+
+def _address(request: HttpRequest) -> str:
+    return "addr:" + (request.client.host if request.client else "")
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -56,11 +69,14 @@ class RateLimiter:
     deque of (time, amount) and its running sum per key: O(1) per request, amortised)."""
 
     def __init__(self, weight_per_minute: int, orders_per_10s: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 binary_orders_per_10s: int = 5_000_000) -> None:
         self.weight_per_minute, self.orders_per_10s = weight_per_minute, orders_per_10s
+        self.binary_orders_per_10s = binary_orders_per_10s
         self.clock = clock
         self._weights: dict[str, list] = {}
         self._orders: dict[str, list] = {}
+        self._binary: dict[str, list] = {}
 
     def _take(self, windows: dict[str, list], key: str, span: float, cap: int,
               amount: int) -> bool:
@@ -82,6 +98,14 @@ class RateLimiter:
             raise ApiError(-1003, f"Too many requests; current limit is "
                            f"{self.weight_per_minute} request weight per 1 MINUTE.", 429)
 
+    def binary(self, key: str, n: int) -> None:
+        """A binary frame of ``n`` records (their own window: the REST order limit would
+        stop the fast path at 10 orders a second)."""
+        if not self._take(self._binary, key, 10.0, self.binary_orders_per_10s, n):
+            raise ApiError(-1015, f"Too many new orders; current limit is "
+                           f"{self.binary_orders_per_10s} binary records per TEN_SECONDS.",
+                           429)
+
     def order(self, key: str) -> None:
         if not self._take(self._orders, key, 10.0, self.orders_per_10s, 1):
             raise ApiError(-1015, f"Too many new orders; current limit is "
@@ -92,9 +116,10 @@ class BinanceGateway:
     """The routes of :func:`app` and the rendering of the exchange's state."""
 
     def __init__(self, exchange: Exchange, *, weight_per_minute: int = 6000,
-                 orders_per_10s: int = 100) -> None:
+                 orders_per_10s: int = 100, binary_orders_per_10s: int = 5_000_000) -> None:
         self.ex = exchange
-        self.limits = RateLimiter(weight_per_minute, orders_per_10s)
+        self.limits = RateLimiter(weight_per_minute, orders_per_10s,
+                                  binary_orders_per_10s=binary_orders_per_10s)
 
     # ---- request plumbing ---------------------------------------------------------------
 
@@ -104,7 +129,7 @@ class BinanceGateway:
         if len(query) > MAX_QUERY:
             raise ApiError(-1100, f"Query string longer than {MAX_QUERY} bytes.", 414)
         declared = request.headers.get("content-length", "0")
-        if not declared.isdigit() or int(declared) > MAX_BODY:
+        if not _uint(declared) or int(declared) > MAX_BODY:
             raise ApiError(-1100, f"Request body larger than {MAX_BODY} bytes.", 413)
         body = b""
         async for chunk in request.stream():
@@ -115,13 +140,15 @@ class BinanceGateway:
             text = body.decode("ascii")
         except UnicodeDecodeError:
             raise ApiError(-1100, "Illegal characters found in the request body.") from None
-        payload = query + text if query and text else query or text
-        try:
-            pairs = parse_qsl(payload, keep_blank_values=True, strict_parsing=bool(payload),
-                              max_num_fields=MAX_PARAMS)
+        payload = query + text if query and text else query or text   # what is signed
+        try:                                        # each part parsed on its own
+            pairs = [pair for part in (query, text) if part for pair in parse_qsl(
+                part, keep_blank_values=True, strict_parsing=True, max_num_fields=MAX_PARAMS)]
         except ValueError:
             raise ApiError(-1100, "Malformed parameters (form encoding expected, at most "
                            f"{MAX_PARAMS}).") from None
+        if len(pairs) > MAX_PARAMS:
+            raise ApiError(-1100, f"Malformed parameters (at most {MAX_PARAMS}).")
         params: dict[str, str] = {}
         for key, value in pairs:
             if key in params:
@@ -147,11 +174,11 @@ class BinanceGateway:
         if not account.signed_by(signed, signature):
             raise ApiError(-1022, "Signature for this request is not valid.")
         stamp = params.pop("timestamp", "")
-        if not stamp.isdigit() or len(stamp) > 15:
+        if not _uint(stamp) or len(stamp) > 15:
             raise ApiError(-1102, "Mandatory parameter 'timestamp' was not sent, was "
                            "empty/null, or malformed.")
         window = params.pop("recvWindow", "5000")
-        if not window.isdigit() or not 0 < int(window) <= 60_000:
+        if not _uint(window) or len(window) > 6 or not 0 < int(window) <= 60_000:
             raise ApiError(-1131, "recvWindow must be less than 60000")
         now = time.time_ns() // 1_000_000
         if int(stamp) > now + 1000:
@@ -170,9 +197,14 @@ class BinanceGateway:
                     account = self._authenticate(request, params, payload)
                     self.limits.request(account.api_key, weight)
                     return _json(await handler(params, account, request.method))
-                self.limits.request(request.client.host if request.client else "", weight)
+                self.limits.request(_address(request), weight)
                 return _json(await handler(params))
             except ApiError as exc:
+                if signed and exc.code in (-1022, -2014, -2015):    # failed authentication
+                    try:                            # costs the address: no free guessing
+                        self.limits.request(_address(request), 10)
+                    except ApiError as limited:
+                        return _error(limited)
                 return _error(exc)
             except Exception:                       # a bug: logged, never a 500 to probe
                 log.exception("request %s %s failed", request.method, request.url.path)
@@ -228,14 +260,14 @@ class BinanceGateway:
 
     def _limit(self, p: dict[str, str], default: int, high: int) -> int:
         text = p.get("limit", str(default))
-        if not text.isdigit() or not 1 <= int(text) <= high:
+        if not _uint(text) or len(text) > 6 or not 1 <= int(text) <= high:
             raise ApiError(-1100, f"Illegal characters found in parameter 'limit'; legal "
                            f"range is 1 to {high}.")
         return int(text)
 
     async def depth(self, p: dict[str, str]) -> dict:
         spec = self.ex.symbol(p)
-        bids, asks = self.ex.depth(spec, self._limit(p, 100, 5000))
+        bids, asks = self.ex.depth(spec, self._limit(p, 100, DEPTH_LEVELS))
         return {"lastUpdateId": self.ex.update_id,
                 "bids": [[spec.price_str(a), spec.qty_str(b)] for a, b in bids],
                 "asks": [[spec.price_str(a), spec.qty_str(b)] for a, b in asks]}
@@ -250,11 +282,11 @@ class BinanceGateway:
     async def agg_trades(self, p: dict[str, str]) -> list:
         spec = self.ex.symbol(p)
         kept = list(self.ex.trades[spec.symbol])
-        if p.get("fromId", "").isdigit():
+        if _uint(p.get("fromId", "")):
             kept = [t for t in kept if t.trade_id >= int(p["fromId"])]
         for name, keep in (("startTime", lambda t, x: t.time_ms >= x),
                            ("endTime", lambda t, x: t.time_ms <= x)):
-            if p.get(name, "").isdigit():
+            if _uint(p.get(name, "")):
                 kept = [t for t in kept if keep(t, int(p[name]))]
         kept = kept[-self._limit(p, 500, 1000):]
         return [{"a": t.trade_id, "p": spec.price_str(t.price), "q": spec.qty_str(t.qty),
@@ -266,9 +298,9 @@ class BinanceGateway:
         if p.get("interval") not in _KLINE_MS:
             raise ApiError(-1120, "Invalid interval (this exchange serves 1m).")
         bars = sorted(self.ex.bars[spec.symbol].items())
-        if p.get("startTime", "").isdigit():
+        if _uint(p.get("startTime", "")):
             bars = [b for b in bars if b[0] >= int(p["startTime"]) // 60_000 * 60_000]
-        if p.get("endTime", "").isdigit():
+        if _uint(p.get("endTime", "")):
             bars = [b for b in bars if b[0] <= int(p["endTime"])]
         limit = self._limit(p, 500, 1000)
         bars = bars[:limit] if "startTime" in p else bars[-limit:]
@@ -360,16 +392,23 @@ class BinanceGateway:
                 raise ApiError(-1102, "Mandatory parameter 'symbol' was not sent, was "
                                "empty/null, or malformed.")
             out = []
-            for o in mine:
-                done = await self.ex.submit(Request("cancel", account, {
-                    "symbol": spec.symbol, "orderId": str(o.order_id)}))
+            for o in mine:                 # an order that finished meanwhile is skipped
+                try:
+                    done = await self.ex.submit(Request("cancel", account, {
+                        "symbol": spec.symbol, "orderId": str(o.order_id)}))
+                except ApiError as exc:
+                    if exc.code != -2011:
+                        raise
+                    continue
                 out.append(self._order_view(done))
             return out
         return [self._order_view(o) for o in sorted(mine, key=lambda o: o.order_id)]
 
     async def all_orders(self, p: dict[str, str], account: Account, method: str) -> list:
         spec = self.ex.symbol(p)
-        mine = [o for o in self.ex.orders.values() if o.account is account and o.spec is spec]
+        ids = sorted([*self.ex.closed[account.owner], *self.ex.open_orders[account.owner]])
+        mine = [o for o in (self.ex.orders.get(i) for i in ids)
+                if o is not None and o.spec is spec]
         return [self._order_view(o) for o in mine[-self._limit(p, 500, 1000):]]
 
     async def account(self, p: dict[str, str], account: Account, method: str) -> dict:
@@ -457,7 +496,7 @@ def app(exchange: Exchange, *, on_shutdown: Sequence[Callable[[], None]] = (),
         Route("/api/v3/account", r(gw.account, signed=True, weight=20)),
         Route("/api/v3/myTrades", r(gw.my_trades, signed=True, weight=20)),
         *hub.routes,        # WebSocketRoute /ws, /ws/{streams}, /stream (streams.py)
-        order_entry.route(exchange),    # WebSocketRoute /orders: binary batches
+        order_entry.route(exchange, gw.limits),     # WebSocketRoute /orders: binary
     ]
 
     @contextlib.asynccontextmanager
@@ -468,12 +507,14 @@ def app(exchange: Exchange, *, on_shutdown: Sequence[Callable[[], None]] = (),
         try:
             yield
         finally:
-            await hub.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            for close in on_shutdown:
-                close()
+            try:
+                await hub.stop()
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task                  # a dead sequencer was logged already
+            finally:
+                for close in on_shutdown:
+                    close()
 
     application = Starlette(routes=routes, lifespan=lifespan,
                             exception_handlers={404: _not_found, 405: _not_allowed})

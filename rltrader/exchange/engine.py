@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import pickle
 import time
 from collections import deque
@@ -60,6 +61,8 @@ from rltrader.exchange.symbols import ApiError, SymbolSpec
 from rltrader.sim.config import MarketConfig
 from rltrader.sim.market import Market
 
+log = logging.getLogger("rltrader.exchange")
+
 ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET")
 TIME_IN_FORCE = {"GTC": GTC, "IOC": IOC, "FOK": FOK}
 RESPONSE_TYPES = ("ACK", "RESULT", "FULL")
@@ -67,6 +70,8 @@ RESPONSE_TYPES = ("ACK", "RESULT", "FULL")
 TRADES_KEPT = 1000
 #: One-minute bars kept per symbol (a day and a bit).
 BARS_KEPT = 1500
+#: Finished orders an account keeps (GET order, allOrders); older ones are forgotten.
+CLOSED_KEPT = 20_000
 
 
 #: A binary order record (``/orders``, :mod:`rltrader.exchange.order_entry`): op 1 limit,
@@ -243,6 +248,9 @@ class Exchange:
         self.open_orders: dict[int, dict[int, Order]] = {a.owner: {} for a in accounts}
         self.client_ids: dict[tuple[int, str], Order] = {}
         self.locked: dict[int, dict[str, int]] = {a.owner: {} for a in accounts}
+        #: each account's finished orders, oldest first (at most CLOSED_KEPT)
+        self.closed: dict[int, deque] = {a.owner: deque() for a in accounts}
+        self._closed_set: set[int] = set()
         self.trades = {s: deque(maxlen=TRADES_KEPT) for s in self.symbols}
         self.my_trades: dict[int, deque] = {a.owner: deque(maxlen=10_000) for a in accounts}
         self.bars: dict[str, dict[int, list]] = {s: {} for s in self.symbols}
@@ -351,6 +359,11 @@ class Exchange:
                 message = self._check(req, ts)
             except ApiError as exc:
                 req.result = exc
+                continue
+            except Exception:                     # a bug: this request fails, the market
+                log.exception("request %s of %s failed", req.kind, req.account.name)
+                req.result = ApiError(-1000, "An unknown error occurred while processing "
+                                      "the request.")
                 continue
             if type(message) is np.ndarray:         # a frame's messages
                 if n > start:
@@ -476,9 +489,12 @@ class Exchange:
                 except ApiError as exc:
                     codes[k] = exc.code
                     continue
+                finally:
+                    free.clear()            # it locked funds: read the balances again
                 placed[k] = sub.result
-                cols.append((int(m["op"]), int(m["order_id"]), int(m["side"]),
-                             int(m["price"]), int(m["qty"]), int(m["tif"]), spec.book))
+                if m is not None:
+                    cols.append((int(m["op"]), int(m["order_id"]), int(m["side"]),
+                                 int(m["price"]), int(m["qty"]), int(m["tif"]), spec.book))
                 continue
             if not 0 < price <= MAX_PRICE:
                 codes[k] = -1013
@@ -532,7 +548,7 @@ class Exchange:
             raise ApiError(-1121, "Invalid symbol.")
         return spec
 
-    def _new_order(self, req: Request, ts: int) -> np.void:
+    def _new_order(self, req: Request, ts: int) -> np.void | None:
         p, account = req.params, req.account
         spec = self.symbol(p)
         side = {"BUY": BUY, "SELL": SELL}.get(p.get("side", "").upper())
@@ -588,12 +604,18 @@ class Exchange:
         if need > self.free(account, asset):
             raise ApiError(-2010, "Account has insufficient balance for requested action.")
         self.next_order_id += 1
-        order.lock = need
-        self._add_lock(account, asset, need)
+        req.result = order
         self.orders[order.order_id] = order
         self.client_ids[(account.owner, client_id)] = order
+        if kind == "MARKET" and side == BUY and limit == 0:
+            # no asks to price it against: it expires unsent (a buy never reaches the core
+            # without a price bound that its lock covers)
+            order.status = "EXPIRED"
+            self._retire(order)
+            return None
+        order.lock = need
+        self._add_lock(account, asset, need)
         self.open_orders[account.owner][order.order_id] = order
-        req.result = order
         m = empty_messages(1)[0]
         m["timestamp"] = ts
         m["order_id"] = order.core_id
@@ -605,8 +627,6 @@ class Exchange:
             m["op"], m["tif"] = MARKET, IOC
         elif kind == "MARKET":
             m["op"], m["tif"], m["price"] = LIMIT, IOC, limit
-            if limit == 0:                   # nothing to buy: it expires at once
-                m["op"], m["tif"], m["price"] = MARKET, IOC, 0
         else:
             m["op"], m["price"] = LIMIT, price
             m["tif"] = POST_ONLY if kind == "LIMIT_MAKER" else TIME_IN_FORCE[tif_name]
@@ -632,7 +652,7 @@ class Exchange:
         order: Order | None = None
         if params.get("orderId"):
             text = params["orderId"]
-            if not text.isdigit() or len(text) > 18:
+            if not (text.isascii() and text.isdigit()) or len(text) > 18:
                 raise ApiError(-1100, "Illegal characters found in parameter 'orderId'.")
             order = self.orders.get(int(text))
         elif params.get("origClientOrderId"):
@@ -761,6 +781,8 @@ class Exchange:
                 if reason == Reason.UNKNOWN_ORDER and order_id in cancels:
                     _refuse(cancels[order_id], ApiError(-2011, "Unknown order sent."))
                     continue
+                if order_id not in news:    # a late refusal of a finished order's
+                    continue                # cancel (a replay's halt): nothing to change
                 order.status = "REJECTED"
                 touched[order.order_id] = order
                 if order_id in news:
@@ -790,7 +812,26 @@ class Exchange:
         self._add_lock(order.account, asset, lock - order.lock)
         order.lock = lock
         if not order.is_open:
-            self.open_orders[order.account.owner].pop(order.order_id, None)
+            self._retire(order)
+
+    def _retire(self, order: Order) -> None:
+        """A finished order leaves the open orders; an account keeps its last
+        :data:`CLOSED_KEPT` finished orders (older ones are forgotten: ``-2013`` after, as
+        Binance archives them), so that the history does not grow without bound."""
+        owner = order.account.owner
+        if self.open_orders[owner].pop(order.order_id, None) is None and \
+                order.order_id in self._closed_set:
+            return
+        closed = self.closed[owner]
+        closed.append(order.order_id)
+        self._closed_set.add(order.order_id)
+        while len(closed) > CLOSED_KEPT:
+            old = self.orders.pop(closed.popleft(), None)
+            if old is not None:
+                self._closed_set.discard(old.order_id)
+                key = (owner, old.client_id)
+                if self.client_ids.get(key) is old:
+                    del self.client_ids[key]
 
     def _bar(self, symbol: str, trade: Trade) -> None:
         minute = trade.time_ms // 60_000 * 60_000

@@ -70,10 +70,16 @@ async def _handshake(ex: Exchange, ws: WebSocket) -> Any:
     return account
 
 
-async def _answer(ex: Exchange, account: Any, frame: bytes) -> bytes | str:
+async def _answer(ex: Exchange, account: Any, frame: bytes,
+                  limits: Any = None) -> bytes | str:
     if len(frame) % ORDER_IN.itemsize or len(frame) // ORDER_IN.itemsize > MAX_ORDERS:
         return json.dumps({"error": f"a frame is up to {MAX_ORDERS} records of "
                                     f"{ORDER_IN.itemsize} bytes"})
+    if limits is not None:
+        try:
+            limits.binary(account.api_key, len(frame) // ORDER_IN.itemsize)
+        except ApiError as exc:
+            return json.dumps({"error": exc.msg, "code": exc.code})
     # one request for the frame: checked record by record by the sequencer, in one batch
     # (Exchange._frame), journaled as it came
     request = Request("frame", account, {"records": base64.b64encode(frame).decode()})
@@ -84,7 +90,9 @@ async def _answer(ex: Exchange, account: Any, frame: bytes) -> bytes | str:
     return result.acks.tobytes()
 
 
-def route(ex: Exchange) -> WebSocketRoute:
+def route(ex: Exchange, limits: Any = None) -> WebSocketRoute:
+    """The ``/orders`` endpoint; ``limits`` (the gateway's ``RateLimiter``) caps each
+    key's records per 10 s."""
     async def endpoint(ws: WebSocket) -> None:
         await ws.accept()
         account = await _handshake(ex, ws)
@@ -99,7 +107,7 @@ def route(ex: Exchange) -> WebSocketRoute:
                 if frame is None:
                     await ws.send_text(json.dumps({"error": "send binary order frames"}))
                     continue
-                answer = await _answer(ex, account, frame)
+                answer = await _answer(ex, account, frame, limits)
                 if isinstance(answer, str):
                     await ws.send_text(answer)
                 else:

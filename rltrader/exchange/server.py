@@ -31,8 +31,8 @@ def specs_of(config: MarketConfig, quote: str, lot_size: str) -> list[SymbolSpec
         lot = Decimal(lot_size)
     except InvalidOperation:
         raise ValueError(f"--lot-size must be a decimal number, got {lot_size!r}") from None
-    if not lot.is_finite() or lot <= 0:
-        raise ValueError(f"--lot-size must be > 0, got {lot_size!r}")
+    if not lot.is_finite() or lot <= 0 or not -18 <= lot.adjusted() <= 18:
+        raise ValueError(f"--lot-size must be > 0, between 1e-18 and 1e18, got {lot_size!r}")
     return [SymbolSpec(f"{name}{quote}", name, quote, Decimal(str(config.tick_size)), lot,
                        book) for book, name in enumerate(config.symbols)]
 
@@ -97,7 +97,7 @@ def build(name: str | None = None, *, config_path: str | None = None,
     ``journal``: a directory (``--journal``: its journal is resumed, or one is started
     there; rltrader.exchange.journal), or an object with ``append(batch)``. ``replay``:
     ``[FORMAT, PATH, ...]`` serves recorded flow instead (:func:`replay_source`)."""
-    if not quote.isalnum() or not quote.isupper():
+    if not (quote.isascii() and quote.isalnum() and quote.isupper()) or len(quote) > 12:
         raise ValueError(f"--quote must be an upper-case asset name, got {quote!r}")
     if replay:
         if journal is not None:
@@ -157,6 +157,7 @@ def itch_publisher(exchange: Exchange, path: str | None,
 
 def serve(exchange: Exchange, host: str = "127.0.0.1", port: int = 8080, *,
           weight_per_minute: int = 6000, orders_per_10s: int = 100,
+          binary_orders_per_10s: int = 5_000_000,
           on_shutdown: Sequence[Callable[[], None]] = ()) -> None:
     """Serve ``exchange`` until interrupted; ``on_shutdown`` runs as the server stops
     (uvicorn then re-raises the signal that stopped it)."""
@@ -165,7 +166,8 @@ def serve(exchange: Exchange, host: str = "127.0.0.1", port: int = 8080, *,
     from rltrader.exchange.binance import app
 
     uvicorn.run(app(exchange, weight_per_minute=weight_per_minute,
-                    orders_per_10s=orders_per_10s, on_shutdown=on_shutdown),
+                    orders_per_10s=orders_per_10s,
+                    binary_orders_per_10s=binary_orders_per_10s, on_shutdown=on_shutdown),
                 host=host, port=port, log_level="warning", access_log=False,
                 timeout_graceful_shutdown=3,        # idle keep-alive clients do not hold
                                                     # a shutdown (and the journal's close)

@@ -109,9 +109,16 @@ class Connection:
         self.ready.set()
 
     def reply(self, data: dict) -> None:
-        if not self.closed:
-            self.queue.append(_dumps(data))     # answers are not counted against the cap
-            self.ready.set()
+        """Queue an answer to a request: counted against the cap like events, so a client
+        that sends requests without reading the answers is disconnected too."""
+        if self.closed:
+            return
+        if len(self.queue) >= QUEUE_LIMIT:
+            self.overflowed = self.closed = True
+            self.queue.clear()
+        else:
+            self.queue.append(_dumps(data))
+        self.ready.set()
 
     async def drain(self) -> None:
         """Send queued messages until the connection ends or overflows."""

@@ -299,7 +299,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
           f"http://{args.host}:{args.port}/api/v3", flush=True)
     closers = [c.close for c in (itch, exchange.journal if args.journal else None) if c]
     server.serve(exchange, args.host, args.port, weight_per_minute=args.weight_per_minute,
-                 orders_per_10s=args.orders_per_10s, on_shutdown=closers)
+                 orders_per_10s=args.orders_per_10s,
+                 binary_orders_per_10s=args.binary_orders_per_10s, on_shutdown=closers)
     return 0
 
 
@@ -521,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--taker-fee-ppm", type=_fee, default=0)
     p.add_argument("--weight-per-minute", type=_positive, default=6000,
                    help="request weight per API key and minute (HTTP 429 beyond)")
+    p.add_argument("--binary-orders-per-10s", type=_positive, default=5_000_000,
+                   help="records of binary order entry (/orders) per API key and 10 "
+                   "seconds (a text error beyond)")
     p.add_argument("--orders-per-10s", type=_positive, default=100,
                    help="new orders per API key and 10 seconds (HTTP 429 beyond)")
     p.add_argument("--journal", default=None, metavar="DIR", help="journal every batch "
