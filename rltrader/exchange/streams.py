@@ -99,25 +99,21 @@ class Connection:
 
     def offer(self, raw: str, wrapped: str) -> None:
         """Queue one event (never waits); an overflow marks the client for disconnection."""
-        if self.closed:
-            return
-        if len(self.queue) >= QUEUE_LIMIT:
-            self.overflowed = self.closed = True
-            self.queue.clear()
-        else:
-            self.queue.append(wrapped if self.combined else raw)
-        self.ready.set()
+        self._push(wrapped if self.combined else raw)
 
     def reply(self, data: dict) -> None:
         """Queue an answer to a request: counted against the cap like events, so a client
         that sends requests without reading the answers is disconnected too."""
+        self._push(_dumps(data))
+
+    def _push(self, text: str) -> None:
         if self.closed:
             return
         if len(self.queue) >= QUEUE_LIMIT:
             self.overflowed = self.closed = True
             self.queue.clear()
         else:
-            self.queue.append(_dumps(data))
+            self.queue.append(text)
         self.ready.set()
 
     async def drain(self) -> None:
