@@ -37,7 +37,7 @@ extensions = [
         extra_compile_args=compile_args,
         define_macros=macros,
     )
-    for name in ("_book", "_flow", "_itch", "_env", "_probe")
+    for name in ("_book", "_flow", "_itch", "_env", "_probe", "_analytics")
 ]
 
 setup(
