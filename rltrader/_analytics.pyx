@@ -686,6 +686,36 @@ cdef class FeatureKernel:
                                   cnp.PyArray_DIM(samples, 0), &ns)
         return status, nb, ns
 
+    def snapshot(self, int64_t t, cnp.ndarray prices, cnp.ndarray qtys, cnp.ndarray bars,
+                 cnp.ndarray samples):
+        """Every book's levels are now ``prices``/``qtys`` (int64 ``(n_books, 2, L)``, the
+        layout of ``Books.top_levels``; quantity 0: no level), one update per book, at
+        ``t``. Returns ``(status, n_bars, n_samples)``; on status 1/2 nothing was changed
+        yet (call again with room)."""
+        cdef int64_t nb = 0, ns = 0, i, L = cnp.PyArray_DIM(prices, 2)
+        cdef int64_t* P = <int64_t*>cnp.PyArray_DATA(prices)
+        cdef int64_t* Q = <int64_t*>cnp.PyArray_DATA(qtys)
+        cdef int32_t b, s, n
+        cdef int status
+        if t < 0:
+            return BAD_TIME, 0, 0
+        with nogil:
+            status = self.advance(t, <Bar*>cnp.PyArray_DATA(bars), cnp.PyArray_DIM(bars, 0),
+                                  &nb, <Sample*>cnp.PyArray_DATA(samples),
+                                  cnp.PyArray_DIM(samples, 0), &ns)
+            if status == OK:
+                for b in range(self.n_books):
+                    for s in range(2):
+                        n = 0
+                        for i in range(L - 1, -1, -1):       # worst first: best ends last
+                            if Q[(b * 2 + s) * L + i] > 0 and n < self.capacity:
+                                self.prices(b, s)[n] = P[(b * 2 + s) * L + i]
+                                self.qtys(b, s)[n] = Q[(b * 2 + s) * L + i]
+                                n += 1
+                        self.ln[b * 2 + s] = n
+                    self.updated(b)
+        return status, nb, ns
+
     def open_bar(self, int32_t book, int k, cnp.ndarray out):
         """Write book ``book``'s bar in progress of interval ``k`` into ``out[0]``; False
         when the book has no trade yet."""

@@ -177,6 +177,32 @@ class FeatureEngine:
         records = self._checked(records, MD_DTYPE, "records")
         return self._run(self.kernel.process_records, records)
 
+    def snapshot(self, t_ns: int, prices: np.ndarray, qtys: np.ndarray) -> Update:
+        """Every book's top levels are now ``prices``/``qtys`` (``Books.top_levels``'s
+        int64 ``(n_books, 2, L)`` layout), at ``t_ns``: one update per book (its order-flow
+        imbalance against the previous one). For sources that show the book between
+        batches but not their events (the batched env's step); deeper levels are
+        forgotten."""
+        prices = np.ascontiguousarray(prices, dtype=np.int64)
+        qtys = np.ascontiguousarray(qtys, dtype=np.int64)
+        if prices.shape != qtys.shape or prices.ndim != 3 or prices.shape[:2] != (
+                self.n_books, 2):
+            raise ValueError(f"prices and qtys must both be ({self.n_books}, 2, L), got "
+                             f"{prices.shape} and {qtys.shape}")
+        bars, samples = [], []
+        while True:
+            status, nb, ns = self.kernel.snapshot(int(t_ns), prices, qtys, self._bars,
+                                                  self._samples)
+            bars.append(self._bars[:nb].copy())
+            samples.append(self._samples[:ns].copy())
+            if status == 0:
+                break
+            if status > 2:
+                raise ValueError(f"snapshot at {t_ns}: {_STATUS[status]}")
+            self._grow(status)
+        self.events += self.n_books
+        return self._finish(bars, samples)
+
     def flush(self, now_ns: int) -> Update:
         """The clock is at ``now_ns`` and nothing stamped before it is still to come: close
         the bars and samples that ended."""
