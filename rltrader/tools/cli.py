@@ -1,4 +1,5 @@
-"""The ``rltrader`` command: demo, bench, profile, replay, simulate, facts, train, serve.
+"""The ``rltrader`` command: demo, bench, profile, replay, simulate, facts, train, serve,
+analytics.
 
 Exit status, every command: 0 done; 1 a known-answer check failed (``replay``, reported on
 stdout); 2 bad arguments or bad input. Bad arguments are argparse's usage errors (numbers
@@ -294,13 +295,72 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.journal:                                   # journal (issue 17, item 5)
         print(f"journal {args.journal}: {exchange.journal.replayed} batches replayed",
               flush=True)
+    hub = None
+    if args.analytics:                                 # issue 18: the analytics server
+        hub = server.analytics_hub(exchange, intervals=args.intervals, sample=args.sample,
+                                   zmq=args.zmq)
+    elif args.zmq or args.analytics_port:
+        raise ValueError("--zmq and --analytics-port need --analytics")
     itch = server.itch_publisher(exchange, args.itch_file, args.itch_udp)
     print(f"serving {names} ({len(exchange.accounts)} accounts) on "
           f"http://{args.host}:{args.port}/api/v3", flush=True)
+    analytics_port = args.analytics_port or args.port + 1
+    if hub is not None:
+        print(f"analytics and dashboard on http://{args.host}:{analytics_port}/", flush=True)
     closers = [c.close for c in (itch, exchange.journal if args.journal else None) if c]
     server.serve(exchange, args.host, args.port, weight_per_minute=args.weight_per_minute,
                  orders_per_10s=args.orders_per_10s,
-                 binary_orders_per_10s=args.binary_orders_per_10s, on_shutdown=closers)
+                 binary_orders_per_10s=args.binary_orders_per_10s, on_shutdown=closers,
+                 analytics=hub, analytics_port=analytics_port)
+    return 0
+
+
+def _cmd_analytics(args: argparse.Namespace) -> int:
+    live = [m for m in ("connect", "simulate", "replay") if getattr(args, m)]
+    if len(live) > 1:
+        raise ValueError(f"give one of --connect, --simulate, --replay (got "
+                         f"{', '.join('--' + m for m in live)})")
+    if not live:
+        if not args.path:
+            raise ValueError("give PATH... --format F --out DIR (offline), or one of "
+                             "--connect URL, --simulate PRESET, --replay FORMAT PATH... (live)")
+        if args.format is None or args.out is None:
+            raise ValueError("offline analytics needs --format and --out")
+        from rltrader.analytics import offline
+
+        options = {k: v for k, v in (("snapshot", args.snapshot), ("mapping", args.mapping))
+                   if v is not None}
+        if args.symbol is not None:
+            options["book" if args.format == "itch" else "symbol"] = args.symbol
+        summary = offline.run(args.path, format=args.format, out=args.out,
+                              intervals=args.intervals, sample=args.sample, seed=args.seed,
+                              progress=not args.no_progress, **options)
+        print(f"{summary.get('events', 0):,} events, bars {summary.get('bars')}, "
+              f"{summary.get('samples', 0):,} samples; wrote {args.out}")
+        return 0
+    if args.path or args.format or args.out or args.snapshot or args.mapping:
+        raise ValueError("PATH..., --format, --out, --snapshot and --mapping are the offline "
+                         "form; the live modes take none of them")
+    from rltrader.analytics import server
+
+    hub_args = {"intervals": args.intervals, "sample": args.sample, "zmq": args.zmq}
+    if args.connect:
+        hub, source = server.connect(args.connect, **hub_args)
+        what = args.connect
+    elif args.simulate:
+        hub, source = server.simulate(args.simulate, speed=args.speed, seed=args.seed,
+                                      **hub_args)
+        what = f"simulated {args.simulate}"
+    else:
+        if len(args.replay) < 2:
+            raise ValueError("--replay FORMAT PATH...")
+        hub, source = server.replay(args.replay[0], args.replay[1:], speed=args.speed,
+                                    symbol=args.symbol, **hub_args)
+        what = f"replayed {args.replay[0]}"
+    names = ", ".join(s.symbol for s in hub.specs)
+    print(f"analytics of {names} ({what}) on http://{args.host}:{args.port}/ "
+          f"(WebSocket /ws{', ZeroMQ ' + args.zmq if args.zmq else ''})", flush=True)
+    server.serve(hub, source, args.host, args.port)
     return 0
 
 
@@ -325,6 +385,36 @@ def _port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {text!r}")
     return int(text)
+
+
+def _intervals(text: str) -> tuple[str, ...]:
+    """``--intervals``: comma-separated bar intervals (``1s,1m``), at most 8."""
+    from rltrader.analytics.engine import interval_name, parse_interval
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        values = [parse_interval(t) for t in names]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 0 < len(values) <= 8 or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"1 to 8 distinct intervals, got {text!r}")
+    if min(values) < 1_000_000:
+        raise argparse.ArgumentTypeError(f"intervals of at least 1ms, got {text!r}")
+    return tuple(interval_name(v) for v in values)
+
+
+def _sample(text: str) -> str:
+    """``--sample``: one interval."""
+    if "," in text:
+        raise argparse.ArgumentTypeError(f"one interval, got {text!r}")
+    return _intervals(text)[0]
+
+
+def _zmq(text: str) -> str:
+    if re.fullmatch(r"(tcp://[^\s:/]+:\d{1,5}|ipc://\S+)", text) is None:
+        raise argparse.ArgumentTypeError(f"must be tcp://HOST:PORT or ipc://PATH, got "
+                                         f"{text!r}")
+    return text
 
 
 def _fee(text: str) -> int:
@@ -542,10 +632,72 @@ def build_parser() -> argparse.ArgumentParser:
                    "in ITCH 5.0 to this BinaryFILE (rltrader replay itch rebuilds them)")
     p.add_argument("--itch-udp", type=_host_port, default=None, metavar="HOST:PORT",
                    help="publish the books in ITCH 5.0 as MoldUDP64 datagrams")
+    _publish_options(p, serve=True)
     p.set_defaults(func=Command("serve", _cmd_serve, _READ_ERRORS,
                                 lambda a: [x for x in (a.config, a.accounts, a.journal,
                                                        *(a.replay or [])[1:]) if x]))
+
+    p = sub.add_parser("analytics", help="bars, indicators and microstructure features: "
+                       "live (served over WebSocket, ZeroMQ and a dashboard) or offline "
+                       "(Parquet and CSV)",
+                       description="Live: follow a served exchange (--connect), a simulated "
+                       "market (--simulate) or a recorded day (--replay) and publish its "
+                       "features: Binance-style WebSocket streams on /ws (klines for "
+                       "ccxt.pro, analytics, indicators, depth, trades, agents), ZeroMQ PUB "
+                       "(--zmq), REST history and the dashboard on / (docs/analytics.md). "
+                       "Offline: PATH... --format F --out DIR writes the same features.")
+    p.add_argument("path", nargs="*", help="offline: the recording's files")
+    p.add_argument("--format", default=None, choices=("lobster", "itch", "binance", "tardis",
+                                                      "coinbase", "generic", "simulate"),
+                   help="offline: the files' format (simulate: PATH is a preset)")
+    p.add_argument("--out", default=None, metavar="DIR", help="offline: output folder "
+                   "(bars_<interval> and samples, Parquet and CSV, and summary.json)")
+    p.add_argument("--snapshot", default=None, metavar="PATH", help="offline: the depth "
+                   "(binance) or level-3 (coinbase) snapshot the feed starts from")
+    p.add_argument("--mapping", default=None, metavar="TOML", help="offline: a generic "
+                   "file's column mapping")
+    p.add_argument("--no-progress", action="store_true", help="offline: no progress bar")
+    p.add_argument("--connect", default=None, metavar="URL", help="follow the exchange "
+                   "served at URL (http://HOST:PORT: rltrader serve, or a Binance-spot-like "
+                   "API)")
+    p.add_argument("--simulate", default=None, type=_preset, metavar="PRESET",
+                   help="run a simulated market (a preset) in this process")
+    p.add_argument("--replay", nargs="+", default=None, metavar="ARG",
+                   help="replay a recording: FORMAT PATH... (lobster MESSAGE [ORDERBOOK], "
+                   "itch PATH, binance PATH..., tardis PATH..., coinbase SNAPSHOT FEED...)")
+    p.add_argument("--symbol", default=None, metavar="NAME", help="the stock of an ITCH "
+                   "file that holds several; a crypto file's symbol")
+    p.add_argument("--speed", type=_speed, default=1.0, help="--simulate, --replay: market "
+                   "time per wall time (default 1)")
+    p.add_argument("--seed", type=_non_negative, default=0, help="--simulate's seed")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: "
+                   "loopback)")
+    p.add_argument("--port", type=_port, default=8090, help="HTTP and WebSocket port "
+                   "(default %(default)s)")
+    _publish_options(p, serve=False)
+    p.set_defaults(func=Command("analytics", _cmd_analytics, _READ_ERRORS,
+                                lambda a: [*a.path, *(a.replay or [])[1:],
+                                           *(f for f in (a.snapshot, a.mapping) if f)]))
     return parser
+
+
+def _publish_options(p: argparse.ArgumentParser, serve: bool) -> None:
+    """The analytics server's options (``serve``: they apply with ``--analytics``)."""
+    if serve:
+        p.add_argument("--analytics", action="store_true", help="also serve live analytics "
+                       "and the dashboard (rltrader analytics), in this process, on "
+                       "--analytics-port")
+        p.add_argument("--analytics-port", type=_port, default=None, metavar="PORT",
+                       help="the analytics "
+                       "server's port (default: --port + 1)")
+    with_ = " (with --analytics)" if serve else ""
+    p.add_argument("--zmq", type=_zmq, default=None, metavar="ENDPOINT", help="also publish "
+                   f"every stream on a ZeroMQ PUB socket bound here{with_}: "
+                   "tcp://127.0.0.1:PORT")
+    p.add_argument("--intervals", type=_intervals, default=("1s", "1m"), metavar="LIST",
+                   help=f"bar intervals, comma-separated{with_} (default 1s,1m)")
+    p.add_argument("--sample", type=_sample, default="1s", metavar="INTERVAL",
+                   help=f"the features' sample clock{with_} (default 1s)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
