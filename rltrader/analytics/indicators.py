@@ -18,11 +18,12 @@ Prices are ticks (int64) and enter TA-Lib as float64 (exact below 2**53). A valu
 in the same warm-up rows as the batch function's over the series (``talib.SMA(close)`` …).
 
 How. ``ta-lib`` >= 0.8's ``talib.stream`` opens a *handle* on a history and carries it
-forward one bar at a time (O(1) a bar, about 0.2 µs); every value it produces is
-bit-identical to the batch function's at the same bar. A series keeps a ring of its last
-``capacity`` bars' high, low and close. A handle is opened on the ring as soon as it holds
-the indicator's warm-up (``lookback + 1`` bars: 34 for MACD, the longest), when the ring
-still holds the whole series, so from then on the values *equal* the batch function's.
+forward one bar at a time (O(1): about 0.2 µs a handle, 3 µs a bar for all six with this
+module's Python around them); every value it produces is bit-identical to the batch
+function's at the same bar. A series keeps a ring of its last ``capacity`` bars' high, low
+and close. A handle is opened on the ring as soon as it holds the indicator's warm-up
+(``lookback + 1`` bars: 34 for MACD, the longest), when the ring still holds the whole
+series, so from then on the values *equal* the batch function's.
 
 The ring matters again when handles are rebuilt from it: they cannot be pickled, so a
 pickled (or copied) ``BarIndicators`` keeps its rings and reopens its handles on them.
@@ -68,7 +69,7 @@ _SPECS: tuple[tuple[str, str, dict[str, Any], int, int], ...] = (
 
 
 def _lookback(name: str, params: dict[str, Any]) -> int:
-    function = abstract.Function(name)
+    function = abstract.Function(name)  # type: ignore[attr-defined]  # not in its .pyi
     function.parameters = params
     return int(function.lookback)
 
@@ -78,6 +79,7 @@ _LOOKBACKS = tuple(_lookback(name, params) for name, _, params, _, _ in _SPECS)
 _OPENERS: tuple[Callable[..., Any], ...] = tuple(getattr(ta_stream, name)
                                                  for name, *_ in _SPECS)
 MIN_CAPACITY = 64
+_NAN = float("nan")
 
 
 class _Series:
@@ -119,14 +121,20 @@ class _Series:
             opened.append(j)
         return opened
 
-    def push(self, high: float, low: float, close: float, out: np.ndarray) -> None:
-        """Add a closed bar and write its indicator values into ``out`` (10 floats, left
-        as they are before a handle opens)."""
+    def push(self, high: float, low: float, close: float) -> list[float]:
+        """Add a closed bar; its 10 indicator values (:data:`INDICATOR_FIELDS` order, NaN
+        where a handle is still warming up)."""
         slot = self.n % self.close.shape[0]
         self.high[slot], self.low[slot], self.close[slot] = high, low, close
         self.n += 1
         handles = self.handles
-        fresh = self.open_handles() if None in handles else ()
+        if None not in handles:             # warmed up: the _SPECS order, unrolled
+            sma, ema, rsi, macd, bands, atr = handles
+            m, b = macd.update(close), bands.update(close)
+            return [sma.update(close), ema.update(close), rsi.update(close), m[0], m[1],
+                    m[2], b[0], b[1], b[2], atr.update(high, low, close)]
+        fresh = self.open_handles()
+        out = [_NAN] * len(INDICATOR_FIELDS)
         for j, (_, inputs, _, column, width) in enumerate(_SPECS):
             handle = handles[j]
             if handle is None:
@@ -137,10 +145,8 @@ class _Series:
                 value = handle.update(close)
             else:
                 value = handle.update(high, low, close)
-            if width == 1:
-                out[column] = value
-            else:
-                out[column:column + width] = value
+            out[column:column + width] = value if width > 1 else (value,)
+        return out
 
 
 class BarIndicators:
@@ -189,17 +195,18 @@ class BarIndicators:
         if not bars.flags.writeable:
             raise ValueError("bars must be writeable (the indicator columns are filled "
                              "in place)")
-        out = np.full((bars.shape[0], len(INDICATOR_FIELDS)), np.nan)
+        rows: list[list[float]] = []
         keys = zip(bars["book"].tolist(), bars["interval_ns"].tolist(), strict=True)
         prices = zip(bars["high"].astype(np.float64).tolist(),
                      bars["low"].astype(np.float64).tolist(),
                      bars["close"].astype(np.float64).tolist(), strict=True)
         series_of = self._series
-        for i, (key, (high, low, close)) in enumerate(zip(keys, prices, strict=True)):
+        for key, (high, low, close) in zip(keys, prices, strict=True):
             series = series_of.get(key)
             if series is None:
                 series = series_of[key] = _Series(self.capacity)
-            series.push(high, low, close, out[i])
+            rows.append(series.push(high, low, close))
+        out = np.array(rows, dtype=np.float64)
         for j, name in enumerate(INDICATOR_FIELDS):
             bars[name] = out[:, j]
 
