@@ -65,14 +65,14 @@ def depth_profile(depth_bid: Any, depth_ask: Any, levels: int = LEVELS) -> np.nd
     if bid.shape != ask.shape or bid.shape[-1:] != (levels,) or bid.ndim not in (1, 2):
         raise ValueError(f"depth_bid and depth_ask must both be (n, {levels}) or "
                          f"({levels},), got {bid.shape} and {ask.shape}")
-    depth = np.concatenate([bid, ask], axis=-1).astype(np.float64).reshape(-1, 2 * levels)
-    if np.any(depth < 0):
+    depth = np.concatenate([bid, ask], axis=-1).reshape(-1, 2, levels)
+    if depth.size and depth.min() < 0:
         raise ValueError("depth quantities must be >= 0 (lots)")
-    cumulative = np.concatenate([np.cumsum(depth[:, :levels], axis=1),
-                                 np.cumsum(depth[:, levels:], axis=1)], axis=1)
+    cumulative = depth.cumsum(axis=2, dtype=np.float64).reshape(-1, 2 * levels)
     total = cumulative[:, levels - 1:levels] + cumulative[:, -1:]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, cumulative / total, np.nan)
+    # an empty book (total 0) stays NaN
+    return np.divide(cumulative, total, out=np.full_like(cumulative, np.nan),
+                     where=total > 0)
 
 
 class BookEmbedding:

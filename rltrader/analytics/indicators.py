@@ -173,6 +173,7 @@ class BarIndicators:
                              f"got {capacity!r}")
         self.capacity = int(capacity)
         self._series: dict[tuple[int, int], _Series] = {}
+        self._dtype: np.dtype | None = None
 
     def update(self, bars: np.ndarray) -> None:
         """Fill the indicator columns of closed ``bars`` in place.
@@ -184,12 +185,16 @@ class BarIndicators:
             time order, each bar given once). Their ``high``, ``low`` and ``close`` (ticks)
             advance their series; :data:`INDICATOR_FIELDS` are overwritten.
         """
-        names = getattr(getattr(bars, "dtype", None), "names", None) or ()
-        missing = [f for f in ("book", "interval_ns", "high", "low", "close",
-                               *INDICATOR_FIELDS) if f not in names]
-        if not isinstance(bars, np.ndarray) or bars.ndim != 1 or missing:
-            raise ValueError("bars must be a 1-D BAR_DTYPE array"
-                             + (f" (missing fields {missing})" if missing else ""))
+        if not isinstance(bars, np.ndarray) or bars.ndim != 1:
+            raise ValueError(f"bars must be a 1-D BAR_DTYPE array, got {bars!r:.80}")
+        if bars.dtype is not self._dtype:       # checked once per dtype
+            names = bars.dtype.names or ()
+            missing = [f for f in ("book", "interval_ns", "high", "low", "close",
+                                   *INDICATOR_FIELDS) if f not in names]
+            if missing:
+                raise ValueError(f"bars must be a 1-D BAR_DTYPE array (missing fields "
+                                 f"{missing})")
+            self._dtype = bars.dtype
         if bars.shape[0] == 0:
             return
         if not bars.flags.writeable:
@@ -227,6 +232,7 @@ class BarIndicators:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.capacity = state["capacity"]
         self._series = {}
+        self._dtype = None
         for key, (n, high, low, close) in state["rings"].items():
             series = self._series[key] = _Series(self.capacity)
             kept = high.shape[0]
