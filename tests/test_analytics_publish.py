@@ -258,10 +258,11 @@ def test_rest_history_symbols_and_errors(server) -> None:
 
 
 def test_hub_follows_the_exchange_book_and_survives_bad_batches() -> None:
-    from rltrader.exchange.server import analytics_hub, build
+    from rltrader.analytics.server import exchange_hub
+    from rltrader.exchange.server import build
 
     exchange = build("resilient")
-    hub = analytics_hub(exchange, intervals=("1s",), sample="1s")
+    hub = exchange_hub(exchange, intervals=("1s",), sample="1s")
     assert hub.on_batch in exchange.listeners
     sent: list[tuple[str, dict]] = []
     hub.wants = lambda name: True                        # type: ignore[method-assign]

@@ -426,6 +426,28 @@ def replay(fmt: str, paths: Sequence[str], *, speed: float = 1.0, symbol: str | 
     return hub, run
 
 
+def exchange_hub(exchange: Any, *, intervals: Sequence[str] = ("1s", "1m"),
+                  sample: str = "1s", zmq: str | None = None) -> Any:
+    """``--analytics``: a :class:`~rltrader.analytics.publish.Hub` over ``exchange``'s
+    books, fed by every batch's events (an exchange listener), with ``exchangeInfo`` from
+    the gateway and an ``agents`` stream: each account and each background population,
+    position, PnL marked to mid and share of volume."""
+    from rltrader.exchange.binance import BinanceGateway
+
+    gateway = BinanceGateway(exchange)
+    specs = list(exchange.symbols.values())
+    groups = [(a.name, "accounts", a.owner, a.owner + 1) for a in exchange.accounts]
+    if exchange.market is not None:
+        groups += [(name, "background", lo, hi)
+                   for name, (lo, hi) in exchange.market.owners.items() if hi > lo]
+    hub = Hub(specs, intervals=intervals, sample=sample, clock=exchange.clock,
+              exchange_info=lambda: gateway.exchange_info({}), zmq=zmq)
+    hub.agents = lambda: agent_rows(exchange.books.accounts, groups, hub.mids(), specs)
+    hub.seed(exchange.books)
+    exchange.listeners.append(hub.on_batch)
+    return hub
+
+
 def serve(hub: Hub, source: Source | None, host: str = "127.0.0.1", port: int = 8090) -> None:
     """Serve ``hub`` (its source as the app's lifespan task) until interrupted."""
     import uvicorn

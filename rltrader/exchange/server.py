@@ -155,37 +155,15 @@ def itch_publisher(exchange: Exchange, path: str | None,
     return publisher
 
 
-def analytics_hub(exchange: Exchange, *, intervals: Sequence[str] = ("1s", "1m"),
-                  sample: str = "1s", zmq: str | None = None) -> Any:
-    """``--analytics``: a :class:`~rltrader.analytics.publish.Hub` over ``exchange``'s
-    books, fed by every batch's events (an exchange listener), with ``exchangeInfo`` from
-    the gateway and an ``agents`` stream: each account and each background population,
-    position, PnL marked to mid and share of volume."""
-    from rltrader.analytics.publish import Hub, agent_rows
-    from rltrader.exchange.binance import BinanceGateway
-
-    gateway = BinanceGateway(exchange)
-    specs = list(exchange.symbols.values())
-    groups = [(a.name, "accounts", a.owner, a.owner + 1) for a in exchange.accounts]
-    if exchange.market is not None:
-        groups += [(name, "background", lo, hi)
-                   for name, (lo, hi) in exchange.market.owners.items() if hi > lo]
-    hub = Hub(specs, intervals=intervals, sample=sample, clock=exchange.clock,
-              exchange_info=lambda: gateway.exchange_info({}), zmq=zmq)
-    hub.agents = lambda: agent_rows(exchange.books.accounts, groups, hub.mids(), specs)
-    hub.seed(exchange.books)
-    exchange.listeners.append(hub.on_batch)
-    return hub
-
-
 def serve(exchange: Exchange, host: str = "127.0.0.1", port: int = 8080, *,
           weight_per_minute: int = 6000, orders_per_10s: int = 100,
           binary_orders_per_10s: int = 5_000_000,
-          on_shutdown: Sequence[Callable[[], None]] = (), analytics: Any = None,
-          analytics_port: int | None = None) -> None:
+          on_shutdown: Sequence[Callable[[], None]] = (),
+          also: Sequence[tuple[Any, int]] = ()) -> None:
     """Serve ``exchange`` until interrupted; ``on_shutdown`` runs as the server stops
-    (uvicorn then re-raises the signal that stopped it). ``analytics``: a hub
-    (:func:`analytics_hub`) served on ``analytics_port`` by the same process and loop."""
+    (uvicorn then re-raises the signal that stopped it). ``also``: more ASGI apps, each
+    with its port, served by the same process and loop (``rltrader serve --analytics``
+    passes the analytics server's)."""
     import asyncio
 
     import uvicorn
@@ -200,15 +178,11 @@ def serve(exchange: Exchange, host: str = "127.0.0.1", port: int = 8080, *,
                                             # binary path's CPU
     gateway = app(exchange, weight_per_minute=weight_per_minute, orders_per_10s=orders_per_10s,
                   binary_orders_per_10s=binary_orders_per_10s, on_shutdown=on_shutdown)
-    if analytics is None:
+    if not also:
         uvicorn.run(gateway, host=host, port=port, **options)
         return
-    from rltrader.analytics.publish import app as analytics_app
-
-    analytics.open_zmq()            # a bad --zmq fails here, before anything is served
-    servers = [uvicorn.Server(uvicorn.Config(gateway, host=host, port=port, **options)),
-               uvicorn.Server(uvicorn.Config(analytics_app(analytics), host=host,
-                                             port=analytics_port or port + 1, **options))]
+    servers = [uvicorn.Server(uvicorn.Config(application, host=host, port=at, **options))
+               for application, at in [(gateway, port), *also]]
 
     async def both() -> None:
         # each server stops on SIGINT/SIGTERM (uvicorn chains their handlers); when one

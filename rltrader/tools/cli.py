@@ -297,8 +297,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
               flush=True)
     hub = None
     if args.analytics:                                 # issue 18: the analytics server
-        hub = server.analytics_hub(exchange, intervals=args.intervals, sample=args.sample,
-                                   zmq=args.zmq)
+        from rltrader.analytics import publish
+        from rltrader.analytics import server as analytics_server
+
+        hub = analytics_server.exchange_hub(exchange, intervals=args.intervals,
+                                            sample=args.sample, zmq=args.zmq)
+        hub.open_zmq()              # a bad --zmq fails here, before anything is served
     elif args.zmq or args.analytics_port:
         raise ValueError("--zmq and --analytics-port need --analytics")
     itch = server.itch_publisher(exchange, args.itch_file, args.itch_udp)
@@ -311,7 +315,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     server.serve(exchange, args.host, args.port, weight_per_minute=args.weight_per_minute,
                  orders_per_10s=args.orders_per_10s,
                  binary_orders_per_10s=args.binary_orders_per_10s, on_shutdown=closers,
-                 analytics=hub, analytics_port=analytics_port)
+                 also=[] if hub is None else [(publish.app(hub), analytics_port)])
     return 0
 
 
