@@ -189,12 +189,12 @@ class FeatureEngine:
                 self.n_books, 2):
             raise ValueError(f"prices and qtys must both be ({self.n_books}, 2, L), got "
                              f"{prices.shape} and {qtys.shape}")
-        bars, samples = [], []
+        bars: list[np.ndarray] = []
+        samples: list[np.ndarray] = []
         while True:
             status, nb, ns = self.kernel.snapshot(int(t_ns), prices, qtys, self._bars,
                                                   self._samples)
-            bars.append(self._bars[:nb].copy())
-            samples.append(self._samples[:ns].copy())
+            self._take(bars, samples, nb, ns)
             if status == 0:
                 break
             if status > 2:
@@ -206,11 +206,11 @@ class FeatureEngine:
     def flush(self, now_ns: int) -> Update:
         """The clock is at ``now_ns`` and nothing stamped before it is still to come: close
         the bars and samples that ended."""
-        bars, samples = [], []
+        bars: list[np.ndarray] = []
+        samples: list[np.ndarray] = []
         while True:
             status, nb, ns = self.kernel.flush(int(now_ns), self._bars, self._samples)
-            bars.append(self._bars[:nb].copy())
-            samples.append(self._samples[:ns].copy())
+            self._take(bars, samples, nb, ns)
             if status == 0:
                 break
             self._grow(status)
@@ -272,12 +272,12 @@ class FeatureEngine:
             self._samples = np.zeros(2 * self._samples.shape[0], dtype=SAMPLE_DTYPE)
 
     def _run(self, run: Any, array: np.ndarray) -> Update:
-        bars, samples = [], []
+        bars: list[np.ndarray] = []
+        samples: list[np.ndarray] = []
         start = 0
         while True:
             status, start, nb, ns = run(array, start, self._bars, self._samples)
-            bars.append(self._bars[:nb].copy())
-            samples.append(self._samples[:ns].copy())
+            self._take(bars, samples, nb, ns)
             if status == 0:
                 break
             if status > 2:
@@ -291,9 +291,19 @@ class FeatureEngine:
         self.events += array.shape[0]
         return self._finish(bars, samples)
 
+    def _take(self, bars: list[np.ndarray], samples: list[np.ndarray], nb: int,
+              ns: int) -> None:
+        """Copy out what a kernel call closed (the buffers are reused by the next)."""
+        if nb:
+            bars.append(self._bars[:nb].copy())
+        if ns:
+            samples.append(self._samples[:ns].copy())
+
     def _finish(self, bars: list[np.ndarray], samples: list[np.ndarray]) -> Update:
-        out_bars = np.concatenate(bars) if len(bars) > 1 else bars[0]
-        out_samples = np.concatenate(samples) if len(samples) > 1 else samples[0]
+        if not bars and not samples:            # most calls of a live source close nothing
+            return Update(_NO_BARS, _NO_SAMPLES)
+        out_bars = _joined(bars, _NO_BARS)
+        out_samples = _joined(samples, _NO_SAMPLES)
         if out_bars.size:
             if self.indicators is not None:
                 self.indicators.update(out_bars)
@@ -307,6 +317,18 @@ class FeatureEngine:
             for row in out_samples:
                 history[int(row["book"])].append(row)
         return Update(out_bars, out_samples)
+
+
+_NO_BARS = np.zeros(0, dtype=BAR_DTYPE)
+_NO_BARS.flags.writeable = False
+_NO_SAMPLES = np.zeros(0, dtype=SAMPLE_DTYPE)
+_NO_SAMPLES.flags.writeable = False
+
+
+def _joined(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
+    if not parts:
+        return empty
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 __all__ = ["BAR_DTYPE", "DEPTH", "EMBED", "MD_CLEAR", "MD_DELTA", "MD_DTYPE", "MD_LEVEL",
