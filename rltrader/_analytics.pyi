@@ -1,6 +1,6 @@
 from collections.abc import Sequence
 from enum import IntEnum
-from typing import Any, final
+from typing import final
 
 import numpy as np
 
