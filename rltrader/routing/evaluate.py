@@ -140,12 +140,10 @@ def seeded_view(mv: MultiVenueMarket, participant: int, depth: int = 20) -> Cons
     """A participant's consolidated book, started from every venue's whole book now (the
     events that follow then keep it)."""
     view = ConsolidatedBook.of_market(mv, participant, depth)
-    levels = [books.top_levels(4096)[:2] for books in mv.books]
-    prices = np.concatenate([p for p, _ in levels])
-    qtys = np.concatenate([q for _, q in levels])
-    view.engine.snapshot(mv.time_ns, prices, qtys)
-    view._refresh(list(range(mv.n_venues)))
-    view.time_ns = mv.time_ns
+    for v, books in enumerate(mv.books):
+        prices, qtys, _ = books.top_levels(4096)
+        view.on_levels(v, prices[0], qtys[0], mv.time_ns, arrival_ns=mv.time_ns)
+    view.advance(mv.time_ns)
     return view
 
 
