@@ -4,7 +4,7 @@ process itself (no CDN, no Bokeh server).
 The layout (figures, tables and their ``ColumnDataSource`` objects, each with a ``name``)
 is built here with Bokeh and embedded in the page as a :func:`bokeh.embed.json_item`;
 ``static/dashboard.js`` embeds it, opens the same process's WebSocket ``/ws``, subscribes to
-one symbol's streams (docs/analytics_contract.md, "Live publication") and streams their
+one symbol's streams (docs/analytics.md, "Live") and streams their
 payloads into the sources by name. BokehJS is served from the installed ``bokeh`` package,
 so the page's JavaScript always matches the Python that built the layout.
 

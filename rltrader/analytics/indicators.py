@@ -1,7 +1,7 @@
 """Technical indicators of closed bars, by TA-Lib's streaming API.
 
 :class:`BarIndicators` fills the indicator columns of ``BAR_DTYPE`` rows
-(docs/analytics_contract.md) as bars close, per ``(book, interval_ns)`` series:
+(docs/analytics.md) as bars close, per ``(book, interval_ns)`` series:
 
 ===========================================  ==========================================
 columns                                      TA-Lib (defaults), inputs

@@ -20,7 +20,7 @@ indicators NaN.
 
 Files in ``out``: ``bars_<interval>.parquet|csv`` (one per interval), ``samples.parquet|csv``
 and ``summary.json`` (the returned summary). Columns are ``BAR_DTYPE``'s and
-``SAMPLE_DTYPE``'s (docs/analytics_contract.md) with arrays spread over numbered columns
+``SAMPLE_DTYPE``'s (docs/analytics.md) with arrays spread over numbered columns
 (``depth_bid_1`` … ``depth_bid_<levels>``, ``embedding_1`` …); prices are ticks and
 quantities lots of the source's grid (``tick_size`` and ``lot_size`` in the summary and the
 Parquet metadata), times ns as the source stamps them (LOBSTER and simulated days: since

@@ -1,7 +1,7 @@
 """Live publication of analytics: one :class:`Hub` per process, fed by a source (the
 exchange's batches, a simulated market, a replay, a served exchange's streams), publishing
 what its :class:`~rltrader.analytics.engine.FeatureEngine` computes over WebSocket, ZeroMQ
-and REST (docs/analytics_contract.md, "Live publication"; docs/analytics.md).
+and REST (docs/analytics.md, "Live").
 
 WebSocket (``/ws``, ``/ws/<stream>/...``, ``/stream?streams=...``) speaks the exchange's
 Binance protocol exactly as :mod:`rltrader.exchange.streams` does: ``SUBSCRIBE`` /

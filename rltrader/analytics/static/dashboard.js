@@ -1,6 +1,6 @@
 // rltrader's live dashboard: embeds the Bokeh layout that rltrader/analytics/dashboard.py
 // built, subscribes to one symbol's analytics streams on this page's own /ws (Binance's
-// SUBSCRIBE protocol, docs/analytics_contract.md) and streams their payloads into the
+// SUBSCRIBE protocol, docs/analytics.md) and streams their payloads into the
 // layout's ColumnDataSources, found by name.
 //
 // Messages are queued as they come and applied every UPDATE_MS in one batch per source
