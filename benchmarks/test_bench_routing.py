@@ -96,3 +96,58 @@ def test_consolidated_engine_yardstick(benchmark, pair_batches):
 
     benchmark.pedantic(run, setup=setup, rounds=7, iterations=1, warmup_rounds=1)
     _per_event(benchmark, batches, "FeatureEngine.process_events alone, the same batches")
+
+
+# ---- router decisions ----------------------------------------------------------------------
+#
+# test_router_decisions[greedy]        greedy_sweep of a 50-lot buy over a fixed 3-venue
+#                                      snapshot (10 levels a side; ticks 1, 1, 5; the
+#                                      evaluation's fees and latencies), latency penalty on
+# test_router_decisions[cont_kukanov]  cont_kukanov of the same parent: 600 outflow windows
+#                                      per venue summed over 10 (591 paired samples), the
+#                                      stochastic approximation (300 steps) and the integer
+#                                      local search
+#
+# ``extra_info["decisions_per_s"]`` is the median rate.
+
+
+def _router_snapshot():
+    from rltrader.routing.router import VenueView
+
+    rng = np.random.default_rng(19)
+    views = []
+    for factor, touch, (maker, taker), latency, rate in (
+            (1, 10_000, (-20, 30), 200_000, 6.0), (1, 10_001, (0, 5), 1_000_000, 3.0),
+            (5, 10_000, (0, 20), 5_000_000, 4.0)):
+        steps = factor * np.arange(10)
+        prices = np.stack([touch - factor - steps, touch + factor + steps])
+        qtys = rng.integers(5, 60, (2, 10))
+        views.append(VenueView(prices, qtys, factor, maker, taker, latency,
+                               rng.poisson(rate, (2, 600)), 1_000_000))
+    return tuple(views)
+
+
+@pytest.mark.benchmark(group="routing")
+@pytest.mark.parametrize("router", ["greedy", "cont_kukanov"])
+def test_router_decisions(benchmark, router):
+    from rltrader.routing.router import Parent, cont_kukanov, greedy_sweep
+
+    views, parent = _router_snapshot(), Parent(+1, 50)
+    if router == "greedy":
+        def decide():
+            return greedy_sweep(parent, views, latency_penalty_ticks_per_ms=0.1)
+        rounds, iterations = 30, 100
+    else:
+        def decide():
+            return cont_kukanov(parent, views, horizon_ns=10_000_000, lambda_under=3.0,
+                                lambda_over=1.0, latency_penalty_ticks_per_ms=0.1)
+        rounds, iterations = 15, 3
+    route = benchmark.pedantic(decide, rounds=rounds, iterations=iterations,
+                               warmup_rounds=1)
+    assert sum(c.qty for c in route) + route.remainder == parent.qty
+    if benchmark.stats is None:  # --benchmark-disable: the body ran once, untimed
+        return
+    median = benchmark.stats.stats.median
+    benchmark.extra_info.update(venues=len(views), parent_qty=parent.qty,
+                                children=len(route), decisions_per_s=round(1 / median),
+                                us_per_decision=round(median * 1e6, 1))
