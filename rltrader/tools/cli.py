@@ -281,6 +281,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       progress=not args.no_progress, **overrides)
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from rltrader.training import evaluate
+
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest   # main's "--"
+    return evaluate.main(rest)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from rltrader.exchange import server
 
@@ -591,6 +598,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=Command("train", _cmd_train))
 
+    p = sub.add_parser("evaluate", add_help=False,
+                       help="checkpoints and baselines on held-out markets, paired, with "
+                       "CIs (rltrader evaluate --help)",
+                       description="Evaluate trained checkpoints and baselines on the same "
+                       "held-out markets (docs/training.md).")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=Command("evaluate", _cmd_evaluate, (OSError, ValueError)))
+
     p = sub.add_parser("serve", help="serve a market to real clients (Binance-compatible "
                        "REST; needs the exchange extra)",
                        description="Run a market continuously on a clock with its background "
@@ -706,6 +721,9 @@ def _publish_options(p: argparse.ArgumentParser, serve: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["evaluate"]:        # its own parser (rltrader.training.evaluate)
+        argv = ["evaluate", "--", *argv[1:]]
     args = build_parser().parse_args(argv)
     try:
         status = args.func(args)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -177,7 +178,7 @@ class Run:
 
 def run_lineup(config: EnvConfig, lineup: Sequence[tuple[Strategy, Sequence[int]]], *,
                n_envs: int, n_agents: int, seeds: Sequence[int] = (0,),
-               episodes: int = 1) -> Run:
+               episodes: int = 1, source: Any = None) -> Run:
     """Run strategies in chosen agent rows of every market; the other rows hold.
 
     Parameters
@@ -193,6 +194,9 @@ def run_lineup(config: EnvConfig, lineup: Sequence[tuple[Strategy, Sequence[int]
         One env built from each seed; the same seeds give every lineup the same markets.
     episodes : int
         Whole episodes recorded per market and seed.
+    source : callable, optional
+        ``source(seed)`` gives the env's data source for that seed (one ``HybridReplay``
+        per env: markets replaying real data); default: the simulated market.
 
     Returns
     -------
@@ -223,7 +227,8 @@ def run_lineup(config: EnvConfig, lineup: Sequence[tuple[Strategy, Sequence[int]
                for name in ("max_abs_position", "position_limit", "order_qty")}
     inventory = observation_names(config.depth).index("inventory")
     for s, seed in enumerate(seeds):
-        env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=seed)
+        env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=seed,
+                               source=None if source is None else source(seed))
         limit = np.asarray(env.position_limit).reshape(n_envs, n_agents)
         per_env["position_limit"][s] = limit
         per_env["order_qty"][s] = np.asarray(env.order_qty).reshape(n_envs, n_agents)

@@ -1,0 +1,236 @@
+"""``rltrader evaluate``: trained checkpoints and baselines on held-out markets, paired.
+
+Every candidate plays every agent row of the same markets: the same task config, the same
+market (a preset, or a hybrid replay of real data), the same seeds. Each market of each
+seed is one independent observation (its agents' mean episode return); candidates are
+compared with the first one (the reference, usually the strongest baseline) by paired
+differences over those markets, with Student-t 95 % intervals
+(:mod:`rltrader.training.evaluation`). The env's valuation is its default, the
+non-gameable liquidation value (docs/envs.md).
+
+Candidates: a checkpoint file (``*.pt``, :func:`rltrader.training.fast_ppo.load_policy`)
+or ``baseline:NAME`` (:data:`BASELINES`, plus the baselines of
+:mod:`rltrader.training.strategies`).
+
+Markets: a preset name (``resilient``, ``thin``, ``realistic`` ...) or ``lobster`` (the
+LOBSTER AAPL hour as a hybrid replay, one per env; real data no policy trained on).
+
+Results: ``--json OUT`` writes every number; ``--report DIR`` a markdown report with a plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rltrader.envs import BatchedMarketEnv, EnvConfig
+from rltrader.training.evaluation import Run, Summary, run_lineup
+from rltrader.training.exploits import BuyAndHold, FixedSpreadMaker, Hold, Strategy
+
+#: The tasks: their env config (the market is set per evaluated market).
+TASKS: dict[str, EnvConfig] = {
+    "market_making": EnvConfig(action_mode="market_making", reward="pnl"),
+    "execution": EnvConfig(action_mode="execution"),
+    "directional": EnvConfig(action_mode="discrete", reward="pnl"),
+}
+
+
+class CheckpointStrategy(Strategy):
+    """A trained policy (a checkpoint) acting for its rows: one batched forward per step."""
+
+    def __init__(self, path: str | Path) -> None:
+        from rltrader.training.fast_ppo import load_policy
+
+        self.path = Path(path)
+        self.policy = load_policy(self.path)
+        self.name = self.path.stem
+
+    def actions(self, step: np.ndarray, horizon: int, env: BatchedMarketEnv,
+                agents: Sequence[int]) -> np.ndarray:
+        rows = env.observations.reshape(env.n_envs, env.n_agents, -1)[:, list(agents)]
+        out = np.asarray(self.policy(rows.reshape(-1, rows.shape[-1])))
+        return out.reshape((env.n_envs, len(agents)) + out.shape[1:]).astype(np.int64)
+
+
+def _baselines() -> dict[str, Any]:
+    table: dict[str, Any] = {"hold": Hold, "fixed_spread": FixedSpreadMaker,
+                             "buy_and_hold": BuyAndHold}
+    try:
+        from rltrader.training import strategies
+    except ImportError:            # the module is optional for the rest of the command
+        return table
+    table.update(getattr(strategies, "BASELINES", {}))
+    return table
+
+
+def candidate(spec: str) -> Strategy:
+    """``baseline:NAME`` or a checkpoint path, as a :class:`Strategy`."""
+    if spec.startswith("baseline:"):
+        name = spec.split(":", 1)[1]
+        table = _baselines()
+        if name not in table:
+            raise ValueError(f"unknown baseline {name!r}; known: {', '.join(sorted(table))}")
+        made = table[name]()
+        made.name = name
+        return made
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"{spec}: no such checkpoint (or write baseline:NAME)")
+    return CheckpointStrategy(path)
+
+
+def lobster_sources(n_envs: int, n_agents: int) -> Any:
+    """``source(seed)`` for :func:`run_lineup`: one hybrid replay of the shipped LOBSTER
+    AAPL hour per env (the record has no randomness; seeds differ by the agents' sizes and
+    arrival order)."""
+    from rltrader.data import lobster
+    from rltrader.data.hybrid import HybridReplay
+    from rltrader.data.samples import AAPL_HOUR, sample_path
+
+    feed = lobster.read_messages(sample_path(AAPL_HOUR))
+
+    def source(seed: int) -> list[Any]:
+        return [HybridReplay(feed, n_agents) for _ in range(n_envs)]
+
+    return source
+
+
+def evaluate(candidates: Sequence[str], *, task: str, markets: Sequence[str],
+             seeds: Sequence[int], n_envs: int = 16, n_agents: int = 4, episodes: int = 2,
+             horizon: int | None = None) -> dict[str, Any]:
+    """Every candidate on every market and seed; summaries and paired differences."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
+    if not candidates:
+        raise ValueError("give at least one candidate")
+    base = TASKS[task]
+    if horizon is not None:
+        base = base.replace(horizon=horizon)
+    strategies = [candidate(spec) for spec in candidates]
+    out: dict[str, Any] = {"task": task, "seeds": list(seeds), "n_envs": n_envs,
+                           "n_agents": n_agents, "episodes": episodes,
+                           "candidates": [s.name for s in strategies], "markets": {}}
+    for market in markets:
+        if market == "lobster":
+            config, source = base, lobster_sources(n_envs, n_agents)
+        else:
+            config, source = base.replace(market=market), None
+        runs: list[Run] = []
+        for strategy in strategies:
+            runs.append(run_lineup(config, [(strategy, range(n_agents))], n_envs=n_envs,
+                                   n_agents=n_agents, seeds=seeds, episodes=episodes,
+                                   source=source))
+        agents = list(range(n_agents))
+        rows = {}
+        for strategy, run in zip(strategies, runs, strict=True):
+            mean = run.per_market(agents) / n_agents
+            rows[strategy.name] = {
+                "return_per_agent": _summary(Summary.of(mean)),
+                "minus_reference": _summary(Summary.of(
+                    mean - runs[0].per_market(agents) / n_agents)),
+                "limit_ratio": run.limit_ratio(agents),
+            }
+        out["markets"][market] = {"reference": strategies[0].name, "rows": rows}
+    return out
+
+
+def _summary(s: Summary) -> dict[str, float]:
+    return {"mean": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high,
+            "standard_error": s.standard_error, "n": s.n}
+
+
+def report(result: dict[str, Any], folder: Path) -> Path:
+    """``report.md`` and ``returns.png`` in ``folder``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    markets = list(result["markets"])
+    fig, axes = plt.subplots(1, len(markets), figsize=(5 * len(markets), 3.6), squeeze=False)
+    unit = "shortfall gain, ticks per lot" if result["task"] == "execution" else (
+        "return, ticks per lot of order size")
+    lines = [f"# Evaluation: {result['task']}", "",
+             f"Seeds {result['seeds']}, {result['n_envs']} markets x {result['n_agents']} "
+             f"agents each, {result['episodes']} episodes; each market of each seed is one "
+             "observation. Differences are paired with the first candidate (the reference).",
+             ""]
+    for ax, market in zip(axes[0], markets, strict=True):
+        rows = result["markets"][market]["rows"]
+        names = list(rows)
+        means = [rows[n]["return_per_agent"]["mean"] for n in names]
+        errors = [rows[n]["return_per_agent"]["mean"] - rows[n]["return_per_agent"]["ci_low"]
+                  for n in names]
+        ax.bar(range(len(names)), means, yerr=np.nan_to_num(errors), capsize=3)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax.set_title(market)
+        ax.set_ylabel(unit)
+        reference = result["markets"][market]["reference"]
+        lines += [f"## {market}", "", f"| candidate | {unit} (95 % CI) | − {reference} "
+                  "(paired) | max |position| / limit |", "|---|---|---|---|"]
+        for n in names:
+            r = rows[n]
+            lines.append(f"| {n} | {_ci(r['return_per_agent'])} | {_ci(r['minus_reference'])} "
+                         f"| {r['limit_ratio']:.2f} |")
+        lines.append("")
+    fig.tight_layout()
+    fig.savefig(folder / "returns.png", dpi=110)
+    plt.close(fig)
+    lines.append("![returns](returns.png)")
+    path = folder / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _ci(s: dict[str, float]) -> str:
+    return f"{s['mean']:+.3f} [{s['ci_low']:+.3f}, {s['ci_high']:+.3f}]"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` or ``"1,5,9"``."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise ValueError(f"seeds: a list of ints or ranges like 0-4, got {text!r}")
+        seeds += list(range(int(low), int(high or low) + 1))
+    return seeds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rltrader evaluate", description=__doc__.split(
+        "\n\n")[0])
+    parser.add_argument("candidates", nargs="+", help="checkpoints (*.pt) or baseline:NAME")
+    parser.add_argument("--task", default="market_making", choices=sorted(TASKS))
+    parser.add_argument("--markets", default="resilient,thin")
+    parser.add_argument("--seeds", default="100-104")
+    parser.add_argument("--n-envs", type=int, default=16)
+    parser.add_argument("--n-agents", type=int, default=4)
+    parser.add_argument("--episodes", type=int, default=2)
+    parser.add_argument("--horizon", type=int, default=None)
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT")
+    parser.add_argument("--report", type=Path, default=None, metavar="DIR")
+    args = parser.parse_args(argv)
+    result = evaluate(args.candidates, task=args.task, markets=args.markets.split(","),
+                      seeds=parse_seeds(args.seeds), n_envs=args.n_envs,
+                      n_agents=args.n_agents, episodes=args.episodes, horizon=args.horizon)
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2))
+    if args.report is not None:
+        print(report(result, args.report).read_text())
+    else:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+__all__ = ["TASKS", "CheckpointStrategy", "candidate", "evaluate", "main", "report"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
