@@ -29,6 +29,7 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
 from starlette.routing import Route
 
+from rltrader.core.constants import BUY, SELL
 from rltrader.exchange.accounts import Account
 from rltrader.exchange.engine import Exchange, Order, Request
 from rltrader.exchange.symbols import ApiError, SymbolSpec
@@ -221,7 +222,9 @@ class BinanceGateway:
         return {"serverTime": time.time_ns() // 1_000_000}
 
     async def exchange_info(self, p: dict[str, str]) -> dict:
-        symbols = list(self.ex.symbols.values())
+        # a venue group's symbols share base and quote: clients that key markets by
+        # "BASE/QUOTE" (ccxt) keep the last one listed, so the first venue comes last
+        symbols = sorted(self.ex.symbols.values(), key=lambda s: s.symbol in self.ex.sor)
         if "symbol" in p:
             symbols = [self.ex.symbol(p)]
         return {
@@ -232,7 +235,9 @@ class BinanceGateway:
                 {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
                  "limit": self.limits.orders_per_10s}],
             "exchangeFilters": [],
-            "symbols": [self._symbol_info(s) for s in symbols]}
+            "symbols": [self._symbol_info(s) for s in symbols],
+            "sors": [{"baseAsset": venues[0].base, "symbols": [v.symbol for v in venues]}
+                     for venues in self.ex.sor.values()]}
 
     def _symbol_info(self, s: SymbolSpec) -> dict:
         price_digits, qty_digits = s.precision(s.tick_size), s.precision(s.lot_size)
@@ -383,6 +388,74 @@ class BinanceGateway:
             view.pop(key)
         return {**view, **head}
 
+    async def sor_order(self, p: dict[str, str], account: Account, method: str) -> dict:
+        """``POST /api/v3/sor/order``: Binance's smart-order-routing order, across the
+        venues of ``symbol`` (the exchange's ``venues``). The exchange's router splits it
+        into one child order per venue (IOC at the worst price it takes there; a GTC
+        limit's remainder rests on the venue paying the best maker fee); the children
+        run in one batch. The answer is Binance's (``workingFloor: "SOR"``, ``usedSor``,
+        fills with ``matchType`` and ``allocId``) plus ``venues``: each child order."""
+        spec = self.ex.symbol(p)
+        venues = self.ex.sor.get(spec.symbol)
+        if venues is None or self.ex.router is None:
+            raise ApiError(-1013, f"Smart order routing is not available for {spec.symbol}.")
+        side = {"BUY": BUY, "SELL": SELL}.get(p.get("side", "").upper())
+        if side is None:
+            raise ApiError(-1102 if "side" not in p else -1117, "Invalid side.")
+        kind = p.get("type", "").upper()
+        if kind not in ("LIMIT", "MARKET"):
+            raise ApiError(-1102 if "type" not in p else -1116, "Invalid orderType.")
+        if "quantity" not in p:
+            raise ApiError(-1102, "Mandatory parameter 'quantity' was not sent, was "
+                           "empty/null, or malformed.")
+        qty = spec.lots(p["quantity"])
+        limit, tif = None, "IOC"
+        if kind == "LIMIT":
+            if "price" not in p or "timeInForce" not in p:
+                raise ApiError(-1102, "Mandatory parameters 'price' and 'timeInForce' are "
+                               "needed for a LIMIT order.")
+            limit, tif = spec.ticks(p["price"]), p["timeInForce"].upper()
+            if tif not in ("GTC", "IOC"):
+                raise ApiError(-1115, "Invalid timeInForce.")
+        self.limits.order(account.api_key)
+        children = self.ex.router(venues, side, qty, limit, tif)
+        text = "BUY" if side == BUY else "SELL"
+        requests = [Request("new", account, {
+            "symbol": child_spec.symbol, "side": text, "type": "LIMIT",
+            "timeInForce": child_tif, "quantity": child_spec.qty_str(lots),
+            "price": child_spec.price_str(price), "newOrderRespType": "FULL"})
+            for child_spec, lots, price, child_tif in children]
+        results = await self.ex.submit_all(requests) if requests else []
+        orders = [r for r in results if isinstance(r, Order)]
+        if not orders:
+            if results and isinstance(results[0], ApiError):
+                raise results[0]
+            raise ApiError(-2010, "Order would immediately match and take: no liquidity "
+                           "within the price on any venue.")
+        executed = sum(o.executed for o in orders)
+        quote = sum(o.quote for o in orders)
+        resting = any(o.is_open for o in orders)
+        status = ("FILLED" if executed == qty else "PARTIALLY_FILLED" if executed
+                  else "NEW" if resting else "EXPIRED")
+        fills = [{"matchType": "ONE_PARTY_TRADE_REPORT", "price": o.spec.price_str(f.price),
+                  "qty": o.spec.qty_str(f.qty),
+                  "commission": self._signed_quote(o.spec, f.commission),
+                  "commissionAsset": o.spec.quote, "tradeId": -1, "allocId": f.trade_id,
+                  "venue": o.spec.symbol}
+                 for o in orders for f in o.fills]
+        first = orders[0]
+        return {"symbol": spec.symbol, "orderId": first.order_id, "orderListId": -1,
+                "clientOrderId": first.client_id, "transactTime": first.time_ms,
+                "price": spec.price_str(limit) if limit is not None else "0",
+                "origQty": spec.qty_str(qty), "executedQty": spec.qty_str(executed),
+                "cummulativeQuoteQty": spec.quote_str(quote), "status": status,
+                "timeInForce": tif, "type": kind, "side": text, "workingTime": first.time_ms,
+                "fills": fills, "workingFloor": "SOR", "selfTradePreventionMode": "NONE",
+                "usedSor": True,
+                "venues": [self._order_view(o) for o in orders],
+                "errors": [{"code": r.code, "msg": r.msg} for r in results
+                           if isinstance(r, ApiError)]}
+
     async def open_orders(self, p: dict[str, str], account: Account, method: str) -> list:
         spec = self.ex.symbol(p) if "symbol" in p else None
         mine = [o for o in self.ex.open_orders[account.owner].values()
@@ -490,6 +563,7 @@ def app(exchange: Exchange, *, on_shutdown: Sequence[Callable[[], None]] = (),
         Route("/api/v3/klines", r(gw.klines, weight=2)),
         Route("/api/v3/ticker/24hr", r(gw.ticker_24hr, weight=2)),
         Route("/api/v3/order", r(gw.order, signed=True), methods=["GET", "POST", "DELETE"]),
+        Route("/api/v3/sor/order", r(gw.sor_order, signed=True), methods=["POST"]),
         Route("/api/v3/openOrders", r(gw.open_orders, signed=True, weight=6),
               methods=["GET", "DELETE"]),
         Route("/api/v3/allOrders", r(gw.all_orders, signed=True, weight=20)),

@@ -24,12 +24,13 @@ what it locked; what the book cannot fill expires, as on Binance.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import pickle
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -209,17 +210,28 @@ class Exchange:
         accounts being the replay's agents ``0 ..`` (it needs ``n_agents >=
         len(accounts)``; its own fees apply). When the record ends the book stays as it
         is and only the accounts trade.
+    venues : sequence of (name, maker_fee_ppm, taker_fee_ppm)
+        Serve the config's one symbol on several venues: one book each, with its own fees
+        and background traders, one latent value (the symbols' fundamentals perfectly
+        correlated). Venue 0's symbol is ``SYMBOL + quote``, the others'
+        ``SYMBOL + quote + "." + NAME``; all share the base and quote assets, so an
+        account's balances span the venues. :attr:`router` routes ``sor/order`` requests
+        across them (set by :func:`rltrader.routing.exchange_sor.attach`).
     """
 
     def __init__(self, config: MarketConfig, accounts: list[Account], *, seed: int = 0,
                  quote: str = "USDT", lot_size: Decimal | str = "1", maker_fee_ppm: int = 0,
                  taker_fee_ppm: int = 0, speed: float = 1.0, journal: Any = None,
                  clock: Callable[[], int] = time.time_ns, replay: Any = None,
-                 replay_step_ns: int = 100_000_000) -> None:
+                 replay_step_ns: int = 100_000_000,
+                 venues: Sequence[tuple[str, int, int]] = ()) -> None:
         if config.copies != 1:
             raise ValueError("a served market is one copy of each symbol (copies = 1)")
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
+        venues = [(str(n).upper(), int(m), int(t)) for n, m, t in venues]
+        if venues:
+            config = _venue_config(config, [n for n, _, _ in venues], replay)
         self.config = config.replace(extra_owners=len(accounts))
         self.replay, self.replay_step_ns = replay, replay_step_ns
         if replay is None:
@@ -234,9 +246,26 @@ class Exchange:
             maker_fee_ppm, taker_fee_ppm = replay.fees    # the replay's books charge them
             step_ns = replay_step_ns
         self.maker_fee_ppm, self.taker_fee_ppm = maker_fee_ppm, taker_fee_ppm
-        self.symbols = {f"{name}{quote}": SymbolSpec(
-            f"{name}{quote}", name, quote, Decimal(str(config.tick_size)), Decimal(lot_size),
-            book) for book, name in enumerate(config.symbols)}
+        tick, lot = Decimal(str(config.tick_size)), Decimal(lot_size)
+        #: (maker, taker) fee ppm of each book
+        self.book_fees = [(maker_fee_ppm, taker_fee_ppm)] * self.config.n_books
+        #: venue names (empty: one venue) and each SOR symbol's books, venue order
+        self.venues = [n for n, _, _ in venues]
+        self.sor: dict[str, list[SymbolSpec]] = {}
+        self.router: Callable[..., Any] | None = None
+        if venues:
+            base = config.symbols[0].split(".")[0]
+            specs = [SymbolSpec(f"{base}{quote}" + (f".{n}" if j else ""), base, quote, tick,
+                                lot, j) for j, (n, _, _) in enumerate(venues)]
+            self.symbols = {spec.symbol: spec for spec in specs}
+            self.sor[specs[0].symbol] = specs
+            for j, (_, maker, taker) in enumerate(venues):
+                self.books.set_fees(maker, taker, book=j)
+                self.book_fees[j] = (maker, taker)
+        else:
+            self.symbols = {f"{name}{quote}": SymbolSpec(f"{name}{quote}", name, quote, tick,
+                                                         lot, book)
+                            for book, name in enumerate(config.symbols)}
         self.accounts = accounts
         for k, account in enumerate(accounts):
             account.owner = self.first_owner + k
@@ -458,7 +487,7 @@ class Exchange:
         account = req.account
         specs = self._specs
         free: dict[str, int] = {}
-        ppm = max(self.maker_fee_ppm, self.taker_fee_ppm, 0)
+        ppm = max(0, *(fee for fees in self.book_fees for fee in fees))
         cols: list[tuple[int, int, int, int, int, int, int]] = []
         time_ms = ts // 1_000_000
         for k, (_, op, side, tif, _, symbol, _, qty, price, order_id) in enumerate(
@@ -687,7 +716,7 @@ class Exchange:
         if order.side == SELL:
             return leaves
         notional = order.limit * leaves
-        ppm = max(self.maker_fee_ppm, self.taker_fee_ppm, 0)
+        ppm = max(0, *self.book_fees[order.spec.book])
         return notional + -((-notional * ppm) // 1_000_000)      # the fee rounded up
 
     # ---- balances -------------------------------------------------------------------------
@@ -756,7 +785,7 @@ class Exchange:
                 for oid, own, maker in ((order_id, owner, False), (maker_id, maker_owner, True)):
                     if own >= lo and oid >= AGENT_ID_BASE:
                         order = self.orders[oid - AGENT_ID_BASE]
-                        ppm = self.maker_fee_ppm if maker else self.taker_fee_ppm
+                        ppm = self.book_fees[book][0 if maker else 1]
                         fill = Fill(trade.trade_id, price, qty, fee_of(price * qty, ppm), maker)
                         order.fills.append(fill)
                         order.executed += qty
@@ -868,7 +897,8 @@ class Exchange:
     NOT_SNAPSHOTTED = frozenset((
         "config", "replay", "replay_step_ns", "market", "first_owner", "maker_fee_ppm",
         "taker_fee_ppm", "symbols", "accounts", "by_key", "speed", "journal", "clock",
-        "listeners", "_pending", "_groups", "_wake", "_events", "_step_ns"))
+        "listeners", "_pending", "_groups", "_wake", "_events", "_step_ns", "book_fees",
+        "venues", "sor", "router"))
 
     def _snapshot_fields(self) -> list[str]:
         return sorted(k for k in vars(self) if k not in self.NOT_SNAPSHOTTED)
@@ -916,6 +946,21 @@ class Exchange:
         self.market = market
         for name, value in fields.items():
             setattr(self, name, value)
+
+
+def _venue_config(config: MarketConfig, names: list[str], replay: Any) -> MarketConfig:
+    """One symbol on several venues: a book per venue, one latent value."""
+    if replay is not None:
+        raise ValueError("venues serve a simulated market (not a replay)")
+    if len(config.symbols) != 1:
+        raise ValueError("venues serve one symbol: give a one-symbol market")
+    if len(set(names)) != len(names) or not all(
+            n.isascii() and n.isalnum() and len(n) <= 12 for n in names):
+        raise ValueError(f"venue names: distinct, ASCII letters and digits, got {names}")
+    symbol = config.symbols[0]
+    return config.replace(symbols=tuple(f"{symbol}.{n}" for n in names),
+                          fundamental=dataclasses.replace(config.fundamental,
+                                                          correlation=1.0))
 
 
 class _SnapshotPickler(pickle.Pickler):

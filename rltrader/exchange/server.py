@@ -92,11 +92,17 @@ def build(name: str | None = None, *, config_path: str | None = None,
           quote: str = "USDT", lot_size: str = "1", maker_fee_ppm: int = 0,
           taker_fee_ppm: int = 0, journal: Any = None,
           journal_fsync: str = "batch", replay: Sequence[str] | None = None,
-          replay_symbol: str | None = None, replay_step_ns: int = 100_000_000) -> Exchange:
+          replay_symbol: str | None = None, replay_step_ns: int = 100_000_000,
+          venues: Sequence[tuple[str, int, int]] = ()) -> Exchange:
     """The exchange ``rltrader serve`` runs (a preset or a TOML config, and accounts).
     ``journal``: a directory (``--journal``: its journal is resumed, or one is started
     there; rltrader.exchange.journal), or an object with ``append(batch)``. ``replay``:
-    ``[FORMAT, PATH, ...]`` serves recorded flow instead (:func:`replay_source`)."""
+    ``[FORMAT, PATH, ...]`` serves recorded flow instead (:func:`replay_source`).
+    ``venues``: ``(name, maker_fee_ppm, taker_fee_ppm)`` each, the one symbol served on
+    several venues (:class:`Exchange`; not with ``replay`` or ``journal``)."""
+    if venues and (replay or journal is not None):
+        raise ValueError("--venues serves a simulated market without a journal (not with "
+                         "--replay or --journal yet)")
     if not (quote.isascii() and quote.isalnum() and quote.isupper()) or len(quote) > 12:
         raise ValueError(f"--quote must be an upper-case asset name, got {quote!r}")
     if replay:
@@ -129,7 +135,8 @@ def build(name: str | None = None, *, config_path: str | None = None,
     directory = journal if isinstance(journal, str | os.PathLike) else None
     exchange = Exchange(config, accounts, seed=seed, quote=quote, lot_size=lot_size,
                         maker_fee_ppm=maker_fee_ppm, taker_fee_ppm=taker_fee_ppm,
-                        speed=speed, journal=None if directory is not None else journal)
+                        speed=speed, journal=None if directory is not None else journal,
+                        venues=venues)
     if directory is not None:
         from rltrader.exchange.journal import open_journal
 

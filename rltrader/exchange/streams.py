@@ -27,6 +27,10 @@ Streams (``sym`` is the lower-case symbol, e.g. ``xyzusdt``):
     ended once more with ``"x": true``.
 ``sym@bookTicker``
     The best bid and ask after every batch that changed them (``u`` = ``update_id``).
+``sym@nbbo``
+    On an exchange serving venues, for the first venue's symbol: the consolidated best bid
+    and ask across the venues with the venue holding each (the most lots at that price),
+    and every venue's touch, after every batch that changed any of them.
 
 Fan-out never waits for a client: the hub runs on the sequencer's event loop, encodes each
 event once and appends it to every subscriber's bounded queue (:data:`QUEUE_LIMIT`
@@ -190,8 +194,11 @@ class StreamHub:
         if spec is None or symbol != symbol.lower():
             return f"Invalid request: unknown symbol {symbol[:32]!r} in stream {name[:64]!r}"
         if kind not in ("depth", "depth@100ms", "trade", "aggTrade", "kline_1m",
-                        "bookTicker"):
+                        "bookTicker", "nbbo"):
             return f"Invalid request: unknown stream {name[:64]!r}"
+        if kind == "nbbo" and spec.symbol not in self.ex.sor:
+            return (f"Invalid request: {name[:64]!r}: nbbo is for a symbol served on "
+                    "several venues")
         return spec, kind
 
     def subscribe(self, conn: Connection, names: list[str]) -> None:
@@ -199,7 +206,7 @@ class StreamHub:
             if name in conn.streams:
                 continue
             spec, kind = self.parse(name)  # type: ignore[misc]
-            if kind in DEPTH_RATES or kind == "bookTicker":
+            if kind in DEPTH_RATES or kind in ("bookTicker", "nbbo"):
                 self._track()
             if kind in DEPTH_RATES and (spec.symbol, kind) not in self._feeds:
                 self._feeds[(spec.symbol, kind)] = _DepthFeed(self._levels_u)
@@ -220,7 +227,7 @@ class StreamHub:
                     self._feeds.pop((parsed[0].symbol, parsed[1]), None)
                     self._tops.pop(name, None)
                     self._klines.pop(name, None)
-        if not any(k in DEPTH_RATES or k == "bookTicker" for k in
+        if not any(k in DEPTH_RATES or k in ("bookTicker", "nbbo") for k in
                    (n.split("@", 1)[1] for n in self.subs)):
             self._levels, self._raw = None, None
 
@@ -317,6 +324,45 @@ class StreamHub:
                         "u": self._levels_u, "s": spec.symbol,
                         "b": spec.price_str(top[0]), "B": spec.qty_str(top[1]),
                         "a": spec.price_str(top[2]), "A": spec.qty_str(top[3])})
+        if self.ex.sor:
+            self._nbbo(changed)
+
+    def _nbbo(self, changed: set[int]) -> None:
+        """``sym@nbbo`` of every venue group one of whose books changed."""
+        assert self._levels is not None
+        for symbol, venues in self.ex.sor.items():
+            name = f"{symbol.lower()}@nbbo"
+            if name not in self.subs or not changed & {v.book for v in venues}:
+                continue
+            touches = []
+            for v in venues:
+                bids, asks = self._levels[v.book]
+                bid = max(bids.items(), default=(0, 0))
+                ask = min(asks.items(), default=(0, 0))
+                touches.append((v, bid, ask))
+            best_bid = max((b[0] for _, b, _ in touches if b[1]), default=0)
+            best_ask = min((a[0] for _, _, a in touches if a[1]), default=0)
+            bid_qty = sum(b[1] for _, b, _ in touches if b[1] and b[0] == best_bid)
+            ask_qty = sum(a[1] for _, _, a in touches if a[1] and a[0] == best_ask)
+            bid_venue = max((t for t in touches if t[1][1] and t[1][0] == best_bid),
+                            key=lambda t: t[1][1], default=None)
+            ask_venue = max((t for t in touches if t[2][1] and t[2][0] == best_ask),
+                            key=lambda t: t[2][1], default=None)
+            spec = venues[0]
+            state = (best_bid, bid_qty, best_ask, ask_qty, tuple(
+                (b, a) for _, b, a in touches))
+            if self._tops.get(name) == state:
+                continue
+            self._tops[name] = state
+            self.publish(name, {
+                "e": "nbbo", "E": _now_ms(), "u": self._levels_u, "s": symbol,
+                "b": spec.price_str(best_bid), "B": spec.qty_str(bid_qty),
+                "bv": bid_venue[0].symbol if bid_venue else None,
+                "a": spec.price_str(best_ask), "A": spec.qty_str(ask_qty),
+                "av": ask_venue[0].symbol if ask_venue else None,
+                "venues": [{"s": v.symbol, "b": v.price_str(b[0]), "B": v.qty_str(b[1]),
+                            "a": v.price_str(a[0]), "A": v.qty_str(a[1])}
+                           for v, b, a in touches]})
 
     @staticmethod
     def _trade(spec: SymbolSpec, t: Trade, kind: str, now: int) -> dict:

@@ -75,6 +75,26 @@ class Command:
 # argument types: a bad value is argparse's usage error (exit 2) before any work
 
 
+def _venues(text: str) -> tuple[tuple[str, int, int], ...]:
+    """``NAME:MAKER:TAKER,...`` (fees in ppm) for ``serve --venues``."""
+    out = []
+    for part in text.split(","):
+        fields = part.split(":")
+        try:
+            name, maker, taker = fields[0], int(fields[1]), int(fields[2])
+        except (IndexError, ValueError):
+            raise argparse.ArgumentTypeError(
+                f"venues are NAME:MAKER_PPM:TAKER_PPM, comma-separated, got {part!r}") from None
+        if len(fields) != 3 or not (name.isascii() and name.isalnum()) or not (
+                -1_000_000 <= maker <= 1_000_000 and -1_000_000 <= taker <= 1_000_000):
+            raise argparse.ArgumentTypeError(f"bad venue {part!r}: NAME (letters, digits) "
+                                             ":MAKER_PPM:TAKER_PPM")
+        out.append((name.upper(), maker, taker))
+    if len(out) < 2 or len({n for n, _, _ in out}) != len(out):
+        raise argparse.ArgumentTypeError("--venues needs at least two distinct venues")
+    return tuple(out)
+
+
 def _int_at_least(lowest: int, highest: int | None = None) -> Callable[[str], int]:
     """An argparse ``type`` for integers in ``lowest..highest``."""
     def parse(text: str) -> int:
@@ -297,7 +317,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                             maker_fee_ppm=args.maker_fee_ppm, taker_fee_ppm=args.taker_fee_ppm,
                             journal=args.journal, replay=args.replay,
                             replay_symbol=args.replay_symbol,
-                            replay_step_ns=args.replay_step_ms * 1_000_000)
+                            replay_step_ns=args.replay_step_ms * 1_000_000,
+                            venues=args.venues)
+    if args.venues:                                    # issue 19: the SOR order type
+        from rltrader.routing import exchange_sor
+
+        exchange_sor.attach(exchange)
     names = ", ".join(exchange.symbols)
     if args.journal:                                   # journal (issue 17, item 5)
         print(f"journal {args.journal}: {exchange.journal.replayed} batches replayed",
@@ -647,6 +672,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "ITCH file that holds several, and the served symbol's base name")
     p.add_argument("--replay-step-ms", type=_positive, default=100, metavar="MS",
                    help="record time per background step (default 100)")
+    p.add_argument("--venues", type=_venues, default=(), metavar="NAME:MAKER:TAKER,...",
+                   help="serve the market's one symbol on several venues (fees in ppm, "
+                   "negative maker fee: a rebate), each its own book and background, with "
+                   "Binance's smart-order-routing endpoint POST /api/v3/sor/order across "
+                   "them (docs/routing.md)")
     p.add_argument("--itch-file", default=None, metavar="PATH", help="publish the books "
                    "in ITCH 5.0 to this BinaryFILE (rltrader replay itch rebuilds them)")
     p.add_argument("--itch-udp", type=_host_port, default=None, metavar="HOST:PORT",

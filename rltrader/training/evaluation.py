@@ -234,7 +234,7 @@ def run_lineup(config: EnvConfig, lineup: Sequence[tuple[Strategy, Sequence[int]
         per_env["order_qty"][s] = np.asarray(env.order_qty).reshape(n_envs, n_agents)
         for strategy, _ in placed:
             strategy.begin(env)
-        discrete = config.action_mode == "discrete"
+        discrete = config.action_mode in ("discrete", "execution")     # Discrete spaces
         actions = np.zeros((n_envs, n_agents) if discrete else (n_envs, n_agents, 3), np.int64)
         running = np.zeros((n_envs, n_agents))
         done = np.zeros(n_envs, dtype=np.int64)
