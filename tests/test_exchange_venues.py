@@ -163,3 +163,27 @@ def test_plain_serve_has_no_sor(tmp_path: Path) -> None:
         assert answer.status_code == 400 and answer.json()["code"] == -1013
         nbbo = httpx.get(f"{url}/api/v3/exchangeInfo").json()["sors"]
         assert nbbo == []
+
+
+def test_the_analytics_server_publishes_the_consolidated_touch(tmp_path: Path) -> None:
+    import websockets
+
+    with running_server(tmp_path, "--venues", VENUES, "--speed", "0.0001",
+                        "--analytics") as url:
+        port = int(url.rsplit(":", 1)[1]) + 1
+        analytics = f"ws://127.0.0.1:{port}/ws"
+
+        async def first() -> dict:
+            async with websockets.connect(analytics) as ws:
+                await ws.send(json.dumps({"method": "SUBSCRIBE",
+                                          "params": ["xyzusdt@nbbo"], "id": 7}))
+                assert json.loads(await ws.recv()) == {"result": None, "id": 7}
+                signed(url, "POST", "/api/v3/order", "bob", {
+                    "symbol": "XYZUSDT", "side": "SELL", "type": "MARKET", "quantity": "2"})
+                return json.loads(await asyncio.wait_for(ws.recv(), 10))
+
+        event = asyncio.run(first())
+        tops = {s: depth(url, s) for s in FEES}
+        assert Decimal(event["b"]) == max(Decimal(d["bids"][0][0]) for d in tops.values())
+        assert Decimal(event["a"]) == min(Decimal(d["asks"][0][0]) for d in tops.values())
+        assert [v["s"] for v in event["venues"]] == ["XYZUSDT", "XYZUSDT.DARK"]

@@ -188,6 +188,28 @@ def sample_payload(u: Units, row: np.void, now_ms: int) -> dict:
     return out
 
 
+def nbbo_payload(units: Any, first: int, touches: list[tuple[int, int, int, int, int]],
+                 ns: int) -> dict:
+    """The consolidated touch of a venue group: best bid and ask over the venues, their
+    lots at that price, the venue holding the most there, and every venue's touch
+    (``touches``: book, bid, bid lots, ask, ask lots)."""
+    spec = units[first].spec
+    bids = [(p, q, b) for b, p, q, _, _ in touches if q]
+    asks = [(p, q, b) for b, _, _, p, q in touches if q]
+    out: dict[str, Any] = {"e": "nbbo", "E": time.time_ns() // 1_000_000, "ns": ns,
+                           "s": spec.symbol}
+    for key, rows, best in (("b", bids, max), ("a", asks, min)):
+        price = best((p for p, _, _ in rows), default=0)
+        at = [r for r in rows if r[0] == price]
+        out[key] = spec.price_str(price)
+        out[key.upper()] = spec.qty_str(sum(q for _, q, _ in at))
+        out[key + "v"] = units[max(at, key=lambda r: r[1])[2]].spec.symbol if at else None
+    out["venues"] = [{"s": units[b].spec.symbol, "b": spec.price_str(bp),
+                      "B": spec.qty_str(bq), "a": spec.price_str(ap), "A": spec.qty_str(aq)}
+                     for b, bp, bq, ap, aq in touches]
+    return out
+
+
 def trade_payload(u: Units, t_ns: int, price: int, qty: int, side: int, now_ms: int,
                   trade_id: int) -> dict:
     """Binance's trade event; ``side`` is the aggressor's (+1 buy)."""
@@ -305,6 +327,9 @@ class Hub:
         self.clock = clock
         self.exchange_info = exchange_info
         self.agents = agents
+        #: venues of one symbol (the first venue's book -> every venue's book): <sym>@nbbo
+        self.venue_groups: dict[int, list[int]] = {}
+        self._nbbo_sent: dict[int, tuple] = {}
         self.kinds = ("analytics", "depth", "trade", *(f"kline_{i}" for i in self.intervals),
                       *(f"indicators_{i}" for i in self.intervals))
         self.subs: dict[str, dict[Connection, None]] = {}
@@ -516,6 +541,26 @@ class Hub:
                 self.publish(name, depth_payload(u, prices, qtys, now_ms, self._t))
         self._dirty.clear()
 
+    def _nbbo(self) -> None:
+        """``<sym>@nbbo`` of each venue group whose books changed: the consolidated touch
+        (the venue holding the most lots at each best price) and every venue's touch."""
+        for first, books in self.venue_groups.items():
+            if not self._dirty & set(books):
+                continue
+            u = self.units[first]
+            name = f"{u.spec.symbol.lower()}@nbbo"
+            if not self.wants(name):
+                continue
+            touches = []
+            for b in books:
+                prices, qtys = self.engine.top_levels(b, 1)
+                touches.append((b, int(prices[0, 0]), int(qtys[0, 0]), int(prices[1, 0]),
+                                int(qtys[1, 0])))
+            if self._nbbo_sent.get(first) == tuple(touches):
+                continue
+            self._nbbo_sent[first] = tuple(touches)
+            self.publish(name, nbbo_payload(self.units, first, touches, self._t))
+
     def mids(self) -> dict[int, float]:
         """Each book's mid in ticks (NaN without both sides), from the engine's book."""
         out = {}
@@ -541,6 +586,7 @@ class Hub:
             await asyncio.sleep(max(0.0, start + n * TICK_S - loop.time()))
             try:
                 self.tick()
+                self._nbbo()
                 self._depth()
                 if n % AGENTS_EVERY == 0:
                     self._agents()
@@ -567,6 +613,8 @@ class Hub:
         if symbol not in self.by_lower:
             raise _Error(2, f"Invalid request: unknown symbol {symbol[:32]!r} in stream "
                          f"{name[:64]!r}")
+        if kind == "nbbo" and self.by_lower[symbol].book in self.venue_groups:
+            return name
         if kind not in self.kinds:
             raise _Error(2, f"Invalid request: unknown stream {name[:64]!r} (streams: "
                          f"{', '.join(self.kinds)}, agents)")

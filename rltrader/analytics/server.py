@@ -443,6 +443,8 @@ def exchange_hub(exchange: Any, *, intervals: Sequence[str] = ("1s", "1m"),
     hub = Hub(specs, intervals=intervals, sample=sample, clock=exchange.clock,
               exchange_info=lambda: gateway.exchange_info({}), zmq=zmq)
     hub.agents = lambda: agent_rows(exchange.books.accounts, groups, hub.mids(), specs)
+    hub.venue_groups = {venues[0].book: [v.book for v in venues]
+                        for venues in exchange.sor.values()}
     hub.seed(exchange.books)
     exchange.listeners.append(hub.on_batch)
     return hub
