@@ -1,0 +1,194 @@
+"""The fast PPO trainer's hyperparameters (:class:`FastPPOSettings`), checked on creation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+#: the critic variants: the agent's own observation, or it and its market's mean observation
+CRITICS = ("independent", "centralised")
+ACTIVATIONS = ("tanh", "relu")
+PRECISIONS = ("float32", "bfloat16")
+#: at most this many per-group policies (GroupedMarketEnv's limit)
+MAX_GROUPS = 8
+
+
+@dataclass(frozen=True)
+class FastPPOSettings:
+    """Hyperparameters of :class:`~rltrader.training.ppo.trainer.FastPPO`.
+
+    Attributes
+    ----------
+    n_steps : int
+        Batched env steps per rollout (a rollout is ``n_steps x num_agents_total``
+        agent-steps).
+    n_epochs : int
+        Passes over each rollout.
+    minibatch_size : int
+        Agent-steps per gradient step, capped at the rollout (recurrent: rounded to whole
+        agent columns of ``n_steps`` each).
+    learning_rate, anneal_lr : float, bool
+        Adam's step size; ``anneal_lr`` decays it linearly to 0 over the run.
+    gamma, gae_lambda : float
+        Discount and GAE's lambda.
+    clip_range : float
+        PPO's ratio clip.
+    clip_value : float or None
+        Clip the value prediction to ``old +- clip_value`` (None: no value clipping).
+    ent_coef, vf_coef, max_grad_norm : float
+        Entropy bonus, value-loss weight, gradient-norm clip.
+    hidden : tuple of int
+        Hidden layer widths of the actor and of the critic (separate networks).
+    activation : str
+        ``"tanh"`` or ``"relu"``.
+    critic : str
+        ``"independent"`` (the agent's observation) or ``"centralised"`` (also its market's
+        mean observation, ``obs.reshape(n_markets, n_agents, -1).mean(1)``, broadcast).
+    groups : sequence of (slice or sequence of int), optional
+        One policy per group of agent slots: each entry selects agent indices ``0 ..
+        n_agents - 1`` of every market (agent ``i`` of market ``e`` is row ``e * n_agents +
+        i``); together they must cover every slot once. ``None``: one shared policy.
+    recurrent : bool
+        A GRU core (``gru_size`` units) after the MLP of the actor and of the critic.
+    normalize_obs, obs_clip : bool, float
+        Running observation normalisation (in the policy, saved with it), clipped to
+        ``+- obs_clip``.
+    scale_rewards, reward_clip : bool, float
+        Divide rewards by the running standard deviation of discounted returns, then clip.
+    normalize_advantage : bool
+        Advantages to zero mean and unit variance over each rollout.
+    log_std_init : float
+        Initial log standard deviation of a Box action (in the policy's [-1, 1] units).
+    precision : str
+        ``"float32"``, or ``"bfloat16"``: the networks' layers run under CPU autocast
+        (bfloat16 matrix products, AMX where the CPU has it; log-probabilities, values and
+        losses in float32; weights and Adam's state stay float32).
+    threads : int or None
+        ``torch.set_num_threads`` (None: all cores).
+    tensorboard : bool
+        Also log to ``out_dir/tensorboard`` through ``torch.utils.tensorboard`` (needs the
+        ``tensorboard`` package).
+    progress : bool
+        A tqdm bar over agent-steps.
+    checkpoint_every : int or None
+        Also save ``checkpoints/fast_ppo_<agent-steps>.pt`` every so many agent-steps.
+    """
+
+    n_steps: int = 32
+    n_epochs: int = 2
+    minibatch_size: int = 32_768
+    learning_rate: float = 1e-3
+    anneal_lr: bool = False
+    gamma: float = 0.95
+    gae_lambda: float = 0.9
+    clip_range: float = 0.2
+    clip_value: float | None = None
+    ent_coef: float = 0.003
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    critic: str = "independent"
+    groups: tuple[slice | Sequence[int], ...] | None = None
+    recurrent: bool = False
+    gru_size: int = 64
+    normalize_obs: bool = True
+    obs_clip: float = 10.0
+    scale_rewards: bool = True
+    reward_clip: float = 10.0
+    normalize_advantage: bool = True
+    log_std_init: float = 0.0
+    precision: str = "float32"
+    threads: int | None = None
+    tensorboard: bool = False
+    progress: bool = True
+    checkpoint_every: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("n_steps", "n_epochs", "minibatch_size", "gru_size"):
+            _positive_int(name, getattr(self, name))
+        for name in ("learning_rate", "clip_range", "max_grad_norm", "obs_clip",
+                     "reward_clip"):
+            value = getattr(self, name)
+            if not _real(value) or not value > 0 or not math.isfinite(value):
+                raise ValueError(f"FastPPOSettings.{name} must be a finite number > 0, "
+                                 f"got {value!r}")
+        for name in ("gamma", "gae_lambda"):
+            value = getattr(self, name)
+            if not _real(value) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"FastPPOSettings.{name} must be in [0, 1], got {value!r}")
+        for name in ("ent_coef", "vf_coef"):
+            value = getattr(self, name)
+            if not _real(value) or not value >= 0 or not math.isfinite(value):
+                raise ValueError(f"FastPPOSettings.{name} must be a finite number >= 0, "
+                                 f"got {value!r}")
+        if self.clip_value is not None and (not _real(self.clip_value)
+                                            or not self.clip_value > 0):
+            raise ValueError(f"FastPPOSettings.clip_value must be None or > 0, "
+                             f"got {self.clip_value!r}")
+        if not _real(self.log_std_init) or not math.isfinite(self.log_std_init):
+            raise ValueError(f"FastPPOSettings.log_std_init must be finite, "
+                             f"got {self.log_std_init!r}")
+        if (not isinstance(self.hidden, tuple) or not self.hidden
+                or not all(_is_int(h) and h >= 1 for h in self.hidden)):
+            raise ValueError(f"FastPPOSettings.hidden must be a non-empty tuple of ints "
+                             f">= 1, got {self.hidden!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"FastPPOSettings.activation must be one of {ACTIVATIONS}, "
+                             f"got {self.activation!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"FastPPOSettings.precision must be one of {PRECISIONS}, "
+                             f"got {self.precision!r}")
+        if self.critic not in CRITICS:
+            raise ValueError(f"FastPPOSettings.critic must be one of {CRITICS}, "
+                             f"got {self.critic!r}")
+        if self.threads is not None:
+            _positive_int("threads", self.threads)
+        if self.checkpoint_every is not None:
+            _positive_int("checkpoint_every", self.checkpoint_every)
+        if self.groups is not None:
+            if (isinstance(self.groups, (str, bytes, slice))
+                    or not isinstance(self.groups, Sequence) or not self.groups):
+                raise ValueError("FastPPOSettings.groups must be None or a non-empty "
+                                 f"sequence of slices / index lists, got {self.groups!r}")
+            if len(self.groups) > MAX_GROUPS:
+                raise ValueError(f"FastPPOSettings.groups: at most {MAX_GROUPS} groups, "
+                                 f"got {len(self.groups)}")
+            for group in self.groups:
+                if not isinstance(group, slice) and (
+                        isinstance(group, (str, bytes)) or not isinstance(group, Sequence)
+                        or not all(_is_int(i) for i in group)):
+                    raise ValueError("FastPPOSettings.groups: each group is a slice or a "
+                                     f"sequence of agent indices, got {group!r}")
+
+
+def group_slots(groups: Sequence[slice | Sequence[int]] | None,
+                n_agents: int) -> list[list[int]]:
+    """Each group's agent slots (indices ``0 .. n_agents - 1``), checked to cover every slot
+    exactly once; ``None``: one group of all of them."""
+    if groups is None:
+        return [list(range(n_agents))]
+    slots = [list(range(n_agents))[g] if isinstance(g, slice) else [int(i) for i in g]
+             for g in groups]
+    flat = [i for group in slots for i in group]
+    if any(not group for group in slots):
+        raise ValueError(f"FastPPOSettings.groups: an empty group for n_agents={n_agents}: "
+                         f"{list(groups)}")
+    if sorted(flat) != list(range(n_agents)):
+        raise ValueError(f"FastPPOSettings.groups must cover the agent slots 0 .. "
+                         f"{n_agents - 1} exactly once, got {slots}")
+    return slots
+
+
+def _positive_int(name: str, value: object) -> None:
+    if not _is_int(value) or value < 1:  # type: ignore[operator]
+        raise ValueError(f"FastPPOSettings.{name} must be an int >= 1, got {value!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
