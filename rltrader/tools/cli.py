@@ -290,6 +290,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.config is not None:                        # issue 15: the fast trainer
+        from rltrader.training import experiment
+
+        result = experiment.run(experiment.load(args.config), args.out,
+                                progress=not args.no_progress)
+        print(open(os.path.join(args.out, "report", "report.md")).read())
+        return 0 if result else 1
     from rltrader.training import train
 
     overrides = {name: getattr(args, name) for name in (
@@ -596,6 +603,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "N_ENVS x N_AGENTS market-making agents, checkpoint it, and evaluate "
                        "it against a random policy and a fixed-spread market maker on the "
                        "same seeded markets (docs/training.md).")
+    p.add_argument("config", nargs="?", default=None, metavar="CONFIG.toml",
+                   help="an experiment file for the fast PyTorch trainer: task, env, "
+                   "trainer, training seeds, then the evaluation against the baselines "
+                   "(examples/train/*.toml; docs/training.md); without it, the "
+                   "Stable-Baselines3 market-making run below")
     p.add_argument("--timesteps", type=_positive, default=None, metavar="N",
                    help="agent-steps to train for (default: TrainConfig's)")
     p.add_argument("--n-envs", type=_positive, default=None, help="markets (default 256)")
@@ -621,7 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="rltrader-train", help="output folder (default: "
                    "%(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=Command("train", _cmd_train))
+    p.set_defaults(func=Command("train", _cmd_train, (OSError, ValueError),
+                                lambda args: [args.config] if args.config else []))
 
     p = sub.add_parser("evaluate", add_help=False,
                        help="checkpoints and baselines on held-out markets, paired, with "

@@ -48,7 +48,8 @@ class CheckpointStrategy(Strategy):
 
         self.path = Path(path)
         self.policy = load_policy(self.path)
-        self.name = self.path.stem
+        # seed_3/checkpoint.pt -> "seed_3"; a named file keeps its name
+        self.name = self.path.parent.name if self.path.stem == "checkpoint" else self.path.stem
 
     def actions(self, step: np.ndarray, horizon: int, env: BatchedMarketEnv,
                 agents: Sequence[int]) -> np.ndarray:
@@ -112,6 +113,10 @@ def evaluate(candidates: Sequence[str], *, task: str, markets: Sequence[str],
     if horizon is not None:
         base = base.replace(horizon=horizon)
     strategies = [candidate(spec) for spec in candidates]
+    names = [s.name for s in strategies]
+    for k, strategy in enumerate(strategies):        # rows are keyed by name: unique
+        if names.count(strategy.name) > 1:
+            strategy.name = f"{strategy.name}#{k}"
     out: dict[str, Any] = {"task": task, "seeds": list(seeds), "n_envs": n_envs,
                            "n_agents": n_agents, "episodes": episodes,
                            "candidates": [s.name for s in strategies], "markets": {}}

@@ -1,0 +1,143 @@
+"""``rltrader train CONFIG.toml``: a task, its env, the fast trainer, several training
+seeds, then the evaluation of every seed's checkpoint against the baselines on held-out
+markets.
+
+The file (``examples/train/*.toml`` has one per task)::
+
+    task = "market_making"            # market_making | execution | directional
+    seeds = [0, 1, 2, 3, 4]           # training seeds: one checkpoint each
+    n_envs = 64
+    n_agents = 16
+    agent_steps = 20_000_000          # per seed
+
+    [env]                             # EnvConfig fields over the task's defaults
+    market = "thin"
+    horizon = 1000
+
+    [trainer]                         # FastPPOSettings fields
+    n_steps = 32
+    learning_rate = 0.001
+
+    [evaluate]                        # rltrader evaluate, after training
+    baselines = ["best_fixed_spread", "avellaneda_stoikov"]   # the first is the reference
+    markets = ["thin", "resilient", "lobster"]
+    seeds = "100-104"                 # held-out: never a training seed
+    n_envs = 16
+    n_agents = 4
+    episodes = 2
+
+``run(experiment, out)`` writes ``out/seed_<k>/`` (each seed's ``checkpoint.pt``, curve
+and results), ``out/evaluation.json`` and ``out/report/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rltrader.envs import EnvConfig
+from rltrader.training.evaluate import TASKS, evaluate, parse_seeds, report
+
+try:
+    import tomllib
+except ModuleNotFoundError:        # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The ``[evaluate]`` table."""
+
+    baselines: tuple[str, ...] = ()
+    markets: tuple[str, ...] = ("resilient",)
+    seeds: tuple[int, ...] = (100, 101, 102, 103, 104)
+    n_envs: int = 16
+    n_agents: int = 4
+    episodes: int = 2
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A parsed ``CONFIG.toml`` (the module docstring has the format)."""
+
+    task: str
+    env: EnvConfig
+    settings: Any                      # FastPPOSettings (torch is imported lazily)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    n_envs: int = 64
+    n_agents: int = 16
+    agent_steps: int = 10_000_000
+    evaluation: Evaluation = field(default_factory=Evaluation)
+
+
+def load(path: str | Path) -> Experiment:
+    """Read and check a config file; a ``ValueError`` names the file and the problem."""
+    from rltrader.training.fast_ppo import FastPPOSettings
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not TOML: {exc}") from None
+    known = {"task", "seeds", "n_envs", "n_agents", "agent_steps", "env", "trainer",
+             "evaluate"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown} (known: {sorted(known)})")
+    task = data.get("task")
+    if task not in TASKS:
+        raise ValueError(f"{path}: task must be one of {sorted(TASKS)}, got {task!r}")
+    try:
+        env = TASKS[task].replace(**data.get("env", {}))
+        settings = FastPPOSettings(**_tuples(data.get("trainer", {})))
+        table = dict(data.get("evaluate", {}))
+        if isinstance(table.get("seeds"), str):
+            table["seeds"] = parse_seeds(table["seeds"])
+        evaluation = Evaluation(**_tuples(table))
+        experiment = Experiment(task, env, settings, **_tuples(
+            {k: data[k] for k in ("seeds", "n_envs", "n_agents", "agent_steps") if k in data}),
+            evaluation=evaluation)
+    except TypeError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    overlap = set(experiment.seeds) & set(evaluation.seeds)
+    if overlap:
+        raise ValueError(f"{path}: evaluation seeds {sorted(overlap)} were training seeds "
+                         "(held-out markets must be new)")
+    return experiment
+
+
+def _tuples(table: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+
+
+def run(experiment: Experiment, out: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Train every seed, then evaluate the checkpoints with the baselines."""
+    from rltrader.training.fast_ppo import train
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = dataclasses.replace(experiment.settings, progress=progress)
+    trained = {}
+    for seed in experiment.seeds:
+        folder = out / f"seed_{seed}"
+        trained[seed] = train(experiment.env, n_envs=experiment.n_envs,
+                              n_agents=experiment.n_agents,
+                              total_agent_steps=experiment.agent_steps, seed=seed,
+                              out_dir=folder, settings=settings)
+    ev = experiment.evaluation
+    candidates = [f"baseline:{name}" for name in ev.baselines] + [
+        str(out / f"seed_{seed}" / "checkpoint.pt") for seed in experiment.seeds]
+    result = evaluate(candidates, task=experiment.task, markets=ev.markets, seeds=ev.seeds,
+                      n_envs=ev.n_envs, n_agents=ev.n_agents, episodes=ev.episodes,
+                      horizon=experiment.env.horizon)
+    result["training"] = {str(k): {"agent_steps_per_s": v.get("agent_steps_per_s"),
+                                   "seconds": v.get("seconds")} for k, v in trained.items()}
+    (out / "evaluation.json").write_text(json.dumps(result, indent=2, default=str))
+    report(result, out / "report")
+    return result
+
+
+__all__ = ["Evaluation", "Experiment", "load", "run"]
