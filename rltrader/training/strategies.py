@@ -556,6 +556,16 @@ class TWAP(_Execution):
         return (1 - (step + 1) / horizon)[:, None]
 
 
+class PassiveTWAP(TWAP):
+    """:class:`TWAP` whose children rest at the own-side touch (they earn the spread when
+    they fill; what is left at the deadline is completed with a market order)."""
+
+    name = "twap_passive"
+
+    def __init__(self) -> None:
+        super().__init__(passive=True)
+
+
 class VWAP(_Execution):
     """Volume-weighted: the parent along the market's expected volume per step
     (``action_mode="execution"``).
@@ -751,6 +761,7 @@ class Momentum(_ModeStrategy):
 #: fitted, the fixed-spread maker tuned, when it begins on an env)
 BASELINES: dict[str, type[Strategy]] = {
     "avellaneda_stoikov": AvellanedaStoikov, "size_aware_maker": SizeAwareMaker,
-    "best_fixed_spread": BestFixedSpread, "twap": TWAP, "vwap": VWAP, "pov": POV,
+    "best_fixed_spread": BestFixedSpread, "twap": TWAP, "twap_passive": PassiveTWAP,
+    "vwap": VWAP, "pov": POV,
     "almgren_chriss": AlmgrenChriss, "buy_and_hold": BuyAndHold, "momentum": Momentum,
 }
