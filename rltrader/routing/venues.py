@@ -199,20 +199,17 @@ class _ReplayVenue:
 
 
 def _process(books: Any, batch: np.ndarray, owner: Any) -> np.ndarray:
-    out = []
-    done = 0
-    while done < batch.shape[0]:
-        try:
-            consumed, written = books.process(batch[done:], owner._events)
-        except ValueError as exc:
-            if "cannot hold" not in str(exc):
-                raise
-            owner._events = empty_events(2 * owner._events.shape[0])
-            continue
-        events = owner._events[:written].copy()
-        events["message_index"] += done
+    """Run ``batch`` on a one-book ``books``, never leaving a message out; its events."""
+    from rltrader.data._levels import process_every
+
+    out: list[np.ndarray] = []
+
+    def keep(events: np.ndarray, first: int) -> None:
+        events = events.copy()
+        events["message_index"] += first
         out.append(events)
-        done += consumed
+
+    owner._events = process_every(books, batch, owner._events, keep)
     return np.concatenate(out) if out else empty_events(0)
 
 
