@@ -8,9 +8,11 @@ differences over those markets, with Student-t 95 % intervals
 (:mod:`rltrader.training.evaluation`). The env's valuation is its default, the
 non-gameable liquidation value (docs/envs.md).
 
-Candidates: a checkpoint file (``*.pt``, :func:`rltrader.training.fast_ppo.load_policy`)
-or ``baseline:NAME`` (:data:`BASELINES`, plus the baselines of
-:mod:`rltrader.training.strategies`).
+Candidates: a checkpoint file (``*.pt``, :func:`rltrader.training.fast_ppo.load_policy`),
+``pretrained:NAME`` (a checkpoint shipped in ``rltrader/training/pretrained/``, with its
+model card) or ``baseline:NAME`` (:data:`BASELINES`, plus the baselines of
+:mod:`rltrader.training.strategies`). Each market's trained candidates are also compared
+with the strongest baseline there (the highest mean, chosen after the fact).
 
 Markets: a preset name (``resilient``, ``thin``, ``realistic`` ...) or ``lobster`` (the
 LOBSTER AAPL hour as a hybrid replay, one per env; real data no policy trained on).
@@ -31,6 +33,9 @@ import numpy as np
 from rltrader.envs import BatchedMarketEnv, EnvConfig
 from rltrader.training.evaluation import Run, Summary, run_lineup
 from rltrader.training.exploits import BuyAndHold, FixedSpreadMaker, Hold, Strategy
+
+#: The checkpoints that ship with the package (``pretrained:NAME``), each with a model card.
+PRETRAINED = Path(__file__).resolve().parent / "pretrained"
 
 #: The tasks: their env config (the market is set per evaluated market).
 TASKS: dict[str, EnvConfig] = {
@@ -78,6 +83,16 @@ def candidate(spec: str) -> Strategy:
             raise ValueError(f"unknown baseline {name!r}; known: {', '.join(sorted(table))}")
         made = table[name]()
         made.name = name
+        return made
+    if spec.startswith("pretrained:"):
+        name = spec.split(":", 1)[1]
+        path = PRETRAINED / f"{name}.pt"
+        if not path.is_file():
+            known = sorted(p.stem for p in PRETRAINED.glob("*.pt"))
+            raise ValueError(f"unknown pretrained checkpoint {name!r}; shipped: "
+                             f"{', '.join(known) or 'none'}")
+        made = CheckpointStrategy(path)
+        made.name = f"pretrained:{name}"
         return made
     path = Path(spec)
     if not path.is_file():
@@ -135,12 +150,34 @@ def evaluate(candidates: Sequence[str], *, task: str, markets: Sequence[str],
         for strategy, run in zip(strategies, runs, strict=True):
             mean = run.per_market(agents) / n_agents
             rows[strategy.name] = {
+                "baseline": not isinstance(strategy, CheckpointStrategy),
+                "per_market": mean.tolist(),
                 "return_per_agent": _summary(Summary.of(mean)),
                 "minus_reference": _summary(Summary.of(
                     mean - runs[0].per_market(agents) / n_agents)),
                 "limit_ratio": run.limit_ratio(agents),
             }
-        out["markets"][market] = {"reference": strategies[0].name, "rows": rows}
+        out["markets"][market] = {"reference": strategies[0].name, "rows": rows,
+                                  "against_strongest": against_strongest(rows)}
+    return out
+
+
+def against_strongest(rows: dict[str, Any]) -> dict[str, Any] | None:
+    """Every trained candidate against the strongest baseline of the market (the highest
+    mean return, chosen after the fact: the hardest bar), paired by market x seed; and
+    the trained candidates together (each market's difference averaged over them: the
+    training seeds' mean policy)."""
+    baselines = [name for name, row in rows.items() if row["baseline"]]
+    trained = [name for name, row in rows.items() if not row["baseline"]]
+    if not baselines or not trained:
+        return None
+    best = max(baselines, key=lambda name: rows[name]["return_per_agent"]["mean"])
+    reference = np.array(rows[best]["per_market"])
+    diffs = {name: np.array(rows[name]["per_market"]) - reference for name in trained}
+    out = {"baseline": best,
+           "candidates": {name: _summary(Summary.of(d)) for name, d in diffs.items()}}
+    if len(trained) > 1:
+        out["all_trained"] = _summary(Summary.of(np.mean(list(diffs.values()), axis=0)))
     return out
 
 
@@ -184,6 +221,16 @@ def report(result: dict[str, Any], folder: Path) -> Path:
             lines.append(f"| {n} | {_ci(r['return_per_agent'])} | {_ci(r['minus_reference'])} "
                          f"| {r['limit_ratio']:.2f} |")
         lines.append("")
+        strongest = result["markets"][market].get("against_strongest")
+        if strongest:
+            lines += [f"Against the strongest baseline here, `{strongest['baseline']}` "
+                      "(paired):", "", "| trained | − strongest baseline (95 % CI) |",
+                      "|---|---|"]
+            lines += [f"| {n} | {_ci(d)} |" for n, d in strongest["candidates"].items()]
+            if "all_trained" in strongest:
+                lines.append(f"| all trained seeds (mean policy) | "
+                             f"{_ci(strongest['all_trained'])} |")
+            lines.append("")
     fig.tight_layout()
     fig.savefig(folder / "returns.png", dpi=110)
     plt.close(fig)
