@@ -326,11 +326,13 @@ class Policy:
             raise ValueError(f"observations must be (n, {self.model.obs_dim}), got "
                              f"{obs.shape}")
         n = obs.shape[0]
-        if n % self.model.n_agents:
-            raise ValueError(f"{n} rows are not whole markets of "
-                             f"{self.model.n_agents} agents")
         order = self._order.get(n)
+        if order is None and len(self.model.slots) == 1:      # one shared policy: any rows
+            order = self._order[n] = torch.arange(n)
         if order is None:
+            if n % self.model.n_agents:
+                raise ValueError(f"{n} rows are not whole markets of "
+                                 f"{self.model.n_agents} agents (a per-group policy)")
             order = self._order[n] = group_order(self.model.slots, n, self.model.n_agents)
         with torch.inference_mode():
             z = self.model.normalize(torch.from_numpy(obs)[order])

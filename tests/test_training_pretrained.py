@@ -1,0 +1,38 @@
+"""The shipped checkpoints load, act in their task's env and take part in ``rltrader
+evaluate`` as ``pretrained:NAME``; each has a model card."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from rltrader.envs import BatchedMarketEnv  # noqa: E402
+from rltrader.training.evaluate import PRETRAINED, TASKS, evaluate  # noqa: E402
+from rltrader.training.fast_ppo import load_policy  # noqa: E402
+
+SHIPPED = sorted(p.stem for p in PRETRAINED.glob("*.pt"))
+
+
+def test_something_ships_with_a_model_card() -> None:
+    assert SHIPPED
+    for name in SHIPPED:
+        card = (PRETRAINED / f"{name}.md").read_text()
+        assert "Evaluation" in card and "rltrader evaluate" in card
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_shipped_policy_acts_in_its_task(name: str) -> None:
+    policy = load_policy(PRETRAINED / f"{name}.pt")
+    env = BatchedMarketEnv(TASKS[name].replace(horizon=300), n_envs=2, n_agents=3, seed=9)
+    obs = env.reset(seed=9)
+    for _ in range(20):
+        actions = np.asarray(policy(obs))
+        assert env.single_action_space.contains(actions[0].item() if actions.ndim == 1
+                                                else actions[0])
+        obs, *_ = env.step(actions)
+    result = evaluate([f"pretrained:{name}", "baseline:twap"], task=name,
+                      markets=["thin"], seeds=[7], n_envs=2, n_agents=2, episodes=1,
+                      horizon=300)
+    assert set(result["markets"]["thin"]["rows"]) == {f"pretrained:{name}", "twap"}
