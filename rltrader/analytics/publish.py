@@ -67,7 +67,13 @@ from rltrader.analytics.engine import (
     parse_interval,
 )
 from rltrader.core.constants import FILL
-from rltrader.exchange.streams import MAX_MESSAGE, MAX_PARAMS, MAX_STREAMS, Connection
+from rltrader.exchange.streams import (
+    MAX_MESSAGE,
+    MAX_PARAMS,
+    MAX_STREAMS,
+    Connection,
+    run_connection,
+)
 from rltrader.exchange.symbols import ApiError, SymbolSpec
 
 log = logging.getLogger("rltrader.analytics")
@@ -648,20 +654,11 @@ class Hub:
                 self.subscribe(conn, [self.check(name)])
             except _Error as exc:
                 conn.reply({"error": {"code": exc.code, "msg": exc.msg}, "id": None})
-        loop = asyncio.get_running_loop()
-        sender = loop.create_task(conn.drain())
-        receiver = loop.create_task(self._receive(conn))
-        try:
-            await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            conn.closed = True
-            self.unsubscribe(conn, list(conn.streams))
-            self.connections.discard(conn)
-            for task in (sender, receiver):
-                task.cancel()
-            for task in (sender, receiver):
-                with contextlib.suppress(BaseException):
-                    await task
+        await run_connection(conn, self._receive(conn), self._closed)
+
+    def _closed(self, conn: Connection) -> None:
+        self.unsubscribe(conn, list(conn.streams))
+        self.connections.discard(conn)
 
     async def _receive(self, conn: Connection) -> None:
         while True:

@@ -55,6 +55,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -132,6 +133,25 @@ class Connection:
                 return
             while self.queue and not self.overflowed:
                 await self.ws.send_text(self.queue.popleft())
+
+
+async def run_connection(conn: Connection, receive: Any,
+                         closed: Callable[[Connection], None]) -> None:
+    """Run a connection's send queue and its receive loop (the coroutine ``receive``)
+    until either ends, then ``closed(conn)`` and both tasks cancelled and awaited."""
+    loop = asyncio.get_running_loop()
+    sender = loop.create_task(conn.drain())
+    receiver = loop.create_task(receive)
+    try:
+        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        conn.closed = True
+        closed(conn)
+        for task in (sender, receiver):
+            task.cancel()
+        for task in (sender, receiver):
+            with contextlib.suppress(BaseException):
+                await task
 
 
 class _DepthFeed:
@@ -446,19 +466,11 @@ class StreamHub:
         await ws.accept()
         conn = Connection(ws, combined)
         self.connections.add(conn)
-        sender = asyncio.get_running_loop().create_task(conn.drain())
-        receiver = asyncio.get_running_loop().create_task(self._receive(conn, names))
-        try:
-            await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            conn.closed = True
-            self.unsubscribe(conn, list(conn.streams))
-            self.connections.discard(conn)
-            for task in (sender, receiver):
-                task.cancel()
-            for task in (sender, receiver):
-                with contextlib.suppress(BaseException):
-                    await task
+        await run_connection(conn, self._receive(conn, names), self._closed)
+
+    def _closed(self, conn: Connection) -> None:
+        self.unsubscribe(conn, list(conn.streams))
+        self.connections.discard(conn)
 
     async def _receive(self, conn: Connection, names: list[str]) -> None:
         initial = [n for n in names if not n.isdigit()][:MAX_STREAMS]

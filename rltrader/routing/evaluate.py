@@ -35,7 +35,7 @@ from rltrader.core.constants import BUY, CANCEL, EMPTY_ASK, EMPTY_BID, GTC, IOC,
 from rltrader.core.messages import empty_messages
 from rltrader.routing.consolidated import ConsolidatedBook
 from rltrader.routing.venues import Arbitrageurs, MultiVenueConfig, MultiVenueMarket, Venue
-from rltrader.training.evaluation import Summary
+from rltrader.training.evaluation import Summary, interval_text
 
 #: The simulated venues: a deep maker-rebate venue, a cheap thin one, a coarse slow one.
 SIMULATED = MultiVenueConfig("XYZ", (
@@ -305,21 +305,17 @@ def summarize(groups: dict[str, dict[str, list[Outcome]]]) -> dict[str, Any]:
         table = {}
         for name in names:
             table[name] = {
-                "shortfall_bps": _dict(Summary.of(shortfall[name])),
-                "fill_rate": _dict(Summary.of([o.fill_rate for o in results[name][:n]])),
-                "fees_bps": _dict(Summary.of([o.fees_bps for o in results[name][:n]])),
-                "minus_even_split_bps": _dict(Summary.of(shortfall[name]
-                                                         - shortfall["even_split"])),
-                "minus_best_single_bps": _dict(Summary.of(shortfall[name]
-                                                          - shortfall[best_single])),
+                "shortfall_bps": Summary.of(shortfall[name]).as_dict(),
+                "fill_rate": Summary.of([o.fill_rate for o in results[name][:n]]).as_dict(),
+                "fees_bps": Summary.of([o.fees_bps for o in results[name][:n]]).as_dict(),
+                "minus_even_split_bps": Summary.of(
+                    shortfall[name] - shortfall["even_split"]).as_dict(),
+                "minus_best_single_bps": Summary.of(
+                    shortfall[name] - shortfall[best_single]).as_dict(),
             }
         out[group] = {"parents": n, "best_single_venue": best_single, "routers": table}
     return out
 
-
-def _dict(s: Summary) -> dict[str, float]:
-    return {"mean": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high,
-            "standard_error": s.standard_error, "n": s.n}
 
 
 def report(summary: dict[str, Any], out: Path) -> Path:
@@ -349,9 +345,10 @@ def report(summary: dict[str, Any], out: Path) -> Path:
                   "− best single venue bps |", "|---|---|---|---|---|---|"]
         for name in names:
             r = g["routers"][name]
-            lines.append(f"| {name} | {_ci(r['shortfall_bps'])} | {_ci(r['fill_rate'], 3)} | "
-                         f"{_ci(r['fees_bps'])} | {_ci(r['minus_even_split_bps'])} | "
-                         f"{_ci(r['minus_best_single_bps'])} |")
+            cells = [interval_text(r["shortfall_bps"]), interval_text(r["fill_rate"], 3),
+                     interval_text(r["fees_bps"]), interval_text(r["minus_even_split_bps"]),
+                     interval_text(r["minus_best_single_bps"])]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     fig.tight_layout()
     fig.savefig(out / "shortfall.png", dpi=110)
@@ -363,8 +360,6 @@ def report(summary: dict[str, Any], out: Path) -> Path:
     return out / "report.md"
 
 
-def _ci(s: dict[str, float], digits: int = 2) -> str:
-    return (f"{s['mean']:+.{digits}f} [{s['ci_low']:+.{digits}f}, {s['ci_high']:+.{digits}f}]")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from rltrader.envs import BatchedMarketEnv, EnvConfig
-from rltrader.training.evaluation import Run, Summary, run_lineup
+from rltrader.training.evaluation import Run, Summary, interval_text, run_lineup
 from rltrader.training.exploits import BuyAndHold, FixedSpreadMaker, Hold, Strategy
 
 #: The checkpoints that ship with the package (``pretrained:NAME``), each with a model card.
@@ -152,9 +152,9 @@ def evaluate(candidates: Sequence[str], *, task: str, markets: Sequence[str],
             rows[strategy.name] = {
                 "baseline": not isinstance(strategy, CheckpointStrategy),
                 "per_market": mean.tolist(),
-                "return_per_agent": _summary(Summary.of(mean)),
-                "minus_reference": _summary(Summary.of(
-                    mean - runs[0].per_market(agents) / n_agents)),
+                "return_per_agent": Summary.of(mean).as_dict(),
+                "minus_reference": Summary.of(
+                    mean - runs[0].per_market(agents) / n_agents).as_dict(),
                 "limit_ratio": run.limit_ratio(agents),
             }
         out["markets"][market] = {"reference": strategies[0].name, "rows": rows,
@@ -175,15 +175,11 @@ def against_strongest(rows: dict[str, Any]) -> dict[str, Any] | None:
     reference = np.array(rows[best]["per_market"])
     diffs = {name: np.array(rows[name]["per_market"]) - reference for name in trained}
     out = {"baseline": best,
-           "candidates": {name: _summary(Summary.of(d)) for name, d in diffs.items()}}
+           "candidates": {name: Summary.of(d).as_dict() for name, d in diffs.items()}}
     if len(trained) > 1:
-        out["all_trained"] = _summary(Summary.of(np.mean(list(diffs.values()), axis=0)))
+        out["all_trained"] = Summary.of(np.mean(list(diffs.values()), axis=0)).as_dict()
     return out
 
-
-def _summary(s: Summary) -> dict[str, float]:
-    return {"mean": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high,
-            "standard_error": s.standard_error, "n": s.n}
 
 
 def report(result: dict[str, Any], folder: Path) -> Path:
@@ -218,7 +214,8 @@ def report(result: dict[str, Any], folder: Path) -> Path:
                   "(paired) | max |position| / limit |", "|---|---|---|---|"]
         for n in names:
             r = rows[n]
-            lines.append(f"| {n} | {_ci(r['return_per_agent'])} | {_ci(r['minus_reference'])} "
+            lines.append(f"| {n} | {interval_text(r['return_per_agent'], 3)} | "
+                         f"{interval_text(r['minus_reference'], 3)} "
                          f"| {r['limit_ratio']:.2f} |")
         lines.append("")
         strongest = result["markets"][market].get("against_strongest")
@@ -226,10 +223,11 @@ def report(result: dict[str, Any], folder: Path) -> Path:
             lines += [f"Against the strongest baseline here, `{strongest['baseline']}` "
                       "(paired):", "", "| trained | − strongest baseline (95 % CI) |",
                       "|---|---|"]
-            lines += [f"| {n} | {_ci(d)} |" for n, d in strongest["candidates"].items()]
+            lines += [f"| {n} | {interval_text(d, 3)} |"
+                      for n, d in strongest["candidates"].items()]
             if "all_trained" in strongest:
                 lines.append(f"| all trained seeds (mean policy) | "
-                             f"{_ci(strongest['all_trained'])} |")
+                             f"{interval_text(strongest['all_trained'], 3)} |")
             lines.append("")
     fig.tight_layout()
     fig.savefig(folder / "returns.png", dpi=110)
@@ -240,8 +238,6 @@ def report(result: dict[str, Any], folder: Path) -> Path:
     return path
 
 
-def _ci(s: dict[str, float]) -> str:
-    return f"{s['mean']:+.3f} [{s['ci_low']:+.3f}, {s['ci_high']:+.3f}]"
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -101,9 +101,20 @@ class Summary:
         half = student_t_quantile(0.5 + level / 2, x.size - 1) * error
         return cls(mean, error, mean - half, mean + half, int(x.size), level)
 
+    def as_dict(self) -> dict[str, float]:
+        """The numbers, for JSON (:func:`interval_text` formats it back)."""
+        return {"mean": self.mean, "ci_low": self.ci_low, "ci_high": self.ci_high,
+                "standard_error": self.standard_error, "n": self.n}
+
     def __str__(self) -> str:
         return (f"{self.mean:+.2f} ± {self.standard_error:.2f} "
                 f"({self.level:.0%} CI {self.ci_low:+.2f} .. {self.ci_high:+.2f}, n={self.n})")
+
+
+def interval_text(summary: dict[str, float], digits: int = 2) -> str:
+    """``+mean [+low, +high]`` of a :meth:`Summary.as_dict` (report tables)."""
+    return (f"{summary['mean']:+.{digits}f} [{summary['ci_low']:+.{digits}f}, "
+            f"{summary['ci_high']:+.{digits}f}]")
 
 
 # ---- evaluation ------------------------------------------------------------------------
