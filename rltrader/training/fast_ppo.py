@@ -43,6 +43,8 @@ def train(env_config: EnvConfig | None, *, n_envs: int, n_agents: int,
     """Train a :class:`FastPPO` on ``n_envs`` markets x ``n_agents`` agents of
     ``env_config`` for ``total_agent_steps`` (whole rollouts) and write to ``out_dir``:
 
+    - with ``settings.warm_start``, ``clone.pt``: the policy cloned from that baseline
+      (:mod:`rltrader.training.ppo.imitate`) before PPO;
     - ``checkpoint.pt`` (:meth:`FastPPO.save`; :func:`load_policy` reads it), and
       ``checkpoints/fast_ppo_<agent-steps>.pt`` every ``settings.checkpoint_every``;
     - ``curve.csv`` (one row per update; ``tensorboard/`` too with
@@ -58,6 +60,15 @@ def train(env_config: EnvConfig | None, *, n_envs: int, n_agents: int,
     started = time.perf_counter()
     env = BatchedMarketEnv(env_config, n_envs=n_envs, n_agents=n_agents, seed=seed)
     trainer = FastPPO(env, settings, seed=seed)
+    cloned = None
+    if settings.warm_start is not None:
+        from rltrader.training.evaluate import candidate
+        from rltrader.training.ppo.imitate import clone
+
+        cloned = clone(trainer, candidate(f"baseline:{settings.warm_start}"),
+                       steps=settings.warm_start_steps, epochs=settings.warm_start_epochs,
+                       smoothing=settings.warm_start_smoothing)
+        trainer.save(out / "clone.pt")
     log = CurveLog(out / "curve.csv", out / "tensorboard" if settings.tensorboard else None)
     from tqdm.auto import tqdm
 
@@ -96,6 +107,7 @@ def train(env_config: EnvConfig | None, *, n_envs: int, n_agents: int,
         "seconds": dict(trainer.seconds),
         "env_share": trainer.seconds["env"] / learn_s if learn_s else math.nan,
         "final_mean_episode_return": sum(tail) / len(tail) if tail else None,
+        "warm_start": cloned,
         "wall_s": time.perf_counter() - started,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

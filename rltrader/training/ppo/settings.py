@@ -73,6 +73,14 @@ class FastPPOSettings:
         A tqdm bar over agent-steps.
     checkpoint_every : int or None
         Also save ``checkpoints/fast_ppo_<agent-steps>.pt`` every so many agent-steps.
+    warm_start : str or None
+        A baseline to clone before PPO (``rltrader evaluate``'s names: ``"best_fixed_spread"``,
+        ``"twap_passive"`` ...; :mod:`rltrader.training.ppo.imitate`), or None: PPO from
+        random weights.
+    warm_start_steps, warm_start_epochs, warm_start_smoothing : int, int, float
+        The clone: batched steps the teacher plays (not counted in the run's agent-steps),
+        passes over them, and the share of each head's target spread evenly over its
+        actions (the clone's exploration).
     """
 
     n_steps: int = 32
@@ -104,6 +112,10 @@ class FastPPOSettings:
     tensorboard: bool = False
     progress: bool = True
     checkpoint_every: int | None = None
+    warm_start: str | None = None
+    warm_start_steps: int = 200
+    warm_start_epochs: int = 10
+    warm_start_smoothing: float = 0.05
 
     def __post_init__(self) -> None:
         for name in ("n_steps", "n_epochs", "minibatch_size", "gru_size"):
@@ -147,6 +159,15 @@ class FastPPOSettings:
             _positive_int("threads", self.threads)
         if self.checkpoint_every is not None:
             _positive_int("checkpoint_every", self.checkpoint_every)
+        if self.warm_start is not None and (not isinstance(self.warm_start, str)
+                                            or not self.warm_start):
+            raise ValueError(f"FastPPOSettings.warm_start must be None or a baseline's "
+                             f"name, got {self.warm_start!r}")
+        for name in ("warm_start_steps", "warm_start_epochs"):
+            _positive_int(name, getattr(self, name))
+        if not _real(self.warm_start_smoothing) or not 0 <= self.warm_start_smoothing < 1:
+            raise ValueError(f"FastPPOSettings.warm_start_smoothing must be in [0, 1), "
+                             f"got {self.warm_start_smoothing!r}")
         if self.groups is not None:
             if (isinstance(self.groups, (str, bytes, slice))
                     or not isinstance(self.groups, Sequence) or not self.groups):

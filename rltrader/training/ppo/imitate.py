@@ -1,0 +1,159 @@
+"""A warm start for :class:`~rltrader.training.ppo.trainer.FastPPO`: behaviour cloning of
+a scripted teacher (a :class:`~rltrader.training.exploits.Strategy`, e.g. the strongest
+baseline of the task) before PPO.
+
+The teacher drives every agent row of the trainer's own env for ``steps`` batched steps.
+From those steps the trainer's observation normaliser and reward scaler take their
+statistics; the actor is fitted to the teacher's actions (cross-entropy against a target
+that keeps ``smoothing`` of its mass spread over each head's actions, so that PPO still
+explores), and the critic to the discounted returns of the scaled rewards. PPO then
+continues from the env's state after those steps: the teacher's agent-steps are not
+counted in ``agent_steps``.
+
+Only categorical actions (``Discrete`` / ``MultiDiscrete``) and feed-forward policies are
+cloned; a ``Box`` action space or a recurrent core raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from rltrader.training.ppo.trainer import FastPPO, _adam
+
+
+def teacher_rollout(trainer: FastPPO, teacher: Any, steps: int) -> dict[str, torch.Tensor]:
+    """Drive the trainer's env with ``teacher`` for ``steps`` batched steps from its
+    current state; ``(T, N, ...)`` tensors of raw observations, actions, rewards, dones
+    (env row order)."""
+    env = trainer.env
+    if trainer._obs_np is None:
+        trainer.start()
+    n_envs, n_agents = trainer.n_markets, trainer.n_agents
+    agents = list(range(n_agents))
+    teacher.begin(env)
+    obs = np.empty((steps, trainer.n_rows, trainer.model.obs_dim), np.float32)
+    actions = np.empty((steps, trainer.n_rows, trainer.spec.columns), np.int64)
+    rewards = np.empty((steps, trainer.n_rows), np.float32)
+    dones = np.empty((steps, trainer.n_rows), np.float32)
+    current = trainer._obs_np
+    horizon = env.config.horizon
+    for t in range(steps):
+        obs[t] = current
+        chosen = np.asarray(teacher.actions(np.asarray(env.episode_step, dtype=np.int64),
+                                            horizon, env, agents), dtype=np.int64)
+        actions[t] = chosen.reshape(trainer.n_rows, -1)
+        current, reward, terminated, truncated = env.step(
+            chosen.reshape(n_envs * n_agents, *chosen.shape[2:]))
+        rewards[t] = reward
+        dones[t] = terminated | truncated
+    trainer._obs_np = current
+    trainer._counted = False
+    return {name: torch.from_numpy(value) for name, value in (
+        ("obs", obs), ("actions", actions), ("rewards", rewards), ("dones", dones))}
+
+
+def clone(trainer: FastPPO, teacher: Any, *, steps: int, epochs: int = 10,
+          minibatch_size: int = 4_096, learning_rate: float = 1e-3,
+          smoothing: float = 0.05) -> dict[str, float]:
+    """Fit ``trainer``'s policy and critic to ``teacher`` (module docstring); returns the
+    clone's statistics: agent-steps cloned, the share of the teacher's actions the
+    clone's most likely action matches (every head), the final losses and the seconds."""
+    m = trainer.model
+    if trainer.spec.is_box or m.recurrent:
+        raise ValueError("cloning needs categorical actions and a feed-forward policy")
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+    if steps < 1 or epochs < 1:
+        raise ValueError(f"need steps >= 1 and epochs >= 1, got {steps} and {epochs}")
+    began = time.perf_counter()
+    data = teacher_rollout(trainer, teacher, steps)
+    obs, actions = data["obs"], data["actions"]
+    rewards, dones = data["rewards"], data["dones"]
+    if trainer.order is not None:                    # into the rollout's group order
+        obs, actions = obs[:, trainer.order], actions[:, trainer.order]
+        rewards, dones = rewards[:, trainer.order], dones[:, trainer.order]
+    flat = obs.reshape(-1, m.obs_dim)
+    if m.normalize_obs:
+        m.obs_norm.update(flat)
+    # the running episode returns continue into PPO's first rollouts
+    for t in range(steps):
+        trainer._episode_return += rewards[t]
+        trainer._episode_return *= 1.0 - dones[t].to(torch.float64)
+    scaled = rewards.clone()
+    if trainer.reward_scaler is not None:
+        trainer.reward_scaler.scale_(scaled, dones)
+    returns = torch.zeros_like(scaled)
+    running = torch.zeros(scaled.shape[1])
+    gamma = trainer.settings.gamma
+    for t in range(steps - 1, -1, -1):
+        running = scaled[t] + gamma * running * (1.0 - dones[t])
+        returns[t] = running
+    # the last ~1 / (1 - gamma) steps lack their future: fit the critic on the rest
+    keep = max(1, steps - int(round(3.0 / max(1e-6, 1.0 - gamma))))
+    z = m.normalize(flat).view(steps, -1, m.obs_dim)
+    means = None
+    if m.centralised:
+        means = torch.stack([m.market_mean(z[t]) if trainer.order is None
+                             else _group_market_mean(trainer, z[t]) for t in range(steps)])
+    optimizer = _adam(m, learning_rate)
+    spec = trainer.spec
+    width = max(spec.nvec)
+    losses = {"policy": math.nan, "value": math.nan}
+    for g, c in enumerate(trainer.columns):
+        net = m.nets[g]
+        z_g = z[:, c].reshape(-1, m.obs_dim)
+        a_g = actions[:, c].reshape(-1, spec.columns)
+        critic_in = z[:keep, c]
+        if means is not None:
+            critic_in = torch.cat([critic_in, means[:keep, trainer.market_of[c]]], -1)
+        critic_in = critic_in.reshape(-1, critic_in.shape[-1])
+        r_g = returns[:keep, c].reshape(-1)
+        n, n_value = z_g.shape[0], critic_in.shape[0]
+        target = torch.full((n, spec.columns, width), 0.0)
+        for head, size in enumerate(spec.nvec):
+            target[:, head, :size] = smoothing / size
+        target.scatter_add_(-1, a_g.unsqueeze(-1),
+                            torch.full((n, spec.columns, 1), 1.0 - smoothing))
+        batches = max(1, math.ceil(n / minibatch_size))
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=trainer.generator)
+            value_order = torch.randperm(n_value, generator=trainer.generator)
+            for k in range(batches):
+                pick = order[k * minibatch_size:(k + 1) * minibatch_size]
+                vpick = value_order[k * n_value // batches:(k + 1) * n_value // batches]
+                with m.autocast():
+                    logp = m.head(g, net.actor.mlp(z_g[pick]))
+                    values = net.value_head(net.critic.mlp(critic_in[vpick])).squeeze(-1)
+                policy_loss = -(target[pick] * logp.clamp(min=-30.0)).sum((-1, -2)).mean()
+                value_loss = 0.5 * (values.float() - r_g[vpick]).square().mean()
+                loss = policy_loss + trainer.settings.vf_coef * value_loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+                optimizer.step()
+                losses = {"policy": float(policy_loss.detach()),
+                          "value": float(value_loss.detach())}
+    with torch.no_grad(), m.autocast():
+        matched = []
+        for g, c in enumerate(trainer.columns):
+            z_g = z[:, c].reshape(-1, m.obs_dim)
+            mode = m.mode(m.head(g, m.nets[g].actor.mlp(z_g)))
+            matched.append((mode == actions[:, c].reshape(-1, spec.columns)).all(-1))
+        match = float(torch.cat(matched).float().mean())
+    return {"teacher": getattr(teacher, "name", type(teacher).__name__),
+            "agent_steps": steps * trainer.n_rows, "matched": match,
+            "policy_loss": losses["policy"], "value_loss": losses["value"],
+            "seconds": time.perf_counter() - began}
+
+
+def _group_market_mean(trainer: FastPPO, z: torch.Tensor) -> torch.Tensor:
+    out = torch.zeros(trainer.n_markets, z.shape[-1])
+    return out.index_add_(0, trainer.market_of, z).div_(trainer.n_agents)
+
+
+__all__ = ["clone", "teacher_rollout"]
