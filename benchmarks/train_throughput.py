@@ -49,6 +49,7 @@ def fast(mode: str, n_envs: int, n_agents: int, seconds: float, epochs: int,
                                                "fp32", "float32").replace("bf16",
                                                                           "bfloat16"),
                                            activation=network.split("-")[1],
+                                           shared_trunk=network.endswith("-shared"),
                                            progress=False))
     per_update = n_steps * env.num_agents_total
     trainer.learn(per_update)                                   # warm-up
@@ -99,7 +100,8 @@ def main() -> None:
     parser.add_argument("--threads", default="1", help="torch threads, comma-separated")
     parser.add_argument("--networks", default="fp32-tanh,bf16-relu",
                         help="fast trainer's precision-activation pairs (fp32 / bf16; "
-                             "tanh / relu), comma-separated; SB3 runs fp32-tanh")
+                             "tanh / relu), a '-shared' suffix for one trunk under the "
+                             "policy and value heads, comma-separated; SB3 runs fp32-tanh")
     parser.add_argument("--n-steps", type=int, default=32)
     parser.add_argument("--minibatch", type=int, default=32_768)
     parser.add_argument("--no-sb3", action="store_true", help="skip the SB3 yardstick")

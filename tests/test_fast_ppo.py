@@ -259,11 +259,47 @@ def test_it_learns_multi_discrete_and_box_actions(action: str) -> None:
     assert trained > 5.0, trained       # random: 8 x 1/12 (multi), 8 x 1/8 (box)
 
 
+# ---- a shared trunk -------------------------------------------------------------------
+
+def test_a_shared_trunk_is_one_network_whose_rollout_values_match_a_full_pass() -> None:
+    separate = FastPPO(MatchTask(8, 4), FastPPOSettings(**QUIET), seed=0)
+    shared = FastPPO(MatchTask(8, 4, truncate=True), FastPPOSettings(
+        n_steps=12, shared_trunk=True, **QUIET), seed=0)
+    net = shared.model.nets[0]
+    assert net.critic is net.actor
+    count = sum(p.numel() for p in shared.model.parameters())
+    trunk = sum(p.numel() for p in net.actor.parameters())
+    assert count == sum(p.numel() for p in separate.model.parameters()) - trunk
+    shared.learn(8 * 4 * 12)
+    shared.collect()                # values of steps 0..11 come with the actions
+    b = shared.rollout
+    assert b.truncations                          # horizon 8 inside 12 steps
+    with torch.no_grad():
+        full = net.value_head(net.critic.mlp(b.obs)).squeeze(-1)
+    torch.testing.assert_close(b.values, full)
+
+
+def test_a_shared_trunk_learns_the_task() -> None:
+    trainer = FastPPO(MatchTask(64, 4), FastPPOSettings(
+        n_steps=8, learning_rate=3e-3, ent_coef=0.0, shared_trunk=True, **QUIET), seed=0)
+    trainer.learn(60_000)
+    assert _mean_return(MatchTask(64, 4), trainer.policy()) > 7.0
+
+
+def test_a_shared_trunk_refuses_the_centralised_critic() -> None:
+    with pytest.raises(ValueError, match="shared_trunk"):
+        FastPPOSettings(shared_trunk=True, critic="centralised")
+    with pytest.raises(ValueError, match="shared_trunk"):
+        FastPPOSettings(shared_trunk=1)
+
+
 # ---- checkpoints ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("variant", [{}, {"recurrent": True, "critic": "centralised"},
                                      {"groups": (slice(0, 1), slice(1, 4))},
-                                     {"precision": "bfloat16", "activation": "relu"}])
+                                     {"precision": "bfloat16", "activation": "relu"},
+                                     {"shared_trunk": True},
+                                     {"shared_trunk": True, "recurrent": True}])
 def test_save_load_round_trip_gives_identical_actions(tmp_path, variant) -> None:
     env = MatchTask(8, 4)
     trainer = FastPPO(env, FastPPOSettings(n_steps=4, **variant, **QUIET), seed=3)

@@ -131,15 +131,17 @@ class Encoder(nn.Module):
 
 
 class GroupNet(nn.Module):
-    """One group's actor and critic (separate networks)."""
+    """One group's actor and critic: separate networks, or (``shared``) one trunk under
+    both heads (``critic`` is then the actor's module)."""
 
     def __init__(self, obs_dim: int, critic_dim: int, spec: ActionSpec,
                  hidden: tuple[int, ...], activation: str, gru_size: int | None,
-                 log_std_init: float) -> None:
+                 log_std_init: float, shared: bool = False) -> None:
         super().__init__()
         self.actor = Encoder(obs_dim, hidden, activation, gru_size)
         self.policy_head = _linear(self.actor.out_dim, spec.n_outputs, 0.01)
-        self.critic = Encoder(critic_dim, hidden, activation, gru_size)
+        self.critic = self.actor if shared else Encoder(critic_dim, hidden, activation,
+                                                        gru_size)
         self.value_head = _linear(self.critic.out_dim, 1, 1.0)
         self.log_std = (nn.Parameter(torch.full((len(spec.low),), float(log_std_init)))
                         if spec.is_box else None)
@@ -151,7 +153,7 @@ class ActorCritic(nn.Module):
     ``architecture`` (saved in checkpoints) rebuilds it: ``obs_dim``, ``action`` (the
     :class:`ActionSpec` as a dict), ``n_agents``, ``groups`` (agent slots per group),
     ``hidden``, ``activation``, ``critic``, ``recurrent``, ``gru_size``,
-    ``log_std_init``, ``normalize_obs``, ``obs_clip``.
+    ``log_std_init``, ``normalize_obs``, ``obs_clip``, ``precision``, ``shared_trunk``.
     """
 
     def __init__(self, architecture: dict[str, Any]) -> None:
@@ -165,11 +167,16 @@ class ActorCritic(nn.Module):
         self.gru_size = int(a["gru_size"]) if self.recurrent else None
         self.normalize_obs, self.obs_clip = bool(a["normalize_obs"]), float(a["obs_clip"])
         self.bfloat16 = a.get("precision", "float32") == "bfloat16"
+        #: one trunk under the policy and value heads (checkpoints before it: separate)
+        self.shared_trunk = bool(a.get("shared_trunk", False))
+        if self.shared_trunk and self.centralised:
+            raise ValueError("a shared trunk needs the independent critic (the centralised "
+                             "critic's input is wider)")
         self.obs_norm = RunningMeanStd(self.obs_dim)
         critic_dim = self.obs_dim * (2 if self.centralised else 1)
         self.nets = nn.ModuleList(
             GroupNet(self.obs_dim, critic_dim, self.spec, tuple(a["hidden"]),
-                     a["activation"], self.gru_size, a["log_std_init"])
+                     a["activation"], self.gru_size, a["log_std_init"], self.shared_trunk)
             for _ in self.slots)
         if self.spec.is_box:
             self.register_buffer("low", torch.tensor(self.spec.low, dtype=torch.float32))
@@ -268,24 +275,30 @@ class ActorCritic(nn.Module):
     # ---- acting -------------------------------------------------------------------------
 
     def act(self, z: torch.Tensor, h: torch.Tensor | None, *, deterministic: bool,
-            generator: torch.Generator | None = None
+            generator: torch.Generator | None = None, values: torch.Tensor | None = None
             ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Actions for group-ordered normalised observations ``z`` ``(N, obs_dim)``:
-        ``(actions (N, columns), log-probabilities (N,) or None, new actor state)``."""
+        ``(actions (N, columns), log-probabilities (N,) or None, new actor state)``.
+        With a shared feed-forward trunk, ``values`` ``(N,)`` receives the value head's
+        output from the same features (no second pass of the trunk)."""
         columns = self.group_columns(z.shape[0])
         if len(columns) == 1:
-            return self._act_group(0, z, h, deterministic, generator)
+            return self._act_group(0, z, h, deterministic, generator, values)
         parts = [self._act_group(g, z[c], None if h is None else h[c], deterministic,
-                                 generator) for g, c in enumerate(columns)]
+                                 generator, None if values is None else values[c])
+                 for g, c in enumerate(columns)]
         actions = torch.cat([p[0] for p in parts])
         logp = None if deterministic else torch.cat([p[1] for p in parts])
         state = None if h is None else torch.cat([p[2] for p in parts])
         return actions, logp, state
 
     def _act_group(self, g: int, z: torch.Tensor, h: torch.Tensor | None,
-                   deterministic: bool, generator: torch.Generator | None
+                   deterministic: bool, generator: torch.Generator | None,
+                   values: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         features = self.nets[g].actor.step(z, h)
+        if values is not None:
+            values.copy_(self.nets[g].value_head(features).squeeze(-1))
         params = self.head(g, features)
         state = features if self.recurrent else None
         if deterministic:

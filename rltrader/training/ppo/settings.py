@@ -45,6 +45,10 @@ class FastPPOSettings:
     critic : str
         ``"independent"`` (the agent's observation) or ``"centralised"`` (also its market's
         mean observation, ``obs.reshape(n_markets, n_agents, -1).mean(1)``, broadcast).
+    shared_trunk : bool
+        One MLP (and GRU) under both the policy and the value head, trained by both losses:
+        one trunk's forward and backward per minibatch instead of two (the independent
+        critic only).
     groups : sequence of (slice or sequence of int), optional
         One policy per group of agent slots: each entry selects agent indices ``0 ..
         n_agents - 1`` of every market (agent ``i`` of market ``e`` is row ``e * n_agents +
@@ -98,6 +102,7 @@ class FastPPOSettings:
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     critic: str = "independent"
+    shared_trunk: bool = False
     groups: tuple[slice | Sequence[int], ...] | None = None
     recurrent: bool = False
     gru_size: int = 64
@@ -155,6 +160,12 @@ class FastPPOSettings:
         if self.critic not in CRITICS:
             raise ValueError(f"FastPPOSettings.critic must be one of {CRITICS}, "
                              f"got {self.critic!r}")
+        if not isinstance(self.shared_trunk, bool):
+            raise ValueError(f"FastPPOSettings.shared_trunk must be a bool, "
+                             f"got {self.shared_trunk!r}")
+        if self.shared_trunk and self.critic == "centralised":
+            raise ValueError("FastPPOSettings.shared_trunk needs critic='independent' (the "
+                             "centralised critic's input is wider than the actor's)")
         if self.threads is not None:
             _positive_int("threads", self.threads)
         if self.checkpoint_every is not None:

@@ -77,7 +77,7 @@ class FastPPO:
             "activation": s.activation, "critic": s.critic, "recurrent": s.recurrent,
             "gru_size": s.gru_size, "log_std_init": s.log_std_init,
             "normalize_obs": s.normalize_obs, "obs_clip": s.obs_clip,
-            "precision": s.precision}
+            "precision": s.precision, "shared_trunk": s.shared_trunk}
         self.model = ActorCritic(self.architecture)
         self.optimizer = _adam(self.model, s.learning_rate)
         order = group_order(slots, self.n_rows, self.n_agents)
@@ -181,12 +181,15 @@ class FastPPO:
             b.actor_state.copy_(state)
             b.critic_state.copy_(self._critic_state)
         env_seconds = 0.0
+        # a shared feed-forward trunk gives the values with the actions
+        fused = m.shared_trunk and not m.recurrent
         for t in range(s.n_steps):
             if state is not None:
                 state = state * (1.0 - b.starts[t]).unsqueeze(1)
             with m.autocast():
                 actions, logp, state = m.act(b.obs[t], state, deterministic=False,
-                                             generator=self.generator)
+                                             generator=self.generator,
+                                             values=b.values[t] if fused else None)
             b.actions[t].copy_(actions)
             b.logp[t].copy_(logp)
             self._write_env_actions(actions)
@@ -203,7 +206,7 @@ class FastPPO:
         self.agent_steps += s.n_steps * self.n_rows
         episodes = self._episode_stats()
         with m.autocast():
-            self._values()
+            self._values(first=s.n_steps if fused else 0)
         if self.reward_scaler is not None:
             self.reward_scaler.scale_(b.rewards, b.dones)
         if b.truncations:
@@ -289,9 +292,10 @@ class FastPPO:
         return {"episodes": n, "mean_episode_return": float(total) / n if n else math.nan,
                 "mean_reward": float(b.rewards.mean())}
 
-    def _values(self) -> None:
-        """The critic over the whole rollout (and the final observations of truncated
-        rows, into ``Truncation.values``)."""
+    def _values(self, first: int = 0) -> None:
+        """The critic over the rollout from step ``first`` on (the earlier values came
+        with the actions) and the final observations of truncated rows, into
+        ``Truncation.values``."""
         b, m = self.rollout, self.model
         critic_in = self._critic_inputs(b.obs, b.means)
         finals = [(tr, m.critic_input(tr.obs, tr.means)) for tr in b.truncations]
@@ -301,7 +305,7 @@ class FastPPO:
                 # in chunks of about CHUNK rows: activations that stay in cache (a tensor
                 # past glibc's mmap threshold would also be page-faulted in afresh)
                 step = max(1, CHUNK // (c.stop - c.start))
-                for t in range(0, b.obs.shape[0], step):
+                for t in range(first, b.obs.shape[0], step):
                     x = critic_in[t:t + step, c]
                     b.values[t:t + step, c] = net.value_head(net.critic.mlp(x)).squeeze(-1)
                 for tr, z in finals:
@@ -394,9 +398,11 @@ class FastPPO:
         if m.recurrent:
             b = self.rollout
             features = net.actor.unroll(data["obs"], b.actor_state[columns], data["starts"])
-            hidden = net.critic.unroll(critic_in, b.critic_state[columns], data["starts"])
+            hidden = features if m.shared_trunk else net.critic.unroll(
+                critic_in, b.critic_state[columns], data["starts"])
         else:
-            features, hidden = net.actor.mlp(data["obs"]), net.critic.mlp(critic_in)
+            features = net.actor.mlp(data["obs"])
+            hidden = features if m.shared_trunk else net.critic.mlp(critic_in)
         logp, entropy = m.log_prob_entropy(g, m.head(g, features), data["actions"])
         values = net.value_head(hidden).squeeze(-1).float()
         log_ratio = logp - data["logp"]
