@@ -7,6 +7,34 @@
 # (id_hash and find_order are inline in _book.pxd)
 # ---------------------------------------------------------------------------------------
 
+cdef inline int32_t probe_order(const Core* c, int32_t b, int64_t order_id, uint64_t h,
+                                uint64_t* free_bucket) noexcept nogil:
+    """``find_order_hashed``, which also leaves in ``free_bucket`` the empty bucket where a
+    probe that finds nothing stops: the bucket ``hash_insert_hashed`` would take for this
+    id, as long as the table does not change meanwhile (``hash_insert_at``)."""
+    cdef uint64_t mask = c.hash_mask
+    cdef uint64_t home = h & mask, p = home
+    cdef uint32_t entry
+    cdef const Order* o
+    while True:
+        entry = c.table[p]
+        if entry == 0:
+            free_bucket[0] = p
+            return NO_SLOT
+        if (p == home) != ((entry & HASH_DISPLACED) != 0):
+            o = &c.orders[(entry & HASH_SLOT) - 1]
+            if o.order_id == order_id and o.book == b:
+                return <int32_t>((entry & HASH_SLOT) - 1)
+        p = (p + 1) & mask
+
+
+cdef inline void hash_insert_at(Core* c, int32_t slot, uint64_t h, uint64_t p) noexcept nogil:
+    """Enter ``slot`` (``h``: its ``id_hash``) into bucket ``p``, the first empty bucket at
+    or after its home (from ``probe_order`` on the unchanged table)."""
+    c.orders[slot].hash = <uint32_t>h
+    c.table[p] = (<uint32_t>slot + 1) | (HASH_DISPLACED if p != (h & c.hash_mask) else 0)
+
+
 cdef inline void hash_insert_hashed(Core* c, int32_t slot, uint64_t h) noexcept nogil:
     """Enter ``slot`` into the table; ``h`` is its ``id_hash``, kept in the order."""
     cdef uint64_t mask = c.hash_mask

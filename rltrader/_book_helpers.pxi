@@ -17,6 +17,16 @@ cdef struct Ctx:
     bint fresh              # the caller vouches that new order ids are not live in the book
     int64_t hash_id         # the message's order id when ``hash`` holds its id_hash, else 0
     uint64_t hash           # id_hash(hash_id, message's book), computed once per message
+    uint64_t free_bucket    # where validation's probe for the new order's id ended (the
+                            # bucket its insert takes if the table is untouched meanwhile),
+                            # NO_BUCKET when it did not probe
+
+
+cdef extern from *:
+    """
+    #define RLTRADER_NO_BUCKET (~(unsigned long long)0)
+    """
+    const uint64_t NO_BUCKET "RLTRADER_NO_BUCKET"
 
 
 cdef inline uint64_t ctx_hash(const Ctx* x, int64_t order_id, int32_t b) noexcept nogil:

@@ -70,6 +70,24 @@ cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_
                 prefetch(&c.lv[<int64_t>m.book * c.window + level])
 
 
+cdef extern from *:
+    """
+    #define RLTRADER_PREFETCH_BYTES (256 * 1024)
+    """
+    # a core whose levels, arena and id hash fit in this many bytes stays in the caches
+    # (L2 is at least this big on the machines we target): look-ahead prefetching then
+    # only costs instructions, and the kernels skip it
+    const int64_t PREFETCH_BYTES "RLTRADER_PREFETCH_BYTES"
+
+
+cdef inline bint prefetch_pays(const Core* c) noexcept nogil:
+    """Whether the core's hot state outgrows the caches, so that loading the next
+    messages' book, level, hash bucket and order ahead of time pays."""
+    return (<int64_t>c.n_books * c.window * sizeof(Level)
+            + <int64_t>c.capacity * sizeof(Order)
+            + <int64_t>(c.hash_mask + 1) * sizeof(uint32_t)) > PREFETCH_BYTES
+
+
 cdef inline bint events_fit(const Core* c, const Message* m, int64_t w,
                             int64_t out_cap) noexcept nogil:
     """``w + max_events(m) <= out_cap``, through a cheaper bound first: no message emits
@@ -115,16 +133,27 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
     cdef int status = OK
     cdef uint64_t hashes[4]
     cdef int64_t hash_ids[4]
+    cdef bint ahead = prefetch_pays(c)
     x.out = out
     x.w = 0
     x.fresh = fresh
     hashes[0] = hashes[1] = hashes[2] = hashes[3] = 0  # read only with their id; never indeterminate
-    for i in range(2 if n > 2 else n):
-        look_ahead(c, &msgs[i], known + i if known != NULL else NULL, &hashes[i],
-                   &hash_ids[i])
+    hash_ids[0] = hash_ids[1] = hash_ids[2] = hash_ids[3] = 0
+    if ahead:
+        for i in range(2 if n > 2 else n):
+            look_ahead(c, &msgs[i], known + i if known != NULL else NULL, &hashes[i],
+                       &hash_ids[i])
     for i in range(n):
         m = &msgs[i]
-        prefetch_ahead(c, msgs, known, i, n, hashes, hash_ids)
+        if ahead:
+            prefetch_ahead(c, msgs, known, i, n, hashes, hash_ids)
+            x.hash = hashes[i & 3]
+            x.hash_id = hash_ids[i & 3]
+        else:
+            x.hash_id = 0
+            if <uint32_t>m.book < <uint32_t>c.n_books:
+                x.hash = id_hash(m.order_id, m.book)
+                x.hash_id = m.order_id
         status = admit(c, m, x.w, out_cap)
         if status != OK:
             break
@@ -132,8 +161,6 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
         x.message_index = <int32_t>(i + index_offset)
         x.known = known[i] if known != NULL else NO_SLOT
         x.rested = NO_SLOT
-        x.hash = hashes[i & 3]
-        x.hash_id = hash_ids[i & 3]
         w0 = x.w
         bound = max_events(c, m) if RLTRADER_DEBUG_BUILD else 0
         handle(c, &x, m)

@@ -33,7 +33,7 @@ cdef inline void account_fill(Core* c, int32_t b, int32_t owner, int side, int64
     Nothing here can overflow: the book's notional stays within MAX_NOTIONAL
     (``taker_exceeds_notional``)."""
     cdef Account* a = &c.accounts[<int64_t>b * c.n_owners + owner]
-    cdef int64_t fee = fee_of(notional, fee_ppm)
+    cdef int64_t fee = fee_of(notional, fee_ppm) if fee_ppm != 0 else 0  # common: no fee
     a.position += side * q
     a.cash -= side * notional + fee
     a.fees += fee
@@ -220,7 +220,10 @@ cdef inline void rest_limit(Core* c, Ctx* x, int32_t b, const Message* m) noexce
     o.op = LIMIT
     o.tif = m.tif
     emit(x, ACCEPTED, NO_REASON, b, m.order_id, m.side, m.owner, m.price, m.qty, m.qty)
-    hash_insert_hashed(c, slot, ctx_hash(x, m.order_id, b))
+    if x.free_bucket != NO_BUCKET:      # validation's probe ended there; nothing since
+        hash_insert_at(c, slot, ctx_hash(x, m.order_id, b), x.free_bucket)
+    else:
+        hash_insert_hashed(c, slot, ctx_hash(x, m.order_id, b))
     rest(c, b, slot)
     x.rested = slot
 

@@ -33,18 +33,19 @@ cdef inline int32_t find_known(const Core* c, const Ctx* x, const Message* m) no
     return find_order_hashed(c, m.book, m.order_id, ctx_hash(x, m.order_id, m.book))
 
 
-cdef inline bint taken(const Core* c, const Ctx* x, int32_t b, int64_t order_id) noexcept nogil:
+cdef inline bint taken(const Core* c, Ctx* x, int32_t b, int64_t order_id) noexcept nogil:
     """A live order of the message's book ``b`` has this id. With ``x.fresh`` the caller
     vouches that none has, and the probe is skipped (debug builds still probe, and abort
-    if it was wrong)."""
+    if it was wrong). A probe that finds none leaves where it ended in ``x.free_bucket``."""
     if not x.fresh:
-        return find_order_hashed(c, b, order_id, ctx_hash(x, order_id, b)) != NO_SLOT
+        return probe_order(c, b, order_id, ctx_hash(x, order_id, b),
+                           &x.free_bucket) != NO_SLOT
     if RLTRADER_DEBUG_BUILD and find_order(c, b, order_id) != NO_SLOT:
         abort()
     return False
 
 
-cdef int validate(const Core* c, const Ctx* x, const Message* m, int32_t* found) noexcept nogil:
+cdef int validate(const Core* c, Ctx* x, const Message* m, int32_t* found) noexcept nogil:
     """The reject reason for a message, NO_REASON when it is valid (docs/semantics.md).
 
     For operations on an existing order, `found` receives its slot; ``x.known`` is the
@@ -128,7 +129,9 @@ cdef inline void cancel_order(Core* c, Ctx* x, int32_t b, int32_t slot, int reas
 
 cdef void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
     cdef int32_t b = m.book, slot = NO_SLOT
-    cdef int reason = validate(c, x, m, &slot)
+    cdef int reason
+    x.free_bucket = NO_BUCKET
+    reason = validate(c, x, m, &slot)
     cdef BookState* bs
     cdef Order t
     cdef Order* o

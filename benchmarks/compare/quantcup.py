@@ -173,7 +173,8 @@ def compiler_version(cc: str) -> str:
 class Rltrader:
     """rltrader ``Books.process`` over the feed in batches, on a fresh book per run."""
 
-    def __init__(self, msgs: np.ndarray, n_owners: int, batch: int, window: int) -> None:
+    def __init__(self, msgs: np.ndarray, n_owners: int, batch: int, window: int,
+                 capacity: int) -> None:
         from rltrader import Books
         from rltrader.core.messages import EVENT_DTYPE
 
@@ -182,7 +183,7 @@ class Rltrader:
         self.window = window
         self.batches = [msgs[i:i + batch] for i in range(0, msgs.shape[0], batch)]
         self.events = np.zeros(8 * batch + 1024, dtype=EVENT_DTYPE)
-        self.capacity = int(msgs.shape[0])   # no arena growth inside the timed region
+        self.capacity = capacity
         self.books = None
 
     def fresh(self) -> None:
@@ -220,13 +221,13 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def compare(source: Path, repeats: int, batch: int, window: int, cc: str,
+def compare(source: Path, repeats: int, batch: int, window: int, capacity: int, cc: str,
             cflags: list[str]) -> dict[str, Any]:
     check_source(source)
     feed = parse_feed(source / "score_feed.h")
     msgs, n_owners = feed_messages(feed)
     n = msgs.shape[0]
-    ours = Rltrader(msgs, n_owners, batch, window)
+    ours = Rltrader(msgs, n_owners, batch, window, capacity)
     workdir = Path(tempfile.mkdtemp(prefix="quantcup-"))
     try:
         dll = build_voyager(source, workdir, cc, cflags)
@@ -273,7 +274,7 @@ def compare(source: Path, repeats: int, batch: int, window: int, cc: str,
                     "median_ns_per_message": round(statistics.median(voyager_ns), 2),
                     "min_ns_per_message": round(min(voyager_ns), 2)},
         "rltrader": {"version": rltrader.__version__, "path": f"Books.process, batch {batch}",
-                     "window": window,
+                     "window": window, "capacity": capacity,
                      "median_ns_per_message": round(statistics.median(ours_ns), 2),
                      "min_ns_per_message": round(min(ours_ns), 2)},
         "ratio_of_medians": round(statistics.median(ours_ns) / statistics.median(voyager_ns),
@@ -290,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--batch", type=int, default=4096, help="messages per process call")
     parser.add_argument("--window", type=int, default=4096, help="rltrader's dense window")
+    parser.add_argument("--capacity", type=int, default=1024,
+                        help="rltrader's initial order slots (the feed has at most 674 live "
+                             "orders: 1,024 never grows)")
     parser.add_argument("--cc", default=os.environ.get("CC", "cc"))
     parser.add_argument("--cflags", default="-O3", help="voyager's compiler flags")
     parser.add_argument("--json", help="write the report here")
@@ -298,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("pass --source (a checkout of quantcup-orderbook, winning-c-engine)")
     if args.repeats < 1 or args.batch < 1:
         parser.error("--repeats and --batch must be >= 1")
-    report = compare(Path(args.source), args.repeats, args.batch, args.window, args.cc,
+    report = compare(Path(args.source), args.repeats, args.batch, args.window, args.capacity,
+                     args.cc,
                      args.cflags.split())
     m = report["machine"]
     print(f"machine: {m.get('cpu', '?')}, {m['cpus']} cpus; Python {m['python']}, "
