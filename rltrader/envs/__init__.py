@@ -8,6 +8,8 @@
 - :class:`MarketEnv`: Gymnasium single-agent env, registered as ``rltrader/Market-v1``.
 - :class:`MarketVectorEnv`: Gymnasium ``VectorEnv`` over the batched env.
 - :class:`ShardedMarketEnv`: the batched env's markets split over worker processes.
+- :class:`RayMarketEnv` (``rltrader.envs.ray_shards``, needs the ``ray`` extra): the same
+  split over Ray actors, on one machine or a cluster (docs/scale.md).
 - :class:`GroupedMarketEnv`: agent groups (each its own mode, reward, sizes, latency,
   learning or scripted) in one market, stepped as one (``rltrader.envs.groups``);
   :class:`GroupedParallelEnv`: its PettingZoo view, per-agent spaces by group;
@@ -34,7 +36,8 @@ from rltrader.envs.shards import ShardedMarketEnv
 
 __all__ = ["AgentGroup", "BatchedMarketEnv", "EnvConfig", "GroupGymEnv", "GroupLearner",
            "GroupedMarketEnv", "GroupedParallelEnv", "MarketEnv",
-           "MarketParallelEnv", "MarketVectorEnv", "SB3VecEnv", "ShardedMarketEnv",
+           "MarketParallelEnv", "MarketVectorEnv", "RayMarketEnv", "SB3VecEnv",
+           "ShardedMarketEnv",
            "observation_names"]
 
 
@@ -43,4 +46,7 @@ def __getattr__(name: str) -> Any:
     if name == "SB3VecEnv":
         from rltrader.envs.sb3 import SB3VecEnv
         return SB3VecEnv
+    if name == "RayMarketEnv":
+        from rltrader.envs.ray_shards import RayMarketEnv
+        return RayMarketEnv
     raise AttributeError(f"module 'rltrader.envs' has no attribute {name!r}")
