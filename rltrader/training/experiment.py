@@ -9,6 +9,8 @@ The file (``examples/train/*.toml`` has one per task)::
     n_envs = 64
     n_agents = 16
     agent_steps = 20_000_000          # per seed
+    backend = "batched"               # optional: "sharded" or "ray" (docs/scale.md)
+    n_workers = 1                     # processes or Ray actors stepping the markets
 
     [env]                             # EnvConfig fields over the task's defaults
     market = "thin"
@@ -71,6 +73,8 @@ class Experiment:
     n_agents: int = 16
     agent_steps: int = 10_000_000
     evaluation: Evaluation = field(default_factory=Evaluation)
+    backend: str = "batched"
+    n_workers: int = 1
 
 
 def load(path: str | Path) -> Experiment:
@@ -83,7 +87,7 @@ def load(path: str | Path) -> Experiment:
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not TOML: {exc}") from None
     known = {"task", "seeds", "n_envs", "n_agents", "agent_steps", "env", "trainer",
-             "evaluate"}
+             "evaluate", "backend", "n_workers"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{path}: unknown keys {unknown} (known: {sorted(known)})")
@@ -98,10 +102,21 @@ def load(path: str | Path) -> Experiment:
             table["seeds"] = parse_seeds(table["seeds"])
         evaluation = Evaluation(**_tuples(table))
         experiment = Experiment(task, env, settings, **_tuples(
-            {k: data[k] for k in ("seeds", "n_envs", "n_agents", "agent_steps") if k in data}),
+            {k: data[k] for k in ("seeds", "n_envs", "n_agents", "agent_steps", "backend",
+                                  "n_workers") if k in data}),
             evaluation=evaluation)
     except TypeError as exc:
         raise ValueError(f"{path}: {exc}") from None
+    from rltrader.envs.backends import BACKENDS
+
+    if experiment.backend not in BACKENDS:
+        raise ValueError(f"{path}: backend must be one of {list(BACKENDS)}, got "
+                         f"{experiment.backend!r}")
+    if (not isinstance(experiment.n_workers, int) or isinstance(experiment.n_workers, bool)
+            or not 1 <= experiment.n_workers <= experiment.n_envs
+            or (experiment.backend == "batched" and experiment.n_workers != 1)):
+        raise ValueError(f"{path}: n_workers must be an int in [1, n_envs] (1 with backend "
+                         f"'batched'), got {experiment.n_workers!r}")
     overlap = set(experiment.seeds) & set(evaluation.seeds)
     if overlap:
         raise ValueError(f"{path}: evaluation seeds {sorted(overlap)} were training seeds "
@@ -126,7 +141,8 @@ def run(experiment: Experiment, out: str | Path, *, progress: bool = True) -> di
         trained[seed] = train(experiment.env, n_envs=experiment.n_envs,
                               n_agents=experiment.n_agents,
                               total_agent_steps=experiment.agent_steps, seed=seed,
-                              out_dir=folder, settings=settings)
+                              out_dir=folder, settings=settings,
+                              backend=experiment.backend, n_workers=experiment.n_workers)
     ev = experiment.evaluation
     candidates = [f"baseline:{name}" for name in ev.baselines] + [
         str(out / f"seed_{seed}" / "checkpoint.pt") for seed in experiment.seeds]

@@ -12,7 +12,8 @@ Discrete, MultiDiscrete and Box actions.
 
 - :class:`FastPPO` (``learn``, ``save``, ``load``, ``policy``) over any env with the
   batched env's protocol;
-- :func:`train`: a :class:`~rltrader.envs.BatchedMarketEnv` from an ``EnvConfig``, trained
+- :func:`train`: a :class:`~rltrader.envs.BatchedMarketEnv` from an ``EnvConfig`` (or its
+  markets sharded over processes or Ray actors: ``backend``, ``n_workers``), trained
   into ``out_dir`` (``checkpoint.pt``, ``curve.csv``, ``learning_curve.png``,
   ``results.json``);
 - :func:`load_policy`: a checkpoint as a deterministic ``policy(obs) -> actions``.
@@ -26,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rltrader.envs import BatchedMarketEnv, EnvConfig
+from rltrader.envs import EnvConfig
+from rltrader.envs.backends import close_env, make_env
 from rltrader.training.ppo.policy import ActionSpec, Policy
 from rltrader.training.ppo.report import CurveLog, plot_curve
 from rltrader.training.ppo.rollout import gae
@@ -39,9 +41,16 @@ __all__ = ["ActionSpec", "FastPPO", "FastPPOSettings", "Policy", "gae", "load_po
 
 def train(env_config: EnvConfig | None, *, n_envs: int, n_agents: int,
           total_agent_steps: int, seed: int = 0, out_dir: Path | str,
-          settings: FastPPOSettings | None = None) -> dict[str, Any]:
+          settings: FastPPOSettings | None = None, backend: str = "batched",
+          n_workers: int = 1) -> dict[str, Any]:
     """Train a :class:`FastPPO` on ``n_envs`` markets x ``n_agents`` agents of
-    ``env_config`` for ``total_agent_steps`` (whole rollouts) and write to ``out_dir``:
+    ``env_config`` for ``total_agent_steps`` (whole rollouts) and write to ``out_dir``.
+
+    ``backend``: where the markets step (:func:`rltrader.envs.backends.make_env`):
+    ``"batched"`` in this process, ``"sharded"`` in ``n_workers`` processes, ``"ray"`` in
+    ``n_workers`` Ray actors (on a cluster's nodes; this process is the one learner). The
+    two sharded backends train identically for the same ``n_workers``; they are closed
+    when training ends. Writes:
 
     - with ``settings.warm_start``, ``clone.pt``: the policy cloned from that baseline
       (:mod:`rltrader.training.ppo.imitate`) before PPO;
@@ -58,8 +67,16 @@ def train(env_config: EnvConfig | None, *, n_envs: int, n_agents: int,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    env = BatchedMarketEnv(env_config, n_envs=n_envs, n_agents=n_agents, seed=seed)
-    trainer = FastPPO(env, settings, seed=seed)
+    if settings.warm_start is not None and backend != "batched":
+        raise ValueError("warm_start plays a baseline that reads the batched env's state: "
+                         f"backend='batched' only, got {backend!r}")
+    env = make_env(env_config, n_envs=n_envs, n_agents=n_agents, seed=seed, backend=backend,
+                   n_workers=n_workers)
+    try:
+        trainer = FastPPO(env, settings, seed=seed)
+    except BaseException:
+        close_env(env)
+        raise
     cloned = None
     if settings.warm_start is not None:
         from rltrader.training.evaluate import candidate
@@ -92,6 +109,7 @@ def train(env_config: EnvConfig | None, *, n_envs: int, n_agents: int,
     finally:
         bar.close()
         log.close()
+        close_env(env)
     trainer.save(out / "checkpoint.pt")
     plot_curve(rows, out / "learning_curve.png")
     learn_s = rows[-1]["wall_s"]
@@ -101,6 +119,7 @@ def train(env_config: EnvConfig | None, *, n_envs: int, n_agents: int,
         "settings": trainer.state()["settings"],
         "env_config": plain(trainer.state()["env_config"]),
         "n_envs": n_envs, "n_agents": n_agents, "seed": seed,
+        "backend": backend, "n_workers": n_workers,
         "agent_steps": trainer.agent_steps, "updates": trainer.updates,
         "learn_s": learn_s, "agent_steps_per_s": rows[-1]["agent_steps"] / learn_s
         if learn_s else math.nan,
