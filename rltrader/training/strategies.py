@@ -22,6 +22,9 @@ strategy                               action mode        what it does
 :class:`BuyAndHold`, :class:`Momentum` ``discrete``       directional: long to the limit;
                                                           long or short with the sign of
                                                           the past ``lookback`` steps' return
+:class:`FlowFollowing`,                ``discrete``       long or short with the order
+:class:`BestFlowFollowing`                                flow's imbalance, by limit orders
+                                                          at the touch (grid-tuned)
 =====================================  =================  ==================================
 
 Market parameters come from :func:`fit_market`, a probe run on a fresh market of the same
@@ -757,6 +760,76 @@ class Momentum(_ModeStrategy):
                         np.where(gap < -half, codes.market_sell, codes.hold)).astype(np.int64)
 
 
+class FlowFollowing(_ModeStrategy):
+    """Trades with the order flow, passively (``action_mode="discrete"``).
+
+    The target position is ``fraction`` of the limit long while the ``flow_imbalance``
+    observation (an EMA of signed traded volume over volume) is above ``threshold``, as
+    much short while it is below ``-threshold``, and flat in between. The position moves
+    toward the target by limit orders at the touch (no taker fee, no spread crossed); once
+    within half an order size of it, the resting orders are cancelled.
+
+    On markets whose flow has long memory (metaorders split into children, as on
+    ``realistic``) the imbalance predicts the next minute's return; taking liquidity to
+    follow it loses the fee and the spread, resting at the touch earns them.
+    """
+
+    name = "flow_following"
+
+    def __init__(self, threshold: float = 0.6, fraction: float = 1.0) -> None:
+        if not 0 <= threshold < 1 or not 0 < fraction <= 1:
+            raise ValueError(f"need threshold in [0, 1) and fraction in (0, 1], got "
+                             f"{threshold}, {fraction}")
+        self.threshold, self.fraction = threshold, fraction
+
+    def actions(self, step: np.ndarray, horizon: int, env: BatchedMarketEnv,
+                agents: Sequence[int]) -> np.ndarray:
+        flow = self.observed(env, agents, "flow_imbalance")
+        inventory = self.observed(env, agents, "inventory")
+        resting = self.observed(env, agents, "orders") > 0
+        target = np.where(flow > self.threshold, self.fraction,
+                          np.where(flow < -self.threshold, -self.fraction, 0.0))
+        half = 0.5 * _per_agent(env, env.order_qty, agents) / _per_agent(
+            env, env.position_limit, agents)
+        gap, codes = target - inventory, self.codes
+        settled = np.where(resting, codes.cancel, codes.hold)
+        return np.where(gap > half, codes.buy_touch,
+                        np.where(gap < -half, codes.sell_touch, settled)).astype(np.int64)
+
+
+#: the grid of :class:`BestFlowFollowing`: flow thresholds x position fractions
+FLOW_GRID = ((0.2, 0.4, 0.6, 0.8), (0.25, 1.0))
+
+
+class BestFlowFollowing(FlowFollowing):
+    """:class:`FlowFollowing` with the threshold and fraction of :data:`FLOW_GRID` that
+    earned most on ``tune_seed``'s markets of the env's own configuration (one episode,
+    every agent row playing it; cached per configuration), chosen when it begins."""
+
+    _tuned: dict[str, tuple[float, float]] = {}
+
+    def __init__(self, tune_seed: int = 10_000, n_envs: int = 16) -> None:
+        super().__init__()
+        self.name, self.tune_seed, self.n_envs = "best_flow_following", tune_seed, n_envs
+
+    def begin(self, env: BatchedMarketEnv) -> None:
+        from rltrader.training.evaluation import run_lineup
+
+        key = repr((env.config, env.n_agents, self.tune_seed, self.n_envs))
+        if key not in self._tuned:
+            agents = range(env.n_agents)
+            scores = {}
+            for threshold in FLOW_GRID[0]:
+                for fraction in FLOW_GRID[1]:
+                    run = run_lineup(env.config, [(FlowFollowing(threshold, fraction),
+                                                   agents)], n_envs=self.n_envs,
+                                     n_agents=env.n_agents, seeds=[self.tune_seed])
+                    scores[(threshold, fraction)] = float(run.per_market(agents).mean())
+            self._tuned[key] = max(scores, key=scores.__getitem__)
+        self.threshold, self.fraction = self._tuned[key]
+        super().begin(env)
+
+
 #: every baseline of this module by name, built without arguments (market parameters are
 #: fitted, the fixed-spread maker tuned, when it begins on an env)
 BASELINES: dict[str, type[Strategy]] = {
@@ -764,4 +837,5 @@ BASELINES: dict[str, type[Strategy]] = {
     "best_fixed_spread": BestFixedSpread, "twap": TWAP, "twap_passive": PassiveTWAP,
     "vwap": VWAP, "pov": POV,
     "almgren_chriss": AlmgrenChriss, "buy_and_hold": BuyAndHold, "momentum": Momentum,
+    "flow_following": FlowFollowing, "best_flow_following": BestFlowFollowing,
 }
