@@ -45,43 +45,48 @@ cdef inline bint taken(const Core* c, Ctx* x, int32_t b, int64_t order_id) noexc
     return False
 
 
-cdef int validate(const Core* c, Ctx* x, const Message* m, int32_t* found) noexcept nogil:
-    """The reject reason for a message, NO_REASON when it is valid (docs/semantics.md).
-
-    For operations on an existing order, `found` receives its slot; ``x.known`` is the
-    caller's guess of it (NO_SLOT: none; checked). ``x.fresh``: new order ids are known
-    not to be live in the book (``taken``).
-    """
-    cdef int32_t slot
-    cdef int op = m.op
-    if m.book < 0 or m.book >= c.n_books:
+cdef inline int check_addressing(const Core* c, const Message* m) noexcept nogil:
+    """The reject reason of a message with a valid op from its book, owner and order id
+    (in this order), NO_REASON when they are in range."""
+    if <uint32_t>m.book >= <uint32_t>c.n_books:
         return BAD_BOOK
-    if op < LIMIT or op > EXECUTE:
-        return BAD_OP
-    if m.owner < NO_OWNER or m.owner >= c.n_owners:
+    if <uint64_t>(<int64_t>m.owner + 1) > <uint64_t>c.n_owners:    # [NO_OWNER, n_owners)
         return BAD_OWNER
     if m.order_id <= 0:
         return BAD_ORDER_ID
-    if is_new_order(op):
-        if m.side != BUY and m.side != SELL:
-            return BAD_SIDE
-        if op == MARKET or op == STOP:
-            if m.tif == POST_ONLY:
-                return BAD_TIF      # any other tif means IOC, FOK means FOK
-        elif m.tif < GTC or m.tif > POST_ONLY:
-            return BAD_TIF
-        if m.qty < 1 or m.qty > MAX_QTY:
-            return BAD_QTY
-        if (op == LIMIT or op == STOP_LIMIT) and not valid_price(m.price):
-            return BAD_PRICE
-        if (op == STOP or op == STOP_LIMIT) and not valid_price(m.stop_price):
-            return BAD_PRICE
-        if taken(c, x, m.book, m.order_id):
-            return DUPLICATE_ORDER_ID
-        if may_wait(m) and c.free_head == NO_SLOT:
-            return CAPACITY         # Books grows the arena first while it may
-        return NO_REASON
-    slot = find_known(c, x, m)
+    return NO_REASON
+
+
+cdef inline int check_new_order(const Core* c, Ctx* x, const Message* m) noexcept nogil:
+    """``validate`` for a new order (LIMIT, MARKET, STOP, STOP_LIMIT) whose book, owner and
+    id are in range."""
+    cdef int op = m.op
+    if m.side != BUY and m.side != SELL:
+        return BAD_SIDE
+    if op == MARKET or op == STOP:
+        if m.tif == POST_ONLY:
+            return BAD_TIF      # any other tif means IOC, FOK means FOK
+    elif m.tif < GTC or m.tif > POST_ONLY:
+        return BAD_TIF
+    if m.qty < 1 or m.qty > MAX_QTY:
+        return BAD_QTY
+    if (op == LIMIT or op == STOP_LIMIT) and not valid_price(m.price):
+        return BAD_PRICE
+    if (op == STOP or op == STOP_LIMIT) and not valid_price(m.stop_price):
+        return BAD_PRICE
+    if taken(c, x, m.book, m.order_id):
+        return DUPLICATE_ORDER_ID
+    if may_wait(m) and c.free_head == NO_SLOT:
+        return CAPACITY         # Books grows the arena first while it may
+    return NO_REASON
+
+
+cdef inline int check_order_op(const Core* c, Ctx* x, const Message* m,
+                               int32_t* found) noexcept nogil:
+    """``validate`` for an op on an existing order (CANCEL, REDUCE, EXECUTE, REPLACE) whose
+    book, owner and id are in range; ``found`` receives the order's slot."""
+    cdef int op = m.op
+    cdef int32_t slot = find_known(c, x, m)
     found[0] = slot
     if slot == NO_SLOT:
         return UNKNOWN_ORDER
@@ -116,6 +121,26 @@ cdef int validate(const Core* c, Ctx* x, const Message* m, int32_t* found) noexc
     return NO_REASON
 
 
+cdef int validate(const Core* c, Ctx* x, const Message* m, int32_t* found) noexcept nogil:
+    """The reject reason for a message, NO_REASON when it is valid (docs/semantics.md).
+
+    For operations on an existing order, `found` receives its slot; ``x.known`` is the
+    caller's guess of it (NO_SLOT: none; checked). ``x.fresh``: new order ids are known
+    not to be live in the book (``taken``).
+    """
+    cdef int op = m.op
+    if m.book < 0 or m.book >= c.n_books:
+        return BAD_BOOK
+    if op < LIMIT or op > EXECUTE:
+        return BAD_OP
+    cdef int reason = check_addressing(c, m)
+    if reason != NO_REASON:
+        return reason
+    if is_new_order(op):
+        return check_new_order(c, x, m)
+    return check_order_op(c, x, m, found)
+
+
 cdef inline void cancel_order(Core* c, Ctx* x, int32_t b, int32_t slot, int reason) noexcept nogil:
     cdef Order* o = &c.orders[slot]
     emit_order(x, CANCELLED, reason, b, o, o.price, o.qty, 0)
@@ -127,18 +152,41 @@ cdef inline void cancel_order(Core* c, Ctx* x, int32_t b, int32_t slot, int reas
         remove_order(c, b, slot)
 
 
-cdef void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
-    cdef int32_t b = m.book, slot = NO_SLOT
+cdef inline void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
+    """One message: validation, then its effect. Cancels and limits that rest at once
+    (most of any feed) run here, inline in the kernel's loop; everything else in
+    ``apply``, which runs every op the same way."""
+    cdef int32_t slot = NO_SLOT
+    cdef int op = m.op
     cdef int reason
     x.free_bucket = NO_BUCKET
-    reason = validate(c, x, m, &slot)
+    if op == CANCEL or op == LIMIT:
+        reason = check_addressing(c, m)
+        if reason == NO_REASON:
+            reason = check_order_op(c, x, m, &slot) if op == CANCEL else check_new_order(c, x, m)
+    else:
+        reason = validate(c, x, m, &slot)
+    if reason != NO_REASON:
+        emit(x, REJECTED, reason, m.book, m.order_id, m.side, m.owner, m.price, m.qty, 0)
+    elif op == CANCEL:
+        cancel_order(c, x, m.book, slot, CANCEL_REQUESTED)
+        keep_touch_in_window(c, m.book)
+    elif (op == LIMIT and (m.tif == GTC or m.tif == POST_ONLY)
+            and not crosses(m.side, m.price, opposite_best(&c.bk[m.book], m.side))):
+        rest_limit(c, x, m.book, m)     # nothing to match: it rests, no trade, no stop
+        keep_touch_in_window(c, m.book)
+    else:
+        apply(c, x, m, slot)
+
+
+cdef void apply(Core* c, Ctx* x, const Message* m, int32_t slot) noexcept nogil:
+    """A valid message's effect (``slot``: its order's, for an op on an existing order),
+    then the stops its trades trigger, then the window follows the touch."""
+    cdef int32_t b = m.book
     cdef BookState* bs
     cdef Order t
     cdef Order* o
     cdef int64_t trades
-    if reason != NO_REASON:
-        emit(x, REJECTED, reason, m.book, m.order_id, m.side, m.owner, m.price, m.qty, 0)
-        return
     bs = &c.bk[b]
     trades = bs.trade_count
     if (m.op == LIMIT and (m.tif == GTC or m.tif == POST_ONLY)
