@@ -110,6 +110,46 @@ cdef enum:
 
 cdef enum:
     GANG = 8                # queue walks advanced in lockstep (their cache misses overlap)
+    LEVEL_WALKS = 16        # whole-level walks advanced in lockstep (walk_levels)
+
+
+cdef void walk_levels(State* s, int32_t e, const int32_t* targets, int32_t n) noexcept nogil:
+    """``queue_level`` for the levels (in the dense window, distinct) of the ``n`` arena
+    slots ``targets``, one hop of every level at a time: a level is a linked list whose
+    every hop is a cache miss on a large book, and the misses of different levels
+    overlap."""
+    cdef const Core* c = s.core
+    cdef int32_t slot[LEVEL_WALKS]
+    cdef int64_t price[LEVEL_WALKS]
+    cdef int64_t ahead[LEVEL_WALKS]
+    cdef int32_t g, live = n, cur, owner, lo = s.p.first_owner
+    cdef int64_t a
+    cdef const Order* o
+    for g in range(n):
+        price[g] = c.orders[targets[g]].price
+        slot[g] = c.lv[<int64_t>e * c.window + price[g] - c.bk[e].base].head
+        ahead[g] = 0
+        if slot[g] == NO_SLOT:
+            live -= 1
+    while live > 0:
+        for g in range(n):
+            cur = slot[g]
+            if cur == NO_SLOT:
+                continue
+            o = &c.orders[cur]
+            if o.price != price[g]:
+                slot[g] = NO_SLOT
+                live -= 1
+                continue
+            owner = o.owner
+            if lo <= owner < lo + s.p.n_agents:
+                a = <int64_t>e * s.p.n_agents + owner - lo
+                if s.best_slot[a] == cur:
+                    s.queue_ahead[a] = <double>ahead[g]
+            ahead[g] += o.qty
+            slot[g] = o.next
+            if slot[g] == NO_SLOT:
+                live -= 1
 
 
 cdef void queue_walks(State* s, int32_t e) noexcept nogil:
@@ -119,10 +159,14 @@ cdef void queue_walks(State* s, int32_t e) noexcept nogil:
     behind; then ahead = level lots - behind - the order's own lots); the first walk to end
     gives the exact sum. Agents' orders are young, so the tail is usually a few hops away.
     Out of the window only the walk back from the order. Deep in a queue (``BACKWARD_HOPS``
-    orders read, over both walks, without an end), one walk of the whole level (``queue_level``), which
-    serves every agent queued there. Up to ``GANG`` agents' walks advance one hop at a
-    time together, so that their arena reads are in flight at once; a lane whose value a
-    level walk of another lane has set stops there."""
+    orders read, over both walks, without an end), one walk of the whole level, which
+    serves every agent queued there: in the window the level is *parked*, and agents whose
+    order rests at a parked price skip their own walk; parked levels are walked together
+    (``walk_levels``) once ``LEVEL_WALKS`` are parked and at the end; out of the window at
+    once (``queue_level``). Up to ``GANG`` agents' walks advance one hop at a time
+    together, so that their arena reads are in flight at once; a lane whose value a level
+    walk of another lane has set, or whose price got parked, stops there. Every value is
+    the exact sum, whichever walk gives it."""
     cdef const Core* c = s.core
     cdef int64_t agent[GANG]
     cdef int64_t price[GANG]
@@ -132,8 +176,11 @@ cdef void queue_walks(State* s, int32_t e) noexcept nogil:
     cdef int32_t back[GANG]
     cdef int32_t front[GANG]         # tail walk cursor (NO_SLOT: out of the window)
     cdef int32_t hops[GANG]
-    cdef int32_t i = 0, g, n, live, cur, target
-    cdef int64_t a, idx
+    cdef int32_t parked[LEVEL_WALKS]     # an arena slot of each parked level
+    cdef int64_t parked_price[LEVEL_WALKS]
+    cdef int32_t n_parked = 0, i = 0, g, h, n, live, cur, target
+    cdef int64_t a, idx, p
+    cdef bint skip
     cdef const Level* lv
     while i < s.p.n_agents:
         n = 0
@@ -143,14 +190,22 @@ cdef void queue_walks(State* s, int32_t e) noexcept nogil:
             if s.best_slot[a] == NO_SLOT or s.queue_ahead[a] >= 0.0:
                 continue
             target = s.best_slot[a]
+            p = c.orders[target].price
+            skip = False
+            for h in range(n_parked):
+                if parked_price[h] == p:
+                    skip = True
+                    break
+            if skip:                        # its level will be walked whole
+                continue
             agent[n] = a
-            price[n] = c.orders[target].price
+            price[n] = p
             back[n] = c.orders[target].prev
             ahead[n] = 0
             behind[n] = 0
             hops[n] = 0
             front[n] = NO_SLOT
-            idx = price[n] - c.bk[e].base
+            idx = p - c.bk[e].base
             if 0 <= idx < c.window:
                 lv = &c.lv[<int64_t>e * c.window + idx]
                 front[n] = lv.tail
@@ -170,7 +225,19 @@ cdef void queue_walks(State* s, int32_t e) noexcept nogil:
                 elif cur == NO_SLOT or c.orders[cur].price != price[g]:
                     s.queue_ahead[agent[g]] = <double>ahead[g]
                 elif hops[g] == (BACKWARD_HOPS if front[g] == NO_SLOT else BACKWARD_HOPS // 2):
-                    queue_level(s, e, target)
+                    if front[g] == NO_SLOT:     # out of the window: walked now
+                        queue_level(s, e, target)
+                    else:                       # parked, with the lanes of its price
+                        if n_parked == LEVEL_WALKS:
+                            walk_levels(s, e, parked, n_parked)
+                            n_parked = 0
+                        parked[n_parked] = target
+                        parked_price[n_parked] = price[g]
+                        n_parked += 1
+                        for h in range(n):
+                            if h != g and hops[h] >= 0 and price[h] == price[g]:
+                                hops[h] = -1
+                                live -= 1
                 else:
                     ahead[g] += c.orders[cur].qty
                     back[g] = c.orders[cur].prev
@@ -181,6 +248,28 @@ cdef void queue_walks(State* s, int32_t e) noexcept nogil:
                     continue
                 hops[g] = -1
                 live -= 1
+    if n_parked > 0:
+        walk_levels(s, e, parked, n_parked)
+
+
+cdef enum:
+    REFRESH_AHEAD = 4       # agents ahead of the one refreshed whose orders are requested
+
+
+cdef inline void prefetch_slots(const State* s, const Account* acc, int32_t e, int32_t i,
+                                bint stp) noexcept nogil:
+    """Start loading the arena lines that ``refresh`` will read for agent ``i`` of book
+    ``e``: its resting orders' when its account traded since the last refresh (an agent's
+    orders are scattered over the arena; with thousands of agents in a book each read is
+    a miss). Outputs are unchanged."""
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i, k
+    cdef int32_t slot
+    if acc[i].volume == s.seen_volume[a] and not stp:
+        return
+    for k in range(a * s.p.n_slots, (a + 1) * s.p.n_slots):
+        slot = s.slot_arena[k]
+        if s.slot_id[k] != 0 and slot >= 0:
+            prefetch(&s.core.orders[slot])
 
 
 cdef void refresh(State* s, int32_t e) noexcept nogil:
@@ -206,11 +295,14 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
     cdef int64_t a, distance, best_distance, buy_lots, sell_lots, volume, best_id, idx
     cdef int64_t best_price = 0, base = c.bk[e].base
     cdef int32_t i, j, slot, best, live, flying
-    cdef uint32_t removals
+    cdef uint32_t removals, occupied
+    cdef int64_t buy
     cdef bint trust
     cdef const Order* o
     for i in range(n_agents):
         a = <int64_t>e * n_agents + i
+        if i + REFRESH_AHEAD < n_agents:
+            prefetch_slots(s, acc, e, i + REFRESH_AHEAD, stp)
         slot_id = &s.slot_id[a * n_slots]
         slot_arena = &s.slot_arena[a * n_slots]
         slot_price = &s.slot_price[a * n_slots]
@@ -225,16 +317,18 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
         best = NO_SLOT
         best_id = 0
         best_distance = MAX_PRICE
+        occupied = 0                        # branch-free: most slots are empty
         for j in range(n_slots):
-            if slot_id[j] == 0:
-                continue
+            occupied |= (<uint32_t>(slot_id[j] != 0)) << j
+        while occupied != 0:                # the occupied slots, in order
+            j = __builtin_ctzll(occupied)
+            occupied &= occupied - 1
             slot = slot_arena[j]
             if slot == IN_FLIGHT:               # not in the book yet: its lots count
                 flying += 1
-                if slot_side[j] == BUY:
-                    buy_lots += slot_leaves[j]
-                else:
-                    sell_lots += slot_leaves[j]
+                buy = slot_side[j] == BUY
+                buy_lots += slot_leaves[j] * buy
+                sell_lots += slot_leaves[j] * (1 - buy)
                 continue
             if slot == NO_SLOT or not trust:
                 if slot == NO_SLOT:
@@ -250,12 +344,10 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
                 slot_leaves[j] = o.qty
                 slot_side[j] = o.side
             live += 1
-            if slot_side[j] == BUY:
-                buy_lots += slot_leaves[j]
-                distance = best_bid - slot_price[j]
-            else:
-                sell_lots += slot_leaves[j]
-                distance = slot_price[j] - best_ask
+            buy = slot_side[j] == BUY           # sides are random: no branch on them
+            buy_lots += slot_leaves[j] * buy
+            sell_lots += slot_leaves[j] * (1 - buy)
+            distance = buy * (best_bid - slot_price[j]) + (1 - buy) * (slot_price[j] - best_ask)
             if distance < best_distance:
                 best_distance = distance
                 best = slot
@@ -281,6 +373,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
             s.queue_base[a] = base
             s.queue_removals[a] = removals
             s.queue_ahead[a] = -1.0                 # walked by queue_walks below
+            prefetch(&orders[best])                 # where its walk starts
     queue_walks(s, e)
 
 

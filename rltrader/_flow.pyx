@@ -28,7 +28,7 @@ from rltrader._random cimport below, next_u64, uniform
 from rltrader._book cimport (
     Account, BookState, Books, Core, Event, Message,
     BUY, SELL, LIMIT, MARKET, CANCEL, GTC, IOC, FILL, REJECTED, UNKNOWN_ORDER,
-    EMPTY_BID, EMPTY_ASK, MAX_PRICE,
+    EMPTY_BID, EMPTY_ASK, MAX_PRICE, prefetch,
 )
 
 import dataclasses
@@ -580,6 +580,83 @@ cdef void decide_book(State* f, int32_t b) noexcept nogil:
         execution(f, b, bs, mid)
 
 
+cdef enum:
+    FLOW_AHEAD = 2          # books ahead of the one deciding whose lines are requested
+
+
+cdef inline void skip(uint64_t* r, int64_t n) noexcept nogil:
+    cdef int64_t i
+    for i in range(n):
+        next_u64(r)
+
+
+cdef void prefetch_decisions(State* f, int32_t b) noexcept nogil:
+    """Start loading the ring slots that ``decide_book`` will read for book ``b``'s
+    wake-ups: every woken trader reads one of its resting-order ids (a line of its own,
+    far from the last book's; with a thousand books a cache miss each), the maker its
+    account too. Which traders wake, and which slot each reads, comes from a copy of the
+    book's generator drawing the numbers ``decide_book`` will draw: their count depends
+    on the draws alone, never on the book (module docstring), so the copy follows the
+    same sequence. The book's own generator is untouched: outputs are unchanged, and a
+    wrong guess would only cost a useless load."""
+    cdef uint64_t r[4]
+    cdef int64_t n, k, j
+    cdef int32_t trader
+    cdef double u
+    memcpy(r, &f.rng[4 * b], 4 * sizeof(uint64_t))
+    if f.fund.sigma > 0.0:                          # move_fundamental: normal()
+        skip(r, 2)
+    if f.fund.jump_rate > 0.0:
+        skip(r, 3 * poisson(r, &f.jumps))           # each jump: sign, normal()
+    n = poisson(r, &f.wake_noise)
+    for k in range(n):
+        trader = f.noise.first + <int32_t>below(r, f.noise.count)
+        u = uniform(r)
+        skip(r, 2)                                  # side, size
+        if u < f.noise.p_market:
+            continue
+        if u < f.noise.p_market + f.noise.p_cancel:
+            j = below(r, f.noise.ring)
+        else:
+            skip(r, 1)                              # depth
+            j = f.ring_pos[<int64_t>b * f.n_traders + trader]
+        prefetch(ring_of(f, b, trader) + j)
+    n = poisson(r, &f.wake_value)
+    for k in range(n):
+        trader = f.value.first + <int32_t>below(r, f.value.count)
+        skip(r, 3)                                  # normal(), size
+        prefetch(ring_of(f, b, trader))
+    n = poisson(r, &f.wake_momentum)
+    for k in range(n):
+        skip(r, 2)                                  # trader, size
+    for k in range(f.maker.count):
+        if uniform(r) < f.maker.rate:
+            trader = f.maker.first + <int32_t>k
+            prefetch(ring_of(f, b, trader))
+            prefetch(&f.core.accounts[<int64_t>b * f.core.n_owners + f.first_owner + trader])
+    n = poisson(r, &f.wake_liquidity)
+    for k in range(n):
+        trader = f.liquidity.first + <int32_t>below(r, f.liquidity.count)
+        skip(r, 3)                                  # side, depth, size
+        prefetch(ring_of(f, b, trader) + f.ring_pos[<int64_t>b * f.n_traders + trader])
+
+
+cdef inline void decide_ahead(State* f, int32_t b, int32_t first, int32_t stop) noexcept nogil:
+    """Before book ``b`` decides: the lines of book ``b + FLOW_AHEAD`` (and, for the
+    range's first book, of those before it) are requested (``prefetch_decisions``), and
+    the ring positions of book ``b + 2 FLOW_AHEAD``, which that book's peek reads."""
+    cdef int32_t k
+    cdef int64_t later = <int64_t>(b + 2 * FLOW_AHEAD) * f.n_traders
+    if b == first:
+        for k in range(first, min(first + FLOW_AHEAD, stop)):
+            prefetch_decisions(f, k)
+    if b + FLOW_AHEAD < stop:
+        prefetch_decisions(f, b + FLOW_AHEAD)
+    if b + 2 * FLOW_AHEAD < f.n_books:      # the ring positions its peek will read
+        prefetch(&f.ring_pos[later])
+        prefetch(&f.ring_pos[later + f.n_traders - 1])
+
+
 cdef inline int64_t gather_book(State* f, int32_t b, int64_t at, int32_t n,
                                 Message* out) noexcept nogil:
     """Move the ``n`` (> 0) arrivals of book ``b`` in delay-line cell ``at`` into ``out``:
@@ -627,6 +704,7 @@ cdef int64_t decide_all(State* f) noexcept nogil:
     """Every book decides, then every book's arrivals go into the batch, book by book."""
     cdef int32_t b
     for b in range(f.n_books):
+        decide_ahead(f, b, 0, f.n_books)
         decide_book(f, b)
     return gather(f, 0, f.n_books)
 
@@ -1055,6 +1133,7 @@ cdef class Flow:
         ``run(1)``. Returns the number of messages."""
         cdef int32_t b
         for b in range(first, stop):
+            decide_ahead(&self.s, b, first, stop)
             decide_book(&self.s, b)
         return gather(&self.s, first, stop)
 
@@ -1066,6 +1145,7 @@ cdef class Flow:
         ``end_step``: the same draws as ``run(1)``."""
         cdef int32_t b
         for b in range(first, stop):
+            decide_ahead(&self.s, b, first, stop)
             decide_book(&self.s, b)
 
     cdef void end_step(self) noexcept nogil:
