@@ -51,8 +51,13 @@ def test_bench_quick_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     latency = report["machine"]["latency_ns"]
     assert [int(kib) for kib in latency] == list(LATENCY_KIB)
     assert all(ns > 0 for ns in latency.values())
+    assert [r["name"] for r in report["env"]] == ["env 1,024 x 4", "env 1 x 4,096"]
+    for row in report["env"]:
+        assert row["agent_steps_per_second"] == pytest.approx(
+            row["n_envs"] * row["n_agents"] / row["median_us_per_step"] * 1e6)
     table = capsys.readouterr().out
     assert "W1 batched" in table and "ns/msg" in table
+    assert "| env 1,024 x 4 |" in table and "agent-steps/s" in table
     assert "memory latency (ns per dependent load, by working set): 256 KiB" in table
 
 

@@ -1,7 +1,9 @@
 """The benchmark suite behind ``rltrader bench``: fixed workloads, warm-up, repeats, medians.
 
-Every workload is a message array from ``rltrader.tools.workloads``; each repeat runs it on a
-fresh ``Books`` so that repeats are identical. Figures are wall-clock medians on one core.
+Every core workload is a message array from ``rltrader.tools.workloads``; each repeat runs it
+on a fresh ``Books`` so that repeats are identical. The env rows step the batched env with
+random actions (1,024 markets x 4 agents, 1 market x 4,096), each reported also against the
+core's W1 row of the same run. Figures are wall-clock medians on one core.
 """
 
 from __future__ import annotations
@@ -176,9 +178,54 @@ def suite(quick: bool = False) -> list[tuple[str, Callable[[], Result]]]:
             ("W3 one book", w3_one), ("W3 512 books", w3_many)]
 
 
+#: the batched env's rows: (markets, agents per market)
+ENV_SHAPES = ((1024, 4), (1, 4096))
+
+
+def time_env(n_envs: int, n_agents: int, *, steps: int = 20, repeats: int = 15,
+             warmup: int = 100) -> dict:
+    """The batched env with uniformly random actions: ``BatchedMarketEnv.step`` with the
+    default ``EnvConfig`` (``resilient`` background, discrete actions), 16 action arrays
+    drawn once from a fixed generator and cycled, ``warmup`` untimed steps, then the
+    median over ``repeats`` rounds of ``steps`` steps (the workload of
+    ``benchmarks/test_bench_env.py``)."""
+    from rltrader.envs import BatchedMarketEnv
+
+    env = BatchedMarketEnv(n_envs=n_envs, n_agents=n_agents, seed=0)
+    rng = np.random.default_rng(0)
+    actions = [rng.integers(0, env.single_action_space.n, env.num_agents_total)
+               for _ in range(16)]
+    t = 0
+    for t in range(warmup):
+        env.step(actions[t % 16])
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            t += 1
+            env.step(actions[t % 16])
+        seconds.append((time.perf_counter() - start) / steps)
+    step = float(np.median(seconds))
+    agents = env.num_agents_total
+    return {"name": f"env {n_envs:,} x {n_agents:,}", "n_envs": n_envs, "n_agents": n_agents,
+            "median_us_per_step": step * 1e6, "best_us_per_step": min(seconds) * 1e6,
+            "ns_per_agent_step": step / agents * 1e9, "agent_steps_per_second": agents / step,
+            "steps": steps, "repeats": repeats}
+
+
+def env_suite(quick: bool = False) -> list[tuple[str, Callable[[], dict]]]:
+    """The env rows as (label, thunk) pairs."""
+    steps, repeats, warmup = (5, 3, 20) if quick else (20, 15, 100)
+    return [(f"env {e} x {a}", lambda e=e, a=a: time_env(e, a, steps=steps, repeats=repeats,
+                                                         warmup=warmup))
+            for e, a in ENV_SHAPES]
+
+
 def run(quick: bool = False, progress: bool = True) -> dict:
-    """Run the suite; returns ``{"machine", "memory", "results"}``."""
-    rows = suite(quick)
+    """Run the suite; returns ``{"machine", "memory", "results", "env"}``: the core's
+    rows, then the batched env's (timed in the same run, so that their ratio to the core's
+    W1 row compares machines and minutes)."""
+    rows: list[tuple[str, Callable[[], object]]] = [*suite(quick), *env_suite(quick)]
     results = []
     try:
         from tqdm import tqdm
@@ -190,7 +237,8 @@ def run(quick: bool = False, progress: bool = True) -> dict:
             bar.set_postfix_str(label)
         results.append(thunk())
     return {"machine": machine(), "memory": memory_figures(),
-            "results": [r.as_dict() for r in results]}
+            "results": [r.as_dict() for r in results if isinstance(r, Result)],
+            "env": [r for r in results if isinstance(r, dict)]}
 
 
 def _size(kib: int) -> str:
@@ -214,6 +262,17 @@ def format_report(report: dict) -> str:
             f"| {r['name']} | {r['workload']} | {r['messages']:,} | {r['books']} | "
             f"{r['median_ns']:.1f} | {r['min_ns']:.1f} | {r['messages_per_second'] / 1e6:.1f} M |"
         )
+    env = report.get("env", [])
+    if env:
+        w1 = next((r["median_ns"] for r in report["results"] if r["name"] == "W1 batched"),
+                  None)
+        lines += ["", "| env, random actions | median us/step | ns/agent-step | "
+                      "agent-steps/s | ns/agent-step / W1 ns/msg |", "|---|---:|---:|---:|---:|"]
+        for r in env:
+            ratio = f"{r['ns_per_agent_step'] / w1:.2f}" if w1 else "-"
+            lines.append(f"| {r['name']} | {r['median_us_per_step']:.0f} | "
+                         f"{r['ns_per_agent_step']:.0f} | "
+                         f"{r['agent_steps_per_second'] / 1e6:.2f} M | {ratio} |")
     mem = report["memory"]
     lines += ["", f"memory: {mem['per_order_slot']:.0f} bytes per order slot (arena + id hash), "
                   f"{mem['per_price_level']:.2f} bytes per dense price level"]
