@@ -25,6 +25,8 @@ def actions_for(env, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     high = np.asarray(env.action_high)
     shape = env.actions.shape
+    if env.actions.dtype.kind == "f":            # a Box: action_high is its (low, high)
+        return [rng.uniform(high[0], high[1], shape) for _ in range(STEPS)]
     return [rng.integers(0, high, shape[:1] + high.shape).reshape(shape) for _ in range(STEPS)]
 
 
@@ -61,7 +63,7 @@ def assert_same(a: list[np.ndarray], b: list[np.ndarray]) -> None:
 
 @pytest.mark.parametrize(("mode", "n_envs", "n_agents", "n_workers"),
                          [("discrete", 3, 2, 2), ("market_making", 5, 3, 2),
-                          ("discrete", 2, 2, 1)])
+                          ("continuous", 2, 2, 2), ("discrete", 2, 2, 1)])
 def test_ray_shards_equal_their_own_batched_envs(ray_cluster, mode, n_envs, n_agents,
                                                  n_workers) -> None:
     config = CONFIG.replace(action_mode=mode)

@@ -6,9 +6,10 @@ process on any node of a Ray cluster) that owns a whole :class:`BatchedMarketEnv
 it in place. The driver (the learner) keeps one set of ``(n_envs * n_agents, ...)`` buffers
 as the single-process env does (agent ``i`` of market ``e`` is row ``e * n_agents + i``).
 A step validates the actions in the driver (:func:`write_actions`), sends each actor its
-slice, and copies every actor's answer (observations, rewards, terminated, truncated, and
-the final observations when one of its markets ended) into the driver's buffers: numpy
-arrays through Ray's object store (small answers ride inline in the reply).
+slice (integer actions as the smallest integer type that holds them), and copies every
+actor's answer (observations, rewards, terminated, truncated, and the final observations
+when one of its markets ended) into the driver's buffers: numpy arrays through Ray's
+object store (answers under 100 KiB ride inline in the reply).
 
 Shard ``w`` seeds its markets from ``SeedSequence(seed).spawn(n_workers)[w]``, exactly as a
 ``ShardedMarketEnv`` worker does: with the same ``n_envs``, ``n_agents``, ``seed`` and
@@ -145,6 +146,11 @@ class RayMarketEnv:
         self.rewards = np.zeros(n, np.float32)
         self.terminated = np.zeros(n, bool)
         self.truncated = np.zeros(n, bool)
+        # integer actions travel in the smallest dtype that holds them (uint8 for every
+        # discrete mode): an exact copy, and under Ray's 100 KiB inline limit for 16k agents
+        wire = (self.actions.dtype if self.actions.dtype.kind == "f"
+                else np.min_scalar_type(int(self.action_high.max()) - 1))
+        self._wire = np.zeros(self.actions.shape, wire)
         sizes = [len(part) for part in np.array_split(np.arange(n_envs), n_workers)]
         bounds = np.concatenate([[0], np.cumsum(sizes)]) * n_agents
         #: the driver's rows of each actor
@@ -220,7 +226,9 @@ class RayMarketEnv:
         the answers (the driver may work in between)."""
         self._check_open()
         write_actions(actions, self.actions, self.action_high, self.n_envs, self.n_agents)
-        self._pending = [actor.step.remote(self.actions[rows])
+        np.copyto(self._wire, self.actions, casting="unsafe")
+        # .remote() serialises its arguments at once: the buffer may be reused next step
+        self._pending = [actor.step.remote(self._wire[rows])
                          for actor, rows in zip(self._actors, self.shard_rows, strict=True)]
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
