@@ -6,9 +6,12 @@ benchmark                            what is timed
 test_itch[W1-parse]                  W1 (131,072 limit/cancel messages) written as ITCH
                                      (``A``/``D``), read back in 1 MiB chunks, parse only
 test_itch[W1-parse+rebuild]          the same file: parse + ``Books.process`` per chunk
+test_itch[W1-parse+rebuild-2threads] the same, the next chunk parsed in a second thread
+                                     (``rebuild_books(threads=2)``)
 test_itch[W3-parse]                  W3 (LOBSTER AAPL, 89,712 messages: ``A``/``D``/``E``/
                                      ``X``) written as ITCH, parse only
 test_itch[W3-parse+rebuild]          the same file: parse + rebuild
+test_itch[W3-parse+rebuild-2threads] the same, two threads
 ===================================  ====================================================
 
 The files are written once per session by ``rltrader.data.itch.write_itch`` into a
@@ -53,13 +56,18 @@ def _parse(path: Path) -> int:
 _EVENTS = np.empty(itch.REBUILD_EVENTS, EVENT_DTYPE)
 
 
-def _rebuild(path: Path) -> int:
+def _rebuild(path: Path, threads: int = 1) -> int:
     reader = itch.ItchReader(path, reuse_buffers=True)
-    _, stats = itch.rebuild_books(reader, n_books=1, events=_EVENTS)
+    _, stats = itch.rebuild_books(reader, n_books=1, events=_EVENTS, threads=threads)
     return stats.messages
 
 
-_TARGETS = {"parse": _parse, "parse+rebuild": _rebuild}
+def _rebuild_2threads(path: Path) -> int:
+    return _rebuild(path, threads=2)
+
+
+_TARGETS = {"parse": _parse, "parse+rebuild": _rebuild,
+            "parse+rebuild-2threads": _rebuild_2threads}
 _GROUPS = {"W1": "ITCH W1 limit+cancel", "W3": "ITCH W3 LOBSTER AAPL"}
 
 

@@ -88,7 +88,9 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import queue
 import struct
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -269,7 +271,12 @@ class ItchReader:
                                     skip_unknown=on_unknown == "skip")
         self.nbytes = 0             # bytes decoded so far
         self.reuse_buffers = reuse_buffers
-        self._outputs: tuple[np.ndarray, ...] | None = None
+        # with reuse_buffers, chunk k decodes into output set k % _ring_size: a consumer
+        # that holds up to _ring_size - 1 chunks while the next one is decoded (the parse
+        # thread of rebuild_books(threads=2)) sets it before iterating
+        self._ring_size = 1
+        self._ring: list[tuple[np.ndarray, ...]] = []
+        self._decoded = 0
         self._started = False
 
     @property
@@ -305,16 +312,18 @@ class ItchReader:
 
     def _buffers(self, n: int) -> tuple[np.ndarray, ...]:
         """Output arrays that can hold the records of ``n`` bytes (sizes: ``Parser.parse``)."""
-        if self.reuse_buffers and self._outputs is not None:
-            return self._outputs
         if self.reuse_buffers:
+            k = self._decoded % self._ring_size
+            self._decoded += 1
+            if k < len(self._ring):
+                return self._ring[k]
             n = self.chunk_bytes + _MAX_RECORD
         out = (np.empty(n // 21 + 2, MESSAGE_DTYPE), np.empty(n // 21 + 2, TRADE_DTYPE),
                np.empty(n // 41 + 1, DIRECTORY_DTYPE),
                np.empty(n // 27 + 1, TRADING_ACTION_DTYPE),
                np.empty(n // 14 + 1, SYSTEM_EVENT_DTYPE))
         if self.reuse_buffers:
-            self._outputs = out
+            self._ring.append(out)
         return out
 
     def _decode(self, data: memoryview, base: int) -> tuple[int, int, ItchChunk]:
@@ -489,13 +498,67 @@ class RebuildStats:
 #: Default events buffer of :func:`rebuild_books` (records; reused for every call).
 REBUILD_EVENTS = 1 << 16
 
+#: Messages per ``Books.process`` call of :func:`rebuild_books`.
+REBUILD_BATCH = 1 << 13
+
+
+def _decoded_ahead(reader: ItchReader) -> Iterator[ItchChunk]:
+    """``reader``'s chunks, each decoded by a parse thread while the caller works on the one
+    before (one chunk queued; with ``reuse_buffers`` the reader decodes into a ring of
+    three output sets, so a chunk's arrays stay intact until the caller asks for the
+    chunk after next). An error of the parse thread is raised here, in the caller; when
+    the caller stops early the thread stops after its current chunk."""
+    if reader._started:
+        raise RuntimeError("an ItchReader iterates once; make a new one to read again")
+    reader._ring_size = 3
+    handoff: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def parse() -> None:
+        try:
+            for chunk in reader:
+                if not put(chunk):
+                    return
+            put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
+            put(exc)
+
+    thread = threading.Thread(target=parse, name="itch-parse", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
 
 def rebuild_books(reader: ItchReader, books: Books | None = None, *,
-                  events: np.ndarray | None = None, **book_kwargs: int
+                  events: np.ndarray | None = None, threads: int = 1, **book_kwargs: int
                   ) -> tuple[Books, RebuildStats]:
     """Stream ``reader`` into ``books`` (default: a new ``Books`` with one book per symbol
-    of the reader's selection, or ``book_kwargs["n_books"]``), one ``Books.process`` call
-    per chunk (more when the events buffer fills). Events are counted, not kept.
+    of the reader's selection, or ``book_kwargs["n_books"]``), ``Books.process`` calls of
+    :data:`REBUILD_BATCH` messages (more when the events buffer fills). Events are
+    counted, not kept.
+
+    ``threads=2`` decodes the next chunk in a second thread while the books process this
+    one (parsing and matching overlap on two cores); the books end in the same state as
+    with ``threads=1``, call for call.
 
     ``events`` is the ``EVENT_DTYPE`` buffer reused for every call (default: a new one of
     ``REBUILD_EVENTS`` records; a larger one replaces it when a book grows so deep that
@@ -516,24 +579,31 @@ def rebuild_books(reader: ItchReader, books: Books | None = None, *,
         books = _Books(n_books, **book_kwargs)
     if events is None:
         events = np.empty(REBUILD_EVENTS, EVENT_DTYPE)
+    if threads not in (1, 2):
+        raise ValueError(f"threads must be 1 or 2, got {threads!r}")
     reasons = np.zeros(256, dtype=np.int64)
     stats = RebuildStats()
     start = time.perf_counter()
-    for chunk in reader:
+    for chunk in (reader if threads == 1 else _decoded_ahead(reader)):
         msgs = chunk.messages
-        if msgs.size and int(msgs["book"].max()) >= books.n_books:
+        # the parser numbers books 0, 1, ... as it meets them: only when it has met more
+        # than the Books holds can a message name a missing one (then find it)
+        if reader.n_books > books.n_books and msgs.size \
+                and int(msgs["book"].max()) >= books.n_books:
             raise ValueError(f"{reader.path}: stock {reader.book_symbols[msgs['book'].max()]!r}"
                              f" needs book {msgs['book'].max()}, the Books has {books.n_books}")
         done = 0
         while done < msgs.shape[0]:
             if events.shape[0] < (need := worst_case_events(books)):
                 events = np.empty(max(need, 2 * events.shape[0]), EVENT_DTYPE)
-            consumed, written = books.process(msgs[done:], events)
+            # a slice at a time, so that its events are still in the cache when they are
+            # scanned for rejections
+            consumed, written = books.process(msgs[done:done + REBUILD_BATCH], events)
             done += consumed
-            out = events[:written]
-            rejected = out["reason"][out["kind"] == REJECTED]
-            if rejected.size:
-                reasons += np.bincount(rejected, minlength=256)
+            kinds = events["kind"][:written]
+            if (kinds == REJECTED).any():
+                rejected = events["reason"][:written][kinds == REJECTED]
+                reasons += np.bincount(rejected.astype(np.intp), minlength=256)
         stats.messages += msgs.shape[0]
         stats.trades += chunk.trades.shape[0]
     stats.seconds = time.perf_counter() - start
