@@ -530,9 +530,9 @@ def _minibatch(data: dict[str, torch.Tensor], plan: tuple[torch.Tensor | None, i
     if permutation is None:
         return data
     chosen = permutation[k * size:(k + 1) * size]
-    if recurrent:
-        return {name: value[:, chosen] for name, value in data.items()}
-    return {name: value[chosen] for name, value in data.items()}
+    # index_select, not value[chosen]: advanced indexing is ~4x slower on CPU here
+    axis = 1 if recurrent else 0
+    return {name: torch.index_select(value, axis, chosen) for name, value in data.items()}
 
 
 def _columns(columns: slice, plan: tuple[torch.Tensor | None, int], k: int) -> torch.Tensor:
