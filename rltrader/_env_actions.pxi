@@ -60,6 +60,18 @@ cdef inline void holding(State* s, Sink* out, int64_t a, int64_t k) noexcept nog
             return
 
 
+cdef inline void free_slot(State* s, int64_t a, int64_t k) noexcept nogil:
+    """Agent ``a``'s slot ``k`` (a global slot index) no longer holds an order."""
+    s.slot_id[k] = 0
+    s.slot_mask[a] &= ~((<uint32_t>1) << (k - a * s.p.n_slots))
+
+
+cdef inline void hold_slot(State* s, int64_t a, int64_t k, int64_t order_id) noexcept nogil:
+    """Agent ``a``'s slot ``k`` holds order ``order_id`` (never 0)."""
+    s.slot_id[k] = order_id
+    s.slot_mask[a] |= (<uint32_t>1) << (k - a * s.p.n_slots)
+
+
 cdef inline void cancel_slot(State* s, Sink* out, int32_t e, int32_t i, int64_t k,
                              int64_t timestamp) noexcept nogil:
     """Cancel the order of agent slot ``k`` (one in flight is cancelled after it
@@ -73,14 +85,16 @@ cdef inline void cancel_slot(State* s, Sink* out, int32_t e, int32_t i, int64_t 
     out.known[out.n - 1] = known_slot(s, k)
     s.resting[2 * a + (s.slot_side[k] == SELL)] -= s.slot_leaves[k]
     holding(s, out, a, k)
-    s.slot_id[k] = 0
+    free_slot(s, a, k)
 
 
 cdef inline void cancel_all(State* s, Sink* out, int32_t e, int32_t i,
                             int64_t timestamp) noexcept nogil:
-    cdef int64_t k, first = (<int64_t>e * s.p.n_agents + i) * s.p.n_slots
-    for k in range(first, first + s.p.n_slots):
-        cancel_slot(s, out, e, i, k, timestamp)
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i, first = a * s.p.n_slots
+    cdef uint32_t held = s.slot_mask[a]
+    while held != 0:                        # the held slots, in order
+        cancel_slot(s, out, e, i, first + __builtin_ctzll(held), timestamp)
+        held &= held - 1
 
 
 cdef inline void market_order(State* s, Sink* out, int32_t e, int32_t i, int side,
@@ -125,7 +139,7 @@ cdef inline void new_order(State* s, Sink* out, int64_t k, Message* m) noexcept 
     cdef int64_t a = k // s.p.n_slots
     cdef int64_t held = s.slot_leaves[k] if s.slot_id[k] != 0 else 0
     s.resting[2 * a + (m.side == SELL)] += m.qty - held
-    s.slot_id[k] = m.new_order_id if m.op == REPLACE else m.order_id
+    hold_slot(s, a, k, m.new_order_id if m.op == REPLACE else m.order_id)
     s.slot_arena[k] = NO_SLOT if out.direct else IN_FLIGHT
     s.slot_side[k] = m.side
     s.slot_price[k] = m.price
@@ -135,19 +149,19 @@ cdef inline void new_order(State* s, Sink* out, int64_t k, Message* m) noexcept 
 
 cdef inline void act_discrete(State* s, Sink* out, int32_t e, int32_t i, int64_t action,
                               int64_t timestamp) noexcept nogil:
-    cdef int32_t n_off = s.p.n_offsets, n_slots = s.p.n_slots, j
+    cdef int32_t n_off = s.p.n_offsets, n_slots = s.p.n_slots
     cdef int64_t a = <int64_t>e * s.p.n_agents + i, first = a * n_slots, k = -1, qty
+    cdef uint32_t free
     cdef int side
     cdef Message* m
     if action == 0:
         return
     if action <= 2 * n_off:                                   # limit order
         side = BUY if action <= n_off else SELL
-        for j in range(n_slots):                              # a free slot, else the next
-            if s.slot_id[first + j] == 0:
-                k = first + j
-                break
-        if k < 0:
+        free = ~s.slot_mask[a] & ((<uint32_t>1 << n_slots) - 1)   # the first free slot,
+        if free != 0:                                             # else the next
+            k = first + __builtin_ctzll(free)
+        else:
             k = first + s.slot_next[a]
             s.slot_next[a] = (s.slot_next[a] + 1) % n_slots
         qty = granted(s, a, s.order_qty[a], allowed(s, e, i, side))
@@ -361,7 +375,7 @@ cdef void locate(State* s, const Sink* batch) noexcept nogil:
             slot = NO_SLOT
         s.slot_arena[k] = slot
         if slot == NO_SLOT:
-            s.slot_id[k] = 0
+            free_slot(s, k // s.p.n_slots, k)
 
 
 # ---------------------------------------------------------------------------------------
@@ -405,7 +419,7 @@ cdef void withdraw_book(State* s, Sink* out, int32_t e, int64_t timestamp) noexc
         clear_ghosts(s, a)
         for k in range(a * s.p.n_slots, (a + 1) * s.p.n_slots):
             if s.slot_id[k] != 0 and s.slot_arena[k] == IN_FLIGHT:
-                s.slot_id[k] = 0                # dropped with its decision
+                free_slot(s, a, k)              # dropped with its decision
         cancel_all(s, out, e, i, timestamp)
     refresh(s, e)
 

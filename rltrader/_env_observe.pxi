@@ -201,7 +201,7 @@ cdef double liquidation_value(const State* s, int32_t e, int64_t a,
     cdef int32_t n = s.n_levels[2 * e + (side == SELL)], level, n_own = 0, o
     cdef const int64_t* cached = &s.levels[(<int64_t>e * 2 + (side == SELL)) * s.p.depth * 2]
     cdef int32_t n_slots = s.p.n_slots
-    cdef const int64_t* slot_id = &s.slot_id[a * n_slots]
+    cdef uint32_t held
     cdef const int32_t* slot_arena = &s.slot_arena[a * n_slots]
     cdef const int8_t* slot_side = &s.slot_side[a * n_slots]
     cdef const int64_t* slot_price = &s.slot_price[a * n_slots]
@@ -216,8 +216,11 @@ cdef double liquidation_value(const State* s, int32_t e, int64_t a,
     if n > 0 and cached[1] - s.resting[k] - s.cancelling[k] >= left:   # own lot sat there
         notional = <double>left * cached[0]
         return side * notional - notional * taker_fee(s, e, a) * 1e-6
-    for k in range(n_slots):              # n_slots <= MAX_ORDERS
-        if slot_arena[k] >= 0 and slot_side[k] == side and slot_id[k] != 0:
+    held = s.slot_mask[a]                 # n_slots <= MAX_ORDERS
+    while held != 0:
+        k = __builtin_ctzll(held)
+        held &= held - 1
+        if slot_arena[k] >= 0 and slot_side[k] == side:
             own_price[n_own] = slot_price[k]
             own_qty[n_own] = slot_leaves[k]
             n_own += 1

@@ -48,7 +48,8 @@ cdef inline void prefetch_book(const State* s, int32_t e) noexcept nogil:
     places the hardware prefetcher cannot guess: the agents' accounts, both sides' level
     bitmaps, the levels at each touch and ``depth`` levels behind it, and the order
     nearest the touch of each of its first ``PREFETCH_AGENTS`` agents (where a queue walk
-    starts). With 1,024 books the step's data outgrows this VM's cache (docs/envs.md,
+    starts); and the book state of book ``e + BOOK_AHEAD``, which the call for that book
+    reads to find its levels. With 1,024 books the step's data outgrows this VM's cache (docs/envs.md,
     "Performance"); requesting book ``e + BOOK_AHEAD``'s lines while book ``e`` is worked
     on overlaps their misses. Outputs are unchanged."""
     cdef const Core* c = s.core
@@ -57,6 +58,8 @@ cdef inline void prefetch_book(const State* s, int32_t e) noexcept nogil:
     cdef int32_t i, slot
     if e >= s.p.n_envs:
         return
+    if e + BOOK_AHEAD < s.p.n_envs:         # the state the next call reads first
+        prefetch(&c.bk[e + BOOK_AHEAD])
     bs = &c.bk[e]
     prefetch(account(s, e, 0))
     prefetch(account(s, e, s.p.n_agents - 1))
@@ -262,13 +265,15 @@ cdef inline void prefetch_slots(const State* s, const Account* acc, int32_t e, i
     ``e``: its resting orders' when its account traded since the last refresh (an agent's
     orders are scattered over the arena; with thousands of agents in a book each read is
     a miss). Outputs are unchanged."""
-    cdef int64_t a = <int64_t>e * s.p.n_agents + i, k
+    cdef int64_t a = <int64_t>e * s.p.n_agents + i
     cdef int32_t slot
+    cdef uint32_t held = s.slot_mask[a]
     if acc[i].volume == s.seen_volume[a] and not stp:
         return
-    for k in range(a * s.p.n_slots, (a + 1) * s.p.n_slots):
-        slot = s.slot_arena[k]
-        if s.slot_id[k] != 0 and slot >= 0:
+    while held != 0:
+        slot = s.slot_arena[a * s.p.n_slots + __builtin_ctzll(held)]
+        held &= held - 1
+        if slot >= 0:
             prefetch(&s.core.orders[slot])
 
 
@@ -317,10 +322,8 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
         best = NO_SLOT
         best_id = 0
         best_distance = MAX_PRICE
-        occupied = 0                        # branch-free: most slots are empty
-        for j in range(n_slots):
-            occupied |= (<uint32_t>(slot_id[j] != 0)) << j
-        while occupied != 0:                # the occupied slots, in order
+        occupied = s.slot_mask[a]
+        while occupied != 0:                # the held slots, in order
             j = __builtin_ctzll(occupied)
             occupied &= occupied - 1
             slot = slot_arena[j]
@@ -338,6 +341,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
                     slot = NO_SLOT              # finished; the arena slot was reused
                 if slot == NO_SLOT or orders[slot].state != RESTING:
                     slot_id[j] = 0
+                    s.slot_mask[a] &= ~((<uint32_t>1) << j)
                     continue
                 o = &orders[slot]
                 slot_price[j] = o.price
