@@ -17,6 +17,10 @@ timed (the maker's own call, about 36 us per 4,096 agents, is not). Uniformly ra
 actions keep every agent's orders churning (1.3 agent messages per agent-step); the
 maker's far fewer.
 
+``test_batched_*`` (the goal figures) also time the core's W1 workload right after
+(``yardstick_w1_ns_per_message``) and report the ratio of ns per agent-step to it
+(``agent_step_over_w1``).
+
 ``test_sharded_*`` runs the 1,024-market workload over worker processes
 (:class:`rltrader.envs.shards.ShardedMarketEnv`); every other benchmark uses one core.
 
@@ -137,10 +141,27 @@ def test_groups_1024_markets_4_agents(benchmark: Any) -> None:
     _bench_groups(benchmark, 1024, 1, 1, 2)
 
 
+def _yardstick_ns() -> float:
+    """The yardstick timed right after a goal benchmark: the median ns/message of
+    ``rltrader bench``'s W1 (limit + cancel on one book, ``Books.process`` in batches of
+    1,024), 200,000 messages. The env's ns per agent-step over it compares runs taken on
+    other machines or in other minutes (this VM's speed moves by 1.5x)."""
+    from rltrader.tools import workloads
+    from rltrader.tools.bench import time_batched
+
+    return time_batched(workloads.limit_cancel(200_000, seed=1), 1, repeats=7)[0]
+
+
 def _bench_batched(benchmark: Any, n_envs: int, n_agents: int) -> None:
     env = BatchedMarketEnv(n_envs=n_envs, n_agents=n_agents, seed=0)
     actions = _actions(env)
-    _report(benchmark, env, _time_steps(benchmark, env, lambda t: actions[t % 16]))
+    median = _time_steps(benchmark, env, lambda t: actions[t % 16])
+    _report(benchmark, env, median)
+    if median is not None:
+        w1 = _yardstick_ns()
+        benchmark.extra_info.update(
+            yardstick_w1_ns_per_message=round(w1, 1),
+            agent_step_over_w1=round(median / STEPS / env.num_agents_total * 1e9 / w1, 2))
 
 
 def _bench_maker(benchmark: Any, n_envs: int, n_agents: int) -> None:
