@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from gymnasium import spaces  # noqa: E402
+
+from _tasks import MatchTask, mean_return  # noqa: E402
 
 from rltrader.envs import BatchedMarketEnv, EnvConfig  # noqa: E402
 from rltrader.training.fast_ppo import (  # noqa: E402
@@ -21,76 +22,6 @@ from rltrader.training.ppo.normalize import RunningMeanStd  # noqa: E402
 from rltrader.training.ppo.rollout import bootstrap_truncated, gae  # noqa: E402
 
 QUIET = {"progress": False, "threads": 1}
-
-
-class MatchTask:
-    """A vector task with the batched env's buffers API: every agent sees a one-hot target
-    (plus a noise column) and earns 1 for choosing it (``target="slot"``: the target is
-    the agent's slot parity, which the observation does not show). Episodes of
-    ``horizon`` steps end ``terminated`` (or ``truncated``); auto-reset in the step."""
-
-    def __init__(self, n_envs: int, n_agents: int, *, k: int = 4, horizon: int = 8,
-                 action: str = "discrete", target: str = "observed",
-                 truncate: bool = False) -> None:
-        self.n_envs, self.n_agents, self.k = n_envs, n_agents, k
-        self.horizon, self.action, self.target, self.truncate = horizon, action, target, truncate
-        self.num_agents_total = n = n_envs * n_agents
-        self.single_observation_space = spaces.Box(-np.inf, np.inf, (k + 1,), np.float32)
-        self.single_action_space = {"discrete": spaces.Discrete(k),
-                                    "multi": spaces.MultiDiscrete([k, 3]),
-                                    "box": spaces.Box(-2.0, 2.0, (1,), np.float32)}[action]
-        self.observations = np.zeros((n, k + 1), np.float32)
-        self.final_observations = np.zeros_like(self.observations)
-        self.rewards = np.zeros(n, np.float32)
-        self.terminated = np.zeros(n, bool)
-        self.truncated = np.zeros(n, bool)
-        self.slot_target = np.arange(n) % n_agents % 2
-        self.rng = np.random.default_rng(0)
-
-    def _draw(self) -> None:
-        self.targets = (self.slot_target if self.target == "slot"
-                        else self.rng.integers(0, self.k, self.num_agents_total))
-        self.observations[:] = 0.0
-        if self.target != "slot":
-            self.observations[np.arange(self.num_agents_total), self.targets] = 1.0
-        self.observations[:, -1] = self.rng.normal(size=self.num_agents_total)
-
-    def reset(self, seed: int | None = None) -> np.ndarray:
-        if seed is not None:
-            self.rng = np.random.default_rng(seed)
-        self.t = 0
-        self._draw()
-        return self.observations
-
-    def step(self, actions: np.ndarray):
-        a = np.asarray(actions)
-        if self.action == "discrete":
-            assert a.shape == (self.num_agents_total,) and a.dtype == np.int64
-            hit = a == self.targets
-        elif self.action == "multi":
-            assert a.shape == (self.num_agents_total, 2)
-            hit = (a[:, 0] == self.targets) & (a[:, 1] == 1)
-        else:
-            assert np.all(np.abs(a) <= 2.0)
-            hit = np.abs(a[:, 0] - (self.targets - 1.5) / 1.5) < 0.25
-        self.rewards[:] = hit
-        self.t += 1
-        ended = self.t % self.horizon == 0
-        self.terminated[:] = ended and not self.truncate
-        self.truncated[:] = ended and self.truncate
-        if ended:
-            self.final_observations[:] = self.observations
-        self._draw()
-        return self.observations, self.rewards, self.terminated, self.truncated
-
-
-def _mean_return(env: MatchTask, policy, episodes: int = 2) -> float:
-    obs = env.reset(seed=123)
-    total = 0.0
-    for _ in range(episodes * env.horizon):
-        obs, rewards, _, _ = env.step(policy(obs))
-        total += rewards.sum()
-    return total / (episodes * env.num_agents_total)
 
 
 # ---- GAE ------------------------------------------------------------------------------
@@ -221,9 +152,9 @@ def test_it_learns_a_task_a_random_policy_fails() -> None:
     trainer = FastPPO(env, FastPPOSettings(n_steps=8, learning_rate=3e-3, ent_coef=0.0,
                                            **QUIET), seed=0)
     rng = np.random.default_rng(0)
-    random_return = _mean_return(MatchTask(64, 4), lambda o: rng.integers(0, 4, len(o)))
+    random_return = mean_return(MatchTask(64, 4), lambda o: rng.integers(0, 4, len(o)))
     trainer.learn(60_000)
-    trained = _mean_return(MatchTask(64, 4), trainer.policy())
+    trained = mean_return(MatchTask(64, 4), trainer.policy())
     assert random_return == pytest.approx(2.0, abs=0.3)      # 8 steps x 1/4
     assert trained > 7.0, trained
 
@@ -243,7 +174,7 @@ def test_groups_have_separate_parameters_and_learn_what_a_shared_policy_cannot()
         trainer.learn(40_000)
     first = dict(nets[0].named_parameters())
     assert any(not torch.equal(first[name], p) for name, p in nets[1].named_parameters())
-    score = {name: _mean_return(MatchTask(64, 2, k=2, target="slot"), t.policy())
+    score = {name: mean_return(MatchTask(64, 2, k=2, target="slot"), t.policy())
              for name, t in (("grouped", grouped), ("shared", shared))}
     assert score["grouped"] > 7.5, score
     assert score["shared"] < 4.5, score
@@ -255,7 +186,7 @@ def test_it_learns_multi_discrete_and_box_actions(action: str) -> None:
                       FastPPOSettings(n_steps=8, learning_rate=3e-3, ent_coef=0.0,
                                       **QUIET), seed=0)
     trainer.learn(60_000)
-    trained = _mean_return(MatchTask(64, 4, action=action), trainer.policy())
+    trained = mean_return(MatchTask(64, 4, action=action), trainer.policy())
     assert trained > 5.0, trained       # random: 8 x 1/12 (multi), 8 x 1/8 (box)
 
 
@@ -283,7 +214,7 @@ def test_a_shared_trunk_learns_the_task() -> None:
     trainer = FastPPO(MatchTask(64, 4), FastPPOSettings(
         n_steps=8, learning_rate=3e-3, ent_coef=0.0, shared_trunk=True, **QUIET), seed=0)
     trainer.learn(60_000)
-    assert _mean_return(MatchTask(64, 4), trainer.policy()) > 7.0
+    assert mean_return(MatchTask(64, 4), trainer.policy()) > 7.0
 
 
 def test_a_shared_trunk_refuses_the_centralised_critic() -> None:

@@ -49,10 +49,17 @@ class CheckpointStrategy(Strategy):
     """A trained policy (a checkpoint) acting for its rows: one batched forward per step."""
 
     def __init__(self, path: str | Path) -> None:
+        import torch
+
         from rltrader.training.fast_ppo import load_policy
+        from rltrader.training.pbt import FORMAT as POPULATION
+        from rltrader.training.pbt import load_member
 
         self.path = Path(path)
-        self.policy = load_policy(self.path)
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        # a population checkpoint plays its fittest member
+        population = isinstance(state, dict) and state.get("format") == POPULATION
+        self.policy = load_member(self.path) if population else load_policy(self.path)
         # seed_3/checkpoint.pt -> "seed_3"; a named file keeps its name
         self.name = self.path.parent.name if self.path.stem == "checkpoint" else self.path.stem
 

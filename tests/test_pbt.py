@@ -1,0 +1,109 @@
+"""Population-based training (rltrader.training.pbt): stacked members are independent
+networks (each one's loss moves only its own weights, with its own learning rate), a
+population learns a task, exploit copies a top member's weights, Adam state and
+hyperparameters into a bottom one and explore perturbs them, a member saved and loaded
+acts identically, misuse raises."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _tasks import MatchTask, mean_return  # noqa: E402
+
+from rltrader.envs import BatchedMarketEnv, EnvConfig  # noqa: E402
+from rltrader.training.pbt import PBTSettings, Population, StackedMLP, load_member  # noqa: E402
+
+
+def test_stacked_members_are_independent_mlps() -> None:
+    g = torch.Generator().manual_seed(0)
+    net = StackedMLP(3, [5, 8, 2], 1.0, g)
+    x = torch.randn(3, 7, 5)
+    out = net(x)
+    for p in range(3):                       # member p is its own MLP
+        h = torch.tanh(x[p] @ net.weights[0][p] + net.biases[0][p])
+        torch.testing.assert_close(out[p], h @ net.weights[1][p] + net.biases[1][p])
+    out[1].sum().backward()                  # member 1's loss: only member 1's gradients
+    for w in list(net.weights) + list(net.biases):
+        assert w.grad[[0, 2]].abs().sum() == 0 and w.grad[1].abs().sum() > 0
+
+
+def test_each_member_steps_with_its_own_learning_rate() -> None:
+    pop = Population(MatchTask(4, 2), PBTSettings(n_policies=4, n_steps=4, explore=False))
+    pop.hyper["learning_rate"] = torch.tensor([0.0, 1e-3, 0.0, 1e-2])
+    before = [p.detach().clone() for p in pop.params]
+    pop.learn(4 * 8)
+    moved = torch.stack([sum((p - b).abs().reshape(4, -1).sum(1)
+                             for p, b in zip(pop.params, before, strict=True))])[0]
+    assert moved[0] == 0 and moved[2] == 0 and moved[1] > 0 and moved[3] > moved[1]
+
+
+def test_a_population_learns_a_task_a_random_policy_fails() -> None:
+    pop = Population(MatchTask(64, 4), PBTSettings(
+        n_policies=8, n_steps=8, learning_rate=(1e-3, 1e-2), ent_coef=(1e-5, 1e-4),
+        ready_every=5), seed=0)
+    pop.learn(60_000)
+    assert pop.rounds                                    # exploit/explore happened
+    assert mean_return(MatchTask(64, 4), pop.policy()) > 7.0    # 8 is perfect, random 2
+
+
+def test_exploit_copies_a_top_member_and_explore_perturbs_it() -> None:
+    pop = Population(MatchTask(16, 1), PBTSettings(n_policies=8, n_steps=2,
+                                                   truncation=0.25), seed=1)
+    pop.learn(16 * 2)
+    pop.window = [[float(p)] for p in range(8)]           # member 7 the fittest
+    for m, _ in pop.adam:
+        m.copy_(torch.arange(8.0).view(8, *([1] * (m.dim() - 1))).expand_as(m))
+    lr = pop.hyper["learning_rate"].clone()
+    pop.exploit_explore()
+    record = pop.rounds[-1]
+    assert sorted(record["replaced"]) == [0, 1]
+    assert set(record["sources"]) <= {6, 7}
+    for bottom, source in zip(record["replaced"], record["sources"], strict=True):
+        for p, (m, _) in zip(pop.params, pop.adam, strict=True):
+            assert torch.equal(p[bottom], p[source])
+            assert torch.all(m[bottom] == source)
+        ratio = float(pop.hyper["learning_rate"][bottom] / lr[source])
+        assert ratio == pytest.approx(0.8) or ratio == pytest.approx(1.25)
+    untouched = [p for p in range(8) if p not in record["replaced"]]
+    assert torch.equal(pop.hyper["learning_rate"][untouched], lr[untouched])
+    assert pop.window == [[] for _ in range(8)]
+
+
+def test_fixed_hyperparameters_never_change() -> None:
+    pop = Population(MatchTask(8, 1), PBTSettings(n_policies=4, n_steps=4, explore=False,
+                                                  ready_every=1))
+    pop.learn(8 * 4 * 5)
+    assert not pop.rounds
+    assert torch.allclose(pop.hyper["learning_rate"], torch.tensor((1e-4 * 3e-3) ** 0.5))
+
+
+def test_a_saved_member_acts_like_the_live_one_on_the_market_env(tmp_path) -> None:
+    env = BatchedMarketEnv(EnvConfig(action_mode="market_making", horizon=10), n_envs=4,
+                           n_agents=2, seed=0)
+    pop = Population(env, PBTSettings(n_policies=4, n_steps=8, ready_every=1), seed=0)
+    pop.learn(4 * 2 * 8 * 3)
+    path = pop.save(tmp_path / "population.pt")
+    obs = env.observations.copy()
+    for member in (None, 2):
+        live, loaded = pop.policy(member), load_member(path, member)
+        actions = loaded(obs)
+        np.testing.assert_array_equal(actions, live(obs))
+        assert actions.shape == (8, 3)
+        assert all(env.single_action_space.contains(a) for a in actions)
+    from rltrader.training.evaluate import CheckpointStrategy
+    strategy = CheckpointStrategy(path)         # rltrader evaluate plays the fittest member
+    np.testing.assert_array_equal(strategy.policy(obs), load_member(path)(obs))
+
+
+def test_misuse_raises() -> None:
+    for bad in ({"n_policies": 0}, {"learning_rate": (1e-3, 1e-4)}, {"truncation": 0.6},
+                {"fitness": "pnl"}, {"hidden": ()}):
+        with pytest.raises(ValueError):
+            PBTSettings(**bad)
+    with pytest.raises(ValueError, match="split evenly"):
+        Population(MatchTask(6, 1), PBTSettings(n_policies=4))
+    with pytest.raises(ValueError, match="categorical"):
+        Population(MatchTask(4, 1, action="box"), PBTSettings(n_policies=4))
