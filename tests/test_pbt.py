@@ -107,3 +107,22 @@ def test_misuse_raises() -> None:
         Population(MatchTask(6, 1), PBTSettings(n_policies=4))
     with pytest.raises(ValueError, match="categorical"):
         Population(MatchTask(4, 1, action="box"), PBTSettings(n_policies=4))
+
+
+def test_the_comparison_pairs_both_populations_on_held_out_markets(tmp_path) -> None:
+    from rltrader.training.pbt_compare import compare
+
+    settings = PBTSettings(n_policies=2, n_steps=8, ready_every=1)
+    result = compare(task="execution", market="resilient", out=tmp_path, repetitions=[0],
+                     agent_steps=4 * 8 * 6, n_envs=4, n_agents=1, settings=settings,
+                     eval_seeds=[100], horizon=12, progress=False)
+    assert result["pbt_minus_fixed"]["n"] == 16          # 16 held-out markets, paired
+    assert (tmp_path / "result.json").is_file() and (tmp_path / "pbt_vs_fixed.png").is_file()
+    assert (tmp_path / "seed_0" / "pbt.pt").is_file()
+    fixed = result["runs"]["fixed/0"]["learning_rate"]
+    assert fixed[0] == fixed[1]                           # fixed: one setting for all
+    assert result["runs"]["pbt/0"]["curve"] and result["runs"]["fixed/0"]["curve"]
+    with pytest.raises(ValueError, match="training seeds"):
+        compare(task="execution", market="resilient", out=tmp_path, repetitions=[100],
+                agent_steps=8, n_envs=4, n_agents=1, settings=settings, eval_seeds=[100],
+                horizon=12, progress=False)

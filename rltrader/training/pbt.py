@@ -181,6 +181,8 @@ class Population:
         self._episode_return = torch.zeros(self.n_rows, dtype=torch.float64)
         self.window: list[list[float]] = [[] for _ in range(P)]
         self.rounds: list[dict[str, Any]] = []
+        #: the population's best and median fitness every ``ready_every`` updates
+        self.curve: list[dict[str, float]] = []
         self.last_fitness = torch.full((P,), math.nan)
         self.seconds = {"env": 0.0, "rollout": 0.0, "update": 0.0}
 
@@ -231,8 +233,17 @@ class Population:
             self.seconds["update"] += time.perf_counter() - t1
             row = {"update": self.updates, "agent_steps": self.agent_steps,
                    "wall_s": time.perf_counter() - began, **losses}
-            if s.explore and self.updates % s.ready_every == 0:
-                row["round"] = self.exploit_explore()
+            if self.updates % s.ready_every == 0:
+                fit = self.fitness()
+                if not torch.isnan(fit).any():      # the population's fitness, either mode
+                    self.curve.append({"update": self.updates,
+                                       "agent_steps": self.agent_steps,
+                                       "best": float(fit.max()),
+                                       "median": float(fit.median())})
+                if s.explore:
+                    row["round"] = self.exploit_explore()
+                elif not torch.isnan(fit).any():
+                    self.last_fitness, self.window = fit, [[] for _ in range(s.n_policies)]
             rows.append(row)
             if on_update is not None:
                 on_update(row)
@@ -411,6 +422,7 @@ class Population:
                 "obs_normalizer": self.obs_norm.state_dict(),
                 "hyper": {k: v.clone() for k, v in self.hyper.items()},
                 "fitness": self.fitness(), "best": self.best(), "rounds": self.rounds,
+                "curve": self.curve,
                 "agent_steps": self.agent_steps, "updates": self.updates,
                 "env_config": None if config is None else repr(config)}
 
