@@ -171,12 +171,36 @@ cdef inline void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
     elif op == CANCEL:
         cancel_order(c, x, m.book, slot, CANCEL_REQUESTED)
         keep_touch_in_window(c, m.book)
-    elif (op == LIMIT and (m.tif == GTC or m.tif == POST_ONLY)
-            and not crosses(m.side, m.price, opposite_best(&c.bk[m.book], m.side))):
-        rest_limit(c, x, m.book, m)     # nothing to match: it rests, no trade, no stop
-        keep_touch_in_window(c, m.book)
+    elif op == LIMIT:
+        if ((m.tif == GTC or m.tif == POST_ONLY)
+                and not crosses(m.side, m.price, opposite_best(&c.bk[m.book], m.side))):
+            rest_limit(c, x, m.book, m)     # nothing to match: it rests, no trade, no stop
+            keep_touch_in_window(c, m.book)
+        else:
+            take_limit(c, x, m)
     else:
         apply(c, x, m, slot)
+
+
+cdef void take_limit(Core* c, Ctx* x, const Message* m) noexcept nogil:
+    """A valid limit that may trade (it crosses, or is IOC / FOK): ``apply``'s steps for
+    it, without its dispatch."""
+    cdef int32_t b = m.book
+    cdef BookState* bs = &c.bk[b]
+    cdef int64_t trades = bs.trade_count
+    cdef Order t
+    t.order_id = m.order_id
+    t.side = m.side
+    t.owner = m.owner
+    t.qty = m.qty
+    t.op = LIMIT
+    t.book = b
+    t.price = m.price
+    t.tif = m.tif
+    run_taker(c, x, b, &t, True)
+    if bs.trade_count != trades and bs.n_stops > 0:
+        run_stops(c, x, b)
+    keep_touch_in_window(c, b)
 
 
 cdef void apply(Core* c, Ctx* x, const Message* m, int32_t slot) noexcept nogil:
