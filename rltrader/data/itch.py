@@ -735,6 +735,7 @@ __all__ = [
     "LEVEL_BUDGET",
     "MAX_WINDOW",
     "PriceSpans",
+    "REBUILD_BATCH",
     "REBUILD_EVENTS",
     "RebuildStats",
     "iter_messages",
