@@ -38,7 +38,9 @@ books (``_step_books``), so that a group's data stays in cache across its phases
 
 Agents' orders are cached per slot: a new order's arena slot is where the core reports it
 came to rest (``locate``; arena slots never move while an order lives), and the arena
-is read again only for agents whose account volume moved (a fill). The queue ahead of an
+is read again only for agents whose account volume moved (a fill). Which slots hold an
+order is also a bit mask per agent (``slot_mask``), so that the loops over an agent's
+orders visit those alone. The queue ahead of an
 agent's nearest order comes from its level's FIFO, walked again only when the nearest
 order changed or its level lost or reduced an order since (the level's ``removals``
 count, or the window moved); positions and cash come from the core's per-owner accounts
