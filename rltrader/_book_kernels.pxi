@@ -49,48 +49,25 @@ cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* know
             prefetch(&c.orders[known[0]])
 
 
-cdef enum:
-    FAR_AHEAD = 6       # messages ahead whose book and hash bucket start loading
-    NEAR_AHEAD = 3      # messages ahead whose level, bitmap word and order start loading
-    HASH_RING = 8       # hashes kept from the far stage to the message (a power of two)
-
-
-cdef inline void look_closer(const Core* c, const Message* m, uint64_t h,
-                             int64_t hash_id) noexcept nogil:
-    """Start loading what message ``m`` touches next, now that its book state and hash
-    bucket (``look_ahead``, earlier) have had time to arrive: the level at its price and
-    that level's bitmap word, and the order in the bucket's entry when the entry sits at
-    home (most often the order a cancel, reduce or execute names). Only reads; a stale
-    guess costs a wasted load."""
-    cdef const BookState* bs
-    cdef int64_t level
-    cdef uint32_t entry
-    if <uint32_t>m.book >= <uint32_t>c.n_books:
-        return
-    bs = &c.bk[m.book]
-    level = m.price - bs.base
-    if <uint64_t>level < <uint64_t>c.window:
-        prefetch(&c.lv[<int64_t>m.book * c.window + level])
-        prefetch(&side_bits(c, m.book, m.side)[level >> 6])
-    if hash_id == m.order_id:
-        entry = c.table[h & c.hash_mask]
-        if entry != 0 and not (entry & HASH_DISPLACED):
-            prefetch(&c.orders[(entry & HASH_SLOT) - 1])
-
-
 cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_t* known,
                                 int64_t i, int64_t n, uint64_t* hashes,
                                 int64_t* hash_ids) noexcept nogil:
     """Start loading what the next messages will touch: across many books, matching time
-    is mostly memory latency. ``FAR_AHEAD`` messages ahead: ``look_ahead`` (into the ring
-    ``hashes`` / ``hash_ids``); ``NEAR_AHEAD`` ahead: ``look_closer``."""
-    cdef int64_t j = i + FAR_AHEAD
-    if j < n:
-        look_ahead(c, &msgs[j], known + j if known != NULL else NULL,
-                   &hashes[j & (HASH_RING - 1)], &hash_ids[j & (HASH_RING - 1)])
-    j = i + NEAR_AHEAD
-    if j < n:
-        look_closer(c, &msgs[j], hashes[j & (HASH_RING - 1)], hash_ids[j & (HASH_RING - 1)])
+    is mostly memory latency. Two ahead: ``look_ahead`` (into the ring ``hashes`` /
+    ``hash_ids``, 4 entries); one ahead: the level (its book state arrived meanwhile)."""
+    cdef const Message* m
+    cdef const BookState* bs
+    cdef int64_t level
+    if i + 2 < n:
+        look_ahead(c, &msgs[i + 2], known + (i + 2) if known != NULL else NULL,
+                   &hashes[(i + 2) & 3], &hash_ids[(i + 2) & 3])
+    if i + 1 < n:
+        m = &msgs[i + 1]
+        if <uint32_t>m.book < <uint32_t>c.n_books:
+            bs = &c.bk[m.book]
+            level = m.price - bs.base
+            if <uint64_t>level < <uint64_t>c.window:
+                prefetch(&c.lv[<int64_t>m.book * c.window + level])
 
 
 cdef extern from *:
@@ -154,25 +131,24 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
     cdef int64_t i, w0, bound
     cdef const Message* m
     cdef int status = OK
-    cdef uint64_t hashes[HASH_RING]
-    cdef int64_t hash_ids[HASH_RING]
+    cdef uint64_t hashes[4]
+    cdef int64_t hash_ids[4]
     cdef bint ahead = prefetch_pays(c)
     x.out = out
     x.w = 0
     x.fresh = fresh
-    for i in range(HASH_RING):      # read only with their id; never indeterminate
-        hashes[i] = 0
-        hash_ids[i] = 0
+    hashes[0] = hashes[1] = hashes[2] = hashes[3] = 0  # read only with their id; never indeterminate
+    hash_ids[0] = hash_ids[1] = hash_ids[2] = hash_ids[3] = 0
     if ahead:
-        for i in range(FAR_AHEAD if n > FAR_AHEAD else n):
+        for i in range(2 if n > 2 else n):
             look_ahead(c, &msgs[i], known + i if known != NULL else NULL, &hashes[i],
                        &hash_ids[i])
     for i in range(n):
         m = &msgs[i]
         if ahead:
             prefetch_ahead(c, msgs, known, i, n, hashes, hash_ids)
-            x.hash = hashes[i & (HASH_RING - 1)]
-            x.hash_id = hash_ids[i & (HASH_RING - 1)]
+            x.hash = hashes[i & 3]
+            x.hash_id = hash_ids[i & 3]
         else:
             x.hash_id = 0
             if <uint32_t>m.book < <uint32_t>c.n_books:
