@@ -134,9 +134,9 @@ cdef inline int64_t granted(State* s, int64_t a, int64_t want, int64_t room) noe
     return room
 
 
-cdef inline void new_order(State* s, Sink* out, int64_t k, Message* m) noexcept nogil:
-    """Agent slot ``k`` now holds ``m``'s new order, in flight until it arrives."""
-    cdef int64_t a = k // s.p.n_slots
+cdef inline void new_order(State* s, Sink* out, int64_t a, int64_t k,
+                           Message* m) noexcept nogil:
+    """Agent ``a``'s slot ``k`` now holds ``m``'s new order, in flight until it arrives."""
     cdef int64_t held = s.slot_leaves[k] if s.slot_id[k] != 0 else 0
     s.resting[2 * a + (m.side == SELL)] += m.qty - held
     hold_slot(s, a, k, m.new_order_id if m.op == REPLACE else m.order_id)
@@ -163,7 +163,7 @@ cdef inline void act_discrete(State* s, Sink* out, int32_t e, int32_t i, int64_t
             k = first + __builtin_ctzll(free)
         else:
             k = first + s.slot_next[a]
-            s.slot_next[a] = (s.slot_next[a] + 1) % n_slots
+            s.slot_next[a] = s.slot_next[a] + 1 if s.slot_next[a] + 1 < n_slots else 0
         qty = granted(s, a, s.order_qty[a], allowed(s, e, i, side))
         if qty <= 0:
             return
@@ -172,9 +172,10 @@ cdef inline void act_discrete(State* s, Sink* out, int32_t e, int32_t i, int64_t
         m.order_id = s.p.id_base + s.next_id[e]
         s.next_id[e] += 1
         m.side = side
-        m.price = passive_price(s, e, side, s.p.limit_offsets[(action - 1) % n_off])
+        m.price = passive_price(s, e, side, s.p.limit_offsets[
+            action - 1 if action <= n_off else action - 1 - n_off])   # (action - 1) % n_off
         m.qty = qty
-        new_order(s, out, k, m)
+        new_order(s, out, a, k, m)
     elif action <= 2 * n_off + 2:                             # market order
         side = BUY if action == 2 * n_off + 1 else SELL
         qty = granted(s, a, s.order_qty[a], allowed(s, e, i, side))
@@ -219,7 +220,7 @@ cdef void quote(State* s, Sink* out, int32_t e, int32_t i, int side, bint withdr
     m.side = side
     m.price = price
     m.qty = qty
-    new_order(s, out, k, m)
+    new_order(s, out, a, k, m)
 
 
 cdef inline int64_t any_price(const State* s, int32_t e, int side,
@@ -272,7 +273,7 @@ cdef void act_order(State* s, Sink* out, int32_t e, int32_t i, const int64_t* ac
     m.price = any_price(s, e, side, s.p.order_offsets[act[1]])
     m.qty = qty
     m.tif = <int8_t>act[3]
-    new_order(s, out, k, m)
+    new_order(s, out, a, k, m)
 
 
 cdef inline int64_t parent_left(const State* s, int32_t e, int64_t a) noexcept nogil:
