@@ -31,6 +31,7 @@ import numpy as np
 from rltrader.core.checks import is_int
 from rltrader.envs.batched import BatchedMarketEnv, write_actions
 from rltrader.envs.config import EnvConfig
+from rltrader.envs.shards import shard_arguments
 
 #: the buffers an actor answers with, in order
 _FIELDS = ("observations", "rewards", "terminated", "truncated", "final_observations")
@@ -114,19 +115,11 @@ class RayMarketEnv:
         self._actors: list[Any] = []
         self._pending: list[Any] | None = None
         self._closed = False
-        for name, value in (("n_envs", n_envs), ("n_agents", n_agents)):
-            if not is_int(value) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if not is_int(n_workers) or not 1 <= n_workers <= n_envs:
-            raise ValueError(f"n_workers must be an int in [1, n_envs={n_envs}], got "
-                             f"{n_workers!r}")
-        if not is_int(seed) or seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        n_envs, n_agents, n_workers, seed = shard_arguments(n_envs, n_agents, n_workers, seed)
         if actor_options is not None and not isinstance(actor_options, dict):
             raise TypeError(f"actor_options must be a dict, got {type(actor_options).__name__}")
         if not isinstance(start_timeout_s, (int, float)) or not start_timeout_s > 0:
             raise ValueError(f"start_timeout_s must be a number > 0, got {start_timeout_s!r}")
-        n_envs, n_agents, n_workers, seed = int(n_envs), int(n_agents), int(n_workers), int(seed)
         self.config = EnvConfig() if config is None else config
         if not isinstance(self.config, EnvConfig):
             raise TypeError(f"config must be an EnvConfig, got {type(self.config).__name__}")

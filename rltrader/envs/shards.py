@@ -29,6 +29,21 @@ _FIELDS = ("actions", "observations", "rewards", "terminated", "truncated",
            "final_observations")
 
 
+def shard_arguments(n_envs: Any, n_agents: Any, n_workers: Any, seed: Any
+                    ) -> tuple[int, int, int, int]:
+    """A sharded env's ``n_envs``, ``n_agents``, ``n_workers`` and ``seed`` checked
+    (``ValueError``) and as ints."""
+    for name, value in (("n_envs", n_envs), ("n_agents", n_agents)):
+        if not is_int(value) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    if not is_int(n_workers) or not 1 <= n_workers <= n_envs:
+        raise ValueError(f"n_workers must be an int in [1, n_envs={n_envs}], got "
+                         f"{n_workers!r}")
+    if not is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    return int(n_envs), int(n_agents), int(n_workers), int(seed)
+
+
 def _layout(env_like: BatchedMarketEnv, n: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Shape (for ``n`` agents) and dtype of every shared buffer."""
     return {name: ((n,) + getattr(env_like, name).shape[1:], getattr(env_like, name).dtype)
@@ -112,15 +127,7 @@ class ShardedMarketEnv:
         self._procs: list[Any] = []
         self._shm: dict[str, SharedMemory] = {}
         self._closed = False
-        for name, value in (("n_envs", n_envs), ("n_agents", n_agents)):
-            if not is_int(value) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if not is_int(n_workers) or not 1 <= n_workers <= n_envs:
-            raise ValueError(f"n_workers must be an int in [1, n_envs={n_envs}], got "
-                             f"{n_workers!r}")
-        if not is_int(seed) or seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-        n_envs, n_agents, n_workers, seed = int(n_envs), int(n_agents), int(n_workers), int(seed)
+        n_envs, n_agents, n_workers, seed = shard_arguments(n_envs, n_agents, n_workers, seed)
         self.config = EnvConfig() if config is None else config
         if not isinstance(self.config, EnvConfig):
             raise TypeError(f"config must be an EnvConfig, got {type(self.config).__name__}")
