@@ -31,7 +31,7 @@ import numpy as np
 from rltrader.core.checks import is_int
 from rltrader.envs.batched import BatchedMarketEnv, write_actions
 from rltrader.envs.config import EnvConfig
-from rltrader.envs.shards import shard_arguments
+from rltrader.envs.shards import shard_arguments, shard_seeds, shard_sizes
 
 #: the buffers an actor answers with, in order
 _FIELDS = ("observations", "rewards", "terminated", "truncated", "final_observations")
@@ -144,7 +144,7 @@ class RayMarketEnv:
         wire = (self.actions.dtype if self.actions.dtype.kind == "f"
                 else np.min_scalar_type(int(self.action_high.max()) - 1))
         self._wire = np.zeros(self.actions.shape, wire)
-        sizes = [len(part) for part in np.array_split(np.arange(n_envs), n_workers)]
+        sizes = shard_sizes(n_envs, n_workers)
         bounds = np.concatenate([[0], np.cumsum(sizes)]) * n_agents
         #: the driver's rows of each actor
         self.shard_rows = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:],
@@ -155,7 +155,7 @@ class RayMarketEnv:
         shard = ray.remote(MarketShard).options(**options)
         try:
             self._actors = [shard.remote(self.config, size, n_agents, s)
-                            for size, s in zip(sizes, self._seeds(seed), strict=True)]
+                            for size, s in zip(sizes, shard_seeds(seed, n_workers), strict=True)]
             refs = [actor.buffers.remote() for actor in self._actors]
             _, waiting = ray.wait(refs, num_returns=len(refs), timeout=start_timeout_s)
             if waiting:
@@ -171,11 +171,6 @@ class RayMarketEnv:
                 raise
             raise RuntimeError(f"RayMarketEnv could not start: {type(error).__name__}: "
                                f"{error}") from error
-
-    def _seeds(self, seed: int) -> list[int]:
-        """Each shard's seed: ``ShardedMarketEnv``'s (``SeedSequence(seed).spawn``)."""
-        return [int(s.generate_state(1)[0])
-                for s in np.random.SeedSequence(seed).spawn(self.n_workers)]
 
     def _gather(self, refs: list[Any]) -> None:
         """Wait for every actor's answer and copy it into the driver's buffers; raise
@@ -209,7 +204,7 @@ class RayMarketEnv:
         self._check_open()
         if seed is not None and (not is_int(seed) or seed < 0):
             raise ValueError(f"seed must be an int >= 0 or None, got {seed!r}")
-        seeds = [None] * self.n_workers if seed is None else self._seeds(int(seed))
+        seeds = [None] * self.n_workers if seed is None else shard_seeds(int(seed), self.n_workers)
         self._gather([actor.reset.remote(s)
                       for actor, s in zip(self._actors, seeds, strict=True)])
         return self.observations

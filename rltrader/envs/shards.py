@@ -44,6 +44,16 @@ def shard_arguments(n_envs: Any, n_agents: Any, n_workers: Any, seed: Any
     return int(n_envs), int(n_agents), int(n_workers), int(seed)
 
 
+def shard_sizes(n_envs: int, n_workers: int) -> list[int]:
+    """Markets of each shard: ``n_envs`` split as evenly as possible, in order."""
+    return [len(part) for part in np.array_split(np.arange(n_envs), n_workers)]
+
+
+def shard_seeds(seed: int, n_workers: int) -> list[int]:
+    """Each shard's seed: ``SeedSequence(seed).spawn(n_workers)`` (the module docstring)."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n_workers)]
+
+
 def _layout(env_like: BatchedMarketEnv, n: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Shape (for ``n`` agents) and dtype of every shared buffer."""
     return {name: ((n,) + getattr(env_like, name).shape[1:], getattr(env_like, name).dtype)
@@ -166,9 +176,7 @@ class ShardedMarketEnv:
         self.terminated, self.truncated = arrays["terminated"], arrays["truncated"]
         del arrays
         names = {k: shm.name for k, shm in self._shm.items()}
-        sizes = [len(part) for part in np.array_split(np.arange(n_envs), n_workers)]
-        seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(
-            n_workers)]
+        sizes, seeds = shard_sizes(n_envs, n_workers), shard_seeds(seed, n_workers)
         context = mp.get_context("spawn")
         first = 0
         for size, shard_seed in zip(sizes, seeds, strict=True):
@@ -221,9 +229,9 @@ class ShardedMarketEnv:
         if seed is None:
             self._call("reset", None)
         else:
-            seeds = np.random.SeedSequence(seed).spawn(self.n_workers)
-            for conn, s in zip(self._conns, seeds, strict=True):
-                conn.send(("reset", int(s.generate_state(1)[0])))
+            for conn, shard_seed in zip(self._conns, shard_seeds(seed, self.n_workers),
+                                        strict=True):
+                conn.send(("reset", shard_seed))
             self._collect()
         return self.observations
 

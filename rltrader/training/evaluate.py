@@ -53,13 +53,13 @@ class CheckpointStrategy(Strategy):
 
         from rltrader.training.fast_ppo import load_policy
         from rltrader.training.pbt import FORMAT as POPULATION
-        from rltrader.training.pbt import load_member
+        from rltrader.training.pbt import MemberPolicy
 
         self.path = Path(path)
         state = torch.load(self.path, map_location="cpu", weights_only=True)
         # a population checkpoint plays its fittest member
         population = isinstance(state, dict) and state.get("format") == POPULATION
-        self.policy = load_member(self.path) if population else load_policy(self.path)
+        self.policy = MemberPolicy(state) if population else load_policy(self.path)
         # seed_3/checkpoint.pt -> "seed_3"; a named file keeps its name
         self.name = self.path.parent.name if self.path.stem == "checkpoint" else self.path.stem
 

@@ -34,12 +34,11 @@ import torch
 from torch import nn
 
 from rltrader.training.ppo.normalize import RewardScaler, RunningMeanStd
-from rltrader.training.ppo.policy import ActionSpec
+from rltrader.training.ppo.policy import ActionSpec, head_mask
 from rltrader.training.ppo.rollout import gae
 
 #: checkpoint format tag
 FORMAT = "rltrader.pbt/1"
-_MASKED = -1e9
 
 
 @dataclass(frozen=True)
@@ -161,17 +160,13 @@ class Population:
         torch.manual_seed(self.seed)
         P, self.rows_per = s.n_policies, self.n_rows // s.n_policies
         self.obs_dim = int(env.single_observation_space.shape[0])
-        width = max(self.spec.nvec)
-        self.actor = StackedMLP(P, [self.obs_dim, *s.hidden, len(self.spec.nvec) * width],
-                                0.01, self.generator)
+        self.actor = StackedMLP(P, [self.obs_dim, *s.hidden, self.spec.n_outputs], 0.01,
+                                self.generator)
         self.critic = StackedMLP(P, [self.obs_dim, *s.hidden, 1], 1.0, self.generator)
         self.params = list(self.actor.parameters()) + list(self.critic.parameters())
         self.adam = [(torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]
         self.adam_steps = torch.zeros(P)
-        mask = torch.zeros(len(self.spec.nvec), width)
-        for head, n in enumerate(self.spec.nvec):
-            mask[head, n:] = _MASKED
-        self.mask, self.top = mask, torch.tensor(self.spec.nvec) - 1
+        self.mask, self.top = head_mask(self.spec.nvec), torch.tensor(self.spec.nvec) - 1
         self.hyper = {name: self._draw(getattr(s, name)) for name in ("learning_rate",
                                                                       "ent_coef")}
         self.obs_norm = RunningMeanStd(self.obs_dim)
@@ -453,16 +448,13 @@ class MemberPolicy:
             raise ValueError(f"member must be in 0..{P - 1}, got {self.member}")
         self.spec = ActionSpec.from_dict(state["action"])
         self.obs_dim = int(state["obs_dim"])
-        width = max(self.spec.nvec)
         g = torch.Generator().manual_seed(0)
-        self.actor = StackedMLP(P, [self.obs_dim, *settings["hidden"],
-                                    len(self.spec.nvec) * width], 0.01, g)
+        self.actor = StackedMLP(P, [self.obs_dim, *settings["hidden"], self.spec.n_outputs],
+                                0.01, g)
         self.actor.load_state_dict(state["actor"])
         self.obs_norm = RunningMeanStd(self.obs_dim)
         self.obs_norm.load_state_dict(state["obs_normalizer"])
-        self.mask = torch.zeros(len(self.spec.nvec), width)
-        for head, n in enumerate(self.spec.nvec):
-            self.mask[head, n:] = _MASKED
+        self.mask = head_mask(self.spec.nvec)
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:
         obs = np.asarray(observations, dtype=np.float32)

@@ -98,8 +98,9 @@ def clone(trainer: FastPPO, teacher: Any, *, steps: int, epochs: int = 10,
     z = m.normalize(flat).view(steps, -1, m.obs_dim)
     means = None
     if m.centralised:
-        means = torch.stack([m.market_mean(z[t]) if trainer.order is None
-                             else _group_market_mean(trainer, z[t]) for t in range(steps)])
+        means = torch.empty(steps, trainer.n_markets, m.obs_dim)
+        for t in range(steps):
+            trainer._market_means(z[t], means[t])
     optimizer = _adam(m, learning_rate)
     spec = trainer.spec
     width = max(spec.nvec)
@@ -149,11 +150,6 @@ def clone(trainer: FastPPO, teacher: Any, *, steps: int, epochs: int = 10,
             "agent_steps": steps * trainer.n_rows, "matched": match,
             "policy_loss": losses["policy"], "value_loss": losses["value"],
             "seconds": time.perf_counter() - began}
-
-
-def _group_market_mean(trainer: FastPPO, z: torch.Tensor) -> torch.Tensor:
-    out = torch.zeros(trainer.n_markets, z.shape[-1])
-    return out.index_add_(0, trainer.market_of, z).div_(trainer.n_agents)
 
 
 __all__ = ["clone", "teacher_rollout"]

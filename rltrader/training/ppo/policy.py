@@ -77,6 +77,15 @@ class ActionSpec:
         return len(self.low) if self.is_box else len(self.nvec) * max(self.nvec)
 
 
+def head_mask(nvec: tuple[int, ...]) -> torch.Tensor:
+    """``(heads, widest head)`` additive logits: 0, or ``_MASKED`` for a narrower head's
+    padding categories."""
+    mask = torch.zeros(len(nvec), max(nvec))
+    for head, n in enumerate(nvec):
+        mask[head, n:] = _MASKED
+    return mask
+
+
 def group_order(slots: list[list[int]], n_rows: int, n_agents: int) -> torch.Tensor:
     """Env row of each column in group order: group by group, market by market, the group's
     agent slots in the order given (``n_rows = n_markets x n_agents``)."""
@@ -182,11 +191,7 @@ class ActorCritic(nn.Module):
             self.register_buffer("low", torch.tensor(self.spec.low, dtype=torch.float32))
             self.register_buffer("high", torch.tensor(self.spec.high, dtype=torch.float32))
         else:
-            width = max(self.spec.nvec)
-            mask = torch.zeros(len(self.spec.nvec), width)
-            for head, n in enumerate(self.spec.nvec):
-                mask[head, n:] = _MASKED
-            self.register_buffer("mask", mask)
+            self.register_buffer("mask", head_mask(self.spec.nvec))
             #: some heads are narrower than the widest: their padding is masked
             self.padded = len(set(self.spec.nvec)) > 1
             self.register_buffer("top", torch.tensor(self.spec.nvec) - 1)
