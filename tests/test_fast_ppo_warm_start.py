@@ -103,3 +103,19 @@ def test_warm_start_misuse_raises(tmp_path) -> None:
     with pytest.raises(ValueError, match="smoothing"):
         clone(FastPPO(env, FastPPOSettings(**QUIET)), FixedSpreadMaker(), steps=2,
               smoothing=-0.1)
+
+
+@pytest.mark.parametrize("gamma, expected", [(1.0, 30), (0.9, 30)])
+def test_the_critic_is_fitted_on_every_complete_return(gamma, expected) -> None:
+    # episodes of 10 steps end at steps 9, 19, 29: every one of the 30 steps' returns is
+    # complete, undiscounted or not (it was one step a column with gamma 1)
+    env = BatchedMarketEnv(CONFIG.replace(horizon=10), n_envs=2, n_agents=2, seed=0)
+    trainer = FastPPO(env, FastPPOSettings(gamma=gamma, **QUIET))
+    stats = clone(trainer, FixedSpreadMaker(**TEACHER), steps=30, epochs=1)
+    assert stats["value_samples"] == expected * 4
+    # cut mid-episode: undiscounted, the last episode's 5 steps lack their end; with gamma
+    # 0.9 (30 steps of discounting kept) only the steps before the last end count
+    env = BatchedMarketEnv(CONFIG.replace(horizon=10), n_envs=2, n_agents=2, seed=0)
+    trainer = FastPPO(env, FastPPOSettings(gamma=gamma, **QUIET))
+    stats = clone(trainer, FixedSpreadMaker(**TEACHER), steps=25, epochs=1)
+    assert stats["value_samples"] == 20 * 4

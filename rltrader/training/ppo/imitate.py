@@ -62,7 +62,8 @@ def clone(trainer: FastPPO, teacher: Any, *, steps: int, epochs: int = 10,
           smoothing: float = 0.05) -> dict[str, float]:
     """Fit ``trainer``'s policy and critic to ``teacher`` (module docstring); returns the
     clone's statistics: agent-steps cloned, the share of the teacher's actions the
-    clone's most likely action matches (every head), the final losses and the seconds."""
+    clone's most likely action matches (every head), the samples whose return is complete
+    (the critic's), the final losses and the seconds."""
     m = trainer.model
     if trainer.spec.is_box or m.recurrent:
         raise ValueError("cloning needs categorical actions and a feed-forward policy")
@@ -93,8 +94,13 @@ def clone(trainer: FastPPO, teacher: Any, *, steps: int, epochs: int = 10,
     for t in range(steps - 1, -1, -1):
         running = scaled[t] + gamma * running * (1.0 - dones[t])
         returns[t] = running
-    # the last ~1 / (1 - gamma) steps lack their future: fit the critic on the rest
-    keep = max(1, steps - int(round(3.0 / max(1e-6, 1.0 - gamma))))
+    # a sample's return is complete when its episode ended within the teacher's steps, or
+    # (gamma < 1) when the steps left after it cover ~3 / (1 - gamma) of discounting
+    ended = torch.arange(steps).unsqueeze(1) * dones
+    last_end = torch.where(dones.any(0), ended.argmax(0), -1)
+    horizon = steps if gamma >= 1.0 else int(round(3.0 / (1.0 - gamma)))
+    complete = ((torch.arange(steps).unsqueeze(1) <= last_end)
+                | (torch.arange(steps).unsqueeze(1) < steps - horizon))
     z = m.normalize(flat).view(steps, -1, m.obs_dim)
     means = None
     if m.centralised:
@@ -105,15 +111,18 @@ def clone(trainer: FastPPO, teacher: Any, *, steps: int, epochs: int = 10,
     spec = trainer.spec
     width = max(spec.nvec)
     losses = {"policy": math.nan, "value": math.nan}
+    value_samples = 0
     for g, c in enumerate(trainer.columns):
         net = m.nets[g]
         z_g = z[:, c].reshape(-1, m.obs_dim)
         a_g = actions[:, c].reshape(-1, spec.columns)
-        critic_in = z[:keep, c]
+        critic_in = z[:, c]
         if means is not None:
-            critic_in = torch.cat([critic_in, means[:keep, trainer.market_of[c]]], -1)
-        critic_in = critic_in.reshape(-1, critic_in.shape[-1])
-        r_g = returns[:keep, c].reshape(-1)
+            critic_in = torch.cat([critic_in, means[:, trainer.market_of[c]]], -1)
+        chosen = complete[:, c].reshape(-1)
+        critic_in = critic_in.reshape(-1, critic_in.shape[-1])[chosen]
+        r_g = returns[:, c].reshape(-1)[chosen]
+        value_samples += int(chosen.sum())
         n, n_value = z_g.shape[0], critic_in.shape[0]
         target = torch.full((n, spec.columns, width), 0.0)
         for head, size in enumerate(spec.nvec):
@@ -131,7 +140,8 @@ def clone(trainer: FastPPO, teacher: Any, *, steps: int, epochs: int = 10,
                     logp = m.head(g, net.actor.mlp(z_g[pick]))
                     values = net.value_head(net.critic.mlp(critic_in[vpick])).squeeze(-1)
                 policy_loss = -(target[pick] * logp.clamp(min=-30.0)).sum((-1, -2)).mean()
-                value_loss = 0.5 * (values.float() - r_g[vpick]).square().mean()
+                value_loss = (0.5 * (values.float() - r_g[vpick]).square().mean()
+                              if len(vpick) else values.sum() * 0.0)
                 loss = policy_loss + trainer.settings.vf_coef * value_loss
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -148,6 +158,7 @@ def clone(trainer: FastPPO, teacher: Any, *, steps: int, epochs: int = 10,
         match = float(torch.cat(matched).float().mean())
     return {"teacher": getattr(teacher, "name", type(teacher).__name__),
             "agent_steps": steps * trainer.n_rows, "matched": match,
+            "value_samples": value_samples,
             "policy_loss": losses["policy"], "value_loss": losses["value"],
             "seconds": time.perf_counter() - began}
 
