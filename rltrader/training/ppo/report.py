@@ -14,7 +14,7 @@ import numpy as np
 COLUMNS = ("update", "agent_steps", "wall_s", "agent_steps_per_s", "env_steps_per_s",
            "episodes", "mean_episode_return", "mean_reward", "policy_loss", "value_loss",
            "entropy", "approx_kl", "clip_fraction", "explained_variance", "learning_rate",
-           "rollout_s", "env_s", "update_s")
+           "epochs", "minibatches", "rollout_s", "env_s", "update_s")
 
 
 class CurveLog:

@@ -34,6 +34,21 @@ class FastPPOSettings:
         Discount and GAE's lambda.
     clip_range : float
         PPO's ratio clip.
+    target_kl : float or None
+        A KL-adaptive step (as Stable-Baselines3 and CleanRL): each minibatch's mean
+        ``approx_kl`` (``(r - 1) - log r`` of the probability ratio ``r``, against the
+        rollout's policy) is measured before its gradient step, and once it exceeds
+        ``1.5 x target_kl`` the update stops there (that minibatch takes no step; its
+        losses are still in the update's statistics). ``curve.csv`` records the
+        minibatches whose step was taken (``minibatches``) and the passes they make
+        (``epochs``: ``minibatches`` over the minibatches of one pass). None: every
+        epoch runs, as before.
+    kl_adaptive_lr, kl_lr_bounds : bool, (float, float)
+        With ``target_kl``: after each update, divide the learning rate by 1.5 when the
+        update's mean ``approx_kl`` exceeded ``2 x target_kl``, multiply it by 1.5 when it
+        stayed below ``target_kl / 2``, kept within ``kl_lr_bounds`` (which must contain
+        ``learning_rate``). The rate is the optimizer's, so it is saved with a
+        checkpoint. Not with ``anneal_lr``.
     clip_value : float or None
         Clip the value prediction to ``old +- clip_value`` (None: no value clipping).
     ent_coef, vf_coef, max_grad_norm : float
@@ -95,6 +110,9 @@ class FastPPOSettings:
     gamma: float = 0.95
     gae_lambda: float = 0.9
     clip_range: float = 0.2
+    target_kl: float | None = None
+    kl_adaptive_lr: bool = False
+    kl_lr_bounds: tuple[float, float] = (1e-6, 1e-2)
     clip_value: float | None = None
     ent_coef: float = 0.003
     vf_coef: float = 0.5
@@ -144,6 +162,30 @@ class FastPPOSettings:
                                             or not self.clip_value > 0):
             raise ValueError(f"FastPPOSettings.clip_value must be None or > 0, "
                              f"got {self.clip_value!r}")
+        if self.target_kl is not None and (not _real(self.target_kl)
+                                           or not self.target_kl > 0
+                                           or not math.isfinite(self.target_kl)):
+            raise ValueError(f"FastPPOSettings.target_kl must be None or a finite number "
+                             f"> 0, got {self.target_kl!r}")
+        if not isinstance(self.kl_adaptive_lr, bool):
+            raise ValueError(f"FastPPOSettings.kl_adaptive_lr must be a bool, "
+                             f"got {self.kl_adaptive_lr!r}")
+        bounds = self.kl_lr_bounds
+        if (not isinstance(bounds, tuple) or len(bounds) != 2
+                or not all(_real(b) and math.isfinite(b) for b in bounds)
+                or not 0 < bounds[0] <= bounds[1]):
+            raise ValueError(f"FastPPOSettings.kl_lr_bounds must be a tuple (low, high) "
+                             f"with 0 < low <= high, got {bounds!r}")
+        if self.kl_adaptive_lr:
+            if self.target_kl is None:
+                raise ValueError("FastPPOSettings.kl_adaptive_lr needs target_kl (the KL "
+                                 "it steers the learning rate towards)")
+            if self.anneal_lr:
+                raise ValueError("FastPPOSettings.kl_adaptive_lr and anneal_lr both set "
+                                 "the learning rate: choose one")
+            if not bounds[0] <= self.learning_rate <= bounds[1]:
+                raise ValueError(f"FastPPOSettings.learning_rate {self.learning_rate!r} "
+                                 f"is outside kl_lr_bounds {bounds!r}")
         if not _real(self.log_std_init) or not math.isfinite(self.log_std_init):
             raise ValueError(f"FastPPOSettings.log_std_init must be finite, "
                              f"got {self.log_std_init!r}")

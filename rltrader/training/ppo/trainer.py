@@ -162,6 +162,7 @@ class FastPPO:
                    "learning_rate": self.optimizer.param_groups[0]["lr"],
                    **episodes, **losses}
             rows.append(row)
+            self.adapt_learning_rate(losses["approx_kl"])
             if on_update is not None:
                 on_update(row)
         return rows
@@ -334,7 +335,8 @@ class FastPPO:
         return torch.cat([obs, means[:, self.market_of]], -1)
 
     def update(self) -> dict[str, float]:
-        """``n_epochs`` passes of clipped-PPO minibatches over the rollout."""
+        """``n_epochs`` passes of clipped-PPO minibatches over the rollout (fewer with
+        ``target_kl``: the returned ``minibatches`` and ``epochs`` say how many ran)."""
         s, b, m = self.settings, self.rollout, self.model
         if s.normalize_advantage:
             adv = b.advantages
@@ -354,27 +356,57 @@ class FastPPO:
         if m.recurrent:
             n_batches = min(n_batches, min(c.stop - c.start for c in self.columns))
         stats = torch.zeros(6, dtype=torch.float64)
+        # target_kl: stop before the step of the first minibatch whose policy has moved
+        # too far from the rollout's (that minibatch's losses still count in the stats)
+        kl_limit = None if s.target_kl is None else 1.5 * s.target_kl
+        steps, stopped = 0, False
         for _ in range(s.n_epochs):
+            if stopped:
+                break
             plans = [self._plan(g, n_batches) for g in range(len(self.columns))]
             for k in range(n_batches):
                 with m.autocast():
                     parts = [self._loss(g, _minibatch(data[g], plans[g], k, m.recurrent),
                                         _columns(self.columns[g], plans[g], k))
                              for g in range(len(self.columns))]
+                before = stats.clone() if kl_limit is not None else None
+                for p in parts:
+                    stats += p[2]
+                if before is not None:
+                    batch = stats - before
+                    if float(batch[3]) / float(batch[5]) > kl_limit:
+                        stopped = True
+                        break
                 loss = sum(p[0] for p in parts) / sum(p[1] for p in parts)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(m.parameters(), s.max_grad_norm)
                 self.optimizer.step()
-                for p in parts:
-                    stats += p[2]
+                steps += 1
         self.updates += 1
         n = float(stats[5])
         values, returns = b.values[:-1], b.returns
         explained = 1.0 - float((returns - values).var() / (returns.var() + 1e-12))
         return {"policy_loss": float(stats[0]) / n, "value_loss": float(stats[1]) / n,
                 "entropy": float(stats[2]) / n, "approx_kl": float(stats[3]) / n,
-                "clip_fraction": float(stats[4]) / n, "explained_variance": explained}
+                "clip_fraction": float(stats[4]) / n, "explained_variance": explained,
+                "minibatches": steps, "epochs": steps / n_batches}
+
+    def adapt_learning_rate(self, approx_kl: float) -> None:
+        """``kl_adaptive_lr``: the next update's learning rate from this update's mean
+        ``approx_kl`` (divided by 1.5 above ``2 x target_kl``, multiplied by 1.5 below
+        ``target_kl / 2``, within ``kl_lr_bounds``)."""
+        s = self.settings
+        if not s.kl_adaptive_lr or not math.isfinite(approx_kl):
+            return
+        low, high = s.kl_lr_bounds
+        for group in self.optimizer.param_groups:
+            lr = group["lr"]
+            if approx_kl > 2.0 * s.target_kl:
+                lr /= 1.5
+            elif approx_kl < 0.5 * s.target_kl:
+                lr *= 1.5
+            group["lr"] = min(max(lr, low), high)
 
     def _plan(self, g: int, n_batches: int) -> tuple[torch.Tensor | None, int]:
         """How group ``g``'s samples split into ``n_batches`` minibatches this epoch: a
