@@ -315,6 +315,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return evaluate.main(rest)
 
 
+def _cmd_market_share(args: argparse.Namespace) -> int:
+    from rltrader.training import market_share
+
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest   # main's "--"
+    return market_share.main(rest)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from rltrader.exchange import server
 
@@ -645,6 +652,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=Command("evaluate", _cmd_evaluate, (OSError, ValueError)))
 
+    p = sub.add_parser("market-share", add_help=False,
+                       help="train executors of size classes 1-100 together; measure "
+                       "impact, behaviour, lead-lag, market quality (--help)",
+                       description="The market-share experiment (docs/market_share.md).")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=Command("market-share", _cmd_market_share, (OSError, ValueError)))
+
     p = sub.add_parser("serve", help="serve a market to real clients (Binance-compatible "
                        "REST; needs the exchange extra)",
                        description="Run a market continuously on a clock with its background "
@@ -766,8 +780,8 @@ def _publish_options(p: argparse.ArgumentParser, serve: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["evaluate"]:        # its own parser (rltrader.training.evaluate)
-        argv = ["evaluate", "--", *argv[1:]]
+    if argv[:1] in (["evaluate"], ["market-share"]):    # their own parsers (training/)
+        argv = [argv[0], "--", *argv[1:]]
     args = build_parser().parse_args(argv)
     try:
         status = args.func(args)

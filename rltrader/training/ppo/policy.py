@@ -322,11 +322,16 @@ class Policy:
     ``policy(obs) -> actions`` as the env takes them (int64 ``(N,)`` for Discrete,
     ``(N, heads)`` for MultiDiscrete, float32 ``(N, d)`` inside the Box). A recurrent
     policy keeps each row's state between calls; :meth:`reset` clears it (all rows, or
-    those where ``done``)."""
+    those where ``done``).
 
-    def __init__(self, model: ActorCritic) -> None:
+    ``sample_seed``: instead, sample each action from the policy's distribution, with a
+    generator seeded so (what the policy does while it trains, or an untrained one)."""
+
+    def __init__(self, model: ActorCritic, *, sample_seed: int | None = None) -> None:
         self.model = model.eval()
         self.spec = model.spec
+        self.generator = (None if sample_seed is None
+                          else torch.Generator().manual_seed(int(sample_seed)))
         self._order: dict[int, torch.Tensor] = {}
         self._state: torch.Tensor | None = None
 
@@ -358,7 +363,9 @@ class Policy:
             if self.model.recurrent and (state is None or state.shape[0] != n):
                 state = torch.zeros(n, self.model.gru_size)
             with self.model.autocast():
-                actions, _, self._state = self.model.act(z, state, deterministic=True)
+                actions, _, self._state = self.model.act(
+                    z, state, deterministic=self.generator is None,
+                    generator=self.generator)
             if self.spec.is_box:
                 actions = self.model.env_actions(actions)
             out = torch.empty_like(actions)
