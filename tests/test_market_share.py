@@ -184,3 +184,28 @@ def test_bad_settings_and_arguments_are_refused(capsys):
     assert experiment.main(["--train-seeds", "3", "--out", "unused"]) == 2
     assert "train_seeds" in capsys.readouterr().out
     assert experiment._seeds("0-2,5") == (0, 1, 2, 5)
+
+
+def test_spread_timing_compares_the_spread_before_market_children_with_the_mean():
+    n_steps, horizon = 40, 10
+    trades = np.zeros((n_steps, 1, 3), dtype=np.int64)
+    trades[:, :, 2] = 1
+    recording = synthetic(trades, np.zeros((n_steps + 1, 1)), horizon=horizon)
+    spread = np.where(np.arange(n_steps) % 2 == 0, 1.0, 3.0)[:, None]
+    actions = np.zeros((n_steps, 1, 3), dtype=np.int64)
+    actions[1:, 0, 2] = np.where(spread[:-1, 0] == 1.0, 1, 0)     # after a narrow step
+    recording = ms.Recording(**{**recording.__dict__, "spread": spread, "actions": actions})
+    rows = ms.execution_behaviour(recording, CLASSES, horizon=horizon, n_rates=4)
+    assert rows[1]["spread_timing"] == pytest.approx(1.0 / spread[:-1].mean())   # t=0: none
+    assert np.isnan(rows[0]["spread_timing"])                 # never sent a market child
+
+
+def test_reuse_measures_the_checkpoints_already_there_without_training(tmp_path):
+    settings = experiment.MarketShareSettings(**TINY)
+    first = experiment.run(settings, tmp_path, progress=False)
+    assert first["training"]["0"]["agent_steps"] == TINY["agent_steps"]
+    stamp = (tmp_path / "seed_0" / "checkpoint.pt").stat().st_mtime_ns
+    again = experiment.run(settings, tmp_path, progress=False, reuse=True)
+    assert again["training"] == {"0": {"reused": True}, "1": {"reused": True}}
+    assert (tmp_path / "seed_0" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert json.dumps(again["runs"]) == json.dumps(first["runs"])      # NaN-safe

@@ -258,6 +258,13 @@ def _episodes(recording: Recording, horizon: int) -> tuple[np.ndarray, np.ndarra
     return starts[complete, 0], starts[complete, 1]
 
 
+def _ratio(values: np.ndarray, mask: np.ndarray) -> float:
+    """Mean of ``values`` where ``mask`` over their mean (NaN-aware; NaN if none)."""
+    if not mask.any():
+        return float("nan")
+    return float(np.nanmean(values[mask]) / np.nanmean(values))
+
+
 def execution_behaviour(recording: Recording, classes: Sequence[Sequence[int]], *,
                         horizon: int, n_rates: int, largest: int = -1
                         ) -> list[dict[str, float]]:
@@ -270,6 +277,9 @@ def execution_behaviour(recording: Recording, classes: Sequence[Sequence[int]], 
     - ``front_loaded``: share of a parent traded in the episode's first half;
     - ``left_to_deadline``: share traded in the episode's last step (the forced market
       order completes what is left);
+    - ``spread_timing``: the mean spread before the steps it sent a market child, over
+      the mean spread before all its steps (below 1: it takes liquidity when the spread
+      is narrow);
     - ``shortfall``: mean implementation shortfall, ticks per lot (minus the summed
       rewards);
     - ``shortfall_with``, ``shortfall_against``: the same over its parents on the same
@@ -285,6 +295,8 @@ def execution_behaviour(recording: Recording, classes: Sequence[Sequence[int]], 
     rewards = recording.rewards[window, books[:, None]].sum(axis=1)   # (E, A)
     parent = trades.sum(axis=1)                                  # (E, A): signed lots
     big = np.sign(parent[:, list(classes[largest])].sum(axis=1))  # (E,)
+    before = np.vstack([np.full((1, recording.spread.shape[1]), np.nan),
+                        recording.spread[:-1]])[window, books[:, None]]   # (E, H)
     out = []
     for c, slots in enumerate(classes):
         s = list(slots)
@@ -307,6 +319,8 @@ def execution_behaviour(recording: Recording, classes: Sequence[Sequence[int]], 
             else float("nan"),
             "left_to_deadline": float(last[done].sum() / sizes[done].sum()) if done.any()
             else float("nan"),
+            "spread_timing": _ratio(np.broadcast_to(before[:, :, None], acts.shape),
+                                    market),
             "shortfall": float(shortfall[done].mean()) if done.any() else float("nan"),
         }
         is_largest = c == (largest % len(classes))

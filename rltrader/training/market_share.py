@@ -53,7 +53,7 @@ from rltrader.training.strategies import TWAP
 CONDITIONS = ("background", "scripted", "untrained", "trained")
 QUALITY = ("spread", "depth", "volatility", "variance_ratio", "pricing_error", "one_sided")
 BEHAVIOUR = ("wait", "market", "resting", "rate_index", "front_loaded", "left_to_deadline",
-             "shortfall", "shortfall_with", "shortfall_against")
+             "spread_timing", "shortfall", "shortfall_with", "shortfall_against")
 
 
 def _trainer_defaults() -> FastPPOSettings:
@@ -176,11 +176,14 @@ def _progress(total: int, enabled: bool) -> Any:
     return tqdm(total=total, desc="market-share", disable=not enabled, unit="run")
 
 
-def run(settings: MarketShareSettings, out_dir: Path | str, *, progress: bool = True
-        ) -> dict[str, Any]:
+def run(settings: MarketShareSettings, out_dir: Path | str, *, progress: bool = True,
+        reuse: bool = False) -> dict[str, Any]:
     """Train every training seed's population, measure every condition on every held-out
     seed, summarise and write ``results.json``, ``report.md`` and the figures to
-    ``out_dir``. Returns the results."""
+    ``out_dir``. Returns the results.
+
+    ``reuse``: a seed whose ``seed_N/checkpoint.pt`` is already in ``out_dir`` is not
+    trained again (measure a finished run anew)."""
     s, out = settings, Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -189,11 +192,15 @@ def run(settings: MarketShareSettings, out_dir: Path | str, *, progress: bool = 
     training = {}
     for seed in s.train_seeds:
         bar.set_postfix_str(f"training seed {seed}")
+        if reuse and (out / f"seed_{seed}" / "checkpoint.pt").is_file():
+            training[str(seed)] = {"reused": True}
+            bar.update()
+            continue
         result = train(s.env_config(), n_envs=s.n_envs, n_agents=len(s.size_classes),
                        total_agent_steps=s.agent_steps, seed=seed,
                        out_dir=out / f"seed_{seed}", settings=s.trainer_settings())
-        training[str(seed)] = {k: result[k] for k in ("agent_steps", "seconds")
-                               if k in result}
+        training[str(seed)] = {k: result[k] for k in (
+            "agent_steps", "agent_steps_per_s", "learn_s", "final_mean_episode_return")}
         bar.update()
     runs: dict[str, dict[str, Any]] = {c: {} for c in CONDITIONS}
     for e in s.eval_seeds:
@@ -467,6 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-seeds", type=_seeds, help="held-out seeds (default 100-104)")
     p.add_argument("--quick", action="store_true",
                    help="a small run for a smoke test (minutes; not a result)")
+    p.add_argument("--reuse", action="store_true",
+                   help="use the checkpoints already in --out (measure again, no training)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -483,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"rltrader market-share: {error}")
         return 2
-    results = run(settings, args.out, progress=not args.no_progress)
+    results = run(settings, args.out, progress=not args.no_progress, reuse=args.reuse)
     print(f"wrote {Path(args.out) / 'report.md'} in {results['seconds']:.0f} s")
     return 0
 
