@@ -1,0 +1,427 @@
+"""Train the portfolio manager hierarchically and evaluate it against its baselines
+(docs/portfolio.md): ``python -m rltrader.training.portfolio.experiment --out DIR``.
+
+1. **Traders.** One shared trader policy for every stock, trained with the fast PPO
+   trainer on :class:`TargetTrackingEnv` (random targets held ``decision_steps`` steps),
+   then compared with the scripted executors on validation seeds (tracking error, cost
+   per lot traded, the task's reward); the trader with the best mean reward there (chosen
+   before the held-out evaluation) executes for the manager, frozen.
+2. **Manager.** PPO on :class:`PortfolioEnv` (one row per market, a decision every
+   ``decision_steps`` steps, rewarded by the differential Sharpe ratio), one run per
+   training seed.
+3. **Evaluation.** Every manager and the allocation baselines (flat, equal weight,
+   inverse volatility, buy and hold), executed by the same traders, on held-out seeds
+   of the training preset and of other presets: per market, the mean over episodes of
+   the episode's Sharpe ratio (of the per-decision portfolio returns) and total return
+   (bp of capital); paired differences (manager - baseline, same markets) with Student-t
+   95 % intervals, markets as the units, for each training seed.
+
+Writes ``report.json``, ``report.png``, the checkpoints (``trader.pt``,
+``manager_seed<k>.pt``) and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rltrader.envs import EnvConfig
+from rltrader.sim.config import preset
+from rltrader.training.evaluation import Summary
+from rltrader.training.portfolio.manager import BASELINES, PortfolioConfig, PortfolioEnv
+from rltrader.training.portfolio.tracking import ScriptedExecutor, TargetTrackingEnv
+
+Allocator = Callable[[np.ndarray], np.ndarray]
+
+
+def market(name: str, correlation: float) -> Any:
+    """Preset ``name`` with the symbols' diffusion shocks correlated."""
+    mc = preset(name)
+    return mc.replace(fundamental=dataclasses.replace(mc.fundamental,
+                                                      correlation=correlation))
+
+
+def task(preset_name: str = "resilient", *, symbols: int = 4, correlation: float = 0.5,
+         horizon: int = 1_000, decision_steps: int = 50) -> PortfolioConfig:
+    """The experiment's task on a preset: ``symbols`` correlated stocks, one agent of size
+    class 1 per market (order size 2 lots, position limit 20 lots per stock)."""
+    env = EnvConfig(market=market(preset_name, correlation), symbols=symbols,
+                    horizon=horizon, warmup_steps=200, size_classes=(1.0,), base_qty=2,
+                    base_position_limit=20)
+    return PortfolioConfig(env=env, decision_steps=decision_steps)
+
+
+# ---- traders ----------------------------------------------------------------------------
+
+def trader_settings(threads: int = 1) -> Any:
+    from rltrader.training.fast_ppo import FastPPOSettings
+
+    # gamma 0.99: a target is held 50 steps, and closing a gap pays over all of them
+    return FastPPOSettings(n_steps=64, n_epochs=4, minibatch_size=16_384,
+                           learning_rate=1e-3, gamma=0.99, gae_lambda=0.95,
+                           ent_coef=0.003, threads=threads, progress=False)
+
+
+def train_trader(config: PortfolioConfig, *, n_envs: int, agent_steps: int, seed: int,
+                 out: Path, threads: int = 1, relative: bool = True
+                 ) -> tuple[Any, list[dict[str, Any]]]:
+    """PPO on random targets (``relative``: the reward without the target's own market
+    risk, :class:`TargetTrackingEnv`); returns the trader's policy and its learning
+    curve."""
+    from rltrader.training.fast_ppo import FastPPO
+
+    env = TargetTrackingEnv(config.env, n_envs=n_envs, seed=seed,
+                            hold_steps=config.decision_steps,
+                            tracking_penalty=config.tracking_penalty, relative=relative)
+    trainer = FastPPO(env, trader_settings(threads), seed=seed)
+    rows = trainer.learn(agent_steps)
+    trainer.save(out)
+    return trainer.policy(), rows
+
+
+def evaluate_trader(config: PortfolioConfig, executor: str | Callable[..., np.ndarray], *,
+                    n_envs: int, seeds: Sequence[int], steps: int) -> dict[str, np.ndarray]:
+    """A trader on random targets: per market (its stocks averaged), ``tracking_error``
+    (mean |target - position| / limit), ``cost`` (minus the value change per lot traded,
+    ticks), ``reward`` (the task's mean reward per step) and ``traded`` (lots per stock
+    per step)."""
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("tracking_error", "cost", "reward",
+                                                         "traded")}
+    for seed in seeds:
+        env = TargetTrackingEnv(config.env, n_envs=n_envs, seed=seed,
+                                hold_steps=config.decision_steps,
+                                tracking_penalty=config.tracking_penalty)
+        act = ScriptedExecutor(env, executor) if isinstance(executor, str) else executor
+        s = env.n_symbols
+        gap = np.zeros(env.num_agents_total)
+        pnl = np.zeros_like(gap)
+        traded = np.zeros_like(gap)
+        reward = np.zeros_like(gap)
+        obs = env.observations
+        for _ in range(steps):
+            obs, r, _, _ = env.step(act(obs))
+            gap += np.abs(obs[:, -2])
+            pnl += env.pnl
+            traded += env.traded
+            reward += r
+        by_market = (s, env.n_envs)         # rows: symbol x n_envs + market
+        out["tracking_error"].append((gap / steps).reshape(by_market).mean(0))
+        out["cost"].append(-pnl.reshape(by_market).sum(0) / np.maximum(
+            traded.reshape(by_market).sum(0), 1))
+        out["reward"].append((reward / steps).reshape(by_market).mean(0))
+        out["traded"].append((traded / steps).reshape(by_market).mean(0))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+# ---- the manager ------------------------------------------------------------------------
+
+def manager_settings(threads: int = 1) -> Any:
+    from rltrader.training.fast_ppo import FastPPOSettings
+
+    return FastPPOSettings(n_steps=20, n_epochs=4, minibatch_size=1_280, learning_rate=3e-4,
+                           gamma=0.9, gae_lambda=0.9, ent_coef=0.01, threads=threads,
+                           progress=False)
+
+
+def train_manager(config: PortfolioConfig, executor: Any, *, n_envs: int, decisions: int,
+                  seed: int, out: Path, threads: int = 1
+                  ) -> tuple[Any, list[dict[str, Any]]]:
+    """PPO on :class:`PortfolioEnv` for ``decisions`` market-decisions (whole rollouts)."""
+    from rltrader.training.fast_ppo import FastPPO
+
+    env = PortfolioEnv(config, executor=executor, n_envs=n_envs, seed=seed)
+    trainer = FastPPO(env, manager_settings(threads), seed=seed)
+    rows = trainer.learn(decisions)
+    trainer.save(out)
+    return trainer.policy(), rows
+
+
+def run_allocator(env: PortfolioEnv, allocator: Allocator, *, seed: int,
+                  episodes: int) -> dict[str, np.ndarray]:
+    """``episodes`` whole episodes from ``reset(seed)``; per market, the mean over
+    episodes of the episode's ``sharpe`` (mean / standard deviation of the per-decision
+    returns x sqrt(decisions); 0 for a constant path), ``total_return`` (bp of capital),
+    ``traded`` (lots per decision) and ``tracking_error``."""
+    obs = env.reset(seed)
+    k = env.steps_per_episode
+    returns = np.zeros((episodes * k, env.n_envs))
+    traded = np.zeros_like(returns)
+    tracking = np.zeros_like(returns)
+    for t in range(episodes * k):
+        obs, _, terminated, _ = env.step(allocator(obs))
+        returns[t], traded[t], tracking[t] = env.returns, env.traded, env.tracking_error
+        if (t + 1) % k == 0 and not terminated.all():
+            raise RuntimeError("decisions and episodes are out of step")
+    r = returns.reshape(episodes, k, env.n_envs)
+    sd = r.std(1, ddof=1)
+    sharpe = np.where(sd > 0, r.mean(1) / np.where(sd > 0, sd, 1.0) * math.sqrt(k), 0.0)
+    return {"sharpe": sharpe.mean(0), "total_return": r.sum(1).mean(0),
+            "traded": traded.mean(0), "tracking_error": tracking.mean(0)}
+
+
+def evaluate_allocators(config: PortfolioConfig, executor: Any,
+                        managers: dict[str, Any], *, n_envs: int, seeds: Sequence[int],
+                        episodes: int) -> dict[str, dict[str, np.ndarray]]:
+    """Every baseline and manager on the same markets (each seed rebuilds them): per
+    policy, per metric, one value per market (seeds concatenated)."""
+    results: dict[str, dict[str, list[np.ndarray]]] = {}
+    for seed in seeds:
+        env = PortfolioEnv(config, executor=executor, n_envs=n_envs, seed=seed)
+        lineup: dict[str, Allocator] = {name: cls(env) for name, cls in BASELINES.items()}
+        lineup.update(managers)
+        for name, allocator in lineup.items():
+            run = run_allocator(env, allocator, seed=seed, episodes=episodes)
+            for metric, values in run.items():
+                results.setdefault(name, {}).setdefault(metric, []).append(values)
+    return {name: {m: np.concatenate(v) for m, v in metrics.items()}
+            for name, metrics in results.items()}
+
+
+def paired_table(results: dict[str, dict[str, np.ndarray]], managers: Sequence[str],
+                 metrics: Sequence[str] = ("sharpe", "total_return")) -> dict[str, Any]:
+    """Each policy's summary per metric, and each manager minus each baseline, paired."""
+    table: dict[str, Any] = {"policies": {}, "paired": {}}
+    for name, values in results.items():
+        table["policies"][name] = {m: Summary.of(values[m]).as_dict() for m in values}
+    for manager in managers:
+        for baseline in BASELINES:
+            table["paired"][f"{manager} - {baseline}"] = {
+                m: Summary.of(results[manager][m] - results[baseline][m]).as_dict()
+                for m in metrics}
+    return table
+
+
+# ---- the report ---------------------------------------------------------------------------
+
+def machine() -> str:
+    import os
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, " \
+           f"{platform.system()} {platform.release()}"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    markets = list(report["evaluation"])
+    fig, axes = plt.subplots(2, len(markets) + 1, figsize=(5 * (len(markets) + 1), 8),
+                             squeeze=False)
+    for j, name in enumerate(markets):
+        policies = report["evaluation"][name]["policies"]
+        labels = list(policies)
+        for i, metric in enumerate(("sharpe", "total_return")):
+            ax = axes[i, j]
+            means = [policies[p][metric]["mean"] for p in labels]
+            errors = [policies[p][metric]["mean"] - policies[p][metric]["ci_low"]
+                      for p in labels]
+            ax.bar(range(len(labels)), means, yerr=errors, capsize=3,
+                   color=["C0" if p in BASELINES else "C3" for p in labels])
+            ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
+            ax.axhline(0, color="k", lw=0.5)
+            ax.set_title(f"{name}: {'episode Sharpe' if i == 0 else 'return (bp)'}",
+                         fontsize=9)
+    ax = axes[0, -1]
+    for seed, rows in report["manager_curves"].items():
+        ax.plot([r["agent_steps"] for r in rows], [r["mean_episode_return"] for r in rows],
+                label=f"seed {seed}")
+    ax.set_title("manager: mean episode reward (sum of D)", fontsize=9)
+    ax.set_xlabel("market-decisions")
+    ax.legend(fontsize=7)
+    ax = axes[1, -1]
+    rows = report["trader_curve"]
+    ax.plot([r["agent_steps"] for r in rows], [r["mean_reward"] for r in rows])
+    ax.set_title("trader: mean reward per step", fontsize=9)
+    ax.set_xlabel("agent-steps")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def text(s: dict[str, float], digits: int = 2) -> str:
+    return f"{s['mean']:+.{digits}f} [{s['ci_low']:+.{digits}f}, {s['ci_high']:+.{digits}f}]"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = ["# Portfolio manager over per-stock traders: report", "",
+             f"Command: `{report['command']}`", "", f"Machine: {report['machine']}", "",
+             "## Traders (validation seeds, per market: its stocks averaged)", "",
+             "| trader | tracking error (share of limit) | cost (ticks per lot traded) | "
+             "reward per step | lots per step |", "|---|---|---|---|---|"]
+    for name, row in report["traders"]["summary"].items():
+        lines.append(f"| {name} | {text(row['tracking_error'], 3)} | {text(row['cost'])} | "
+                     f"{text(row['reward'], 3)} | {text(row['traded'], 3)} |")
+    lines += ["", f"Trader used by the manager: **{report['traders']['chosen']}**.", ""]
+    for name, table in report["evaluation"].items():
+        lines += [f"## {name} (held-out seeds {report['eval_seeds']})", "",
+                  "| policy | episode Sharpe | return (bp) | lots per decision |",
+                  "|---|---|---|---|"]
+        for policy, row in table["policies"].items():
+            lines.append(f"| {policy} | {text(row['sharpe'])} | {text(row['total_return'])} "
+                         f"| {text(row['traded'], 1)} |")
+        lines += ["", "| paired (same markets) | Δ Sharpe | Δ return (bp) |", "|---|---|---|"]
+        for pair, row in table["paired"].items():
+            lines.append(f"| {pair} | {text(row['sharpe'])} | {text(row['total_return'])} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    base = task(args.preset, symbols=args.symbols, correlation=args.correlation,
+                horizon=args.horizon, decision_steps=args.decision_steps)
+    seconds: dict[str, float] = {}
+    # 1. traders
+    t0 = time.perf_counter()
+    trained, trader_curve = train_trader(base, n_envs=args.n_envs, seed=args.seeds[0],
+                                         agent_steps=args.trader_steps,
+                                         out=out / "trader.pt", threads=args.threads)
+    seconds["train_trader"] = time.perf_counter() - t0
+    executors: dict[str, Any] = {"aggressive": "aggressive", "patient": "patient",
+                                 "trained": trained}
+    trader_results = {name: evaluate_trader(base, ex, n_envs=args.eval_envs,
+                                            seeds=args.validation_seeds,
+                                            steps=args.trader_eval_steps)
+                      for name, ex in executors.items()}
+    chosen = max(trader_results, key=lambda n: float(trader_results[n]["reward"].mean()))
+    traders = {"chosen": chosen, "validation_seeds": list(args.validation_seeds),
+               "summary": {name: {m: Summary.of(v).as_dict() for m, v in res.items()}
+                           for name, res in trader_results.items()},
+               "paired": {f"trained - {b}": {m: Summary.of(trader_results["trained"][m]
+                                                           - trader_results[b][m]).as_dict()
+                                             for m in ("tracking_error", "cost", "reward")}
+                          for b in ("aggressive", "patient")}}
+    executor = executors[chosen]
+    # 2. managers, one per training seed
+    curves, managers = {}, {}
+    t0 = time.perf_counter()
+    for seed in args.seeds:
+        policy, rows = train_manager(base, executor, n_envs=args.n_envs,
+                                     decisions=args.manager_decisions, seed=seed,
+                                     out=out / f"manager_seed{seed}.pt", threads=args.threads)
+        managers[f"manager_seed{seed}"] = policy
+        curves[str(seed)] = [{k: r[k] for k in ("agent_steps", "mean_episode_return",
+                                                "mean_reward")} for r in rows]
+    seconds["train_managers"] = time.perf_counter() - t0
+    # 3. held-out evaluation
+    t0 = time.perf_counter()
+    evaluation = {}
+    for name in args.eval_presets:
+        config = dataclasses.replace(base, env=base.env.replace(
+            market=market(name, args.correlation)))
+        results = evaluate_allocators(config, executor, managers, n_envs=args.eval_envs,
+                                      seeds=args.eval_seeds, episodes=args.episodes)
+        evaluation[name] = paired_table(results, list(managers))
+    seconds["evaluate"] = time.perf_counter() - t0
+    seconds["total"] = time.perf_counter() - began
+    report = {
+        "command": "python -m rltrader.training.portfolio.experiment "
+                   + " ".join(shlex.quote(a) for a in args.argv),
+        "machine": machine(), "seconds": seconds,
+        "task": {"preset": args.preset, "symbols": args.symbols,
+                 "correlation": args.correlation, "horizon": args.horizon,
+                 "decision_steps": args.decision_steps, "levels": list(base.levels),
+                 "sharpe_eta": base.sharpe_eta, "sharpe_min_var": base.sharpe_min_var,
+                 "tracking_penalty": base.tracking_penalty},
+        "trader_settings": dataclasses.asdict(trader_settings(args.threads)),
+        "manager_settings": dataclasses.asdict(manager_settings(args.threads)),
+        "n_envs": args.n_envs, "trader_steps": args.trader_steps,
+        "manager_decisions": args.manager_decisions, "training_seeds": list(args.seeds),
+        "eval_seeds": list(args.eval_seeds), "eval_envs": args.eval_envs,
+        "episodes": args.episodes, "traders": traders, "evaluation": evaluation,
+        "manager_curves": curves,
+        "trader_curve": [{k: r[k] for k in ("agent_steps", "mean_reward")}
+                         for r in trader_curve],
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    (out / "report.md").write_text(markdown(report))
+    plot(report, out / "report.png")
+    return report
+
+
+def _ints(text: str) -> list[int]:
+    values: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        values += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    return values
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m rltrader.training.portfolio.experiment",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--preset", default="resilient", help="training market preset")
+    p.add_argument("--symbols", type=int, default=4)
+    p.add_argument("--correlation", type=float, default=0.5)
+    p.add_argument("--horizon", type=int, default=1_000)
+    p.add_argument("--decision-steps", type=int, default=50)
+    p.add_argument("--n-envs", type=int, default=128, help="training markets")
+    p.add_argument("--trader-steps", type=int, default=4_000_000,
+                   help="trader PPO agent-steps")
+    p.add_argument("--manager-decisions", type=int, default=200_000,
+                   help="manager PPO market-decisions per training seed")
+    p.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="training seeds")
+    p.add_argument("--validation-seeds", type=_ints, default=[500, 501],
+                   help="seeds that choose the trader")
+    p.add_argument("--eval-seeds", type=_ints, default=[1000, 1001],
+                   help="held-out evaluation seeds")
+    p.add_argument("--eval-presets", type=lambda s: s.split(","),
+                   default=["resilient", "thin"])
+    p.add_argument("--eval-envs", type=int, default=64)
+    p.add_argument("--episodes", type=int, default=3)
+    p.add_argument("--trader-eval-steps", type=int, default=1_000)
+    p.add_argument("--threads", type=int, default=1)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
+    args.argv = argv
+    if set(args.eval_seeds) & (set(args.seeds) | set(args.validation_seeds)):
+        print("experiment: --eval-seeds must be held out (not training or validation "
+              "seeds)", file=sys.stderr)
+        return 2
+    for name in [args.preset, *args.eval_presets]:
+        try:
+            preset(name)
+        except (KeyError, ValueError) as error:
+            print(f"experiment: unknown preset {name!r}: {error}", file=sys.stderr)
+            return 2
+    try:
+        task(args.preset, symbols=args.symbols, correlation=args.correlation,
+             horizon=args.horizon, decision_steps=args.decision_steps)
+    except ValueError as error:
+        print(f"experiment: {error}", file=sys.stderr)
+        return 2
+    report = run(args)
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

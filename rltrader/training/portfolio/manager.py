@@ -1,0 +1,369 @@
+"""The portfolio manager's env (:class:`PortfolioEnv`) and its allocation baselines.
+
+Description
+-----------
+One row per market: every ``decision_steps`` env steps the manager sets a target weight
+per stock (a fraction of that stock's position limit, from ``levels``); the market's
+per-stock traders (a :class:`~rltrader.training.portfolio.tracking.TargetTrackingEnv`,
+one agent per market and symbol) execute the targets for the next ``decision_steps``
+steps, acting through ``executor`` (a scripted executor or a frozen trained policy, one
+batched call per env step for every trader of every market).
+
+Action space
+------------
+``MultiDiscrete([len(levels)] * symbols)``: the level index of each stock's target.
+
+Observation space
+-----------------
+``Box((8 x symbols + 3,), float32)``; per symbol, over the last decision's window of
+``decision_steps`` steps: ``ret`` (the mid's change / ``price_scale`` / sqrt(window)),
+``trend`` (an EMA of ``ret`` over decisions, weight ``trend_alpha``), ``vol`` (root mean
+square of the one-step mid change / ``price_scale``), ``vol_slow`` (an EMA of ``vol`` over
+decisions, weight ``vol_alpha``; 0 before the first window), ``spread`` (mean, / ``price_scale``),
+``flow`` (the flow imbalance at the window's end), ``position`` (/ position limit) and
+``target`` (the current one); then ``sharpe_mean`` and ``sharpe_sd`` (the differential
+Sharpe ratio's running ``A`` and ``sqrt(max(B - A^2, 0))``, bp: the reward of a return
+depends on them, so they are part of the state) and ``time_left`` (share of the episode
+left). Column ``k x symbols + s`` is feature ``k`` of symbol ``s`` (``FEATURES`` order).
+
+Rewards
+-------
+The portfolio's return over the window, ``r = sum of the traders' value changes (the env's
+liquidation valuation, fees included) / capital`` in basis points (capital: the sum over
+stocks of position limit x the mid at the market's build), and the reward is the
+differential Sharpe ratio ``D`` of ``r`` (:class:`~rltrader.training.portfolio.sharpe.
+DifferentialSharpe`, its averages running across episodes). :attr:`returns` keeps ``r``.
+
+Episode end
+-----------
+The env's: every ``horizon`` steps (a multiple of ``decision_steps``) the positions are
+liquidated (the cost in that decision's return) and the market's row is ``terminated``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from rltrader.envs import EnvConfig
+from rltrader.training.portfolio.sharpe import DifferentialSharpe
+from rltrader.training.portfolio.tracking import (
+    ScriptedExecutor,
+    TargetTrackingEnv,
+    check_trader_config,
+)
+
+FEATURES = ("ret", "trend", "vol", "vol_slow", "spread", "flow", "position", "target")
+#: the default target levels: fractions of the position limit
+LEVELS = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
+
+Executor = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class PortfolioConfig:
+    """The portfolio manager's task.
+
+    Attributes
+    ----------
+    env : EnvConfig
+        The market (``symbols >= 2``, discrete actions, ``reward="pnl"`` without
+        inventory penalties; ``horizon`` a multiple of ``decision_steps``).
+    decision_steps : int
+        Env steps per decision (K).
+    levels : tuple of float
+        Target weights a decision may set per stock, fractions of the position limit.
+    sharpe_eta, sharpe_min_var : float
+        The differential Sharpe ratio's rate and variance floor (bp^2).
+    tracking_penalty : float
+        The traders' tracking penalty (their reward; ticks per lot of order size).
+    trend_alpha, vol_alpha : float
+        EMA weights of the ``trend`` and ``vol_slow`` features per decision.
+    """
+
+    env: EnvConfig = dataclasses.field(default_factory=lambda: EnvConfig(
+        symbols=4, horizon=1_000, warmup_steps=200, size_classes=(1.0,), base_qty=2))
+    decision_steps: int = 50
+    levels: tuple[float, ...] = LEVELS
+    sharpe_eta: float = 0.05
+    sharpe_min_var: float = 0.01
+    tracking_penalty: float = 0.5
+    trend_alpha: float = 0.3
+    vol_alpha: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_trader_config(self.env)
+        if self.env.symbols < 2:
+            raise ValueError(f"a portfolio needs EnvConfig.symbols >= 2, got "
+                             f"{self.env.symbols}")
+        k = self.decision_steps
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"decision_steps must be an int >= 1, got {k!r}")
+        if self.env.horizon % k:
+            raise ValueError(f"EnvConfig.horizon ({self.env.horizon}) must be a multiple of "
+                             f"decision_steps ({k}): decisions align with episodes")
+        lv = self.levels
+        if isinstance(lv, (str, bytes)) or not hasattr(lv, "__len__") or len(lv) < 2 or \
+                not all(isinstance(x, (int, float)) and -1 <= x <= 1 for x in lv):
+            raise ValueError(f"levels must be at least two weights in [-1, 1], got {lv!r}")
+        for name in ("sharpe_eta", "trend_alpha", "vol_alpha"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+        for name in ("sharpe_min_var", "tracking_penalty"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+
+
+class PortfolioEnv:
+    """The portfolio manager's batched env (module docstring); it has the batched env's
+    protocol, so :class:`~rltrader.training.fast_ppo.FastPPO` trains it with one row per
+    market (``n_agents = 1``).
+
+    Parameters
+    ----------
+    config : PortfolioConfig
+    executor : "aggressive", "patient" or callable
+        The traders: a :class:`ScriptedExecutor` kind, or ``executor(obs) -> actions`` on
+        the :class:`TargetTrackingEnv`'s observations (a trained trader's ``Policy``).
+    n_envs : int
+        Markets.
+    seed : int
+    """
+
+    def __init__(self, config: PortfolioConfig | None = None, *,
+                 executor: str | Executor = "aggressive", n_envs: int = 1,
+                 seed: int = 0) -> None:
+        self.config = c = PortfolioConfig() if config is None else config
+        if not isinstance(c, PortfolioConfig):
+            raise TypeError(f"config must be a PortfolioConfig, got {type(c).__name__}")
+        self.traders = TargetTrackingEnv(c.env, n_envs=n_envs, n_agents=1, seed=seed,
+                                         hold_steps=c.decision_steps,
+                                         tracking_penalty=c.tracking_penalty,
+                                         random_targets=False)
+        if isinstance(executor, str):
+            self.executor: Executor = ScriptedExecutor(self.traders, executor)
+        elif callable(executor):
+            self.executor = executor
+        else:
+            raise TypeError(f"executor must be a scripted kind or a callable, got "
+                            f"{type(executor).__name__}")
+        t = self.traders
+        self.n_envs = self.num_agents_total = t.n_envs
+        self.n_agents, self.n_symbols = 1, t.n_symbols
+        self.levels = np.asarray(c.levels, dtype=np.float64)
+        self.single_action_space = spaces.MultiDiscrete([len(self.levels)] * self.n_symbols)
+        self.obs_dim = len(FEATURES) * self.n_symbols + 3
+        big = np.finfo(np.float32).max
+        self.single_observation_space = spaces.Box(-big, big, (self.obs_dim,), np.float32)
+        n, s = self.n_envs, self.n_symbols
+        self.observations = np.zeros((n, self.obs_dim), dtype=np.float32)
+        self.final_observations = np.zeros((n, self.obs_dim), dtype=np.float32)
+        self.rewards = np.zeros(n, dtype=np.float32)
+        self.terminated = np.zeros(n, dtype=bool)
+        self.truncated = np.zeros(n, dtype=bool)
+        #: the last decision's portfolio return per market (bp of capital)
+        self.returns = np.zeros(n)
+        #: the last decision's lots traded and tracking error (mean |target - position| /
+        #: limit over the window's steps and the stocks), per market
+        self.traded = np.zeros(n)
+        self.tracking_error = np.zeros(n)
+        self.sharpe = DifferentialSharpe(n, c.sharpe_eta, c.sharpe_min_var)
+        self._trend = np.zeros((n, s))
+        self._vol = np.zeros((n, s))
+        self._step_in_episode = 0
+        self.steps_per_episode = c.env.horizon // c.decision_steps
+        col = t.columns
+        self._ret, self._spread, self._flow = col["return_1"], col["spread"], \
+            col["flow_imbalance"]
+        self._inventory = col["inventory"]
+        self.seed = seed
+        self._capital()
+
+    def _capital(self) -> None:
+        """Capital per market (ticks x lots): the stocks' position limits at their mids
+        now (at the build)."""
+        books = self.traders.env.kernel.books
+        mids = np.array([(books.best_bid(b) + books.best_ask(b)) / 2.0
+                         for b in range(self.traders.env.n_books)])
+        value = (self.traders.position_limit * mids).reshape(self.n_symbols, self.n_envs)
+        #: per market, ticks x lots
+        self.capital = value.sum(0)
+
+    # ---- actions ----------------------------------------------------------------------
+
+    def weights(self, actions: Any) -> np.ndarray:
+        """Level indices ``(n_envs, symbols)`` (checked) as target weights."""
+        a = np.asarray(actions)
+        if a.shape != (self.n_envs, self.n_symbols):
+            raise ValueError(f"actions must have shape {(self.n_envs, self.n_symbols)}, got "
+                             f"{a.shape}")
+        if a.dtype.kind not in "iu":
+            if a.dtype.kind != "f" or not np.isfinite(a).all() or np.any(a != np.floor(a)):
+                raise TypeError(f"actions must be level indices (integers), got {a.dtype}")
+        if a.min() < 0 or a.max() >= len(self.levels):
+            raise ValueError(f"actions must be level indices in [0, {len(self.levels)}), got "
+                             f"values in [{a.min()}, {a.max()}]")
+        return self.levels[a.astype(np.int64)]
+
+    # ---- the batched env's protocol ---------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """New episodes; ``seed`` rebuilds the markets (and clears the Sharpe averages)."""
+        self.traders.reset(seed)
+        if seed is not None:
+            self.seed = seed
+            self.sharpe.reset()
+            self._trend[:] = 0.0
+            self._vol[:] = 0.0
+            self._capital()
+        self._step_in_episode = 0
+        self.terminated[:] = False
+        self.rewards[:] = 0.0
+        zero = np.zeros((self.n_envs, self.n_symbols))
+        self._features(zero, None, zero, self.traders.observations)
+        return self.observations
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One decision: set the targets, let the traders work ``decision_steps`` env
+        steps; returns this env's buffers."""
+        t, n, s, k = self.traders, self.n_envs, self.n_symbols, self.config.decision_steps
+        # trader rows are symbol x n_envs + market
+        t.set_targets(self.weights(actions).T.reshape(-1))
+        value = np.zeros(n)
+        traded = np.zeros(n)
+        gap = np.zeros(n)
+        ret = np.zeros((s, n))
+        square = np.zeros((s, n))
+        spread = np.zeros((s, n))
+        ended = np.zeros(n, dtype=bool)
+        obs = t.observations
+        for _ in range(k):
+            obs, _, terminated, truncated = t.step(self.executor(obs))
+            value += t.pnl.reshape(s, n).sum(0)
+            traded += t.traded.reshape(s, n).sum(0)
+            gap += np.abs(obs[:, -2]).reshape(s, n).mean(0)
+            r = obs[:, self._ret].reshape(s, n).astype(np.float64)
+            ret += r
+            square += r * r
+            spread += obs[:, self._spread].reshape(s, n)
+            ended |= (terminated | truncated).reshape(s, n).any(0)
+        np.multiply(value, 1e4 / self.capital, out=self.returns)
+        self.traded[:] = traded
+        self.tracking_error[:] = gap / k
+        self.rewards[:] = self.sharpe.update(self.returns)
+        self._step_in_episode += 1
+        if ended.any():
+            self._step_in_episode = 0
+        self.terminated[:] = ended
+        self._features(ret.T / math.sqrt(k), np.sqrt(square.T / k), spread.T / k, obs)
+        self.final_observations[ended] = self.observations[ended]
+        return self.observations, self.rewards, self.terminated, self.truncated
+
+    def _features(self, ret: np.ndarray, vol: np.ndarray | None, spread: np.ndarray,
+                  trader_obs: np.ndarray) -> None:
+        """The observation after a window (``vol`` None: no window yet, after a reset)."""
+        n, s = self.n_envs, self.n_symbols
+        c = self.config
+        self._trend += c.trend_alpha * (ret - self._trend)
+        if vol is None:
+            vol = np.zeros((n, s))
+        else:
+            # the first window sets the slow volatility; later ones move it
+            alpha = np.where(self._vol > 0, c.vol_alpha, 1.0)
+            self._vol += alpha * (vol - self._vol)
+        flow = trader_obs[:, self._flow].reshape(s, n).T
+        position = trader_obs[:, self._inventory].reshape(s, n).T
+        target = self.traders.target.reshape(s, n).T
+        o = self.observations
+        for j, x in enumerate((ret, self._trend, vol, self._vol, spread, flow, position,
+                               target)):
+            o[:, j * s:(j + 1) * s] = x
+        a, b = self.sharpe.a, self.sharpe.b
+        o[:, -3] = a
+        o[:, -2] = np.sqrt(np.maximum(b - a * a, 0.0))
+        o[:, -1] = 1.0 - self._step_in_episode / self.steps_per_episode
+
+    def column(self, feature: str) -> slice:
+        """The observation columns of ``feature`` (one per symbol)."""
+        j = FEATURES.index(feature)
+        return slice(j * self.n_symbols, (j + 1) * self.n_symbols)
+
+
+# ---- allocation baselines -------------------------------------------------------------------
+
+class Allocator:
+    """A scripted manager: ``allocator(obs) -> level indices (n_envs, symbols)`` for a
+    :class:`PortfolioEnv`."""
+
+    name = "allocator"
+
+    def __init__(self, env: PortfolioEnv, gross: float = 0.5) -> None:
+        if not 0 < gross <= 1:
+            raise ValueError(f"gross must be in (0, 1], got {gross!r}")
+        self.env, self.gross = env, float(gross)
+
+    def nearest(self, weights: np.ndarray) -> np.ndarray:
+        lv = self.env.levels
+        return np.abs(weights[..., None] - lv).argmin(-1).astype(np.int64)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Flat(Allocator):
+    """No position: the cash baseline (return 0 up to the traders' residual moves)."""
+
+    name = "flat"
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.nearest(np.zeros((len(obs), self.env.n_symbols)))
+
+
+class EqualWeight(Allocator):
+    """Every stock at ``gross`` of its limit, rebalanced at every decision."""
+
+    name = "equal_weight"
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.nearest(np.full((len(obs), self.env.n_symbols), self.gross))
+
+
+class InverseVolatility(Allocator):
+    """Weights proportional to 1 / the slow volatility estimate (``vol_slow``), the gross
+    exposure that of :class:`EqualWeight` (``gross x symbols``), each at most 1 (on the
+    grid of levels); equal weights while no volatility is known."""
+
+    name = "inverse_vol"
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        vol = np.asarray(obs[:, self.env.column("vol_slow")], dtype=np.float64)
+        s = self.env.n_symbols
+        inverse = np.where(vol > 0, 1.0 / np.maximum(vol, 1e-12), 0.0)
+        total = inverse.sum(1, keepdims=True)
+        w = np.where(total > 0, self.gross * s * inverse / np.maximum(total, 1e-12),
+                     self.gross)
+        return self.nearest(np.minimum(w, 1.0))
+
+
+class BuyAndHold(Allocator):
+    """Equal weights bought at an episode's first decision, then held: the targets never
+    change (the traders stop trading once they reach them)."""
+
+    name = "buy_and_hold"
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        first = obs[:, -1] >= 1.0
+        keep = np.asarray(obs[:, self.env.column("target")], dtype=np.float64)
+        w = np.where(first[:, None], self.gross, keep)
+        return self.nearest(w)
+
+
+BASELINES = {cls.name: cls for cls in (Flat, EqualWeight, InverseVolatility, BuyAndHold)}
