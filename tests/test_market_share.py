@@ -209,3 +209,17 @@ def test_reuse_measures_the_checkpoints_already_there_without_training(tmp_path)
     assert again["training"] == {"0": {"reused": True}, "1": {"reused": True}}
     assert (tmp_path / "seed_0" / "checkpoint.pt").stat().st_mtime_ns == stamp
     assert json.dumps(again["runs"]) == json.dumps(first["runs"])      # NaN-safe
+
+
+def test_the_response_follows_the_price_after_the_classs_lots_in_their_direction():
+    trades = np.zeros((30, 2, 3), dtype=np.int64)
+    trades[4, 0, 2], trades[10, 1, 2] = 3, -1              # the large class: 4 lots
+    mids = np.zeros((31, 2))
+    mids[5:, 0] += 2.0                                      # +2 after the buy's step
+    mids[14:, 1] -= 4.0                                     # -4, 3 steps after the sell
+    curve = ms.response(synthetic(trades, mids), CLASSES, lags=6)
+    assert np.isnan(curve[0]).all()                         # the small class never traded
+    expected = [(3 * 2 + 0) / 4] * 3 + [(3 * 2 + 4) / 4] * 3
+    np.testing.assert_allclose(curve[1], expected)
+    with pytest.raises(ValueError, match="lags"):
+        ms.response(synthetic(trades, mids), CLASSES, lags=30)

@@ -13,6 +13,8 @@ and its reward. The measures read that :class:`Recording`:
   kernel is the effect of one lot holding the other trades fixed, also the class's own
   later children of the same parent; its cumulative sum is the impact ``k`` steps after
   the trade, whose fall from its peak is the decay.
+- :func:`response`: the mid's move ``l`` steps after a lot of the class, in its
+  direction, with everything that follows it (the rest of its parent included).
 - :func:`lead_lag`: the cross-correlation of two classes' signed volumes at lags
   ``-L .. L`` (positive lag: the first class trades first).
 - :func:`conditional_return`: the mid's move over the ``k`` steps after a class traded,
@@ -176,6 +178,29 @@ def propagator(recording: Recording, classes: Sequence[Sequence[int]], *,
     keep = np.isfinite(y)
     coefficients, *_ = np.linalg.lstsq(x[keep], y[keep], rcond=None)
     return coefficients[:-1].reshape(n_classes, lags)
+
+
+def response(recording: Recording, classes: Sequence[Sequence[int]], *,
+             lags: int = 50) -> np.ndarray:
+    """Each class's response per lot (Bouchaud's response function weighted by volume):
+    ``R[c, l] = sum flow[t, c] x (mid[t + 1 + l] - mid[t]) / sum |flow[t, c]|``, ticks per
+    lot, over every book and step with ``l`` steps after it. Unlike :func:`propagator` it
+    keeps what follows the trade with it (the rest of the parent, the others' reaction):
+    the price path a lot of the class is followed by, in its direction."""
+    if not isinstance(lags, int) or not 1 <= lags < recording.n_steps:
+        raise ValueError(f"lags must be an int in [1, {recording.n_steps}), got {lags!r}")
+    flow = recording.flows(classes)
+    n = recording.n_steps - lags + 1
+    out = np.full((flow.shape[2], lags), np.nan)
+    for c in range(flow.shape[2]):
+        f = flow[:n, :, c]
+        volume = np.abs(f).sum()
+        if volume == 0:
+            continue
+        for lag in range(lags):
+            move = recording.mids[1 + lag: 1 + lag + n] - recording.mids[:n]
+            out[c, lag] = float((f * move).sum() / volume)
+    return out
 
 
 def lead_lag(recording: Recording, first: Sequence[int], second: Sequence[int], *,

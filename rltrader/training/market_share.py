@@ -156,6 +156,7 @@ def measure_run(settings: MarketShareSettings, condition: str, eval_seed: int,
     return {
         "quality": measure.market_quality(recording),
         "impact": np.cumsum(kernel, axis=1).tolist(),
+        "response": measure.response(recording, classes, lags=s.lags).tolist(),
         "lead_lag": [measure.lead_lag(recording, slots, largest, max_lag=s.max_lag).tolist()
                      for slots in classes[:-1]],
         "conditional_return": [measure.conditional_return(recording, slots,
@@ -283,6 +284,8 @@ def summarise(settings: MarketShareSettings, runs: dict[str, dict[str, Any]]
             getters[f"{name}.{b}"] = lambda v, c=c, b=b: v["behaviour"][c][b]
         for lag in _impact_lags(s.lags):
             getters[f"{name}.impact_{lag}"] = lambda v, c=c, lag=lag: v["impact"][c][lag]
+            getters[f"{name}.response_{lag}"] = (
+                lambda v, c=c, lag=lag: v["response"][c][lag])
         getters[f"{name}.conditional_return"] = (
             lambda v, c=c: v["conditional_return"][c])
     for c, name in enumerate(s.class_names[:-1]):
@@ -351,10 +354,15 @@ def write_report(results: dict[str, Any], out_dir: Path | str) -> Path:
         "",
         "![quality](quality.png)",
         "",
-        "## Impact per 100 lots, `lag` steps after the trade (cumulative propagator)",
+        "## Impact per 100 lots, `lag` steps after the trade",
+        "",
+        "`response`: the mid's move after the class's lots, in their direction, with all "
+        "that follows them; `impact`: the cumulative propagator kernel (the other trades "
+        "held fixed).",
         "",
     ]
-    impact_keys = [f"{n}.impact_{lag}" for n in names for lag in _impact_lags(s["lags"])]
+    impact_keys = [f"{n}.{kind}_{lag}" for n in names for kind in ("response", "impact")
+                   for lag in _impact_lags(s["lags"])]
     lines += _table({k: {c: (None if v is None else {x: 100 * y if x != "n" else y
                                                       for x, y in v.items()})
                          for c, v in summary[k].items()} for k in impact_keys},
@@ -391,13 +399,17 @@ def _figures(results: dict[str, Any], out: Path) -> None:
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
     for c, name in enumerate(names):
         ax = axes[0, c]
-        for condition in shown:
-            ax.plot(100 * _mean_curves(runs[condition], "impact")[c], label=condition)
+        for k, condition in enumerate(shown):
+            colour = f"C{k}"
+            ax.plot(100 * _mean_curves(runs[condition], "response")[c], color=colour,
+                    label=f"{condition}, response")
+            ax.plot(100 * _mean_curves(runs[condition], "impact")[c], color=colour,
+                    ls="--", label=f"{condition}, propagator")
         ax.axhline(0, color="grey", lw=0.6)
         ax.set_title(name)
         ax.set_xlabel("steps after the trade")
     axes[0, 0].set_ylabel("mid move, ticks per 100 lots")
-    axes[0, 0].legend()
+    axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "impact.png", dpi=110)
     plt.close(fig)
