@@ -162,8 +162,12 @@ def test_the_experiment_runs_end_to_end_and_writes_its_report(tmp_path):
     assert saved["classes"] == ["size 1", "size 10"]
     assert set(saved["runs"]["trained"]) == {"0/100", "0/101", "1/100", "1/101"}
     spread = results["summary"]["quality.spread"]
-    assert set(spread) == {"background", "scripted", "untrained", "trained",
-                           "trained-untrained", "trained-scripted", "trained-background"}
+    assert set(spread) == {"background", "scripted", "untrained", "trained", "deviation",
+                           "trained-untrained", "trained-scripted", "trained-background",
+                           "deviation-trained"}
+    for key in saved["runs"]["deviation"]:          # the largest class on TWAP, no resting
+        assert saved["runs"]["deviation"][key]["behaviour"][1]["resting"] == 0
+        assert saved["runs"]["deviation"][key]["behaviour"][1]["left_to_deadline"] < 0.15
     trained = [v["quality"]["spread"] for v in saved["runs"]["trained"].values()]
     background = [v["quality"]["spread"] for v in saved["runs"]["background"].values()]
     per_eval_seed = [np.mean(trained[0::2]), np.mean(trained[1::2])]   # keys seed/eval

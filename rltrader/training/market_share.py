@@ -50,7 +50,7 @@ from rltrader.training.fast_ppo import FastPPO, FastPPOSettings, load_policy, tr
 from rltrader.training.ppo.policy import Policy
 from rltrader.training.strategies import TWAP
 
-CONDITIONS = ("background", "scripted", "untrained", "trained")
+CONDITIONS = ("background", "scripted", "untrained", "trained", "deviation")
 QUALITY = ("spread", "depth", "volatility", "variance_ratio", "pricing_error", "one_sided")
 BEHAVIOUR = ("wait", "market", "resting", "rate_index", "front_loaded", "left_to_deadline",
              "spread_timing", "shortfall", "shortfall_with", "shortfall_against")
@@ -130,6 +130,22 @@ def _policy_act(policy: Policy) -> Callable[[BatchedMarketEnv], np.ndarray]:
     return lambda e: policy(e.observations)
 
 
+def _deviate(env: BatchedMarketEnv, horizon: int, policy: Policy, slots: Sequence[int]
+             ) -> Callable[[BatchedMarketEnv], np.ndarray]:
+    """The trained population with the agents ``slots`` running TWAP instead: does one
+    class gain by leaving what it learned, the others as trained (a best-response check)?"""
+    strategy = TWAP()
+    strategy.begin(env)
+    columns = np.asarray(slots)
+
+    def act(e: BatchedMarketEnv) -> np.ndarray:
+        actions = policy(e.observations).reshape(e.n_books, e.n_agents)
+        actions[:, columns] = strategy.actions(e.episode_step, horizon, e, slots)
+        return actions.reshape(-1)
+
+    return act
+
+
 def measure_run(settings: MarketShareSettings, condition: str, eval_seed: int,
                 policy: Policy | None = None) -> dict[str, Any]:
     """Record ``eval_episodes`` episodes of ``eval_envs`` markets of ``eval_seed`` under
@@ -146,6 +162,8 @@ def measure_run(settings: MarketShareSettings, condition: str, eval_seed: int,
                            n_agents=len(s.size_classes), seed=eval_seed)
     if condition == "scripted":
         act = _twap(env, s.horizon)
+    elif condition == "deviation" and policy is not None:
+        act = _deviate(env, s.horizon, policy, s.classes[-1])
     elif policy is not None:
         act = _policy_act(policy)
     else:
@@ -189,7 +207,7 @@ def run(settings: MarketShareSettings, out_dir: Path | str, *, progress: bool = 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     n_seeds, n_eval = len(s.train_seeds), len(s.eval_seeds)
-    bar = _progress(n_seeds * (1 + 2 * n_eval) + 2 * n_eval, progress)
+    bar = _progress(n_seeds * (1 + 3 * n_eval) + 2 * n_eval, progress)
     training = {}
     for seed in s.train_seeds:
         bar.set_postfix_str(f"training seed {seed}")
@@ -219,7 +237,8 @@ def run(settings: MarketShareSettings, out_dir: Path | str, *, progress: bool = 
             untrained = Policy(fresh.model, sample_seed=seed * 1_000 + e)
             runs["untrained"][f"{seed}/{e}"] = measure_run(s, "untrained", e, untrained)
             runs["trained"][f"{seed}/{e}"] = measure_run(s, "trained", e, trained)
-            bar.update(2)
+            runs["deviation"][f"{seed}/{e}"] = measure_run(s, "deviation", e, trained)
+            bar.update(3)
     bar.close()
     results = {"settings": _plain(asdict(s)), "classes": s.class_names,
                "training": training, "runs": runs, "summary": summarise(s, runs),
@@ -304,6 +323,8 @@ def summarise(settings: MarketShareSettings, runs: dict[str, dict[str, Any]]
         for other in ("untrained", "scripted", "background"):
             if other in values:
                 row[f"trained-{other}"] = _summary(values["trained"] - values[other])
+        if "deviation" in values:
+            row["deviation-trained"] = _summary(values["deviation"] - values["trained"])
         summary[key] = row
     return summary
 
@@ -368,10 +389,12 @@ def write_report(results: dict[str, Any], out_dir: Path | str) -> Path:
                          for c, v in summary[k].items()} for k in impact_keys},
                     impact_keys, ["scripted", "untrained", "trained",
                                   "trained-scripted", "trained-untrained"])
-    lines += ["", "![impact](impact.png)", "", "## How each class works its parents", ""]
+    lines += ["", "![impact](impact.png)", "", "## How each class works its parents", "",
+              f"`deviation`: the trained population with the {names[-1]} agents on TWAP "
+              "instead (does the largest class gain by leaving what it learned?).", ""]
     lines += _table(summary, [f"{n}.{b}" for n in names for b in BEHAVIOUR],
-                    ["scripted", "untrained", "trained", "trained-scripted",
-                     "trained-untrained"])
+                    ["scripted", "untrained", "trained", "deviation", "trained-scripted",
+                     "trained-untrained", "deviation-trained"])
     lines += ["", "![behaviour](behaviour.png)", "",
               "## Lead-lag with the largest class's flow and conditional returns", ""]
     lines += _table(summary, [f"{n}.lead_lag_{lag:+d}" for n in names[:-1]
