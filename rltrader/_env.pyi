@@ -100,6 +100,7 @@ class EnvKernel:
         parent_lots: np.ndarray | None = ...,
         day_open_ns: int = ...,
         day_ns: int = ...,
+        mark_parent: bool = ...,
     ) -> None: ...
     def rebind(self, books: Books) -> None: ...
     @property

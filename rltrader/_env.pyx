@@ -135,6 +135,8 @@ cdef struct Params:
     int32_t n_sizes           # quote sizes (MARKET_MAKING, ORDER)
     int32_t n_order_offsets   # price offsets (ORDER)
     int32_t n_rates           # child rates (EXECUTION)
+    int32_t mark_parent       # EXECUTION: 1: the parent's unfilled lots are marked at what
+                              # completing them now would cost (the "marked" reward)
     int32_t action_dims       # columns of the action array (1, 3 or ORDER_FIELDS)
     int32_t return_lag        # steps of the long return
     int32_t scan_ticks        # ticks beyond the touch searched for levels (features, value)
@@ -399,7 +401,8 @@ cdef class EnvKernel:
                  double running_penalty,
                  double terminal_penalty, double sharpe_eta, double flow_alpha,
                  limit_offsets, quote_offsets, quote_sizes, order_offsets=(0,),
-                 rates=(1.0,), parent_lots=None, day_open_ns=0, day_ns=0):
+                 rates=(1.0,), parent_lots=None, day_open_ns=0, day_ns=0,
+                 bint mark_parent=False):
         cdef Params* p = &self.s.p
         cdef int64_t n, j
         # operator.index: a C int argument would silently truncate 2.5 to 2
@@ -412,6 +415,7 @@ cdef class EnvKernel:
         p.reward_kind = index(reward_kind)
         p.valuation = index(valuation)
         p.liquidate = liquidate
+        p.mark_parent = mark_parent
         p.return_lag = index(return_lag)
         p.scan_ticks = index(scan_ticks)
         p.horizon = index(horizon)

@@ -270,6 +270,21 @@ cdef inline double position_value(const State* s, int32_t e, int64_t a,
     return liquidation_value(s, e, a, position)
 
 
+cdef inline double parent_mark(const State* s, int32_t e, int64_t a,
+                               int64_t position) noexcept nogil:
+    """EXECUTION, ``mark_parent``: what completing the parent's unfilled lots now, into
+    the book, would add to the shortfall account (``cash + position x arrival``): the
+    walk of the book from the touch and the taker fee, against the arrival price (above
+    0 only where the price has moved the parent's way by more than that cost)."""
+    cdef int64_t unfilled = s.parent_lots[a] - s.parent_side[a] * (position
+                                                                    - s.base_position[a])
+    cdef int64_t q
+    if unfilled <= 0:
+        return 0.0
+    q = -s.parent_side[a] * unfilled        # the position whose liquidation completes it
+    return liquidation_value(s, e, a, q) - q * s.arrival[a]
+
+
 cdef void market_features(State* s, int32_t e) noexcept nogil:
     """The book's part of the observation: top levels, spread, returns, imbalance."""
     cdef const Core* c = s.core
@@ -362,7 +377,8 @@ cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept no
     """Observation rows of book ``e``'s agents into ``obs``; rewards when ``reward``."""
     cdef int32_t K = s.p.depth, i, j, mlen = 4 * K + MARKET_EXTRA
     cdef int64_t a, position, dv, dp
-    cdef double pnl, delta, x, r, da, db, var
+    cdef double pnl, delta, x, r, da, db, var, mark = 0.0
+    cdef bint marked = s.p.action_mode == EXECUTION and s.p.mark_parent
     cdef const Account* acc
     cdef float* row
     cdef const float* market = &s.market[<int64_t>e * mlen]
@@ -374,6 +390,9 @@ cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept no
         position = acc.position
         pnl = (<double>(acc.cash - s.base_cash[a]) + position_value(s, e, a, position)
                - s.base_value[a])
+        if marked:
+            mark = parent_mark(s, e, a, position)
+            pnl += mark
         row = &obs[a * s.p.obs_dim]
         for j in range(mlen):           # ~100 bytes: cheaper than a call to memcpy
             row[j] = market[j]
@@ -400,9 +419,9 @@ cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept no
                                                      / s.parent_lots[a])
             row[mlen + AGENT_FEATURES + 2] = <float>(s.parent_side[a] * (s.mid[e] - s.arrival[a])
                                                      / s.p.price_scale)
-        if not reward:
-            s.prev_pnl[a] = pnl
-            continue
+        if not reward:                  # an episode's start: the first reward carries the
+            s.prev_pnl[a] = pnl - mark  # whole parent's mark, so the rewards still sum
+            continue                    # to the shortfall
         delta = (pnl - s.prev_pnl[a]) / (s.parent_lots[a] if s.p.action_mode == EXECUTION
                                          else s.order_qty[a])
         s.prev_pnl[a] = pnl

@@ -335,7 +335,8 @@ class BatchedMarketEnv:
             order_offsets=c.order_offsets, rates=c.execution_rates,
             parent_lots=np.maximum(1, np.rint(self.size_class[rows] * c.base_qty
                                               * c.execution_size)).astype(np.int64),
-            day_open_ns=day[0], day_ns=day[1])
+            day_open_ns=day[0], day_ns=day[1],
+            mark_parent=c.execution_reward == "marked")
 
     def _warm_up(self, j: int) -> None:
         """Background-only steps of lane ``j``; the last ones also fill the mid history

@@ -22,6 +22,7 @@ ACTION_MODES = {"discrete": ActionMode.DISCRETE, "market_making": ActionMode.MAR
 ORDER_TIFS = 4
 REWARDS = {"pnl": RewardKind.PNL, "sharpe": RewardKind.DIFFERENTIAL_SHARPE}
 END_OF_EPISODE = ("liquidate", "carry")
+EXECUTION_REWARDS = ("shortfall", "marked")
 VALUATIONS = {"liquidation": Valuation.LIQUIDATION, "mid": Valuation.MID}
 
 
@@ -98,6 +99,13 @@ class EnvConfig:
     execution_size : float
         Execution mode: a fresh parent order's size, in order sizes (at most the position
         limit's).
+    execution_reward : str
+        Execution mode: ``"shortfall"``: each step's change of the implementation
+        shortfall against the arrival mid; ``"marked"``: also the parent's unfilled lots
+        marked at what completing them now would cost (a walk of the book and the taker
+        fee), so that a child taken now is paid the deeper levels it spares the rest. The
+        first step's reward carries the whole parent's mark and the last step's mark is 0
+        (with the parent complete): the rewards of an episode sum to the same shortfall.
     execution_rates : tuple of float
         Execution mode: the child rates (1 to 8): a child is ``ceil(rate x lots left /
         steps left)``; rate 1 is TWAP over what is left.
@@ -176,6 +184,7 @@ class EnvConfig:
     continuous_max_size: float = 4.0
     execution_size: float = 10.0
     execution_rates: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+    execution_reward: str = "shortfall"
     quote_offsets: tuple[int, ...] = (0, 1, 2, 4)
     quote_sizes: tuple[float, ...] = (1.0, 2.0, 4.0)
     max_orders: int = 4
@@ -217,7 +226,8 @@ class EnvConfig:
         for name in ("maker_fee_ppm", "taker_fee_ppm"):
             _check_int(name, getattr(self, name), -MAX_FEE_PPM, MAX_FEE_PPM)
         for name, values in (("action_mode", ACTION_MODES), ("reward", REWARDS),
-                             ("end_of_episode", END_OF_EPISODE), ("valuation", VALUATIONS)):
+                             ("end_of_episode", END_OF_EPISODE), ("valuation", VALUATIONS),
+                             ("execution_reward", EXECUTION_REWARDS)):
             value = getattr(self, name)
             if not isinstance(value, str) or value not in values:
                 _fail(name, f"one of {sorted(values)}", value)

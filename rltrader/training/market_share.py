@@ -69,6 +69,7 @@ class MarketShareSettings:
     market: str = "resilient"
     horizon: int = 300
     execution_size: float = 2.0
+    execution_reward: str = "shortfall"
     size_classes: tuple[float, ...] = (1, 1, 1, 1, 10, 10, 100)
     n_envs: int = 256
     agent_steps: int = 20_000_000
@@ -106,6 +107,7 @@ class MarketShareSettings:
     def env_config(self, action_mode: str = "execution") -> EnvConfig:
         return EnvConfig(market=self.market, horizon=self.horizon, action_mode=action_mode,
                          execution_size=self.execution_size,
+                         execution_reward=self.execution_reward,
                          size_classes=tuple(float(s) for s in self.size_classes))
 
     def trainer_settings(self) -> FastPPOSettings:
