@@ -6,7 +6,9 @@ Every agent works a parent order each episode (``action_mode="execution"``: the 
 drawn at random, ``execution_size`` order sizes, so a class-100 agent's parent is 100 times
 a class-1 agent's), and chooses each step to wait, or to send a market or a resting child
 at one of the env's rates. One policy per size class, trained by :class:`FastPPO` on the
-implementation shortfall of its own parents. A large agent's parent is about twice the
+implementation shortfall of its own parents, with the unfilled rest of the parent marked
+at what completing it now would cost (``execution_reward="marked"``; with the plain
+shortfall the large class learned to dump its parent at the deadline). A large agent's parent is about twice the
 background's volume over an episode, a small agent's one percent of it: the large ones
 move the price whatever they do, and how they work their parents decides by how much; the
 small ones gain by reading the large ones' flow.
@@ -69,7 +71,7 @@ class MarketShareSettings:
     market: str = "resilient"
     horizon: int = 300
     execution_size: float = 2.0
-    execution_reward: str = "shortfall"
+    execution_reward: str = "marked"
     size_classes: tuple[float, ...] = (1, 1, 1, 1, 10, 10, 100)
     n_envs: int = 256
     agent_steps: int = 20_000_000
