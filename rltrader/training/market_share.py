@@ -508,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="market-share", help="output folder (default "
                    "market-share)")
     p.add_argument("--market", default="resilient", help="preset (default resilient)")
+    p.add_argument("--execution-reward", choices=("marked", "shortfall"), default="marked",
+                   help="the executors' reward (default marked; shortfall: the run where "
+                   "the large class learned to dump at the deadline)")
     p.add_argument("--agent-steps", type=int, help="per training seed (default 20,000,000)")
     p.add_argument("--train-seeds", type=_seeds, help="e.g. 0-2 (default 0,1,2)")
     p.add_argument("--eval-seeds", type=_seeds, help="held-out seeds (default 100-104)")
@@ -523,6 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     changes: dict[str, Any] = dict(QUICK) if args.quick else {}
     changes["market"] = args.market
+    changes["execution_reward"] = args.execution_reward
     for name in ("agent_steps", "train_seeds", "eval_seeds"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
