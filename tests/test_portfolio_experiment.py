@@ -49,10 +49,21 @@ def test_a_tiny_run_trains_and_evaluates(tmp_path: Path,
     obs = env.traders.observations
     assert np.isin(trader(obs), np.arange(env.traders.single_action_space.n)).all()
     assert "## thin" in capsys.readouterr().out
+    # a given trader and manager checkpoints: evaluated, nothing trained
+    again = tmp_path / "again"
+    assert main(["--out", str(again), *TINY, "--trader", str(tmp_path / "trader.pt"),
+                 "--managers", str(tmp_path / "manager_seed1.pt")]) == 0
+    report = json.loads((again / "report.json").read_text())
+    assert report["traders"]["chosen"] == "trained" and not report["trader_curve"]
+    assert set(report["evaluation"]["thin"]["policies"]) == {
+        "flat", "equal_weight", "inverse_vol", "buy_and_hold", "manager:manager_seed1"}
+    assert not (again / "manager_seed0.pt").exists()
 
 
 def test_held_out_seeds_must_be_held_out(tmp_path: Path) -> None:
     assert main(["--out", str(tmp_path), "--seeds", "0,1", "--eval-seeds", "1"]) == 2
     assert main(["--out", str(tmp_path), "--eval-presets", "nope"]) == 2
     assert main(["--out", str(tmp_path), "--horizon", "110"]) == 2
+    assert main(["--out", str(tmp_path), "--managers", str(tmp_path / "none.pt")]) == 2
+    assert main(["--out", str(tmp_path), "--trader", str(tmp_path / "none.pt")]) == 2
     assert not (tmp_path / "report.json").exists()
