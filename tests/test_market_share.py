@@ -185,6 +185,14 @@ def test_bad_settings_and_arguments_are_refused(capsys):
         experiment.MarketShareSettings(size_classes=(1, 1))
     with pytest.raises(ValueError, match="train_seeds"):
         experiment.MarketShareSettings(train_seeds=(0,))
+    with pytest.raises(ValueError, match="agent_steps"):
+        experiment.MarketShareSettings(agent_steps=0)
+    with pytest.raises(ValueError, match="eval_envs"):
+        experiment.MarketShareSettings(eval_envs=2.5)
+    with pytest.raises(ValueError, match="execution_reward"):
+        experiment.MarketShareSettings(execution_reward="vwap")
+    with pytest.raises(ValueError, match="trainer"):
+        experiment.MarketShareSettings(trainer={"lr": 1})
     assert experiment.main(["--train-seeds", "3", "--out", "unused"]) == 2
     assert "train_seeds" in capsys.readouterr().out
     assert experiment._seeds("0-2,5") == (0, 1, 2, 5)

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from rltrader.analysis import market_share as measure
+from rltrader.core.checks import is_int
 from rltrader.envs import BatchedMarketEnv, EnvConfig
 from rltrader.training.evaluation import Summary, interval_text
 from rltrader.training.fast_ppo import FastPPO, FastPPOSettings, load_policy, train
@@ -86,6 +87,16 @@ class MarketShareSettings:
     trainer: FastPPOSettings = field(default_factory=_trainer_defaults)
 
     def __post_init__(self) -> None:
+        for name in ("horizon", "n_envs", "agent_steps", "eval_envs", "eval_episodes",
+                     "lags", "max_lag", "return_horizon"):
+            value = getattr(self, name)
+            if not is_int(value) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not all(is_int(seed) for seed in (*self.train_seeds, *self.eval_seeds)):
+            raise ValueError("train_seeds and eval_seeds must be ints")
+        if not isinstance(self.trainer, FastPPOSettings):
+            raise ValueError(f"trainer must be FastPPOSettings, got {self.trainer!r}")
+        self.env_config()                   # the market, sizes and reward, checked now
         classes = sorted(set(self.size_classes))
         if len(classes) < 2:
             raise ValueError("size_classes needs at least two distinct classes")
