@@ -218,7 +218,8 @@ def test_reuse_measures_the_checkpoints_already_there_without_training(tmp_path)
     assert first["training"]["0"]["agent_steps"] == TINY["agent_steps"]
     stamp = (tmp_path / "seed_0" / "checkpoint.pt").stat().st_mtime_ns
     again = experiment.run(settings, tmp_path, progress=False, reuse=True)
-    assert again["training"] == {"0": {"reused": True}, "1": {"reused": True}}
+    assert again["training"] == {str(k): {"reused": str(tmp_path / f"seed_{k}")}
+                                 for k in (0, 1)}
     assert (tmp_path / "seed_0" / "checkpoint.pt").stat().st_mtime_ns == stamp
     assert json.dumps(again["runs"]) == json.dumps(first["runs"])      # NaN-safe
 
@@ -235,3 +236,23 @@ def test_the_response_follows_the_price_after_the_classs_lots_in_their_direction
     np.testing.assert_allclose(curve[1], expected)
     with pytest.raises(ValueError, match="lags"):
         ms.response(synthetic(trades, mids), CLASSES, lags=30)
+
+
+def test_the_trained_population_is_measured_where_it_replaces_the_noise_traders(tmp_path):
+    settings = experiment.MarketShareSettings(**TINY)
+    first = experiment.run(settings, tmp_path / "run", progress=False)
+    replaced = experiment.MarketShareSettings(**{**TINY, "noise_traders": 0})
+    assert replaced.env_config().market.noise.count == 0
+    assert settings.env_config().market == "resilient"
+    again = experiment.run(replaced, tmp_path / "replaced", progress=False,
+                           checkpoints=tmp_path / "run")
+    assert again["training"]["1"] == {"reused": str(tmp_path / "run" / "seed_1")}
+    assert not (tmp_path / "replaced" / "seed_0").exists()           # nothing trained
+    before = [v["quality"] for v in first["runs"]["background"].values()]
+    after = [v["quality"] for v in again["runs"]["background"].values()]
+    assert before != after                       # another market: no noise traders
+    assert "with 0 noise traders" in (tmp_path / "replaced" / "report.md").read_text()
+    with pytest.raises(ValueError, match="no checkpoint"):
+        experiment.run(settings, tmp_path / "x", progress=False, checkpoints=tmp_path)
+    with pytest.raises(ValueError, match="noise_traders"):
+        experiment.MarketShareSettings(noise_traders=-1)

@@ -49,6 +49,8 @@ import numpy as np
 from rltrader.analysis import market_share as measure
 from rltrader.core.checks import is_int
 from rltrader.envs import BatchedMarketEnv, EnvConfig
+from rltrader.sim.config import MarketConfig
+from rltrader.sim.market import preset
 from rltrader.training.evaluation import Summary, interval_text
 from rltrader.training.fast_ppo import FastPPO, FastPPOSettings, load_policy, train
 from rltrader.training.ppo.policy import Policy
@@ -71,6 +73,7 @@ class MarketShareSettings:
     agents of equal class share a policy. ``agent_steps`` per training seed."""
 
     market: str = "resilient"
+    noise_traders: int | None = None
     horizon: int = 300
     execution_size: float = 2.0
     execution_reward: str = "marked"
@@ -92,6 +95,10 @@ class MarketShareSettings:
             value = getattr(self, name)
             if not is_int(value) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if self.noise_traders is not None and (not is_int(self.noise_traders)
+                                               or self.noise_traders < 0):
+            raise ValueError(f"noise_traders must be None or an int >= 0, got "
+                             f"{self.noise_traders!r}")
         if not all(is_int(seed) for seed in (*self.train_seeds, *self.eval_seeds)):
             raise ValueError("train_seeds and eval_seeds must be ints")
         if not isinstance(self.trainer, FastPPOSettings):
@@ -119,7 +126,11 @@ class MarketShareSettings:
         return [f"size {c:g}" for c in sorted(set(self.size_classes))]
 
     def env_config(self, action_mode: str = "execution") -> EnvConfig:
-        return EnvConfig(market=self.market, horizon=self.horizon, action_mode=action_mode,
+        market: str | MarketConfig = self.market
+        if self.noise_traders is not None:      # learners in the place of noise traders
+            config = preset(self.market)
+            market = replace(config, noise=replace(config.noise, count=self.noise_traders))
+        return EnvConfig(market=market, horizon=self.horizon, action_mode=action_mode,
                          execution_size=self.execution_size,
                          execution_reward=self.execution_reward,
                          size_classes=tuple(float(s) for s in self.size_classes))
@@ -212,23 +223,32 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 def run(settings: MarketShareSettings, out_dir: Path | str, *, progress: bool = True,
-        reuse: bool = False) -> dict[str, Any]:
+        reuse: bool = False, checkpoints: Path | str | None = None) -> dict[str, Any]:
     """Train every training seed's population, measure every condition on every held-out
     seed, summarise and write ``results.json``, ``report.md`` and the figures to
     ``out_dir``. Returns the results.
 
     ``reuse``: a seed whose ``seed_N/checkpoint.pt`` is already in ``out_dir`` is not
-    trained again (measure a finished run anew)."""
+    trained again (measure a finished run anew). ``checkpoints``: measure the trained
+    policies of another run's folder (its ``seed_N/checkpoint.pt``, every training seed),
+    training nothing: the same population in another market."""
     s, out = settings, Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    source = out if checkpoints is None else Path(checkpoints)
+    if checkpoints is not None:
+        missing = [str(source / f"seed_{seed}" / "checkpoint.pt") for seed in s.train_seeds
+                   if not (source / f"seed_{seed}" / "checkpoint.pt").is_file()]
+        if missing:
+            raise ValueError(f"no checkpoint {', '.join(missing)}")
     started = time.perf_counter()
     n_seeds, n_eval = len(s.train_seeds), len(s.eval_seeds)
     bar = _progress(n_seeds * (1 + 3 * n_eval) + 2 * n_eval, progress)
     training = {}
     for seed in s.train_seeds:
         bar.set_postfix_str(f"training seed {seed}")
-        if reuse and (out / f"seed_{seed}" / "checkpoint.pt").is_file():
-            training[str(seed)] = {"reused": True}
+        if checkpoints is not None or (reuse and (out / f"seed_{seed}"
+                                                   / "checkpoint.pt").is_file()):
+            training[str(seed)] = {"reused": str(source / f"seed_{seed}")}
             bar.update()
             continue
         result = train(s.env_config(), n_envs=s.n_envs, n_agents=len(s.size_classes),
@@ -244,7 +264,7 @@ def run(settings: MarketShareSettings, out_dir: Path | str, *, progress: bool = 
             runs[condition][str(e)] = measure_run(s, condition, e)
             bar.update()
     for seed in s.train_seeds:
-        trained = load_policy(out / f"seed_{seed}" / "checkpoint.pt")
+        trained = load_policy(source / f"seed_{seed}" / "checkpoint.pt")
         for e in s.eval_seeds:
             bar.set_postfix_str(f"seed {seed} on {e}")
             fresh = FastPPO(BatchedMarketEnv(s.env_config(), n_envs=1,
@@ -373,7 +393,9 @@ def write_report(results: dict[str, Any], out_dir: Path | str) -> Path:
     lines = [
         "# The market-share experiment",
         "",
-        f"Market `{s['market']}`, {len(s['size_classes'])} learning executors a market "
+        f"Market `{s['market']}`"
+        + ("" if s["noise_traders"] is None else f" with {s['noise_traders']} noise traders")
+        + f", {len(s['size_classes'])} learning executors a market "
         f"(size classes {', '.join(f'{c:g}' for c in s['size_classes'])}), parents of "
         f"{s['execution_size']:g} order sizes over {s['horizon']} steps; "
         f"{s['agent_steps']:,} agent-steps per training seed ({len(s['train_seeds'])} "
@@ -528,6 +550,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-seeds", type=_seeds, help="held-out seeds (default 100-104)")
     p.add_argument("--quick", action="store_true",
                    help="a small run for a smoke test (minutes; not a result)")
+    p.add_argument("--noise-traders", type=int, metavar="N",
+                   help="the preset's noise traders cut to N (the learners in their place)")
+    p.add_argument("--checkpoints", metavar="DIR",
+                   help="measure the trained policies of another run's folder (no training)")
     p.add_argument("--reuse", action="store_true",
                    help="use the checkpoints already in --out (measure again, no training)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -539,6 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     changes: dict[str, Any] = dict(QUICK) if args.quick else {}
     changes["market"] = args.market
     changes["execution_reward"] = args.execution_reward
+    changes["noise_traders"] = args.noise_traders
     for name in ("agent_steps", "train_seeds", "eval_seeds"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
@@ -547,7 +574,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"rltrader market-share: {error}")
         return 2
-    results = run(settings, args.out, progress=not args.no_progress, reuse=args.reuse)
+    try:
+        results = run(settings, args.out, progress=not args.no_progress, reuse=args.reuse,
+                      checkpoints=args.checkpoints)
+    except ValueError as error:
+        print(f"rltrader market-share: {error}")
+        return 2
     print(f"wrote {Path(args.out) / 'report.md'} in {results['seconds']:.0f} s")
     return 0
 
