@@ -58,7 +58,7 @@ def test_marked_rewards_are_the_shortfall_plus_the_change_of_the_reference_mark(
     lots = plain.kernel.agent_arrays["parent_lots"].copy()
     previous = np.zeros(2 * N_ENVS)         # the first reward carries the whole mark
     totals = np.zeros((2, 2 * N_ENVS))
-    for t in range(2 * CONFIG.horizon):
+    for _ in range(2 * CONFIG.horizon):
         actions = rng.choice([0, 0, 0, 1, 2, 3, 4], size=2 * N_ENVS)   # wait or market
         _, r_plain, done, _ = plain.step(actions)
         _, r_marked, done_marked, _ = marked.step(actions)
