@@ -322,6 +322,13 @@ def _cmd_market_share(args: argparse.Namespace) -> int:
     return market_share.main(rest)
 
 
+def _cmd_portfolio(args: argparse.Namespace) -> int:
+    from rltrader.training.portfolio import experiment
+
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest   # main's "--"
+    return experiment.main(rest)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from rltrader.exchange import server
 
@@ -659,6 +666,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=Command("market-share", _cmd_market_share, (OSError, ValueError)))
 
+    p = sub.add_parser("portfolio", add_help=False,
+                       help="train per-stock traders and a portfolio manager over them, "
+                       "evaluate against allocation baselines (--help)",
+                       description="The portfolio manager (docs/portfolio.md).")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=Command("portfolio", _cmd_portfolio, (OSError, ValueError)))
+
     p = sub.add_parser("serve", help="serve a market to real clients (Binance-compatible "
                        "REST; needs the exchange extra)",
                        description="Run a market continuously on a clock with its background "
@@ -780,7 +794,7 @@ def _publish_options(p: argparse.ArgumentParser, serve: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] in (["evaluate"], ["market-share"]):    # their own parsers (training/)
+    if argv[:1] in (["evaluate"], ["market-share"], ["portfolio"]):   # own parsers
         argv = [argv[0], "--", *argv[1:]]
     args = build_parser().parse_args(argv)
     try:

@@ -389,7 +389,7 @@ def _ints(text: str) -> list[int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rltrader.training.portfolio.experiment",
+    p = argparse.ArgumentParser(prog="rltrader portfolio",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--preset", default="resilient", help="training market preset")
