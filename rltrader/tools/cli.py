@@ -20,6 +20,7 @@ with status 141, as a shell reports a process that SIGPIPE ended.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -308,25 +309,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       progress=not args.no_progress, **overrides)
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from rltrader.training import evaluate
+#: commands with parsers of their own: name -> (module whose ``main(argv)`` runs it, help,
+#: description); ``main`` hands them every argument after the name
+DELEGATED = {
+    "evaluate": ("rltrader.training.evaluate",
+                 "checkpoints and baselines on held-out markets, paired, with CIs "
+                 "(rltrader evaluate --help)",
+                 "Evaluate trained checkpoints and baselines on the same held-out markets "
+                 "(docs/training.md)."),
+    "market-share": ("rltrader.training.market_share",
+                     "train executors of size classes 1-100 together; measure impact, "
+                     "behaviour, lead-lag, market quality (--help)",
+                     "The market-share experiment (docs/market_share.md)."),
+    "portfolio": ("rltrader.training.portfolio.experiment",
+                  "train per-stock traders and a portfolio manager over them, evaluate "
+                  "against allocation baselines (--help)",
+                  "The portfolio manager (docs/portfolio.md)."),
+}
 
-    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest   # main's "--"
-    return evaluate.main(rest)
 
-
-def _cmd_market_share(args: argparse.Namespace) -> int:
-    from rltrader.training import market_share
-
-    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest   # main's "--"
-    return market_share.main(rest)
-
-
-def _cmd_portfolio(args: argparse.Namespace) -> int:
-    from rltrader.training.portfolio import experiment
-
-    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest   # main's "--"
-    return experiment.main(rest)
+def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
+    """A command that runs ``module.main`` on the arguments after its name."""
+    def run(args: argparse.Namespace) -> int:
+        rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest   # main's "--"
+        return importlib.import_module(module).main(rest)
+    return run
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -651,27 +658,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=Command("train", _cmd_train, (OSError, ValueError),
                                 lambda args: [args.config] if args.config else []))
 
-    p = sub.add_parser("evaluate", add_help=False,
-                       help="checkpoints and baselines on held-out markets, paired, with "
-                       "CIs (rltrader evaluate --help)",
-                       description="Evaluate trained checkpoints and baselines on the same "
-                       "held-out markets (docs/training.md).")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=Command("evaluate", _cmd_evaluate, (OSError, ValueError)))
-
-    p = sub.add_parser("market-share", add_help=False,
-                       help="train executors of size classes 1-100 together; measure "
-                       "impact, behaviour, lead-lag, market quality (--help)",
-                       description="The market-share experiment (docs/market_share.md).")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=Command("market-share", _cmd_market_share, (OSError, ValueError)))
-
-    p = sub.add_parser("portfolio", add_help=False,
-                       help="train per-stock traders and a portfolio manager over them, "
-                       "evaluate against allocation baselines (--help)",
-                       description="The portfolio manager (docs/portfolio.md).")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=Command("portfolio", _cmd_portfolio, (OSError, ValueError)))
+    for name, (module, help_, description) in DELEGATED.items():
+        p = sub.add_parser(name, add_help=False, help=help_, description=description)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=Command(name, _delegate(module), (OSError, ValueError)))
 
     p = sub.add_parser("serve", help="serve a market to real clients (Binance-compatible "
                        "REST; needs the exchange extra)",
@@ -794,7 +784,7 @@ def _publish_options(p: argparse.ArgumentParser, serve: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] in (["evaluate"], ["market-share"], ["portfolio"]):   # own parsers
+    if argv[:1] and argv[0] in DELEGATED:        # their own parsers take the rest
         argv = [argv[0], "--", *argv[1:]]
     args = build_parser().parse_args(argv)
     try:
