@@ -104,7 +104,7 @@ def test_the_recording_adds_up_to_the_core_accounts_and_books():
                           steps=150, seed=9)
     accounts = env.accounts()
     np.testing.assert_array_equal(recording.trades.sum(axis=0), accounts["position"])
-    np.testing.assert_array_equal(recording.mids[-1], ms.book_mids(env))
+    np.testing.assert_array_equal(recording.mids[-1], ms.book_mids(env.market))
     books = env.market.books.book_array
     np.testing.assert_array_equal(recording.spread[-1], books["best_ask"] - books["best_bid"])
     assert recording.actions.shape == (150, 6, 3) and (recording.episode_step[60] == 0).all()

@@ -175,7 +175,7 @@ def _t_statistic(values: np.ndarray) -> float:
     return float(values.mean() / se) if se > 0 else float("nan")
 
 
-def _mids(market: Market) -> np.ndarray:
+def book_mids(market: Market) -> np.ndarray:
     """Each book's mid (ticks); the last trade, then the fundamental, when a side is empty."""
     state = market.books.book_array
     bid, ask = state["best_bid"], state["best_ask"]
@@ -198,7 +198,7 @@ class _Run:
         self.market = Market(config, seed=seed)
         self.market.step(settle)
         self.mids = np.empty((rows, config.n_books))
-        self.mids[0] = _mids(self.market)
+        self.mids[0] = book_mids(self.market)
         self.bid_empty, self.ask_empty = _empty_sides(self.market)
 
     def check(self) -> None:
@@ -209,7 +209,7 @@ class _Run:
     def step(self, row: int) -> None:
         self.market.step(1)
         self.check()
-        self.mids[row] = _mids(self.market)
+        self.mids[row] = book_mids(self.market)
 
 
 def _check_args(config: MarketConfig, lots_per_step: int, steps: int, after: int,

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rltrader.analysis.impact import book_mids
 from rltrader.core.constants import EMPTY_ASK, EMPTY_BID
 from rltrader.envs import BatchedMarketEnv
 
@@ -92,16 +93,6 @@ class Recording:
                         axis=-1).astype(np.float64)
 
 
-def book_mids(env: BatchedMarketEnv) -> np.ndarray:
-    """Each book's mid (ticks); the last trade, then the fundamental, with a side empty."""
-    state = env.market.books.book_array
-    bid, ask = state["best_bid"], state["best_ask"]
-    two_sided = (bid != EMPTY_BID) & (ask != EMPTY_ASK)
-    fallback = np.where(state["last_price"] > 0, state["last_price"],
-                        env.market.flow.fundamental)
-    return np.where(two_sided, 0.5 * (bid + ask), fallback)
-
-
 def record(env: BatchedMarketEnv, act: Callable[[BatchedMarketEnv], np.ndarray], *,
            steps: int, seed: int) -> Recording:
     """Reset ``env`` from ``seed`` and step it ``steps`` times with ``act(env)`` (the
@@ -123,7 +114,7 @@ def record(env: BatchedMarketEnv, act: Callable[[BatchedMarketEnv], np.ndarray],
     actions = np.empty((steps, n_books, n_agents), dtype=np.int64)
     rewards = np.empty((steps, n_books, n_agents), dtype=np.float32)
     episode_step = np.empty((steps, n_books), dtype=np.int64)
-    mids[0], fundamental[0] = book_mids(env), env.market.flow.fundamental
+    mids[0], fundamental[0] = book_mids(env.market), env.market.flow.fundamental
     position = env.accounts()["position"]
     for t in range(steps):
         episode_step[t] = env.episode_step
@@ -136,7 +127,7 @@ def record(env: BatchedMarketEnv, act: Callable[[BatchedMarketEnv], np.ndarray],
         now = env.accounts()["position"]
         trades[t] = now - position
         position = now
-        mids[t + 1], fundamental[t + 1] = book_mids(env), env.market.flow.fundamental
+        mids[t + 1], fundamental[t + 1] = book_mids(env.market), env.market.flow.fundamental
         state = env.market.books.book_array
         bid, ask = state["best_bid"], state["best_ask"]
         spread[t] = np.where((bid != EMPTY_BID) & (ask != EMPTY_ASK),

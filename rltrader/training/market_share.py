@@ -51,9 +51,11 @@ from rltrader.core.checks import is_int
 from rltrader.envs import BatchedMarketEnv, EnvConfig
 from rltrader.sim.config import MarketConfig
 from rltrader.sim.market import preset
+from rltrader.training.evaluate import parse_seeds
 from rltrader.training.evaluation import Summary, interval_text
 from rltrader.training.fast_ppo import FastPPO, FastPPOSettings, load_policy, train
 from rltrader.training.ppo.policy import Policy
+from rltrader.training.ppo.trainer import plain
 from rltrader.training.strategies import TWAP
 
 CONDITIONS = ("background", "scripted", "untrained", "trained", "deviation")
@@ -276,22 +278,12 @@ def run(settings: MarketShareSettings, out_dir: Path | str, *, progress: bool = 
             runs["deviation"][f"{seed}/{e}"] = measure_run(s, "deviation", e, trained)
             bar.update(3)
     bar.close()
-    results = {"settings": _plain(asdict(s)), "classes": s.class_names,
+    results = {"settings": plain(asdict(s)), "classes": s.class_names,
                "training": training, "runs": runs, "summary": summarise(s, runs),
                "seconds": time.perf_counter() - started}
     (out / "results.json").write_text(json.dumps(results, indent=1, allow_nan=True))
     write_report(results, out)
     return results
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, slice):
-        return str(value)
-    return value
 
 
 # ---- summaries -----------------------------------------------------------------------
@@ -526,11 +518,8 @@ def _figures(results: dict[str, Any], out: Path) -> None:
 
 
 def _seeds(text: str) -> tuple[int, ...]:
-    out: list[int] = []
-    for part in text.split(","):
-        low, _, high = part.partition("-")
-        out += range(int(low), int(high or low) + 1)
-    return tuple(out)
+    """``"0-2"`` or ``"0,1,5"`` (``rltrader evaluate``'s form)."""
+    return tuple(parse_seeds(text))
 
 
 def build_parser() -> argparse.ArgumentParser:
