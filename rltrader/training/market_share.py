@@ -163,13 +163,12 @@ def _deviate(env: BatchedMarketEnv, horizon: int, policy: Policy, slots: Sequenc
              ) -> Callable[[BatchedMarketEnv], np.ndarray]:
     """The trained population with the agents ``slots`` running TWAP instead: does one
     class gain by leaving what it learned, the others as trained (a best-response check)?"""
-    strategy = TWAP()
-    strategy.begin(env)
+    twap = _twap(env, horizon)
     columns = np.asarray(slots)
 
     def act(e: BatchedMarketEnv) -> np.ndarray:
         actions = policy(e.observations).reshape(e.n_books, e.n_agents)
-        actions[:, columns] = strategy.actions(e.episode_step, horizon, e, slots)
+        actions[:, columns] = twap(e).reshape(e.n_books, e.n_agents)[:, columns]
         return actions.reshape(-1)
 
     return act
