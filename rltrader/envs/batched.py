@@ -53,7 +53,9 @@ from the next episode's first step. Position limits always hold for the real acc
 Arguments
 ---------
 ``BatchedMarketEnv(config=None, *, n_envs=1, n_agents=1, seed=0, source=None)``; ``source``
-is a ``HybridReplay`` (``n_envs=1``) or one distinct replay per env.
+is a ``HybridReplay`` (``n_envs=1``) or one distinct replay per book (``n_envs *
+config.symbols``, book ``symbol * n_envs + market``: with several symbols, a market's
+replays run on one clock and start over together).
 
 Version history
 ---------------
@@ -170,8 +172,11 @@ class BatchedMarketEnv:
         arrival times.
     source : HybridReplay or sequence of them, optional
         Real order flow as the background instead of simulated populations: one distinct
-        replay per env (``n_envs`` copies of a record, or different records), each with
-        ``n_agents`` or more agent accounts.
+        replay per book, ``n_envs * config.symbols`` of them, replay ``symbol * n_envs +
+        market`` for that book (copies of a record, or different records), each with
+        ``n_agents`` or more agent accounts. A market's symbols step on one clock: its
+        replays start at the latest of their first timestamps and, when one runs out of
+        record, all of them are truncated and start over together.
 
     The arrays returned by :meth:`reset` and :meth:`step` are the environment's own
     buffers, overwritten by the next call: copy what you keep.
@@ -187,17 +192,20 @@ class BatchedMarketEnv:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         self.sources: list[Any] = ([] if source is None else list(source)
                                    if isinstance(source, (list, tuple)) else [source])
-        if self.sources and (len(self.sources) != n_envs
-                             or len({id(x) for x in self.sources}) != n_envs
-                             or any(x.n_agents < n_agents for x in self.sources)):
-            raise ValueError("replay sources: one distinct replay per env (n_envs="
-                             f"{n_envs}), each with n_agents >= {n_agents}")
-        self.n_envs, self.n_agents = int(n_envs), int(n_agents)
         #: symbols per market; the books are ``symbol * n_envs + market`` (``n_books``)
         self.n_symbols = self.config.symbols
-        if self.n_symbols > 1 and self.sources:
-            raise ValueError("EnvConfig.symbols > 1 needs a simulated market (a replay "
-                             "source is one symbol)")
+        books = n_envs * self.n_symbols
+        if self.sources and (len(self.sources) != books
+                             or len({id(x) for x in self.sources}) != books
+                             or any(x.n_agents < n_agents for x in self.sources)):
+            per = "env" if self.n_symbols == 1 else (
+                f"book: n_envs x symbols = {n_envs} x {self.n_symbols}, replay symbol x "
+                "n_envs + market")
+            raise ValueError(f"replay sources: one distinct replay per {per} (n_envs="
+                             f"{n_envs}), each with n_agents >= {n_agents}; got "
+                             f"{len(self.sources)} ({len({id(x) for x in self.sources})} "
+                             "distinct)")
+        self.n_envs, self.n_agents = int(n_envs), int(n_agents)
         self.n_books = self.n_envs * self.n_symbols
         self.num_agents_total = self.n_books * self.n_agents
         c = self.config
@@ -306,8 +314,25 @@ class BatchedMarketEnv:
                     zip(self.sources, arrival_seed.spawn(len(self.sources)), strict=True))]
         #: the kernel of the simulated market (of the first replay)
         self.kernel = self.kernels[0]
+        if self.sources:
+            for m in range(self.n_envs):
+                self._align(m)
         for j in range(len(self.kernels)):
             self._warm_up(j)
+
+    def _lanes(self, m: int) -> range:
+        """The replay lanes (books) of market ``m``: ``symbol * n_envs + m``."""
+        return range(m, self.n_books, self.n_envs)
+
+    def _align(self, m: int) -> None:
+        """Put market ``m``'s replays on one clock: each replays its record up to the
+        latest of their current timestamps (one symbol: nothing to do)."""
+        if self.n_symbols == 1:
+            return
+        start = max(self.sources[j].timestamp for j in self._lanes(m))
+        for j in self._lanes(m):
+            if self.sources[j].timestamp < start:
+                self.sources[j].step(until_ts=start)
 
     def _kernel(self, books: Any, rows: slice, n_envs: int, first_owner: int, dt_ns: int,
                 seed: np.random.SeedSequence, day: tuple[int, int] = (0, 0),
@@ -394,22 +419,32 @@ class BatchedMarketEnv:
         self.refused_in_halt += int(refused.sum() + replace.sum())
         return messages[~refused]
 
-    def _replay_step(self, j: int) -> None:
-        """The step's phases with replay ``j`` in place of the core call and the flow."""
-        k, replay, ts = self.kernels[j], self.sources[j], self._timestamp(j)
-        n = k.act(ts)
-        replay.step(until_ts=ts + self.config.replay_step_ns,
-                    agent_messages=self._to_replay(j, n))
-        k.advance()
-        self._submit(j, k.settle(self._timestamp(j)))
-        if replay.done:
-            k.observe(True)
-            replay.reset()
-            k.rebind(replay.books)
-            self._warm_up(j)
-        elif k.observe(False):
-            self._submit(j, k.cancel_orders(self._timestamp(j)))
-            k.begin()
+    def _replay_step(self, m: int) -> None:
+        """The step's phases of market ``m`` with its replays in place of the core call
+        and the flow; when one of them runs out of record, every one of the market's
+        lanes is truncated and starts over (its symbols stay on one clock)."""
+        lanes = self._lanes(m)
+        for j in lanes:
+            k, replay, ts = self.kernels[j], self.sources[j], self._timestamp(j)
+            n = k.act(ts)
+            replay.step(until_ts=ts + self.config.replay_step_ns,
+                        agent_messages=self._to_replay(j, n))
+            k.advance()
+            self._submit(j, k.settle(self._timestamp(j)))
+        if any(self.sources[j].done for j in lanes):
+            for j in lanes:
+                self.kernels[j].observe(True)
+                self.sources[j].reset()
+                self.kernels[j].rebind(self.sources[j].books)
+            self._align(m)
+            for j in lanes:
+                self._warm_up(j)
+            return
+        for j in lanes:
+            k = self.kernels[j]
+            if k.observe(False):
+                self._submit(j, k.cancel_orders(self._timestamp(j)))
+                k.begin()
 
     # ---- public API -------------------------------------------------------------------
 
@@ -461,8 +496,8 @@ class BatchedMarketEnv:
         if self.market is not None:
             self.kernel.step(self._timestamp(), self.market.flow)
         else:
-            for j in range(self.n_envs):
-                self._replay_step(j)
+            for m in range(self.n_envs):
+                self._replay_step(m)
         return self.observations, self.rewards, self.terminated, self.truncated
 
     @property
