@@ -1,8 +1,10 @@
 """Population-based training (rltrader.training.pbt): stacked members are independent
 networks (each one's loss moves only its own weights, with its own learning rate), a
 population learns a task, exploit copies a top member's weights, Adam state and
-hyperparameters into a bottom one and explore perturbs them, a member saved and loaded
-acts identically, misuse raises."""
+hyperparameters into a bottom one and explore perturbs them, the t-test selection copies
+only a member whose mean is significantly higher (Welch's test checked at a hand-worked
+boundary), random search keeps PBT's draws, a member saved and loaded acts identically,
+the comparison names members on validation markets, misuse raises."""
 
 from __future__ import annotations
 
@@ -14,7 +16,13 @@ torch = pytest.importorskip("torch")
 from _tasks import MatchTask, mean_return  # noqa: E402
 
 from rltrader.envs import BatchedMarketEnv, EnvConfig  # noqa: E402
-from rltrader.training.pbt import PBTSettings, Population, StackedMLP, load_member  # noqa: E402
+from rltrader.training.pbt import (  # noqa: E402
+    PBTSettings,
+    Population,
+    StackedMLP,
+    load_member,
+    welch_greater,
+)
 
 
 def test_stacked_members_are_independent_mlps() -> None:
@@ -72,6 +80,61 @@ def test_exploit_copies_a_top_member_and_explore_perturbs_it() -> None:
     assert pop.window == [[] for _ in range(8)]
 
 
+def test_welch_test_at_a_hand_worked_boundary() -> None:
+    # 1..10 + 5 against 1..10: t = 5 / sqrt(2 * 9.1667 / 10) = 3.693 with Welch-Satterthwaite
+    # 18 degrees of freedom; t(18) quantiles: 0.999 -> 3.610, 0.9995 -> 3.922 (tables).
+    # With 9 degrees of freedom (n - 1) the 0.999 quantile is 4.297 and the test would fail.
+    b = np.arange(1.0, 11.0)
+    assert welch_greater(b + 5, b, 0.001)
+    assert not welch_greater(b + 5, b, 0.0005)
+    assert not welch_greater(b, b + 5, 0.25)             # one-sided: a must be higher
+    assert not welch_greater(b, b, 0.25)
+    assert welch_greater([2.0, 2.0], [1.0, 1.0], 0.05)   # no spread: any gap is certain
+    with pytest.raises(ValueError, match="2 values"):
+        welch_greater([1.0], b, 0.05)
+
+
+def test_ttest_selection_copies_only_a_significantly_better_member() -> None:
+    pop = Population(MatchTask(16, 1), PBTSettings(
+        n_policies=8, n_steps=2, selection="ttest", fitness="mean", min_episodes=8), seed=2)
+    pop.learn(16 * 2)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.0, 1.0, 20).tolist()
+    pop.window = [list(noise) for _ in range(8)]          # equal histories: no copy
+    pop.window[5] = (np.array(noise) + 10.0).tolist()     # member 5: far better
+    pop.window[6] = [100.0] * 3                           # too few episodes to compare
+    lr = pop.hyper["learning_rate"].clone()
+    before = [p.detach().clone() for p in pop.params]
+    for _ in range(6):                                    # pairs are random: several rounds
+        pop.window[5] = (np.array(noise) + 10.0).tolist()
+        pop.exploit_explore()
+    copies = [(t, s) for r in pop.rounds for t, s in zip(r["replaced"], r["sources"],
+                                                          strict=True)]
+    assert copies and all(s == 5 for _, s in copies)
+    targets = {t for t, _ in copies}
+    assert 5 not in targets and 6 not in targets
+    for t in targets:
+        assert pop.window[t] == []                           # cleared when it copied
+        for p, b in zip(pop.params, before, strict=True):
+            assert torch.equal(p[t], b[5])
+        ratio = float(pop.hyper["learning_rate"][t] / lr[5])
+        assert ratio == pytest.approx(0.8) or ratio == pytest.approx(1.25)
+    assert pop.window[6] == [100.0] * 3
+    assert torch.equal(pop.hyper["learning_rate"][[5, 6]], lr[[5, 6]])
+
+
+def test_random_search_keeps_pbts_draws() -> None:
+    settings = PBTSettings(n_policies=4, n_steps=4, ready_every=1)
+    pbt = Population(MatchTask(8, 1), settings, seed=3)
+    fixed = Population(MatchTask(8, 1), PBTSettings(n_policies=4, n_steps=4, ready_every=1,
+                                                    explore=False, fixed_draws=True), seed=3)
+    assert torch.equal(fixed.hyper["learning_rate"], pbt.hyper["learning_rate"])
+    assert len(set(fixed.hyper["learning_rate"].tolist())) == 4
+    drawn = {k: v.clone() for k, v in fixed.hyper.items()}
+    fixed.learn(8 * 4 * 5)
+    assert not fixed.rounds and all(torch.equal(fixed.hyper[k], drawn[k]) for k in drawn)
+
+
 def test_fixed_hyperparameters_never_change() -> None:
     pop = Population(MatchTask(8, 1), PBTSettings(n_policies=4, n_steps=4, explore=False,
                                                   ready_every=1))
@@ -98,15 +161,21 @@ def test_a_saved_member_acts_like_the_live_one_on_the_market_env(tmp_path) -> No
     np.testing.assert_array_equal(strategy.policy(obs), load_member(path)(obs))
 
 
-def test_misuse_raises() -> None:
+def test_misuse_raises(tmp_path) -> None:
     for bad in ({"n_policies": 0}, {"learning_rate": (1e-3, 1e-4)}, {"truncation": 0.6},
-                {"fitness": "pnl"}, {"hidden": ()}):
+                {"fitness": "pnl"}, {"hidden": ()}, {"selection": "tournament"},
+                {"selection": "ttest"},                       # the t-test needs "mean"
+                {"selection": "ttest", "fitness": "mean", "alpha": 0.0},
+                {"selection": "ttest", "fitness": "mean", "min_episodes": 80},
+                {"min_episodes": 0}):
         with pytest.raises(ValueError):
             PBTSettings(**bad)
     with pytest.raises(ValueError, match="split evenly"):
         Population(MatchTask(6, 1), PBTSettings(n_policies=4))
     with pytest.raises(ValueError, match="categorical"):
         Population(MatchTask(4, 1, action="box"), PBTSettings(n_policies=4))
+    with pytest.raises(ValueError, match="member"):
+        Population(MatchTask(4, 1), PBTSettings(n_policies=4)).save(tmp_path / "p.pt", best=4)
 
 
 def test_the_comparison_pairs_both_populations_on_held_out_markets(tmp_path) -> None:
@@ -126,3 +195,31 @@ def test_the_comparison_pairs_both_populations_on_held_out_markets(tmp_path) -> 
         compare(task="execution", market="resilient", out=tmp_path, repetitions=[100],
                 agent_steps=8, n_envs=4, n_agents=1, settings=settings, eval_seeds=[100],
                 horizon=12, progress=False)
+
+
+def test_the_comparison_names_members_on_validation_markets(tmp_path) -> None:
+    from rltrader.training.pbt_compare import compare
+
+    settings = PBTSettings(n_policies=2, n_steps=8, ready_every=1, selection="ttest",
+                           fitness="mean", min_episodes=2)
+    result = compare(task="execution", market="resilient", out=tmp_path, repetitions=[0],
+                     agent_steps=4 * 8 * 6, n_envs=4, n_agents=1, settings=settings,
+                     eval_seeds=[100], horizon=12, arms=("pbt", "fixed", "random"),
+                     validation_seeds=[50], top_k=2, progress=False)
+    assert result["pbt_minus_fixed"]["n"] == 16 and result["pbt_minus_random"]["n"] == 16
+    for arm in ("pbt", "fixed", "random"):
+        run = result["runs"][f"{arm}/0"]
+        scores = {int(k): v for k, v in run["validation"].items()}
+        assert len(scores) == 2 and run["member"] == max(scores, key=scores.get)
+        state = torch.load(tmp_path / "seed_0" / f"{arm}.pt", weights_only=True)
+        assert state["best"] == run["member"]       # rltrader evaluate plays that member
+    random = result["runs"]["random/0"]
+    assert random["rounds"] == 0 and random["learning_rate"][0] != random["learning_rate"][1]
+    for bad in ({"arms": ("fixed", "random")}, {"arms": ("pbt", "grid")},
+                {"validation_seeds": [100]}, {"validation_seeds": [0]}, {"top_k": 0}):
+        kwargs = {"task": "execution", "market": "resilient", "out": tmp_path,
+                  "repetitions": [0], "agent_steps": 8, "n_envs": 4, "n_agents": 1,
+                  "settings": settings, "eval_seeds": [100], "horizon": 12,
+                  "progress": False, **bad}
+        with pytest.raises(ValueError):
+            compare(**kwargs)

@@ -9,12 +9,23 @@ one forward pass. Each member has its own Adam state, gradient-norm clip and
 hyperparameters (learning rate and entropy bonus, ``(P,)`` tensors), so one optimiser step
 updates every member with its own settings.
 
-Every ``ready_every`` updates the members are ranked by their fitness over the episodes
-they finished since the last round: the Sharpe-type ratio ``mean / std`` of their episode
-returns (or the mean). The bottom ``truncation`` share copies a random member of the top
-share (weights, Adam state, hyperparameters: *exploit*) and multiplies each of its
-hyperparameters by 0.8 or 1.25 (*explore*). With ``explore=False`` no round happens: the
-same population trained with fixed hyperparameters, at the same compute.
+Every ``ready_every`` updates a round of *exploit* and *explore* runs, with one of the two
+selections of the paper:
+
+- ``"truncation"``: the members are ranked by their fitness over the episodes they
+  finished since the last round (the Sharpe-type ratio ``mean / std`` of their episode
+  returns, or the mean). The bottom ``truncation`` share copies a random member of the
+  top share (weights, Adam state, hyperparameters).
+- ``"ttest"``: each member with ``min_episodes`` or more recent episode returns (its last
+  ``history``, kept across rounds) is compared with another such member drawn at random,
+  and copies it only when the other's mean return is higher by a one-sided Welch t-test
+  at level ``alpha``. A member whose fitness is only luckier than another's is left
+  alone; a copy clears the copier's history.
+
+A member that copied multiplies each hyperparameter by 0.8 or 1.25 (*explore*). With
+``explore=False`` no round happens: the same population trained with fixed
+hyperparameters, at the same compute, every member at the ranges' geometric means or
+(``fixed_draws``) at PBT's own initial draws, which is random search.
 
 Categorical actions (``Discrete``, ``MultiDiscrete``) and feed-forward policies; the
 observation normaliser (running statistics) and the reward scaler are shared.
@@ -22,9 +33,10 @@ observation normaliser (running statistics) and the reward scaler are shared.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rltrader.training.evaluation import student_t_quantile
 from rltrader.training.ppo.normalize import RewardScaler, RunningMeanStd
 from rltrader.training.ppo.policy import ActionSpec, head_mask
 from rltrader.training.ppo.rollout import gae
@@ -57,16 +70,26 @@ class PBTSettings:
         PPO's, the same for every member.
     learning_rate, ent_coef : tuple of (float, float)
         The ranges the members' initial values are drawn from (log-uniform); with
-        ``explore=False`` each member starts at the range's geometric mean.
+        ``explore=False`` each member starts at the range's geometric mean, unless
+        ``fixed_draws``.
     explore : bool
         Exploit and explore every ``ready_every`` updates (False: fixed hyperparameters).
+    fixed_draws : bool
+        With ``explore=False``: keep the log-uniform draws fixed (random search) instead
+        of the geometric means.
     ready_every : int
         Updates between rounds.
+    selection : str
+        ``"truncation"`` or ``"ttest"`` (module docstring).
     truncation : float
-        Share of the population replaced each round (bottom) and copied from (top).
+        Truncation selection: the share of the population replaced each round (bottom)
+        and copied from (top).
+    alpha, min_episodes, history : float, int, int
+        T-test selection: the test's level, the episodes a member needs before it is
+        compared, and the most recent episode returns it keeps.
     fitness : str
         ``"sharpe"`` (mean / std of the member's episode returns in the window) or
-        ``"mean"``.
+        ``"mean"`` (the only one for the t-test, which compares means).
     threads : int or None
         ``torch.set_num_threads``.
     """
@@ -84,13 +107,19 @@ class PBTSettings:
     learning_rate: tuple[float, float] = (1e-4, 3e-3)
     ent_coef: tuple[float, float] = (1e-4, 1e-2)
     explore: bool = True
+    fixed_draws: bool = False
     ready_every: int = 10
+    selection: str = "truncation"
     truncation: float = 0.25
+    alpha: float = 0.05
+    min_episodes: int = 8
+    history: int = 64
     fitness: str = "sharpe"
     threads: int | None = 1
 
     def __post_init__(self) -> None:
-        for name in ("n_policies", "n_steps", "n_epochs", "minibatches", "ready_every"):
+        for name in ("n_policies", "n_steps", "n_epochs", "minibatches", "ready_every",
+                     "min_episodes", "history"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"PBTSettings.{name} must be an int >= 1, got {value!r}")
@@ -105,6 +134,18 @@ class PBTSettings:
         if self.fitness not in ("sharpe", "mean"):
             raise ValueError(f"PBTSettings.fitness must be 'sharpe' or 'mean', "
                              f"got {self.fitness!r}")
+        if self.selection not in ("truncation", "ttest"):
+            raise ValueError(f"PBTSettings.selection must be 'truncation' or 'ttest', "
+                             f"got {self.selection!r}")
+        if self.selection == "ttest":
+            if self.fitness != "mean":
+                raise ValueError("PBTSettings: the t-test compares mean returns: "
+                                 "fitness='mean'")
+            if not 0 < self.alpha < 0.5:
+                raise ValueError(f"PBTSettings.alpha must be in (0, 0.5), got {self.alpha!r}")
+            if not 2 <= self.min_episodes <= self.history:
+                raise ValueError(f"PBTSettings: need 2 <= min_episodes <= history, got "
+                                 f"{self.min_episodes} and {self.history}")
         if not self.hidden or not all(isinstance(h, int) and h >= 1 for h in self.hidden):
             raise ValueError(f"PBTSettings.hidden must be ints >= 1, got {self.hidden!r}")
 
@@ -183,7 +224,7 @@ class Population:
 
     def _draw(self, bounds: tuple[float, float]) -> torch.Tensor:
         low, high = (math.log(x) for x in bounds)
-        if not self.settings.explore:
+        if not self.settings.explore and not self.settings.fixed_draws:
             return torch.full((self.settings.n_policies,), math.exp(0.5 * (low + high)))
         u = torch.rand(self.settings.n_policies, generator=self.generator)
         return torch.exp(low + (high - low) * u)
@@ -230,11 +271,13 @@ class Population:
                    "wall_s": time.perf_counter() - began, **losses}
             if self.updates % s.ready_every == 0:
                 fit = self.fitness()
-                if not torch.isnan(fit).any():      # the population's fitness, either mode
+                # the population's fitness, either mode (t-test: the members with episodes)
+                seen = fit[~torch.isnan(fit)] if s.selection == "ttest" else fit
+                if seen.numel() and not torch.isnan(seen).any():
                     self.curve.append({"update": self.updates,
                                        "agent_steps": self.agent_steps,
-                                       "best": float(fit.max()),
-                                       "median": float(fit.median())})
+                                       "best": float(seen.max()),
+                                       "median": float(seen.median())})
                 if s.explore:
                     row["round"] = self.exploit_explore()
                 elif not torch.isnan(fit).any():
@@ -302,6 +345,9 @@ class Population:
             for row in ended.tolist():
                 self.window[int(member[row])].append(float(ret[row]))
             ret *= 1.0 - dones[t].to(torch.float64)
+        if self.settings.selection == "ttest":       # a rolling history per member
+            for returns in self.window:
+                del returns[:-self.settings.history]
 
     def update(self, data: dict[str, torch.Tensor]) -> dict[str, float]:
         """``n_epochs`` passes of clipped-PPO minibatches; every member's own loss, Adam
@@ -375,9 +421,11 @@ class Population:
 
     @torch.no_grad()
     def exploit_explore(self) -> dict[str, Any]:
-        """One round: the bottom share copies the top share, then perturbs."""
+        """One round of the settings' selection: some members copy others, then perturb."""
         s, P = self.settings, self.settings.n_policies
         fit = self.fitness()
+        if s.selection == "ttest":
+            return self._ttest_round(fit)
         if torch.isnan(fit).any():            # a member without a finished episode: wait
             return {"skipped": True}
         self.last_fitness = fit
@@ -385,29 +433,69 @@ class Population:
         k = max(1, int(round(s.truncation * P)))
         top, bottom = ranked[:k], ranked[-k:]
         sources = top[torch.randint(0, k, (k,), generator=self.generator)]
+        self._copy(bottom, sources, fit)
+        self.window = [[] for _ in range(P)]
+        return {"best": float(fit.max()), "median": float(fit.median())}
+
+    def _ttest_round(self, fit: torch.Tensor) -> dict[str, Any]:
+        """Each ready member against a random other ready one: copy it when its mean
+        return is higher by a one-sided Welch t-test (Jaderberg et al. 2017, "T-test
+        selection"). Copies read the weights as they were before the round."""
+        s = self.settings
+        ready = [p for p, returns in enumerate(self.window) if len(returns) >= s.min_episodes]
+        if len(ready) < 2:
+            return {"skipped": True}
+        self.last_fitness = fit
+        targets, sources = [], []
+        for i in torch.randperm(len(ready), generator=self.generator).tolist():
+            j = int(torch.randint(0, len(ready) - 1, (1,), generator=self.generator))
+            p, q = ready[i], ready[j + (j >= i)]            # q: uniform over the others
+            if welch_greater(self.window[q], self.window[p], s.alpha):
+                targets.append(p)
+                sources.append(q)
+        if targets:
+            self._copy(torch.tensor(targets), torch.tensor(sources), fit)
+            for p in targets:
+                self.window[p] = []
+        finite = fit[ready]
+        return {"best": float(finite.max()), "median": float(finite.median()),
+                "copied": len(targets)}
+
+    def _copy(self, targets: torch.Tensor, sources: torch.Tensor,
+              fit: torch.Tensor) -> None:
+        """Exploit (``targets`` take the weights, Adam state and hyperparameters of
+        ``sources``, as they were before) and explore (x0.8 or x1.25 each), recorded."""
         for p, (m, v) in zip(self.params, self.adam, strict=True):
             for tensor in (p, m, v):
-                tensor[bottom] = tensor[sources]
-        self.adam_steps[bottom] = self.adam_steps[sources]
+                tensor[targets] = tensor[sources]
+        self.adam_steps[targets] = self.adam_steps[sources]
+        k = len(targets)
         for name in ("learning_rate", "ent_coef"):      # explore: unbounded, as in the paper
             values = self.hyper[name]
             factor = torch.where(torch.rand(k, generator=self.generator) < 0.5, 0.8, 1.25)
-            values[bottom] = values[sources] * factor
-        record = {"update": self.updates, "fitness": fit.tolist(),
-                  "replaced": bottom.tolist(), "sources": sources.tolist(),
-                  **{name: v.tolist() for name, v in self.hyper.items()}}
-        self.rounds.append(record)
-        self.window = [[] for _ in range(P)]
-        return {"best": float(fit.max()), "median": float(fit.median())}
+            values[targets] = values[sources] * factor
+        self.rounds.append({"update": self.updates, "fitness": fit.tolist(),
+                            "replaced": targets.tolist(), "sources": sources.tolist(),
+                            **{name: v.tolist() for name, v in self.hyper.items()}})
 
     # ---- checkpoints and evaluation ---------------------------------------------------
 
     def best(self) -> int:
-        """The member with the highest fitness (the last round's, else the window's)."""
+        """The member with the highest fitness (the last round's, else the window's; with
+        the t-test, among members with ``min_episodes`` in their history if any)."""
+        return int(self.ranking()[0])
+
+    def ranking(self) -> list[int]:
+        """The members from the fittest down (:meth:`best`'s order)."""
         fit = self.fitness()
+        if self.settings.selection == "ttest":
+            short = torch.tensor([len(w) < self.settings.min_episodes for w in self.window])
+            if not short.all():
+                fit = torch.where(short, math.nan, fit)
         if torch.isnan(fit).all():
             fit = self.last_fitness
-        return int(torch.nan_to_num(fit, nan=-math.inf).argmax())
+        return torch.argsort(torch.nan_to_num(fit, nan=-math.inf), descending=True,
+                             stable=True).tolist()
 
     def state(self) -> dict[str, Any]:
         config = getattr(self.env, "config", None)
@@ -421,10 +509,17 @@ class Population:
                 "agent_steps": self.agent_steps, "updates": self.updates,
                 "env_config": None if config is None else repr(config)}
 
-    def save(self, path: Path | str) -> Path:
+    def save(self, path: Path | str, best: int | None = None) -> Path:
+        """Write the checkpoint; ``best``: the member it plays by default (chosen
+        elsewhere, e.g. on validation markets) instead of :meth:`best`."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state(), path)
+        state = self.state()
+        if best is not None:
+            if not 0 <= best < self.settings.n_policies:
+                raise ValueError(f"best must be a member, 0..{self.settings.n_policies - 1}")
+            state["best"] = int(best)
+        torch.save(state, path)
         return path
 
     def policy(self, member: int | None = None) -> MemberPolicy:
@@ -469,10 +564,32 @@ class MemberPolicy:
         return actions[:, 0].copy() if self.spec.kind == "discrete" else actions
 
 
+def welch_greater(a: Sequence[float], b: Sequence[float], alpha: float) -> bool:
+    """Whether the mean of ``a`` exceeds the mean of ``b`` by a one-sided Welch t-test at
+    level ``alpha`` (Welch-Satterthwaite degrees of freedom, rounded down). Each needs two
+    values or more."""
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if x.size < 2 or y.size < 2:
+        raise ValueError(f"the t-test needs 2 values or more per side, got {x.size}, {y.size}")
+    gap = x.mean() - y.mean()
+    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    if gap <= 0:
+        return False
+    if vx + vy == 0:
+        return True
+    dof = (vx + vy) ** 2 / (vx * vx / (x.size - 1) + vy * vy / (y.size - 1))
+    return bool(gap / math.sqrt(vx + vy) > _t_quantile(1 - alpha, max(1, int(dof))))
+
+
+@functools.lru_cache(maxsize=4096)
+def _t_quantile(p: float, dof: int) -> float:
+    return student_t_quantile(p, dof)
+
+
 def load_member(path: Path | str, member: int | None = None) -> MemberPolicy:
     """Member ``member`` of a population checkpoint (default: the fittest)."""
     return MemberPolicy(torch.load(Path(path), weights_only=True), member)
 
 
 __all__ = ["FORMAT", "MemberPolicy", "PBTSettings", "Population", "StackedMLP",
-           "load_member"]
+           "load_member", "welch_greater"]

@@ -2,13 +2,21 @@
 equal compute (``python -m rltrader.training.pbt_compare``; docs/training.md,
 "Population-based training").
 
-For each repetition seed, two populations of ``n_policies`` members train on the same
-markets for the same agent-steps: one with exploit/explore (:class:`PBTSettings`
-``explore=True``, members' learning rates and entropy bonuses drawn log-uniformly), one
-with every member at the ranges' geometric means and no rounds. The fittest member of
-each then plays held-out markets (:func:`rltrader.training.evaluate.evaluate`, alone in
-its market); the two are paired by market, over every repetition. Output: ``result.json``
-and ``pbt_vs_fixed.png`` (the populations' fitness during training) in ``--out``.
+For each repetition seed, populations of ``n_policies`` members train on the same markets
+for the same agent-steps, one per *arm*:
+
+- ``pbt``: exploit/explore (:class:`PBTSettings` ``explore=True``, the settings'
+  selection), members' learning rates and entropy bonuses drawn log-uniformly;
+- ``fixed``: every member at the ranges' geometric means, no rounds;
+- ``random``: PBT's own initial draws kept fixed, no rounds (random search, the control
+  of Jaderberg et al. 2017).
+
+Each arm then names one member: the fittest in training, or, with validation seeds, the
+best on validation markets of the ``top_k`` fittest (the same rule for every arm). The
+named members play held-out markets (:func:`rltrader.training.evaluate.evaluate`, alone in
+their market), paired by market with PBT's over every repetition. Output:
+``result.json`` and ``pbt_vs_fixed.png`` (the populations' fitness during training) in
+``--out``.
 """
 
 from __future__ import annotations
@@ -17,84 +25,132 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rltrader.envs import BatchedMarketEnv
-from rltrader.training.evaluate import TASKS, evaluate, parse_seeds
-from rltrader.training.evaluation import Summary
-from rltrader.training.pbt import PBTSettings, Population
+from rltrader.envs import BatchedMarketEnv, EnvConfig
+from rltrader.training.evaluate import TASKS, CheckpointStrategy, evaluate, parse_seeds
+from rltrader.training.evaluation import Summary, run_lineup
+from rltrader.training.pbt import MemberPolicy, PBTSettings, Population
+
+#: each arm's changes to the settings
+ARMS: dict[str, dict[str, Any]] = {
+    "pbt": {"explore": True},
+    "fixed": {"explore": False, "fixed_draws": False, "selection": "truncation"},
+    "random": {"explore": False, "fixed_draws": True, "selection": "truncation"},
+}
 
 
 def compare(*, task: str, market: str, out: Path | str, repetitions: Sequence[int],
             agent_steps: int, n_envs: int, n_agents: int, settings: PBTSettings,
-            eval_seeds: Sequence[int], horizon: int, progress: bool = True
-            ) -> dict[str, Any]:
-    """Train both populations per repetition, evaluate their fittest members, pair them."""
+            eval_seeds: Sequence[int], horizon: int, arms: Sequence[str] = ("pbt", "fixed"),
+            validation_seeds: Sequence[int] = (), top_k: int = 8, episodes: int = 2,
+            progress: bool = True) -> dict[str, Any]:
+    """Train every arm per repetition, name a member of each, pair them with PBT's."""
+    arms = list(arms)
+    if "pbt" not in arms or len(arms) < 2 or not set(arms) <= set(ARMS):
+        raise ValueError(f"arms: 'pbt' and one or more of {sorted(set(ARMS) - {'pbt'})}, "
+                         f"got {arms}")
     if set(repetitions) & set(eval_seeds):
         raise ValueError("evaluation seeds must not be training seeds")
+    if set(validation_seeds) & (set(eval_seeds) | set(repetitions)):
+        raise ValueError("validation seeds must be neither evaluation nor training seeds")
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config = TASKS[task].replace(market=market, horizon=horizon)
+    controls = [arm for arm in arms if arm != "pbt"]
     runs: dict[str, Any] = {}
-    diffs: list[np.ndarray] = []
+    diffs: dict[str, list[np.ndarray]] = {arm: [] for arm in controls}
     for seed in repetitions:
         paths = {}
-        for mode, explore in (("pbt", True), ("fixed", False)):
+        for arm in arms:
             began = time.perf_counter()
             env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=seed)
-            population = Population(env, _with(settings, explore), seed=seed)
+            population = Population(env, replace(settings, **ARMS[arm]), seed=seed)
             population.learn(agent_steps)
-            paths[mode] = population.save(out / f"seed_{seed}" / f"{mode}.pt")
-            runs[f"{mode}/{seed}"] = {
-                "seconds": time.perf_counter() - began, "curve": population.curve,
-                "best_member": population.best(),
+            trained = time.perf_counter() - began
+            member, scores = population.best(), {}
+            if validation_seeds:
+                member, scores = choose_member(population, config, validation_seeds,
+                                               top_k, episodes)
+            paths[arm] = population.save(out / f"seed_{seed}" / f"{arm}.pt", best=member)
+            runs[f"{arm}/{seed}"] = {
+                "seconds": trained, "curve": population.curve,
+                "best_member": population.best(), "member": member,
+                "validation": {str(k): v for k, v in scores.items()},
+                "rounds": len(population.rounds),
                 "learning_rate": population.hyper["learning_rate"].tolist(),
                 "ent_coef": population.hyper["ent_coef"].tolist()}
             if progress:
-                print(f"seed {seed} {mode}: {runs[f'{mode}/{seed}']['seconds']:.0f} s, "
-                      f"last fitness {population.curve[-1] if population.curve else None}",
-                      flush=True)
-        result = evaluate([str(paths["fixed"]), str(paths["pbt"])], task=task,
-                          markets=[market], seeds=eval_seeds, n_envs=16, n_agents=1,
-                          episodes=2, horizon=horizon)
+                print(f"seed {seed} {arm}: {trained:.0f} s, member {member}, last fitness "
+                      f"{population.curve[-1] if population.curve else None}", flush=True)
+        result = evaluate([str(paths[arm]) for arm in arms], task=task, markets=[market],
+                          seeds=eval_seeds, n_envs=16, n_agents=1, episodes=episodes,
+                          horizon=horizon)
         rows = result["markets"][market]["rows"]
-        fixed, pbt = (np.array(rows[name]["per_market"]) for name in rows)
-        runs[f"evaluation/{seed}"] = {"fixed": Summary.of(fixed).as_dict(),
-                                      "pbt": Summary.of(pbt).as_dict(),
-                                      "pbt_minus_fixed": Summary.of(pbt - fixed).as_dict()}
-        diffs.append(pbt - fixed)
+        per = {arm: np.array(rows[arm]["per_market"]) for arm in arms}
+        runs[f"evaluation/{seed}"] = {
+            **{arm: Summary.of(per[arm]).as_dict() for arm in arms},
+            **{f"pbt_minus_{arm}": Summary.of(per["pbt"] - per[arm]).as_dict()
+               for arm in controls}}
+        for arm in controls:
+            diffs[arm].append(per["pbt"] - per[arm])
     summary = {"task": task, "market": market, "agent_steps": agent_steps,
                "n_envs": n_envs, "n_agents": n_agents, "repetitions": list(repetitions),
-               "eval_seeds": list(eval_seeds), "settings": _plain(settings),
-               "pbt_minus_fixed": Summary.of(np.concatenate(diffs)).as_dict(), "runs": runs}
+               "eval_seeds": list(eval_seeds), "validation_seeds": list(validation_seeds),
+               "top_k": top_k, "episodes": episodes, "arms": arms,
+               "settings": _plain(settings),
+               **{f"pbt_minus_{arm}": Summary.of(np.concatenate(diffs[arm])).as_dict()
+                  for arm in controls},
+               "runs": runs}
     (out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
-    _plot(runs, repetitions, out / "pbt_vs_fixed.png")
+    _plot(runs, arms, repetitions, out / "pbt_vs_fixed.png")
     return summary
 
 
-def _with(settings: PBTSettings, explore: bool) -> PBTSettings:
-    from dataclasses import replace
+class _Member(CheckpointStrategy):
+    """One member of a live population as an evaluation strategy."""
 
-    return replace(settings, explore=explore)
+    def __init__(self, policy: MemberPolicy, name: str) -> None:
+        self.policy, self.name = policy, name
+
+
+def choose_member(population: Population, config: EnvConfig, seeds: Sequence[int],
+                  top_k: int, episodes: int, n_envs: int = 16
+                  ) -> tuple[int, dict[int, float]]:
+    """The best of the population's ``top_k`` fittest members on validation markets
+    (alone in each of ``n_envs`` markets per seed, ``episodes`` each): the member and
+    every candidate's mean return."""
+    state = population.state()
+    scores = {}
+    for member in population.ranking()[:top_k]:
+        run = run_lineup(config, [(_Member(MemberPolicy(state, member), f"m{member}"),
+                                   [0])], n_envs=n_envs, n_agents=1, seeds=seeds,
+                         episodes=episodes)
+        scores[member] = float(run.per_market([0]).mean())
+    return max(scores, key=lambda m: scores[m]), scores
 
 
 def _plain(settings: PBTSettings) -> dict[str, Any]:
-    from dataclasses import asdict
-
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
 
 
-def _plot(runs: dict[str, Any], repetitions: Sequence[int], path: Path) -> None:
+def _plot(runs: dict[str, Any], arms: Sequence[str], repetitions: Sequence[int],
+          path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for mode, color in (("pbt", "tab:blue"), ("fixed", "tab:gray")):
+    colors = {"pbt": "tab:blue", "fixed": "tab:gray", "random": "tab:orange"}
+    for mode in arms:
+        color = colors[mode]
         for k, seed in enumerate(repetitions):
             curve = runs[f"{mode}/{seed}"]["curve"]
             x = [c["agent_steps"] / 1e6 for c in curve]
@@ -104,7 +160,8 @@ def _plot(runs: dict[str, Any], repetitions: Sequence[int], path: Path) -> None:
                     label=f"{mode}: median" if k == 0 else None)
     ax.set_xlabel("agent-steps (millions)")
     ax.set_ylabel("fitness")
-    ax.set_title("population-based training vs fixed hyperparameters, equal compute")
+    ax.set_title("population-based training vs fixed hyperparameters, equal compute",
+                 fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -128,18 +185,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fitness", default="sharpe", choices=("sharpe", "mean"))
     parser.add_argument("--gamma", type=float, default=0.95)
     parser.add_argument("--ready-every", type=int, default=10)
+    parser.add_argument("--selection", default="truncation", choices=("truncation", "ttest"),
+                        help="PBT's selection (the t-test needs --fitness mean)")
+    parser.add_argument("--min-episodes", type=int, default=8,
+                        help="t-test: episodes a member needs before it is compared")
+    parser.add_argument("--arms", default="pbt,fixed",
+                        help="pbt and controls: fixed (geometric means), random (fixed "
+                             "draws, random search)")
+    parser.add_argument("--validation-seeds", default="",
+                        help="name each arm's member on these markets (of its --top-k "
+                             "fittest) instead of by training fitness, e.g. 50-51")
+    parser.add_argument("--top-k", type=int, default=8)
+    parser.add_argument("--episodes", type=int, default=2,
+                        help="episodes per market in validation and evaluation")
     parser.add_argument("--out", default="pbt-compare")
     args = parser.parse_args(argv)
-    settings = PBTSettings(n_policies=args.n_policies, fitness=args.fitness,
-                           gamma=args.gamma, ready_every=args.ready_every)
-    result = compare(task=args.task, market=args.market, out=args.out,
-                     repetitions=parse_seeds(args.repetitions),
-                     agent_steps=int(args.agent_steps), n_envs=args.n_envs,
-                     n_agents=args.n_agents, settings=settings,
-                     eval_seeds=parse_seeds(args.eval_seeds), horizon=args.horizon)
-    d = result["pbt_minus_fixed"]
-    print(f"PBT - fixed, fittest members on held-out markets: {d['mean']:+.3f} "
-          f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] (n={d['n']})")
+    try:
+        settings = PBTSettings(n_policies=args.n_policies, fitness=args.fitness,
+                               gamma=args.gamma, ready_every=args.ready_every,
+                               selection=args.selection, min_episodes=args.min_episodes)
+        result = compare(task=args.task, market=args.market, out=args.out,
+                         repetitions=parse_seeds(args.repetitions),
+                         agent_steps=int(args.agent_steps), n_envs=args.n_envs,
+                         n_agents=args.n_agents, settings=settings,
+                         eval_seeds=parse_seeds(args.eval_seeds), horizon=args.horizon,
+                         arms=args.arms.split(","),
+                         validation_seeds=(parse_seeds(args.validation_seeds)
+                                           if args.validation_seeds else ()),
+                         top_k=args.top_k, episodes=args.episodes)
+    except ValueError as error:
+        parser.error(str(error))
+    for arm in (a for a in result["arms"] if a != "pbt"):
+        d = result[f"pbt_minus_{arm}"]
+        print(f"PBT - {arm}, named members on held-out markets: {d['mean']:+.3f} "
+              f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] (n={d['n']})")
     return 0
 
 
