@@ -1,8 +1,10 @@
 """Real market-data samples shipped with the package, and where to find a sample file.
 
 This folder holds the LOBSTER AAPL 2012-06-21 files that the demo, ``rltrader bench`` and
-the tests use (``lobster/README.md``: provenance, licence, checks). Other samples live under
-the test tree (``tests/data``). ``$RLTRADER_DATA`` overrides both: a file found there, in
+the tests use (``lobster/README.md``: provenance, licence, checks), and the Binance BTCUSDT
+perpetual and spot records of the same 345 s (2024-08-08) that the portfolio experiment
+replays (``binance/README.md``). Other samples live under the test tree
+(``tests/data``). ``$RLTRADER_DATA`` overrides both: a file found there, in
 the same sub-folder layout (``lobster/``, ``itch50/``, ``crypto/...``), is used first.
 """
 
@@ -20,6 +22,10 @@ PACKAGED = Path(__file__).resolve().parent
 AAPL_HOUR = "lobster/AAPL_2012-06-21_34200000_37800000_message_50.csv.gz"
 AAPL_PAIR_MESSAGE = "lobster/AAPL_2012-06-21_34200000_57600000_message_10_first999.csv"
 AAPL_PAIR_ORDERBOOK = "lobster/AAPL_2012-06-21_34200000_57600000_orderbook_10_first999.csv"
+
+#: The Binance BTCUSDT records of 2024-08-08 (raw websocket captures, about 345 s each).
+BINANCE_USDM = "binance/hftbacktest_binance_usdm_btcusdt_20240808_raw_ws.gz"
+BINANCE_SPOT = "binance/hftbacktest_binance_spot_btcusdt_20240808_raw_ws.gz"
 
 
 def sample_roots(explicit: PathLike | None = None) -> list[Path]:

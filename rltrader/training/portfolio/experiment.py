@@ -41,6 +41,7 @@ import numpy as np
 from rltrader.envs import EnvConfig
 from rltrader.sim.config import preset
 from rltrader.training.evaluation import Summary
+from rltrader.training.portfolio import real
 from rltrader.training.portfolio.manager import BASELINES, PortfolioConfig, PortfolioEnv
 from rltrader.training.portfolio.tracking import ScriptedExecutor, TargetTrackingEnv
 
@@ -176,12 +177,15 @@ def run_allocator(env: PortfolioEnv, allocator: Allocator, *, seed: int,
 
 def evaluate_allocators(config: PortfolioConfig, executor: Any,
                         managers: dict[str, Any], *, n_envs: int, seeds: Sequence[int],
-                        episodes: int) -> dict[str, dict[str, np.ndarray]]:
+                        episodes: int, source: Callable[[int], Any] | None = None
+                        ) -> dict[str, dict[str, np.ndarray]]:
     """Every baseline and manager on the same markets (each seed rebuilds them): per
-    policy, per metric, one value per market (seeds concatenated)."""
+    policy, per metric, one value per market (seeds concatenated). ``source(n_envs)``
+    gives real records as the books (:mod:`~rltrader.training.portfolio.real`)."""
     results: dict[str, dict[str, list[np.ndarray]]] = {}
     for seed in seeds:
-        env = PortfolioEnv(config, executor=executor, n_envs=n_envs, seed=seed)
+        env = PortfolioEnv(config, executor=executor, n_envs=n_envs, seed=seed,
+                           source=None if source is None else source(n_envs))
         lineup: dict[str, Allocator] = {name: cls(env) for name, cls in BASELINES.items()}
         lineup.update(managers)
         for name, allocator in lineup.items():
@@ -347,10 +351,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     evaluation = {}
     for name in args.eval_presets:
-        config = dataclasses.replace(base, env=base.env.replace(
-            market=market(name, args.correlation)))
-        results = evaluate_allocators(config, executor, managers, n_envs=args.eval_envs,
-                                      seeds=args.eval_seeds, episodes=args.episodes)
+        if name == real.NAME:       # the real records: the same task, converted to them
+            config = real.binance_pair_task(base)
+            results = evaluate_allocators(
+                config, executor, managers, n_envs=args.real_envs, seeds=args.eval_seeds,
+                episodes=args.episodes,
+                source=lambda n, c=config: real.binance_pair_sources(c, n))
+        else:
+            config = dataclasses.replace(base, env=base.env.replace(
+                market=market(name, args.correlation)))
+            results = evaluate_allocators(config, executor, managers, n_envs=args.eval_envs,
+                                          seeds=args.eval_seeds, episodes=args.episodes)
         evaluation[name] = paired_table(results, list(managers))
     seconds["evaluate"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - began
@@ -408,8 +419,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-seeds", type=_ints, default=[1000, 1001],
                    help="held-out evaluation seeds")
     p.add_argument("--eval-presets", type=lambda s: s.split(","),
-                   default=["resilient", "thin"])
+                   default=["resilient", "thin"],
+                   help=f"evaluation markets: presets, and {real.NAME!r} (the real Binance "
+                        "BTCUSDT perpetual + spot records, 2 symbols: needs --symbols 2)")
     p.add_argument("--eval-envs", type=int, default=64)
+    p.add_argument("--real-envs", type=int, default=8,
+                   help=f"markets of {real.NAME!r} per evaluation seed (they share the "
+                        "record's one price path)")
     p.add_argument("--episodes", type=int, default=3)
     p.add_argument("--trader-eval-steps", type=int, default=1_000)
     p.add_argument("--threads", type=int, default=1)
@@ -435,14 +451,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"experiment: {path}: no such checkpoint", file=sys.stderr)
             return 2
     for name in [args.preset, *args.eval_presets]:
+        if name == real.NAME and name != args.preset:
+            continue
         try:
             preset(name)
         except (KeyError, ValueError) as error:
             print(f"experiment: unknown preset {name!r}: {error}", file=sys.stderr)
             return 2
     try:
-        task(args.preset, symbols=args.symbols, correlation=args.correlation,
-             horizon=args.horizon, decision_steps=args.decision_steps)
+        base = task(args.preset, symbols=args.symbols, correlation=args.correlation,
+                    horizon=args.horizon, decision_steps=args.decision_steps)
+        if real.NAME in args.eval_presets:
+            if args.symbols != len(real.SYMBOLS):
+                raise ValueError(f"{real.NAME} has {len(real.SYMBOLS)} symbols "
+                                 f"({', '.join(real.SYMBOLS)}): it evaluates managers of "
+                                 f"--symbols {len(real.SYMBOLS)}, got --symbols "
+                                 f"{args.symbols}")
+            if args.real_envs < 1:
+                raise ValueError(f"--real-envs must be >= 1, got {args.real_envs}")
+            real.check_fits(real.binance_pair_task(base), args.episodes)
     except ValueError as error:
         print(f"experiment: {error}", file=sys.stderr)
         return 2

@@ -136,18 +136,21 @@ class PortfolioEnv:
     n_envs : int
         Markets.
     seed : int
+    source : sequence of HybridReplay, optional
+        Real records as the stocks' books, one per book (``symbol x n_envs + market``,
+        docs/envs.md "Several symbols"); None: the simulated market of ``config.env``.
     """
 
     def __init__(self, config: PortfolioConfig | None = None, *,
                  executor: str | Executor = "aggressive", n_envs: int = 1,
-                 seed: int = 0) -> None:
+                 seed: int = 0, source: Any = None) -> None:
         self.config = c = PortfolioConfig() if config is None else config
         if not isinstance(c, PortfolioConfig):
             raise TypeError(f"config must be a PortfolioConfig, got {type(c).__name__}")
         self.traders = TargetTrackingEnv(c.env, n_envs=n_envs, n_agents=1, seed=seed,
                                          hold_steps=c.decision_steps,
                                          tracking_penalty=c.tracking_penalty,
-                                         random_targets=False)
+                                         random_targets=False, source=source)
         if isinstance(executor, str):
             self.executor: Executor = ScriptedExecutor(self.traders, executor)
         elif callable(executor):
@@ -190,9 +193,11 @@ class PortfolioEnv:
     def _capital(self) -> None:
         """Capital per market (ticks x lots): the stocks' position limits at their mids
         now (at the build)."""
-        books = self.traders.env.kernel.books
-        mids = np.array([(books.best_bid(b) + books.best_ask(b)) / 2.0
-                         for b in range(self.traders.env.n_books)])
+        env = self.traders.env
+        # a simulated market's books are one core's; replays' are book 0 of each
+        books = ([(r.books, 0) for r in env.sources] if env.sources else
+                 [(env.kernel.books, b) for b in range(env.n_books)])
+        mids = np.array([(core.best_bid(b) + core.best_ask(b)) / 2.0 for core, b in books])
         value = (self.traders.position_limit * mids).reshape(self.n_symbols, self.n_envs)
         #: per market, ticks x lots
         self.capital = value.sum(0)

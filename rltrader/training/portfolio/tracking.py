@@ -78,12 +78,16 @@ class TargetTrackingEnv:
         Random targets' values, in [-1, 1].
     relative : bool
         Subtract the target's mark-to-mid change from the reward (module docstring).
+    source : sequence of HybridReplay, optional
+        Real records as the books (one per book, ``symbol x n_envs + market``; the
+        :class:`~rltrader.envs.BatchedMarketEnv`'s ``source``); None: the simulated
+        market of ``config``.
     """
 
     def __init__(self, config: EnvConfig, *, n_envs: int, n_agents: int = 1, seed: int = 0,
                  hold_steps: int = 50, tracking_penalty: float = 0.5,
                  random_targets: bool = True, levels: tuple[float, ...] = TRAIN_LEVELS,
-                 relative: bool = False) -> None:
+                 relative: bool = False, source: Any = None) -> None:
         check_trader_config(config)
         if not isinstance(hold_steps, (int, np.integer)) or isinstance(hold_steps, bool) \
                 or hold_steps < 1:
@@ -99,7 +103,8 @@ class TargetTrackingEnv:
         self.hold_steps, self.tracking_penalty = int(hold_steps), float(tracking_penalty)
         self.random_targets, self.levels = bool(random_targets), lv
         self.relative = bool(relative)
-        self.env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=seed)
+        self.env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=seed,
+                                    source=source)
         e = self.env
         self.n_envs, self.n_agents, self.n_symbols = e.n_envs, e.n_agents, e.n_symbols
         self.num_agents_total = n = e.num_agents_total
