@@ -20,6 +20,16 @@ The file (``examples/train/*.toml`` has one per task)::
     n_steps = 32
     learning_rate = 0.001
 
+    restart_episodes = [1, 20]        # optional: each training lane back to the open
+                                      # after 1-20 episodes (drawn per day; opt-in)
+    [[markets]]                       # optional: train on several markets at once
+    market = "realistic"              # a preset, or a real record (binance_perp,
+    n_envs = 512                      # binance_spot, coinbase); never "lobster"
+    lanes = 4                         # optional: split into lanes that restart apart
+    [[markets]]
+    market = "thin"
+    n_envs = 512
+
     [evaluate]                        # rltrader evaluate, after training
     baselines = ["best_fixed_spread", "avellaneda_stoikov"]   # the first is the reference
     markets = ["thin", "resilient", "lobster"]
@@ -27,6 +37,11 @@ The file (``examples/train/*.toml`` has one per task)::
     n_envs = 16
     n_agents = 4
     episodes = 2
+
+With ``[[markets]]`` or ``restart_episodes`` the seeds train on a
+:class:`~rltrader.envs.mixed.MixedMarketEnv` (``[env]`` gives every market's task fields;
+``n_envs``, when given, must equal the ``[[markets]]`` total); without them on the
+``[env]`` market alone, as before.
 
 ``run(experiment, out)`` writes ``out/seed_<k>/`` (each seed's ``checkpoint.pt``, curve
 and results), ``out/evaluation.json`` and ``out/report/``.
@@ -75,6 +90,8 @@ class Experiment:
     evaluation: Evaluation = field(default_factory=Evaluation)
     backend: str = "batched"
     n_workers: int = 1
+    #: the training markets when several (or restarting): a MixedConfig; None: ``env``
+    mixed: Any = None
 
 
 def load(path: str | Path) -> Experiment:
@@ -87,7 +104,7 @@ def load(path: str | Path) -> Experiment:
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not TOML: {exc}") from None
     known = {"task", "seeds", "n_envs", "n_agents", "agent_steps", "env", "trainer",
-             "evaluate", "backend", "n_workers"}
+             "evaluate", "backend", "n_workers", "markets", "restart_episodes"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{path}: unknown keys {unknown} (known: {sorted(known)})")
@@ -105,7 +122,11 @@ def load(path: str | Path) -> Experiment:
             {k: data[k] for k in ("seeds", "n_envs", "n_agents", "agent_steps", "backend",
                                   "n_workers") if k in data}),
             evaluation=evaluation)
+        if "markets" in data or "restart_episodes" in data:
+            experiment = _with_lanes(experiment, data)
     except TypeError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     from rltrader.envs.backends import BACKENDS
 
@@ -124,6 +145,28 @@ def load(path: str | Path) -> Experiment:
     return experiment
 
 
+def _with_lanes(experiment: Experiment, data: dict[str, Any]) -> Experiment:
+    """The experiment with its ``[[markets]]`` / ``restart_episodes`` as a MixedConfig."""
+    from rltrader.envs.mixed import Lane, MixedConfig, lanes_from
+
+    entries = data.get("markets")
+    if entries is None:
+        lanes: tuple[Lane, ...] = (Lane(str(experiment.env.market), experiment.n_envs),)
+    elif not isinstance(entries, list) or not entries:
+        raise ValueError("markets must be a non-empty list of [[markets]] tables")
+    else:
+        lanes = lanes_from(entries)
+    restart = data.get("restart_episodes")
+    mixed = MixedConfig(experiment.env, lanes,
+                        tuple(restart) if isinstance(restart, list) else restart)
+    if "n_envs" in data and data["n_envs"] != mixed.n_envs:
+        raise ValueError(f"n_envs {data['n_envs']} differs from the [[markets]] total "
+                         f"{mixed.n_envs}")
+    if experiment.backend != "batched":
+        raise ValueError("[[markets]] / restart_episodes train with backend 'batched'")
+    return dataclasses.replace(experiment, n_envs=mixed.n_envs, mixed=mixed)
+
+
 def _tuples(table: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
 
@@ -138,7 +181,7 @@ def run(experiment: Experiment, out: str | Path, *, progress: bool = True) -> di
     trained = {}
     for seed in experiment.seeds:
         folder = out / f"seed_{seed}"
-        trained[seed] = train(experiment.env, n_envs=experiment.n_envs,
+        trained[seed] = train(experiment.mixed or experiment.env, n_envs=experiment.n_envs,
                               n_agents=experiment.n_agents,
                               total_agent_steps=experiment.agent_steps, seed=seed,
                               out_dir=folder, settings=settings,

@@ -29,6 +29,7 @@ from typing import Any
 
 from rltrader.envs import EnvConfig
 from rltrader.envs.backends import close_env, make_env
+from rltrader.envs.mixed import MixedConfig, MixedMarketEnv
 from rltrader.training.ppo.policy import ActionSpec, Policy
 from rltrader.training.ppo.report import CurveLog, plot_curve
 from rltrader.training.ppo.rollout import gae
@@ -39,7 +40,7 @@ __all__ = ["ActionSpec", "FastPPO", "FastPPOSettings", "Policy", "gae", "load_po
            "train"]
 
 
-def train(env_config: EnvConfig | None, *, n_envs: int, n_agents: int,
+def train(env_config: EnvConfig | MixedConfig | None, *, n_envs: int, n_agents: int,
           total_agent_steps: int, seed: int = 0, out_dir: Path | str,
           settings: FastPPOSettings | None = None, backend: str = "batched",
           n_workers: int = 1) -> dict[str, Any]:
@@ -50,7 +51,9 @@ def train(env_config: EnvConfig | None, *, n_envs: int, n_agents: int,
     ``"batched"`` in this process, ``"sharded"`` in ``n_workers`` processes, ``"ray"`` in
     ``n_workers`` Ray actors (on a cluster's nodes; this process is the one learner). The
     two sharded backends train identically for the same ``n_workers``; they are closed
-    when training ends. Writes:
+    when training ends. A :class:`~rltrader.envs.mixed.MixedConfig` (several markets,
+    restarts at the open) trains on a :class:`~rltrader.envs.mixed.MixedMarketEnv`
+    (``backend="batched"``, ``n_envs`` its markets). Writes:
 
     - with ``settings.warm_start``, ``clone.pt``: the policy cloned from that baseline
       (:mod:`rltrader.training.ppo.imitate`) before PPO;
@@ -70,8 +73,15 @@ def train(env_config: EnvConfig | None, *, n_envs: int, n_agents: int,
     if settings.warm_start is not None and backend != "batched":
         raise ValueError("warm_start plays a baseline that reads the batched env's state: "
                          f"backend='batched' only, got {backend!r}")
-    env = make_env(env_config, n_envs=n_envs, n_agents=n_agents, seed=seed, backend=backend,
-                   n_workers=n_workers)
+    if isinstance(env_config, MixedConfig):
+        if backend != "batched" or n_envs != env_config.n_envs:
+            raise ValueError(f"a MixedConfig steps its lanes in this process with their "
+                             f"markets ({env_config.n_envs}): backend 'batched' and n_envs="
+                             f"{env_config.n_envs}, got {backend!r} and {n_envs}")
+        env = MixedMarketEnv(env_config, n_agents=n_agents, seed=seed)
+    else:
+        env = make_env(env_config, n_envs=n_envs, n_agents=n_agents, seed=seed,
+                       backend=backend, n_workers=n_workers)
     try:
         trainer = FastPPO(env, settings, seed=seed)
     except BaseException:

@@ -35,6 +35,9 @@ def teacher_rollout(trainer: FastPPO, teacher: Any, steps: int) -> dict[str, tor
         trainer.start()
     n_envs, n_agents = trainer.n_markets, trainer.n_agents
     agents = list(range(n_agents))
+    lanes = getattr(env, "lanes", None)
+    if lanes is not None:           # a MixedMarketEnv: one teacher per lane (its market)
+        return _lane_rollout(trainer, teacher, steps, lanes, env.rows)
     teacher.begin(env)
     obs = np.empty((steps, trainer.n_rows, trainer.model.obs_dim), np.float32)
     actions = np.empty((steps, trainer.n_rows, trainer.spec.columns), np.int64)
@@ -49,6 +52,40 @@ def teacher_rollout(trainer: FastPPO, teacher: Any, steps: int) -> dict[str, tor
         actions[t] = chosen.reshape(trainer.n_rows, -1)
         current, reward, terminated, truncated = env.step(
             chosen.reshape(n_envs * n_agents, *chosen.shape[2:]))
+        rewards[t] = reward
+        dones[t] = terminated | truncated
+    trainer._obs_np = current
+    trainer._counted = False
+    return {name: torch.from_numpy(value) for name, value in (
+        ("obs", obs), ("actions", actions), ("rewards", rewards), ("dones", dones))}
+
+
+def _lane_rollout(trainer: FastPPO, teacher: Any, steps: int, lanes: list[Any],
+                  rows: list[slice]) -> dict[str, torch.Tensor]:
+    """:func:`teacher_rollout` over a ``MixedMarketEnv``: a copy of the teacher begins
+    in each lane and acts for that lane's rows."""
+    import copy
+
+    env = trainer.env
+    agents = list(range(trainer.n_agents))
+    teachers = [copy.deepcopy(teacher) for _ in lanes]
+    for t, lane in zip(teachers, lanes, strict=True):
+        t.begin(lane)
+    obs = np.empty((steps, trainer.n_rows, trainer.model.obs_dim), np.float32)
+    actions = np.empty((steps, trainer.n_rows, trainer.spec.columns), np.int64)
+    rewards = np.empty((steps, trainer.n_rows), np.float32)
+    dones = np.empty((steps, trainer.n_rows), np.float32)
+    current = trainer._obs_np
+    for t in range(steps):
+        obs[t] = current
+        for teach, lane, r in zip(teachers, env.lanes, rows, strict=True):
+            chosen = np.asarray(teach.actions(np.asarray(lane.episode_step, dtype=np.int64),
+                                              lane.config.horizon, lane, agents),
+                                dtype=np.int64)
+            actions[t, r] = chosen.reshape(r.stop - r.start, -1)
+        current, reward, terminated, truncated = env.step(
+            actions[t].reshape(trainer.n_rows, *actions.shape[2:])
+            if trainer.spec.columns > 1 else actions[t, :, 0])
         rewards[t] = reward
         dones[t] = terminated | truncated
     trainer._obs_np = current
