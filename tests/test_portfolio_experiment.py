@@ -19,7 +19,7 @@ TINY = ["--n-envs", "8", "--trader-steps", "4000", "--manager-decisions", "160",
         "--seeds", "0,1", "--validation-seeds", "500", "--eval-seeds", "1000",
         "--eval-envs", "4", "--episodes", "1", "--trader-eval-steps", "40",
         "--horizon", "100", "--decision-steps", "20", "--symbols", "2",
-        "--eval-presets", "resilient,thin"]
+        "--eval-presets", "resilient,thin", "--drift-mean", "0.1", "--drift-sd", "0.2"]
 
 
 def test_a_tiny_run_trains_and_evaluates(tmp_path: Path,
@@ -29,10 +29,12 @@ def test_a_tiny_run_trains_and_evaluates(tmp_path: Path,
     assert (tmp_path / "report.png").stat().st_size > 0
     assert "| manager_seed1 - inverse_vol |" in (tmp_path / "report.md").read_text()
     assert report["traders"]["chosen"] in ("aggressive", "patient", "trained")
+    assert (report["task"]["drift_mean"], report["task"]["drift_sd"]) == (0.1, 0.2)
     assert set(report["evaluation"]) == {"resilient", "thin"}
     table = report["evaluation"]["thin"]
     assert set(table["policies"]) == {"flat", "equal_weight", "inverse_vol",
-                                      "buy_and_hold", "manager_seed0", "manager_seed1"}
+                                      "buy_and_hold", "momentum", "mean_variance",
+                                      "manager_seed0", "manager_seed1"}
     # (flat is exactly 0 under a scripted executor, test_portfolio_manager.py; a
     # briefly trained trader still trades around a 0 target)
     assert all(np.isfinite(row[m]["mean"]) for row in table["policies"].values()
@@ -56,7 +58,8 @@ def test_a_tiny_run_trains_and_evaluates(tmp_path: Path,
     report = json.loads((again / "report.json").read_text())
     assert report["traders"]["chosen"] == "trained" and not report["trader_curve"]
     assert set(report["evaluation"]["thin"]["policies"]) == {
-        "flat", "equal_weight", "inverse_vol", "buy_and_hold", "manager:manager_seed1"}
+        "flat", "equal_weight", "inverse_vol", "buy_and_hold", "momentum", "mean_variance",
+        "manager:manager_seed1"}
     assert not (again / "manager_seed0.pt").exists()
 
 

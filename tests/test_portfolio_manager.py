@@ -111,6 +111,42 @@ def test_baselines() -> None:
     np.testing.assert_array_equal(env.levels[hold(obs)], 0.25)
 
 
+def test_trailing_baselines() -> None:
+    """Momentum and mean-variance read the episode's trailing mean return."""
+    env = PortfolioEnv(CONFIG, n_envs=3, seed=3)
+    obs = env.reset(seed=3)
+    momentum, mv = BASELINES["momentum"](env), BASELINES["mean_variance"](env)
+    # before the episode's first window: equal weight
+    assert not np.any(obs[:, env.column("episode_ret")])
+    np.testing.assert_array_equal(env.levels[momentum(obs)], 0.5)
+    np.testing.assert_array_equal(env.levels[mv(obs)], 0.5)
+    obs[:, env.column("episode_ret")] = [0.3, -0.1, 0.0]
+    np.testing.assert_array_equal(env.levels[momentum(obs)], [[0.5, -0.5, 0.5]] * 3)
+    obs[:, env.column("vol_slow")] = [1.0, 1.0, 2.0]
+    obs[:, env.column("episode_ret")] = [0.4, -0.2, 0.4]    # mu / sigma^2: 0.4, -0.2, 0.1
+    w = env.levels[mv(obs)]                                   # x 1.5 / 0.7, on the grid
+    np.testing.assert_array_equal(w, [[0.75, -0.5, 0.25]] * 3)
+    obs[:, env.column("episode_ret")] = [4.0, 0.0, 0.0]       # capped at the limit
+    np.testing.assert_array_equal(env.levels[mv(obs)], [[1.0, 0.0, 0.0]] * 3)
+
+
+def test_episode_ret_is_the_mean_window_return_of_the_episode() -> None:
+    env = PortfolioEnv(CONFIG, n_envs=2, seed=4)
+    obs = env.reset(seed=4)
+    rng = np.random.default_rng(1)
+    windows: list[np.ndarray] = []
+    for t in range(7):
+        obs, _, terminated, _ = env.step(random_actions(rng, env))
+        windows.append(obs[:, env.column("ret")].astype(np.float64))
+        if terminated.all():                       # 5 decisions per episode: a new one
+            windows = []
+            assert not np.any(obs[:, env.column("episode_ret")])
+        else:
+            np.testing.assert_allclose(obs[:, env.column("episode_ret")],
+                                       np.mean(windows, axis=0), rtol=1e-5, atol=1e-7)
+        assert terminated.all() == (t == 4)
+
+
 def test_bad_input() -> None:
     with pytest.raises(ValueError, match="multiple of decision_steps"):
         PortfolioConfig(env=ENV, decision_steps=30)

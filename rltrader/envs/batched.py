@@ -85,6 +85,9 @@ from rltrader.envs.config import (
 )
 from rltrader.sim.market import Market, RecordConfig
 
+#: SeedSequence spawn key of the drifts' generator (the build spawns keys 0, 1, 2)
+_DRIFT_KEY = 3
+
 
 def size_classes(config: EnvConfig, n_envs: int, n_agents: int,
                  seed: np.random.SeedSequence) -> np.ndarray:
@@ -207,6 +210,12 @@ class BatchedMarketEnv:
                              "distinct)")
         self.n_envs, self.n_agents = int(n_envs), int(n_agents)
         self.n_books = self.n_envs * self.n_symbols
+        #: the fundamental drifts (EnvConfig.drift_mean / drift_sd)
+        self.drifting = bool(self.config.drift_mean or self.config.drift_sd)
+        if self.drifting and (self.sources or _shared is not None):
+            raise ValueError("EnvConfig.drift_mean / drift_sd move a simulated market's "
+                             "fundamental: not for replay sources or a group's view of a "
+                             "shared market")
         self.num_agents_total = self.n_books * self.n_agents
         c = self.config
         self.mode = ACTION_MODES[c.action_mode]
@@ -302,6 +311,13 @@ class BatchedMarketEnv:
             self.kernels = [self._kernel(self.market.books, slice(None), self.n_books,
                                          self.market.n_traders, mc.dt_ns, arrival_seed,
                                          (mc.open_ns, mc.close_ns - mc.open_ns))]
+            if self.drifting:
+                # a stream apart from the three children above: draws leave them unchanged
+                self._drift_rng = np.random.default_rng(
+                    np.random.SeedSequence(seed, spawn_key=(_DRIFT_KEY,)))
+                #: each book's drift of the fundamental in this episode, ticks per step
+                self.drift = np.zeros(self.n_books)
+                self._draw_drift(np.ones(self.n_books, dtype=bool))
         else:
             # each replay's simulated traders (if any) draw their own days
             for replay, own in zip(self.sources, market_seed.spawn(len(self.sources)),
@@ -319,6 +335,13 @@ class BatchedMarketEnv:
                 self._align(m)
         for j in range(len(self.kernels)):
             self._warm_up(j)
+
+    def _draw_drift(self, books: np.ndarray) -> None:
+        """New drifts of ``books`` (a mask), ticks per step, for their new episodes."""
+        c = self.config
+        per_step = self.market.config.dt_ns / 1e9
+        self.drift[books] = per_step * self._drift_rng.normal(c.drift_mean, c.drift_sd,
+                                                              int(books.sum()))
 
     def _lanes(self, m: int) -> range:
         """The replay lanes (books) of market ``m``: ``symbol * n_envs + m``."""
@@ -459,6 +482,8 @@ class BatchedMarketEnv:
         else:
             for j in range(len(self.kernels)):
                 self._begin(j)
+            if self.drifting:
+                self._draw_drift(np.ones(self.n_books, dtype=bool))
         self.terminated[:] = False
         self.truncated[:] = False
         self.rewards[:] = 0.0
@@ -494,7 +519,16 @@ class BatchedMarketEnv:
         """:meth:`step` with the actions already in :attr:`actions`, validated (adapters
         that assemble them with :func:`write_actions` call this: one check per step)."""
         if self.market is not None:
+            if self.drifting:
+                # level and long-run mean move together: the deviation, which the
+                # reversion acts on, is unchanged, so the step adds exactly the drift
+                flow = self.market.flow
+                np.add(flow.fundamental, self.drift, out=flow.fundamental)
+                np.add(flow.r_bar, self.drift, out=flow.r_bar)
             self.kernel.step(self._timestamp(), self.market.flow)
+            if self.drifting and self.terminated.any():
+                self._draw_drift(self.terminated.reshape(self.n_books, self.n_agents)
+                                 .any(1))
         else:
             for m in range(self.n_envs):
                 self._replay_step(m)

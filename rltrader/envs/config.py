@@ -170,6 +170,13 @@ class EnvConfig:
         Ticks beyond the touch searched for the top levels.
     replay_step_ns : int
         With a hybrid replay as the source: market time per step, ns.
+    drift_mean, drift_sd : float
+        An opt-in drift of the simulated fundamental (docs/market.md, "Drift"): at the
+        build and at every episode's start, each book (symbol and market) draws a drift
+        ``~ N(drift_mean, drift_sd)`` ticks per second, and during the episode's steps its
+        fundamental and long-run mean ``r_bar`` move by it (a risk premium: with a
+        positive mean, holding pays on average; the draw differs per symbol). Default 0:
+        no drift, no draws, every seed's run unchanged. Not for replay sources.
     """
 
     market: str | MarketConfig = "resilient"
@@ -210,6 +217,8 @@ class EnvConfig:
     flow_alpha: float = 0.1
     scan_ticks: int = 64
     replay_step_ns: int = 100_000_000
+    drift_mean: float = 0.0
+    drift_sd: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.market, (str, MarketConfig)):
@@ -260,6 +269,10 @@ class EnvConfig:
             value = getattr(self, name)
             if not (_is_real(value) and 0 <= value < math.inf):
                 _fail(name, "finite and >= 0", value)
+        if not (_is_real(self.drift_mean) and math.isfinite(self.drift_mean)):
+            _fail("drift_mean", "finite (ticks per second)", self.drift_mean)
+        if not (_is_real(self.drift_sd) and 0 <= self.drift_sd < math.inf):
+            _fail("drift_sd", "finite and >= 0 (ticks per second)", self.drift_sd)
         latencies = (self.latency_ns,) if is_int(self.latency_ns) else self.latency_ns
         if isinstance(latencies, (str, bytes)) or not hasattr(latencies, "__len__") \
                 or not latencies or not all(is_int(v) and 0 <= v <= _MAX_LATENCY_NS

@@ -56,12 +56,15 @@ def market(name: str, correlation: float) -> Any:
 
 
 def task(preset_name: str = "resilient", *, symbols: int = 4, correlation: float = 0.5,
-         horizon: int = 1_000, decision_steps: int = 50) -> PortfolioConfig:
+         horizon: int = 1_000, decision_steps: int = 50, drift_mean: float = 0.0,
+         drift_sd: float = 0.0) -> PortfolioConfig:
     """The experiment's task on a preset: ``symbols`` correlated stocks, one agent of size
-    class 1 per market (order size 2 lots, position limit 20 lots per stock)."""
+    class 1 per market (order size 2 lots, position limit 20 lots per stock); a drift of
+    the fundamentals drawn per stock and episode (``drift_mean``, ``drift_sd``, ticks per
+    second; EnvConfig) makes holding pay."""
     env = EnvConfig(market=market(preset_name, correlation), symbols=symbols,
                     horizon=horizon, warmup_steps=200, size_classes=(1.0,), base_qty=2,
-                    base_position_limit=20)
+                    base_position_limit=20, drift_mean=drift_mean, drift_sd=drift_sd)
     return PortfolioConfig(env=env, decision_steps=decision_steps)
 
 
@@ -129,24 +132,24 @@ def evaluate_trader(config: PortfolioConfig, executor: str | Callable[..., np.nd
 
 # ---- the manager ------------------------------------------------------------------------
 
-def manager_settings(threads: int = 1) -> Any:
+def manager_settings(threads: int = 1, gamma: float = 0.5) -> Any:
     from rltrader.training.fast_ppo import FastPPOSettings
 
     # chosen on validation seed 500 against gamma 0.9 / entropy 0.01 / 4 epochs / 3e-4
     # (docs/portfolio.md): the differential Sharpe ratio is a near-myopic reward
     return FastPPOSettings(n_steps=20, n_epochs=8, minibatch_size=1_280, learning_rate=1e-3,
-                           gamma=0.5, gae_lambda=0.9, ent_coef=0.0, threads=threads,
+                           gamma=gamma, gae_lambda=0.9, ent_coef=0.0, threads=threads,
                            progress=False)
 
 
 def train_manager(config: PortfolioConfig, executor: Any, *, n_envs: int, decisions: int,
-                  seed: int, out: Path, threads: int = 1
+                  seed: int, out: Path, threads: int = 1, gamma: float = 0.5
                   ) -> tuple[Any, list[dict[str, Any]]]:
     """PPO on :class:`PortfolioEnv` for ``decisions`` market-decisions (whole rollouts)."""
     from rltrader.training.fast_ppo import FastPPO
 
     env = PortfolioEnv(config, executor=executor, n_envs=n_envs, seed=seed)
-    trainer = FastPPO(env, manager_settings(threads), seed=seed)
+    trainer = FastPPO(env, manager_settings(threads, gamma), seed=seed)
     rows = trainer.learn(decisions)
     trainer.save(out)
     return trainer.policy(), rows
@@ -301,7 +304,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     base = task(args.preset, symbols=args.symbols, correlation=args.correlation,
-                horizon=args.horizon, decision_steps=args.decision_steps)
+                horizon=args.horizon, decision_steps=args.decision_steps,
+                drift_mean=args.drift_mean, drift_sd=args.drift_sd)
     seconds: dict[str, float] = {}
     # 1. traders: trained here (then chosen on the validation seeds), or given
     from rltrader.training.fast_ppo import load_policy
@@ -342,7 +346,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for seed in args.seeds if not args.managers else ():
         policy, rows = train_manager(base, executor, n_envs=args.n_envs,
                                      decisions=args.manager_decisions, seed=seed,
-                                     out=out / f"manager_seed{seed}.pt", threads=args.threads)
+                                     out=out / f"manager_seed{seed}.pt", threads=args.threads,
+                                     gamma=args.manager_gamma)
         managers[f"manager_seed{seed}"] = policy
         curves[str(seed)] = [{k: r[k] for k in ("agent_steps", "mean_episode_return",
                                                 "mean_reward")} for r in rows]
@@ -373,9 +378,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  "correlation": args.correlation, "horizon": args.horizon,
                  "decision_steps": args.decision_steps, "levels": list(base.levels),
                  "sharpe_eta": base.sharpe_eta, "sharpe_min_var": base.sharpe_min_var,
-                 "tracking_penalty": base.tracking_penalty},
+                 "tracking_penalty": base.tracking_penalty,
+                 "drift_mean": args.drift_mean, "drift_sd": args.drift_sd},
         "trader_settings": dataclasses.asdict(trader_settings(args.threads)),
-        "manager_settings": dataclasses.asdict(manager_settings(args.threads)),
+        "manager_settings": dataclasses.asdict(manager_settings(args.threads,
+                                                                args.manager_gamma)),
         "n_envs": args.n_envs, "trader_steps": args.trader_steps,
         "manager_decisions": args.manager_decisions, "training_seeds": list(args.seeds),
         "managers_given": args.managers,
@@ -408,6 +415,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--correlation", type=float, default=0.5)
     p.add_argument("--horizon", type=int, default=1_000)
     p.add_argument("--decision-steps", type=int, default=50)
+    p.add_argument("--drift-mean", type=float, default=0.0,
+                   help="mean drift of the fundamentals, ticks per second, drawn per stock "
+                        "and episode (EnvConfig.drift_mean; 0: none)")
+    p.add_argument("--drift-sd", type=float, default=0.0,
+                   help="s.d. of the drifts across stocks and episodes, ticks per second")
+    p.add_argument("--manager-gamma", type=float, default=0.5,
+                   help="the manager's PPO discount per decision")
     p.add_argument("--n-envs", type=int, default=128, help="training markets")
     p.add_argument("--trader-steps", type=int, default=15_000_000,
                    help="trader PPO agent-steps")
@@ -460,7 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     try:
         base = task(args.preset, symbols=args.symbols, correlation=args.correlation,
-                    horizon=args.horizon, decision_steps=args.decision_steps)
+                    horizon=args.horizon, decision_steps=args.decision_steps,
+                    drift_mean=args.drift_mean, drift_sd=args.drift_sd)
         if real.NAME in args.eval_presets:
             if args.symbols != len(real.SYMBOLS):
                 raise ValueError(f"{real.NAME} has {len(real.SYMBOLS)} symbols "

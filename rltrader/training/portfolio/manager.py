@@ -15,13 +15,15 @@ Action space
 
 Observation space
 -----------------
-``Box((8 x symbols + 3,), float32)``; per symbol, over the last decision's window of
+``Box((9 x symbols + 3,), float32)``; per symbol, over the last decision's window of
 ``decision_steps`` steps: ``ret`` (the mid's change / ``price_scale`` / sqrt(window)),
 ``trend`` (an EMA of ``ret`` over decisions, weight ``trend_alpha``), ``vol`` (root mean
 square of the one-step mid change / ``price_scale``), ``vol_slow`` (an EMA of ``vol`` over
 decisions, weight ``vol_alpha``; 0 before the first window), ``spread`` (mean, / ``price_scale``),
 ``flow`` (the flow imbalance at the window's end), ``position`` (/ position limit) and
-``target`` (the current one); then ``sharpe_mean`` and ``sharpe_sd`` (the differential
+``target`` (the current one), ``episode_ret`` (the mean of ``ret`` over the episode's
+windows so far, 0 at its start: the trailing estimate of a drift drawn per episode); then
+``sharpe_mean`` and ``sharpe_sd`` (the differential
 Sharpe ratio's running ``A`` and ``sqrt(max(B - A^2, 0))``, bp: the reward of a return
 depends on them, so they are part of the state) and ``time_left`` (share of the episode
 left). Column ``k x symbols + s`` is feature ``k`` of symbol ``s`` (``FEATURES`` order).
@@ -59,7 +61,8 @@ from rltrader.training.portfolio.tracking import (
     check_trader_config,
 )
 
-FEATURES = ("ret", "trend", "vol", "vol_slow", "spread", "flow", "position", "target")
+FEATURES = ("ret", "trend", "vol", "vol_slow", "spread", "flow", "position", "target",
+            "episode_ret")
 #: the default target levels: fractions of the position limit
 LEVELS = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -180,6 +183,8 @@ class PortfolioEnv:
         self.tracking_error = np.zeros(n)
         self.sharpe = DifferentialSharpe(n, c.sharpe_eta, c.sharpe_min_var)
         self._trend = np.zeros((n, s))
+        self._episode_sum = np.zeros((n, s))
+        self._episode_windows = np.zeros(n)
         self._vol = np.zeros((n, s))
         self._step_in_episode = 0
         self.steps_per_episode = c.env.horizon // c.decision_steps
@@ -230,6 +235,8 @@ class PortfolioEnv:
             self._vol[:] = 0.0
             self._capital()
         self._step_in_episode = 0
+        self._episode_sum[:] = 0.0
+        self._episode_windows[:] = 0.0
         self.terminated[:] = False
         self.rewards[:] = 0.0
         zero = np.zeros((self.n_envs, self.n_symbols))
@@ -268,7 +275,12 @@ class PortfolioEnv:
         if ended.any():
             self._step_in_episode = 0
         self.terminated[:] = ended
-        self._features(ret.T / math.sqrt(k), np.sqrt(square.T / k), spread.T / k, obs)
+        ret = ret.T / math.sqrt(k)
+        self._episode_sum += ret
+        self._episode_windows += 1.0
+        self._episode_sum[ended] = 0.0          # a new episode begins: no window yet
+        self._episode_windows[ended] = 0.0
+        self._features(ret, np.sqrt(square.T / k), spread.T / k, obs)
         self.final_observations[ended] = self.observations[ended]
         return self.observations, self.rewards, self.terminated, self.truncated
 
@@ -288,8 +300,9 @@ class PortfolioEnv:
         position = trader_obs[:, self._inventory].reshape(s, n).T
         target = self.traders.target.reshape(s, n).T
         o = self.observations
+        episode = self._episode_sum / np.maximum(self._episode_windows, 1.0)[:, None]
         for j, x in enumerate((ret, self._trend, vol, self._vol, spread, flow, position,
-                               target)):
+                               target, episode)):
             o[:, j * s:(j + 1) * s] = x
         a, b = self.sharpe.a, self.sharpe.b
         o[:, -3] = a
@@ -371,4 +384,40 @@ class BuyAndHold(Allocator):
         return self.nearest(w)
 
 
-BASELINES = {cls.name: cls for cls in (Flat, EqualWeight, InverseVolatility, BuyAndHold)}
+class Momentum(Allocator):
+    """Time-series momentum on the episode's trailing return: each stock at ``+gross``
+    when its ``episode_ret`` (the mean window return since the episode began) is
+    positive, ``-gross`` when negative; equal weight before the episode's first window
+    (the drift's prior sign, when it has one, is long)."""
+
+    name = "momentum"
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        mean = np.asarray(obs[:, self.env.column("episode_ret")], dtype=np.float64)
+        w = np.where(mean > 0, self.gross, np.where(mean < 0, -self.gross, self.gross))
+        return self.nearest(w)
+
+
+class MeanVariance(Allocator):
+    """Mean-variance weights from trailing estimates: ``w ~ mu / sigma^2`` per stock (a
+    diagonal covariance), ``mu`` the episode's mean window return (``episode_ret``) and
+    ``sigma`` the slow volatility estimate (``vol_slow``, the same units: a window's
+    return / sqrt(window) has the one-step s.d.), scaled to the gross exposure of
+    :class:`EqualWeight` (``gross x symbols``), each at most 1 in size, on the grid of
+    levels; equal weights before the episode's first window or while no volatility is
+    known."""
+
+    name = "mean_variance"
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        mean = np.asarray(obs[:, self.env.column("episode_ret")], dtype=np.float64)
+        vol = np.asarray(obs[:, self.env.column("vol_slow")], dtype=np.float64)
+        s = self.env.n_symbols
+        raw = np.where(vol > 0, mean / np.maximum(vol, 1e-12) ** 2, 0.0)
+        total = np.abs(raw).sum(1, keepdims=True)
+        w = np.where(total > 0, self.gross * s * raw / np.maximum(total, 1e-300), self.gross)
+        return self.nearest(np.clip(w, -1.0, 1.0))
+
+
+BASELINES = {cls.name: cls for cls in (Flat, EqualWeight, InverseVolatility, BuyAndHold,
+                                       Momentum, MeanVariance)}

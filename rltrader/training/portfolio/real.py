@@ -64,11 +64,14 @@ def binance_pair_task(base: PortfolioConfig, reference_price: float | None = Non
     of the same relative size: ``price_scale x`` (the record's first perpetual mid / the
     simulated market's fundamental level ``reference_price``, default ``r_bar`` of
     ``base``'s market), so that the observations' returns and spreads read in the units
-    the policies learned. The horizon, decisions, fees and everything else stay."""
+    the policies learned; no drift (the record's prices are what they were). The
+    horizon, decisions, fees and everything else stay."""
     env = base.env
     if reference_price is None:
         reference_price = float(env.market_config().fundamental.r_bar)
+    # a record's prices are what they were: no simulated drift
     real = env.replace(symbols=len(SYMBOLS), base_qty=env.base_qty * LOTS_PER_TASK_LOT,
+                       drift_mean=0.0, drift_sd=0.0,
                        base_position_limit=env.base_position_limit * LOTS_PER_TASK_LOT,
                        price_scale=env.price_scale * first_mid() / reference_price)
     return dataclasses.replace(base, env=real)
