@@ -69,4 +69,5 @@ def test_held_out_seeds_must_be_held_out(tmp_path: Path) -> None:
     assert main(["--out", str(tmp_path), "--horizon", "110"]) == 2
     assert main(["--out", str(tmp_path), "--managers", str(tmp_path / "none.pt")]) == 2
     assert main(["--out", str(tmp_path), "--trader", str(tmp_path / "none.pt")]) == 2
+    assert main(["--out", str(tmp_path), "--managers", "pretrained:nope"]) == 2
     assert not (tmp_path / "report.json").exists()

@@ -341,8 +341,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     curves: dict[str, list[dict[str, Any]]] = {}
     managers: dict[str, Any] = {}
     t0 = time.perf_counter()
-    for path in args.managers or ():
-        managers[f"manager:{Path(path).stem}"] = load_policy(path)
+    for spec in args.managers or ():
+        name = spec if spec.startswith(PRETRAINED_PREFIX) else f"manager:{Path(spec).stem}"
+        managers[name] = load_policy(checkpoint(spec))
     for seed in args.seeds if not args.managers else ():
         policy, rows = train_manager(base, executor, n_envs=args.n_envs,
                                      decisions=args.manager_decisions, seed=seed,
@@ -398,6 +399,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+PRETRAINED_PREFIX = "pretrained:"
+
+
+def checkpoint(spec: str) -> Path:
+    """A checkpoint's path: ``pretrained:NAME`` is ``NAME.pt`` shipped in
+    ``rltrader/training/pretrained/`` (with its model card ``NAME.md``), else a path."""
+    if spec.startswith(PRETRAINED_PREFIX):
+        from rltrader.training.evaluate import PRETRAINED
+
+        return PRETRAINED / f"{spec[len(PRETRAINED_PREFIX):]}.pt"
+    return Path(spec)
+
+
 def _ints(text: str) -> list[int]:
     values: list[int] = []
     for part in text.split(","):
@@ -447,7 +461,8 @@ def parser() -> argparse.ArgumentParser:
                    help="'train' (PPO, then the validation seeds choose between it and the "
                         "scripted executors), 'aggressive', 'patient', or a trader checkpoint")
     p.add_argument("--managers", type=lambda s: s.split(","), default=None,
-                   help="manager checkpoints to evaluate instead of training (comma-separated)")
+                   help="manager checkpoints to evaluate instead of training (comma-separated "
+                        "paths, or pretrained:NAME for one shipped with the package)")
     return p
 
 
@@ -461,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for path in [*(args.managers or ()),
                  *(() if args.trader in ("train", "aggressive", "patient") else (args.trader,))]:
-        if not Path(path).is_file():
+        if not checkpoint(path).is_file():
             print(f"experiment: {path}: no such checkpoint", file=sys.stderr)
             return 2
     for name in [args.preset, *args.eval_presets]:
