@@ -205,8 +205,10 @@ def test_the_comparison_names_members_on_validation_markets(tmp_path) -> None:
     result = compare(task="execution", market="resilient", out=tmp_path, repetitions=[0],
                      agent_steps=4 * 8 * 6, n_envs=4, n_agents=1, settings=settings,
                      eval_seeds=[100], horizon=12, arms=("pbt", "fixed", "random"),
-                     validation_seeds=[50], top_k=2, progress=False)
+                     validation_seeds=[50], top_k=2, warm_start="twap", warm_start_steps=6,
+                     progress=False)
     assert result["pbt_minus_fixed"]["n"] == 16 and result["pbt_minus_random"]["n"] == 16
+    assert result["runs"]["pbt/0"]["warm_start"]["agent_steps"] == 6 * 4
     for arm in ("pbt", "fixed", "random"):
         run = result["runs"][f"{arm}/0"]
         scores = {int(k): v for k, v in run["validation"].items()}
@@ -223,3 +225,31 @@ def test_the_comparison_names_members_on_validation_markets(tmp_path) -> None:
                   "progress": False, **bad}
         with pytest.raises(ValueError):
             compare(**kwargs)
+
+
+def test_a_warm_start_makes_every_member_the_teachers_clone() -> None:
+    from rltrader.training.exploits import FixedSpreadMaker
+
+    config = EnvConfig(action_mode="market_making", horizon=50)
+    teacher = {"offset": 1, "size": 2.0, "max_inventory": 0.2}   # its limit binds often
+    env = BatchedMarketEnv(config, n_envs=16, n_agents=2, seed=3)
+    pop = Population(env, PBTSettings(n_policies=4, n_steps=8, ready_every=1), seed=3)
+    stats = pop.warm_start(FixedSpreadMaker(**teacher), steps=150, epochs=20,
+                           minibatch_size=256)
+    assert stats["matched"] > 0.95 and pop.agent_steps == 0
+    fresh = BatchedMarketEnv(config, n_envs=8, n_agents=2, seed=99)   # unseen markets
+    maker = FixedSpreadMaker(**teacher)
+    maker.begin(fresh)
+    agree = []
+    for _ in range(60):
+        wanted = maker.actions(np.asarray(fresh.episode_step), 50, fresh, [0, 1])
+        acts = [pop.policy(p)(fresh.observations) for p in range(4)]
+        for other in acts[1:]:
+            np.testing.assert_array_equal(other, acts[0])   # one clone in every member
+        agree.append((acts[0].reshape(wanted.shape) == wanted).all(-1).ravel())
+        fresh.step(wanted.reshape(16, -1))
+    assert np.concatenate(agree).mean() > 0.9
+    rows = pop.learn(32 * 8 * 2)                 # PPO continues from the teacher's state
+    assert np.isfinite(rows[0]["policy_loss"]) and pop.agent_steps == 32 * 8 * 2
+    with pytest.raises(ValueError, match="before"):
+        pop.warm_start(FixedSpreadMaker(**teacher), steps=5)

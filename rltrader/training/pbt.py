@@ -229,6 +229,43 @@ class Population:
         u = torch.rand(self.settings.n_policies, generator=self.generator)
         return torch.exp(low + (high - low) * u)
 
+    def warm_start(self, teacher: Any, *, steps: int, epochs: int = 10,
+                   minibatch_size: int = 4_096, smoothing: float = 0.05) -> dict[str, Any]:
+        """Every member starts as the same behaviour clone of ``teacher`` (a scripted
+        :class:`~rltrader.training.exploits.Strategy`, e.g. the task's strongest baseline).
+
+        The fast trainer's warm start (:func:`rltrader.training.ppo.imitate.clone`) fits
+        a network of this population's architecture on this env (the teacher plays
+        ``steps`` batched steps, not counted); its actor and critic, observation
+        statistics and reward scaler are then copied into every member, and training
+        continues from the env's state after the teacher's steps. Returns the clone's
+        statistics."""
+        from rltrader.training.ppo.imitate import clone
+        from rltrader.training.ppo.settings import FastPPOSettings
+        from rltrader.training.ppo.trainer import FastPPO
+
+        if self._obs is not None:
+            raise ValueError("warm_start comes before the first learn()")
+        s = self.settings
+        trainer = FastPPO(self.env, FastPPOSettings(
+            hidden=s.hidden, activation="tanh", gamma=s.gamma, gae_lambda=s.gae_lambda,
+            threads=s.threads, progress=False), seed=self.seed)
+        stats = clone(trainer, teacher, steps=steps, epochs=epochs,
+                      minibatch_size=minibatch_size, smoothing=smoothing)
+        net = trainer.model.nets[0]
+        with torch.no_grad():
+            for stacked, layers in ((self.actor, [*net.actor.mlp, net.policy_head]),
+                                    (self.critic, [*net.critic.mlp, net.value_head])):
+                linear = [layer for layer in layers if isinstance(layer, nn.Linear)]
+                for w, b, layer in zip(stacked.weights, stacked.biases, linear, strict=True):
+                    w.copy_(layer.weight.T.expand_as(w))
+                    b.copy_(layer.bias.view(1, 1, -1).expand_as(b))
+        self.obs_norm.load_state_dict(trainer.model.obs_norm.state_dict())
+        self.reward_scaler.load_state_dict(trainer.reward_scaler.state_dict())
+        self._obs = trainer._obs_np
+        self._episode_return.copy_(trainer._episode_return)
+        return stats
+
     # ---- acting -------------------------------------------------------------------------
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,8 @@ for the same agent-steps, one per *arm*:
   of Jaderberg et al. 2017).
 
 Each arm then names one member: the fittest in training, or, with validation seeds, the
-best on validation markets of the ``top_k`` fittest (the same rule for every arm). The
+best on validation markets of the ``top_k`` fittest (the same rule for every arm). With
+``warm_start`` every arm's members start as one behaviour clone of that baseline. The
 named members play held-out markets (:func:`rltrader.training.evaluate.evaluate`, alone in
 their market), paired by market with PBT's over every repetition. Output:
 ``result.json`` and ``pbt_vs_fixed.png`` (the populations' fitness during training) in
@@ -32,7 +33,13 @@ from typing import Any
 import numpy as np
 
 from rltrader.envs import BatchedMarketEnv, EnvConfig
-from rltrader.training.evaluate import TASKS, CheckpointStrategy, evaluate, parse_seeds
+from rltrader.training.evaluate import (
+    TASKS,
+    CheckpointStrategy,
+    candidate,
+    evaluate,
+    parse_seeds,
+)
 from rltrader.training.evaluation import Summary, run_lineup
 from rltrader.training.pbt import MemberPolicy, PBTSettings, Population
 
@@ -48,6 +55,7 @@ def compare(*, task: str, market: str, out: Path | str, repetitions: Sequence[in
             agent_steps: int, n_envs: int, n_agents: int, settings: PBTSettings,
             eval_seeds: Sequence[int], horizon: int, arms: Sequence[str] = ("pbt", "fixed"),
             validation_seeds: Sequence[int] = (), top_k: int = 8, episodes: int = 2,
+            warm_start: str | None = None, warm_start_steps: int = 400,
             progress: bool = True) -> dict[str, Any]:
     """Train every arm per repetition, name a member of each, pair them with PBT's."""
     arms = list(arms)
@@ -72,6 +80,10 @@ def compare(*, task: str, market: str, out: Path | str, repetitions: Sequence[in
             began = time.perf_counter()
             env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=seed)
             population = Population(env, replace(settings, **ARMS[arm]), seed=seed)
+            cloned = None
+            if warm_start is not None:         # every arm from the same teacher's clone
+                cloned = population.warm_start(candidate(f"baseline:{warm_start}"),
+                                               steps=warm_start_steps)
             population.learn(agent_steps)
             trained = time.perf_counter() - began
             member, scores = population.best(), {}
@@ -83,7 +95,7 @@ def compare(*, task: str, market: str, out: Path | str, repetitions: Sequence[in
                 "seconds": trained, "curve": population.curve,
                 "best_member": population.best(), "member": member,
                 "validation": {str(k): v for k, v in scores.items()},
-                "rounds": len(population.rounds),
+                "rounds": len(population.rounds), "warm_start": cloned,
                 "learning_rate": population.hyper["learning_rate"].tolist(),
                 "ent_coef": population.hyper["ent_coef"].tolist()}
             if progress:
@@ -104,6 +116,8 @@ def compare(*, task: str, market: str, out: Path | str, repetitions: Sequence[in
                "n_envs": n_envs, "n_agents": n_agents, "repetitions": list(repetitions),
                "eval_seeds": list(eval_seeds), "validation_seeds": list(validation_seeds),
                "top_k": top_k, "episodes": episodes, "arms": arms,
+               "warm_start": warm_start,
+               "warm_start_steps": warm_start_steps if warm_start else None,
                "settings": _plain(settings),
                **{f"pbt_minus_{arm}": Summary.of(np.concatenate(diffs[arm])).as_dict()
                   for arm in controls},
@@ -184,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n-policies", type=int, default=64)
     parser.add_argument("--fitness", default="sharpe", choices=("sharpe", "mean"))
     parser.add_argument("--gamma", type=float, default=0.95)
+    parser.add_argument("--gae-lambda", type=float, default=0.9)
+    parser.add_argument("--n-steps", type=int, default=32, help="batched steps per rollout")
     parser.add_argument("--ready-every", type=int, default=10)
     parser.add_argument("--selection", default="truncation", choices=("truncation", "ttest"),
                         help="PBT's selection (the t-test needs --fitness mean)")
@@ -198,11 +214,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top-k", type=int, default=8)
     parser.add_argument("--episodes", type=int, default=2,
                         help="episodes per market in validation and evaluation")
+    parser.add_argument("--warm-start", default=None, metavar="BASELINE",
+                        help="every arm starts from one behaviour clone of this baseline")
+    parser.add_argument("--warm-start-steps", type=int, default=400,
+                        help="batched steps the teacher plays (not counted)")
     parser.add_argument("--out", default="pbt-compare")
     args = parser.parse_args(argv)
     try:
         settings = PBTSettings(n_policies=args.n_policies, fitness=args.fitness,
-                               gamma=args.gamma, ready_every=args.ready_every,
+                               gamma=args.gamma, gae_lambda=args.gae_lambda,
+                               n_steps=args.n_steps, ready_every=args.ready_every,
                                selection=args.selection, min_episodes=args.min_episodes)
         result = compare(task=args.task, market=args.market, out=args.out,
                          repetitions=parse_seeds(args.repetitions),
@@ -212,7 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          arms=args.arms.split(","),
                          validation_seeds=(parse_seeds(args.validation_seeds)
                                            if args.validation_seeds else ()),
-                         top_k=args.top_k, episodes=args.episodes)
+                         top_k=args.top_k, episodes=args.episodes,
+                         warm_start=args.warm_start, warm_start_steps=args.warm_start_steps)
     except ValueError as error:
         parser.error(str(error))
     for arm in (a for a in result["arms"] if a != "pbt"):
