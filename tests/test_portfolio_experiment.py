@@ -51,6 +51,13 @@ def test_a_tiny_run_trains_and_evaluates(tmp_path: Path,
     obs = env.traders.observations
     assert np.isin(trader(obs), np.arange(env.traders.single_action_space.n)).all()
     assert "## thin" in capsys.readouterr().out
+    # managers trained on two presets at once
+    mixed = tmp_path / "mixed"
+    assert main(["--out", str(mixed), *TINY, "--trader", "aggressive", "--seeds", "0",
+                 "--manager-presets", "resilient,thin"]) == 0
+    report = json.loads((mixed / "report.json").read_text())
+    assert report["manager_presets"] == ["resilient", "thin"]
+    assert "manager_seed0" in report["evaluation"]["thin"]["policies"]
     # a given trader and manager checkpoints: evaluated, nothing trained
     again = tmp_path / "again"
     assert main(["--out", str(again), *TINY, "--trader", str(tmp_path / "trader.pt"),
@@ -70,4 +77,5 @@ def test_held_out_seeds_must_be_held_out(tmp_path: Path) -> None:
     assert main(["--out", str(tmp_path), "--managers", str(tmp_path / "none.pt")]) == 2
     assert main(["--out", str(tmp_path), "--trader", str(tmp_path / "none.pt")]) == 2
     assert main(["--out", str(tmp_path), "--managers", "pretrained:nope"]) == 2
+    assert main(["--out", str(tmp_path), "--manager-presets", "resilient,nope"]) == 2
     assert not (tmp_path / "report.json").exists()

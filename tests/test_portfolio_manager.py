@@ -13,6 +13,7 @@ from rltrader.training.portfolio.manager import (
     FEATURES,
     PortfolioConfig,
     PortfolioEnv,
+    StackedPortfolioEnv,
 )
 from rltrader.training.portfolio.sharpe import differential_sharpe
 
@@ -145,6 +146,33 @@ def test_episode_ret_is_the_mean_window_return_of_the_episode() -> None:
             np.testing.assert_allclose(obs[:, env.column("episode_ret")],
                                        np.mean(windows, axis=0), rtol=1e-5, atol=1e-7)
         assert terminated.all() == (t == 4)
+
+
+def test_stacked_envs_are_their_parts_row_for_row() -> None:
+    thin = dataclasses.replace(CONFIG, env=ENV.replace(market="thin"))
+    stacked = StackedPortfolioEnv([PortfolioEnv(CONFIG, n_envs=2), PortfolioEnv(thin, n_envs=3)])
+    seeds = [int(np.random.SeedSequence(7, spawn_key=(i,)).generate_state(1)[0])
+             for i in range(2)]
+    parts = [PortfolioEnv(CONFIG, n_envs=2, seed=seeds[0]),
+             PortfolioEnv(thin, n_envs=3, seed=seeds[1])]
+    assert stacked.num_agents_total == stacked.n_envs == 5 and stacked.n_agents == 1
+    obs = stacked.reset(seed=7)
+    np.testing.assert_array_equal(obs, np.concatenate([p.reset(s) for p, s in
+                                                       zip(parts, seeds, strict=True)]))
+    rng = np.random.default_rng(2)
+    for _ in range(6):
+        a = rng.integers(0, 9, (5, 3))
+        got = [x.copy() for x in stacked.step(a)]
+        want = [p.step(a[r]) for p, r in zip(parts, (slice(0, 2), slice(2, 5)), strict=True)]
+        for k in range(4):
+            np.testing.assert_array_equal(got[k], np.concatenate([w[k] for w in want]))
+        np.testing.assert_array_equal(stacked.final_observations, np.concatenate(
+            [p.final_observations for p in parts]))
+    with pytest.raises(ValueError, match="same symbols"):
+        StackedPortfolioEnv([PortfolioEnv(CONFIG), PortfolioEnv(dataclasses.replace(
+            CONFIG, env=ENV.replace(symbols=2)))])
+    with pytest.raises(ValueError, match="5 rows"):
+        stacked.step(np.zeros((4, 3), dtype=np.int64))
 
 
 def test_bad_input() -> None:

@@ -42,7 +42,12 @@ from rltrader.envs import EnvConfig
 from rltrader.sim.config import preset
 from rltrader.training.evaluation import Summary
 from rltrader.training.portfolio import real
-from rltrader.training.portfolio.manager import BASELINES, PortfolioConfig, PortfolioEnv
+from rltrader.training.portfolio.manager import (
+    BASELINES,
+    PortfolioConfig,
+    PortfolioEnv,
+    StackedPortfolioEnv,
+)
 from rltrader.training.portfolio.tracking import ScriptedExecutor, TargetTrackingEnv
 
 Allocator = Callable[[np.ndarray], np.ndarray]
@@ -142,13 +147,25 @@ def manager_settings(threads: int = 1, gamma: float = 0.5) -> Any:
                            progress=False)
 
 
-def train_manager(config: PortfolioConfig, executor: Any, *, n_envs: int, decisions: int,
-                  seed: int, out: Path, threads: int = 1, gamma: float = 0.5
-                  ) -> tuple[Any, list[dict[str, Any]]]:
-    """PPO on :class:`PortfolioEnv` for ``decisions`` market-decisions (whole rollouts)."""
+def train_manager(config: PortfolioConfig | Sequence[PortfolioConfig], executor: Any, *,
+                  n_envs: int, decisions: int, seed: int, out: Path, threads: int = 1,
+                  gamma: float = 0.5) -> tuple[Any, list[dict[str, Any]]]:
+    """PPO on :class:`PortfolioEnv` for ``decisions`` market-decisions (whole rollouts);
+    several configs (presets): ``n_envs`` markets shared out among them, one
+    :class:`StackedPortfolioEnv`."""
     from rltrader.training.fast_ppo import FastPPO
 
-    env = PortfolioEnv(config, executor=executor, n_envs=n_envs, seed=seed)
+    configs = [config] if isinstance(config, PortfolioConfig) else list(config)
+    if len(configs) == 1:
+        env: Any = PortfolioEnv(configs[0], executor=executor, n_envs=n_envs, seed=seed)
+    else:
+        if n_envs < len(configs):
+            raise ValueError(f"n_envs ({n_envs}) must be at least the number of training "
+                             f"markets ({len(configs)})")
+        shares = [n_envs // len(configs) + (i < n_envs % len(configs))
+                  for i in range(len(configs))]
+        env = StackedPortfolioEnv([PortfolioEnv(c, executor=executor, n_envs=k, seed=seed)
+                                   for c, k in zip(configs, shares, strict=True)])
     trainer = FastPPO(env, manager_settings(threads, gamma), seed=seed)
     rows = trainer.learn(decisions)
     trainer.save(out)
@@ -337,7 +354,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                              for m in ("tracking_error", "cost", "reward")}
                           for b in ("aggressive", "patient") if "trained" in executors}}
     executor = executors[chosen]
-    # 2. managers, one per training seed (or given checkpoints)
+    # 2. managers, one per training seed (or given checkpoints), on their presets
+    training = [dataclasses.replace(base, env=base.env.replace(market=market(
+        name, args.correlation))) for name in args.manager_presets or [args.preset]]
     curves: dict[str, list[dict[str, Any]]] = {}
     managers: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -345,7 +364,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         name = spec if spec.startswith(PRETRAINED_PREFIX) else f"manager:{Path(spec).stem}"
         managers[name] = load_policy(checkpoint(spec))
     for seed in args.seeds if not args.managers else ():
-        policy, rows = train_manager(base, executor, n_envs=args.n_envs,
+        policy, rows = train_manager(training, executor, n_envs=args.n_envs,
                                      decisions=args.manager_decisions, seed=seed,
                                      out=out / f"manager_seed{seed}.pt", threads=args.threads,
                                      gamma=args.manager_gamma)
@@ -386,6 +405,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                                 args.manager_gamma)),
         "n_envs": args.n_envs, "trader_steps": args.trader_steps,
         "manager_decisions": args.manager_decisions, "training_seeds": list(args.seeds),
+        "manager_presets": args.manager_presets or [args.preset],
         "managers_given": args.managers,
         "eval_seeds": list(args.eval_seeds), "eval_envs": args.eval_envs,
         "episodes": args.episodes, "traders": traders, "evaluation": evaluation,
@@ -425,6 +445,9 @@ def parser() -> argparse.ArgumentParser:
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--preset", default="resilient", help="training market preset")
+    p.add_argument("--manager-presets", type=lambda s: s.split(","), default=None,
+                   help="the managers' training presets (comma-separated; the markets "
+                        "shared out among them); default: --preset")
     p.add_argument("--symbols", type=int, default=4)
     p.add_argument("--correlation", type=float, default=0.5)
     p.add_argument("--horizon", type=int, default=1_000)
@@ -479,9 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not checkpoint(path).is_file():
             print(f"experiment: {path}: no such checkpoint", file=sys.stderr)
             return 2
-    for name in [args.preset, *args.eval_presets]:
-        if name == real.NAME and name != args.preset:
-            continue
+    training = [args.preset, *(args.manager_presets or ())]
+    for name in [*training, *(n for n in args.eval_presets if n != real.NAME)]:
         try:
             preset(name)
         except (KeyError, ValueError) as error:

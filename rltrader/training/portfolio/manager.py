@@ -315,6 +315,59 @@ class PortfolioEnv:
         return slice(j * self.n_symbols, (j + 1) * self.n_symbols)
 
 
+class StackedPortfolioEnv:
+    """Several :class:`PortfolioEnv` (markets of different presets, say) as one batched env
+    for the trainer: their rows one after the other, the same spaces (the same symbols).
+    ``reset(seed)`` rebuilds env ``i`` from ``SeedSequence(seed, spawn_key=(i,))``."""
+
+    def __init__(self, envs: list[PortfolioEnv]) -> None:
+        if not envs or not all(isinstance(e, PortfolioEnv) for e in envs):
+            raise TypeError("envs must be a non-empty list of PortfolioEnv")
+        if len({e.obs_dim for e in envs}) != 1 or len({e.n_symbols for e in envs}) != 1:
+            raise ValueError("stacked portfolio envs must have the same symbols")
+        self.envs = envs
+        first = envs[0]
+        self.n_agents, self.n_symbols = 1, first.n_symbols
+        self.n_envs = self.num_agents_total = sum(e.n_envs for e in envs)
+        self.single_action_space = first.single_action_space
+        self.single_observation_space = first.single_observation_space
+        self.obs_dim = first.obs_dim
+        self._cuts = np.cumsum([0] + [e.n_envs for e in envs])
+        n = self.n_envs
+        self.observations = np.zeros((n, self.obs_dim), dtype=np.float32)
+        self.final_observations = np.zeros_like(self.observations)
+        self.rewards = np.zeros(n, dtype=np.float32)
+        self.terminated = np.zeros(n, dtype=bool)
+        self.truncated = np.zeros(n, dtype=bool)
+
+    def _rows(self, i: int) -> slice:
+        return slice(int(self._cuts[i]), int(self._cuts[i + 1]))
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        for i, env in enumerate(self.envs):
+            own = None if seed is None else int(np.random.SeedSequence(
+                seed, spawn_key=(i,)).generate_state(1)[0])
+            self.observations[self._rows(i)] = env.reset(own)
+        self.terminated[:] = False
+        self.truncated[:] = False
+        self.rewards[:] = 0.0
+        return self.observations
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        a = np.asarray(actions)
+        if a.shape[:1] != (self.n_envs,):
+            raise ValueError(f"actions must have {self.n_envs} rows, got shape {a.shape}")
+        for i, env in enumerate(self.envs):
+            rows = self._rows(i)
+            obs, reward, terminated, truncated = env.step(a[rows])
+            self.observations[rows] = obs
+            self.rewards[rows] = reward
+            self.terminated[rows] = terminated
+            self.truncated[rows] = truncated
+            self.final_observations[rows] = env.final_observations
+        return self.observations, self.rewards, self.terminated, self.truncated
+
+
 # ---- allocation baselines -------------------------------------------------------------------
 
 class Allocator:
