@@ -137,6 +137,8 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
     x.out = out
     x.w = 0
     x.fresh = fresh
+    x.known = NO_SLOT       # per message only when the caller gives slots
+    x.rested = NO_SLOT
     hashes[0] = hashes[1] = hashes[2] = hashes[3] = 0  # read only with their id; never indeterminate
     hash_ids[0] = hash_ids[1] = hash_ids[2] = hash_ids[3] = 0
     if ahead:
@@ -154,13 +156,18 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
             if <uint32_t>m.book < <uint32_t>c.n_books:
                 x.hash = id_hash(m.order_id, m.book)
                 x.hash_id = m.order_id
-        status = admit(c, m, x.w, out_cap)
-        if status != OK:
-            break
+        # no message emits more than 6 + 6 x the live orders of all books (max_events):
+        # most messages pass this before admit's per-book bound is needed
+        if (x.w + 6 + 6 * <int64_t>c.n_live > out_cap or c.free_head == NO_SLOT
+                or RLTRADER_DEBUG_BUILD):
+            status = admit(c, m, x.w, out_cap)
+            if status != OK:
+                break
         x.timestamp = m.timestamp
         x.message_index = <int32_t>(i + index_offset)
-        x.known = known[i] if known != NULL else NO_SLOT
-        x.rested = NO_SLOT
+        if known != NULL:
+            x.known = known[i]
+            x.rested = NO_SLOT
         w0 = x.w
         bound = max_events(c, m) if RLTRADER_DEBUG_BUILD else 0
         handle(c, &x, m)
