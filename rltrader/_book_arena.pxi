@@ -46,10 +46,6 @@ cdef inline void hash_insert_hashed(Core* c, int32_t slot, uint64_t h) noexcept 
     table[p] = (<uint32_t>slot + 1) | (HASH_DISPLACED if p != home else 0)
 
 
-cdef inline void hash_insert(Core* c, int32_t slot) noexcept nogil:
-    hash_insert_hashed(c, slot, id_hash(c.orders[slot].order_id, c.orders[slot].book))
-
-
 cdef inline void hash_erase(Core* c, int32_t slot) noexcept nogil:
     """Remove ``slot``'s entry; later entries of its cluster shift back (no tombstones).
     Home buckets of displaced entries come from their orders' stored hashes."""

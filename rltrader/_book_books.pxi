@@ -204,7 +204,9 @@ cdef class Books:
         self._bind()
         for slot in range(old):
             if c.orders[slot].state != FREE:
-                hash_insert(c, slot)
+                # the stored low 32 bits of its id_hash: the mask is < 2**32 (hash_erase
+                # relies on the same), so no order's id is hashed again
+                hash_insert_hashed(c, slot, c.orders[slot].hash)
 
     cdef _grow(self):
         self._resize(min(self.core.max_orders, 2 * self.core.capacity))

@@ -64,30 +64,56 @@ cdef inline int64_t shown_price(const Order* o) noexcept nogil:
     return 0 if o.op == MARKET else o.price
 
 
-cdef inline Event* emit(Ctx* x, int kind, int reason, int32_t book, int64_t order_id,
-                        int side, int32_t owner, int64_t price, int64_t qty,
-                        int64_t leaves) noexcept nogil:
-    """Append an event (no maker: fills set the maker fields after). Every field is
-    written once; the padding is zeroed with the last three (event logs compare bit for
-    bit)."""
+cdef extern from *:
+    """
+    #include <string.h>
+    /* An event's last 8 bytes: kind, reason, side and 5 zero padding bytes (event logs
+       compare bit for bit), in one store. */
+    static inline void rltrader_event_tail(void* p, int kind, int reason, int side) {
+        unsigned long long w;
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = ((unsigned long long)(unsigned char)kind << 56)
+            | ((unsigned long long)(unsigned char)reason << 48)
+            | ((unsigned long long)(unsigned char)side << 40);
+    #else
+        w = (unsigned long long)(unsigned char)kind
+            | ((unsigned long long)(unsigned char)reason << 8)
+            | ((unsigned long long)(unsigned char)side << 16);
+    #endif
+        memcpy(p, &w, sizeof w);
+    }
+    """
+    void event_tail "rltrader_event_tail"(void* p, int kind, int reason, int side) noexcept nogil
+
+
+cdef inline void write_event(Ctx* x, int kind, int reason, int32_t book, int64_t order_id,
+                             int side, int32_t owner, int64_t price, int64_t qty,
+                             int64_t leaves, int64_t maker_order_id, int32_t maker_owner,
+                             int64_t maker_leaves) noexcept nogil:
+    """Append an event. Every field and padding byte is written exactly once (event logs
+    compare bit for bit)."""
     cdef Event* e = &x.out[x.w]
     x.w += 1
     e.timestamp = x.timestamp
     e.order_id = order_id
-    e.maker_order_id = 0
+    e.maker_order_id = maker_order_id
     e.price = price
     e.qty = qty
     e.leaves_qty = leaves
-    e.maker_leaves_qty = 0
+    e.maker_leaves_qty = maker_leaves
     e.book = book
     e.owner = owner
-    e.maker_owner = NO_OWNER
+    e.maker_owner = maker_owner
     e.message_index = x.message_index
-    memset(&e.kind, 0, sizeof(Event) - (<char*>&e.kind - <char*>e))
-    e.kind = kind
-    e.reason = reason
-    e.side = side
-    return e
+    event_tail(&e.kind, kind, reason, side)
+
+
+cdef inline void emit(Ctx* x, int kind, int reason, int32_t book, int64_t order_id,
+                      int side, int32_t owner, int64_t price, int64_t qty,
+                      int64_t leaves) noexcept nogil:
+    """Append an event without a maker (every kind but FILL)."""
+    write_event(x, kind, reason, book, order_id, side, owner, price, qty, leaves, 0,
+                NO_OWNER, 0)
 
 
 cdef inline void emit_order(Ctx* x, int kind, int reason, int32_t book, const Order* o,

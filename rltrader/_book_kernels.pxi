@@ -49,42 +49,64 @@ cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* know
             prefetch(&c.orders[known[0]])
 
 
+cdef enum:
+    # look-ahead distances in messages: the book and the id's hash bucket are loaded FAR
+    # messages ahead; NEAR ahead, once they have arrived, the level (from the book's base)
+    # and the order the bucket points to (for ops on an existing order). RING: size of
+    # the ring of hashes kept for the messages in between (a power of two > FAR)
+    AHEAD_FAR = 4
+    AHEAD_NEAR = 2
+    AHEAD_RING = 8
+
+
 cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_t* known,
                                 int64_t i, int64_t n, uint64_t* hashes,
                                 int64_t* hash_ids) noexcept nogil:
     """Start loading what the next messages will touch: across many books, matching time
-    is mostly memory latency. Two ahead: ``look_ahead`` (into the ring ``hashes`` /
-    ``hash_ids``, 4 entries); one ahead: the level (its book state arrived meanwhile)."""
+    is mostly memory latency. ``AHEAD_FAR`` ahead: ``look_ahead`` (into the ring
+    ``hashes`` / ``hash_ids``); ``AHEAD_NEAR`` ahead: the level and, for an op on an
+    existing order, the order in the id's home bucket (their book state and bucket arrived
+    meanwhile)."""
     cdef const Message* m
     cdef const BookState* bs
-    cdef int64_t level
-    if i + 2 < n:
-        look_ahead(c, &msgs[i + 2], known + (i + 2) if known != NULL else NULL,
-                   &hashes[(i + 2) & 3], &hash_ids[(i + 2) & 3])
-    if i + 1 < n:
-        m = &msgs[i + 1]
+    cdef int64_t level, j
+    cdef uint32_t entry
+    if i + AHEAD_FAR < n:
+        j = i + AHEAD_FAR
+        look_ahead(c, &msgs[j], known + j if known != NULL else NULL,
+                   &hashes[j & (AHEAD_RING - 1)], &hash_ids[j & (AHEAD_RING - 1)])
+    if i + AHEAD_NEAR < n:
+        j = i + AHEAD_NEAR
+        m = &msgs[j]
         if <uint32_t>m.book < <uint32_t>c.n_books:
             bs = &c.bk[m.book]
             level = m.price - bs.base
             if <uint64_t>level < <uint64_t>c.window:
                 prefetch(&c.lv[<int64_t>m.book * c.window + level])
+            if not is_new_order(m.op) and hash_ids[j & (AHEAD_RING - 1)] == m.order_id:
+                entry = c.table[hashes[j & (AHEAD_RING - 1)] & c.hash_mask]
+                if entry != 0:
+                    prefetch(&c.orders[(entry & HASH_SLOT) - 1])
 
 
 cdef extern from *:
     """
-    #define RLTRADER_PREFETCH_BYTES (256 * 1024)
+    #define RLTRADER_PREFETCH_BYTES (1024 * 1024)
     """
-    # a core whose levels, arena and id hash fit in this many bytes stays in the caches
-    # (L2 is at least this big on the machines we target): look-ahead prefetching then
-    # only costs instructions, and the kernels skip it
+    # a core whose levels, live orders and id hash fit in this many bytes stays in the
+    # caches (L2 is at least this big on the machines we target, 2 MiB on this project's
+    # reference VM): look-ahead prefetching then only costs instructions, and the kernels
+    # skip it
     const int64_t PREFETCH_BYTES "RLTRADER_PREFETCH_BYTES"
 
 
 cdef inline bint prefetch_pays(const Core* c) noexcept nogil:
     """Whether the core's hot state outgrows the caches, so that loading the next
-    messages' book, level, hash bucket and order ahead of time pays."""
+    messages' book, level, hash bucket and order ahead of time pays. The arena counts by
+    its live orders, not its capacity: free slots are not touched (a freed slot is reused
+    first, while it is still cached)."""
     return (<int64_t>c.n_books * c.window * sizeof(Level)
-            + <int64_t>c.capacity * sizeof(Order)
+            + <int64_t>c.n_live * sizeof(Order)
             + <int64_t>(c.hash_mask + 1) * sizeof(uint32_t)) > PREFETCH_BYTES
 
 
@@ -131,36 +153,43 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
     cdef int64_t i, w0, bound
     cdef const Message* m
     cdef int status = OK
-    cdef uint64_t hashes[4]
-    cdef int64_t hash_ids[4]
+    cdef uint64_t hashes[AHEAD_RING]
+    cdef int64_t hash_ids[AHEAD_RING]
     cdef bint ahead = prefetch_pays(c)
     x.out = out
     x.w = 0
     x.fresh = fresh
-    hashes[0] = hashes[1] = hashes[2] = hashes[3] = 0  # read only with their id; never indeterminate
-    hash_ids[0] = hash_ids[1] = hash_ids[2] = hash_ids[3] = 0
+    x.known = NO_SLOT       # per message only when the caller gives slots
+    x.rested = NO_SLOT
+    memset(hashes, 0, sizeof(hashes))     # read only with their id; never indeterminate
+    memset(hash_ids, 0, sizeof(hash_ids))
     if ahead:
-        for i in range(2 if n > 2 else n):
+        for i in range(AHEAD_FAR if n > AHEAD_FAR else n):
             look_ahead(c, &msgs[i], known + i if known != NULL else NULL, &hashes[i],
                        &hash_ids[i])
     for i in range(n):
         m = &msgs[i]
         if ahead:
             prefetch_ahead(c, msgs, known, i, n, hashes, hash_ids)
-            x.hash = hashes[i & 3]
-            x.hash_id = hash_ids[i & 3]
+            x.hash = hashes[i & (AHEAD_RING - 1)]
+            x.hash_id = hash_ids[i & (AHEAD_RING - 1)]
         else:
             x.hash_id = 0
             if <uint32_t>m.book < <uint32_t>c.n_books:
                 x.hash = id_hash(m.order_id, m.book)
                 x.hash_id = m.order_id
-        status = admit(c, m, x.w, out_cap)
-        if status != OK:
-            break
+        # no message emits more than 6 + 6 x the live orders of all books (max_events):
+        # most messages pass this before admit's per-book bound is needed
+        if (x.w + 6 + 6 * <int64_t>c.n_live > out_cap or c.free_head == NO_SLOT
+                or RLTRADER_DEBUG_BUILD):
+            status = admit(c, m, x.w, out_cap)
+            if status != OK:
+                break
         x.timestamp = m.timestamp
         x.message_index = <int32_t>(i + index_offset)
-        x.known = known[i] if known != NULL else NO_SLOT
-        x.rested = NO_SLOT
+        if known != NULL:
+            x.known = known[i]
+            x.rested = NO_SLOT
         w0 = x.w
         bound = max_events(c, m) if RLTRADER_DEBUG_BUILD else 0
         handle(c, &x, m)

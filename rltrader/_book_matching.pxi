@@ -27,12 +27,11 @@ cdef inline int64_t fee_of(int64_t notional, int64_t fee_ppm) noexcept nogil:
     return hi * fee_ppm + lo * fee_ppm // 1000000
 
 
-cdef inline void account_fill(Core* c, int32_t b, int32_t owner, int side, int64_t notional,
-                              int64_t q, int64_t fee_ppm) noexcept nogil:
+cdef inline void account_add(Account* a, int side, int64_t notional, int64_t q,
+                             int64_t fee_ppm) noexcept nogil:
     """One owned side of a fill: ``q`` lots for ``notional`` ticks x lots, and its fee.
     Nothing here can overflow: the book's notional stays within MAX_NOTIONAL
     (``taker_exceeds_notional``)."""
-    cdef Account* a = &c.accounts[<int64_t>b * c.n_owners + owner]
     cdef int64_t fee = fee_of(notional, fee_ppm) if fee_ppm != 0 else 0  # common: no fee
     a.position += side * q
     a.cash -= side * notional + fee
@@ -48,23 +47,40 @@ cdef inline int64_t fee_rate(const Core* c, int32_t owner, int taker,
     return book_ppm if ppm == BOOK_FEE else ppm
 
 
-cdef inline void fill(Core* c, Ctx* x, int32_t b, Order* taker, int32_t maker) noexcept nogil:
-    """Trade the taker against the head order `maker`; frees a maker that is done."""
+cdef struct TakerAccount:
+    # a taker's account and fee rate, looked up once per taker rather than once per fill
+    Account* account        # NULL when the taker has no owner
+    int64_t fee_ppm
+
+
+cdef inline void taker_account(const Core* c, int32_t b, const Order* t,
+                               TakerAccount* ta) noexcept nogil:
+    if t.owner >= 0:
+        ta.account = &c.accounts[<int64_t>b * c.n_owners + t.owner]
+        ta.fee_ppm = fee_rate(c, t.owner, 1, c.bk[b].taker_fee_ppm)
+    else:
+        ta.account = NULL
+        ta.fee_ppm = 0
+
+
+cdef inline void fill(Core* c, Ctx* x, int32_t b, Order* taker, const TakerAccount* ta,
+                      int32_t maker) noexcept nogil:
+    """Trade the taker against the head order `maker`; frees a maker that is done.
+    ``ta``: the taker's account (``taker_account``)."""
     cdef BookState* bs = &c.bk[b]
     cdef Order* m = &c.orders[maker]
     cdef int64_t q = taker.qty if taker.qty < m.qty else m.qty
-    cdef Event* e
     cdef int64_t notional = m.price * q
+    cdef int32_t maker_owner = m.owner
     cdef int side
     taker.qty -= q
     bs.notional += notional
-    if taker.owner >= 0:
-        account_fill(c, b, taker.owner, taker.side, notional, q,
-                     fee_rate(c, taker.owner, 1, bs.taker_fee_ppm))
-    if m.owner >= 0:
-        account_fill(c, b, m.owner, m.side, notional, q,
-                     fee_rate(c, m.owner, 0, bs.maker_fee_ppm))
-    if (taker.owner < 0) != (m.owner < 0):
+    if ta.account != NULL:
+        account_add(ta.account, taker.side, notional, q, ta.fee_ppm)
+    if maker_owner >= 0:
+        account_add(&c.accounts[<int64_t>b * c.n_owners + maker_owner], m.side, notional, q,
+                    fee_rate(c, maker_owner, 0, bs.maker_fee_ppm))
+    if (taker.owner < 0) != (maker_owner < 0):
         # one side has no owner (feed flow, outside trades): the book's outside position
         # and cash take it, so that integrity can check the accounting identity; when
         # neither side has an owner the two entries would cancel, so none is made
@@ -74,11 +90,8 @@ cdef inline void fill(Core* c, Ctx* x, int32_t b, Order* taker, int32_t maker) n
     bs.last_price = m.price
     bs.volume += q
     bs.trade_count += 1
-    e = emit(x, FILL, NO_REASON, b, taker.order_id, taker.side, taker.owner, m.price, q,
-             taker.qty)
-    e.maker_order_id = m.order_id
-    e.maker_owner = m.owner
-    e.maker_leaves_qty = m.qty - q
+    write_event(x, FILL, NO_REASON, b, taker.order_id, taker.side, taker.owner, m.price, q,
+                taker.qty, m.order_id, maker_owner, m.qty - q)
     if m.qty == q:
         remove_order(c, b, maker)
     else:
@@ -157,6 +170,8 @@ cdef void match(Core* c, Ctx* x, int32_t b, Order* t) noexcept nogil:
     cdef BookState* bs = &c.bk[b]
     cdef int32_t maker
     cdef Order* m
+    cdef TakerAccount ta
+    taker_account(c, b, t, &ta)
     while t.qty > 0 and crosses(t.side, t.price, opposite_best(bs, t.side)):
         maker = best_head(c, b, -t.side)
         m = &c.orders[maker]
@@ -168,7 +183,7 @@ cdef void match(Core* c, Ctx* x, int32_t b, Order* t) noexcept nogil:
                 emit_order(x, CANCELLED, SELF_TRADE, b, t, shown_price(t), t.qty, 0)
                 t.qty = 0
             continue
-        fill(c, x, b, t, maker)
+        fill(c, x, b, t, &ta, maker)
 
 
 cdef void run_taker(Core* c, Ctx* x, int32_t b, Order* t, bint announce) noexcept nogil:

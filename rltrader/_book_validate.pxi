@@ -40,6 +40,7 @@ cdef inline bint taken(const Core* c, Ctx* x, int32_t b, int64_t order_id) noexc
     if not x.fresh:
         return probe_order(c, b, order_id, ctx_hash(x, order_id, b),
                            &x.free_bucket) != NO_SLOT
+    x.free_bucket = NO_BUCKET
     if RLTRADER_DEBUG_BUILD and find_order(c, b, order_id) != NO_SLOT:
         abort()
     return False
@@ -158,28 +159,32 @@ cdef inline void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
     ``apply``, which runs every op the same way."""
     cdef int32_t slot = NO_SLOT
     cdef int op = m.op
-    cdef int reason
-    x.free_bucket = NO_BUCKET
-    if op == CANCEL or op == LIMIT:
-        reason = check_addressing(c, m)
+    cdef int reason = check_addressing(c, m)
+    if op == CANCEL:
         if reason == NO_REASON:
-            reason = check_order_op(c, x, m, &slot) if op == CANCEL else check_new_order(c, x, m)
+            reason = check_order_op(c, x, m, &slot)
+            if reason == NO_REASON:
+                cancel_order(c, x, m.book, slot, CANCEL_REQUESTED)
+                keep_touch_in_window(c, m.book)
+                return
+    elif op == LIMIT:
+        if reason == NO_REASON:
+            reason = check_new_order(c, x, m)
+            if reason == NO_REASON:
+                if ((m.tif == GTC or m.tif == POST_ONLY)
+                        and not crosses(m.side, m.price,
+                                        opposite_best(&c.bk[m.book], m.side))):
+                    rest_limit(c, x, m.book, m)     # nothing to match: it rests, no trade
+                    keep_touch_in_window(c, m.book)
+                else:
+                    take_limit(c, x, m)
+                return
     else:
         reason = validate(c, x, m, &slot)
-    if reason != NO_REASON:
-        emit(x, REJECTED, reason, m.book, m.order_id, m.side, m.owner, m.price, m.qty, 0)
-    elif op == CANCEL:
-        cancel_order(c, x, m.book, slot, CANCEL_REQUESTED)
-        keep_touch_in_window(c, m.book)
-    elif op == LIMIT:
-        if ((m.tif == GTC or m.tif == POST_ONLY)
-                and not crosses(m.side, m.price, opposite_best(&c.bk[m.book], m.side))):
-            rest_limit(c, x, m.book, m)     # nothing to match: it rests, no trade, no stop
-            keep_touch_in_window(c, m.book)
-        else:
-            take_limit(c, x, m)
-    else:
-        apply(c, x, m, slot)
+        if reason == NO_REASON:
+            apply(c, x, m, slot)
+            return
+    emit(x, REJECTED, reason, m.book, m.order_id, m.side, m.owner, m.price, m.qty, 0)
 
 
 cdef void take_limit(Core* c, Ctx* x, const Message* m) noexcept nogil:
@@ -210,6 +215,7 @@ cdef void apply(Core* c, Ctx* x, const Message* m, int32_t slot) noexcept nogil:
     cdef BookState* bs
     cdef Order t
     cdef Order* o
+    cdef TakerAccount ta
     cdef int64_t trades
     bs = &c.bk[b]
     trades = bs.trade_count
@@ -273,7 +279,9 @@ cdef void apply(Core* c, Ctx* x, const Message* m, int32_t slot) noexcept nogil:
         t.owner = NO_OWNER
         t.side = -c.orders[slot].side
         t.qty = m.qty
-        fill(c, x, b, &t, slot)
+        ta.account = NULL       # outside trade: no taker account
+        ta.fee_ppm = 0
+        fill(c, x, b, &t, &ta, slot)
     else:   # REPLACE
         o = &c.orders[slot]
         t.order_id = m.new_order_id if m.new_order_id != 0 else m.order_id

@@ -1,0 +1,135 @@
+"""Paired A/B runs of the matching core from two checkouts: ns per message on W3 (one
+book), W3 x 512 books and, given its source, the QuantCup 1 contest feed.
+
+    python benchmarks/core_pair.py A_DIR B_DIR [--pairs 11] [--per-book 390]
+                                   [--quantcup-source /tmp/qc]
+
+Each checkout (its compiled modules built in place) runs in a process of its own that
+builds the streams once; then, pair after pair, the two processes replay each stream in
+turn on a fresh ``Books``, alternating which goes first, so that both see the same
+machine state. Times are the thread's CPU time (``time.thread_time_ns``): on a VM shared
+with other jobs, wall time also counts the minutes the thread waits for a core, which
+moves a 3 ms replay by 2x; CPU time does not (cache sharing still moves it).
+
+Streams, as ``rltrader bench --quick`` builds them: W3 is ``workloads.lobster_aapl()``
+(89,712 messages, one book, ``Books(1, window=4096, capacity=65536)``); W3 x 512 is
+``workloads.interleave`` of it over 512 books, ``--per-book`` messages each (390: the
+quick bench's 200,000 in all; 3,906: the full bench's 2 M), ``Books(512, window=4096,
+capacity=65536)``; both in batches of ``rltrader.tools.bench.BATCH``. QuantCup is the
+contest feed as ``benchmarks/compare/quantcup.py`` sends it (batches of 4,096, window
+4,096, 1,024 slots); the feed is read from ``--quantcup-source`` (not in this repository).
+
+Prints each checkout's median ns per message per stream, the median of the per-pair
+ratios B/A with its interquartile range, and each checkout's W3 x 512 / W3 ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+_CHILD = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+import rltrader
+from rltrader import Books
+from rltrader.core.messages import EVENT_DTYPE
+from rltrader.tools import workloads
+from rltrader.tools.bench import BATCH
+
+assert rltrader.__file__.startswith(sys.argv[1]), rltrader.__file__
+one = workloads.lobster_aapl()
+streams = {{
+    "W3": (one, 1, 65536, BATCH),
+    "W3x512": (workloads.interleave(one, 512, per_book={per_book}), 512, 65536, BATCH),
+}}
+if sys.argv[3]:
+    sys.path.insert(0, sys.argv[2] + "/compare")
+    import quantcup
+    from pathlib import Path
+    msgs, owners = quantcup.feed_messages(quantcup.parse_feed(Path(sys.argv[3]) /
+                                                              "score_feed.h"))
+    streams["QuantCup"] = (msgs, 1, 1024, 4096, owners)
+events = np.empty(64 * BATCH, dtype=EVENT_DTYPE)
+print(" ".join(streams), flush=True)
+for line in sys.stdin:
+    msgs, n_books, capacity, batch, *owners = streams[line.strip()]
+    books = Books(n_books, window=4096, capacity=capacity,
+                  **({{"n_owners": owners[0]}} if owners else {{}}))
+    chunks = [msgs[i:i + batch] for i in range(0, len(msgs), batch)]
+    start = time.thread_time_ns()
+    for chunk in chunks:
+        done, _ = books.process(chunk, events)
+        if done != len(chunk):
+            raise RuntimeError("event buffer too small")
+    print((time.thread_time_ns() - start) / len(msgs), flush=True)
+"""
+
+
+def pair(a_dir: str, b_dir: str, pairs: int, per_book: int, quantcup: str) -> None:
+    here = str(Path(__file__).resolve().parent)
+    child = textwrap.dedent(_CHILD.format(per_book=per_book))
+    procs = [subprocess.Popen([sys.executable, "-c", child, str(Path(d).resolve()), here,
+                               quantcup], cwd=d, text=True, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+             for d in (a_dir, b_dir)]
+    try:
+        names = [p.stdout.readline().split() for p in procs]  # type: ignore[union-attr]
+        if names[0] != names[1] or not names[0]:
+            raise RuntimeError(f"the checkouts offer different streams: {names}")
+        times = {name: ([], []) for name in names[0]}
+        for k in range(pairs + 1):      # pair 0 warms up and is not counted
+            for name in names[0]:
+                for j in ((0, 1) if k % 2 == 0 else (1, 0)):
+                    stdin, stdout = procs[j].stdin, procs[j].stdout
+                    assert stdin is not None and stdout is not None
+                    stdin.write(name + "\n")
+                    stdin.flush()
+                    line = stdout.readline()
+                    if not line:
+                        raise RuntimeError(f"the run from {(a_dir, b_dir)[j]} exited")
+                    if k:
+                        times[name][j].append(float(line))
+    finally:
+        for p in procs:
+            if p.stdin is not None:
+                p.stdin.close()
+            p.wait()
+    print(f"A = {a_dir}, B = {b_dir}; {pairs} pairs, thread CPU time")
+    for name, (a, b) in times.items():
+        ratios = [y / x for x, y in zip(a, b, strict=True)]
+        low, _, high = statistics.quantiles(ratios, n=4)
+        print(f"  {name:8s} A {statistics.median(a):7.2f} ns/msg  B {statistics.median(b):7.2f}"
+              f" ns/msg  B/A median {statistics.median(ratios):.3f} (IQR {low:.3f}-{high:.3f})")
+    for j, label in enumerate("AB"):
+        many, one = (statistics.median(times[n][j]) for n in ("W3x512", "W3"))
+        print(f"  {label}: W3 x 512 / W3 = {many / one:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("a_dir")
+    parser.add_argument("b_dir")
+    parser.add_argument("--pairs", type=int, default=11)
+    parser.add_argument("--per-book", type=int, default=390,
+                        help="W3 x 512 messages per book (390: the quick bench's 200,000)")
+    parser.add_argument("--quantcup-source", default="",
+                        help="checkout of ajtulloch/quantcup-orderbook, winning-c-engine")
+    args = parser.parse_args(argv)
+    if args.pairs < 2 or args.per_book < 1:
+        parser.error("--pairs must be >= 2 and --per-book >= 1")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from rltrader.tools.bench import machine
+
+    print("machine:", machine())
+    pair(args.a_dir, args.b_dir, args.pairs, args.per_book, args.quantcup_source)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
