@@ -134,23 +134,15 @@ def evaluate(candidates: Sequence[str], *, task: str, markets: Sequence[str],
     base = TASKS[task]
     if horizon is not None:
         base = base.replace(horizon=horizon)
-    def made() -> list[Strategy]:
-        strategies = [candidate(spec) for spec in candidates]
-        names = [s.name for s in strategies]
-        for k, strategy in enumerate(strategies):    # rows are keyed by name: unique
-            if names.count(strategy.name) > 1:
-                strategy.name = f"{strategy.name}#{k}"
-        return strategies
-
-    strategies = made()
+    strategies = [candidate(spec) for spec in candidates]
+    names = [s.name for s in strategies]
+    for k, strategy in enumerate(strategies):        # rows are keyed by name: unique
+        if names.count(strategy.name) > 1:
+            strategy.name = f"{strategy.name}#{k}"
     out: dict[str, Any] = {"task": task, "seeds": list(seeds), "n_envs": n_envs,
                            "n_agents": n_agents, "episodes": episodes,
                            "candidates": [s.name for s in strategies], "markets": {}}
-    for i, market in enumerate(markets):
-        # fresh candidates per market: a baseline that fits itself when it begins
-        # (Almgren-Chriss's sigma and eta) fits this market, not the first one evaluated
-        if i:
-            strategies = made()
+    for market in markets:
         if market == "lobster":
             config, source = base, lobster_sources(n_envs, n_agents)
         else:
