@@ -245,10 +245,10 @@ _FITS: dict[str, MarketFit] = {}
 
 def fitted(env: BatchedMarketEnv) -> MarketFit:
     """:func:`fit_market` of ``env``'s market with the default probe (cached per market
-    configuration): what a strategy built without parameters fits when it begins."""
-    if env.sources:
-        raise ValueError("a replay's market cannot be probed: pass the strategy's market "
-                         "parameters, or fit them on a simulated market")
+    configuration): what a strategy built without parameters fits when it begins, on every
+    env it begins on. A replay's market cannot be probed: there the fit is that of the
+    env config's simulated preset (``EnvConfig.market``; ``resilient`` in ``rltrader
+    evaluate``), the same whatever else is evaluated."""
     key = repr(env.config.market)
     if key not in _FITS:
         _FITS[key] = fit_market(env.config)
@@ -348,17 +348,20 @@ class AvellanedaStoikov(_ModeStrategy):
         self.gamma, self.sigma, self.k = gamma, sigma, k
         self.size, self.withdraw_beyond = size, withdraw_beyond
         self.market: MarketFit | None = None
+        #: parameters given or fitted by the caller: kept; else fitted to each env
+        self.given = sigma is not None and k is not None
 
     def fit(self, source: Source, **probe: Any) -> AvellanedaStoikov:
         """Set ``sigma`` and ``k`` from :func:`fit_market` (``probe``: its keywords);
         returns ``self``."""
         self.market = fit_market(source, **probe)
         self.sigma, self.k = self.market.sigma, self.market.k
+        self.given = True
         return self
 
     def begin(self, env: BatchedMarketEnv) -> None:
         super().begin(env)
-        if self.sigma is None or self.k is None:
+        if not self.given:                  # this env's market, not the first one seen
             self.market = fitted(env)
             self.sigma, self.k = self.market.sigma, self.market.k
 
@@ -666,16 +669,19 @@ class AlmgrenChriss(_Execution):
             raise ValueError(f"risk_aversion must be >= 0, got {risk_aversion}")
         super().__init__(passive)
         self.risk_aversion, self.sigma, self.eta = risk_aversion, sigma, eta
+        #: parameters given or fitted by the caller: kept; else fitted to each env
+        self.given = sigma is not None and eta is not None
 
     def fit(self, source: Source, **probe: Any) -> AlmgrenChriss:
         """Set ``sigma`` and ``eta`` from :func:`fit_market`; returns ``self``."""
         market = fit_market(source, **probe)
         self.sigma, self.eta = market.sigma, market.eta
+        self.given = True
         return self
 
     def begin(self, env: BatchedMarketEnv) -> None:
         super().begin(env)
-        if self.sigma is None or self.eta is None:
+        if not self.given:                  # this env's market, not the first one seen
             market = fitted(env)
             self.sigma, self.eta = market.sigma, market.eta
 
