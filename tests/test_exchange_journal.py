@@ -514,6 +514,113 @@ def _load(url: str, name: str, seed: int, record: _Record, stop: threading.Event
         client.close()
 
 
+def _accounting(start: dict[str, Decimal], trades: list, account: dict, open_orders: list
+                ) -> tuple[dict, dict, dict, dict]:
+    """From an account's ``myTrades``, ``account`` and ``openOrders``: its totals (free plus
+    locked) and what its start plus its fills make them, its locks and what its open
+    orders hold (no fees)."""
+    expect = dict(start)
+    for t in trades:
+        sign = 1 if t["isBuyer"] else -1
+        expect["XYZ"] += sign * Decimal(t["qty"])
+        expect["USDT"] -= sign * Decimal(t["quoteQty"]) + Decimal(t["commission"])
+    have = {b["asset"]: (Decimal(b["free"]), Decimal(b["locked"]))
+            for b in account["balances"]}
+    held = {"USDT": Decimal(0), "XYZ": Decimal(0)}
+    for o in open_orders:
+        leaves = Decimal(o["origQty"]) - Decimal(o["executedQty"])
+        if o["side"] == "BUY":
+            held["USDT"] += Decimal(o["price"]) * leaves
+        else:
+            held["XYZ"] += leaves
+    return ({a: f + lk for a, (f, lk) in have.items()}, expect,
+            {a: lk for a, (_, lk) in have.items()}, held)
+
+
+def _quiet_view(client: _Client) -> tuple[list, dict, list]:
+    """The account's trades, balances and open orders as of one state of the exchange.
+
+    Each REST call reads the state between two batches, but the restarted server's clock
+    runs: a background step may fill one of the account's resting orders between
+    ``myTrades`` and ``account`` (a balance that the trades do not explain yet) or between
+    ``account`` and ``openOrders`` (a lock for an order no longer open). With the clients
+    stopped a fill is the only thing that changes an account, and it shows in
+    ``myTrades``: a view is kept only when ``myTrades`` reads the same before and after
+    it, else it is read again. Any view kept is one state's, so a mismatch in it is the
+    exchange's (a recovery that lost or doubled something), never the clock's."""
+    for _ in range(100):
+        status, before = client.call("GET", "myTrades", symbol=SYMBOL, limit="1000")
+        assert status == 200 and len(before) < 1000, "too many trades to check"
+        status, account = client.call("GET", "account")
+        assert status == 200, account
+        status, open_orders = client.call("GET", "openOrders", symbol=SYMBOL)
+        assert status == 200, open_orders
+        status, after = client.call("GET", "myTrades", symbol=SYMBOL, limit="1000")
+        assert status == 200, after
+        if after == before:
+            return before, account, open_orders
+    raise AssertionError(f"{client.name} traded during each of 100 reads of its account")
+
+
+class _Stepping:
+    """A :class:`_Client` (``name``, ``start``, ``call``) on an in-process exchange whose
+    clock runs between calls, as a restarted server's does: a background step, then the
+    gateway's handler reads the state (deterministic, no server)."""
+
+    def __init__(self, ex: Exchange, name: str, ts: int) -> None:
+        from rltrader.exchange.binance import BinanceGateway
+
+        self.ex, self.gateway, self.ts, self.name = ex, BinanceGateway(ex), ts, name
+        self.account = next(a for a in ex.accounts if a.name == name)
+        status, account = self.call("GET", "account")
+        self.start = {b["asset"]: Decimal(b["free"]) + Decimal(b["locked"])
+                      for b in account["balances"]}
+
+    def step(self, requests: list[Request] | None = None) -> None:
+        self.ts += 5_000_000
+        self.ex.run_batch(requests or [], step=True, ts=self.ts)
+
+    def call(self, method: str, path: str, **params: str):  # type: ignore[no-untyped-def]
+        import asyncio
+        import json
+
+        self.step()
+        handler = {"myTrades": self.gateway.my_trades, "account": self.gateway.account,
+                   "openOrders": self.gateway.open_orders}[path]
+        body = asyncio.run(handler({"symbol": SYMBOL, **params}, self.account, method))
+        return 200, json.loads(json.dumps(body))
+
+
+def test_a_view_of_one_state_while_the_clock_runs() -> None:
+    """Why :func:`_check` reads balances through :func:`_quiet_view`: the background fills
+    an account's resting orders between two REST calls, so ``myTrades`` then ``account``
+    (then ``openOrders``) read two states now and then and do not add up, recovery or
+    not; a view that ``myTrades`` brackets is one state's and always adds up."""
+    ex = _exchange(seed=3)
+    client = _Stepping(ex, "alice", 34_200 * 10**9)
+    for _ in range(50):
+        client.step()
+    torn = 0
+    for _ in range(200):
+        bids, asks = ex.depth(ex.symbols[SYMBOL], 1)
+        orders = [] if len(ex.open_orders[client.account.owner]) >= 6 else [
+            Request("new", client.account, {"symbol": SYMBOL, "side": side, "type": "LIMIT",
+                                            "timeInForce": "GTC", "price": _price(px),
+                                            "quantity": "1"})
+            for side, px in (("BUY", bids[0][0]), ("SELL", asks[0][0]))]
+        client.step(orders)                         # resting at the touch: filled soon
+        _, trades = client.call("GET", "myTrades", limit="1000")
+        _, account = client.call("GET", "account")
+        _, open_orders = client.call("GET", "openOrders")
+        totals, expect, locks, held = _accounting(client.start, trades, account, open_orders)
+        torn += totals != expect or locks != held
+        totals, expect, locks, held = _accounting(client.start, *_quiet_view(client))
+        assert totals == expect
+        assert locks == held
+    assert len(trades) > 20
+    assert torn, "no fill between two calls: this no longer shows the race"
+
+
 def _check(url: str, record: _Record) -> None:
     """Every acknowledged order and seen fill is there, once; balances follow the fills."""
     for name in ACCOUNTS:
@@ -541,25 +648,11 @@ def _check(url: str, record: _Record) -> None:
                     assert RANK.get(now["status"], 2) >= RANK[acked], (oid, acked, now)
                 else:
                     assert (now["status"], Decimal(now["executedQty"])) == (acked, executed)
-            # balances: the start plus the fills (no fees); locks: the open orders
-            expect = dict(client.start)
-            for t in trades:
-                sign = 1 if t["isBuyer"] else -1
-                expect["XYZ"] += sign * Decimal(t["qty"])
-                expect["USDT"] -= sign * Decimal(t["quoteQty"]) + Decimal(t["commission"])
-            status, account = client.call("GET", "account")
-            have = {b["asset"]: (Decimal(b["free"]), Decimal(b["locked"]))
-                    for b in account["balances"]}
-            assert {a: f + lk for a, (f, lk) in have.items()} == expect
-            status, open_orders = client.call("GET", "openOrders", symbol=SYMBOL)
-            locked = {"USDT": Decimal(0), "XYZ": Decimal(0)}
-            for o in open_orders:
-                leaves = Decimal(o["origQty"]) - Decimal(o["executedQty"])
-                if o["side"] == "BUY":
-                    locked["USDT"] += Decimal(o["price"]) * leaves
-                else:
-                    locked["XYZ"] += leaves
-            assert {a: lk for a, (_, lk) in have.items()} == locked
+            # balances: the start plus the fills (no fees); locks: the open orders, read
+            # from one state (the background fills resting orders between two calls)
+            totals, expect, locks, held = _accounting(client.start, *_quiet_view(client))
+            assert totals == expect
+            assert locks == held
         finally:
             client.close()
 
