@@ -2,7 +2,7 @@
 with the level book it wraps measured alone on the same stream as the yardstick.
 
 The workload: the Binance BTCUSDT spot and USD-M futures captures of 2024-08-08
-(``tests/data/crypto/binance/``, about 345 s, ticks 0.01 and 0.1, one lot of 0.000001)
+(``rltrader/data/samples/crypto/binance/``, about 345 s, ticks 0.01 and 0.1, one lot of 0.000001)
 rebuilt by a one-book ``Books`` per venue, cut into depth diffs (one venue's messages
 sharing a timestamp) and merged in time order: about 10,000 batches, 640,000 events.
 
@@ -26,8 +26,8 @@ import pytest
 
 pytest.importorskip("rltrader._analytics", reason="the compiled kernels are not built")
 
-SPOT = "tests/data/crypto/binance/hftbacktest_binance_spot_btcusdt_20240808_raw_ws.gz"
-FUTURES = "tests/data/crypto/binance/hftbacktest_binance_usdm_btcusdt_20240808_raw_ws.gz"
+SPOT = "rltrader/data/samples/crypto/binance/hftbacktest_binance_spot_btcusdt_20240808_raw_ws.gz"
+FUTURES = "rltrader/data/samples/crypto/binance/hftbacktest_binance_usdm_btcusdt_20240808_raw_ws.gz"
 
 
 @pytest.fixture(scope="module")

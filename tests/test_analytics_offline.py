@@ -17,10 +17,10 @@ pytest.importorskip("talib")
 from rltrader.analytics import offline  # noqa: E402
 from rltrader.core.constants import FILL  # noqa: E402
 from rltrader.data import binance, lobster  # noqa: E402
-from rltrader.data.samples import AAPL_HOUR, sample_path  # noqa: E402
+from rltrader.data.samples import AAPL_HOUR, PACKAGED, sample_path  # noqa: E402
 
 SECOND, MINUTE = 1_000_000_000, 60_000_000_000
-BINANCE_SPOT = (Path(__file__).parent / "data" / "crypto" / "binance"
+BINANCE_SPOT = (PACKAGED / "crypto" / "binance"
                 / "hftbacktest_binance_spot_btcusdt_20240808_raw_ws.gz")
 
 

@@ -233,8 +233,8 @@ def test_a_venue_that_started_before_the_view_is_loaded_from_its_levels() -> Non
 
 # ---- the real two-venue replay -------------------------------------------------------------
 
-SPOT = "tests/data/crypto/binance/hftbacktest_binance_spot_btcusdt_20240808_raw_ws.gz"
-FUTURES = "tests/data/crypto/binance/hftbacktest_binance_usdm_btcusdt_20240808_raw_ws.gz"
+SPOT = "rltrader/data/samples/crypto/binance/hftbacktest_binance_spot_btcusdt_20240808_raw_ws.gz"
+FUTURES = "rltrader/data/samples/crypto/binance/hftbacktest_binance_usdm_btcusdt_20240808_raw_ws.gz"
 PER_MESSAGE = 30_000        # messages compared one by one before the diff batches
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from rltrader.core.constants import BUY, EMPTY_ASK, EMPTY_BID, FILL, IOC, LIMIT, MARKET, SELL
 from rltrader.core.messages import empty_messages
+from rltrader.data.samples import PACKAGED
 from rltrader.routing.venues import Arbitrageurs, MultiVenueConfig, MultiVenueMarket, Venue
 from rltrader.sim.config import preset
 
@@ -145,8 +146,6 @@ def test_misuse_is_refused() -> None:
 
 def test_the_binance_pair_replays_both_records() -> None:
     """Known answers: each venue of the real pair ends on its own replay's book."""
-    from pathlib import Path
-
     from rltrader.data import binance
     from rltrader.data.hybrid import from_feed
 
@@ -154,7 +153,7 @@ def test_the_binance_pair_replays_both_records() -> None:
     assert mv.factor.tolist() == [1, 10]
     while not mv.done:
         mv.step()
-    root = Path(__file__).parent / "data/crypto/binance"
+    root = PACKAGED / "crypto" / "binance"
     for v, (name, tick) in enumerate((("spot", "0.01"), ("usdm", "0.1"))):
         feed = binance.read_feed(root / f"hftbacktest_binance_{name}_btcusdt_20240808_raw_ws.gz",
                                  tick_size=tick, lot_size="0.000001")

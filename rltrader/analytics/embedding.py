@@ -29,7 +29,8 @@ The shipped model (``models/book_pca.npz``, :meth:`BookEmbedding.default`) is fi
   (its 8 books, seed 1), the top 10 levels every 10 steps (1 s);
 - real days: the first 75% (in time) of the LOBSTER AAPL hour (every message's book,
   ``lobster.replay_depth``) and of the Binance spot and USD-M futures BTCUSDT captures in
-  ``tests/data/crypto/binance`` (the book after every depth update, rebuilt by the core),
+  the package's samples, ``crypto/binance`` (the book after every depth update, rebuilt
+  by the core),
 
 each source thinned by a regular stride to at most 20,000 rows so that none dominates. Its
 reconstruction error is measured on held-out data: other seeds of those presets, a preset
@@ -260,8 +261,9 @@ def lobster_depth() -> tuple[Depth, np.ndarray]:
 
 def binance_depth(name: str, root: str | os.PathLike[str] | None = None
                   ) -> tuple[Depth, np.ndarray]:
-    """The book after every depth update of a Binance capture (``name`` under the test
-    data, or ``$RLTRADER_DATA``), rebuilt by the core, and the updates' timestamps."""
+    """The book after every depth update of a Binance capture (``name`` under ``root``,
+    ``$RLTRADER_DATA`` or the package's samples), rebuilt by the core, and the updates'
+    timestamps."""
     from rltrader.data import binance
     from rltrader.data._levels import depth_after
     from rltrader.data.replay_crypto import WINDOW
@@ -347,7 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=4, help="components (default 4)")
     parser.add_argument("--out", default=str(DEFAULT_MODEL), help="model file (.npz)")
     parser.add_argument("--test-data", default=None,
-                        help="folder of the crypto samples (default: the repo's tests/data)")
+                        help="a samples folder (crypto/binance/...) looked at first "
+                             "(default: $RLTRADER_DATA, then the package's samples)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     model, table = fit_shipped(args.k, args.test_data)

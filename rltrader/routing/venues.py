@@ -276,7 +276,7 @@ class MultiVenueMarket:
                      arbitrageurs: Arbitrageurs | None = None, dt_ns: int = 100_000_000
                      ) -> MultiVenueMarket:
         """The real two-venue replay: Binance spot and USD-M futures BTCUSDT of the same
-        345 s (2024-08-08, ``tests/data/crypto/binance`` of a checkout, or ``folder``),
+        345 s (2024-08-08, the package's samples, ``crypto/binance``, or ``folder``),
         ticks 0.01 and 0.1 (factors 1 and 10), one lot of 0.000001 BTC, Binance's VIP-0
         fees (spot 1000 / 1000 ppm, futures 200 / 500 ppm), each replay's own trades as
         executions of the levels they hit. No arbitrageurs by default: the record moves
@@ -285,13 +285,14 @@ class MultiVenueMarket:
         (``basis``)."""
         from rltrader.data import binance
         from rltrader.data.hybrid import from_feed
+        from rltrader.data.samples import sample_path
 
-        root = Path(folder) if folder is not None else Path(__file__).resolve().parents[2] / (
-            "tests/data/crypto/binance")
         files = [("spot", "hftbacktest_binance_spot_btcusdt_20240808_raw_ws.gz", "0.01",
                   (1000, 1000)),
                  ("usdm", "hftbacktest_binance_usdm_btcusdt_20240808_raw_ws.gz", "0.1",
                   (200, 500))]
+        root = Path(folder) if folder is not None else sample_path(
+            f"crypto/binance/{files[0][1]}").parent
         self = cls.__new__(cls)
         venues = tuple(Venue(name, tick_size=tick, maker_fee_ppm=fees[0],
                              taker_fee_ppm=fees[1], latency_ns=lat)

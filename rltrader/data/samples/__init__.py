@@ -3,7 +3,8 @@
 This folder holds the LOBSTER AAPL 2012-06-21 files that the demo, ``rltrader bench`` and
 the tests use (``lobster/README.md``: provenance, licence, checks), and the Binance BTCUSDT
 perpetual and spot records of the same 345 s (2024-08-08) that the portfolio experiment
-replays (``binance/README.md``). Other samples live under the test tree
+replays and the tests, benchmarks and multi-venue replays read
+(``crypto/binance/README.md``). Other samples live under the test tree
 (``tests/data``). ``$RLTRADER_DATA`` overrides both: a file found there, in
 the same sub-folder layout (``lobster/``, ``itch50/``, ``crypto/...``), is used first.
 """
@@ -24,8 +25,8 @@ AAPL_PAIR_MESSAGE = "lobster/AAPL_2012-06-21_34200000_57600000_message_10_first9
 AAPL_PAIR_ORDERBOOK = "lobster/AAPL_2012-06-21_34200000_57600000_orderbook_10_first999.csv"
 
 #: The Binance BTCUSDT records of 2024-08-08 (raw websocket captures, about 345 s each).
-BINANCE_USDM = "binance/hftbacktest_binance_usdm_btcusdt_20240808_raw_ws.gz"
-BINANCE_SPOT = "binance/hftbacktest_binance_spot_btcusdt_20240808_raw_ws.gz"
+BINANCE_USDM = "crypto/binance/hftbacktest_binance_usdm_btcusdt_20240808_raw_ws.gz"
+BINANCE_SPOT = "crypto/binance/hftbacktest_binance_spot_btcusdt_20240808_raw_ws.gz"
 
 
 def sample_roots(explicit: PathLike | None = None) -> list[Path]:
