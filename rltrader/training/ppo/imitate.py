@@ -29,48 +29,21 @@ from rltrader.training.ppo.trainer import FastPPO, _adam
 def teacher_rollout(trainer: FastPPO, teacher: Any, steps: int) -> dict[str, torch.Tensor]:
     """Drive the trainer's env with ``teacher`` for ``steps`` batched steps from its
     current state; ``(T, N, ...)`` tensors of raw observations, actions, rewards, dones
-    (env row order)."""
-    env = trainer.env
-    if trainer._obs_np is None:
-        trainer.start()
-    n_envs, n_agents = trainer.n_markets, trainer.n_agents
-    agents = list(range(n_agents))
-    lanes = getattr(env, "lanes", None)
-    if lanes is not None:           # a MixedMarketEnv: one teacher per lane (its market)
-        return _lane_rollout(trainer, teacher, steps, lanes, env.rows)
-    teacher.begin(env)
-    obs = np.empty((steps, trainer.n_rows, trainer.model.obs_dim), np.float32)
-    actions = np.empty((steps, trainer.n_rows, trainer.spec.columns), np.int64)
-    rewards = np.empty((steps, trainer.n_rows), np.float32)
-    dones = np.empty((steps, trainer.n_rows), np.float32)
-    current = trainer._obs_np
-    horizon = env.config.horizon
-    for t in range(steps):
-        obs[t] = current
-        chosen = np.asarray(teacher.actions(np.asarray(env.episode_step, dtype=np.int64),
-                                            horizon, env, agents), dtype=np.int64)
-        actions[t] = chosen.reshape(trainer.n_rows, -1)
-        current, reward, terminated, truncated = env.step(
-            chosen.reshape(n_envs * n_agents, *chosen.shape[2:]))
-        rewards[t] = reward
-        dones[t] = terminated | truncated
-    trainer._obs_np = current
-    trainer._counted = False
-    return {name: torch.from_numpy(value) for name, value in (
-        ("obs", obs), ("actions", actions), ("rewards", rewards), ("dones", dones))}
-
-
-def _lane_rollout(trainer: FastPPO, teacher: Any, steps: int, lanes: list[Any],
-                  rows: list[slice]) -> dict[str, torch.Tensor]:
-    """:func:`teacher_rollout` over a ``MixedMarketEnv``: a copy of the teacher begins
-    in each lane and acts for that lane's rows."""
+    (env row order). Over a ``MixedMarketEnv`` a copy of the teacher begins in each lane
+    (its market) and acts for that lane's rows."""
     import copy
 
     env = trainer.env
-    agents = list(range(trainer.n_agents))
-    teachers = [copy.deepcopy(teacher) for _ in lanes]
+    if trainer._obs_np is None:
+        trainer.start()
+    lanes = getattr(env, "lanes", None)
+    if lanes is None:                   # a plain env: one lane, the teacher itself
+        lanes, rows, teachers = [env], [slice(0, trainer.n_rows)], [teacher]
+    else:
+        rows, teachers = env.rows, [copy.deepcopy(teacher) for _ in lanes]
     for t, lane in zip(teachers, lanes, strict=True):
         t.begin(lane)
+    agents = list(range(trainer.n_agents))
     obs = np.empty((steps, trainer.n_rows, trainer.model.obs_dim), np.float32)
     actions = np.empty((steps, trainer.n_rows, trainer.spec.columns), np.int64)
     rewards = np.empty((steps, trainer.n_rows), np.float32)
@@ -78,7 +51,7 @@ def _lane_rollout(trainer: FastPPO, teacher: Any, steps: int, lanes: list[Any],
     current = trainer._obs_np
     for t in range(steps):
         obs[t] = current
-        for teach, lane, r in zip(teachers, env.lanes, rows, strict=True):
+        for teach, lane, r in zip(teachers, lanes, rows, strict=True):
             chosen = np.asarray(teach.actions(np.asarray(lane.episode_step, dtype=np.int64),
                                               lane.config.horizon, lane, agents),
                                 dtype=np.int64)
