@@ -94,7 +94,7 @@ def test_ppo_learns_over_the_network_beside_a_ccxt_client(tmp_path) -> None:
         venv = SB3VecEnv(batched)
         alice = ccxt_client(url, "alice")
         alice.load_markets()
-        alice.create_order(MARKET, "market", "buy", 3)
+        bought = alice.create_order(MARKET, "market", "buy", 3)
         model = PPO("MlpPolicy", venv, n_steps=8, batch_size=24, n_epochs=1, seed=0,
                     device="cpu")
         model.learn(total_timesteps=48)
@@ -104,5 +104,7 @@ def test_ppo_learns_over_the_network_beside_a_ccxt_client(tmp_path) -> None:
             assert abs(position) <= 4
             mine = env.client.balances()["XYZ"]
             assert sum(mine) == 100 + position
-        assert alice.fetch_balance()["XYZ"]["total"] == 1003
+        # a market order takes what the book holds: up to 3 (the market may be thin)
+        assert 0 < bought["filled"] <= 3
+        assert alice.fetch_balance()["XYZ"]["total"] == 1000 + bought["filled"]
         batched.close()
