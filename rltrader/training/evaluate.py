@@ -81,6 +81,14 @@ def _baselines() -> dict[str, Any]:
     return table
 
 
+def checkpoint_path(spec: str) -> Path:
+    """A checkpoint's path: ``pretrained:NAME`` is ``NAME.pt`` shipped in
+    :data:`PRETRAINED` (with its model card ``NAME.md``), anything else a path."""
+    if spec.startswith("pretrained:"):
+        return PRETRAINED / f"{spec.split(':', 1)[1]}.pt"
+    return Path(spec)
+
+
 def candidate(spec: str) -> Strategy:
     """``baseline:NAME`` or a checkpoint path, as a :class:`Strategy`."""
     if spec.startswith("baseline:"):
@@ -93,7 +101,7 @@ def candidate(spec: str) -> Strategy:
         return made
     if spec.startswith("pretrained:"):
         name = spec.split(":", 1)[1]
-        path = PRETRAINED / f"{name}.pt"
+        path = checkpoint_path(spec)
         if not path.is_file():
             known = sorted(p.stem for p in PRETRAINED.glob("*.pt"))
             raise ValueError(f"unknown pretrained checkpoint {name!r}; shipped: "

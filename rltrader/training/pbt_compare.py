@@ -42,6 +42,7 @@ from rltrader.training.evaluate import (
 )
 from rltrader.training.evaluation import Summary, run_lineup
 from rltrader.training.pbt import MemberPolicy, PBTSettings, Population
+from rltrader.training.ppo.trainer import plain
 
 #: each arm's changes to the settings
 ARMS: dict[str, dict[str, Any]] = {
@@ -118,7 +119,7 @@ def compare(*, task: str, market: str, out: Path | str, repetitions: Sequence[in
                "top_k": top_k, "episodes": episodes, "arms": arms,
                "warm_start": warm_start,
                "warm_start_steps": warm_start_steps if warm_start else None,
-               "settings": _plain(settings),
+               "settings": plain(asdict(settings)),
                **{f"pbt_minus_{arm}": Summary.of(np.concatenate(diffs[arm])).as_dict()
                   for arm in controls},
                "runs": runs}
@@ -148,10 +149,6 @@ def choose_member(population: Population, config: EnvConfig, seeds: Sequence[int
                          episodes=episodes)
         scores[member] = float(run.per_market([0]).mean())
     return max(scores, key=lambda m: scores[m]), scores
-
-
-def _plain(settings: PBTSettings) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
 
 
 def _plot(runs: dict[str, Any], arms: Sequence[str], repetitions: Sequence[int],

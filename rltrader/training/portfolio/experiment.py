@@ -40,6 +40,7 @@ import numpy as np
 
 from rltrader.envs import EnvConfig
 from rltrader.sim.config import preset
+from rltrader.training.evaluate import checkpoint_path, parse_seeds
 from rltrader.training.evaluation import Summary
 from rltrader.training.portfolio import real
 from rltrader.training.portfolio.manager import (
@@ -361,8 +362,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     managers: dict[str, Any] = {}
     t0 = time.perf_counter()
     for spec in args.managers or ():
-        name = spec if spec.startswith(PRETRAINED_PREFIX) else f"manager:{Path(spec).stem}"
-        managers[name] = load_policy(checkpoint(spec))
+        name = spec if spec.startswith("pretrained:") else f"manager:{Path(spec).stem}"
+        managers[name] = load_policy(checkpoint_path(spec))
     for seed in args.seeds if not args.managers else ():
         policy, rows = train_manager(training, executor, n_envs=args.n_envs,
                                      decisions=args.manager_decisions, seed=seed,
@@ -419,27 +420,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-PRETRAINED_PREFIX = "pretrained:"
-
-
-def checkpoint(spec: str) -> Path:
-    """A checkpoint's path: ``pretrained:NAME`` is ``NAME.pt`` shipped in
-    ``rltrader/training/pretrained/`` (with its model card ``NAME.md``), else a path."""
-    if spec.startswith(PRETRAINED_PREFIX):
-        from rltrader.training.evaluate import PRETRAINED
-
-        return PRETRAINED / f"{spec[len(PRETRAINED_PREFIX):]}.pt"
-    return Path(spec)
-
-
-def _ints(text: str) -> list[int]:
-    values: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        values += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-    return values
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rltrader portfolio",
                                 description=__doc__.split("\n\n")[0])
@@ -464,10 +444,10 @@ def parser() -> argparse.ArgumentParser:
                    help="trader PPO agent-steps")
     p.add_argument("--manager-decisions", type=int, default=400_000,
                    help="manager PPO market-decisions per training seed")
-    p.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="training seeds")
-    p.add_argument("--validation-seeds", type=_ints, default=[500, 501],
+    p.add_argument("--seeds", type=parse_seeds, default=[0, 1, 2], help="training seeds")
+    p.add_argument("--validation-seeds", type=parse_seeds, default=[500, 501],
                    help="seeds that choose the trader")
-    p.add_argument("--eval-seeds", type=_ints, default=[1000, 1001],
+    p.add_argument("--eval-seeds", type=parse_seeds, default=[1000, 1001],
                    help="held-out evaluation seeds")
     p.add_argument("--eval-presets", type=lambda s: s.split(","),
                    default=["resilient", "thin"],
@@ -499,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for path in [*(args.managers or ()),
                  *(() if args.trader in ("train", "aggressive", "patient") else (args.trader,))]:
-        if not checkpoint(path).is_file():
+        if not checkpoint_path(path).is_file():
             print(f"experiment: {path}: no such checkpoint", file=sys.stderr)
             return 2
     training = [args.preset, *(args.manager_presets or ())]
