@@ -265,3 +265,14 @@ def test_the_teacher_rollout_acts_lane_by_lane_as_in_each_plain_market() -> None
             _, reward, *_ = plain.step(a)
             np.testing.assert_array_equal(data["rewards"][t, rows].numpy(), reward)
         start += lane.n_envs
+
+
+def test_the_restarts_example_config_parses() -> None:
+    from rltrader.training import experiment
+
+    path = (Path(__file__).resolve().parent.parent / "examples" / "train"
+            / "execution_restarts.toml")
+    e = experiment.load(path)
+    assert e.n_envs == 1024 and e.mixed.restart_episodes == (1, 20)
+    assert [(x.market, x.n_envs) for x in e.mixed.lanes] == [("realistic", 256)] * 4
+    assert e.mixed.reward_scaling is None and e.seeds == (0, 1, 2, 3, 4)

@@ -24,6 +24,22 @@ when the record runs out. The step in which a lane restarts returns, for its row
 the ended episode's rewards and ``terminated`` and its final observations (as an
 auto-reset does) and the first observations of the new market.
 
+**Rewards scaled per lane** (``reward_scaling="lane"``). Lanes of different markets can
+pay on scales orders of magnitude apart (in ticks per lot, passive TWAP makes about +67 an
+episode on the Binance perpetual's replay and -1 to -3 on the presets), and a trainer that
+scales every row by one running standard deviation lets the widest lane carry the
+gradient. With ``"lane"`` each lane's rewards are divided by the running root mean square
+of its own rows' episode-to-date returns (undiscounted, summed from each episode's start;
+over every row and step of the lane so far, this step's included), so every lane's
+returns are of size 1. The root mean square, not the standard deviation: rows that move
+together (replays of one record from its start) have a standard deviation near zero at
+the open, and dividing by it blows their first rewards up; over the root mean square an
+episode-to-date return is at most ``sqrt(n)``, ``n`` the lane's rows x steps so far, and a
+reward (the difference of two returns) at most ``2 sqrt(n)``. The divisor of each lane is
+in ``reward_scales``, the unscaled rewards in ``raw_rewards``; the statistics start afresh
+with ``reset(seed)``, so a seed gives the same scaled rewards. ``None`` (the default)
+leaves the rewards as the lanes give them (``raw_rewards`` is ``rewards`` then).
+
 Without lanes of several markets and without ``restart_episodes`` a trainer should use
 :class:`~rltrader.envs.BatchedMarketEnv` itself: this env is opt-in and changes nothing
 of it.
@@ -64,6 +80,8 @@ REAL_RECORDS: dict[str, dict[str, Any]] = {
 #: Markets no training lane may use: the evaluation's real data (``rltrader evaluate
 #: --markets lobster``, the LOBSTER AAPL hour) stays held out.
 HELD_OUT = frozenset({"lobster"})
+#: ``MixedConfig.reward_scaling`` values: the lanes' rewards as given, or scaled per lane
+REWARD_SCALINGS = (None, "lane")
 
 
 @dataclass(frozen=True)
@@ -94,6 +112,7 @@ class MixedConfig:
     base: EnvConfig
     lanes: tuple[Lane, ...]
     restart_episodes: tuple[int, int] | None = None
+    reward_scaling: str | None = None
     n_envs: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -110,6 +129,9 @@ class MixedConfig:
                 raise ValueError("restart_episodes must be None or (low, high), ints with "
                                  f"1 <= low <= high, got {r!r}")
             object.__setattr__(self, "restart_episodes", (int(r[0]), int(r[1])))
+        if self.reward_scaling not in REWARD_SCALINGS:
+            raise ValueError(f"reward_scaling must be one of {list(REWARD_SCALINGS)}, got "
+                             f"{self.reward_scaling!r}")
         if self.base.symbols != 1:
             raise ValueError("MixedMarketEnv: one symbol per market (EnvConfig.symbols=1)")
         object.__setattr__(self, "n_envs", sum(x.n_envs for x in self.lanes))
@@ -160,6 +182,10 @@ def real_sources(name: str, n_envs: int, n_agents: int) -> list[Any]:
             for _ in range(n_envs)]
 
 
+#: added to a lane's mean square return before its square root (the trainer's epsilon)
+_EPSILON = 1e-8
+
+
 class MixedMarketEnv:
     """Lanes of markets stepped as one batched env (module docstring).
 
@@ -204,6 +230,13 @@ class MixedMarketEnv:
         self.rewards = np.zeros(n, dtype=np.float32)
         self.terminated = np.zeros(n, dtype=bool)
         self.truncated = np.zeros(n, dtype=bool)
+        self._scaled = config.reward_scaling == "lane"
+        #: the lanes' rewards before scaling (``rewards`` itself without reward scaling)
+        self.raw_rewards = np.zeros(n, dtype=np.float32) if self._scaled else self.rewards
+        #: each lane's reward divisor (1 without reward scaling)
+        self.reward_scales = np.ones(len(self.lanes))
+        self._returns = np.zeros(n)                 # each row's episode-to-date raw return
+        self._return_stats = np.zeros((len(self.lanes), 2))   # samples, sum of squares
         self._gather()
         #: restarts so far, per lane
         self.restarts = [0] * len(self.lanes)
@@ -238,10 +271,14 @@ class MixedMarketEnv:
         if seed is not None:
             self._build(seed)
             self.restarts = [0] * len(self.lanes)
+            self._return_stats[:] = 0.0
+            self.reward_scales[:] = 1.0
         else:
             for env in self.lanes:
                 env.reset()
         self._gather()
+        self._returns[:] = 0.0
+        self.raw_rewards[:] = 0.0
         self.rewards[:] = 0.0
         self.terminated[:] = False
         self.truncated[:] = False
@@ -256,7 +293,11 @@ class MixedMarketEnv:
                              f"{actions.shape}")
         for k, (env, rows) in enumerate(zip(self.lanes, self.rows, strict=True)):
             obs, rewards, terminated, truncated = env.step(actions[rows])
-            self.rewards[rows] = rewards
+            if self._scaled:
+                self.raw_rewards[rows] = rewards
+                self.rewards[rows] = self._scale(k, rows, rewards, terminated | truncated)
+            else:
+                self.rewards[rows] = rewards
             self.terminated[rows] = terminated
             self.truncated[rows] = truncated
             if terminated.any() or truncated.any():
@@ -267,6 +308,20 @@ class MixedMarketEnv:
                     self._restart(k)
             self.observations[rows] = env.observations
         return self.observations, self.rewards, self.terminated, self.truncated
+
+    def _scale(self, k: int, rows: slice, rewards: np.ndarray, done: np.ndarray
+               ) -> np.ndarray:
+        """Lane ``k``'s rewards over the running root mean square of its rows'
+        episode-to-date returns, this step's included (module docstring)."""
+        returns = self._returns[rows]               # a view: the running returns
+        returns += rewards
+        stats = self._return_stats[k]
+        stats[0] += returns.size
+        stats[1] += float(np.dot(returns, returns))
+        scale = float(np.sqrt(stats[1] / stats[0] + _EPSILON))
+        self.reward_scales[k] = scale
+        returns[done] = 0.0
+        return rewards / scale
 
     def _restart(self, k: int) -> None:
         """Lane ``k`` back to the open: a market built from a fresh seed, a new day."""
@@ -306,5 +361,5 @@ def lanes_from(entries: Sequence[dict[str, Any]]) -> tuple[Lane, ...]:
     return tuple(out)
 
 
-__all__ = ["HELD_OUT", "REAL_RECORDS", "Lane", "MixedConfig", "MixedMarketEnv",
-           "lanes_from", "real_sources"]
+__all__ = ["HELD_OUT", "REAL_RECORDS", "REWARD_SCALINGS", "Lane", "MixedConfig",
+           "MixedMarketEnv", "lanes_from", "real_sources"]

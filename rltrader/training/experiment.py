@@ -22,6 +22,8 @@ The file (``examples/train/*.toml`` has one per task)::
 
     restart_episodes = [1, 20]        # optional: each training lane back to the open
                                       # after 1-20 episodes (drawn per day; opt-in)
+    reward_scaling = "lane"           # optional: each lane's rewards over its own
+                                      # running return s.d. (opt-in; docs/envs.md)
     [[markets]]                       # optional: train on several markets at once
     market = "realistic"              # a preset, or a real record (binance_perp,
     n_envs = 512                      # binance_spot, coinbase); never "lobster"
@@ -38,7 +40,7 @@ The file (``examples/train/*.toml`` has one per task)::
     n_agents = 4
     episodes = 2
 
-With ``[[markets]]`` or ``restart_episodes`` the seeds train on a
+With ``[[markets]]``, ``restart_episodes`` or ``reward_scaling`` the seeds train on a
 :class:`~rltrader.envs.mixed.MixedMarketEnv` (``[env]`` gives every market's task fields;
 ``n_envs``, when given, must equal the ``[[markets]]`` total); without them on the
 ``[env]`` market alone, as before.
@@ -104,7 +106,8 @@ def load(path: str | Path) -> Experiment:
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not TOML: {exc}") from None
     known = {"task", "seeds", "n_envs", "n_agents", "agent_steps", "env", "trainer",
-             "evaluate", "backend", "n_workers", "markets", "restart_episodes"}
+             "evaluate", "backend", "n_workers", "markets", "restart_episodes",
+             "reward_scaling"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{path}: unknown keys {unknown} (known: {sorted(known)})")
@@ -122,7 +125,7 @@ def load(path: str | Path) -> Experiment:
             {k: data[k] for k in ("seeds", "n_envs", "n_agents", "agent_steps", "backend",
                                   "n_workers") if k in data}),
             evaluation=evaluation)
-        if "markets" in data or "restart_episodes" in data:
+        if {"markets", "restart_episodes", "reward_scaling"} & set(data):
             experiment = _with_lanes(experiment, data)
     except TypeError as exc:
         raise ValueError(f"{path}: {exc}") from None
@@ -146,7 +149,8 @@ def load(path: str | Path) -> Experiment:
 
 
 def _with_lanes(experiment: Experiment, data: dict[str, Any]) -> Experiment:
-    """The experiment with its ``[[markets]]`` / ``restart_episodes`` as a MixedConfig."""
+    """The experiment with its ``[[markets]]`` / ``restart_episodes`` /
+    ``reward_scaling`` as a MixedConfig."""
     from rltrader.envs.mixed import Lane, MixedConfig, lanes_from
 
     entries = data.get("markets")
@@ -158,12 +162,14 @@ def _with_lanes(experiment: Experiment, data: dict[str, Any]) -> Experiment:
         lanes = lanes_from(entries)
     restart = data.get("restart_episodes")
     mixed = MixedConfig(experiment.env, lanes,
-                        tuple(restart) if isinstance(restart, list) else restart)
+                        tuple(restart) if isinstance(restart, list) else restart,
+                        data.get("reward_scaling"))
     if "n_envs" in data and data["n_envs"] != mixed.n_envs:
         raise ValueError(f"n_envs {data['n_envs']} differs from the [[markets]] total "
                          f"{mixed.n_envs}")
     if experiment.backend != "batched":
-        raise ValueError("[[markets]] / restart_episodes train with backend 'batched'")
+        raise ValueError("[[markets]] / restart_episodes / reward_scaling train with "
+                         "backend 'batched'")
     return dataclasses.replace(experiment, n_envs=mixed.n_envs, mixed=mixed)
 
 
