@@ -1,4 +1,4 @@
-"""`rltrader market-share` and `rltrader portfolio` hand their arguments to the
+"""`rltrader market-share`, `rltrader portfolio` and `rltrader pbt` hand their arguments to the
 experiments' own parsers (as `rltrader evaluate` does)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 from rltrader.tools.cli import main  # noqa: E402
 
 
-@pytest.mark.parametrize("command", ["market-share", "portfolio"])
+@pytest.mark.parametrize("command", ["market-share", "portfolio", "pbt"])
 def test_help_is_the_experiments_own(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
@@ -23,4 +23,8 @@ def test_bad_arguments_reach_the_experiments_and_fail_cleanly(capsys, tmp_path):
     assert "train_seeds" in capsys.readouterr().out
     assert main(["portfolio", "--out", str(tmp_path), "--eval-seeds", "0"]) == 2
     assert "held out" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:            # argparse's own error: status 2
+        main(["pbt", "--selection", "ttest", "--fitness", "sharpe", "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "usage: rltrader pbt" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())                  # nothing was trained or written

@@ -321,6 +321,10 @@ DELEGATED = {
                      "train executors of size classes 1-100 together; measure impact, "
                      "behaviour, lead-lag, market quality (--help)",
                      "The market-share experiment (docs/market_share.md)."),
+    "pbt": ("rltrader.training.pbt_compare",
+            "population-based training against fixed hyperparameters and random search "
+            "at equal compute, paired on held-out markets (--help)",
+            "Population-based training, compared (docs/training.md)."),
     "portfolio": ("rltrader.training.portfolio.experiment",
                   "train per-stock traders and a portfolio manager over them, evaluate "
                   "against allocation baselines (--help)",

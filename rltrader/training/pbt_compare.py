@@ -1,5 +1,5 @@
 """Population-based training against the same population with fixed hyperparameters, at
-equal compute (``python -m rltrader.training.pbt_compare``; docs/training.md,
+equal compute (``rltrader pbt``, also ``python -m rltrader.training.pbt_compare``; docs/training.md,
 "Population-based training").
 
 For each repetition seed, populations of ``n_policies`` members train on the same markets
@@ -181,7 +181,7 @@ def _plot(runs: dict[str, Any], arms: Sequence[str], repetitions: Sequence[int],
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m rltrader.training.pbt_compare",
+        prog="rltrader pbt",
         description="PBT against fixed hyperparameters at equal compute, paired on "
                     "held-out markets")
     parser.add_argument("--task", default="market_making", choices=sorted(TASKS))
