@@ -295,7 +295,7 @@ class MixedMarketEnv:
             obs, rewards, terminated, truncated = env.step(actions[rows])
             if self._scaled:
                 self.raw_rewards[rows] = rewards
-                self.rewards[rows] = self._scale(k, rows, rewards, terminated | truncated)
+                self._scale(k, rows, rewards, terminated | truncated)
             else:
                 self.rewards[rows] = rewards
             self.terminated[rows] = terminated
@@ -309,10 +309,10 @@ class MixedMarketEnv:
             self.observations[rows] = env.observations
         return self.observations, self.rewards, self.terminated, self.truncated
 
-    def _scale(self, k: int, rows: slice, rewards: np.ndarray, done: np.ndarray
-               ) -> np.ndarray:
+    def _scale(self, k: int, rows: slice, rewards: np.ndarray, done: np.ndarray) -> None:
         """Lane ``k``'s rewards over the running root mean square of its rows'
-        episode-to-date returns, this step's included (module docstring)."""
+        episode-to-date returns, this step's included (module docstring), into its rows
+        of ``rewards``."""
         returns = self._returns[rows]               # a view: the running returns
         returns += rewards
         stats = self._return_stats[k]
@@ -321,7 +321,7 @@ class MixedMarketEnv:
         scale = float(np.sqrt(stats[1] / stats[0] + _EPSILON))
         self.reward_scales[k] = scale
         returns[done] = 0.0
-        return rewards / scale
+        np.divide(rewards, scale, out=self.rewards[rows])
 
     def _restart(self, k: int) -> None:
         """Lane ``k`` back to the open: a market built from a fresh seed, a new day."""
