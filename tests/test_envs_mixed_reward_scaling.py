@@ -186,3 +186,15 @@ markets = ["thin"]
                                  "n_envs = 4\n").replace("[env]", "[env]\nmarket = \"thin\""))
     e = experiment.load(path)
     assert [x.market for x in e.mixed.lanes] == ["thin"] and e.mixed.n_envs == 4
+
+
+def test_the_example_config_is_round_7s_mix_with_scaling() -> None:
+    from rltrader.training import experiment
+
+    folder = Path(__file__).resolve().parent.parent / "examples" / "train"
+    scaled = experiment.load(folder / "execution_mixed_scaled.toml")
+    mixed = experiment.load(folder / "execution_mixed.toml")
+    assert scaled.mixed.reward_scaling == "lane" and mixed.mixed.reward_scaling is None
+    assert scaled.mixed.lanes == mixed.mixed.lanes
+    assert scaled.mixed.restart_episodes == mixed.mixed.restart_episodes == (1, 20)
+    assert scaled.settings == mixed.settings and scaled.agent_steps == mixed.agent_steps
