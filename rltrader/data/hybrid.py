@@ -154,6 +154,12 @@ class HybridReplay:
         close, warm-up) is the record's. They are owners :attr:`background_owners`.
     seed : int
         Root seed of the simulated traders (the record has no randomness).
+    start_ns : int
+        Where each (re)start begins, in ns after the record's first message: the history
+        before it is replayed into the book at reset, with no agent order (and the
+        simulated traders, if any, deciding as usual), so that the agents meet the book
+        as the record left it at that time. 0 (the default) starts at the first message.
+        It must fall before the record's last message.
 
     The protocol an environment relies on: :meth:`reset`, :meth:`step`,
     :meth:`top_of_book`, :attr:`accounts`, :attr:`timestamp`, :attr:`done`.
@@ -162,7 +168,7 @@ class HybridReplay:
     def __init__(self, feed: object, n_agents: int = 1, *, window: int = 4096,
                  capacity: int = 1 << 16, maker_fee_ppm: int = 0, taker_fee_ppm: int = 0,
                  halts: Any = None, background: MarketConfig | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, start_ns: int = 0) -> None:
         inner = getattr(feed, "feed", feed)
         if isinstance(inner, LobsterMessages):
             messages, raw = inner.messages, inner.raw
@@ -194,13 +200,21 @@ class HybridReplay:
                                n_owners=n_agents + 1 + n_simulated,
                                maker_fee_ppm=maker_fee_ppm, taker_fee_ppm=taker_fee_ppm)
         _check_int("seed", seed, 0)
+        span = (int(self._history["timestamp"][-1] - self._history["timestamp"][0])
+                if self._history.size else 0)
+        _check_int("start_ns", start_ns, 0)
+        if start_ns and start_ns >= span:
+            raise ValueError(f"start_ns must fall before the record's last message "
+                             f"({span} ns after its first), got {start_ns}")
+        self.start_ns = int(start_ns)
         self._seed = np.random.SeedSequence(seed)
         self.reset()
 
     # ---- protocol -------------------------------------------------------------------
 
     def reset(self, seed: int | None = None) -> None:
-        """Start over on an empty book at the first historical message.
+        """Start over on an empty book at the first historical message (replaying the
+        history up to :attr:`start_ns` after it, when set).
 
         The record has no randomness; the simulated traders (if any) draw a new day from
         the seed's stream at each reset, and ``seed`` restarts that stream.
@@ -220,6 +234,8 @@ class HybridReplay:
         if self.background is not None:
             self._day = self._seed.spawn(1)[0]
             self._next_decision = self.timestamp + self.background.dt_ns
+        if self.start_ns:
+            self.step(until_ts=self.timestamp + self.start_ns)
 
     @property
     def done(self) -> bool:

@@ -14,8 +14,11 @@ model card) or ``baseline:NAME`` (:data:`BASELINES`, plus the baselines of
 :mod:`rltrader.training.strategies`). Each market's trained candidates are also compared
 with the strongest baseline there (the highest mean, chosen after the fact).
 
-Markets: a preset name (``resilient``, ``thin``, ``realistic`` ...) or ``lobster`` (the
-LOBSTER AAPL hour as a hybrid replay, one per env; real data no policy trained on).
+Markets: a preset name (``resilient``, ``thin``, ``realistic`` ...), ``lobster`` (the
+LOBSTER AAPL hour as a hybrid replay, one per env, every one from the hour's first message;
+real data no policy trained on) or ``lobster_windows`` (the same, each env's replay from its
+own seeded time of the hour: different minutes per env instead of copies of the first
+ones; :func:`lobster_sources`).
 
 Results: ``--json OUT`` writes every number; ``--report DIR`` a markdown report with a plot.
 """
@@ -115,18 +118,40 @@ def candidate(spec: str) -> Strategy:
     return CheckpointStrategy(path)
 
 
-def lobster_sources(n_envs: int, n_agents: int) -> Any:
+#: spawn key of the stream that draws ``lobster_windows``' start times (apart from the
+#: env's own streams of the same seed)
+_WINDOWS_KEY = 0x10B5
+
+
+def lobster_sources(n_envs: int, n_agents: int, window_ns: int | None = None) -> Any:
     """``source(seed)`` for :func:`run_lineup`: one hybrid replay of the shipped LOBSTER
-    AAPL hour per env (the record has no randomness; seeds differ by the agents' sizes and
-    arrival order)."""
+    AAPL hour per env.
+
+    Without ``window_ns`` (market ``lobster``) every replay starts at the hour's first
+    message: the record has no randomness, so the envs of every seed see the same
+    minutes, and differ only by the agents' sizes and arrival order. With ``window_ns``
+    (market ``lobster_windows``) each env's replay starts at its own time of the hour
+    (``HybridReplay.start_ns``), drawn uniformly from the seed's own stream so that
+    ``window_ns`` of record (the warm-up and the evaluated episodes) fit after it: the
+    envs cover different windows of the hour."""
     from rltrader.data import lobster
     from rltrader.data.hybrid import HybridReplay
     from rltrader.data.samples import AAPL_HOUR, sample_path
 
     feed = lobster.read_messages(sample_path(AAPL_HOUR))
+    stamps = feed.messages["timestamp"]
+    latest = int(stamps[-1] - stamps[0]) - (window_ns or 0)
+    if window_ns is not None and latest < 0:
+        raise ValueError(f"lobster_windows: the record spans {int(stamps[-1] - stamps[0])} "
+                         f"ns, shorter than the {window_ns} ns that the warm-up and the "
+                         f"episodes need")
 
     def source(seed: int) -> list[Any]:
-        return [HybridReplay(feed, n_agents) for _ in range(n_envs)]
+        if window_ns is None:
+            return [HybridReplay(feed, n_agents) for _ in range(n_envs)]
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_WINDOWS_KEY,)))
+        return [HybridReplay(feed, n_agents, start_ns=int(start))
+                for start in rng.integers(0, latest + 1, n_envs)]
 
     return source
 
@@ -153,6 +178,9 @@ def evaluate(candidates: Sequence[str], *, task: str, markets: Sequence[str],
     for market in markets:
         if market == "lobster":
             config, source = base, lobster_sources(n_envs, n_agents)
+        elif market == "lobster_windows":
+            window = base.replay_step_ns * (base.warmup_steps + episodes * base.horizon)
+            config, source = base, lobster_sources(n_envs, n_agents, window)
         else:
             config, source = base.replace(market=market), None
         runs: list[Run] = []
@@ -271,7 +299,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "\n\n")[0])
     parser.add_argument("candidates", nargs="+", help="checkpoints (*.pt) or baseline:NAME")
     parser.add_argument("--task", default="market_making", choices=sorted(TASKS))
-    parser.add_argument("--markets", default="resilient,thin")
+    parser.add_argument("--markets", default="resilient,thin",
+                        help="comma-separated: presets, lobster (the AAPL hour from its "
+                             "open in every env), lobster_windows (each env from its own "
+                             "seeded time of the hour)")
     parser.add_argument("--seeds", default="100-104")
     parser.add_argument("--n-envs", type=int, default=16)
     parser.add_argument("--n-agents", type=int, default=4)
