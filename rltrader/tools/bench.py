@@ -206,11 +206,32 @@ def time_env(n_envs: int, n_agents: int, *, steps: int = 20, repeats: int = 15,
             env.step(actions[t % 16])
         seconds.append((time.perf_counter() - start) / steps)
     step = float(np.median(seconds))
+    background = time_background(env.market.config, steps=steps, repeats=repeats,
+                                 warmup=warmup)
     agents = env.num_agents_total
     return {"name": f"env {n_envs:,} x {n_agents:,}", "n_envs": n_envs, "n_agents": n_agents,
             "median_us_per_step": step * 1e6, "best_us_per_step": min(seconds) * 1e6,
             "ns_per_agent_step": step / agents * 1e9, "agent_steps_per_second": agents / step,
+            "ns_per_book_step": step / n_envs * 1e9,
+            "background_ns_per_book_step": background / n_envs * 1e9,
             "steps": steps, "repeats": repeats}
+
+
+def time_background(config, *, steps: int, repeats: int, warmup: int) -> float:
+    """Seconds per step of the env's background alone: a ``Market`` of the env's own
+    config (the same books, populations and seed stream, the agents' owners idle), its
+    flow run ``steps`` steps at a time after ``warmup`` untimed ones; the median over
+    ``repeats`` rounds. What the env's step costs at the least, whatever the agents do."""
+    from rltrader.sim import Market
+
+    flow = Market(config, seed=0).flow
+    flow.run(warmup)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        flow.run(steps)
+        seconds.append((time.perf_counter() - start) / steps)
+    return float(np.median(seconds))
 
 
 def env_suite(quick: bool = False) -> list[tuple[str, Callable[[], dict]]]:
@@ -267,12 +288,15 @@ def format_report(report: dict) -> str:
         w1 = next((r["median_ns"] for r in report["results"] if r["name"] == "W1 batched"),
                   None)
         lines += ["", "| env, random actions | median us/step | ns/agent-step | "
-                      "agent-steps/s | ns/agent-step / W1 ns/msg |", "|---|---:|---:|---:|---:|"]
+                      "agent-steps/s | ns/agent-step / W1 ns/msg | ns/book-step: env, "
+                      "background alone |", "|---|---:|---:|---:|---:|---:|"]
         for r in env:
             ratio = f"{r['ns_per_agent_step'] / w1:.2f}" if w1 else "-"
             lines.append(f"| {r['name']} | {r['median_us_per_step']:.0f} | "
                          f"{r['ns_per_agent_step']:.0f} | "
-                         f"{r['agent_steps_per_second'] / 1e6:.2f} M | {ratio} |")
+                         f"{r['agent_steps_per_second'] / 1e6:.2f} M | {ratio} | "
+                         f"{r['ns_per_book_step']:.0f}, "
+                         f"{r['background_ns_per_book_step']:.0f} |")
     mem = report["memory"]
     lines += ["", f"memory: {mem['per_order_slot']:.0f} bytes per order slot (arena + id hash), "
                   f"{mem['per_price_level']:.2f} bytes per dense price level"]
