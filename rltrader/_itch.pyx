@@ -19,8 +19,10 @@ from libc.string cimport memcmp, memcpy, memset
 
 import numpy as np
 
-from rltrader._book cimport CANCEL, EXECUTE, GTC, LIMIT, REDUCE, REPLACE, Message
-from rltrader.core.messages import MESSAGE_DTYPE
+from rltrader._book cimport (
+    CANCEL, EXECUTE, GTC, LIMIT, REDUCE, REJECTED, REPLACE, Books, Event, Message,
+)
+from rltrader.core.messages import EVENT_DTYPE, MESSAGE_DTYPE
 
 cnp.import_array()
 
@@ -161,17 +163,40 @@ for _t, _n in MESSAGE_LENGTHS.items():
 # Big-endian field access
 # ---------------------------------------------------------------------------------------
 
-cdef inline uint64_t be16(const uint8_t* p) noexcept nogil:
-    return (<uint64_t>p[0] << 8) | p[1]
-
-cdef inline uint64_t be32(const uint8_t* p) noexcept nogil:
-    return (<uint64_t>p[0] << 24) | (<uint64_t>p[1] << 16) | (<uint64_t>p[2] << 8) | p[3]
-
-cdef inline uint64_t be48(const uint8_t* p) noexcept nogil:
-    return (be16(p) << 32) | be32(p + 2)
-
-cdef inline uint64_t be64(const uint8_t* p) noexcept nogil:
-    return (be32(p) << 32) | be32(p + 4)
+cdef extern from *:
+    """
+    #include <string.h>
+    /* unaligned big-endian loads: one load and one byte swap each (the shifts and ors
+       of single bytes that they replace took more instructions than the rest of a
+       record's decoding) */
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    #define RLTRADER_BE16(v) (v)
+    #define RLTRADER_BE32(v) (v)
+    #define RLTRADER_BE64(v) (v)
+    #else
+    #define RLTRADER_BE16(v) __builtin_bswap16(v)
+    #define RLTRADER_BE32(v) __builtin_bswap32(v)
+    #define RLTRADER_BE64(v) __builtin_bswap64(v)
+    #endif
+    static inline unsigned long long rltrader_be16(const unsigned char* p) {
+        unsigned short v; memcpy(&v, p, 2); return RLTRADER_BE16(v);
+    }
+    static inline unsigned long long rltrader_be32(const unsigned char* p) {
+        unsigned int v; memcpy(&v, p, 4); return RLTRADER_BE32(v);
+    }
+    static inline unsigned long long rltrader_be48(const unsigned char* p) {
+        /* two loads: one 8-byte load of 6 bytes copied into a zeroed u64 on the stack
+           stalled on store forwarding (the costliest instruction of a parse) */
+        return (rltrader_be16(p) << 32) | rltrader_be32(p + 2);
+    }
+    static inline unsigned long long rltrader_be64(const unsigned char* p) {
+        unsigned long long v; memcpy(&v, p, 8); return RLTRADER_BE64(v);
+    }
+    """
+    uint64_t be16 "rltrader_be16"(const uint8_t* p) noexcept nogil
+    uint64_t be32 "rltrader_be32"(const uint8_t* p) noexcept nogil
+    uint64_t be48 "rltrader_be48"(const uint8_t* p) noexcept nogil
+    uint64_t be64 "rltrader_be64"(const uint8_t* p) noexcept nogil
 
 cdef inline void put16(uint8_t* p, uint64_t v) noexcept nogil:
     p[0] = <uint8_t>(v >> 8)
@@ -210,6 +235,9 @@ cdef struct Outputs:
     SystemEvent* system
     int64_t cap_msgs, cap_trades, cap_directory, cap_actions, cap_system
     int64_t n_msgs, n_trades, n_directory, n_actions, n_system
+    bint pause_when_full    # a full output ends the call (PARSED, before the record) instead
+                            # of failing with OUTPUT_FULL: the Rebuilder's small batches
+    bint paused             # set when the call ended that way
 
 cdef struct ParserState:
     int32_t* book_of_locate     # [N_LOCATES] book, NO_BOOK or SKIP_BOOK
@@ -428,6 +456,17 @@ cdef void decode_directory(DirectoryEntry* de, const uint8_t* m) noexcept nogil:
     de.inverse_indicator = <char>m[38]
 
 
+cdef inline int64_t output_room(const Outputs* out) noexcept nogil:
+    """Records that certainly fit: a record adds at most one row to each output, and the
+    trades keep one row spare (``Parser.parse`` sizes them ``// 21 + 2``)."""
+    cdef int64_t room = out.cap_msgs - out.n_msgs
+    room = min(room, out.cap_trades - 1 - out.n_trades)
+    room = min(room, out.cap_directory - out.n_directory)
+    room = min(room, out.cap_actions - out.n_actions)
+    room = min(room, out.cap_system - out.n_system)
+    return room if room > 0 else 0
+
+
 cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t base,
                        Outputs* out, int64_t* consumed) noexcept nogil:
     """Decode the complete records of ``buf[:n]`` (``base``: file offset of ``buf[0]``).
@@ -436,10 +475,12 @@ cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t b
     a zero-length end-of-session record, or at the first malformed record.
     """
     cdef int64_t pos = 0, ts, bad = 0
+    cdef int64_t room = 0   # records that fit in every output before they are counted again
     cdef int32_t length, b
     cdef uint16_t locate
     cdef uint8_t kind
     cdef const uint8_t* m
+    cdef const uint8_t* stock
     cdef Message* msg
     cdef Trade* tr
     cdef DirectoryEntry* de
@@ -455,7 +496,10 @@ cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t b
             break
         m = buf + pos + 2
         kind = m[0]
-        if LENGTH[kind] == 0:
+        if length != LENGTH[kind]:  # never 0 here: so also every unknown type
+            if LENGTH[kind] != 0:
+                status = fail(st, BAD_LENGTH, base + pos, m, length, length)
+                break
             if not st.skip_unknown:
                 status = fail(st, UNKNOWN_TYPE, base + pos, m, length, kind)
                 break
@@ -463,20 +507,25 @@ cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t b
             st.type_counts[kind] += 1
             pos += 2 + length
             continue
-        if length != LENGTH[kind]:
-            status = fail(st, BAD_LENGTH, base + pos, m, length, length)
-            break
-        if (out.n_msgs >= out.cap_msgs or out.n_trades + 1 >= out.cap_trades
-                or out.n_directory >= out.cap_directory or out.n_actions >= out.cap_actions
-                or out.n_system >= out.cap_system):
-            status = fail(st, OUTPUT_FULL, base + pos, m, length, 0)
-            break
+        if room == 0:
+            room = output_room(out)
+            if room == 0:
+                if out.pause_when_full:
+                    out.paused = True
+                    break
+                status = fail(st, OUTPUT_FULL, base + pos, m, length, 0)
+                break
+        room -= 1
         st.type_counts[kind] += 1
         locate = <uint16_t>be16(m + 1)
         ts = <int64_t>be48(m + 5)
         if is_order(kind):
-            # only adds name the stock
-            b = resolve(st, locate, m + 24 if kind == b'A' or kind == b'F' else NULL)
+            # only adds name the stock; a known book whose symbol is learnt already
+            # skips the call
+            stock = m + 24 if kind == b'A' or kind == b'F' else NULL
+            b = st.book_of_locate[locate]
+            if b < 0 or (stock != NULL and st.book_symbol[8 * b] == 0):
+                b = resolve(st, locate, stock)
             if not skipped(st, b):
                 tr = out.trades + out.n_trades  # filled by a C
                 status = decode_order(st, m, b, out, &bad)
@@ -644,6 +693,166 @@ cdef class Parser:
             status = parse_records(&self.st, &data[0], n, base, &out, &consumed)
         return (status, consumed, out.n_msgs, out.n_trades, out.n_directory, out.n_actions,
                 out.n_system)
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing straight into books
+# ---------------------------------------------------------------------------------------
+
+cpdef enum FeedStatus:
+    FED = 0               # every complete record parsed and its messages processed
+    FED_TO_END = 1        # the same, up to an end-of-session record (consumed)
+    FEED_BAD_RECORD = 2   # stopped at a malformed record (``parse_status`` says why, the
+                          # parser's ``error()`` where); the messages before it are processed
+    FEED_NEED_EVENTS = 3  # the events buffer cannot hold the next message's worst case:
+                          # ``set_events`` a larger one and feed the rest again
+    FEED_MISSING_BOOK = 4 # a message names a book the Books does not have
+                          # (``missing_book``); the messages before it are processed
+
+
+cdef class Rebuilder:
+    """Parse ITCH records straight into a ``Books``: the loop of ``rebuild_books``.
+
+    Each call of :meth:`feed` parses a few thousand messages at a time into a small buffer
+    and hands them to the core while they are still in the cache (a whole chunk's messages
+    would be ~2 MiB of records written, evicted and read back), counting rejections from
+    the events as they are written. The books end as ``Books.process`` over the parsed
+    messages would leave them: the same messages, in the same order.
+
+    Parameters
+    ----------
+    parser : Parser
+        The reader's parser (its book numbering and counts carry on across calls).
+    books : Books
+        Processes every message; ``book`` must be below its ``n_books``.
+    events : ndarray of EVENT_DTYPE
+        Reused for every call of the core; replace it with :meth:`set_events` when
+        :meth:`feed` returns ``FEED_NEED_EVENTS``.
+    batch : int
+        Messages parsed per call of the core.
+    """
+
+    cdef Parser parser
+    cdef Books books
+    cdef Outputs out
+    cdef object _events, _buffers
+    cdef Event* ev
+    cdef int64_t ev_cap
+    cdef int64_t pending        # messages in out.msgs waiting for the core
+    cdef int64_t processed      # of them, processed
+    cdef int held               # FeedStatus to return once the pending ones are processed
+    cdef int64_t* reason_counts
+    cdef readonly int64_t messages      # book messages parsed and processed
+    cdef readonly int64_t trades        # trade rows decoded (P, Q, B, C)
+    cdef readonly object reasons        # int64[256]: the core's rejections per Reason
+    cdef readonly int parse_status      # ParseStatus of FEED_BAD_RECORD
+    cdef readonly int32_t missing_book  # the book of FEED_MISSING_BOOK
+
+    def __init__(self, Parser parser not None, Books books not None, events,
+                 Py_ssize_t batch=2048):
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        self.parser = parser
+        self.books = books
+        self.set_events(events)
+        self._buffers = (np.empty(batch, MESSAGE_DTYPE), np.empty(batch + 2, TRADE_DTYPE),
+                         np.empty(64, DIRECTORY_DTYPE), np.empty(64, TRADING_ACTION_DTYPE),
+                         np.empty(64, SYSTEM_EVENT_DTYPE))
+        memset(&self.out, 0, sizeof(Outputs))
+        self.out.msgs = <Message*>cnp.PyArray_DATA(self._buffers[0])
+        self.out.trades = <Trade*>cnp.PyArray_DATA(self._buffers[1])
+        self.out.directory = <DirectoryEntry*>cnp.PyArray_DATA(self._buffers[2])
+        self.out.actions = <TradingAction*>cnp.PyArray_DATA(self._buffers[3])
+        self.out.system = <SystemEvent*>cnp.PyArray_DATA(self._buffers[4])
+        self.out.cap_msgs, self.out.cap_trades = batch, batch + 2
+        self.out.cap_directory = self.out.cap_actions = self.out.cap_system = 64
+        self.out.pause_when_full = True
+        self.reasons = np.zeros(256, dtype=np.int64)
+        self.reason_counts = <int64_t*>cnp.PyArray_DATA(self.reasons)
+        self.held = FED
+        self.missing_book = -1
+
+    def set_events(self, events):
+        """Use ``events`` (``EVENT_DTYPE``, writeable) for the core's calls from now on."""
+        _records(events, EVENT_DTYPE, "events")
+        if events.shape[0] < 1:
+            raise ValueError("events must hold at least one record")
+        self._events = events
+        self.ev = <Event*>cnp.PyArray_DATA(events)
+        self.ev_cap = events.shape[0]
+
+    cdef int _process_pending(self, bint* stuck) except -1:
+        """Hand the pending messages to the core, counting its rejections; ``stuck`` when
+        it could not take the next one (the events buffer is too small for it)."""
+        cdef int64_t done, written, i
+        stuck[0] = False
+        while self.processed < self.pending:
+            self.books._run(self.out.msgs + self.processed, self.pending - self.processed,
+                            0, self.ev, self.ev_cap, &done, &written)
+            for i in range(written):
+                if self.ev[i].kind == REJECTED:
+                    self.reason_counts[<uint8_t>self.ev[i].reason] += 1
+            self.processed += done
+            if done == 0:
+                stuck[0] = True
+                return 0
+        return 0
+
+    def feed(self, const uint8_t[::1] data, int64_t base):
+        """Parse the complete records of ``data`` (``base``: its file offset) and process
+        their messages. Returns ``(status, consumed)``, a ``FeedStatus`` and the bytes
+        parsed (``FED`` with ``consumed < len(data)``: the rest is an incomplete record).
+        Messages parsed before a ``FEED_NEED_EVENTS`` are kept and processed first by the
+        next call."""
+        cdef int64_t n = data.shape[0], consumed = 0, got, i
+        cdef int status
+        cdef int32_t n_books = self.books.core.n_books
+        cdef bint stuck
+        cdef ParserState* st
+        cdef Outputs* out
+        cdef const uint8_t* start
+        while True:
+            self._process_pending(&stuck)
+            if stuck:
+                return FEED_NEED_EVENTS, consumed
+            if self.held != FED:
+                status, self.held = self.held, FED
+                return status, consumed
+            if consumed >= n:
+                return FED, consumed
+            self.out.n_msgs = self.out.n_trades = 0
+            self.out.n_directory = self.out.n_actions = self.out.n_system = 0
+            self.out.paused = False
+            got = 0
+            st, out, start = &self.parser.st, &self.out, &data[consumed]
+            with nogil:
+                status = parse_records(st, start, n - consumed, base + consumed, out, &got)
+            consumed += got
+            self.pending, self.processed = self.out.n_msgs, 0
+            self.trades += self.out.n_trades
+            if self.parser.st.n_books > n_books:
+                # the parser has met more stocks than the Books holds: stop before the
+                # first message on one of them (cheap: only then is the batch scanned)
+                for i in range(self.pending):
+                    if self.out.msgs[i].book >= n_books:
+                        self.missing_book = self.out.msgs[i].book
+                        self.pending = i
+                        self.held = FEED_MISSING_BOOK
+                        break
+            self.messages += self.pending
+            if status == END_OF_SESSION:
+                if self.held == FED:
+                    self.held = FED_TO_END
+            elif status != PARSED:
+                self.parse_status = status
+                if self.held == FED:
+                    self.held = FEED_BAD_RECORD
+            elif not self.out.paused and self.held == FED:
+                # the rest of data is an incomplete record
+                self._process_pending(&stuck)
+                if stuck:
+                    return FEED_NEED_EVENTS, consumed
+                return FED, consumed
 
 
 # ---------------------------------------------------------------------------------------

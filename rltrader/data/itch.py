@@ -92,9 +92,9 @@ import queue
 import struct
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -335,22 +335,32 @@ class ItchReader:
         return status, consumed, ItchChunk(*arrays, offset=base, nbytes=consumed)
 
     def __iter__(self) -> Iterator[ItchChunk]:
+        for chunk in self._stream(self._decode):
+            if chunk is not None:
+                yield chunk
+
+    def _stream(self, decode: Callable[[memoryview, int], tuple[int, int, Any]],
+                read_bytes: int | None = None) -> Iterator[Any]:
+        """Read the file ``read_bytes`` (default ``chunk_bytes``) at a time and
+        ``decode(view, base)`` each (returning ``(status, consumed, item)``); yield the
+        items of the calls that consumed bytes."""
         if self._started:
             raise RuntimeError("an ItchReader iterates once; make a new one to read again")
         self._started = True
-        buf = bytearray(self.chunk_bytes + _MAX_RECORD)
-        view = memoryview(buf)
-        held = 0       # bytes at the front of buf not decoded yet (a partial record)
-        base = 0       # file offset of buf[0]
+        read_bytes = self.chunk_bytes if read_bytes is None else read_bytes
+        # np.empty, not bytearray: a bytearray's zero fill was a page fault and a memset
+        # per 4 KiB before the first read overwrote it
+        view = memoryview(np.empty(read_bytes + _MAX_RECORD, np.uint8))
+        held = 0       # bytes at the front of view not decoded yet (a partial record)
+        base = 0       # file offset of view[0]
         with _open(self.path) as f:
             while True:
-                got = _read_into(f, view[held:held + self.chunk_bytes], self.path,
-                                 base + held)
+                got = _read_into(f, view[held:held + read_bytes], self.path, base + held)
                 filled = held + got
-                status, consumed, chunk = self._decode(view[:filled], base)
+                status, consumed, item = decode(view[:filled], base)
                 if consumed:
                     self.nbytes = base + consumed
-                    yield chunk
+                    yield item
                 if status == ParseStatus.END_OF_SESSION:
                     self._check_end(f, filled - consumed, base + consumed)
                     base += consumed
@@ -498,8 +508,17 @@ class RebuildStats:
 #: Default events buffer of :func:`rebuild_books` (records; reused for every call).
 REBUILD_EVENTS = 1 << 16
 
-#: Messages per ``Books.process`` call of :func:`rebuild_books`.
+#: Messages per ``Books.process`` call of :func:`rebuild_books` with ``threads=2``.
 REBUILD_BATCH = 1 << 13
+
+#: Messages parsed per call of the core by :func:`rebuild_books` with ``threads=1``
+#: (:class:`rltrader._itch.Rebuilder`): 128 KiB of records, still in the cache when the
+#: core reads them.
+FUSED_BATCH = 1 << 11
+
+#: Bytes read at a time by :func:`rebuild_books` with ``threads=1`` (at most the reader's
+#: ``chunk_bytes``): the file's bytes too are still in the cache when they are parsed.
+FUSED_READ_BYTES = 1 << 18
 
 
 def _decoded_ahead(reader: ItchReader) -> Iterator[ItchChunk]:
@@ -552,13 +571,18 @@ def rebuild_books(reader: ItchReader, books: Books | None = None, *,
                   events: np.ndarray | None = None, threads: int = 1, **book_kwargs: int
                   ) -> tuple[Books, RebuildStats]:
     """Stream ``reader`` into ``books`` (default: a new ``Books`` with one book per symbol
-    of the reader's selection, or ``book_kwargs["n_books"]``), ``Books.process`` calls of
-    :data:`REBUILD_BATCH` messages (more when the events buffer fills). Events are
-    counted, not kept.
+    of the reader's selection, or ``book_kwargs["n_books"]``). Events are counted, not
+    kept.
 
-    ``threads=2`` decodes the next chunk in a second thread while the books process this
-    one (parsing and matching overlap on two cores); the books end in the same state as
-    with ``threads=1``, call for call.
+    ``threads=1`` parses straight into the books (:class:`rltrader._itch.Rebuilder`):
+    :data:`FUSED_READ_BYTES` of the file at a time, :data:`FUSED_BATCH` messages per call
+    of the core, so that neither the bytes nor the decoded messages leave the cache before
+    they are used. ``threads=2`` decodes the next chunk in a second thread while the books
+    process this one (``Books.process`` calls of :data:`REBUILD_BATCH` messages). Both
+    leave the books in the state that ``Books.process`` over ``read_messages(...).messages``
+    would. When the input has a malformed record, or a message on a book the ``Books``
+    lacks, ``threads=1`` has processed exactly the messages before it when it raises;
+    ``threads=2`` the chunks before the one that holds it.
 
     ``events`` is the ``EVENT_DTYPE`` buffer reused for every call (default: a new one of
     ``REBUILD_EVENTS`` records; a larger one replaces it when a book grows so deep that
@@ -570,8 +594,7 @@ def rebuild_books(reader: ItchReader, books: Books | None = None, *,
     message on a book the ``Books`` does not have raises ``ValueError``.
     """
     from rltrader._book import Books as _Books
-    from rltrader.core.constants import REJECTED, Reason
-    from rltrader.data._levels import worst_case_events
+    from rltrader.core.constants import Reason
 
     if books is None:
         n_books = max(int(book_kwargs.pop("n_books", reader.n_books)), 1)
@@ -581,17 +604,70 @@ def rebuild_books(reader: ItchReader, books: Books | None = None, *,
         events = np.empty(REBUILD_EVENTS, EVENT_DTYPE)
     if threads not in (1, 2):
         raise ValueError(f"threads must be 1 or 2, got {threads!r}")
-    reasons = np.zeros(256, dtype=np.int64)
     stats = RebuildStats()
     start = time.perf_counter()
-    for chunk in (reader if threads == 1 else _decoded_ahead(reader)):
+    if threads == 1:
+        reasons = _rebuild_fused(reader, books, events, stats)
+    else:
+        reasons = _rebuild_chunks(reader, books, events, stats)
+    stats.seconds = time.perf_counter() - start
+    stats.rejected = {Reason(r).name: int(reasons[r]) for r in np.flatnonzero(reasons)}
+    return books, stats
+
+
+def _missing_book(reader: ItchReader, book: int, books: Books) -> ValueError:
+    return ValueError(f"{reader.path}: stock {reader.book_symbols[book]!r} needs book {book}, "
+                      f"the Books has {books.n_books}")
+
+
+def _rebuild_fused(reader: ItchReader, books: Books, events: np.ndarray,
+                   stats: RebuildStats) -> np.ndarray:
+    """``rebuild_books(threads=1)``: every chunk parsed straight into ``books`` by a
+    :class:`rltrader._itch.Rebuilder`; returns the rejections per reason."""
+    from rltrader.data._levels import worst_case_events
+
+    rebuilder = _itch.Rebuilder(reader._parser, books, events, FUSED_BATCH)
+
+    def feed(view: memoryview, base: int) -> tuple[int, int, None]:
+        pos = 0
+        while True:
+            status, consumed = rebuilder.feed(view[pos:], base + pos)
+            pos += consumed
+            if status == _itch.FeedStatus.FEED_NEED_EVENTS:
+                cap = rebuilder_events[0].shape[0]
+                rebuilder_events[0] = np.empty(max(worst_case_events(books), 2 * cap),
+                                               EVENT_DTYPE)
+                rebuilder.set_events(rebuilder_events[0])
+                continue
+            if status == _itch.FeedStatus.FEED_MISSING_BOOK:
+                raise _missing_book(reader, rebuilder.missing_book, books)
+            if status == _itch.FeedStatus.FEED_BAD_RECORD:
+                raise reader._error(rebuilder.parse_status)
+            end = status == _itch.FeedStatus.FED_TO_END
+            return (ParseStatus.END_OF_SESSION if end else ParseStatus.PARSED), pos, None
+
+    rebuilder_events = [events]
+    for _ in reader._stream(feed, min(reader.chunk_bytes, FUSED_READ_BYTES)):
+        pass
+    stats.messages, stats.trades = rebuilder.messages, rebuilder.trades
+    return np.asarray(rebuilder.reasons)
+
+
+def _rebuild_chunks(reader: ItchReader, books: Books, events: np.ndarray,
+                    stats: RebuildStats) -> np.ndarray:
+    """``rebuild_books(threads=2)``: chunks decoded ahead by a parse thread, processed
+    here; returns the rejections per reason."""
+    from rltrader.core.constants import REJECTED
+    from rltrader.data._levels import worst_case_events
+
+    reasons = np.zeros(256, dtype=np.int64)
+    for chunk in _decoded_ahead(reader):
         msgs = chunk.messages
         # the parser numbers books 0, 1, ... as it meets them: only when it has met more
         # than the Books holds can a message name a missing one (then find it)
         if reader.n_books > books.n_books and msgs.size \
                 and int(msgs["book"].max()) >= books.n_books:
-            raise ValueError(f"{reader.path}: stock {reader.book_symbols[msgs['book'].max()]!r}"
-                             f" needs book {msgs['book'].max()}, the Books has {books.n_books}")
+            raise _missing_book(reader, int(msgs["book"].max()), books)
         done = 0
         while done < msgs.shape[0]:
             if events.shape[0] < (need := worst_case_events(books)):
@@ -606,9 +682,7 @@ def rebuild_books(reader: ItchReader, books: Books | None = None, *,
                 reasons += np.bincount(rejected.astype(np.intp), minlength=256)
         stats.messages += msgs.shape[0]
         stats.trades += chunk.trades.shape[0]
-    stats.seconds = time.perf_counter() - start
-    stats.rejected = {Reason(r).name: int(reasons[r]) for r in np.flatnonzero(reasons)}
-    return books, stats
+    return reasons
 
 
 # ---------------------------------------------------------------------------------------
