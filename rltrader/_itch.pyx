@@ -14,6 +14,7 @@ report malformed input by a status code plus the byte offset and values in ``Par
 """
 
 cimport numpy as cnp
+from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
 
@@ -708,6 +709,94 @@ cpdef enum FeedStatus:
                           # ``set_events`` a larger one and feed the rest again
     FEED_MISSING_BOOK = 4 # a message names a book the Books does not have
                           # (``missing_book``); the messages before it are processed
+    FEED_STOPPED = 5      # (parse thread) the caller stopped the pipeline
+
+
+cdef struct Slot:           # one batch of the pipeline's ring
+    int64_t n_msgs          # messages parsed into the slot's part of the ring
+    int64_t n_trades        # trade rows decoded with them (counted, not kept)
+    int32_t n_books         # the parser's books after them
+    int32_t status          # FED, FED_TO_END or FEED_BAD_RECORD (after the messages)
+    int32_t parse_status    # ParseStatus of FEED_BAD_RECORD
+
+cdef struct Pipeline:       # threads=2: a parse thread fills slots, the caller's thread
+                            # processes them; a single producer and a single consumer
+    Slot* slots             # [n_slots]
+    Message* msgs           # [n_slots, batch]
+    int64_t n_slots
+    int64_t batch
+    int64_t produced        # slots published; written by the parse thread (release)
+    int64_t released        # slots processed; written by the caller's thread (release)
+    int64_t stop            # 1: the parse thread must stop (set by the caller's thread)
+    int64_t finished        # 1: the parse thread publishes no more slots
+
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <sched.h>
+    #include <unistd.h>
+    static inline int64_t rltrader_load_acquire(const int64_t* p) {
+        return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+    }
+    static inline void rltrader_store_release(int64_t* p, int64_t v) {
+        __atomic_store_n(p, v, __ATOMIC_RELEASE);
+    }
+    static inline void rltrader_backoff(int* spins) {
+        /* a few spins, then yield, then sleep: the waiting thread must not take a core
+           from the other one (or from other work) on a machine with two */
+        *spins += 1;
+        if (*spins <= 64) {
+    #if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+    #endif
+        } else if (*spins <= 96) {
+            sched_yield();
+        } else {
+            usleep(20);
+        }
+    }
+    """
+    int64_t load_acquire "rltrader_load_acquire"(const int64_t* p) noexcept nogil
+    void store_release "rltrader_store_release"(int64_t* p, int64_t v) noexcept nogil
+    void backoff "rltrader_backoff"(int* spins) noexcept nogil
+
+
+cdef int produce_records(Pipeline* p, ParserState* st, Outputs* out, const uint8_t* data,
+                         int64_t n, int64_t base, int64_t* consumed) noexcept nogil:
+    """The parse thread's loop: parse ``data[:n]`` into free slots, publishing each;
+    returns FED (the rest is an incomplete record), FED_TO_END, FEED_BAD_RECORD or
+    FEED_STOPPED."""
+    cdef int64_t pos = 0, got, k
+    cdef int status, spins
+    cdef Slot* slot
+    while True:
+        spins = 0
+        while p.produced - load_acquire(&p.released) >= p.n_slots:
+            if load_acquire(&p.stop):
+                consumed[0] = pos
+                return FEED_STOPPED
+            backoff(&spins)
+        if load_acquire(&p.stop):
+            consumed[0] = pos
+            return FEED_STOPPED
+        k = p.produced % p.n_slots
+        out.msgs = p.msgs + k * p.batch
+        out.n_msgs = out.n_trades = out.n_directory = out.n_actions = out.n_system = 0
+        out.paused = False
+        got = 0
+        status = parse_records(st, data + pos, n - pos, base + pos, out, &got)
+        pos += got
+        slot = p.slots + k
+        slot.n_msgs, slot.n_trades, slot.n_books = out.n_msgs, out.n_trades, st.n_books
+        slot.parse_status = status
+        slot.status = (FED if status == PARSED else
+                       FED_TO_END if status == END_OF_SESSION else FEED_BAD_RECORD)
+        if got > 0 or slot.status != FED:
+            store_release(&p.produced, p.produced + 1)
+        if status != PARSED or not out.paused:
+            consumed[0] = pos
+            return slot.status
 
 
 cdef class Rebuilder:
@@ -730,12 +819,17 @@ cdef class Rebuilder:
         :meth:`feed` returns ``FEED_NEED_EVENTS``.
     batch : int
         Messages parsed per call of the core.
+    slots : int
+        0: :meth:`feed` parses and processes in the caller's thread. More: a pipeline of
+        that many batches; a parse thread calls :meth:`produce` and the caller's thread
+        :meth:`consume` (``rebuild_books(threads=2)``).
     """
 
     cdef Parser parser
     cdef Books books
     cdef Outputs out
-    cdef object _events, _buffers
+    cdef Pipeline pipe
+    cdef object _events, _buffers, _ring
     cdef Event* ev
     cdef int64_t ev_cap
     cdef int64_t pending        # messages in out.msgs waiting for the core
@@ -749,9 +843,11 @@ cdef class Rebuilder:
     cdef readonly int32_t missing_book  # the book of FEED_MISSING_BOOK
 
     def __init__(self, Parser parser not None, Books books not None, events,
-                 Py_ssize_t batch=2048):
+                 Py_ssize_t batch=2048, Py_ssize_t slots=0):
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
+        if slots < 0 or slots == 1:
+            raise ValueError(f"slots must be 0 or at least 2, got {slots}")
         self.parser = parser
         self.books = books
         self.set_events(events)
@@ -771,6 +867,13 @@ cdef class Rebuilder:
         self.reason_counts = <int64_t*>cnp.PyArray_DATA(self.reasons)
         self.held = FED
         self.missing_book = -1
+        memset(&self.pipe, 0, sizeof(Pipeline))
+        if slots:
+            self._ring = (np.empty(slots * batch, MESSAGE_DTYPE),
+                          np.zeros(slots * sizeof(Slot), np.uint8))
+            self.pipe.msgs = <Message*>cnp.PyArray_DATA(self._ring[0])
+            self.pipe.slots = <Slot*>cnp.PyArray_DATA(self._ring[1])
+            self.pipe.n_slots, self.pipe.batch = slots, batch
 
     def set_events(self, events):
         """Use ``events`` (``EVENT_DTYPE``, writeable) for the core's calls from now on."""
@@ -782,12 +885,15 @@ cdef class Rebuilder:
         self.ev_cap = events.shape[0]
 
     cdef int _process_pending(self, bint* stuck) except -1:
-        """Hand the pending messages to the core, counting its rejections; ``stuck`` when
+        return self._process(self.out.msgs, self.pending, stuck)
+
+    cdef int _process(self, const Message* msgs, int64_t n, bint* stuck) except -1:
+        """Hand ``msgs[processed:n]`` to the core, counting its rejections; ``stuck`` when
         it could not take the next one (the events buffer is too small for it)."""
         cdef int64_t done, written, i
         stuck[0] = False
-        while self.processed < self.pending:
-            self.books._run(self.out.msgs + self.processed, self.pending - self.processed,
+        while self.processed < n:
+            self.books._run(msgs + self.processed, n - self.processed,
                             0, self.ev, self.ev_cap, &done, &written)
             for i in range(written):
                 if self.ev[i].kind == REJECTED:
@@ -811,6 +917,8 @@ cdef class Rebuilder:
         cdef ParserState* st
         cdef Outputs* out
         cdef const uint8_t* start
+        if self.pipe.n_slots:
+            raise RuntimeError("a Rebuilder with slots is fed by produce and consume")
         while True:
             self._process_pending(&stuck)
             if stuck:
@@ -853,6 +961,86 @@ cdef class Rebuilder:
                 if stuck:
                     return FEED_NEED_EVENTS, consumed
                 return FED, consumed
+
+
+    def produce(self, const uint8_t[::1] data, int64_t base):
+        """(Parse thread.) Parse the complete records of ``data`` into the pipeline's
+        slots, waiting for free ones. Returns ``(status, consumed)``: ``FED`` (the rest is
+        an incomplete record), ``FED_TO_END``, ``FEED_BAD_RECORD`` (published with the
+        messages before it) or ``FEED_STOPPED``."""
+        cdef int64_t n = data.shape[0], consumed = 0
+        cdef int status
+        cdef Pipeline* p = &self.pipe
+        cdef ParserState* st = &self.parser.st
+        cdef Outputs* out = &self.out
+        if not p.n_slots:
+            raise RuntimeError("produce needs a Rebuilder with slots")
+        if n == 0:
+            return FED, 0
+        with nogil:
+            status = produce_records(p, st, out, &data[0], n, base, &consumed)
+        return status, consumed
+
+    def finish(self):
+        """(Parse thread.) No more slots will be published."""
+        store_release(&self.pipe.finished, 1)
+
+    def stop(self):
+        """(Caller's thread.) Make the parse thread's :meth:`produce` return
+        ``FEED_STOPPED``."""
+        store_release(&self.pipe.stop, 1)
+
+    def consume(self):
+        """(Caller's thread.) Process the slots in order as they are published. Returns
+        a ``FeedStatus``: ``FED`` once the parse thread has finished and every slot is
+        processed; ``FEED_NEED_EVENTS`` (``set_events``, then call again),
+        ``FEED_MISSING_BOOK`` or ``FEED_BAD_RECORD`` after the messages before it."""
+        cdef Pipeline* p = &self.pipe
+        cdef int64_t k, i, limit
+        cdef int32_t n_books = self.books.core.n_books
+        cdef const Message* msgs
+        cdef Slot* slot
+        cdef int spins
+        cdef bint ready, stuck
+        if not p.n_slots:
+            raise RuntimeError("consume needs a Rebuilder with slots")
+        while True:
+            with nogil:
+                spins = 0
+                while True:
+                    if load_acquire(&p.produced) > p.released:
+                        ready = True
+                        break
+                    if load_acquire(&p.finished):
+                        ready = load_acquire(&p.produced) > p.released
+                        break
+                    backoff(&spins)
+            if not ready:
+                return FED
+            k = p.released % p.n_slots
+            slot = p.slots + k
+            msgs = p.msgs + k * p.batch
+            limit = slot.n_msgs
+            if slot.n_books > n_books:
+                for i in range(limit):
+                    if msgs[i].book >= n_books:
+                        limit = i
+                        break
+            self._process(msgs, limit, &stuck)
+            if stuck:
+                return FEED_NEED_EVENTS
+            self.processed = 0
+            self.messages += limit
+            self.trades += slot.n_trades
+            if limit < slot.n_msgs:
+                self.missing_book = msgs[limit].book
+                return FEED_MISSING_BOOK
+            if slot.status == FEED_BAD_RECORD:
+                self.parse_status = slot.parse_status
+                return FEED_BAD_RECORD
+            store_release(&p.released, p.released + 1)
+            PyErr_CheckSignals()    # a Ctrl-C ends a long file here (the parse thread
+                                    # stops when the caller stops the pipeline)
 
 
 # ---------------------------------------------------------------------------------------
