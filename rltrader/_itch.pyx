@@ -145,8 +145,14 @@ cdef enum:
     SKIP_BOOK = -2            # book_of_locate: seen, not selected
     N_LOCATES = 65536         # stock locates are u16
 
-cdef uint64_t MAX_REF = 0x7FFFFFFFFFFFFFFF  # order refs must fit the core's int64 ids
-cdef int64_t MAX_U32 = 0xFFFFFFFF           # ITCH share counts and Price(4) fields
+cdef extern from *:
+    """
+    #define RLTRADER_MAX_REF 0x7FFFFFFFFFFFFFFFULL
+    #define RLTRADER_MAX_U32 0xFFFFFFFFLL
+    """
+    # constants, not module variables: the parse loop compares with immediates
+    const uint64_t MAX_REF "RLTRADER_MAX_REF"   # order refs must fit the core's int64 ids
+    const int64_t MAX_U32 "RLTRADER_MAX_U32"    # ITCH share counts and Price(4) fields
 
 #: Fixed message length per type byte, type byte included (0: not an ITCH 5.0 type).
 MESSAGE_LENGTHS = {b"S": 12, b"R": 39, b"H": 25, b"Y": 20, b"L": 26, b"V": 35, b"W": 12,
@@ -347,7 +353,7 @@ cdef inline bint is_order(uint8_t kind) noexcept nogil:
 
 cdef inline bint bad_ref(uint64_t ref) noexcept nogil:
     """Ref 0 is the core's "keep the id" in a REPLACE; ids are int64."""
-    return ref == 0 or ref > MAX_REF
+    return ref - 1 >= MAX_REF      # ref == 0 wraps to 2**64 - 1
 
 
 cdef int decode_order(ParserState* st, const uint8_t* m, int32_t b, Outputs* out,
@@ -357,20 +363,23 @@ cdef int decode_order(ParserState* st, const uint8_t* m, int32_t b, Outputs* out
     cdef Message* msg = out.msgs + out.n_msgs
     cdef uint64_t ref = be64(m + 11), new_ref
     cdef uint8_t kind = m[0]
+    cdef int64_t price
     cdef Trade* tr
-    bad[0] = <int64_t>ref
+    # ``bad`` is written on the error paths only: it lives in the caller's memory
     if bad_ref(ref):
+        bad[0] = <int64_t>ref
         return BAD_ORDER_REF
     msg.order_id = <int64_t>ref
     msg.new_order_id = 0
     msg.price = 0
     msg.side = 0
     if kind == b'A' or kind == b'F':
-        bad[0] = m[19]
         if m[19] != b'B' and m[19] != b'S':
+            bad[0] = m[19]
             return BAD_SIDE
-        bad[0] = <int64_t>be32(m + 32)
-        if not to_ticks(st, bad[0], &msg.price):
+        price = <int64_t>be32(m + 32)
+        if not to_ticks(st, price, &msg.price):
+            bad[0] = price
             return BAD_TICK
         msg.op = LIMIT
         msg.side = 1 if m[19] == b'B' else -1
@@ -383,11 +392,12 @@ cdef int decode_order(ParserState* st, const uint8_t* m, int32_t b, Outputs* out
         msg.qty = <int64_t>be32(m + 19)
     elif kind == b'U':
         new_ref = be64(m + 19)
-        bad[0] = <int64_t>new_ref
         if bad_ref(new_ref):
+            bad[0] = <int64_t>new_ref
             return BAD_ORDER_REF
-        bad[0] = <int64_t>be32(m + 31)
-        if not to_ticks(st, bad[0], &msg.price):
+        price = <int64_t>be32(m + 31)
+        if not to_ticks(st, price, &msg.price):
+            bad[0] = price
             return BAD_TICK
         msg.op = REPLACE
         msg.new_order_id = <int64_t>new_ref
