@@ -78,7 +78,10 @@ the end-of-session record.
 Streaming. :class:`ItchReader` reads ``chunk_bytes`` at a time (plain or gzip, detected
 from the content) into one reused buffer; a record that straddles two reads is carried to
 the next. Memory is bounded by a few times ``chunk_bytes`` whatever the file size
-(``benchmarks/itch_bigfile.py`` checks it on a 1 GB file). Classic libpcap captures
+(``benchmarks/itch_bigfile.py`` checks it on a 1 GB file). :func:`rebuild_books` does not
+go through chunks of messages: it parses straight into the books, 2,048 messages at a time
+(:class:`rltrader._itch.Rebuilder`), in this thread or, with ``threads=2``, in a parse
+thread that stays a few batches ahead. Classic libpcap captures
 (Ethernet/IPv4/UDP, bare records or MoldUDP64 per datagram) are unwrapped whole in memory
 first by :mod:`rltrader.data.pcap`: meant for small captures.
 """
