@@ -16,12 +16,12 @@ test_itch[W3-parse+rebuild-2threads] the same, two threads
 ===================================  ====================================================
 
 The files are written once per session by ``rltrader.data.itch.write_itch`` into a
-temporary folder (the page cache holds them, so the disk is not timed). Two checkouts side
-by side: ``benchmarks/itch_pair.py A_DIR B_DIR`` (paired, thread CPU time as well as wall). Every rebuild round
+temporary folder (the page cache holds them, so the disk is not timed). Every rebuild round
 starts from a new ``Books`` (built inside the timed call: one allocation, negligible next to
 the stream; the arena starts at the default size and grows as the book does); the events
 buffer is allocated once, outside. ``extra_info["ns_per_message"]`` is the median per book
-message.
+message. Two checkouts side by side: ``benchmarks/itch_pair.py A_DIR B_DIR`` (paired runs,
+thread CPU time as well as wall).
 """
 
 from __future__ import annotations
