@@ -14,10 +14,12 @@ events=EVENTS, threads=T)`` (the events buffer allocated once), or iterating a n
 chunks (parse only).
 
 Each run reports wall time and CPU time: the thread's for one thread, the process's (both
-threads) for two. On a VM shared with other jobs wall time also counts the time a thread
-waits for a core (it moves a 5 ms run by 2x); one thread's CPU time does not (cache and core
-sharing still move it). Prints each checkout's medians (ns per message and M messages/s)
-and the median of the per-pair ratios B/A with its interquartile range.
+threads) for two, and then also the caller's thread alone (the books' side: what the wall
+time would be with the parse thread on a free core). On a VM shared with other jobs wall
+time also counts the time a thread waits for a core (it moves a 5 ms run by 2x); one
+thread's CPU time does not (cache and core sharing still move it). Prints each checkout's
+medians (ns per message and M messages/s) and the median of the per-pair ratios B/A with
+its interquartile range.
 """
 
 from __future__ import annotations
@@ -53,9 +55,9 @@ for line in sys.stdin:
                                       events=events, threads=int(mode[-1]))
         n = stats.messages
     wall = time.perf_counter_ns() - wall
-    cpu = (time.process_time_ns() - process if mode == "threads=2"
-           else time.thread_time_ns() - thread)
-    print(wall / n, cpu / n, flush=True)
+    thread = time.thread_time_ns() - thread
+    cpu = time.process_time_ns() - process if mode == "threads=2" else thread
+    print(wall / n, cpu / n, thread / n, flush=True)
 """
 
 MODES = ("threads=1", "threads=2", "parse")
@@ -95,7 +97,8 @@ def pair(a_dir: str, b_dir: str, pairs: int, files: dict[str, Path]) -> None:
           f"CPU: the thread's (threads=1, parse), the process's (threads=2)")
     for (name, mode), (a, b) in times.items():
         row = f"  {name} {mode:9s}"
-        for what, i in (("wall", 0), ("CPU", 1)):
+        for what, i in (("wall", 0), ("CPU", 1)) + ((("books' thread", 2),)
+                                                    if mode == "threads=2" else ()):
             ma, mb = (statistics.median(x[i] for x in runs) for runs in (a, b))
             ratios = [y[i] / x[i] for x, y in zip(a, b, strict=True)]
             low, _, high = statistics.quantiles(ratios, n=4)
