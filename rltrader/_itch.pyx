@@ -6,7 +6,9 @@ A BinaryFILE is a run of records ``u16 length (big-endian, not counting itself) 
 the first message byte is its type. Field layouts: ``shared/reference/itch50.md`` (the
 official spec's tables). How ITCH messages become ``MESSAGE_DTYPE`` records, and everything
 else a caller needs, is documented in :mod:`rltrader.data.itch`; this module holds the two
-``nogil`` loops and the record dtypes they fill.
+``nogil`` loops (parse, write), the record dtypes they fill, and ``Rebuilder``, which hands
+the parse loop's messages to a ``Books`` batch by batch (in the same thread, or from a parse
+thread through a ring of batches) for ``rebuild_books``.
 
 Both loops are ``noexcept nogil`` over caller-owned numpy buffers and never allocate. They
 report malformed input by a status code plus the byte offset and values in ``ParseError``;
