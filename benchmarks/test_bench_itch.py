@@ -5,9 +5,10 @@ benchmark                            what is timed
 ===================================  ====================================================
 test_itch[W1-parse]                  W1 (131,072 limit/cancel messages) written as ITCH
                                      (``A``/``D``), read back in 1 MiB chunks, parse only
-test_itch[W1-parse+rebuild]          the same file: parse + ``Books.process`` per chunk
-test_itch[W1-parse+rebuild-2threads] the same, the next chunk parsed in a second thread
-                                     (``rebuild_books(threads=2)``)
+test_itch[W1-parse+rebuild]          the same file: ``rebuild_books`` (parsed straight
+                                     into the books, 2,048 messages per call of the core)
+test_itch[W1-parse+rebuild-2threads] the same, parsed in a second thread that fills a ring
+                                     of batches (``rebuild_books(threads=2)``)
 test_itch[W3-parse]                  W3 (LOBSTER AAPL, 89,712 messages: ``A``/``D``/``E``/
                                      ``X``) written as ITCH, parse only
 test_itch[W3-parse+rebuild]          the same file: parse + rebuild
@@ -19,7 +20,8 @@ temporary folder (the page cache holds them, so the disk is not timed). Every re
 starts from a new ``Books`` (built inside the timed call: one allocation, negligible next to
 the stream; the arena starts at the default size and grows as the book does); the events
 buffer is allocated once, outside. ``extra_info["ns_per_message"]`` is the median per book
-message.
+message. Two checkouts side by side: ``benchmarks/itch_pair.py A_DIR B_DIR`` (paired runs,
+thread CPU time as well as wall).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import disjoint_base
 
+from rltrader._book import Books
+from rltrader.core.messages import EVENT_DTYPE as EVENT_DTYPE
 from rltrader.core.messages import MESSAGE_DTYPE as MESSAGE_DTYPE
 
 TRADE_DTYPE: np.dtype
@@ -68,6 +70,32 @@ class Parser:
         actions: np.ndarray,
         system: np.ndarray,
     ) -> tuple[int, int, int, int, int, int, int]: ...
+
+class FeedStatus(IntEnum):
+    FED = 0
+    FED_TO_END = 1
+    FEED_BAD_RECORD = 2
+    FEED_NEED_EVENTS = 3
+    FEED_MISSING_BOOK = 4
+    FEED_STOPPED = 5
+
+@disjoint_base
+class Rebuilder:
+    messages: int
+    trades: int
+    reasons: npt.NDArray[np.int64]
+    parse_status: int
+    missing_book: int
+    def __init__(
+        self, parser: Parser, books: Books, events: np.ndarray, batch: int = 2048,
+        slots: int = 0,
+    ) -> None: ...
+    def set_events(self, events: np.ndarray) -> None: ...
+    def feed(self, data: bytes | bytearray | memoryview, base: int) -> tuple[int, int]: ...
+    def produce(self, data: bytes | bytearray | memoryview, base: int) -> tuple[int, int]: ...
+    def finish(self) -> None: ...
+    def stop(self) -> None: ...
+    def consume(self) -> int: ...
 
 def encode(
     messages: np.ndarray,

@@ -6,7 +6,9 @@ A BinaryFILE is a run of records ``u16 length (big-endian, not counting itself) 
 the first message byte is its type. Field layouts: ``shared/reference/itch50.md`` (the
 official spec's tables). How ITCH messages become ``MESSAGE_DTYPE`` records, and everything
 else a caller needs, is documented in :mod:`rltrader.data.itch`; this module holds the two
-``nogil`` loops and the record dtypes they fill.
+``nogil`` loops (parse, write), the record dtypes they fill, and ``Rebuilder``, which hands
+the parse loop's messages to a ``Books`` batch by batch (in the same thread, or from a parse
+thread through a ring of batches) for ``rebuild_books``.
 
 Both loops are ``noexcept nogil`` over caller-owned numpy buffers and never allocate. They
 report malformed input by a status code plus the byte offset and values in ``ParseError``;
@@ -14,13 +16,16 @@ report malformed input by a status code plus the byte offset and values in ``Par
 """
 
 cimport numpy as cnp
+from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
 
 import numpy as np
 
-from rltrader._book cimport CANCEL, EXECUTE, GTC, LIMIT, REDUCE, REPLACE, Message
-from rltrader.core.messages import MESSAGE_DTYPE
+from rltrader._book cimport (
+    CANCEL, EXECUTE, GTC, LIMIT, REDUCE, REJECTED, REPLACE, Books, Event, Message,
+)
+from rltrader.core.messages import EVENT_DTYPE, MESSAGE_DTYPE
 
 cnp.import_array()
 
@@ -142,8 +147,14 @@ cdef enum:
     SKIP_BOOK = -2            # book_of_locate: seen, not selected
     N_LOCATES = 65536         # stock locates are u16
 
-cdef uint64_t MAX_REF = 0x7FFFFFFFFFFFFFFF  # order refs must fit the core's int64 ids
-cdef int64_t MAX_U32 = 0xFFFFFFFF           # ITCH share counts and Price(4) fields
+cdef extern from *:
+    """
+    #define RLTRADER_MAX_REF 0x7FFFFFFFFFFFFFFFULL
+    #define RLTRADER_MAX_U32 0xFFFFFFFFLL
+    """
+    # constants, not module variables: the parse loop compares with immediates
+    const uint64_t MAX_REF "RLTRADER_MAX_REF"   # order refs must fit the core's int64 ids
+    const int64_t MAX_U32 "RLTRADER_MAX_U32"    # ITCH share counts and Price(4) fields
 
 #: Fixed message length per type byte, type byte included (0: not an ITCH 5.0 type).
 MESSAGE_LENGTHS = {b"S": 12, b"R": 39, b"H": 25, b"Y": 20, b"L": 26, b"V": 35, b"W": 12,
@@ -156,22 +167,80 @@ memset(LENGTH, 0, sizeof(LENGTH))
 for _t, _n in MESSAGE_LENGTHS.items():
     LENGTH[_t[0]] = _n
 
+# Per order-record type (A F D X U E C), what ``decode_order_fast`` reads, so that it decodes
+# every type with the same instructions: a branch per type was a misprediction per record
+# on a mixed stream. Offsets of fields a type lacks point at its order ref (inside every
+# order record) and the value is masked to 0.
+cdef enum:
+    ADD = 1                   # A, F: side and price
+    REPLACES = 2              # U: new ref and price
+    HAS_QTY = 4               # all but D
+    EXECUTES = 8              # E, C
+cdef uint8_t ORDER_FLAGS[256]
+cdef int8_t ORDER_OP[256]
+cdef uint8_t SIDE_AT[256]     # 0 (the type byte, never B/S) when there is no side
+cdef uint8_t QTY_AT[256]
+cdef uint8_t PRICE_AT[256]
+cdef uint8_t NEW_REF_AT[256]
+memset(ORDER_FLAGS, 0, sizeof(ORDER_FLAGS))
+memset(ORDER_OP, 0, sizeof(ORDER_OP))
+memset(SIDE_AT, 0, sizeof(SIDE_AT))
+memset(QTY_AT, 11, sizeof(QTY_AT))
+memset(PRICE_AT, 11, sizeof(PRICE_AT))
+memset(NEW_REF_AT, 11, sizeof(NEW_REF_AT))
+for _t, _flags, _op, _qty, _price in ((b"A", ADD | HAS_QTY, LIMIT, 20, 32),
+                                      (b"F", ADD | HAS_QTY, LIMIT, 20, 32),
+                                      (b"D", 0, CANCEL, 11, 11),
+                                      (b"X", HAS_QTY, REDUCE, 19, 11),
+                                      (b"U", REPLACES | HAS_QTY, REPLACE, 27, 31),
+                                      (b"E", EXECUTES | HAS_QTY, EXECUTE, 19, 11),
+                                      (b"C", EXECUTES | HAS_QTY, EXECUTE, 19, 11)):
+    ORDER_FLAGS[_t[0]] = _flags
+    ORDER_OP[_t[0]] = _op
+    QTY_AT[_t[0]] = _qty
+    PRICE_AT[_t[0]] = _price
+SIDE_AT[b"A"[0]] = SIDE_AT[b"F"[0]] = 19
+NEW_REF_AT[b"U"[0]] = 19
+
 
 # ---------------------------------------------------------------------------------------
 # Big-endian field access
 # ---------------------------------------------------------------------------------------
 
-cdef inline uint64_t be16(const uint8_t* p) noexcept nogil:
-    return (<uint64_t>p[0] << 8) | p[1]
-
-cdef inline uint64_t be32(const uint8_t* p) noexcept nogil:
-    return (<uint64_t>p[0] << 24) | (<uint64_t>p[1] << 16) | (<uint64_t>p[2] << 8) | p[3]
-
-cdef inline uint64_t be48(const uint8_t* p) noexcept nogil:
-    return (be16(p) << 32) | be32(p + 2)
-
-cdef inline uint64_t be64(const uint8_t* p) noexcept nogil:
-    return (be32(p) << 32) | be32(p + 4)
+cdef extern from *:
+    """
+    #include <string.h>
+    /* unaligned big-endian loads: one load and one byte swap each (the shifts and ors
+       of single bytes that they replace took more instructions than the rest of a
+       record's decoding) */
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    #define RLTRADER_BE16(v) (v)
+    #define RLTRADER_BE32(v) (v)
+    #define RLTRADER_BE64(v) (v)
+    #else
+    #define RLTRADER_BE16(v) __builtin_bswap16(v)
+    #define RLTRADER_BE32(v) __builtin_bswap32(v)
+    #define RLTRADER_BE64(v) __builtin_bswap64(v)
+    #endif
+    static inline unsigned long long rltrader_be16(const unsigned char* p) {
+        unsigned short v; memcpy(&v, p, 2); return RLTRADER_BE16(v);
+    }
+    static inline unsigned long long rltrader_be32(const unsigned char* p) {
+        unsigned int v; memcpy(&v, p, 4); return RLTRADER_BE32(v);
+    }
+    static inline unsigned long long rltrader_be48(const unsigned char* p) {
+        /* two loads: one 8-byte load of 6 bytes copied into a zeroed u64 on the stack
+           stalled on store forwarding (the costliest instruction of a parse) */
+        return (rltrader_be16(p) << 32) | rltrader_be32(p + 2);
+    }
+    static inline unsigned long long rltrader_be64(const unsigned char* p) {
+        unsigned long long v; memcpy(&v, p, 8); return RLTRADER_BE64(v);
+    }
+    """
+    uint64_t be16 "rltrader_be16"(const uint8_t* p) noexcept nogil
+    uint64_t be32 "rltrader_be32"(const uint8_t* p) noexcept nogil
+    uint64_t be48 "rltrader_be48"(const uint8_t* p) noexcept nogil
+    uint64_t be64 "rltrader_be64"(const uint8_t* p) noexcept nogil
 
 cdef inline void put16(uint8_t* p, uint64_t v) noexcept nogil:
     p[0] = <uint8_t>(v >> 8)
@@ -210,6 +279,9 @@ cdef struct Outputs:
     SystemEvent* system
     int64_t cap_msgs, cap_trades, cap_directory, cap_actions, cap_system
     int64_t n_msgs, n_trades, n_directory, n_actions, n_system
+    bint pause_when_full    # a full output ends the call (PARSED, before the record) instead
+                            # of failing with OUTPUT_FULL: the Rebuilder's small batches
+    bint paused             # set when the call ended that way
 
 cdef struct ParserState:
     int32_t* book_of_locate     # [N_LOCATES] book, NO_BOOK or SKIP_BOOK
@@ -244,11 +316,15 @@ cdef inline int32_t resolve(ParserState* st, uint16_t locate, const uint8_t* sto
     if locate == 0:  # "not about one stock"
         return NO_BOOK
     if st.all_symbols:
+        # a new book's entries are set here: the per-book tables are not zeroed up front
         b = st.n_books
         st.n_books += 1
         st.locate_of_book[b] = locate
+        st.book_state[b] = 0
         if stock != NULL:
             copy_alpha(st.book_symbol + 8 * b, stock, 8)
+        else:
+            memset(st.book_symbol + 8 * b, 0, 8)
         st.book_of_locate[locate] = b
         return b
     if stock == NULL:
@@ -318,7 +394,7 @@ cdef inline bint is_order(uint8_t kind) noexcept nogil:
 
 cdef inline bint bad_ref(uint64_t ref) noexcept nogil:
     """Ref 0 is the core's "keep the id" in a REPLACE; ids are int64."""
-    return ref == 0 or ref > MAX_REF
+    return ref - 1 >= MAX_REF      # ref == 0 wraps to 2**64 - 1
 
 
 cdef int decode_order(ParserState* st, const uint8_t* m, int32_t b, Outputs* out,
@@ -328,20 +404,23 @@ cdef int decode_order(ParserState* st, const uint8_t* m, int32_t b, Outputs* out
     cdef Message* msg = out.msgs + out.n_msgs
     cdef uint64_t ref = be64(m + 11), new_ref
     cdef uint8_t kind = m[0]
+    cdef int64_t price
     cdef Trade* tr
-    bad[0] = <int64_t>ref
+    # ``bad`` is written on the error paths only: it lives in the caller's memory
     if bad_ref(ref):
+        bad[0] = <int64_t>ref
         return BAD_ORDER_REF
     msg.order_id = <int64_t>ref
     msg.new_order_id = 0
     msg.price = 0
     msg.side = 0
     if kind == b'A' or kind == b'F':
-        bad[0] = m[19]
         if m[19] != b'B' and m[19] != b'S':
+            bad[0] = m[19]
             return BAD_SIDE
-        bad[0] = <int64_t>be32(m + 32)
-        if not to_ticks(st, bad[0], &msg.price):
+        price = <int64_t>be32(m + 32)
+        if not to_ticks(st, price, &msg.price):
+            bad[0] = price
             return BAD_TICK
         msg.op = LIMIT
         msg.side = 1 if m[19] == b'B' else -1
@@ -354,11 +433,12 @@ cdef int decode_order(ParserState* st, const uint8_t* m, int32_t b, Outputs* out
         msg.qty = <int64_t>be32(m + 19)
     elif kind == b'U':
         new_ref = be64(m + 19)
-        bad[0] = <int64_t>new_ref
         if bad_ref(new_ref):
+            bad[0] = <int64_t>new_ref
             return BAD_ORDER_REF
-        bad[0] = <int64_t>be32(m + 31)
-        if not to_ticks(st, bad[0], &msg.price):
+        price = <int64_t>be32(m + 31)
+        if not to_ticks(st, price, &msg.price):
+            bad[0] = price
             return BAD_TICK
         msg.op = REPLACE
         msg.new_order_id = <int64_t>new_ref
@@ -379,6 +459,61 @@ cdef int decode_order(ParserState* st, const uint8_t* m, int32_t b, Outputs* out
             tr.order_ref = <int64_t>ref
             tr.printable = <char>m[31]
     return PARSED
+
+
+cdef inline bint decode_order_fast(ParserState* st, const uint8_t* m, uint8_t kind,
+                                   int32_t b, int64_t ts, uint16_t locate, Outputs* out
+                                   ) noexcept nogil:
+    """``decode_order`` and the caller's part of the message, without a branch on the
+    record type; false (and nothing written) for a record that ``decode_order`` rejects,
+    which then tells why."""
+    cdef uint64_t flags = ORDER_FLAGS[kind]
+    cdef uint64_t add = flags & ADD, replaces = (flags >> 1) & 1
+    cdef uint64_t ref = be64(m + 11)
+    cdef uint64_t new_ref = be64(m + NEW_REF_AT[kind]) & (0 - replaces)
+    cdef uint64_t qty = be32(m + QTY_AT[kind]) & (0 - ((flags >> 2) & 1))
+    cdef uint64_t price = be32(m + PRICE_AT[kind]) & (0 - (add | replaces))
+    cdef uint8_t side_byte = m[SIDE_AT[kind]]
+    cdef uint64_t buy = side_byte == b'B', sell = side_byte == b'S'
+    cdef int64_t ticks
+    cdef uint64_t ok = ((ref - 1) < MAX_REF) & ((buy | sell) | (add ^ 1))
+    cdef Message* msg
+    cdef Trade* tr
+    ok &= ((new_ref - 1) < MAX_REF) | (replaces ^ 1)
+    ok &= <uint64_t>to_ticks(st, <int64_t>price, &ticks)
+    if not ok:
+        return False
+    msg = out.msgs + out.n_msgs
+    msg.timestamp = ts
+    msg.order_id = <int64_t>ref
+    msg.new_order_id = <int64_t>new_ref
+    msg.price = ticks
+    msg.stop_price = 0
+    msg.qty = <int64_t>qty
+    msg.book = b
+    msg.owner = -1
+    msg.op = ORDER_OP[kind]
+    msg.side = <int8_t>((<int64_t>buy - <int64_t>sell) * <int64_t>add)
+    msg.tif = GTC
+    if flags & EXECUTES:
+        if st.book_state[b] == b'H' or st.book_state[b] == b'P':
+            st.counters[<int>EXECUTIONS_WHILE_HALTED] += 1
+        if kind == b'C':
+            tr = out.trades + out.n_trades
+            out.n_trades += 1
+            memset(tr, 0, sizeof(Trade))
+            tr.kind = b'C'
+            tr.shares = <int64_t>qty
+            tr.price_e4 = <int64_t>be32(m + 32)
+            tr.match_number = <int64_t>be64(m + 23)
+            tr.order_ref = <int64_t>ref
+            tr.printable = <char>m[31]
+            tr.timestamp = ts
+            tr.message_index = out.n_msgs
+            tr.book = b
+            tr.locate = locate
+    out.n_msgs += 1
+    return True
 
 
 cdef int decode_trade(Trade* tr, const uint8_t* m, int64_t* bad) noexcept nogil:
@@ -428,6 +563,17 @@ cdef void decode_directory(DirectoryEntry* de, const uint8_t* m) noexcept nogil:
     de.inverse_indicator = <char>m[38]
 
 
+cdef inline int64_t output_room(const Outputs* out) noexcept nogil:
+    """Records that certainly fit: a record adds at most one row to each output, and the
+    trades keep one row spare (``Parser.parse`` sizes them ``// 21 + 2``)."""
+    cdef int64_t room = out.cap_msgs - out.n_msgs
+    room = min(room, out.cap_trades - 1 - out.n_trades)
+    room = min(room, out.cap_directory - out.n_directory)
+    room = min(room, out.cap_actions - out.n_actions)
+    room = min(room, out.cap_system - out.n_system)
+    return room if room > 0 else 0
+
+
 cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t base,
                        Outputs* out, int64_t* consumed) noexcept nogil:
     """Decode the complete records of ``buf[:n]`` (``base``: file offset of ``buf[0]``).
@@ -436,10 +582,12 @@ cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t b
     a zero-length end-of-session record, or at the first malformed record.
     """
     cdef int64_t pos = 0, ts, bad = 0
+    cdef int64_t room = 0   # records that fit in every output before they are counted again
     cdef int32_t length, b
     cdef uint16_t locate
     cdef uint8_t kind
     cdef const uint8_t* m
+    cdef uint64_t add
     cdef Message* msg
     cdef Trade* tr
     cdef DirectoryEntry* de
@@ -455,7 +603,10 @@ cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t b
             break
         m = buf + pos + 2
         kind = m[0]
-        if LENGTH[kind] == 0:
+        if length != LENGTH[kind]:  # never 0 here: so also every unknown type
+            if LENGTH[kind] != 0:
+                status = fail(st, BAD_LENGTH, base + pos, m, length, length)
+                break
             if not st.skip_unknown:
                 status = fail(st, UNKNOWN_TYPE, base + pos, m, length, kind)
                 break
@@ -463,21 +614,29 @@ cdef int parse_records(ParserState* st, const uint8_t* buf, int64_t n, int64_t b
             st.type_counts[kind] += 1
             pos += 2 + length
             continue
-        if length != LENGTH[kind]:
-            status = fail(st, BAD_LENGTH, base + pos, m, length, length)
-            break
-        if (out.n_msgs >= out.cap_msgs or out.n_trades + 1 >= out.cap_trades
-                or out.n_directory >= out.cap_directory or out.n_actions >= out.cap_actions
-                or out.n_system >= out.cap_system):
-            status = fail(st, OUTPUT_FULL, base + pos, m, length, 0)
-            break
+        if room == 0:
+            room = output_room(out)
+            if room == 0:
+                if out.pause_when_full:
+                    out.paused = True
+                    break
+                status = fail(st, OUTPUT_FULL, base + pos, m, length, 0)
+                break
+        room -= 1
         st.type_counts[kind] += 1
         locate = <uint16_t>be16(m + 1)
         ts = <int64_t>be48(m + 5)
         if is_order(kind):
-            # only adds name the stock
-            b = resolve(st, locate, m + 24 if kind == b'A' or kind == b'F' else NULL)
-            if not skipped(st, b):
+            # only adds name the stock; a known book whose symbol is learnt already
+            # skips the call
+            add = ORDER_FLAGS[kind] & ADD
+            b = st.book_of_locate[locate]
+            # one branch, taken only for a new locate or a symbol to learn: a branch on
+            # the record type would mispredict on a mixed stream
+            if (b < 0) | (add & (st.book_symbol[8 * (b if b >= 0 else 0)] == 0)):
+                b = resolve(st, locate, m + 24 if add else NULL)
+            if not skipped(st, b) and not decode_order_fast(st, m, kind, b, ts, locate, out):
+                # a record the fast path declines: decode_order says why
                 tr = out.trades + out.n_trades  # filled by a C
                 status = decode_order(st, m, b, out, &bad)
                 if status != PARSED:
@@ -566,7 +725,9 @@ cdef class Parser:
     """
 
     cdef ParserState st
-    cdef readonly object book_of_locate
+    cdef readonly object book_of_locate     # [65536] book per stock locate (-1: not seen,
+                                            # -2: not selected)
+    # per book, [65536]: entries at and past n_books are not initialised
     cdef readonly object locate_of_book
     cdef readonly object book_symbol_array
     cdef readonly object book_state_array
@@ -578,9 +739,9 @@ cdef class Parser:
         if tick_size < 1:
             raise ValueError(f"tick_size must be >= 1, got {tick_size}")
         self.book_of_locate = np.full(N_LOCATES, NO_BOOK, dtype=np.int32)
-        self.locate_of_book = np.zeros(N_LOCATES, dtype=np.int32)
-        self.book_symbol_array = np.zeros(N_LOCATES, dtype="S8")
-        self.book_state_array = np.zeros(N_LOCATES, dtype="S1")
+        self.locate_of_book = np.empty(N_LOCATES, dtype=np.int32)
+        self.book_symbol_array = np.empty(N_LOCATES, dtype="S8")
+        self.book_state_array = np.empty(N_LOCATES, dtype="S1")
         self.type_counts = np.zeros(256, dtype=np.int64)
         self.counters = np.zeros(N_COUNTERS, dtype=np.int64)
         memset(&self.st, 0, sizeof(ParserState))
@@ -593,6 +754,11 @@ cdef class Parser:
                 raise ValueError(f"symbols are not distinct: {list(symbols)}")
             self.st.n_selected = len(self._selected)
             self.st.n_books = self.st.n_selected
+        # per book: only the first n_books entries mean anything; zeroing all 65,536 (832
+        # KiB of fresh pages) took two thirds of a Parser's construction
+        self.locate_of_book[:self.st.n_books] = 0
+        self.book_symbol_array[:self.st.n_books] = b""
+        self.book_state_array[:self.st.n_books] = b""
         self.st.book_of_locate = <int32_t*>cnp.PyArray_DATA(self.book_of_locate)
         self.st.locate_of_book = <int32_t*>cnp.PyArray_DATA(self.locate_of_book)
         self.st.book_symbol = <char*>cnp.PyArray_DATA(self.book_symbol_array)
@@ -644,6 +810,353 @@ cdef class Parser:
             status = parse_records(&self.st, &data[0], n, base, &out, &consumed)
         return (status, consumed, out.n_msgs, out.n_trades, out.n_directory, out.n_actions,
                 out.n_system)
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing straight into books
+# ---------------------------------------------------------------------------------------
+
+cpdef enum FeedStatus:
+    FED = 0               # every complete record parsed and its messages processed
+    FED_TO_END = 1        # the same, up to an end-of-session record (consumed)
+    FEED_BAD_RECORD = 2   # stopped at a malformed record (``parse_status`` says why, the
+                          # parser's ``error()`` where); the messages before it are processed
+    FEED_NEED_EVENTS = 3  # the events buffer cannot hold the next message's worst case:
+                          # ``set_events`` a larger one and feed the rest again
+    FEED_MISSING_BOOK = 4 # a message names a book the Books does not have
+                          # (``missing_book``); the messages before it are processed
+    FEED_STOPPED = 5      # (parse thread) the caller stopped the pipeline
+
+
+cdef struct Slot:           # one batch of the pipeline's ring
+    int64_t n_msgs          # messages parsed into the slot's part of the ring
+    int64_t n_trades        # trade rows decoded with them (counted, not kept)
+    int32_t n_books         # the parser's books after them
+    int32_t status          # FED, FED_TO_END or FEED_BAD_RECORD (after the messages)
+    int32_t parse_status    # ParseStatus of FEED_BAD_RECORD
+
+cdef struct Pipeline:       # threads=2: a parse thread fills slots, the caller's thread
+                            # processes them; a single producer and a single consumer
+    Slot* slots             # [n_slots]
+    Message* msgs           # [n_slots, batch]
+    int64_t n_slots
+    int64_t batch
+    int64_t produced        # slots published; written by the parse thread (release)
+    int64_t released        # slots processed; written by the caller's thread (release)
+    int64_t stop            # 1: the parse thread must stop (set by the caller's thread)
+    int64_t finished        # 1: the parse thread publishes no more slots
+
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <sched.h>
+    #include <unistd.h>
+    static inline int64_t rltrader_load_acquire(const int64_t* p) {
+        return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+    }
+    static inline void rltrader_store_release(int64_t* p, int64_t v) {
+        __atomic_store_n(p, v, __ATOMIC_RELEASE);
+    }
+    static inline void rltrader_backoff(int* spins) {
+        /* a few spins, then yield, then sleep: the waiting thread must not take a core
+           from the other one (or from other work) on a machine with two */
+        *spins += 1;
+        if (*spins <= 64) {
+    #if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+    #endif
+        } else if (*spins <= 96) {
+            sched_yield();
+        } else {
+            usleep(20);
+        }
+    }
+    """
+    int64_t load_acquire "rltrader_load_acquire"(const int64_t* p) noexcept nogil
+    void store_release "rltrader_store_release"(int64_t* p, int64_t v) noexcept nogil
+    void backoff "rltrader_backoff"(int* spins) noexcept nogil
+
+
+cdef int produce_records(Pipeline* p, ParserState* st, Outputs* out, const uint8_t* data,
+                         int64_t n, int64_t base, int64_t* consumed) noexcept nogil:
+    """The parse thread's loop: parse ``data[:n]`` into free slots, publishing each;
+    returns FED (the rest is an incomplete record), FED_TO_END, FEED_BAD_RECORD or
+    FEED_STOPPED."""
+    cdef int64_t pos = 0, got, k
+    cdef int status, spins
+    cdef Slot* slot
+    while True:
+        spins = 0
+        while p.produced - load_acquire(&p.released) >= p.n_slots:
+            if load_acquire(&p.stop):
+                consumed[0] = pos
+                return FEED_STOPPED
+            backoff(&spins)
+        if load_acquire(&p.stop):
+            consumed[0] = pos
+            return FEED_STOPPED
+        k = p.produced % p.n_slots
+        out.msgs = p.msgs + k * p.batch
+        out.n_msgs = out.n_trades = out.n_directory = out.n_actions = out.n_system = 0
+        out.paused = False
+        got = 0
+        status = parse_records(st, data + pos, n - pos, base + pos, out, &got)
+        pos += got
+        slot = p.slots + k
+        slot.n_msgs, slot.n_trades, slot.n_books = out.n_msgs, out.n_trades, st.n_books
+        slot.parse_status = status
+        slot.status = (FED if status == PARSED else
+                       FED_TO_END if status == END_OF_SESSION else FEED_BAD_RECORD)
+        if got > 0 or slot.status != FED:
+            store_release(&p.produced, p.produced + 1)
+        if status != PARSED or not out.paused:
+            consumed[0] = pos
+            return slot.status
+
+
+cdef class Rebuilder:
+    """Parse ITCH records straight into a ``Books``: the loop of ``rebuild_books``.
+
+    Each call of :meth:`feed` parses a few thousand messages at a time into a small buffer
+    and hands them to the core while they are still in the cache (a whole chunk's messages
+    would be ~2 MiB of records written, evicted and read back), counting rejections from
+    the events as they are written. The books end as ``Books.process`` over the parsed
+    messages would leave them: the same messages, in the same order.
+
+    Parameters
+    ----------
+    parser : Parser
+        The reader's parser (its book numbering and counts carry on across calls).
+    books : Books
+        Processes every message; ``book`` must be below its ``n_books``.
+    events : ndarray of EVENT_DTYPE
+        Reused for every call of the core; replace it with :meth:`set_events` when
+        :meth:`feed` returns ``FEED_NEED_EVENTS``.
+    batch : int
+        Messages parsed per call of the core.
+    slots : int
+        0: :meth:`feed` parses and processes in the caller's thread. More: a pipeline of
+        that many batches; a parse thread calls :meth:`produce` and the caller's thread
+        :meth:`consume` (``rebuild_books(threads=2)``).
+    """
+
+    cdef Parser parser
+    cdef Books books
+    cdef Outputs out
+    cdef Pipeline pipe
+    cdef object _events, _buffers, _ring
+    cdef Event* ev
+    cdef int64_t ev_cap
+    cdef int64_t pending        # messages in out.msgs waiting for the core
+    cdef int64_t processed      # of them, processed
+    cdef int held               # FeedStatus to return once the pending ones are processed
+    cdef int64_t* reason_counts
+    cdef readonly int64_t messages      # book messages parsed and processed
+    cdef readonly int64_t trades        # trade rows decoded (P, Q, B, C)
+    cdef readonly object reasons        # int64[256]: the core's rejections per Reason
+    cdef readonly int parse_status      # ParseStatus of FEED_BAD_RECORD
+    cdef readonly int32_t missing_book  # the book of FEED_MISSING_BOOK
+
+    def __init__(self, Parser parser not None, Books books not None, events,
+                 Py_ssize_t batch=2048, Py_ssize_t slots=0):
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        if slots < 0 or slots == 1:
+            raise ValueError(f"slots must be 0 or at least 2, got {slots}")
+        self.parser = parser
+        self.books = books
+        self.set_events(events)
+        self._buffers = (np.empty(batch, MESSAGE_DTYPE), np.empty(batch + 2, TRADE_DTYPE),
+                         np.empty(64, DIRECTORY_DTYPE), np.empty(64, TRADING_ACTION_DTYPE),
+                         np.empty(64, SYSTEM_EVENT_DTYPE))
+        memset(&self.out, 0, sizeof(Outputs))
+        self.out.msgs = <Message*>cnp.PyArray_DATA(self._buffers[0])
+        self.out.trades = <Trade*>cnp.PyArray_DATA(self._buffers[1])
+        self.out.directory = <DirectoryEntry*>cnp.PyArray_DATA(self._buffers[2])
+        self.out.actions = <TradingAction*>cnp.PyArray_DATA(self._buffers[3])
+        self.out.system = <SystemEvent*>cnp.PyArray_DATA(self._buffers[4])
+        self.out.cap_msgs, self.out.cap_trades = batch, batch + 2
+        self.out.cap_directory = self.out.cap_actions = self.out.cap_system = 64
+        self.out.pause_when_full = True
+        self.reasons = np.zeros(256, dtype=np.int64)
+        self.reason_counts = <int64_t*>cnp.PyArray_DATA(self.reasons)
+        self.held = FED
+        self.missing_book = -1
+        memset(&self.pipe, 0, sizeof(Pipeline))
+        if slots:
+            self._ring = (np.empty(slots * batch, MESSAGE_DTYPE),
+                          np.zeros(slots * sizeof(Slot), np.uint8))
+            self.pipe.msgs = <Message*>cnp.PyArray_DATA(self._ring[0])
+            self.pipe.slots = <Slot*>cnp.PyArray_DATA(self._ring[1])
+            self.pipe.n_slots, self.pipe.batch = slots, batch
+
+    def set_events(self, events):
+        """Use ``events`` (``EVENT_DTYPE``, writeable) for the core's calls from now on."""
+        _records(events, EVENT_DTYPE, "events")
+        if events.shape[0] < 1:
+            raise ValueError("events must hold at least one record")
+        self._events = events
+        self.ev = <Event*>cnp.PyArray_DATA(events)
+        self.ev_cap = events.shape[0]
+
+    cdef int _process_pending(self, bint* stuck) except -1:
+        return self._process(self.out.msgs, self.pending, stuck)
+
+    cdef int _process(self, const Message* msgs, int64_t n, bint* stuck) except -1:
+        """Hand ``msgs[processed:n]`` to the core, counting its rejections; ``stuck`` when
+        it could not take the next one (the events buffer is too small for it)."""
+        cdef int64_t done, written, i
+        stuck[0] = False
+        while self.processed < n:
+            self.books._run(msgs + self.processed, n - self.processed,
+                            0, self.ev, self.ev_cap, &done, &written)
+            for i in range(written):
+                if self.ev[i].kind == REJECTED:
+                    self.reason_counts[<uint8_t>self.ev[i].reason] += 1
+            self.processed += done
+            if done == 0:
+                stuck[0] = True
+                return 0
+        return 0
+
+    def feed(self, const uint8_t[::1] data, int64_t base):
+        """Parse the complete records of ``data`` (``base``: its file offset) and process
+        their messages. Returns ``(status, consumed)``, a ``FeedStatus`` and the bytes
+        parsed (``FED`` with ``consumed < len(data)``: the rest is an incomplete record).
+        Messages parsed before a ``FEED_NEED_EVENTS`` are kept and processed first by the
+        next call."""
+        cdef int64_t n = data.shape[0], consumed = 0, got, i
+        cdef int status
+        cdef int32_t n_books = self.books.core.n_books
+        cdef bint stuck
+        cdef ParserState* st
+        cdef Outputs* out
+        cdef const uint8_t* start
+        if self.pipe.n_slots:
+            raise RuntimeError("a Rebuilder with slots is fed by produce and consume")
+        while True:
+            self._process_pending(&stuck)
+            if stuck:
+                return FEED_NEED_EVENTS, consumed
+            if self.held != FED:
+                status, self.held = self.held, FED
+                return status, consumed
+            if consumed >= n:
+                return FED, consumed
+            self.out.n_msgs = self.out.n_trades = 0
+            self.out.n_directory = self.out.n_actions = self.out.n_system = 0
+            self.out.paused = False
+            got = 0
+            st, out, start = &self.parser.st, &self.out, &data[consumed]
+            with nogil:
+                status = parse_records(st, start, n - consumed, base + consumed, out, &got)
+            consumed += got
+            self.pending, self.processed = self.out.n_msgs, 0
+            self.trades += self.out.n_trades
+            if self.parser.st.n_books > n_books:
+                # the parser has met more stocks than the Books holds: stop before the
+                # first message on one of them (cheap: only then is the batch scanned)
+                for i in range(self.pending):
+                    if self.out.msgs[i].book >= n_books:
+                        self.missing_book = self.out.msgs[i].book
+                        self.pending = i
+                        self.held = FEED_MISSING_BOOK
+                        break
+            self.messages += self.pending
+            if status == END_OF_SESSION:
+                if self.held == FED:
+                    self.held = FED_TO_END
+            elif status != PARSED:
+                self.parse_status = status
+                if self.held == FED:
+                    self.held = FEED_BAD_RECORD
+            elif not self.out.paused and self.held == FED:
+                # the rest of data is an incomplete record
+                self._process_pending(&stuck)
+                if stuck:
+                    return FEED_NEED_EVENTS, consumed
+                return FED, consumed
+
+
+    def produce(self, const uint8_t[::1] data, int64_t base):
+        """(Parse thread.) Parse the complete records of ``data`` into the pipeline's
+        slots, waiting for free ones. Returns ``(status, consumed)``: ``FED`` (the rest is
+        an incomplete record), ``FED_TO_END``, ``FEED_BAD_RECORD`` (published with the
+        messages before it) or ``FEED_STOPPED``."""
+        cdef int64_t n = data.shape[0], consumed = 0
+        cdef int status
+        cdef Pipeline* p = &self.pipe
+        cdef ParserState* st = &self.parser.st
+        cdef Outputs* out = &self.out
+        if not p.n_slots:
+            raise RuntimeError("produce needs a Rebuilder with slots")
+        if n == 0:
+            return FED, 0
+        with nogil:
+            status = produce_records(p, st, out, &data[0], n, base, &consumed)
+        return status, consumed
+
+    def finish(self):
+        """(Parse thread.) No more slots will be published."""
+        store_release(&self.pipe.finished, 1)
+
+    def stop(self):
+        """(Caller's thread.) Make the parse thread's :meth:`produce` return
+        ``FEED_STOPPED``."""
+        store_release(&self.pipe.stop, 1)
+
+    def consume(self):
+        """(Caller's thread.) Process the slots in order as they are published. Returns
+        a ``FeedStatus``: ``FED`` once the parse thread has finished and every slot is
+        processed; ``FEED_NEED_EVENTS`` (``set_events``, then call again),
+        ``FEED_MISSING_BOOK`` or ``FEED_BAD_RECORD`` after the messages before it."""
+        cdef Pipeline* p = &self.pipe
+        cdef int64_t k, i, limit
+        cdef int32_t n_books = self.books.core.n_books
+        cdef const Message* msgs
+        cdef Slot* slot
+        cdef int spins
+        cdef bint ready, stuck
+        if not p.n_slots:
+            raise RuntimeError("consume needs a Rebuilder with slots")
+        while True:
+            with nogil:
+                spins = 0
+                while True:
+                    if load_acquire(&p.produced) > p.released:
+                        ready = True
+                        break
+                    if load_acquire(&p.finished):
+                        ready = load_acquire(&p.produced) > p.released
+                        break
+                    backoff(&spins)
+            if not ready:
+                return FED
+            k = p.released % p.n_slots
+            slot = p.slots + k
+            msgs = p.msgs + k * p.batch
+            limit = slot.n_msgs
+            if slot.n_books > n_books:
+                for i in range(limit):
+                    if msgs[i].book >= n_books:
+                        limit = i
+                        break
+            self._process(msgs, limit, &stuck)
+            if stuck:
+                return FEED_NEED_EVENTS
+            self.processed = 0
+            self.messages += limit
+            self.trades += slot.n_trades
+            if limit < slot.n_msgs:
+                self.missing_book = msgs[limit].book
+                return FEED_MISSING_BOOK
+            if slot.status == FEED_BAD_RECORD:
+                self.parse_status = slot.parse_status
+                return FEED_BAD_RECORD
+            store_release(&p.released, p.released + 1)
+            PyErr_CheckSignals()    # a Ctrl-C ends a long file here (the parse thread
+                                    # stops when the caller stops the pipeline)
 
 
 # ---------------------------------------------------------------------------------------

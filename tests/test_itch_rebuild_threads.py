@@ -1,6 +1,7 @@
-"""``itch.rebuild_books(threads=2)``: the next chunk is decoded in a parse thread while the
-books process this one. The books must end bit for bit as with one thread, errors of the
-parse thread must reach the caller, and the thread must not outlive the call."""
+"""``itch.rebuild_books(threads=2)``: a parse thread reads and parses the file into a ring
+of message batches while the books process them in the caller's thread. The books must end
+bit for bit as with one thread, errors of the parse thread must reach the caller, and the
+thread must not outlive the call."""
 
 from __future__ import annotations
 

@@ -78,7 +78,10 @@ the end-of-session record.
 Streaming. :class:`ItchReader` reads ``chunk_bytes`` at a time (plain or gzip, detected
 from the content) into one reused buffer; a record that straddles two reads is carried to
 the next. Memory is bounded by a few times ``chunk_bytes`` whatever the file size
-(``benchmarks/itch_bigfile.py`` checks it on a 1 GB file). Classic libpcap captures
+(``benchmarks/itch_bigfile.py`` checks it on a 1 GB file). :func:`rebuild_books` does not
+go through chunks of messages: it parses straight into the books, 2,048 messages at a time
+(:class:`rltrader._itch.Rebuilder`), in this thread or, with ``threads=2``, in a parse
+thread that stays a few batches ahead. Classic libpcap captures
 (Ethernet/IPv4/UDP, bare records or MoldUDP64 per datagram) are unwrapped whole in memory
 first by :mod:`rltrader.data.pcap`: meant for small captures.
 """
@@ -88,13 +91,12 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import queue
 import struct
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -271,12 +273,7 @@ class ItchReader:
                                     skip_unknown=on_unknown == "skip")
         self.nbytes = 0             # bytes decoded so far
         self.reuse_buffers = reuse_buffers
-        # with reuse_buffers, chunk k decodes into output set k % _ring_size: a consumer
-        # that holds up to _ring_size - 1 chunks while the next one is decoded (the parse
-        # thread of rebuild_books(threads=2)) sets it before iterating
-        self._ring_size = 1
-        self._ring: list[tuple[np.ndarray, ...]] = []
-        self._decoded = 0
+        self._reused: tuple[np.ndarray, ...] | None = None  # the one set (reuse_buffers)
         self._started = False
 
     @property
@@ -313,17 +310,15 @@ class ItchReader:
     def _buffers(self, n: int) -> tuple[np.ndarray, ...]:
         """Output arrays that can hold the records of ``n`` bytes (sizes: ``Parser.parse``)."""
         if self.reuse_buffers:
-            k = self._decoded % self._ring_size
-            self._decoded += 1
-            if k < len(self._ring):
-                return self._ring[k]
+            if self._reused is not None:
+                return self._reused
             n = self.chunk_bytes + _MAX_RECORD
         out = (np.empty(n // 21 + 2, MESSAGE_DTYPE), np.empty(n // 21 + 2, TRADE_DTYPE),
                np.empty(n // 41 + 1, DIRECTORY_DTYPE),
                np.empty(n // 27 + 1, TRADING_ACTION_DTYPE),
                np.empty(n // 14 + 1, SYSTEM_EVENT_DTYPE))
         if self.reuse_buffers:
-            self._ring.append(out)
+            self._reused = out
         return out
 
     def _decode(self, data: memoryview, base: int) -> tuple[int, int, ItchChunk]:
@@ -335,22 +330,32 @@ class ItchReader:
         return status, consumed, ItchChunk(*arrays, offset=base, nbytes=consumed)
 
     def __iter__(self) -> Iterator[ItchChunk]:
+        for chunk in self._stream(self._decode):
+            if chunk is not None:
+                yield chunk
+
+    def _stream(self, decode: Callable[[memoryview, int], tuple[int, int, Any]],
+                read_bytes: int | None = None) -> Iterator[Any]:
+        """Read the file ``read_bytes`` (default ``chunk_bytes``) at a time and
+        ``decode(view, base)`` each (returning ``(status, consumed, item)``); yield the
+        items of the calls that consumed bytes."""
         if self._started:
             raise RuntimeError("an ItchReader iterates once; make a new one to read again")
         self._started = True
-        buf = bytearray(self.chunk_bytes + _MAX_RECORD)
-        view = memoryview(buf)
-        held = 0       # bytes at the front of buf not decoded yet (a partial record)
-        base = 0       # file offset of buf[0]
+        read_bytes = self.chunk_bytes if read_bytes is None else read_bytes
+        # np.empty, not bytearray: a bytearray's zero fill was a page fault and a memset
+        # per 4 KiB before the first read overwrote it
+        view = memoryview(np.empty(read_bytes + _MAX_RECORD, np.uint8))
+        held = 0       # bytes at the front of view not decoded yet (a partial record)
+        base = 0       # file offset of view[0]
         with _open(self.path) as f:
             while True:
-                got = _read_into(f, view[held:held + self.chunk_bytes], self.path,
-                                 base + held)
+                got = _read_into(f, view[held:held + read_bytes], self.path, base + held)
                 filled = held + got
-                status, consumed, chunk = self._decode(view[:filled], base)
+                status, consumed, item = decode(view[:filled], base)
                 if consumed:
                     self.nbytes = base + consumed
-                    yield chunk
+                    yield item
                 if status == ParseStatus.END_OF_SESSION:
                     self._check_end(f, filled - consumed, base + consumed)
                     base += consumed
@@ -498,67 +503,37 @@ class RebuildStats:
 #: Default events buffer of :func:`rebuild_books` (records; reused for every call).
 REBUILD_EVENTS = 1 << 16
 
-#: Messages per ``Books.process`` call of :func:`rebuild_books`.
-REBUILD_BATCH = 1 << 13
+#: Messages parsed per call of the core by :func:`rebuild_books` with ``threads=1``
+#: (:class:`rltrader._itch.Rebuilder`): 128 KiB of records, still in the cache when the
+#: core reads them.
+FUSED_BATCH = 1 << 11
 
+#: Bytes read at a time by :func:`rebuild_books` (at most the reader's ``chunk_bytes``):
+#: the file's bytes too are still in the cache when they are parsed.
+FUSED_READ_BYTES = 1 << 18
 
-def _decoded_ahead(reader: ItchReader) -> Iterator[ItchChunk]:
-    """``reader``'s chunks, each decoded by a parse thread while the caller works on the one
-    before (one chunk queued; with ``reuse_buffers`` the reader decodes into a ring of
-    three output sets, so a chunk's arrays stay intact until the caller asks for the
-    chunk after next). An error of the parse thread is raised here, in the caller; when
-    the caller stops early the thread stops after its current chunk."""
-    if reader._started:
-        raise RuntimeError("an ItchReader iterates once; make a new one to read again")
-    reader._ring_size = 3
-    handoff: queue.Queue = queue.Queue(maxsize=1)
-    stop = threading.Event()
-    done = object()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def parse() -> None:
-        try:
-            for chunk in reader:
-                if not put(chunk):
-                    return
-            put(done)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
-            put(exc)
-
-    thread = threading.Thread(target=parse, name="itch-parse", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = handoff.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+#: Batches of :data:`FUSED_BATCH` messages that the parse thread of
+#: ``rebuild_books(threads=2)`` may be ahead of the books (1 MiB of messages).
+PIPELINE_SLOTS = 8
 
 
 def rebuild_books(reader: ItchReader, books: Books | None = None, *,
                   events: np.ndarray | None = None, threads: int = 1, **book_kwargs: int
                   ) -> tuple[Books, RebuildStats]:
     """Stream ``reader`` into ``books`` (default: a new ``Books`` with one book per symbol
-    of the reader's selection, or ``book_kwargs["n_books"]``), ``Books.process`` calls of
-    :data:`REBUILD_BATCH` messages (more when the events buffer fills). Events are
-    counted, not kept.
+    of the reader's selection, or ``book_kwargs["n_books"]``). Events are counted, not
+    kept.
 
-    ``threads=2`` decodes the next chunk in a second thread while the books process this
-    one (parsing and matching overlap on two cores); the books end in the same state as
-    with ``threads=1``, call for call.
+    ``threads=1`` parses straight into the books (:class:`rltrader._itch.Rebuilder`):
+    :data:`FUSED_READ_BYTES` of the file at a time, :data:`FUSED_BATCH` messages per call
+    of the core, so that neither the bytes nor the decoded messages leave the cache before
+    they are used. ``threads=2`` reads and parses in a second thread, up to
+    :data:`PIPELINE_SLOTS` batches ahead of the books, which process them in this one
+    (parsing and matching overlap on two free cores; on a busy machine the handoffs cost
+    more than they save). Either way the books end in the state that ``Books.process``
+    over ``read_messages(...).messages`` would leave them in, and when the input has a
+    malformed record, or a message on a book the ``Books`` lacks, exactly the messages
+    before it have been processed when the error is raised.
 
     ``events`` is the ``EVENT_DTYPE`` buffer reused for every call (default: a new one of
     ``REBUILD_EVENTS`` records; a larger one replaces it when a book grows so deep that
@@ -570,8 +545,7 @@ def rebuild_books(reader: ItchReader, books: Books | None = None, *,
     message on a book the ``Books`` does not have raises ``ValueError``.
     """
     from rltrader._book import Books as _Books
-    from rltrader.core.constants import REJECTED, Reason
-    from rltrader.data._levels import worst_case_events
+    from rltrader.core.constants import Reason
 
     if books is None:
         n_books = max(int(book_kwargs.pop("n_books", reader.n_books)), 1)
@@ -581,34 +555,112 @@ def rebuild_books(reader: ItchReader, books: Books | None = None, *,
         events = np.empty(REBUILD_EVENTS, EVENT_DTYPE)
     if threads not in (1, 2):
         raise ValueError(f"threads must be 1 or 2, got {threads!r}")
-    reasons = np.zeros(256, dtype=np.int64)
     stats = RebuildStats()
     start = time.perf_counter()
-    for chunk in (reader if threads == 1 else _decoded_ahead(reader)):
-        msgs = chunk.messages
-        # the parser numbers books 0, 1, ... as it meets them: only when it has met more
-        # than the Books holds can a message name a missing one (then find it)
-        if reader.n_books > books.n_books and msgs.size \
-                and int(msgs["book"].max()) >= books.n_books:
-            raise ValueError(f"{reader.path}: stock {reader.book_symbols[msgs['book'].max()]!r}"
-                             f" needs book {msgs['book'].max()}, the Books has {books.n_books}")
-        done = 0
-        while done < msgs.shape[0]:
-            if events.shape[0] < (need := worst_case_events(books)):
-                events = np.empty(max(need, 2 * events.shape[0]), EVENT_DTYPE)
-            # a slice at a time, so that its events are still in the cache when they are
-            # scanned for rejections
-            consumed, written = books.process(msgs[done:done + REBUILD_BATCH], events)
-            done += consumed
-            kinds = events["kind"][:written]
-            if (kinds == REJECTED).any():
-                rejected = events["reason"][:written][kinds == REJECTED]
-                reasons += np.bincount(rejected.astype(np.intp), minlength=256)
-        stats.messages += msgs.shape[0]
-        stats.trades += chunk.trades.shape[0]
+    if threads == 1:
+        reasons = _rebuild_fused(reader, books, events, stats)
+    else:
+        reasons = _rebuild_pipelined(reader, books, events, stats)
     stats.seconds = time.perf_counter() - start
     stats.rejected = {Reason(r).name: int(reasons[r]) for r in np.flatnonzero(reasons)}
     return books, stats
+
+
+def _missing_book(reader: ItchReader, book: int, books: Books) -> ValueError:
+    return ValueError(f"{reader.path}: stock {reader.book_symbols[book]!r} needs book {book}, "
+                      f"the Books has {books.n_books}")
+
+
+def _rebuild_fused(reader: ItchReader, books: Books, events: np.ndarray,
+                   stats: RebuildStats) -> np.ndarray:
+    """``rebuild_books(threads=1)``: every chunk parsed straight into ``books`` by a
+    :class:`rltrader._itch.Rebuilder`; returns the rejections per reason."""
+    from rltrader.data._levels import worst_case_events
+
+    rebuilder = _itch.Rebuilder(reader._parser, books, events, FUSED_BATCH)
+
+    def feed(view: memoryview, base: int) -> tuple[int, int, None]:
+        pos = 0
+        while True:
+            status, consumed = rebuilder.feed(view[pos:], base + pos)
+            pos += consumed
+            if status == _itch.FeedStatus.FEED_NEED_EVENTS:
+                cap = rebuilder_events[0].shape[0]
+                rebuilder_events[0] = np.empty(max(worst_case_events(books), 2 * cap),
+                                               EVENT_DTYPE)
+                rebuilder.set_events(rebuilder_events[0])
+                continue
+            if status == _itch.FeedStatus.FEED_MISSING_BOOK:
+                raise _missing_book(reader, rebuilder.missing_book, books)
+            if status == _itch.FeedStatus.FEED_BAD_RECORD:
+                raise reader._error(rebuilder.parse_status)
+            end = status == _itch.FeedStatus.FED_TO_END
+            return (ParseStatus.END_OF_SESSION if end else ParseStatus.PARSED), pos, None
+
+    rebuilder_events = [events]
+    for _ in reader._stream(feed, min(reader.chunk_bytes, FUSED_READ_BYTES)):
+        pass
+    stats.messages, stats.trades = rebuilder.messages, rebuilder.trades
+    return np.asarray(rebuilder.reasons)
+
+
+class _Stopped(Exception):
+    """The parse thread of :func:`_rebuild_pipelined` was told to stop."""
+
+
+def _rebuild_pipelined(reader: ItchReader, books: Books, events: np.ndarray,
+                       stats: RebuildStats) -> np.ndarray:
+    """``rebuild_books(threads=2)``: a parse thread reads the file and parses it into a
+    ring of :data:`PIPELINE_SLOTS` batches of :data:`FUSED_BATCH` messages; this thread
+    processes them in order as they come. Returns the rejections per reason."""
+    from rltrader.data._levels import worst_case_events
+
+    if reader._started:
+        raise RuntimeError("an ItchReader iterates once; make a new one to read again")
+    status_ = _itch.FeedStatus
+    rebuilder = _itch.Rebuilder(reader._parser, books, events, FUSED_BATCH, PIPELINE_SLOTS)
+    failure: list[BaseException] = []
+
+    def produce(view: memoryview, base: int) -> tuple[int, int, None]:
+        status, consumed = rebuilder.produce(view, base)
+        if status in (status_.FEED_STOPPED, status_.FEED_BAD_RECORD):
+            raise _Stopped      # a bad record: the caller's thread raises it after the
+                                # messages before it
+        end = status == status_.FED_TO_END
+        return (ParseStatus.END_OF_SESSION if end else ParseStatus.PARSED), consumed, None
+
+    def parse() -> None:
+        try:
+            for _ in reader._stream(produce, min(reader.chunk_bytes, FUSED_READ_BYTES)):
+                pass
+        except _Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+            failure.append(exc)
+        finally:
+            rebuilder.finish()
+
+    thread = threading.Thread(target=parse, name="itch-parse", daemon=True)
+    thread.start()
+    try:
+        while True:
+            status = rebuilder.consume()
+            if status != status_.FEED_NEED_EVENTS:
+                break
+            events = np.empty(max(worst_case_events(books), 2 * events.shape[0]),
+                              EVENT_DTYPE)
+            rebuilder.set_events(events)
+    finally:
+        rebuilder.stop()
+        thread.join()
+    if status == status_.FEED_MISSING_BOOK:
+        raise _missing_book(reader, rebuilder.missing_book, books)
+    if status == status_.FEED_BAD_RECORD:
+        raise reader._error(rebuilder.parse_status)
+    if failure:
+        raise failure[0]
+    stats.messages, stats.trades = rebuilder.messages, rebuilder.trades
+    return np.asarray(rebuilder.reasons)
 
 
 # ---------------------------------------------------------------------------------------
@@ -735,7 +787,9 @@ __all__ = [
     "LEVEL_BUDGET",
     "MAX_WINDOW",
     "PriceSpans",
-    "REBUILD_BATCH",
+    "FUSED_BATCH",
+    "FUSED_READ_BYTES",
+    "PIPELINE_SLOTS",
     "REBUILD_EVENTS",
     "RebuildStats",
     "iter_messages",
