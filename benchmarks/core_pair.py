@@ -18,7 +18,10 @@ quick bench's 200,000 in all; 3,906: the full bench's 2 M), ``Books(512, window=
 capacity=65536)``; both in batches of ``rltrader.tools.bench.BATCH``. ``--grouped BATCH``
 adds W3 x 512 in batches of ``BATCH`` messages, each batch's messages sorted by book
 (stable: each book's in input order), which is what processing a batch book by book
-would run, without the cost of the sort. QuantCup is the
+would run, without the cost of the sort. W3x512alone replays W3 x 512's per-book stream
+(W3's first ``--per-book`` messages) on 512 books one after the other, each on a fresh
+``Books(1)``: the same work without the other books' memory, the yardstick of what
+interleaving 512 books costs. QuantCup is the
 contest feed as ``benchmarks/compare/quantcup.py`` sends it (batches of 4,096, window
 4,096, 1,024 slots); the feed is read from ``--quantcup-source`` (not in this repository).
 
@@ -67,8 +70,29 @@ if sys.argv[3]:
                                                               "score_feed.h"))
     streams["QuantCup"] = (msgs, 1, 1024, 4096, owners)
 events = np.empty(64 * max((BATCH, *{grouped})), dtype=EVENT_DTYPE)
+head = one[:{per_book}].copy()
+
+
+def alone():
+    # W3 x 512's per-book stream on 512 books one at a time, each on a Books(1) built just
+    # before its replay (construction not timed; its levels are still cached): the same
+    # messages and work as W3 x 512 without the memory of 511 other books
+    spent = 0
+    for _ in range(512):
+        books = Books(1, window=4096, capacity=1024)
+        start = time.thread_time_ns()
+        for i in range(0, len(head), BATCH):
+            books.process(head[i:i + BATCH], events)
+        spent += time.thread_time_ns() - start
+    return spent / (512 * len(head))
+
+
+streams["W3x512alone"] = None
 print(" ".join(streams), flush=True)
 for line in sys.stdin:
+    if line.strip() == "W3x512alone":
+        print(alone(), flush=True)
+        continue
     msgs, n_books, capacity, batch, *owners = streams[line.strip()]
     books = Books(n_books, window=4096, capacity=capacity,
                   **({{"n_owners": owners[0]}} if owners else {{}}))
