@@ -181,6 +181,8 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
     x.rested = NO_SLOT
     memset(hashes, 0, sizeof(hashes))     # read only with their id; never indeterminate
     memset(hash_ids, 0, sizeof(hash_ids))
+    for i in range(AHEAD_MESSAGES if n > AHEAD_MESSAGES else n):
+        prefetch(&msgs[i])      # the loop requests the rest AHEAD_MESSAGES ahead
     if ahead:
         for i in range(AHEAD_FAR if n > AHEAD_FAR else n):
             look_ahead(c, &msgs[i], known + i if known != NULL else NULL, &hashes[i],
