@@ -2,7 +2,7 @@
 book), W3 x 512 books and, given its source, the QuantCup 1 contest feed.
 
     python benchmarks/core_pair.py A_DIR B_DIR [--pairs 11] [--per-book 390]
-                                   [--quantcup-source /tmp/qc]
+                                   [--grouped BATCH ...] [--quantcup-source /tmp/qc]
 
 Each checkout (its compiled modules built in place) runs in a process of its own that
 builds the streams once; then, pair after pair, the two processes replay each stream in
@@ -15,7 +15,13 @@ Streams, as ``rltrader bench --quick`` builds them: W3 is ``workloads.lobster_aa
 (89,712 messages, one book, ``Books(1, window=4096, capacity=65536)``); W3 x 512 is
 ``workloads.interleave`` of it over 512 books, ``--per-book`` messages each (390: the
 quick bench's 200,000 in all; 3,906: the full bench's 2 M), ``Books(512, window=4096,
-capacity=65536)``; both in batches of ``rltrader.tools.bench.BATCH``. QuantCup is the
+capacity=65536)``; both in batches of ``rltrader.tools.bench.BATCH``. ``--grouped BATCH``
+adds W3 x 512 in batches of ``BATCH`` messages, each batch's messages sorted by book
+(stable: each book's in input order), which is what processing a batch book by book
+would run, without the cost of the sort. W3x512alone replays W3 x 512's per-book stream
+(W3's first ``--per-book`` messages) on 512 books one after the other, each on a fresh
+``Books(1)``: the same work without the other books' memory, the yardstick of what
+interleaving 512 books costs. QuantCup is the
 contest feed as ``benchmarks/compare/quantcup.py`` sends it (batches of 4,096, window
 4,096, 1,024 slots); the feed is read from ``--quantcup-source`` (not in this repository).
 
@@ -44,10 +50,18 @@ from rltrader.tools.bench import BATCH
 
 assert rltrader.__file__.startswith(sys.argv[1]), rltrader.__file__
 one = workloads.lobster_aapl()
+many = workloads.interleave(one, 512, per_book={per_book})
 streams = {{
     "W3": (one, 1, 65536, BATCH),
-    "W3x512": (workloads.interleave(one, 512, per_book={per_book}), 512, 65536, BATCH),
+    "W3x512": (many, 512, 65536, BATCH),
 }}
+for batch in {grouped}:
+    # each batch's messages sorted by book, each book's in input order: what grouping a
+    # batch by book would run (the sort itself not timed)
+    streams[f"W3x512g{{batch}}"] = (np.concatenate([
+        chunk[np.argsort(chunk["book"], kind="stable")]
+        for chunk in (many[i:i + batch] for i in range(0, len(many), batch))]),
+        512, 65536, batch)
 if sys.argv[3]:
     sys.path.insert(0, sys.argv[2] + "/compare")
     import quantcup
@@ -55,9 +69,30 @@ if sys.argv[3]:
     msgs, owners = quantcup.feed_messages(quantcup.parse_feed(Path(sys.argv[3]) /
                                                               "score_feed.h"))
     streams["QuantCup"] = (msgs, 1, 1024, 4096, owners)
-events = np.empty(64 * BATCH, dtype=EVENT_DTYPE)
+events = np.empty(64 * max((BATCH, *{grouped})), dtype=EVENT_DTYPE)
+head = one[:{per_book}].copy()
+
+
+def alone():
+    # W3 x 512's per-book stream on 512 books one at a time, each on a Books(1) built just
+    # before its replay (construction not timed; its levels are still cached): the same
+    # messages and work as W3 x 512 without the memory of 511 other books
+    spent = 0
+    for _ in range(512):
+        books = Books(1, window=4096, capacity=1024)
+        start = time.thread_time_ns()
+        for i in range(0, len(head), BATCH):
+            books.process(head[i:i + BATCH], events)
+        spent += time.thread_time_ns() - start
+    return spent / (512 * len(head))
+
+
+streams["W3x512alone"] = None
 print(" ".join(streams), flush=True)
 for line in sys.stdin:
+    if line.strip() == "W3x512alone":
+        print(alone(), flush=True)
+        continue
     msgs, n_books, capacity, batch, *owners = streams[line.strip()]
     books = Books(n_books, window=4096, capacity=capacity,
                   **({{"n_owners": owners[0]}} if owners else {{}}))
@@ -71,9 +106,10 @@ for line in sys.stdin:
 """
 
 
-def pair(a_dir: str, b_dir: str, pairs: int, per_book: int, quantcup: str) -> None:
+def pair(a_dir: str, b_dir: str, pairs: int, per_book: int, quantcup: str,
+         grouped: list[int]) -> None:
     here = str(Path(__file__).resolve().parent)
-    child = textwrap.dedent(_CHILD.format(per_book=per_book))
+    child = textwrap.dedent(_CHILD.format(per_book=per_book, grouped=tuple(grouped)))
     procs = [subprocess.Popen([sys.executable, "-c", child, str(Path(d).resolve()), here,
                                quantcup], cwd=d, text=True, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE)
@@ -104,11 +140,13 @@ def pair(a_dir: str, b_dir: str, pairs: int, per_book: int, quantcup: str) -> No
     for name, (a, b) in times.items():
         ratios = [y / x for x, y in zip(a, b, strict=True)]
         low, _, high = statistics.quantiles(ratios, n=4)
-        print(f"  {name:8s} A {statistics.median(a):7.2f} ns/msg  B {statistics.median(b):7.2f}"
+        print(f"  {name:14s} A {statistics.median(a):7.2f} ns/msg  B {statistics.median(b):7.2f}"
               f" ns/msg  B/A median {statistics.median(ratios):.3f} (IQR {low:.3f}-{high:.3f})")
     for j, label in enumerate("AB"):
-        many, one = (statistics.median(times[n][j]) for n in ("W3x512", "W3"))
-        print(f"  {label}: W3 x 512 / W3 = {many / one:.2f}")
+        one = statistics.median(times["W3"][j])
+        print(f"  {label}: " + ", ".join(
+            f"{name} / W3 = {statistics.median(times[name][j]) / one:.2f}"
+            for name in times if name.startswith("W3x512")))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,16 +156,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=11)
     parser.add_argument("--per-book", type=int, default=390,
                         help="W3 x 512 messages per book (390: the quick bench's 200,000)")
+    parser.add_argument("--grouped", type=int, action="append", default=[],
+                        metavar="BATCH", help="also time W3 x 512 in batches of BATCH "
+                        "messages, each batch grouped by book (repeatable)")
     parser.add_argument("--quantcup-source", default="",
                         help="checkout of ajtulloch/quantcup-orderbook, winning-c-engine")
     args = parser.parse_args(argv)
-    if args.pairs < 2 or args.per_book < 1:
-        parser.error("--pairs must be >= 2 and --per-book >= 1")
+    if args.pairs < 2 or args.per_book < 1 or any(b < 1 for b in args.grouped):
+        parser.error("--pairs must be >= 2, --per-book and --grouped >= 1")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from rltrader.tools.bench import machine
 
     print("machine:", machine())
-    pair(args.a_dir, args.b_dir, args.pairs, args.per_book, args.quantcup_source)
+    pair(args.a_dir, args.b_dir, args.pairs, args.per_book, args.quantcup_source,
+         args.grouped)
     return 0
 
 

@@ -187,10 +187,15 @@ cdef class Books:
         cdef Core* c = &self.core
         cdef int32_t old = c.capacity, slot
         orders = np.zeros(capacity, dtype=ORDER_DTYPE)
-        orders[:old] = self.order_array
-        orders["next"][old:capacity - 1] = np.arange(old + 1, capacity, dtype=np.int32)
-        orders["next"][capacity - 1] = c.free_head
-        orders["prev"][old:] = NO_SLOT
+        cdef Order* grown = <Order*>cnp.PyArray_DATA(orders)
+        # raw copies and a C loop: numpy's field-by-field copy of the structured records
+        # took ~5 ms per 65,536 orders, most of a W3 x 512 run's excess over one book
+        if old:
+            memcpy(grown, c.orders, old * sizeof(Order))
+        for slot in range(old, capacity):
+            grown[slot].next = slot + 1
+            grown[slot].prev = NO_SLOT
+        grown[capacity - 1].next = c.free_head
         orders.flags.writeable = False     # the kernels' state: read-only from Python
         self.order_array = orders
         size = 1

@@ -32,44 +32,62 @@ cdef int64_t max_events(const Core* c, const Message* m) noexcept nogil:
     return 6 + bs.n_resting[0] + bs.n_resting[1] + 6 * <int64_t>bs.n_stops
 
 
+cdef inline void prefetch_record(const void* p, size_t size) noexcept nogil:
+    """Request both ends of a record: an order (56 bytes) or a level (24 bytes) straddles
+    two cache lines at most slots, and the arrays need not start on a line."""
+    prefetch(p)
+    prefetch(<const char*>p + size - 1)
+
+
 cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* known,
                             uint64_t* hash, int64_t* hash_id) noexcept nogil:
-    """Start loading what message ``m`` will touch first: its book, the id's hash bucket
-    and the order's known slot when the caller gave one in range; keep the id's hash for
-    the message (``hash_id`` 0: not hashed)."""
+    """Start loading what message ``m`` will touch first: its book, its price's level,
+    the id's hash bucket and the order's known slot when the caller gave one in range;
+    keep the id's hash for the message (``hash_id`` 0: not hashed). The level's address
+    needs the book's ``base`` now: the book states (128 bytes a book) stay cached while the
+    levels, orders and hash table of many books do not, and a level requested only
+    ``AHEAD_NEAR`` messages ahead arrived late (W3 x 512: -8 %)."""
     cdef uint64_t h
+    cdef int64_t level
     hash_id[0] = 0
     if <uint32_t>m.book < <uint32_t>c.n_books:
         prefetch(&c.bk[m.book])
+        level = m.price - c.bk[m.book].base
+        if <uint64_t>level < <uint64_t>c.window:
+            prefetch_record(&c.lv[<int64_t>m.book * c.window + level], sizeof(Level))
         h = id_hash(m.order_id, m.book)
         prefetch(&c.table[h & c.hash_mask])
         hash[0] = h
         hash_id[0] = m.order_id
         if known != NULL and <uint32_t>known[0] < <uint32_t>c.capacity:
-            prefetch(&c.orders[known[0]])
+            prefetch_record(&c.orders[known[0]], sizeof(Order))
 
 
 cdef enum:
-    # look-ahead distances in messages: the book and the id's hash bucket are loaded FAR
-    # messages ahead; NEAR ahead, once they have arrived, the level (from the book's base)
-    # and the order the bucket points to (for ops on an existing order). RING: size of
-    # the ring of hashes kept for the messages in between (a power of two > FAR)
+    # look-ahead distances in messages: the book, the level and the id's hash bucket are
+    # loaded FAR messages ahead; NEAR ahead, once the bucket has arrived, the order it
+    # points to. RING: size of the ring of hashes kept for the messages in between (a
+    # power of two > FAR)
     AHEAD_FAR = 4
     AHEAD_NEAR = 2
     AHEAD_RING = 8
+    # the message records themselves (64 bytes, one cache line each) are requested MESSAGES
+    # ahead, whatever the core's size: a batch is read once, front to back, and on this
+    # project's VM the hardware prefetcher does not keep up with it (W3 x 512: -14 % time,
+    # W3 and QuantCup a few %; benchmarks/core_pair.py)
+    AHEAD_MESSAGES = 16
 
 
 cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_t* known,
                                 int64_t i, int64_t n, uint64_t* hashes,
-                                int64_t* hash_ids) noexcept nogil:
+                                int64_t* hash_ids, bint fresh) noexcept nogil:
     """Start loading what the next messages will touch: across many books, matching time
     is mostly memory latency. ``AHEAD_FAR`` ahead: ``look_ahead`` (into the ring
-    ``hashes`` / ``hash_ids``); ``AHEAD_NEAR`` ahead: the level and, for an op on an
-    existing order, the order in the id's home bucket (their book state and bucket arrived
-    meanwhile)."""
+    ``hashes`` / ``hash_ids``); ``AHEAD_NEAR`` ahead: the order in the id's home bucket,
+    which the message will read (its bucket arrived meanwhile). ``fresh`` as in
+    ``process_kernel``."""
     cdef const Message* m
-    cdef const BookState* bs
-    cdef int64_t level, j
+    cdef int64_t j
     cdef uint32_t entry
     if i + AHEAD_FAR < n:
         j = i + AHEAD_FAR
@@ -79,14 +97,14 @@ cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_
         j = i + AHEAD_NEAR
         m = &msgs[j]
         if <uint32_t>m.book < <uint32_t>c.n_books:
-            bs = &c.bk[m.book]
-            level = m.price - bs.base
-            if <uint64_t>level < <uint64_t>c.window:
-                prefetch(&c.lv[<int64_t>m.book * c.window + level])
-            if not is_new_order(m.op) and hash_ids[j & (AHEAD_RING - 1)] == m.order_id:
+            if hash_ids[j & (AHEAD_RING - 1)] == m.order_id:
                 entry = c.table[hashes[j & (AHEAD_RING - 1)] & c.hash_mask]
-                if entry != 0:
-                    prefetch(&c.orders[(entry & HASH_SLOT) - 1])
+                # an op on an existing order reads the order its id leads to; a new order's
+                # duplicate-id probe (none when ``fresh``) reads an order only where another
+                # id sits at home in its home bucket (HASH_DISPLACED clear), to compare it
+                if entry != 0 and (not is_new_order(m.op)
+                                   or not (fresh or (entry & HASH_DISPLACED))):
+                    prefetch_record(&c.orders[(entry & HASH_SLOT) - 1], sizeof(Order))
 
 
 cdef extern from *:
@@ -163,14 +181,18 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
     x.rested = NO_SLOT
     memset(hashes, 0, sizeof(hashes))     # read only with their id; never indeterminate
     memset(hash_ids, 0, sizeof(hash_ids))
+    for i in range(AHEAD_MESSAGES if n > AHEAD_MESSAGES else n):
+        prefetch(&msgs[i])      # the loop requests the rest AHEAD_MESSAGES ahead
     if ahead:
         for i in range(AHEAD_FAR if n > AHEAD_FAR else n):
             look_ahead(c, &msgs[i], known + i if known != NULL else NULL, &hashes[i],
                        &hash_ids[i])
     for i in range(n):
         m = &msgs[i]
+        if i + AHEAD_MESSAGES < n:
+            prefetch(&msgs[i + AHEAD_MESSAGES])
         if ahead:
-            prefetch_ahead(c, msgs, known, i, n, hashes, hash_ids)
+            prefetch_ahead(c, msgs, known, i, n, hashes, hash_ids, fresh)
             x.hash = hashes[i & (AHEAD_RING - 1)]
             x.hash_id = hash_ids[i & (AHEAD_RING - 1)]
         else:

@@ -215,3 +215,39 @@ def test_resize_arena_never_shrinks_or_relinks(delta: int) -> None:
     books._resize_arena(books.capacity + 1)
     assert books.capacity == 5 and books.live_orders() == 4
     books.check_integrity()
+
+
+def test_growth_copies_every_slot_and_links_the_new_ones_behind_the_free_list() -> None:
+    # _resize copies the arena's raw bytes and links the new slots in a C loop: the old
+    # rows must come through bit for bit and the free list must run through the new slots
+    # in order, then on to the old free list
+    books = Books(2, window=64, capacity=8, n_owners=2)
+    stream = [msg(LIMIT, i, BUY if i % 2 else SELL, 100 - i if i % 2 else 200 + i, i,
+                  book=i % 2, owner=i % 2) for i in range(1, 8)]
+    stream += [msg(CANCEL, 3, book=1), msg(STOP, 9, SELL, 0, 2, stop_price=50)]
+    books.process_all(messages(*stream))
+    before = books.order_array.copy()
+    free = int(books.state()["free_head"])
+    books._resize_arena(21)
+    after = books.order_array
+    assert after.shape == (21,)
+    assert after[:8].tobytes() == before.tobytes()
+    assert list(after["next"][8:20]) == list(range(9, 21))
+    assert int(after["next"][20]) == free
+    assert (after["prev"][8:] == -1).all() and (after["state"][8:] == 0).all()
+    assert (after[["order_id", "price", "qty", "owner", "book"]][8:].tolist()
+            == [(0, 0, 0, 0, 0)] * 13)
+    assert books.state()["free_head"] == 8
+    books.check_integrity()
+    # the grown books behave as books that never had to grow
+    more = [msg(LIMIT, 20 + i, SELL if i % 2 else BUY, 90 + 3 * i, 2, book=i % 2,
+                owner=i % 2) for i in range(40)]
+    roomy = Books(2, window=64, capacity=64, n_owners=2)
+    roomy.process_all(messages(*stream))
+    grown_events = books.process_all(messages(*more))
+    roomy_events = roomy.process_all(messages(*more))
+    assert grown_events.tolist() == roomy_events.tolist()   # (padding bytes may differ)
+    assert books.accounts.tobytes() == roomy.accounts.tobytes()
+    for b in (0, 1):
+        assert book_depth(books, b) == book_depth(roomy, b)
+    books.check_integrity()

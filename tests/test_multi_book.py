@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from _scenario import (
     accepted,
     as_dicts,
@@ -65,19 +66,23 @@ def _stream(n: int, seed: int) -> np.ndarray:
     return messages(*out)
 
 
-def _make() -> Books:
-    return Books(N_BOOKS, n_owners=2, self_trade_prevention=2, maker_fee_ppm=-5,
-                 taker_fee_ppm=9)
+def _make(window: int = 4096) -> Books:
+    return Books(N_BOOKS, window=window, n_owners=2, self_trade_prevention=2,
+                 maker_fee_ppm=-5, taker_fee_ppm=9)
 
 
-def test_books_in_one_batch_are_independent() -> None:
+# 3 books x 32,768 levels x 24 bytes outgrow the core's PREFETCH_BYTES (1 MiB): the batch
+# kernel then loads books, levels, buckets and orders messages ahead (prefetch_ahead),
+# while each book alone stays below it: the two paths must agree
+@pytest.mark.parametrize("window", [4096, 32768])
+def test_books_in_one_batch_are_independent(window: int) -> None:
     stream = _stream(1500, seed=5)
-    together = _make()
+    together = _make(window)
     events = together.process_all(stream)
     for b in range(N_BOOKS):
         mine = np.nonzero(stream["book"] == b)[0]
-        alone = Books(1, n_owners=2, self_trade_prevention=2, maker_fee_ppm=-5,
-                      taker_fee_ppm=9)
+        alone = Books(1, window=window, n_owners=2, self_trade_prevention=2,
+                      maker_fee_ppm=-5, taker_fee_ppm=9)
         sub = stream[mine].copy()
         sub["book"] = 0
         expected = as_dicts(alone.process_all(sub))
