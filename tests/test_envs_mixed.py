@@ -276,3 +276,18 @@ def test_the_restarts_example_config_parses() -> None:
     assert e.n_envs == 1024 and e.mixed.restart_episodes == (1, 20)
     assert [(x.market, x.n_envs) for x in e.mixed.lanes] == [("realistic", 256)] * 4
     assert e.mixed.reward_scaling is None and e.seeds == (0, 1, 2, 3, 4)
+
+
+def test_the_directional_mix_example_config_parses() -> None:
+    from rltrader.training import experiment
+
+    path = (Path(__file__).resolve().parent.parent / "examples" / "train"
+            / "directional_mixed.toml")
+    e = experiment.load(path)
+    assert e.task == "directional" and e.n_envs == 1024 and e.seeds == (0, 1, 2, 3, 4)
+    assert e.mixed.restart_episodes == (1, 20) and e.mixed.reward_scaling is None
+    assert {(x.market, x.n_envs) for x in e.mixed.lanes} == {
+        ("realistic", 128), ("resilient", 64), ("thin", 64)}             # 4 lanes each
+    assert not {x.market for x in e.mixed.lanes} & {"lobster", "lobster_windows"}
+    assert "lobster_windows" in e.evaluation.markets
+    assert not set(e.seeds) & set(e.evaluation.seeds)
