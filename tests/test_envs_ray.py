@@ -3,6 +3,8 @@ single-process env's over each shard and ShardedMarketEnv's with the same layout
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -170,6 +172,19 @@ def test_actors_that_cannot_be_placed_time_out_with_a_clear_error(ray_cluster) -
 def test_a_dead_actor_and_a_closed_env_raise(ray_cluster) -> None:
     env = RayMarketEnv(CONFIG, n_envs=2, n_agents=1, n_workers=2)
     ray_cluster.kill(env._actors[1])
+    # the kill is asynchronous: a step sent before it lands can still complete (it did
+    # once, on the loaded 2-core VM); wait, bounded, until Ray reports the actor dead
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            ray_cluster.get(env._actors[1].__ray_ready__.remote(), timeout=10)
+        except ray_cluster.exceptions.RayActorError:
+            break
+        except ray_cluster.exceptions.GetTimeoutError:
+            pass
+        time.sleep(0.05)
+    else:
+        pytest.fail("the killed actor was not reported dead within 60 s")
     with pytest.raises(RuntimeError, match="shard 1 failed"):
         env.step([0, 0])
     env.close()
