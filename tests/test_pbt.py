@@ -253,3 +253,32 @@ def test_a_warm_start_makes_every_member_the_teachers_clone() -> None:
     assert np.isfinite(rows[0]["policy_loss"]) and pop.agent_steps == 32 * 8 * 2
     with pytest.raises(ValueError, match="before"):
         pop.warm_start(FixedSpreadMaker(**teacher), steps=5)
+
+
+def test_summarize_pools_repetitions_from_several_results(tmp_path, capsys) -> None:
+    import json
+
+    from rltrader.training.evaluation import Summary
+    from rltrader.training.pbt_compare import main, summarize
+
+    def result(reps: dict[int, tuple[float, float]]) -> dict:
+        runs = {f"pbt/{r}": {} for r in reps}
+        runs.update({f"evaluation/{r}": {"pbt_minus_fixed": {"mean": f},
+                                         "pbt_minus_random": {"mean": g}}
+                     for r, (f, g) in reps.items()})
+        return {"runs": runs}
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(result({0: (1.0, -2.0), 1: (3.0, 0.5)})))
+    b.write_text(json.dumps(result({2: (-0.5, 1.5)})))
+    pooled = summarize([a, b])
+    assert pooled["repetitions"] == [0, 1, 2]
+    want = Summary.of(np.array([1.0, 3.0, -0.5])).as_dict()
+    assert pooled["pbt_minus_fixed"] == {**want, "ahead": 2}
+    assert pooled["pbt_minus_random"]["mean"] == pytest.approx(0.0)
+    assert main(["--summarize", str(a), str(b)]) == 0          # trains nothing
+    assert "PBT - fixed, over 3 repetitions: +1.167" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="repetition 0 is in more than one"):
+        summarize([a, a])
+    with pytest.raises(SystemExit):
+        main(["--summarize", str(tmp_path / "missing.json")])

@@ -179,6 +179,34 @@ def _plot(runs: dict[str, Any], arms: Sequence[str], repetitions: Sequence[int],
     plt.close(fig)
 
 
+def summarize(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """Pool several runs' ``result.json`` (e.g. repetitions run in several calls): for each
+    control arm, each repetition's mean paired difference (PBT's named member minus the
+    arm's, over that repetition's held-out markets) and their Student-t interval over the
+    repetitions, each repetition one observation. A repetition found in two files is an
+    error (it would count twice)."""
+    per_rep: dict[int, dict[str, float]] = {}
+    for path in paths:
+        result = json.loads(Path(path).read_text())
+        for key, run in result["runs"].items():
+            if not key.startswith("evaluation/"):
+                continue
+            rep = int(key.split("/", 1)[1])
+            if rep in per_rep:
+                raise ValueError(f"repetition {rep} is in more than one result ({path})")
+            per_rep[rep] = {k[len("pbt_minus_"):]: float(v["mean"]) for k, v in run.items()
+                            if k.startswith("pbt_minus_")}
+    if not per_rep:
+        raise ValueError("no evaluated repetition in the results given")
+    arms = sorted(set().union(*per_rep.values()))
+    out: dict[str, Any] = {"repetitions": sorted(per_rep), "per_repetition": per_rep}
+    for arm in arms:
+        values = np.array([per_rep[r][arm] for r in sorted(per_rep) if arm in per_rep[r]])
+        out[f"pbt_minus_{arm}"] = {**Summary.of(values).as_dict(),
+                                   "ahead": int((values > 0).sum())}
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rltrader pbt",
@@ -216,7 +244,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warm-start-steps", type=int, default=400,
                         help="batched steps the teacher plays (not counted)")
     parser.add_argument("--out", default="pbt-compare")
+    parser.add_argument("--summarize", nargs="+", default=None, metavar="RESULT.json",
+                        help="train nothing: pool these runs' result.json, the interval over "
+                             "repetitions of PBT minus each control")
     args = parser.parse_args(argv)
+    if args.summarize is not None:
+        try:
+            pooled = summarize(args.summarize)
+        except (OSError, ValueError, KeyError) as error:
+            parser.error(f"--summarize: {error}")
+        for rep in pooled["repetitions"]:
+            print(f"repetition {rep}: " + ", ".join(
+                f"PBT - {arm} {d:+.3f}" for arm, d in pooled["per_repetition"][rep].items()))
+        for key in (k for k in pooled if k.startswith("pbt_minus_")):
+            d = pooled[key]
+            print(f"PBT - {key[len('pbt_minus_'):]}, over {d['n']} repetitions: "
+                  f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], "
+                  f"ahead in {d['ahead']}")
+        return 0
     try:
         settings = PBTSettings(n_policies=args.n_policies, fitness=args.fitness,
                                gamma=args.gamma, gae_lambda=args.gae_lambda,
