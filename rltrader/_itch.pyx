@@ -397,6 +397,29 @@ cdef inline bint bad_ref(uint64_t ref) noexcept nogil:
     return ref - 1 >= MAX_REF      # ref == 0 wraps to 2**64 - 1
 
 
+cdef inline Trade* executed(ParserState* st, const uint8_t* m, uint8_t kind, int32_t b,
+                            int64_t qty, uint64_t ref, Outputs* out) noexcept nogil:
+    """An execution's (E, C) bookkeeping: counted when its book is halted or paused, and
+    for a C (executed with price) the next trade row, zeroed, with the record's shares,
+    price, match number, order ref and printable flag; returns that row (NULL for an E).
+    The row's timestamp, message index, book and locate are the caller's."""
+    cdef Trade* tr
+    if st.book_state[b] == b'H' or st.book_state[b] == b'P':
+        st.counters[<int>EXECUTIONS_WHILE_HALTED] += 1
+    if kind != b'C':
+        return NULL
+    tr = out.trades + out.n_trades
+    out.n_trades += 1
+    memset(tr, 0, sizeof(Trade))
+    tr.kind = b'C'
+    tr.shares = qty
+    tr.price_e4 = <int64_t>be32(m + 32)
+    tr.match_number = <int64_t>be64(m + 23)
+    tr.order_ref = <int64_t>ref
+    tr.printable = <char>m[31]
+    return tr
+
+
 cdef int decode_order(ParserState* st, const uint8_t* m, int32_t b, Outputs* out,
                       int64_t* bad) noexcept nogil:
     """A/F/E/C/X/D/U -> the next message (and a trade row for C); timestamp, book, owner
@@ -405,7 +428,6 @@ cdef int decode_order(ParserState* st, const uint8_t* m, int32_t b, Outputs* out
     cdef uint64_t ref = be64(m + 11), new_ref
     cdef uint8_t kind = m[0]
     cdef int64_t price
-    cdef Trade* tr
     # ``bad`` is written on the error paths only: it lives in the caller's memory
     if bad_ref(ref):
         bad[0] = <int64_t>ref
@@ -446,18 +468,7 @@ cdef int decode_order(ParserState* st, const uint8_t* m, int32_t b, Outputs* out
     else:
         msg.op = EXECUTE
         msg.qty = <int64_t>be32(m + 19)
-        if st.book_state[b] == b'H' or st.book_state[b] == b'P':
-            st.counters[<int>EXECUTIONS_WHILE_HALTED] += 1
-        if kind == b'C':
-            tr = out.trades + out.n_trades
-            out.n_trades += 1
-            memset(tr, 0, sizeof(Trade))
-            tr.kind = b'C'
-            tr.shares = msg.qty
-            tr.price_e4 = <int64_t>be32(m + 32)
-            tr.match_number = <int64_t>be64(m + 23)
-            tr.order_ref = <int64_t>ref
-            tr.printable = <char>m[31]
+        executed(st, m, kind, b, msg.qty, ref, out)
     return PARSED
 
 
@@ -496,18 +507,8 @@ cdef inline bint decode_order_fast(ParserState* st, const uint8_t* m, uint8_t ki
     msg.side = <int8_t>((<int64_t>buy - <int64_t>sell) * <int64_t>add)
     msg.tif = GTC
     if flags & EXECUTES:
-        if st.book_state[b] == b'H' or st.book_state[b] == b'P':
-            st.counters[<int>EXECUTIONS_WHILE_HALTED] += 1
-        if kind == b'C':
-            tr = out.trades + out.n_trades
-            out.n_trades += 1
-            memset(tr, 0, sizeof(Trade))
-            tr.kind = b'C'
-            tr.shares = <int64_t>qty
-            tr.price_e4 = <int64_t>be32(m + 32)
-            tr.match_number = <int64_t>be64(m + 23)
-            tr.order_ref = <int64_t>ref
-            tr.printable = <char>m[31]
+        tr = executed(st, m, kind, b, <int64_t>qty, ref, out)
+        if tr != NULL:
             tr.timestamp = ts
             tr.message_index = out.n_msgs
             tr.book = b
