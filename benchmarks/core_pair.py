@@ -38,6 +38,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from _pairing import alternate, stop
+
 _CHILD = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
@@ -118,24 +120,12 @@ def pair(a_dir: str, b_dir: str, pairs: int, per_book: int, quantcup: str,
         names = [p.stdout.readline().split() for p in procs]  # type: ignore[union-attr]
         if names[0] != names[1] or not names[0]:
             raise RuntimeError(f"the checkouts offer different streams: {names}")
-        times = {name: ([], []) for name in names[0]}
-        for k in range(pairs + 1):      # pair 0 warms up and is not counted
-            for name in names[0]:
-                for j in ((0, 1) if k % 2 == 0 else (1, 0)):
-                    stdin, stdout = procs[j].stdin, procs[j].stdout
-                    assert stdin is not None and stdout is not None
-                    stdin.write(name + "\n")
-                    stdin.flush()
-                    line = stdout.readline()
-                    if not line:
-                        raise RuntimeError(f"the run from {(a_dir, b_dir)[j]} exited")
-                    if k:
-                        times[name][j].append(float(line))
+        answers = alternate(names[0], pairs, lambda name, j: (procs[j], name),
+                            (a_dir, b_dir))
     finally:
-        for p in procs:
-            if p.stdin is not None:
-                p.stdin.close()
-            p.wait()
+        stop(procs)
+    times = {name: tuple([float(x) for x in side] for side in sides)
+             for name, sides in answers.items()}
     print(f"A = {a_dir}, B = {b_dir}; {pairs} pairs, thread CPU time")
     for name, (a, b) in times.items():
         ratios = [y / x for x, y in zip(a, b, strict=True)]

@@ -32,6 +32,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+from _pairing import alternate, stop
+
 _CHILD = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
@@ -71,28 +73,16 @@ def pair(a_dir: str, b_dir: str, pairs: int, files: dict[str, Path]) -> None:
                                          cwd=d, text=True, stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE)
              for mode in MODES for j, d in enumerate((a_dir, b_dir))}
-    times: dict[tuple[str, str], tuple[list, list]] = {case: ([], []) for case in CASES}
     try:
         for p in procs.values():
             if p.stdout is None or p.stdout.readline().strip() != "ready":
                 raise RuntimeError("a checkout's run did not start")
-        for k in range(pairs + 1):      # pair 0 warms up and is not counted
-            for name, mode in CASES:
-                for j in ((0, 1) if k % 2 == 0 else (1, 0)):
-                    stdin, stdout = procs[mode, j].stdin, procs[mode, j].stdout
-                    assert stdin is not None and stdout is not None
-                    stdin.write(name + "\n")
-                    stdin.flush()
-                    line = stdout.readline()
-                    if not line:
-                        raise RuntimeError(f"the run from {(a_dir, b_dir)[j]} exited")
-                    if k:
-                        times[name, mode][j].append(tuple(map(float, line.split())))
+        answers = alternate(CASES, pairs, lambda case, j: (procs[case[1], j], case[0]),
+                            (a_dir, b_dir))
     finally:
-        for p in procs.values():
-            if p.stdin is not None:
-                p.stdin.close()
-            p.wait()
+        stop(procs.values())
+    times = {case: tuple([tuple(map(float, x.split())) for x in side] for side in sides)
+             for case, sides in answers.items()}
     print(f"A = {a_dir}, B = {b_dir}; {pairs} pairs; ns per message (M messages/s); "
           f"CPU: the thread's (threads=1, parse), the process's (threads=2)")
     for (name, mode), (a, b) in times.items():

@@ -22,8 +22,8 @@ The file (``examples/train/*.toml`` has one per task)::
 
     restart_episodes = [1, 20]        # optional: each training lane back to the open
                                       # after 1-20 episodes (drawn per day; opt-in)
-    reward_scaling = "lane"           # optional: each lane's rewards over its own
-                                      # running return s.d. (opt-in; docs/envs.md)
+    reward_scaling = "lane"           # optional: each lane's rewards over the running
+                                      # root mean square of its returns (docs/envs.md)
     [[markets]]                       # optional: train on several markets at once
     market = "realistic"              # a preset, or a real record (binance_perp,
     n_envs = 512                      # binance_spot, coinbase); never "lobster"
