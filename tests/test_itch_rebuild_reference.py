@@ -12,6 +12,7 @@ import threading
 
 import numpy as np
 import pytest
+from _books import same_books
 from _data import data_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,16 +28,6 @@ from rltrader.data._levels import process_every  # noqa: E402
 from rltrader.tools.workloads import limit_cancel, lobster_aapl  # noqa: E402
 
 FLOW = data_dir("itch50", "keelan_200msg_orderflow.itch50") / "keelan_200msg_orderflow.itch50"
-
-
-def _same_books(a: Books, b: Books) -> None:
-    sa, sb = a.state(), b.state()
-    assert sa.keys() == sb.keys()
-    for key in sa:
-        if isinstance(sa[key], np.ndarray):
-            assert np.array_equal(sa[key], sb[key]), key
-        else:
-            assert sa[key] == sb[key], key
 
 
 def _reference(msgs: np.ndarray, n_books: int) -> tuple[Books, dict[str, int]]:
@@ -91,7 +82,7 @@ def test_the_rebuild_ends_in_the_reference_books(files, monkeypatch, name, chunk
     expected, rejected = _reference(feed.messages, n_books)
     books, stats = itch.rebuild_books(itch.ItchReader(files[name], chunk_bytes=chunk_bytes),
                                       n_books=n_books, threads=threads)
-    _same_books(books, expected)
+    same_books(books, expected)
     assert stats.messages == feed.messages.shape[0]
     assert stats.trades == feed.trades.shape[0]
     assert stats.rejected == rejected
@@ -107,7 +98,7 @@ def test_any_ring_size_gives_the_same_books(files, monkeypatch, slots):
     expected, rejected = _reference(feed.messages, 1)
     books, stats = itch.rebuild_books(itch.ItchReader(files["w3"], chunk_bytes=1000),
                                       n_books=1, threads=2)
-    _same_books(books, expected)
+    same_books(books, expected)
     assert (stats.messages, stats.rejected) == (feed.messages.shape[0], rejected)
 
 
@@ -118,7 +109,7 @@ def test_the_real_slice_with_its_rejections_and_trades(threads):
     assert rejected == {"UNKNOWN_ORDER": 70}
     books, stats = itch.rebuild_books(itch.ItchReader(FLOW, tick_size=1, chunk_bytes=256),
                                       n_books=len(feed.book_symbols), threads=threads)
-    _same_books(books, expected)
+    same_books(books, expected)
     assert (stats.messages, stats.trades, stats.rejected) == (198, 2, rejected)
 
 
@@ -131,7 +122,7 @@ def test_events_buffers_of_any_size_give_the_same_books(files, n_events, threads
     expected, rejected = _reference(feed.messages, 1)
     books, stats = itch.rebuild_books(itch.ItchReader(files["w1"]), n_books=1,
                                       events=empty_events(n_events), threads=threads)
-    _same_books(books, expected)
+    same_books(books, expected)
     assert stats.rejected == rejected
 
 
@@ -153,7 +144,7 @@ def test_random_streams_rebuild_as_the_reference(tmp_path_factory, seed, n, n_bo
                                           n_books=n_books, threads=threads)
     finally:
         itch.FUSED_BATCH = old
-    _same_books(books, expected)
+    same_books(books, expected)
     assert (stats.messages, stats.rejected) == (feed.messages.shape[0], rejected)
 
 
@@ -167,7 +158,7 @@ def test_a_message_on_a_missing_book_stops_right_before_it(files, threads):
     with pytest.raises(ValueError, match="stock 'CCC' needs book 2, the Books has 2"):
         itch.rebuild_books(itch.ItchReader(files["three"], chunk_bytes=4096), books,
                            threads=threads)
-    _same_books(books, expected)
+    same_books(books, expected)
     assert _no_parse_thread()
 
 
@@ -198,7 +189,7 @@ def test_a_bad_record_stops_after_the_messages_before_it(files, tmp_path, thread
     with pytest.raises(itch.ItchFormatError, match="buy/sell indicator") as info:
         itch.rebuild_books(itch.ItchReader(path, chunk_bytes=4096), books, threads=threads)
     assert info.value.offset == bad
-    _same_books(books, expected)
+    same_books(books, expected)
     assert _no_parse_thread()
 
 
@@ -241,4 +232,4 @@ def test_process_every_is_the_same_reference(files):
     a, _ = _reference(feed.messages, 1)
     b = Books(1, window=itch.fit_window(itch.MAX_WINDOW, 1))
     process_every(b, feed.messages, empty_events(1 << 12))
-    _same_books(a, b)
+    same_books(a, b)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import pytest
+from _books import same_books
 from _data import data_dir
 
 pytest.importorskip("rltrader._itch", reason="the compiled ITCH parser is not built")
@@ -17,16 +17,6 @@ from rltrader.data import itch  # noqa: E402
 from rltrader.tools.workloads import limit_cancel, lobster_aapl  # noqa: E402
 
 FLOW = data_dir("itch50", "keelan_200msg_orderflow.itch50") / "keelan_200msg_orderflow.itch50"
-
-
-def _same_books(a, b) -> None:
-    sa, sb = a.state(), b.state()
-    assert sa.keys() == sb.keys()
-    for key in sa:
-        if isinstance(sa[key], np.ndarray):
-            assert np.array_equal(sa[key], sb[key]), key
-        else:
-            assert sa[key] == sb[key], key
 
 
 def _rebuild(path, threads: int, **reader_kwargs):
@@ -56,7 +46,7 @@ def files(tmp_path_factory) -> dict:
 def test_two_threads_end_in_the_same_books(files, name, reuse, chunk_bytes):
     one, stats_one = _rebuild(files[name], 1, chunk_bytes=chunk_bytes, reuse_buffers=reuse)
     two, stats_two = _rebuild(files[name], 2, chunk_bytes=chunk_bytes, reuse_buffers=reuse)
-    _same_books(one, two)
+    same_books(one, two)
     assert (stats_one.messages, stats_one.trades, stats_one.rejected) == (
         stats_two.messages, stats_two.trades, stats_two.rejected)
     two.check_integrity()
@@ -69,7 +59,7 @@ def test_two_threads_on_the_real_slice_reject_the_same_refs():
                                                   reuse_buffers=True),
                                   n_books=n_books, threads=threads)
                for threads in (1, 2)]
-    _same_books(results[0][0], results[1][0])
+    same_books(results[0][0], results[1][0])
     assert results[1][1].rejected == results[0][1].rejected == {"UNKNOWN_ORDER": 70}
 
 
