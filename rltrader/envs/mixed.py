@@ -40,6 +40,13 @@ in ``reward_scales``, the unscaled rewards in ``raw_rewards``; the statistics st
 with ``reset(seed)``, so a seed gives the same scaled rewards. ``None`` (the default)
 leaves the rewards as the lanes give them (``raw_rewards`` is ``rewards`` then).
 
+**Lanes of changed markets** (``Lane(..., sim=..., env=...)``, opt-in). ``sim`` changes the
+preset's :class:`~rltrader.sim.config.MarketConfig` (a field, or a table of a population's
+fields: ``{"fundamental": {"sigma": 15.0}, "makers": {"half_spread": 8.0}}``), ``env`` the
+lane's ``EnvConfig`` fields other than ``market`` (the fees: ``{"maker_fee_ppm": 500}``), so
+that a mix can hold markets the presets do not (spreads and fees of many ticks). A lane
+without them is the preset under ``base``, as before. A real record takes no ``sim``.
+
 Without lanes of several markets and without ``restart_episodes`` a trainer should use
 :class:`~rltrader.envs.BatchedMarketEnv` itself: this env is opt-in and changes nothing
 of it.
@@ -47,8 +54,9 @@ of it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +66,7 @@ import numpy as np
 from rltrader.core.checks import is_int
 from rltrader.envs.batched import BatchedMarketEnv
 from rltrader.envs.config import EnvConfig
+from rltrader.sim.config import MarketConfig, preset
 
 #: Real records a lane may replay: the sample file(s) (``crypto/...``, looked up in
 #: ``$RLTRADER_DATA``, the package's samples and the repository's ``tests/data``), the
@@ -84,12 +93,43 @@ HELD_OUT = frozenset({"lobster"})
 REWARD_SCALINGS = (None, "lane")
 
 
+#: ``EnvConfig`` fields a lane's ``env`` may not change (a lane's market is ``market`` and
+#: ``sim``; one symbol per market)
+_LANE_FIXED = frozenset({"market", "symbols"})
+
+
+def changed_market(market: MarketConfig, changes: Mapping[str, Any]) -> MarketConfig:
+    """``market`` with ``changes``: a field's new value, or for a population (a nested
+    dataclass: ``fundamental``, ``makers`` ...) a table of its fields' new values; every
+    value is validated again, an unknown field is a ``ValueError``."""
+    values: dict[str, Any] = {}
+    names = {f.name for f in dataclasses.fields(market)}
+    for name, value in changes.items():
+        if name not in names:
+            raise ValueError(f"sim: MarketConfig has no field {name!r}")
+        current = getattr(market, name)
+        if isinstance(value, Mapping):
+            if not dataclasses.is_dataclass(current):
+                raise ValueError(f"sim: MarketConfig.{name} is not a table, got {dict(value)!r}")
+            unknown = sorted(set(value) - {f.name for f in dataclasses.fields(current)})
+            if unknown:
+                raise ValueError(f"sim: {type(current).__name__} ({name}) has no field(s) "
+                                 f"{unknown}")
+            value = dataclasses.replace(current, **value)
+        values[name] = value
+    return market.replace(**values)
+
+
 @dataclass(frozen=True)
 class Lane:
-    """``n_envs`` markets of ``market`` (a preset name or a :data:`REAL_RECORDS` name)."""
+    """``n_envs`` markets of ``market`` (a preset name or a :data:`REAL_RECORDS` name);
+    ``sim`` and ``env``: changes to the preset and to the lane's ``EnvConfig`` (module
+    docstring), ``None`` for none."""
 
     market: str
     n_envs: int
+    sim: Mapping[str, Any] | None = None
+    env: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.market, str) or not self.market:
@@ -99,10 +139,28 @@ class Lane:
                              "train on presets or on " + ", ".join(sorted(REAL_RECORDS)))
         if not is_int(self.n_envs) or self.n_envs < 1:
             raise ValueError(f"Lane.n_envs must be an int >= 1, got {self.n_envs!r}")
+        for name in ("sim", "env"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, Mapping) or not value):
+                raise ValueError(f"Lane.{name} must be None or a non-empty table of fields, "
+                                 f"got {value!r}")
+        if self.sim is not None:
+            if self.real:
+                raise ValueError(f"Lane {self.market!r}: a real record takes no sim changes")
+            self.market_config()            # unknown or invalid fields raise here
+        if self.env is not None and _LANE_FIXED & set(self.env):
+            raise ValueError(f"Lane.env may not change {sorted(_LANE_FIXED & set(self.env))} "
+                             "(the lane's market is market and sim)")
 
     @property
     def real(self) -> bool:
         return self.market in REAL_RECORDS
+
+    def market_config(self) -> str | MarketConfig:
+        """The lane's market: the preset's name, or its ``MarketConfig`` with ``sim``."""
+        if self.sim is None:
+            return self.market
+        return changed_market(preset(self.market), self.sim)
 
 
 @dataclass(frozen=True)
@@ -135,13 +193,23 @@ class MixedConfig:
         if self.base.symbols != 1:
             raise ValueError("MixedMarketEnv: one symbol per market (EnvConfig.symbols=1)")
         object.__setattr__(self, "n_envs", sum(x.n_envs for x in self.lanes))
+        for lane in self.lanes:
+            if lane.env is not None:
+                try:
+                    self.lane_config(lane)
+                except (TypeError, ValueError) as error:
+                    raise ValueError(f"lane {lane.market!r}: env {dict(lane.env)!r}: "
+                                     f"{error}") from None
 
     def lane_config(self, lane: Lane) -> EnvConfig:
         """The lane's ``EnvConfig``: ``base`` with its market (a real record's unit
-        fields instead, the market left as it is: the record is the background)."""
+        fields instead, the market left as it is: the record is the background), then the
+        lane's ``env`` changes."""
         if lane.real:
-            return self.base.replace(**REAL_RECORDS[lane.market]["env"])
-        return self.base.replace(market=lane.market)
+            config = self.base.replace(**REAL_RECORDS[lane.market]["env"])
+        else:
+            config = self.base.replace(market=lane.market_config())
+        return config if lane.env is None else config.replace(**lane.env)
 
 
 def find_sample(name: str) -> Path:
@@ -341,15 +409,16 @@ class MixedMarketEnv:
 
 def lanes_from(entries: Sequence[dict[str, Any]]) -> tuple[Lane, ...]:
     """Lanes from a config's ``[[markets]]`` tables (``market``, ``n_envs``, optional
-    ``lanes``: split the markets into that many lanes, each with its own restarts)."""
+    ``lanes``: split the markets into that many lanes, each with its own restarts;
+    optional ``sim`` and ``env``: the lanes' changes, :class:`Lane`)."""
     out: list[Lane] = []
     for entry in entries:
         if not isinstance(entry, dict):
             raise ValueError(f"a [[markets]] entry must be a table, got {entry!r}")
-        unknown = sorted(set(entry) - {"market", "n_envs", "lanes"})
+        unknown = sorted(set(entry) - {"market", "n_envs", "lanes", "sim", "env"})
         if unknown:
             raise ValueError(f"[[markets]]: unknown keys {unknown} (known: market, n_envs, "
-                             "lanes)")
+                             "lanes, sim, env)")
         market, n_envs, split = entry.get("market"), entry.get("n_envs"), entry.get("lanes", 1)
         if not is_int(split) or split < 1:
             raise ValueError(f"[[markets]] lanes must be an int >= 1, got {split!r}")
@@ -357,9 +426,9 @@ def lanes_from(entries: Sequence[dict[str, Any]]) -> tuple[Lane, ...]:
             raise ValueError(f"[[markets]] n_envs must be an int >= lanes ({split}), got "
                              f"{n_envs!r}")
         sizes = [n_envs // split + (1 if i < n_envs % split else 0) for i in range(split)]
-        out += [Lane(market, size) for size in sizes]
+        out += [Lane(market, size, entry.get("sim"), entry.get("env")) for size in sizes]
     return tuple(out)
 
 
 __all__ = ["HELD_OUT", "REAL_RECORDS", "REWARD_SCALINGS", "Lane", "MixedConfig",
-           "MixedMarketEnv", "lanes_from", "real_sources"]
+           "MixedMarketEnv", "changed_market", "lanes_from", "real_sources"]
