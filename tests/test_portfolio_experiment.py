@@ -79,3 +79,26 @@ def test_held_out_seeds_must_be_held_out(tmp_path: Path) -> None:
     assert main(["--out", str(tmp_path), "--managers", "pretrained:nope"]) == 2
     assert main(["--out", str(tmp_path), "--manager-presets", "resilient,nope"]) == 2
     assert not (tmp_path / "report.json").exists()
+
+
+def test_managers_with_the_cost_feature_on_several_fees(tmp_path: Path) -> None:
+    args = [*TINY, "--trader", "aggressive", "--seeds", "0", "--cost-feature",
+            "--sharpe-prior", "0.1", "--manager-presets", "resilient,thin",
+            "--manager-fees", "100,300"]
+    assert main(["--out", str(tmp_path), *args]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["manager_fees"] == [100, 300]
+    assert report["task"]["cost_feature"] is True and report["task"]["sharpe_prior"] == 0.1
+    assert report["task"]["taker_fee_ppm"] == 100          # evaluation keeps the task's
+    manager = load_policy(tmp_path / "manager_seed0.pt")
+    config = task(symbols=2, horizon=100, decision_steps=20, cost_feature=True)
+    assert manager.model.obs_dim == PortfolioEnv(config, n_envs=1).obs_dim == 2 * 10 + 3
+    # re-evaluated as given, on the same task; refused on a task without the feature
+    assert main(["--out", str(tmp_path / "again"), *args,
+                 "--managers", str(tmp_path / "manager_seed0.pt")]) == 0
+    plain = [a for a in args if a != "--cost-feature"]
+    assert main(["--out", str(tmp_path / "no"), *plain,
+                 "--managers", str(tmp_path / "manager_seed0.pt")]) == 2
+    assert not (tmp_path / "no" / "report.json").exists()
+    for bad in (["--manager-fees", str(10**9)], ["--sharpe-prior", "0"]):
+        assert main(["--out", str(tmp_path / "no"), *TINY, *bad]) == 2

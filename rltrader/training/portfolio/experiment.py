@@ -45,6 +45,7 @@ from rltrader.training.evaluation import Summary
 from rltrader.training.portfolio import real
 from rltrader.training.portfolio.manager import (
     BASELINES,
+    FEATURES,
     PortfolioConfig,
     PortfolioEnv,
     StackedPortfolioEnv,
@@ -63,15 +64,18 @@ def market(name: str, correlation: float) -> Any:
 
 def task(preset_name: str = "resilient", *, symbols: int = 4, correlation: float = 0.5,
          horizon: int = 1_000, decision_steps: int = 50, drift_mean: float = 0.0,
-         drift_sd: float = 0.0) -> PortfolioConfig:
+         drift_sd: float = 0.0, cost_feature: bool = False,
+         sharpe_prior: float | None = None) -> PortfolioConfig:
     """The experiment's task on a preset: ``symbols`` correlated stocks, one agent of size
     class 1 per market (order size 2 lots, position limit 20 lots per stock); a drift of
     the fundamentals drawn per stock and episode (``drift_mean``, ``drift_sd``, ticks per
-    second; EnvConfig) makes holding pay."""
+    second; EnvConfig) makes holding pay; ``cost_feature`` and ``sharpe_prior``: the
+    manager's (:class:`PortfolioConfig`)."""
     env = EnvConfig(market=market(preset_name, correlation), symbols=symbols,
                     horizon=horizon, warmup_steps=200, size_classes=(1.0,), base_qty=2,
                     base_position_limit=20, drift_mean=drift_mean, drift_sd=drift_sd)
-    return PortfolioConfig(env=env, decision_steps=decision_steps)
+    return PortfolioConfig(env=env, decision_steps=decision_steps,
+                           cost_feature=cost_feature, sharpe_prior=sharpe_prior)
 
 
 # ---- traders ----------------------------------------------------------------------------
@@ -323,7 +327,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     began = time.perf_counter()
     base = task(args.preset, symbols=args.symbols, correlation=args.correlation,
                 horizon=args.horizon, decision_steps=args.decision_steps,
-                drift_mean=args.drift_mean, drift_sd=args.drift_sd)
+                drift_mean=args.drift_mean, drift_sd=args.drift_sd,
+                cost_feature=args.cost_feature, sharpe_prior=args.sharpe_prior)
     seconds: dict[str, float] = {}
     # 1. traders: trained here (then chosen on the validation seeds), or given
     from rltrader.training.fast_ppo import load_policy
@@ -355,9 +360,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                              for m in ("tracking_error", "cost", "reward")}
                           for b in ("aggressive", "patient") if "trained" in executors}}
     executor = executors[chosen]
-    # 2. managers, one per training seed (or given checkpoints), on their presets
-    training = [dataclasses.replace(base, env=base.env.replace(market=market(
-        name, args.correlation))) for name in args.manager_presets or [args.preset]]
+    # 2. managers, one per training seed (or given checkpoints), on their presets and
+    # taker fees (every pair: the markets shared out among them)
+    training = [dataclasses.replace(base, env=base.env.replace(
+        market=market(name, args.correlation), taker_fee_ppm=fee))
+        for name in args.manager_presets or [args.preset]
+        for fee in args.manager_fees or [base.env.taker_fee_ppm]]
     curves: dict[str, list[dict[str, Any]]] = {}
     managers: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -400,13 +408,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  "decision_steps": args.decision_steps, "levels": list(base.levels),
                  "sharpe_eta": base.sharpe_eta, "sharpe_min_var": base.sharpe_min_var,
                  "tracking_penalty": base.tracking_penalty,
-                 "drift_mean": args.drift_mean, "drift_sd": args.drift_sd},
+                 "drift_mean": args.drift_mean, "drift_sd": args.drift_sd,
+                 "cost_feature": args.cost_feature, "sharpe_prior": args.sharpe_prior,
+                 "taker_fee_ppm": base.env.taker_fee_ppm},
         "trader_settings": dataclasses.asdict(trader_settings(args.threads)),
         "manager_settings": dataclasses.asdict(manager_settings(args.threads,
                                                                 args.manager_gamma)),
         "n_envs": args.n_envs, "trader_steps": args.trader_steps,
         "manager_decisions": args.manager_decisions, "training_seeds": list(args.seeds),
         "manager_presets": args.manager_presets or [args.preset],
+        "manager_fees": args.manager_fees or [base.env.taker_fee_ppm],
         "managers_given": args.managers,
         "eval_seeds": list(args.eval_seeds), "eval_envs": args.eval_envs,
         "episodes": args.episodes, "traders": traders, "evaluation": evaluation,
@@ -437,6 +448,18 @@ def parser() -> argparse.ArgumentParser:
                         "and episode (EnvConfig.drift_mean; 0: none)")
     p.add_argument("--drift-sd", type=float, default=0.0,
                    help="s.d. of the drifts across stocks and episodes, ticks per second")
+    p.add_argument("--manager-fees", type=lambda s: [int(x) for x in s.split(",")],
+                   default=None,
+                   help="the managers' training taker fees, ppm (comma-separated; every "
+                        "preset of --manager-presets with every fee, the markets shared out "
+                        "among them); default: the task's (100); evaluation keeps the task's")
+    p.add_argument("--cost-feature", action="store_true",
+                   help="the manager sees each stock's round-trip cost in bp (spread + "
+                        "twice the taker fee: PortfolioConfig.cost_feature)")
+    p.add_argument("--sharpe-prior", type=float, default=None,
+                   help="restart the differential Sharpe ratio at every episode from A = 0, "
+                        "B = this (bp^2), so a flat episode's reward is exactly 0 "
+                        "(PortfolioConfig.sharpe_prior); default: it runs across episodes")
     p.add_argument("--manager-gamma", type=float, default=0.5,
                    help="the manager's PPO discount per decision")
     p.add_argument("--n-envs", type=int, default=128, help="training markets")
@@ -469,6 +492,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_managers(specs: Sequence[str], config: PortfolioConfig) -> None:
+    """Manager checkpoints must read the task's observation (``--cost-feature`` adds a
+    column per stock): a clear error before anything runs."""
+    if not specs:
+        return
+    from rltrader.training.fast_ppo import load_policy
+
+    want = (len(FEATURES) + config.cost_feature) * config.env.symbols + 3
+    for spec in specs:
+        got = load_policy(checkpoint_path(spec)).model.obs_dim
+        if got != want:
+            hint = " (without --cost-feature)" if got + config.env.symbols == want else \
+                " (with --cost-feature)" if got - config.env.symbols == want else ""
+            raise ValueError(f"{spec}: the manager reads {got} observation columns, the "
+                             f"task has {want}; it was trained on another task{hint}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
@@ -492,7 +532,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         base = task(args.preset, symbols=args.symbols, correlation=args.correlation,
                     horizon=args.horizon, decision_steps=args.decision_steps,
-                    drift_mean=args.drift_mean, drift_sd=args.drift_sd)
+                    drift_mean=args.drift_mean, drift_sd=args.drift_sd,
+                    cost_feature=args.cost_feature, sharpe_prior=args.sharpe_prior)
+        for fee in args.manager_fees or ():
+            base.env.replace(taker_fee_ppm=fee)     # checked by EnvConfig
         if real.NAME in args.eval_presets:
             if args.symbols != len(real.SYMBOLS):
                 raise ValueError(f"{real.NAME} has {len(real.SYMBOLS)} symbols "
@@ -502,6 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.real_envs < 1:
                 raise ValueError(f"--real-envs must be >= 1, got {args.real_envs}")
             real.check_fits(real.binance_pair_task(base), args.episodes)
+        check_managers(args.managers or (), base)
     except ValueError as error:
         print(f"experiment: {error}", file=sys.stderr)
         return 2

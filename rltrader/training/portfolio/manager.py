@@ -15,18 +15,23 @@ Action space
 
 Observation space
 -----------------
-``Box((9 x symbols + 3,), float32)``; per symbol, over the last decision's window of
-``decision_steps`` steps: ``ret`` (the mid's change / ``price_scale`` / sqrt(window)),
-``trend`` (an EMA of ``ret`` over decisions, weight ``trend_alpha``), ``vol`` (root mean
-square of the one-step mid change / ``price_scale``), ``vol_slow`` (an EMA of ``vol`` over
-decisions, weight ``vol_alpha``; 0 before the first window), ``spread`` (mean, / ``price_scale``),
-``flow`` (the flow imbalance at the window's end), ``position`` (/ position limit) and
-``target`` (the current one), ``episode_ret`` (the mean of ``ret`` over the episode's
-windows so far, 0 at its start: the trailing estimate of a drift drawn per episode); then
-``sharpe_mean`` and ``sharpe_sd`` (the differential
-Sharpe ratio's running ``A`` and ``sqrt(max(B - A^2, 0))``, bp: the reward of a return
-depends on them, so they are part of the state) and ``time_left`` (share of the episode
-left). Column ``k x symbols + s`` is feature ``k`` of symbol ``s`` (``FEATURES`` order).
+``Box((9 x symbols + 3,), float32)`` (``10 x symbols + 3`` with ``cost_feature``); per
+symbol, over the last decision's window of ``decision_steps`` steps: ``ret`` (the mid's
+change / ``price_scale`` / sqrt(window)), ``trend`` (an EMA of ``ret`` over decisions,
+weight ``trend_alpha``), ``vol`` (root mean square of the one-step mid change /
+``price_scale``), ``vol_slow`` (an EMA of ``vol`` over decisions, weight ``vol_alpha``; 0
+before the first window), ``spread`` (mean, / ``price_scale``), ``flow`` (the flow
+imbalance at the window's end), ``position`` (/ position limit) and ``target`` (the
+current one), ``episode_ret`` (the mean of ``ret`` over the episode's windows so far, 0 at
+its start: the trailing estimate of a drift drawn per episode), with
+``PortfolioConfig.cost_feature`` also ``cost`` (the round-trip cost of crossing, bp of the
+mid now: the spread, an EMA over decisions of the windows' mean spread, weight
+``cost_alpha``, set from the quotes at ``reset(seed)``, plus twice the taker fee); then
+``sharpe_mean`` and ``sharpe_sd`` (the differential Sharpe ratio's running ``A`` and
+``sqrt(max(B - A^2, 0))``, bp: the reward of a return depends on them, so they are part of
+the state) and ``time_left`` (share of the episode left). Column ``k x symbols + s`` is
+feature ``k`` of symbol ``s`` (:attr:`PortfolioEnv.features` order: ``FEATURES``, then
+``cost``).
 
 Rewards
 -------
@@ -34,7 +39,10 @@ The portfolio's return over the window, ``r = sum of the traders' value changes 
 liquidation valuation, fees included) / capital`` in basis points (capital: the sum over
 stocks of position limit x the mid at the market's build), and the reward is the
 differential Sharpe ratio ``D`` of ``r`` (:class:`~rltrader.training.portfolio.sharpe.
-DifferentialSharpe`, its averages running across episodes). :attr:`returns` keeps ``r``.
+DifferentialSharpe`, its averages running across episodes; with
+``PortfolioConfig.sharpe_prior`` ``v`` they restart at every episode's start from ``A = 0``,
+``B = v``, so that a flat episode's reward is exactly 0 and its first decision's cost
+counts). :attr:`returns` keeps ``r``.
 
 Episode end
 -----------
@@ -88,6 +96,17 @@ class PortfolioConfig:
         The traders' tracking penalty (their reward; ticks per lot of order size).
     trend_alpha, vol_alpha : float
         EMA weights of the ``trend`` and ``vol_slow`` features per decision.
+    cost_feature : bool
+        Add the ``cost`` feature per stock (the round-trip cost of crossing, bp of the mid:
+        spread plus twice the taker fee); off by default (the observation of the earlier
+        checkpoints).
+    cost_alpha : float
+        EMA weight of the ``cost`` feature's spread per decision.
+    sharpe_prior : float or None
+        None (default): the differential Sharpe ratio's averages run across episodes. A
+        value ``v > sharpe_min_var`` (bp^2): they restart at every episode's start from
+        ``A = 0``, ``B = v`` (a prior variance of the returns), so a flat episode's reward
+        is exactly 0 and entering a position costs from the first decision.
     """
 
     env: EnvConfig = dataclasses.field(default_factory=lambda: EnvConfig(
@@ -99,6 +118,9 @@ class PortfolioConfig:
     tracking_penalty: float = 0.5
     trend_alpha: float = 0.3
     vol_alpha: float = 0.1
+    cost_feature: bool = False
+    cost_alpha: float = 0.3
+    sharpe_prior: float | None = None
 
     def __post_init__(self) -> None:
         check_trader_config(self.env)
@@ -115,7 +137,7 @@ class PortfolioConfig:
         if isinstance(lv, (str, bytes)) or not hasattr(lv, "__len__") or len(lv) < 2 or \
                 not all(isinstance(x, (int, float)) and -1 <= x <= 1 for x in lv):
             raise ValueError(f"levels must be at least two weights in [-1, 1], got {lv!r}")
-        for name in ("sharpe_eta", "trend_alpha", "vol_alpha"):
+        for name in ("sharpe_eta", "trend_alpha", "vol_alpha", "cost_alpha"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 < value < 1:
                 raise ValueError(f"{name} must be in (0, 1), got {value!r}")
@@ -123,6 +145,13 @@ class PortfolioConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+        if not isinstance(self.cost_feature, bool):
+            raise TypeError(f"cost_feature must be a bool, got {self.cost_feature!r}")
+        v = self.sharpe_prior
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or
+                              not self.sharpe_min_var < v < math.inf):
+            raise ValueError(f"sharpe_prior must be None or finite and > sharpe_min_var "
+                             f"({self.sharpe_min_var}), got {v!r}")
 
 
 class PortfolioEnv:
@@ -166,7 +195,9 @@ class PortfolioEnv:
         self.n_agents, self.n_symbols = 1, t.n_symbols
         self.levels = np.asarray(c.levels, dtype=np.float64)
         self.single_action_space = spaces.MultiDiscrete([len(self.levels)] * self.n_symbols)
-        self.obs_dim = len(FEATURES) * self.n_symbols + 3
+        #: the per-symbol features, in column order
+        self.features = FEATURES + (("cost",) if c.cost_feature else ())
+        self.obs_dim = len(self.features) * self.n_symbols + 3
         big = np.finfo(np.float32).max
         self.single_observation_space = spaces.Box(-big, big, (self.obs_dim,), np.float32)
         n, s = self.n_envs, self.n_symbols
@@ -186,6 +217,7 @@ class PortfolioEnv:
         self._episode_sum = np.zeros((n, s))
         self._episode_windows = np.zeros(n)
         self._vol = np.zeros((n, s))
+        self._spread_slow = np.zeros((n, s))    # ticks
         self._step_in_episode = 0
         self.steps_per_episode = c.env.horizon // c.decision_steps
         col = t.columns
@@ -195,17 +227,25 @@ class PortfolioEnv:
         self.seed = seed
         self._capital()
 
-    def _capital(self) -> None:
-        """Capital per market (ticks x lots): the stocks' position limits at their mids
-        now (at the build)."""
+    def _quotes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The books' best bid and ask now (ticks), ``(n_envs, symbols)``."""
         env = self.traders.env
         # a simulated market's books are one core's; replays' are book 0 of each
         books = ([(r.books, 0) for r in env.sources] if env.sources else
                  [(env.kernel.books, b) for b in range(env.n_books)])
-        mids = np.array([(core.best_bid(b) + core.best_ask(b)) / 2.0 for core, b in books])
-        value = (self.traders.position_limit * mids).reshape(self.n_symbols, self.n_envs)
+        bid = np.array([core.best_bid(b) for core, b in books], dtype=np.float64)
+        ask = np.array([core.best_ask(b) for core, b in books], dtype=np.float64)
+        shape = (self.n_symbols, self.n_envs)
+        return bid.reshape(shape).T, ask.reshape(shape).T
+
+    def _capital(self) -> None:
+        """Capital per market (ticks x lots): the stocks' position limits at their mids
+        now (at the build); the ``cost`` feature's spread starts from the quotes now."""
+        bid, ask = self._quotes()
+        limit = self.traders.position_limit.reshape(self.n_symbols, self.n_envs).T
         #: per market, ticks x lots
-        self.capital = value.sum(0)
+        self.capital = (limit * (bid + ask) / 2.0).sum(1)
+        self._spread_slow[:] = ask - bid
 
     # ---- actions ----------------------------------------------------------------------
 
@@ -234,6 +274,8 @@ class PortfolioEnv:
             self._trend[:] = 0.0
             self._vol[:] = 0.0
             self._capital()
+        if self.config.sharpe_prior is not None:    # every reset begins episodes
+            self.sharpe.restart(np.ones(self.n_envs, dtype=bool), self.config.sharpe_prior)
         self._step_in_episode = 0
         self._episode_sum[:] = 0.0
         self._episode_windows[:] = 0.0
@@ -275,6 +317,8 @@ class PortfolioEnv:
         if ended.any():
             self._step_in_episode = 0
         self.terminated[:] = ended
+        if self.config.sharpe_prior is not None and ended.any():
+            self.sharpe.restart(ended, self.config.sharpe_prior)
         ret = ret.T / math.sqrt(k)
         self._episode_sum += ret
         self._episode_windows += 1.0
@@ -290,6 +334,7 @@ class PortfolioEnv:
         n, s = self.n_envs, self.n_symbols
         c = self.config
         self._trend += c.trend_alpha * (ret - self._trend)
+        had_window = vol is not None
         if vol is None:
             vol = np.zeros((n, s))
         else:
@@ -301,17 +346,32 @@ class PortfolioEnv:
         target = self.traders.target.reshape(s, n).T
         o = self.observations
         episode = self._episode_sum / np.maximum(self._episode_windows, 1.0)[:, None]
-        for j, x in enumerate((ret, self._trend, vol, self._vol, spread, flow, position,
-                               target, episode)):
+        columns = [ret, self._trend, vol, self._vol, spread, flow, position, target, episode]
+        if c.cost_feature:
+            columns.append(self._cost(spread if had_window else None))
+        for j, x in enumerate(columns):
             o[:, j * s:(j + 1) * s] = x
         a, b = self.sharpe.a, self.sharpe.b
         o[:, -3] = a
         o[:, -2] = np.sqrt(np.maximum(b - a * a, 0.0))
         o[:, -1] = 1.0 - self._step_in_episode / self.steps_per_episode
 
+    def _cost(self, spread: np.ndarray | None) -> np.ndarray:
+        """The ``cost`` feature: the slow spread (moved by a window's mean ``spread``, in
+        units of ``price_scale``; None: no window, the quotes' spread stays) in bp of the
+        mid now, plus twice the taker fee in bp."""
+        env = self.config.env
+        if spread is not None:
+            self._spread_slow += self.config.cost_alpha * (
+                spread * env.price_scale - self._spread_slow)
+        bid, ask = self._quotes()
+        mid = (bid + ask) / 2.0
+        return 1e4 * self._spread_slow / np.where(mid > 0, mid, np.inf) + \
+            2.0 * env.taker_fee_ppm / 100.0
+
     def column(self, feature: str) -> slice:
         """The observation columns of ``feature`` (one per symbol)."""
-        j = FEATURES.index(feature)
+        j = self.features.index(feature)
         return slice(j * self.n_symbols, (j + 1) * self.n_symbols)
 
 

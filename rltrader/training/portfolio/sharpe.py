@@ -62,6 +62,11 @@ class DifferentialSharpe:
         self.a[:] = 0.0
         self.b[:] = 0.0
 
+    def restart(self, rows: np.ndarray, b0: float) -> None:
+        """Streams ``rows`` (a boolean mask) start again from ``A = 0``, ``B = b0``."""
+        self.a[rows] = 0.0
+        self.b[rows] = float(b0)
+
     def update(self, returns: np.ndarray) -> np.ndarray:
         """``D_t`` for this step's returns ``(n,)``; then the averages move on."""
         r = np.asarray(returns, dtype=np.float64)
