@@ -528,11 +528,20 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
 
 def load_policy(path: Path | str) -> Policy:
     """The policy of a checkpoint written by :meth:`FastPPO.save`, acting
-    deterministically."""
+    deterministically; guarded (:class:`~rltrader.training.ppo.guard.GuardedPolicy`)
+    when the checkpoint holds a guard."""
     state = read_checkpoint(path)
     model = ActorCritic(state["architecture"])
     model.load_state_dict(state["model"])
-    return Policy(model)
+    if state.get("guard") is None:
+        return Policy(model)
+    from rltrader.training.ppo.guard import GuardedPolicy, check_guard
+
+    try:
+        guard = check_guard(state["guard"])
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return GuardedPolicy(Policy(model), **guard)  # type: ignore[return-value]
 
 
 def plain(value: Any) -> Any:
