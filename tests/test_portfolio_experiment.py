@@ -83,12 +83,13 @@ def test_held_out_seeds_must_be_held_out(tmp_path: Path) -> None:
 
 def test_managers_with_the_cost_feature_on_several_fees(tmp_path: Path) -> None:
     args = [*TINY, "--trader", "aggressive", "--seeds", "0", "--cost-feature",
-            "--sharpe-prior", "0.1", "--manager-presets", "resilient,thin",
+            "--sharpe-prior", "0.1", "--sharpe-guard", "--manager-presets", "resilient,thin",
             "--manager-fees", "100,300"]
     assert main(["--out", str(tmp_path), *args]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["manager_fees"] == [100, 300]
     assert report["task"]["cost_feature"] is True and report["task"]["sharpe_prior"] == 0.1
+    assert report["task"]["sharpe_guard"] is True
     assert report["task"]["taker_fee_ppm"] == 100          # evaluation keeps the task's
     manager = load_policy(tmp_path / "manager_seed0.pt")
     config = task(symbols=2, horizon=100, decision_steps=20, cost_feature=True)

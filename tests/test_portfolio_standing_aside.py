@@ -9,6 +9,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rltrader.envs import EnvConfig
 from rltrader.training.portfolio.manager import (
@@ -17,7 +19,7 @@ from rltrader.training.portfolio.manager import (
     PortfolioConfig,
     PortfolioEnv,
 )
-from rltrader.training.portfolio.sharpe import differential_sharpe
+from rltrader.training.portfolio.sharpe import DifferentialSharpe, differential_sharpe
 
 ENV = EnvConfig(symbols=2, horizon=100, warmup_steps=50, size_classes=(1.0,), base_qty=2,
                 base_position_limit=20, drift_mean=0.1, drift_sd=0.2)
@@ -163,3 +165,61 @@ def test_cost_feature_on_the_real_pair() -> None:
     assert np.all(ask > bid)
     np.testing.assert_allclose(obs[:, env.column("cost")],
                                1e4 * (ask - bid) / ((bid + ask) / 2) + 2 * 1.0, rtol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-5, 5), min_size=2, max_size=40), st.floats(0.01, 0.5),
+       st.floats(0.02, 4.0))
+def test_the_guard_drops_the_variance_term_while_losing(values: list[float], eta: float,
+                                                        prior: float) -> None:
+    r = np.array(values)
+    guarded = differential_sharpe(r, eta, min_var=0.01, b0=prior, guard=True)
+    # by hand: the ratio's formula, without - A dB / 2 where A <= 0
+    a, b = 0.0, prior
+    for t, x in enumerate(r):
+        var = b - a * a
+        want = ((b * (x - a) - (0.5 * a * (x * x - b) if a > 0 else 0.0)) / var**1.5
+                if var > 0.01 else 0.0)
+        assert guarded[t] == pytest.approx(want, rel=1e-9, abs=1e-9)
+        a, b = a + eta * (x - a), b + eta * (x * x - b)
+    # where A > 0 throughout it is the plain ratio; the batched streams are the reference
+    plain = differential_sharpe(r, eta, min_var=0.01, b0=prior)
+    a = np.zeros(len(r))
+    for t in range(1, len(r)):
+        a[t] = a[t - 1] + eta * (r[t - 1] - a[t - 1])
+    np.testing.assert_allclose(guarded[a > 0], plain[a > 0], rtol=1e-12, atol=1e-12)
+    batched = DifferentialSharpe(1, eta, min_var=0.01, guard=True)
+    batched.restart(np.array([True]), prior)
+    got = np.array([batched.update(np.array([x]))[0] for x in r])
+    np.testing.assert_allclose(got, guarded, rtol=1e-9, atol=1e-9)
+
+
+def test_the_guard_takes_away_the_reward_for_losing_in_swings() -> None:
+    # a stream that loses 10 bp and swings: the plain episodic ratio pays for the swings'
+    # variance while the mean is negative, the guarded one does not
+    swings = np.array([-10.0, 0.0] * 10)
+    plain = differential_sharpe(swings, 0.05, min_var=0.01, b0=0.1)
+    guarded = differential_sharpe(swings, 0.05, min_var=0.01, b0=0.1, guard=True)
+    assert guarded.sum() < plain.sum() and guarded.sum() < 0
+    # a flat stream: 0 both ways, and the env's guarded episodes are the reference
+    assert not differential_sharpe(np.zeros(20), 0.05, min_var=0.01, b0=0.1,
+                                   guard=True).any()
+    config = dataclasses.replace(CONFIG, sharpe_prior=0.1, sharpe_guard=True)
+    env = PortfolioEnv(config, n_envs=3, seed=8)
+    env.reset(seed=8)
+    rng = np.random.default_rng(4)
+    returns, rewards = [], []
+    for _ in range(10):
+        env.step(rng.integers(0, 9, (3, 2)))
+        returns.append(env.returns.copy())
+        rewards.append(env.rewards.copy())
+    returns, rewards = np.array(returns), np.array(rewards)
+    for e in range(2):
+        rows = slice(5 * e, 5 * e + 5)
+        expected = np.stack([differential_sharpe(returns[rows, m], 0.05, min_var=0.01,
+                                                 b0=0.1, guard=True) for m in range(3)], 1)
+        np.testing.assert_allclose(rewards[rows], expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="sharpe_guard"):
+        dataclasses.replace(CONFIG, sharpe_guard=1)
+    with pytest.raises(TypeError, match="guard"):
+        DifferentialSharpe(1, 0.05, guard=None)

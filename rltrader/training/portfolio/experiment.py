@@ -65,17 +65,18 @@ def market(name: str, correlation: float) -> Any:
 def task(preset_name: str = "resilient", *, symbols: int = 4, correlation: float = 0.5,
          horizon: int = 1_000, decision_steps: int = 50, drift_mean: float = 0.0,
          drift_sd: float = 0.0, cost_feature: bool = False,
-         sharpe_prior: float | None = None) -> PortfolioConfig:
+         sharpe_prior: float | None = None, sharpe_guard: bool = False) -> PortfolioConfig:
     """The experiment's task on a preset: ``symbols`` correlated stocks, one agent of size
     class 1 per market (order size 2 lots, position limit 20 lots per stock); a drift of
     the fundamentals drawn per stock and episode (``drift_mean``, ``drift_sd``, ticks per
-    second; EnvConfig) makes holding pay; ``cost_feature`` and ``sharpe_prior``: the
-    manager's (:class:`PortfolioConfig`)."""
+    second; EnvConfig) makes holding pay; ``cost_feature``, ``sharpe_prior`` and
+    ``sharpe_guard``: the manager's (:class:`PortfolioConfig`)."""
     env = EnvConfig(market=market(preset_name, correlation), symbols=symbols,
                     horizon=horizon, warmup_steps=200, size_classes=(1.0,), base_qty=2,
                     base_position_limit=20, drift_mean=drift_mean, drift_sd=drift_sd)
     return PortfolioConfig(env=env, decision_steps=decision_steps,
-                           cost_feature=cost_feature, sharpe_prior=sharpe_prior)
+                           cost_feature=cost_feature, sharpe_prior=sharpe_prior,
+                           sharpe_guard=sharpe_guard)
 
 
 # ---- traders ----------------------------------------------------------------------------
@@ -328,7 +329,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = task(args.preset, symbols=args.symbols, correlation=args.correlation,
                 horizon=args.horizon, decision_steps=args.decision_steps,
                 drift_mean=args.drift_mean, drift_sd=args.drift_sd,
-                cost_feature=args.cost_feature, sharpe_prior=args.sharpe_prior)
+                cost_feature=args.cost_feature, sharpe_prior=args.sharpe_prior,
+                sharpe_guard=args.sharpe_guard)
     seconds: dict[str, float] = {}
     # 1. traders: trained here (then chosen on the validation seeds), or given
     from rltrader.training.fast_ppo import load_policy
@@ -410,6 +412,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  "tracking_penalty": base.tracking_penalty,
                  "drift_mean": args.drift_mean, "drift_sd": args.drift_sd,
                  "cost_feature": args.cost_feature, "sharpe_prior": args.sharpe_prior,
+                 "sharpe_guard": args.sharpe_guard,
                  "taker_fee_ppm": base.env.taker_fee_ppm},
         "trader_settings": dataclasses.asdict(trader_settings(args.threads)),
         "manager_settings": dataclasses.asdict(manager_settings(args.threads,
@@ -460,6 +463,9 @@ def parser() -> argparse.ArgumentParser:
                    help="restart the differential Sharpe ratio at every episode from A = 0, "
                         "B = this (bp^2), so a flat episode's reward is exactly 0 "
                         "(PortfolioConfig.sharpe_prior); default: it runs across episodes")
+    p.add_argument("--sharpe-guard", action="store_true",
+                   help="drop the differential Sharpe ratio's variance term while its "
+                        "running mean is <= 0 (PortfolioConfig.sharpe_guard)")
     p.add_argument("--manager-gamma", type=float, default=0.5,
                    help="the manager's PPO discount per decision")
     p.add_argument("--n-envs", type=int, default=128, help="training markets")
@@ -533,7 +539,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = task(args.preset, symbols=args.symbols, correlation=args.correlation,
                     horizon=args.horizon, decision_steps=args.decision_steps,
                     drift_mean=args.drift_mean, drift_sd=args.drift_sd,
-                    cost_feature=args.cost_feature, sharpe_prior=args.sharpe_prior)
+                    cost_feature=args.cost_feature, sharpe_prior=args.sharpe_prior,
+                    sharpe_guard=args.sharpe_guard)
         for fee in args.manager_fees or ():
             base.env.replace(taker_fee_ppm=fee)     # checked by EnvConfig
         if real.NAME in args.eval_presets:

@@ -42,7 +42,8 @@ differential Sharpe ratio ``D`` of ``r`` (:class:`~rltrader.training.portfolio.s
 DifferentialSharpe`, its averages running across episodes; with
 ``PortfolioConfig.sharpe_prior`` ``v`` they restart at every episode's start from ``A = 0``,
 ``B = v``, so that a flat episode's reward is exactly 0 and its first decision's cost
-counts). :attr:`returns` keeps ``r``.
+counts; with ``sharpe_guard`` its variance term is dropped while ``A <= 0``).
+:attr:`returns` keeps ``r``.
 
 Episode end
 -----------
@@ -107,6 +108,11 @@ class PortfolioConfig:
         value ``v > sharpe_min_var`` (bp^2): they restart at every episode's start from
         ``A = 0``, ``B = v`` (a prior variance of the returns), so a flat episode's reward
         is exactly 0 and entering a position costs from the first decision.
+    sharpe_guard : bool
+        Drop the ratio's variance term while its running mean ``A <= 0``
+        (:mod:`~rltrader.training.portfolio.sharpe`): a losing stream's Sharpe ratio rises
+        with its variance, and restarted from a small prior a manager learns to churn for
+        it. Off by default.
     """
 
     env: EnvConfig = dataclasses.field(default_factory=lambda: EnvConfig(
@@ -121,6 +127,7 @@ class PortfolioConfig:
     cost_feature: bool = False
     cost_alpha: float = 0.3
     sharpe_prior: float | None = None
+    sharpe_guard: bool = False
 
     def __post_init__(self) -> None:
         check_trader_config(self.env)
@@ -145,8 +152,9 @@ class PortfolioConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-        if not isinstance(self.cost_feature, bool):
-            raise TypeError(f"cost_feature must be a bool, got {self.cost_feature!r}")
+        for name in ("cost_feature", "sharpe_guard"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         v = self.sharpe_prior
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or
                               not self.sharpe_min_var < v < math.inf):
@@ -212,7 +220,7 @@ class PortfolioEnv:
         #: limit over the window's steps and the stocks), per market
         self.traded = np.zeros(n)
         self.tracking_error = np.zeros(n)
-        self.sharpe = DifferentialSharpe(n, c.sharpe_eta, c.sharpe_min_var)
+        self.sharpe = DifferentialSharpe(n, c.sharpe_eta, c.sharpe_min_var, c.sharpe_guard)
         self._trend = np.zeros((n, s))
         self._episode_sum = np.zeros((n, s))
         self._episode_windows = np.zeros(n)

@@ -11,6 +11,11 @@ arrives is ``eta x D_t`` with
 then ``A_t = A_{t-1} + eta dA_t``, ``B_t = B_{t-1} + eta dB_t``. ``D_t`` is 0 while the
 variance ``B - A^2`` is at most ``min_var`` (at the start, or after only flat returns):
 without that floor a first tiny nonzero return makes the next ``D`` arbitrarily large.
+
+``guard`` (opt-in) drops the variance term ``- A dB / 2`` while ``A <= 0``: the Sharpe ratio
+of a losing stream rises with its variance, so without it a policy whose averages restart
+from a small prior learns to lose money in large swings for a positive ``D``
+(docs/portfolio.md, "Standing aside").
 """
 
 from __future__ import annotations
@@ -21,14 +26,15 @@ import numpy as np
 
 
 def differential_sharpe(returns: np.ndarray, eta: float, *, min_var: float = 0.0,
-                        a0: float = 0.0, b0: float = 0.0) -> np.ndarray:
+                        a0: float = 0.0, b0: float = 0.0, guard: bool = False) -> np.ndarray:
     """``D_t`` of a sequence of returns (the reference: one step at a time, in float64)."""
     a, b = float(a0), float(b0)
     out = np.zeros(len(returns))
     for t, r in enumerate(np.asarray(returns, dtype=np.float64)):
         da, db = r - a, r * r - b
         var = b - a * a
-        out[t] = (b * da - 0.5 * a * db) / var ** 1.5 if var > min_var else 0.0
+        variance_term = 0.0 if guard and a <= 0 else 0.5 * a * db
+        out[t] = (b * da - variance_term) / var ** 1.5 if var > min_var else 0.0
         a, b = a + eta * da, b + eta * db
     return out
 
@@ -45,16 +51,21 @@ class DifferentialSharpe:
         Adaptation rate, in (0, 1).
     min_var : float
         ``D`` is 0 where ``B - A^2 <= min_var`` (in squared return units).
+    guard : bool
+        Drop the variance term while ``A <= 0`` (module docstring).
     """
 
-    def __init__(self, n: int, eta: float, min_var: float = 0.0) -> None:
+    def __init__(self, n: int, eta: float, min_var: float = 0.0, guard: bool = False
+                 ) -> None:
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be an int >= 1, got {n!r}")
         if not isinstance(eta, (int, float)) or not 0.0 < eta < 1.0:
             raise ValueError(f"eta must be in (0, 1), got {eta!r}")
         if not isinstance(min_var, (int, float)) or not 0.0 <= min_var < math.inf:
             raise ValueError(f"min_var must be finite and >= 0, got {min_var!r}")
-        self.eta, self.min_var = float(eta), float(min_var)
+        if not isinstance(guard, bool):
+            raise TypeError(f"guard must be a bool, got {guard!r}")
+        self.eta, self.min_var, self.guard = float(eta), float(min_var), guard
         self.a = np.zeros(int(n))
         self.b = np.zeros(int(n))
 
@@ -78,7 +89,8 @@ class DifferentialSharpe:
         var = self.b - self.a * self.a
         ok = var > self.min_var
         d = np.zeros_like(r)
-        d[ok] = (self.b[ok] * da[ok] - 0.5 * self.a[ok] * db[ok]) / var[ok] ** 1.5
+        a = np.maximum(self.a, 0.0) if self.guard else self.a
+        d[ok] = (self.b[ok] * da[ok] - 0.5 * a[ok] * db[ok]) / var[ok] ** 1.5
         self.a += self.eta * da
         self.b += self.eta * db
         return d
