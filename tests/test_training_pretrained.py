@@ -13,6 +13,8 @@ from rltrader.training.evaluate import PRETRAINED, TASKS, evaluate  # noqa: E402
 from rltrader.training.fast_ppo import load_policy  # noqa: E402
 
 SHIPPED = sorted(p.stem for p in PRETRAINED.glob("*.pt"))
+#: a baseline of each task, to evaluate a shipped checkpoint beside
+REFERENCE = {"execution": "twap", "directional": "hold", "market_making": "fixed_spread"}
 
 
 def test_something_ships_with_a_model_card() -> None:
@@ -32,7 +34,7 @@ def test_a_shipped_policy_acts_in_its_task(name: str) -> None:
         assert env.single_action_space.contains(actions[0].item() if actions.ndim == 1
                                                 else actions[0])
         obs, *_ = env.step(actions)
-    result = evaluate([f"pretrained:{name}", "baseline:twap"], task=name,
+    result = evaluate([f"pretrained:{name}", f"baseline:{REFERENCE[name]}"], task=name,
                       markets=["thin"], seeds=[7], n_envs=2, n_agents=2, episodes=1,
                       horizon=300)
-    assert set(result["markets"]["thin"]["rows"]) == {f"pretrained:{name}", "twap"}
+    assert set(result["markets"]["thin"]["rows"]) == {f"pretrained:{name}", REFERENCE[name]}

@@ -1,0 +1,48 @@
+"""Train a fast PPO checkpoint on for more agent-steps on an experiment file's markets.
+
+    python examples/train/finetune.py CHECKPOINT CONFIG.toml STEPS OUT [--seed S]
+
+The checkpoint's weights, optimizer and normalisers are restored (``FastPPO.load``; the
+architecture must match the file's ``[trainer]``), the file's ``[[markets]]`` mix is built
+from ``--seed`` (use one that is neither a training seed of the checkpoint nor an
+evaluation seed), no warm start is played, and ``OUT/checkpoint.pt`` is written after
+``STEPS`` more agent-steps. Round 9 (docs/training.md) trained round 8's directional
+checkpoints on ``examples/train/directional_hold.toml``'s mix this way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+from rltrader.envs.mixed import MixedMarketEnv
+from rltrader.training.experiment import load
+from rltrader.training.fast_ppo import FastPPO
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("config")
+    parser.add_argument("steps", type=int)
+    parser.add_argument("out")
+    parser.add_argument("--seed", type=int, default=1000)
+    args = parser.parse_args()
+    experiment = load(args.config)
+    if experiment.mixed is None:
+        raise SystemExit(f"{args.config}: no [[markets]] mix to train on")
+    settings = dataclasses.replace(experiment.settings, warm_start=None, progress=False)
+    env = MixedMarketEnv(experiment.mixed, n_agents=experiment.n_agents, seed=args.seed)
+    trainer = FastPPO(env, settings, seed=args.seed)
+    trainer.load(args.checkpoint)
+    began = time.perf_counter()
+    rows = trainer.learn(args.steps)
+    out = trainer.save(Path(args.out) / "checkpoint.pt")
+    print(f"{args.checkpoint} -> {out}: {trainer.agent_steps} agent-steps in all, "
+          f"{len(rows)} updates, {time.perf_counter() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
