@@ -888,10 +888,14 @@ cdef class EnvKernel:
             for e in range(first, stop):
                 if e + BOOK_AHEAD < stop:       # the next group's first books: below
                     prefetch_book(s, e + BOOK_AHEAD)
-                act_book(s, e, timestamp, s.p.instant)
+                if s.p.instant:                 # the group's cells (act_book_instant)
+                    act_book_instant(s, e, e - first, timestamp)
+                else:
+                    act_book(s, e, timestamp)
             flow.decide_books(first, stop)
             for e in range(first, stop):
-                merge_book(s, &flow.s, e, &s.batch, s.p.instant)
+                merge_book(s, &flow.s, e, e - first if s.p.instant else this_cell(s, e),
+                           &s.batch, s.p.instant)
             flow._run_batch(s.batch.messages, s.batch.known, True, s.batch.n)
             locate(s, &s.batch)
             s.batch.n = 0
