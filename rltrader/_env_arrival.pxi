@@ -96,8 +96,8 @@ cdef inline void landed(State* s, const Message* m, int64_t tag) noexcept nogil:
         s.inflight_ioc[2 * a + (m.side == SELL)] -= m.qty
     if tag >= 0:
         order_id = m.new_order_id if m.op == REPLACE else m.order_id
-        if s.slot_id[tag] == order_id and s.slot_arena[tag] == IN_FLIGHT:
-            s.slot_arena[tag] = NO_SLOT
+        if s.slots[tag].order_id == order_id and s.slots[tag].arena == IN_FLIGHT:
+            s.slots[tag].arena = NO_SLOT
 
 
 cdef inline void arrive(State* s, Sink* out, const Message* m, int32_t known,
