@@ -94,3 +94,22 @@ def run_digest(name: str) -> str:
 @pytest.mark.parametrize("name", list(CASES))
 def test_flow_outputs_are_pinned(name: str) -> None:
     assert run_digest(name) == CASES[name]
+
+
+@pytest.mark.parametrize("look_ahead", [2, 4, 12, 100])
+def test_the_core_look_ahead_of_the_flow_changes_no_output(look_ahead: int) -> None:
+    """``Flow.look_ahead`` (how far ahead the core starts loading what a message will
+    touch) is a speed knob: any value (out-of-range ones are clamped) gives the pinned
+    outputs, for the flow alone and for the env, whose merged batches run through it.
+    128 books: their levels and live orders (some 50,000) outgrow the 1 MiB below which
+    the core skips the look-ahead."""
+    config = preset("resilient").replace(copies=128, record=RecordConfig(messages=True))
+    default = Market(config, seed=11)
+    other = Market(config, seed=11)
+    other.flow.look_ahead = look_ahead
+    for market in (default, other):
+        market.step(STEPS)
+    for a, b in ((default.flow.message_log, other.flow.message_log),
+                 (default.flow.event_log, other.flow.event_log),
+                 (default.books.account_array, other.books.account_array)):
+        assert all(np.array_equal(a[f], b[f]) for f in a.dtype.names)
