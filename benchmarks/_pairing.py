@@ -1,5 +1,6 @@
-"""The protocol of the paired A/B scripts (``core_pair.py``, ``itch_pair.py``): worker
-processes, one per checkout (and mode), answer one line per workload name they are sent;
+"""The protocol of the paired A/B scripts (``core_pair.py``, ``itch_pair.py``,
+``env_pair.py``): worker processes, one per checkout (and mode), answer one line per
+workload name they are sent;
 pair after pair, the two checkouts run each case in turn, alternating which goes first, so
 that both see the same machine state. Pair 0 warms up and is not counted."""
 

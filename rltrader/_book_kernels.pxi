@@ -46,7 +46,7 @@ cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* know
     keep the id's hash for the message (``hash_id`` 0: not hashed). The level's address
     needs the book's ``base`` now: the book states (128 bytes a book) stay cached while the
     levels, orders and hash table of many books do not, and a level requested only
-    ``AHEAD_NEAR`` messages ahead arrived late (W3 x 512: -8 %)."""
+    half as far ahead (``AHEAD_FAR / 2``) arrived late (W3 x 512: -8 %)."""
     cdef uint64_t h
     cdef int64_t level
     hash_id[0] = 0
@@ -65,12 +65,13 @@ cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* know
 
 cdef enum:
     # look-ahead distances in messages: the book, the level and the id's hash bucket are
-    # loaded FAR messages ahead; NEAR ahead, once the bucket has arrived, the order it
-    # points to. RING: size of the ring of hashes kept for the messages in between (a
-    # power of two > FAR)
+    # loaded FAR messages ahead; NEAR (FAR / 2) ahead, once the bucket has arrived, the
+    # order it points to. FAR is the caller's (``Books._run_known_ahead``): AHEAD_FAR by
+    # default, at most AHEAD_FAR_MAX. RING: size of the ring of hashes kept for the
+    # messages in between (a power of two > AHEAD_FAR_MAX)
     AHEAD_FAR = 4
-    AHEAD_NEAR = 2
-    AHEAD_RING = 8
+    AHEAD_FAR_MAX = 12
+    AHEAD_RING = 16
     # the message records themselves (64 bytes, one cache line each) are requested MESSAGES
     # ahead, whatever the core's size: a batch is read once, front to back, and on this
     # project's VM the hardware prefetcher does not keep up with it (W3 x 512: -14 % time,
@@ -80,21 +81,21 @@ cdef enum:
 
 cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_t* known,
                                 int64_t i, int64_t n, uint64_t* hashes,
-                                int64_t* hash_ids, bint fresh) noexcept nogil:
+                                int64_t* hash_ids, bint fresh, int64_t far) noexcept nogil:
     """Start loading what the next messages will touch: across many books, matching time
-    is mostly memory latency. ``AHEAD_FAR`` ahead: ``look_ahead`` (into the ring
-    ``hashes`` / ``hash_ids``); ``AHEAD_NEAR`` ahead: the order in the id's home bucket,
-    which the message will read (its bucket arrived meanwhile). ``fresh`` as in
+    is mostly memory latency. ``far`` ahead: ``look_ahead`` (into the ring ``hashes`` /
+    ``hash_ids``); ``far / 2`` ahead: the order in the id's home bucket, which the
+    message will read (its bucket arrived meanwhile). ``fresh`` as in
     ``process_kernel``."""
     cdef const Message* m
     cdef int64_t j
     cdef uint32_t entry
-    if i + AHEAD_FAR < n:
-        j = i + AHEAD_FAR
+    if i + far < n:
+        j = i + far
         look_ahead(c, &msgs[j], known + j if known != NULL else NULL,
                    &hashes[j & (AHEAD_RING - 1)], &hash_ids[j & (AHEAD_RING - 1)])
-    if i + AHEAD_NEAR < n:
-        j = i + AHEAD_NEAR
+    if i + (far >> 1) < n:
+        j = i + (far >> 1)
         m = &msgs[j]
         if <uint32_t>m.book < <uint32_t>c.n_books:
             if hash_ids[j & (AHEAD_RING - 1)] == m.order_id:
@@ -165,8 +166,11 @@ cdef inline int profile_bin(int op) noexcept nogil:
 
 cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh,
                         int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
-                        int64_t* consumed, int64_t* written) noexcept nogil:
-    """Process ``msgs[:n]``; ``known`` (or NULL) and ``fresh`` as in ``Books._run_known``."""
+                        int64_t* consumed, int64_t* written,
+                        int64_t far=AHEAD_FAR) noexcept nogil:
+    """Process ``msgs[:n]``; ``known`` (or NULL) and ``fresh`` as in ``Books._run_known``;
+    ``far``: the look-ahead distance in messages (clamped to [2, AHEAD_FAR_MAX]), when the
+    core is large enough for it (``prefetch_pays``)."""
     cdef Ctx x
     cdef int64_t i, w0, bound
     cdef const Message* m
@@ -181,10 +185,11 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
     x.rested = NO_SLOT
     memset(hashes, 0, sizeof(hashes))     # read only with their id; never indeterminate
     memset(hash_ids, 0, sizeof(hash_ids))
+    far = 2 if far < 2 else (AHEAD_FAR_MAX if far > AHEAD_FAR_MAX else far)
     for i in range(AHEAD_MESSAGES if n > AHEAD_MESSAGES else n):
         prefetch(&msgs[i])      # the loop requests the rest AHEAD_MESSAGES ahead
     if ahead:
-        for i in range(AHEAD_FAR if n > AHEAD_FAR else n):
+        for i in range(far if n > far else n):
             look_ahead(c, &msgs[i], known + i if known != NULL else NULL, &hashes[i],
                        &hash_ids[i])
     for i in range(n):
@@ -192,7 +197,7 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
         if i + AHEAD_MESSAGES < n:
             prefetch(&msgs[i + AHEAD_MESSAGES])
         if ahead:
-            prefetch_ahead(c, msgs, known, i, n, hashes, hash_ids, fresh)
+            prefetch_ahead(c, msgs, known, i, n, hashes, hash_ids, fresh, far)
             x.hash = hashes[i & (AHEAD_RING - 1)]
             x.hash_id = hash_ids[i & (AHEAD_RING - 1)]
         else:

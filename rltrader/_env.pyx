@@ -184,6 +184,17 @@ cdef struct Sink:               # where messages go: the batch or an outbox cell
                               # in flight (no latency: the step's cell is merged at once)
 
 
+cdef struct Slot:               # one order an agent keeps: a struct (a slot's fields are read
+                                # together, and an agent's held slots, the first few, share a
+                                # line or two, where five parallel arrays took five lines)
+    int64_t order_id          # live order id (0: free)
+    int64_t price             # ticks (valid while order_id != 0)
+    int64_t leaves            # lots
+    int32_t arena             # the order's arena slot once found (NO_SLOT: not yet;
+                              # IN_FLIGHT: not arrived)
+    int8_t side
+
+
 cdef struct State:
     Params p
     const Core* core
@@ -201,12 +212,7 @@ cdef struct State:
     int64_t* position_limit   # lots: |position| + open orders of a side stay within it
     double* log_size          # log of the size class
     int64_t* latency_ns       # ns from a decision's send time to its arrival at the book
-    int64_t* slot_id          # [N, n_slots] live order ids (0: free)
-    int32_t* slot_arena       # [N, n_slots] the order's arena slot once found (NO_SLOT: not
-                              # yet; IN_FLIGHT: not arrived)
-    int64_t* slot_price       # [N, n_slots] ticks (valid while slot_id != 0)
-    int64_t* slot_leaves      # [N, n_slots] lots
-    int8_t* slot_side         # [N, n_slots]
+    Slot* slots               # [N, n_slots] the agents' order slots (one struct per slot)
     int32_t* slot_next        # [N] next slot to reuse when all are taken
     uint32_t* slot_mask       # [N] bit j set: slot j holds an order (slot_id != 0); the
                               # slot loops visit these bits only (2.7 of 16 slots are held
@@ -270,10 +276,12 @@ cdef struct State:
     double* flow_signed       # [n_envs] EMA of signed traded lots (tick rule vs the mid)
     double* flow_total        # [n_envs] EMA of traded lots
     double* variance          # [n_envs] EMA of the squared one-step mid return, ticks^2
-    float* market             # [n_envs, 4 * depth + MARKET_EXTRA]
-    int64_t* levels           # [n_envs, 2, depth, 2] the observed levels (price in ticks,
-                              # lots) of each side, for the liquidation value
-    int32_t* n_levels         # [n_envs, 2] how many there are
+    # the book being observed (market_features writes them, the same book's observation
+    # and valuation read them right after: one book's worth, in cache, not one per book)
+    float* market             # [4 * depth + MARKET_EXTRA] its market features
+    int64_t* levels           # [2, depth, 2] its observed levels (price in ticks, lots) of
+                              # each side, for the liquidation value
+    int32_t* n_levels         # [2] how many there are
     int64_t n_updates         # advance() calls (mid history ring position)
     int64_t now_ns            # the end of the step being observed, ns
 
@@ -293,6 +301,12 @@ _NEVER = -(1 << 62)
 #: the largest outbox the kernel allocates (the batch is about as large again); more
 #: latency is refused with a message
 _MAX_OUTBOX_BYTES = 1 << 29
+#: the layout of ``Slot`` (checked against the struct's size at import)
+_SLOT_DTYPE = np.dtype([("order_id", np.int64), ("price", np.int64), ("leaves", np.int64),
+                       ("arena", np.int32), ("side", np.int8)], align=True)
+if _SLOT_DTYPE.itemsize != sizeof(Slot):
+    raise ImportError(f"_SLOT_DTYPE ({_SLOT_DTYPE.itemsize} bytes) does not match the Slot "
+                      f"struct ({sizeof(Slot)} bytes)")
 
 
 cdef object _bound(object a, object dtype, tuple shape, str name):
@@ -494,11 +508,7 @@ cdef class EnvKernel:
             position_limit=_copy(position_limit, np.int64, n, "position_limit"),
             log_size=np.log(_copy(size_class, np.float64, n, "size_class")),
             latency_ns=_copy(latency_ns, np.int64, n, "latency_ns"),
-            slot_id=np.zeros((n, p.n_slots), dtype=np.int64),
-            slot_arena=np.full((n, p.n_slots), NO_SLOT, dtype=np.int32),
-            slot_price=np.zeros((n, p.n_slots), dtype=np.int64),
-            slot_leaves=np.zeros((n, p.n_slots), dtype=np.int64),
-            slot_side=np.zeros((n, p.n_slots), dtype=np.int8),
+            slots=np.zeros((n, p.n_slots), dtype=_SLOT_DTYPE),
             slot_next=np.zeros(n, dtype=np.int32),
             slot_mask=np.zeros(n, dtype=np.uint32),
             base_cash=np.zeros(n, dtype=np.int64),
@@ -529,6 +539,12 @@ cdef class EnvKernel:
             obs_position=np.zeros(n, dtype=np.int64),
         )
         ag = self.agent_arrays
+        slots = ag["slots"]
+        slots["arena"] = NO_SLOT
+        # each field as an [N, n_slots] view (what tests and tools read)
+        ag.update(slot_id=slots["order_id"], slot_arena=slots["arena"],
+                  slot_price=slots["price"], slot_leaves=slots["leaves"],
+                  slot_side=slots["side"])
         if np.any(ag["order_qty"] < 1) or np.any(ag["position_limit"] < 1) \
                 or not np.all(np.isfinite(ag["log_size"])):
             raise ValueError("order_qty, position_limit >= 1 and size_class > 0 needed")
@@ -584,9 +600,9 @@ cdef class EnvKernel:
             flow_signed=np.zeros(p.n_envs),
             flow_total=np.zeros(p.n_envs),
             variance=np.zeros(p.n_envs),
-            market=np.zeros((p.n_envs, 4 * p.depth + MARKET_EXTRA), dtype=np.float32),
-            levels=np.zeros((p.n_envs, 2, p.depth, 2), dtype=np.int64),
-            n_levels=np.zeros((p.n_envs, 2), dtype=np.int32),
+            market=np.zeros(4 * p.depth + MARKET_EXTRA, dtype=np.float32),
+            levels=np.zeros((2, p.depth, 2), dtype=np.int64),
+            n_levels=np.zeros(2, dtype=np.int32),
         )
         # the batch of one core call: the merged arrivals of a group of books, or what the
         # env does for every book at once (withdraw orders, flatten positions)
@@ -643,11 +659,7 @@ cdef class EnvKernel:
         s.position_limit = <int64_t*>cnp.PyArray_DATA(ag["position_limit"])
         s.log_size = <double*>cnp.PyArray_DATA(ag["log_size"])
         s.latency_ns = <int64_t*>cnp.PyArray_DATA(ag["latency_ns"])
-        s.slot_id = <int64_t*>cnp.PyArray_DATA(ag["slot_id"])
-        s.slot_arena = <int32_t*>cnp.PyArray_DATA(ag["slot_arena"])
-        s.slot_price = <int64_t*>cnp.PyArray_DATA(ag["slot_price"])
-        s.slot_leaves = <int64_t*>cnp.PyArray_DATA(ag["slot_leaves"])
-        s.slot_side = <int8_t*>cnp.PyArray_DATA(ag["slot_side"])
+        s.slots = <Slot*>cnp.PyArray_DATA(ag["slots"])
         s.slot_next = <int32_t*>cnp.PyArray_DATA(ag["slot_next"])
         s.slot_mask = <uint32_t*>cnp.PyArray_DATA(ag["slot_mask"])
         s.base_cash = <int64_t*>cnp.PyArray_DATA(ag["base_cash"])
@@ -888,10 +900,14 @@ cdef class EnvKernel:
             for e in range(first, stop):
                 if e + BOOK_AHEAD < stop:       # the next group's first books: below
                     prefetch_book(s, e + BOOK_AHEAD)
-                act_book(s, e, timestamp, s.p.instant)
+                if s.p.instant:                 # the group's cells (act_book_instant)
+                    act_book_instant(s, e, e - first, timestamp)
+                else:
+                    act_book(s, e, timestamp)
             flow.decide_books(first, stop)
             for e in range(first, stop):
-                merge_book(s, &flow.s, e, &s.batch, s.p.instant)
+                merge_book(s, &flow.s, e, e - first if s.p.instant else this_cell(s, e),
+                           &s.batch, s.p.instant)
             flow._run_batch(s.batch.messages, s.batch.known, True, s.batch.n)
             locate(s, &s.batch)
             s.batch.n = 0

@@ -36,7 +36,7 @@ cdef inline Message* new_message(State* s, Sink* out, int32_t e, int32_t i, int 
 
 cdef inline int32_t known_slot(const State* s, int64_t k) noexcept nogil:
     """The arena slot to hint for an order of agent slot ``k`` (NO_SLOT: unknown)."""
-    return s.slot_arena[k] if s.slot_arena[k] >= 0 else NO_SLOT
+    return s.slots[k].arena if s.slots[k].arena >= 0 else NO_SLOT
 
 
 cdef inline void holding(State* s, Sink* out, int64_t a, int64_t k) noexcept nogil:
@@ -44,16 +44,16 @@ cdef inline void holding(State* s, Sink* out, int64_t a, int64_t k) noexcept nog
     sent through the outbox, its lots stay counted against the limit until it arrives
     (the order may fill meanwhile), and the order stays known as the agent's own (a
     ghost) for the valuation."""
-    cdef int side = s.slot_side[k]
-    cdef int64_t lots = s.slot_leaves[k], g
+    cdef int side = s.slots[k].side
+    cdef int64_t lots = s.slots[k].leaves, g
     if out.release == NULL or lots <= 0:
         return
     out.release[out.n - 1] = side * lots
     s.cancelling[2 * a + (side == SELL)] += lots
     for g in range(a * s.p.n_ghosts, (a + 1) * s.p.n_ghosts):
         if s.ghost_id[g] == 0:          # there is one: an agent has at most n_slots
-            s.ghost_id[g] = s.slot_id[k]    # orders cancelled per step, delay steps long
-            s.ghost_price[g] = s.slot_price[k]
+            s.ghost_id[g] = s.slots[k].order_id    # orders cancelled per step, delay steps long
+            s.ghost_price[g] = s.slots[k].price
             s.ghost_arena[g] = known_slot(s, k)
             s.ghost_side[g] = side
             s.n_ghost[a] += 1
@@ -62,13 +62,13 @@ cdef inline void holding(State* s, Sink* out, int64_t a, int64_t k) noexcept nog
 
 cdef inline void free_slot(State* s, int64_t a, int64_t k) noexcept nogil:
     """Agent ``a``'s slot ``k`` (a global slot index) no longer holds an order."""
-    s.slot_id[k] = 0
+    s.slots[k].order_id = 0
     s.slot_mask[a] &= ~((<uint32_t>1) << (k - a * s.p.n_slots))
 
 
 cdef inline void hold_slot(State* s, int64_t a, int64_t k, int64_t order_id) noexcept nogil:
     """Agent ``a``'s slot ``k`` holds order ``order_id`` (never 0)."""
-    s.slot_id[k] = order_id
+    s.slots[k].order_id = order_id
     s.slot_mask[a] |= (<uint32_t>1) << (k - a * s.p.n_slots)
 
 
@@ -78,12 +78,12 @@ cdef inline void cancel_slot(State* s, Sink* out, int32_t e, int32_t i, int64_t 
     arrives: an agent's decisions arrive in the order it sent them)."""
     cdef Message* m
     cdef int64_t a = <int64_t>e * s.p.n_agents + i
-    if s.slot_id[k] == 0:
+    if s.slots[k].order_id == 0:
         return
     m = new_message(s, out, e, i, CANCEL, timestamp)
-    m.order_id = s.slot_id[k]
+    m.order_id = s.slots[k].order_id
     out.known[out.n - 1] = known_slot(s, k)
-    s.resting[2 * a + (s.slot_side[k] == SELL)] -= s.slot_leaves[k]
+    s.resting[2 * a + (s.slots[k].side == SELL)] -= s.slots[k].leaves
     holding(s, out, a, k)
     free_slot(s, a, k)
 
@@ -137,13 +137,13 @@ cdef inline int64_t granted(State* s, int64_t a, int64_t want, int64_t room) noe
 cdef inline void new_order(State* s, Sink* out, int64_t a, int64_t k,
                            Message* m) noexcept nogil:
     """Agent ``a``'s slot ``k`` now holds ``m``'s new order, in flight until it arrives."""
-    cdef int64_t held = s.slot_leaves[k] if s.slot_id[k] != 0 else 0
+    cdef int64_t held = s.slots[k].leaves if s.slots[k].order_id != 0 else 0
     s.resting[2 * a + (m.side == SELL)] += m.qty - held
     hold_slot(s, a, k, m.new_order_id if m.op == REPLACE else m.order_id)
-    s.slot_arena[k] = NO_SLOT if out.direct else IN_FLIGHT
-    s.slot_side[k] = m.side
-    s.slot_price[k] = m.price
-    s.slot_leaves[k] = m.qty
+    s.slots[k].arena = NO_SLOT if out.direct else IN_FLIGHT
+    s.slots[k].side = m.side
+    s.slots[k].price = m.price
+    s.slots[k].leaves = m.qty
     out.tags[out.n - 1] = k
 
 
@@ -193,13 +193,13 @@ cdef void quote(State* s, Sink* out, int32_t e, int32_t i, int side, bint withdr
     ``size`` lots ``offset`` ticks behind the own-side touch (never crossing)."""
     cdef int64_t a = <int64_t>e * s.p.n_agents + i
     cdef int64_t k = a * s.p.n_slots + (side == SELL)
-    cdef int64_t qty, price, new_id, held = s.slot_leaves[k] if s.slot_id[k] != 0 else 0
+    cdef int64_t qty, price, new_id, held = s.slots[k].leaves if s.slots[k].order_id != 0 else 0
     cdef Message* m
     if withdraw:
         cancel_slot(s, out, e, i, k, timestamp)
         return
     price = passive_price(s, e, side, offset)
-    if (s.slot_id[k] != 0 and s.slot_price[k] == price and held <= size
+    if (s.slots[k].order_id != 0 and s.slots[k].price == price and held <= size
             and allowed(s, e, i, side) >= 0):
         return                      # within the limit: keeps its queue position
     qty = granted(s, a, size, allowed(s, e, i, side))        # the held lots counted: the
@@ -208,9 +208,9 @@ cdef void quote(State* s, Sink* out, int32_t e, int32_t i, int side, bint withdr
         return
     new_id = s.p.id_base + s.next_id[e]
     s.next_id[e] += 1
-    if s.slot_id[k] != 0:                                     # cancel + new order
+    if s.slots[k].order_id != 0:                                     # cancel + new order
         m = new_message(s, out, e, i, REPLACE, timestamp)
-        m.order_id = s.slot_id[k]
+        m.order_id = s.slots[k].order_id
         m.new_order_id = new_id
         out.known[out.n - 1] = known_slot(s, k)
         holding(s, out, a, k)
@@ -246,9 +246,9 @@ cdef void act_order(State* s, Sink* out, int32_t e, int32_t i, const int64_t* ac
         cancel_slot(s, out, e, i, k, timestamp)
         return
     if op == ORDER_REPLACE:
-        if s.slot_id[k] == 0:
+        if s.slots[k].order_id == 0:
             return
-        side = s.slot_side[k]
+        side = s.slots[k].side
     else:
         side = BUY if op == ORDER_BUY else SELL
     size = <int64_t>floor(s.p.quote_sizes[act[2]] * s.order_qty[a] + 0.5)
@@ -261,7 +261,7 @@ cdef void act_order(State* s, Sink* out, int32_t e, int32_t i, const int64_t* ac
     s.next_id[e] += 1
     if op == ORDER_REPLACE:         # cancel + new order (the held lots counted above)
         m = new_message(s, out, e, i, REPLACE, timestamp)
-        m.order_id = s.slot_id[k]
+        m.order_id = s.slots[k].order_id
         m.new_order_id = new_id
         out.known[out.n - 1] = known_slot(s, k)
         holding(s, out, a, k)
@@ -295,7 +295,7 @@ cdef void act_execution(State* s, Sink* out, int32_t e, int32_t i, int64_t actio
     cdef int64_t a = <int64_t>e * s.p.n_agents + i
     cdef int side = s.parent_side[a]
     cdef int64_t k = a * s.p.n_slots + (side == SELL)    # where quote() keeps the child
-    cdef int64_t left, steps, child, held = s.slot_leaves[k] if s.slot_id[k] != 0 else 0
+    cdef int64_t left, steps, child, held = s.slots[k].leaves if s.slots[k].order_id != 0 else 0
     cdef double rate
     left = parent_left(s, e, a)
     if action == 0 or left <= 0:
@@ -306,7 +306,7 @@ cdef void act_execution(State* s, Sink* out, int32_t e, int32_t i, int64_t actio
     child = <int64_t>ceil(rate * left / (steps if steps > 0 else 1))
     child = child if child < left else left
     if action > s.p.n_rates:                # passive: the child rests at the touch
-        if held and s.slot_price[k] != passive_price(s, e, side, 0):
+        if held and s.slots[k].price != passive_price(s, e, side, 0):
             child = child if child < left - held else left - held   # the old child may
             if child <= 0:                  # fill before its replace lands: the two
                 return                      # never pass the parent
@@ -367,14 +367,14 @@ cdef void locate(State* s, const Sink* batch) noexcept nogil:
         if not s.p.first_owner <= m.owner < s.p.first_owner + s.p.n_agents:
             continue                    # another group's agent (GroupStep)
         order_id = m.new_order_id if m.op == REPLACE else m.order_id
-        if s.slot_id[k] != order_id or s.slot_arena[k] != NO_SLOT:
+        if s.slots[k].order_id != order_id or s.slots[k].arena != NO_SLOT:
             continue                    # the slot moved on to a later order meanwhile
         slot = batch.known[j]
         if slot != NO_SLOT and (c.orders[slot].order_id != order_id
                                 or c.orders[slot].book != m.book
                                 or c.orders[slot].state != RESTING):
             slot = NO_SLOT
-        s.slot_arena[k] = slot
+        s.slots[k].arena = slot
         if slot == NO_SLOT:
             free_slot(s, k // s.p.n_slots, k)
 
@@ -419,7 +419,7 @@ cdef void withdraw_book(State* s, Sink* out, int32_t e, int64_t timestamp) noexc
         s.cancelling[2 * a + 1] = 0
         clear_ghosts(s, a)
         for k in range(a * s.p.n_slots, (a + 1) * s.p.n_slots):
-            if s.slot_id[k] != 0 and s.slot_arena[k] == IN_FLIGHT:
+            if s.slots[k].order_id != 0 and s.slots[k].arena == IN_FLIGHT:
                 free_slot(s, a, k)              # dropped with its decision
         cancel_all(s, out, e, i, timestamp)
     refresh(s, e)

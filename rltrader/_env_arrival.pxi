@@ -10,43 +10,49 @@
 # in it, agents' and background's, reach the book in the order of their arrival times:
 # for equal latencies a uniformly random order, drawn from the book's own generator.
 
-cdef void act_book_instant(State* s, int32_t e, int64_t timestamp) noexcept nogil:
+cdef inline int64_t this_cell(const State* s, int32_t e) noexcept nogil:
+    """The outbox cell of book ``e``'s decisions that arrive in this step."""
+    return (s.clock % s.p.delay) * s.p.n_envs + e
+
+
+cdef void act_book_instant(State* s, int32_t e, int64_t cell,
+                           int64_t timestamp) noexcept nogil:
     """``act_book`` when nothing has a latency (``instant``): the agents decide in row
     order (their arrays are read in sequence; a random order here cost a cache miss per
-    agent array at 4,096 agents) into this step's cell (delay 1: cell ``e``), as decisions
-    that reach the book in this step's batch (``direct``: never in flight). ``merge_book``
-    then puts them in a random order."""
+    agent array at 4,096 agents) into outbox cell ``cell``, as decisions that reach the
+    book in this step's batch (``direct``: never in flight). ``merge_book`` then puts them
+    in a random order. Nothing waits in a cell past the step, so ``_step_books`` gives the
+    books of a group the group's first cells (book ``first + j`` cell ``j``): the same
+    few kilobytes for every group, which stay in cache, instead of a cell per book, each
+    a cache miss on 1,024 books."""
     cdef Sink out
     cdef int64_t first
     cdef int32_t i
-    out.messages = &s.out_messages[e * s.p.cell_messages]
-    out.known = &s.out_known[e * s.p.cell_messages]
-    out.tags = &s.out_tags[e * s.p.cell_messages]
+    out.messages = &s.out_messages[cell * s.p.cell_messages]
+    out.known = &s.out_known[cell * s.p.cell_messages]
+    out.tags = &s.out_tags[cell * s.p.cell_messages]
     out.release = NULL
     out.direct = True
-    out.n = s.out_n[e]
+    out.n = s.out_n[cell]
     for i in range(s.p.n_agents):
         first = out.n
         decide(s, &out, e, i, timestamp)
         if out.n > first:
-            s.group_start[<int64_t>e * s.p.cell_groups + s.out_groups[e]] = <int32_t>first
-            s.out_groups[e] += 1
-    s.out_n[e] = out.n
+            s.group_start[cell * s.p.cell_groups + s.out_groups[cell]] = <int32_t>first
+            s.out_groups[cell] += 1
+    s.out_n[cell] = out.n
 
 
-cdef void act_book(State* s, int32_t e, int64_t timestamp, bint instant) noexcept nogil:
+cdef void act_book(State* s, int32_t e, int64_t timestamp) noexcept nogil:
     """Book ``e``'s agents decide (the step began at ``timestamp``); each decision goes to
-    the outbox cell of its arrival step, stamped with its arrival time. ``instant`` (no
-    latency, and a merge that orders the step's decisions itself): ``act_book_instant``."""
+    the outbox cell of its arrival step, stamped with its arrival time. (Without a
+    latency, ``_step_books`` calls ``act_book_instant`` instead.)"""
     cdef int64_t a, offset, arrival, k, cell, first, dt = s.p.dt_ns
     cdef int64_t now = s.clock % s.p.delay   # this step's cell
     cdef uint64_t* rng = &s.arrival_rng[4 * e]
     cdef int32_t i, g
     cdef double u
     cdef Sink out
-    if instant:                               # no latency: every decision arrives in
-        act_book_instant(s, e, timestamp)     # this step, in a random order (merge_book)
-        return
     for i in range(s.p.n_agents):             # slots are as the last observe left them
         a = <int64_t>e * s.p.n_agents + i
         u = uniform(rng)                      # drawn whatever the agent does
@@ -90,8 +96,8 @@ cdef inline void landed(State* s, const Message* m, int64_t tag) noexcept nogil:
         s.inflight_ioc[2 * a + (m.side == SELL)] -= m.qty
     if tag >= 0:
         order_id = m.new_order_id if m.op == REPLACE else m.order_id
-        if s.slot_id[tag] == order_id and s.slot_arena[tag] == IN_FLIGHT:
-            s.slot_arena[tag] = NO_SLOT
+        if s.slots[tag].order_id == order_id and s.slots[tag].arena == IN_FLIGHT:
+            s.slots[tag].arena = NO_SLOT
 
 
 cdef inline void arrive(State* s, Sink* out, const Message* m, int32_t known,
@@ -127,14 +133,14 @@ cdef inline void copy_background(FlowState* f, int64_t at, int32_t g, int32_t gr
         first += 1
 
 
-cdef void merge_book(State* s, FlowState* f, int32_t e, Sink* out,
+cdef void merge_book(State* s, FlowState* f, int32_t e, int64_t cell, Sink* out,
                      bint instant) noexcept nogil:
     """Append to ``out`` the decisions that reach book ``e`` in this step, in the order of
-    their arrival times: the agents' from the outbox and, with a flow ``f`` (else NULL),
-    the background's from its delay line (each given a uniform arrival time within the
-    step). Both cells are emptied. ``instant``: the cell was filled by
+    their arrival times: the agents' from outbox cell ``cell`` and, with a flow ``f``
+    (else NULL), the background's from its delay line (each given a uniform arrival time
+    within the step). Both cells are emptied. ``instant``: the cell was filled by
     ``act_book_instant`` (a uniform permutation instead of arrival times)."""
-    cdef int64_t cell = (s.clock % s.p.delay) * s.p.n_envs + e, at = 0, j, n_keys = 0
+    cdef int64_t at = 0, j, n_keys = 0
     cdef int64_t first, stop, base = cell * s.p.cell_messages, gbase = cell * s.p.cell_groups
     cdef int32_t background = 0, g, n_groups = s.out_groups[cell]
     cdef uint64_t* rng = &s.arrival_rng[4 * e]
@@ -191,6 +197,6 @@ cdef int64_t act_all(State* s, int64_t timestamp) noexcept nogil:
     cdef int32_t e
     s.batch.n = 0
     for e in range(s.p.n_envs):
-        act_book(s, e, timestamp, False)
-        merge_book(s, NULL, e, &s.batch, False)
+        act_book(s, e, timestamp)
+        merge_book(s, NULL, e, this_cell(s, e), &s.batch, False)
     return s.batch.n

@@ -83,7 +83,7 @@ cdef class GroupStep:
             k.s.n_updates += 1
             k.s.now_ns = timestamp + k.s.p.dt_ns
             for e in range(k.s.p.n_envs):
-                act_book(&k.s, e, timestamp, False)     # every decision at its time
+                act_book(&k.s, e, timestamp)            # every decision at its time
         self.flow.decide_books(0, s0.p.n_envs)
         batch.n = 0
         for e in range(s0.p.n_envs):

@@ -101,19 +101,19 @@ cdef void top_levels(const State* s, int32_t e, int side, int64_t start, double 
     """The first ``depth`` non-empty levels of ``side`` from ``start`` (its best price)
     away from the touch, within ``scan_ticks`` ticks of it and at prices >= 1: price
     relative to ``mid`` / ``price_scale`` and lots / ``qty_scale`` into ``prices[n]`` and
-    ``sizes[n]``, and (price, lots) into the book's ``levels``. The side's level bitmap
-    gives each one bit-scan (one word kept across levels, a loop per side: this runs for
-    every book and step, ``next_level`` for the rare deep walks). Out-of-window levels are
+    ``sizes[n]``, and (price, lots) into ``levels`` (the book being observed). The side's
+    level bitmap gives each one bit-scan (one word kept across levels, a loop per side:
+    this runs for every book and step, ``next_level`` for the rare deep walks). Out-of-window levels are
     not searched."""
     cdef const Core* c = s.core
     cdef const Level* lv = &c.lv[<int64_t>e * c.window]
     cdef int64_t base = c.bk[e].base, i = start - base, stop, word, j
     cdef const uint64_t* bits = c.bits + (<int64_t>e * 2 + (side == SELL)) * c.words
-    cdef int64_t* cached = &s.levels[(<int64_t>e * 2 + (side == SELL)) * s.p.depth * 2]
+    cdef int64_t* cached = &s.levels[(side == SELL) * s.p.depth * 2]
     cdef uint64_t m
     cdef int32_t n = 0
     if i < 0 or i >= c.window:
-        s.n_levels[2 * e + (side == SELL)] = 0
+        s.n_levels[side == SELL] = 0
         return
     stop = scan_stop(s, e, side, i)
     word = i >> 6
@@ -147,7 +147,7 @@ cdef void top_levels(const State* s, int32_t e, int side, int64_t start, double 
             m &= m - 1
             level(s, lv, base + j, j, mid, prices, sizes, cached, n)
             n += 1
-    s.n_levels[2 * e + (side == SELL)] = n
+    s.n_levels[side == SELL] = n
 
 
 cdef enum:
@@ -189,7 +189,7 @@ cdef double liquidation_value(const State* s, int32_t e, int64_t a,
     a negative value) level by level from the touch, the agent's own orders excluded,
     net of the taker fee. Lots the levels within ``scan_ticks`` of the touch cannot take
     are valued ``scan_ticks`` beyond it. Ticks x lots. The observed levels (``levels``,
-    written by ``market_features`` this step) come first; the bitmap is scanned only
+    written by ``market_features`` of this book just before) come first; the bitmap is scanned only
     beyond them. (The agent's own orders of that side are gathered once into locals:
     read through the state per level, they were most of the cost.)"""
     cdef const Core* c = s.core
@@ -198,14 +198,11 @@ cdef double liquidation_value(const State* s, int32_t e, int64_t a,
     cdef int side = BUY if position > 0 else SELL        # the side it trades against
     cdef int64_t left = position if position > 0 else -position, j, k, stop, lots, far
     cdef int64_t price = 0, base = bs.base
-    cdef int32_t n = s.n_levels[2 * e + (side == SELL)], level, n_own = 0, o
-    cdef const int64_t* cached = &s.levels[(<int64_t>e * 2 + (side == SELL)) * s.p.depth * 2]
+    cdef int32_t n = s.n_levels[side == SELL], level, n_own = 0, o
+    cdef const int64_t* cached = &s.levels[(side == SELL) * s.p.depth * 2]
     cdef int32_t n_slots = s.p.n_slots
     cdef uint32_t held
-    cdef const int32_t* slot_arena = &s.slot_arena[a * n_slots]
-    cdef const int8_t* slot_side = &s.slot_side[a * n_slots]
-    cdef const int64_t* slot_price = &s.slot_price[a * n_slots]
-    cdef const int64_t* slot_leaves = &s.slot_leaves[a * n_slots]
+    cdef const Slot* slots = &s.slots[a * n_slots]
     cdef int64_t own_price[OWN_CAP]
     cdef int64_t own_qty[OWN_CAP]
     cdef const uint64_t* bits
@@ -220,9 +217,9 @@ cdef double liquidation_value(const State* s, int32_t e, int64_t a,
     while held != 0:
         k = __builtin_ctzll(held)
         held &= held - 1
-        if slot_arena[k] >= 0 and slot_side[k] == side:
-            own_price[n_own] = slot_price[k]
-            own_qty[n_own] = slot_leaves[k]
+        if slots[k].arena >= 0 and slots[k].side == side:
+            own_price[n_own] = slots[k].price
+            own_qty[n_own] = slots[k].leaves
             n_own += 1
     if s.n_ghost[a] > 0:                  # orders whose cancel is in flight: still own
         ghost_lots(s, e, a, side, own_price, own_qty, &n_own)
@@ -292,11 +289,11 @@ cdef void market_features(State* s, int32_t e) noexcept nogil:
     cdef int32_t K = s.p.depth
     cdef int64_t lag = s.p.return_lag + 1
     cdef double mid = book_mid(s, e)
-    cdef float* out = &s.market[<int64_t>e * (4 * K + MARKET_EXTRA)]
+    cdef float* out = s.market
     s.mid[e] = mid
     memset(out, 0, (4 * K + MARKET_EXTRA) * sizeof(float))
-    s.n_levels[2 * e] = 0
-    s.n_levels[2 * e + 1] = 0
+    s.n_levels[0] = 0
+    s.n_levels[1] = 0
     if bs.best_bid != EMPTY_BID:
         top_levels(s, e, BUY, bs.best_bid, mid, out, out + K)
     if bs.best_ask != EMPTY_ASK:
@@ -355,15 +352,15 @@ cdef inline void slot_features(const State* s, int32_t e, int64_t a,
     for j in range(s.p.n_slots):
         k = a * s.p.n_slots + j
         out += SLOT_FEATURES
-        if s.slot_id[k] == 0:
+        if s.slots[k].order_id == 0:
             out[-4] = 0.0
             out[-3] = 0.0
             out[-2] = 0.0
             out[-1] = -1.0
             continue
-        arena = s.slot_arena[k]
-        out[-4] = <float>((s.slot_price[k] - s.mid[e]) / s.p.price_scale)
-        out[-3] = <float>(s.slot_side[k] * s.slot_leaves[k] / s.p.qty_scale)
+        arena = s.slots[k].arena
+        out[-4] = <float>((s.slots[k].price - s.mid[e]) / s.p.price_scale)
+        out[-3] = <float>(s.slots[k].side * s.slots[k].leaves / s.p.qty_scale)
         out[-2] = 1.0 if arena == IN_FLIGHT else 0.0
         if arena < 0:
             out[-1] = -1.0
@@ -381,7 +378,7 @@ cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept no
     cdef bint marked = s.p.action_mode == EXECUTION and s.p.mark_parent
     cdef const Account* acc
     cdef float* row
-    cdef const float* market = &s.market[<int64_t>e * mlen]
+    cdef const float* market = s.market
     cdef bint penalised = s.p.running_penalty != 0.0 or s.p.terminal_penalty != 0.0
     cdef float time_left = <float>(<double>(s.p.horizon - s.episode_step[e]) / s.p.horizon)
     for i in range(s.p.n_agents):

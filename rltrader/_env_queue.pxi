@@ -271,7 +271,7 @@ cdef inline void prefetch_slots(const State* s, const Account* acc, int32_t e, i
     if acc[i].volume == s.seen_volume[a] and not stp:
         return
     while held != 0:
-        slot = s.slot_arena[a * s.p.n_slots + __builtin_ctzll(held)]
+        slot = s.slots[a * s.p.n_slots + __builtin_ctzll(held)].arena
         held &= held - 1
         if slot >= 0:
             prefetch(&s.core.orders[slot])
@@ -292,11 +292,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
     cdef bint stp = c.bk[e].stp != 0
     cdef int32_t n_agents = s.p.n_agents, n_slots = s.p.n_slots
     cdef const Account* acc = account(s, e, 0)
-    cdef int64_t* slot_id
-    cdef int32_t* slot_arena
-    cdef int64_t* slot_price
-    cdef int64_t* slot_leaves
-    cdef int8_t* slot_side
+    cdef Slot* slots
     cdef int64_t a, distance, best_distance, buy_lots, sell_lots, volume, best_id, idx
     cdef int64_t best_price = 0, base = c.bk[e].base
     cdef int32_t i, j, slot, best, live, flying
@@ -308,11 +304,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
         a = <int64_t>e * n_agents + i
         if i + REFRESH_AHEAD < n_agents:
             prefetch_slots(s, acc, e, i + REFRESH_AHEAD, stp)
-        slot_id = &s.slot_id[a * n_slots]
-        slot_arena = &s.slot_arena[a * n_slots]
-        slot_price = &s.slot_price[a * n_slots]
-        slot_leaves = &s.slot_leaves[a * n_slots]
-        slot_side = &s.slot_side[a * n_slots]
+        slots = &s.slots[a * n_slots]
         volume = acc[i].volume
         trust = volume == s.seen_volume[a] and not stp   # no order of it can have traded
         buy_lots = 0
@@ -326,37 +318,37 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
         while occupied != 0:                # the held slots, in order
             j = __builtin_ctzll(occupied)
             occupied &= occupied - 1
-            slot = slot_arena[j]
+            slot = slots[j].arena
             if slot == IN_FLIGHT:               # not in the book yet: its lots count
                 flying += 1
-                buy = slot_side[j] == BUY
-                buy_lots += slot_leaves[j] * buy
-                sell_lots += slot_leaves[j] * (1 - buy)
+                buy = slots[j].side == BUY
+                buy_lots += slots[j].leaves * buy
+                sell_lots += slots[j].leaves * (1 - buy)
                 continue
             if slot == NO_SLOT or not trust:
                 if slot == NO_SLOT:
-                    slot = find_order(c, e, slot_id[j])
-                    slot_arena[j] = slot
-                elif orders[slot].order_id != slot_id[j] or orders[slot].book != e:
+                    slot = find_order(c, e, slots[j].order_id)
+                    slots[j].arena = slot
+                elif orders[slot].order_id != slots[j].order_id or orders[slot].book != e:
                     slot = NO_SLOT              # finished; the arena slot was reused
                 if slot == NO_SLOT or orders[slot].state != RESTING:
-                    slot_id[j] = 0
+                    slots[j].order_id = 0
                     s.slot_mask[a] &= ~((<uint32_t>1) << j)
                     continue
                 o = &orders[slot]
-                slot_price[j] = o.price
-                slot_leaves[j] = o.qty
-                slot_side[j] = o.side
+                slots[j].price = o.price
+                slots[j].leaves = o.qty
+                slots[j].side = o.side
             live += 1
-            buy = slot_side[j] == BUY           # sides are random: no branch on them
-            buy_lots += slot_leaves[j] * buy
-            sell_lots += slot_leaves[j] * (1 - buy)
-            distance = buy * (best_bid - slot_price[j]) + (1 - buy) * (slot_price[j] - best_ask)
+            buy = slots[j].side == BUY           # sides are random: no branch on them
+            buy_lots += slots[j].leaves * buy
+            sell_lots += slots[j].leaves * (1 - buy)
+            distance = buy * (best_bid - slots[j].price) + (1 - buy) * (slots[j].price - best_ask)
             if distance < best_distance:
                 best_distance = distance
                 best = slot
-                best_id = slot_id[j]
-                best_price = slot_price[j]
+                best_id = slots[j].order_id
+                best_price = slots[j].price
         s.resting[2 * a] = buy_lots
         s.resting[2 * a + 1] = sell_lots
         s.n_live[a] = live

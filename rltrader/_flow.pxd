@@ -189,6 +189,7 @@ cdef class Flow:
     cdef readonly object events_array
     cdef readonly object counter_array
     cdef readonly bint record
+    cdef public int look_ahead    # the core's look-ahead in this flow's batches, messages
     cdef object _messages
     cdef object _events
     cdef int64_t _n_messages

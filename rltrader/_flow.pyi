@@ -48,6 +48,7 @@ class Flow:
     events_array: np.ndarray
     counter_array: np.ndarray
     record: bool
+    look_ahead: int
     def __init__(
         self,
         books: Books,

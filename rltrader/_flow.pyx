@@ -582,6 +582,15 @@ cdef void decide_book(State* f, int32_t b) noexcept nogil:
 
 cdef enum:
     FLOW_AHEAD = 2          # books ahead of the one deciding whose lines are requested
+    # the core's look-ahead in the flow's batches (and the env's merged batches, which
+    # run through _run_batch), in messages (Books._run_known_ahead; Flow.look_ahead): a
+    # message of the background or of the env's agents across a thousand books costs
+    # about twice the core's per-message time on W3 x 512 and touches lines a memory
+    # access away, so the core's default lead of 4 messages (tuned on W3 x 512) arrives
+    # late. In one process, the env at 1,024 x 4 and its background alone, per book-step
+    # against 4: 6 and 8 -6 to -8 % and -10 to -13 %, 10 and 12 about 4's time (the
+    # message records themselves are requested only 16 ahead)
+    FLOW_LOOK_AHEAD = 8
 
 
 cdef inline void skip(uint64_t* r, int64_t n) noexcept nogil:
@@ -598,11 +607,14 @@ cdef void prefetch_decisions(State* f, int32_t b) noexcept nogil:
     book's generator drawing the numbers ``decide_book`` will draw: their count depends
     on the draws alone, never on the book (module docstring), so the copy follows the
     same sequence. The book's own generator is untouched: outputs are unchanged, and a
-    wrong guess would only cost a useless load."""
+    wrong guess would only cost a useless load. Every woken trader also reads its size
+    class (``size_class``, 216 bytes a book in the default preset, out of cache with a
+    thousand books: the load the liquidity providers' draw waited on most)."""
     cdef uint64_t r[4]
     cdef int64_t n, k, j
     cdef int32_t trader
     cdef double u
+    cdef const double* size_class = &f.size_class[<int64_t>b * f.n_traders]
     memcpy(r, &f.rng[4 * b], 4 * sizeof(uint64_t))
     if f.fund.sigma > 0.0:                          # move_fundamental: normal()
         skip(r, 2)
@@ -611,6 +623,7 @@ cdef void prefetch_decisions(State* f, int32_t b) noexcept nogil:
     n = poisson(r, &f.wake_noise)
     for k in range(n):
         trader = f.noise.first + <int32_t>below(r, f.noise.count)
+        prefetch(&size_class[trader])
         u = uniform(r)
         skip(r, 2)                                  # side, size
         if u < f.noise.p_market:
@@ -626,17 +639,21 @@ cdef void prefetch_decisions(State* f, int32_t b) noexcept nogil:
         trader = f.value.first + <int32_t>below(r, f.value.count)
         skip(r, 3)                                  # normal(), size
         prefetch(ring_of(f, b, trader))
+        prefetch(&size_class[trader])
     n = poisson(r, &f.wake_momentum)
     for k in range(n):
-        skip(r, 2)                                  # trader, size
+        prefetch(&size_class[f.momentum.first + <int32_t>below(r, f.momentum.count)])
+        skip(r, 1)                                  # size
     for k in range(f.maker.count):
         if uniform(r) < f.maker.rate:
             trader = f.maker.first + <int32_t>k
             prefetch(ring_of(f, b, trader))
             prefetch(&f.core.accounts[<int64_t>b * f.core.n_owners + f.first_owner + trader])
+            prefetch(&size_class[trader])
     n = poisson(r, &f.wake_liquidity)
     for k in range(n):
         trader = f.liquidity.first + <int32_t>below(r, f.liquidity.count)
+        prefetch(&size_class[trader])
         skip(r, 3)                                  # side, depth, size
         prefetch(ring_of(f, b, trader) + f.ring_pos[<int64_t>b * f.n_traders + trader])
 
@@ -812,6 +829,14 @@ cdef class Flow:
     first_owner : int
         Keyword-only: trader ``t`` is owner ``first_owner + t`` (a replay's simulated
         traders follow its agents and its history owner).
+
+    Attributes
+    ----------
+    look_ahead : int
+        How many messages ahead the core starts loading a message's book, level, hash
+        bucket and order in this flow's batches (``Books._run_known_ahead``, clamped to
+        [2, 12]; 8 by default, the core's own default is 4). A tuning knob: the results
+        do not depend on it. Not part of ``state()``.
     """
 
     def __init__(self, Books books, int n_traders, seeds, r_bar, size_class,
@@ -831,6 +856,7 @@ cdef class Flow:
                    for j, p in enumerate(parents)]
         self.books = books
         self.record = record
+        self.look_ahead = FLOW_LOOK_AHEAD
         cdef State* f = &self.s
         f.noise = _struct_fields(noise, "noise", _LAYOUTS["noise"])
         f.value = _struct_fields(value, "value", _LAYOUTS["value"])
@@ -1050,6 +1076,7 @@ cdef class Flow:
                                  f"{np.dtype(dtype)}")
         flow.books = books
         flow.record = state["record"]
+        flow.look_ahead = FLOW_LOOK_AHEAD
         flow.rng_state = arrays["rng_state"]
         flow.shuffle_state = arrays["shuffle_state"]
         flow.common_state = arrays["common_state"]
@@ -1170,9 +1197,10 @@ cdef class Flow:
         if self.record:
             offset = self._append_messages(msgs, n)
         while done < n:
-            self.books._run_known(msgs + done, known + done if known != NULL else NULL,
-                                  fresh, n - done, offset + done, events, cap, &consumed,
-                                  &written)
+            self.books._run_known_ahead(msgs + done,
+                                        known + done if known != NULL else NULL, fresh,
+                                        n - done, offset + done, events, cap, &consumed,
+                                        &written, self.look_ahead)
             if consumed == 0 and written == 0:
                 cap = 2 * cap
                 self.events_array = np.zeros(cap, dtype=EVENT_DTYPE)

@@ -10,7 +10,11 @@ import pytest
 from rltrader.envs import BatchedMarketEnv, EnvConfig
 
 
-def _run(config: EnvConfig, n_envs: int, grouped: bool, steps: int) -> list[np.ndarray]:
+def _run(config: EnvConfig, n_envs: int, grouped: bool, steps: int,
+         group: int | None = None) -> list[np.ndarray]:
+    """Outputs of ``steps`` random steps: ``env.step`` (groups of 64 books) when
+    ``grouped``, else the kernel's step in groups of ``group`` books (default: one group
+    of every book)."""
     env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=2, seed=4)
     rng = np.random.default_rng(9)
     high = env.action_high
@@ -21,7 +25,8 @@ def _run(config: EnvConfig, n_envs: int, grouped: bool, steps: int) -> list[np.n
             env.step(a.reshape(env.actions.shape))
         else:
             env.actions[...] = a.reshape(env.actions.shape)
-            env.kernel.step(env._timestamp(), env.market.flow, group=n_envs)
+            env.kernel.step(env._timestamp(), env.market.flow,
+                            group=n_envs if group is None else group)
         done = env.terminated | env.truncated
         out += [env.observations.copy(), env.rewards.copy(), done.copy(),
                 env.final_observations[done].copy()]
@@ -41,3 +46,17 @@ def test_grouped_step_equals_the_phase_by_phase_step(config: EnvConfig) -> None:
     assert sum(int(x.any()) for x in grouped[3::4]) >= 2        # episodes ended
     for g, p in zip(grouped, phased, strict=True):
         np.testing.assert_array_equal(g, p)
+
+
+@pytest.mark.parametrize("group", [1, 5, 64])
+def test_outputs_do_not_depend_on_the_group_size(group: int) -> None:
+    """Without latency a group's books decide into the group's first outbox cells (the
+    same cells for every group): any group size, a partial last group included, gives the
+    outputs of one group of every book."""
+    config = EnvConfig(horizon=15, warmup_steps=20, end_of_episode="liquidate")
+    n_envs = 66
+    grouped = _run(config, n_envs, False, 24, group=group)
+    whole = _run(config, n_envs, False, 24)
+    assert sum(int(x.any()) for x in whole[3::4]) >= 1        # an episode ended
+    for g, w in zip(grouped, whole, strict=True):
+        np.testing.assert_array_equal(g, w)
