@@ -102,7 +102,7 @@ def test_bad_guards_and_policies_it_cannot_play_are_refused(checkpoint, tmp_path
                 {"clip": True, "action": 1}, {"clip": 3.0}, [3.0, 1]):
         with pytest.raises(ValueError, match="guard"):
             check_guard(bad)
-    with pytest.raises(ValueError, match=r"action must be an int in \[0, 12\)"):
+    with pytest.raises(ValueError, match=r"action must be an int >= 0 below 12"):
         check_guard({"clip": 3.0, "action": 12}, 12)
     with pytest.raises(ValueError, match="action must be"):
         guard_checkpoint(checkpoint, tmp_path / "x.pt", action=-1)
@@ -123,3 +123,33 @@ def test_the_command_writes_a_guarded_copy(checkpoint, tmp_path, capsys) -> None
     assert main([str(checkpoint), str(tmp_path / "out" / "g.pt"), "--clip", "4"]) == 0
     assert capsys.readouterr().out.strip().endswith("g.pt")
     assert load_policy(tmp_path / "out" / "g.pt").clip == 4.0
+
+
+def test_the_default_action_stands_aside_in_each_action_mode(checkpoint, tmp_path) -> None:
+    """discrete: the last action (cancel all); execution: 0 (wait, the resting child
+    withdrawn), not the last (a child resting at the fastest rate); a mode without a
+    stand-aside action must be named."""
+    from rltrader.training.evaluate import checkpoint_path
+
+    execution = guard_checkpoint(checkpoint_path("pretrained:execution"),
+                                 tmp_path / "execution.pt")
+    assert torch.load(execution, weights_only=True)["guard"]["action"] == 0
+    discrete = guard_checkpoint(checkpoint, tmp_path / "discrete.pt")
+    n_actions = BatchedMarketEnv(CONFIG, n_envs=1, n_agents=1).single_action_space.n
+    assert torch.load(discrete, weights_only=True)["guard"]["action"] == n_actions - 1
+    state = torch.load(checkpoint, weights_only=True)
+    state["env_config"] = None
+    torch.save(state, tmp_path / "no_mode.pt")
+    with pytest.raises(ValueError, match="stand-aside"):
+        guard_checkpoint(tmp_path / "no_mode.pt", tmp_path / "out.pt")
+    assert torch.load(guard_checkpoint(tmp_path / "no_mode.pt", tmp_path / "named.pt",
+                                       action=0), weights_only=True)["guard"]["action"] == 0
+
+
+def test_a_non_finite_observation_is_unfamiliar(checkpoint, tmp_path) -> None:
+    guarded = load_policy(guard_checkpoint(checkpoint, tmp_path / "guarded.pt"))
+    obs = _observations()
+    obs[2, 4], obs[5, 0] = np.nan, np.inf
+    away = guarded.unfamiliar(obs)
+    assert away[2] and away[5]
+    assert (guarded(obs)[[2, 5]] == guarded.action).all()

@@ -6,7 +6,9 @@ The checkpoint's weights, optimizer and normalisers are restored (``FastPPO.load
 architecture must match the file's ``[trainer]``), the file's ``[[markets]]`` mix is built
 from ``--seed`` (use one that is neither a training seed of the checkpoint nor an
 evaluation seed), no warm start is played, and ``OUT/checkpoint.pt`` is written after
-``STEPS`` more agent-steps. Round 9 (docs/training.md) trained round 8's directional
+``STEPS`` more agent-steps. A checkpoint of another action mode than the file's is refused;
+a guarded checkpoint's guard (``rltrader.training.ppo.guard``) is carried over, reading the
+fine-tuned normaliser. Round 9 (docs/training.md) trained round 8's directional
 checkpoints on ``examples/train/directional_hold.toml``'s mix this way.
 """
 
@@ -20,6 +22,8 @@ from pathlib import Path
 from rltrader.envs.mixed import MixedMarketEnv
 from rltrader.training.experiment import load
 from rltrader.training.fast_ppo import FastPPO
+from rltrader.training.ppo.guard import guard_checkpoint
+from rltrader.training.ppo.trainer import read_checkpoint
 
 
 def main() -> None:
@@ -33,6 +37,11 @@ def main() -> None:
     experiment = load(args.config)
     if experiment.mixed is None:
         raise SystemExit(f"{args.config}: no [[markets]] mix to train on")
+    state = read_checkpoint(args.checkpoint)
+    mode = (state.get("env_config") or {}).get("action_mode")
+    if mode != experiment.mixed.base.action_mode:
+        raise SystemExit(f"{args.checkpoint}: a policy of action mode {mode!r}; "
+                         f"{args.config} trains {experiment.mixed.base.action_mode!r}")
     settings = dataclasses.replace(experiment.settings, warm_start=None, progress=False)
     env = MixedMarketEnv(experiment.mixed, n_agents=experiment.n_agents, seed=args.seed)
     trainer = FastPPO(env, settings, seed=args.seed)
@@ -40,6 +49,8 @@ def main() -> None:
     began = time.perf_counter()
     rows = trainer.learn(args.steps)
     out = trainer.save(Path(args.out) / "checkpoint.pt")
+    if state.get("guard") is not None:
+        guard_checkpoint(out, out, **state["guard"])
     print(f"{args.checkpoint} -> {out}: {trainer.agent_steps} agent-steps in all, "
           f"{len(rows)} updates, {time.perf_counter() - began:.0f} s")
 

@@ -43,8 +43,10 @@ leaves the rewards as the lanes give them (``raw_rewards`` is ``rewards`` then).
 **Lanes of changed markets** (``Lane(..., sim=..., env=...)``, opt-in). ``sim`` changes the
 preset's :class:`~rltrader.sim.config.MarketConfig` (a field, or a table of a population's
 fields: ``{"fundamental": {"sigma": 15.0}, "makers": {"half_spread": 8.0}}``), ``env`` the
-lane's ``EnvConfig`` fields other than ``market`` (the fees: ``{"maker_fee_ppm": 500}``), so
-that a mix can hold markets the presets do not (spreads and fees of many ticks). A lane
+lane's fees and latency (:data:`LANE_ENV_FIELDS`: ``{"maker_fee_ppm": 500}``), so that a
+mix can hold markets the presets do not (spreads and fees of many ticks). The rest of the
+``EnvConfig`` (observations, actions, rewards) is ``base``'s in every lane: one policy
+reads them all. A lane
 without them is the preset under ``base``, as before. A real record takes no ``sim``.
 
 Without lanes of several markets and without ``restart_episodes`` a trainer should use
@@ -54,6 +56,7 @@ of it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
@@ -93,9 +96,11 @@ HELD_OUT = frozenset({"lobster"})
 REWARD_SCALINGS = (None, "lane")
 
 
-#: ``EnvConfig`` fields a lane's ``env`` may not change (a lane's market is ``market`` and
-#: ``sim``; one symbol per market)
-_LANE_FIXED = frozenset({"market", "symbols"})
+#: ``EnvConfig`` fields a lane's ``env`` may change: what a venue charges and how long its
+#: orders take, never what the shared policy's observations, actions or rewards mean (a
+#: lane's market is ``market`` and ``sim``)
+LANE_ENV_FIELDS = frozenset({"maker_fee_ppm", "taker_fee_ppm", "latency_ns",
+                             "latency_jitter_ns"})
 
 
 def changed_market(market: MarketConfig, changes: Mapping[str, Any]) -> MarketConfig:
@@ -144,13 +149,17 @@ class Lane:
             if value is not None and (not isinstance(value, Mapping) or not value):
                 raise ValueError(f"Lane.{name} must be None or a non-empty table of fields, "
                                  f"got {value!r}")
+            if value is not None:           # the lane's own copy, checked once
+                object.__setattr__(self, name, copy.deepcopy(dict(value)))
         if self.sim is not None:
             if self.real:
                 raise ValueError(f"Lane {self.market!r}: a real record takes no sim changes")
             self.market_config()            # unknown or invalid fields raise here
-        if self.env is not None and _LANE_FIXED & set(self.env):
-            raise ValueError(f"Lane.env may not change {sorted(_LANE_FIXED & set(self.env))} "
-                             "(the lane's market is market and sim)")
+        if self.env is not None and set(self.env) - LANE_ENV_FIELDS:
+            raise ValueError(f"Lane.env may change only {sorted(LANE_ENV_FIELDS)}, got "
+                             f"{sorted(set(self.env) - LANE_ENV_FIELDS)} (the lane's market "
+                             "is market and sim; the rest is the policy's, shared by every "
+                             "lane)")
 
     @property
     def real(self) -> bool:

@@ -11,7 +11,11 @@ observation has a column more than ``clip`` standard deviations from its trainin
 the row plays ``action`` (for the discrete mode, "cancel all own orders", which leaves
 the agent out of the book) instead of the policy's action. ``clip`` defaults to the
 normaliser's own clip (``obs_clip``, 10): the guard fires exactly where the network
-would see a clipped input.
+would see a clipped input. A column that never varied in training has the normaliser's
+floor for its standard deviation (``sqrt(1e-8)``), so any change of it fires the guard:
+trained without latency, ``in_flight`` is always 0, and a policy that never reached its
+position limit in training never saw ``limited`` set. Such a policy stands aside under
+latency and at its limit. A non-finite observation fires it too.
 
 The guard is saved in the checkpoint (``state["guard"]``) so that
 :func:`~rltrader.training.ppo.trainer.load_policy`, ``rltrader evaluate`` and
@@ -47,7 +51,8 @@ def check_guard(guard: Any, n_actions: int | None = None) -> dict[str, float | i
         raise ValueError(f"guard clip must be a finite number > 0, got {clip!r}")
     if isinstance(action, bool) or not isinstance(action, int) or action < 0 or (
             n_actions is not None and action >= n_actions):
-        raise ValueError(f"guard action must be an int in [0, {n_actions}), got {action!r}")
+        bound = "" if n_actions is None else f" below {n_actions}"
+        raise ValueError(f"guard action must be an int >= 0{bound}, got {action!r}")
     return {"clip": float(clip), "action": int(action)}
 
 
@@ -76,7 +81,7 @@ class GuardedPolicy:
     def unfamiliar(self, observations: np.ndarray) -> np.ndarray:
         """Rows with a column beyond ``clip`` standard deviations, ``(n,)`` bool."""
         z = (np.asarray(observations, dtype=np.float64) + self._shift) * self._scale
-        return (np.abs(z) > self.clip).any(axis=1)
+        return (~(np.abs(z) <= self.clip)).any(axis=1)       # NaN is unfamiliar too
 
     def reset(self, done: np.ndarray | None = None) -> None:
         self.policy.reset(done)
@@ -88,6 +93,20 @@ class GuardedPolicy:
         self.fired += int(away.sum())
         self.rows += away.size
         return actions
+
+
+def stand_aside_action(env_config: Any, n_actions: int, path: str | Path = "") -> int:
+    """The Discrete action that leaves an agent out of the book in the checkpoint's
+    action mode: the discrete mode's last action (cancel all own orders), the execution
+    mode's first (wait: the resting child is cancelled). Other modes, or a checkpoint
+    that does not say its mode, must name the action."""
+    mode = env_config.get("action_mode") if isinstance(env_config, dict) else None
+    if mode == "discrete":
+        return n_actions - 1
+    if mode == "execution":
+        return 0
+    raise ValueError(f"{path}: no default stand-aside action for action mode {mode!r}; "
+                     "give the action (--action)")
 
 
 def guard_checkpoint(path: str | Path, out: str | Path, *, clip: float | None = None,
@@ -103,8 +122,9 @@ def guard_checkpoint(path: str | Path, out: str | Path, *, clip: float | None = 
     if policy.spec.kind != "discrete":
         raise ValueError(f"{path}: the guard replaces a Discrete action; this policy's "
                          f"actions are {policy.spec.kind}")
-    guard = {"clip": float(policy.model.obs_clip if clip is None else clip),
-             "action": int(policy.spec.nvec[0]) - 1 if action is None else action}
+    if action is None:
+        action = stand_aside_action(state.get("env_config"), int(policy.spec.nvec[0]), path)
+    guard = {"clip": float(policy.model.obs_clip if clip is None else clip), "action": action}
     GuardedPolicy(policy, **guard)              # refuses what it cannot play
     state["guard"] = guard
     out = Path(out)
@@ -124,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clip", type=float, default=None,
                         help="standard deviations (default: the policy's obs_clip)")
     parser.add_argument("--action", type=int, default=None,
-                        help="the action played instead (default: the last, cancel all)")
+                        help="the action played instead (default: the action mode's stand-aside: "
+                             "discrete: cancel all; execution: wait)")
     args = parser.parse_args(argv)
     out = guard_checkpoint(args.checkpoint, args.out, clip=args.clip, action=args.action)
     print(out)
@@ -135,4 +156,4 @@ if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
 
 
-__all__ = ["GuardedPolicy", "check_guard", "guard_checkpoint"]
+__all__ = ["GuardedPolicy", "check_guard", "guard_checkpoint", "stand_aside_action"]

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from rltrader.training.ppo.normalize import RewardScaler
 from rltrader.training.ppo.policy import ActionSpec, ActorCritic, Policy, group_order
 from rltrader.training.ppo.rollout import Rollout, Truncation, bootstrap_truncated, gae
 from rltrader.training.ppo.settings import FastPPOSettings, group_slots
+
+if TYPE_CHECKING:
+    from rltrader.training.ppo.guard import GuardedPolicy
 
 #: checkpoint format tag
 FORMAT = "rltrader.fast_ppo/1"
@@ -526,7 +529,7 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
     return state
 
 
-def load_policy(path: Path | str) -> Policy:
+def load_policy(path: Path | str) -> Policy | GuardedPolicy:
     """The policy of a checkpoint written by :meth:`FastPPO.save`, acting
     deterministically; guarded (:class:`~rltrader.training.ppo.guard.GuardedPolicy`)
     when the checkpoint holds a guard."""
@@ -541,7 +544,7 @@ def load_policy(path: Path | str) -> Policy:
         guard = check_guard(state["guard"])
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
-    return GuardedPolicy(Policy(model), **guard)  # type: ignore[return-value]
+    return GuardedPolicy(Policy(model), **guard)
 
 
 def plain(value: Any) -> Any:
