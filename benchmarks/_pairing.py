@@ -7,7 +7,9 @@ that both see the same machine state. Pair 0 warms up and is not counted."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -39,3 +41,22 @@ def stop(procs: Iterable[subprocess.Popen]) -> None:
         if p.stdin is not None:
             p.stdin.close()
         p.wait()
+
+
+def offered_cases(child: str, dirs: Sequence[str], args: Sequence[str], pairs: int,
+                  what: str) -> dict[Any, tuple[list[str], list[str]]]:
+    """Run ``child`` (a script: its first line of output names its cases, then it answers
+    one line per case name it reads) once from each of the two checkouts ``dirs``, with
+    the checkout's absolute path and ``args`` as its arguments; both must offer the same
+    ``what`` (cases); :func:`alternate` over them."""
+    procs = [subprocess.Popen([sys.executable, "-c", child, str(Path(d).resolve()), *args],
+                              cwd=d, text=True, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+             for d in dirs]
+    try:
+        names = [p.stdout.readline().split() for p in procs]  # type: ignore[union-attr]
+        if names[0] != names[1] or not names[0]:
+            raise RuntimeError(f"the checkouts offer different {what}: {names}")
+        return alternate(names[0], pairs, lambda name, j: (procs[j], name), dirs)
+    finally:
+        stop(procs)

@@ -33,12 +33,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-from _pairing import alternate, stop
+from _pairing import offered_cases
 
 _CHILD = """
 import sys, time
@@ -112,18 +111,7 @@ def pair(a_dir: str, b_dir: str, pairs: int, per_book: int, quantcup: str,
          grouped: list[int]) -> None:
     here = str(Path(__file__).resolve().parent)
     child = textwrap.dedent(_CHILD.format(per_book=per_book, grouped=tuple(grouped)))
-    procs = [subprocess.Popen([sys.executable, "-c", child, str(Path(d).resolve()), here,
-                               quantcup], cwd=d, text=True, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE)
-             for d in (a_dir, b_dir)]
-    try:
-        names = [p.stdout.readline().split() for p in procs]  # type: ignore[union-attr]
-        if names[0] != names[1] or not names[0]:
-            raise RuntimeError(f"the checkouts offer different streams: {names}")
-        answers = alternate(names[0], pairs, lambda name, j: (procs[j], name),
-                            (a_dir, b_dir))
-    finally:
-        stop(procs)
+    answers = offered_cases(child, (a_dir, b_dir), (here, quantcup), pairs, "streams")
     times = {name: tuple([float(x) for x in side] for side in sides)
              for name, sides in answers.items()}
     print(f"A = {a_dir}, B = {b_dir}; {pairs} pairs, thread CPU time")

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-from _pairing import alternate, stop
+from _pairing import offered_cases
 
 _CHILD = """
 import hashlib, sys, time
@@ -73,18 +72,7 @@ for line in sys.stdin:
 def pair(a_dir: str, b_dir: str, pairs: int, steps: int, shapes: list[str],
          mode: str) -> None:
     child = textwrap.dedent(_CHILD.format(shapes=tuple(shapes), steps=steps, mode=mode))
-    procs = [subprocess.Popen([sys.executable, "-c", child, str(Path(d).resolve())],
-                              cwd=d, text=True, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE)
-             for d in (a_dir, b_dir)]
-    try:
-        names = [p.stdout.readline().split() for p in procs]  # type: ignore[union-attr]
-        if names[0] != names[1] or not names[0]:
-            raise RuntimeError(f"the checkouts offer different shapes: {names}")
-        answers = alternate(names[0], pairs, lambda name, j: (procs[j], name),
-                            (a_dir, b_dir))
-    finally:
-        stop(procs)
+    answers = offered_cases(child, (a_dir, b_dir), (), pairs, "shapes")
     print(f"A = {a_dir}, B = {b_dir}; {mode} actions, {pairs} pairs of {steps} steps, "
           "thread CPU time")
     for shape, (a_lines, b_lines) in answers.items():

@@ -313,10 +313,10 @@ cdef class Books:
     cdef int _run_known_ahead(self, const Message* msgs, int32_t* known, bint fresh,
                               int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
                               int64_t* consumed, int64_t* written,
-                              int32_t look_ahead) except -1
+                              int32_t far) except -1
     cdef int _run_loop(self, const Message* msgs, int32_t* known, bint fresh, int64_t n,
                        int64_t index_offset, Event* out, int64_t out_cap, int64_t* done_out,
-                       int64_t* written_out, int32_t look_ahead) except -1
+                       int64_t* written_out, int32_t far) except -1
     cdef int _enter(self) except -1
     cdef void _leave(self) noexcept
     cdef _set_book_field(self, str field, object book, object value)

@@ -239,9 +239,9 @@ cdef class Books:
     cdef int _run_known_ahead(self, const Message* msgs, int32_t* known, bint fresh,
                               int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
                               int64_t* consumed, int64_t* written,
-                              int32_t look_ahead) except -1:
+                              int32_t far) except -1:
         """``_run_known`` whose look-ahead (when the core outgrows the caches) requests a
-        message's book, level, hash bucket and known order ``look_ahead`` messages
+        message's book, level, hash bucket and known order ``far`` messages
         before it (clamped to [2, 12]; 4 by default), and the order its bucket leads to
         half as far: a caller whose messages each cost more (several cache misses, as
         the background flow's and the env's across a thousand books) needs the longer
@@ -250,7 +250,7 @@ cdef class Books:
         self._enter()
         try:
             self._run_loop(msgs, known, fresh, n, index_offset, out, out_cap, &done, &w,
-                           look_ahead)
+                           far)
         finally:
             self._leave()
         consumed[0] = done
@@ -259,7 +259,7 @@ cdef class Books:
 
     cdef int _run_loop(self, const Message* msgs, int32_t* known, bint fresh, int64_t n,
                        int64_t index_offset, Event* out, int64_t out_cap, int64_t* done_out,
-                       int64_t* written_out, int32_t look_ahead) except -1:
+                       int64_t* written_out, int32_t far) except -1:
         """The body of ``_run_known_ahead``, with ``busy`` set."""
         cdef int64_t done = 0, w = 0, step_n, c_done, c_written
         cdef int status
@@ -271,11 +271,11 @@ cdef class Books:
                 with nogil:
                     status = process_kernel(&self.core, msgs + done, k, fresh, step_n,
                                             index_offset + done, out + w, out_cap - w,
-                                            &c_done, &c_written, look_ahead)
+                                            &c_done, &c_written, far)
             else:
                 status = process_kernel(&self.core, msgs + done, k, fresh, step_n,
                                         index_offset + done, out + w, out_cap - w, &c_done,
-                                        &c_written, look_ahead)
+                                        &c_written, far)
             done += c_done
             w += c_written
             if RLTRADER_DEBUG_BUILD:

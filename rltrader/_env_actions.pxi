@@ -51,8 +51,9 @@ cdef inline void holding(State* s, Sink* out, int64_t a, int64_t k) noexcept nog
     out.release[out.n - 1] = side * lots
     s.cancelling[2 * a + (side == SELL)] += lots
     for g in range(a * s.p.n_ghosts, (a + 1) * s.p.n_ghosts):
-        if s.ghost_id[g] == 0:          # there is one: an agent has at most n_slots
-            s.ghost_id[g] = s.slots[k].order_id    # orders cancelled per step, delay steps long
+        if s.ghost_id[g] == 0:                  # there is one: an agent has at most
+            s.ghost_id[g] = s.slots[k].order_id  # n_slots orders cancelled per step,
+                                                # delay steps long
             s.ghost_price[g] = s.slots[k].price
             s.ghost_arena[g] = known_slot(s, k)
             s.ghost_side[g] = side

@@ -103,8 +103,8 @@ cdef void top_levels(const State* s, int32_t e, int side, int64_t start, double 
     relative to ``mid`` / ``price_scale`` and lots / ``qty_scale`` into ``prices[n]`` and
     ``sizes[n]``, and (price, lots) into ``levels`` (the book being observed). The side's
     level bitmap gives each one bit-scan (one word kept across levels, a loop per side:
-    this runs for every book and step, ``next_level`` for the rare deep walks). Out-of-window levels are
-    not searched."""
+    this runs for every book and step, ``next_level`` for the rare deep walks).
+    Out-of-window levels are not searched."""
     cdef const Core* c = s.core
     cdef const Level* lv = &c.lv[<int64_t>e * c.window]
     cdef int64_t base = c.bk[e].base, i = start - base, stop, word, j
