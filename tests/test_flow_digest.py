@@ -99,9 +99,9 @@ def test_flow_outputs_are_pinned(name: str) -> None:
 @pytest.mark.parametrize("look_ahead", [2, 4, 12, 100])
 def test_the_core_look_ahead_of_the_flow_changes_no_output(look_ahead: int) -> None:
     """``Flow.look_ahead`` (how far ahead the core starts loading what a message will
-    touch) is a speed knob: any value (out-of-range ones are clamped) gives the pinned
-    outputs, for the flow alone and for the env, whose merged batches run through it.
-    128 books: their levels and live orders (some 50,000) outgrow the 1 MiB below which
+    touch) is a speed knob: any value (out-of-range ones are clamped) gives the same
+    outputs as the default, for the flow alone (here) and for the env, whose merged
+    batches run through it (the next test). 128 books: their levels and live orders (some 50,000) outgrow the 1 MiB below which
     the core skips the look-ahead."""
     config = preset("resilient").replace(copies=128, record=RecordConfig(messages=True))
     default = Market(config, seed=11)
@@ -113,3 +113,22 @@ def test_the_core_look_ahead_of_the_flow_changes_no_output(look_ahead: int) -> N
                  (default.flow.event_log, other.flow.event_log),
                  (default.books.account_array, other.books.account_array)):
         assert all(np.array_equal(a[f], b[f]) for f in a.dtype.names)
+
+
+@pytest.mark.parametrize("look_ahead", [2, 12])
+def test_the_env_steps_the_same_under_any_look_ahead(look_ahead: int) -> None:
+    """The batched env's merged batches (agents' and background orders) run through the
+    flow's look-ahead: 128 markets with agents trading step the same under any value."""
+    from rltrader.envs import BatchedMarketEnv, EnvConfig
+
+    envs = [BatchedMarketEnv(EnvConfig(), n_envs=128, n_agents=4, seed=3) for _ in range(2)]
+    envs[1].market.flow.look_ahead = look_ahead
+    actions = np.random.default_rng(0).integers(
+        0, envs[0].single_action_space.n, (60, 128 * 4)).astype(np.int64)
+    for env in envs:
+        env.reset(seed=3)
+    for step in actions:
+        for env in envs:
+            env.step(step)
+        assert np.array_equal(envs[0].observations, envs[1].observations)
+        assert np.array_equal(envs[0].rewards, envs[1].rewards)
