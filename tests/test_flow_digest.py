@@ -101,8 +101,8 @@ def test_the_core_look_ahead_of_the_flow_changes_no_output(look_ahead: int) -> N
     """``Flow.look_ahead`` (how far ahead the core starts loading what a message will
     touch) is a speed knob: any value (out-of-range ones are clamped) gives the same
     outputs as the default, for the flow alone (here) and for the env, whose merged
-    batches run through it (the next test). 128 books: their levels and live orders (some 50,000) outgrow the 1 MiB below which
-    the core skips the look-ahead."""
+    batches run through it (the next test). 128 books: their levels and live orders
+    (some 50,000) outgrow the 1 MiB below which the core skips the look-ahead."""
     config = preset("resilient").replace(copies=128, record=RecordConfig(messages=True))
     default = Market(config, seed=11)
     other = Market(config, seed=11)

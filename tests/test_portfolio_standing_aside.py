@@ -100,6 +100,31 @@ def test_cost_feature_is_spread_plus_twice_the_fee_in_bp() -> None:
         BASELINES["inverse_vol"](plain)(a).tolist()
 
 
+def test_a_one_sided_book_has_no_spread_of_its_own() -> None:
+    """A book with an empty side (ask ``EMPTY_ASK`` or bid 0) when the cost feature's
+    spread starts takes its symbol's mean spread over the two-sided books, and its mid
+    the last two-sided one: the feature stays the size of the others', not ~1e12 ticks."""
+    from rltrader.core.constants import EMPTY_ASK
+
+    env = PortfolioEnv(COST, n_envs=4, seed=3)
+    bid, ask = quotes(env)
+    one_sided_ask, one_sided_bid = ask.copy(), bid.copy()
+    one_sided_ask[1, 0] = EMPTY_ASK
+    one_sided_bid[2, 1] = 0.0
+    env._quotes = lambda: (one_sided_bid, one_sided_ask)    # type: ignore[method-assign]
+    env._capital()
+    spread = ask - bid
+    expect = spread.copy()
+    expect[1, 0] = spread[[0, 2, 3], 0].mean()
+    expect[2, 1] = spread[[0, 1, 3], 1].mean()
+    np.testing.assert_allclose(env._spread_slow, expect)
+    mid = (bid + ask) / 2.0
+    env._mid[1, 0], env._mid[2, 1] = mid[1, 0], mid[2, 1]    # the last two-sided mids
+    cost = env._cost(None)
+    fee_bp = 2 * ENV.taker_fee_ppm / 100.0
+    np.testing.assert_allclose(cost, 1e4 * expect / mid + fee_bp)
+
+
 def test_a_flat_episode_earns_exactly_zero_reward_with_the_prior() -> None:
     config = dataclasses.replace(CONFIG, sharpe_prior=0.1)
     env = PortfolioEnv(config, n_envs=3, seed=6)

@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from rltrader.core.constants import EMPTY_ASK
 from rltrader.envs import EnvConfig
 from rltrader.training.portfolio.sharpe import DifferentialSharpe
 from rltrader.training.portfolio.tracking import (
@@ -226,6 +227,7 @@ class PortfolioEnv:
         self._episode_windows = np.zeros(n)
         self._vol = np.zeros((n, s))
         self._spread_slow = np.zeros((n, s))    # ticks
+        self._mid = np.full((n, s), np.nan)     # the last two-sided mid, ticks
         self._step_in_episode = 0
         self.steps_per_episode = c.env.horizon // c.decision_steps
         col = t.columns
@@ -246,6 +248,11 @@ class PortfolioEnv:
         shape = (self.n_symbols, self.n_envs)
         return bid.reshape(shape).T, ask.reshape(shape).T
 
+    @staticmethod
+    def _two_sided(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
+        """Books with both sides quoted (an empty side reads 0 or ``EMPTY_ASK``)."""
+        return (bid > 0) & (ask < EMPTY_ASK) & (ask > bid)
+
     def _capital(self) -> None:
         """Capital per market (ticks x lots): the stocks' position limits at their mids
         now (at the build); the ``cost`` feature's spread starts from the quotes now."""
@@ -253,7 +260,14 @@ class PortfolioEnv:
         limit = self.traders.position_limit.reshape(self.n_symbols, self.n_envs).T
         #: per market, ticks x lots
         self.capital = (limit * (bid + ask) / 2.0).sum(1)
-        self._spread_slow[:] = ask - bid
+        # a one-sided book has no spread: it starts from its symbol's mean over the
+        # two-sided ones (0 when there are none), not from EMPTY_ASK - bid
+        quoted = self._two_sided(bid, ask)
+        spread = np.where(quoted, ask - bid, np.nan)
+        with np.errstate(invalid="ignore"):
+            fill = np.nan_to_num(np.nanmean(np.where(quoted.any(0), spread, 0.0), axis=0))
+        self._spread_slow[:] = np.where(quoted, ask - bid, fill)
+        self._mid[:] = np.where(quoted, (bid + ask) / 2.0, np.nan)
 
     # ---- actions ----------------------------------------------------------------------
 
@@ -373,7 +387,9 @@ class PortfolioEnv:
             self._spread_slow += self.config.cost_alpha * (
                 spread * env.price_scale - self._spread_slow)
         bid, ask = self._quotes()
-        mid = (bid + ask) / 2.0
+        quoted = self._two_sided(bid, ask)
+        self._mid[quoted] = ((bid + ask) / 2.0)[quoted]   # one-sided: the last mid
+        mid = self._mid
         return 1e4 * self._spread_slow / np.where(mid > 0, mid, np.inf) + \
             2.0 * env.taker_fee_ppm / 100.0
 
