@@ -138,6 +138,11 @@ def test_the_default_action_stands_aside_in_each_action_mode(checkpoint, tmp_pat
     n_actions = BatchedMarketEnv(CONFIG, n_envs=1, n_agents=1).single_action_space.n
     assert torch.load(discrete, weights_only=True)["guard"]["action"] == n_actions - 1
     state = torch.load(checkpoint, weights_only=True)
+    state["env_config"] = {"base": {**state["env_config"], "action_mode": "execution"},
+                           "lanes": [], "restart_episodes": None}
+    torch.save(state, tmp_path / "mixed.pt")     # a MixedConfig: its base's mode
+    assert torch.load(guard_checkpoint(tmp_path / "mixed.pt", tmp_path / "mixed_g.pt"),
+                      weights_only=True)["guard"]["action"] == 0
     state["env_config"] = None
     torch.save(state, tmp_path / "no_mode.pt")
     with pytest.raises(ValueError, match="stand-aside"):

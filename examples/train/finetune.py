@@ -38,7 +38,8 @@ def main() -> None:
     if experiment.mixed is None:
         raise SystemExit(f"{args.config}: no [[markets]] mix to train on")
     state = read_checkpoint(args.checkpoint)
-    mode = (state.get("env_config") or {}).get("action_mode")
+    saved = state.get("env_config") or {}
+    mode = (saved.get("base") or saved).get("action_mode")   # a MixedConfig's, or its own
     if mode != experiment.mixed.base.action_mode:
         raise SystemExit(f"{args.checkpoint}: a policy of action mode {mode!r}; "
                          f"{args.config} trains {experiment.mixed.base.action_mode!r}")

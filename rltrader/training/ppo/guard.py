@@ -100,6 +100,8 @@ def stand_aside_action(env_config: Any, n_actions: int, path: str | Path = "") -
     action mode: the discrete mode's last action (cancel all own orders), the execution
     mode's first (wait: the resting child is cancelled). Other modes, or a checkpoint
     that does not say its mode, must name the action."""
+    if isinstance(env_config, dict) and isinstance(env_config.get("base"), dict):
+        env_config = env_config["base"]     # a MixedConfig: its lanes share base's mode
     mode = env_config.get("action_mode") if isinstance(env_config, dict) else None
     if mode == "discrete":
         return n_actions - 1
