@@ -17,6 +17,7 @@ import pytest
 from rltrader.envs import BatchedMarketEnv
 from rltrader.envs.mixed import Lane, MixedConfig, MixedMarketEnv, lanes_from
 from rltrader.training.evaluate import TASKS
+from tests._experiments import execution_toml, train_quietly
 
 BASE = TASKS["execution"].replace(horizon=15)
 
@@ -182,41 +183,17 @@ def test_the_config_takes_markets_and_the_warm_start_clones_each_lane(tmp_path: 
                                                                         ) -> None:
     pytest.importorskip("torch")
     from rltrader.training import experiment
-    from rltrader.training.fast_ppo import train
 
-    text = """
-task = "execution"
-seeds = [0]
-n_agents = 1
-agent_steps = 2048
-restart_episodes = [1, 2]
-[[markets]]
-market = "thin"
-n_envs = 6
-lanes = 2
-[[markets]]
-market = "resilient"
-n_envs = 2
-[env]
-horizon = 30
-[trainer]
-n_steps = 16
-minibatch_size = 64
-warm_start = "twap_passive"
-warm_start_steps = 40
-threads = 1
-[evaluate]
-baselines = ["twap_passive"]
-markets = ["thin"]
-"""
+    text = execution_toml("agent_steps = 2048\nrestart_episodes = [1, 2]\n",
+                          '[[markets]]\nmarket = "thin"\nn_envs = 6\nlanes = 2\n'
+                          '[[markets]]\nmarket = "resilient"\nn_envs = 2\n',
+                          warm_start_steps=40)
     path = tmp_path / "mixed.toml"
     path.write_text(text)
     e = experiment.load(path)
     assert e.n_envs == 8 and e.mixed.restart_episodes == (1, 2)
     assert [x.n_envs for x in e.mixed.lanes] == [3, 3, 2]
-    result = train(e.mixed, n_envs=8, n_agents=1, total_agent_steps=2048, seed=0,
-                   out_dir=tmp_path / "run", settings=e.settings.__class__(
-                       **{**e.settings.__dict__, "progress": False}))
+    result = train_quietly(e, tmp_path, n_envs=8, agent_steps=2048)
     assert result["warm_start"]["agent_steps"] == 40 * 8
     # the passive-TWAP teacher at the open: a resting child or a wait, never a market order
     assert result["agent_steps"] >= 2048

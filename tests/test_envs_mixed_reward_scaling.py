@@ -18,6 +18,7 @@ import pytest
 
 from rltrader.envs.mixed import Lane, MixedConfig, MixedMarketEnv
 from rltrader.training.evaluate import TASKS
+from tests._experiments import execution_toml, train_quietly
 
 BASE = TASKS["execution"].replace(horizon=15)
 
@@ -144,38 +145,16 @@ def test_bad_settings_are_refused() -> None:
 def test_the_training_config_takes_it(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from rltrader.training import experiment
-    from rltrader.training.fast_ppo import train
 
-    text = """
-task = "execution"
-seeds = [0]
-n_agents = 1
-agent_steps = 1024
-reward_scaling = "lane"
-[[markets]]
-market = "thin"
-n_envs = 4
-lanes = 2
-[env]
-horizon = 30
-[trainer]
-n_steps = 16
-minibatch_size = 64
-warm_start = "twap_passive"
-warm_start_steps = 20
-threads = 1
-[evaluate]
-baselines = ["twap_passive"]
-markets = ["thin"]
-"""
+    text = execution_toml('agent_steps = 1024\nreward_scaling = "lane"\n',
+                          '[[markets]]\nmarket = "thin"\nn_envs = 4\nlanes = 2\n',
+                          warm_start_steps=20)
     path = tmp_path / "scaled.toml"
     path.write_text(text)
     e = experiment.load(path)
     assert e.mixed.reward_scaling == "lane" and e.mixed.restart_episodes is None
     assert [x.n_envs for x in e.mixed.lanes] == [2, 2]
-    result = train(e.mixed, n_envs=4, n_agents=1, total_agent_steps=1024, seed=0,
-                   out_dir=tmp_path / "run", settings=e.settings.__class__(
-                       **{**e.settings.__dict__, "progress": False}))
+    result = train_quietly(e, tmp_path, n_envs=4, agent_steps=1024)
     assert result["agent_steps"] >= 1024
     assert result["env_config"]["reward_scaling"] == "lane"
     path.write_text(text.replace('"lane"', '"bp"'))
