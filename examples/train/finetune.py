@@ -22,7 +22,7 @@ from pathlib import Path
 from rltrader.envs.mixed import MixedMarketEnv
 from rltrader.training.experiment import load
 from rltrader.training.fast_ppo import FastPPO
-from rltrader.training.ppo.guard import guard_checkpoint
+from rltrader.training.ppo.guard import guard_checkpoint, saved_action_mode
 from rltrader.training.ppo.trainer import read_checkpoint
 
 
@@ -38,8 +38,7 @@ def main() -> None:
     if experiment.mixed is None:
         raise SystemExit(f"{args.config}: no [[markets]] mix to train on")
     state = read_checkpoint(args.checkpoint)
-    saved = state.get("env_config") or {}
-    mode = (saved.get("base") or saved).get("action_mode")   # a MixedConfig's, or its own
+    mode = saved_action_mode(state.get("env_config"))
     if mode != experiment.mixed.base.action_mode:
         raise SystemExit(f"{args.checkpoint}: a policy of action mode {mode!r}; "
                          f"{args.config} trains {experiment.mixed.base.action_mode!r}")

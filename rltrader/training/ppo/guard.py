@@ -95,14 +95,20 @@ class GuardedPolicy:
         return actions
 
 
+def saved_action_mode(env_config: Any) -> str | None:
+    """The action mode of a checkpoint's saved ``env_config``: an ``EnvConfig``'s, or a
+    ``MixedConfig``'s base's (its lanes share it); None when it does not say."""
+    if isinstance(env_config, dict) and isinstance(env_config.get("base"), dict):
+        env_config = env_config["base"]
+    return env_config.get("action_mode") if isinstance(env_config, dict) else None
+
+
 def stand_aside_action(env_config: Any, n_actions: int, path: str | Path = "") -> int:
     """The Discrete action that leaves an agent out of the book in the checkpoint's
     action mode: the discrete mode's last action (cancel all own orders), the execution
     mode's first (wait: the resting child is cancelled). Other modes, or a checkpoint
     that does not say its mode, must name the action."""
-    if isinstance(env_config, dict) and isinstance(env_config.get("base"), dict):
-        env_config = env_config["base"]     # a MixedConfig: its lanes share base's mode
-    mode = env_config.get("action_mode") if isinstance(env_config, dict) else None
+    mode = saved_action_mode(env_config)
     if mode == "discrete":
         return n_actions - 1
     if mode == "execution":
@@ -158,4 +164,5 @@ if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
 
 
-__all__ = ["GuardedPolicy", "check_guard", "guard_checkpoint", "stand_aside_action"]
+__all__ = ["GuardedPolicy", "check_guard", "guard_checkpoint", "saved_action_mode",
+           "stand_aside_action"]
