@@ -18,7 +18,9 @@ from rltrader.training.strategies import (
     TWAP,
     AlmgrenChriss,
     AvellanedaStoikov,
+    BestFlowMaker,
     FlowFollowing,
+    FlowMaker,
     Momentum,
     SizeAwareMaker,
     fit_market,
@@ -214,6 +216,59 @@ def test_flow_following_earns_on_realistic_where_momentum_loses() -> None:
     hold = run_lineup(config, [], **lineup)
     assert follow.minus(hold, [0]).ci_low > 0
     assert momentum.minus(hold, [0]).ci_high < 0
+
+
+def test_flow_maker_withdraws_the_side_the_flow_hits_and_at_its_inventory_limit() -> None:
+    env = BatchedMarketEnv(MM, n_envs=5, seed=0)
+    maker = FlowMaker(threshold=0.3, offset=1, size=2.0, max_inventory=0.5)
+    maker.begin(env)
+    no, one = maker.codes.no_quote, MM.quote_offsets.index(1)
+    step = np.zeros(5, np.int64)
+    flow = observation_names(5, "market_making", MM.max_orders).index("flow_imbalance")
+    write(env, "inventory", [0.0])
+    env.observations.reshape(5, 1, -1)[:, 0, flow] = [0.5, -0.5, 0.3, -0.3, 0.0]
+    a = maker.actions(step, 100, env, [0])[:, 0]
+    # buyers taking (flow > 0.3): no ask; sellers: no bid; at the threshold: both quoted
+    assert a[:, :2].tolist() == [[one, no], [no, one], [one, one], [one, one], [one, one]]
+    assert (a[:, 2] == MM.quote_sizes.index(2.0)).all()
+    write(env, "inventory", [0.5])                          # long at its limit: no bid
+    a = maker.actions(step, 100, env, [0])[:, 0]
+    assert a[:, :2].tolist() == [[no, no], [no, one], [no, one], [no, one], [no, one]]
+    plain = FlowMaker(threshold=None, offset=1, size=2.0, max_inventory=0.5)
+    plain.begin(env)
+    reference = FixedSpreadMaker(offset=1, size=2.0, max_inventory=0.5)
+    reference.begin(env)
+    for inventory in (-0.6, -0.5, 0.0, 0.49, 0.5):         # no threshold: the fixed maker
+        write(env, "inventory", [inventory])
+        np.testing.assert_array_equal(plain.actions(step, 100, env, [0]),
+                                      reference.actions(step, 100, env, [0]))
+    for bad in ({"threshold": 1.0}, {"threshold": -0.1}, {"max_inventory": 0.0}):
+        with pytest.raises(ValueError):
+            FlowMaker(**bad)
+
+
+def test_best_flow_maker_plays_the_best_of_its_grid_on_the_tune_markets() -> None:
+    """The tuned maker's choice earns at least as much on the tune seed's markets as every
+    other point of the grid (re-run here), and the choice is cached per configuration."""
+    from rltrader.training.strategies import FLOW_MAKER_GRID
+
+    config = MM.replace(market="informed", horizon=60)
+    env = BatchedMarketEnv(config, n_envs=4, seed=0)
+    best = BestFlowMaker(tune_seed=77, n_envs=4)
+    best.begin(env)
+    chosen = (best.threshold, best.offset, best.size, best.max_inventory)
+
+    def score(point: tuple) -> float:
+        return float(run_lineup(config, [(FlowMaker(*point), [0])], n_envs=4, n_agents=1,
+                                seeds=[77]).per_market([0]).mean())
+
+    top = score(chosen)
+    grid = [(t, o, s, m) for t in FLOW_MAKER_GRID[0] for o in FLOW_MAKER_GRID[1]
+            for s in FLOW_MAKER_GRID[2] for m in FLOW_MAKER_GRID[3]]
+    assert chosen in grid and all(score(p) <= top for p in grid)
+    again = BestFlowMaker(tune_seed=77, n_envs=4)
+    again.begin(env)
+    assert (again.threshold, again.offset, again.size, again.max_inventory) == chosen
 
 
 # ---- every baseline on its mode ---------------------------------------------------------

@@ -15,6 +15,9 @@ strategy                               action mode        what it does
                                                           inventory
 :func:`best_fixed_spread`              ``market_making``  the grid-tuned fixed-spread maker
                                                           (``baselines.tune_maker``)
+:class:`FlowMaker`,                    ``market_making``  a fixed-spread maker that
+:class:`BestFlowMaker`                                    withdraws the side the order flow
+                                                          hits (grid-tuned)
 :class:`TWAP`, :class:`VWAP`,          ``execution``      a parent order along a schedule:
 :class:`POV`, :class:`AlmgrenChriss`                      even, by volume profile, a share
                                                           of market volume, or the
@@ -490,6 +493,89 @@ class BestFixedSpread(FixedSpreadMaker):
         super().begin(env)
 
 
+class FlowMaker(_ModeStrategy):
+    """A fixed-spread maker that withdraws the side the order flow is hitting
+    (``action_mode="market_making"``).
+
+    Both sides are quoted ``offset`` ticks behind the touch at ``size`` order sizes; the
+    side that would push the ``inventory`` observation past ``max_inventory`` is withdrawn
+    (as :class:`~rltrader.training.exploits.FixedSpreadMaker`). While the ``flow_imbalance``
+    observation (an EMA of signed traded volume over volume) is above ``threshold``, buyers
+    are taking liquidity and the ask is withdrawn; below ``-threshold`` the bid. With
+    ``threshold`` None it is the fixed-spread maker.
+
+    On ``informed`` (accurate value traders, jumps in the fundamental) the flow tells which
+    way the price is going and quotes on the side it hits are picked off: the touch maker
+    that withdraws them earns there, where the fixed makers make about 0. On ``realistic``
+    withdrawing costs the queue priority of the touch quote, more than it saves.
+    """
+
+    mode = "market_making"
+    name = "flow_maker"
+
+    def __init__(self, threshold: float | None = 0.3, offset: int = 0, size: float = 4.0,
+                 max_inventory: float = 1.0) -> None:
+        if threshold is not None and not 0 <= threshold < 1:
+            raise ValueError(f"threshold must be None or in [0, 1), got {threshold}")
+        if not 0 < max_inventory <= 1:
+            raise ValueError(f"max_inventory must be in (0, 1], got {max_inventory}")
+        self.threshold, self.offset, self.size = threshold, offset, size
+        self.max_inventory = max_inventory
+
+    def actions(self, step: np.ndarray, horizon: int, env: BatchedMarketEnv,
+                agents: Sequence[int]) -> np.ndarray:
+        c, codes = env.config, self.codes
+        inventory = self.observed(env, agents, "inventory")
+        index = int(np.abs(np.asarray(c.quote_offsets) - self.offset).argmin())
+        may_buy, may_sell = inventory < self.max_inventory, inventory > -self.max_inventory
+        if self.threshold is not None:
+            flow = self.observed(env, agents, "flow_imbalance")
+            may_buy &= flow >= -self.threshold
+            may_sell &= flow <= self.threshold
+        size = int(np.abs(np.asarray(c.quote_sizes) - self.size).argmin())
+        return codes.quotes(np.where(may_buy, index, codes.no_quote),
+                            np.where(may_sell, index, codes.no_quote), size, inventory.shape)
+
+
+#: the grid of :class:`BestFlowMaker`: flow thresholds (None: never withdraw), quote
+#: offsets, sizes (order sizes) and inventory limits
+FLOW_MAKER_GRID = ((None, 0.2, 0.3, 0.5), (0, 1), (1.0, 4.0), (0.5, 1.0))
+
+
+class BestFlowMaker(FlowMaker):
+    """:class:`FlowMaker` with the threshold, offset, size and inventory limit of
+    :data:`FLOW_MAKER_GRID` that earned most on ``tune_seed``'s markets of the env's own
+    configuration (one episode, every agent row playing it; cached per configuration),
+    chosen when it begins."""
+
+    _tuned: dict[str, tuple[float | None, int, float, float]] = {}
+
+    def __init__(self, tune_seed: int = 10_000, n_envs: int = 16) -> None:
+        super().__init__()
+        self.name, self.tune_seed, self.n_envs = "best_flow_maker", tune_seed, n_envs
+
+    def begin(self, env: BatchedMarketEnv) -> None:
+        from rltrader.training.evaluation import run_lineup
+
+        key = repr((env.config, env.n_agents, self.tune_seed, self.n_envs))
+        if key not in self._tuned:
+            agents = range(env.n_agents)
+            scores = {}
+            for threshold in FLOW_MAKER_GRID[0]:
+                for offset in FLOW_MAKER_GRID[1]:
+                    for size in FLOW_MAKER_GRID[2]:
+                        for limit in FLOW_MAKER_GRID[3]:
+                            run = run_lineup(env.config, [(FlowMaker(threshold, offset, size,
+                                                                     limit), agents)],
+                                             n_envs=self.n_envs, n_agents=env.n_agents,
+                                             seeds=[self.tune_seed])
+                            scores[(threshold, offset, size, limit)] = float(
+                                run.per_market(agents).mean())
+            self._tuned[key] = max(scores, key=scores.__getitem__)   # ties: the earlier
+        self.threshold, self.offset, self.size, self.max_inventory = self._tuned[key]
+        super().begin(env)
+
+
 # ---- execution --------------------------------------------------------------------------
 
 
@@ -840,7 +926,8 @@ class BestFlowFollowing(FlowFollowing):
 #: fitted, the fixed-spread maker tuned, when it begins on an env)
 BASELINES: dict[str, type[Strategy]] = {
     "avellaneda_stoikov": AvellanedaStoikov, "size_aware_maker": SizeAwareMaker,
-    "best_fixed_spread": BestFixedSpread, "twap": TWAP, "twap_passive": PassiveTWAP,
+    "best_fixed_spread": BestFixedSpread, "flow_maker": FlowMaker,
+    "best_flow_maker": BestFlowMaker, "twap": TWAP, "twap_passive": PassiveTWAP,
     "vwap": VWAP, "pov": POV,
     "almgren_chriss": AlmgrenChriss, "buy_and_hold": BuyAndHold, "momentum": Momentum,
     "flow_following": FlowFollowing, "best_flow_following": BestFlowFollowing,
