@@ -111,12 +111,55 @@ def test_bad_guards_and_policies_it_cannot_play_are_refused(checkpoint, tmp_path
     torch.save(state, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="bad.pt: guard clip"):
         load_policy(tmp_path / "bad.pt")
-    env = BatchedMarketEnv(TASKS["market_making"].replace(market="thin", horizon=20),
-                           n_envs=2, n_agents=1, seed=0)
-    trainer = FastPPO(env, FastPPOSettings(n_steps=4, **QUIET), seed=0)
+    for bad in (3, [4, 4], [5, 0, 0], [4, 4, -1], [4, True, 0]):
+        with pytest.raises(ValueError, match="guard action must be a list of 3 ints"):
+            check_guard({"clip": 3.0, "action": bad}, (5, 5, 3))
+    with pytest.raises(ValueError, match="guard action must be an int"):
+        check_guard({"clip": 3.0, "action": [4, 4, 0]}, 12)
+    box = BatchedMarketEnv(CONFIG.replace(action_mode="continuous"), n_envs=2, n_agents=1)
+    path = FastPPO(box, FastPPOSettings(n_steps=4, **QUIET), seed=0).save(tmp_path / "box.pt")
+    with pytest.raises(ValueError, match="box.pt: the guard replaces a Discrete or "
+                                         "MultiDiscrete action"):
+        guard_checkpoint(path, tmp_path / "box_guarded.pt")
+
+
+def test_a_market_maker_is_guarded_by_withdrawing_both_quotes(tmp_path) -> None:
+    """MultiDiscrete (market making): the default stand-aside is no quote on either side
+    ([no quote, no quote, size 0]); guarded rows play it, the others the policy's action
+    (against the numpy reference of the normaliser); a guard that always fires never
+    trades and earns nothing."""
+    config = TASKS["market_making"].replace(market="thin", horizon=20)
+    env = BatchedMarketEnv(config, n_envs=4, n_agents=2, seed=0)
+    trainer = FastPPO(env, FastPPOSettings(n_steps=8, **QUIET), seed=1)
+    trainer.learn(400)
     path = trainer.save(tmp_path / "mm.pt")
-    with pytest.raises(ValueError, match="replaces a Discrete action"):
-        guard_checkpoint(path, tmp_path / "mm_guarded.pt")
+    no_quote = len(config.quote_offsets)
+    guarded = load_policy(guard_checkpoint(path, tmp_path / "mm_guarded.pt", clip=2.0))
+    assert isinstance(guarded, GuardedPolicy) and guarded.action == [no_quote, no_quote, 0]
+    assert torch.load(tmp_path / "mm_guarded.pt", weights_only=True)["guard"] == {
+        "clip": 2.0, "action": [no_quote, no_quote, 0]}
+    plain = load_policy(path)
+    probe = BatchedMarketEnv(config, n_envs=16, n_agents=2, seed=5)
+    rng = np.random.default_rng(0)
+    for _ in range(7):
+        probe.step(np.stack([rng.integers(0, n, 32) for n in (5, 5, 3)], 1).astype(np.int64))
+    obs = probe.observations.copy()
+    state = torch.load(path, weights_only=True)
+    mean = state["obs_normalizer"]["mean"].numpy()
+    std = np.sqrt(state["obs_normalizer"]["var"].numpy() + 1e-8)
+    away = (np.abs((obs - mean) / std) > 2.0).any(axis=1)
+    assert 0 < away.sum() < len(obs)
+    expected = np.where(away[:, None], [no_quote, no_quote, 0], plain(obs))
+    np.testing.assert_array_equal(guarded(obs), expected)
+    always = load_policy(guard_checkpoint(path, tmp_path / "always.pt", clip=1e-9))
+    fresh = BatchedMarketEnv(config, n_envs=4, n_agents=2, seed=9)
+    start = fresh.accounts().reshape(-1).copy()
+    total = 0.0
+    for _ in range(40):
+        fresh.step(always(fresh.observations))
+        total += float(np.abs(fresh.rewards).sum())
+    end = fresh.accounts().reshape(-1)
+    assert total == 0.0 and (end["volume"] == start["volume"]).all()
 
 
 def test_the_command_writes_a_guarded_copy(checkpoint, tmp_path, capsys) -> None:
@@ -127,8 +170,8 @@ def test_the_command_writes_a_guarded_copy(checkpoint, tmp_path, capsys) -> None
 
 def test_the_default_action_stands_aside_in_each_action_mode(checkpoint, tmp_path) -> None:
     """discrete: the last action (cancel all); execution: 0 (wait, the resting child
-    withdrawn), not the last (a child resting at the fastest rate); a mode without a
-    stand-aside action must be named."""
+    withdrawn), not the last (a child resting at the fastest rate); market making: no
+    quotes (the test above); a mode without a stand-aside action must be named."""
     from rltrader.training.evaluate import checkpoint_path
 
     execution = guard_checkpoint(checkpoint_path("pretrained:execution"),

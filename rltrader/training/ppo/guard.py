@@ -9,7 +9,8 @@ The guard asks the policy's own observation normaliser, the running mean and sta
 deviation of every observation seen in training (saved in the checkpoint): when a row's
 observation has a column more than ``clip`` standard deviations from its training mean,
 the row plays ``action`` (for the discrete mode, "cancel all own orders", which leaves
-the agent out of the book) instead of the policy's action. ``clip`` defaults to the
+the agent out of the book; for the market-making mode, no quote on either side) instead
+of the policy's action. ``clip`` defaults to the
 normaliser's own clip (``obs_clip``, 10): the guard fires exactly where the network
 would see a clipped input. A column that never varied in training has the normaliser's
 floor for its standard deviation (``sqrt(1e-8)``), so any change of it fires the guard:
@@ -40,15 +41,28 @@ import torch
 from rltrader.training.ppo.policy import Policy
 
 
-def check_guard(guard: Any, n_actions: int | None = None) -> dict[str, float | int]:
-    """``guard`` (``{"clip": float > 0, "action": int}``) checked, as plain types;
-    ``n_actions``: the policy's Discrete size, which ``action`` must lie below."""
+def check_guard(guard: Any, n_actions: int | Sequence[int] | None = None
+                ) -> dict[str, Any]:
+    """``guard`` (``{"clip": float > 0, "action": int}``, or for a MultiDiscrete policy
+    ``"action": [int, ...]``, one per head) checked, as plain types; ``n_actions``: the
+    policy's Discrete size, which ``action`` must lie below, or its MultiDiscrete
+    ``nvec``, which each head's action must lie below."""
     if not isinstance(guard, dict) or set(guard) != {"clip", "action"}:
         raise ValueError(f"a guard is {{'clip': float, 'action': int}}, got {guard!r}")
     clip, action = guard["clip"], guard["action"]
     if (isinstance(clip, bool) or not isinstance(clip, (int, float))
             or not math.isfinite(clip) or clip <= 0):
         raise ValueError(f"guard clip must be a finite number > 0, got {clip!r}")
+    heads = None if n_actions is None or isinstance(n_actions, int) else list(n_actions)
+    if heads is not None or (n_actions is None and isinstance(action, (list, tuple))):
+        if not isinstance(action, (list, tuple)) or not action or any(
+                isinstance(a, bool) or not isinstance(a, int) or a < 0 for a in action) or (
+                heads is not None and (len(action) != len(heads)
+                                       or any(a >= n for a, n in zip(action, heads, strict=True)))):
+            bound = "" if heads is None else f" of {len(heads)} ints, each below {heads}"
+            raise ValueError(f"guard action must be a list{bound} (one per head, >= 0), "
+                             f"got {action!r}")
+        return {"clip": float(clip), "action": [int(a) for a in action]}
     if isinstance(action, bool) or not isinstance(action, int) or action < 0 or (
             n_actions is not None and action >= n_actions):
         bound = "" if n_actions is None else f" below {n_actions}"
@@ -57,19 +71,17 @@ def check_guard(guard: Any, n_actions: int | None = None) -> dict[str, float | i
 
 
 class GuardedPolicy:
-    """``policy`` (a discrete :class:`~rltrader.training.ppo.policy.Policy`) whose rows
-    with an observation beyond ``clip`` standard deviations of its normaliser play
-    ``action`` (module docstring). ``fired`` and ``rows`` count the guarded rows and all
-    rows acted for since construction."""
+    """``policy`` (a :class:`~rltrader.training.ppo.policy.Policy` with Discrete or
+    MultiDiscrete actions) whose rows with an observation beyond ``clip`` standard
+    deviations of its normaliser play ``action`` (module docstring; MultiDiscrete: one
+    action per head). ``fired`` and ``rows`` count the guarded rows and all rows acted
+    for since construction."""
 
-    def __init__(self, policy: Policy, *, clip: float, action: int) -> None:
-        if policy.spec.kind != "discrete":
-            raise ValueError(f"the guard replaces a Discrete action; this policy's actions "
-                             f"are {policy.spec.kind}")
+    def __init__(self, policy: Policy, *, clip: float, action: int | Sequence[int]) -> None:
         if not policy.model.normalize_obs:
             raise ValueError("the guard reads the policy's observation normaliser; this "
                              "policy was trained without one (normalize_obs=False)")
-        guard = check_guard({"clip": clip, "action": action}, int(policy.spec.nvec[0]))
+        guard = check_guard({"clip": clip, "action": action}, _actions_of(policy))
         self.policy, self.clip, self.action = policy, guard["clip"], guard["action"]
         self.spec, self.model = policy.spec, policy.model
         norm = policy.model.obs_norm
@@ -95,6 +107,17 @@ class GuardedPolicy:
         return actions
 
 
+def _actions_of(policy: Policy) -> int | tuple[int, ...]:
+    """The Discrete size or the MultiDiscrete ``nvec`` of ``policy``; other action spaces
+    are refused."""
+    if policy.spec.kind == "discrete":
+        return int(policy.spec.nvec[0])
+    if policy.spec.kind == "multi_discrete":
+        return tuple(int(n) for n in policy.spec.nvec)
+    raise ValueError(f"the guard replaces a Discrete or MultiDiscrete action; this "
+                     f"policy's actions are {policy.spec.kind}")
+
+
 def saved_action_mode(env_config: Any) -> str | None:
     """The action mode of a checkpoint's saved ``env_config``: an ``EnvConfig``'s, or a
     ``MixedConfig``'s base's (its lanes share it); None when it does not say."""
@@ -103,35 +126,51 @@ def saved_action_mode(env_config: Any) -> str | None:
     return env_config.get("action_mode") if isinstance(env_config, dict) else None
 
 
-def stand_aside_action(env_config: Any, n_actions: int, path: str | Path = "") -> int:
-    """The Discrete action that leaves an agent out of the book in the checkpoint's
-    action mode: the discrete mode's last action (cancel all own orders), the execution
-    mode's first (wait: the resting child is cancelled). Other modes, or a checkpoint
-    that does not say its mode, must name the action."""
+def stand_aside_action(env_config: Any, n_actions: int | Sequence[int],
+                       path: str | Path = "") -> int | list[int]:
+    """The action that leaves an agent out of the book in the checkpoint's action mode:
+    the discrete mode's last action (cancel all own orders), the execution mode's first
+    (wait: the resting child is cancelled), the market-making mode's no quote on both
+    sides (each quote head's last index; the size head's first, which then says
+    nothing; a residual maker's correction "no quotes",
+    :data:`~rltrader.training.ppo.residual.STAND_ASIDE`). ``n_actions``: the Discrete
+    size or the MultiDiscrete ``nvec``. Other
+    modes, or a checkpoint that does not say its mode, must name the action."""
     mode = saved_action_mode(env_config)
     if mode == "discrete":
-        return n_actions - 1
+        return int(n_actions) - 1  # type: ignore[arg-type]
     if mode == "execution":
         return 0
+    if mode == "market_making" and isinstance(n_actions, int):
+        from rltrader.training.ppo.residual import CORRECTIONS, STAND_ASIDE
+
+        if n_actions != len(CORRECTIONS):
+            raise ValueError(f"{path}: a Discrete market maker is a residual one, with "
+                             f"{len(CORRECTIONS)} corrections; this one has {n_actions}")
+        return STAND_ASIDE
+    if mode == "market_making":
+        nvec = [int(n) for n in n_actions]
+        return [nvec[0] - 1, nvec[1] - 1, 0]
     raise ValueError(f"{path}: no default stand-aside action for action mode {mode!r}; "
                      "give the action (--action)")
 
 
 def guard_checkpoint(path: str | Path, out: str | Path, *, clip: float | None = None,
-                     action: int | None = None) -> Path:
+                     action: int | Sequence[int] | None = None) -> Path:
     """A copy of the fast PPO checkpoint ``path`` at ``out`` that plays guarded:
-    ``clip`` defaults to the policy's ``obs_clip``, ``action`` to the last Discrete
-    action (the discrete mode's "cancel all own orders")."""
+    ``clip`` defaults to the policy's ``obs_clip``, ``action`` to the action mode's
+    stand-aside (:func:`stand_aside_action`)."""
     from rltrader.training.ppo.trainer import load_policy, read_checkpoint
 
     state = read_checkpoint(path)
     policy = load_policy(path)
     policy = policy.policy if isinstance(policy, GuardedPolicy) else policy
-    if policy.spec.kind != "discrete":
-        raise ValueError(f"{path}: the guard replaces a Discrete action; this policy's "
-                         f"actions are {policy.spec.kind}")
+    try:
+        n_actions = _actions_of(policy)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     if action is None:
-        action = stand_aside_action(state.get("env_config"), int(policy.spec.nvec[0]), path)
+        action = stand_aside_action(state.get("env_config"), n_actions, path)
     guard = {"clip": float(policy.model.obs_clip if clip is None else clip), "action": action}
     GuardedPolicy(policy, **guard)              # refuses what it cannot play
     state["guard"] = guard
@@ -151,11 +190,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("out")
     parser.add_argument("--clip", type=float, default=None,
                         help="standard deviations (default: the policy's obs_clip)")
-    parser.add_argument("--action", type=int, default=None,
-                        help="the action played instead (default: the action mode's stand-aside: "
-                             "discrete: cancel all; execution: wait)")
+    parser.add_argument("--action", type=int, nargs="+", default=None,
+                        help="the action played instead, one int per head for a "
+                             "MultiDiscrete policy (default: the action mode's stand-aside: "
+                             "discrete: cancel all; execution: wait; market making: no "
+                             "quotes)")
     args = parser.parse_args(argv)
-    out = guard_checkpoint(args.checkpoint, args.out, clip=args.clip, action=args.action)
+    action = args.action
+    if action is not None and len(action) == 1:
+        action = action[0]
+    out = guard_checkpoint(args.checkpoint, args.out, clip=args.clip, action=action)
     print(out)
     return 0
 
