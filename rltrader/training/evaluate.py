@@ -65,9 +65,24 @@ class CheckpointStrategy(Strategy):
         self.policy = MemberPolicy(state) if population else load_policy(self.path)
         # seed_3/checkpoint.pt -> "seed_3"; a named file keeps its name
         self.name = self.path.parent.name if self.path.stem == "checkpoint" else self.path.stem
+        #: a residual market maker (training/ppo/residual.py): its policy corrects the
+        #: quotes of this teacher, which runs beside it
+        teacher = None if population else (state.get("settings") or {}).get("residual")
+        self.residual = None
+        if teacher is not None:
+            from rltrader.training.ppo.residual import ResidualStrategy
+
+            self.residual = ResidualStrategy(self.policy, teacher, self.name)
+
+    def begin(self, env: BatchedMarketEnv) -> None:
+        super().begin(env)
+        if self.residual is not None:
+            self.residual.begin(env)
 
     def actions(self, step: np.ndarray, horizon: int, env: BatchedMarketEnv,
                 agents: Sequence[int]) -> np.ndarray:
+        if self.residual is not None:
+            return self.residual.actions(step, horizon, env, agents)
         rows = env.observations.reshape(env.n_envs, env.n_agents, -1)[:, list(agents)]
         out = np.asarray(self.policy(rows.reshape(-1, rows.shape[-1])))
         return out.reshape((env.n_envs, len(agents)) + out.shape[1:]).astype(np.int64)

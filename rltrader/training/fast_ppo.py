@@ -56,7 +56,9 @@ def train(env_config: EnvConfig | MixedConfig | None, *, n_envs: int, n_agents: 
     (``backend="batched"``, ``n_envs`` its markets). Writes:
 
     - with ``settings.warm_start``, ``clone.pt``: the policy cloned from that baseline
-      (:mod:`rltrader.training.ppo.imitate`) before PPO;
+      (:mod:`rltrader.training.ppo.imitate`) before PPO; with ``settings.residual`` (a
+      market-making baseline) the policy corrects that teacher's quotes
+      (:mod:`rltrader.training.ppo.residual`), and ``clone.pt`` is its clone of "keep";
     - ``checkpoint.pt`` (:meth:`FastPPO.save`; :func:`load_policy` reads it), and
       ``checkpoints/fast_ppo_<agent-steps>.pt`` every ``settings.checkpoint_every``;
     - ``curve.csv`` (one row per update; ``tensorboard/`` too with
@@ -73,6 +75,9 @@ def train(env_config: EnvConfig | MixedConfig | None, *, n_envs: int, n_agents: 
     if settings.warm_start is not None and backend != "batched":
         raise ValueError("warm_start plays a baseline that reads the batched env's state: "
                          f"backend='batched' only, got {backend!r}")
+    if settings.residual is not None and backend != "batched":
+        raise ValueError("a residual policy's teacher reads the batched env's state: "
+                         f"backend='batched' only, got {backend!r}")
     if isinstance(env_config, MixedConfig):
         if backend != "batched" or n_envs != env_config.n_envs:
             raise ValueError(f"a MixedConfig steps its lanes in this process with their "
@@ -83,11 +88,24 @@ def train(env_config: EnvConfig | MixedConfig | None, *, n_envs: int, n_agents: 
         env = make_env(env_config, n_envs=n_envs, n_agents=n_agents, seed=seed,
                        backend=backend, n_workers=n_workers)
     try:
+        if settings.residual is not None:
+            from rltrader.training.ppo.residual import ResidualEnv
+
+            env = ResidualEnv(env, settings.residual)
         trainer = FastPPO(env, settings, seed=seed)
     except BaseException:
         close_env(env)
         raise
     cloned = None
+    if settings.residual is not None:
+        from rltrader.training.ppo.imitate import clone
+        from rltrader.training.ppo.residual import Keep
+
+        cloned = clone(trainer, Keep(), steps=settings.warm_start_steps,
+                       epochs=settings.warm_start_epochs,
+                       smoothing=settings.warm_start_smoothing)
+        cloned["teacher"] = f"keep ({settings.residual}'s quotes)"
+        trainer.save(out / "clone.pt")
     if settings.warm_start is not None:
         from rltrader.training.evaluate import candidate
         from rltrader.training.ppo.imitate import clone

@@ -139,6 +139,7 @@ class FastPPOSettings:
     warm_start_steps: int = 200
     warm_start_epochs: int = 10
     warm_start_smoothing: float = 0.05
+    residual: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("n_steps", "n_epochs", "minibatch_size", "gru_size"):
@@ -216,6 +217,16 @@ class FastPPOSettings:
                                             or not self.warm_start):
             raise ValueError(f"FastPPOSettings.warm_start must be None or a baseline's "
                              f"name, got {self.warm_start!r}")
+        if self.residual is not None:
+            if not isinstance(self.residual, str) or not self.residual:
+                raise ValueError(f"FastPPOSettings.residual must be None or a market-making "
+                                 f"baseline's name, got {self.residual!r}")
+            if self.warm_start is not None:
+                raise ValueError("FastPPOSettings.residual starts from a clone of the "
+                                 "teacher's own quotes: warm_start must be None")
+            if self.recurrent:
+                raise ValueError("FastPPOSettings.residual needs a feed-forward policy "
+                                 "(its warm start is a clone)")
         for name in ("warm_start_steps", "warm_start_epochs"):
             _positive_int(name, getattr(self, name))
         if not _real(self.warm_start_smoothing) or not 0 <= self.warm_start_smoothing < 1:
