@@ -65,18 +65,21 @@ def market(name: str, correlation: float) -> Any:
 def task(preset_name: str = "resilient", *, symbols: int = 4, correlation: float = 0.5,
          horizon: int = 1_000, decision_steps: int = 50, drift_mean: float = 0.0,
          drift_sd: float = 0.0, cost_feature: bool = False,
-         sharpe_prior: float | None = None, sharpe_guard: bool = False) -> PortfolioConfig:
+         sharpe_prior: float | None = None, sharpe_guard: bool = False,
+         wait_decisions: int = 0, min_weight: float = 0.0) -> PortfolioConfig:
     """The experiment's task on a preset: ``symbols`` correlated stocks, one agent of size
     class 1 per market (order size 2 lots, position limit 20 lots per stock); a drift of
     the fundamentals drawn per stock and episode (``drift_mean``, ``drift_sd``, ticks per
     second; EnvConfig) makes holding pay; ``cost_feature``, ``sharpe_prior`` and
-    ``sharpe_guard``: the manager's (:class:`PortfolioConfig`)."""
+    ``sharpe_guard``, ``wait_decisions`` and ``min_weight``: the manager's
+    (:class:`PortfolioConfig`)."""
     env = EnvConfig(market=market(preset_name, correlation), symbols=symbols,
                     horizon=horizon, warmup_steps=200, size_classes=(1.0,), base_qty=2,
                     base_position_limit=20, drift_mean=drift_mean, drift_sd=drift_sd)
     return PortfolioConfig(env=env, decision_steps=decision_steps,
                            cost_feature=cost_feature, sharpe_prior=sharpe_prior,
-                           sharpe_guard=sharpe_guard)
+                           sharpe_guard=sharpe_guard, wait_decisions=wait_decisions,
+                           min_weight=min_weight)
 
 
 # ---- traders ----------------------------------------------------------------------------
@@ -201,23 +204,43 @@ def run_allocator(env: PortfolioEnv, allocator: Allocator, *, seed: int,
             "traded": traded.mean(0), "tracking_error": tracking.mean(0)}
 
 
+def constrained(config: PortfolioConfig) -> bool:
+    """Whether the task constrains whoever acts in it (a wait, a no-trade band)."""
+    return config.wait_decisions > 0 or config.min_weight > 0
+
+
+def plain(config: PortfolioConfig) -> PortfolioConfig:
+    """The task without the wait and the no-trade band (the baselines as they are)."""
+    return dataclasses.replace(config, wait_decisions=0, min_weight=0.0)
+
+
+#: prefix of a baseline run without the task's wait and no-trade band
+PLAIN = "plain:"
+
+
 def evaluate_allocators(config: PortfolioConfig, executor: Any,
                         managers: dict[str, Any], *, n_envs: int, seeds: Sequence[int],
                         episodes: int, source: Callable[[int], Any] | None = None
                         ) -> dict[str, dict[str, np.ndarray]]:
     """Every baseline and manager on the same markets (each seed rebuilds them): per
     policy, per metric, one value per market (seeds concatenated). ``source(n_envs)``
-    gives real records as the books (:mod:`~rltrader.training.portfolio.real`)."""
+    gives real records as the books (:mod:`~rltrader.training.portfolio.real`). Where the
+    task waits or has a no-trade band (:func:`constrained`), the baselines run both under
+    it (as the managers do) and without it (``plain:NAME``, on the same markets)."""
     results: dict[str, dict[str, list[np.ndarray]]] = {}
+    configs = [("", config)] + ([(PLAIN, plain(config))] if constrained(config) else [])
     for seed in seeds:
-        env = PortfolioEnv(config, executor=executor, n_envs=n_envs, seed=seed,
-                           source=None if source is None else source(n_envs))
-        lineup: dict[str, Allocator] = {name: cls(env) for name, cls in BASELINES.items()}
-        lineup.update(managers)
-        for name, allocator in lineup.items():
-            run = run_allocator(env, allocator, seed=seed, episodes=episodes)
-            for metric, values in run.items():
-                results.setdefault(name, {}).setdefault(metric, []).append(values)
+        for prefix, c in configs:
+            env = PortfolioEnv(c, executor=executor, n_envs=n_envs, seed=seed,
+                               source=None if source is None else source(n_envs))
+            lineup: dict[str, Allocator] = {prefix + name: cls(env)
+                                            for name, cls in BASELINES.items()}
+            if not prefix:
+                lineup.update(managers)
+            for name, allocator in lineup.items():
+                run = run_allocator(env, allocator, seed=seed, episodes=episodes)
+                for metric, values in run.items():
+                    results.setdefault(name, {}).setdefault(metric, []).append(values)
     return {name: {m: np.concatenate(v) for m, v in metrics.items()}
             for name, metrics in results.items()}
 
@@ -228,8 +251,10 @@ def paired_table(results: dict[str, dict[str, np.ndarray]], managers: Sequence[s
     table: dict[str, Any] = {"policies": {}, "paired": {}}
     for name, values in results.items():
         table["policies"][name] = {m: Summary.of(values[m]).as_dict() for m in values}
+    baselines = [name for name in results
+                 if name in BASELINES or name.removeprefix(PLAIN) in BASELINES]
     for manager in managers:
-        for baseline in BASELINES:
+        for baseline in baselines:
             table["paired"][f"{manager} - {baseline}"] = {
                 m: Summary.of(results[manager][m] - results[baseline][m]).as_dict()
                 for m in metrics}
@@ -271,7 +296,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
             errors = [policies[p][metric]["mean"] - policies[p][metric]["ci_low"]
                       for p in labels]
             ax.bar(range(len(labels)), means, yerr=errors, capsize=3,
-                   color=["C0" if p in BASELINES else "C3" for p in labels])
+                   color=["C0" if p.removeprefix(PLAIN) in BASELINES else "C3"
+                          for p in labels])
             ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
             ax.axhline(0, color="k", lw=0.5)
             ax.set_title(f"{name}: {'episode Sharpe' if i == 0 else 'return (bp)'}",
@@ -330,7 +356,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 horizon=args.horizon, decision_steps=args.decision_steps,
                 drift_mean=args.drift_mean, drift_sd=args.drift_sd,
                 cost_feature=args.cost_feature, sharpe_prior=args.sharpe_prior,
-                sharpe_guard=args.sharpe_guard)
+                sharpe_guard=args.sharpe_guard, wait_decisions=args.wait,
+                min_weight=args.min_weight)
     seconds: dict[str, float] = {}
     # 1. traders: trained here (then chosen on the validation seeds), or given
     from rltrader.training.fast_ppo import load_policy
@@ -365,9 +392,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # 2. managers, one per training seed (or given checkpoints), on their presets and
     # taker fees (every pair: the markets shared out among them)
     training = [dataclasses.replace(base, env=base.env.replace(
-        market=market(name, args.correlation), taker_fee_ppm=fee))
+        market=market(name, args.correlation), taker_fee_ppm=fee, drift_mean=drift[0],
+        drift_sd=drift[1]))
         for name in args.manager_presets or [args.preset]
-        for fee in args.manager_fees or [base.env.taker_fee_ppm]]
+        for fee in args.manager_fees or [base.env.taker_fee_ppm]
+        for drift in args.manager_drifts or [(base.env.drift_mean, base.env.drift_sd)]]
     curves: dict[str, list[dict[str, Any]]] = {}
     managers: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -412,7 +441,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  "tracking_penalty": base.tracking_penalty,
                  "drift_mean": args.drift_mean, "drift_sd": args.drift_sd,
                  "cost_feature": args.cost_feature, "sharpe_prior": args.sharpe_prior,
-                 "sharpe_guard": args.sharpe_guard,
+                 "sharpe_guard": args.sharpe_guard, "wait_decisions": args.wait,
+                 "min_weight": args.min_weight,
                  "taker_fee_ppm": base.env.taker_fee_ppm},
         "trader_settings": dataclasses.asdict(trader_settings(args.threads)),
         "manager_settings": dataclasses.asdict(manager_settings(args.threads,
@@ -421,6 +451,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "manager_decisions": args.manager_decisions, "training_seeds": list(args.seeds),
         "manager_presets": args.manager_presets or [args.preset],
         "manager_fees": args.manager_fees or [base.env.taker_fee_ppm],
+        "manager_drifts": [list(d) for d in args.manager_drifts or
+                           [(base.env.drift_mean, base.env.drift_sd)]],
         "managers_given": args.managers,
         "eval_seeds": list(args.eval_seeds), "eval_envs": args.eval_envs,
         "episodes": args.episodes, "traders": traders, "evaluation": evaluation,
@@ -432,6 +464,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     (out / "report.md").write_text(markdown(report))
     plot(report, out / "report.png")
     return report
+
+
+def drifts(text: str) -> list[tuple[float, float]]:
+    """``MEAN:SD,...`` (``--manager-drifts``) as pairs of floats."""
+    pairs = []
+    for item in text.split(","):
+        parts = item.split(":")
+        if len(parts) != 2:
+            raise argparse.ArgumentTypeError(f"a drift is MEAN:SD, got {item!r}")
+        try:
+            pairs.append((float(parts[0]), float(parts[1])))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a drift is MEAN:SD (numbers), got "
+                                             f"{item!r}") from None
+    return pairs
 
 
 def parser() -> argparse.ArgumentParser:
@@ -456,6 +503,12 @@ def parser() -> argparse.ArgumentParser:
                    help="the managers' training taker fees, ppm (comma-separated; every "
                         "preset of --manager-presets with every fee, the markets shared out "
                         "among them); default: the task's (100); evaluation keeps the task's")
+    p.add_argument("--manager-drifts", type=drifts, default=None,
+                   help="the managers' training drifts, MEAN:SD pairs in ticks per second "
+                        "(comma-separated; every preset and fee with every pair, the markets "
+                        "shared out among them), so that whether a market has a premium "
+                        "cannot be read off its preset; default: --drift-mean:--drift-sd; "
+                        "evaluation keeps the task's")
     p.add_argument("--cost-feature", action="store_true",
                    help="the manager sees each stock's round-trip cost in bp (spread + "
                         "twice the taker fee: PortfolioConfig.cost_feature)")
@@ -466,6 +519,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sharpe-guard", action="store_true",
                    help="drop the differential Sharpe ratio's variance term while its "
                         "running mean is <= 0 (PortfolioConfig.sharpe_guard)")
+    p.add_argument("--wait", type=int, default=0,
+                   help="the first WAIT decisions of every episode hold no position, whatever "
+                        "the policy (PortfolioConfig.wait_decisions; managers and baselines; "
+                        "the baselines are also reported without it, as plain:NAME)")
+    p.add_argument("--min-weight", type=float, default=0.0,
+                   help="a no-trade band: targets of size below this are 0 "
+                        "(PortfolioConfig.min_weight)")
     p.add_argument("--manager-gamma", type=float, default=0.5,
                    help="the manager's PPO discount per decision")
     p.add_argument("--n-envs", type=int, default=128, help="training markets")
@@ -540,9 +600,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     horizon=args.horizon, decision_steps=args.decision_steps,
                     drift_mean=args.drift_mean, drift_sd=args.drift_sd,
                     cost_feature=args.cost_feature, sharpe_prior=args.sharpe_prior,
-                    sharpe_guard=args.sharpe_guard)
+                    sharpe_guard=args.sharpe_guard, wait_decisions=args.wait,
+                    min_weight=args.min_weight)
         for fee in args.manager_fees or ():
             base.env.replace(taker_fee_ppm=fee)     # checked by EnvConfig
+        for mean, sd in args.manager_drifts or ():
+            base.env.replace(drift_mean=mean, drift_sd=sd)
         if real.NAME in args.eval_presets:
             if args.symbols != len(real.SYMBOLS):
                 raise ValueError(f"{real.NAME} has {len(real.SYMBOLS)} symbols "

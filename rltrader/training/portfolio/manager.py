@@ -11,7 +11,9 @@ batched call per env step for every trader of every market).
 
 Action space
 ------------
-``MultiDiscrete([len(levels)] * symbols)``: the level index of each stock's target.
+``MultiDiscrete([len(levels)] * symbols)``: the level index of each stock's target
+(opt-in: every target 0 during an episode's first ``PortfolioConfig.wait_decisions``
+decisions, and a target of size below ``PortfolioConfig.min_weight`` set to 0).
 
 Observation space
 -----------------
@@ -114,6 +116,14 @@ class PortfolioConfig:
         (:mod:`~rltrader.training.portfolio.sharpe`): a losing stream's Sharpe ratio rises
         with its variance, and restarted from a small prior a manager learns to churn for
         it. Off by default.
+    wait_decisions : int
+        The first ``wait_decisions`` decisions of every episode set every target to 0
+        whatever the action (a manager that cannot act before it has seen that many
+        windows of the market; whoever runs in the env waits, baselines included).
+        0 by default: no wait.
+    min_weight : float
+        A no-trade band: a target weight of size below ``min_weight`` is set to 0. 0 by
+        default: none.
     """
 
     env: EnvConfig = dataclasses.field(default_factory=lambda: EnvConfig(
@@ -129,6 +139,8 @@ class PortfolioConfig:
     cost_alpha: float = 0.3
     sharpe_prior: float | None = None
     sharpe_guard: bool = False
+    wait_decisions: int = 0
+    min_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_trader_config(self.env)
@@ -156,6 +168,14 @@ class PortfolioConfig:
         for name in ("cost_feature", "sharpe_guard"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        w = self.wait_decisions
+        if not isinstance(w, int) or isinstance(w, bool) or \
+                not 0 <= w < self.env.horizon // k:
+            raise ValueError(f"wait_decisions must be an int in [0, decisions per episode "
+                             f"({self.env.horizon // k})), got {w!r}")
+        m = self.min_weight
+        if not isinstance(m, (int, float)) or isinstance(m, bool) or not 0 <= m <= 1:
+            raise ValueError(f"min_weight must be in [0, 1], got {m!r}")
         v = self.sharpe_prior
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or
                               not self.sharpe_min_var < v < math.inf):
@@ -272,7 +292,8 @@ class PortfolioEnv:
     # ---- actions ----------------------------------------------------------------------
 
     def weights(self, actions: Any) -> np.ndarray:
-        """Level indices ``(n_envs, symbols)`` (checked) as target weights."""
+        """Level indices ``(n_envs, symbols)`` (checked) as target weights (before the
+        wait and the no-trade band of :meth:`targets`)."""
         a = np.asarray(actions)
         if a.shape != (self.n_envs, self.n_symbols):
             raise ValueError(f"actions must have shape {(self.n_envs, self.n_symbols)}, got "
@@ -284,6 +305,20 @@ class PortfolioEnv:
             raise ValueError(f"actions must be level indices in [0, {len(self.levels)}), got "
                              f"values in [{a.min()}, {a.max()}]")
         return self.levels[a.astype(np.int64)]
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the next decision is one of the episode's first ``wait_decisions``
+        (its targets are 0 whatever the action)."""
+        return self._step_in_episode < self.config.wait_decisions
+
+    def targets(self, actions: Any) -> np.ndarray:
+        """The target weights ``(n_envs, symbols)`` the next decision sets: the actions'
+        levels, 0 while :attr:`waiting` and where of size below ``min_weight``."""
+        w = self.weights(actions)
+        if self.waiting:
+            return np.zeros_like(w)
+        return np.where(np.abs(w) < self.config.min_weight, 0.0, w)
 
     # ---- the batched env's protocol ---------------------------------------------------
 
@@ -312,7 +347,7 @@ class PortfolioEnv:
         steps; returns this env's buffers."""
         t, n, s, k = self.traders, self.n_envs, self.n_symbols, self.config.decision_steps
         # trader rows are symbol x n_envs + market
-        t.set_targets(self.weights(actions).T.reshape(-1))
+        t.set_targets(self.targets(actions).T.reshape(-1))
         value = np.zeros(n)
         traded = np.zeros(n)
         gap = np.zeros(n)
@@ -509,13 +544,17 @@ class InverseVolatility(Allocator):
 
 
 class BuyAndHold(Allocator):
-    """Equal weights bought at an episode's first decision, then held: the targets never
+    """Equal weights bought at an episode's first decision (under a wait,
+    ``PortfolioConfig.wait_decisions``, the first after it), then held: the targets never
     change (the traders stop trading once they reach them)."""
 
     name = "buy_and_hold"
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        first = obs[:, -1] >= 1.0
+        # time_left is 1 - decision / decisions per episode: the decisions up to the
+        # first that acts (half a decision's margin for the float32 column)
+        env = self.env
+        first = obs[:, -1] > 1.0 - (env.config.wait_decisions + 0.5) / env.steps_per_episode
         keep = np.asarray(obs[:, self.env.column("target")], dtype=np.float64)
         w = np.where(first[:, None], self.gross, keep)
         return self.nearest(w)
