@@ -164,13 +164,43 @@ cdef inline int profile_bin(int op) noexcept nogil:
     return op * 3
 
 
+cdef struct AheadDefault:
+    # tag of process_loop's specialisation whose look-ahead distance is AHEAD_FAR
+    char unused
+
+cdef struct AheadCaller:
+    # tag of process_loop's specialisation whose look-ahead distance is the caller's
+    char unused
+
+ctypedef fused Ahead:
+    AheadDefault
+    AheadCaller
+
+
 cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh,
                         int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
                         int64_t* consumed, int64_t* written,
                         int64_t far=AHEAD_FAR) noexcept nogil:
     """Process ``msgs[:n]``; ``known`` (or NULL) and ``fresh`` as in ``Books._run_known``;
     ``far``: the look-ahead distance in messages (clamped to [2, AHEAD_FAR_MAX]), when the
-    core is large enough for it (``prefetch_pays``)."""
+    core is large enough for it (``prefetch_pays``).
+
+    Two copies of the loop run it: one with the default distance a compile-time constant
+    (the common call), one with the caller's. A distance only known at run time cost the
+    loop about 9 instructions a message even where the look-ahead is off (a register
+    held through the loop; callgrind on the QuantCup feed, docs/envs.md)."""
+    if far == AHEAD_FAR:
+        return process_loop(<AheadDefault*>NULL, c, msgs, known, fresh, n, index_offset,
+                            out, out_cap, consumed, written, AHEAD_FAR)
+    return process_loop(<AheadCaller*>NULL, c, msgs, known, fresh, n, index_offset, out,
+                        out_cap, consumed, written, far)
+
+
+cdef int process_loop(Ahead* tag, Core* c, const Message* msgs, int32_t* known, bint fresh,
+                      int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
+                      int64_t* consumed, int64_t* written, int64_t far) noexcept nogil:
+    """``process_kernel``'s loop; ``tag`` (NULL) picks the specialisation: with
+    ``AheadDefault`` the distance is the constant AHEAD_FAR whatever ``far`` says."""
     cdef Ctx x
     cdef int64_t i, w0, bound
     cdef const Message* m
@@ -185,7 +215,10 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
     x.rested = NO_SLOT
     memset(hashes, 0, sizeof(hashes))     # read only with their id; never indeterminate
     memset(hash_ids, 0, sizeof(hash_ids))
-    far = 2 if far < 2 else (AHEAD_FAR_MAX if far > AHEAD_FAR_MAX else far)
+    if Ahead is AheadDefault:
+        far = AHEAD_FAR
+    else:
+        far = 2 if far < 2 else (AHEAD_FAR_MAX if far > AHEAD_FAR_MAX else far)
     for i in range(AHEAD_MESSAGES if n > AHEAD_MESSAGES else n):
         prefetch(&msgs[i])      # the loop requests the rest AHEAD_MESSAGES ahead
     if ahead:

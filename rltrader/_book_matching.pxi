@@ -63,10 +63,27 @@ cdef inline void taker_account(const Core* c, int32_t b, const Order* t,
         ta.fee_ppm = 0
 
 
-cdef inline void fill(Core* c, Ctx* x, int32_t b, Order* taker, const TakerAccount* ta,
-                      int32_t maker) noexcept nogil:
+cdef struct InMatch:
+    # fill's tag in match (below)
+    char unused
+
+cdef struct InExecute:
+    # fill's tag in apply's EXECUTE
+    char unused
+
+ctypedef fused FillCaller:
+    # fill is fused on its caller so that each caller has a copy of its own (they differ:
+    # an EXECUTE's taker has no account, so GCC does not fold them back into one): GCC
+    # inlines a static function called from one place whatever its size, and fill called
+    # from two was not inlined into match's loop (a call, and its registers, per fill)
+    InMatch
+    InExecute
+
+
+cdef inline void fill(FillCaller* caller, Core* c, Ctx* x, int32_t b, Order* taker,
+                      const TakerAccount* ta, int32_t maker) noexcept nogil:
     """Trade the taker against the head order `maker`; frees a maker that is done.
-    ``ta``: the taker's account (``taker_account``)."""
+    ``ta``: the taker's account (``taker_account``); ``caller`` (NULL) picks the copy."""
     cdef BookState* bs = &c.bk[b]
     cdef Order* m = &c.orders[maker]
     cdef int64_t q = taker.qty if taker.qty < m.qty else m.qty
@@ -75,8 +92,9 @@ cdef inline void fill(Core* c, Ctx* x, int32_t b, Order* taker, const TakerAccou
     cdef int side
     taker.qty -= q
     bs.notional += notional
-    if ta.account != NULL:
-        account_add(ta.account, taker.side, notional, q, ta.fee_ppm)
+    if FillCaller is InMatch:   # an EXECUTE's taker is outside (no account)
+        if ta.account != NULL:
+            account_add(ta.account, taker.side, notional, q, ta.fee_ppm)
     if maker_owner >= 0:
         account_add(&c.accounts[<int64_t>b * c.n_owners + maker_owner], m.side, notional, q,
                     fee_rate(c, maker_owner, 0, bs.maker_fee_ppm))
@@ -183,7 +201,7 @@ cdef void match(Core* c, Ctx* x, int32_t b, Order* t) noexcept nogil:
                 emit_order(x, CANCELLED, SELF_TRADE, b, t, shown_price(t), t.qty, 0)
                 t.qty = 0
             continue
-        fill(c, x, b, t, &ta, maker)
+        fill(<InMatch*>NULL, c, x, b, t, &ta, maker)
 
 
 cdef void run_taker(Core* c, Ctx* x, int32_t b, Order* t, bint announce) noexcept nogil:

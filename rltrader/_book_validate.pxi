@@ -58,6 +58,20 @@ cdef inline int check_addressing(const Core* c, const Message* m) noexcept nogil
     return NO_REASON
 
 
+cdef inline bint limit_in_range(const Core* c, const Message* m) noexcept nogil:
+    """Whether every field ``check_addressing`` and ``check_new_order`` range-check is in
+    range for a LIMIT: book, owner, id, side, tif, qty, price. One pass of comparisons
+    combined with ``&`` (no branch each: a well-formed batch takes one); False sends the
+    message through the checks in their order, which name its reject reason."""
+    return ((<uint32_t>m.book < <uint32_t>c.n_books)
+            & (<uint64_t>(<int64_t>m.owner + 1) <= <uint64_t>c.n_owners)
+            & (m.order_id > 0)
+            & (((<int>m.side + 1) & ~2) == 0)                       # BUY or SELL
+            & (<uint8_t>m.tif <= <uint8_t>POST_ONLY)                # GTC .. POST_ONLY
+            & (<uint64_t>(m.qty - 1) < <uint64_t>MAX_QTY)           # 1 .. MAX_QTY
+            & (<uint64_t>(m.price - 1) < <uint64_t>MAX_PRICE))      # valid_price
+
+
 cdef inline int check_new_order(const Core* c, Ctx* x, const Message* m) noexcept nogil:
     """``validate`` for a new order (LIMIT, MARKET, STOP, STOP_LIMIT) whose book, owner and
     id are in range."""
@@ -159,8 +173,9 @@ cdef inline void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
     ``apply``, which runs every op the same way."""
     cdef int32_t slot = NO_SLOT
     cdef int op = m.op
-    cdef int reason = check_addressing(c, m)
+    cdef int reason
     if op == CANCEL:
+        reason = check_addressing(c, m)
         if reason == NO_REASON:
             reason = check_order_op(c, x, m, &slot)
             if reason == NO_REASON:
@@ -168,17 +183,26 @@ cdef inline void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
                 keep_touch_in_window(c, m.book)
                 return
     elif op == LIMIT:
-        if reason == NO_REASON:
-            reason = check_new_order(c, x, m)
+        if limit_in_range(c, m):
+            # check_new_order's checks left after its range checks, in its order
+            if taken(c, x, m.book, m.order_id):
+                reason = DUPLICATE_ORDER_ID
+            elif (m.tif == GTC or m.tif == POST_ONLY) and c.free_head == NO_SLOT:
+                reason = CAPACITY
+            else:
+                reason = NO_REASON
+        else:
+            reason = check_addressing(c, m)
             if reason == NO_REASON:
-                if ((m.tif == GTC or m.tif == POST_ONLY)
-                        and not crosses(m.side, m.price,
-                                        opposite_best(&c.bk[m.book], m.side))):
-                    rest_limit(c, x, m.book, m)     # nothing to match: it rests, no trade
-                    keep_touch_in_window(c, m.book)
-                else:
-                    take_limit(c, x, m)
-                return
+                reason = check_new_order(c, x, m)
+        if reason == NO_REASON:
+            if ((m.tif == GTC or m.tif == POST_ONLY)
+                    and not crosses(m.side, m.price, opposite_best(&c.bk[m.book], m.side))):
+                rest_limit(c, x, m.book, m)     # nothing to match: it rests, no trade
+                keep_touch_in_window(c, m.book)
+            else:
+                take_limit(c, x, m)
+            return
     else:
         reason = validate(c, x, m, &slot)
         if reason == NO_REASON:
@@ -281,7 +305,7 @@ cdef void apply(Core* c, Ctx* x, const Message* m, int32_t slot) noexcept nogil:
         t.qty = m.qty
         ta.account = NULL       # outside trade: no taker account
         ta.fee_ppm = 0
-        fill(c, x, b, &t, &ta, slot)
+        fill(<InExecute*>NULL, c, x, b, &t, &ta, slot)
     else:   # REPLACE
         o = &c.orders[slot]
         t.order_id = m.new_order_id if m.new_order_id != 0 else m.order_id
