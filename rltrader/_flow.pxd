@@ -4,7 +4,14 @@
 
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
-from rltrader._book cimport Books, Core, Message
+from rltrader._book cimport Books, Core, Event, Message
+
+
+# A C-level listener of the events of every core call a flow makes (``Flow._run_batch``),
+# called after each chunk of events with ``ctx`` and the chunk: the env kernel keeps its
+# agents' order slots from the fills of its merged batches with it (``_env.pyx``). No
+# Python object on the way; the listener must not call back into the flow or the core.
+ctypedef void (*EventHook)(void* ctx, const Event* events, int64_t n) noexcept nogil
 
 
 cdef struct Sizes:
@@ -190,6 +197,8 @@ cdef class Flow:
     cdef readonly object counter_array
     cdef readonly bint record
     cdef public int look_ahead    # the core's look-ahead in this flow's batches, messages
+    cdef EventHook event_hook     # NULL, or called with each chunk of events of _run_batch
+    cdef void* hook_ctx           # (the caller sets both around its call and clears them)
     cdef object _messages
     cdef object _events
     cdef int64_t _n_messages
