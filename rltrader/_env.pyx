@@ -55,7 +55,7 @@ from libc.string cimport memcpy, memset
 
 from rltrader._book cimport (
     Account, BookState, Books, Core, Event, Level, Message, Order, find_order,
-    BUY, SELL, LIMIT, MARKET, CANCEL, REPLACE, GTC, IOC, EMPTY_BID, EMPTY_ASK, NO_SLOT, FILL,
+    BUY, SELL, LIMIT, MARKET, CANCEL, REPLACE, GTC, IOC, EMPTY_BID, EMPTY_ASK, NO_SLOT,
     MAX_PRICE, RESTING, BOOK_FEE, prefetch,
 )
 from rltrader._flow cimport Flow, State as FlowState
@@ -250,10 +250,6 @@ cdef struct State:
     uint32_t* queue_removals  # [N] its level's removal count then (Level.removals)
     int32_t* best_slot        # [N] arena slot of the order nearest its touch (NO_SLOT: none)
     int64_t* seen_volume      # [N] the account's volume at the last refresh, lots
-    int64_t* hook_volume      # [N] lots of the account's fills since then that apply_fills
-                              # wrote into its slots (every fill, when it equals the
-                              # volume's change: refresh then reads no order)
-    uint32_t* traded          # [N] bit j: slot j's leaves came from a fill since then
     int64_t* obs_volume       # [N] the account's volume at the last observation, lots
     int64_t* obs_position     # [N] its position then, lots
     # outbox: agent decisions on their way, one cell per (arrival step mod delay, book)
@@ -302,8 +298,6 @@ include "_env_observe.pxi"
 
 #: ``last_arrival`` of an agent that has sent nothing yet
 _NEVER = -(1 << 62)
-#: ``hook_volume`` that matches no account's change of volume (fills not seen)
-_UNSEEN = -(1 << 62)
 #: the largest outbox the kernel allocates (the batch is about as large again); more
 #: latency is refused with a message
 _MAX_OUTBOX_BYTES = 1 << 29
@@ -541,8 +535,6 @@ cdef class EnvKernel:
             queue_removals=np.zeros(n, dtype=np.uint32),
             best_slot=np.zeros(n, dtype=np.int32),
             seen_volume=np.zeros(n, dtype=np.int64),
-            hook_volume=np.zeros(n, dtype=np.int64),
-            traded=np.zeros(n, dtype=np.uint32),
             obs_volume=np.zeros(n, dtype=np.int64),
             obs_position=np.zeros(n, dtype=np.int64),
         )
@@ -698,8 +690,6 @@ cdef class EnvKernel:
         s.queue_removals = <uint32_t*>cnp.PyArray_DATA(ag["queue_removals"])
         s.best_slot = <int32_t*>cnp.PyArray_DATA(ag["best_slot"])
         s.seen_volume = <int64_t*>cnp.PyArray_DATA(ag["seen_volume"])
-        s.hook_volume = <int64_t*>cnp.PyArray_DATA(ag["hook_volume"])
-        s.traded = <uint32_t*>cnp.PyArray_DATA(ag["traded"])
         s.obs_volume = <int64_t*>cnp.PyArray_DATA(ag["obs_volume"])
         s.obs_position = <int64_t*>cnp.PyArray_DATA(ag["obs_position"])
         s.out_messages = <Message*>cnp.PyArray_DATA(ob["messages"])
@@ -733,8 +723,6 @@ cdef class EnvKernel:
         ag["slot_id"][:] = 0
         ag["slot_mask"][:] = 0
         ag["queue_id"][:] = 0
-        ag["hook_volume"][:] = _UNSEEN        # the new books' fills were not seen
-        ag["traded"][:] = 0
         ag["inflight_ioc"][:] = 0
         ag["cancelling"][:] = 0
         ag["n_ghost"][:] = 0
@@ -848,7 +836,6 @@ cdef class EnvKernel:
                                   cnp.PyArray_DIM(events, 0), &consumed, &written)
             if consumed == 0 and written == 0:
                 self.events = np.zeros(2 * cnp.PyArray_DIM(events, 0), dtype=EVENT_DTYPE)
-            apply_fills(&self.s, <Event*>cnp.PyArray_DATA(events), written)
             done += consumed
         self.s.batch.n = n
         locate(&self.s, &self.s.batch)
@@ -921,13 +908,7 @@ cdef class EnvKernel:
             for e in range(first, stop):
                 merge_book(s, &flow.s, e, e - first if s.p.instant else this_cell(s, e),
                            &s.batch, s.p.instant)
-            flow.event_hook = apply_fills     # the fills go into the agents' slots
-            flow.hook_ctx = s
-            try:
-                flow._run_batch(s.batch.messages, s.batch.known, True, s.batch.n)
-            finally:
-                flow.event_hook = NULL
-                flow.hook_ctx = NULL
+            flow._run_batch(s.batch.messages, s.batch.known, True, s.batch.n)
             locate(s, &s.batch)
             s.batch.n = 0
             for e in range(first, stop):

@@ -259,72 +259,16 @@ cdef enum:
     REFRESH_AHEAD = 4       # agents ahead of the one refreshed whose orders are requested
 
 
-cdef enum:
-    FILL_AHEAD = 8          # events ahead of the one applied whose maker's slots are requested
-
-
-cdef inline void slot_fill(State* s, int64_t a, int64_t order_id, int64_t leaves,
-                           int64_t qty) noexcept nogil:
-    """Agent ``a``'s order ``order_id`` traded ``qty`` lots and has ``leaves`` left: the
-    slot that holds it (if one does) takes the leaves."""
-    cdef Slot* slots = &s.slots[a * s.p.n_slots]
-    cdef uint32_t held = s.slot_mask[a]
-    cdef int32_t j
-    s.hook_volume[a] += qty
-    while held != 0:
-        j = __builtin_ctzll(held)
-        held &= held - 1
-        if slots[j].order_id == order_id:
-            slots[j].leaves = leaves
-            s.traded[a] |= (<uint32_t>1) << j
-            return
-
-
-cdef void apply_fills(void* ctx, const Event* events, int64_t n) noexcept nogil:
-    """The fills among ``events`` (one core call's, or a chunk of them, in order) of this
-    kernel's agents, maker or taker, go into their order slots: the slot holding the order
-    takes its leaves after the fill (``slot_fill``), and the account's ``hook_volume``
-    counts the lots. When that count equals the change of the account's volume since the
-    last ``refresh``, every fill was seen here, and ``refresh`` takes the slots as they
-    are instead of reading the agent's orders again from the arena (an order changes only
-    by a fill: cancels free their slot when sent; self-trade prevention, which can cancel
-    an order without a fill, is excluded there). ``ctx`` is the ``State``
-    (``Flow.event_hook``)."""
-    cdef State* s = <State*>ctx
-    cdef const Event* ev
-    cdef int32_t lo = s.p.first_owner
-    cdef uint32_t n_agents = <uint32_t>s.p.n_agents
-    cdef int64_t i
-    for i in range(n):
-        if i + FILL_AHEAD < n:              # the slots a later fill will read (a miss each
-            ev = &events[i + FILL_AHEAD]    # with thousands of agents in a book)
-            if (ev.kind == FILL and <uint32_t>ev.book < <uint32_t>s.p.n_envs
-                    and <uint32_t>(ev.maker_owner - lo) < n_agents):
-                prefetch(&s.slots[(<int64_t>ev.book * n_agents + ev.maker_owner - lo)
-                                  * s.p.n_slots])
-        ev = &events[i]
-        if ev.kind != FILL or <uint32_t>ev.book >= <uint32_t>s.p.n_envs:
-            continue
-        if <uint32_t>(ev.maker_owner - lo) < n_agents:
-            slot_fill(s, <int64_t>ev.book * n_agents + ev.maker_owner - lo,
-                      ev.maker_order_id, ev.maker_leaves_qty, ev.qty)
-        if <uint32_t>(ev.owner - lo) < n_agents:
-            slot_fill(s, <int64_t>ev.book * n_agents + ev.owner - lo, ev.order_id,
-                      ev.leaves_qty, ev.qty)
-
-
 cdef inline void prefetch_slots(const State* s, const Account* acc, int32_t e, int32_t i,
                                 bint stp) noexcept nogil:
     """Start loading the arena lines that ``refresh`` will read for agent ``i`` of book
-    ``e``: its resting orders' when its account traded since the last refresh and not
-    every fill reached its slots (``apply_fills``) (an agent's orders are scattered over
-    the arena; with thousands of agents in a book each read is a miss). Outputs are
-    unchanged."""
+    ``e``: its resting orders' when its account traded since the last refresh (an agent's
+    orders are scattered over the arena; with thousands of agents in a book each read is
+    a miss). Outputs are unchanged."""
     cdef int64_t a = <int64_t>e * s.p.n_agents + i
     cdef int32_t slot
     cdef uint32_t held = s.slot_mask[a]
-    if not stp and (acc[i].volume == s.seen_volume[a]
-                    or acc[i].volume - s.seen_volume[a] == s.hook_volume[a]):
+    if acc[i].volume == s.seen_volume[a] and not stp:
         return
     while held != 0:
         slot = s.slots[a * s.p.n_slots + __builtin_ctzll(held)].arena
@@ -338,9 +282,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
     read) and compute per agent: open lots per side (orders in flight included), orders
     resting and in flight, and the lots queued ahead of the resting order nearest its
     touch. The arena is read only for new orders and for
-    agents whose account traded since the last refresh without every fill reaching its
-    slots (``apply_fills``: then the slots hold the leaves already, and an order left
-    with none is dropped); the rest is cached, and so is the
+    agents whose account traded since the last refresh; the rest is cached, and so is the
     queue ahead while the order's level has lost no order (``Level.removals``). (Sums are
     kept in locals: stores through the state's arrays could alias it, which would make
     the compiler reload every field after each store.)"""
@@ -354,7 +296,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
     cdef int64_t a, distance, best_distance, buy_lots, sell_lots, volume, best_id, idx
     cdef int64_t best_price = 0, base = c.bk[e].base
     cdef int32_t i, j, slot, best, live, flying
-    cdef uint32_t removals, occupied, filled
+    cdef uint32_t removals, occupied
     cdef int64_t buy
     cdef bint trust
     cdef const Order* o
@@ -365,12 +307,6 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
         slots = &s.slots[a * n_slots]
         volume = acc[i].volume
         trust = volume == s.seen_volume[a] and not stp   # no order of it can have traded
-        filled = 0
-        if not trust and not stp and volume - s.seen_volume[a] == s.hook_volume[a]:
-            trust = True                    # every fill is in the slots already
-            filled = s.traded[a]
-        s.hook_volume[a] = 0
-        s.traded[a] = 0
         buy_lots = 0
         sell_lots = 0
         live = 0
@@ -403,10 +339,6 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
                 slots[j].price = o.price
                 slots[j].leaves = o.qty
                 slots[j].side = o.side
-            elif (filled >> j) & 1 and slots[j].leaves == 0:    # filled in full: finished
-                slots[j].order_id = 0
-                s.slot_mask[a] &= ~((<uint32_t>1) << j)
-                continue
             live += 1
             buy = slots[j].side == BUY           # sides are random: no branch on them
             buy_lots += slots[j].leaves * buy
