@@ -56,6 +56,8 @@ from libc.string cimport memcpy, memset
 from rltrader._book cimport (
     Account, BookState, Books, Core, Event, Level, Message, Order, find_order,
     BUY, SELL, LIMIT, MARKET, CANCEL, REPLACE, GTC, IOC, EMPTY_BID, EMPTY_ASK, NO_SLOT,
+    FILL, CANCELLED, ACCEPTED, REJECTED, CANCEL_REQUESTED, REPLACED, IOC_REMAINDER,
+    FOK_UNFILLABLE,
     MAX_PRICE, RESTING, BOOK_FEE, prefetch,
 )
 from rltrader._flow cimport Flow, State as FlowState
@@ -195,6 +197,24 @@ cdef struct Slot:               # one order an agent keeps: a struct (a slot's f
     int8_t side
 
 
+cdef struct MEntry:              # one order of a mirrored level (_env_mirror.pxi)
+    int64_t order_id
+    int64_t qty               # lots (0: it left; dropped at the next pass)
+    int32_t slot              # its arena slot
+    int32_t agent             # its owner's agent index in the book, -1: not an agent
+
+
+cdef struct Mirror:             # a level's FIFO kept from the core's events
+    int64_t price             # ticks; 0: unused
+    int64_t base              # the book's window base when it was built
+    int64_t qty               # lots of its orders
+    int32_t count             # its orders
+    int32_t n                 # entries (those that left included)
+    int32_t head              # first entry that may hold an order
+    uint32_t removals         # the level's removals count it accounts for
+    int32_t valid             # 0: an event it could not follow (freed at the refresh)
+
+
 cdef struct State:
     Params p
     const Core* core
@@ -284,8 +304,21 @@ cdef struct State:
     int32_t* n_levels         # [2] how many there are
     int64_t n_updates         # advance() calls (mid history ring position)
     int64_t now_ns            # the end of the step being observed, ns
+    # level mirrors (_env_mirror.pxi; mirror_cap 0: off)
+    int32_t mirror_cap        # entries per mirror
+    int32_t live_mirrors      # mirrors in use, all books
+    int32_t following         # 1 while _step_books runs: every core call on the books is
+                              # followed (new mirrors are made then only)
+    int32_t* n_mirrors        # [n_envs] mirrors in use per book
+    Mirror* mirrors           # [n_envs, MIRRORS]
+    MEntry* mentries          # [n_envs, MIRRORS, mirror_cap]
+    int32_t* entry_of         # [entry_cap] arena slot -> its mirror entry (a hint, checked)
+    int64_t entry_cap
+    int32_t* pre_known        # [batch] the batch's known slots before the core call (the
+                              # core overwrites them): the slots its cancels named
 
 
+include "_env_mirror.pxi"
 include "_env_queue.pxi"
 include "_env_sort.pxi"
 include "_env_actions.pxi"
@@ -304,6 +337,13 @@ _MAX_OUTBOX_BYTES = 1 << 29
 #: the layout of ``Slot`` (checked against the struct's size at import)
 _SLOT_DTYPE = np.dtype([("order_id", np.int64), ("price", np.int64), ("leaves", np.int64),
                        ("arena", np.int32), ("side", np.int8)], align=True)
+_MIRROR_DTYPE = np.dtype([("price", np.int64), ("base", np.int64), ("qty", np.int64),
+                          ("count", np.int32), ("n", np.int32), ("head", np.int32),
+                          ("removals", np.uint32), ("valid", np.int32)], align=True)
+_MENTRY_DTYPE = np.dtype([("order_id", np.int64), ("qty", np.int64), ("slot", np.int32),
+                          ("agent", np.int32)], align=True)
+if _MIRROR_DTYPE.itemsize != sizeof(Mirror) or _MENTRY_DTYPE.itemsize != sizeof(MEntry):
+    raise ImportError("_MIRROR_DTYPE or _MENTRY_DTYPE does not match its struct")
 if _SLOT_DTYPE.itemsize != sizeof(Slot):
     raise ImportError(f"_SLOT_DTYPE ({_SLOT_DTYPE.itemsize} bytes) does not match the Slot "
                       f"struct ({sizeof(Slot)} bytes)")
@@ -402,10 +442,13 @@ cdef class EnvKernel:
     cdef readonly object messages
     cdef readonly object known
     cdef object tags
+    cdef object pre_known
     cdef readonly object events
     cdef readonly object agent_arrays
     cdef readonly object book_arrays
     cdef readonly object outbox
+    cdef readonly object mirror_arrays
+    cdef int32_t _ended
 
     def __init__(self, Books books, order_qty, position_limit, size_class, latency_ns,
                  actions, obs, rewards, terminated, truncated, final_obs, *, n_envs,
@@ -604,6 +647,17 @@ cdef class EnvKernel:
             levels=np.zeros((2, p.depth, 2), dtype=np.int64),
             n_levels=np.zeros(2, dtype=np.int32),
         )
+        # level mirrors (_env_mirror.pxi): books with thousands of agents
+        cap = 0
+        if p.n_agents >= MIRROR_AGENTS and p.n_envs <= MIRROR_BOOKS:
+            cap = max(4096, 2 * p.n_agents)
+        self.s.mirror_cap = cap
+        self.mirror_arrays = dict(
+            n_mirrors=np.zeros(p.n_envs, dtype=np.int32),
+            mirrors=np.zeros(p.n_envs * MIRRORS if cap else 1, dtype=_MIRROR_DTYPE),
+            entries=np.zeros(p.n_envs * MIRRORS * cap if cap else 1, dtype=_MENTRY_DTYPE),
+            entry_of=np.full(1, -1, dtype=np.int32),
+        )
         # the batch of one core call: the merged arrivals of a group of books, or what the
         # env does for every book at once (withdraw orders, flatten positions)
         self.events = None
@@ -619,6 +673,7 @@ cdef class EnvKernel:
             old = self.messages
             self.messages = np.zeros(batch, dtype=MESSAGE_DTYPE)
             self.known = np.full(batch, NO_SLOT, dtype=np.int32)
+            self.pre_known = np.full(batch, NO_SLOT, dtype=np.int32)
             self.tags = np.full(batch, -1, dtype=np.int64)
             if old is not None:
                 self.messages[:old.shape[0]] = old
@@ -628,6 +683,7 @@ cdef class EnvKernel:
             self.events = np.zeros(max(4096, 4 * batch), dtype=EVENT_DTYPE)
             s.batch.messages = <Message*>cnp.PyArray_DATA(self.messages)
             s.batch.known = <int32_t*>cnp.PyArray_DATA(self.known)
+            s.pre_known = <int32_t*>cnp.PyArray_DATA(self.pre_known)
             s.batch.tags = <int64_t*>cnp.PyArray_DATA(self.tags)
         if keys >= (1 << GROUP_BITS):
             raise ValueError(f"{keys} decisions may reach one book in a step; at most "
@@ -713,6 +769,24 @@ cdef class EnvKernel:
         s.market = <float*>cnp.PyArray_DATA(bk["market"])
         s.levels = <int64_t*>cnp.PyArray_DATA(bk["levels"])
         s.n_levels = <int32_t*>cnp.PyArray_DATA(bk["n_levels"])
+        mr = self.mirror_arrays
+        s.n_mirrors = <int32_t*>cnp.PyArray_DATA(mr["n_mirrors"])
+        s.mirrors = <Mirror*>cnp.PyArray_DATA(mr["mirrors"])
+        s.mentries = <MEntry*>cnp.PyArray_DATA(mr["entries"])
+        drop_mirrors(s)                     # fresh books: nothing mirrored
+        self._entry_room()
+
+    cdef _entry_room(self):
+        """``entry_of`` covers the core's arena (it grows with it; kept hints stay)."""
+        cdef State* s = &self.s
+        if s.mirror_cap == 0 or s.entry_cap >= s.core.capacity:
+            return
+        old = self.mirror_arrays["entry_of"]
+        grown = np.full(s.core.capacity, -1, dtype=np.int32)
+        grown[:min(old.shape[0], grown.shape[0])] = old[:grown.shape[0]]
+        self.mirror_arrays["entry_of"] = grown
+        s.entry_of = <int32_t*>cnp.PyArray_DATA(grown)
+        s.entry_cap = s.core.capacity
 
     def rebind(self, Books books):
         """Use a fresh ``Books`` (a data source that rebuilt its book): every agent order
@@ -828,6 +902,8 @@ cdef class EnvKernel:
         orders in it."""
         cdef int64_t done = 0, consumed, written
         cdef cnp.ndarray events
+        if self.s.live_mirrors > 0:     # the slots its cancels name (follow_events)
+            memcpy(self.s.pre_known, self.s.batch.known, n * sizeof(int32_t))
         while done < n:         # the agents' order ids (id_base + a per-book counter) are
             # never reused and no other sender uses them: fresh
             events = self.events
@@ -836,7 +912,10 @@ cdef class EnvKernel:
                                   cnp.PyArray_DIM(events, 0), &consumed, &written)
             if consumed == 0 and written == 0:
                 self.events = np.zeros(2 * cnp.PyArray_DIM(events, 0), dtype=EVENT_DTYPE)
+            follow_events(&self.s, self.s.batch.messages + done, self.s.batch.known + done,
+                          consumed, <Event*>cnp.PyArray_DATA(events), written, done)
             done += consumed
+        self._entry_room()
         self.s.batch.n = n
         locate(&self.s, &self.s.batch)
         return 0
@@ -890,10 +969,21 @@ cdef class EnvKernel:
         messages to overlap their memory accesses. Books are independent, and each book
         goes through the same phases in the same order whatever the grouping."""
         cdef State* s = &self.s
-        cdef int32_t first, stop, e, ending, ended = 0
         s.n_updates += 1                        # advance()'s once-per-step part
         s.now_ns = timestamp + s.p.dt_ns
-        first = 0
+        s.following = 1
+        try:
+            self._step_groups(timestamp, flow, group)
+        finally:
+            s.following = 0
+        flow.end_step()
+        s.clock += 1
+        return self._ended
+
+    cdef int _step_groups(self, int64_t timestamp, Flow flow, int32_t group) except -1:
+        """The groups of ``_step_books`` (ending books counted in ``_ended``)."""
+        cdef State* s = &self.s
+        cdef int32_t first = 0, stop, e, ending, ended = 0
         while first < s.p.n_envs:
             stop = min(first + group, s.p.n_envs)
             s.batch.n = 0
@@ -908,7 +998,16 @@ cdef class EnvKernel:
             for e in range(first, stop):
                 merge_book(s, &flow.s, e, e - first if s.p.instant else this_cell(s, e),
                            &s.batch, s.p.instant)
-            flow._run_batch(s.batch.messages, s.batch.known, True, s.batch.n)
+            if s.live_mirrors > 0:          # the mirrors follow the call (_env_mirror.pxi)
+                memcpy(s.pre_known, s.batch.known, s.batch.n * sizeof(int32_t))
+                flow.event_hook = follow_events
+                flow.hook_ctx = s
+            try:
+                flow._run_batch(s.batch.messages, s.batch.known, True, s.batch.n)
+            finally:
+                flow.event_hook = NULL
+                flow.hook_ctx = NULL
+            self._entry_room()
             locate(s, &s.batch)
             s.batch.n = 0
             for e in range(first, stop):
@@ -929,9 +1028,8 @@ cdef class EnvKernel:
                     if s.ending[e]:
                         begin_book(s, e)
             first = stop
-        flow.end_step()
-        s.clock += 1
-        return ended
+        self._ended = ended
+        return 0
 
     def reset(self, int64_t timestamp):
         """Withdraw every agent order and start a new episode in every book."""

@@ -7,11 +7,16 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 from rltrader._book cimport Books, Core, Event, Message
 
 
-# A C-level listener of the events of every core call a flow makes (``Flow._run_batch``),
-# called after each chunk of events with ``ctx`` and the chunk: the env kernel keeps its
-# agents' order slots from the fills of its merged batches with it (``_env.pyx``). No
-# Python object on the way; the listener must not call back into the flow or the core.
-ctypedef void (*EventHook)(void* ctx, const Event* events, int64_t n) noexcept nogil
+# A C-level listener of the core calls a flow makes (``Flow._run_batch``), called after
+# each chunk with ``ctx``, the chunk's ``n_msgs`` messages and their ``known`` slots (as
+# the core left them: where each message's new order came to rest; NULL when the batch
+# had none), and the chunk's ``n_events`` events, whose ``message_index`` minus
+# ``index_offset`` indexes ``msgs``. The env kernel follows the levels it mirrors with it
+# (``_env_mirror.pxi``). No Python object on the way; the listener must not call back
+# into the flow or the core.
+ctypedef void (*EventHook)(void* ctx, const Message* msgs, const int32_t* known,
+                           int64_t n_msgs, const Event* events, int64_t n_events,
+                           int64_t index_offset) noexcept nogil
 
 
 cdef struct Sizes:

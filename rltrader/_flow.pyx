@@ -1208,7 +1208,9 @@ cdef class Flow:
                 continue
             tally(f, events, written)
             if self.event_hook != NULL:
-                self.event_hook(self.hook_ctx, events, written)
+                self.event_hook(self.hook_ctx, msgs + done,
+                                known + done if known != NULL else NULL, consumed,
+                                events, written, offset + done)
             if self.record:
                 self._append_events(written)
             done += consumed
