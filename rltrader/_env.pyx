@@ -213,6 +213,12 @@ cdef struct Mirror:             # a level's FIFO kept from the core's events
     int32_t head              # first entry that may hold an order
     uint32_t removals         # the level's removals count it accounts for
     int32_t valid             # 0: an event it could not follow (freed at the refresh)
+    int32_t pending           # noted cancels not yet matched with their entry
+
+
+cdef struct Pending:            # a cancel at a mirrored level, until the next refresh
+    int32_t key               # arena slot + 1 (0: empty)
+    int64_t order_id          # 0: matched
 
 
 cdef struct State:
@@ -312,8 +318,12 @@ cdef struct State:
     int32_t* n_mirrors        # [n_envs] mirrors in use per book
     Mirror* mirrors           # [n_envs, MIRRORS]
     MEntry* mentries          # [n_envs, MIRRORS, mirror_cap]
-    int32_t* entry_of         # [entry_cap] arena slot -> its mirror entry (a hint, checked)
-    int64_t entry_cap
+    Pending* pending          # [n_envs, PENDING] noted cancels, by arena slot
+    int32_t* pend_list        # [n_envs, PENDING] the table positions in use
+    int32_t* pend_n           # [n_envs]
+    uint64_t* pend_bits       # [n_envs, bit_words] bit per arena slot: a noted cancel
+    int64_t bit_words
+    int64_t bit_cap           # arena slots the bits cover
     int32_t* pre_known        # [batch] the batch's known slots before the core call (the
                               # core overwrites them): the slots its cancels named
 
@@ -339,10 +349,13 @@ _SLOT_DTYPE = np.dtype([("order_id", np.int64), ("price", np.int64), ("leaves", 
                        ("arena", np.int32), ("side", np.int8)], align=True)
 _MIRROR_DTYPE = np.dtype([("price", np.int64), ("base", np.int64), ("qty", np.int64),
                           ("count", np.int32), ("n", np.int32), ("head", np.int32),
-                          ("removals", np.uint32), ("valid", np.int32)], align=True)
+                          ("removals", np.uint32), ("valid", np.int32), ("pending", np.int32)],
+                         align=True)
+_PENDING_DTYPE = np.dtype([("key", np.int32), ("order_id", np.int64)], align=True)
 _MENTRY_DTYPE = np.dtype([("order_id", np.int64), ("qty", np.int64), ("slot", np.int32),
                           ("agent", np.int32)], align=True)
-if _MIRROR_DTYPE.itemsize != sizeof(Mirror) or _MENTRY_DTYPE.itemsize != sizeof(MEntry):
+if (_MIRROR_DTYPE.itemsize != sizeof(Mirror) or _MENTRY_DTYPE.itemsize != sizeof(MEntry)
+        or _PENDING_DTYPE.itemsize != sizeof(Pending)):
     raise ImportError("_MIRROR_DTYPE or _MENTRY_DTYPE does not match its struct")
 if _SLOT_DTYPE.itemsize != sizeof(Slot):
     raise ImportError(f"_SLOT_DTYPE ({_SLOT_DTYPE.itemsize} bytes) does not match the Slot "
@@ -656,7 +669,10 @@ cdef class EnvKernel:
             n_mirrors=np.zeros(p.n_envs, dtype=np.int32),
             mirrors=np.zeros(p.n_envs * MIRRORS if cap else 1, dtype=_MIRROR_DTYPE),
             entries=np.zeros(p.n_envs * MIRRORS * cap if cap else 1, dtype=_MENTRY_DTYPE),
-            entry_of=np.full(1, -1, dtype=np.int32),
+            pending=np.zeros(p.n_envs * PENDING if cap else 1, dtype=_PENDING_DTYPE),
+            pend_list=np.zeros(p.n_envs * PENDING if cap else 1, dtype=np.int32),
+            pend_n=np.zeros(p.n_envs, dtype=np.int32),
+            pend_bits=np.zeros(1, dtype=np.uint64),
         )
         # the batch of one core call: the merged arrivals of a group of books, or what the
         # env does for every book at once (withdraw orders, flatten positions)
@@ -773,20 +789,27 @@ cdef class EnvKernel:
         s.n_mirrors = <int32_t*>cnp.PyArray_DATA(mr["n_mirrors"])
         s.mirrors = <Mirror*>cnp.PyArray_DATA(mr["mirrors"])
         s.mentries = <MEntry*>cnp.PyArray_DATA(mr["entries"])
+        s.pending = <Pending*>cnp.PyArray_DATA(mr["pending"])
+        s.pend_list = <int32_t*>cnp.PyArray_DATA(mr["pend_list"])
+        s.pend_n = <int32_t*>cnp.PyArray_DATA(mr["pend_n"])
+        s.pend_bits = <uint64_t*>cnp.PyArray_DATA(mr["pend_bits"])
+        s.bit_cap = 0
+        self._pending_room()
         drop_mirrors(s)                     # fresh books: nothing mirrored
-        self._entry_room()
 
-    cdef _entry_room(self):
-        """``entry_of`` covers the core's arena (it grows with it; kept hints stay)."""
+    cdef _pending_room(self):
+        """The bits of noted cancels cover the core's arena (after it grew, nothing is
+        mirrored until the next walks)."""
         cdef State* s = &self.s
-        if s.mirror_cap == 0 or s.entry_cap >= s.core.capacity:
+        if s.mirror_cap == 0 or s.bit_cap >= s.core.capacity:
             return
-        old = self.mirror_arrays["entry_of"]
-        grown = np.full(s.core.capacity, -1, dtype=np.int32)
-        grown[:min(old.shape[0], grown.shape[0])] = old[:grown.shape[0]]
-        self.mirror_arrays["entry_of"] = grown
-        s.entry_of = <int32_t*>cnp.PyArray_DATA(grown)
-        s.entry_cap = s.core.capacity
+        drop_mirrors(s)                     # the old bits go
+        words = (s.core.capacity + 63) // 64
+        bits = np.zeros(s.p.n_envs * words, dtype=np.uint64)
+        self.mirror_arrays["pend_bits"] = bits
+        s.pend_bits = <uint64_t*>cnp.PyArray_DATA(bits)
+        s.bit_words = words
+        s.bit_cap = s.core.capacity
 
     def rebind(self, Books books):
         """Use a fresh ``Books`` (a data source that rebuilt its book): every agent order
@@ -915,7 +938,7 @@ cdef class EnvKernel:
             follow_events(&self.s, self.s.batch.messages + done, self.s.batch.known + done,
                           consumed, <Event*>cnp.PyArray_DATA(events), written, done)
             done += consumed
-        self._entry_room()
+        self._pending_room()
         self.s.batch.n = n
         locate(&self.s, &self.s.batch)
         return 0
@@ -1007,7 +1030,7 @@ cdef class EnvKernel:
             finally:
                 flow.event_hook = NULL
                 flow.hook_ctx = NULL
-            self._entry_room()
+            self._pending_room()
             locate(s, &s.batch)
             s.batch.n = 0
             for e in range(first, stop):

@@ -11,22 +11,27 @@
 # in an array (order id, lots, arena slot, agent), built by the walk that reads the level
 # anyway (``walk_levels``) and then kept from the core's events of every call on the book
 # (``follow_events``, the flow's ``event_hook`` and ``EnvKernel._submit``): a fill takes
-# lots from its head, a cancel takes an entry out (found through the cancel's known arena
-# slot, ``entry_of``, else by a scan), a new order that came to rest there (the core's
-# ``known`` output) joins its tail with the lots its own fills left. At the next refresh
-# the mirror is trusted only when it agrees with the level on its count, lots and
-# ``removals`` (the core counts every order taken off or reduced there, and every recenter)
-# and the window has not moved: an event it could not follow (a core call it did not
-# see, a self-trade cancel, a stop) leaves a difference in one of them, or marks it
-# invalid, and the level is walked again. Then one pass over the array gives the lots
-# ahead of every agent's nearest order there, the same integer sums as the walk's, and
-# drops the entries that left. Outputs are unchanged.
+# lots from its head; a cancel is noted by the arena slot its message named (a small
+# table per book, and a bit per arena slot) and takes its entry out at the next pass; a
+# new order that came to rest there (the core's ``known`` output) joins its tail with the
+# lots its own fills left. No map from orders to entries is kept: the events and the
+# arrays are read in order, and the table and bits stay in cache. At the next refresh the
+# mirror is trusted only when it agrees with the level on its count, lots and
+# ``removals`` (the core counts every order taken off or reduced there, and every
+# recenter), the window has not moved, every noted cancel found its entry, and its
+# entries' count and lots are the level's: an event it could not follow (a core call it
+# did not see, a cancel that named no slot, a self-trade cancel, a stop) leaves a
+# difference in one of them, or marks it invalid, and the level is walked again. Then
+# one pass over the array gives the lots ahead of every agent's nearest order there, the
+# same integer sums as the walk's. Outputs are unchanged.
 
 
 cdef enum:
     MIRRORS = 8             # mirrored levels per book
     MIRROR_AGENTS = 1024    # books with at least this many agents mirror their levels
     MIRROR_BOOKS = 4        # ... when the kernel has at most this many books
+    PENDING = 4096          # per book: cancels noted between two refreshes (at most half)
+    PENDING_BITS = 12       # log2(PENDING)
 
 
 cdef inline Mirror* mirror_at(State* s, int32_t e, int64_t price) noexcept nogil:
@@ -50,8 +55,76 @@ cdef inline void free_mirror(State* s, int32_t e, Mirror* m) noexcept nogil:
     s.live_mirrors -= 1
 
 
+cdef inline void invalidate_book(State* s, int32_t e) noexcept nogil:
+    cdef int32_t k
+    for k in range(MIRRORS):
+        s.mirrors[<int64_t>e * MIRRORS + k].valid = 0
+
+
+# ---- noted cancels: a table per book keyed by arena slot, and a bit per arena slot ------
+
+cdef inline uint32_t pending_home(int32_t slot) noexcept nogil:
+    return (<uint32_t>slot * 2654435761u) >> (32 - PENDING_BITS)
+
+
+cdef inline bint pending_add(State* s, int32_t e, int32_t slot, int64_t order_id) noexcept nogil:
+    """Note that order ``order_id`` at arena slot ``slot`` of book ``e`` was cancelled;
+    False when it cannot be (no slot named, the table half full, a cancel of the slot
+    still noted)."""
+    cdef Pending* tab = &s.pending[<int64_t>e * PENDING]
+    cdef uint32_t p
+    if slot < 0 or slot >= s.bit_cap or s.pend_n[e] >= PENDING // 2:
+        return False
+    p = pending_home(slot)
+    while tab[p].key != 0:
+        if tab[p].key == slot + 1:
+            if tab[p].order_id != 0:
+                return False
+            break                           # a cancel of the slot's last order, taken
+        p = (p + 1) & (PENDING - 1)
+    if tab[p].key == 0:
+        s.pend_list[<int64_t>e * PENDING + s.pend_n[e]] = <int32_t>p
+        s.pend_n[e] += 1
+    tab[p].key = slot + 1
+    tab[p].order_id = order_id
+    s.pend_bits[<int64_t>e * s.bit_words + (slot >> 6)] |= (<uint64_t>1) << (slot & 63)
+    return True
+
+
+cdef inline bint pending_take(State* s, int32_t e, int32_t slot, int64_t order_id) noexcept nogil:
+    """Whether order ``order_id`` at arena slot ``slot`` was noted cancelled (the note is
+    taken)."""
+    cdef Pending* tab
+    cdef uint32_t p
+    if slot >= s.bit_cap or not (s.pend_bits[<int64_t>e * s.bit_words + (slot >> 6)] >> (slot & 63)) & 1:
+        return False
+    tab = &s.pending[<int64_t>e * PENDING]
+    p = pending_home(slot)
+    while tab[p].key != 0:
+        if tab[p].key == slot + 1:
+            if tab[p].order_id == order_id:
+                tab[p].order_id = 0
+                return True
+            return False
+        p = (p + 1) & (PENDING - 1)
+    return False
+
+
+cdef void pending_clear(State* s, int32_t e) noexcept nogil:
+    """Forget book ``e``'s noted cancels (after its refresh)."""
+    cdef Pending* tab = &s.pending[<int64_t>e * PENDING]
+    cdef int32_t k, p, slot
+    for k in range(s.pend_n[e]):
+        p = s.pend_list[<int64_t>e * PENDING + k]
+        slot = tab[p].key - 1
+        s.pend_bits[<int64_t>e * s.bit_words + (slot >> 6)] = 0
+        tab[p].key = 0
+        tab[p].order_id = 0
+    s.pend_n[e] = 0
+
+
 cdef void drop_mirrors(State* s) noexcept nogil:
-    """Forget every mirror (the books were replaced)."""
+    """Forget every mirror and noted cancel (the books were replaced, or the arena grew)."""
     cdef int64_t k
     if s.mirror_cap == 0:
         return
@@ -60,14 +133,11 @@ cdef void drop_mirrors(State* s) noexcept nogil:
         s.mirrors[k].valid = 0
     for k in range(s.p.n_envs):
         s.n_mirrors[k] = 0
+        pending_clear(s, <int32_t>k)
     s.live_mirrors = 0
 
 
-cdef inline void invalidate_book(State* s, int32_t e) noexcept nogil:
-    cdef int32_t k
-    for k in range(MIRRORS):
-        s.mirrors[<int64_t>e * MIRRORS + k].valid = 0
-
+# ---- following the core's calls ------------------------------------------------------
 
 cdef inline void mirror_join(State* s, const Message* m, int32_t slot,
                              int64_t lots) noexcept nogil:
@@ -75,7 +145,6 @@ cdef inline void mirror_join(State* s, const Message* m, int32_t slot,
     tail of its level's mirror, if there is one."""
     cdef Mirror* mi
     cdef MEntry* en
-    cdef int64_t r
     if m.op != LIMIT and m.op != REPLACE:
         return
     if <uint32_t>m.book >= <uint32_t>s.p.n_envs or s.n_mirrors[m.book] == 0:
@@ -83,28 +152,33 @@ cdef inline void mirror_join(State* s, const Message* m, int32_t slot,
     mi = mirror_at(s, m.book, m.price)
     if mi == NULL or not mi.valid:
         return
-    if mi.n == s.mirror_cap or slot >= s.entry_cap:
+    if mi.n == s.mirror_cap:
         mi.valid = 0                        # no room (walked again at the refresh)
         return
-    r = mi.n
-    en = &mirror_entries(s, mi)[r]
+    en = &mirror_entries(s, mi)[mi.n]
     en.order_id = m.new_order_id if m.op == REPLACE and m.new_order_id != 0 else m.order_id
     en.qty = lots
     en.slot = slot
     en.agent = (m.owner - s.p.first_owner
                 if s.p.first_owner <= m.owner < s.p.first_owner + s.p.n_agents else -1)
-    s.entry_of[slot] = <int32_t>((mi - s.mirrors) * <int64_t>s.mirror_cap + r)
     mi.n += 1
     mi.count += 1
     mi.qty += lots
 
 
-cdef inline void mirror_fill(State* s, Mirror* mi, const Event* ev) noexcept nogil:
+cdef inline void mirror_fill(State* s, int32_t e, Mirror* mi, const Event* ev) noexcept nogil:
     """A fill at the mirrored level: its maker is the level's head."""
     cdef MEntry* en = mirror_entries(s, mi)
     cdef int32_t r = mi.head
-    while r < mi.n and en[r].qty == 0:
-        r += 1
+    while r < mi.n:
+        if en[r].qty == 0:
+            r += 1
+        elif pending_take(s, e, en[r].slot, en[r].order_id):    # cancelled before
+            en[r].qty = 0
+            mi.pending -= 1
+            r += 1
+        else:
+            break
     mi.head = r
     if (r == mi.n or en[r].order_id != ev.maker_order_id
             or en[r].qty - ev.qty != ev.maker_leaves_qty):
@@ -118,30 +192,8 @@ cdef inline void mirror_fill(State* s, Mirror* mi, const Event* ev) noexcept nog
         mi.head = r + 1
 
 
-cdef inline void mirror_cancel(State* s, Mirror* mi, const Event* ev,
-                               int32_t hint) noexcept nogil:
-    """A resting order of the mirrored level was cancelled; ``hint``: its arena slot as
-    the cancel message named it (NO_SLOT: unknown)."""
-    cdef MEntry* en = mirror_entries(s, mi)
-    cdef int64_t first = (mi - s.mirrors) * <int64_t>s.mirror_cap, g
-    cdef int32_t r = -1, j
-    if 0 <= hint < s.entry_cap:
-        g = s.entry_of[hint] - first
-        if (0 <= g < mi.n and en[g].slot == hint and en[g].order_id == ev.order_id
-                and en[g].qty > 0):
-            r = <int32_t>g
-    if r < 0:                               # not named by its slot: look for it
-        for j in range(mi.head, mi.n):
-            if en[j].order_id == ev.order_id and en[j].qty > 0:
-                r = j
-                break
-    if r < 0 or en[r].qty != ev.qty:
-        mi.valid = 0
-        return
-    en[r].qty = 0
-    mi.qty -= ev.qty
-    mi.count -= 1
-    mi.removals += 1
+cdef inline int64_t new_order_id(const Message* m) noexcept nogil:
+    return m.new_order_id if m.op == REPLACE and m.new_order_id != 0 else m.order_id
 
 
 cdef void follow_events(void* ctx, const Message* msgs, const int32_t* known,
@@ -155,13 +207,12 @@ cdef void follow_events(void* ctx, const Message* msgs, const int32_t* known,
     cdef const Event* ev
     cdef const int32_t* hints
     cdef Mirror* mi
-    cdef int64_t k, i = 0, at, rest = 0, new_id = 0
+    cdef int64_t k, i = 0, at, rest, new_id
     if s.live_mirrors == 0 or n_msgs == 0:
         return
     hints = s.pre_known + (msgs - s.batch.messages)
     rest = msgs[0].qty
-    new_id = msgs[0].new_order_id if msgs[0].op == REPLACE and msgs[0].new_order_id != 0 \
-        else msgs[0].order_id
+    new_id = new_order_id(&msgs[0])
     for k in range(n_events):
         ev = &events[k]
         at = ev.message_index - index_offset
@@ -170,8 +221,7 @@ cdef void follow_events(void* ctx, const Message* msgs, const int32_t* known,
                 mirror_join(s, &msgs[i], known[i], rest)
             i += 1
             rest = msgs[i].qty
-            new_id = (msgs[i].new_order_id if msgs[i].op == REPLACE
-                      and msgs[i].new_order_id != 0 else msgs[i].order_id)
+            new_id = new_order_id(&msgs[i])
         if ev.kind == FILL and ev.order_id == new_id:
             rest = ev.leaves_qty            # the message's order took: what is left rests
         if <uint32_t>ev.book >= <uint32_t>s.p.n_envs or s.n_mirrors[ev.book] == 0:
@@ -179,12 +229,18 @@ cdef void follow_events(void* ctx, const Message* msgs, const int32_t* known,
         if ev.kind == FILL:
             mi = mirror_at(s, ev.book, ev.price)
             if mi != NULL and mi.valid:
-                mirror_fill(s, mi, ev)
+                mirror_fill(s, ev.book, mi, ev)
         elif ev.kind == CANCELLED:
             if ev.reason == CANCEL_REQUESTED or ev.reason == REPLACED:
                 mi = mirror_at(s, ev.book, ev.price)
                 if mi != NULL and mi.valid:
-                    mirror_cancel(s, mi, ev, hints[at])
+                    if pending_add(s, ev.book, hints[at], ev.order_id):
+                        mi.pending += 1
+                        mi.count -= 1
+                        mi.qty -= ev.qty
+                        mi.removals += 1
+                    else:
+                        mi.valid = 0
             elif ev.reason != IOC_REMAINDER and ev.reason != FOK_UNFILLABLE:
                 invalidate_book(s, ev.book)     # self-trade, a stop: not followed
         elif ev.kind != ACCEPTED and ev.kind != REJECTED:
@@ -195,12 +251,14 @@ cdef void follow_events(void* ctx, const Message* msgs, const int32_t* known,
         i += 1
         if i < n_msgs:
             rest = msgs[i].qty
-            new_id = (msgs[i].new_order_id if msgs[i].op == REPLACE
-                      and msgs[i].new_order_id != 0 else msgs[i].order_id)
+            new_id = new_order_id(&msgs[i])
 
+
+# ---- at the refresh --------------------------------------------------------------------
 
 cdef bint mirror_trusted(State* s, int32_t e, Mirror* mi) noexcept nogil:
-    """Whether mirror ``mi`` of book ``e`` still is its level (else it is freed)."""
+    """Whether mirror ``mi`` of book ``e`` followed every change of its level (else it
+    is freed)."""
     cdef const Core* c = s.core
     cdef int64_t idx = mi.price - c.bk[e].base
     cdef const Level* lv
@@ -212,32 +270,47 @@ cdef bint mirror_trusted(State* s, int32_t e, Mirror* mi) noexcept nogil:
     return False
 
 
-cdef void mirror_pass(State* s, int32_t e, Mirror* mi) noexcept nogil:
-    """The lots ahead of every agent's nearest order at the mirrored level, from the
-    array; the entries that left are dropped (the rest move to its front)."""
+cdef bint mirror_settle(State* s, int32_t e, Mirror* mi) noexcept nogil:
+    """Take the cancelled entries out of mirror ``mi`` (the rest move to its front);
+    whether every noted cancel found its entry and the entries' count and lots are the
+    level's."""
+    cdef const Core* c = s.core
+    cdef const Level* lv = &c.lv[<int64_t>e * c.window + mi.price - c.bk[e].base]
     cdef MEntry* en = mirror_entries(s, mi)
-    cdef int64_t first = (mi - s.mirrors) * <int64_t>s.mirror_cap, ahead = 0, a
-    cdef int64_t agents = <int64_t>e * s.p.n_agents
+    cdef int64_t lots = 0
     cdef int32_t r, w = 0
     for r in range(mi.head, mi.n):
         if en[r].qty == 0:
             continue
+        if pending_take(s, e, en[r].slot, en[r].order_id):
+            en[r].qty = 0
+            mi.pending -= 1
+            continue
+        if w != r:
+            en[w] = en[r]
+        lots += en[w].qty
+        w += 1
+    mi.n = w
+    mi.head = 0
+    return mi.pending == 0 and w == lv.count and lots == lv.qty
+
+
+cdef void mirror_aheads(State* s, int32_t e, const Mirror* mi) noexcept nogil:
+    """The lots ahead of every agent's nearest order at the (settled) mirrored level."""
+    cdef const MEntry* en = mirror_entries(s, mi)
+    cdef int64_t ahead = 0, a, agents = <int64_t>e * s.p.n_agents
+    cdef int32_t r
+    for r in range(mi.n):
         if en[r].agent >= 0:
             a = agents + en[r].agent
             if s.best_slot[a] == en[r].slot:
                 s.queue_ahead[a] = <double>ahead
         ahead += en[r].qty
-        if w != r:
-            en[w] = en[r]
-            s.entry_of[en[w].slot] = <int32_t>(first + w)
-        w += 1
-    mi.n = w
-    mi.head = 0
 
 
 cdef Mirror* new_mirror(State* s, int32_t e, int64_t price) noexcept nogil:
-    """A free mirror of book ``e`` for the level at ``price`` (to be filled by the walk),
-    or NULL (mirrors off, none free)."""
+    """A free mirror of book ``e`` for the level at ``price`` (the walk fills it), or NULL
+    (mirrors off, not following the calls, none free)."""
     cdef Mirror* m
     cdef int32_t k
     if s.mirror_cap == 0 or not s.following:
@@ -251,6 +324,7 @@ cdef Mirror* new_mirror(State* s, int32_t e, int64_t price) noexcept nogil:
             m[k].head = 0
             m[k].count = 0
             m[k].qty = 0
+            m[k].pending = 0
             m[k].base = s.core.bk[e].base
             s.n_mirrors[e] += 1
             s.live_mirrors += 1

@@ -130,7 +130,7 @@ cdef void walk_levels(State* s, int32_t e, const int64_t* prices, const int32_t*
     cdef int64_t ahead[LEVEL_WALKS]
     cdef Mirror* mirror[LEVEL_WALKS]
     cdef int32_t g, live = n, cur, owner, lo = s.p.first_owner
-    cdef int64_t a, r
+    cdef int64_t a
     cdef const Order* o
     cdef const Level* lv
     cdef Mirror* mi
@@ -143,12 +143,14 @@ cdef void walk_levels(State* s, int32_t e, const int64_t* prices, const int32_t*
         mirror[g] = NULL
         if s.n_mirrors[e] > 0:
             mi = mirror_at(s, e, price[g])
-            if mi != NULL:                  # trusted (queue_walks): no walk
-                if need[g] > 0:
-                    mirror_pass(s, e, mi)
+            if mi != NULL:                  # trusted (queue_walks)
+                if need[g] > 0 and mirror_settle(s, e, mi):
+                    mirror_aheads(s, e, mi)
+                    slot[g] = NO_SLOT       # no walk
                 else:
                     free_mirror(s, e, mi)
-                slot[g] = NO_SLOT
+                    if need[g] == 0:
+                        slot[g] = NO_SLOT
         if slot[g] == NO_SLOT:
             live -= 1
         elif s.mirror_cap > 0 and lv.count <= s.mirror_cap // 2:
@@ -173,20 +175,14 @@ cdef void walk_levels(State* s, int32_t e, const int64_t* prices, const int32_t*
             ahead[g] += o.qty
             mi = mirror[g]
             if mi != NULL:                  # the walk fills the level's mirror
-                if cur < s.entry_cap:
-                    r = mi.n
-                    en = &mirror_entries(s, mi)[r]
-                    en.order_id = o.order_id
-                    en.qty = o.qty
-                    en.slot = cur
-                    en.agent = owner - lo if lo <= owner < lo + s.p.n_agents else -1
-                    s.entry_of[cur] = <int32_t>((mi - s.mirrors) * <int64_t>s.mirror_cap
-                                                + r)
-                    mi.n += 1
-                    mi.count += 1
-                    mi.qty += o.qty
-                else:
-                    mi.valid = 0            # the arena grew: no room in entry_of yet
+                en = &mirror_entries(s, mi)[mi.n]
+                en.order_id = o.order_id
+                en.qty = o.qty
+                en.slot = cur
+                en.agent = owner - lo if lo <= owner < lo + s.p.n_agents else -1
+                mi.n += 1
+                mi.count += 1
+                mi.qty += o.qty
             slot[g] = o.next
             if slot[g] == NO_SLOT:
                 live -= 1
@@ -417,5 +413,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
             s.queue_ahead[a] = -1.0                 # walked by queue_walks below
             prefetch(&orders[best])                 # where its walk starts
     queue_walks(s, e)
+    if s.mirror_cap > 0:
+        pending_clear(s, e)                 # the mirrors took their cancels
 
 
