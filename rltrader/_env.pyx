@@ -56,8 +56,6 @@ from libc.string cimport memcpy, memset
 from rltrader._book cimport (
     Account, BookState, Books, Core, Event, Level, Message, Order, find_order,
     BUY, SELL, LIMIT, MARKET, CANCEL, REPLACE, GTC, IOC, EMPTY_BID, EMPTY_ASK, NO_SLOT,
-    FILL, CANCELLED, ACCEPTED, REJECTED, CANCEL_REQUESTED, REPLACED, IOC_REMAINDER,
-    FOK_UNFILLABLE,
     MAX_PRICE, RESTING, BOOK_FEE, prefetch,
 )
 from rltrader._flow cimport Flow, State as FlowState
@@ -197,30 +195,6 @@ cdef struct Slot:               # one order an agent keeps: a struct (a slot's f
     int8_t side
 
 
-cdef struct MEntry:              # one order of a mirrored level (_env_mirror.pxi)
-    int64_t order_id
-    int64_t qty               # lots (0: it left; dropped at the next pass)
-    int32_t slot              # its arena slot
-    int32_t agent             # its owner's agent index in the book, -1: not an agent
-
-
-cdef struct Mirror:             # a level's FIFO kept from the core's events
-    int64_t price             # ticks; 0: unused
-    int64_t base              # the book's window base when it was built
-    int64_t qty               # lots of its orders
-    int32_t count             # its orders
-    int32_t n                 # entries (those that left included)
-    int32_t head              # first entry that may hold an order
-    uint32_t removals         # the level's removals count it accounts for
-    int32_t valid             # 0: an event it could not follow (freed at the refresh)
-    int32_t pending           # noted cancels not yet matched with their entry
-
-
-cdef struct Pending:            # a cancel at a mirrored level, until the next refresh
-    int32_t key               # arena slot + 1 (0: empty)
-    int64_t order_id          # 0: matched
-
-
 cdef struct State:
     Params p
     const Core* core
@@ -310,25 +284,8 @@ cdef struct State:
     int32_t* n_levels         # [2] how many there are
     int64_t n_updates         # advance() calls (mid history ring position)
     int64_t now_ns            # the end of the step being observed, ns
-    # level mirrors (_env_mirror.pxi; mirror_cap 0: off)
-    int32_t mirror_cap        # entries per mirror
-    int32_t live_mirrors      # mirrors in use, all books
-    int32_t following         # 1 while _step_books runs: every core call on the books is
-                              # followed (new mirrors are made then only)
-    int32_t* n_mirrors        # [n_envs] mirrors in use per book
-    Mirror* mirrors           # [n_envs, MIRRORS]
-    MEntry* mentries          # [n_envs, MIRRORS, mirror_cap]
-    Pending* pending          # [n_envs, PENDING] noted cancels, by arena slot
-    int32_t* pend_list        # [n_envs, PENDING] the table positions in use
-    int32_t* pend_n           # [n_envs]
-    uint64_t* pend_bits       # [n_envs, bit_words] bit per arena slot: a noted cancel
-    int64_t bit_words
-    int64_t bit_cap           # arena slots the bits cover
-    int32_t* pre_known        # [batch] the batch's known slots before the core call (the
-                              # core overwrites them): the slots its cancels named
 
 
-include "_env_mirror.pxi"
 include "_env_queue.pxi"
 include "_env_sort.pxi"
 include "_env_actions.pxi"
@@ -347,16 +304,6 @@ _MAX_OUTBOX_BYTES = 1 << 29
 #: the layout of ``Slot`` (checked against the struct's size at import)
 _SLOT_DTYPE = np.dtype([("order_id", np.int64), ("price", np.int64), ("leaves", np.int64),
                        ("arena", np.int32), ("side", np.int8)], align=True)
-_MIRROR_DTYPE = np.dtype([("price", np.int64), ("base", np.int64), ("qty", np.int64),
-                          ("count", np.int32), ("n", np.int32), ("head", np.int32),
-                          ("removals", np.uint32), ("valid", np.int32), ("pending", np.int32)],
-                         align=True)
-_PENDING_DTYPE = np.dtype([("key", np.int32), ("order_id", np.int64)], align=True)
-_MENTRY_DTYPE = np.dtype([("order_id", np.int64), ("qty", np.int64), ("slot", np.int32),
-                          ("agent", np.int32)], align=True)
-if (_MIRROR_DTYPE.itemsize != sizeof(Mirror) or _MENTRY_DTYPE.itemsize != sizeof(MEntry)
-        or _PENDING_DTYPE.itemsize != sizeof(Pending)):
-    raise ImportError("_MIRROR_DTYPE or _MENTRY_DTYPE does not match its struct")
 if _SLOT_DTYPE.itemsize != sizeof(Slot):
     raise ImportError(f"_SLOT_DTYPE ({_SLOT_DTYPE.itemsize} bytes) does not match the Slot "
                       f"struct ({sizeof(Slot)} bytes)")
@@ -455,13 +402,10 @@ cdef class EnvKernel:
     cdef readonly object messages
     cdef readonly object known
     cdef object tags
-    cdef object pre_known
     cdef readonly object events
     cdef readonly object agent_arrays
     cdef readonly object book_arrays
     cdef readonly object outbox
-    cdef readonly object mirror_arrays
-    cdef int32_t _ended
 
     def __init__(self, Books books, order_qty, position_limit, size_class, latency_ns,
                  actions, obs, rewards, terminated, truncated, final_obs, *, n_envs,
@@ -660,20 +604,6 @@ cdef class EnvKernel:
             levels=np.zeros((2, p.depth, 2), dtype=np.int64),
             n_levels=np.zeros(2, dtype=np.int32),
         )
-        # level mirrors (_env_mirror.pxi): books with thousands of agents
-        cap = 0
-        if p.n_agents >= MIRROR_AGENTS and p.n_envs <= MIRROR_BOOKS:
-            cap = max(4096, 2 * p.n_agents)
-        self.s.mirror_cap = cap
-        self.mirror_arrays = dict(
-            n_mirrors=np.zeros(p.n_envs, dtype=np.int32),
-            mirrors=np.zeros(p.n_envs * MIRRORS if cap else 1, dtype=_MIRROR_DTYPE),
-            entries=np.zeros(p.n_envs * MIRRORS * cap if cap else 1, dtype=_MENTRY_DTYPE),
-            pending=np.zeros(p.n_envs * PENDING if cap else 1, dtype=_PENDING_DTYPE),
-            pend_list=np.zeros(p.n_envs * PENDING if cap else 1, dtype=np.int32),
-            pend_n=np.zeros(p.n_envs, dtype=np.int32),
-            pend_bits=np.zeros(1, dtype=np.uint64),
-        )
         # the batch of one core call: the merged arrivals of a group of books, or what the
         # env does for every book at once (withdraw orders, flatten positions)
         self.events = None
@@ -689,7 +619,6 @@ cdef class EnvKernel:
             old = self.messages
             self.messages = np.zeros(batch, dtype=MESSAGE_DTYPE)
             self.known = np.full(batch, NO_SLOT, dtype=np.int32)
-            self.pre_known = np.full(batch, NO_SLOT, dtype=np.int32)
             self.tags = np.full(batch, -1, dtype=np.int64)
             if old is not None:
                 self.messages[:old.shape[0]] = old
@@ -699,7 +628,6 @@ cdef class EnvKernel:
             self.events = np.zeros(max(4096, 4 * batch), dtype=EVENT_DTYPE)
             s.batch.messages = <Message*>cnp.PyArray_DATA(self.messages)
             s.batch.known = <int32_t*>cnp.PyArray_DATA(self.known)
-            s.pre_known = <int32_t*>cnp.PyArray_DATA(self.pre_known)
             s.batch.tags = <int64_t*>cnp.PyArray_DATA(self.tags)
         if keys >= (1 << GROUP_BITS):
             raise ValueError(f"{keys} decisions may reach one book in a step; at most "
@@ -785,31 +713,6 @@ cdef class EnvKernel:
         s.market = <float*>cnp.PyArray_DATA(bk["market"])
         s.levels = <int64_t*>cnp.PyArray_DATA(bk["levels"])
         s.n_levels = <int32_t*>cnp.PyArray_DATA(bk["n_levels"])
-        mr = self.mirror_arrays
-        s.n_mirrors = <int32_t*>cnp.PyArray_DATA(mr["n_mirrors"])
-        s.mirrors = <Mirror*>cnp.PyArray_DATA(mr["mirrors"])
-        s.mentries = <MEntry*>cnp.PyArray_DATA(mr["entries"])
-        s.pending = <Pending*>cnp.PyArray_DATA(mr["pending"])
-        s.pend_list = <int32_t*>cnp.PyArray_DATA(mr["pend_list"])
-        s.pend_n = <int32_t*>cnp.PyArray_DATA(mr["pend_n"])
-        s.pend_bits = <uint64_t*>cnp.PyArray_DATA(mr["pend_bits"])
-        s.bit_cap = 0
-        self._pending_room()
-        drop_mirrors(s)                     # fresh books: nothing mirrored
-
-    cdef _pending_room(self):
-        """The bits of noted cancels cover the core's arena (after it grew, nothing is
-        mirrored until the next walks)."""
-        cdef State* s = &self.s
-        if s.mirror_cap == 0 or s.bit_cap >= s.core.capacity:
-            return
-        drop_mirrors(s)                     # the old bits go
-        words = (s.core.capacity + 63) // 64
-        bits = np.zeros(s.p.n_envs * words, dtype=np.uint64)
-        self.mirror_arrays["pend_bits"] = bits
-        s.pend_bits = <uint64_t*>cnp.PyArray_DATA(bits)
-        s.bit_words = words
-        s.bit_cap = s.core.capacity
 
     def rebind(self, Books books):
         """Use a fresh ``Books`` (a data source that rebuilt its book): every agent order
@@ -925,8 +828,6 @@ cdef class EnvKernel:
         orders in it."""
         cdef int64_t done = 0, consumed, written
         cdef cnp.ndarray events
-        if self.s.live_mirrors > 0:     # the slots its cancels name (follow_events)
-            memcpy(self.s.pre_known, self.s.batch.known, n * sizeof(int32_t))
         while done < n:         # the agents' order ids (id_base + a per-book counter) are
             # never reused and no other sender uses them: fresh
             events = self.events
@@ -935,10 +836,7 @@ cdef class EnvKernel:
                                   cnp.PyArray_DIM(events, 0), &consumed, &written)
             if consumed == 0 and written == 0:
                 self.events = np.zeros(2 * cnp.PyArray_DIM(events, 0), dtype=EVENT_DTYPE)
-            follow_events(&self.s, self.s.batch.messages + done, self.s.batch.known + done,
-                          consumed, <Event*>cnp.PyArray_DATA(events), written, done)
             done += consumed
-        self._pending_room()
         self.s.batch.n = n
         locate(&self.s, &self.s.batch)
         return 0
@@ -992,21 +890,10 @@ cdef class EnvKernel:
         messages to overlap their memory accesses. Books are independent, and each book
         goes through the same phases in the same order whatever the grouping."""
         cdef State* s = &self.s
+        cdef int32_t first, stop, e, ending, ended = 0
         s.n_updates += 1                        # advance()'s once-per-step part
         s.now_ns = timestamp + s.p.dt_ns
-        s.following = 1
-        try:
-            self._step_groups(timestamp, flow, group)
-        finally:
-            s.following = 0
-        flow.end_step()
-        s.clock += 1
-        return self._ended
-
-    cdef int _step_groups(self, int64_t timestamp, Flow flow, int32_t group) except -1:
-        """The groups of ``_step_books`` (ending books counted in ``_ended``)."""
-        cdef State* s = &self.s
-        cdef int32_t first = 0, stop, e, ending, ended = 0
+        first = 0
         while first < s.p.n_envs:
             stop = min(first + group, s.p.n_envs)
             s.batch.n = 0
@@ -1021,16 +908,7 @@ cdef class EnvKernel:
             for e in range(first, stop):
                 merge_book(s, &flow.s, e, e - first if s.p.instant else this_cell(s, e),
                            &s.batch, s.p.instant)
-            if s.live_mirrors > 0:          # the mirrors follow the call (_env_mirror.pxi)
-                memcpy(s.pre_known, s.batch.known, s.batch.n * sizeof(int32_t))
-                flow.event_hook = follow_events
-                flow.hook_ctx = s
-            try:
-                flow._run_batch(s.batch.messages, s.batch.known, True, s.batch.n)
-            finally:
-                flow.event_hook = NULL
-                flow.hook_ctx = NULL
-            self._pending_room()
+            flow._run_batch(s.batch.messages, s.batch.known, True, s.batch.n)
             locate(s, &s.batch)
             s.batch.n = 0
             for e in range(first, stop):
@@ -1051,8 +929,9 @@ cdef class EnvKernel:
                     if s.ending[e]:
                         begin_book(s, e)
             first = stop
-        self._ended = ended
-        return 0
+        flow.end_step()
+        s.clock += 1
+        return ended
 
     def reset(self, int64_t timestamp):
         """Withdraw every agent order and start a new episode in every book."""

@@ -116,47 +116,24 @@ cdef enum:
     LEVEL_WALKS = 16        # whole-level walks advanced in lockstep (walk_levels)
 
 
-cdef void walk_levels(State* s, int32_t e, const int64_t* prices, const int32_t* need,
-                      int32_t n) noexcept nogil:
-    """``queue_level`` for the ``n`` levels (in the dense window, distinct) at ``prices``,
-    one hop of every level at a time: a level is a linked list whose every hop is a cache
-    miss on a large book, and the misses of different levels overlap. A level with a
-    trusted mirror (``_env_mirror.pxi``; checked before it was parked) is read from the
-    mirror instead, or its mirror is dropped when ``need`` says no agent there asked; a
-    walked level gets a mirror when its book keeps mirrors and one is free."""
+cdef void walk_levels(State* s, int32_t e, const int32_t* targets, int32_t n) noexcept nogil:
+    """``queue_level`` for the levels (in the dense window, distinct) of the ``n`` arena
+    slots ``targets``, one hop of every level at a time: a level is a linked list whose
+    every hop is a cache miss on a large book, and the misses of different levels
+    overlap."""
     cdef const Core* c = s.core
     cdef int32_t slot[LEVEL_WALKS]
     cdef int64_t price[LEVEL_WALKS]
     cdef int64_t ahead[LEVEL_WALKS]
-    cdef Mirror* mirror[LEVEL_WALKS]
     cdef int32_t g, live = n, cur, owner, lo = s.p.first_owner
     cdef int64_t a
     cdef const Order* o
-    cdef const Level* lv
-    cdef Mirror* mi
-    cdef MEntry* en
     for g in range(n):
-        price[g] = prices[g]
-        lv = &c.lv[<int64_t>e * c.window + price[g] - c.bk[e].base]
-        slot[g] = lv.head
+        price[g] = c.orders[targets[g]].price
+        slot[g] = c.lv[<int64_t>e * c.window + price[g] - c.bk[e].base].head
         ahead[g] = 0
-        mirror[g] = NULL
-        if s.n_mirrors[e] > 0:
-            mi = mirror_at(s, e, price[g])
-            if mi != NULL:                  # trusted (queue_walks)
-                if need[g] > 0 and mirror_settle(s, e, mi):
-                    mirror_aheads(s, e, mi)
-                    slot[g] = NO_SLOT       # no walk
-                else:
-                    free_mirror(s, e, mi)
-                    if need[g] == 0:
-                        slot[g] = NO_SLOT
         if slot[g] == NO_SLOT:
             live -= 1
-        elif s.mirror_cap > 0 and lv.count <= s.mirror_cap // 2:
-            mirror[g] = new_mirror(s, e, price[g])
-            if mirror[g] != NULL:
-                mirror[g].removals = lv.removals
     while live > 0:
         for g in range(n):
             cur = slot[g]
@@ -173,16 +150,6 @@ cdef void walk_levels(State* s, int32_t e, const int64_t* prices, const int32_t*
                 if s.best_slot[a] == cur:
                     s.queue_ahead[a] = <double>ahead[g]
             ahead[g] += o.qty
-            mi = mirror[g]
-            if mi != NULL:                  # the walk fills the level's mirror
-                en = &mirror_entries(s, mi)[mi.n]
-                en.order_id = o.order_id
-                en.qty = o.qty
-                en.slot = cur
-                en.agent = owner - lo if lo <= owner < lo + s.p.n_agents else -1
-                mi.n += 1
-                mi.count += 1
-                mi.qty += o.qty
             slot[g] = o.next
             if slot[g] == NO_SLOT:
                 live -= 1
@@ -212,20 +179,12 @@ cdef void queue_walks(State* s, int32_t e) noexcept nogil:
     cdef int32_t back[GANG]
     cdef int32_t front[GANG]         # tail walk cursor (NO_SLOT: out of the window)
     cdef int32_t hops[GANG]
+    cdef int32_t parked[LEVEL_WALKS]     # an arena slot of each parked level
     cdef int64_t parked_price[LEVEL_WALKS]
-    cdef int32_t need[LEVEL_WALKS]       # agents waiting on each parked level
     cdef int32_t n_parked = 0, i = 0, g, h, n, live, cur, target
     cdef int64_t a, idx, p
     cdef bint skip
     cdef const Level* lv
-    cdef Mirror* mi
-    if s.n_mirrors[e] > 0:                  # mirrored levels: parked from the start
-        for h in range(MIRRORS):
-            mi = &s.mirrors[<int64_t>e * MIRRORS + h]
-            if mi.price != 0 and mirror_trusted(s, e, mi):
-                parked_price[n_parked] = mi.price
-                need[n_parked] = 0
-                n_parked += 1
     while i < s.p.n_agents:
         n = 0
         while i < s.p.n_agents and n < GANG:
@@ -238,7 +197,6 @@ cdef void queue_walks(State* s, int32_t e) noexcept nogil:
             skip = False
             for h in range(n_parked):
                 if parked_price[h] == p:
-                    need[h] += 1
                     skip = True
                     break
             if skip:                        # its level will be walked whole
@@ -274,10 +232,10 @@ cdef void queue_walks(State* s, int32_t e) noexcept nogil:
                         queue_level(s, e, target)
                     else:                       # parked, with the lanes of its price
                         if n_parked == LEVEL_WALKS:
-                            walk_levels(s, e, parked_price, need, n_parked)
+                            walk_levels(s, e, parked, n_parked)
                             n_parked = 0
+                        parked[n_parked] = target
                         parked_price[n_parked] = price[g]
-                        need[n_parked] = 1
                         n_parked += 1
                         for h in range(n):
                             if h != g and hops[h] >= 0 and price[h] == price[g]:
@@ -294,7 +252,7 @@ cdef void queue_walks(State* s, int32_t e) noexcept nogil:
                 hops[g] = -1
                 live -= 1
     if n_parked > 0:
-        walk_levels(s, e, parked_price, need, n_parked)
+        walk_levels(s, e, parked, n_parked)
 
 
 cdef enum:
@@ -413,7 +371,5 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
             s.queue_ahead[a] = -1.0                 # walked by queue_walks below
             prefetch(&orders[best])                 # where its walk starts
     queue_walks(s, e)
-    if s.mirror_cap > 0:
-        pending_clear(s, e)                 # the mirrors took their cancels
 
 

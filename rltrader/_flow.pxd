@@ -4,19 +4,7 @@
 
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
-from rltrader._book cimport Books, Core, Event, Message
-
-
-# A C-level listener of the core calls a flow makes (``Flow._run_batch``), called after
-# each chunk with ``ctx``, the chunk's ``n_msgs`` messages and their ``known`` slots (as
-# the core left them: where each message's new order came to rest; NULL when the batch
-# had none), and the chunk's ``n_events`` events, whose ``message_index`` minus
-# ``index_offset`` indexes ``msgs``. The env kernel follows the levels it mirrors with it
-# (``_env_mirror.pxi``). No Python object on the way; the listener must not call back
-# into the flow or the core.
-ctypedef void (*EventHook)(void* ctx, const Message* msgs, const int32_t* known,
-                           int64_t n_msgs, const Event* events, int64_t n_events,
-                           int64_t index_offset) noexcept nogil
+from rltrader._book cimport Books, Core, Message
 
 
 cdef struct Sizes:
@@ -202,8 +190,6 @@ cdef class Flow:
     cdef readonly object counter_array
     cdef readonly bint record
     cdef public int look_ahead    # the core's look-ahead in this flow's batches, messages
-    cdef EventHook event_hook     # NULL, or called with each chunk of events of _run_batch
-    cdef void* hook_ctx           # (the caller sets both around its call and clears them)
     cdef object _messages
     cdef object _events
     cdef int64_t _n_messages

@@ -1186,7 +1186,7 @@ cdef class Flow:
     cdef _run_batch(self, Message* msgs, int32_t* known, bint fresh, int64_t n):
         """Run ``msgs[:n]`` through the core (``known`` and ``fresh`` as in
         ``Books._run_known``), counting (and, when recording, logging) messages and
-        events; each chunk of events also goes to ``event_hook`` when one is set."""
+        events."""
         cdef State* f = &self.s
         cdef int64_t done = 0, consumed, written, offset = 0
         cdef Event* events = <Event*>cnp.PyArray_DATA(self.events_array)
@@ -1207,10 +1207,6 @@ cdef class Flow:
                 events = <Event*>cnp.PyArray_DATA(self.events_array)
                 continue
             tally(f, events, written)
-            if self.event_hook != NULL:
-                self.event_hook(self.hook_ctx, msgs + done,
-                                known + done if known != NULL else NULL, consumed,
-                                events, written, offset + done)
             if self.record:
                 self._append_events(written)
             done += consumed
