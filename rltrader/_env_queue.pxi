@@ -193,7 +193,7 @@ cdef void queue_walks(State* s, int32_t e) noexcept nogil:
             if s.best_slot[a] == NO_SLOT or s.queue_ahead[a] >= 0.0:
                 continue
             target = s.best_slot[a]
-            p = c.orders[target].price
+            p = s.best_price[a]             # (its order's price: no arena read to skip it)
             skip = False
             for h in range(n_parked):
                 if parked_price[h] == p:
@@ -354,6 +354,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
         s.n_live[a] = live
         s.n_inflight[a] = flying
         s.best_slot[a] = best
+        s.best_price[a] = best_price
         s.seen_volume[a] = volume
         # The lots ahead of an order only shrink, and only when an order of its level is
         # taken off or reduced (or the window recentred): a count in the level tells.
