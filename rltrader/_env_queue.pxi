@@ -300,6 +300,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
     cdef int64_t buy
     cdef bint trust
     cdef const Order* o
+    cdef const Level* lv
     for i in range(n_agents):
         a = <int64_t>e * n_agents + i
         if i + REFRESH_AHEAD < n_agents:
@@ -363,14 +364,16 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
             s.queue_id[a] = 0                       # nothing cached out of the window
             s.queue_ahead[a] = -1.0
             continue
-        removals = c.lv[<int64_t>e * c.window + idx].removals
+        lv = &c.lv[<int64_t>e * c.window + idx]
+        removals = lv.removals
         if (s.queue_id[a] != best_id or s.queue_base[a] != base
                 or s.queue_removals[a] != removals):
             s.queue_id[a] = best_id
             s.queue_base[a] = base
             s.queue_removals[a] = removals
             s.queue_ahead[a] = -1.0                 # walked by queue_walks below
-            prefetch(&orders[best])                 # where its walk starts
+            if lv.count <= 2 * BACKWARD_HOPS:       # where its walk starts (a longer
+                prefetch(&orders[best])             # level is mostly walked whole)
     queue_walks(s, e)
 
 
