@@ -249,6 +249,7 @@ cdef struct State:
     int64_t* queue_base       # [N] its book's window base then, ticks
     uint32_t* queue_removals  # [N] its level's removal count then (Level.removals)
     int32_t* best_slot        # [N] arena slot of the order nearest its touch (NO_SLOT: none)
+    int64_t* best_price       # [N] its price, ticks (valid while best_slot is not NO_SLOT)
     int64_t* seen_volume      # [N] the account's volume at the last refresh, lots
     int64_t* obs_volume       # [N] the account's volume at the last observation, lots
     int64_t* obs_position     # [N] its position then, lots
@@ -534,6 +535,7 @@ cdef class EnvKernel:
             queue_base=np.zeros(n, dtype=np.int64),
             queue_removals=np.zeros(n, dtype=np.uint32),
             best_slot=np.zeros(n, dtype=np.int32),
+            best_price=np.zeros(n, dtype=np.int64),
             seen_volume=np.zeros(n, dtype=np.int64),
             obs_volume=np.zeros(n, dtype=np.int64),
             obs_position=np.zeros(n, dtype=np.int64),
@@ -689,6 +691,7 @@ cdef class EnvKernel:
         s.queue_base = <int64_t*>cnp.PyArray_DATA(ag["queue_base"])
         s.queue_removals = <uint32_t*>cnp.PyArray_DATA(ag["queue_removals"])
         s.best_slot = <int32_t*>cnp.PyArray_DATA(ag["best_slot"])
+        s.best_price = <int64_t*>cnp.PyArray_DATA(ag["best_price"])
         s.seen_volume = <int64_t*>cnp.PyArray_DATA(ag["seen_volume"])
         s.obs_volume = <int64_t*>cnp.PyArray_DATA(ag["obs_volume"])
         s.obs_position = <int64_t*>cnp.PyArray_DATA(ag["obs_position"])

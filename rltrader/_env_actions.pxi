@@ -354,9 +354,13 @@ cdef inline void decide(State* s, Sink* out, int32_t e, int32_t i,
 
 cdef void locate(State* s, const Sink* batch) noexcept nogil:
     """After the core ran ``batch``: the arena slot of every agent order that arrived in
-    it, where the core says it came to rest, if it still holds the order (a live order
-    never moves; one that did not rest, or was filled since, frees its agent slot)."""
-    cdef const Core* c = s.core
+    it, where the core says it came to rest (a live order never moves); one that did not
+    rest frees its agent slot. One that rested and was filled since (later in the batch)
+    keeps the slot it rested in: its account's volume moved, so the next ``refresh``
+    reads that slot and drops the order, as it does for any order filled in full (no
+    other event takes an agent's order off the book without a fill: its cancels free
+    their slot when sent, and books with self-trade prevention are read every time). So
+    nothing here reads the arena."""
     cdef const Message* m
     cdef int64_t j, k, order_id
     cdef int32_t slot
@@ -371,10 +375,6 @@ cdef void locate(State* s, const Sink* batch) noexcept nogil:
         if s.slots[k].order_id != order_id or s.slots[k].arena != NO_SLOT:
             continue                    # the slot moved on to a later order meanwhile
         slot = batch.known[j]
-        if slot != NO_SLOT and (c.orders[slot].order_id != order_id
-                                or c.orders[slot].book != m.book
-                                or c.orders[slot].state != RESTING):
-            slot = NO_SLOT
         s.slots[k].arena = slot
         if slot == NO_SLOT:
             free_slot(s, k // s.p.n_slots, k)

@@ -193,7 +193,7 @@ cdef void queue_walks(State* s, int32_t e) noexcept nogil:
             if s.best_slot[a] == NO_SLOT or s.queue_ahead[a] >= 0.0:
                 continue
             target = s.best_slot[a]
-            p = c.orders[target].price
+            p = s.best_price[a]             # (its order's price: no arena read to skip it)
             skip = False
             for h in range(n_parked):
                 if parked_price[h] == p:
@@ -300,6 +300,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
     cdef int64_t buy
     cdef bint trust
     cdef const Order* o
+    cdef const Level* lv
     for i in range(n_agents):
         a = <int64_t>e * n_agents + i
         if i + REFRESH_AHEAD < n_agents:
@@ -354,6 +355,7 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
         s.n_live[a] = live
         s.n_inflight[a] = flying
         s.best_slot[a] = best
+        s.best_price[a] = best_price
         s.seen_volume[a] = volume
         # The lots ahead of an order only shrink, and only when an order of its level is
         # taken off or reduced (or the window recentred): a count in the level tells.
@@ -362,14 +364,16 @@ cdef void refresh(State* s, int32_t e) noexcept nogil:
             s.queue_id[a] = 0                       # nothing cached out of the window
             s.queue_ahead[a] = -1.0
             continue
-        removals = c.lv[<int64_t>e * c.window + idx].removals
+        lv = &c.lv[<int64_t>e * c.window + idx]
+        removals = lv.removals
         if (s.queue_id[a] != best_id or s.queue_base[a] != base
                 or s.queue_removals[a] != removals):
             s.queue_id[a] = best_id
             s.queue_base[a] = base
             s.queue_removals[a] = removals
             s.queue_ahead[a] = -1.0                 # walked by queue_walks below
-            prefetch(&orders[best])                 # where its walk starts
+            if lv.count <= 2 * BACKWARD_HOPS:       # where its walk starts (a longer
+                prefetch(&orders[best])             # level is mostly walked whole)
     queue_walks(s, e)
 
 
