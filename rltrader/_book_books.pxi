@@ -8,7 +8,7 @@
 
 cdef object _as_records(object array, object dtype, str name):
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array of {name[:-1]} records, "
+        raise TypeError(f"{name} must be a numpy array of {name[:len(name) - 1]} records, "
                         f"got {type(array).__name__}")
     if array.dtype != dtype:
         raise TypeError(f"{name} has dtype {array.dtype}; expected rltrader's "

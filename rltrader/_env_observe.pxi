@@ -349,25 +349,27 @@ cdef inline void slot_features(const State* s, int32_t e, int64_t a,
     while it rests (-1 otherwise); zeros and -1 for an empty slot."""
     cdef int64_t k, j
     cdef int32_t arena
+    cdef float* o
     for j in range(s.p.n_slots):
         k = a * s.p.n_slots + j
+        o = out
         out += SLOT_FEATURES
         if s.slots[k].order_id == 0:
-            out[-4] = 0.0
-            out[-3] = 0.0
-            out[-2] = 0.0
-            out[-1] = -1.0
+            o[0] = 0.0
+            o[1] = 0.0
+            o[2] = 0.0
+            o[3] = -1.0
             continue
         arena = s.slots[k].arena
-        out[-4] = <float>((s.slots[k].price - s.mid[e]) / s.p.price_scale)
-        out[-3] = <float>(s.slots[k].side * s.slots[k].leaves / s.p.qty_scale)
-        out[-2] = 1.0 if arena == IN_FLIGHT else 0.0
+        o[0] = <float>((s.slots[k].price - s.mid[e]) / s.p.price_scale)
+        o[1] = <float>(s.slots[k].side * s.slots[k].leaves / s.p.qty_scale)
+        o[2] = 1.0 if arena == IN_FLIGHT else 0.0
         if arena < 0:
-            out[-1] = -1.0
+            o[3] = -1.0
         elif arena == s.best_slot[a] and s.queue_ahead[a] >= 0.0:
-            out[-1] = <float>(s.queue_ahead[a] / s.p.qty_scale)   # walked already
+            o[3] = <float>(s.queue_ahead[a] / s.p.qty_scale)   # walked already
         else:
-            out[-1] = <float>(lots_ahead(s.core, e, arena) / s.p.qty_scale)
+            o[3] = <float>(lots_ahead(s.core, e, arena) / s.p.qty_scale)
 
 
 cdef void observe_book(State* s, int32_t e, float* obs, bint reward) noexcept nogil:
