@@ -49,7 +49,6 @@ def main() -> None:
     env.market.flow = flow
     kernel = env.kernel
     first = env.market.n_traders            # the agents are owners first .. first + agents
-    orders = flow.books.order_array
     best = kernel.agent_arrays["best_slot"]
     totals = collections.Counter()
     per_level = []
@@ -72,6 +71,7 @@ def main() -> None:
         held = best[best >= 0]
         totals["agents with a nearest order"] += len(held)
         if t >= args.steps - 3:
+            orders = flow.books.order_array     # read now: a growing arena replaces it
             book0 = held[orders["book"][held] == 0]
             count = collections.Counter(orders["price"][book0].tolist())
             fills = events[(kind == EventKind.FILL) & (events["book"] == 0)]

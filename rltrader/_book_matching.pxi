@@ -74,8 +74,9 @@ cdef struct InExecute:
 ctypedef fused FillCaller:
     # fill is fused on its caller so that each caller has a copy of its own (they differ:
     # an EXECUTE's taker has no account, so GCC does not fold them back into one): GCC
-    # inlines a static function called from one place whatever its size, and fill called
-    # from two was not inlined into match's loop (a call, and its registers, per fill)
+    # inlines a static function called from one place more readily (within its growth
+    # limits, which fill meets in this build: no `fill` symbol in the module), and fill
+    # called from two was not inlined into match's loop (a call, and its registers, per fill)
     InMatch
     InExecute
 

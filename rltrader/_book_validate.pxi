@@ -58,6 +58,13 @@ cdef inline int check_addressing(const Core* c, const Message* m) noexcept nogil
     return NO_REASON
 
 
+cdef inline int new_order_reason(const Core* c, Ctx* x, const Message* m) noexcept nogil:
+    """The reject reason of a new order by the checks in their order: addressing, then
+    ``check_new_order``."""
+    cdef int reason = check_addressing(c, m)
+    return reason if reason != NO_REASON else check_new_order(c, x, m)
+
+
 cdef inline bint limit_in_range(const Core* c, const Message* m) noexcept nogil:
     """Whether every field ``check_addressing`` and ``check_new_order`` range-check is in
     range for a LIMIT: book, owner, id, side, tif, qty, price. One pass of comparisons
@@ -68,8 +75,8 @@ cdef inline bint limit_in_range(const Core* c, const Message* m) noexcept nogil:
             & (m.order_id > 0)
             & (((<int>m.side + 1) & ~2) == 0)                       # BUY or SELL
             & (<uint8_t>m.tif <= <uint8_t>POST_ONLY)                # GTC .. POST_ONLY
-            & (<uint64_t>(m.qty - 1) < <uint64_t>MAX_QTY)           # 1 .. MAX_QTY
-            & (<uint64_t>(m.price - 1) < <uint64_t>MAX_PRICE))      # valid_price
+            & (<uint64_t>m.qty - 1 < <uint64_t>MAX_QTY)             # 1 .. MAX_QTY
+            & (<uint64_t>m.price - 1 < <uint64_t>MAX_PRICE))        # valid_price
 
 
 cdef inline int check_new_order(const Core* c, Ctx* x, const Message* m) noexcept nogil:
@@ -191,10 +198,10 @@ cdef inline void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
                 reason = CAPACITY
             else:
                 reason = NO_REASON
+            if RLTRADER_DEBUG_BUILD and reason != new_order_reason(c, x, m):
+                abort()         # the fast path must name what the checks in order name
         else:
-            reason = check_addressing(c, m)
-            if reason == NO_REASON:
-                reason = check_new_order(c, x, m)
+            reason = new_order_reason(c, x, m)
         if reason == NO_REASON:
             if ((m.tif == GTC or m.tif == POST_ONLY)
                     and not crosses(m.side, m.price, opposite_best(&c.bk[m.book], m.side))):
