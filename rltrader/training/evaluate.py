@@ -51,6 +51,10 @@ TASKS: dict[str, EnvConfig] = {
 class CheckpointStrategy(Strategy):
     """A trained policy (a checkpoint) acting for its rows: one batched forward per step."""
 
+    #: a residual market maker's teacher and policy (None: the policy acts alone); a
+    #: class default for subclasses that set their policy without ``__init__``
+    residual: Any = None
+
     def __init__(self, path: str | Path) -> None:
         import torch
 
