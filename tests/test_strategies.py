@@ -4,6 +4,7 @@ comparison on the default market."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -18,6 +19,7 @@ from rltrader.training.strategies import (
     TWAP,
     AlmgrenChriss,
     AvellanedaStoikov,
+    BestFlowFollowing,
     BestFlowMaker,
     FlowFollowing,
     FlowMaker,
@@ -247,28 +249,34 @@ def test_flow_maker_withdraws_the_side_the_flow_hits_and_at_its_inventory_limit(
             FlowMaker(**bad)
 
 
-def test_best_flow_maker_plays_the_best_of_its_grid_on_the_tune_markets() -> None:
-    """The tuned maker's choice earns at least as much on the tune seed's markets as every
-    other point of the grid (re-run here), and the choice is cached per configuration."""
-    from rltrader.training.strategies import FLOW_MAKER_GRID
+@pytest.mark.parametrize("tuned, plain, grid, fields, config", [
+    (BestFlowMaker, FlowMaker, "FLOW_MAKER_GRID", ("threshold", "offset", "size", "max_inventory"),
+     MM.replace(market="informed", horizon=60)),
+    (BestFlowFollowing, FlowFollowing, "FLOW_GRID", ("threshold", "fraction"),
+     DIRECTIONAL.replace(market="realistic", horizon=60)),
+])
+def test_a_grid_tuned_baseline_plays_the_best_of_its_grid_on_the_tune_markets(
+        tuned: type, plain: type, grid: str, fields: tuple[str, ...], config: EnvConfig) -> None:
+    """The tuned strategy's choice earns at least as much on the tune seed's markets as
+    every other point of its grid (re-run here), and the choice is cached per
+    configuration."""
+    import rltrader.training.strategies as strategies
 
-    config = MM.replace(market="informed", horizon=60)
     env = BatchedMarketEnv(config, n_envs=4, seed=0)
-    best = BestFlowMaker(tune_seed=77, n_envs=4)
+    best = tuned(tune_seed=77, n_envs=4)
     best.begin(env)
-    chosen = (best.threshold, best.offset, best.size, best.max_inventory)
+    chosen = tuple(getattr(best, f) for f in fields)
 
     def score(point: tuple) -> float:
-        return float(run_lineup(config, [(FlowMaker(*point), [0])], n_envs=4, n_agents=1,
+        return float(run_lineup(config, [(plain(*point), [0])], n_envs=4, n_agents=1,
                                 seeds=[77]).per_market([0]).mean())
 
     top = score(chosen)
-    grid = [(t, o, s, m) for t in FLOW_MAKER_GRID[0] for o in FLOW_MAKER_GRID[1]
-            for s in FLOW_MAKER_GRID[2] for m in FLOW_MAKER_GRID[3]]
-    assert chosen in grid and all(score(p) <= top for p in grid)
-    again = BestFlowMaker(tune_seed=77, n_envs=4)
+    points = list(itertools.product(*getattr(strategies, grid)))
+    assert chosen in points and all(score(p) <= top for p in points)
+    again = tuned(tune_seed=77, n_envs=4)
     again.begin(env)
-    assert (again.threshold, again.offset, again.size, again.max_inventory) == chosen
+    assert tuple(getattr(again, f) for f in fields) == chosen
 
 
 # ---- every baseline on its mode ---------------------------------------------------------

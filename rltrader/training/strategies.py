@@ -40,6 +40,7 @@ Units: prices and distances in ticks, sizes in lots, time in env steps.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -537,6 +538,26 @@ class FlowMaker(_ModeStrategy):
                             np.where(may_sell, index, codes.no_quote), size, inventory.shape)
 
 
+def _best_of_grid(cache: dict[str, tuple], env: BatchedMarketEnv, tune_seed: int,
+                  n_envs: int, make: Any, grid: Sequence[Sequence[Any]]) -> tuple:
+    """The point of ``grid`` (one sequence of values per parameter, every combination in
+    order) whose strategy ``make(*point)`` earned most on ``tune_seed``'s ``n_envs``
+    markets of ``env``'s own configuration, every agent row playing it for one episode;
+    ties go to the earlier point. Cached in ``cache`` per configuration."""
+    from rltrader.training.evaluation import run_lineup
+
+    key = repr((env.config, env.n_agents, tune_seed, n_envs))
+    if key not in cache:
+        agents = range(env.n_agents)
+        scores = {}
+        for point in itertools.product(*grid):
+            run = run_lineup(env.config, [(make(*point), agents)], n_envs=n_envs,
+                             n_agents=env.n_agents, seeds=[tune_seed])
+            scores[point] = float(run.per_market(agents).mean())
+        cache[key] = max(scores, key=scores.__getitem__)
+    return cache[key]
+
+
 #: the grid of :class:`BestFlowMaker`: flow thresholds (None: never withdraw), quote
 #: offsets, sizes (order sizes) and inventory limits
 FLOW_MAKER_GRID = ((None, 0.2, 0.3, 0.5), (0, 1, 2), (1.0, 4.0), (0.25, 0.5, 1.0))
@@ -557,24 +578,8 @@ class BestFlowMaker(FlowMaker):
         self.name, self.tune_seed, self.n_envs = "best_flow_maker", tune_seed, n_envs
 
     def begin(self, env: BatchedMarketEnv) -> None:
-        from rltrader.training.evaluation import run_lineup
-
-        key = repr((env.config, env.n_agents, self.tune_seed, self.n_envs))
-        if key not in self._tuned:
-            agents = range(env.n_agents)
-            scores = {}
-            for threshold in FLOW_MAKER_GRID[0]:
-                for offset in FLOW_MAKER_GRID[1]:
-                    for size in FLOW_MAKER_GRID[2]:
-                        for limit in FLOW_MAKER_GRID[3]:
-                            run = run_lineup(env.config, [(FlowMaker(threshold, offset, size,
-                                                                     limit), agents)],
-                                             n_envs=self.n_envs, n_agents=env.n_agents,
-                                             seeds=[self.tune_seed])
-                            scores[(threshold, offset, size, limit)] = float(
-                                run.per_market(agents).mean())
-            self._tuned[key] = max(scores, key=scores.__getitem__)   # ties: the earlier
-        self.threshold, self.offset, self.size, self.max_inventory = self._tuned[key]
+        self.threshold, self.offset, self.size, self.max_inventory = _best_of_grid(
+            self._tuned, env, self.tune_seed, self.n_envs, FlowMaker, FLOW_MAKER_GRID)
         super().begin(env)
 
 
@@ -907,20 +912,8 @@ class BestFlowFollowing(FlowFollowing):
         self.name, self.tune_seed, self.n_envs = "best_flow_following", tune_seed, n_envs
 
     def begin(self, env: BatchedMarketEnv) -> None:
-        from rltrader.training.evaluation import run_lineup
-
-        key = repr((env.config, env.n_agents, self.tune_seed, self.n_envs))
-        if key not in self._tuned:
-            agents = range(env.n_agents)
-            scores = {}
-            for threshold in FLOW_GRID[0]:
-                for fraction in FLOW_GRID[1]:
-                    run = run_lineup(env.config, [(FlowFollowing(threshold, fraction),
-                                                   agents)], n_envs=self.n_envs,
-                                     n_agents=env.n_agents, seeds=[self.tune_seed])
-                    scores[(threshold, fraction)] = float(run.per_market(agents).mean())
-            self._tuned[key] = max(scores, key=scores.__getitem__)
-        self.threshold, self.fraction = self._tuned[key]
+        self.threshold, self.fraction = _best_of_grid(
+            self._tuned, env, self.tune_seed, self.n_envs, FlowFollowing, FLOW_GRID)
         super().begin(env)
 
 
