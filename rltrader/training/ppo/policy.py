@@ -162,7 +162,9 @@ class ActorCritic(nn.Module):
     ``architecture`` (saved in checkpoints) rebuilds it: ``obs_dim``, ``action`` (the
     :class:`ActionSpec` as a dict), ``n_agents``, ``groups`` (agent slots per group),
     ``hidden``, ``activation``, ``critic``, ``recurrent``, ``gru_size``,
-    ``log_std_init``, ``normalize_obs``, ``obs_clip``, ``precision``, ``shared_trunk``.
+    ``log_std_init``, ``normalize_obs``, ``obs_clip``, ``precision``, ``shared_trunk``;
+    ``mirror`` (only when set: a residual market maker symmetric under the buy-sell
+    mirror, :mod:`rltrader.training.ppo.mirror`).
     """
 
     def __init__(self, architecture: dict[str, Any]) -> None:
@@ -187,6 +189,8 @@ class ActorCritic(nn.Module):
             GroupNet(self.obs_dim, critic_dim, self.spec, tuple(a["hidden"]),
                      a["activation"], self.gru_size, a["log_std_init"], self.shared_trunk)
             for _ in self.slots)
+        if a.get("mirror") is not None:
+            self._mirror(a["mirror"])
         if self.spec.is_box:
             self.register_buffer("low", torch.tensor(self.spec.low, dtype=torch.float32))
             self.register_buffer("high", torch.tensor(self.spec.high, dtype=torch.float32))
@@ -195,6 +199,27 @@ class ActorCritic(nn.Module):
             #: some heads are narrower than the widest: their padding is masked
             self.padded = len(set(self.spec.nvec)) > 1
             self.register_buffer("top", torch.tensor(self.spec.nvec) - 1)
+
+    def _mirror(self, mirror: dict[str, Any]) -> None:
+        """Make the actor equivariant and the critic invariant under ``mirror`` (the
+        same weights on a row and on its mirror, averaged) and the normaliser
+        symmetric."""
+        from rltrader.training.ppo.mirror import MirroredEncoder, MirroredHead, MirroredMeanStd
+
+        if self.recurrent or self.centralised or self.spec.kind != "discrete":
+            raise ValueError("a mirrored policy is feed-forward, with the independent critic "
+                             "and a Discrete action space (the residual corrections)")
+        if len(mirror["source"]) != self.obs_dim or len(mirror["actions"]) != self.spec.nvec[0]:
+            raise ValueError(f"the mirror maps {len(mirror['source'])} columns and "
+                             f"{len(mirror['actions'])} actions; the policy has "
+                             f"{self.obs_dim} and {self.spec.nvec[0]}")
+        self.obs_norm = MirroredMeanStd(self.obs_dim, mirror)
+        for net in self.nets:
+            net.actor.mlp = MirroredEncoder(net.actor.mlp, mirror)
+            net.policy_head = MirroredHead(net.policy_head, list(mirror["actions"]))
+            if net.critic is not net.actor:
+                net.critic.mlp = MirroredEncoder(net.critic.mlp, mirror)
+            net.value_head = MirroredHead(net.value_head, None)
 
     def autocast(self) -> torch.autocast:
         """The networks' precision (bfloat16 autocast, or a no-op)."""

@@ -100,6 +100,12 @@ class FastPPOSettings:
         The clone: batched steps the teacher plays (not counted in the run's agent-steps),
         passes over them, and the share of each head's target spread evenly over its
         actions (the clone's exploration).
+    residual : str or None
+        A market-making baseline whose quotes the policy corrects
+        (:mod:`rltrader.training.ppo.residual`), or None.
+    mirror : bool
+        With ``residual``: a policy symmetric under the buy-sell mirror by construction
+        (:mod:`rltrader.training.ppo.mirror`); the default trainer is unchanged.
     """
 
     n_steps: int = 32
@@ -140,6 +146,7 @@ class FastPPOSettings:
     warm_start_epochs: int = 10
     warm_start_smoothing: float = 0.05
     residual: str | None = None
+    mirror: bool = False
 
     def __post_init__(self) -> None:
         for name in ("n_steps", "n_epochs", "minibatch_size", "gru_size"):
@@ -227,6 +234,11 @@ class FastPPOSettings:
             if self.recurrent:
                 raise ValueError("FastPPOSettings.residual needs a feed-forward policy "
                                  "(its warm start is a clone)")
+        if not isinstance(self.mirror, bool):
+            raise ValueError(f"FastPPOSettings.mirror must be a bool, got {self.mirror!r}")
+        if self.mirror and (self.residual is None or self.critic != "independent"):
+            raise ValueError("FastPPOSettings.mirror symmetrises a residual market maker "
+                             "(residual set, critic='independent')")
         for name in ("warm_start_steps", "warm_start_epochs"):
             _positive_int(name, getattr(self, name))
         if not _real(self.warm_start_smoothing) or not 0 <= self.warm_start_smoothing < 1:

@@ -81,6 +81,10 @@ class FastPPO:
             "gru_size": s.gru_size, "log_std_init": s.log_std_init,
             "normalize_obs": s.normalize_obs, "obs_clip": s.obs_clip,
             "precision": s.precision, "shared_trunk": s.shared_trunk}
+        if s.mirror:                # only then: other checkpoints' architecture unchanged
+            from rltrader.training.ppo.mirror import observation_mirror
+
+            self.architecture["mirror"] = observation_mirror(env)
         self.model = ActorCritic(self.architecture)
         self.optimizer = _adam(self.model, s.learning_rate)
         order = group_order(slots, self.n_rows, self.n_agents)
