@@ -8,7 +8,7 @@ inputs that it accepts silently although they make it do something other than it
   say "one quote offset further back", which holds only for ascending offsets, and
   ``EnvConfig`` does not require them ascending.
 
-Both fail on 64de387."""
+Both failed on 64de387; the trainer and the wrapper now refuse them."""
 
 from __future__ import annotations
 

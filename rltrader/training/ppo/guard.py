@@ -180,6 +180,16 @@ def guard_checkpoint(path: str | Path, out: str | Path, *, clip: float | None = 
     return out
 
 
+def _action_arg(text: str) -> int | list[int]:
+    """``--action``'s value: ``"3"`` is 3, ``"4,4,0"`` is ``[4, 4, 0]``."""
+    try:
+        heads = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an int or comma-separated ints, got {text!r}"
+                                         ) from None
+    return heads[0] if len(heads) == 1 else heads
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rltrader.training.ppo.guard",
@@ -190,15 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("out")
     parser.add_argument("--clip", type=float, default=None,
                         help="standard deviations (default: the policy's obs_clip)")
-    parser.add_argument("--action", type=int, nargs="+", default=None,
-                        help="the action played instead, one int per head for a "
-                             "MultiDiscrete policy (default: the action mode's stand-aside: "
-                             "discrete: cancel all; execution: wait; market making: no "
-                             "quotes)")
+    parser.add_argument("--action", type=_action_arg, default=None,
+                        help="the action played instead: an int, or for a MultiDiscrete "
+                             "policy one int per head, comma-separated (4,4,0) (default: "
+                             "the action mode's stand-aside: discrete: cancel all; "
+                             "execution: wait; market making: no quotes)")
     args = parser.parse_args(argv)
     action = args.action
-    if action is not None and len(action) == 1:
-        action = action[0]
     out = guard_checkpoint(args.checkpoint, args.out, clip=args.clip, action=action)
     print(out)
     return 0

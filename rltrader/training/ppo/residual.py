@@ -101,7 +101,15 @@ class ResidualEnv:
         self._rows = [slice(0, int(env.num_agents_total))] if lanes is None else list(env.rows)
         self.teachers = [made] if lanes is None else [copy.deepcopy(made) for _ in lanes]
         self._begun: list[Any] = [None] * len(self.teachers)
-        self.n_offsets = len(self._lanes[0].config.quote_offsets)
+        quoted = {tuple(lane.config.quote_offsets) for lane in self._lanes}
+        if len(quoted) != 1:
+            raise ValueError(f"a residual maker's lanes must quote the same offsets, got "
+                             f"{sorted(quoted)}")
+        (offsets,) = quoted
+        if any(b <= a for a, b in zip(offsets, offsets[1:], strict=False)):
+            raise ValueError(f"a residual maker moves a quote one offset back to the next of "
+                             f"quote_offsets, which must be strictly ascending, got {offsets}")
+        self.n_offsets = len(offsets)
         self.single_action_space = spaces.Discrete(len(CORRECTIONS))
         #: the teacher's actions of the last step, ``(num_agents_total, 3)``
         self.teacher_actions = np.zeros((int(env.num_agents_total), 3), dtype=np.int64)

@@ -60,6 +60,14 @@ class FastPPO:
         self.settings = s = FastPPOSettings() if settings is None else settings
         if not isinstance(s, FastPPOSettings):
             raise ValueError(f"settings must be FastPPOSettings, got {type(s).__name__}")
+        if s.residual is not None:
+            from rltrader.training.ppo.residual import ResidualEnv
+
+            if not isinstance(env, ResidualEnv):
+                raise ValueError(f"settings.residual names a teacher ({s.residual!r}), but "
+                                 f"this env is a {type(env).__name__}, whose actions are the "
+                                 f"quotes themselves: train() wraps it, FastPPO needs "
+                                 f"ResidualEnv(env, {s.residual!r})")
         self.env, self.seed = env, int(seed)
         self.n_rows, self.n_agents = int(env.num_agents_total), int(env.n_agents)
         if self.n_rows % self.n_agents:
