@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 from rltrader.envs import BatchedMarketEnv  # noqa: E402
 from rltrader.envs.mixed import Lane, MixedConfig, MixedMarketEnv  # noqa: E402
-from rltrader.training.evaluate import TASKS, evaluate  # noqa: E402
+from rltrader.training.evaluate import TASKS, CheckpointStrategy, evaluate  # noqa: E402
 from rltrader.training.fast_ppo import FastPPO, FastPPOSettings, train  # noqa: E402
 from rltrader.training.ppo.guard import guard_checkpoint  # noqa: E402
 from rltrader.training.ppo.residual import (  # noqa: E402
@@ -123,6 +123,11 @@ def test_a_residual_checkpoint_evaluates_with_its_teacher_and_stands_aside_guard
     state["model"]["nets.0.policy_head.bias"].copy_(torch.tensor(
         [5.0] + [0.0] * (len(CORRECTIONS) - 1)))
     torch.save(state, tmp_path / "keep.pt")
+    # a tuned teacher is tuned with the agents a market of training (1), whatever the
+    # evaluation's --n-agents
+    tuned = dict(state, settings=dict(state["settings"], residual="best_flow_maker"))
+    torch.save(tuned, tmp_path / "tuned.pt")
+    assert CheckpointStrategy(tmp_path / "tuned.pt").residual.teacher.tune_agents == 1
     # always stand aside: the guard fires on every row
     guarded = guard_checkpoint(tmp_path / "keep.pt", tmp_path / "aside.pt", clip=1e-9)
     assert torch.load(guarded, weights_only=True)["guard"]["action"] == STAND_ASIDE

@@ -279,6 +279,22 @@ def test_a_grid_tuned_baseline_plays_the_best_of_its_grid_on_the_tune_markets(
     assert tuple(getattr(again, f) for f in fields) == chosen
 
 
+def test_a_flow_maker_tuned_for_other_agents_a_market_plays_their_choice() -> None:
+    """``tune_agents`` (a residual policy's teacher: the agents a market of training)
+    tunes on markets of that many agents, whatever the env it begins on; on this market
+    the choice for 1 agent and for 4 differ, so the test can tell."""
+    config = MM.replace(market="informed", horizon=100)
+
+    def chosen(n_agents: int, tune_agents: int | None = None) -> tuple:
+        maker = BestFlowMaker(n_envs=8, tune_agents=tune_agents)
+        maker.begin(BatchedMarketEnv(config, n_envs=2, n_agents=n_agents, seed=0))
+        return (maker.threshold, maker.offset, maker.size, maker.max_inventory)
+
+    alone = chosen(1)
+    assert chosen(4) != alone
+    assert chosen(4, tune_agents=1) == alone
+
+
 # ---- every baseline on its mode ---------------------------------------------------------
 
 

@@ -76,7 +76,8 @@ class CheckpointStrategy(Strategy):
         if teacher is not None:
             from rltrader.training.ppo.residual import ResidualStrategy
 
-            self.residual = ResidualStrategy(self.policy, teacher, self.name)
+            self.residual = ResidualStrategy(self.policy, teacher, self.name,
+                                             tune_agents=state["architecture"]["n_agents"])
 
     def begin(self, env: BatchedMarketEnv) -> None:
         super().begin(env)

@@ -539,20 +539,23 @@ class FlowMaker(_ModeStrategy):
 
 
 def _best_of_grid(cache: dict[str, tuple], env: BatchedMarketEnv, tune_seed: int,
-                  n_envs: int, make: Any, grid: Sequence[Sequence[Any]]) -> tuple:
+                  n_envs: int, make: Any, grid: Sequence[Sequence[Any]],
+                  n_agents: int | None = None) -> tuple:
     """The point of ``grid`` (one sequence of values per parameter, every combination in
     order) whose strategy ``make(*point)`` earned most on ``tune_seed``'s ``n_envs``
-    markets of ``env``'s own configuration, every agent row playing it for one episode;
-    ties go to the earlier point. Cached in ``cache`` per configuration."""
+    markets of ``env``'s own configuration with ``n_agents`` agents a market (default:
+    ``env``'s), every agent row playing it for one episode; ties go to the earlier
+    point. Cached in ``cache`` per configuration."""
     from rltrader.training.evaluation import run_lineup
 
-    key = repr((env.config, env.n_agents, tune_seed, n_envs))
+    n_agents = env.n_agents if n_agents is None else int(n_agents)
+    key = repr((env.config, n_agents, tune_seed, n_envs))
     if key not in cache:
-        agents = range(env.n_agents)
+        agents = range(n_agents)
         scores = {}
         for point in itertools.product(*grid):
             run = run_lineup(env.config, [(make(*point), agents)], n_envs=n_envs,
-                             n_agents=env.n_agents, seeds=[tune_seed])
+                             n_agents=n_agents, seeds=[tune_seed])
             scores[point] = float(run.per_market(agents).mean())
         cache[key] = max(scores, key=scores.__getitem__)
     return cache[key]
@@ -573,13 +576,18 @@ class BestFlowMaker(FlowMaker):
 
     _tuned: dict[str, tuple[float | None, int, float, float]] = {}
 
-    def __init__(self, tune_seed: int = 10_000, n_envs: int = 64) -> None:
+    def __init__(self, tune_seed: int = 10_000, n_envs: int = 64,
+                 tune_agents: int | None = None) -> None:
         super().__init__()
         self.name, self.tune_seed, self.n_envs = "best_flow_maker", tune_seed, n_envs
+        #: agents a market of the tune (None: the env's own); a residual policy's teacher
+        #: is tuned with the agents a market it was trained with (``ResidualStrategy``)
+        self.tune_agents = tune_agents
 
     def begin(self, env: BatchedMarketEnv) -> None:
         self.threshold, self.offset, self.size, self.max_inventory = _best_of_grid(
-            self._tuned, env, self.tune_seed, self.n_envs, FlowMaker, FLOW_MAKER_GRID)
+            self._tuned, env, self.tune_seed, self.n_envs, FlowMaker, FLOW_MAKER_GRID,
+            self.tune_agents)
         super().begin(env)
 
 

@@ -155,10 +155,19 @@ class Keep(Strategy):
 
 class ResidualStrategy(Strategy):
     """A residual checkpoint's policy with its teacher, for ``rltrader evaluate``: the
-    teacher quotes on the evaluated env, the policy's corrections change its quotes."""
+    teacher quotes on the evaluated env, the policy's corrections change its quotes.
 
-    def __init__(self, policy: Any, teacher: str, name: str = "residual") -> None:
+    A tuned teacher (``best_flow_maker``) is tuned when it begins, on the evaluated
+    market's configuration; with ``tune_agents`` (the checkpoint's agents a market) it is
+    tuned with the agents a market of training, so that an evaluation with other
+    ``--n-agents`` runs the teacher the policy learned to correct, not one tuned for
+    another crowd (the tune's choice depends on it)."""
+
+    def __init__(self, policy: Any, teacher: str, name: str = "residual",
+                 tune_agents: int | None = None) -> None:
         self.policy, self.teacher, self.name = policy, teacher_of(teacher), name
+        if tune_agents is not None and hasattr(self.teacher, "tune_agents"):
+            self.teacher.tune_agents = int(tune_agents)
 
     def begin(self, env: Any) -> None:
         super().begin(env)
