@@ -256,7 +256,8 @@ def test_flow_maker_withdraws_the_side_the_flow_hits_and_at_its_inventory_limit(
      DIRECTIONAL.replace(market="realistic", horizon=60)),
 ])
 def test_a_grid_tuned_baseline_plays_the_best_of_its_grid_on_the_tune_markets(
-        tuned: type, plain: type, grid: str, fields: tuple[str, ...], config: EnvConfig) -> None:
+        tuned: type, plain: type, grid: str, fields: tuple[str, ...], config: EnvConfig,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The tuned strategy's choice earns at least as much on the tune seed's markets as
     every other point of its grid (re-run here), and the choice is cached per
     configuration."""
@@ -274,6 +275,12 @@ def test_a_grid_tuned_baseline_plays_the_best_of_its_grid_on_the_tune_markets(
     top = score(chosen)
     points = list(itertools.product(*getattr(strategies, grid)))
     assert chosen in points and all(score(p) <= top for p in points)
+    import rltrader.training.evaluation as evaluation
+
+    def no_tune(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tuned again: the choice was not cached")
+
+    monkeypatch.setattr(evaluation, "run_lineup", no_tune)
     again = tuned(tune_seed=77, n_envs=4)
     again.begin(env)
     assert tuple(getattr(again, f) for f in fields) == chosen

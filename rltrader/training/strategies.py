@@ -485,7 +485,7 @@ class BestFixedSpread(FixedSpreadMaker):
         self.name, self.tune_seed, self.n_envs = "best_fixed_spread", tune_seed, n_envs
 
     def begin(self, env: BatchedMarketEnv) -> None:
-        key = repr((env.config, self.tune_seed, self.n_envs))
+        key = repr((env.config, env.n_agents, self.tune_seed, self.n_envs))
         if key not in self._tuned:
             maker = best_fixed_spread(env.config, n_envs=self.n_envs, n_agents=env.n_agents,
                                       seed=self.tune_seed)
@@ -570,9 +570,10 @@ class BestFlowMaker(FlowMaker):
     """:class:`FlowMaker` with the threshold, offset, size and inventory limit of
     :data:`FLOW_MAKER_GRID` that earned most on ``tune_seed``'s markets of the env's own
     configuration (one episode, every agent row playing it; cached per configuration),
-    chosen when it begins. Its grid holds the tuned fixed-spread maker's choices on the
-    presets (threshold None), and ``n_envs`` is 64, not 16: with 16 markets the choice
-    on ``informed`` and ``thin`` moved with the tune seed's noise (round 10)."""
+    chosen when it begins. Its grid holds the tuned fixed-spread maker's choices on
+    ``realistic``, ``thin`` and ``resilient`` (threshold None; not on ``informed``, where
+    that maker quotes 4 ticks back), and ``n_envs`` is 64, not 16: with 16 markets the
+    choice on ``informed`` and ``thin`` moved with the tune seed's noise (round 10)."""
 
     _tuned: dict[str, tuple[float | None, int, float, float]] = {}
 
