@@ -206,8 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "the action mode's stand-aside: discrete: cancel all; "
                              "execution: wait; market making: no quotes)")
     args = parser.parse_args(argv)
-    action = args.action
-    out = guard_checkpoint(args.checkpoint, args.out, clip=args.clip, action=action)
+    out = guard_checkpoint(args.checkpoint, args.out, clip=args.clip, action=args.action)
     print(out)
     return 0
 
