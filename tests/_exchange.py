@@ -43,35 +43,55 @@ def running_server(tmp: Path, *args: str, timeout: float = 30.0,
                    accounts: dict | None = None) -> Iterator[str]:
     """``rltrader serve resilient --accounts ... ARGS`` on a free port (``accounts``: as
     :data:`ACCOUNTS`, which is the default); yields its base URL (``http://127.0.0.1:PORT``)
-    once ``/api/v3/ping`` answers; stopped (SIGTERM, then killed) at the end."""
-    port = free_port()
+    once ``/api/v3/ping`` answers; stopped (SIGTERM, then killed) at the end. A port taken
+    between :func:`free_port` and the server's bind (another process got it first) is
+    retried on a fresh port, twice at most."""
     accounts = write_accounts(tmp / "accounts.toml", accounts)
-    cmd = [sys.executable, "-m", "rltrader.tools.cli", "serve", "resilient", "--port",
-           str(port), "--accounts", str(accounts), *args]
-    log = open(tmp / f"serve-{port}.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v3/ping", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                text = (tmp / f"serve-{port}.log").read_text()
-                raise RuntimeError(f"server did not start: {text}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
+    for attempt in range(3):
+        port = free_port()
+        log_path = tmp / f"serve-{port}.log"
+        log = open(log_path, "w")  # noqa: SIM115 (closed below)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rltrader.tools.cli", "serve", "resilient", "--port",
+             str(port), "--accounts", str(accounts), *args],
+            stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            started = _wait_ping(url, proc, log_path, timeout, last=attempt == 2)
+            if started:
+                yield url
+                return
+        finally:
+            _stop(proc)
+            log.close()
+
+
+def _wait_ping(url: str, proc: subprocess.Popen, log_path: Path, timeout: float,
+               last: bool) -> bool:
+    """True once ``url`` answers its ping; False when the server exited because its port
+    was taken (and ``last`` is false); else raises with the server's log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/api/v3/ping", timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            text = log_path.read_text()
+            if proc.returncode is not None and not last and "address already in use" in text:
+                return False
+            raise RuntimeError(f"server did not start: {text}")
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def ccxt_client(url: str, name: str | None = None):  # type: ignore[no-untyped-def]
