@@ -10,7 +10,6 @@ import hmac
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from rltrader.exchange.accounts import Account
 from rltrader.exchange.engine import Exchange, Request
 from rltrader.exchange.symbols import ApiError
 from rltrader.sim.config import preset
+from tests._exchange import free_port
 
 SYMBOL = "XYZUSDT"
 
@@ -352,12 +352,6 @@ ACCOUNTS = {"alice": ("alice-key", "alice-secret", {"USDT": "100000", "XYZ": "10
 RANK = {"NEW": 0, "PARTIALLY_FILLED": 1}          # anything else is final
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Server:
     """``rltrader serve resilient --journal DIR`` in a subprocess (killed by the test)."""
 
@@ -376,7 +370,7 @@ class _Server:
     def start(self) -> str:
         import httpx
 
-        port = _free_port()
+        port = free_port()
         self.starts += 1
         log = self.tmp / f"serve-{self.starts}.log"
         with open(log, "w") as out:
