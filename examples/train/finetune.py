@@ -8,8 +8,10 @@ from ``--seed`` (use one that is neither a training seed of the checkpoint nor a
 evaluation seed), no warm start is played, and ``OUT/checkpoint.pt`` is written after
 ``STEPS`` more agent-steps. A checkpoint of another action mode than the file's is refused;
 a guarded checkpoint's guard (``rltrader.training.ppo.guard``) is carried over, reading the
-fine-tuned normaliser. Round 9 (docs/training.md) trained round 8's directional
-checkpoints on ``examples/train/directional_hold.toml``'s mix this way.
+fine-tuned normaliser; a residual market maker's file (``[trainer] residual``) trains on
+its teacher's corrections. Round 9 (docs/training.md) trained round 8's directional
+checkpoints on ``examples/train/directional_hold.toml``'s mix this way, round 12 round
+11's mirrored market makers on ``examples/train/market_making_keep_cost.toml``'s.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rltrader.envs.mixed import MixedMarketEnv
 from rltrader.training.experiment import load
 from rltrader.training.fast_ppo import FastPPO
 from rltrader.training.ppo.guard import guard_checkpoint, saved_action_mode
+from rltrader.training.ppo.residual import ResidualEnv
 from rltrader.training.ppo.trainer import read_checkpoint
 
 
@@ -44,6 +47,8 @@ def main() -> None:
                          f"{args.config} trains {experiment.mixed.base.action_mode!r}")
     settings = dataclasses.replace(experiment.settings, warm_start=None, progress=False)
     env = MixedMarketEnv(experiment.mixed, n_agents=experiment.n_agents, seed=args.seed)
+    if settings.residual is not None:       # a residual maker corrects its teacher's quotes
+        env = ResidualEnv(env, settings.residual)
     trainer = FastPPO(env, settings, seed=args.seed)
     trainer.load(args.checkpoint)
     began = time.perf_counter()

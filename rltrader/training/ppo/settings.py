@@ -106,6 +106,13 @@ class FastPPOSettings:
     mirror : bool
         With ``residual``: a policy symmetric under the buy-sell mirror by construction
         (:mod:`rltrader.training.ppo.mirror`); the default trainer is unchanged.
+    deviation_cost : float
+        With ``residual``: a cost, in the env's reward units (ticks per lot), subtracted
+        from the training reward of every agent-step whose correction is not "keep"
+        (index 0), so that the policy leaves the teacher's quotes only where it expects
+        to gain more than that. Training only: the env's rewards, the logged episode
+        returns (``curve.csv``) and every evaluation are the raw rewards. 0 (the
+        default): the trainer is unchanged.
     """
 
     n_steps: int = 32
@@ -147,6 +154,7 @@ class FastPPOSettings:
     warm_start_smoothing: float = 0.05
     residual: str | None = None
     mirror: bool = False
+    deviation_cost: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("n_steps", "n_epochs", "minibatch_size", "gru_size"):
@@ -239,6 +247,13 @@ class FastPPOSettings:
         if self.mirror and (self.residual is None or self.critic != "independent"):
             raise ValueError("FastPPOSettings.mirror symmetrises a residual market maker "
                              "(residual set, critic='independent')")
+        if (not _real(self.deviation_cost) or not self.deviation_cost >= 0
+                or not math.isfinite(self.deviation_cost)):
+            raise ValueError(f"FastPPOSettings.deviation_cost must be a finite number >= 0, "
+                             f"got {self.deviation_cost!r}")
+        if self.deviation_cost and self.residual is None:
+            raise ValueError("FastPPOSettings.deviation_cost charges corrections other than "
+                             "'keep' of a residual market maker: it needs residual")
         for name in ("warm_start_steps", "warm_start_epochs"):
             _positive_int(name, getattr(self, name))
         if not _real(self.warm_start_smoothing) or not 0 <= self.warm_start_smoothing < 1:

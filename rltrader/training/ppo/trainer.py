@@ -220,7 +220,12 @@ class FastPPO:
         self._next_starts.copy_(b.starts[s.n_steps])
         self.seconds["env"] += env_seconds
         self.agent_steps += s.n_steps * self.n_rows
-        episodes = self._episode_stats()
+        episodes = self._episode_stats()       # raw rewards: before any training cost
+        if s.deviation_cost:
+            # a residual maker's cost for leaving "keep" (correction 0), training only
+            deviated = b.actions[..., 0] != 0
+            b.rewards.sub_(deviated.to(b.rewards.dtype), alpha=s.deviation_cost)
+            episodes["deviations"] = float(deviated.float().mean())
         with m.autocast():
             self._values(first=s.n_steps if fused else 0)
         if self.reward_scaler is not None:
