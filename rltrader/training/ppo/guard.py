@@ -18,6 +18,11 @@ trained without latency, ``in_flight`` is always 0, and a policy that never reac
 position limit in training never saw ``limited`` set. Such a policy stands aside under
 latency and at its limit. A non-finite observation fires it too.
 
+``clip`` may instead be a list, one clip per observation column (opt-in): a column whose
+clip is ``inf`` is not read (only a NaN there fires), so that the guard can watch the
+columns that tell a market apart from the training ones (the portfolio manager's ``cost``:
+docs/portfolio.md, "Fourth round") and ignore the heavy tails of the others.
+
 The guard is saved in the checkpoint (``state["guard"]``) so that
 :func:`~rltrader.training.ppo.trainer.load_policy`, ``rltrader evaluate`` and
 ``pretrained:NAME`` play the guarded policy::
@@ -46,13 +51,23 @@ def check_guard(guard: Any, n_actions: int | Sequence[int] | None = None
     """``guard`` (``{"clip": float > 0, "action": int}``, or for a MultiDiscrete policy
     ``"action": [int, ...]``, one per head) checked, as plain types; ``n_actions``: the
     policy's Discrete size, which ``action`` must lie below, or its MultiDiscrete
-    ``nvec``, which each head's action must lie below."""
+    ``nvec``, which each head's action must lie below. ``clip`` may be a list, one per
+    observation column (each > 0, ``inf``: the column is not read, at least one finite)."""
     if not isinstance(guard, dict) or set(guard) != {"clip", "action"}:
         raise ValueError(f"a guard is {{'clip': float, 'action': int}}, got {guard!r}")
     clip, action = guard["clip"], guard["action"]
-    if (isinstance(clip, bool) or not isinstance(clip, (int, float))
+    if isinstance(clip, (list, tuple)):
+        if not clip or any(isinstance(c, bool) or not isinstance(c, (int, float))
+                           or math.isnan(c) or c <= 0 for c in clip) or \
+                not any(math.isfinite(c) for c in clip):
+            raise ValueError(f"guard clips per column must be numbers > 0 (inf: not read), "
+                             f"at least one finite, got {clip!r}")
+        clip = [float(c) for c in clip]
+    elif (isinstance(clip, bool) or not isinstance(clip, (int, float))
             or not math.isfinite(clip) or clip <= 0):
         raise ValueError(f"guard clip must be a finite number > 0, got {clip!r}")
+    else:
+        clip = float(clip)
     heads = None if n_actions is None or isinstance(n_actions, int) else list(n_actions)
     if heads is not None or (n_actions is None and isinstance(action, (list, tuple))):
         if not isinstance(action, (list, tuple)) or not action or any(
@@ -62,22 +77,23 @@ def check_guard(guard: Any, n_actions: int | Sequence[int] | None = None
             bound = "" if heads is None else f" of {len(heads)} ints, each below {heads}"
             raise ValueError(f"guard action must be a list{bound} (one per head, >= 0), "
                              f"got {action!r}")
-        return {"clip": float(clip), "action": [int(a) for a in action]}
+        return {"clip": clip, "action": [int(a) for a in action]}
     if isinstance(action, bool) or not isinstance(action, int) or action < 0 or (
             n_actions is not None and action >= n_actions):
         bound = "" if n_actions is None else f" below {n_actions}"
         raise ValueError(f"guard action must be an int >= 0{bound}, got {action!r}")
-    return {"clip": float(clip), "action": int(action)}
+    return {"clip": clip, "action": int(action)}
 
 
 class GuardedPolicy:
     """``policy`` (a :class:`~rltrader.training.ppo.policy.Policy` with Discrete or
     MultiDiscrete actions) whose rows with an observation beyond ``clip`` standard
     deviations of its normaliser play ``action`` (module docstring; MultiDiscrete: one
-    action per head). ``fired`` and ``rows`` count the guarded rows and all rows acted
-    for since construction."""
+    action per head; ``clip`` a list: one per observation column). ``fired`` and ``rows``
+    count the guarded rows and all rows acted for since construction."""
 
-    def __init__(self, policy: Policy, *, clip: float, action: int | Sequence[int]) -> None:
+    def __init__(self, policy: Policy, *, clip: float | Sequence[float],
+                 action: int | Sequence[int]) -> None:
         if not policy.model.normalize_obs:
             raise ValueError("the guard reads the policy's observation normaliser; this "
                              "policy was trained without one (normalize_obs=False)")
@@ -87,13 +103,18 @@ class GuardedPolicy:
         norm = policy.model.obs_norm
         self._shift = norm.shift.detach().numpy().astype(np.float64)
         self._scale = norm.scale.detach().numpy().astype(np.float64)
+        if isinstance(self.clip, list) and len(self.clip) != self._scale.shape[-1]:
+            raise ValueError(f"the guard has {len(self.clip)} clips, one per observation "
+                             f"column; the policy reads {self._scale.shape[-1]} columns")
+        self._clip = np.asarray(self.clip, dtype=np.float64)
         self.fired = 0
         self.rows = 0
 
     def unfamiliar(self, observations: np.ndarray) -> np.ndarray:
-        """Rows with a column beyond ``clip`` standard deviations, ``(n,)`` bool."""
+        """Rows with a column beyond ``clip`` standard deviations (its own, with a clip
+        per column), ``(n,)`` bool."""
         z = (np.asarray(observations, dtype=np.float64) + self._shift) * self._scale
-        return (~(np.abs(z) <= self.clip)).any(axis=1)       # NaN is unfamiliar too
+        return (~(np.abs(z) <= self._clip)).any(axis=1)      # NaN is unfamiliar too
 
     def reset(self, done: np.ndarray | None = None) -> None:
         self.policy.reset(done)
@@ -155,7 +176,8 @@ def stand_aside_action(env_config: Any, n_actions: int | Sequence[int],
                      "give the action (--action)")
 
 
-def guard_checkpoint(path: str | Path, out: str | Path, *, clip: float | None = None,
+def guard_checkpoint(path: str | Path, out: str | Path, *,
+                     clip: float | Sequence[float] | None = None,
                      action: int | Sequence[int] | None = None) -> Path:
     """A copy of the fast PPO checkpoint ``path`` at ``out`` that plays guarded:
     ``clip`` defaults to the policy's ``obs_clip``, ``action`` to the action mode's
@@ -171,9 +193,9 @@ def guard_checkpoint(path: str | Path, out: str | Path, *, clip: float | None = 
         raise ValueError(f"{path}: {error}") from None
     if action is None:
         action = stand_aside_action(state.get("env_config"), n_actions, path)
-    guard = {"clip": float(policy.model.obs_clip if clip is None else clip), "action": action}
-    GuardedPolicy(policy, **guard)              # refuses what it cannot play
-    state["guard"] = guard
+    guard = {"clip": policy.model.obs_clip if clip is None else clip, "action": action}
+    guarded = GuardedPolicy(policy, **guard)    # refuses what it cannot play
+    state["guard"] = {"clip": guarded.clip, "action": guarded.action}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, out)
