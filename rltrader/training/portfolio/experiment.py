@@ -49,6 +49,8 @@ from rltrader.training.portfolio.manager import (
     PortfolioConfig,
     PortfolioEnv,
     StackedPortfolioEnv,
+    guard_clips,
+    guard_manager,
 )
 from rltrader.training.portfolio.tracking import ScriptedExecutor, TargetTrackingEnv
 
@@ -341,6 +343,9 @@ def markdown(report: dict[str, Any]) -> str:
         for policy, row in table["policies"].items():
             lines.append(f"| {policy} | {text(row['sharpe'])} | {text(row['total_return'])} "
                          f"| {text(row['traded'], 1)} |")
+        for policy, count in table.get("guard", {}).items():
+            lines.append(f"\nGuard: {policy} stood aside on {count['fired']:,} of "
+                         f"{count['rows']:,} market-decisions.")
         lines += ["", "| paired (same markets) | Δ Sharpe | Δ return (bp) |", "|---|---|---|"]
         for pair, row in table["paired"].items():
             lines.append(f"| {pair} | {text(row['sharpe'])} | {text(row['total_return'])} |")
@@ -412,10 +417,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         curves[str(seed)] = [{k: r[k] for k in ("agent_steps", "mean_episode_return",
                                                 "mean_reward")} for r in rows]
     seconds["train_managers"] = time.perf_counter() - t0
+    if args.manager_guard is not None:      # every manager row plays guarded
+        managers = {name: guard_manager(policy, base, args.manager_guard)
+                    for name, policy in managers.items()}
     # 3. held-out evaluation
     t0 = time.perf_counter()
     evaluation = {}
     for name in args.eval_presets:
+        for policy in managers.values():    # the guard's counts per market
+            if hasattr(policy, "fired"):
+                policy.fired = policy.rows = 0
         if name == real.NAME:       # the real records: the same task, converted to them
             config = real.binance_pair_task(base)
             results = evaluate_allocators(
@@ -428,6 +439,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results = evaluate_allocators(config, executor, managers, n_envs=args.eval_envs,
                                           seeds=args.eval_seeds, episodes=args.episodes)
         evaluation[name] = paired_table(results, list(managers))
+        evaluation[name]["guard"] = {m: {"fired": p.fired, "rows": p.rows}
+                                     for m, p in managers.items() if hasattr(p, "fired")}
     seconds["evaluate"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - began
     report = {
@@ -442,7 +455,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  "drift_mean": args.drift_mean, "drift_sd": args.drift_sd,
                  "cost_feature": args.cost_feature, "sharpe_prior": args.sharpe_prior,
                  "sharpe_guard": args.sharpe_guard, "wait_decisions": args.wait,
-                 "min_weight": args.min_weight,
+                 "min_weight": args.min_weight, "manager_guard": args.manager_guard,
                  "taker_fee_ppm": base.env.taker_fee_ppm},
         "trader_settings": dataclasses.asdict(trader_settings(args.threads)),
         "manager_settings": dataclasses.asdict(manager_settings(args.threads,
@@ -526,6 +539,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--min-weight", type=float, default=0.0,
                    help="a no-trade band: targets of size below this are 0 "
                         "(PortfolioConfig.min_weight)")
+    p.add_argument("--manager-guard", default=None, metavar="SPEC",
+                   help="evaluate every manager guarded (rltrader.training.ppo.guard): where "
+                        "an observation column lies beyond its clip, in standard deviations "
+                        "of the manager's training statistics, every target is 0. SPEC: "
+                        "CLIP (every column), FEATURE=CLIP,... (only those features' "
+                        "columns, e.g. cost=2.5), or CLIP,FEATURE=CLIP,...; default: none "
+                        "(a guarded checkpoint plays its own guard)")
     p.add_argument("--manager-gamma", type=float, default=0.5,
                    help="the manager's PPO discount per decision")
     p.add_argument("--n-envs", type=int, default=128, help="training markets")
@@ -616,6 +636,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError(f"--real-envs must be >= 1, got {args.real_envs}")
             real.check_fits(real.binance_pair_task(base), args.episodes)
         check_managers(args.managers or (), base)
+        if args.manager_guard is not None:
+            guard_clips(args.manager_guard, FEATURES + (("cost",) if base.cost_feature
+                                                        else ()), base.env.symbols)
     except ValueError as error:
         print(f"experiment: {error}", file=sys.stderr)
         return 2

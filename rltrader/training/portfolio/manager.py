@@ -487,6 +487,69 @@ class StackedPortfolioEnv:
         return self.observations, self.rewards, self.terminated, self.truncated
 
 
+# ---- the out-of-distribution guard ------------------------------------------------------------
+
+#: the observation's last three columns, after the per-symbol features
+TAIL = ("sharpe_mean", "sharpe_sd", "time_left")
+
+
+def guard_clips(spec: str, features: tuple[str, ...], symbols: int) -> list[float]:
+    """``--manager-guard``'s ``spec`` as one clip per observation column (standard
+    deviations of the manager's training statistics): ``"C"`` every column at ``C``;
+    ``"FEATURE=C,..."`` those features' columns (every symbol's; ``FEATURES``, ``cost``,
+    or ``sharpe_mean``, ``sharpe_sd``, ``time_left``) at ``C`` and the others not read
+    (``inf``); ``"C,FEATURE=C2,..."`` every column at ``C`` but those."""
+    names = list(features) + list(TAIL)
+    default = math.inf
+    per: dict[str, float] = {}
+    parts = [part.strip() for part in str(spec).split(",")]
+    for i, part in enumerate(parts):
+        name, eq, value = part.rpartition("=")
+        if not eq and i > 0:
+            raise ValueError(f"manager guard {spec!r}: only the first item may be a bare "
+                             f"clip (then FEATURE=CLIP), got {part!r}")
+        if eq and name not in names:
+            raise ValueError(f"manager guard {spec!r}: unknown feature {name!r} (the "
+                             f"observation's: {', '.join(names)})")
+        try:
+            clip = float(value)
+        except ValueError:
+            raise ValueError(f"manager guard {spec!r}: {value!r} is not a number") from None
+        if not math.isfinite(clip) or clip <= 0:
+            raise ValueError(f"manager guard {spec!r}: a clip is a finite number > 0, got "
+                             f"{value!r}")
+        if eq:
+            if name in per:
+                raise ValueError(f"manager guard {spec!r}: {name!r} given twice")
+            per[name] = clip
+        else:
+            default = clip
+    clips = [per.get(f, default) for f in features for _ in range(symbols)]
+    return clips + [per.get(f, default) for f in TAIL]
+
+
+def stand_aside(levels: tuple[float, ...] | np.ndarray, symbols: int) -> list[int]:
+    """The manager's stand-aside action: every stock's target at the level 0."""
+    lv = [float(x) for x in levels]
+    if 0.0 not in lv:
+        raise ValueError(f"the levels {lv} have no 0: a guarded manager cannot stand aside")
+    return [lv.index(0.0)] * symbols
+
+
+def guard_manager(policy: Any, config: PortfolioConfig, spec: str) -> Any:
+    """``policy`` (a manager of the task ``config``; an already guarded one's own guard
+    replaced) as a :class:`~rltrader.training.ppo.guard.GuardedPolicy`: where a column of
+    its observation lies beyond its clip (:func:`guard_clips`) of the manager's training
+    statistics, every target is 0 (:func:`stand_aside`)."""
+    from rltrader.training.ppo.guard import GuardedPolicy
+
+    features = FEATURES + (("cost",) if config.cost_feature else ())
+    symbols = config.env.symbols
+    inner = policy.policy if isinstance(policy, GuardedPolicy) else policy
+    return GuardedPolicy(inner, clip=guard_clips(spec, features, symbols),
+                         action=stand_aside(config.levels, symbols))
+
+
 # ---- allocation baselines -------------------------------------------------------------------
 
 class Allocator:
