@@ -106,3 +106,42 @@ def test_the_example_config_loads_with_the_cost() -> None:
     assert parsed.task == "market_making" and len(parsed.seeds) >= 5
     s = parsed.settings
     assert s.residual == "best_flow_maker" and s.mirror and s.deviation_cost > 0
+
+
+def test_the_cost_can_be_charged_on_some_markets_of_a_mix_only() -> None:
+    from rltrader.envs.mixed import Lane, MixedConfig, MixedMarketEnv
+
+    mixed = MixedConfig(CONFIG, (Lane("thin", 3), Lane("resilient", 2), Lane("thin", 1)))
+    cost, out = 0.25, []
+    for settings in ({}, {"deviation_cost": cost, "deviation_markets": ("thin",)}):
+        env = _Recorded(MixedMarketEnv(mixed, n_agents=2, seed=6), "fixed_spread")
+        trainer = FastPPO(env, FastPPOSettings(n_steps=16, residual="fixed_spread",
+                                               scale_rewards=False, **settings, **QUIET),
+                          seed=4)
+        trainer.start()
+        trainer.collect()
+        out.append((trainer.rollout, np.stack(env.recorded)))
+    (plain, raw), (charged, raw2) = out
+    np.testing.assert_array_equal(raw, raw2)
+    actions = charged.actions[..., 0]
+    assert torch.equal(actions, plain.actions[..., 0])
+    thin = torch.zeros(12, dtype=torch.bool)
+    thin[:6] = thin[10:] = True                         # rows of the thin lanes
+    left = actions != 0
+    assert left[:, thin].any() and left[:, ~thin].any()
+    expected = torch.from_numpy(raw) - cost * (left & thin).float()
+    assert torch.equal(charged.rewards, expected)
+    assert torch.equal(charged.rewards[:, ~thin], plain.rewards[:, ~thin])
+    # refused: a market not in the mix, a plain env, markets without a cost
+    env = ResidualEnv(MixedMarketEnv(mixed, n_agents=1, seed=6), "fixed_spread")
+    with pytest.raises(ValueError, match="not markets of this mix"):
+        FastPPO(env, FastPPOSettings(residual="fixed_spread", deviation_cost=0.1,
+                                     deviation_markets=("informed",), **QUIET))
+    env = ResidualEnv(BatchedMarketEnv(CONFIG, n_envs=2, n_agents=1), "fixed_spread")
+    with pytest.raises(ValueError, match="has none"):
+        FastPPO(env, FastPPOSettings(residual="fixed_spread", deviation_cost=0.1,
+                                     deviation_markets=("thin",), **QUIET))
+    with pytest.raises(ValueError, match="needs deviation_cost > 0"):
+        FastPPOSettings(residual="fixed_spread", deviation_markets=("thin",))
+    with pytest.raises(ValueError, match="non-empty tuple"):
+        FastPPOSettings(residual="fixed_spread", deviation_cost=0.1, deviation_markets=())

@@ -113,6 +113,9 @@ class FastPPOSettings:
         to gain more than that. Training only: the env's rewards, the logged episode
         returns (``curve.csv``) and every evaluation are the raw rewards. 0 (the
         default): the trainer is unchanged.
+    deviation_markets : tuple of str or None
+        With ``deviation_cost`` on a mix of markets: charge it only on the lanes of these
+        markets (``Lane.market``); None: on every row.
     """
 
     n_steps: int = 32
@@ -155,6 +158,7 @@ class FastPPOSettings:
     residual: str | None = None
     mirror: bool = False
     deviation_cost: float = 0.0
+    deviation_markets: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("n_steps", "n_epochs", "minibatch_size", "gru_size"):
@@ -254,6 +258,15 @@ class FastPPOSettings:
         if self.deviation_cost and self.residual is None:
             raise ValueError("FastPPOSettings.deviation_cost charges corrections other than "
                              "'keep' of a residual market maker: it needs residual")
+        if self.deviation_markets is not None:
+            names = self.deviation_markets
+            if (not isinstance(names, tuple) or not names
+                    or not all(isinstance(n, str) and n for n in names)):
+                raise ValueError(f"FastPPOSettings.deviation_markets must be None or a "
+                                 f"non-empty tuple of market names, got {names!r}")
+            if not self.deviation_cost:
+                raise ValueError("FastPPOSettings.deviation_markets says where "
+                                 "deviation_cost is charged: it needs deviation_cost > 0")
         for name in ("warm_start_steps", "warm_start_epochs"):
             _positive_int(name, getattr(self, name))
         if not _real(self.warm_start_smoothing) or not 0 <= self.warm_start_smoothing < 1:

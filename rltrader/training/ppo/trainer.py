@@ -125,6 +125,9 @@ class FastPPO:
         self._actor_state = (torch.zeros(self.n_rows, s.gru_size) if s.recurrent else None)
         self._critic_state = (torch.zeros(self.n_rows, s.gru_size) if s.recurrent else None)
         self._next_starts = torch.ones(self.n_rows)
+        #: the rollout columns charged deviation_cost (None: every column)
+        self._charged = (charged_columns(env, s.deviation_markets, order)
+                         if s.deviation_markets is not None else None)
         self.agent_steps = 0
         self.updates = 0
         self.seconds = {"env": 0.0, "rollout": 0.0, "update": 0.0}
@@ -224,8 +227,10 @@ class FastPPO:
         if s.deviation_cost:
             # a residual maker's cost for leaving "keep" (correction 0), training only
             deviated = b.actions[..., 0] != 0
-            b.rewards.sub_(deviated.to(b.rewards.dtype), alpha=s.deviation_cost)
             episodes["deviations"] = float(deviated.float().mean())
+            if self._charged is not None:
+                deviated &= self._charged
+            b.rewards.sub_(deviated.to(b.rewards.dtype), alpha=s.deviation_cost)
         with m.autocast():
             self._values(first=s.n_steps if fused else 0)
         if self.reward_scaler is not None:
@@ -537,6 +542,27 @@ class FastPPO:
         model = ActorCritic(self.architecture)
         model.load_state_dict(self.model.state_dict())
         return Policy(model)
+
+
+def charged_columns(env: Any, markets: tuple[str, ...], order: torch.Tensor) -> torch.Tensor:
+    """Which rollout columns (``order``: the env row of each) lie in a lane of one of
+    ``markets`` of the mix under a residual ``env`` (``FastPPOSettings.
+    deviation_markets``), as a bool tensor."""
+    mix = getattr(env, "env", env)
+    config = getattr(mix, "config", None)
+    lanes = getattr(config, "lanes", None)
+    if lanes is None or not hasattr(mix, "rows"):
+        raise ValueError(f"deviation_markets {list(markets)} names lanes of a mix of "
+                         f"markets; this env ({type(mix).__name__}) has none")
+    known = {lane.market for lane in lanes}
+    unknown = sorted(set(markets) - known)
+    if unknown:
+        raise ValueError(f"deviation_markets {unknown} are not markets of this mix "
+                         f"({sorted(known)})")
+    rows = np.zeros(int(mix.num_agents_total), dtype=bool)
+    for lane, span in zip(lanes, mix.rows, strict=True):
+        rows[span] = lane.market in markets
+    return torch.from_numpy(rows)[order]
 
 
 def read_checkpoint(path: Path | str) -> dict[str, Any]:
