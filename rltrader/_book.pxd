@@ -207,6 +207,10 @@ cdef struct Core:
     int32_t max_orders      # the arena never grows past this
     int32_t free_head       # free slot list through Order.next
     int32_t n_live          # orders resting or pending, all books
+    int64_t max_book_load   # at least n_resting[0] + n_resting[1] + 6 x n_stops of every
+                            # book (the most any book has held; it never decreases, and
+                            # Books recomputes it from the books when it binds): the batch
+                            # kernels' quick bound on one message's events (max_events)
     uint64_t hash_mask      # hash table size - 1 (a power of two >= 2 x capacity)
     # raw views of the numpy arrays owned by Books
     BookState* bk           # [n_books]

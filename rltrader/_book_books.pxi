@@ -169,6 +169,7 @@ cdef class Books:
         c.table = <uint32_t*>cnp.PyArray_DATA(self.hash_array)
         c.accounts = <Account*>cnp.PyArray_DATA(self.account_array)
         c.owner_fees = <int64_t*>cnp.PyArray_DATA(self.owner_fee_array)
+        c.max_book_load = _max_book_load(c)
 
     def _resize_arena(self, Py_ssize_t capacity):
         """Grow the arena to `capacity` slots and rebuild the hash table (outside kernels).
@@ -649,6 +650,19 @@ _STATE_ARRAYS = ("book_array", "level_array", "bitmap_array", "summary_array",
                  "order_array", "hash_array", "account_array", "owner_fee_array")
 _READ_ONLY_ARRAYS = ("book_array", "level_array", "bitmap_array", "summary_array",
                      "order_array", "hash_array", "owner_fee_array")
+
+
+cdef int64_t _max_book_load(const Core* c) noexcept:
+    """The largest ``n_resting[0] + n_resting[1] + 6 x n_stops`` of the books (0 for none
+    held): ``Core.max_book_load`` for a core bound to its arrays."""
+    cdef int64_t load, top = 0
+    cdef int32_t b
+    for b in range(c.n_books):
+        load = (<int64_t>c.bk[b].n_resting[0] + c.bk[b].n_resting[1]
+                + 6 * <int64_t>c.bk[b].n_stops)
+        if load > top:
+            top = load
+    return top
 
 
 cdef object _zeroed_copy(object a):
