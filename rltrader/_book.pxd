@@ -308,6 +308,8 @@ cdef class Books:
     cdef readonly object hash_array
     cdef readonly object account_array
     cdef readonly object owner_fee_array
+    cdef object arena_memory            # the reservation order_array views (_ArenaMemory),
+                                        # or None when order_array owns its memory
 
     cdef int _run(self, const Message* msgs, int64_t n, int64_t index_offset, Event* out,
                   int64_t out_cap, int64_t* consumed, int64_t* written) except -1
