@@ -196,7 +196,7 @@ cdef class Books:
             grown = <Order*>cnp.PyArray_DATA(orders)
         else:
             mem = None
-            if capacity >= ARENA_RESERVE_MIN:
+            if old and capacity >= ARENA_RESERVE_MIN:
                 mem = _reserve_memory(sizeof(Order) * <size_t>min(
                     <int64_t>c.max_orders, max(ARENA_RESERVE_FACTOR * <int64_t>capacity,
                                                <int64_t>ARENA_RESERVE_SLOTS)))
