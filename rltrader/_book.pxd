@@ -207,6 +207,10 @@ cdef struct Core:
     int32_t max_orders      # the arena never grows past this
     int32_t free_head       # free slot list through Order.next
     int32_t n_live          # orders resting or pending, all books
+    int64_t max_book_load   # at least n_resting[0] + n_resting[1] + 6 x n_stops of every
+                            # book (the most any book has held; it never decreases, and
+                            # Books recomputes it from the books when it binds): the batch
+                            # kernels' quick bound on one message's events (max_events)
     uint64_t hash_mask      # hash table size - 1 (a power of two >= 2 x capacity)
     # raw views of the numpy arrays owned by Books
     BookState* bk           # [n_books]
@@ -304,6 +308,8 @@ cdef class Books:
     cdef readonly object hash_array
     cdef readonly object account_array
     cdef readonly object owner_fee_array
+    cdef object arena_memory            # the reservation order_array views (_ArenaMemory),
+                                        # or None when order_array owns its memory
 
     cdef int _run(self, const Message* msgs, int64_t n, int64_t index_offset, Event* out,
                   int64_t out_cap, int64_t* consumed, int64_t* written) except -1

@@ -169,6 +169,7 @@ cdef class Books:
         c.table = <uint32_t*>cnp.PyArray_DATA(self.hash_array)
         c.accounts = <Account*>cnp.PyArray_DATA(self.account_array)
         c.owner_fees = <int64_t*>cnp.PyArray_DATA(self.owner_fee_array)
+        c.max_book_load = _max_book_load(c)
 
     def _resize_arena(self, Py_ssize_t capacity):
         """Grow the arena to `capacity` slots and rebuild the hash table (outside kernels).
@@ -186,12 +187,31 @@ cdef class Books:
     cdef _resize(self, int capacity):
         cdef Core* c = &self.core
         cdef int32_t old = c.capacity, slot
-        orders = np.zeros(capacity, dtype=ORDER_DTYPE)
-        cdef Order* grown = <Order*>cnp.PyArray_DATA(orders)
-        # raw copies and a C loop: numpy's field-by-field copy of the structured records
-        # took ~5 ms per 65,536 orders, most of a W3 x 512 run's excess over one book
-        if old:
-            memcpy(grown, c.orders, old * sizeof(Order))
+        cdef Order* grown
+        cdef _ArenaMemory mem = self.arena_memory
+        cdef size_t nbytes = <size_t>capacity * sizeof(Order)
+        if mem is not None and mem.commit(nbytes):
+            # in place: the old slots stay where they are, nothing is copied
+            orders = _memory_view(mem, nbytes, ORDER_DTYPE)
+            grown = <Order*>cnp.PyArray_DATA(orders)
+        else:
+            mem = None
+            if old and capacity >= ARENA_RESERVE_MIN:
+                mem = _reserve_memory(sizeof(Order) * <size_t>min(
+                    <int64_t>c.max_orders, max(ARENA_RESERVE_FACTOR * <int64_t>capacity,
+                                               <int64_t>ARENA_RESERVE_SLOTS)))
+            if mem is not None and mem.commit(nbytes):
+                orders = _memory_view(mem, nbytes, ORDER_DTYPE)
+            else:
+                mem = None
+                orders = np.zeros(capacity, dtype=ORDER_DTYPE)
+            grown = <Order*>cnp.PyArray_DATA(orders)
+            # raw copies and a C loop: numpy's field-by-field copy of the structured
+            # records took ~5 ms per 65,536 orders
+            if old:
+                memcpy(grown, c.orders, old * sizeof(Order))
+        self.arena_memory = mem
+        # the new slots are zero (fresh pages, never written): link them
         for slot in range(old, capacity):
             grown[slot].next = slot + 1
             grown[slot].prev = NO_SLOT
@@ -201,7 +221,7 @@ cdef class Books:
         size = 1
         while size < 2 * capacity:
             size *= 2
-        self.hash_array = np.zeros(size, dtype=np.uint32)
+        self.hash_array = _new_hash_table(size)
         self.hash_array.flags.writeable = False
         c.hash_mask = size - 1
         c.capacity = capacity
@@ -649,6 +669,19 @@ _STATE_ARRAYS = ("book_array", "level_array", "bitmap_array", "summary_array",
                  "order_array", "hash_array", "account_array", "owner_fee_array")
 _READ_ONLY_ARRAYS = ("book_array", "level_array", "bitmap_array", "summary_array",
                      "order_array", "hash_array", "owner_fee_array")
+
+
+cdef int64_t _max_book_load(const Core* c) noexcept:
+    """The largest ``n_resting[0] + n_resting[1] + 6 x n_stops`` of the books (0 for none
+    held): ``Core.max_book_load`` for a core bound to its arrays."""
+    cdef int64_t load, top = 0
+    cdef int32_t b
+    for b in range(c.n_books):
+        load = (<int64_t>c.bk[b].n_resting[0] + c.bk[b].n_resting[1]
+                + 6 * <int64_t>c.bk[b].n_stops)
+        if load > top:
+            top = load
+    return top
 
 
 cdef object _zeroed_copy(object a):

@@ -116,6 +116,9 @@ cdef _check_integrity(Books books):
             slot = o.next
         if n_stops != bs.n_stops or prev != bs.stop_tail:
             _fail(f"book {b}: n_stops {bs.n_stops} / tail {bs.stop_tail}, list has {n_stops}")
+        if bs.n_resting[0] + bs.n_resting[1] + 6 * <int64_t>bs.n_stops > c.max_book_load:
+            _fail(f"book {b}: load {bs.n_resting[0] + bs.n_resting[1] + 6 * bs.n_stops} "
+                  f"above the core's max_book_load {c.max_book_load}")
     # arena: live + free = capacity, every live order findable through the hash
     free_count = 0
     slot = c.free_head

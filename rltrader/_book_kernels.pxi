@@ -51,8 +51,7 @@ cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* know
     cdef int64_t level
     hash_id[0] = 0
     if <uint32_t>m.book < <uint32_t>c.n_books:
-        prefetch(&c.bk[m.book])
-        level = m.price - c.bk[m.book].base
+        level = m.price - c.bk[m.book].base     # loads the book's first line
         if <uint64_t>level < <uint64_t>c.window:
             prefetch_record(&c.lv[<int64_t>m.book * c.window + level], sizeof(Level))
         h = id_hash(m.order_id, m.book)
@@ -238,9 +237,11 @@ cdef int process_loop(Ahead* tag, Core* c, const Message* msgs, int32_t* known, 
             if <uint32_t>m.book < <uint32_t>c.n_books:
                 x.hash = id_hash(m.order_id, m.book)
                 x.hash_id = m.order_id
-        # no message emits more than 6 + 6 x the live orders of all books (max_events):
-        # most messages pass this before admit's per-book bound is needed
-        if (x.w + 6 + 6 * <int64_t>c.n_live > out_cap or c.free_head == NO_SLOT
+        # no message emits more than 6 + its book's resting orders + 6 x its pending
+        # stops (max_events), which max_book_load bounds for every book: most messages
+        # pass this before admit's per-book bound is needed (a bound by the live orders of
+        # all books failed for every message across 512 books: admit ran per message)
+        if (x.w + 6 + c.max_book_load > out_cap or c.free_head == NO_SLOT
                 or RLTRADER_DEBUG_BUILD):
             status = admit(c, m, x.w, out_cap)
             if status != OK:

@@ -26,9 +26,18 @@ cdef void refresh_best(const Core* c, int32_t b, int side) noexcept nogil:
         bs.best_ask = best
 
 
-cdef inline void count_resting(BookState* bs, const Order* o) noexcept nogil:
-    # a new resting order of bs's book: the side's count and cached best
+cdef inline void raise_book_load(Core* c, const BookState* bs) noexcept nogil:
+    # the book's load may have grown: keep Core.max_book_load above it
+    cdef int64_t load = (<int64_t>bs.n_resting[0] + bs.n_resting[1]
+                         + 6 * <int64_t>bs.n_stops)
+    if load > c.max_book_load:
+        c.max_book_load = load
+
+
+cdef inline void count_resting(Core* c, BookState* bs, const Order* o) noexcept nogil:
+    # a new resting order of bs's book: the side's count, the load bound and cached best
     bs.n_resting[side_index(o.side)] += 1
+    raise_book_load(c, bs)
     if o.side == BUY:
         if o.price > bs.best_bid:
             bs.best_bid = o.price
@@ -50,7 +59,7 @@ cdef inline void rest_dense(Core* c, BookState* bs, int32_t b, int32_t slot,
     lvl.tail = slot
     lvl.count += 1
     lvl.qty += o.qty
-    count_resting(bs, o)
+    count_resting(c, bs, o)
 
 
 cdef void rest_outside(Core* c, BookState* bs, int32_t b, int32_t slot,
@@ -78,7 +87,7 @@ cdef void rest_outside(Core* c, BookState* bs, int32_t b, int32_t slot,
         bs.overflow_tail[si] = slot
     else:
         c.orders[o.next].prev = slot
-    count_resting(bs, o)
+    count_resting(c, bs, o)
 
 
 cdef inline void rest(Core* c, int32_t b, int32_t slot) noexcept nogil:

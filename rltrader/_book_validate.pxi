@@ -292,6 +292,7 @@ cdef void apply(Core* c, Ctx* x, const Message* m, int32_t slot) noexcept nogil:
             bs.stop_head = slot
         bs.stop_tail = slot
         bs.n_stops += 1
+        raise_book_load(c, bs)
         hash_insert_hashed(c, slot, ctx_hash(x, m.order_id, b))
         emit_order(x, ACCEPTED, NO_REASON, b, o, o.price, o.qty, o.qty)
         if bs.trade_count > 0:

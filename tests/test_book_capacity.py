@@ -251,3 +251,57 @@ def test_growth_copies_every_slot_and_links_the_new_ones_behind_the_free_list() 
     for b in (0, 1):
         assert book_depth(books, b) == book_depth(roomy, b)
     books.check_integrity()
+
+
+@pytest.mark.parametrize("restored", [False, True])
+def test_a_large_arena_grows_in_place_then_falls_back(restored: bool) -> None:
+    # an arena that grows to 2**15 slots or more moves (one copy) into address space
+    # reserved for max_orders slots at most, then grows in place (nothing copied, the same
+    # memory) while the reservation holds it, and past it into a numpy array (past
+    # max_orders here); each way every old slot comes through bit for bit, the new ones
+    # are free and linked, an old view stays readable, and the books behave as books
+    # that never grew (restored: the arena of from_state, a numpy array)
+    n = 1 << 15
+    books = Books(2, window=64, capacity=n, max_orders=n + 300, n_owners=2)
+    roomy = Books(2, window=64, capacity=n + 400, n_owners=2)
+    stream = [msg(LIMIT, i, BUY if i % 2 else SELL, 100 - i % 30 if i % 2 else 200 + i % 30,
+                  1 + i % 5, book=i % 2, owner=i % 2) for i in range(1, 400)]
+    stream += [msg(CANCEL, i, book=i % 2) for i in range(3, 400, 7)]
+    books.process_all(messages(*stream))
+    roomy.process_all(messages(*stream))
+    if restored:
+        books = Books.from_state(books.state())
+    for capacity in (n + 100, n + 200, n + 300, n + 400):   # moves, in place x 2, numpy
+        before = books.order_array.copy()
+        view = books.order_array
+        free = int(books.state()["free_head"])
+        books._resize_arena(capacity)
+        after = books.order_array
+        assert after.shape == (capacity,) and not after.flags.writeable
+        assert (after.ctypes.data == view.ctypes.data) == (capacity in (n + 200, n + 300))
+        assert after[:len(before)].tobytes() == before.tobytes()
+        assert view.tobytes() == before.tobytes()       # an old view stays readable
+        assert list(after["next"][len(before):-1]) == list(range(len(before) + 1, capacity))
+        assert int(after["next"][-1]) == free
+        assert (after["state"][len(before):] == 0).all()
+        assert (after[["order_id", "price", "qty", "owner", "book"]][len(before):].tolist()
+                == [(0, 0, 0, 0, 0)] * (capacity - len(before)))
+        books.check_integrity()
+    more = [msg(LIMIT, 1000 + i, SELL if i % 2 else BUY, 90 + i % 40, 2, book=i % 2,
+                owner=i % 2) for i in range(200)]
+    assert books.process_all(messages(*more)).tolist() == \
+        roomy.process_all(messages(*more)).tolist()
+    assert books.accounts.tobytes() == roomy.accounts.tobytes()
+    for b in (0, 1):
+        assert book_depth(books, b) == book_depth(roomy, b)
+    books.check_integrity()
+
+
+def test_a_large_id_hash_is_zeroed_and_read_only() -> None:
+    # an id hash of 2**19 entries or more sits in a reservation of its own
+    books = Books(1, window=64, capacity=1 << 18)
+    assert books.hash_array.shape == (1 << 19,) and not books.hash_array.flags.writeable
+    assert not books.hash_array.any()
+    books.process_all(messages(*[msg(LIMIT, i, BUY, 50 + i % 9, 1) for i in range(1, 50)]))
+    assert np.count_nonzero(books.hash_array) == 49
+    books.check_integrity()

@@ -46,6 +46,8 @@ def test_bench_quick_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     for row in report["results"]:
         assert row["median_ns"] > 0 and row["messages"] > 0
         assert row["messages_per_second"] == pytest.approx(1e9 / row["median_ns"])
+        if row["name"] != "W1 per call":    # the batched rows time thread CPU too
+            assert row["extra"]["cpu_median_ns"] > 0
     assert report["memory"]["per_order_slot"] == 64.0
     assert report["machine"]["cores"] >= 1
     latency = report["machine"]["latency_ns"]

@@ -1,9 +1,12 @@
 """The benchmark suite behind ``rltrader bench``: fixed workloads, warm-up, repeats, medians.
 
 Every core workload is a message array from ``rltrader.tools.workloads``; each repeat runs it
-on a fresh ``Books`` so that repeats are identical. The env rows step the batched env with
-random actions (1,024 markets x 4 agents, 1 market x 4,096), each reported also against the
-core's W1 row of the same run. Figures are wall-clock medians on one core.
+on a fresh ``Books`` so that repeats are identical. The core rows give the wall-clock median
+and, beside it, the median by the thread's CPU time (``extra["cpu_median_ns"]``): on a
+shared machine a long run (W3 x 512, ~100 ms) waits for its core more often than a short one
+(W3, ~3 ms), which moves the wall-clock ratio of the two, not the CPU one. The env rows step
+the batched env with random actions (1,024 markets x 4 agents, 1 market x 4,096), each
+reported also against the core's W1 row of the same run. Figures are medians on one core.
 """
 
 from __future__ import annotations
@@ -55,22 +58,35 @@ def _median_ns(run: Callable[[], float], n: int, repeats: int, warmup: int) -> t
 
 
 def time_batched(messages: np.ndarray, n_books: int, *, batch: int = BATCH, repeats: int = 7,
-                 warmup: int = 1, window: int = 4096) -> tuple[float, float]:
-    """Median and best ns/message of ``Books.process`` in batches of ``batch`` messages."""
+                 warmup: int = 1, window: int = 4096,
+                 cpu: list | None = None) -> tuple[float, float]:
+    """Median and best ns/message of ``Books.process`` in batches of ``batch`` messages,
+    by the wall clock. ``cpu``, a list, receives the median ns/message by the thread's CPU
+    time over the same repeats: on a machine shared with other jobs, wall time also
+    counts the time slices the thread waits for its core, which grow with the length of
+    a run (a 100 ms run is preempted tens of times where a 3 ms one is not), CPU time
+    does not."""
     events = np.empty(max(64 * batch, 4 * batch), dtype=EVENT_DTYPE)
     chunks = [messages[i:i + batch] for i in range(0, len(messages), batch)]
+    cpu_seconds: list[float] = []
 
     def run() -> float:
         books = Books(n_books, window=window, capacity=1 << 16)
         process = books.process
+        start_cpu = time.thread_time()
         start = time.perf_counter()
         for chunk in chunks:
             done, _ = process(chunk, events)
             if done != len(chunk):
                 raise RuntimeError("benchmark event buffer too small")
-        return time.perf_counter() - start
+        wall = time.perf_counter() - start
+        cpu_seconds.append(time.thread_time() - start_cpu)
+        return wall
 
-    return _median_ns(run, len(messages), repeats, warmup)
+    result = _median_ns(run, len(messages), repeats, warmup)
+    if cpu is not None:
+        cpu.append(float(np.median(cpu_seconds[warmup:])) / len(messages) * 1e9)
+    return result
 
 
 def time_per_call(messages: np.ndarray, *, repeats: int = 5,
@@ -144,9 +160,10 @@ def suite(quick: bool = False) -> list[tuple[str, Callable[[], Result]]]:
 
     def w1_batched() -> Result:
         msgs = workloads.limit_cancel(n1, seed=1)
-        med, best = time_batched(msgs, 1, repeats=repeats)
+        cpu: list[float] = []
+        med, best = time_batched(msgs, 1, repeats=repeats, cpu=cpu)
         return Result("W1 batched", "limit+cancel, 1 book, 1024/call", len(msgs), 1, med,
-                      best, repeats)
+                      best, repeats, {"cpu_median_ns": cpu[0]})
 
     def w1_per_call() -> Result:
         msgs = workloads.limit_cancel(n1 // 4, seed=1)
@@ -156,23 +173,26 @@ def suite(quick: bool = False) -> list[tuple[str, Callable[[], Result]]]:
 
     def w2() -> Result:
         msgs = workloads.crossing_inserts(n1, seed=2)
-        med, best = time_batched(msgs, 1, repeats=repeats)
+        cpu: list[float] = []
+        med, best = time_batched(msgs, 1, repeats=repeats, cpu=cpu)
         return Result("W2 crossing inserts", "alternating inserts, ~half cross", len(msgs), 1,
-                      med, best, repeats)
+                      med, best, repeats, {"cpu_median_ns": cpu[0]})
 
     def w3_one() -> Result:
         msgs = workloads.lobster_aapl()
-        med, best = time_batched(msgs, 1, repeats=repeats)
+        cpu: list[float] = []
+        med, best = time_batched(msgs, 1, repeats=repeats, cpu=cpu)
         return Result("W3 LOBSTER AAPL", "real adds/deletes/executions, 1 book", len(msgs), 1,
-                      med, best, repeats)
+                      med, best, repeats, {"cpu_median_ns": cpu[0]})
 
     def w3_many() -> Result:
         n_books = 512
         msgs = workloads.interleave(workloads.lobster_aapl(), n_books,
                                     max_messages=int(2_000_000 * scale))
-        med, best = time_batched(msgs, n_books, repeats=max(3, repeats // 2))
+        cpu: list[float] = []
+        med, best = time_batched(msgs, n_books, repeats=max(3, repeats // 2), cpu=cpu)
         return Result("W3 x 512 books", "AAPL flow interleaved over 512 books", len(msgs),
-                      n_books, med, best, max(3, repeats // 2))
+                      n_books, med, best, max(3, repeats // 2), {"cpu_median_ns": cpu[0]})
 
     return [("W1 batched", w1_batched), ("W1 per call", w1_per_call), ("W2", w2),
             ("W3 one book", w3_one), ("W3 512 books", w3_many)]
@@ -275,14 +295,25 @@ def format_report(report: dict) -> str:
         "memory latency (ns per dependent load, by working set): " + ", ".join(
             f"{_size(int(kib))} {ns:.1f}" for kib, ns in m["latency_ns"].items()),
         "",
-        "| workload | what | messages | books | median ns/msg | best ns/msg | msgs/s |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| workload | what | messages | books | median ns/msg | best ns/msg | msgs/s "
+        "| CPU ns/msg |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["results"]:
+        cpu = r.get("extra", {}).get("cpu_median_ns")
         lines.append(
             f"| {r['name']} | {r['workload']} | {r['messages']:,} | {r['books']} | "
-            f"{r['median_ns']:.1f} | {r['min_ns']:.1f} | {r['messages_per_second'] / 1e6:.1f} M |"
+            f"{r['median_ns']:.1f} | {r['min_ns']:.1f} | {r['messages_per_second'] / 1e6:.1f} M "
+            f"| {'-' if cpu is None else f'{cpu:.1f}'} |"
         )
+    by_name = {r["name"]: r for r in report["results"]}
+    one, many = by_name.get("W3 LOBSTER AAPL"), by_name.get("W3 x 512 books")
+    if one and many:
+        ratio = f"W3 x 512 / W3 per message: {many['median_ns'] / one['median_ns']:.2f} wall"
+        if "cpu_median_ns" in one.get("extra", {}) and "cpu_median_ns" in many.get("extra", {}):
+            ratio += (f", {many['extra']['cpu_median_ns'] / one['extra']['cpu_median_ns']:.2f}"
+                      " thread CPU time")
+        lines += ["", ratio]
     env = report.get("env", [])
     if env:
         w1 = next((r["median_ns"] for r in report["results"] if r["name"] == "W1 batched"),
