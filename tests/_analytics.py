@@ -7,29 +7,12 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-from _exchange import free_port
-
-
-def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
-    """Until ``url``'s ``/api/v3/ping`` answers (the process's log in the error if it
-    exits or the time runs out)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/api/v3/ping", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"server did not start: {log.read_text()}")
-        time.sleep(0.1)
+from _exchange import free_port, stop, wait_ping
 
 
 @contextmanager
@@ -43,15 +26,10 @@ def running_analytics(tmp: Path, *args: str, timeout: float = 30.0) -> Iterator[
                              "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, proc, log_path, timeout)
+        wait_ping(url, proc, log_path, timeout)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 

@@ -57,19 +57,20 @@ def running_server(tmp: Path, *args: str, timeout: float = 30.0,
             stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            started = _wait_ping(url, proc, log_path, timeout, last=attempt == 2)
+            started = wait_ping(url, proc, log_path, timeout, retry_taken=attempt < 2)
             if started:
                 yield url
                 return
         finally:
-            _stop(proc)
+            stop(proc)
             log.close()
 
 
-def _wait_ping(url: str, proc: subprocess.Popen, log_path: Path, timeout: float,
-               last: bool) -> bool:
-    """True once ``url`` answers its ping; False when the server exited because its port
-    was taken (and ``last`` is false); else raises with the server's log."""
+def wait_ping(url: str, proc: subprocess.Popen, log_path: Path, timeout: float = 30.0,
+              retry_taken: bool = False) -> bool:
+    """True once ``url``'s ``/api/v3/ping`` answers; False when the server exited because
+    its port was taken and ``retry_taken`` is set; else raises with the server's log
+    (``log_path``) when it exits or the time runs out."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -79,13 +80,14 @@ def _wait_ping(url: str, proc: subprocess.Popen, log_path: Path, timeout: float,
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             text = log_path.read_text()
-            if proc.returncode is not None and not last and "address already in use" in text:
+            if proc.returncode is not None and retry_taken and "address already in use" in text:
                 return False
             raise RuntimeError(f"server did not start: {text}")
         time.sleep(0.1)
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then killed after 10 s."""
     proc.terminate()
     try:
         proc.wait(timeout=10)
