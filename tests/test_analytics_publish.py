@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import subprocess
 import sys
 import time
@@ -301,6 +302,23 @@ def test_cli_refuses_bad_options_in_one_line() -> None:
     r = cli("serve", "--zmq", "tcp://127.0.0.1:5555")
     assert r.returncode == 2 and "--analytics" in r.stderr
     assert all("Traceback" not in x.stderr for x in (r,))
+
+
+def test_analytics_port_in_use_is_a_clear_error() -> None:
+    """``serve --analytics`` binds both ports before serving: one taken is one line and
+    exit status 2, not the traceback of the other server's cancellation."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        r = subprocess.run([sys.executable, "-m", "rltrader.tools.cli", "serve", "resilient",
+                            "--port", str(free_port()), "--analytics", "--analytics-port",
+                            str(port)], capture_output=True, text=True, timeout=60)
+    finally:
+        taken.close()
+    assert r.returncode == 2 and f"cannot serve on 127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1
 
 
 def test_zmq_endpoint_in_use_is_a_clear_error() -> None:

@@ -8,6 +8,7 @@ books while handlers only queue requests and read state between batches.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -188,16 +189,47 @@ def serve(exchange: Exchange, host: str = "127.0.0.1", port: int = 8080, *,
     if not also:
         uvicorn.run(gateway, host=host, port=port, **options)
         return
+    apps = [(gateway, port), *also]
+    # every port bound before anything is served: a port in use is one clear OSError
+    # (``rltrader serve: ...``), where a server failing inside the loop printed uvicorn's
+    # traceback of the other's cancellation
+    sockets: list[socket.socket] = []
+    try:
+        for _, at in apps:
+            sockets.append(_bound(host, at))
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
     servers = [uvicorn.Server(uvicorn.Config(application, host=host, port=at, **options))
-               for application, at in [(gateway, port), *also]]
+               for application, at in apps]
 
     async def both() -> None:
         # each server stops on SIGINT/SIGTERM (uvicorn chains their handlers); when one
         # stops for any reason, so does the other
-        tasks = [asyncio.create_task(s.serve()) for s in servers]
+        tasks = [asyncio.create_task(s.serve(sockets=[sock]))
+                 for s, sock in zip(servers, sockets, strict=True)]
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for s in servers:
             s.should_exit = True
         await asyncio.gather(*tasks)
 
-    asyncio.run(both())
+    try:
+        asyncio.run(both())
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (as uvicorn binds one), or an OSError naming
+    the address."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot serve on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
