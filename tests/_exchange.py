@@ -43,23 +43,40 @@ def running_server(tmp: Path, *args: str, timeout: float = 30.0,
                    accounts: dict | None = None) -> Iterator[str]:
     """``rltrader serve resilient --accounts ... ARGS`` on a free port (``accounts``: as
     :data:`ACCOUNTS`, which is the default); yields its base URL (``http://127.0.0.1:PORT``)
-    once ``/api/v3/ping`` answers; stopped (SIGTERM, then killed) at the end. A port taken
+    once ``/api/v3/ping`` answers; stopped (SIGTERM, then killed) at the end."""
+    with _serving(tmp, args, timeout, accounts, analytics=False) as (url, _):
+        yield url
+
+
+@contextmanager
+def running_servers(tmp: Path, *args: str, timeout: float = 30.0,
+                    accounts: dict | None = None) -> Iterator[tuple[str, str]]:
+    """:func:`running_server` with ``--analytics`` on a free port of its own; yields the
+    exchange's and the analytics server's base URLs."""
+    with _serving(tmp, args, timeout, accounts, analytics=True) as urls:
+        yield urls
+
+
+@contextmanager
+def _serving(tmp: Path, args: tuple[str, ...], timeout: float, accounts: dict | None,
+             analytics: bool) -> Iterator[tuple[str, str]]:
+    """The servers of :func:`running_server` and :func:`running_servers`. A port taken
     between :func:`free_port` and the server's bind (another process got it first) is
-    retried on a fresh port, twice at most."""
+    retried on fresh ports, twice at most."""
     accounts = write_accounts(tmp / "accounts.toml", accounts)
     for attempt in range(3):
-        port = free_port()
+        port, analytics_port = free_port(), free_port()
+        more = ["--analytics", "--analytics-port", str(analytics_port)] if analytics else []
         log_path = tmp / f"serve-{port}.log"
         log = open(log_path, "w")  # noqa: SIM115 (closed below)
         proc = subprocess.Popen(
             [sys.executable, "-m", "rltrader.tools.cli", "serve", "resilient", "--port",
-             str(port), "--accounts", str(accounts), *args],
+             str(port), "--accounts", str(accounts), *more, *args],
             stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            started = wait_ping(url, proc, log_path, timeout, retry_taken=attempt < 2)
-            if started:
-                yield url
+            if wait_ping(url, proc, log_path, timeout, retry_taken=attempt < 2):
+                yield url, f"http://127.0.0.1:{analytics_port}"
                 return
         finally:
             stop(proc)
@@ -74,13 +91,15 @@ def wait_ping(url: str, proc: subprocess.Popen, log_path: Path, timeout: float =
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{url}/api/v3/ping", timeout=1.0).status_code == 200:
+            answered = httpx.get(f"{url}/api/v3/ping", timeout=1.0).status_code == 200
+            if answered and proc.poll() is None:   # ours, not another process's
                 return True
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             text = log_path.read_text()
-            if proc.returncode is not None and retry_taken and "address already in use" in text:
+            taken = "address already in use" in text.lower()
+            if proc.returncode is not None and retry_taken and taken:
                 return False
             raise RuntimeError(f"server did not start: {text}")
         time.sleep(0.1)

@@ -20,7 +20,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("ccxt.pro")
 
 from _analytics import pro_client, run, running_analytics  # noqa: E402
-from _exchange import free_port, running_server  # noqa: E402
+from _exchange import running_servers  # noqa: E402
 
 SYMBOL = "XYZUSDT"
 
@@ -30,10 +30,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
     """``rltrader serve --analytics`` (5x real time): the exchange's and the analytics'
     URLs."""
     tmp = tmp_path_factory.mktemp("ccxt")
-    port = free_port()
-    with running_server(tmp, "--speed", "5", "--analytics", "--analytics-port",
-                        str(port)) as url:
-        analytics = f"http://127.0.0.1:{port}"
+    with running_servers(tmp, "--speed", "5") as (url, analytics):
         deadline = time.monotonic() + 10                # the same process: up already
         while httpx.get(f"{analytics}/api/v3/ping").status_code != 200:
             assert time.monotonic() < deadline

@@ -319,6 +319,12 @@ def test_analytics_port_in_use_is_a_clear_error() -> None:
         taken.close()
     assert r.returncode == 2 and f"cannot serve on 127.0.0.1:{port}" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1
+    same = str(free_port())                 # the exchange's own port named twice
+    r = subprocess.run([sys.executable, "-m", "rltrader.tools.cli", "serve", "resilient",
+                        "--port", same, "--analytics", "--analytics-port", same],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f"cannot serve on 127.0.0.1:{same}" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1
 
 
 def test_zmq_endpoint_in_use_is_a_clear_error() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests._exchange import ccxt_client, free_port, running_server, signed
+from tests._exchange import ccxt_client, running_server, running_servers, signed
 
 pytest.importorskip("ccxt")
 
@@ -168,10 +168,8 @@ def test_plain_serve_has_no_sor(tmp_path: Path) -> None:
 def test_the_analytics_server_publishes_the_consolidated_touch(tmp_path: Path) -> None:
     import websockets
 
-    port = free_port()
-    with running_server(tmp_path, "--venues", VENUES, "--speed", "0.0001",
-                        "--analytics", "--analytics-port", str(port)) as url:
-        analytics = f"ws://127.0.0.1:{port}/ws"
+    with running_servers(tmp_path, "--venues", VENUES, "--speed", "0.0001") as (url, http):
+        analytics = http.replace("http://", "ws://") + "/ws"
 
         async def first() -> dict:
             async with websockets.connect(analytics) as ws:

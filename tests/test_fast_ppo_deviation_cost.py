@@ -61,7 +61,7 @@ def test_the_cost_is_charged_on_every_step_that_leaves_keep_and_on_no_other(mirr
     assert torch.equal(charged.rollout.rewards[left], raw[left] - cost)
     # the env's own buffer holds the raw rewards of the last step
     np.testing.assert_array_equal(charged_env.env.rewards, charged_env.recorded[-1])
-    # logged: the raw mean reward, and the share of steps charged
+    # logged: the raw mean reward, and the share of steps that left keep
     assert episodes["mean_reward"] == plain_episodes["mean_reward"]
     assert episodes["deviations"] == pytest.approx(float(left.float().mean()))
     assert "deviations" not in plain_episodes

@@ -46,6 +46,10 @@ def main() -> None:
         raise SystemExit(f"{args.checkpoint}: a policy of action mode {mode!r}; "
                          f"{args.config} trains {experiment.mixed.base.action_mode!r}")
     settings = dataclasses.replace(experiment.settings, warm_start=None, progress=False)
+    teacher = (state.get("settings") or {}).get("residual")
+    if teacher != settings.residual:      # corrections are to one teacher's quotes
+        raise SystemExit(f"{args.checkpoint}: a policy of residual teacher {teacher!r}; "
+                         f"{args.config} trains {settings.residual!r}")
     env = MixedMarketEnv(experiment.mixed, n_agents=experiment.n_agents, seed=args.seed)
     if settings.residual is not None:       # a residual maker corrects its teacher's quotes
         env = ResidualEnv(env, settings.residual)

@@ -197,12 +197,12 @@ def serve(exchange: Exchange, host: str = "127.0.0.1", port: int = 8080, *,
     try:
         for _, at in apps:
             sockets.append(_bound(host, at))
-    except OSError:
+        servers = [uvicorn.Server(uvicorn.Config(application, host=host, port=at, **options))
+                   for application, at in apps]
+    except BaseException:
         for sock in sockets:
             sock.close()
         raise
-    servers = [uvicorn.Server(uvicorn.Config(application, host=host, port=at, **options))
-               for application, at in apps]
 
     async def both() -> None:
         # each server stops on SIGINT/SIGTERM (uvicorn chains their handlers); when one
@@ -222,12 +222,14 @@ def serve(exchange: Exchange, host: str = "127.0.0.1", port: int = 8080, *,
 
 
 def _bound(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (as uvicorn binds one), or an OSError naming
-    the address."""
+    """A TCP socket bound to ``host:port`` (as uvicorn binds one) and listening, or an
+    OSError naming the address. Listening at once makes a second bind of the same port
+    fail here (two sockets with SO_REUSEADDR may both bind a port nobody listens on)."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise OSError(exc.errno, f"cannot serve on {host}:{port}: {exc.strerror}") from None

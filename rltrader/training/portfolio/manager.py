@@ -505,6 +505,7 @@ def guard_clips(spec: str, features: tuple[str, ...], symbols: int) -> list[floa
     parts = [part.strip() for part in str(spec).split(",")]
     for i, part in enumerate(parts):
         name, eq, value = part.rpartition("=")
+        name, value = name.strip(), value.strip()
         if not eq and i > 0:
             raise ValueError(f"manager guard {spec!r}: only the first item may be a bare "
                              f"clip (then FEATURE=CLIP), got {part!r}")
