@@ -158,12 +158,15 @@ def suite(quick: bool = False) -> list[tuple[str, Callable[[], Result]]]:
     repeats = 3 if quick else 7
     n1 = int(1_000_000 * scale)
 
-    def w1_batched() -> Result:
-        msgs = workloads.limit_cancel(n1, seed=1)
+    def batched(name: str, what: str, msgs: np.ndarray, n_books: int, n: int) -> Result:
+        # a batched row: wall-clock median and best, and the median by thread CPU time
         cpu: list[float] = []
-        med, best = time_batched(msgs, 1, repeats=repeats, cpu=cpu)
-        return Result("W1 batched", "limit+cancel, 1 book, 1024/call", len(msgs), 1, med,
-                      best, repeats, {"cpu_median_ns": cpu[0]})
+        med, best = time_batched(msgs, n_books, repeats=n, cpu=cpu)
+        return Result(name, what, len(msgs), n_books, med, best, n, {"cpu_median_ns": cpu[0]})
+
+    def w1_batched() -> Result:
+        return batched("W1 batched", "limit+cancel, 1 book, 1024/call",
+                       workloads.limit_cancel(n1, seed=1), 1, repeats)
 
     def w1_per_call() -> Result:
         msgs = workloads.limit_cancel(n1 // 4, seed=1)
@@ -172,27 +175,18 @@ def suite(quick: bool = False) -> list[tuple[str, Callable[[], Result]]]:
                       best, max(3, repeats // 2))
 
     def w2() -> Result:
-        msgs = workloads.crossing_inserts(n1, seed=2)
-        cpu: list[float] = []
-        med, best = time_batched(msgs, 1, repeats=repeats, cpu=cpu)
-        return Result("W2 crossing inserts", "alternating inserts, ~half cross", len(msgs), 1,
-                      med, best, repeats, {"cpu_median_ns": cpu[0]})
+        return batched("W2 crossing inserts", "alternating inserts, ~half cross",
+                       workloads.crossing_inserts(n1, seed=2), 1, repeats)
 
     def w3_one() -> Result:
-        msgs = workloads.lobster_aapl()
-        cpu: list[float] = []
-        med, best = time_batched(msgs, 1, repeats=repeats, cpu=cpu)
-        return Result("W3 LOBSTER AAPL", "real adds/deletes/executions, 1 book", len(msgs), 1,
-                      med, best, repeats, {"cpu_median_ns": cpu[0]})
+        return batched("W3 LOBSTER AAPL", "real adds/deletes/executions, 1 book",
+                       workloads.lobster_aapl(), 1, repeats)
 
     def w3_many() -> Result:
-        n_books = 512
-        msgs = workloads.interleave(workloads.lobster_aapl(), n_books,
+        msgs = workloads.interleave(workloads.lobster_aapl(), 512,
                                     max_messages=int(2_000_000 * scale))
-        cpu: list[float] = []
-        med, best = time_batched(msgs, n_books, repeats=max(3, repeats // 2), cpu=cpu)
-        return Result("W3 x 512 books", "AAPL flow interleaved over 512 books", len(msgs),
-                      n_books, med, best, max(3, repeats // 2), {"cpu_median_ns": cpu[0]})
+        return batched("W3 x 512 books", "AAPL flow interleaved over 512 books", msgs, 512,
+                       max(3, repeats // 2))
 
     return [("W1 batched", w1_batched), ("W1 per call", w1_per_call), ("W2", w2),
             ("W3 one book", w3_one), ("W3 512 books", w3_many)]

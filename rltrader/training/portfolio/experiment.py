@@ -45,12 +45,12 @@ from rltrader.training.evaluation import Summary
 from rltrader.training.portfolio import real
 from rltrader.training.portfolio.manager import (
     BASELINES,
-    FEATURES,
     PortfolioConfig,
     PortfolioEnv,
     StackedPortfolioEnv,
     guard_clips,
     guard_manager,
+    observation_features,
 )
 from rltrader.training.portfolio.tracking import ScriptedExecutor, TargetTrackingEnv
 
@@ -585,7 +585,7 @@ def check_managers(specs: Sequence[str], config: PortfolioConfig) -> None:
         return
     from rltrader.training.fast_ppo import load_policy
 
-    want = (len(FEATURES) + config.cost_feature) * config.env.symbols + 3
+    want = len(observation_features(config)) * config.env.symbols + 3
     for spec in specs:
         got = load_policy(checkpoint_path(spec)).model.obs_dim
         if got != want:
@@ -637,8 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             real.check_fits(real.binance_pair_task(base), args.episodes)
         check_managers(args.managers or (), base)
         if args.manager_guard is not None:
-            guard_clips(args.manager_guard, FEATURES + (("cost",) if base.cost_feature
-                                                        else ()), base.env.symbols)
+            guard_clips(args.manager_guard, observation_features(base), base.env.symbols)
     except ValueError as error:
         print(f"experiment: {error}", file=sys.stderr)
         return 2

@@ -225,7 +225,7 @@ class PortfolioEnv:
         self.levels = np.asarray(c.levels, dtype=np.float64)
         self.single_action_space = spaces.MultiDiscrete([len(self.levels)] * self.n_symbols)
         #: the per-symbol features, in column order
-        self.features = FEATURES + (("cost",) if c.cost_feature else ())
+        self.features = observation_features(c)
         self.obs_dim = len(self.features) * self.n_symbols + 3
         big = np.finfo(np.float32).max
         self.single_observation_space = spaces.Box(-big, big, (self.obs_dim,), np.float32)
@@ -487,6 +487,12 @@ class StackedPortfolioEnv:
         return self.observations, self.rewards, self.terminated, self.truncated
 
 
+def observation_features(config: PortfolioConfig) -> tuple[str, ...]:
+    """The per-symbol features of ``config``'s observation, in column order
+    (:attr:`PortfolioEnv.features`): ``FEATURES``, then ``cost`` when it is on."""
+    return FEATURES + (("cost",) if config.cost_feature else ())
+
+
 # ---- the out-of-distribution guard ------------------------------------------------------------
 
 #: the observation's last three columns, after the per-symbol features
@@ -544,10 +550,9 @@ def guard_manager(policy: Any, config: PortfolioConfig, spec: str) -> Any:
     statistics, every target is 0 (:func:`stand_aside`)."""
     from rltrader.training.ppo.guard import GuardedPolicy
 
-    features = FEATURES + (("cost",) if config.cost_feature else ())
     symbols = config.env.symbols
     inner = policy.policy if isinstance(policy, GuardedPolicy) else policy
-    return GuardedPolicy(inner, clip=guard_clips(spec, features, symbols),
+    return GuardedPolicy(inner, clip=guard_clips(spec, observation_features(config), symbols),
                          action=stand_aside(config.levels, symbols))
 
 
