@@ -211,21 +211,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rltrader pbt",
         description="PBT against fixed hyperparameters at equal compute, paired on "
-                    "held-out markets")
-    parser.add_argument("--task", default="market_making", choices=sorted(TASKS))
-    parser.add_argument("--market", default="thin")
-    parser.add_argument("--horizon", type=int, default=1000)
+                    "held-out markets",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--task", default="market_making", choices=sorted(TASKS),
+                        help="the env's action mode and reward")
+    parser.add_argument("--market", default="thin", help="the preset trained and evaluated on")
+    parser.add_argument("--horizon", type=int, default=1000, help="steps per episode")
     parser.add_argument("--repetitions", default="0-2", help="training seeds, e.g. 0-2")
-    parser.add_argument("--eval-seeds", default="100-104")
-    parser.add_argument("--agent-steps", type=float, default=10e6)
-    parser.add_argument("--n-envs", type=int, default=256)
-    parser.add_argument("--n-agents", type=int, default=1)
-    parser.add_argument("--n-policies", type=int, default=64)
-    parser.add_argument("--fitness", default="sharpe", choices=("sharpe", "mean"))
-    parser.add_argument("--gamma", type=float, default=0.95)
-    parser.add_argument("--gae-lambda", type=float, default=0.9)
+    parser.add_argument("--eval-seeds", default="100-104",
+                        help="held-out market seeds of the paired evaluation")
+    parser.add_argument("--agent-steps", type=float, default=10e6,
+                        help="training budget of each arm, in agent-steps (equal compute)")
+    parser.add_argument("--n-envs", type=int, default=256, help="training markets")
+    parser.add_argument("--n-agents", type=int, default=1, help="agents per market")
+    parser.add_argument("--n-policies", type=int, default=64,
+                        help="stacked policies per arm (the population)")
+    parser.add_argument("--fitness", default="sharpe", choices=("sharpe", "mean"),
+                        help="what PBT ranks members by: a Sharpe-type ratio of their "
+                             "episode returns, or their mean")
+    parser.add_argument("--gamma", type=float, default=0.95, help="discount")
+    parser.add_argument("--gae-lambda", type=float, default=0.9, help="GAE's lambda")
     parser.add_argument("--n-steps", type=int, default=32, help="batched steps per rollout")
-    parser.add_argument("--ready-every", type=int, default=10)
+    parser.add_argument("--ready-every", type=int, default=10,
+                        help="updates between rounds of exploit and explore")
     parser.add_argument("--selection", default="truncation", choices=("truncation", "ttest"),
                         help="PBT's selection (the t-test needs --fitness mean)")
     parser.add_argument("--min-episodes", type=int, default=8,
@@ -236,14 +244,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--validation-seeds", default="",
                         help="name each arm's member on these markets (of its --top-k "
                              "fittest) instead of by training fitness, e.g. 50-51")
-    parser.add_argument("--top-k", type=int, default=8)
+    parser.add_argument("--top-k", type=int, default=8,
+                        help="with --validation-seeds: how many of the fittest are validated")
     parser.add_argument("--episodes", type=int, default=2,
                         help="episodes per market in validation and evaluation")
     parser.add_argument("--warm-start", default=None, metavar="BASELINE",
                         help="every arm starts from one behaviour clone of this baseline")
     parser.add_argument("--warm-start-steps", type=int, default=400,
                         help="batched steps the teacher plays (not counted)")
-    parser.add_argument("--out", default="pbt-compare")
+    parser.add_argument("--out", default="pbt-compare", help="output folder")
     parser.add_argument("--summarize", nargs="+", default=None, metavar="RESULT.json",
                         help="train nothing: pool these runs' result.json, the interval over "
                              "repetitions of PBT minus each control")
