@@ -259,7 +259,8 @@ def report(result: dict[str, Any], folder: Path) -> Path:
         "return, ticks per lot of order size")
     lines = [f"# Evaluation: {result['task']}", "",
              f"Seeds {result['seeds']}, {result['n_envs']} markets x {result['n_agents']} "
-             f"agents each, {result['episodes']} episodes; each market of each seed is one "
+             f"agents each, {result['episodes']} episode{'s' * (result['episodes'] != 1)}; "
+             "each market of each seed is one "
              "observation. Differences are paired with the first candidate (the reference).",
              ""]
     for ax, market in zip(axes[0], markets, strict=True):
