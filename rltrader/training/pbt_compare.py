@@ -14,8 +14,12 @@ for the same agent-steps, one per *arm*:
 Each arm then names one member: the fittest in training, or, with validation seeds, the
 best on validation markets of the ``top_k`` fittest (the same rule for every arm). With
 ``warm_start`` every arm's members start as one behaviour clone of that baseline. The
-named members play held-out markets (:func:`rltrader.training.evaluate.evaluate`, alone in
-their market), paired by market with PBT's over every repetition. Output:
+training markets step where ``backend`` says (:func:`rltrader.envs.backends.make_env`): in
+this process, in ``n_workers`` processes, or in ``n_workers`` Ray actors on a cluster's
+nodes, with this process the one learner of every population; validation and evaluation
+run here. The named members play held-out markets
+(:func:`rltrader.training.evaluate.evaluate`, alone in their market), paired by market
+with PBT's over every repetition. Output:
 ``result.json`` and ``pbt_vs_fixed.png`` (the populations' fitness during training) in
 ``--out``.
 """
@@ -32,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from rltrader.envs import BatchedMarketEnv, EnvConfig
+from rltrader.envs import EnvConfig
+from rltrader.envs.backends import BACKENDS, close_env, make_env
 from rltrader.training.evaluate import (
     TASKS,
     CheckpointStrategy,
@@ -57,8 +62,14 @@ def compare(*, task: str, market: str, out: Path | str, repetitions: Sequence[in
             eval_seeds: Sequence[int], horizon: int, arms: Sequence[str] = ("pbt", "fixed"),
             validation_seeds: Sequence[int] = (), top_k: int = 8, episodes: int = 2,
             warm_start: str | None = None, warm_start_steps: int = 400,
+            backend: str = "batched", n_workers: int = 1,
             progress: bool = True) -> dict[str, Any]:
     """Train every arm per repetition, name a member of each, pair them with PBT's."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if warm_start is not None and backend != "batched":
+        raise ValueError("warm_start plays a baseline that reads the batched env's state: "
+                         f"backend='batched' only, got {backend!r}")
     arms = list(arms)
     if "pbt" not in arms or len(arms) < 2 or not set(arms) <= set(ARMS):
         raise ValueError(f"arms: 'pbt' and one or more of {sorted(set(ARMS) - {'pbt'})}, "
@@ -79,13 +90,17 @@ def compare(*, task: str, market: str, out: Path | str, repetitions: Sequence[in
         paths = {}
         for arm in arms:
             began = time.perf_counter()
-            env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=seed)
-            population = Population(env, replace(settings, **ARMS[arm]), seed=seed)
-            cloned = None
-            if warm_start is not None:         # every arm from the same teacher's clone
-                cloned = population.warm_start(candidate(f"baseline:{warm_start}"),
-                                               steps=warm_start_steps)
-            population.learn(agent_steps)
+            env = make_env(config, n_envs=n_envs, n_agents=n_agents, seed=seed,
+                           backend=backend, n_workers=n_workers)
+            try:
+                population = Population(env, replace(settings, **ARMS[arm]), seed=seed)
+                cloned = None
+                if warm_start is not None:     # every arm from the same teacher's clone
+                    cloned = population.warm_start(candidate(f"baseline:{warm_start}"),
+                                                   steps=warm_start_steps)
+                population.learn(agent_steps)
+            finally:
+                close_env(env)
             trained = time.perf_counter() - began
             member, scores = population.best(), {}
             if validation_seeds:
@@ -119,6 +134,7 @@ def compare(*, task: str, market: str, out: Path | str, repetitions: Sequence[in
                "top_k": top_k, "episodes": episodes, "arms": arms,
                "warm_start": warm_start,
                "warm_start_steps": warm_start_steps if warm_start else None,
+               "backend": backend, "n_workers": n_workers,
                "settings": plain(asdict(settings)),
                **{f"pbt_minus_{arm}": Summary.of(np.concatenate(diffs[arm])).as_dict()
                   for arm in controls},
@@ -252,6 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="every arm starts from one behaviour clone of this baseline")
     parser.add_argument("--warm-start-steps", type=int, default=400,
                         help="batched steps the teacher plays (not counted)")
+    parser.add_argument("--backend", default="batched", choices=BACKENDS,
+                        help="where the training markets step: this process, processes "
+                             "(sharded) or Ray actors (ray); this process learns")
+    parser.add_argument("--n-workers", type=int, default=1,
+                        help="processes or Ray actors with --backend sharded or ray")
     parser.add_argument("--out", default="pbt-compare", help="output folder")
     parser.add_argument("--summarize", nargs="+", default=None, metavar="RESULT.json",
                         help="train nothing: pool these runs' result.json, the interval over "
@@ -285,7 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          validation_seeds=(parse_seeds(args.validation_seeds)
                                            if args.validation_seeds else ()),
                          top_k=args.top_k, episodes=args.episodes,
-                         warm_start=args.warm_start, warm_start_steps=args.warm_start_steps)
+                         warm_start=args.warm_start, warm_start_steps=args.warm_start_steps,
+                         backend=args.backend, n_workers=args.n_workers)
     except ValueError as error:
         parser.error(str(error))
     for arm in (a for a in result["arms"] if a != "pbt"):
