@@ -156,11 +156,15 @@ def test_population_training_over_ray_actors_equals_the_sharded_backend(
                   eval_seeds=[100], horizon=12, n_workers=2, progress=False)
     ray_run = compare(out=tmp_path / "ray", backend="ray", **common)
     sharded = compare(out=tmp_path / "sharded", backend="sharded", **common)
+    batched = compare(out=tmp_path / "batched", **{**common, "n_workers": 1})
     assert (ray_run["backend"], ray_run["n_workers"]) == ("ray", 2)
+    # the shards' markets are not the batched env's: equal runs mean the backend was used
+    assert batched["runs"]["pbt/0"]["curve"] != sharded["runs"]["pbt/0"]["curve"]
     for arm in ("pbt", "fixed"):
         a, b = ray_run["runs"][f"{arm}/0"], sharded["runs"][f"{arm}/0"]
         assert a["curve"] and a["curve"] == b["curve"]
-        assert (a["member"], a["learning_rate"]) == (b["member"], b["learning_rate"])
+        for key in ("member", "learning_rate", "ent_coef"):
+            assert a[key] == b[key], (arm, key)
         saved = [torch.load(tmp_path / name / "seed_0" / f"{arm}.pt", weights_only=True)
                  for name in ("ray", "sharded")]
         for part in ("actor", "critic"):

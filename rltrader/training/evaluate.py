@@ -321,7 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="rltrader evaluate", description=__doc__.split("\n\n")[0],
         epilog="example: rltrader evaluate baseline:best_flow_following "
                "pretrained:directional --task directional --markets realistic,lobster "
-               "--seeds 100-104 --report OUT (docs/training.md)")
+               "--seeds 100-104 --n-agents 1 --report OUT (the model card's table; "
+               "docs/training.md)")
     parser.add_argument("candidates", nargs="+", metavar="CANDIDATE",
                         help="a checkpoint (*.pt), a shipped one (" + shipped + ") or "
                              "baseline:NAME, NAME one of " + ", ".join(sorted(_baselines()))
@@ -344,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--horizon", type=int, default=None,
                         help="steps per episode (default: the task's)")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT",
-                        help="write every number to OUT (otherwise printed)")
+                        help="write every number to OUT (without --report they are also printed)")
     parser.add_argument("--report", type=Path, default=None, metavar="DIR",
                         help="write a markdown report with a plot to DIR and print it")
     args = parser.parse_args(argv)

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from rltrader.envs import EnvConfig
-from rltrader.envs.backends import BACKENDS, close_env, make_env
+from rltrader.envs.backends import BACKENDS, check_backend, close_env, make_env
 from rltrader.training.evaluate import (
     TASKS,
     CheckpointStrategy,
@@ -65,8 +65,7 @@ def compare(*, task: str, market: str, out: Path | str, repetitions: Sequence[in
             backend: str = "batched", n_workers: int = 1,
             progress: bool = True) -> dict[str, Any]:
     """Train every arm per repetition, name a member of each, pair them with PBT's."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    check_backend(backend, n_workers)
     if warm_start is not None and backend != "batched":
         raise ValueError("warm_start plays a baseline that reads the batched env's state: "
                          f"backend='batched' only, got {backend!r}")
@@ -227,53 +226,71 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rltrader pbt",
         description="PBT against fixed hyperparameters at equal compute, paired on "
-                    "held-out markets",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "held-out markets (each arm's named member alone in each of 16 "
+                    "markets per evaluation seed)")
     parser.add_argument("--task", default="market_making", choices=sorted(TASKS),
-                        help="the env's action mode and reward")
-    parser.add_argument("--market", default="thin", help="the preset trained and evaluated on")
-    parser.add_argument("--horizon", type=int, default=1000, help="steps per episode")
-    parser.add_argument("--repetitions", default="0-2", help="training seeds, e.g. 0-2")
+                        help="the env's action mode and reward (default: market_making)")
+    parser.add_argument("--market", default="thin",
+                        help="the preset trained and evaluated on (default: thin)")
+    parser.add_argument("--horizon", type=int, default=1000,
+                        help="steps per episode (default: 1000)")
+    parser.add_argument("--repetitions", default="0-2",
+                        help="training seeds, one repetition each (default: 0-2)")
     parser.add_argument("--eval-seeds", default="100-104",
-                        help="held-out market seeds of the paired evaluation")
+                        help="held-out market seeds of the paired evaluation "
+                             "(default: 100-104)")
     parser.add_argument("--agent-steps", type=float, default=10e6,
-                        help="training budget of each arm, in agent-steps (equal compute)")
-    parser.add_argument("--n-envs", type=int, default=256, help="training markets")
-    parser.add_argument("--n-agents", type=int, default=1, help="agents per market")
+                        help="training budget of each arm, in agent-steps: equal compute "
+                             "(default: 1e7)")
+    parser.add_argument("--n-envs", type=int, default=256,
+                        help="training markets (default: 256)")
+    parser.add_argument("--n-agents", type=int, default=1,
+                        help="agents per training market (default: 1)")
     parser.add_argument("--n-policies", type=int, default=64,
-                        help="stacked policies per arm (the population)")
+                        help="stacked policies per arm, the population (default: 64)")
     parser.add_argument("--fitness", default="sharpe", choices=("sharpe", "mean"),
-                        help="what PBT ranks members by: a Sharpe-type ratio of their "
-                             "episode returns, or their mean")
-    parser.add_argument("--gamma", type=float, default=0.95, help="discount")
-    parser.add_argument("--gae-lambda", type=float, default=0.9, help="GAE's lambda")
-    parser.add_argument("--n-steps", type=int, default=32, help="batched steps per rollout")
+                        help="what PBT ranks members by: mean / s.d. of their episode "
+                             "returns, or the mean (default: sharpe)")
+    parser.add_argument("--gamma", type=float, default=0.95, help="discount (default: 0.95)")
+    parser.add_argument("--gae-lambda", type=float, default=0.9,
+                        help="GAE's lambda (default: 0.9)")
+    parser.add_argument("--n-steps", type=int, default=32,
+                        help="batched steps per rollout (default: 32)")
     parser.add_argument("--ready-every", type=int, default=10,
-                        help="updates between rounds of exploit and explore")
+                        help="updates between rounds of exploit and explore (default: 10)")
     parser.add_argument("--selection", default="truncation", choices=("truncation", "ttest"),
-                        help="PBT's selection (the t-test needs --fitness mean)")
+                        help="PBT's selection; the t-test needs --fitness mean "
+                             "(default: truncation)")
     parser.add_argument("--min-episodes", type=int, default=8,
-                        help="t-test: episodes a member needs before it is compared")
+                        help="t-test: episodes a member needs before it is compared "
+                             "(default: 8)")
     parser.add_argument("--arms", default="pbt,fixed",
                         help="pbt and controls: fixed (geometric means), random (fixed "
-                             "draws, random search)")
+                             "draws, random search) (default: pbt,fixed)")
     parser.add_argument("--validation-seeds", default="",
                         help="name each arm's member on these markets (of its --top-k "
-                             "fittest) instead of by training fitness, e.g. 50-51")
+                             "fittest) instead of by training fitness, e.g. 50-51 "
+                             "(default: by training fitness)")
     parser.add_argument("--top-k", type=int, default=8,
-                        help="with --validation-seeds: how many of the fittest are validated")
+                        help="with --validation-seeds: how many of the fittest are "
+                             "validated (default: 8)")
     parser.add_argument("--episodes", type=int, default=2,
-                        help="episodes per market in validation and evaluation")
+                        help="episodes per market in validation and evaluation (default: 2)")
     parser.add_argument("--warm-start", default=None, metavar="BASELINE",
-                        help="every arm starts from one behaviour clone of this baseline")
+                        help="every arm starts from one behaviour clone of this baseline "
+                             "(--backend batched only; default: random weights)")
     parser.add_argument("--warm-start-steps", type=int, default=400,
-                        help="batched steps the teacher plays (not counted)")
+                        help="batched steps the teacher plays, not counted (default: 400)")
     parser.add_argument("--backend", default="batched", choices=BACKENDS,
-                        help="where the training markets step: this process, processes "
-                             "(sharded) or Ray actors (ray); this process learns")
+                        help="where the training markets step: this process (batched), "
+                             "processes (sharded) or Ray actors (ray); this process learns. "
+                             "sharded and ray give the same markets for the same "
+                             "--n-workers, other ones than batched (default: batched)")
     parser.add_argument("--n-workers", type=int, default=1,
-                        help="processes or Ray actors with --backend sharded or ray")
-    parser.add_argument("--out", default="pbt-compare", help="output folder")
+                        help="processes or Ray actors with --backend sharded or ray "
+                             "(default: 1)")
+    parser.add_argument("--out", default="pbt-compare",
+                        help="output folder (default: pbt-compare)")
     parser.add_argument("--summarize", nargs="+", default=None, metavar="RESULT.json",
                         help="train nothing: pool these runs' result.json, the interval over "
                              "repetitions of PBT minus each control")
