@@ -108,6 +108,26 @@ def test_the_example_config_loads_with_the_cost() -> None:
     assert s.residual == "best_flow_maker" and s.mirror and s.deviation_cost > 0
 
 
+def test_the_lanes_example_charges_every_market_but_realistic() -> None:
+    """Round 13's recipe is round 12's keep-cost file with the cost on the informed, thin
+    and resilient lanes only: the same mix, seeds and settings otherwise."""
+    import dataclasses
+    from pathlib import Path
+
+    from rltrader.training import experiment
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "train"
+    lanes = experiment.load(path / "market_making_keep_cost_lanes.toml")
+    keep = experiment.load(path / "market_making_keep_cost.toml")
+    assert lanes.settings.deviation_markets == ("informed", "thin", "resilient")
+    assert keep.settings.deviation_markets is None
+    assert dataclasses.replace(lanes.settings, deviation_markets=None) == keep.settings
+    assert lanes.mixed == keep.mixed and lanes.seeds == keep.seeds
+    assert lanes.agent_steps == keep.agent_steps and lanes.evaluation == keep.evaluation
+    markets = {lane.market for lane in lanes.mixed.lanes}
+    assert markets - set(lanes.settings.deviation_markets) == {"realistic"}
+
+
 def test_the_cost_can_be_charged_on_some_markets_of_a_mix_only() -> None:
     from rltrader.envs.mixed import Lane, MixedConfig, MixedMarketEnv
 

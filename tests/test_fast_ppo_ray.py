@@ -141,3 +141,38 @@ def test_the_experiment_file_takes_a_backend(tmp_path) -> None:
         path.write_text(text.replace(bad, match))
         with pytest.raises(ValueError, match="backend|n_workers"):
             load(path)
+
+
+def test_population_training_over_ray_actors_equals_the_sharded_backend(
+        ray_cluster, tmp_path) -> None:
+    """``rltrader pbt --backend ray``: the populations learn from markets stepped in Ray
+    actors, bit-identically to the same shards in processes; the actors are gone after."""
+    from rltrader.training.pbt import PBTSettings
+    from rltrader.training.pbt_compare import compare
+
+    settings = PBTSettings(n_policies=2, n_steps=8, ready_every=1)
+    common = dict(task="execution", market="resilient", repetitions=[0],
+                  agent_steps=4 * 8 * 3, n_envs=4, n_agents=1, settings=settings,
+                  eval_seeds=[100], horizon=12, n_workers=2, progress=False)
+    ray_run = compare(out=tmp_path / "ray", backend="ray", **common)
+    sharded = compare(out=tmp_path / "sharded", backend="sharded", **common)
+    batched = compare(out=tmp_path / "batched", **{**common, "n_workers": 1})
+    assert (ray_run["backend"], ray_run["n_workers"]) == ("ray", 2)
+    # the shards' markets are not the batched env's: equal runs mean the backend was used
+    assert batched["runs"]["pbt/0"]["curve"] != sharded["runs"]["pbt/0"]["curve"]
+    for arm in ("pbt", "fixed"):
+        a, b = ray_run["runs"][f"{arm}/0"], sharded["runs"][f"{arm}/0"]
+        assert a["curve"] and a["curve"] == b["curve"]
+        for key in ("member", "learning_rate", "ent_coef"):
+            assert a[key] == b[key], (arm, key)
+        saved = [torch.load(tmp_path / name / "seed_0" / f"{arm}.pt", weights_only=True)
+                 for name in ("ray", "sharded")]
+        for part in ("actor", "critic"):
+            for key, value in saved[0][part].items():
+                assert torch.equal(value, saved[1][part][key]), (arm, part, key)
+    assert ray_run["pbt_minus_fixed"] == sharded["pbt_minus_fixed"]
+    assert ray_cluster.available_resources().get("CPU", 0) == 2
+    with pytest.raises(ValueError, match="warm_start"):
+        compare(out=tmp_path / "warm", backend="ray", warm_start="twap", **common)
+    with pytest.raises(ValueError, match="backend"):
+        compare(out=tmp_path / "dask", backend="dask", **common)

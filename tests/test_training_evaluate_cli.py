@@ -65,3 +65,18 @@ def test_bad_input_is_one_line(capsys) -> None:
     assert "no such checkpoint" in capsys.readouterr().err
     with pytest.raises(ValueError, match="seeds"):
         parse_seeds("a-b")
+
+
+def test_help_names_every_candidate_it_accepts(capsys) -> None:
+    from rltrader.training.evaluate import PRETRAINED, _baselines
+
+    with pytest.raises(SystemExit) as done:
+        main(["evaluate", "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())      # argparse wraps the lines
+    listed = text.split("NAME one of ", 1)[1].split(";", 1)[0]
+    assert listed.split(", ") == sorted(_baselines())
+    shipped = sorted(PRETRAINED.glob("*.pt"))
+    assert shipped
+    for path in shipped:
+        assert f"pretrained:{path.stem}" in text

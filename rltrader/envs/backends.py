@@ -25,20 +25,26 @@ from rltrader.envs.config import EnvConfig
 BACKENDS = ("batched", "sharded", "ray")
 
 
-def make_env(config: EnvConfig | None, *, n_envs: int, n_agents: int, seed: int = 0,
-             backend: str = "batched", n_workers: int = 1,
-             actor_options: dict[str, Any] | None = None) -> Any:
-    """The env of ``backend`` (module docstring); ``actor_options``: Ray only."""
+def check_backend(backend: str, n_workers: int) -> None:
+    """Raise ``ValueError`` unless :func:`make_env` takes ``backend`` with ``n_workers``
+    (for callers that check their arguments before any work)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if not is_int(n_workers) or n_workers < 1:
         raise ValueError(f"n_workers must be an int >= 1, got {n_workers!r}")
+    if backend == "batched" and n_workers != 1:
+        raise ValueError(f"backend='batched' steps in this process: n_workers must be "
+                         f"1, got {n_workers} (use 'sharded' or 'ray')")
+
+
+def make_env(config: EnvConfig | None, *, n_envs: int, n_agents: int, seed: int = 0,
+             backend: str = "batched", n_workers: int = 1,
+             actor_options: dict[str, Any] | None = None) -> Any:
+    """The env of ``backend`` (module docstring); ``actor_options``: Ray only."""
+    check_backend(backend, n_workers)
     if actor_options is not None and backend != "ray":
         raise ValueError(f"actor_options are for backend='ray', not {backend!r}")
     if backend == "batched":
-        if n_workers != 1:
-            raise ValueError(f"backend='batched' steps in this process: n_workers must be "
-                             f"1, got {n_workers} (use 'sharded' or 'ray')")
         return BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=seed)
     if backend == "sharded":
         from rltrader.envs.shards import ShardedMarketEnv

@@ -83,7 +83,7 @@ from rltrader.envs.config import (
     EnvConfig,
     observation_names,
 )
-from rltrader.sim.market import Market, RecordConfig
+from rltrader.sim.market import Market, RecordConfig, pareto_multipliers
 
 #: SeedSequence spawn key of the drifts' generator (the build spawns keys 0, 1, 2)
 _DRIFT_KEY = 3
@@ -99,7 +99,7 @@ def size_classes(config: EnvConfig, n_envs: int, n_agents: int,
                              f"for n_agents={n_agents}")
         return np.tile(np.asarray(config.size_classes, dtype=np.float64), n_envs)
     u = np.random.default_rng(seed).random(n_envs * n_agents)
-    return np.minimum(config.size_max, (1.0 - u) ** (-1.0 / config.size_alpha))
+    return pareto_multipliers(u, config.size_alpha, config.size_max)
 
 
 def write_actions(actions: Any, out: np.ndarray, high: np.ndarray, n_envs: int,

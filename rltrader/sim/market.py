@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -59,7 +60,8 @@ __all__ = [
     "Market", "MarketConfig", "FundamentalConfig", "NoiseConfig", "ValueConfig",
     "MomentumConfig", "MakerConfig", "LiquidityConfig", "SplitterConfig", "ParentOrderConfig",
     "OrderSize", "SizeClassConfig", "RecordConfig", "Population", "config_from_dict",
-    "build_flow", "flow_params", "load_config", "preset", "preset_names",
+    "build_flow", "flow_params", "load_config", "pareto_multipliers", "preset",
+    "preset_names",
 ]
 
 
@@ -77,6 +79,20 @@ def bucket_capacity(config: MarketConfig) -> int:
     return max(total, 16)
 
 
+def pareto_multipliers(u: np.ndarray, alpha: float, cap: float) -> np.ndarray:
+    """``min(cap, (1 - u) ** (-1 / alpha))`` element by element, through the C library's
+    ``pow``: heavy-tailed size classes (Pareto, minimum 1) from uniforms ``u``.
+
+    Not numpy's ``**``: numpy's float64 power is machine-dependent (on CPUs with AVX-512
+    it runs SIMD code whose last bits differ from the C library's), so the same seed drew
+    other size classes, hence other order sizes and another market, on another machine.
+    The C library's ``pow`` is the one the compiled flow draws its order sizes with."""
+    base = 1.0 - np.asarray(u, dtype=np.float64)
+    exponent = -1.0 / alpha
+    out = np.fromiter((math.pow(x, exponent) for x in base.flat), np.float64, base.size)
+    return np.minimum(cap, out.reshape(base.shape))
+
+
 def build_flow(config: MarketConfig, books: Books, seed: np.random.SeedSequence,
                r_bar: np.ndarray, t0_ns: int, first_owner: int = 0) -> Flow:
     """``config``'s populations over the ``config.n_books`` books of ``books``: traders
@@ -91,7 +107,7 @@ def build_flow(config: MarketConfig, books: Books, seed: np.random.SeedSequence,
         size_class = np.ones((config.n_books, n_traders))
     else:
         uniforms = np.array([np.random.default_rng(s[1]).random(n_traders) for s in streams])
-        size_class = np.minimum(cap, (1.0 - uniforms) ** (-1.0 / alpha))
+        size_class = pareto_multipliers(uniforms, alpha, cap)
     p = flow_params(config)
     return Flow(books, n_traders, seeds, r_bar, size_class, t0_ns, config.dt_ns,
                 bucket_capacity(config), record=config.record.messages,

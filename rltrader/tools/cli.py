@@ -614,7 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="preset (default: %(default)s)")
     p.add_argument("--config", default=None, metavar="TOML", help="a market config file "
                    "instead of a preset")
-    p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--seed", type=_non_negative, default=0,
+                   help="the day's seed: the same seed, the same day (default 0)")
     p.add_argument("--copies", type=_positive, default=None,
                    help="independent copies per symbol")
     p.add_argument("--out", default=None, help="record the day to OUT.npz and book 0 to "
@@ -685,11 +686,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=8080)
     p.add_argument("--speed", type=_speed, default=1.0, help="background steps per step "
                    "of wall time (default 1: real time)")
-    p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--seed", type=_non_negative, default=0,
+                   help="the simulated market's seed (default 0)")
     p.add_argument("--quote", default="USDT", help="quote asset (default: %(default)s)")
     p.add_argument("--lot-size", default="1", help="base units per lot (default 1)")
-    p.add_argument("--maker-fee-ppm", type=_fee, default=0)
-    p.add_argument("--taker-fee-ppm", type=_fee, default=0)
+    p.add_argument("--maker-fee-ppm", type=_fee, default=0,
+                   help="maker fee in parts per million of the notional; negative: a "
+                        "rebate (default 0)")
+    p.add_argument("--taker-fee-ppm", type=_fee, default=0,
+                   help="taker fee in parts per million of the notional (default 0)")
     p.add_argument("--weight-per-minute", type=_positive, default=6000,
                    help="request weight per API key and minute (HTTP 429 beyond)")
     p.add_argument("--binary-orders-per-10s", type=_positive, default=5_000_000,

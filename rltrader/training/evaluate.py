@@ -259,7 +259,8 @@ def report(result: dict[str, Any], folder: Path) -> Path:
         "return, ticks per lot of order size")
     lines = [f"# Evaluation: {result['task']}", "",
              f"Seeds {result['seeds']}, {result['n_envs']} markets x {result['n_agents']} "
-             f"agents each, {result['episodes']} episodes; each market of each seed is one "
+             f"agents each, {result['episodes']} episode{'s' * (result['episodes'] != 1)}; "
+             "each market of each seed is one "
              "observation. Differences are paired with the first candidate (the reference).",
              ""]
     for ax, market in zip(axes[0], markets, strict=True):
@@ -315,21 +316,38 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rltrader evaluate", description=__doc__.split(
-        "\n\n")[0])
-    parser.add_argument("candidates", nargs="+", help="checkpoints (*.pt) or baseline:NAME")
-    parser.add_argument("--task", default="market_making", choices=sorted(TASKS))
+    shipped = ", ".join(f"pretrained:{p.stem}" for p in sorted(PRETRAINED.glob("*.pt")))
+    parser = argparse.ArgumentParser(
+        prog="rltrader evaluate", description=__doc__.split("\n\n")[0],
+        epilog="example: rltrader evaluate baseline:best_flow_following "
+               "pretrained:directional --task directional --markets realistic,lobster "
+               "--seeds 100-104 --n-agents 1 --report OUT (the model card's table; "
+               "docs/training.md)")
+    parser.add_argument("candidates", nargs="+", metavar="CANDIDATE",
+                        help="a checkpoint (*.pt), a shipped one (" + shipped + ") or "
+                             "baseline:NAME, NAME one of " + ", ".join(sorted(_baselines()))
+                             + "; the first is the reference of the paired differences")
+    parser.add_argument("--task", default="market_making", choices=sorted(TASKS),
+                        help="the env's action mode and reward (default: market_making)")
     parser.add_argument("--markets", default="resilient,thin",
                         help="comma-separated: presets, lobster (the AAPL hour from its "
                              "open in every env), lobster_windows (each env from its own "
-                             "seeded time of the hour)")
-    parser.add_argument("--seeds", default="100-104")
-    parser.add_argument("--n-envs", type=int, default=16)
-    parser.add_argument("--n-agents", type=int, default=4)
-    parser.add_argument("--episodes", type=int, default=2)
-    parser.add_argument("--horizon", type=int, default=None)
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT")
-    parser.add_argument("--report", type=Path, default=None, metavar="DIR")
+                             "seeded time of the hour) (default: resilient,thin)")
+    parser.add_argument("--seeds", default="100-104",
+                        help="market seeds, ranges or a list: 100-104 or 1,5,9 "
+                             "(default: 100-104)")
+    parser.add_argument("--n-envs", type=int, default=16,
+                        help="markets per seed; each is one paired observation (default: 16)")
+    parser.add_argument("--n-agents", type=int, default=4,
+                        help="agents per market, all played by the candidate (default: 4)")
+    parser.add_argument("--episodes", type=int, default=2,
+                        help="episodes per market, averaged (default: 2)")
+    parser.add_argument("--horizon", type=int, default=None,
+                        help="steps per episode (default: the task's)")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT",
+                        help="write every number to OUT (without --report they are also printed)")
+    parser.add_argument("--report", type=Path, default=None, metavar="DIR",
+                        help="write a markdown report with a plot to DIR and print it")
     args = parser.parse_args(argv)
     result = evaluate(args.candidates, task=args.task, markets=args.markets.split(","),
                       seeds=parse_seeds(args.seeds), n_envs=args.n_envs,

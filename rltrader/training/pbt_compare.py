@@ -14,8 +14,12 @@ for the same agent-steps, one per *arm*:
 Each arm then names one member: the fittest in training, or, with validation seeds, the
 best on validation markets of the ``top_k`` fittest (the same rule for every arm). With
 ``warm_start`` every arm's members start as one behaviour clone of that baseline. The
-named members play held-out markets (:func:`rltrader.training.evaluate.evaluate`, alone in
-their market), paired by market with PBT's over every repetition. Output:
+training markets step where ``backend`` says (:func:`rltrader.envs.backends.make_env`): in
+this process, in ``n_workers`` processes, or in ``n_workers`` Ray actors on a cluster's
+nodes, with this process the one learner of every population; validation and evaluation
+run here. The named members play held-out markets
+(:func:`rltrader.training.evaluate.evaluate`, alone in their market), paired by market
+with PBT's over every repetition. Output:
 ``result.json`` and ``pbt_vs_fixed.png`` (the populations' fitness during training) in
 ``--out``.
 """
@@ -32,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from rltrader.envs import BatchedMarketEnv, EnvConfig
+from rltrader.envs import EnvConfig
+from rltrader.envs.backends import BACKENDS, check_backend, close_env, make_env
 from rltrader.training.evaluate import (
     TASKS,
     CheckpointStrategy,
@@ -57,8 +62,13 @@ def compare(*, task: str, market: str, out: Path | str, repetitions: Sequence[in
             eval_seeds: Sequence[int], horizon: int, arms: Sequence[str] = ("pbt", "fixed"),
             validation_seeds: Sequence[int] = (), top_k: int = 8, episodes: int = 2,
             warm_start: str | None = None, warm_start_steps: int = 400,
+            backend: str = "batched", n_workers: int = 1,
             progress: bool = True) -> dict[str, Any]:
     """Train every arm per repetition, name a member of each, pair them with PBT's."""
+    check_backend(backend, n_workers)
+    if warm_start is not None and backend != "batched":
+        raise ValueError("warm_start plays a baseline that reads the batched env's state: "
+                         f"backend='batched' only, got {backend!r}")
     arms = list(arms)
     if "pbt" not in arms or len(arms) < 2 or not set(arms) <= set(ARMS):
         raise ValueError(f"arms: 'pbt' and one or more of {sorted(set(ARMS) - {'pbt'})}, "
@@ -79,13 +89,17 @@ def compare(*, task: str, market: str, out: Path | str, repetitions: Sequence[in
         paths = {}
         for arm in arms:
             began = time.perf_counter()
-            env = BatchedMarketEnv(config, n_envs=n_envs, n_agents=n_agents, seed=seed)
-            population = Population(env, replace(settings, **ARMS[arm]), seed=seed)
-            cloned = None
-            if warm_start is not None:         # every arm from the same teacher's clone
-                cloned = population.warm_start(candidate(f"baseline:{warm_start}"),
-                                               steps=warm_start_steps)
-            population.learn(agent_steps)
+            env = make_env(config, n_envs=n_envs, n_agents=n_agents, seed=seed,
+                           backend=backend, n_workers=n_workers)
+            try:
+                population = Population(env, replace(settings, **ARMS[arm]), seed=seed)
+                cloned = None
+                if warm_start is not None:     # every arm from the same teacher's clone
+                    cloned = population.warm_start(candidate(f"baseline:{warm_start}"),
+                                                   steps=warm_start_steps)
+                population.learn(agent_steps)
+            finally:
+                close_env(env)
             trained = time.perf_counter() - began
             member, scores = population.best(), {}
             if validation_seeds:
@@ -119,6 +133,7 @@ def compare(*, task: str, market: str, out: Path | str, repetitions: Sequence[in
                "top_k": top_k, "episodes": episodes, "arms": arms,
                "warm_start": warm_start,
                "warm_start_steps": warm_start_steps if warm_start else None,
+               "backend": backend, "n_workers": n_workers,
                "settings": plain(asdict(settings)),
                **{f"pbt_minus_{arm}": Summary.of(np.concatenate(diffs[arm])).as_dict()
                   for arm in controls},
@@ -211,39 +226,71 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rltrader pbt",
         description="PBT against fixed hyperparameters at equal compute, paired on "
-                    "held-out markets")
-    parser.add_argument("--task", default="market_making", choices=sorted(TASKS))
-    parser.add_argument("--market", default="thin")
-    parser.add_argument("--horizon", type=int, default=1000)
-    parser.add_argument("--repetitions", default="0-2", help="training seeds, e.g. 0-2")
-    parser.add_argument("--eval-seeds", default="100-104")
-    parser.add_argument("--agent-steps", type=float, default=10e6)
-    parser.add_argument("--n-envs", type=int, default=256)
-    parser.add_argument("--n-agents", type=int, default=1)
-    parser.add_argument("--n-policies", type=int, default=64)
-    parser.add_argument("--fitness", default="sharpe", choices=("sharpe", "mean"))
-    parser.add_argument("--gamma", type=float, default=0.95)
-    parser.add_argument("--gae-lambda", type=float, default=0.9)
-    parser.add_argument("--n-steps", type=int, default=32, help="batched steps per rollout")
-    parser.add_argument("--ready-every", type=int, default=10)
+                    "held-out markets (each arm's named member alone in each of 16 "
+                    "markets per evaluation seed)")
+    parser.add_argument("--task", default="market_making", choices=sorted(TASKS),
+                        help="the env's action mode and reward (default: market_making)")
+    parser.add_argument("--market", default="thin",
+                        help="the preset trained and evaluated on (default: thin)")
+    parser.add_argument("--horizon", type=int, default=1000,
+                        help="steps per episode (default: 1000)")
+    parser.add_argument("--repetitions", default="0-2",
+                        help="training seeds, one repetition each (default: 0-2)")
+    parser.add_argument("--eval-seeds", default="100-104",
+                        help="held-out market seeds of the paired evaluation "
+                             "(default: 100-104)")
+    parser.add_argument("--agent-steps", type=float, default=10e6,
+                        help="training budget of each arm, in agent-steps: equal compute "
+                             "(default: 1e7)")
+    parser.add_argument("--n-envs", type=int, default=256,
+                        help="training markets (default: 256)")
+    parser.add_argument("--n-agents", type=int, default=1,
+                        help="agents per training market (default: 1)")
+    parser.add_argument("--n-policies", type=int, default=64,
+                        help="stacked policies per arm, the population (default: 64)")
+    parser.add_argument("--fitness", default="sharpe", choices=("sharpe", "mean"),
+                        help="what PBT ranks members by: mean / s.d. of their episode "
+                             "returns, or the mean (default: sharpe)")
+    parser.add_argument("--gamma", type=float, default=0.95, help="discount (default: 0.95)")
+    parser.add_argument("--gae-lambda", type=float, default=0.9,
+                        help="GAE's lambda (default: 0.9)")
+    parser.add_argument("--n-steps", type=int, default=32,
+                        help="batched steps per rollout (default: 32)")
+    parser.add_argument("--ready-every", type=int, default=10,
+                        help="updates between rounds of exploit and explore (default: 10)")
     parser.add_argument("--selection", default="truncation", choices=("truncation", "ttest"),
-                        help="PBT's selection (the t-test needs --fitness mean)")
+                        help="PBT's selection; the t-test needs --fitness mean "
+                             "(default: truncation)")
     parser.add_argument("--min-episodes", type=int, default=8,
-                        help="t-test: episodes a member needs before it is compared")
+                        help="t-test: episodes a member needs before it is compared "
+                             "(default: 8)")
     parser.add_argument("--arms", default="pbt,fixed",
                         help="pbt and controls: fixed (geometric means), random (fixed "
-                             "draws, random search)")
+                             "draws, random search) (default: pbt,fixed)")
     parser.add_argument("--validation-seeds", default="",
                         help="name each arm's member on these markets (of its --top-k "
-                             "fittest) instead of by training fitness, e.g. 50-51")
-    parser.add_argument("--top-k", type=int, default=8)
+                             "fittest) instead of by training fitness, e.g. 50-51 "
+                             "(default: by training fitness)")
+    parser.add_argument("--top-k", type=int, default=8,
+                        help="with --validation-seeds: how many of the fittest are "
+                             "validated (default: 8)")
     parser.add_argument("--episodes", type=int, default=2,
-                        help="episodes per market in validation and evaluation")
+                        help="episodes per market in validation and evaluation (default: 2)")
     parser.add_argument("--warm-start", default=None, metavar="BASELINE",
-                        help="every arm starts from one behaviour clone of this baseline")
+                        help="every arm starts from one behaviour clone of this baseline "
+                             "(--backend batched only; default: random weights)")
     parser.add_argument("--warm-start-steps", type=int, default=400,
-                        help="batched steps the teacher plays (not counted)")
-    parser.add_argument("--out", default="pbt-compare")
+                        help="batched steps the teacher plays, not counted (default: 400)")
+    parser.add_argument("--backend", default="batched", choices=BACKENDS,
+                        help="where the training markets step: this process (batched), "
+                             "processes (sharded) or Ray actors (ray); this process learns. "
+                             "sharded and ray give the same markets for the same "
+                             "--n-workers, other ones than batched (default: batched)")
+    parser.add_argument("--n-workers", type=int, default=1,
+                        help="processes or Ray actors with --backend sharded or ray "
+                             "(default: 1)")
+    parser.add_argument("--out", default="pbt-compare",
+                        help="output folder (default: pbt-compare)")
     parser.add_argument("--summarize", nargs="+", default=None, metavar="RESULT.json",
                         help="train nothing: pool these runs' result.json, the interval over "
                              "repetitions of PBT minus each control")
@@ -276,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          validation_seeds=(parse_seeds(args.validation_seeds)
                                            if args.validation_seeds else ()),
                          top_k=args.top_k, episodes=args.episodes,
-                         warm_start=args.warm_start, warm_start_steps=args.warm_start_steps)
+                         warm_start=args.warm_start, warm_start_steps=args.warm_start_steps,
+                         backend=args.backend, n_workers=args.n_workers)
     except ValueError as error:
         parser.error(str(error))
     for arm in (a for a in result["arms"] if a != "pbt"):

@@ -206,6 +206,25 @@ def run_allocator(env: PortfolioEnv, allocator: Allocator, *, seed: int,
             "traded": traded.mean(0), "tracking_error": tracking.mean(0)}
 
 
+def without_premium(config: PortfolioConfig) -> bool:
+    """Whether ``config``'s markets are drawn without a premium (no drift of the
+    fundamentals: ``drift_mean`` and ``drift_sd`` both 0)."""
+    return config.env.drift_mean == 0 and config.env.drift_sd == 0
+
+
+def charge_without_premium(configs: Sequence[PortfolioConfig],
+                           charge: float) -> list[PortfolioConfig]:
+    """``--no-premium-charge``: the training ``configs`` with ``hold_charge = charge`` on
+    those drawn without a premium (:func:`without_premium`), the others unchanged; a
+    training charge, since the trainer knows each market's drift and evaluation does
+    not."""
+    if not any(without_premium(c) for c in configs):
+        raise ValueError("--no-premium-charge charges the training markets drawn without a "
+                         "premium, and there are none: add a drift 0:0 to --manager-drifts")
+    return [dataclasses.replace(c, hold_charge=charge) if without_premium(c) else c
+            for c in configs]
+
+
 def constrained(config: PortfolioConfig) -> bool:
     """Whether the task constrains whoever acts in it (a wait, a no-trade band)."""
     return config.wait_decisions > 0 or config.min_weight > 0
@@ -402,6 +421,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for name in args.manager_presets or [args.preset]
         for fee in args.manager_fees or [base.env.taker_fee_ppm]
         for drift in args.manager_drifts or [(base.env.drift_mean, base.env.drift_sd)]]
+    if args.no_premium_charge:
+        training = charge_without_premium(training, args.no_premium_charge)
     curves: dict[str, list[dict[str, Any]]] = {}
     managers: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -466,6 +487,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "manager_fees": args.manager_fees or [base.env.taker_fee_ppm],
         "manager_drifts": [list(d) for d in args.manager_drifts or
                            [(base.env.drift_mean, base.env.drift_sd)]],
+        "no_premium_charge": args.no_premium_charge,
         "managers_given": args.managers,
         "eval_seeds": list(args.eval_seeds), "eval_envs": args.eval_envs,
         "episodes": args.episodes, "traders": traders, "evaluation": evaluation,
@@ -522,6 +544,12 @@ def parser() -> argparse.ArgumentParser:
                         "shared out among them), so that whether a market has a premium "
                         "cannot be read off its preset; default: --drift-mean:--drift-sd; "
                         "evaluation keeps the task's")
+    p.add_argument("--no-premium-charge", type=float, default=0.0, metavar="C",
+                   help="training only: on the managers' training markets drawn without a "
+                        "premium (drift 0:0 in --manager-drifts), the reward's Sharpe ratio "
+                        "sees the return minus C bp of capital per decision per unit of "
+                        "gross target weight (PortfolioConfig.hold_charge); evaluation is "
+                        "never charged; default: 0, none")
     p.add_argument("--cost-feature", action="store_true",
                    help="the manager sees each stock's round-trip cost in bp (spread + "
                         "twice the taker fee: PortfolioConfig.cost_feature)")
@@ -635,6 +663,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.real_envs < 1:
                 raise ValueError(f"--real-envs must be >= 1, got {args.real_envs}")
             real.check_fits(real.binance_pair_task(base), args.episodes)
+        if args.no_premium_charge:
+            if args.managers:
+                raise ValueError("--no-premium-charge is a training charge: it does not "
+                                 "apply to --managers (evaluated, not trained)")
+            dataclasses.replace(base, hold_charge=args.no_premium_charge)   # checked
+            drifts_ = args.manager_drifts or [(args.drift_mean, args.drift_sd)]
+            charge_without_premium([dataclasses.replace(base, env=base.env.replace(
+                drift_mean=m, drift_sd=sd)) for m, sd in drifts_], args.no_premium_charge)
         check_managers(args.managers or (), base)
         if args.manager_guard is not None:
             guard_clips(args.manager_guard, observation_features(base), base.env.symbols)

@@ -44,8 +44,9 @@ differential Sharpe ratio ``D`` of ``r`` (:class:`~rltrader.training.portfolio.s
 DifferentialSharpe`, its averages running across episodes; with
 ``PortfolioConfig.sharpe_prior`` ``v`` they restart at every episode's start from ``A = 0``,
 ``B = v``, so that a flat episode's reward is exactly 0 and its first decision's cost
-counts; with ``sharpe_guard`` its variance term is dropped while ``A <= 0``).
-:attr:`returns` keeps ``r``.
+counts; with ``sharpe_guard`` its variance term is dropped while ``A <= 0``; with
+``PortfolioConfig.hold_charge`` ``h``, a training charge, the ratio is of ``r - h x`` the
+decision's gross target weight). :attr:`returns` keeps ``r``.
 
 Episode end
 -----------
@@ -124,6 +125,12 @@ class PortfolioConfig:
     min_weight : float
         A no-trade band: a target weight of size below ``min_weight`` is set to 0. 0 by
         default: none.
+    hold_charge : float
+        A training charge (bp of capital per decision per unit of gross target weight, the
+        sum of the targets' sizes the decision set): the reward's differential Sharpe
+        ratio sees the return minus ``hold_charge x gross``; :attr:`PortfolioEnv.returns`
+        (what evaluation reads) does not. The experiment sets it on the training markets
+        drawn without a premium (``--no-premium-charge``). 0 by default: none.
     """
 
     env: EnvConfig = dataclasses.field(default_factory=lambda: EnvConfig(
@@ -141,6 +148,7 @@ class PortfolioConfig:
     sharpe_guard: bool = False
     wait_decisions: int = 0
     min_weight: float = 0.0
+    hold_charge: float = 0.0
 
     def __post_init__(self) -> None:
         check_trader_config(self.env)
@@ -176,6 +184,11 @@ class PortfolioConfig:
         m = self.min_weight
         if not isinstance(m, (int, float)) or isinstance(m, bool) or not 0 <= m <= 1:
             raise ValueError(f"min_weight must be in [0, 1], got {m!r}")
+        h = self.hold_charge
+        if not isinstance(h, (int, float)) or isinstance(h, bool) or \
+                not 0 <= h < math.inf:
+            raise ValueError(f"hold_charge must be finite and >= 0 (bp per decision per "
+                             f"unit of gross weight), got {h!r}")
         v = self.sharpe_prior
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or
                               not self.sharpe_min_var < v < math.inf):
@@ -347,7 +360,8 @@ class PortfolioEnv:
         steps; returns this env's buffers."""
         t, n, s, k = self.traders, self.n_envs, self.n_symbols, self.config.decision_steps
         # trader rows are symbol x n_envs + market
-        t.set_targets(self.targets(actions).T.reshape(-1))
+        targets = self.targets(actions)
+        t.set_targets(targets.T.reshape(-1))
         value = np.zeros(n)
         traded = np.zeros(n)
         gap = np.zeros(n)
@@ -369,7 +383,11 @@ class PortfolioEnv:
         np.multiply(value, 1e4 / self.capital, out=self.returns)
         self.traded[:] = traded
         self.tracking_error[:] = gap / k
-        self.rewards[:] = self.sharpe.update(self.returns)
+        if self.config.hold_charge:     # training only: the reward sees the charge
+            charged = self.returns - self.config.hold_charge * np.abs(targets).sum(1)
+            self.rewards[:] = self.sharpe.update(charged)
+        else:
+            self.rewards[:] = self.sharpe.update(self.returns)
         self._step_in_episode += 1
         if ended.any():
             self._step_in_episode = 0
