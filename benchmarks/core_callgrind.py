@@ -14,7 +14,10 @@ Prints each checkout's total and its largest functions.
 Streams: ``QuantCup`` is the contest feed as ``benchmarks/compare/quantcup.py`` sends it
 (batches of 4,096, window 4,096, 1,024 slots; the look-ahead is off), read from
 ``--quantcup-source``; ``W3`` is ``workloads.lobster_aapl()`` as ``core_pair.py`` replays
-it (one book, window 4,096, 65,536 slots). Needs valgrind (``callgrind_annotate``).
+it (one book, window 4,096, 65,536 slots); ``W3x512`` is W3 interleaved over 512 books,
+390 messages each, as ``core_pair.py`` replays it by default (``Books(512, window=4096,
+capacity=65536)``; give it ``--repeats 2``: 200,000 messages a replay). Needs valgrind
+(``callgrind_annotate``).
 """
 
 from __future__ import annotations
@@ -44,14 +47,19 @@ if stream == "QuantCup":
     from pathlib import Path
     msgs, owners = quantcup.feed_messages(quantcup.parse_feed(Path(source) / "score_feed.h"))
     kwargs, batch = {"capacity": 1024, "n_owners": owners}, 4096
-else:
+elif stream == "W3":
     from rltrader.tools import workloads
     from rltrader.tools.bench import BATCH
     msgs, kwargs, batch = workloads.lobster_aapl(), {"capacity": 65536}, BATCH
+else:
+    from rltrader.tools import workloads
+    from rltrader.tools.bench import BATCH
+    msgs = workloads.interleave(workloads.lobster_aapl(), 512, per_book=390)
+    kwargs, batch = {"capacity": 65536}, BATCH
 events = np.empty(8 * batch + 1024, dtype=EVENT_DTYPE)
 print(len(msgs))
 for _ in range(repeats):
-    books = Books(1, window=4096, **kwargs)
+    books = Books(512 if stream == "W3x512" else 1, window=4096, **kwargs)
     for i in range(0, len(msgs), batch):
         done, _ = books.process(msgs[i:i + batch], events)
         if done != len(msgs[i:i + batch]):
@@ -95,7 +103,7 @@ def per_message(checkout: str, stream: str, repeats: int,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkouts", nargs="+")
-    parser.add_argument("--stream", action="append", choices=("QuantCup", "W3"))
+    parser.add_argument("--stream", action="append", choices=("QuantCup", "W3", "W3x512"))
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--quantcup-source", default="")
     parser.add_argument("--top", type=int, default=6, help="functions listed per checkout")

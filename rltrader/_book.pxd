@@ -222,6 +222,9 @@ cdef struct Core:
     Account* accounts       # [n_books, n_owners]
     int64_t* owner_fees     # [n_owners, 2]: an owner's maker and taker fee (ppm) in every
                             # book, BOOK_FEE: the book's (fee tiers)
+    bint fees               # some book has a fee or some owner a fee tier (Books
+                            # recomputes it whenever either is set, and when it binds its
+                            # arrays): False lets fills skip the fee look-ups
 
 
 # ---------------------------------------------------------------------------------------

@@ -117,6 +117,12 @@ def _check_layout():
         if (dtype.itemsize != size or dtype.fields[f1][1] != off1
                 or dtype.fields[f2][1] != off2):
             raise ImportError(f"rltrader: dtype {dtype} does not match its C struct")
+    if (<char*>&m.order_id - <char*>&m != sizeof(int64_t)
+            or <char*>&e.order_id - <char*>&e != sizeof(int64_t)
+            or <char*>&m.owner - <char*>&m.book != sizeof(int32_t)
+            or <char*>&e.owner - <char*>&e.book != sizeof(int32_t)):
+        raise ImportError("rltrader: emit_own's copies need Message and Event to lead with "
+                          "timestamp, order_id and to hold book, owner side by side")
 
 
 _check_layout()

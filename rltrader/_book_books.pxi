@@ -170,6 +170,7 @@ cdef class Books:
         c.accounts = <Account*>cnp.PyArray_DATA(self.account_array)
         c.owner_fees = <int64_t*>cnp.PyArray_DATA(self.owner_fee_array)
         c.max_book_load = _max_book_load(c)
+        c.fees = _any_fee(c)
 
     def _resize_arena(self, Py_ssize_t capacity):
         """Grow the arena to `capacity` slots and rebuild the hash table (outside kernels).
@@ -442,6 +443,7 @@ cdef class Books:
                 self.owner_fee_array[owners, column] = BOOK_FEE if fee is None else fee
         finally:
             self.owner_fee_array.flags.writeable = False
+            self.core.fees = _any_fee(&self.core)
             self._leave()
 
     cdef _set_book_field(self, str field, object book, object value):
@@ -454,6 +456,7 @@ cdef class Books:
             state[field][slice(None) if book is None else book] = value
         finally:
             state.flags.writeable = False
+            self.core.fees = _any_fee(&self.core)     # the field may be a fee
             self._leave()
 
     # ---- queries ----------------------------------------------------------------------
@@ -669,6 +672,20 @@ _STATE_ARRAYS = ("book_array", "level_array", "bitmap_array", "summary_array",
                  "order_array", "hash_array", "account_array", "owner_fee_array")
 _READ_ONLY_ARRAYS = ("book_array", "level_array", "bitmap_array", "summary_array",
                      "order_array", "hash_array", "owner_fee_array")
+
+
+cdef bint _any_fee(const Core* c) noexcept:
+    """Whether some book charges a fee or some owner has a fee tier (``Core.fees``): when
+    none does, every fill's fee is 0."""
+    cdef int32_t b
+    cdef int64_t i
+    for b in range(c.n_books):
+        if c.bk[b].maker_fee_ppm != 0 or c.bk[b].taker_fee_ppm != 0:
+            return True
+    for i in range(2 * <int64_t>c.n_owners):
+        if c.owner_fees[i] != BOOK_FEE:
+            return True
+    return False
 
 
 cdef int64_t _max_book_load(const Core* c) noexcept:

@@ -116,6 +116,29 @@ cdef inline void emit(Ctx* x, int kind, int reason, int32_t book, int64_t order_
                 NO_OWNER, 0)
 
 
+cdef inline void emit_own(Ctx* x, int kind, int reason, const Message* m,
+                          int64_t leaves) noexcept nogil:
+    """``emit(x, kind, reason, m.book, m.order_id, m.side, m.owner, m.price, m.qty,
+    leaves)``: an event about the message's own order (an accepted limit, a reject), in
+    fewer moves: the two records share their first 16 bytes (timestamp, order id; the
+    kernels set ``x.timestamp`` to the message's) and the book and owner pair (checked at
+    import, ``_check_layout``)."""
+    cdef Event* e = &x.out[x.w]
+    x.w += 1
+    if RLTRADER_DEBUG_BUILD and x.timestamp != m.timestamp:
+        abort()
+    memcpy(e, m, 2 * sizeof(int64_t))                   # timestamp, order_id
+    e.maker_order_id = 0
+    e.price = m.price
+    e.qty = m.qty
+    e.leaves_qty = leaves
+    e.maker_leaves_qty = 0
+    memcpy(&e.book, &m.book, 2 * sizeof(int32_t))       # book, owner
+    e.maker_owner = NO_OWNER
+    e.message_index = x.message_index
+    event_tail(&e.kind, kind, reason, m.side)
+
+
 cdef inline void emit_order(Ctx* x, int kind, int reason, int32_t book, const Order* o,
                             int64_t price, int64_t qty, int64_t leaves) noexcept nogil:
     emit(x, kind, reason, book, o.order_id, o.side, o.owner, price, qty, leaves)

@@ -119,6 +119,8 @@ cdef _check_integrity(Books books):
         if bs.n_resting[0] + bs.n_resting[1] + 6 * <int64_t>bs.n_stops > c.max_book_load:
             _fail(f"book {b}: load {bs.n_resting[0] + bs.n_resting[1] + 6 * bs.n_stops} "
                   f"above the core's max_book_load {c.max_book_load}")
+    if _any_fee(c) and not c.fees:
+        _fail("a book or owner has a fee, and the core's fees flag is off")
     # arena: live + free = capacity, every live order findable through the hash
     free_count = 0
     slot = c.free_head

@@ -171,9 +171,16 @@ cdef struct AheadCaller:
     # tag of process_loop's specialisation whose look-ahead distance is the caller's
     char unused
 
+cdef struct AheadUnknown:
+    # tag of process_loop's specialisation for the common call (Books.process): distance
+    # AHEAD_FAR and no known slots (``known`` NULL), so that the loop tests neither per
+    # message (callgrind, QuantCup feed: README, "Fifth core round")
+    char unused
+
 ctypedef fused Ahead:
     AheadDefault
     AheadCaller
+    AheadUnknown
 
 
 cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh,
@@ -184,10 +191,13 @@ cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh
     ``far``: the look-ahead distance in messages (clamped to [2, AHEAD_FAR_MAX]), when the
     core is large enough for it (``prefetch_pays``).
 
-    Two copies of the loop run it: one with the default distance a compile-time constant
-    (the common call), one with the caller's. A distance only known at run time cost the
-    loop about 9 instructions a message with the look-ahead on and 3.5 with it off (a
+    Three copies of the loop run it: two with the default distance a compile-time constant
+    (without known slots, the common call, and with them), one with the caller's. A
+    distance only known at run time cost the loop about 9 instructions a message with the look-ahead on and 3.5 with it off (a
     register held through the loop; callgrind on the QuantCup feed, docs/envs.md)."""
+    if far == AHEAD_FAR and known == NULL:
+        return process_loop(<AheadUnknown*>NULL, c, msgs, NULL, fresh, n, index_offset,
+                            out, out_cap, consumed, written, AHEAD_FAR)
     if far == AHEAD_FAR:
         return process_loop(<AheadDefault*>NULL, c, msgs, known, fresh, n, index_offset,
                             out, out_cap, consumed, written, AHEAD_FAR)
@@ -214,7 +224,9 @@ cdef int process_loop(Ahead* tag, Core* c, const Message* msgs, int32_t* known, 
     x.rested = NO_SLOT
     memset(hashes, 0, sizeof(hashes))     # read only with their id; never indeterminate
     memset(hash_ids, 0, sizeof(hash_ids))
-    if Ahead is AheadDefault:
+    if Ahead is AheadUnknown:
+        known = NULL        # so the compiler drops every test of it
+    if Ahead is AheadDefault or Ahead is AheadUnknown:
         far = AHEAD_FAR
     else:
         far = 2 if far < 2 else (AHEAD_FAR_MAX if far > AHEAD_FAR_MAX else far)

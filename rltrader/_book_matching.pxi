@@ -39,6 +39,14 @@ cdef inline void account_add(Account* a, int side, int64_t notional, int64_t q,
     a.volume += q
 
 
+cdef inline void account_trade(Account* a, int side, int64_t notional,
+                               int64_t q) noexcept nogil:
+    """``account_add`` without a fee (``Core.fees`` False: none is charged anywhere)."""
+    a.position += side * q
+    a.cash -= side * notional
+    a.volume += q
+
+
 cdef inline int64_t fee_rate(const Core* c, int32_t owner, int taker,
                              int64_t book_ppm) noexcept nogil:
     """The fee (ppm) ``owner`` pays as taker (``taker``) or maker: its tier, else the
@@ -57,7 +65,7 @@ cdef inline void taker_account(const Core* c, int32_t b, const Order* t,
                                TakerAccount* ta) noexcept nogil:
     if t.owner >= 0:
         ta.account = &c.accounts[<int64_t>b * c.n_owners + t.owner]
-        ta.fee_ppm = fee_rate(c, t.owner, 1, c.bk[b].taker_fee_ppm)
+        ta.fee_ppm = fee_rate(c, t.owner, 1, c.bk[b].taker_fee_ppm) if c.fees else 0
     else:
         ta.account = NULL
         ta.fee_ppm = 0
@@ -93,12 +101,20 @@ cdef inline void fill(FillCaller* caller, Core* c, Ctx* x, int32_t b, Order* tak
     cdef int side
     taker.qty -= q
     bs.notional += notional
-    if FillCaller is InMatch:   # an EXECUTE's taker is outside (no account)
-        if ta.account != NULL:
-            account_add(ta.account, taker.side, notional, q, ta.fee_ppm)
-    if maker_owner >= 0:
-        account_add(&c.accounts[<int64_t>b * c.n_owners + maker_owner], m.side, notional, q,
-                    fee_rate(c, maker_owner, 0, bs.maker_fee_ppm))
+    if c.fees:
+        if FillCaller is InMatch:   # an EXECUTE's taker is outside (no account)
+            if ta.account != NULL:
+                account_add(ta.account, taker.side, notional, q, ta.fee_ppm)
+        if maker_owner >= 0:
+            account_add(&c.accounts[<int64_t>b * c.n_owners + maker_owner], m.side, notional,
+                        q, fee_rate(c, maker_owner, 0, bs.maker_fee_ppm))
+    else:                       # no fee anywhere: no look-ups (most flows)
+        if FillCaller is InMatch:
+            if ta.account != NULL:
+                account_trade(ta.account, taker.side, notional, q)
+        if maker_owner >= 0:
+            account_trade(&c.accounts[<int64_t>b * c.n_owners + maker_owner], m.side,
+                          notional, q)
     if (taker.owner < 0) != (maker_owner < 0):
         # one side has no owner (feed flow, outside trades): the book's outside position
         # and cash take it, so that integrity can check the accounting identity; when
@@ -253,7 +269,7 @@ cdef inline void rest_limit(Core* c, Ctx* x, int32_t b, const Message* m) noexce
     o.side = m.side
     o.op = LIMIT
     o.tif = m.tif
-    emit(x, ACCEPTED, NO_REASON, b, m.order_id, m.side, m.owner, m.price, m.qty, m.qty)
+    emit_own(x, ACCEPTED, NO_REASON, m, m.qty)     # b is m.book
     if x.free_bucket != NO_BUCKET:      # validation's probe ended there; nothing since
         hash_insert_at(c, slot, ctx_hash(x, m.order_id, b), x.free_bucket)
     else:

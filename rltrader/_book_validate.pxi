@@ -215,7 +215,7 @@ cdef inline void handle(Core* c, Ctx* x, const Message* m) noexcept nogil:
         if reason == NO_REASON:
             apply(c, x, m, slot)
             return
-    emit(x, REJECTED, reason, m.book, m.order_id, m.side, m.owner, m.price, m.qty, 0)
+    emit_own(x, REJECTED, reason, m, 0)
 
 
 cdef void take_limit(Core* c, Ctx* x, const Message* m) noexcept nogil:

@@ -48,3 +48,28 @@ def test_bad_tiers_are_refused_and_change_nothing(args, error) -> None:
     assert (books.owner_fee_array == books.owner_fee_array[0, 0]).all()
     with pytest.raises(ValueError):
         books.owner_fee_array[0, 0] = 0             # read-only: set_owner_fees checks values
+
+
+def test_fees_are_charged_whichever_way_they_were_set() -> None:
+    """A core without any fee skips the fee look-ups in its fills (``Core.fees``): each way
+    of setting one (a book's fees, an owner's tier, a saved state) must turn them back on,
+    and setting them all back to 0 must charge none."""
+    books = Books(2, n_owners=4)
+    trade(books, maker=0, taker=1, first_id=1)
+    assert not books.account_array["fees"].any()
+    books.set_fees(-20, 100, book=1)                # another book's fee
+    trade(books, maker=0, taker=1, first_id=3)
+    assert not books.account_array["fees"][0].any()
+    books.set_owner_fees(1, taker_fee_ppm=30)       # a tier, in every book
+    trade(books, maker=0, taker=1, first_id=5)
+    assert books.account_array["fees"][0].tolist() == [0, NOTIONAL * 30 // 10**6, 0, 0]
+    books.set_owner_fees(1)
+    books.set_fees(0, 0)
+    trade(books, maker=0, taker=1, first_id=7)
+    assert books.account_array["fees"][0].tolist() == [0, NOTIONAL * 30 // 10**6, 0, 0]
+    books.set_fees(0, 50, book=0)
+    restored = Books.from_state(books.state())      # the flag comes from the arrays
+    trade(restored, maker=2, taker=3, first_id=9)
+    assert restored.account_array["fees"][0, 3] == NOTIONAL * 50 // 10**6
+    books.check_integrity()
+    restored.check_integrity()
