@@ -113,7 +113,8 @@ def test_bad_charge(value: object) -> None:
 
 
 def test_the_command_charges_the_training_markets_without_a_premium(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     seen: list[list[PortfolioConfig]] = []
 
     def fake_train(configs: list[PortfolioConfig], executor: object, **kw: object
@@ -144,8 +145,12 @@ def test_the_command_charges_the_training_markets_without_a_premium(
     assert evaluated and all(c.hold_charge == 0.0 for c in evaluated)
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["no_premium_charge"] == 0.25
-    for bad in (["--no-premium-charge", "-1"],
-                ["--no-premium-charge", "0.1", "--manager-drifts", "0.1:0.2"],
-                ["--no-premium-charge", "0.1", "--managers", "pretrained:directional"]):
+    capsys.readouterr()
+    for bad, why in ((["--no-premium-charge", "-1"], "hold_charge"),
+                     (["--no-premium-charge", "0.1", "--manager-drifts", "0.1:0.2"],
+                      "there are none"),
+                     (["--no-premium-charge", "0.1", "--managers", "pretrained:directional"],
+                      "does not apply to --managers")):
         assert experiment.main([*args, *bad]) == 2
+        assert why in capsys.readouterr().err, bad
     assert len(seen) == 1

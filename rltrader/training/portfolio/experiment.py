@@ -546,7 +546,9 @@ def parser() -> argparse.ArgumentParser:
                         "evaluation keeps the task's")
     p.add_argument("--no-premium-charge", type=float, default=0.0, metavar="C",
                    help="training only: on the managers' training markets drawn without a "
-                        "premium (drift 0:0 in --manager-drifts), the reward's Sharpe ratio "
+                        "premium (drift 0:0 in --manager-drifts; without it, every training "
+                        "market if --drift-mean and --drift-sd are 0), the reward's Sharpe "
+                        "ratio (and the running Sharpe the manager observes) "
                         "sees the return minus C bp of capital per decision per unit of "
                         "gross target weight (PortfolioConfig.hold_charge); evaluation is "
                         "never charged; default: 0, none")
