@@ -108,3 +108,15 @@ def test_shipped_model_matches_a_refit() -> None:
     np.testing.assert_allclose(refit.components.T @ refit.components, projection, atol=1e-9)
     np.testing.assert_allclose(refit.components, model.components, atol=1e-9)
     assert [row["source"] for row in table] == [r["source"] for r in model.info["held_out"]]
+
+
+def test_each_components_first_largest_loading_is_positive() -> None:
+    """The sign rule, tie included: the shipped model's first component has two equal
+    largest loadings (a bid level and its ask level, opposite in sign), and the first of
+    them is the positive one whichever the machine's SVD rounds larger."""
+    components = BookEmbedding.default().components
+    magnitude = np.abs(components)
+    ties = magnitude >= magnitude.max(axis=1, keepdims=True) * (1.0 - 1e-9)
+    assert ties.sum(axis=1).max() >= 2                     # the case the rule is for
+    first = np.argmax(ties, axis=1)
+    assert (components[np.arange(len(components)), first] > 0).all()

@@ -35,7 +35,7 @@ The shipped model (``models/book_pca.npz``, :meth:`BookEmbedding.default`) is fi
 each source thinned by a regular stride to at most 20,000 rows so that none dominates. Its
 reconstruction error is measured on held-out data: other seeds of those presets, a preset
 it never saw (``informed``) and the last 25% of each real file. The fit is deterministic
-(same data; each component's sign fixed so that its largest loading is positive).
+(same data; each component's sign fixed so that its first largest loading is positive).
 """
 
 from __future__ import annotations
@@ -142,8 +142,13 @@ class BookEmbedding:
         mean = profile.mean(axis=0)
         _, singular, axes = np.linalg.svd(profile - mean, full_matrices=False)
         axes = axes[:k]
-        # a component's sign is arbitrary: fix it for a deterministic model
-        strongest = np.argmax(np.abs(axes), axis=1)
+        # a component's sign is arbitrary: fix it for a deterministic model, by its first
+        # largest loading. "First": a component of a profile symmetric in bid and ask has
+        # two equal largest loadings (a bid level and its ask level), and the last bits of
+        # the SVD (the machine's LAPACK) would otherwise pick one, and the sign with it
+        magnitude = np.abs(axes)
+        largest = magnitude >= magnitude.max(axis=1, keepdims=True) * (1.0 - 1e-9)
+        strongest = np.argmax(largest, axis=1)
         axes *= np.sign(axes[np.arange(k), strongest])[:, None]
         variance = singular ** 2
         return cls(mean, axes, variance[:k] / variance.sum(), info)
