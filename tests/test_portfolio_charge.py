@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _portfolio import record_training
 
 from rltrader.envs import EnvConfig
 from rltrader.training.portfolio import experiment
@@ -115,15 +116,7 @@ def test_bad_charge(value: object) -> None:
 def test_the_command_charges_the_training_markets_without_a_premium(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    seen: list[list[PortfolioConfig]] = []
-
-    def fake_train(configs: list[PortfolioConfig], executor: object, **kw: object
-                   ) -> tuple[object, list[dict[str, float]]]:
-        seen.append(list(configs))
-        return (lambda obs: np.full((len(obs), 2), ZERO)), [
-            {"agent_steps": 1, "mean_episode_return": 0.0, "mean_reward": 0.0}]
-
-    monkeypatch.setattr(experiment, "train_manager", fake_train)
+    seen = record_training(monkeypatch)
     evaluated: list[PortfolioConfig] = []
     real_evaluate = experiment.evaluate_allocators
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _portfolio import record_training
 
 from rltrader.envs import EnvConfig
 from rltrader.training.portfolio.experiment import (
@@ -183,15 +184,7 @@ def test_the_command_waits_and_trains_on_several_drifts(
 
     from rltrader.training.portfolio import experiment
 
-    seen: list[list[PortfolioConfig]] = []
-
-    def fake_train(configs: list[PortfolioConfig], executor: object, **kw: object
-                   ) -> tuple[object, list[dict[str, float]]]:
-        seen.append(list(configs))
-        return (lambda obs: np.full((len(obs), 2), ZERO)), [
-            {"agent_steps": 1, "mean_episode_return": 0.0, "mean_reward": 0.0}]
-
-    monkeypatch.setattr(experiment, "train_manager", fake_train)
+    seen = record_training(monkeypatch)
     args = ["--out", str(tmp_path), "--trader", "aggressive", "--seeds", "0",
             "--validation-seeds", "500", "--eval-seeds", "1000", "--eval-envs", "2",
             "--episodes", "1", "--trader-eval-steps", "20", "--horizon", "100",
