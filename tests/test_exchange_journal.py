@@ -685,7 +685,14 @@ def test_kill_under_load_and_recover(tmp_path: Path) -> None:
                        for k, name in enumerate(ACCOUNTS)]
             for t in threads:
                 t.start()
-            time.sleep(rng.uniform(0.4, 2.0))                  # a random moment
+            # some load first, counted rather than timed (a busy machine places fewer
+            # orders a second), then a random moment
+            floor, deadline = len(record.orders) + 40, time.monotonic() + 60
+            while len(record.orders) < floor:
+                assert not record.errors, record.errors
+                assert time.monotonic() < deadline, "the clients place no orders"
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 1.6))
             server.kill()
             stop.set()
             for t in threads:
