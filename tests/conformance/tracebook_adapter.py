@@ -59,6 +59,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
@@ -635,4 +636,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The harness gives a candidate 0.5 s to exit after ``complete`` and then terminates it,
+    # a protocol failure; the interpreter's teardown (numpy, the core's arenas) can take
+    # longer on a loaded machine, so the process ends here, its streams flushed.
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
