@@ -90,6 +90,20 @@ def test_the_fitted_market_is_sane_and_reproducible() -> None:
     assert fit_market("resilient", n_envs=32, steps=1000, seed=4).k != fit.k
 
 
+def test_the_intensity_line_is_weighted_least_squares() -> None:
+    """The decay's fit (``_weighted_line``): exact on points of a line, and ``np.polyfit``'s
+    weighted fit (which weights residuals by the square root) to rounding elsewhere."""
+    from rltrader.training.strategies import _weighted_line
+
+    assert _weighted_line([0.0, 1.0, 3.0], [2.0, 0.5, -2.5], [5.0, 1.0, 7.0]) == (-1.5, 2.0)
+    rng = np.random.default_rng(7)
+    for n in (2, 5, 12):
+        x, y, w = rng.uniform(0, 8, n), rng.normal(size=n), rng.integers(10, 900, n) * 1.0
+        want = np.polyfit(x, y, 1, w=np.sqrt(w))
+        np.testing.assert_allclose(_weighted_line(list(x), list(y), list(w)), want,
+                                   rtol=1e-12, atol=1e-12)
+
+
 # ---- the size-aware maker ---------------------------------------------------------------
 
 

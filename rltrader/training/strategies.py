@@ -295,9 +295,24 @@ def _fit_intensity(distance: np.ndarray, filled: np.ndarray) -> tuple[float, flo
     if len(points) < 2:
         raise RuntimeError("too few fills to fit the intensity's decay: run a longer probe "
                            "(steps, n_envs) or quote nearer the touch (offsets)")
-    x, y, w = np.array(points), np.log(rates), np.sqrt(weights)
-    slope, intercept = np.polyfit(x, y, 1, w=w)
-    return float(-slope), float(math.exp(intercept)), x, np.array(rates)
+    slope, intercept = _weighted_line(points, [math.log(r) for r in rates], weights)
+    return -slope, math.exp(intercept), np.array(points), np.array(rates)
+
+
+def _weighted_line(x: Sequence[float], y: Sequence[float], w: Sequence[float]
+                   ) -> tuple[float, float]:
+    """Slope and intercept of the least-squares line through ``(x, y)`` weighted by ``w``.
+
+    In correctly rounded sums of the C library's ``log`` (not ``np.polyfit`` over numpy's
+    ``log``): numpy's SIMD ``log`` and the BLAS kernels behind ``polyfit`` differ in their
+    last bits between CPUs, and a fitted baseline must be the same on every machine."""
+    total = math.fsum(w)
+    mx = math.fsum(wi * xi for wi, xi in zip(w, x, strict=True)) / total
+    my = math.fsum(wi * yi for wi, yi in zip(w, y, strict=True)) / total
+    sxy = math.fsum(wi * (xi - mx) * (yi - my) for wi, xi, yi in zip(w, x, y, strict=True))
+    sxx = math.fsum(wi * (xi - mx) ** 2 for wi, xi in zip(w, x, strict=True))
+    slope = sxy / sxx
+    return slope, my - slope * mx
 
 
 # ---- market making ----------------------------------------------------------------------
@@ -803,9 +818,11 @@ class AlmgrenChriss(_Execution):
         if kappa * horizon < 1e-8:
             return 1 - j / horizon
         # sinh(kappa (N - j)) / sinh(kappa N), written with exponentials that do not
-        # overflow for large kappa N
-        return (np.exp(-kappa * j) - np.exp(-kappa * (2 * horizon - j))) / (
-            1 - np.exp(-2 * kappa * horizon))
+        # overflow for large kappa N; the C library's exp, the same on every CPU (numpy's
+        # SIMD exp differs in the last bits between CPUs)
+        exp = np.vectorize(math.exp, otypes=[np.float64])
+        return (exp(-kappa * j) - exp(-kappa * (2 * horizon - j))) / (
+            1 - math.exp(-2 * kappa * horizon))
 
     def schedule(self, step: np.ndarray, horizon: int, env: BatchedMarketEnv,
                  agents: Sequence[int]) -> np.ndarray:
