@@ -212,17 +212,19 @@ def without_premium(config: PortfolioConfig) -> bool:
     return config.env.drift_mean == 0 and config.env.drift_sd == 0
 
 
-def charge_without_premium(configs: Sequence[PortfolioConfig],
-                           charge: float) -> list[PortfolioConfig]:
+def charge_without_premium(configs: Sequence[PortfolioConfig], charge: float, *,
+                           observed: bool = True) -> list[PortfolioConfig]:
     """``--no-premium-charge``: the training ``configs`` with ``hold_charge = charge`` on
     those drawn without a premium (:func:`without_premium`), the others unchanged; a
     training charge, since the trainer knows each market's drift and evaluation does
-    not."""
+    not. ``observed`` False (``--charge-reward-only``): the charge reaches the reward
+    alone, not the running Sharpe ratio the manager observes
+    (``PortfolioConfig.charge_observed``)."""
     if not any(without_premium(c) for c in configs):
         raise ValueError("--no-premium-charge charges the training markets drawn without a "
                          "premium, and there are none: add a drift 0:0 to --manager-drifts")
-    return [dataclasses.replace(c, hold_charge=charge) if without_premium(c) else c
-            for c in configs]
+    return [dataclasses.replace(c, hold_charge=charge, charge_observed=observed)
+            if without_premium(c) else c for c in configs]
 
 
 def constrained(config: PortfolioConfig) -> bool:
@@ -422,7 +424,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for fee in args.manager_fees or [base.env.taker_fee_ppm]
         for drift in args.manager_drifts or [(base.env.drift_mean, base.env.drift_sd)]]
     if args.no_premium_charge:
-        training = charge_without_premium(training, args.no_premium_charge)
+        training = charge_without_premium(training, args.no_premium_charge,
+                                          observed=not args.charge_reward_only)
     curves: dict[str, list[dict[str, Any]]] = {}
     managers: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -488,6 +491,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "manager_drifts": [list(d) for d in args.manager_drifts or
                            [(base.env.drift_mean, base.env.drift_sd)]],
         "no_premium_charge": args.no_premium_charge,
+        "charge_reward_only": args.charge_reward_only,
         "managers_given": args.managers,
         "eval_seeds": list(args.eval_seeds), "eval_envs": args.eval_envs,
         "episodes": args.episodes, "traders": traders, "evaluation": evaluation,
@@ -548,10 +552,16 @@ def parser() -> argparse.ArgumentParser:
                    help="training only: on the managers' training markets drawn without a "
                         "premium (drift 0:0 in --manager-drifts; without it, every training "
                         "market if --drift-mean and --drift-sd are 0), the reward's Sharpe "
-                        "ratio (and the running Sharpe the manager observes) "
-                        "sees the return minus C bp of capital per decision per unit of "
-                        "gross target weight (PortfolioConfig.hold_charge); evaluation is "
-                        "never charged; default: 0, none")
+                        "ratio (and the running Sharpe the manager observes, unless "
+                        "--charge-reward-only) sees the return minus C bp of capital per "
+                        "decision per unit of gross target weight "
+                        "(PortfolioConfig.hold_charge); evaluation is never charged; "
+                        "default: 0, none")
+    p.add_argument("--charge-reward-only", action="store_true",
+                   help="with --no-premium-charge: the charge reaches the reward alone; the "
+                        "running Sharpe ratio the manager observes is the uncharged "
+                        "return's, as in evaluation (PortfolioConfig.charge_observed = "
+                        "False)")
     p.add_argument("--cost-feature", action="store_true",
                    help="the manager sees each stock's round-trip cost in bp (spread + "
                         "twice the taker fee: PortfolioConfig.cost_feature)")
@@ -665,6 +675,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.real_envs < 1:
                 raise ValueError(f"--real-envs must be >= 1, got {args.real_envs}")
             real.check_fits(real.binance_pair_task(base), args.episodes)
+        if args.charge_reward_only and not args.no_premium_charge:
+            raise ValueError("--charge-reward-only says where --no-premium-charge's charge "
+                             "reaches, and there is no charge")
         if args.no_premium_charge:
             if args.managers:
                 raise ValueError("--no-premium-charge is a training charge: it does not "

@@ -46,7 +46,9 @@ DifferentialSharpe`, its averages running across episodes; with
 ``B = v``, so that a flat episode's reward is exactly 0 and its first decision's cost
 counts; with ``sharpe_guard`` its variance term is dropped while ``A <= 0``; with
 ``PortfolioConfig.hold_charge`` ``h``, a training charge, the ratio is of ``r - h x`` the
-decision's gross target weight). :attr:`returns` keeps ``r``.
+decision's gross target weight, and so are the observed ``sharpe_mean`` and ``sharpe_sd``
+unless ``PortfolioConfig.charge_observed`` is off: then they are the uncharged ``r``'s, as
+evaluation, never charged, shows them). :attr:`returns` keeps ``r``.
 
 Episode end
 -----------
@@ -131,6 +133,13 @@ class PortfolioConfig:
         ratio sees the return minus ``hold_charge x gross``; :attr:`PortfolioEnv.returns`
         (what evaluation reads) does not. The experiment sets it on the training markets
         drawn without a premium (``--no-premium-charge``). 0 by default: none.
+    charge_observed : bool
+        With a ``hold_charge``, whether the observed running Sharpe ratio (``sharpe_mean``,
+        ``sharpe_sd``) is the charged return's too (True, the default: the observation
+        holds the reward's own averages) or the uncharged return's (False, the charge on
+        the reward alone: the observation is what evaluation would show for the same
+        positions, and the reward's averages are kept apart, unobserved). No effect
+        without a charge.
     """
 
     env: EnvConfig = dataclasses.field(default_factory=lambda: EnvConfig(
@@ -149,6 +158,7 @@ class PortfolioConfig:
     wait_decisions: int = 0
     min_weight: float = 0.0
     hold_charge: float = 0.0
+    charge_observed: bool = True
 
     def __post_init__(self) -> None:
         check_trader_config(self.env)
@@ -173,7 +183,7 @@ class PortfolioConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-        for name in ("cost_feature", "sharpe_guard"):
+        for name in ("cost_feature", "sharpe_guard", "charge_observed"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         w = self.wait_decisions
@@ -254,7 +264,13 @@ class PortfolioEnv:
         #: limit over the window's steps and the stocks), per market
         self.traded = np.zeros(n)
         self.tracking_error = np.zeros(n)
+        #: the running Sharpe ratio the manager observes (the reward's, unless
+        #: ``charge_observed`` is off and a charge is on)
         self.sharpe = DifferentialSharpe(n, c.sharpe_eta, c.sharpe_min_var, c.sharpe_guard)
+        # a charge on the reward alone: the reward's averages, of the charged return, apart
+        self._charged = DifferentialSharpe(
+            n, c.sharpe_eta, c.sharpe_min_var, c.sharpe_guard) \
+            if c.hold_charge and not c.charge_observed else None
         self._trend = np.zeros((n, s))
         self._episode_sum = np.zeros((n, s))
         self._episode_windows = np.zeros(n)
@@ -341,11 +357,13 @@ class PortfolioEnv:
         if seed is not None:
             self.seed = seed
             self.sharpe.reset()
+            if self._charged is not None:
+                self._charged.reset()
             self._trend[:] = 0.0
             self._vol[:] = 0.0
             self._capital()
         if self.config.sharpe_prior is not None:    # every reset begins episodes
-            self.sharpe.restart(np.ones(self.n_envs, dtype=bool), self.config.sharpe_prior)
+            self._restart(np.ones(self.n_envs, dtype=bool))
         self._step_in_episode = 0
         self._episode_sum[:] = 0.0
         self._episode_windows[:] = 0.0
@@ -385,7 +403,11 @@ class PortfolioEnv:
         self.tracking_error[:] = gap / k
         if self.config.hold_charge:     # training only: the reward sees the charge
             charged = self.returns - self.config.hold_charge * np.abs(targets).sum(1)
-            self.rewards[:] = self.sharpe.update(charged)
+            if self._charged is None:   # the observed averages are the reward's
+                self.rewards[:] = self.sharpe.update(charged)
+            else:
+                self.sharpe.update(self.returns)
+                self.rewards[:] = self._charged.update(charged)
         else:
             self.rewards[:] = self.sharpe.update(self.returns)
         self._step_in_episode += 1
@@ -393,7 +415,7 @@ class PortfolioEnv:
             self._step_in_episode = 0
         self.terminated[:] = ended
         if self.config.sharpe_prior is not None and ended.any():
-            self.sharpe.restart(ended, self.config.sharpe_prior)
+            self._restart(ended)
         ret = ret.T / math.sqrt(k)
         self._episode_sum += ret
         self._episode_windows += 1.0
@@ -402,6 +424,12 @@ class PortfolioEnv:
         self._features(ret, np.sqrt(square.T / k), spread.T / k, obs)
         self.final_observations[ended] = self.observations[ended]
         return self.observations, self.rewards, self.terminated, self.truncated
+
+    def _restart(self, rows: np.ndarray) -> None:
+        """The Sharpe averages of ``rows`` (a boolean mask) restart from the prior."""
+        self.sharpe.restart(rows, self.config.sharpe_prior)
+        if self._charged is not None:
+            self._charged.restart(rows, self.config.sharpe_prior)
 
     def _features(self, ret: np.ndarray, vol: np.ndarray | None, spread: np.ndarray,
                   trader_obs: np.ndarray) -> None:
