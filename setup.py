@@ -30,7 +30,7 @@ compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
 # default limit on a unit's growth by inlining stopped short of them as the module grew,
 # and its identical-code folding merged copies back into one function called from two
 # places, which then was not inlined (docs/envs.md, "Sixth core round")
-INLINE_ARGS = ["--param=inline-unit-growth=100", "-fno-ipa-icf"]
+INLINE_ARGS = ["--param=inline-unit-growth=100", "-fno-ipa-icf", "-fno-tree-slp-vectorize"]
 macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
 if DEBUG:
     macros += [("RLTRADER_DEBUG", "1")]

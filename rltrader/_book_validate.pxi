@@ -72,16 +72,23 @@ cdef inline int new_order_reason(const Core* c, Ctx* x, const Message* m) noexce
 
 cdef inline bint limit_in_range(const Core* c, const Message* m) noexcept nogil:
     """Whether every field ``check_addressing`` and ``check_new_order`` range-check is in
-    range for a LIMIT: book, owner, id, side, tif, qty, price. One pass of comparisons
-    combined with ``&`` (no branch each: a well-formed batch takes one); False sends the
-    message through the checks in their order, which name its reject reason."""
-    return ((<uint32_t>m.book < <uint32_t>c.n_books)
-            & (<uint64_t>(<int64_t>m.owner + 1) <= <uint64_t>c.n_owners)
-            & (m.order_id > 0)
-            & (((<int>m.side + 1) & ~2) == 0)                       # BUY or SELL
-            & (<uint8_t>m.tif <= <uint8_t>POST_ONLY)                # GTC .. POST_ONLY
-            & (<uint64_t>m.qty - 1 < <uint64_t>MAX_QTY)             # 1 .. MAX_QTY
-            & (<uint64_t>m.price - 1 < <uint64_t>MAX_PRICE))        # valid_price
+    range for a LIMIT: book, owner, id, side, tif, qty, price. False sends the message
+    through the checks in their order, which name its reject reason. A branch a test (a
+    well-formed batch takes none): fewer instructions than the tests combined with ``&``
+    into one branch (QuantCup feed, docs/envs.md, "Sixth core round")."""
+    if <uint32_t>m.book >= <uint32_t>c.n_books:
+        return False
+    if <uint64_t>(<int64_t>m.owner + 1) > <uint64_t>c.n_owners:    # [NO_OWNER, n_owners)
+        return False
+    if m.order_id <= 0:
+        return False
+    if ((<int>m.side + 1) & ~2) != 0:                               # BUY or SELL
+        return False
+    if <uint8_t>m.tif > <uint8_t>POST_ONLY:                         # GTC .. POST_ONLY
+        return False
+    if <uint64_t>m.qty - 1 >= <uint64_t>MAX_QTY:                    # 1 .. MAX_QTY
+        return False
+    return <uint64_t>m.price - 1 < <uint64_t>MAX_PRICE             # valid_price
 
 
 cdef inline int check_new_order(const Core* c, Ctx* x, const Message* m) noexcept nogil:
