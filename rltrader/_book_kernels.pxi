@@ -44,10 +44,10 @@ cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* know
     """Start loading what message ``m`` will touch first: its book, its price's level,
     the id's hash bucket and the order's known slot when the caller gave one in range;
     keep the id's hash for the message (``Ctx.hash``; computed whatever the book, as the
-    loop without look-ahead does). The level's address
-    needs the book's ``base`` now: the book states (128 bytes a book) stay cached while the
-    levels, orders and hash table of many books do not, and a level requested only
-    half as far ahead (``AHEAD_FAR / 2``) arrived late (W3 x 512: -8 %)."""
+    loop without look-ahead does). The level's address needs the book's ``base`` now: the
+    book states (128 bytes a book) stay cached while the levels, orders and hash table of
+    many books do not, and a level requested only half as far ahead (``AHEAD_FAR / 2``)
+    arrived late (W3 x 512: -8 %)."""
     cdef uint64_t h = id_hash(m.order_id, m.book)
     cdef int64_t level
     hash[0] = h
@@ -81,9 +81,8 @@ cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_
                                 int64_t far) noexcept nogil:
     """Start loading what the next messages will touch: across many books, matching time
     is mostly memory latency. ``far`` ahead: ``look_ahead`` (into the ring ``hashes``);
-    ``far / 2`` ahead: the order in the id's home bucket, which the
-    message will read (its bucket arrived meanwhile). ``fresh`` as in
-    ``process_kernel``."""
+    ``far / 2`` ahead: the order in the id's home bucket, which the message will read (its
+    bucket arrived meanwhile). ``fresh`` as in ``process_kernel``."""
     cdef const Message* m
     cdef int64_t j
     cdef uint32_t entry

@@ -296,8 +296,8 @@ cdef void take_limit(Core* c, Ctx* x, const Message* m) noexcept nogil:
     """A valid limit that may trade (it crosses, or is IOC / FOK): ``run_taker``'s steps for
     the message's own order, and then ``apply``'s (stops, the window), in a copy of their
     own for the most common taker: the announcements copy the message (``emit_own``), and
-    the calls to run_taker and match_taker go (callgrind, QuantCup feed: docs/envs.md, "Sixth core
-    round")."""
+    the calls to run_taker and match_taker go (callgrind, QuantCup feed: docs/envs.md,
+    "Sixth core round")."""
     cdef int32_t b = m.book
     cdef BookState* bs = &c.bk[b]
     cdef int64_t trades = bs.trade_count

@@ -40,9 +40,9 @@ cdef inline int32_t find_known(const Core* c, const Ctx* x, const Message* m,
 cdef inline bint taken(const Core* c, Ctx* x, int32_t b, int64_t order_id,
                        uint64_t h) noexcept nogil:
     """A live order of the message's book ``b`` has this id (``h``: its id_hash). With
-    ``x.fresh`` the caller
-    vouches that none has, and the probe is skipped (debug builds still probe, and abort
-    if it was wrong). A probe that finds none leaves where it ended in ``x.free_bucket``."""
+    ``x.fresh`` the caller vouches that none has, and the probe is skipped (debug builds
+    still probe, and abort if it was wrong). A probe that finds none leaves where it ended
+    in ``x.free_bucket``."""
     if not x.fresh:
         return probe_order(c, b, order_id, h, &x.free_bucket) != NO_SLOT
     x.free_bucket = NO_BUCKET
