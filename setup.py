@@ -25,6 +25,12 @@ directives = {
     "embedsignature": True,
 }
 compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+# the core's hot path is static functions inlined into the batch loops (one copy of a
+# function per caller, by fused tags: _book_kernels.pxi, _book_matching.pxi); GCC's
+# default limit on a unit's growth by inlining stopped short of them as the module grew,
+# and its identical-code folding merged copies back into one function called from two
+# places, which then was not inlined (docs/envs.md, "Sixth core round")
+INLINE_ARGS = ["--param=inline-unit-growth=100", "-fno-ipa-icf", "-fno-tree-slp-vectorize"]
 macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
 if DEBUG:
     macros += [("RLTRADER_DEBUG", "1")]
@@ -34,7 +40,7 @@ extensions = [
         f"rltrader.{name}",
         [f"rltrader/{name}.pyx"],
         include_dirs=[np.get_include()],
-        extra_compile_args=compile_args,
+        extra_compile_args=compile_args + (INLINE_ARGS if name == "_book" and not DEBUG else []),
         define_macros=macros,
     )
     for name in ("_book", "_flow", "_itch", "_env", "_probe", "_analytics")

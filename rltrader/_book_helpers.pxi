@@ -15,8 +15,9 @@ cdef struct Ctx:
     int32_t known           # arena slot the caller gave for the message's order, or NO_SLOT
     int32_t rested          # arena slot where the message's own new order came to rest
     bint fresh              # the caller vouches that new order ids are not live in the book
-    int64_t hash_id         # the message's order id when ``hash`` holds its id_hash, else 0
-    uint64_t hash           # id_hash(hash_id, message's book), computed once per message
+    int64_t hash_id         # the message's order id
+    uint64_t hash           # id_hash(message's order id, message's book), whatever the two
+                            # hold (the kernels set it for every message, before ``handle``)
     uint64_t free_bucket    # where validation's probe for the new order's id ended (the
                             # bucket its insert takes if the table is untouched meanwhile),
                             # NO_BUCKET when it did not probe
@@ -30,10 +31,18 @@ cdef extern from *:
 
 
 cdef inline uint64_t ctx_hash(const Ctx* x, int64_t order_id, int32_t b) noexcept nogil:
-    # id_hash(order_id, b) for the message's book b: the kernel's when it hashed this id
+    # id_hash(order_id, b) for the message's book b: the kernel's when it is the message's
+    # id (a taker's, which may be a REPLACE's new id or a triggered stop's, is compared)
     if order_id == x.hash_id:
         return x.hash
     return id_hash(order_id, b)
+
+
+cdef inline uint64_t own_hash(const Ctx* x, const Message* m) noexcept nogil:
+    # id_hash(m.order_id, m.book) for the message being handled
+    if RLTRADER_DEBUG_BUILD and x.hash != id_hash(m.order_id, m.book):
+        abort()
+    return x.hash
 
 
 cdef inline int side_index(int side) noexcept nogil:

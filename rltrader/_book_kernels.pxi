@@ -40,24 +40,22 @@ cdef inline void prefetch_record(const void* p, size_t size) noexcept nogil:
 
 
 cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* known,
-                            uint64_t* hash, int64_t* hash_id) noexcept nogil:
+                            uint64_t* hash) noexcept nogil:
     """Start loading what message ``m`` will touch first: its book, its price's level,
     the id's hash bucket and the order's known slot when the caller gave one in range;
-    keep the id's hash for the message (``hash_id`` 0: not hashed). The level's address
-    needs the book's ``base`` now: the book states (128 bytes a book) stay cached while the
-    levels, orders and hash table of many books do not, and a level requested only
-    half as far ahead (``AHEAD_FAR / 2``) arrived late (W3 x 512: -8 %)."""
-    cdef uint64_t h
+    keep the id's hash for the message (``Ctx.hash``; computed whatever the book, as the
+    loop without look-ahead does). The level's address needs the book's ``base`` now: the
+    book states (128 bytes a book) stay cached while the levels, orders and hash table of
+    many books do not, and a level requested only half as far ahead (``AHEAD_FAR / 2``)
+    arrived late (W3 x 512: -8 %)."""
+    cdef uint64_t h = id_hash(m.order_id, m.book)
     cdef int64_t level
-    hash_id[0] = 0
+    hash[0] = h
     if <uint32_t>m.book < <uint32_t>c.n_books:
         level = m.price - c.bk[m.book].base     # loads the book's first line
         if <uint64_t>level < <uint64_t>c.window:
             prefetch_record(&c.lv[<int64_t>m.book * c.window + level], sizeof(Level))
-        h = id_hash(m.order_id, m.book)
         prefetch(&c.table[h & c.hash_mask])
-        hash[0] = h
-        hash_id[0] = m.order_id
         if known != NULL and <uint32_t>known[0] < <uint32_t>c.capacity:
             prefetch_record(&c.orders[known[0]], sizeof(Order))
 
@@ -79,32 +77,30 @@ cdef enum:
 
 
 cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_t* known,
-                                int64_t i, int64_t n, uint64_t* hashes,
-                                int64_t* hash_ids, bint fresh, int64_t far) noexcept nogil:
+                                int64_t i, int64_t n, uint64_t* hashes, bint fresh,
+                                int64_t far) noexcept nogil:
     """Start loading what the next messages will touch: across many books, matching time
-    is mostly memory latency. ``far`` ahead: ``look_ahead`` (into the ring ``hashes`` /
-    ``hash_ids``); ``far / 2`` ahead: the order in the id's home bucket, which the
-    message will read (its bucket arrived meanwhile). ``fresh`` as in
-    ``process_kernel``."""
+    is mostly memory latency. ``far`` ahead: ``look_ahead`` (into the ring ``hashes``);
+    ``far / 2`` ahead: the order in the id's home bucket, which the message will read (its
+    bucket arrived meanwhile). ``fresh`` as in ``process_kernel``."""
     cdef const Message* m
     cdef int64_t j
     cdef uint32_t entry
     if i + far < n:
         j = i + far
         look_ahead(c, &msgs[j], known + j if known != NULL else NULL,
-                   &hashes[j & (AHEAD_RING - 1)], &hash_ids[j & (AHEAD_RING - 1)])
+                   &hashes[j & (AHEAD_RING - 1)])
     if i + (far >> 1) < n:
         j = i + (far >> 1)
         m = &msgs[j]
         if <uint32_t>m.book < <uint32_t>c.n_books:
-            if hash_ids[j & (AHEAD_RING - 1)] == m.order_id:
-                entry = c.table[hashes[j & (AHEAD_RING - 1)] & c.hash_mask]
-                # an op on an existing order reads the order its id leads to; a new order's
-                # duplicate-id probe (none when ``fresh``) reads an order only where another
-                # id sits at home in its home bucket (HASH_DISPLACED clear), to compare it
-                if entry != 0 and (not is_new_order(m.op)
-                                   or not (fresh or (entry & HASH_DISPLACED))):
-                    prefetch_record(&c.orders[(entry & HASH_SLOT) - 1], sizeof(Order))
+            entry = c.table[hashes[j & (AHEAD_RING - 1)] & c.hash_mask]
+            # an op on an existing order reads the order its id leads to; a new order's
+            # duplicate-id probe (none when ``fresh``) reads an order only where another
+            # id sits at home in its home bucket (HASH_DISPLACED clear), to compare it
+            if entry != 0 and (not is_new_order(m.op)
+                               or not (fresh or (entry & HASH_DISPLACED))):
+                prefetch_record(&c.orders[(entry & HASH_SLOT) - 1], sizeof(Order))
 
 
 cdef extern from *:
@@ -163,26 +159,6 @@ cdef inline int profile_bin(int op) noexcept nogil:
     return op * 3
 
 
-cdef struct AheadDefault:
-    # tag of process_loop's specialisation whose look-ahead distance is AHEAD_FAR
-    char unused
-
-cdef struct AheadCaller:
-    # tag of process_loop's specialisation whose look-ahead distance is the caller's
-    char unused
-
-cdef struct AheadUnknown:
-    # tag of process_loop's specialisation for the common call (Books.process): distance
-    # AHEAD_FAR and no known slots (``known`` NULL), so that the loop tests neither per
-    # message (callgrind, QuantCup feed: README, "Fifth core round")
-    char unused
-
-ctypedef fused Ahead:
-    AheadDefault
-    AheadCaller
-    AheadUnknown
-
-
 cdef int process_kernel(Core* c, const Message* msgs, int32_t* known, bint fresh,
                         int64_t n, int64_t index_offset, Event* out, int64_t out_cap,
                         int64_t* consumed, int64_t* written,
@@ -215,15 +191,12 @@ cdef int process_loop(Ahead* tag, Core* c, const Message* msgs, int32_t* known, 
     cdef const Message* m
     cdef int status = OK
     cdef uint64_t hashes[AHEAD_RING]
-    cdef int64_t hash_ids[AHEAD_RING]
     cdef bint ahead = prefetch_pays(c)
     x.out = out
     x.w = 0
     x.fresh = fresh
     x.known = NO_SLOT       # per message only when the caller gives slots
     x.rested = NO_SLOT
-    memset(hashes, 0, sizeof(hashes))     # read only with their id; never indeterminate
-    memset(hash_ids, 0, sizeof(hash_ids))
     if Ahead is AheadUnknown:
         known = NULL        # so the compiler drops every test of it
     if Ahead is AheadDefault or Ahead is AheadUnknown:
@@ -234,21 +207,17 @@ cdef int process_loop(Ahead* tag, Core* c, const Message* msgs, int32_t* known, 
         prefetch(&msgs[i])      # the loop requests the rest AHEAD_MESSAGES ahead
     if ahead:
         for i in range(far if n > far else n):
-            look_ahead(c, &msgs[i], known + i if known != NULL else NULL, &hashes[i],
-                       &hash_ids[i])
+            look_ahead(c, &msgs[i], known + i if known != NULL else NULL, &hashes[i])
     for i in range(n):
         m = &msgs[i]
         if i + AHEAD_MESSAGES < n:
             prefetch(&msgs[i + AHEAD_MESSAGES])
         if ahead:
-            prefetch_ahead(c, msgs, known, i, n, hashes, hash_ids, fresh, far)
+            prefetch_ahead(c, msgs, known, i, n, hashes, fresh, far)
             x.hash = hashes[i & (AHEAD_RING - 1)]
-            x.hash_id = hash_ids[i & (AHEAD_RING - 1)]
         else:
-            x.hash_id = 0
-            if <uint32_t>m.book < <uint32_t>c.n_books:
-                x.hash = id_hash(m.order_id, m.book)
-                x.hash_id = m.order_id
+            x.hash = id_hash(m.order_id, m.book)
+        x.hash_id = m.order_id
         # no message emits more than 6 + its book's resting orders + 6 x its pending
         # stops (max_events), which max_book_load bounds for every book: most messages
         # pass this before admit's per-book bound is needed (a bound by the live orders of
@@ -265,7 +234,7 @@ cdef int process_loop(Ahead* tag, Core* c, const Message* msgs, int32_t* known, 
             x.rested = NO_SLOT
         w0 = x.w
         bound = max_events(c, m) if RLTRADER_DEBUG_BUILD else 0
-        handle(c, &x, m)
+        handle(tag, c, &x, m)
         if known != NULL:
             known[i] = x.rested
         if RLTRADER_DEBUG_BUILD and x.w - w0 > bound:
@@ -291,9 +260,10 @@ cdef int profile_kernel(Core* c, const Message* msgs, int64_t n, Event* out, int
     x.known = NO_SLOT
     x.rested = NO_SLOT
     x.fresh = False
-    x.hash_id = 0
     for i in range(n):
         m = &msgs[i]
+        x.hash = id_hash(m.order_id, m.book)
+        x.hash_id = m.order_id
         status = admit(c, m, 0, out_cap)   # the buffer is reused from 0 per message
         if status != OK:
             break
@@ -302,7 +272,7 @@ cdef int profile_kernel(Core* c, const Message* msgs, int64_t n, Event* out, int
         x.message_index = <int32_t>i
         trades = c.bk[m.book].trade_count if 0 <= m.book < c.n_books else 0
         t0 = rltrader_ticks()
-        handle(c, &x, m)
+        handle(<InProfile*>NULL, c, &x, m)
         t1 = rltrader_ticks()
         bin_ = profile_bin(m.op)
         if x.out[0].kind == REJECTED:

@@ -59,10 +59,12 @@ cdef struct TakerAccount:
     # a taker's account and fee rate, looked up once per taker rather than once per fill
     Account* account        # NULL when the taker has no owner
     int64_t fee_ppm
+    bint fees               # Core.fees (a local: the fills' stores may alias the Core)
 
 
 cdef inline void taker_account(const Core* c, int32_t b, const Order* t,
                                TakerAccount* ta) noexcept nogil:
+    ta.fees = c.fees
     if t.owner >= 0:
         ta.account = &c.accounts[<int64_t>b * c.n_owners + t.owner]
         ta.fee_ppm = fee_rate(c, t.owner, 1, c.bk[b].taker_fee_ppm) if c.fees else 0
@@ -71,28 +73,42 @@ cdef inline void taker_account(const Core* c, int32_t b, const Order* t,
         ta.fee_ppm = 0
 
 
-cdef struct InMatch:
-    # fill's tag in match (below)
+cdef struct InRunTaker:
+    # match_taker's and fill's tag in run_taker
+    char unused
+
+cdef struct InTakeLimit:
+    # match_taker's and fill's tag in take_limit
     char unused
 
 cdef struct InExecute:
     # fill's tag in apply's EXECUTE
     char unused
 
+ctypedef fused MatchCaller:
+    # a copy of match_taker for each caller, so that GCC inlines each (as ``FillCaller``)
+    InRunTaker
+    InTakeLimit
+
+
 ctypedef fused FillCaller:
-    # fill is fused on its caller so that each caller has a copy of its own (they differ:
-    # an EXECUTE's taker has no account, so GCC does not fold them back into one): GCC
-    # inlines a static function called from one place more readily (within its growth
-    # limits, which fill meets in this build: no `fill` symbol in the module), and fill
-    # called from two was not inlined into match's loop (a call, and its registers, per fill)
-    InMatch
+    # fill is fused on its caller so that each caller has a copy of its own: GCC inlines a
+    # static function called from one place more readily (within its growth limits, which
+    # fill meets in this build: no `fill` symbol in the module), and fill called from two
+    # was not inlined into the matching loop (a call, and its registers, per fill). The
+    # copies of the two matching loops are alike: setup.py keeps GCC from folding them
+    # back into one (-fno-ipa-icf)
+    InRunTaker
+    InTakeLimit
     InExecute
 
 
 cdef inline void fill(FillCaller* caller, Core* c, Ctx* x, int32_t b, Order* taker,
-                      const TakerAccount* ta, int32_t maker) noexcept nogil:
+                      const TakerAccount* ta, int32_t maker, Level* lvl) noexcept nogil:
     """Trade the taker against the head order `maker`; frees a maker that is done.
-    ``ta``: the taker's account (``taker_account``); ``caller`` (NULL) picks the copy."""
+    ``ta``: the taker's account (``taker_account``); ``lvl``: the maker's level, which the
+    matching loop found it by (NULL: out of the window, or not known); ``caller`` (NULL)
+    picks the copy."""
     cdef BookState* bs = &c.bk[b]
     cdef Order* m = &c.orders[maker]
     cdef int64_t q = taker.qty if taker.qty < m.qty else m.qty
@@ -101,15 +117,15 @@ cdef inline void fill(FillCaller* caller, Core* c, Ctx* x, int32_t b, Order* tak
     cdef int side
     taker.qty -= q
     bs.notional += notional
-    if c.fees:
-        if FillCaller is InMatch:   # an EXECUTE's taker is outside (no account)
+    if ta.fees:
+        if FillCaller is not InExecute:     # an EXECUTE's taker is outside (no account)
             if ta.account != NULL:
                 account_add(ta.account, taker.side, notional, q, ta.fee_ppm)
         if maker_owner >= 0:
             account_add(&c.accounts[<int64_t>b * c.n_owners + maker_owner], m.side, notional,
                         q, fee_rate(c, maker_owner, 0, bs.maker_fee_ppm))
     else:                       # no fee anywhere: no look-ups (most flows)
-        if FillCaller is InMatch:
+        if FillCaller is not InExecute:
             if ta.account != NULL:
                 account_trade(ta.account, taker.side, notional, q)
         if maker_owner >= 0:
@@ -127,19 +143,19 @@ cdef inline void fill(FillCaller* caller, Core* c, Ctx* x, int32_t b, Order* tak
     bs.trade_count += 1
     write_event(x, FILL, NO_REASON, b, taker.order_id, taker.side, taker.owner, m.price, q,
                 taker.qty, m.order_id, maker_owner, m.qty - q)
-    if m.qty == q:
-        remove_order(c, b, maker)
-    else:
-        reduce_resting(c, b, maker, q)
-
-
-cdef inline int32_t best_head(const Core* c, int32_t b, int side) noexcept nogil:
-    """The oldest order at the best level of resting side `side`."""
-    cdef const BookState* bs = &c.bk[b]
-    cdef int64_t best = bs.best_bid if side == BUY else bs.best_ask
-    if in_window(c, bs, best):
-        return c.lv[<int64_t>b * c.window + (best - bs.base)].head
-    return bs.overflow_head[side_index(side)]
+    if lvl == NULL:
+        if m.qty == q:
+            remove_order(c, b, maker)
+        else:
+            reduce_resting(c, b, maker, q)
+    elif m.qty == q:                    # remove_order, its level known
+        unrest_dense(c, bs, b, m, lvl)
+        hash_erase(c, maker)
+        slot_free(c, maker)
+    else:                               # reduce_resting, its level known
+        m.qty -= q
+        lvl.qty -= q
+        lvl.removals += 1
 
 
 cdef int64_t highest_ask(const Core* c, int32_t b) noexcept nogil:
@@ -200,29 +216,55 @@ cdef bint fok_fillable(const Core* c, int32_t b, const Order* t) noexcept nogil:
     return False
 
 
-cdef void match(Core* c, Ctx* x, int32_t b, Order* t) noexcept nogil:
+cdef inline void match_taker(MatchCaller* caller, Core* c, Ctx* x, int32_t b,
+                       Order* t) noexcept nogil:
     """Trade taker `t` against the opposite side while it crosses."""
     cdef BookState* bs = &c.bk[b]
+    cdef int stp = bs.stp       # read once: the fills' stores may alias the book state
+    cdef int64_t best
     cdef int32_t maker
     cdef Order* m
+    cdef Level* lvl
     cdef TakerAccount ta
     taker_account(c, b, t, &ta)
-    while t.qty > 0 and crosses(t.side, t.price, opposite_best(bs, t.side)):
-        maker = best_head(c, b, -t.side)
+    while t.qty > 0:
+        best = opposite_best(bs, t.side)
+        if not crosses(t.side, t.price, best):
+            break
+        # the oldest order at the best price: its level's head, or the overflow list's
+        if in_window(c, bs, best):
+            lvl = &c.lv[<int64_t>b * c.window + (best - bs.base)]
+            maker = lvl.head
+        else:
+            lvl = NULL
+            maker = bs.overflow_head[side_index(-t.side)]
         m = &c.orders[maker]
-        if bs.stp != NONE and t.owner >= 0 and m.owner == t.owner:
-            if bs.stp != CANCEL_TAKER:
+        if stp != NONE and t.owner >= 0 and m.owner == t.owner:
+            if stp != CANCEL_TAKER:
                 emit_order(x, CANCELLED, SELF_TRADE, b, m, m.price, m.qty, 0)
                 remove_order(c, b, maker)
-            if bs.stp != CANCEL_MAKER:
+            if stp != CANCEL_MAKER:
                 emit_order(x, CANCELLED, SELF_TRADE, b, t, shown_price(t), t.qty, 0)
                 t.qty = 0
             continue
-        fill(<InMatch*>NULL, c, x, b, t, &ta, maker)
+        fill(caller, c, x, b, t, &ta, maker, lvl)
+
+
+cdef inline int32_t rest_taker(Core* c, Ctx* x, int32_t b, const Order* t) noexcept nogil:
+    """A GTC taker's remainder rests in a new slot, returned (the caller made sure one is
+    free)."""
+    cdef int32_t slot = slot_alloc(c)
+    memcpy(&c.orders[slot], t, sizeof(Order))
+    c.orders[slot].clock.timestamp = x.timestamp
+    c.orders[slot].book = b
+    hash_insert_hashed(c, slot, ctx_hash(x, t.order_id, b))
+    rest(c, b, slot)
+    return slot
 
 
 cdef void run_taker(Core* c, Ctx* x, int32_t b, Order* t, bint announce) noexcept nogil:
-    """A new (or triggered) order: post-only check, ACCEPTED, FOK check, match, remainder."""
+    """A new (or triggered) order: post-only check, ACCEPTED, FOK check, match, remainder.
+    A message's own LIMIT takes ``take_limit``, a copy of these steps."""
     cdef BookState* bs = &c.bk[b]
     cdef int32_t slot
     if t.tif == POST_ONLY and crosses(t.side, t.price, opposite_best(bs, t.side)):
@@ -239,20 +281,57 @@ cdef void run_taker(Core* c, Ctx* x, int32_t b, Order* t, bint announce) noexcep
     if t.tif == FOK and not fok_fillable(c, b, t):
         emit_order(x, CANCELLED, FOK_UNFILLABLE, b, t, shown_price(t), t.qty, 0)
         return
-    match(c, x, b, t)
+    match_taker(<InRunTaker*>NULL, c, x, b, t)
     if t.qty == 0:
         return
     if t.tif == IOC or t.tif == FOK:
         emit_order(x, CANCELLED, IOC_REMAINDER, b, t, shown_price(t), t.qty, 0)
         return
-    slot = slot_alloc(c)        # the caller made sure one is free
-    memcpy(&c.orders[slot], t, sizeof(Order))
-    c.orders[slot].clock.timestamp = x.timestamp
-    c.orders[slot].book = b
-    hash_insert_hashed(c, slot, ctx_hash(x, t.order_id, b))
-    rest(c, b, slot)
+    slot = rest_taker(c, x, b, t)
     if announce:                # the message's own order (not a triggered stop)
         x.rested = slot
+
+
+cdef void take_limit(Core* c, Ctx* x, const Message* m) noexcept nogil:
+    """A valid limit that may trade (it crosses, or is IOC / FOK): ``run_taker``'s steps for
+    the message's own order, and then ``apply``'s (stops, the window), in a copy of their
+    own for the most common taker: the announcements copy the message (``emit_own``), and
+    the calls to run_taker and match_taker go (callgrind, QuantCup feed: docs/envs.md,
+    "Sixth core round")."""
+    cdef int32_t b = m.book
+    cdef BookState* bs = &c.bk[b]
+    cdef int64_t trades = bs.trade_count
+    cdef Order t
+    t.order_id = m.order_id
+    t.side = m.side
+    t.owner = m.owner
+    t.qty = m.qty
+    t.op = LIMIT
+    t.book = b
+    t.price = m.price
+    t.tif = m.tif
+    if m.tif == POST_ONLY:
+        # handle sends a post-only limit here only when it crosses (run_taker's test)
+        if RLTRADER_DEBUG_BUILD and not crosses(m.side, m.price, opposite_best(bs, m.side)):
+            abort()
+        emit_own(x, REJECTED, POST_ONLY_WOULD_CROSS, m, 0)
+    elif taker_exceeds_notional(c, b, &t):
+        emit_own(x, REJECTED, NOTIONAL_LIMIT, m, 0)
+    else:
+        emit_own(x, ACCEPTED, NO_REASON, m, m.qty)
+        if m.tif == FOK and not fok_fillable(c, b, &t):
+            emit_own(x, CANCELLED, FOK_UNFILLABLE, m, 0)
+        else:
+            match_taker(<InTakeLimit*>NULL, c, x, b, &t)
+            if t.qty > 0:
+                if m.tif == IOC or m.tif == FOK:
+                    emit(x, CANCELLED, IOC_REMAINDER, b, m.order_id, m.side, m.owner, m.price,
+                         t.qty, 0)
+                else:
+                    x.rested = rest_taker(c, x, b, &t)
+    if bs.trade_count != trades and bs.n_stops > 0:
+        run_stops(c, x, b)
+    keep_touch_in_window(c, b)
 
 
 cdef inline void rest_limit(Core* c, Ctx* x, int32_t b, const Message* m) noexcept nogil:
@@ -271,9 +350,9 @@ cdef inline void rest_limit(Core* c, Ctx* x, int32_t b, const Message* m) noexce
     o.tif = m.tif
     emit_own(x, ACCEPTED, NO_REASON, m, m.qty)     # b is m.book
     if x.free_bucket != NO_BUCKET:      # validation's probe ended there; nothing since
-        hash_insert_at(c, slot, ctx_hash(x, m.order_id, b), x.free_bucket)
+        hash_insert_at(c, slot, own_hash(x, m), x.free_bucket)
     else:
-        hash_insert_hashed(c, slot, ctx_hash(x, m.order_id, b))
+        hash_insert_hashed(c, slot, own_hash(x, m))
     rest(c, b, slot)
     x.rested = slot
 

@@ -130,26 +130,30 @@ cdef void unrest_outside(Core* c, BookState* bs, int32_t b, int32_t slot,
         refresh_best(c, b, side)
 
 
-cdef inline void unrest(Core* c, int32_t b, int32_t slot) noexcept nogil:
-    """Unlink a resting order from its level or overflow list; the slot stays allocated."""
-    cdef BookState* bs = &c.bk[b]
-    cdef Order* o = &c.orders[slot]
+cdef inline void unrest_dense(Core* c, BookState* bs, int32_t b, const Order* o,
+                              Level* lvl) noexcept nogil:
+    """``unrest`` for an order in the window; ``lvl``: its level."""
     cdef int side = o.side
-    cdef int64_t i = o.price - bs.base
-    cdef Level* lvl
-    if <uint64_t>i >= <uint64_t>c.window:
-        unrest_outside(c, bs, b, slot, o)
-        return
-    lvl = &c.lv[<int64_t>b * c.window + i]
     list_unlink(c.orders, o, &lvl.head, &lvl.tail)
     lvl.count -= 1
     lvl.qty -= o.qty
     lvl.removals += 1
     bs.n_resting[side_index(side)] -= 1
     if lvl.count == 0:
-        bit_clear(c, b, side, i)
+        bit_clear(c, b, side, o.price - bs.base)
         if o.price == (bs.best_bid if side == BUY else bs.best_ask):
             refresh_best(c, b, side)
+
+
+cdef inline void unrest(Core* c, int32_t b, int32_t slot) noexcept nogil:
+    """Unlink a resting order from its level or overflow list; the slot stays allocated."""
+    cdef BookState* bs = &c.bk[b]
+    cdef Order* o = &c.orders[slot]
+    cdef int64_t i = o.price - bs.base
+    if <uint64_t>i >= <uint64_t>c.window:
+        unrest_outside(c, bs, b, slot, o)
+        return
+    unrest_dense(c, bs, b, o, &c.lv[<int64_t>b * c.window + i])
 
 
 cdef inline void remove_order(Core* c, int32_t b, int32_t slot) noexcept nogil:
