@@ -55,7 +55,7 @@ cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* know
         level = m.price - c.bk[m.book].base     # loads the book's first line
         if <uint64_t>level < <uint64_t>c.window:
             prefetch_record(&c.lv[<int64_t>m.book * c.window + level], sizeof(Level))
-        prefetch(&c.table[h & c.hash_mask])
+        prefetch(&c.table[hash_home(c, h)])
         if known != NULL and <uint32_t>known[0] < <uint32_t>c.capacity:
             prefetch_record(&c.orders[known[0]], sizeof(Order))
 
@@ -94,7 +94,7 @@ cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_
         j = i + (far >> 1)
         m = &msgs[j]
         if <uint32_t>m.book < <uint32_t>c.n_books:
-            entry = c.table[hashes[j & (AHEAD_RING - 1)] & c.hash_mask]
+            entry = c.table[hash_home(c, hashes[j & (AHEAD_RING - 1)])]
             # an op on an existing order reads the order its id leads to; a new order's
             # duplicate-id probe (none when ``fresh``) reads an order only where another
             # id sits at home in its home bucket (HASH_DISPLACED clear), to compare it
