@@ -39,6 +39,13 @@ cdef inline void prefetch_record(const void* p, size_t size) noexcept nogil:
     prefetch(<const char*>p + size - 1)
 
 
+cdef inline void prefetch_address(uintptr_t address) noexcept nogil:
+    """Request the line at ``address``, which may lie past the end of an array (a
+    prefetch never faults): the batch loop requests the message ``AHEAD_MESSAGES`` ahead
+    without testing that it exists (3 instructions a message fewer)."""
+    prefetch(<const void*>address)
+
+
 cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* known,
                             uint64_t* hash) noexcept nogil:
     """Start loading what message ``m`` will touch first: its book, its price's level,
@@ -210,8 +217,7 @@ cdef int process_loop(Ahead* tag, Core* c, const Message* msgs, int32_t* known, 
             look_ahead(c, &msgs[i], known + i if known != NULL else NULL, &hashes[i])
     for i in range(n):
         m = &msgs[i]
-        if i + AHEAD_MESSAGES < n:
-            prefetch(&msgs[i + AHEAD_MESSAGES])
+        prefetch_address(<uintptr_t>msgs + <uintptr_t>(i + AHEAD_MESSAGES) * sizeof(Message))
         if ahead:
             prefetch_ahead(c, msgs, known, i, n, hashes, fresh, far)
             x.hash = hashes[i & (AHEAD_RING - 1)]
