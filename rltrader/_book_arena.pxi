@@ -13,7 +13,7 @@ cdef inline int32_t probe_order(const Core* c, int32_t b, int64_t order_id, uint
     probe that finds nothing stops: the bucket ``hash_insert_hashed`` would take for this
     id, as long as the table does not change meanwhile (``hash_insert_at``)."""
     cdef uint64_t mask = c.hash_mask
-    cdef uint64_t home = h & mask, p = home
+    cdef uint64_t home = hash_home(c, h), p = home
     cdef uint32_t entry
     cdef const Order* o
     while True:
@@ -32,15 +32,15 @@ cdef inline void hash_insert_at(Core* c, int32_t slot, uint64_t h, uint64_t p) n
     """Enter ``slot`` (``h``: its ``id_hash``) into bucket ``p``, the first empty bucket at
     or after its home (from ``probe_order`` on the unchanged table)."""
     c.orders[slot].hash = <uint32_t>h
-    c.table[p] = (<uint32_t>slot + 1) | (HASH_DISPLACED if p != (h & c.hash_mask) else 0)
+    c.table[p] = (<uint32_t>slot + 1) | (HASH_DISPLACED if p != hash_home(c, h) else 0)
 
 
 cdef inline void hash_insert_hashed(Core* c, int32_t slot, uint64_t h) noexcept nogil:
     """Enter ``slot`` into the table; ``h`` is its ``id_hash``, kept in the order."""
     cdef uint64_t mask = c.hash_mask
     cdef uint32_t* table = c.table
-    cdef uint64_t home = h & mask, p = home
-    c.orders[slot].hash = <uint32_t>h      # the mask is < 2**32: the low bits suffice
+    cdef uint64_t home = hash_home(c, h), p = home
+    c.orders[slot].hash = <uint32_t>h
     while table[p] != 0:
         p = (p + 1) & mask
     table[p] = (<uint32_t>slot + 1) | (HASH_DISPLACED if p != home else 0)
@@ -52,7 +52,7 @@ cdef inline void hash_erase(Core* c, int32_t slot) noexcept nogil:
     cdef uint64_t mask = c.hash_mask
     cdef uint32_t* table = c.table
     cdef const Order* orders = c.orders
-    cdef uint64_t i = orders[slot].hash & mask
+    cdef uint64_t i = hash_home(c, orders[slot].hash)
     cdef uint64_t j, home
     cdef uint32_t entry
     while (table[i] & HASH_SLOT) != <uint32_t>slot + 1:
@@ -65,7 +65,7 @@ cdef inline void hash_erase(Core* c, int32_t slot) noexcept nogil:
             break
         if not (entry & HASH_DISPLACED):
             continue        # at home in j, which lies in (i, j]: it stays
-        home = orders[(entry & HASH_SLOT) - 1].hash & mask
+        home = hash_home(c, orders[(entry & HASH_SLOT) - 1].hash)
         # the entry at j may move back to i unless its home lies cyclically in (i, j],
         # i.e. unless it is nearer (going forward) to j than i is
         if ((j - home) & mask) < ((j - i) & mask):

@@ -224,14 +224,13 @@ cdef class Books:
             size *= 2
         self.hash_array = _new_hash_table(size)
         self.hash_array.flags.writeable = False
-        c.hash_mask = size - 1
+        _set_hash_size(c, size)
         c.capacity = capacity
         c.free_head = old
         self._bind()
         for slot in range(old):
             if c.orders[slot].state != FREE:
-                # the stored low 32 bits of its id_hash: the mask is < 2**32 (hash_erase
-                # relies on the same), so no order's id is hashed again
+                # its stored id_hash: no order's id is hashed again
                 hash_insert_hashed(c, slot, c.orders[slot].hash)
 
     cdef _grow(self):
@@ -614,9 +613,10 @@ cdef class Books:
         """Load ``state`` into this object, which no kernel has run on (``from_state``)."""
         if self.order_array is not None:
             raise RuntimeError("_restore loads a Books made by from_state only")
-        if state.get("version") != _STATE_VERSION:
-            raise ValueError(f"Books state version {state.get('version')!r}, this build "
-                             f"reads {_STATE_VERSION}")
+        version = state.get("version")
+        if version not in (1, _STATE_VERSION):
+            raise ValueError(f"Books state version {version!r}, this build reads 1 and "
+                             f"{_STATE_VERSION}")
         cdef Core* c = &self.core
         n_books, n_owners = state["n_books"], state["n_owners"]
         window, capacity = state["window"], state["capacity"]
@@ -627,6 +627,7 @@ cdef class Books:
                 or state["words"] != words or state["summary_words"] != summary_words
                 or not 1 <= capacity <= state["max_orders"] <= (1 << 30)
                 or hash_size & (hash_size - 1) or hash_size < 2 * capacity
+                or hash_size > (1 << 31)
                 or not -1 <= state["free_head"] < capacity
                 or not 0 <= state["n_live"] <= capacity):
             raise ValueError("inconsistent Books state (sizes)")
@@ -649,7 +650,7 @@ cdef class Books:
         c.words, c.summary_words = words, summary_words
         c.capacity, c.max_orders = capacity, state["max_orders"]
         c.free_head, c.n_live = state["free_head"], state["n_live"]
-        c.hash_mask = hash_size - 1
+        _set_hash_size(c, hash_size)
         self.book_array = arrays["book_array"]
         self.level_array = arrays["level_array"]
         self.bitmap_array = arrays["bitmap_array"]
@@ -661,17 +662,41 @@ cdef class Books:
         for name in _READ_ONLY_ARRAYS:      # as __init__ and _resize leave them
             getattr(self, name).flags.writeable = False
         self._bind()
+        if version == 1:
+            _rehash(c)
 
     def __reduce__(self):
         return _books_from_state, (type(self), self.state())
 
 
-#: Version of ``Books.state()``'s layout.
-_STATE_VERSION = 1
+#: Version of ``Books.state()``'s layout: 2 since the id hash changed (version 1 states
+#: are read, their hashes computed again: ``_rehash``).
+_STATE_VERSION = 2
 _STATE_ARRAYS = ("book_array", "level_array", "bitmap_array", "summary_array",
                  "order_array", "hash_array", "account_array", "owner_fee_array")
 _READ_ONLY_ARRAYS = ("book_array", "level_array", "bitmap_array", "summary_array",
                      "order_array", "hash_array", "owner_fee_array")
+
+
+cdef void _set_hash_size(Core* c, uint64_t size) noexcept:
+    """The table's mask and shift for ``size`` buckets, a power of two in [2, 2**31]."""
+    c.hash_mask = size - 1
+    c.hash_shift = 32
+    while size > 1:
+        size >>= 1
+        c.hash_shift -= 1
+
+
+cdef void _rehash(Core* c) noexcept:
+    """Hash every live order again and rebuild the table: a version 1 state holds the
+    hashes and table of the id hash before version 2's (``id_hash``)."""
+    cdef int32_t slot
+    cdef uint64_t i
+    for i in range(c.hash_mask + 1):
+        c.table[i] = 0
+    for slot in range(c.capacity):
+        if c.orders[slot].state != FREE:
+            hash_insert_hashed(c, slot, id_hash(c.orders[slot].order_id, c.orders[slot].book))
 
 
 cdef bint _any_fee(const Core* c) noexcept:

@@ -142,8 +142,8 @@ cdef _check_integrity(Books books):
             slot = (c.table[h] & HASH_SLOT) - 1
             if not live_seen[slot]:
                 _fail(f"hash entry {h} points at dead slot {slot}")
-            if ((c.table[h] & HASH_DISPLACED) != 0) != (h != (c.orders[slot].hash
-                                                            & c.hash_mask)):
+            if ((c.table[h] & HASH_DISPLACED) != 0) != (h != hash_home(c,
+                                                                c.orders[slot].hash)):
                 _fail(f"hash entry {h}: displaced flag wrong")
             if c.orders[slot].hash != <uint32_t>id_hash(c.orders[slot].order_id,
                                                         c.orders[slot].book):

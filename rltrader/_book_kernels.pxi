@@ -39,6 +39,13 @@ cdef inline void prefetch_record(const void* p, size_t size) noexcept nogil:
     prefetch(<const char*>p + size - 1)
 
 
+cdef inline void prefetch_address(uintptr_t address) noexcept nogil:
+    """Request the line at ``address``, which may lie past the end of an array (a
+    prefetch never faults): the batch loop requests the message ``AHEAD_MESSAGES`` ahead
+    without testing that it exists (3 instructions a message fewer)."""
+    prefetch(<const void*>address)
+
+
 cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* known,
                             uint64_t* hash) noexcept nogil:
     """Start loading what message ``m`` will touch first: its book, its price's level,
@@ -55,7 +62,7 @@ cdef inline void look_ahead(const Core* c, const Message* m, const int32_t* know
         level = m.price - c.bk[m.book].base     # loads the book's first line
         if <uint64_t>level < <uint64_t>c.window:
             prefetch_record(&c.lv[<int64_t>m.book * c.window + level], sizeof(Level))
-        prefetch(&c.table[h & c.hash_mask])
+        prefetch(&c.table[hash_home(c, h)])
         if known != NULL and <uint32_t>known[0] < <uint32_t>c.capacity:
             prefetch_record(&c.orders[known[0]], sizeof(Order))
 
@@ -94,7 +101,7 @@ cdef inline void prefetch_ahead(const Core* c, const Message* msgs, const int32_
         j = i + (far >> 1)
         m = &msgs[j]
         if <uint32_t>m.book < <uint32_t>c.n_books:
-            entry = c.table[hashes[j & (AHEAD_RING - 1)] & c.hash_mask]
+            entry = c.table[hash_home(c, hashes[j & (AHEAD_RING - 1)])]
             # an op on an existing order reads the order its id leads to; a new order's
             # duplicate-id probe (none when ``fresh``) reads an order only where another
             # id sits at home in its home bucket (HASH_DISPLACED clear), to compare it
@@ -210,8 +217,7 @@ cdef int process_loop(Ahead* tag, Core* c, const Message* msgs, int32_t* known, 
             look_ahead(c, &msgs[i], known + i if known != NULL else NULL, &hashes[i])
     for i in range(n):
         m = &msgs[i]
-        if i + AHEAD_MESSAGES < n:
-            prefetch(&msgs[i + AHEAD_MESSAGES])
+        prefetch_address(<uintptr_t>msgs + <uintptr_t>(i + AHEAD_MESSAGES) * sizeof(Message))
         if ahead:
             prefetch_ahead(c, msgs, known, i, n, hashes, fresh, far)
             x.hash = hashes[i & (AHEAD_RING - 1)]

@@ -341,3 +341,53 @@ def test_a_field_left_out_is_seen(left_out: str) -> None:
         sa[k].tobytes() != sb[k].tobytes() for k in sa
         if isinstance(sa[k], np.ndarray) and not sa[k].dtype.names)
     assert diverged
+
+
+def _version_1_hash(order_id: int, book: int) -> int:
+    """The id hash of version 1 states (before the multiplicative hash of version 2)."""
+    mask = (1 << 64) - 1
+    x = (order_id * 0x9E3779B97F4A7C15) & mask
+    x ^= (book * 0xC2B2AE3D27D4EB4F) & mask
+    x ^= x >> 31
+    x = (x * 0xD6E8FEB86659FD93) & mask
+    return x ^ (x >> 32)
+
+
+def _as_version_1(state: dict) -> dict:
+    """``state`` as a build of version 1 would have written it: every live order's stored
+    hash and the table (linear probing, HASH_DISPLACED off home) by the old id hash."""
+    orders = state["order_array"].copy()
+    table = np.zeros_like(state["hash_array"])
+    mask = state["hash_mask"]
+    for slot in np.flatnonzero(orders["state"] != 0):
+        h = _version_1_hash(int(orders["order_id"][slot]), int(orders["book"][slot]))
+        orders["hash"][slot] = h & 0xFFFFFFFF
+        p = home = h & mask
+        while table[p]:
+            p = (p + 1) & mask
+        table[p] = (int(slot) + 1) | (0x80000000 if p != home else 0)
+    return dict(state, version=1, order_array=orders, hash_array=table)
+
+
+def test_a_version_1_state_is_hashed_again() -> None:
+    """A state written before the id hash changed loads: its live orders are hashed again
+    and the table rebuilt, and the copy goes on as the original."""
+    books, rng, live, next_id = _loaded_books()
+    state = books.state()
+    assert state["version"] == 2
+    old = _as_version_1(state)
+    assert old["hash_array"].tobytes() != state["hash_array"].tobytes()
+    # read as the current version, the old hashes are stale: the rehash is what mends them
+    with pytest.raises(AssertionError, match="stale|displaced|findable"):
+        Books.from_state(dict(old, version=2)).check_integrity()
+    copy = Books.from_state(old)
+    copy.check_integrity()
+    assert copy.state()["version"] == 2
+    live_slots = state["order_array"]["state"] != 0
+    assert (copy.order_array["hash"][live_slots]
+            == state["order_array"]["hash"][live_slots]).all()
+    for _ in range(3):
+        msgs = _random_messages(rng, 400, 3, next_id, live)
+        next_id += 400
+        _same_records(books.process_all(msgs), copy.process_all(msgs))
+    copy.check_integrity()
