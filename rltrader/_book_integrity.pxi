@@ -27,6 +27,11 @@ cdef _check_integrity(Books books):
         bs = &c.bk[b]
         if bs.best_bid != EMPTY_BID and bs.best_ask != EMPTY_ASK and bs.best_bid >= bs.best_ask:
             _fail(f"book {b} crossed: bid {bs.best_bid} >= ask {bs.best_ask}")
+        if not touch_settled(c, bs):
+            # every message ends with the touch where keep_touch_in_window leaves it; the
+            # kernels call it only when a message may have moved the touch
+            _fail(f"book {b}: touch {bs.best_bid}/{bs.best_ask} outside the window at base "
+                 f"{bs.base}, spread under half a window: a re-centre was skipped")
         # dense levels: FIFO links, aggregates, bitmaps
         for i in range(c.window):
             lvl = &c.lv[<int64_t>b * c.window + i]

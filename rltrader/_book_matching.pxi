@@ -334,9 +334,10 @@ cdef void take_limit(Core* c, Ctx* x, const Message* m) noexcept nogil:
     keep_touch_in_window(c, b)
 
 
-cdef inline void rest_limit(Core* c, Ctx* x, int32_t b, const Message* m) noexcept nogil:
+cdef inline bint rest_limit(Core* c, Ctx* x, int32_t b, const Message* m) noexcept nogil:
     """A valid GTC or post-only limit that does not cross: what ``run_taker`` does with it
-    (ACCEPTED, then it rests in a new slot), without the taker's steps that cannot apply."""
+    (ACCEPTED, then it rests in a new slot), without the taker's steps that cannot apply.
+    True when the book's touch may have moved (``rest``)."""
     cdef int32_t slot = slot_alloc(c)      # validate made sure one is free
     cdef Order* o = &c.orders[slot]
     o.order_id = m.order_id
@@ -353,8 +354,8 @@ cdef inline void rest_limit(Core* c, Ctx* x, int32_t b, const Message* m) noexce
         hash_insert_at(c, slot, own_hash(x, m), x.free_bucket)
     else:
         hash_insert_hashed(c, slot, own_hash(x, m))
-    rest(c, b, slot)
     x.rested = slot
+    return rest(c, b, slot)
 
 
 # ---------------------------------------------------------------------------------------

@@ -34,20 +34,25 @@ cdef inline void raise_book_load(Core* c, const BookState* bs) noexcept nogil:
         c.max_book_load = load
 
 
-cdef inline void count_resting(Core* c, BookState* bs, const Order* o) noexcept nogil:
-    # a new resting order of bs's book: the side's count, the load bound and cached best
+cdef inline bint count_resting(Core* c, BookState* bs, const Order* o) noexcept nogil:
+    # a new resting order of bs's book: the side's count, the load bound and cached best;
+    # True when it is the side's new best
     bs.n_resting[side_index(o.side)] += 1
     raise_book_load(c, bs)
     if o.side == BUY:
         if o.price > bs.best_bid:
             bs.best_bid = o.price
+            return True
     elif o.price < bs.best_ask:
         bs.best_ask = o.price
+        return True
+    return False
 
 
-cdef inline void rest_dense(Core* c, BookState* bs, int32_t b, int32_t slot,
+cdef inline bint rest_dense(Core* c, BookState* bs, int32_t b, int32_t slot,
                             Order* o) noexcept nogil:
-    """``rest`` for an order inside the window: the tail of its level."""
+    """``rest`` for an order inside the window: the tail of its level. True when it is its
+    side's new best."""
     cdef int64_t i = o.price - bs.base
     cdef Level* lvl = &c.lv[<int64_t>b * c.window + i]
     o.prev = lvl.tail
@@ -59,7 +64,7 @@ cdef inline void rest_dense(Core* c, BookState* bs, int32_t b, int32_t slot,
     lvl.tail = slot
     lvl.count += 1
     lvl.qty += o.qty
-    count_resting(c, bs, o)
+    return count_resting(c, bs, o)
 
 
 cdef void rest_outside(Core* c, BookState* bs, int32_t b, int32_t slot,
@@ -90,16 +95,18 @@ cdef void rest_outside(Core* c, BookState* bs, int32_t b, int32_t slot,
     count_resting(c, bs, o)
 
 
-cdef inline void rest(Core* c, int32_t b, int32_t slot) noexcept nogil:
-    """Append a resting order at the back of its price level."""
+cdef inline bint rest(Core* c, int32_t b, int32_t slot) noexcept nogil:
+    """Append a resting order at the back of its price level. True when the book's touch
+    or window may have moved (``keep_touch_in_window`` has something to check): the order
+    is its side's new best, or it rests outside the window."""
     cdef BookState* bs = &c.bk[b]
     cdef Order* o = &c.orders[slot]
     o.state = RESTING
     o.next = NO_SLOT
     if in_window(c, bs, o.price):
-        rest_dense(c, bs, b, slot, o)
-    else:
-        rest_outside(c, bs, b, slot, o)
+        return rest_dense(c, bs, b, slot, o)
+    rest_outside(c, bs, b, slot, o)
+    return True
 
 
 cdef inline void list_unlink(Order* orders, const Order* o, int32_t* head,
@@ -130,9 +137,10 @@ cdef void unrest_outside(Core* c, BookState* bs, int32_t b, int32_t slot,
         refresh_best(c, b, side)
 
 
-cdef inline void unrest_dense(Core* c, BookState* bs, int32_t b, const Order* o,
+cdef inline bint unrest_dense(Core* c, BookState* bs, int32_t b, const Order* o,
                               Level* lvl) noexcept nogil:
-    """``unrest`` for an order in the window; ``lvl``: its level."""
+    """``unrest`` for an order in the window; ``lvl``: its level. True when it emptied its
+    side's best level (the touch moved)."""
     cdef int side = o.side
     list_unlink(c.orders, o, &lvl.head, &lvl.tail)
     lvl.count -= 1
@@ -143,24 +151,29 @@ cdef inline void unrest_dense(Core* c, BookState* bs, int32_t b, const Order* o,
         bit_clear(c, b, side, o.price - bs.base)
         if o.price == (bs.best_bid if side == BUY else bs.best_ask):
             refresh_best(c, b, side)
+            return True
+    return False
 
 
-cdef inline void unrest(Core* c, int32_t b, int32_t slot) noexcept nogil:
-    """Unlink a resting order from its level or overflow list; the slot stays allocated."""
+cdef inline bint unrest(Core* c, int32_t b, int32_t slot) noexcept nogil:
+    """Unlink a resting order from its level or overflow list; the slot stays allocated.
+    True when the book's touch may have moved (as ``rest``)."""
     cdef BookState* bs = &c.bk[b]
     cdef Order* o = &c.orders[slot]
     cdef int64_t i = o.price - bs.base
     if <uint64_t>i >= <uint64_t>c.window:
         unrest_outside(c, bs, b, slot, o)
-        return
-    unrest_dense(c, bs, b, o, &c.lv[<int64_t>b * c.window + i])
+        return True
+    return unrest_dense(c, bs, b, o, &c.lv[<int64_t>b * c.window + i])
 
 
-cdef inline void remove_order(Core* c, int32_t b, int32_t slot) noexcept nogil:
-    """Take a resting order off the book and free its slot."""
-    unrest(c, b, slot)
+cdef inline bint remove_order(Core* c, int32_t b, int32_t slot) noexcept nogil:
+    """Take a resting order off the book and free its slot. True when the book's touch
+    may have moved (as ``rest``)."""
+    cdef bint moved = unrest(c, b, slot)
     hash_erase(c, slot)
     slot_free(c, slot)
+    return moved
 
 
 cdef inline void reduce_resting(Core* c, int32_t b, int32_t slot, int64_t q) noexcept nogil:
@@ -230,6 +243,19 @@ cdef void recenter(Core* c, int32_t b) noexcept nogil:
         nxt = c.orders[slot].next
         rest(c, b, slot)
         slot = nxt
+
+
+cdef inline bint touch_settled(const Core* c, const BookState* bs) noexcept nogil:
+    """Whether ``keep_touch_in_window`` would leave the book as it is: each touch in the
+    window (or its side empty), or a spread of half a window or more, which ``recenter``
+    declines. Every message leaves every book so (``check_integrity`` checks it), which is
+    why a message that moved neither touch nor left one outside the window need not call
+    ``keep_touch_in_window`` (``rest``, ``remove_order`` say whether it did)."""
+    if ((bs.best_bid == EMPTY_BID or in_window(c, bs, bs.best_bid))
+            and (bs.best_ask == EMPTY_ASK or in_window(c, bs, bs.best_ask))):
+        return True
+    return (bs.best_bid != EMPTY_BID and bs.best_ask != EMPTY_ASK
+            and bs.best_ask - bs.best_bid >= c.window // 2)
 
 
 cdef inline void keep_touch_in_window(Core* c, int32_t b) noexcept nogil:

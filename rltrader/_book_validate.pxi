@@ -227,16 +227,18 @@ ctypedef fused CancelCaller:
     InApply
 
 
-cdef inline void cancel_order(CancelCaller* caller, Core* c, Ctx* x, int32_t b, int32_t slot,
+cdef inline bint cancel_order(CancelCaller* caller, Core* c, Ctx* x, int32_t b, int32_t slot,
                               int reason) noexcept nogil:
+    """Cancel the live order in ``slot``; True when the book's touch may have moved (a
+    resting order's ``remove_order``; a pending stop is not on the book)."""
     cdef Order* o = &c.orders[slot]
     emit_order(x, CANCELLED, reason, b, o, o.price, o.qty, 0)
     if o.state == STOP_PENDING:
         stop_unlink(c, b, slot)
         hash_erase(c, slot)
         slot_free(c, slot)
-    else:
-        remove_order(c, b, slot)
+        return False
+    return remove_order(c, b, slot)
 
 
 cdef inline void handle(Loop* loop, Core* c, Ctx* x, const Message* m) noexcept nogil:
@@ -253,8 +255,9 @@ cdef inline void handle(Loop* loop, Core* c, Ctx* x, const Message* m) noexcept 
         if reason == NO_REASON:
             reason = check_order_op(c, x, m, &slot, has_known)
             if reason == NO_REASON:
-                cancel_order(loop, c, x, m.book, slot, CANCEL_REQUESTED)
-                keep_touch_in_window(c, m.book)
+                # the book's touch moved only if it says so (touch_settled)
+                if cancel_order(loop, c, x, m.book, slot, CANCEL_REQUESTED):
+                    keep_touch_in_window(c, m.book)
                 return
     elif op == LIMIT:
         if limit_in_range(c, m):
@@ -272,8 +275,10 @@ cdef inline void handle(Loop* loop, Core* c, Ctx* x, const Message* m) noexcept 
         if reason == NO_REASON:
             if ((m.tif == GTC or m.tif == POST_ONLY)
                     and not crosses(m.side, m.price, opposite_best(&c.bk[m.book], m.side))):
-                rest_limit(c, x, m.book, m)     # nothing to match: it rests, no trade
-                keep_touch_in_window(c, m.book)
+                # nothing to match: it rests, no trade; the touch moved only if it
+                # says so (touch_settled)
+                if rest_limit(c, x, m.book, m):
+                    keep_touch_in_window(c, m.book)
             else:
                 take_limit(c, x, m)
             return

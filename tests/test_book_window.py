@@ -198,3 +198,35 @@ def test_results_do_not_depend_on_the_window() -> None:
     assert small.volume() == wide.volume() > 0
     assert small.live_orders() == wide.live_orders()
     assert len(bases) > 5       # the small window re-centred as the mid wandered
+
+
+def test_a_declined_recentre_is_taken_when_a_message_narrows_the_spread() -> None:
+    """A spread of half a window or more leaves a touch outside the window (the re-centre
+    is declined); an in-window limit or a cancel that moves the touch must re-centre at
+    once. The kernels call the re-centre only when a message says its touch moved, so a
+    limit or cancel that forgot to say so would leave the book unsettled (the checks)."""
+    ob = OrderBook(window=SMALL)
+    ob.limit(BUY, 1000, 1, order_id=1)              # the book centres on it: base 968
+    ob.limit(SELL, 1040, 1, order_id=2)             # outside [968, 1032); spread 40 >= 32
+    assert _base(ob) == 1000 - SMALL // 2
+    ob.books.check_integrity()
+    ob.limit(BUY, 990, 1, order_id=3)               # in the window, not a new best: as is
+    assert _base(ob) == 1000 - SMALL // 2
+    ob.limit(BUY, 1020, 1, order_id=4)              # a new best in the window: spread 20
+    assert _base(ob) == 1020 + 10 - SMALL // 2      # centred on the mid, 1030
+    ob.books.check_integrity()
+    ob.limit(SELL, 1200, 1, order_id=5)             # in overflow, behind the best ask
+    ob.cancel(2)                                    # the ask touch leaves: 1200, spread 180
+    assert _base(ob) == 1030 - SMALL // 2           # declined: spread over half a window
+    ob.books.check_integrity()
+    ob.limit(BUY, 900, 1, order_id=6)               # in overflow, behind the best bid
+    ob.cancel(5)                                    # no asks; the bid 1020 is in the window
+    assert _base(ob) == 1030 - SMALL // 2
+    ob.cancel(4)                                    # best bid 1000, in [998, 1062): as is
+    assert _base(ob) == 1030 - SMALL // 2
+    ob.cancel(1)                                    # best bid 990, outside: centre on it
+    assert _base(ob) == 990 - SMALL // 2
+    ob.cancel(3)                                    # best bid 900, outside again
+    assert _base(ob) == 900 - SMALL // 2
+    ob.books.check_integrity()
+    assert_depth(ob, bids=[(900, 1, 1)], asks=[])
