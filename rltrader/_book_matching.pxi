@@ -103,18 +103,19 @@ ctypedef fused FillCaller:
     InExecute
 
 
-cdef inline void fill(FillCaller* caller, Core* c, Ctx* x, int32_t b, Order* taker,
+cdef inline bint fill(FillCaller* caller, Core* c, Ctx* x, int32_t b, Order* taker,
                       const TakerAccount* ta, int32_t maker, Level* lvl) noexcept nogil:
     """Trade the taker against the head order `maker`; frees a maker that is done.
     ``ta``: the taker's account (``taker_account``); ``lvl``: the maker's level, which the
     matching loop found it by (NULL: out of the window, or not known); ``caller`` (NULL)
-    picks the copy."""
+    picks the copy. True when the book's touch may have moved (``remove_order``)."""
     cdef BookState* bs = &c.bk[b]
     cdef Order* m = &c.orders[maker]
     cdef int64_t q = taker.qty if taker.qty < m.qty else m.qty
     cdef int64_t notional = m.price * q
     cdef int32_t maker_owner = m.owner
     cdef int side
+    cdef bint moved
     taker.qty -= q
     bs.notional += notional
     if ta.fees:
@@ -145,17 +146,18 @@ cdef inline void fill(FillCaller* caller, Core* c, Ctx* x, int32_t b, Order* tak
                 taker.qty, m.order_id, maker_owner, m.qty - q)
     if lvl == NULL:
         if m.qty == q:
-            remove_order(c, b, maker)
-        else:
-            reduce_resting(c, b, maker, q)
-    elif m.qty == q:                    # remove_order, its level known
-        unrest_dense(c, bs, b, m, lvl)
+            return remove_order(c, b, maker)
+        reduce_resting(c, b, maker, q)
+        return False
+    if m.qty == q:                      # remove_order, its level known
+        moved = unrest_dense(c, bs, b, m, lvl)
         hash_erase(c, maker)
         slot_free(c, maker)
-    else:                               # reduce_resting, its level known
-        m.qty -= q
-        lvl.qty -= q
-        lvl.removals += 1
+        return moved
+    m.qty -= q                          # reduce_resting, its level known
+    lvl.qty -= q
+    lvl.removals += 1
+    return False
 
 
 cdef int64_t highest_ask(const Core* c, int32_t b) noexcept nogil:
@@ -216,9 +218,10 @@ cdef bint fok_fillable(const Core* c, int32_t b, const Order* t) noexcept nogil:
     return False
 
 
-cdef inline void match_taker(MatchCaller* caller, Core* c, Ctx* x, int32_t b,
+cdef inline bint match_taker(MatchCaller* caller, Core* c, Ctx* x, int32_t b,
                        Order* t) noexcept nogil:
-    """Trade taker `t` against the opposite side while it crosses."""
+    """Trade taker `t` against the opposite side while it crosses. True when the book's
+    touch may have moved (a maker left its level empty, or the overflow)."""
     cdef BookState* bs = &c.bk[b]
     cdef int stp = bs.stp       # read once: the fills' stores may alias the book state
     cdef int64_t best
@@ -226,6 +229,7 @@ cdef inline void match_taker(MatchCaller* caller, Core* c, Ctx* x, int32_t b,
     cdef Order* m
     cdef Level* lvl
     cdef TakerAccount ta
+    cdef bint moved = False
     taker_account(c, b, t, &ta)
     while t.qty > 0:
         best = opposite_best(bs, t.side)
@@ -242,12 +246,13 @@ cdef inline void match_taker(MatchCaller* caller, Core* c, Ctx* x, int32_t b,
         if stp != NONE and t.owner >= 0 and m.owner == t.owner:
             if stp != CANCEL_TAKER:
                 emit_order(x, CANCELLED, SELF_TRADE, b, m, m.price, m.qty, 0)
-                remove_order(c, b, maker)
+                moved |= remove_order(c, b, maker)
             if stp != CANCEL_MAKER:
                 emit_order(x, CANCELLED, SELF_TRADE, b, t, shown_price(t), t.qty, 0)
                 t.qty = 0
             continue
-        fill(caller, c, x, b, t, &ta, maker, lvl)
+        moved |= fill(caller, c, x, b, t, &ta, maker, lvl)
+    return moved
 
 
 cdef inline int32_t rest_taker(Core* c, Ctx* x, int32_t b, const Order* t) noexcept nogil:
@@ -302,6 +307,7 @@ cdef void take_limit(Core* c, Ctx* x, const Message* m) noexcept nogil:
     cdef BookState* bs = &c.bk[b]
     cdef int64_t trades = bs.trade_count
     cdef Order t
+    cdef bint moved = False
     t.order_id = m.order_id
     t.side = m.side
     t.owner = m.owner
@@ -322,16 +328,19 @@ cdef void take_limit(Core* c, Ctx* x, const Message* m) noexcept nogil:
         if m.tif == FOK and not fok_fillable(c, b, &t):
             emit_own(x, CANCELLED, FOK_UNFILLABLE, m, 0)
         else:
-            match_taker(<InTakeLimit*>NULL, c, x, b, &t)
+            moved = match_taker(<InTakeLimit*>NULL, c, x, b, &t)
             if t.qty > 0:
                 if m.tif == IOC or m.tif == FOK:
                     emit(x, CANCELLED, IOC_REMAINDER, b, m.order_id, m.side, m.owner, m.price,
                          t.qty, 0)
                 else:
                     x.rested = rest_taker(c, x, b, &t)
+                    moved = True    # its side's new best: it crossed the other's
     if bs.trade_count != trades and bs.n_stops > 0:
         run_stops(c, x, b)
-    keep_touch_in_window(c, b)
+        moved = True
+    if moved:               # else the touch is as the message found it (touch_settled)
+        keep_touch_in_window(c, b)
 
 
 cdef inline bint rest_limit(Core* c, Ctx* x, int32_t b, const Message* m) noexcept nogil:

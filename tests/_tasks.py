@@ -4,6 +4,8 @@ and a random policy cannot."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from gymnasium import spaces
 
@@ -76,3 +78,15 @@ def mean_return(env: MatchTask, policy, episodes: int = 2) -> float:
         obs, rewards, _, _ = env.step(policy(obs))
         total += rewards.sum()
     return total / (episodes * env.num_agents_total)
+
+
+def small_checkpoint(config, folder: Path) -> Path:
+    """A fast PPO checkpoint of ``config``'s env (4 markets x 2 agents), 400 agent-steps
+    of training: a policy with a normaliser, for the guard's tests."""
+    from rltrader.envs import BatchedMarketEnv
+    from rltrader.training.fast_ppo import FastPPO, FastPPOSettings
+
+    env = BatchedMarketEnv(config, n_envs=4, n_agents=2, seed=0)
+    trainer = FastPPO(env, FastPPOSettings(n_steps=8, progress=False, threads=1), seed=1)
+    trainer.learn(400)
+    return trainer.save(folder / "checkpoint.pt")

@@ -13,6 +13,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _tasks import small_checkpoint  # noqa: E402
+
 from rltrader.envs import BatchedMarketEnv  # noqa: E402
 from rltrader.training.evaluate import TASKS, candidate  # noqa: E402
 from rltrader.training.fast_ppo import FastPPO, FastPPOSettings, load_policy  # noqa: E402
@@ -30,10 +32,7 @@ QUIET = {"progress": False, "threads": 1}
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> object:
-    env = BatchedMarketEnv(CONFIG, n_envs=4, n_agents=2, seed=0)
-    trainer = FastPPO(env, FastPPOSettings(n_steps=8, **QUIET), seed=1)
-    trainer.learn(400)
-    return trainer.save(tmp_path_factory.mktemp("guard") / "checkpoint.pt")
+    return small_checkpoint(CONFIG, tmp_path_factory.mktemp("guard"))
 
 
 def _observations(n: int = 64) -> np.ndarray:

@@ -16,9 +16,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _tasks import small_checkpoint  # noqa: E402
+
 from rltrader.envs import BatchedMarketEnv, observation_names  # noqa: E402
 from rltrader.training.evaluate import TASKS, evaluate  # noqa: E402
-from rltrader.training.fast_ppo import FastPPO, FastPPOSettings, load_policy, train  # noqa: E402
+from rltrader.training.fast_ppo import FastPPOSettings, load_policy, train  # noqa: E402
 from rltrader.training.ppo.guard import (  # noqa: E402
     ACT_ALONE,
     ACT_GUARDED,
@@ -40,10 +42,7 @@ NAMES = observation_names(CONFIG.depth, CONFIG.action_mode)
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> object:
-    env = BatchedMarketEnv(CONFIG, n_envs=4, n_agents=2, seed=0)
-    trainer = FastPPO(env, FastPPOSettings(n_steps=8, **QUIET), seed=1)
-    trainer.learn(400)
-    return trainer.save(tmp_path_factory.mktemp("shape") / "checkpoint.pt")
+    return small_checkpoint(CONFIG, tmp_path_factory.mktemp("shape"))
 
 
 def _reference(plain_actions, z_away, obs, columns, low, high, window, shape_action,
