@@ -374,16 +374,27 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    began = time.perf_counter()
-    base = task(args.preset, symbols=args.symbols, correlation=args.correlation,
+def base_task(args: argparse.Namespace) -> PortfolioConfig:
+    """The command's task from its options (:func:`task`), before the managers' presets,
+    fees and drifts vary it."""
+    return task(args.preset, symbols=args.symbols, correlation=args.correlation,
                 horizon=args.horizon, decision_steps=args.decision_steps,
                 drift_mean=args.drift_mean, drift_sd=args.drift_sd,
                 cost_feature=args.cost_feature, sharpe_prior=args.sharpe_prior,
                 sharpe_guard=args.sharpe_guard, wait_decisions=args.wait,
                 min_weight=args.min_weight)
+
+
+def manager_drifts(args: argparse.Namespace) -> list[tuple[float, float]]:
+    """The (mean, sd) drifts the managers train on: ``--manager-drifts``, else the task's."""
+    return list(args.manager_drifts or [(args.drift_mean, args.drift_sd)])
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    base = base_task(args)
     seconds: dict[str, float] = {}
     # 1. traders: trained here (then chosen on the validation seeds), or given
     from rltrader.training.fast_ppo import load_policy
@@ -422,7 +433,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         drift_sd=drift[1]))
         for name in args.manager_presets or [args.preset]
         for fee in args.manager_fees or [base.env.taker_fee_ppm]
-        for drift in args.manager_drifts or [(base.env.drift_mean, base.env.drift_sd)]]
+        for drift in manager_drifts(args)]
     if args.no_premium_charge:
         training = charge_without_premium(training, args.no_premium_charge,
                                           observed=not args.charge_reward_only)
@@ -488,8 +499,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "manager_decisions": args.manager_decisions, "training_seeds": list(args.seeds),
         "manager_presets": args.manager_presets or [args.preset],
         "manager_fees": args.manager_fees or [base.env.taker_fee_ppm],
-        "manager_drifts": [list(d) for d in args.manager_drifts or
-                           [(base.env.drift_mean, base.env.drift_sd)]],
+        "manager_drifts": [list(d) for d in manager_drifts(args)],
         "no_premium_charge": args.no_premium_charge,
         "charge_reward_only": args.charge_reward_only,
         "managers_given": args.managers,
@@ -656,12 +666,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"experiment: unknown preset {name!r}: {error}", file=sys.stderr)
             return 2
     try:
-        base = task(args.preset, symbols=args.symbols, correlation=args.correlation,
-                    horizon=args.horizon, decision_steps=args.decision_steps,
-                    drift_mean=args.drift_mean, drift_sd=args.drift_sd,
-                    cost_feature=args.cost_feature, sharpe_prior=args.sharpe_prior,
-                    sharpe_guard=args.sharpe_guard, wait_decisions=args.wait,
-                    min_weight=args.min_weight)
+        base = base_task(args)
         for fee in args.manager_fees or ():
             base.env.replace(taker_fee_ppm=fee)     # checked by EnvConfig
         for mean, sd in args.manager_drifts or ():
@@ -683,9 +688,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError("--no-premium-charge is a training charge: it does not "
                                  "apply to --managers (evaluated, not trained)")
             dataclasses.replace(base, hold_charge=args.no_premium_charge)   # checked
-            drifts_ = args.manager_drifts or [(args.drift_mean, args.drift_sd)]
             charge_without_premium([dataclasses.replace(base, env=base.env.replace(
-                drift_mean=m, drift_sd=sd)) for m, sd in drifts_], args.no_premium_charge)
+                drift_mean=m, drift_sd=sd)) for m, sd in manager_drifts(args)],
+                args.no_premium_charge)
         check_managers(args.managers or (), base)
         if args.manager_guard is not None:
             guard_clips(args.manager_guard, observation_features(base), base.env.symbols)
